@@ -1,1 +1,13 @@
-//! vrrpd
+//! vrrpd: VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798) as a sans-IO library.
+//!
+//! - [`wire`]: advertisement packets (borrowed view + owned `Repr`).
+//! - [`rx`]: receive validation (RFC 3768 / RFC 5798 section 7.1), one typed
+//!   reason per rejection.
+//! - [`instance`]: the per-instance state machine (Initialize, Backup, Master,
+//!   Fault); inputs carry `now`, outputs are [`instance::Action`]s and a timer.
+//!
+//! No sockets, clocks or threads live here: the daemon owns those.
+
+pub mod instance;
+pub mod rx;
+pub mod wire;
