@@ -1,1 +1,119 @@
-//! Shared director configuration.
+//! director.toml: the one file every lvs-director daemon reads.
+//!
+//! Each daemon reads its own sections but validates the whole file, so a config that one daemon
+//! accepts is never refused by another. [`load`] returns either a fully validated [`Config`] or
+//! every problem found, each at its file:line:column.
+
+pub mod diagnostic;
+pub mod model;
+mod validate;
+pub mod values;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, KeyPath, Segment};
+pub use model::*;
+pub use values::{
+    AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
+    Percent, Protocol, Scheduler, ServiceFlag,
+};
+
+/// Where the daemons look when neither `--config` nor the environment says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/lvs-director/director.toml";
+/// Overrides [`DEFAULT_PATH`]; `--config` overrides both.
+pub const ENV_VAR: &str = "LVS_DIRECTOR_CONFIG";
+/// sysexits.h EX_CONFIG: what a daemon or `lvsadm check-config` exits with on a bad config.
+pub const EX_CONFIG: i32 = 78;
+
+/// The `--config` option, shared by every binary of the suite.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// Path of director.toml
+    #[arg(long = "config", short = 'f', env = ENV_VAR, default_value = DEFAULT_PATH, value_name = "FILE")]
+    pub path: PathBuf,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        load(&self.path)
+    }
+}
+
+#[derive(Debug)]
+pub enum ConfigError {
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Invalid(Vec<Diagnostic>),
+}
+
+impl ConfigError {
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ConfigError::Invalid(diagnostics) => diagnostics,
+            ConfigError::Read { .. } => &[],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "{}: cannot read config: {source}", path.display())
+            }
+            ConfigError::Invalid(diagnostics) => {
+                for (i, diagnostic) in diagnostics.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("\n")?;
+                    }
+                    write!(f, "{diagnostic}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { source, .. } => Some(source),
+            ConfigError::Invalid(_) => None,
+        }
+    }
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses and validates config text; `origin` names it in diagnostics.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |span| span.start);
+        let message = e.message().trim_end().replace('\n', "; ");
+        ConfigError::Invalid(vec![Diagnostic::at_offset(origin, text, offset, message)])
+    })?;
+    let issues = validate::validate(&config);
+    if issues.is_empty() {
+        return Ok(config);
+    }
+    let locator = diagnostic::Locator::new(text)
+        .expect("text that deserialized must parse again for locating");
+    let diagnostics = issues
+        .into_iter()
+        .map(|issue| {
+            let span = locator.span(&issue.path);
+            Diagnostic::at_offset(origin, text, span.start, issue.message)
+        })
+        .collect();
+    Err(ConfigError::Invalid(diagnostics))
+}

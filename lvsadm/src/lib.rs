@@ -1,1 +1,3 @@
-//! lvsadm
+//! lvsadm: ipvsadm-compatible table management and the suite's status commands.
+
+pub mod check_config;

@@ -1,0 +1,553 @@
+//! The typed shape of director.toml. Every table refuses unknown keys: a misspelt key is an
+//! error, never a silently ignored setting.
+//!
+//! Defaults follow what keepalived and ldirectord users expect; each one says whose default it is.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::values::{
+    AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
+    Percent, Protocol, Scheduler, ServiceFlag,
+};
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub control: Control,
+    #[serde(default)]
+    pub ipvs: Ipvs,
+    #[serde(default)]
+    pub vrrp: Vrrp,
+    #[serde(default, rename = "virtual_server")]
+    pub virtual_servers: Vec<VirtualServer>,
+    pub sync: Option<Sync>,
+    pub feedback: Option<Feedback>,
+    pub agent: Option<Agent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// Each daemon serves `<socket_dir>/<daemon>.sock`.
+    #[serde(default = "default_socket_dir")]
+    pub socket_dir: PathBuf,
+    /// Prometheus endpoint; off when absent.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            socket_dir: default_socket_dir(),
+            metrics: None,
+        }
+    }
+}
+
+fn default_socket_dir() -> PathBuf {
+    PathBuf::from("/run/lvs-director")
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ipvs {
+    /// `net.ipv4.vs.*` values directord applies at start and on reload.
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, SysctlValue>,
+    /// When true, directord removes services the config does not name; by default it leaves
+    /// alone what it did not create, so a hand-made service survives a reload.
+    #[serde(default)]
+    pub own_whole_table: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SysctlValue {
+    Int(i64),
+    List(Vec<i64>),
+}
+
+impl std::fmt::Display for SysctlValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SysctlValue::Int(v) => write!(f, "{v}"),
+            SysctlValue::List(vs) => {
+                let words: Vec<String> = vs.iter().map(i64::to_string).collect();
+                f.write_str(&words.join(" "))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- vrrpd
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vrrp {
+    #[serde(default)]
+    pub instance: Vec<VrrpInstance>,
+    #[serde(default)]
+    pub sync_group: Vec<SyncGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// keepalived's default priority.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    #[serde(default = "default_vrrp_version")]
+    pub version: u8,
+    #[serde(default = "default_advert_interval")]
+    pub advert_interval: Duration,
+    #[serde(default = "yes")]
+    pub preempt: bool,
+    #[serde(default)]
+    pub preempt_delay: Duration,
+    pub virtual_addresses: Vec<IpNet>,
+    /// Empty: multicast to 224.0.0.18 / ff02::12.
+    #[serde(default)]
+    pub unicast_peers: Vec<IpAddr>,
+    /// Source address for adverts; the interface's primary address when absent.
+    pub source_address: Option<IpAddr>,
+    pub auth: Option<Auth>,
+    #[serde(default)]
+    pub garp: Garp,
+    /// Use the VRRP virtual MAC 00-00-5E-00-01-{vrid} on a macvlan (keepalived use_vmac).
+    #[serde(default)]
+    pub virtual_mac: bool,
+    /// Called with: instance, old state, new state.
+    pub notify: Option<String>,
+    #[serde(default)]
+    pub track_interfaces: Vec<TrackInterface>,
+    #[serde(default)]
+    pub track_scripts: Vec<TrackScript>,
+    #[serde(default)]
+    pub track_files: Vec<TrackFile>,
+    #[serde(default)]
+    pub track_processes: Vec<TrackProcess>,
+}
+
+fn default_priority() -> u8 {
+    100
+}
+fn default_vrrp_version() -> u8 {
+    2
+}
+fn default_advert_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+pub enum Auth {
+    None,
+    /// RFC 3768 simple text password, at most 8 bytes, VRRPv2 only.
+    Pass {
+        password: String,
+    },
+}
+
+/// Gratuitous ARP / unsolicited NA on becoming master; keepalived's garp_master_* defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Garp {
+    /// Packets per burst (garp_master_repeat).
+    #[serde(default = "default_garp_repeat")]
+    pub repeat: u32,
+    /// Gap between packets of a burst (garp_interval).
+    #[serde(default)]
+    pub spacing: Duration,
+    /// Second burst this long after becoming master (garp_master_delay); "0s" disables it.
+    #[serde(default = "default_garp_delay")]
+    pub delay: Duration,
+    /// Repeat a burst this often while master (garp_master_refresh); off when absent.
+    pub refresh: Option<Duration>,
+}
+
+impl Default for Garp {
+    fn default() -> Self {
+        Garp {
+            repeat: default_garp_repeat(),
+            spacing: Duration::ZERO,
+            delay: default_garp_delay(),
+            refresh: None,
+        }
+    }
+}
+
+fn default_garp_repeat() -> u32 {
+    5
+}
+fn default_garp_delay() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackInterface {
+    pub name: String,
+    /// Added to the priority while the interface is down; 0 puts the instance in FAULT.
+    #[serde(default)]
+    pub weight: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackScript {
+    pub command: String,
+    #[serde(default = "default_script_interval")]
+    pub interval: Duration,
+    pub timeout: Option<Duration>,
+    #[serde(default = "one")]
+    pub rise: u32,
+    #[serde(default = "one")]
+    pub fall: u32,
+    /// keepalived semantics: added to the priority while failing; 0 puts the instance in FAULT.
+    #[serde(default)]
+    pub weight: i32,
+}
+
+fn default_script_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackFile {
+    /// The file holds an integer; weight x value is added to the priority (keepalived track_file).
+    pub path: PathBuf,
+    #[serde(default = "one_i32")]
+    pub weight: i32,
+}
+
+fn one_i32() -> i32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackProcess {
+    /// Process name as in /proc/<pid>/comm.
+    pub name: String,
+    #[serde(default)]
+    pub weight: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncGroup {
+    pub name: String,
+    pub instances: Vec<String>,
+    pub notify: Option<String>,
+}
+
+// ---------------------------------------------------------------- directord
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualServer {
+    pub name: Option<String>,
+    pub address: Option<SocketAddr>,
+    pub fwmark: Option<u32>,
+    /// Address family of a fwmark service.
+    pub family: Option<Family>,
+    #[serde(default = "default_protocol")]
+    pub protocol: Protocol,
+    /// ldirectord's default scheduler.
+    #[serde(default = "default_scheduler")]
+    pub scheduler: Scheduler,
+    /// ldirectord's default forwarding method (gate).
+    #[serde(default = "default_forwarding")]
+    pub forwarding: Forwarding,
+    pub persistence: Option<Duration>,
+    pub netmask: Option<Netmask>,
+    #[serde(default)]
+    pub flags: Vec<ServiceFlag>,
+    /// Persistence engine (only "sip" exists in the kernel).
+    pub persistence_engine: Option<String>,
+    /// ldirectord's quiescent = yes.
+    #[serde(default = "default_on_failure")]
+    pub on_failure: OnFailure,
+    pub fallback: Option<SocketAddr>,
+    pub check: Option<Check>,
+    #[serde(default)]
+    pub real: Vec<RealServer>,
+}
+
+fn default_protocol() -> Protocol {
+    Protocol::Tcp
+}
+fn default_scheduler() -> Scheduler {
+    Scheduler::Wrr
+}
+fn default_forwarding() -> Forwarding {
+    Forwarding::Dr
+}
+fn default_on_failure() -> OnFailure {
+    OnFailure::Quiescent
+}
+
+impl VirtualServer {
+    /// How operators and logs name the service: its name, or what ipvsadm would print.
+    pub fn label(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        match (self.address, self.fwmark) {
+            (Some(addr), _) => format!("{} {addr}", self.protocol),
+            (None, Some(mark)) => format!("fwmark {mark}"),
+            (None, None) => "virtual server".to_owned(),
+        }
+    }
+
+    /// The family of the service; for fwmark services, `family` (IPv4 unless said otherwise).
+    pub fn is_ipv6(&self) -> bool {
+        match self.address {
+            Some(addr) => addr.is_ipv6(),
+            None => self.family == Some(Family::Inet6),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServer {
+    pub address: SocketAddr,
+    /// ipvsadm's and ldirectord's default weight.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Overrides the service's forwarding method.
+    pub forwarding: Option<Forwarding>,
+    /// Upper connection threshold (ipvsadm -x); 0 is no limit.
+    #[serde(default)]
+    pub upper_threshold: u32,
+    /// Lower connection threshold (ipvsadm -y).
+    #[serde(default)]
+    pub lower_threshold: u32,
+    /// Overrides the service's check; timing keys it leaves out are inherited.
+    pub check: Option<Check>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// One table for every check kind; validation refuses keys that do not apply to `type`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    #[serde(rename = "type")]
+    pub kind: Option<CheckType>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    /// Wait between a failed attempt and its retry (keepalived delay_before_retry).
+    pub retry_delay: Option<Duration>,
+    pub initial: Option<InitialState>,
+    /// Check a different port than the real server's (keepalived connect_port).
+    pub port: Option<u16>,
+    /// Most bytes a negotiate check reads from the server.
+    pub max_bytes: Option<u32>,
+    // http / https / sip
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub expect_status: Option<Vec<String>>,
+    pub expect_body: Option<String>,
+    pub tls_verify: Option<bool>,
+    pub sni: Option<String>,
+    // tcp / udp and the line protocols
+    pub send: Option<String>,
+    pub expect: Option<String>,
+    // dns
+    pub query: Option<String>,
+    pub record_type: Option<String>,
+    pub expect_rcode: Option<String>,
+    // ldap / mysql / pgsql / radius / pop / imap / ftp
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    pub secret: Option<String>,
+    // external
+    pub command: Option<String>,
+    /// The command's exit code sets the weight (keepalived misc_dynamic).
+    pub dynamic_weight: Option<bool>,
+}
+
+// ---------------------------------------------------------------- syncd
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sync {
+    pub interface: String,
+    #[serde(default)]
+    pub syncid: u8,
+    pub role: SyncRole,
+    #[serde(default = "default_sync_group")]
+    pub group: SocketAddr,
+    #[serde(default = "default_sync_version")]
+    pub version: u8,
+    #[serde(default = "default_sync_maxlen")]
+    pub maxlen: u16,
+    #[serde(default = "one_u8")]
+    pub ttl: u8,
+    #[serde(default)]
+    pub peers: Vec<SocketAddr>,
+}
+
+fn default_sync_group() -> SocketAddr {
+    SocketAddr::from(([224, 0, 0, 81], 8848))
+}
+fn default_sync_version() -> u8 {
+    1
+}
+fn default_sync_maxlen() -> u16 {
+    1472
+}
+fn one_u8() -> u8 {
+    1
+}
+
+/// `role = "master" | "backup"` or `role = { follow = "VI_1" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum SyncRole {
+    Master,
+    Backup,
+    Follow(String),
+}
+
+impl<'de> Deserialize<'de> for SyncRole {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Follow {
+            follow: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Fixed(String),
+            Follow(Follow),
+        }
+        let raw = Raw::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(
+                "role must be \"master\", \"backup\" or { follow = \"<vrrp instance>\" }",
+            )
+        })?;
+        match raw {
+            Raw::Fixed(s) if s == "master" => Ok(SyncRole::Master),
+            Raw::Fixed(s) if s == "backup" => Ok(SyncRole::Backup),
+            Raw::Fixed(s) => Err(serde::de::Error::custom(format!(
+                "unknown role {s:?}; expected \"master\", \"backup\" or {{ follow = \"<vrrp instance>\" }}"
+            ))),
+            Raw::Follow(f) => Ok(SyncRole::Follow(f.follow)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- feedbackd
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feedback {
+    #[serde(default = "default_feedback_interval")]
+    pub interval: Duration,
+    #[serde(default = "default_feedback_timeout")]
+    pub timeout: Duration,
+    /// EWMA factor on reported load, 0 < smoothing <= 1 (1: no smoothing).
+    #[serde(default = "default_smoothing")]
+    pub smoothing: f64,
+    #[serde(default = "default_min_weight")]
+    pub min_weight: Percent,
+    #[serde(default = "default_max_weight")]
+    pub max_weight: Percent,
+    /// Changes smaller than this share of the configured weight are not applied.
+    #[serde(default = "default_hysteresis")]
+    pub hysteresis: Percent,
+    /// At most one weight change per real server this often.
+    #[serde(default = "default_min_change_interval")]
+    pub min_change_interval: Duration,
+    #[serde(default = "default_lost_after")]
+    pub lost_after: Duration,
+    #[serde(default)]
+    pub agent: Vec<FeedbackAgent>,
+}
+
+fn default_feedback_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_feedback_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_smoothing() -> f64 {
+    0.3
+}
+fn default_min_weight() -> Percent {
+    Percent(10.0)
+}
+fn default_max_weight() -> Percent {
+    Percent(100.0)
+}
+fn default_hysteresis() -> Percent {
+    Percent(5.0)
+}
+fn default_min_change_interval() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_lost_after() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackAgent {
+    /// The real server (as written under a virtual_server) whose weight this agent drives.
+    pub real: SocketAddr,
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    #[serde(default = "default_agent_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_agent_report")]
+    pub report: AgentReport,
+    #[serde(default = "default_agent_window")]
+    pub window: Duration,
+    /// Its first output line is the reply when `report = "command"`.
+    pub command: Option<String>,
+    /// Operator override: a file holding drain, maint, ready or down#reason.
+    #[serde(default = "default_agent_override")]
+    pub override_file: PathBuf,
+}
+
+fn default_agent_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 3333))
+}
+fn default_agent_report() -> AgentReport {
+    AgentReport::Cpu
+}
+fn default_agent_window() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_agent_override() -> PathBuf {
+    PathBuf::from("/run/lvs-director/agent.override")
+}

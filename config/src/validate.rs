@@ -1,0 +1,885 @@
+//! Semantic rules: what TOML types cannot say. Each rule names the key path of the value at
+//! fault, so the operator is sent to the line to change.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::diagnostic::KeyPath;
+use crate::model::*;
+use crate::path;
+use crate::values::{CheckType, Duration, Family, Forwarding, Scheduler, ServiceFlag};
+
+pub(crate) struct Issue {
+    pub path: KeyPath,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn add(&mut self, path: KeyPath, message: impl Into<String>) {
+        self.0.push(Issue {
+            path,
+            message: message.into(),
+        });
+    }
+}
+
+pub(crate) fn validate(config: &Config) -> Vec<Issue> {
+    let mut issues = Issues::default();
+    control(&config.control, &mut issues);
+    sysctls(&config.ipvs, &mut issues);
+    vrrp(&config.vrrp, &mut issues);
+    virtual_servers(&config.virtual_servers, &mut issues);
+    if let Some(sync) = &config.sync {
+        sync_section(sync, &config.vrrp, &mut issues);
+    }
+    if let Some(feedback) = &config.feedback {
+        feedback_section(feedback, &config.virtual_servers, &mut issues);
+    }
+    if let Some(agent) = &config.agent {
+        agent_section(agent, &mut issues);
+    }
+    issues.0
+}
+
+fn family_name(is_ipv6: bool) -> &'static str {
+    if is_ipv6 { "IPv6" } else { "IPv4" }
+}
+
+fn control(control: &Control, issues: &mut Issues) {
+    if control.metrics.is_some_and(|addr| addr.port() == 0) {
+        issues.add(path!["control", "metrics"], "metrics port must not be 0");
+    }
+}
+
+/// net.ipv4.vs.* as a 6.1 kernel lists them; strings such as est_cpulist are left to sysctl(8).
+const INTEGER_SYSCTLS: &[&str] = &[
+    "am_droprate",
+    "amemthresh",
+    "backup_only",
+    "cache_bypass",
+    "conn_reuse_mode",
+    "conntrack",
+    "drop_entry",
+    "drop_packet",
+    "est_nice",
+    "expire_nodest_conn",
+    "expire_quiescent_template",
+    "ignore_tunneled",
+    "lblc_expiration",
+    "lblcr_expiration",
+    "nat_icmp_send",
+    "pmtu_disc",
+    "run_estimation",
+    "schedule_icmp",
+    "secure_tcp",
+    "sloppy_sctp",
+    "sloppy_tcp",
+    "sync_persist_mode",
+    "sync_ports",
+    "sync_qlen_max",
+    "sync_refresh_period",
+    "sync_retries",
+    "sync_sock_size",
+    "sync_version",
+];
+const PAIR_SYSCTLS: &[&str] = &["sync_threshold"];
+
+fn sysctls(ipvs: &Ipvs, issues: &mut Issues) {
+    for (name, value) in &ipvs.sysctl {
+        let at = path!["ipvs", "sysctl", name.as_str()];
+        match value {
+            SysctlValue::Int(_) if INTEGER_SYSCTLS.contains(&name.as_str()) => {}
+            SysctlValue::List(pair) if PAIR_SYSCTLS.contains(&name.as_str()) => {
+                if pair.len() != 2 {
+                    issues.add(at, format!("{name} takes two numbers, e.g. [3, 50]"));
+                }
+            }
+            _ if PAIR_SYSCTLS.contains(&name.as_str()) => {
+                issues.add(at, format!("{name} takes two numbers, e.g. [3, 50]"));
+            }
+            _ if INTEGER_SYSCTLS.contains(&name.as_str()) => {
+                issues.add(at, format!("{name} takes one integer"));
+            }
+            _ => issues.add(at, format!("unknown IPVS sysctl net.ipv4.vs.{name}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- vrrp
+
+fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
+    let mut names = HashSet::new();
+    let mut routers = HashMap::new();
+    let mut vips: HashMap<IpAddr, &str> = HashMap::new();
+    for (i, instance) in vrrp.instance.iter().enumerate() {
+        let at = path!["vrrp", "instance", i];
+        if instance.name.is_empty() {
+            issues.add(at.join("name"), "instance name must not be empty");
+        } else if !names.insert(instance.name.as_str()) {
+            issues.add(
+                at.join("name"),
+                format!("duplicate VRRP instance name {:?}", instance.name),
+            );
+        }
+        if instance.interface.is_empty() {
+            issues.add(at.join("interface"), "interface must not be empty");
+        }
+        vrrp_instance_numbers(instance, &at, issues);
+        let Some(is_ipv6) = vrrp_addresses(instance, &at, issues) else {
+            continue;
+        };
+
+        let router = (instance.interface.as_str(), instance.vrid, is_ipv6);
+        if let Some(other) = routers.insert(router, instance.name.as_str()) {
+            issues.add(
+                at.join("vrid"),
+                format!(
+                    "vrid {} on {} ({}) is already used by instance {other:?}",
+                    instance.vrid,
+                    instance.interface,
+                    family_name(is_ipv6)
+                ),
+            );
+        }
+        for (j, vip) in instance.virtual_addresses.iter().enumerate() {
+            if let Some(other) = vips.insert(vip.addr(), instance.name.as_str()) {
+                let message = if other == instance.name {
+                    format!("virtual address {} is listed twice", vip.addr())
+                } else {
+                    format!(
+                        "virtual address {} is also held by instance {other:?}",
+                        vip.addr()
+                    )
+                };
+                issues.add(at.join("virtual_addresses").join(j), message);
+            }
+        }
+    }
+    sync_groups(vrrp, issues);
+}
+
+fn vrrp_instance_numbers(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) {
+    if instance.vrid == 0 {
+        issues.add(at.join("vrid"), "vrid must be between 1 and 255");
+    }
+    match instance.priority {
+        0 => issues.add(
+            at.join("priority"),
+            "priority 0 is reserved for a master that is leaving; use 1..254",
+        ),
+        255 if !instance.preempt => issues.add(
+            at.join("preempt"),
+            "priority 255 marks the address owner, which always preempts; remove preempt = false",
+        ),
+        _ => {}
+    }
+    let interval = instance.advert_interval.get();
+    match instance.version {
+        2 => {
+            if interval.subsec_nanos() != 0 || interval.as_secs() == 0 || interval.as_secs() > 255 {
+                issues.add(
+                    at.join("advert_interval"),
+                    "VRRPv2 advert_interval is whole seconds from 1s to 255s; use version = 3 for shorter intervals",
+                );
+            }
+        }
+        3 => {
+            let centis = interval.as_millis();
+            if interval.as_nanos() % 10_000_000 != 0 || centis == 0 || centis > 40_950 {
+                issues.add(
+                    at.join("advert_interval"),
+                    "VRRPv3 advert_interval is a multiple of 10ms from 10ms to 40.95s",
+                );
+            }
+            if instance
+                .auth
+                .as_ref()
+                .is_some_and(|auth| *auth != Auth::None)
+            {
+                issues.add(
+                    at.join("auth"),
+                    "VRRPv3 has no authentication (RFC 5798); remove auth",
+                );
+            }
+        }
+        other => issues.add(
+            at.join("version"),
+            format!("VRRP version {other} does not exist; use 2 or 3"),
+        ),
+    }
+    if let Some(Auth::Pass { password }) = &instance.auth
+        && (password.is_empty() || password.len() > 8)
+    {
+        issues.add(
+            at.join("auth").join("password"),
+            "a VRRPv2 password is 1 to 8 bytes",
+        );
+    }
+    if instance.preempt_delay.get().as_secs() > 1000 {
+        issues.add(
+            at.join("preempt_delay"),
+            "preempt_delay above 1000s is refused (keepalived's limit)",
+        );
+    }
+    if instance.garp.repeat == 0 {
+        issues.add(
+            at.join("garp").join("repeat"),
+            "garp repeat must be at least 1",
+        );
+    }
+    if instance.garp.refresh.is_some_and(Duration::is_zero) {
+        issues.add(
+            at.join("garp").join("refresh"),
+            "garp refresh must be above 0s; leave it out to disable",
+        );
+    }
+    for (j, track) in instance.track_interfaces.iter().enumerate() {
+        track_weight(track.weight, &at.join("track_interfaces").join(j), issues);
+    }
+    for (j, script) in instance.track_scripts.iter().enumerate() {
+        let at = at.join("track_scripts").join(j);
+        if script.command.trim().is_empty() {
+            issues.add(at.join("command"), "command must not be empty");
+        }
+        if script.interval.is_zero() {
+            issues.add(at.join("interval"), "interval must be above 0s");
+        }
+        if script.rise == 0 {
+            issues.add(at.join("rise"), "rise must be at least 1");
+        }
+        if script.fall == 0 {
+            issues.add(at.join("fall"), "fall must be at least 1");
+        }
+        track_weight(script.weight, &at, issues);
+    }
+    for (j, track) in instance.track_processes.iter().enumerate() {
+        track_weight(track.weight, &at.join("track_processes").join(j), issues);
+    }
+}
+
+fn track_weight(weight: i32, at: &KeyPath, issues: &mut Issues) {
+    if !(-254..=254).contains(&weight) {
+        issues.add(
+            at.join("weight"),
+            "tracking weight must be between -254 and 254",
+        );
+    }
+}
+
+/// Checks the address lists; returns the instance's family when it has a consistent one.
+fn vrrp_addresses(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) -> Option<bool> {
+    let Some(first) = instance.virtual_addresses.first() else {
+        issues.add(
+            at.join("virtual_addresses"),
+            "an instance needs at least one virtual address",
+        );
+        return None;
+    };
+    let is_ipv6 = matches!(first, ipnet::IpNet::V6(_));
+    for (j, vip) in instance.virtual_addresses.iter().enumerate() {
+        let vip_ipv6 = matches!(vip, ipnet::IpNet::V6(_));
+        if instance.version == 2 && vip_ipv6 {
+            issues.add(
+                at.join("virtual_addresses").join(j),
+                "VRRPv2 carries IPv4 addresses only; use version = 3 for IPv6",
+            );
+            return None;
+        }
+        if vip_ipv6 != is_ipv6 {
+            issues.add(
+                at.join("virtual_addresses").join(j),
+                "an instance's virtual addresses must all be IPv4 or all IPv6 (RFC 5798); use one instance per family",
+            );
+            return None;
+        }
+    }
+    for (j, peer) in instance.unicast_peers.iter().enumerate() {
+        if peer.is_ipv6() != is_ipv6 {
+            issues.add(
+                at.join("unicast_peers").join(j),
+                format!(
+                    "unicast peer {peer} is not {} like the virtual addresses",
+                    family_name(is_ipv6)
+                ),
+            );
+        }
+    }
+    if let Some(source) = instance.source_address
+        && source.is_ipv6() != is_ipv6
+    {
+        issues.add(
+            at.join("source_address"),
+            format!(
+                "source_address {source} is not {} like the virtual addresses",
+                family_name(is_ipv6)
+            ),
+        );
+    }
+    Some(is_ipv6)
+}
+
+fn sync_groups(vrrp: &Vrrp, issues: &mut Issues) {
+    let instances: HashSet<&str> = vrrp.instance.iter().map(|i| i.name.as_str()).collect();
+    let mut names = HashSet::new();
+    let mut member_of: HashMap<&str, &str> = HashMap::new();
+    for (g, group) in vrrp.sync_group.iter().enumerate() {
+        let at = path!["vrrp", "sync_group", g];
+        if !names.insert(group.name.as_str()) {
+            issues.add(
+                at.join("name"),
+                format!("duplicate sync group name {:?}", group.name),
+            );
+        }
+        if group.instances.is_empty() {
+            issues.add(
+                at.join("instances"),
+                "a sync group needs at least one instance",
+            );
+        }
+        for (j, name) in group.instances.iter().enumerate() {
+            let at = at.join("instances").join(j);
+            if !instances.contains(name.as_str()) {
+                issues.add(
+                    at,
+                    format!("sync group names unknown VRRP instance {name:?}"),
+                );
+            } else if let Some(other) = member_of.insert(name.as_str(), group.name.as_str()) {
+                issues.add(
+                    at,
+                    format!("instance {name:?} is already in sync group {other:?}"),
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- virtual servers
+
+fn virtual_servers(services: &[VirtualServer], issues: &mut Issues) {
+    let mut keys = HashMap::new();
+    let mut names = HashSet::new();
+    for (i, service) in services.iter().enumerate() {
+        let at = path!["virtual_server", i];
+        if let Some(name) = &service.name
+            && !names.insert(name.as_str())
+        {
+            issues.add(
+                at.join("name"),
+                format!("duplicate virtual server name {name:?}"),
+            );
+        }
+        let key = match (service.address, service.fwmark) {
+            (Some(_), Some(_)) => {
+                issues.add(
+                    at.join("fwmark"),
+                    "a virtual server has either address or fwmark, not both",
+                );
+                continue;
+            }
+            (None, None) => {
+                issues.add(
+                    at,
+                    "a virtual server needs address = \"ip:port\" or fwmark = N",
+                );
+                continue;
+            }
+            (Some(address), None) => {
+                if service.family.is_some() {
+                    issues.add(
+                        at.join("family"),
+                        "family applies to fwmark services only; the address gives it",
+                    );
+                }
+                if address.port() == 0 && service.persistence.is_none() {
+                    issues.add(
+                        at.join("address"),
+                        "port 0 (all ports) is only allowed for a persistent service; set persistence or a port",
+                    );
+                }
+                format!("{} {address}", service.protocol)
+            }
+            (None, Some(mark)) => {
+                if mark == 0 {
+                    issues.add(at.join("fwmark"), "fwmark must be above 0");
+                }
+                format!("fwmark {mark} {}", service.family.unwrap_or(Family::Inet))
+            }
+        };
+        if let Some(other) = keys.insert(key.clone(), i) {
+            issues.add(
+                at.join(if service.address.is_some() {
+                    "address"
+                } else {
+                    "fwmark"
+                }),
+                format!("virtual service {key} is already defined by virtual_server[{other}]"),
+            );
+        }
+        service_options(service, &at, issues);
+        real_servers(service, &at, issues);
+        if let Some(check) = &service.check {
+            check_rules(check, None, &at.join("check"), issues);
+        }
+    }
+}
+
+fn service_options(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
+    if let Some(timeout) = service.persistence
+        && (timeout.get().as_secs() == 0 || timeout.get().subsec_nanos() != 0)
+    {
+        issues.add(
+            at.join("persistence"),
+            "persistence is whole seconds, at least 1s",
+        );
+    }
+    if let Some(netmask) = service.netmask {
+        if service.persistence.is_none() {
+            issues.add(
+                at.join("netmask"),
+                "netmask only applies to a persistent service",
+            );
+        }
+        if service.is_ipv6() && netmask.dotted {
+            issues.add(
+                at.join("netmask"),
+                "an IPv6 service takes a prefix length (e.g. 64), not a dotted mask",
+            );
+        } else if !service.is_ipv6() && netmask.prefix_len > 32 {
+            issues.add(at.join("netmask"), "an IPv4 netmask is at most 32 bits");
+        }
+    }
+    let mut seen = HashSet::new();
+    for (j, flag) in service.flags.iter().enumerate() {
+        let at_flag = at.join("flags").join(j);
+        if !seen.insert(*flag) {
+            issues.add(at_flag.clone(), format!("flag {flag} is listed twice"));
+            continue;
+        }
+        let needs = match flag {
+            ServiceFlag::ShFallback | ServiceFlag::ShPort => Some(Scheduler::Sh),
+            ServiceFlag::MhFallback | ServiceFlag::MhPort => Some(Scheduler::Mh),
+            ServiceFlag::OnePacket => None,
+        };
+        if let Some(scheduler) = needs
+            && service.scheduler != scheduler
+        {
+            issues.add(
+                at_flag.clone(),
+                format!("flag {flag} only applies to the {scheduler} scheduler"),
+            );
+        }
+        if *flag == ServiceFlag::OnePacket && service.protocol != crate::values::Protocol::Udp {
+            issues.add(
+                at_flag.clone(),
+                "one-packet scheduling (ops) applies to UDP services only",
+            );
+        }
+    }
+    if let Some(engine) = &service.persistence_engine {
+        if engine != "sip" {
+            issues.add(
+                at.join("persistence_engine"),
+                format!("unknown persistence engine {engine:?}; the kernel has \"sip\""),
+            );
+        } else if service.persistence.is_none() {
+            issues.add(
+                at.join("persistence_engine"),
+                "a persistence engine needs persistence to be set",
+            );
+        }
+    }
+    if let Some(fallback) = service.fallback {
+        if fallback.is_ipv6() != service.is_ipv6() {
+            issues.add(
+                at.join("fallback"),
+                format!(
+                    "fallback {fallback} is not {} like the service",
+                    family_name(service.is_ipv6())
+                ),
+            );
+        }
+        if service.real.iter().any(|real| real.address == fallback) {
+            issues.add(
+                at.join("fallback"),
+                "the fallback server is also a real server of this service",
+            );
+        }
+    }
+}
+
+fn real_servers(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
+    let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+    for (j, real) in service.real.iter().enumerate() {
+        let at = at.join("real").join(j);
+        let address = real.address;
+        if address.is_ipv6() != service.is_ipv6() {
+            issues.add(
+                at.join("address"),
+                format!(
+                    "real server {address} is {} but the service is {}",
+                    family_name(address.is_ipv6()),
+                    family_name(service.is_ipv6())
+                ),
+            );
+        }
+        if let Some(other) = seen.insert(address, j) {
+            issues.add(
+                at.join("address"),
+                format!("real server {address} is already listed as real[{other}]"),
+            );
+        }
+        let forwarding = real.forwarding.unwrap_or(service.forwarding);
+        let virtual_port = service.address.map(|a| a.port()).filter(|port| *port != 0);
+        match forwarding {
+            Forwarding::Nat if address.port() == 0 && virtual_port.is_some() => {
+                issues.add(at.join("address"), "a NAT real server needs a port");
+            }
+            Forwarding::Dr | Forwarding::Tun => {
+                if let Some(port) = virtual_port
+                    && address.port() != port
+                    && address.port() != 0
+                {
+                    issues.add(
+                        at.join("address"),
+                        format!(
+                            "{forwarding} forwarding cannot change the port: real port {} differs from the virtual port {port}; use nat or the same port",
+                            address.port()
+                        ),
+                    );
+                }
+            }
+            Forwarding::Nat => {}
+        }
+        if real.weight > 65535 {
+            issues.add(at.join("weight"), "weight must be between 0 and 65535");
+        }
+        if real.upper_threshold > 0 && real.lower_threshold > real.upper_threshold {
+            issues.add(
+                at.join("lower_threshold"),
+                "lower_threshold is above upper_threshold",
+            );
+        }
+        if let Some(check) = &real.check {
+            check_rules(check, service.check.as_ref(), &at.join("check"), issues);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- health checks
+
+/// Keys each check type takes beyond the common timing keys.
+fn check_keys(kind: CheckType) -> &'static [&'static str] {
+    use CheckType::*;
+    match kind {
+        Http => &[
+            "port",
+            "max_bytes",
+            "method",
+            "path",
+            "host",
+            "expect_status",
+            "expect_body",
+        ],
+        Https => &[
+            "port",
+            "max_bytes",
+            "method",
+            "path",
+            "host",
+            "expect_status",
+            "expect_body",
+            "tls_verify",
+            "sni",
+        ],
+        Tcp | Udp => &["port", "max_bytes", "send", "expect"],
+        Dns => &["port", "query", "record_type", "expect_rcode"],
+        Smtp | Pop | Imap | Ftp => &["port", "max_bytes", "user", "password", "expect"],
+        Ldap => &["port", "user", "password", "path"],
+        Mysql | Pgsql => &["port", "user", "password", "database"],
+        Sip => &["port", "max_bytes", "host", "expect_status"],
+        Radius => &["port", "user", "password", "secret"],
+        Connect => &["port"],
+        External => &["command", "dynamic_weight"],
+        Ping | On | Off => &[],
+    }
+}
+
+/// The type-specific keys that are set, by name.
+fn set_keys(check: &Check) -> Vec<&'static str> {
+    let flags = [
+        ("port", check.port.is_some()),
+        ("max_bytes", check.max_bytes.is_some()),
+        ("method", check.method.is_some()),
+        ("path", check.path.is_some()),
+        ("host", check.host.is_some()),
+        ("expect_status", check.expect_status.is_some()),
+        ("expect_body", check.expect_body.is_some()),
+        ("tls_verify", check.tls_verify.is_some()),
+        ("sni", check.sni.is_some()),
+        ("send", check.send.is_some()),
+        ("expect", check.expect.is_some()),
+        ("query", check.query.is_some()),
+        ("record_type", check.record_type.is_some()),
+        ("expect_rcode", check.expect_rcode.is_some()),
+        ("user", check.user.is_some()),
+        ("password", check.password.is_some()),
+        ("database", check.database.is_some()),
+        ("secret", check.secret.is_some()),
+        ("command", check.command.is_some()),
+        ("dynamic_weight", check.dynamic_weight.is_some()),
+    ];
+    flags
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+const DNS_RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT"];
+const DNS_RCODES: &[&str] = &[
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+];
+
+/// `inherited` is the service's check when `check` belongs to a real server.
+fn check_rules(check: &Check, inherited: Option<&Check>, at: &KeyPath, issues: &mut Issues) {
+    let Some(kind) = check.kind.or(inherited.and_then(|c| c.kind)) else {
+        issues.add(at.clone(), "a check needs a type, e.g. type = \"connect\"");
+        return;
+    };
+    let allowed = check_keys(kind);
+    for key in set_keys(check) {
+        if !allowed.contains(&key) {
+            issues.add(
+                at.join(key),
+                format!("{key} does not apply to a {kind} check"),
+            );
+        }
+    }
+    for (key, value) in [("interval", check.interval), ("timeout", check.timeout)] {
+        if value.is_some_and(Duration::is_zero) {
+            issues.add(at.join(key), format!("{key} must be above 0s"));
+        }
+    }
+    for (key, value) in [("rise", check.rise), ("fall", check.fall)] {
+        if value == Some(0) {
+            issues.add(at.join(key), format!("{key} must be at least 1"));
+        }
+    }
+    if check.port == Some(0) {
+        issues.add(at.join("port"), "check port must not be 0");
+    }
+    if let Some(path) = &check.path
+        && kind != CheckType::Ldap
+        && !path.starts_with('/')
+    {
+        issues.add(at.join("path"), "an HTTP path starts with '/'");
+    }
+    if let Some(method) = &check.method
+        && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        issues.add(
+            at.join("method"),
+            "method is an upper-case HTTP method such as GET or HEAD",
+        );
+    }
+    if let Some(ranges) = &check.expect_status {
+        for (j, range) in ranges.iter().enumerate() {
+            if let Err(message) = parse_status_range(range) {
+                issues.add(at.join("expect_status").join(j), message);
+            }
+        }
+    }
+    for (key, pattern) in [
+        ("expect_body", &check.expect_body),
+        ("expect", &check.expect),
+    ] {
+        if let Some(pattern) = pattern
+            && let Err(e) = regex::Regex::new(pattern)
+        {
+            let first_line = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            issues.add(
+                at.join(key),
+                format!("invalid regular expression: {first_line}"),
+            );
+        }
+    }
+    if let Some(record) = &check.record_type
+        && !DNS_RECORD_TYPES.contains(&record.as_str())
+    {
+        issues.add(
+            at.join("record_type"),
+            format!(
+                "unknown DNS record type; expected one of {}",
+                DNS_RECORD_TYPES.join(", ")
+            ),
+        );
+    }
+    if let Some(rcode) = &check.expect_rcode
+        && !DNS_RCODES.contains(&rcode.as_str())
+    {
+        issues.add(
+            at.join("expect_rcode"),
+            format!(
+                "unknown DNS rcode; expected one of {}",
+                DNS_RCODES.join(", ")
+            ),
+        );
+    }
+    let own_or_inherited = |get: fn(&Check) -> bool| get(check) || inherited.is_some_and(get);
+    match kind {
+        CheckType::External if !own_or_inherited(|c| c.command.is_some()) => {
+            issues.add(at.clone(), "an external check needs command = \"...\"");
+        }
+        CheckType::Dns if !own_or_inherited(|c| c.query.is_some()) => {
+            issues.add(at.clone(), "a dns check needs query = \"name to resolve\"");
+        }
+        CheckType::Radius if !own_or_inherited(|c| c.secret.is_some()) => {
+            issues.add(at.clone(), "a radius check needs secret = \"...\"");
+        }
+        _ => {}
+    }
+}
+
+/// "200" or "200-299", within 100..=599.
+pub fn parse_status_range(text: &str) -> Result<(u16, u16), String> {
+    let bad = || {
+        format!("status {text:?} is not a code or range such as \"200\" or \"200-299\" (100..599)")
+    };
+    let (low, high) = match text.split_once('-') {
+        Some((low, high)) => (low.trim(), high.trim()),
+        None => (text.trim(), text.trim()),
+    };
+    let low: u16 = low.parse().map_err(|_| bad())?;
+    let high: u16 = high.parse().map_err(|_| bad())?;
+    if !(100..=599).contains(&low) || !(100..=599).contains(&high) || low > high {
+        return Err(bad());
+    }
+    Ok((low, high))
+}
+
+// ---------------------------------------------------------------- sync, feedback, agent
+
+fn sync_section(sync: &Sync, vrrp: &Vrrp, issues: &mut Issues) {
+    if sync.interface.is_empty() {
+        issues.add(path!["sync", "interface"], "interface must not be empty");
+    }
+    if let SyncRole::Follow(name) = &sync.role
+        && !vrrp.instance.iter().any(|instance| &instance.name == name)
+    {
+        issues.add(
+            path!["sync", "role"],
+            format!("role follows unknown VRRP instance {name:?}"),
+        );
+    }
+    if !sync.group.ip().is_multicast() {
+        issues.add(
+            path!["sync", "group"],
+            format!("sync group {} is not a multicast address", sync.group.ip()),
+        );
+    }
+    if sync.group.port() == 0 {
+        issues.add(path!["sync", "group"], "sync group port must not be 0");
+    }
+    if sync.version > 1 {
+        issues.add(path!["sync", "version"], "sync protocol version is 0 or 1");
+    }
+    if !(64..=65507).contains(&sync.maxlen) {
+        issues.add(
+            path!["sync", "maxlen"],
+            "maxlen is a UDP payload size from 64 to 65507 bytes",
+        );
+    }
+    if sync.ttl == 0 {
+        issues.add(path!["sync", "ttl"], "ttl must be at least 1");
+    }
+    for (j, peer) in sync.peers.iter().enumerate() {
+        if peer.port() == 0 {
+            issues.add(path!["sync", "peers", j], "peer port must not be 0");
+        }
+    }
+}
+
+fn feedback_section(feedback: &Feedback, services: &[VirtualServer], issues: &mut Issues) {
+    if !(feedback.smoothing > 0.0 && feedback.smoothing <= 1.0) {
+        issues.add(
+            path!["feedback", "smoothing"],
+            "smoothing is an EWMA factor above 0 and at most 1",
+        );
+    }
+    if feedback.min_weight.0 > 100.0 {
+        issues.add(
+            path!["feedback", "min_weight"],
+            "min_weight is at most 100%",
+        );
+    }
+    if feedback.min_weight.0 > feedback.max_weight.0 {
+        issues.add(
+            path!["feedback", "max_weight"],
+            "max_weight is below min_weight",
+        );
+    }
+    for (key, value) in [
+        ("interval", feedback.interval),
+        ("timeout", feedback.timeout),
+    ] {
+        if value.is_zero() {
+            issues.add(path!["feedback", key], format!("{key} must be above 0s"));
+        }
+    }
+    if feedback.lost_after < feedback.interval {
+        issues.add(
+            path!["feedback", "lost_after"],
+            "lost_after is shorter than the poll interval",
+        );
+    }
+    let reals: HashSet<SocketAddr> = services
+        .iter()
+        .flat_map(|service| service.real.iter().map(|real| real.address))
+        .collect();
+    let mut seen = HashSet::new();
+    for (j, agent) in feedback.agent.iter().enumerate() {
+        let at = path!["feedback", "agent", j];
+        if !reals.contains(&agent.real) {
+            issues.add(
+                at.join("real"),
+                format!(
+                    "real server {} is not a real server of any virtual_server",
+                    agent.real
+                ),
+            );
+        }
+        if !seen.insert(agent.real) {
+            issues.add(
+                at.join("real"),
+                format!("real server {} already has an agent", agent.real),
+            );
+        }
+        if agent.address.port() == 0 {
+            issues.add(at.join("address"), "agent port must not be 0");
+        }
+    }
+}
+
+fn agent_section(agent: &Agent, issues: &mut Issues) {
+    if agent.listen.port() == 0 {
+        issues.add(path!["agent", "listen"], "listen port must not be 0");
+    }
+    if agent.window.is_zero() {
+        issues.add(path!["agent", "window"], "window must be above 0s");
+    }
+    if agent.report == crate::values::AgentReport::Command && agent.command.is_none() {
+        issues.add(
+            path!["agent", "report"],
+            "report = \"command\" needs command = \"...\"",
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! Every class of bad input yields its message at the line and column of the offending value.
+
+use lvs_config::{Config, ConfigError, parse};
+
+fn parse_ok(text: &str) -> Config {
+    match parse(text, "t.toml") {
+        Ok(config) => config,
+        Err(e) => panic!("expected valid config, got:\n{e}"),
+    }
+}
+
+/// The diagnostics as "line:col: message".
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, "t.toml") {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(ConfigError::Invalid(diagnostics)) => diagnostics
+            .iter()
+            .map(|d| {
+                assert_eq!(d.file, "t.toml");
+                format!("{}:{}: {}", d.line, d.column, d.message)
+            })
+            .collect(),
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+#[track_caller]
+fn assert_error(text: &str, position: &str, fragment: &str) {
+    let found = errors(text);
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with(&format!("{position}: ")) && e.contains(fragment)),
+        "expected {position}: ...{fragment}... in {found:#?}"
+    );
+}
+
+const INSTANCE: &str = r#"
+[[vrrp.instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+virtual_addresses = ["192.0.2.100/24"]
+"#;
+
+const SERVICE: &str = r#"
+[[virtual_server]]
+address = "192.0.2.100:80"
+
+[[virtual_server.real]]
+address = "198.51.100.11:80"
+"#;
+
+#[test]
+fn the_shipped_examples_are_valid() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "toml") {
+            let config = lvs_config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!config.virtual_servers.is_empty(), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no example found in {dir}");
+}
+
+#[test]
+fn defaults_are_what_keepalived_and_ldirectord_users_expect() {
+    let config = parse_ok(&format!("{INSTANCE}{SERVICE}"));
+    let instance = &config.vrrp.instance[0];
+    assert_eq!(instance.priority, 100);
+    assert_eq!(instance.version, 2);
+    assert_eq!(
+        instance.advert_interval.get(),
+        std::time::Duration::from_secs(1)
+    );
+    assert!(instance.preempt);
+    assert_eq!(instance.garp.repeat, 5);
+    assert_eq!(instance.garp.delay.get(), std::time::Duration::from_secs(5));
+    let service = &config.virtual_servers[0];
+    assert_eq!(service.scheduler, lvs_config::Scheduler::Wrr);
+    assert_eq!(service.forwarding, lvs_config::Forwarding::Dr);
+    assert_eq!(service.protocol, lvs_config::Protocol::Tcp);
+    assert_eq!(service.on_failure, lvs_config::OnFailure::Quiescent);
+    assert_eq!(service.real[0].weight, 1);
+    assert_eq!(
+        config.control.socket_dir,
+        std::path::Path::new("/run/lvs-director")
+    );
+}
+
+#[test]
+fn an_empty_file_is_a_valid_director_with_nothing_to_do() {
+    let config = parse_ok("");
+    assert!(config.vrrp.instance.is_empty() && config.virtual_servers.is_empty());
+}
+
+#[test]
+fn syntax_errors_point_at_the_broken_spot() {
+    assert_error("[control]\nsocket_dir = = \"/run\"\n", "2:14", "");
+    assert_error("[control\n", "1:9", "");
+}
+
+#[test]
+fn unknown_keys_are_refused_where_they_are_written() {
+    assert_error(
+        "[control]\nsocket_dri = \"/run\"\n",
+        "2:1",
+        "unknown field `socket_dri`",
+    );
+    let text = INSTANCE.replace("vrid = 51", "vrid = 51\nprio = 100");
+    assert_error(&text, "6:1", "unknown field `prio`");
+    assert_error(
+        &format!("{SERVICE}wieght = 5\n"),
+        "7:1",
+        "unknown field `wieght`",
+    );
+}
+
+#[test]
+fn wrong_types_are_refused_at_the_value() {
+    assert_error(
+        &INSTANCE.replace("vrid = 51", "vrid = \"51\""),
+        "5:8",
+        "invalid type",
+    );
+    assert_error(&INSTANCE.replace("vrid = 51", "vrid = 300"), "5:8", "");
+    assert_error(
+        &INSTANCE.replace("vrid = 51", "vrid = 51\nadvert_interval = 1"),
+        "6:19",
+        "no unit",
+    );
+    assert_error(
+        &SERVICE.replace("192.0.2.100:80", "192.0.2.100"),
+        "3:11",
+        "socket address",
+    );
+    assert_error(
+        &SERVICE.replacen(":80\"\n", ":80\"\nscheduler = \"wrrr\"\n", 1),
+        "4:13",
+        "unknown scheduler \"wrrr\"",
+    );
+}
+
+#[test]
+fn vrrp_numbers() {
+    assert_error(
+        &INSTANCE.replace("vrid = 51", "vrid = 0"),
+        "5:8",
+        "vrid must be between 1 and 255",
+    );
+    assert_error(
+        &INSTANCE.replace("vrid = 51", "vrid = 51\npriority = 0"),
+        "6:12",
+        "priority 0 is reserved",
+    );
+    assert_error(
+        &INSTANCE.replace("vrid = 51", "vrid = 51\npriority = 255\npreempt = false"),
+        "7:11",
+        "address owner",
+    );
+    assert_error(
+        &INSTANCE.replace("vrid = 51", "vrid = 51\nversion = 4"),
+        "6:11",
+        "version 4 does not exist",
+    );
+    assert_error(
+        &INSTANCE.replace("vrid = 51", "vrid = 51\nadvert_interval = \"500ms\""),
+        "6:19",
+        "VRRPv2 advert_interval is whole seconds",
+    );
+    assert_error(
+        &INSTANCE.replace(
+            "vrid = 51",
+            "vrid = 51\nversion = 3\nadvert_interval = \"105ms\"",
+        ),
+        "7:19",
+        "multiple of 10ms",
+    );
+    parse_ok(&INSTANCE.replace(
+        "vrid = 51",
+        "vrid = 51\nversion = 3\nadvert_interval = \"100ms\"",
+    ));
+}
+
+#[test]
+fn vrrp_auth() {
+    let text = INSTANCE.replace(
+        "vrid = 51",
+        "vrid = 51\nauth = { type = \"pass\", password = \"toolongpass\" }",
+    );
+    assert_error(&text, "6:36", "1 to 8 bytes");
+    let text = INSTANCE.replace(
+        "vrid = 51",
+        "vrid = 51\nversion = 3\nauth = { type = \"pass\", password = \"x\" }",
+    );
+    assert_error(&text, "7:8", "VRRPv3 has no authentication");
+}
+
+#[test]
+fn vrrp_address_families() {
+    let text = INSTANCE.replace(
+        "[\"192.0.2.100/24\"]",
+        "[\"192.0.2.100/24\", \"2001:db8::1/64\"]",
+    );
+    assert_error(&text, "6:40", "IPv4 addresses only");
+    let text = INSTANCE
+        .replace("vrid = 51", "vrid = 51\nversion = 3")
+        .replace(
+            "[\"192.0.2.100/24\"]",
+            "[\"192.0.2.100/24\", \"2001:db8::1/64\"]",
+        );
+    assert_error(&text, "7:40", "all be IPv4 or all IPv6");
+    let text = INSTANCE.replace("vrid = 51", "vrid = 51\nunicast_peers = [\"2001:db8::2\"]");
+    assert_error(&text, "6:18", "unicast peer 2001:db8::2 is not IPv4");
+}
+
+#[test]
+fn duplicate_vips_and_routers() {
+    let second = INSTANCE
+        .replace("VI_1", "VI_2")
+        .replace("vrid = 51", "vrid = 52");
+    assert_error(
+        &format!("{INSTANCE}{second}"),
+        "12:22",
+        "also held by instance \"VI_1\"",
+    );
+    let second = INSTANCE
+        .replace("VI_1", "VI_2")
+        .replace("192.0.2.100", "192.0.2.101");
+    assert_error(
+        &format!("{INSTANCE}{second}"),
+        "11:8",
+        "already used by instance \"VI_1\"",
+    );
+    let twice = INSTANCE
+        .replace("vrid = 51", "vrid = 53")
+        .replace("192.0.2.100", "192.0.2.102");
+    assert_error(
+        &format!("{INSTANCE}{twice}"),
+        "9:8",
+        "duplicate VRRP instance name",
+    );
+}
+
+#[test]
+fn sync_groups_name_real_instances() {
+    let text = format!(
+        "{INSTANCE}\n[[vrrp.sync_group]]\nname = \"G1\"\ninstances = [\"VI_1\", \"VI_9\"]\n"
+    );
+    assert_error(&text, "10:22", "unknown VRRP instance \"VI_9\"");
+}
+
+#[test]
+fn virtual_server_identity() {
+    assert_error(
+        &SERVICE.replace("address = \"192.0.2.100:80\"", "name = \"x\""),
+        "2:1",
+        "needs address",
+    );
+    assert_error(
+        &SERVICE.replace(":80\"\n\n", ":80\"\nfwmark = 3\n\n"),
+        "4:10",
+        "either address or fwmark",
+    );
+    assert_error(
+        &SERVICE.replace("192.0.2.100:80", "192.0.2.100:0"),
+        "3:11",
+        "port 0",
+    );
+    let twice = format!("{SERVICE}{SERVICE}").replacen("198.51.100.11", "198.51.100.12", 1);
+    assert_error(&twice, "9:11", "already defined by virtual_server[0]");
+}
+
+#[test]
+fn real_servers_match_their_service() {
+    assert_error(
+        &SERVICE.replace("198.51.100.11:80", "[2001:db8::11]:80"),
+        "6:11",
+        "is IPv6 but the service is IPv4",
+    );
+    assert_error(
+        &SERVICE.replace("198.51.100.11:80", "198.51.100.11:8080"),
+        "6:11",
+        "cannot change the port",
+    );
+    parse_ok(
+        &SERVICE
+            .replace("198.51.100.11:80", "198.51.100.11:8080")
+            .replace(":80\"\n", ":80\"\nforwarding = \"nat\"\n"),
+    );
+    assert_error(
+        &format!("{SERVICE}weight = 70000\n"),
+        "7:10",
+        "between 0 and 65535",
+    );
+    let twice = format!("{SERVICE}\n[[virtual_server.real]]\naddress = \"198.51.100.11:80\"\n");
+    assert_error(&twice, "9:11", "already listed as real[0]");
+}
+
+#[test]
+fn service_options_fit_the_scheduler() {
+    let text = SERVICE.replacen(":80\"\n", ":80\"\nflags = [\"sh-port\"]\n", 1);
+    assert_error(&text, "4:10", "only applies to the sh scheduler");
+    let text = SERVICE.replacen(":80\"\n", ":80\"\nnetmask = \"255.255.255.0\"\n", 1);
+    assert_error(&text, "4:11", "only applies to a persistent service");
+    let text = SERVICE.replacen(
+        ":80\"\n",
+        ":80\"\npersistence = \"300s\"\npersistence_engine = \"rtsp\"\n",
+        1,
+    );
+    assert_error(&text, "5:22", "unknown persistence engine");
+    let text = SERVICE.replacen(":80\"\n", ":80\"\nfallback = \"[2001:db8::9]:80\"\n", 1);
+    assert_error(&text, "4:12", "not IPv4 like the service");
+}
+
+#[test]
+fn checks_take_only_their_own_keys() {
+    let text = SERVICE.replace(
+        ":80\"\n\n",
+        ":80\"\ncheck = { type = \"connect\", path = \"/\" }\n\n",
+    );
+    assert_error(&text, "4:36", "path does not apply to a connect check");
+    let text = SERVICE.replace(":80\"\n\n", ":80\"\ncheck = { interval = \"1s\" }\n\n");
+    assert_error(&text, "4:9", "needs a type");
+    let text = SERVICE.replace(
+        ":80\"\n\n",
+        ":80\"\ncheck = { type = \"http\", expect_status = [\"200-99\"] }\n\n",
+    );
+    assert_error(&text, "4:43", "not a code or range");
+    let text = SERVICE.replace(
+        ":80\"\n\n",
+        ":80\"\ncheck = { type = \"http\", expect_body = \"(\" }\n\n",
+    );
+    assert_error(&text, "4:40", "invalid regular expression");
+    let text = SERVICE.replace(":80\"\n\n", ":80\"\ncheck = { type = \"external\" }\n\n");
+    assert_error(&text, "4:9", "needs command");
+    let text = SERVICE.replace(":80\"\n\n", ":80\"\ncheck = { type = \"fancy\" }\n\n");
+    assert_error(&text, "4:18", "unknown checktype \"fancy\"");
+}
+
+#[test]
+fn a_real_servers_check_inherits_the_type() {
+    let text = SERVICE.replace(
+        ":80\"\n\n",
+        ":80\"\ncheck = { type = \"http\", path = \"/a\" }\n\n",
+    );
+    parse_ok(&format!("{text}check = {{ path = \"/b\" }}\n"));
+    assert_error(
+        &format!("{text}check = {{ type = \"connect\", path = \"/b\" }}\n"),
+        "8:36",
+        "path does not apply",
+    );
+}
+
+#[test]
+fn sync_section() {
+    let base = "[sync]\ninterface = \"eth1\"\nrole = \"backup\"\n";
+    parse_ok(base);
+    assert_error(
+        &base.replace("\"backup\"", "{ follow = \"VI_9\" }"),
+        "3:8",
+        "unknown VRRP instance \"VI_9\"",
+    );
+    assert_error(
+        &base.replace("\"backup\"", "\"boss\""),
+        "3:8",
+        "unknown role",
+    );
+    assert_error(
+        &format!("{base}group = \"192.0.2.1:8848\"\n"),
+        "4:9",
+        "not a multicast address",
+    );
+    assert_error(&format!("{base}maxlen = 10\n"), "4:10", "64 to 65507");
+}
+
+#[test]
+fn feedback_agents_name_real_servers_of_a_service() {
+    let text = format!(
+        "{SERVICE}\n[feedback]\n[[feedback.agent]]\nreal = \"198.51.100.99:80\"\naddress = \"198.51.100.99:3333\"\n"
+    );
+    assert_error(&text, "10:8", "not a real server of any virtual_server");
+    let text = format!("{SERVICE}\n[feedback]\nsmoothing = 0.0\n");
+    assert_error(&text, "9:13", "EWMA factor");
+}
+
+#[test]
+fn sysctls_are_known_and_shaped() {
+    assert_error(
+        "[ipvs.sysctl]\nexpire_nodest_con = 1\n",
+        "2:21",
+        "unknown IPVS sysctl",
+    );
+    assert_error("[ipvs.sysctl]\nsync_threshold = 3\n", "2:18", "two numbers");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = INSTANCE.replace("vrid = 51", "vrid = 0\npriority = 0");
+    assert_eq!(errors(&text).len(), 2);
+}
+
+#[test]
+fn read_errors_name_the_file() {
+    let error = lvs_config::load(std::path::Path::new("/nonexistent/director.toml")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/director.toml: cannot read config")
+    );
+}
