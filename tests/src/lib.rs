@@ -1,1 +1,61 @@
-//! Test harness.
+//! The test lanes of lvs-director.
+//!
+//! - [`netns`]: hosts as network namespaces on whatever kernel runs the test (the host, or the
+//!   UML guest), torn down when their guards drop.
+//! - [`uml`]: a real Linux kernel with IPVS, booted as a User-Mode Linux process over the host's
+//!   root filesystem, running many test cases per boot.
+//!
+//! A lane whose capability is missing is skipped with a printed reason, unless
+//! `LVS_REQUIRE_LANES=1` (set by the project's test command) makes that a failure.
+
+pub mod netns;
+pub mod process;
+pub mod uml;
+
+use std::path::PathBuf;
+
+/// Set to 1 to turn a missing lane capability into a failure instead of a skip.
+pub const REQUIRE_LANES_VAR: &str = "LVS_REQUIRE_LANES";
+
+fn lanes_required() -> bool {
+    std::env::var(REQUIRE_LANES_VAR).is_ok_and(|v| v == "1")
+}
+
+/// Decides what a test does when its lane cannot run here: `true` means go on. Without the
+/// capability it prints why and returns `false` (skip), or panics when lanes are required.
+pub fn lane_available(lane: &str, missing: Option<String>) -> bool {
+    let Some(reason) = missing else { return true };
+    if lanes_required() {
+        panic!("{lane} lane required ({REQUIRE_LANES_VAR}=1) but unavailable: {reason}");
+    }
+    eprintln!("SKIPPED ({lane} lane): {reason}");
+    false
+}
+
+/// Why network namespaces cannot be made here, if they cannot.
+pub fn netns_missing() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not running as root".to_owned());
+    }
+    if process::which("ip").is_none() {
+        return Some("iproute2's `ip` is not installed".to_owned());
+    }
+    None
+}
+
+/// Path of a binary built from this workspace, next to the test executable's `deps/` folder.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}

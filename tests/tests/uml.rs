@@ -1,1 +1,101 @@
-fn main() {}
+//! UML lane: cases that need a kernel with IPVS. Run on the host; each case runs in the guest.
+
+use std::process::ExitCode;
+
+use lvs_tests::netns::{Netns, veth};
+use lvs_tests::process::wait_for;
+use lvs_tests::uml::{self, Case};
+
+fn main() -> ExitCode {
+    uml::main(&[Case::new(
+        "ipvsadm_nat_service_forwards_http",
+        ipvsadm_nat_service_forwards_http,
+    )])
+}
+
+/// Client, director and real server as namespaces; a NAT virtual service made with ipvsadm;
+/// a real HTTP fetch through the VIP.
+fn ipvsadm_nat_service_forwards_http() -> Result<(), String> {
+    if let Some(missing) = uml::tools_missing(&["ipvsadm", "busybox"]) {
+        return Err(missing);
+    }
+    let client = Netns::new("c")?;
+    let director = Netns::new("d")?;
+    let real = Netns::new("r")?;
+    veth(&client, "c0", &director, "d0")?;
+    veth(&director, "d1", &real, "r0")?;
+    client.addr("c0", "192.0.2.2/24")?;
+    client.default_route("192.0.2.1")?;
+    director.addr("d0", "192.0.2.1/24")?;
+    director.addr("d1", "198.51.100.1/24")?;
+    director.sysctl("net.ipv4.ip_forward=1")?;
+    director.ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])?;
+    real.addr("r0", "198.51.100.2/24")?;
+    real.default_route("198.51.100.1")?;
+
+    let www = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let body = format!("served-by-real-{}\n", std::process::id());
+    std::fs::write(www.path().join("index.html"), &body).map_err(|e| e.to_string())?;
+    let www_path = www.path().to_str().expect("utf-8 temp path");
+    let _httpd = real.spawn(&["busybox", "httpd", "-f", "-p", "8080", "-h", www_path])?;
+    wait_for(std::time::Duration::from_secs(5), || {
+        real.stdout(&["busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"])
+            .ok()
+    })
+    .ok_or("busybox httpd did not start in the real-server namespace")?;
+
+    director.run(&["ipvsadm", "-A", "-t", "192.0.2.100:80", "-s", "rr"])?;
+    director.run(&[
+        "ipvsadm",
+        "-a",
+        "-t",
+        "192.0.2.100:80",
+        "-r",
+        "198.51.100.2:8080",
+        "-m",
+    ])?;
+    let table = director.stdout(&["ipvsadm", "-Ln"])?;
+    println!("{table}");
+    if !table.contains("198.51.100.2:8080") {
+        return Err(format!("destination missing from the table:\n{table}"));
+    }
+
+    let fetched = client.stdout(&["busybox", "wget", "-q", "-O", "-", "http://192.0.2.100/"])?;
+    if fetched != body {
+        return Err(format!(
+            "expected body {body:?} through the VIP, got {fetched:?}"
+        ));
+    }
+
+    // The kernel's own record of the flow: client 192.0.2.2 -> VIP 192.0.2.100:80 -> real
+    // 198.51.100.2:8080, in hex as /proc/net/ip_vs_conn prints it.
+    let conns = director.stdout(&["cat", "/proc/net/ip_vs_conn"])?;
+    println!("{conns}");
+    let entry = conns.lines().find(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() >= 8
+            && f[0] == "TCP"
+            && f[1] == "C0000202"
+            && f[3] == "C0000264"
+            && f[4] == "0050"
+            && f[5] == "C6336402"
+            && f[6] == "1F90"
+    });
+    let entry = entry.ok_or_else(|| format!("no IPVS connection entry for the fetch:\n{conns}"))?;
+    let state = entry.split_whitespace().nth(7).unwrap_or_default();
+    if ![
+        "ESTABLISHED",
+        "FIN_WAIT",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+    ]
+    .contains(&state)
+    {
+        return Err(format!("unexpected connection state {state} in {entry}"));
+    }
+    let stats = director.stdout(&["ipvsadm", "-Ln", "--stats"])?;
+    println!("{stats}");
+    Ok(())
+}
