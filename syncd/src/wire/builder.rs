@@ -1,0 +1,147 @@
+//! Packs connections into sync messages the way a kernel master fills its sync buffers.
+
+use super::{DEFAULT_MAX_LEN, EmitError, ProtocolVersion, v0, v1};
+use crate::conn::Connection;
+
+/// Builds sync messages of one version and sync id, each at most `max_len` bytes, starting a
+/// new message when the next entry (with its padding) would not fit or the one-byte entry
+/// count is exhausted. An entry larger than `max_len` on its own gets a message to itself,
+/// as the kernel does.
+#[derive(Debug, Clone)]
+pub struct MessageBuilder {
+    version: ProtocolVersion,
+    sync_id: u8,
+    max_len: usize,
+    buf: Vec<u8>,
+    count: u8,
+}
+
+impl MessageBuilder {
+    pub fn new(version: ProtocolVersion, sync_id: u8) -> MessageBuilder {
+        let mut builder = MessageBuilder {
+            version,
+            sync_id,
+            max_len: DEFAULT_MAX_LEN,
+            buf: Vec::with_capacity(DEFAULT_MAX_LEN),
+            count: 0,
+        };
+        builder.reset();
+        builder
+    }
+
+    /// Message size limit; at most 65535, the size field's range.
+    pub fn with_max_len(mut self, max_len: usize) -> MessageBuilder {
+        self.max_len = max_len.min(usize::from(u16::MAX));
+        self
+    }
+
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    pub fn sync_id(&self) -> u8 {
+        self.sync_id
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    fn header_len(&self) -> usize {
+        match self.version {
+            ProtocolVersion::V0 => v0::HEADER_LEN,
+            ProtocolVersion::V1 => v1::HEADER_LEN,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.buf.resize(self.header_len(), 0);
+        self.count = 0;
+    }
+
+    /// Entries in the message being built.
+    pub fn pending(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// Adds `conn`. Returns the previous message when `conn` did not fit in it.
+    /// On error nothing is added and the message being built is unchanged.
+    pub fn push(&mut self, conn: &Connection) -> Result<Option<Vec<u8>>, EmitError> {
+        let len = match self.version {
+            ProtocolVersion::V0 => v0::entry_len(conn)?,
+            ProtocolVersion::V1 => v1::entry_len(conn)?,
+        };
+        let pad = match self.version {
+            ProtocolVersion::V0 => 0,
+            ProtocolVersion::V1 => (4 - self.buf.len() % 4) % 4,
+        };
+        let full = self.count == u8::MAX || self.buf.len() + pad + len > self.max_len;
+        let finished = if self.count > 0 && full {
+            self.flush()
+        } else {
+            None
+        };
+        let pad = if finished.is_some() { 0 } else { pad };
+        let start = self.buf.len() + pad;
+        self.buf.resize(start + len, 0);
+        let written = match self.version {
+            ProtocolVersion::V0 => {
+                v0::emit_entry(conn, &mut v0::Entry::new_unchecked(&mut self.buf[start..]))
+            }
+            ProtocolVersion::V1 => {
+                v1::emit_entry(conn, &mut v1::Entry::new_unchecked(&mut self.buf[start..]))
+            }
+        };
+        if let Err(e) = written {
+            self.buf.truncate(start - pad);
+            return Err(e);
+        }
+        self.count += 1;
+        Ok(finished)
+    }
+
+    /// The message being built, if it has entries; the builder starts a new one.
+    pub fn flush(&mut self) -> Option<Vec<u8>> {
+        if self.count == 0 {
+            return None;
+        }
+        let size = self.buf.len() as u16;
+        match self.version {
+            ProtocolVersion::V0 => {
+                let mut packet = v0::Packet::new_unchecked(&mut self.buf[..]);
+                packet.set_conn_count(self.count);
+                packet.set_sync_id(self.sync_id);
+                packet.set_size(size);
+            }
+            ProtocolVersion::V1 => {
+                let mut packet = v1::Packet::new_unchecked(&mut self.buf[..]);
+                packet.set_reserved(0);
+                packet.set_sync_id(self.sync_id);
+                packet.set_size(size);
+                packet.set_conn_count(self.count);
+                packet.set_version(v1::VERSION);
+                packet.set_spare(0);
+            }
+        }
+        let message = std::mem::replace(&mut self.buf, Vec::with_capacity(self.max_len));
+        self.reset();
+        Some(message)
+    }
+}
+
+/// All of `conns` as messages of at most `max_len` bytes.
+pub fn build_messages<'a>(
+    version: ProtocolVersion,
+    sync_id: u8,
+    max_len: usize,
+    conns: impl IntoIterator<Item = &'a Connection>,
+) -> Result<Vec<Vec<u8>>, EmitError> {
+    let mut builder = MessageBuilder::new(version, sync_id).with_max_len(max_len);
+    let mut messages = Vec::new();
+    for conn in conns {
+        messages.extend(builder.push(conn)?);
+    }
+    messages.extend(builder.flush());
+    Ok(messages)
+}

@@ -1,0 +1,300 @@
+//! The kernel's IPVS connection-sync wire format (net/netfilter/ipvs/ip_vs_sync.c).
+//!
+//! [`v1`] is what kernels send by default (`net.ipv4.vs.sync_version = 1`), [`v0`] the
+//! original IPv4-only format. Both share the first four bytes' layout closely enough that a
+//! receiver tells them apart the way the kernel does ([`ProtocolVersion::detect`]).
+//!
+//! Checks follow `ip_vs_process_message` and `ip_vs_proc_sync_conn`. Each [`Error`] says how
+//! a kernel backup would treat the same input ([`Error::scope`]): drop the datagram, drop
+//! only that entry, or accept it although it is not what a kernel sends.
+
+mod builder;
+pub mod v0;
+pub mod v1;
+
+pub use builder::{MessageBuilder, build_messages};
+
+use crate::conn::Connection;
+
+/// Multicast group the kernel daemons use by default.
+pub const SYNC_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 81);
+/// UDP port of sync thread 0; thread n uses `SYNC_PORT + n`.
+pub const SYNC_PORT: u16 = 8848;
+/// A master's message limit at a 1500-byte MTU: 1500 - IPv4 header - UDP header.
+pub const DEFAULT_MAX_LEN: usize = 1472;
+
+/// Which wire format a message uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProtocolVersion {
+    V0,
+    V1,
+}
+
+impl ProtocolVersion {
+    /// The kernel's test: version byte 1 with reserved and spare zero is version 1, anything
+    /// else is read as version 0. We refuse the ambiguous remainder (first byte 0, so a
+    /// version 0 message of zero entries, yet longer than a bare header) as
+    /// [`Error::UnknownVersion`] rather than silently treating it as empty.
+    pub fn detect(buf: &[u8]) -> Result<ProtocolVersion, Error> {
+        if buf.len() < v0::HEADER_LEN {
+            return Err(Error::HeaderTruncated);
+        }
+        if buf[0] != 0 {
+            return Ok(ProtocolVersion::V0);
+        }
+        if buf.len() >= v1::HEADER_LEN && buf[5] == 1 && buf[6] == 0 && buf[7] == 0 {
+            return Ok(ProtocolVersion::V1);
+        }
+        if buf.len() == v0::HEADER_LEN {
+            return Ok(ProtocolVersion::V0);
+        }
+        Err(Error::UnknownVersion(buf.get(5).copied().unwrap_or(0)))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolVersion::V0 => "v0",
+            ProtocolVersion::V1 => "v1",
+        }
+    }
+}
+
+/// How a kernel backup treats input that produced an [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole datagram is dropped (entries before the fault were already applied).
+    Message,
+    /// Only this entry is skipped; the rest of the message is processed.
+    Entry,
+    /// The kernel accepts it; no kernel sends it. Reported so peers can be diagnosed.
+    Lint,
+}
+
+/// Why a sync message or entry does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("message shorter than its header")]
+    HeaderTruncated,
+    #[error("size field says {field} bytes, datagram has {actual}")]
+    SizeMismatch { field: u16, actual: usize },
+    #[error("first byte 0 but version byte {0} (or spare non-zero): not a known version")]
+    UnknownVersion(u8),
+    #[error("entry {index} runs past the end of the message")]
+    EntryTruncated { index: u8 },
+    #[error("entry {index} size {size} is smaller than its fixed part")]
+    EntrySizeTooSmall { index: u8, size: u16 },
+    #[error("entry {index} has version {version}, only 0 is known")]
+    EntryVersion { index: u8, version: u8 },
+    #[error("entry {index} has unknown type {entry_type:#04x}")]
+    EntryType { index: u8, entry_type: u8 },
+    #[error("option header runs past the end of its entry")]
+    OptionTruncated,
+    #[error("option {kind} has length 0")]
+    OptionEmpty { kind: u8 },
+    #[error("option {kind} of {len} bytes runs past the end of its entry")]
+    OptionOverflow { kind: u8, len: u8 },
+    #[error("sequence option of {0} bytes, expected 24")]
+    SeqDataLength(u8),
+    #[error("option {0} appears twice in one entry")]
+    OptionDuplicate(u8),
+    #[error("persistence-engine name of {0} bytes, at most 16 allowed")]
+    PeNameTooLong(u8),
+    #[error("unknown mandatory option {0}")]
+    OptionUnknownMandatory(u8),
+    #[error("persistence-engine data without a persistence-engine name")]
+    PeDataWithoutName,
+    #[error("protocol {0} is not one a kernel backup accepts")]
+    UnsupportedProtocol(u8),
+    #[error("state {state} is out of range for protocol {protocol}")]
+    InvalidState { protocol: u8, state: u16 },
+    #[error("padding between entries is not zero")]
+    PaddingNonZero,
+    #[error("{0} bytes after the last entry")]
+    TrailingBytes(usize),
+}
+
+impl Error {
+    /// Stable label for per-cause counters.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Error::HeaderTruncated => "header_truncated",
+            Error::SizeMismatch { .. } => "size_mismatch",
+            Error::UnknownVersion(_) => "unknown_version",
+            Error::EntryTruncated { .. } => "entry_truncated",
+            Error::EntrySizeTooSmall { .. } => "entry_size_too_small",
+            Error::EntryVersion { .. } => "entry_version",
+            Error::EntryType { .. } => "entry_type",
+            Error::OptionTruncated => "option_truncated",
+            Error::OptionEmpty { .. } => "option_empty",
+            Error::OptionOverflow { .. } => "option_overflow",
+            Error::SeqDataLength(_) => "seq_data_length",
+            Error::OptionDuplicate(_) => "option_duplicate",
+            Error::PeNameTooLong(_) => "pe_name_too_long",
+            Error::OptionUnknownMandatory(_) => "option_unknown_mandatory",
+            Error::PeDataWithoutName => "pe_data_without_name",
+            Error::UnsupportedProtocol(_) => "unsupported_protocol",
+            Error::InvalidState { .. } => "invalid_state",
+            Error::PaddingNonZero => "padding_nonzero",
+            Error::TrailingBytes(_) => "trailing_bytes",
+        }
+    }
+
+    /// Every label, for pre-registering counters.
+    pub const LABELS: &'static [&'static str] = &[
+        "header_truncated",
+        "size_mismatch",
+        "unknown_version",
+        "entry_truncated",
+        "entry_size_too_small",
+        "entry_version",
+        "entry_type",
+        "option_truncated",
+        "option_empty",
+        "option_overflow",
+        "seq_data_length",
+        "option_duplicate",
+        "pe_name_too_long",
+        "option_unknown_mandatory",
+        "pe_data_without_name",
+        "unsupported_protocol",
+        "invalid_state",
+        "padding_nonzero",
+        "trailing_bytes",
+    ];
+
+    pub fn scope(&self) -> Scope {
+        match self {
+            Error::OptionUnknownMandatory(_)
+            | Error::PeDataWithoutName
+            | Error::UnsupportedProtocol(_)
+            | Error::InvalidState { .. } => Scope::Entry,
+            Error::PaddingNonZero | Error::TrailingBytes(_) => Scope::Lint,
+            _ => Scope::Message,
+        }
+    }
+}
+
+/// Why a connection cannot be put on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    #[error("version 0 carries IPv4 connections only")]
+    Ipv6InV0,
+    #[error("persistence-engine data of {0} bytes, at most 255 fit")]
+    PeDataTooLong(usize),
+    #[error("persistence-engine name of {0} bytes, at most 16 allowed")]
+    PeNameTooLong(usize),
+    #[error("buffer of {actual} bytes, {needed} needed")]
+    BufferTooSmall { needed: usize, actual: usize },
+    #[error("{0} entries do not fit the one-byte count")]
+    TooManyEntries(usize),
+    #[error("message of {0} bytes does not fit the 16-bit size field")]
+    MessageTooLong(usize),
+}
+
+impl EmitError {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EmitError::Ipv6InV0 => "ipv6_in_v0",
+            EmitError::PeDataTooLong(_) => "pe_data_too_long",
+            EmitError::PeNameTooLong(_) => "pe_name_too_long",
+            EmitError::BufferTooSmall { .. } => "buffer_too_small",
+            EmitError::TooManyEntries(_) => "too_many_entries",
+            EmitError::MessageTooLong(_) => "message_too_long",
+        }
+    }
+}
+
+/// A message decoded the way a kernel backup reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub version: ProtocolVersion,
+    pub sync_id: u8,
+    /// Entries a kernel backup would apply, in message order.
+    pub conns: Vec<Connection>,
+    /// Entry-scope faults (the entry was skipped) and lints (the entry was kept).
+    pub issues: Vec<Error>,
+}
+
+/// Decode any sync message with the kernel's tolerance: `Err` where a kernel backup drops
+/// the datagram (before applying anything, unlike the kernel, which has applied the entries
+/// ahead of the fault), skipped entries and lints listed in [`Decoded::issues`].
+pub fn decode(buf: &[u8]) -> Result<Decoded, Error> {
+    match ProtocolVersion::detect(buf)? {
+        ProtocolVersion::V1 => v1::decode(buf),
+        ProtocolVersion::V0 => v0::decode(buf),
+    }
+}
+
+/// A backup accepts a message if its own sync id is 0 or equal to the message's.
+pub fn sync_id_accepted(own: u8, message: u8) -> bool {
+    own == 0 || own == message
+}
+
+/// The kernel backup's entry checks that are not about framing: protocol and state range.
+/// Templates are exempt, as in `ip_vs_proc_sync_conn`.
+pub(crate) fn check_semantics(conn: &Connection) -> Result<(), Error> {
+    if conn.is_template() {
+        return Ok(());
+    }
+    let states = crate::conn::num_states(conn.protocol)
+        .ok_or(Error::UnsupportedProtocol(conn.protocol.0))?;
+    if conn.state >= states {
+        return Err(Error::InvalidState {
+            protocol: conn.protocol.0,
+            state: conn.state,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_complete_and_unique() {
+        let mut labels = Error::LABELS.to_vec();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Error::LABELS.len());
+        for e in [
+            Error::HeaderTruncated,
+            Error::TrailingBytes(1),
+            Error::InvalidState {
+                protocol: 6,
+                state: 11,
+            },
+        ] {
+            assert!(Error::LABELS.contains(&e.as_str()));
+        }
+    }
+
+    #[test]
+    fn detect_follows_the_kernel() {
+        assert_eq!(ProtocolVersion::detect(&[0, 5, 0]), Err(Error::HeaderTruncated));
+        assert_eq!(
+            ProtocolVersion::detect(&[0, 5, 0, 8, 0, 1, 0, 0]),
+            Ok(ProtocolVersion::V1)
+        );
+        assert_eq!(
+            ProtocolVersion::detect(&[1, 5, 0, 8, 0, 1, 0, 0]),
+            Ok(ProtocolVersion::V0)
+        );
+        assert_eq!(
+            ProtocolVersion::detect(&[0, 5, 0, 8, 0, 2, 0, 0]),
+            Err(Error::UnknownVersion(2))
+        );
+        assert_eq!(
+            ProtocolVersion::detect(&[0, 5, 0, 8, 0, 1, 0, 1]),
+            Err(Error::UnknownVersion(1))
+        );
+        assert_eq!(ProtocolVersion::detect(&[0, 5, 0, 4]), Ok(ProtocolVersion::V0));
+    }
+
+    #[test]
+    fn sync_id_filter() {
+        assert!(sync_id_accepted(0, 9));
+        assert!(sync_id_accepted(5, 5));
+        assert!(!sync_id_accepted(5, 6));
+    }
+}
