@@ -117,3 +117,27 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         .collect();
     Err(ConfigError::Invalid(diagnostics))
 }
+
+/// sysexits.h EX_UNAVAILABLE.
+pub const EX_UNAVAILABLE: u8 = 69;
+
+/// The start of every daemon: load and validate the whole file. On a bad config it prints every
+/// diagnostic and gives the exit code (EX_CONFIG); with `check_only` it reports success and
+/// gives exit code 0, so the caller stops either way.
+pub fn load_for_daemon(
+    daemon: &str,
+    args: &ConfigArgs,
+    check_only: bool,
+) -> Result<Config, std::process::ExitCode> {
+    match args.load() {
+        Err(error) => {
+            eprintln!("{error}");
+            Err(std::process::ExitCode::from(EX_CONFIG as u8))
+        }
+        Ok(_) if check_only => {
+            println!("{daemon}: {} is valid", args.path.display());
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Ok(config) => Ok(config),
+    }
+}

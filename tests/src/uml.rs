@@ -169,8 +169,10 @@ struct Report {
 impl Report {
     fn print_and_exit_code(&self) -> ExitCode {
         let mut failed = Vec::new();
+        let show = std::env::var_os("LVS_UML_SHOW").is_some();
         for (name, result, log) in &self.results {
             match result {
+                Ok(()) if show => println!("test {name} ... ok\n{log}"),
                 Ok(()) => println!("test {name} ... ok"),
                 Err(why) => {
                     println!("test {name} ... FAILED");
