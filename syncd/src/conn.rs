@@ -290,6 +290,21 @@ pub fn state_name(protocol: Protocol, state: u16, template: bool) -> &'static st
     }
 }
 
+/// Inverse of [`state_name`], for tools that read /proc/net/ip_vs_conn.
+pub fn state_from_name(protocol: Protocol, name: &str, template: bool) -> Option<u16> {
+    let names: &[&str] = if template {
+        &["NONE", "ASSURED"]
+    } else {
+        match protocol {
+            Protocol::TCP => &TCP_STATE_NAMES,
+            Protocol::UDP => &["UDP"],
+            Protocol::SCTP => &SCTP_STATE_NAMES,
+            _ => &[],
+        }
+    };
+    names.iter().position(|n| *n == name).map(|i| i as u16)
+}
+
 /// Number of states the kernel accepts for a non-template entry of this protocol
 /// (`pp->num_states`); `None` for protocols a kernel backup rejects outright.
 pub fn num_states(protocol: Protocol) -> Option<u16> {
