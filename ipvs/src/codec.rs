@@ -143,9 +143,13 @@ fn decode_one(nl: &NetlinkBuffer<&[u8]>, family_id: u16) -> Result<Reply, Decode
                 GenlCtrlAttrs::FamilyId(id) => Some(*id),
                 _ => None,
             });
-            match id {
-                Some(id) => ReplyKind::Family { id },
-                None => return Err(DecodeError::MissingAttr("CTRL_ATTR_FAMILY_ID")),
+            match (msg.payload.cmd, id) {
+                (_, Some(id)) => ReplyKind::Family { id },
+                (GenlCtrlCmd::NewFamily, None) => {
+                    return Err(DecodeError::MissingAttr("CTRL_ATTR_FAMILY_ID"));
+                }
+                // Our own GETFAMILY query, when decoding a capture.
+                _ => ReplyKind::Ignored { message_type: ty },
             }
         }
         t if t == family_id => {

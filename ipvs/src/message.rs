@@ -211,9 +211,11 @@ pub struct IpvsMessage {
 }
 
 impl IpvsMessage {
-    /// A request: nests flagged like libnl does.
+    /// A request: nests flagged like libnl does. (The flag is only recorded when there is
+    /// a nest, so parse and build agree on nest-less messages.)
     pub fn new(cmd: IpvsCmd, nlas: Vec<IpvsNla>) -> Self {
-        IpvsMessage { cmd, nlas, nested_flag: true }
+        let nested_flag = nlas.iter().any(IpvsNla::is_nest);
+        IpvsMessage { cmd, nlas, nested_flag }
     }
 
     /// A message as the kernel builds it (nests unflagged).

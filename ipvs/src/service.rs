@@ -149,7 +149,9 @@ pub enum ServiceNla {
     Flags(FlagsMask),
     /// Persistence timeout in seconds.
     Timeout(u32),
-    /// Host order here, network order on the wire; IPv4: a mask, IPv6: a prefix length.
+    /// The attribute as the kernel reads it (`nla_get_be32` does not swap): for IPv4 the
+    /// mask's bytes in network order, for IPv6 the prefix length as a host-order u32.
+    /// [`Service`] converts; this keeps the raw value so both re-emit exactly.
     Netmask(u32),
     Stats(Vec<StatsNla>),
     PeName(String),
@@ -196,7 +198,7 @@ impl Nla for ServiceNla {
             ServiceNla::Fwmark(v) | ServiceNla::Timeout(v) => {
                 buf[..4].copy_from_slice(&v.to_ne_bytes())
             }
-            ServiceNla::Netmask(v) => buf[..4].copy_from_slice(&v.to_be_bytes()),
+            ServiceNla::Netmask(v) => buf[..4].copy_from_slice(&v.to_ne_bytes()),
             ServiceNla::SchedName(s) | ServiceNla::PeName(s) => attr::emit_string(buf, s),
             ServiceNla::Flags(f) => {
                 buf[..4].copy_from_slice(&f.flags.to_ne_bytes());
@@ -239,7 +241,7 @@ impl ServiceNla {
                 ServiceNla::Timeout(attr::u32(nla, "IPVS_SVC_ATTR_TIMEOUT")?)
             }
             IPVS_SVC_ATTR_NETMASK => {
-                ServiceNla::Netmask(attr::be32(nla, "IPVS_SVC_ATTR_NETMASK")?)
+                ServiceNla::Netmask(attr::u32(nla, "IPVS_SVC_ATTR_NETMASK")?)
             }
             IPVS_SVC_ATTR_STATS => ServiceNla::Stats(StatsNla::parse_all(nla.value())?),
             IPVS_SVC_ATTR_PE_NAME => {
@@ -320,7 +322,8 @@ impl ServiceKey {
         nlas.push(ServiceNla::SchedName(String::new()));
         nlas.push(ServiceNla::Flags(FlagsMask { flags: 0, mask: u32::MAX }));
         nlas.push(ServiceNla::Timeout(0));
-        nlas.push(ServiceNla::Netmask(Service::default_netmask(self.af())));
+        let af = self.af();
+        nlas.push(ServiceNla::Netmask(netmask_to_wire(af, Service::default_netmask(af))));
         nlas
     }
 
@@ -438,7 +441,7 @@ impl Service {
         }
         nlas.push(ServiceNla::Flags(FlagsMask { flags: self.flags.0, mask: self.flags_mask }));
         nlas.push(ServiceNla::Timeout(self.timeout));
-        nlas.push(ServiceNla::Netmask(self.netmask));
+        nlas.push(ServiceNla::Netmask(netmask_to_wire(self.key.af(), self.netmask)));
         nlas
     }
 
@@ -465,7 +468,7 @@ impl Service {
                     svc.flags_mask = f.mask;
                 }
                 ServiceNla::Timeout(t) => svc.timeout = *t,
-                ServiceNla::Netmask(m) => svc.netmask = *m,
+                ServiceNla::Netmask(m) => svc.netmask = netmask_from_wire(key.af(), *m),
                 ServiceNla::Stats(s) => stats32 = Some(Stats::from_nlas(s)),
                 ServiceNla::Stats64(s) => stats64 = Some(Stats::from_nlas(s)),
                 _ => {}
@@ -473,5 +476,22 @@ impl Service {
         }
         svc.stats = stats64.or(stats32);
         Ok(svc)
+    }
+}
+
+/// IPv4 masks travel in network order, IPv6 prefix lengths in host order (ipvsadm puts
+/// both with `NLA_PUT_U32`, the kernel reads both with `nla_get_be32`, which is a plain
+/// load). `netmask` is what [`Service::netmask`] holds.
+pub fn netmask_to_wire(af: AddressFamily, netmask: u32) -> u32 {
+    match af {
+        AddressFamily::Inet => u32::from_ne_bytes(netmask.to_be_bytes()),
+        AddressFamily::Inet6 => netmask,
+    }
+}
+
+pub fn netmask_from_wire(af: AddressFamily, raw: u32) -> u32 {
+    match af {
+        AddressFamily::Inet => u32::from_be_bytes(raw.to_ne_bytes()),
+        AddressFamily::Inet6 => raw,
     }
 }
