@@ -499,10 +499,10 @@ impl Instance {
         let ours = self.cfg.primary_addr;
         let higher = advert.priority > self.priority || (advert.priority == self.priority && advert.src > ours);
         if higher {
+            self.leave_master(State::Backup);
             if self.cfg.version == Version::V3 && !advert.interval.is_zero() {
                 self.master_adver_int = advert.interval;
             }
-            self.leave_master(State::Backup);
             self.master_addr = Some(advert.src);
             self.master_down_at = Some(now + self.master_down_interval());
         } else if advert.src != ours {

@@ -178,3 +178,236 @@ fn check_auth(got: Auth, want: Auth) -> Result<(), Reject> {
 fn constant_time_eq(a: &[u8; 8], b: &[u8; 8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::instance::GarpConfig;
+    use crate::wire::{Addresses, Body, VRRP_GROUP_V4, VRRP_GROUP_V6};
+
+    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+    fn vip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, last)
+    }
+
+    fn cfg_v2() -> InstanceConfig {
+        InstanceConfig {
+            vrid: 51,
+            version: Version::V2,
+            priority: 100,
+            advert_interval: Duration::from_secs(1),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            primary_addr: Ipv4Addr::new(192, 0, 2, 2).into(),
+            vips: vec![vip(100).into(), vip(101).into()],
+            auth: Auth::simple("s3cret").unwrap(),
+            garp: GarpConfig::default(),
+        }
+    }
+
+    fn cfg_v3() -> InstanceConfig {
+        InstanceConfig {
+            version: Version::V3,
+            auth: Auth::None,
+            ..cfg_v2()
+        }
+    }
+
+    fn ip4() -> IpPair {
+        IpPair::V4 {
+            src: PEER,
+            dst: VRRP_GROUP_V4,
+        }
+    }
+
+    /// What the peer configured like `cfg` would send, with `edit` applied.
+    fn sent_by_peer(cfg: &InstanceConfig, edit: impl FnOnce(&mut Repr)) -> Vec<u8> {
+        let mut repr = cfg.advert(150);
+        edit(&mut repr);
+        repr.to_bytes(&ip4())
+    }
+
+    fn reject(bytes: &[u8], ip: &IpPair, ttl: u8, cfg: &InstanceConfig) -> Reject {
+        validate(bytes, ip, ttl, cfg).unwrap_err()
+    }
+
+    #[test]
+    fn accepts_matching_advert() {
+        let cfg = cfg_v2();
+        let bytes = sent_by_peer(&cfg, |_| {});
+        let valid = validate(&bytes, &ip4(), 255, &cfg).unwrap();
+        assert!(!valid.address_mismatch);
+        assert_eq!(
+            valid.advert(),
+            Advert {
+                priority: 150,
+                src: PEER.into(),
+                interval: Duration::from_secs(1)
+            }
+        );
+    }
+
+    #[test]
+    fn ttl_must_be_255() {
+        let cfg = cfg_v2();
+        let bytes = sent_by_peer(&cfg, |_| {});
+        assert_eq!(reject(&bytes, &ip4(), 254, &cfg), Reject::Ttl(254));
+    }
+
+    #[test]
+    fn decode_errors_keep_their_labels() {
+        let cfg = cfg_v2();
+        let mut bytes = sent_by_peer(&cfg, |_| {});
+        bytes[10] ^= 0xff;
+        let r = reject(&bytes, &ip4(), 255, &cfg);
+        assert!(matches!(r, Reject::Malformed(wire::Error::BadChecksum { .. })));
+        assert_eq!(r.as_str(), "bad_checksum");
+    }
+
+    #[test]
+    fn version_must_match() {
+        let bytes = sent_by_peer(&cfg_v3(), |_| {});
+        assert_eq!(
+            reject(&bytes, &ip4(), 255, &cfg_v2()),
+            Reject::VersionMismatch {
+                got: Version::V3,
+                want: Version::V2
+            }
+        );
+    }
+
+    #[test]
+    fn vrid_must_match() {
+        let cfg = cfg_v2();
+        let bytes = sent_by_peer(&cfg, |r| r.vrid = 52);
+        assert_eq!(reject(&bytes, &ip4(), 255, &cfg), Reject::VridMismatch { got: 52, want: 51 });
+    }
+
+    #[test]
+    fn family_must_match() {
+        let cfg = cfg_v3();
+        let ip6 = IpPair::V6 {
+            src: "fe80::1".parse().unwrap(),
+            dst: VRRP_GROUP_V6,
+        };
+        let repr = Repr {
+            vrid: 51,
+            priority: 150,
+            body: Body::V3 {
+                max_advert_int: 100,
+                addrs: Addresses::V6(vec!["2001:db8::1".parse().unwrap()]),
+            },
+        };
+        let bytes = repr.to_bytes(&ip6);
+        assert_eq!(reject(&bytes, &ip6, 255, &cfg), Reject::FamilyMismatch);
+    }
+
+    #[test]
+    fn auth_type_and_password_must_match() {
+        let cfg = cfg_v2();
+        let none = sent_by_peer(&cfg, |r| {
+            if let Body::V2 { auth, .. } = &mut r.body {
+                *auth = Auth::None;
+            }
+        });
+        assert_eq!(
+            reject(&none, &ip4(), 255, &cfg),
+            Reject::AuthTypeMismatch { got: 0, want: 1 }
+        );
+        let wrong = sent_by_peer(&cfg, |r| {
+            if let Body::V2 { auth, .. } = &mut r.body {
+                *auth = Auth::simple("s3cre7").unwrap();
+            }
+        });
+        assert_eq!(reject(&wrong, &ip4(), 255, &cfg), Reject::AuthFailure);
+    }
+
+    #[test]
+    fn address_list_mismatch_drops_unless_owner() {
+        let cfg = cfg_v2();
+        let set_addrs = |prio: u8, list: Vec<Ipv4Addr>| {
+            sent_by_peer(&cfg, move |r| {
+                r.priority = prio;
+                if let Body::V2 { addrs, .. } = &mut r.body {
+                    *addrs = list;
+                }
+            })
+        };
+        // Order does not matter.
+        let swapped = set_addrs(150, vec![vip(101), vip(100)]);
+        assert!(!validate(&swapped, &ip4(), 255, &cfg).unwrap().address_mismatch);
+
+        let other = set_addrs(150, vec![vip(100), vip(102)]);
+        assert_eq!(reject(&other, &ip4(), 255, &cfg), Reject::AddressListMismatch);
+        let fewer = set_addrs(150, vec![vip(100)]);
+        assert_eq!(reject(&fewer, &ip4(), 255, &cfg), Reject::AddressListMismatch);
+
+        let owner = set_addrs(255, vec![vip(100)]);
+        let valid = validate(&owner, &ip4(), 255, &cfg).unwrap();
+        assert!(valid.address_mismatch);
+    }
+
+    #[test]
+    fn v2_interval_mismatch_drops() {
+        let cfg = cfg_v2();
+        let bytes = sent_by_peer(&cfg, |r| {
+            if let Body::V2 { advert_int, .. } = &mut r.body {
+                *advert_int = 2;
+            }
+        });
+        assert_eq!(
+            reject(&bytes, &ip4(), 255, &cfg),
+            Reject::AdvertIntervalMismatch {
+                got: Duration::from_secs(2),
+                want: Duration::from_secs(1)
+            }
+        );
+    }
+
+    #[test]
+    fn v3_interval_mismatch_accepted_but_not_zero() {
+        let cfg = cfg_v3();
+        let set_int = |cs: u16| {
+            sent_by_peer(&cfg, move |r| {
+                if let Body::V3 { max_advert_int, .. } = &mut r.body {
+                    *max_advert_int = cs;
+                }
+            })
+        };
+        let valid = validate(&set_int(20), &ip4(), 255, &cfg).unwrap();
+        assert_eq!(valid.advert().interval, Duration::from_millis(200));
+        assert_eq!(reject(&set_int(0), &ip4(), 255, &cfg), Reject::ZeroInterval);
+    }
+
+    #[test]
+    fn labels_are_listed_and_distinct() {
+        let mut labels = Reject::LABELS.to_vec();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Reject::LABELS.len());
+        let samples = [
+            Reject::Malformed(wire::Error::AuthAhDeprecated),
+            Reject::Ttl(1),
+            Reject::VersionMismatch {
+                got: Version::V2,
+                want: Version::V3,
+            },
+            Reject::VridMismatch { got: 1, want: 2 },
+            Reject::FamilyMismatch,
+            Reject::AuthTypeMismatch { got: 0, want: 1 },
+            Reject::AuthFailure,
+            Reject::AddressListMismatch,
+            Reject::AdvertIntervalMismatch {
+                got: Duration::ZERO,
+                want: Duration::ZERO,
+            },
+            Reject::ZeroInterval,
+        ];
+        for r in &samples {
+            assert!(Reject::LABELS.contains(&r.as_str()), "{} not listed", r.as_str());
+        }
+    }
+}
