@@ -19,7 +19,9 @@ use syncd::{Addrs, ConnFlags, Connection, FwdMethod, Protocol};
 fn parse_conn(spec: &str) -> Result<Connection, String> {
     let f: Vec<&str> = spec.split('/').collect();
     if f.len() < 7 {
-        return Err(format!("{spec}: want proto/client/virtual/dest/method/state/timeout"));
+        return Err(format!(
+            "{spec}: want proto/client/virtual/dest/method/state/timeout"
+        ));
     }
     let protocol = match f[0] {
         "tcp" => Protocol::TCP,
@@ -70,14 +72,21 @@ fn run(args: &[String]) -> Result<(), String> {
         other => return Err(format!("version {other}")),
     };
     let sync_id: u8 = args[2].parse().map_err(|e| format!("sync id: {e}"))?;
-    let conns = args[3..].iter().map(|s| parse_conn(s)).collect::<Result<Vec<_>, _>>()?;
+    let conns = args[3..]
+        .iter()
+        .map(|s| parse_conn(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let messages = wire::build_messages(version, sync_id, wire::DEFAULT_MAX_LEN, &conns)
         .map_err(|e| e.to_string())?;
 
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(SockProtocol::UDP))
         .map_err(|e| format!("socket: {e}"))?;
-    socket.set_multicast_if_v4(&source).map_err(|e| format!("multicast if: {e}"))?;
-    socket.set_multicast_ttl_v4(1).map_err(|e| format!("ttl: {e}"))?;
+    socket
+        .set_multicast_if_v4(&source)
+        .map_err(|e| format!("multicast if: {e}"))?;
+    socket
+        .set_multicast_ttl_v4(1)
+        .map_err(|e| format!("ttl: {e}"))?;
     socket
         .bind(&SocketAddrV4::new(source, 0).into())
         .map_err(|e| format!("bind: {e}"))?;

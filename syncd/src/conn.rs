@@ -259,6 +259,8 @@ const TCP_STATE_NAMES: [&str; 11] = [
     "SYNACK",
 ];
 
+const UDP_STATE_NAMES: [&str; 1] = ["UDP"];
+
 const SCTP_STATE_NAMES: [&str; 13] = [
     "NONE",
     "INIT1",
@@ -283,7 +285,7 @@ pub fn state_name(protocol: Protocol, state: u16, template: bool) -> &'static st
     }
     match protocol {
         Protocol::TCP => TCP_STATE_NAMES.get(state).copied().unwrap_or("ERR!"),
-        Protocol::UDP => if state == 0 { "UDP" } else { "ERR!" },
+        Protocol::UDP => UDP_STATE_NAMES.get(state).copied().unwrap_or("ERR!"),
         Protocol::SCTP => SCTP_STATE_NAMES.get(state).copied().unwrap_or("ERR!"),
         Protocol::IP => "HOST",
         _ => "ERR!",
@@ -297,7 +299,7 @@ pub fn state_from_name(protocol: Protocol, name: &str, template: bool) -> Option
     } else {
         match protocol {
             Protocol::TCP => &TCP_STATE_NAMES,
-            Protocol::UDP => &["UDP"],
+            Protocol::UDP => &UDP_STATE_NAMES,
             Protocol::SCTP => &SCTP_STATE_NAMES,
             _ => &[],
         }
@@ -310,7 +312,7 @@ pub fn state_from_name(protocol: Protocol, name: &str, template: bool) -> Option
 pub fn num_states(protocol: Protocol) -> Option<u16> {
     match protocol {
         Protocol::TCP => Some(TCP_STATE_NAMES.len() as u16),
-        Protocol::UDP => Some(1),
+        Protocol::UDP => Some(UDP_STATE_NAMES.len() as u16),
         Protocol::SCTP => Some(SCTP_STATE_NAMES.len() as u16),
         _ => None,
     }
@@ -319,7 +321,19 @@ pub fn num_states(protocol: Protocol) -> Option<u16> {
 /// The timeout a kernel backup applies when an entry carries none (version 0): the
 /// protocol's default for the state, 3 minutes for templates (`ip_vs_proc_conn`).
 pub fn default_timeout_secs(protocol: Protocol, state: u16, template: bool) -> u32 {
-    const TCP: [u32; 11] = [2, 15 * 60, 2 * 60, 60, 2 * 60, 2 * 60, 10, 60, 30, 2 * 60, 2 * 60];
+    const TCP: [u32; 11] = [
+        2,
+        15 * 60,
+        2 * 60,
+        60,
+        2 * 60,
+        2 * 60,
+        10,
+        60,
+        30,
+        2 * 60,
+        2 * 60,
+    ];
     const SCTP: [u32; 13] = [2, 1, 1, 1, 1, 1, 1, 15 * 60, 1, 1, 1, 1, 10];
     const FALLBACK: u32 = 3 * 60;
     if template {

@@ -53,7 +53,9 @@ pub enum Applied {
     /// Same key and destination: state, timeout and the updatable flags were refreshed.
     Updated,
     /// Same client tuple, new destination: the old connection was dropped.
-    Replaced { previous: Connection },
+    Replaced {
+        previous: Connection,
+    },
     /// An INACTIVE entry for a tuple that already has another destination: the kernel reads
     /// this as the late expiry notice of the connection that was replaced, and ignores it.
     IgnoredStale,
@@ -126,7 +128,8 @@ impl Mirror {
             self.insert(key, conn, deadline);
             return Applied::Inserted;
         };
-        let moved = !conn.is_template() && (old.conn.addrs.dest() != conn.addrs.dest() || old.conn.dport != conn.dport);
+        let moved = !conn.is_template()
+            && (old.conn.addrs.dest() != conn.addrs.dest() || old.conn.dport != conn.dport);
         if moved {
             if conn.flags.is_inactive() {
                 return Applied::IgnoredStale;

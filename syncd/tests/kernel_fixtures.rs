@@ -47,7 +47,10 @@ fn v1_header_and_first_entry_fields() {
     assert_eq!(usize::from(packet.size()), payloads[0].len());
     assert_eq!(packet.version(), 1);
     assert_eq!(packet.spare(), 0);
-    assert_eq!(ProtocolVersion::detect(&payloads[0]), Ok(ProtocolVersion::V1));
+    assert_eq!(
+        ProtocolVersion::detect(&payloads[0]),
+        Ok(ProtocolVersion::V1)
+    );
     let entries: Vec<_> = packet.entries().collect::<Result<_, _>>().unwrap();
     assert_eq!(entries.len(), usize::from(packet.conn_count()));
     let first = &entries[0];
@@ -67,10 +70,18 @@ fn v1_entries_match_the_masters_connection_table() {
     // The capture covers every kind of entry the brief asks for.
     assert!(conns.iter().any(|c| c.addrs.is_ipv6()));
     assert!(conns.iter().any(|c| c.protocol == Protocol::UDP));
-    assert!(conns.iter().any(|c| c.is_template() && c.cport == 0 && c.timeout == 300));
+    assert!(
+        conns
+            .iter()
+            .any(|c| c.is_template() && c.cport == 0 && c.timeout == 300)
+    );
     assert!(conns.iter().any(|c| c.fwd_method() == FwdMethod::Route));
     assert!(conns.iter().any(|c| c.fwd_method() == FwdMethod::Masq));
-    assert!(conns.iter().all(|c| c.fwmark == 0 && c.seq.is_none() && c.pe_data.is_none()));
+    assert!(
+        conns
+            .iter()
+            .all(|c| c.fwmark == 0 && c.seq.is_none() && c.pe_data.is_none())
+    );
 }
 
 #[test]

@@ -271,7 +271,10 @@ mod tests {
 
     #[test]
     fn detect_follows_the_kernel() {
-        assert_eq!(ProtocolVersion::detect(&[0, 5, 0]), Err(Error::HeaderTruncated));
+        assert_eq!(
+            ProtocolVersion::detect(&[0, 5, 0]),
+            Err(Error::HeaderTruncated)
+        );
         assert_eq!(
             ProtocolVersion::detect(&[0, 5, 0, 8, 0, 1, 0, 0]),
             Ok(ProtocolVersion::V1)
@@ -288,7 +291,10 @@ mod tests {
             ProtocolVersion::detect(&[0, 5, 0, 8, 0, 1, 0, 1]),
             Err(Error::UnknownVersion(1))
         );
-        assert_eq!(ProtocolVersion::detect(&[0, 5, 0, 4]), Ok(ProtocolVersion::V0));
+        assert_eq!(
+            ProtocolVersion::detect(&[0, 5, 0, 4]),
+            Ok(ProtocolVersion::V0)
+        );
     }
 
     #[test]

@@ -372,6 +372,8 @@ pub fn entry_len(conn: &Connection) -> Result<usize, EmitError> {
 
 /// Writes `conn` as a version 0 entry. Like the kernel's version 0 sender, what the format
 /// cannot carry is left out: flags above 16 bits, fwmark, timeout, persistence-engine data.
+/// Flags are otherwise written as given (the kernel strips its internal HASHED bit before
+/// this point; a [`Connection`] holds wire flags).
 /// The sequence block follows the flags; with the flags set and no data, it is zeros.
 pub fn emit_entry<T: AsRef<[u8]> + AsMut<[u8]>>(
     conn: &Connection,
@@ -401,7 +403,7 @@ pub fn emit_entry<T: AsRef<[u8]> + AsMut<[u8]>>(
     entry.set_client_addr(client);
     entry.set_virtual_addr(virtual_addr);
     entry.set_dest_addr(dest);
-    entry.set_flags((conn.flags.0 & !ConnFlags::HASHED) as u16);
+    entry.set_flags(conn.flags.0 as u16);
     entry.set_state(conn.state);
     if len == FULL_ENTRY_LEN {
         entry.set_seq(&conn.seq.unwrap_or_default());

@@ -5,15 +5,25 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// UDP payloads of a classic little-endian pcap of Ethernet + IPv4 + UDP frames (what
 /// `tcpdump -w` wrote inside UML).
 pub fn pcap_udp_payloads(pcap: &[u8]) -> Vec<Vec<u8>> {
-    assert_eq!(&pcap[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian microsecond pcap");
-    assert_eq!(u32::from_le_bytes(pcap[20..24].try_into().unwrap()), 1, "Ethernet link type");
+    assert_eq!(
+        &pcap[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "little-endian microsecond pcap"
+    );
+    assert_eq!(
+        u32::from_le_bytes(pcap[20..24].try_into().unwrap()),
+        1,
+        "Ethernet link type"
+    );
     let mut out = Vec::new();
     let mut at = 24;
     while at + 16 <= pcap.len() {
