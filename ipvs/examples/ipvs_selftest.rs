@@ -18,8 +18,9 @@ use lvs_ipvs::{
     Request, Service, ServiceFlags, ServiceKey, Timeouts, TunnelFlags, TunnelType,
 };
 
-const SCHEDULERS: [&str; 13] =
-    ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"];
+const SCHEDULERS: [&str; 13] = [
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh",
+];
 const IFACE: &str = "ipvst0";
 
 struct Checker {
@@ -56,7 +57,13 @@ impl Checker {
     }
 
     /// Expects the kernel to refuse with `errno` and ipvsadm's `message`.
-    fn refused<T: std::fmt::Debug>(&mut self, name: &str, r: Result<T, Error>, errno: i32, message: &str) {
+    fn refused<T: std::fmt::Debug>(
+        &mut self,
+        name: &str,
+        r: Result<T, Error>,
+        errno: i32,
+        message: &str,
+    ) {
         match r {
             Err(Error::Kernel(k)) if k.errno == errno && k.message == message => {
                 self.check(name, true, String::new);
@@ -73,9 +80,16 @@ fn sa(s: &str) -> SocketAddr {
 }
 
 fn sh(cmd: &str) -> Result<String, String> {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().map_err(|e| format!("{cmd}: {e}"))?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{cmd}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -85,7 +99,10 @@ fn enter_private_netns() -> Result<(), String> {
     // network namespace; no memory is involved.
     let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
     if rc != 0 {
-        return Err(format!("unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
@@ -95,9 +112,13 @@ fn enter_private_netns() -> Result<(), String> {
 /// addresses in 192.0.2.0/24 routed out of it.
 fn setup_network() -> Result<(), String> {
     sh("ip link set lo up")?;
-    sh(&format!("ip link add {IFACE} type dummy && ip link set {IFACE} up"))?;
+    sh(&format!(
+        "ip link add {IFACE} type dummy && ip link set {IFACE} up"
+    ))?;
     sh(&format!("ip addr add 198.51.100.1/24 dev {IFACE}"))?;
-    sh(&format!("ip -6 addr add 2001:db8:1::1/64 dev {IFACE} nodad"))?;
+    sh(&format!(
+        "ip -6 addr add 2001:db8:1::1/64 dev {IFACE} nodad"
+    ))?;
     sh(&format!("ip route add 192.0.2.0/24 dev {IFACE}"))?;
     Ok(())
 }
@@ -113,11 +134,26 @@ fn proto_name(p: Protocol) -> &'static str {
 
 fn canon_key(k: &ServiceKey) -> String {
     match k {
-        ServiceKey::Inet { protocol, addr, port, .. } => {
-            format!("{} {}", proto_name(*protocol), SocketAddr::new(*addr, *port))
+        ServiceKey::Inet {
+            protocol,
+            addr,
+            port,
+            ..
+        } => {
+            format!(
+                "{} {}",
+                proto_name(*protocol),
+                SocketAddr::new(*addr, *port)
+            )
         }
-        ServiceKey::Fwmark { af: AddressFamily::Inet, mark } => format!("fwm {mark}"),
-        ServiceKey::Fwmark { af: AddressFamily::Inet6, mark } => format!("fwm {mark} v6"),
+        ServiceKey::Fwmark {
+            af: AddressFamily::Inet,
+            mark,
+        } => format!("fwm {mark}"),
+        ServiceKey::Fwmark {
+            af: AddressFamily::Inet6,
+            mark,
+        } => format!("fwm {mark} v6"),
     }
 }
 
@@ -134,7 +170,11 @@ fn canon_service(s: &Service) -> String {
     if let Some(pe) = &s.pe_name {
         out += &format!(" pe={pe}");
     }
-    for (bit, name) in [(ServiceFlags::SCHED1, "s1"), (ServiceFlags::SCHED2, "s2"), (ServiceFlags::SCHED3, "s3")] {
+    for (bit, name) in [
+        (ServiceFlags::SCHED1, "s1"),
+        (ServiceFlags::SCHED2, "s2"),
+        (ServiceFlags::SCHED3, "s3"),
+    ] {
         if s.flags.contains(bit) {
             out += &format!(" {name}");
         }
@@ -152,7 +192,12 @@ fn canon_dest(key: &ServiceKey, d: &Destination) -> String {
         ForwardMethod::Tunnel => "i",
         ForwardMethod::Local => "l",
     };
-    let mut out = format!("dst {} {} fwd={fwd} w={}", canon_key(key), d.socket_addr(), d.weight);
+    let mut out = format!(
+        "dst {} {} fwd={fwd} w={}",
+        canon_key(key),
+        d.socket_addr(),
+        d.weight
+    );
     if d.fwd == ForwardMethod::Tunnel {
         out += &format!(" tun={}", d.tun_type.as_str());
         if d.tun_type == TunnelType::Gue {
@@ -321,7 +366,10 @@ fn same_dest(got: &Destination, want: &Destination) -> bool {
 
 fn main() -> ExitCode {
     let private = !std::env::args().any(|a| a == "--no-netns");
-    let mut ck = Checker { failures: 0, checks: 0 };
+    let mut ck = Checker {
+        failures: 0,
+        checks: 0,
+    };
     if private && let Err(e) = enter_private_netns() {
         println!("FAIL netns: {e}");
         return ExitCode::FAILURE;
@@ -337,38 +385,68 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    ck.check("resolve IPVS family", c.family_id() >= 16, || format!("id {}", c.family_id()));
+    ck.check("resolve IPVS family", c.family_id() >= 16, || {
+        format!("id {}", c.family_id())
+    });
     run(&mut c, &mut ck);
     // Leave nothing behind, whatever happened above.
     let _ = c.stop_daemon(DaemonState::Master);
     let _ = c.stop_daemon(DaemonState::Backup);
     ck.ok("final flush", c.flush());
     let left = c.services().map(|s| s.len());
-    ck.check("table empty at exit", matches!(left, Ok(0)), || format!("{left:?}"));
+    ck.check("table empty at exit", matches!(left, Ok(0)), || {
+        format!("{left:?}")
+    });
     if !private {
         let _ = sh(&format!("ip link del {IFACE}"));
     }
     println!("{} checks, {} failed", ck.checks, ck.failures);
-    if ck.failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ck.failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn run(c: &mut IpvsClient, ck: &mut Checker) {
     if let Some(info) = ck.ok("get info", c.info()) {
-        ck.check("info version and table size", info.version >= 0x010200 && info.conn_tab_size > 0, || {
-            format!("{info:?}")
-        });
+        ck.check(
+            "info version and table size",
+            info.version >= 0x010200 && info.conn_tab_size > 0,
+            || format!("{info:?}"),
+        );
     }
     ck.ok("flush at start", c.flush());
     let n = c.services().map(|s| s.len());
-    ck.check("empty table after flush", matches!(n, Ok(0)), || format!("{n:?}"));
+    ck.check("empty table after flush", matches!(n, Ok(0)), || {
+        format!("{n:?}")
+    });
 
     // Timeouts: set, read back, restore.
     if let Some(orig) = ck.ok("get timeouts", c.timeouts()) {
-        ck.ok("set timeouts", c.set_timeouts(&Timeouts::new(901, 121, 301)));
+        ck.ok(
+            "set timeouts",
+            c.set_timeouts(&Timeouts::new(901, 121, 301)),
+        );
         let got = c.timeouts().ok();
-        ck.eq("timeouts read back", &got, &Some(Timeouts::new(901, 121, 301)));
-        ck.ok("partial set leaves others", c.set_timeouts(&Timeouts { tcp: None, tcp_fin: None, udp: Some(302) }));
-        ck.eq("timeouts after partial set", &c.timeouts().ok(), &Some(Timeouts::new(901, 121, 302)));
+        ck.eq(
+            "timeouts read back",
+            &got,
+            &Some(Timeouts::new(901, 121, 301)),
+        );
+        ck.ok(
+            "partial set leaves others",
+            c.set_timeouts(&Timeouts {
+                tcp: None,
+                tcp_fin: None,
+                udp: Some(302),
+            }),
+        );
+        ck.eq(
+            "timeouts after partial set",
+            &c.timeouts().ok(),
+            &Some(Timeouts::new(901, 121, 302)),
+        );
         ck.ok("restore timeouts", c.set_timeouts(&orig));
     }
 
@@ -382,7 +460,9 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
                 ck.check(&format!("add service scheduler {sched}"), true, String::new);
                 wanted.push(svc);
             }
-            Err(e) => ck.check(&format!("add service scheduler {sched}"), false, || e.to_string()),
+            Err(e) => ck.check(&format!("add service scheduler {sched}"), false, || {
+                e.to_string()
+            }),
         }
     }
     // Every other kind of service.
@@ -392,12 +472,19 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
         Service::new(ServiceKey::fwmark(AddressFamily::Inet, 42), "sh")
             .with_flags(ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT),
         Service::new(ServiceKey::fwmark(AddressFamily::Inet6, 43), "wlc"),
-        Service::new(ServiceKey::tcp(sa("[2001:db8::10]:443")), "wlc").persistent(300).with_netmask(64),
+        Service::new(ServiceKey::tcp(sa("[2001:db8::10]:443")), "wlc")
+            .persistent(300)
+            .with_netmask(64),
         Service::new(ServiceKey::udp(sa("[2001:db8::10]:53")), "rr"),
-        Service::new(ServiceKey::tcp(sa("192.0.2.41:80")), "rr").persistent(600).with_netmask(0xffff_ff00),
-        Service::new(ServiceKey::udp(sa("192.0.2.41:5060")), "rr").persistent(60).with_pe("sip"),
-        Service::new(ServiceKey::udp(sa("192.0.2.42:53")), "mh")
-            .with_flags(ServiceFlags::ONEPACKET | ServiceFlags::MH_FALLBACK | ServiceFlags::MH_PORT),
+        Service::new(ServiceKey::tcp(sa("192.0.2.41:80")), "rr")
+            .persistent(600)
+            .with_netmask(0xffff_ff00),
+        Service::new(ServiceKey::udp(sa("192.0.2.41:5060")), "rr")
+            .persistent(60)
+            .with_pe("sip"),
+        Service::new(ServiceKey::udp(sa("192.0.2.42:53")), "mh").with_flags(
+            ServiceFlags::ONEPACKET | ServiceFlags::MH_FALLBACK | ServiceFlags::MH_PORT,
+        ),
     ];
     for svc in kinds {
         let name = format!("add service {} {}", svc.key, svc.scheduler);
@@ -411,9 +498,13 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
     for want in &wanted {
         let got = c.service(&want.key);
         let ok = matches!(&got, Ok(g) if same_service(g, want));
-        ck.check(&format!("get service {} matches", want.key), ok, || format!("got {got:?}, want {want:?}"));
+        ck.check(&format!("get service {} matches", want.key), ok, || {
+            format!("got {got:?}, want {want:?}")
+        });
         let in_dump = dump.iter().any(|g| same_service(g, want));
-        ck.check(&format!("dump has {}", want.key), in_dump, || format!("want {want:?}"));
+        ck.check(&format!("dump has {}", want.key), in_dump, || {
+            format!("want {want:?}")
+        });
     }
 
     // Destinations of every forwarding method and tunnel type.
@@ -422,13 +513,28 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
         Destination::new(sa("198.51.100.2:8080"), ForwardMethod::Masq, 3).with_thresholds(100, 10),
         Destination::new(sa("198.51.100.3:80"), ForwardMethod::Route, 1),
         Destination::new(sa("198.51.100.4:80"), ForwardMethod::Tunnel, 2),
-        Destination::new(sa("198.51.100.5:80"), ForwardMethod::Tunnel, 1).with_tunnel(TunnelType::Gue, 6080, TunnelFlags::CSUM),
-        Destination::new(sa("198.51.100.6:80"), ForwardMethod::Tunnel, 1).with_tunnel(TunnelType::Gre, 0, TunnelFlags::NOCSUM),
-        Destination::new(sa("198.51.100.7:80"), ForwardMethod::Tunnel, 4).with_tunnel(TunnelType::Gue, 6081, TunnelFlags::REMCSUM),
+        Destination::new(sa("198.51.100.5:80"), ForwardMethod::Tunnel, 1).with_tunnel(
+            TunnelType::Gue,
+            6080,
+            TunnelFlags::CSUM,
+        ),
+        Destination::new(sa("198.51.100.6:80"), ForwardMethod::Tunnel, 1).with_tunnel(
+            TunnelType::Gre,
+            0,
+            TunnelFlags::NOCSUM,
+        ),
+        Destination::new(sa("198.51.100.7:80"), ForwardMethod::Tunnel, 4).with_tunnel(
+            TunnelType::Gue,
+            6081,
+            TunnelFlags::REMCSUM,
+        ),
         Destination::new(sa("198.51.100.8:80"), ForwardMethod::Route, 0),
     ];
     for d in &dests {
-        ck.ok(&format!("add destination {} {}", d.socket_addr(), d.fwd.as_str()), c.add_destination(&tcp, d));
+        ck.ok(
+            &format!("add destination {} {}", d.socket_addr(), d.fwd.as_str()),
+            c.add_destination(&tcp, d),
+        );
     }
     let v6 = ServiceKey::tcp(sa("[2001:db8::10]:443"));
     let d6 = Destination::new(sa("[2001:db8:1::2]:8443"), ForwardMethod::Masq, 7);
@@ -444,46 +550,114 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
     ck.eq("destination count", &got.len(), &dests.len());
     for want in &dests {
         let ok = got.iter().any(|g| same_dest(g, want));
-        ck.check(&format!("destination {} reads back", want.socket_addr()), ok, || format!("got {got:?}"));
+        ck.check(
+            &format!("destination {} reads back", want.socket_addr()),
+            ok,
+            || format!("got {got:?}"),
+        );
     }
     let got6 = c.destinations(&v6).unwrap_or_default();
-    ck.check("IPv6 destination reads back", got6.len() == 1 && same_dest(&got6[0], &d6), || format!("{got6:?}"));
+    ck.check(
+        "IPv6 destination reads back",
+        got6.len() == 1 && same_dest(&got6[0], &d6),
+        || format!("{got6:?}"),
+    );
     let gotfw = c.destinations(&fwm).unwrap_or_default();
-    ck.check("fwmark destination reads back", gotfw.len() == 1 && same_dest(&gotfw[0], &dfw), || format!("{gotfw:?}"));
+    ck.check(
+        "fwmark destination reads back",
+        gotfw.len() == 1 && same_dest(&gotfw[0], &dfw),
+        || format!("{gotfw:?}"),
+    );
 
     // Compare the whole table with ipvsadm's view.
     compare_with_ipvsadm(c, ck, "after adds");
 
     // Edits.
-    let edited = Service::new(tcp, "wrr").persistent(120).with_netmask(0xffff_0000);
+    let edited = Service::new(tcp, "wrr")
+        .persistent(120)
+        .with_netmask(0xffff_0000);
     ck.ok("edit service", c.edit_service(&edited));
     let got = c.service(&tcp);
-    ck.check("edited service reads back", matches!(&got, Ok(g) if same_service(g, &edited)), || format!("{got:?}"));
+    ck.check(
+        "edited service reads back",
+        matches!(&got, Ok(g) if same_service(g, &edited)),
+        || format!("{got:?}"),
+    );
     let mut d0 = dests[0].clone();
     d0.weight = 9;
     d0.u_threshold = 200;
     d0.l_threshold = 20;
     ck.ok("edit destination", c.edit_destination(&tcp, &d0));
     let got = c.destinations(&tcp).unwrap_or_default();
-    ck.check("edited destination reads back", got.iter().any(|g| same_dest(g, &d0)), || format!("{got:?}"));
+    ck.check(
+        "edited destination reads back",
+        got.iter().any(|g| same_dest(g, &d0)),
+        || format!("{got:?}"),
+    );
     compare_with_ipvsadm(c, ck, "after edits");
 
     // Typed errors.
-    ck.refused("duplicate service", c.add_service(&Service::new(tcp, "rr")), libc::EEXIST, "Service already exists");
+    ck.refused(
+        "duplicate service",
+        c.add_service(&Service::new(tcp, "rr")),
+        libc::EEXIST,
+        "Service already exists",
+    );
     ck.refused(
         "unknown scheduler",
-        c.add_service(&Service::new(ServiceKey::tcp(sa("192.0.2.60:80")), "nosuch")),
+        c.add_service(&Service::new(
+            ServiceKey::tcp(sa("192.0.2.60:80")),
+            "nosuch",
+        )),
         libc::ENOENT,
         "Scheduler not found: ip_vs_nosuch.ko",
     );
-    ck.refused("missing destination", c.del_destination(&tcp, sa("198.51.100.99:80")), libc::ENOENT, "No such destination");
-    ck.refused("edit missing destination", c.edit_destination(&tcp, &Destination::new(sa("198.51.100.99:80"), ForwardMethod::Route, 1)), libc::ENOENT, "No such destination");
-    ck.refused("duplicate destination", c.add_destination(&tcp, &dests[1]), libc::EEXIST, "Destination already exists");
+    ck.refused(
+        "missing destination",
+        c.del_destination(&tcp, sa("198.51.100.99:80")),
+        libc::ENOENT,
+        "No such destination",
+    );
+    ck.refused(
+        "edit missing destination",
+        c.edit_destination(
+            &tcp,
+            &Destination::new(sa("198.51.100.99:80"), ForwardMethod::Route, 1),
+        ),
+        libc::ENOENT,
+        "No such destination",
+    );
+    ck.refused(
+        "duplicate destination",
+        c.add_destination(&tcp, &dests[1]),
+        libc::EEXIST,
+        "Destination already exists",
+    );
     let missing = ServiceKey::tcp(sa("192.0.2.99:80"));
-    ck.refused("destination of missing service", c.add_destination(&missing, &dests[1]), libc::ESRCH, "Service not defined");
-    ck.refused("delete missing service", c.del_service(&missing), libc::ESRCH, "No such service");
-    ck.refused("get missing service", c.service(&missing), libc::ESRCH, "No such service");
-    ck.refused("zero missing service", c.zero(Some(&missing)), libc::ESRCH, "No such service");
+    ck.refused(
+        "destination of missing service",
+        c.add_destination(&missing, &dests[1]),
+        libc::ESRCH,
+        "Service not defined",
+    );
+    ck.refused(
+        "delete missing service",
+        c.del_service(&missing),
+        libc::ESRCH,
+        "No such service",
+    );
+    ck.refused(
+        "get missing service",
+        c.service(&missing),
+        libc::ESRCH,
+        "No such service",
+    );
+    ck.refused(
+        "zero missing service",
+        c.zero(Some(&missing)),
+        libc::ESRCH,
+        "No such service",
+    );
 
     // Counters and zero: three datagrams to the UDP service are scheduled to its NAT
     // destination (and dropped on the dummy interface), then zeroed.
@@ -496,15 +670,31 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
     // timer (every 2 s), so wait for them to show up.
     let mut conns = None;
     for _ in 0..50 {
-        conns = c.service(&udp).ok().and_then(|s| s.stats).map(|s| (s.conns, s.inpkts));
+        conns = c
+            .service(&udp)
+            .ok()
+            .and_then(|s| s.stats)
+            .map(|s| (s.conns, s.inpkts));
         if matches!(conns, Some((c, p)) if c >= 1 && p >= 3) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    ck.check("counters count traffic", matches!(conns, Some((c, p)) if c >= 1 && p >= 3), || format!("{conns:?}"));
-    let dconns = c.destinations(&udp).ok().and_then(|d| d.first().and_then(|d| d.stats)).map(|s| s.inpkts);
-    ck.check("destination counters count traffic", matches!(dconns, Some(p) if p >= 3), || format!("{dconns:?}"));
+    ck.check(
+        "counters count traffic",
+        matches!(conns, Some((c, p)) if c >= 1 && p >= 3),
+        || format!("{conns:?}"),
+    );
+    let dconns = c
+        .destinations(&udp)
+        .ok()
+        .and_then(|d| d.first().and_then(|d| d.stats))
+        .map(|s| s.inpkts);
+    ck.check(
+        "destination counters count traffic",
+        matches!(dconns, Some(p) if p >= 3),
+        || format!("{dconns:?}"),
+    );
     ck.ok("zero one service", c.zero(Some(&udp)));
     let after = c.service(&udp).ok().and_then(|s| s.stats).map(|s| s.conns);
     ck.eq("service counters zeroed", &after, &Some(0));
@@ -513,7 +703,10 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
     // Batch: 100 NEW_DEST in as few sendmsg calls as fit, then a batch with one bad
     // request in the middle.
     let bkey = ServiceKey::tcp(sa("192.0.2.50:80"));
-    ck.ok("add batch service", c.add_service(&Service::new(bkey, "wlc")));
+    ck.ok(
+        "add batch service",
+        c.add_service(&Service::new(bkey, "wlc")),
+    );
     let reqs: Vec<Request> = (0..100u32)
         .map(|i| {
             let addr = SocketAddr::new(IpAddr::from([198, 51, 100, 10 + i as u8]), 8080);
@@ -521,32 +714,67 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
         })
         .collect();
     if let Some(rep) = ck.ok("batch of 100 NEW_DEST", c.execute_batch(&reqs)) {
-        ck.check("batch all acked", rep.is_ok() && rep.results.len() == 100, || format!("{:?}", rep.first_error()));
+        ck.check(
+            "batch all acked",
+            rep.is_ok() && rep.results.len() == 100,
+            || format!("{:?}", rep.first_error()),
+        );
         ck.eq("batch used one sendmsg", &rep.sendmsg_calls, &1);
     }
     let n = c.destinations(&bkey).map(|d| d.len());
-    ck.check("batch destinations present", matches!(n, Ok(100)), || format!("{n:?}"));
+    ck.check("batch destinations present", matches!(n, Ok(100)), || {
+        format!("{n:?}")
+    });
     let mixed = vec![
-        Request::EditDestination(bkey, Destination::new(sa("198.51.100.10:8080"), ForwardMethod::Masq, 50)),
-        Request::AddDestination(bkey, Destination::new(sa("198.51.100.11:8080"), ForwardMethod::Masq, 1)),
+        Request::EditDestination(
+            bkey,
+            Destination::new(sa("198.51.100.10:8080"), ForwardMethod::Masq, 50),
+        ),
+        Request::AddDestination(
+            bkey,
+            Destination::new(sa("198.51.100.11:8080"), ForwardMethod::Masq, 1),
+        ),
         Request::DelDestination(bkey, sa("198.51.100.12:8080")),
     ];
     if let Some(rep) = ck.ok("batch with a failure", c.execute_batch(&mixed)) {
-        let first = rep.first_error().map(|(i, e)| (i, e.errno, e.message.clone()));
-        ck.eq("batch reports the failed request", &first, &Some((1, libc::EEXIST, "Destination already exists".to_string())));
-        ck.check("batch continues after failure", rep.results[0].is_ok() && rep.results[2].is_ok(), || format!("{:?}", rep.results));
+        let first = rep
+            .first_error()
+            .map(|(i, e)| (i, e.errno, e.message.clone()));
+        ck.eq(
+            "batch reports the failed request",
+            &first,
+            &Some((1, libc::EEXIST, "Destination already exists".to_string())),
+        );
+        ck.check(
+            "batch continues after failure",
+            rep.results[0].is_ok() && rep.results[2].is_ok(),
+            || format!("{:?}", rep.results),
+        );
     }
     let n = c.destinations(&bkey).map(|d| d.len());
-    ck.check("batch delete applied", matches!(n, Ok(99)), || format!("{n:?}"));
+    ck.check("batch delete applied", matches!(n, Ok(99)), || {
+        format!("{n:?}")
+    });
     compare_with_ipvsadm(c, ck, "after batch");
 
     // Deletes.
-    ck.ok("delete destination", c.del_destination(&tcp, dests[6].socket_addr()));
+    ck.ok(
+        "delete destination",
+        c.del_destination(&tcp, dests[6].socket_addr()),
+    );
     let n = c.destinations(&tcp).map(|d| d.len());
     ck.check("destination gone", matches!(n, Ok(6)), || format!("{n:?}"));
     ck.ok("delete service", c.del_service(&udp));
-    ck.refused("deleted service is gone", c.service(&udp), libc::ESRCH, "No such service");
-    ck.ok("delete IPv6 destination", c.del_destination(&v6, d6.socket_addr()));
+    ck.refused(
+        "deleted service is gone",
+        c.service(&udp),
+        libc::ESRCH,
+        "No such service",
+    );
+    ck.ok(
+        "delete IPv6 destination",
+        c.del_destination(&v6, d6.socket_addr()),
+    );
 
     // Sync daemons need a table without mixed-family destinations; ours has none.
     let master = Daemon::new(DaemonState::Master, "lo", 5);
@@ -557,7 +785,12 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
     backup.mcast_ttl = Some(2);
     ck.ok("start master daemon", c.start_daemon(&master));
     ck.ok("start backup daemon", c.start_daemon(&backup));
-    ck.refused("master already running", c.start_daemon(&master), libc::EEXIST, "Daemon has already run");
+    ck.refused(
+        "master already running",
+        c.start_daemon(&master),
+        libc::EEXIST,
+        "Daemon has already run",
+    );
     let got = c.daemons().unwrap_or_default();
     let m = got.iter().find(|d| d.state == DaemonState::Master);
     ck.check("master daemon reads back", matches!(m, Some(d) if d.mcast_ifn == "lo" && d.syncid == 5 && d.mcast_port == Some(8848) && d.mcast_group == Some("224.0.0.81".parse().unwrap())), || format!("{got:?}"));
@@ -567,21 +800,35 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
     ck.check("ipvsadm sees both daemons", text.contains("master sync daemon (mcast=lo, syncid=5") && text.contains("backup sync daemon (mcast=lo, syncid=7, maxlen=1400, group=224.0.0.82, port=8850, ttl=2)"), || text.clone());
     ck.ok("stop master daemon", c.stop_daemon(DaemonState::Master));
     ck.ok("stop backup daemon", c.stop_daemon(DaemonState::Backup));
-    ck.refused("no daemon running", c.stop_daemon(DaemonState::Master), libc::ESRCH, "No daemon is running");
+    ck.refused(
+        "no daemon running",
+        c.stop_daemon(DaemonState::Master),
+        libc::ESRCH,
+        "No daemon is running",
+    );
     let n = c.daemons().map(|d| d.len());
     ck.check("no daemons listed", matches!(n, Ok(0)), || format!("{n:?}"));
 
     // IPv6 real server behind an IPv4 service (tunnel only).
     let v4svc = ServiceKey::tcp(sa("192.0.2.41:80"));
     let mixed = Destination::new(sa("[2001:db8:1::3]:80"), ForwardMethod::Tunnel, 1);
-    ck.ok("add IPv6 destination to IPv4 service", c.add_destination(&v4svc, &mixed));
+    ck.ok(
+        "add IPv6 destination to IPv4 service",
+        c.add_destination(&v4svc, &mixed),
+    );
     let got = c.destinations(&v4svc).unwrap_or_default();
-    ck.check("mixed-family destination reads back", got.len() == 1 && same_dest(&got[0], &mixed), || format!("{got:?}"));
+    ck.check(
+        "mixed-family destination reads back",
+        got.len() == 1 && same_dest(&got[0], &mixed),
+        || format!("{got:?}"),
+    );
     compare_with_ipvsadm(c, ck, "before flush");
 
     ck.ok("flush", c.flush());
     let n = c.services().map(|s| s.len());
-    ck.check("flush empties the table", matches!(n, Ok(0)), || format!("{n:?}"));
+    ck.check("flush empties the table", matches!(n, Ok(0)), || {
+        format!("{n:?}")
+    });
 }
 
 fn compare_with_ipvsadm(c: &mut IpvsClient, ck: &mut Checker, when: &str) {
@@ -591,10 +838,14 @@ fn compare_with_ipvsadm(c: &mut IpvsClient, ck: &mut Checker, when: &str) {
         (Ok(ours), Ok(theirs)) => {
             let only_ours: Vec<_> = ours.difference(&theirs).collect();
             let only_theirs: Vec<_> = theirs.difference(&ours).collect();
-            ck.check(&format!("ipvsadm -Sn agrees {when} ({} lines)", ours.len()), only_ours.is_empty() && only_theirs.is_empty(), || {
-                format!("only ours: {only_ours:?}; only ipvsadm: {only_theirs:?}")
-            });
+            ck.check(
+                &format!("ipvsadm -Sn agrees {when} ({} lines)", ours.len()),
+                only_ours.is_empty() && only_theirs.is_empty(),
+                || format!("only ours: {only_ours:?}; only ipvsadm: {only_theirs:?}"),
+            );
         }
-        (a, b) => ck.check(&format!("ipvsadm -Sn agrees {when}"), false, || format!("{:?} / {:?}", a.err(), b.err())),
+        (a, b) => ck.check(&format!("ipvsadm -Sn agrees {when}"), false, || {
+            format!("{:?} / {:?}", a.err(), b.err())
+        }),
     }
 }

@@ -12,10 +12,18 @@ pub(crate) fn iter(buf: &[u8]) -> impl Iterator<Item = Result<NlaBuffer<&[u8]>, 
     NlasIterator::new(buf).map(|r| r.map_err(|e| DecodeError::Attribute(e.to_string())))
 }
 
-fn exact<'a>(nla: &'a NlaBuffer<&'a [u8]>, attr: &'static str, len: usize) -> Result<&'a [u8], DecodeError> {
+fn exact<'a>(
+    nla: &'a NlaBuffer<&'a [u8]>,
+    attr: &'static str,
+    len: usize,
+) -> Result<&'a [u8], DecodeError> {
     let v = nla.value();
     if v.len() != len {
-        return Err(DecodeError::AttrLength { attr, expected: len, got: v.len() });
+        return Err(DecodeError::AttrLength {
+            attr,
+            expected: len,
+            got: v.len(),
+        });
     }
     Ok(v)
 }
@@ -60,16 +68,27 @@ pub(crate) fn string(nla: &NlaBuffer<&[u8]>, attr: &'static str) -> Result<Strin
         Some(i) => &v[..i],
         None => v,
     };
-    std::str::from_utf8(v).map(str::to_owned).map_err(|_| DecodeError::BadString { attr })
+    std::str::from_utf8(v)
+        .map(str::to_owned)
+        .map_err(|_| DecodeError::BadString { attr })
 }
 
 /// `union nf_inet_addr`: 16 bytes on the wire; an IPv4 address sits in the first 4.
-pub(crate) fn raw_addr(nla: &NlaBuffer<&[u8]>, attr: &'static str) -> Result<[u8; 16], DecodeError> {
+pub(crate) fn raw_addr(
+    nla: &NlaBuffer<&[u8]>,
+    attr: &'static str,
+) -> Result<[u8; 16], DecodeError> {
     let v = nla.value();
     let mut a = [0u8; 16];
     match v.len() {
         4 | 16 => a[..v.len()].copy_from_slice(v),
-        got => return Err(DecodeError::AttrLength { attr, expected: 16, got }),
+        got => {
+            return Err(DecodeError::AttrLength {
+                attr,
+                expected: 16,
+                got,
+            });
+        }
     }
     Ok(a)
 }

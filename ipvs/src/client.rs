@@ -35,11 +35,17 @@ impl BatchReport {
 
     /// Index and error of the first failed request.
     pub fn first_error(&self) -> Option<(usize, &KernelError)> {
-        self.results.iter().enumerate().find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+        self.results
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
     }
 
     pub fn failures(&self) -> impl Iterator<Item = (usize, &KernelError)> {
-        self.results.iter().enumerate().filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
+        self.results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e)))
     }
 }
 
@@ -88,9 +94,15 @@ impl IpvsClient {
 
     fn send(&self, bytes: &[u8]) -> Result<(), Error> {
         let kernel = NlAddr::new(0, 0);
-        let n = self.socket.send_to(bytes, &kernel, 0).map_err(io_err("sendmsg"))?;
+        let n = self
+            .socket
+            .send_to(bytes, &kernel, 0)
+            .map_err(io_err("sendmsg"))?;
         if n != bytes.len() {
-            return Err(Error::UnexpectedReply(format!("short send: {n} of {}", bytes.len())));
+            return Err(Error::UnexpectedReply(format!(
+                "short send: {n} of {}",
+                bytes.len()
+            )));
         }
         Ok(())
     }
@@ -100,7 +112,12 @@ impl IpvsClient {
             match self.socket.recv(&mut &mut self.buf[..], 0) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::Io { context: "recvmsg", source: e }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        context: "recvmsg",
+                        source: e,
+                    });
+                }
             }
         };
         Ok(codec::decode_datagram(&self.buf[..n], self.family_id)?)
@@ -236,7 +253,10 @@ impl IpvsClient {
     /// All services (a dump).
     pub fn services(&mut self) -> Result<Vec<Service>, Error> {
         let msgs = self.request(&Request::GetServices)?;
-        Ok(msgs.iter().map(IpvsMessage::service).collect::<Result<_, _>>()?)
+        Ok(msgs
+            .iter()
+            .map(IpvsMessage::service)
+            .collect::<Result<_, _>>()?)
     }
 
     /// One service; errno ESRCH ("No such service") when absent.
@@ -260,15 +280,20 @@ impl IpvsClient {
     /// an error, for a service that does not exist.
     pub fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<Destination>, Error> {
         let msgs = self.request(&Request::GetDestinations(*key))?;
-        Ok(msgs.iter().map(|m| m.destination(key.af())).collect::<Result<_, _>>()?)
+        Ok(msgs
+            .iter()
+            .map(|m| m.destination(key.af()))
+            .collect::<Result<_, _>>()?)
     }
 
     pub fn add_destination(&mut self, key: &ServiceKey, dest: &Destination) -> Result<(), Error> {
-        self.request(&Request::AddDestination(*key, dest.clone())).map(drop)
+        self.request(&Request::AddDestination(*key, dest.clone()))
+            .map(drop)
     }
 
     pub fn edit_destination(&mut self, key: &ServiceKey, dest: &Destination) -> Result<(), Error> {
-        self.request(&Request::EditDestination(*key, dest.clone())).map(drop)
+        self.request(&Request::EditDestination(*key, dest.clone()))
+            .map(drop)
     }
 
     pub fn del_destination(&mut self, key: &ServiceKey, dest: SocketAddr) -> Result<(), Error> {
@@ -278,11 +303,15 @@ impl IpvsClient {
     /// Running sync daemons (a dump: none, master, backup or both).
     pub fn daemons(&mut self) -> Result<Vec<Daemon>, Error> {
         let msgs = self.request(&Request::GetDaemons)?;
-        Ok(msgs.iter().map(IpvsMessage::daemon).collect::<Result<_, _>>()?)
+        Ok(msgs
+            .iter()
+            .map(IpvsMessage::daemon)
+            .collect::<Result<_, _>>()?)
     }
 
     pub fn start_daemon(&mut self, daemon: &Daemon) -> Result<(), Error> {
-        self.request(&Request::StartDaemon(daemon.clone())).map(drop)
+        self.request(&Request::StartDaemon(daemon.clone()))
+            .map(drop)
     }
 
     pub fn stop_daemon(&mut self, state: DaemonState) -> Result<(), Error> {

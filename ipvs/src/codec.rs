@@ -117,13 +117,19 @@ fn decode_one(nl: &NetlinkBuffer<&[u8]>, family_id: u16) -> Result<Reply, Decode
     let kind = match ty {
         NLMSG_ERROR => {
             if payload.len() < 4 {
-                return Err(DecodeError::Netlink(format!("NLMSG_ERROR of {} bytes", payload.len())));
+                return Err(DecodeError::Netlink(format!(
+                    "NLMSG_ERROR of {} bytes",
+                    payload.len()
+                )));
             }
             let code = i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]);
             if code == 0 {
                 ReplyKind::Ack
             } else {
-                ReplyKind::Error { errno: -code, extack: extack_msg(payload, flags) }
+                ReplyKind::Error {
+                    errno: -code,
+                    extack: extack_msg(payload, flags),
+                }
             }
         }
         NLMSG_DONE => {
@@ -156,13 +162,26 @@ fn decode_one(nl: &NetlinkBuffer<&[u8]>, family_id: u16) -> Result<Reply, Decode
             if payload.len() < GENL_HDRLEN {
                 return Err(DecodeError::TruncatedHeader(payload.len()));
             }
-            let header = GenlHeader { cmd: payload[0], version: payload[1] };
+            let header = GenlHeader {
+                cmd: payload[0],
+                version: payload[1],
+            };
             let msg = IpvsMessage::parse(&payload[GENL_HDRLEN..], header)?;
-            ReplyKind::Ipvs { msg, multi: flags & NLM_F_MULTIPART != 0 }
+            ReplyKind::Ipvs {
+                msg,
+                multi: flags & NLM_F_MULTIPART != 0,
+            }
         }
-        other => ReplyKind::Ignored { message_type: other },
+        other => ReplyKind::Ignored {
+            message_type: other,
+        },
     };
-    Ok(Reply { seq: nl.sequence_number(), port: nl.port_number(), flags, kind })
+    Ok(Reply {
+        seq: nl.sequence_number(),
+        port: nl.port_number(),
+        flags,
+        kind,
+    })
 }
 
 /// Extended ack text: after the code comes the offending request (just its header when

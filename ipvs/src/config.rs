@@ -11,6 +11,10 @@ pub struct Timeouts {
 
 impl Timeouts {
     pub fn new(tcp: u32, tcp_fin: u32, udp: u32) -> Self {
-        Timeouts { tcp: Some(tcp), tcp_fin: Some(tcp_fin), udp: Some(udp) }
+        Timeouts {
+            tcp: Some(tcp),
+            tcp_fin: Some(tcp_fin),
+            udp: Some(udp),
+        }
     }
 }

@@ -82,10 +82,12 @@ impl Nla for DaemonNla {
 
     fn emit_value(&self, buf: &mut [u8]) {
         match self {
-            DaemonNla::State(v) | DaemonNla::SyncId(v) => buf[..4].copy_from_slice(&v.to_ne_bytes()),
+            DaemonNla::State(v) | DaemonNla::SyncId(v) => {
+                buf[..4].copy_from_slice(&v.to_ne_bytes());
+            }
             DaemonNla::McastIfn(s) => attr::emit_string(buf, s),
             DaemonNla::SyncMaxlen(v) | DaemonNla::McastPort(v) => {
-                buf[..2].copy_from_slice(&v.to_ne_bytes())
+                buf[..2].copy_from_slice(&v.to_ne_bytes());
             }
             DaemonNla::McastGroup(a) => buf[..4].copy_from_slice(&a.octets()),
             DaemonNla::McastGroup6(a) => buf[..16].copy_from_slice(&a.octets()),
@@ -138,7 +140,9 @@ impl DaemonNla {
     }
 
     pub fn parse_all(buf: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        attr::iter(buf).map(|n| n.and_then(|n| DaemonNla::parse(&n))).collect()
+        attr::iter(buf)
+            .map(|n| n.and_then(|n| DaemonNla::parse(&n)))
+            .collect()
     }
 }
 

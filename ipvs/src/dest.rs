@@ -129,7 +129,10 @@ impl Nla for DestNla {
     fn value_len(&self) -> usize {
         match self {
             DestNla::Addr(_) => 16,
-            DestNla::Port(_) | DestNla::AddrFamily(_) | DestNla::TunPort(_) | DestNla::TunFlags(_) => 2,
+            DestNla::Port(_)
+            | DestNla::AddrFamily(_)
+            | DestNla::TunPort(_)
+            | DestNla::TunFlags(_) => 2,
             DestNla::TunType(_) => 1,
             DestNla::FwdMethod(_)
             | DestNla::Weight(_)
@@ -169,7 +172,7 @@ impl Nla for DestNla {
             DestNla::Addr(a) => buf[..16].copy_from_slice(a),
             DestNla::Port(v) | DestNla::TunPort(v) => buf[..2].copy_from_slice(&v.to_be_bytes()),
             DestNla::AddrFamily(v) | DestNla::TunFlags(v) => {
-                buf[..2].copy_from_slice(&v.to_ne_bytes())
+                buf[..2].copy_from_slice(&v.to_ne_bytes());
             }
             DestNla::TunType(v) => buf[0] = *v,
             DestNla::FwdMethod(v)
@@ -194,12 +197,8 @@ impl DestNla {
                 DestNla::FwdMethod(attr::u32(nla, "IPVS_DEST_ATTR_FWD_METHOD")?)
             }
             IPVS_DEST_ATTR_WEIGHT => DestNla::Weight(attr::u32(nla, "IPVS_DEST_ATTR_WEIGHT")?),
-            IPVS_DEST_ATTR_U_THRESH => {
-                DestNla::UThresh(attr::u32(nla, "IPVS_DEST_ATTR_U_THRESH")?)
-            }
-            IPVS_DEST_ATTR_L_THRESH => {
-                DestNla::LThresh(attr::u32(nla, "IPVS_DEST_ATTR_L_THRESH")?)
-            }
+            IPVS_DEST_ATTR_U_THRESH => DestNla::UThresh(attr::u32(nla, "IPVS_DEST_ATTR_U_THRESH")?),
+            IPVS_DEST_ATTR_L_THRESH => DestNla::LThresh(attr::u32(nla, "IPVS_DEST_ATTR_L_THRESH")?),
             IPVS_DEST_ATTR_ACTIVE_CONNS => {
                 DestNla::ActiveConns(attr::u32(nla, "IPVS_DEST_ATTR_ACTIVE_CONNS")?)
             }
@@ -214,9 +213,7 @@ impl DestNla {
                 DestNla::AddrFamily(attr::u16(nla, "IPVS_DEST_ATTR_ADDR_FAMILY")?)
             }
             IPVS_DEST_ATTR_STATS64 => DestNla::Stats64(StatsNla::parse_all(nla.value())?),
-            IPVS_DEST_ATTR_TUN_TYPE => {
-                DestNla::TunType(attr::u8(nla, "IPVS_DEST_ATTR_TUN_TYPE")?)
-            }
+            IPVS_DEST_ATTR_TUN_TYPE => DestNla::TunType(attr::u8(nla, "IPVS_DEST_ATTR_TUN_TYPE")?),
             IPVS_DEST_ATTR_TUN_PORT => {
                 DestNla::TunPort(attr::be16(nla, "IPVS_DEST_ATTR_TUN_PORT")?)
             }
@@ -230,7 +227,9 @@ impl DestNla {
     }
 
     pub fn parse_all(buf: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        attr::iter(buf).map(|n| n.and_then(|n| DestNla::parse(&n))).collect()
+        attr::iter(buf)
+            .map(|n| n.and_then(|n| DestNla::parse(&n)))
+            .collect()
     }
 }
 

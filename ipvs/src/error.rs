@@ -11,7 +11,11 @@ pub enum DecodeError {
     #[error("malformed netlink attribute: {0}")]
     Attribute(String),
     #[error("attribute {attr} has {got} bytes, expected {expected}")]
-    AttrLength { attr: &'static str, expected: usize, got: usize },
+    AttrLength {
+        attr: &'static str,
+        expected: usize,
+        got: usize,
+    },
     #[error("attribute {attr} is not a valid string")]
     BadString { attr: &'static str },
     #[error("required attribute {0} is missing")]
@@ -190,7 +194,10 @@ impl KernelError {
     /// not found (the kernel says ENOENT for both; it cannot tell us which).
     pub fn with_missing_module(mut self, scheduler: &str, pe_name: Option<&str>) -> Self {
         if self.errno == libc::ENOENT
-            && matches!(self.operation, Operation::AddService | Operation::EditService)
+            && matches!(
+                self.operation,
+                Operation::AddService | Operation::EditService
+            )
         {
             self.message = match pe_name {
                 None => format!("Scheduler not found: ip_vs_{scheduler}.ko"),
@@ -270,24 +277,49 @@ mod tests {
 
     #[test]
     fn messages_follow_ipvsadm_table() {
-        assert_eq!(ipvs_strerror(Operation::AddService, libc::EEXIST), "Service already exists");
-        assert_eq!(ipvs_strerror(Operation::DelDestination, libc::ENOENT), "No such destination");
-        assert_eq!(ipvs_strerror(Operation::AddDestination, libc::ESRCH), "Service not defined");
-        assert_eq!(ipvs_strerror(Operation::DelService, libc::ESRCH), "No such service");
-        assert_eq!(ipvs_strerror(Operation::StopDaemon, libc::ESRCH), "No daemon is running");
-        assert_eq!(ipvs_strerror(Operation::StartDaemon, libc::EEXIST), "Daemon has already run");
+        assert_eq!(
+            ipvs_strerror(Operation::AddService, libc::EEXIST),
+            "Service already exists"
+        );
+        assert_eq!(
+            ipvs_strerror(Operation::DelDestination, libc::ENOENT),
+            "No such destination"
+        );
+        assert_eq!(
+            ipvs_strerror(Operation::AddDestination, libc::ESRCH),
+            "Service not defined"
+        );
+        assert_eq!(
+            ipvs_strerror(Operation::DelService, libc::ESRCH),
+            "No such service"
+        );
+        assert_eq!(
+            ipvs_strerror(Operation::StopDaemon, libc::ESRCH),
+            "No daemon is running"
+        );
+        assert_eq!(
+            ipvs_strerror(Operation::StartDaemon, libc::EEXIST),
+            "Daemon has already run"
+        );
         assert_eq!(
             ipvs_strerror(Operation::Flush, libc::EPERM),
             "Permission denied (you must be root)"
         );
         // Operation-specific entries only apply to their operation.
-        assert_eq!(ipvs_strerror(Operation::DelService, libc::EEXIST), "File exists");
-        assert_eq!(ipvs_strerror(Operation::Flush, libc::EBUSY), "Device or resource busy");
+        assert_eq!(
+            ipvs_strerror(Operation::DelService, libc::EEXIST),
+            "File exists"
+        );
+        assert_eq!(
+            ipvs_strerror(Operation::Flush, libc::EBUSY),
+            "Device or resource busy"
+        );
     }
 
     #[test]
     fn missing_scheduler_names_the_module() {
-        let e = KernelError::new(Operation::AddService, libc::ENOENT).with_missing_module("foo", None);
+        let e =
+            KernelError::new(Operation::AddService, libc::ENOENT).with_missing_module("foo", None);
         assert_eq!(e.message, "Scheduler not found: ip_vs_foo.ko");
         let e = KernelError::new(Operation::EditService, libc::ENOENT)
             .with_missing_module("rr", Some("sip"));
@@ -295,7 +327,8 @@ mod tests {
             e.message,
             "Scheduler or persistence engine not found: ip_vs_rr.ko or ip_vs_pe_sip.ko"
         );
-        let e = KernelError::new(Operation::DelService, libc::ESRCH).with_missing_module("rr", None);
+        let e =
+            KernelError::new(Operation::DelService, libc::ESRCH).with_missing_module("rr", None);
         assert_eq!(e.message, "No such service");
     }
 }

@@ -13,13 +13,21 @@ pub struct Info {
 impl Info {
     /// (major, minor, patch) as ipvsadm prints it.
     pub fn version_triple(&self) -> (u8, u8, u8) {
-        ((self.version >> 16) as u8, (self.version >> 8) as u8, self.version as u8)
+        (
+            (self.version >> 16) as u8,
+            (self.version >> 8) as u8,
+            self.version as u8,
+        )
     }
 }
 
 impl fmt::Display for Info {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (a, b, c) = self.version_triple();
-        write!(f, "IP Virtual Server version {a}.{b}.{c} (size={})", self.conn_tab_size)
+        write!(
+            f,
+            "IP Virtual Server version {a}.{b}.{c} (size={})",
+            self.conn_tab_size
+        )
     }
 }

@@ -28,5 +28,7 @@ pub use dest::{DestNla, Destination, ForwardMethod, TunnelFlags, TunnelType};
 pub use error::{DecodeError, Error, KernelError, Operation, ipvs_strerror};
 pub use info::Info;
 pub use message::{IpvsCmd, IpvsMessage, IpvsNla, Request};
-pub use service::{AddressFamily, FlagsMask, Protocol, Service, ServiceFlags, ServiceKey, ServiceNla};
+pub use service::{
+    AddressFamily, FlagsMask, Protocol, Service, ServiceFlags, ServiceKey, ServiceNla,
+};
 pub use stats::{Stats, StatsField, StatsNla, StatsValue};

@@ -147,7 +147,10 @@ impl Nla for IpvsNla {
 
 impl IpvsNla {
     fn is_nest(&self) -> bool {
-        matches!(self, IpvsNla::Service(_) | IpvsNla::Dest(_) | IpvsNla::Daemon(_))
+        matches!(
+            self,
+            IpvsNla::Service(_) | IpvsNla::Dest(_) | IpvsNla::Daemon(_)
+        )
     }
 
     pub fn parse(nla: &NlaBuffer<&[u8]>, cmd: IpvsCmd) -> Result<Self, DecodeError> {
@@ -215,12 +218,20 @@ impl IpvsMessage {
     /// a nest, so parse and build agree on nest-less messages.)
     pub fn new(cmd: IpvsCmd, nlas: Vec<IpvsNla>) -> Self {
         let nested_flag = nlas.iter().any(IpvsNla::is_nest);
-        IpvsMessage { cmd, nlas, nested_flag }
+        IpvsMessage {
+            cmd,
+            nlas,
+            nested_flag,
+        }
     }
 
     /// A message as the kernel builds it (nests unflagged).
     pub fn kernel(cmd: IpvsCmd, nlas: Vec<IpvsNla>) -> Self {
-        IpvsMessage { cmd, nlas, nested_flag: false }
+        IpvsMessage {
+            cmd,
+            nlas,
+            nested_flag: false,
+        }
     }
 
     pub fn service_nlas(&self) -> Option<&[ServiceNla]> {
@@ -247,21 +258,24 @@ impl IpvsMessage {
     /// The service this message carries (NEW_SERVICE replies, service requests).
     pub fn service(&self) -> Result<Service, DecodeError> {
         Service::from_nlas(
-            self.service_nlas().ok_or(DecodeError::MissingAttr("IPVS_CMD_ATTR_SERVICE"))?,
+            self.service_nlas()
+                .ok_or(DecodeError::MissingAttr("IPVS_CMD_ATTR_SERVICE"))?,
         )
     }
 
     /// The destination this message carries; `service_af` as in [`Destination::from_nlas`].
     pub fn destination(&self, service_af: AddressFamily) -> Result<Destination, DecodeError> {
         Destination::from_nlas(
-            self.dest_nlas().ok_or(DecodeError::MissingAttr("IPVS_CMD_ATTR_DEST"))?,
+            self.dest_nlas()
+                .ok_or(DecodeError::MissingAttr("IPVS_CMD_ATTR_DEST"))?,
             service_af,
         )
     }
 
     pub fn daemon(&self) -> Result<Daemon, DecodeError> {
         Daemon::from_nlas(
-            self.daemon_nlas().ok_or(DecodeError::MissingAttr("IPVS_CMD_ATTR_DAEMON"))?,
+            self.daemon_nlas()
+                .ok_or(DecodeError::MissingAttr("IPVS_CMD_ATTR_DAEMON"))?,
         )
     }
 
@@ -305,7 +319,11 @@ impl IpvsMessage {
             nested_flag |= nla.nested_flag();
             nlas.push(IpvsNla::parse(&nla, cmd)?);
         }
-        Ok(IpvsMessage { cmd, nlas, nested_flag })
+        Ok(IpvsMessage {
+            cmd,
+            nlas,
+            nested_flag,
+        })
     }
 }
 
@@ -401,7 +419,10 @@ impl Request {
 
     /// Sent with NLM_F_DUMP: the kernel answers with NLM_F_MULTI parts and NLMSG_DONE.
     pub fn is_dump(&self) -> bool {
-        matches!(self, Request::GetServices | Request::GetDestinations(_) | Request::GetDaemons)
+        matches!(
+            self,
+            Request::GetServices | Request::GetDestinations(_) | Request::GetDaemons
+        )
     }
 
     pub fn message(&self) -> IpvsMessage {
@@ -412,17 +433,24 @@ impl Request {
             Request::GetService(key) => (C::GetService, vec![IpvsNla::Service(key.to_nlas())]),
             Request::AddService(s) => (C::NewService, vec![IpvsNla::Service(s.to_nlas())]),
             Request::EditService(s) => (C::SetService, vec![IpvsNla::Service(s.to_nlas())]),
-            Request::DelService(key) => {
-                (C::DelService, vec![IpvsNla::Service(key.to_nlas_with_placeholders())])
-            }
+            Request::DelService(key) => (
+                C::DelService,
+                vec![IpvsNla::Service(key.to_nlas_with_placeholders())],
+            ),
             Request::GetDestinations(key) => (C::GetDest, vec![IpvsNla::Service(key.to_nlas())]),
             Request::AddDestination(key, d) => (
                 C::NewDest,
-                vec![IpvsNla::Service(key.to_nlas_with_placeholders()), IpvsNla::Dest(d.to_nlas())],
+                vec![
+                    IpvsNla::Service(key.to_nlas_with_placeholders()),
+                    IpvsNla::Dest(d.to_nlas()),
+                ],
             ),
             Request::EditDestination(key, d) => (
                 C::SetDest,
-                vec![IpvsNla::Service(key.to_nlas_with_placeholders()), IpvsNla::Dest(d.to_nlas())],
+                vec![
+                    IpvsNla::Service(key.to_nlas_with_placeholders()),
+                    IpvsNla::Dest(d.to_nlas()),
+                ],
             ),
             Request::DelDestination(key, addr) => (
                 C::DelDest,
@@ -457,9 +485,10 @@ impl Request {
                 }
                 (C::SetConfig, nlas)
             }
-            Request::ZeroService(key) => {
-                (C::Zero, vec![IpvsNla::Service(key.to_nlas_with_placeholders())])
-            }
+            Request::ZeroService(key) => (
+                C::Zero,
+                vec![IpvsNla::Service(key.to_nlas_with_placeholders())],
+            ),
             Request::ZeroAll => (C::Zero, vec![]),
             Request::Flush => (C::Flush, vec![]),
         };

@@ -192,11 +192,13 @@ impl Nla for ServiceNla {
 
     fn emit_value(&self, buf: &mut [u8]) {
         match self {
-            ServiceNla::Af(v) | ServiceNla::Protocol(v) => buf[..2].copy_from_slice(&v.to_ne_bytes()),
+            ServiceNla::Af(v) | ServiceNla::Protocol(v) => {
+                buf[..2].copy_from_slice(&v.to_ne_bytes());
+            }
             ServiceNla::Port(v) => buf[..2].copy_from_slice(&v.to_be_bytes()),
             ServiceNla::Addr(a) => buf[..16].copy_from_slice(a),
             ServiceNla::Fwmark(v) | ServiceNla::Timeout(v) => {
-                buf[..4].copy_from_slice(&v.to_ne_bytes())
+                buf[..4].copy_from_slice(&v.to_ne_bytes());
             }
             ServiceNla::Netmask(v) => buf[..4].copy_from_slice(&v.to_ne_bytes()),
             ServiceNla::SchedName(s) | ServiceNla::PeName(s) => attr::emit_string(buf, s),
@@ -237,12 +239,8 @@ impl ServiceNla {
                     mask: u32::from_ne_bytes([v[4], v[5], v[6], v[7]]),
                 })
             }
-            IPVS_SVC_ATTR_TIMEOUT => {
-                ServiceNla::Timeout(attr::u32(nla, "IPVS_SVC_ATTR_TIMEOUT")?)
-            }
-            IPVS_SVC_ATTR_NETMASK => {
-                ServiceNla::Netmask(attr::u32(nla, "IPVS_SVC_ATTR_NETMASK")?)
-            }
+            IPVS_SVC_ATTR_TIMEOUT => ServiceNla::Timeout(attr::u32(nla, "IPVS_SVC_ATTR_TIMEOUT")?),
+            IPVS_SVC_ATTR_NETMASK => ServiceNla::Netmask(attr::u32(nla, "IPVS_SVC_ATTR_NETMASK")?),
             IPVS_SVC_ATTR_STATS => ServiceNla::Stats(StatsNla::parse_all(nla.value())?),
             IPVS_SVC_ATTR_PE_NAME => {
                 ServiceNla::PeName(attr::string(nla, "IPVS_SVC_ATTR_PE_NAME")?)
@@ -255,15 +253,25 @@ impl ServiceNla {
     }
 
     pub fn parse_all(buf: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        attr::iter(buf).map(|n| n.and_then(|n| ServiceNla::parse(&n))).collect()
+        attr::iter(buf)
+            .map(|n| n.and_then(|n| ServiceNla::parse(&n)))
+            .collect()
     }
 }
 
 /// What identifies a virtual service in the kernel table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServiceKey {
-    Inet { af: AddressFamily, protocol: Protocol, addr: IpAddr, port: u16 },
-    Fwmark { af: AddressFamily, mark: u32 },
+    Inet {
+        af: AddressFamily,
+        protocol: Protocol,
+        addr: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        af: AddressFamily,
+        mark: u32,
+    },
 }
 
 impl ServiceKey {
@@ -301,7 +309,12 @@ impl ServiceKey {
     /// The identifying attributes, in the order ipvsadm sends them.
     pub fn to_nlas(&self) -> Vec<ServiceNla> {
         match self {
-            ServiceKey::Inet { af, protocol, addr, port } => vec![
+            ServiceKey::Inet {
+                af,
+                protocol,
+                addr,
+                port,
+            } => vec![
                 ServiceNla::Af(af.to_u16()),
                 ServiceNla::Protocol(protocol.to_u16()),
                 ServiceNla::Addr(attr::raw_from_addr(addr)),
@@ -320,10 +333,16 @@ impl ServiceKey {
     pub fn to_nlas_with_placeholders(&self) -> Vec<ServiceNla> {
         let mut nlas = self.to_nlas();
         nlas.push(ServiceNla::SchedName(String::new()));
-        nlas.push(ServiceNla::Flags(FlagsMask { flags: 0, mask: u32::MAX }));
+        nlas.push(ServiceNla::Flags(FlagsMask {
+            flags: 0,
+            mask: u32::MAX,
+        }));
         nlas.push(ServiceNla::Timeout(0));
         let af = self.af();
-        nlas.push(ServiceNla::Netmask(netmask_to_wire(af, Service::default_netmask(af))));
+        nlas.push(ServiceNla::Netmask(netmask_to_wire(
+            af,
+            Service::default_netmask(af),
+        )));
         nlas
     }
 
@@ -359,11 +378,22 @@ impl ServiceKey {
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServiceKey::Inet { protocol, addr, port, .. } => {
+            ServiceKey::Inet {
+                protocol,
+                addr,
+                port,
+                ..
+            } => {
                 write!(f, "{} {}", protocol.as_str(), SocketAddr::new(*addr, *port))
             }
-            ServiceKey::Fwmark { af: AddressFamily::Inet, mark } => write!(f, "fwmark {mark}"),
-            ServiceKey::Fwmark { af: AddressFamily::Inet6, mark } => {
+            ServiceKey::Fwmark {
+                af: AddressFamily::Inet,
+                mark,
+            } => write!(f, "fwmark {mark}"),
+            ServiceKey::Fwmark {
+                af: AddressFamily::Inet6,
+                mark,
+            } => {
                 write!(f, "fwmark {mark} ipv6")
             }
         }
@@ -439,9 +469,15 @@ impl Service {
         if let Some(pe) = &self.pe_name {
             nlas.push(ServiceNla::PeName(pe.clone()));
         }
-        nlas.push(ServiceNla::Flags(FlagsMask { flags: self.flags.0, mask: self.flags_mask }));
+        nlas.push(ServiceNla::Flags(FlagsMask {
+            flags: self.flags.0,
+            mask: self.flags_mask,
+        }));
         nlas.push(ServiceNla::Timeout(self.timeout));
-        nlas.push(ServiceNla::Netmask(netmask_to_wire(self.key.af(), self.netmask)));
+        nlas.push(ServiceNla::Netmask(netmask_to_wire(
+            self.key.af(),
+            self.netmask,
+        )));
         nlas
     }
 

@@ -143,7 +143,9 @@ impl StatsNla {
     }
 
     pub fn parse_all(buf: &[u8]) -> Result<Vec<Self>, DecodeError> {
-        attr::iter(buf).map(|n| n.and_then(|n| StatsNla::parse(&n))).collect()
+        attr::iter(buf)
+            .map(|n| n.and_then(|n| StatsNla::parse(&n)))
+            .collect()
     }
 }
 
@@ -210,7 +212,10 @@ impl Stats {
     }
 
     pub fn to_nlas64(&self) -> Vec<StatsNla> {
-        StatsField::ALL.iter().map(|&f| StatsNla::Value(f, StatsValue::U64(self.get(f)))).collect()
+        StatsField::ALL
+            .iter()
+            .map(|&f| StatsNla::Value(f, StatsValue::U64(self.get(f))))
+            .collect()
     }
 }
 

@@ -61,7 +61,10 @@ fn load(name: &str) -> Vec<Msg> {
                 .step_by(2)
                 .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
                 .collect();
-            Msg { request: d == ">", bytes }
+            Msg {
+                request: d == ">",
+                bytes,
+            }
         })
         .collect()
 }
@@ -134,7 +137,10 @@ fn every_message_parses_and_reemits_byte_identically() {
                 ipvs += 1;
                 // Requests carry NLA_F_NESTED on nests (libnl), kernel replies do not.
                 let has_nest = msg.nlas.iter().any(|n| {
-                    matches!(n, IpvsNla::Service(_) | IpvsNla::Dest(_) | IpvsNla::Daemon(_))
+                    matches!(
+                        n,
+                        IpvsNla::Service(_) | IpvsNla::Dest(_) | IpvsNla::Daemon(_)
+                    )
                 });
                 if has_nest {
                     assert_eq!(msg.nested_flag, m.request, "{name}: nested flag");
@@ -160,15 +166,33 @@ fn family_resolution_and_info() {
     assert_eq!(hex(&ours), hex(&theirs));
     let reply = codec::decode_datagram(&msgs[1].bytes, FAMILY).unwrap();
     assert_eq!(reply[0].kind, ReplyKind::Family { id: FAMILY });
-    assert_eq!(codec::decode_datagram(&msgs[2].bytes, FAMILY).unwrap()[0].kind, ReplyKind::Ack);
+    assert_eq!(
+        codec::decode_datagram(&msgs[2].bytes, FAMILY).unwrap()[0].kind,
+        ReplyKind::Ack
+    );
 
-    let get_info = msgs.iter().find(|m| m.request && m.msg_type() == FAMILY).unwrap();
+    let get_info = msgs
+        .iter()
+        .find(|m| m.request && m.msg_type() == FAMILY)
+        .unwrap();
     assert_request("get_info", get_info, &Request::GetInfo);
-    let info_reply = msgs.iter().find(|m| !m.request && m.msg_type() == FAMILY).unwrap();
+    let info_reply = msgs
+        .iter()
+        .find(|m| !m.request && m.msg_type() == FAMILY)
+        .unwrap();
     let info = info_reply.ipvs();
     assert_eq!(info.cmd, IpvsCmd::SetInfo);
-    assert_eq!(info.info().unwrap(), Info { version: 0x010201, conn_tab_size: 4096 });
-    assert_eq!(info.info().unwrap().to_string(), "IP Virtual Server version 1.2.1 (size=4096)");
+    assert_eq!(
+        info.info().unwrap(),
+        Info {
+            version: 0x010201,
+            conn_tab_size: 4096
+        }
+    );
+    assert_eq!(
+        info.info().unwrap().to_string(),
+        "IP Virtual Server version 1.2.1 (size=4096)"
+    );
 }
 
 fn tcp10() -> ServiceKey {
@@ -180,17 +204,28 @@ fn service_requests_match_ipvsadm() {
     let v6 = "[2001:db8::10]:443";
     let cases: Vec<(&str, Service)> = vec![
         ("00_add_svc_tcp4", Service::new(tcp10(), "rr")),
-        ("01_add_svc_udp4", Service::new(ServiceKey::udp(sa("192.0.2.10:53")), "wrr")),
-        ("02_add_svc_sctp4", Service::new(ServiceKey::sctp(sa("192.0.2.10:5000")), "lc")),
+        (
+            "01_add_svc_udp4",
+            Service::new(ServiceKey::udp(sa("192.0.2.10:53")), "wrr"),
+        ),
+        (
+            "02_add_svc_sctp4",
+            Service::new(ServiceKey::sctp(sa("192.0.2.10:5000")), "lc"),
+        ),
         (
             "03_add_svc_fwmark",
             Service::new(ServiceKey::fwmark(AddressFamily::Inet, 42), "sh")
                 .with_flags(ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT),
         ),
-        ("04_add_svc_fwmark6", Service::new(ServiceKey::fwmark(AddressFamily::Inet6, 43), "wlc")),
+        (
+            "04_add_svc_fwmark6",
+            Service::new(ServiceKey::fwmark(AddressFamily::Inet6, 43), "wlc"),
+        ),
         (
             "05_add_svc_tcp6_persist",
-            Service::new(ServiceKey::tcp(sa(v6)), "wlc").persistent(300).with_netmask(64),
+            Service::new(ServiceKey::tcp(sa(v6)), "wlc")
+                .persistent(300)
+                .with_netmask(64),
         ),
         (
             "06_add_svc_tcp4_persist",
@@ -200,7 +235,9 @@ fn service_requests_match_ipvsadm() {
         ),
         (
             "07_add_svc_udp4_pe_sip",
-            Service::new(ServiceKey::udp(sa("192.0.2.11:5060")), "rr").persistent(60).with_pe("sip"),
+            Service::new(ServiceKey::udp(sa("192.0.2.11:5060")), "rr")
+                .persistent(60)
+                .with_pe("sip"),
         ),
         (
             "08_add_svc_udp4_ops",
@@ -209,7 +246,10 @@ fn service_requests_match_ipvsadm() {
             ),
         ),
         ("24_err_dup_svc", Service::new(tcp10(), "rr")),
-        ("27_err_bad_sched", Service::new(ServiceKey::tcp(sa("192.0.2.13:80")), "nosuch")),
+        (
+            "27_err_bad_sched",
+            Service::new(ServiceKey::tcp(sa("192.0.2.13:80")), "nosuch"),
+        ),
     ];
     for (name, svc) in cases {
         let msgs = load(name);
@@ -220,15 +260,28 @@ fn service_requests_match_ipvsadm() {
         assert_eq!(reqs[0].ipvs().service().unwrap(), svc, "{name}");
     }
     let msgs = load("19_edit_svc");
-    assert_request("19_edit_svc", ipvs_requests(&msgs)[0], &Request::EditService(Service::new(tcp10(), "wrr")));
+    assert_request(
+        "19_edit_svc",
+        ipvs_requests(&msgs)[0],
+        &Request::EditService(Service::new(tcp10(), "wrr")),
+    );
 
     for (name, req) in [
-        ("29_del_svc", Request::DelService(ServiceKey::udp(sa("192.0.2.12:53")))),
-        ("26_err_no_svc", Request::DelService(ServiceKey::tcp(sa("192.0.2.99:80")))),
+        (
+            "29_del_svc",
+            Request::DelService(ServiceKey::udp(sa("192.0.2.12:53"))),
+        ),
+        (
+            "26_err_no_svc",
+            Request::DelService(ServiceKey::tcp(sa("192.0.2.99:80"))),
+        ),
         ("30_zero_one", Request::ZeroService(tcp10())),
         ("31_zero_all", Request::ZeroAll),
         ("41_flush", Request::Flush),
-        ("32_set_timeout", Request::SetTimeouts(Timeouts::new(900, 120, 300))),
+        (
+            "32_set_timeout",
+            Request::SetTimeouts(Timeouts::new(900, 120, 300)),
+        ),
         ("33_get_timeout", Request::GetTimeouts),
     ] {
         let msgs = load(name);
@@ -244,11 +297,22 @@ fn destination_requests_match_ipvsadm() {
         (
             "09_add_dest_masq",
             tcp10(),
-            Destination::new(sa("198.51.100.2:8080"), ForwardMethod::Masq, 3).with_thresholds(100, 10),
+            Destination::new(sa("198.51.100.2:8080"), ForwardMethod::Masq, 3)
+                .with_thresholds(100, 10),
             false,
         ),
-        ("10_add_dest_route", tcp10(), Destination::new(sa("198.51.100.3:80"), ForwardMethod::Route, 1), false),
-        ("11_add_dest_ipip", tcp10(), Destination::new(sa("198.51.100.4:80"), ForwardMethod::Tunnel, 2), false),
+        (
+            "10_add_dest_route",
+            tcp10(),
+            Destination::new(sa("198.51.100.3:80"), ForwardMethod::Route, 1),
+            false,
+        ),
+        (
+            "11_add_dest_ipip",
+            tcp10(),
+            Destination::new(sa("198.51.100.4:80"), ForwardMethod::Tunnel, 2),
+            false,
+        ),
         (
             "12_add_dest_gue",
             tcp10(),
@@ -306,7 +370,8 @@ fn destination_requests_match_ipvsadm() {
         (
             "20_edit_dest",
             tcp10(),
-            Destination::new(sa("198.51.100.2:8080"), ForwardMethod::Masq, 5).with_thresholds(200, 20),
+            Destination::new(sa("198.51.100.2:8080"), ForwardMethod::Masq, 5)
+                .with_thresholds(200, 20),
             true,
         ),
     ];
@@ -322,7 +387,10 @@ fn destination_requests_match_ipvsadm() {
         assert_request(name, reqs[0], &req);
         let parsed = reqs[0].ipvs();
         assert_eq!(parsed.destination(key.af()).unwrap(), dest, "{name}");
-        assert_eq!(ServiceKey::from_nlas(parsed.service_nlas().unwrap()).unwrap(), key);
+        assert_eq!(
+            ServiceKey::from_nlas(parsed.service_nlas().unwrap()).unwrap(),
+            key
+        );
     }
 
     // DEL_DEST: ipvsadm sends the whole destination (with its -g/weight-1 defaults);
@@ -331,13 +399,21 @@ fn destination_requests_match_ipvsadm() {
     for (name, key, addr) in [
         ("28_del_dest", tcp10(), sa("198.51.100.7:80")),
         ("25_err_no_dest", tcp10(), sa("198.51.100.99:80")),
-        ("34_del_dest_v6_in_v4_tun", ServiceKey::tcp(sa("192.0.2.11:80")), sa("[2001:db8:1::3]:80")),
+        (
+            "34_del_dest_v6_in_v4_tun",
+            ServiceKey::tcp(sa("192.0.2.11:80")),
+            sa("[2001:db8:1::3]:80"),
+        ),
     ] {
         let msgs = load(name);
         let theirs = ipvs_requests(&msgs)[0].ipvs();
         let ours = Request::DelDestination(key, addr).message();
         assert_eq!(theirs.cmd, ours.cmd);
-        assert_eq!(theirs.service_nlas(), ours.service_nlas(), "{name}: service nest identical");
+        assert_eq!(
+            theirs.service_nlas(),
+            ours.service_nlas(),
+            "{name}: service nest identical"
+        );
         assert_eq!(theirs.destination(key.af()).unwrap().socket_addr(), addr);
         assert_eq!(ours.destination(key.af()).unwrap().socket_addr(), addr);
     }
@@ -357,7 +433,13 @@ fn kernel_errors_are_captured() {
 /// The three 33-byte UDP datagrams sent during the capture; the estimator had also
 /// computed an input rate of 11 bytes/s by the time of the listing.
 fn udp_stats() -> Stats {
-    Stats { conns: 3, inpkts: 3, inbytes: 99, inbps: 11, ..Stats::default() }
+    Stats {
+        conns: 3,
+        inpkts: 3,
+        inbytes: 99,
+        inbps: 11,
+        ..Stats::default()
+    }
 }
 
 #[test]
@@ -395,14 +477,26 @@ fn dump_replies_parse_to_typed_values() {
     let p4 = find(ServiceKey::tcp(sa("192.0.2.11:80")));
     assert_eq!((p4.timeout, p4.netmask), (600, 0xffff_ff00));
     let p6 = find(ServiceKey::tcp(sa("[2001:db8::10]:443")));
-    assert_eq!((p6.scheduler.as_str(), p6.timeout, p6.netmask), ("wlc", 300, 64));
+    assert_eq!(
+        (p6.scheduler.as_str(), p6.timeout, p6.netmask),
+        ("wlc", 300, 64)
+    );
     let fw = find(ServiceKey::fwmark(AddressFamily::Inet, 42));
-    assert_eq!(fw.flags, ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT | ServiceFlags::HASHED);
+    assert_eq!(
+        fw.flags,
+        ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT | ServiceFlags::HASHED
+    );
     let ops = find(ServiceKey::udp(sa("192.0.2.12:53")));
-    assert!(ops.flags.contains(ServiceFlags::ONEPACKET | ServiceFlags::MH_PORT));
+    assert!(
+        ops.flags
+            .contains(ServiceFlags::ONEPACKET | ServiceFlags::MH_PORT)
+    );
     assert!(matches!(
         find(ServiceKey::sctp(sa("192.0.2.10:5000"))).key,
-        ServiceKey::Inet { protocol: Protocol::Sctp, .. }
+        ServiceKey::Inet {
+            protocol: Protocol::Sctp,
+            ..
+        }
     ));
 
     // Destinations: each GET_DEST reply follows its request; group by sequence of replies.
@@ -412,21 +506,51 @@ fn dump_replies_parse_to_typed_values() {
         .map(|m| m.destination(AddressFamily::Inet).unwrap())
         .collect();
     assert_eq!(dests.len(), 10);
-    let d = |a: &str| dests.iter().find(|d| d.socket_addr() == sa(a)).unwrap().clone();
+    let d = |a: &str| {
+        dests
+            .iter()
+            .find(|d| d.socket_addr() == sa(a))
+            .unwrap()
+            .clone()
+    };
     let masq = d("198.51.100.2:8080");
-    assert_eq!((masq.fwd, masq.weight, masq.u_threshold, masq.l_threshold), (ForwardMethod::Masq, 5, 200, 20));
+    assert_eq!(
+        (masq.fwd, masq.weight, masq.u_threshold, masq.l_threshold),
+        (ForwardMethod::Masq, 5, 200, 20)
+    );
     let gue = d("198.51.100.5:80");
-    assert_eq!((gue.fwd, gue.tun_type, gue.tun_port, gue.tun_flags), (ForwardMethod::Tunnel, TunnelType::Gue, 6080, TunnelFlags::NOCSUM));
+    assert_eq!(
+        (gue.fwd, gue.tun_type, gue.tun_port, gue.tun_flags),
+        (
+            ForwardMethod::Tunnel,
+            TunnelType::Gue,
+            6080,
+            TunnelFlags::NOCSUM
+        )
+    );
     let gre = d("198.51.100.6:80");
-    assert_eq!((gre.tun_type, gre.tun_flags), (TunnelType::Gre, TunnelFlags::CSUM));
+    assert_eq!(
+        (gre.tun_type, gre.tun_flags),
+        (TunnelType::Gre, TunnelFlags::CSUM)
+    );
     assert_eq!(d("198.51.100.7:80").tun_flags, TunnelFlags::REMCSUM);
     assert_eq!(d("198.51.100.3:80").fwd, ForwardMethod::Route);
     let udp_dest = d("198.51.100.2:5353");
     assert_eq!(udp_dest.stats, Some(udp_stats()));
-    assert_eq!((udp_dest.active_conns, udp_dest.inactive_conns, udp_dest.persist_conns), (0, 3, 0));
+    assert_eq!(
+        (
+            udp_dest.active_conns,
+            udp_dest.inactive_conns,
+            udp_dest.persist_conns
+        ),
+        (0, 3, 0)
+    );
     // An IPv6 server behind an IPv4 service: the reply's ADDR_FAMILY wins over the
     // service's family.
-    let v6 = dests.iter().find(|d| d.addr == "2001:db8:1::3".parse::<IpAddr>().unwrap()).unwrap();
+    let v6 = dests
+        .iter()
+        .find(|d| d.addr == "2001:db8:1::3".parse::<IpAddr>().unwrap())
+        .unwrap();
     assert_eq!(v6.fwd, ForwardMethod::Tunnel);
     assert_eq!(d("198.51.100.8:0").weight, 0);
 }
@@ -439,7 +563,10 @@ fn get_service_doit() {
     // send only the key, which is all the kernel looks up by.
     let theirs = reqs[0].ipvs();
     assert_eq!(theirs.cmd, IpvsCmd::GetService);
-    assert_eq!(ServiceKey::from_nlas(theirs.service_nlas().unwrap()).unwrap(), tcp10());
+    assert_eq!(
+        ServiceKey::from_nlas(theirs.service_nlas().unwrap()).unwrap(),
+        tcp10()
+    );
     assert_request("dests", reqs[1], &Request::GetDestinations(tcp10()));
     let replies = ipvs_replies(&msgs);
     assert_eq!(replies[0].cmd, IpvsCmd::NewService);
@@ -466,7 +593,10 @@ fn daemons() {
         let msgs = load(name);
         assert_request(name, ipvs_requests(&msgs)[0], &req);
     }
-    let got: Vec<Daemon> = ipvs_replies(&load("37_get_daemon")).iter().map(|m| m.daemon().unwrap()).collect();
+    let got: Vec<Daemon> = ipvs_replies(&load("37_get_daemon"))
+        .iter()
+        .map(|m| m.daemon().unwrap())
+        .collect();
     let mut master_running = master;
     master_running.sync_maxlen = Some(1472);
     master_running.mcast_group = Some(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 81)));

@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use lvs_ipvs::codec::{self, ReplyKind};
 use lvs_ipvs::{
     AddressFamily, Daemon, DaemonState, DecodeError, Destination, ForwardMethod, Info, IpvsCmd,
-    IpvsMessage, IpvsNla, Request, Service, ServiceFlags, ServiceKey, Stats, Timeouts,
-    TunnelFlags, TunnelType,
+    IpvsMessage, IpvsNla, Request, Service, ServiceFlags, ServiceKey, Stats, Timeouts, TunnelFlags,
+    TunnelType,
 };
 
 const FAMILY: u16 = 33;
@@ -20,7 +20,10 @@ fn roundtrip(msg: &IpvsMessage, flags: u16) -> IpvsMessage {
     let bytes = codec::encode(msg, FAMILY, flags, 7, 99);
     let replies = codec::decode_datagram(&bytes, FAMILY).unwrap();
     assert_eq!(replies.len(), 1);
-    assert_eq!((replies[0].seq, replies[0].port, replies[0].flags), (7, 99, flags));
+    assert_eq!(
+        (replies[0].seq, replies[0].port, replies[0].flags),
+        (7, 99, flags)
+    );
     match &replies[0].kind {
         ReplyKind::Ipvs { msg: back, .. } => {
             assert_eq!(back, msg);
@@ -102,7 +105,11 @@ fn every_request_roundtrips() {
         Request::StopDaemon(DaemonState::Backup),
         Request::GetTimeouts,
         Request::SetTimeouts(Timeouts::new(1, 2, 3)),
-        Request::SetTimeouts(Timeouts { tcp: None, tcp_fin: Some(5), udp: None }),
+        Request::SetTimeouts(Timeouts {
+            tcp: None,
+            tcp_fin: Some(5),
+            udp: None,
+        }),
         Request::ZeroService(key),
         Request::ZeroAll,
         Request::Flush,
@@ -120,15 +127,26 @@ fn every_request_roundtrips() {
         let back = roundtrip(&msg, codec::request_flags(req));
         // The typed payload survives.
         match req {
-            Request::AddService(s) | Request::EditService(s) => assert_eq!(&back.service().unwrap(), s),
+            Request::AddService(s) | Request::EditService(s) => {
+                assert_eq!(&back.service().unwrap(), s);
+            }
             Request::AddDestination(k, d) | Request::EditDestination(k, d) => {
                 assert_eq!(&back.destination(k.af()).unwrap(), d);
-                assert_eq!(ServiceKey::from_nlas(back.service_nlas().unwrap()).unwrap(), *k);
+                assert_eq!(
+                    ServiceKey::from_nlas(back.service_nlas().unwrap()).unwrap(),
+                    *k
+                );
             }
             Request::StartDaemon(d) => assert_eq!(&back.daemon().unwrap(), d),
             Request::SetTimeouts(t) => assert_eq!(&back.timeouts(), t),
-            Request::GetService(k) | Request::DelService(k) | Request::ZeroService(k) | Request::GetDestinations(k) => {
-                assert_eq!(ServiceKey::from_nlas(back.service_nlas().unwrap()).unwrap(), *k);
+            Request::GetService(k)
+            | Request::DelService(k)
+            | Request::ZeroService(k)
+            | Request::GetDestinations(k) => {
+                assert_eq!(
+                    ServiceKey::from_nlas(back.service_nlas().unwrap()).unwrap(),
+                    *k
+                );
             }
             _ => {}
         }
@@ -140,7 +158,10 @@ fn every_reply_roundtrips() {
     for mut s in services() {
         s.flags |= ServiceFlags::HASHED;
         s.stats = Some(sample_stats());
-        let msg = IpvsMessage::kernel(IpvsCmd::NewService, vec![IpvsNla::Service(s.to_reply_nlas())]);
+        let msg = IpvsMessage::kernel(
+            IpvsCmd::NewService,
+            vec![IpvsNla::Service(s.to_reply_nlas())],
+        );
         assert_eq!(roundtrip(&msg, 2).service().unwrap(), s);
     }
     for mut d in destinations() {
@@ -150,24 +171,48 @@ fn every_reply_roundtrips() {
         d.stats = Some(sample_stats());
         let msg = IpvsMessage::kernel(IpvsCmd::NewDest, vec![IpvsNla::Dest(d.to_reply_nlas())]);
         // The reply's ADDR_FAMILY wins over the service family passed in.
-        assert_eq!(roundtrip(&msg, 2).destination(AddressFamily::Inet6).unwrap(), d);
+        assert_eq!(
+            roundtrip(&msg, 2)
+                .destination(AddressFamily::Inet6)
+                .unwrap(),
+            d
+        );
     }
     let d = Daemon::new(DaemonState::Master, "eth1", 3);
     let msg = IpvsMessage::kernel(IpvsCmd::NewDaemon, vec![IpvsNla::Daemon(d.to_nlas())]);
     assert_eq!(roundtrip(&msg, 2).daemon().unwrap(), d);
     let msg = IpvsMessage::kernel(
         IpvsCmd::SetConfig,
-        vec![IpvsNla::TimeoutTcp(900), IpvsNla::TimeoutTcpFin(120), IpvsNla::TimeoutUdp(300)],
+        vec![
+            IpvsNla::TimeoutTcp(900),
+            IpvsNla::TimeoutTcpFin(120),
+            IpvsNla::TimeoutUdp(300),
+        ],
     );
     assert_eq!(roundtrip(&msg, 0).timeouts(), Timeouts::new(900, 120, 300));
-    let msg = IpvsMessage::kernel(IpvsCmd::SetInfo, vec![IpvsNla::InfoVersion(0x010201), IpvsNla::InfoConnTabSize(4096)]);
-    assert_eq!(roundtrip(&msg, 0).info().unwrap(), Info { version: 0x010201, conn_tab_size: 4096 });
+    let msg = IpvsMessage::kernel(
+        IpvsCmd::SetInfo,
+        vec![
+            IpvsNla::InfoVersion(0x010201),
+            IpvsNla::InfoConnTabSize(4096),
+        ],
+    );
+    assert_eq!(
+        roundtrip(&msg, 0).info().unwrap(),
+        Info {
+            version: 0x010201,
+            conn_tab_size: 4096
+        }
+    );
 }
 
 #[test]
 fn stats32_truncates_like_the_kernel() {
     let s = sample_stats();
-    let svc = Service { stats: Some(s), ..Service::new(ServiceKey::tcp(sa("192.0.2.1:80")), "rr") };
+    let svc = Service {
+        stats: Some(s),
+        ..Service::new(ServiceKey::tcp(sa("192.0.2.1:80")), "rr")
+    };
     let mut nlas = svc.to_reply_nlas();
     // Drop STATS64: only the 32-bit set remains, where conns wraps.
     nlas.pop();
@@ -181,7 +226,10 @@ fn stats32_truncates_like_the_kernel() {
 fn multipart_dump_and_acks_in_one_datagram() {
     let mut buf = Vec::new();
     for s in services() {
-        let msg = IpvsMessage::kernel(IpvsCmd::NewService, vec![IpvsNla::Service(s.to_reply_nlas())]);
+        let msg = IpvsMessage::kernel(
+            IpvsCmd::NewService,
+            vec![IpvsNla::Service(s.to_reply_nlas())],
+        );
         buf.extend(codec::encode(&msg, FAMILY, 2, 5, 1));
     }
     // NLMSG_DONE with code 0, then an NLMSG_ERROR ack and a refusal (ESRCH).
@@ -195,10 +243,20 @@ fn multipart_dump_and_acks_in_one_datagram() {
     buf.extend(&err);
     let replies = codec::decode_datagram(&buf, FAMILY).unwrap();
     assert_eq!(replies.len(), services().len() + 3);
-    assert!(replies[..5].iter().all(|r| matches!(r.kind, ReplyKind::Ipvs { multi: true, .. })));
+    assert!(
+        replies[..5]
+            .iter()
+            .all(|r| matches!(r.kind, ReplyKind::Ipvs { multi: true, .. }))
+    );
     assert_eq!(replies[5].kind, ReplyKind::Done { errno: 0 });
     assert_eq!(replies[6].kind, ReplyKind::Ack);
-    assert_eq!(replies[7].kind, ReplyKind::Error { errno: libc::ESRCH, extack: None });
+    assert_eq!(
+        replies[7].kind,
+        ReplyKind::Error {
+            errno: libc::ESRCH,
+            extack: None
+        }
+    );
 }
 
 #[test]
@@ -208,24 +266,60 @@ fn malformed_input_is_a_typed_error() {
     // Unknown command.
     let mut b = bytes.clone();
     b[16] = 99;
-    assert_eq!(codec::decode_datagram(&b, FAMILY).unwrap_err(), DecodeError::UnknownCommand(99));
+    assert_eq!(
+        codec::decode_datagram(&b, FAMILY).unwrap_err(),
+        DecodeError::UnknownCommand(99)
+    );
     // Service AF attribute shortened to one byte (its length field says 5).
     let mut b = bytes.clone();
     b[24] = 5;
     let e = codec::decode_datagram(&b, FAMILY).unwrap_err();
     assert_eq!(e.as_str(), "attr_length");
     // Truncated genl header.
-    let b = [20u8, 0, 0, 0, FAMILY as u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0];
+    let b = [
+        20u8,
+        0,
+        0,
+        0,
+        FAMILY as u8,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+        1,
+        0,
+        0,
+    ];
     assert!(codec::decode_datagram(&b[..18], FAMILY).is_err());
     // Unknown address family in a key.
     let msg = IpvsMessage::kernel(
         IpvsCmd::NewService,
-        vec![IpvsNla::Service(vec![lvs_ipvs::ServiceNla::Af(7), lvs_ipvs::ServiceNla::Fwmark(1)])],
+        vec![IpvsNla::Service(vec![
+            lvs_ipvs::ServiceNla::Af(7),
+            lvs_ipvs::ServiceNla::Fwmark(1),
+        ])],
     );
-    assert_eq!(msg.service().unwrap_err(), DecodeError::UnknownAddressFamily(7));
+    assert_eq!(
+        msg.service().unwrap_err(),
+        DecodeError::UnknownAddressFamily(7)
+    );
     // Missing key attributes.
-    let msg = IpvsMessage::kernel(IpvsCmd::NewService, vec![IpvsNla::Service(vec![lvs_ipvs::ServiceNla::Af(2)])]);
-    assert_eq!(msg.service().unwrap_err(), DecodeError::MissingAttr("IPVS_SVC_ATTR_PROTOCOL"));
+    let msg = IpvsMessage::kernel(
+        IpvsCmd::NewService,
+        vec![IpvsNla::Service(vec![lvs_ipvs::ServiceNla::Af(2)])],
+    );
+    assert_eq!(
+        msg.service().unwrap_err(),
+        DecodeError::MissingAttr("IPVS_SVC_ATTR_PROTOCOL")
+    );
     let _ = IpAddr::from([0u8; 4]);
 }
 
