@@ -188,7 +188,7 @@ fn vrrp_instance_numbers(instance: &VrrpInstance, at: &KeyPath, issues: &mut Iss
         }
         3 => {
             let centis = interval.as_millis();
-            if interval.as_nanos() % 10_000_000 != 0 || centis == 0 || centis > 40_950 {
+            if !interval.as_nanos().is_multiple_of(10_000_000) || centis == 0 || centis > 40_950 {
                 issues.add(
                     at.join("advert_interval"),
                     "VRRPv3 advert_interval is a multiple of 10ms from 10ms to 40.95s",

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 /// Set to 1 to turn a missing lane capability into a failure instead of a skip.
 pub const REQUIRE_LANES_VAR: &str = "LVS_REQUIRE_LANES";
 
-fn lanes_required() -> bool {
+pub fn lanes_required() -> bool {
     std::env::var(REQUIRE_LANES_VAR).is_ok_and(|v| v == "1")
 }
 

@@ -80,6 +80,12 @@ impl Guarded {
         &mut self.child
     }
 
+    /// Sends a signal to the process itself (not its group), e.g. SIGKILL to simulate a crash.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on the PID of a child we spawned and have not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+
     /// Exit status if it has ended.
     pub fn try_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()

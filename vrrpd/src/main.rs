@@ -1,3 +1,5 @@
+mod daemon;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,10 +17,32 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(code) = lvs_config::load_for_daemon("vrrpd", &args.config, args.check) {
-        return code;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match lvs_config::load_for_daemon("vrrpd", &args.config, args.check) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("vrrpd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vrrpd: {e}");
+            ExitCode::FAILURE
+        }
     }
-    // The service loop lands with its issue (#6); refuse to pretend to run until then.
-    eprintln!("vrrpd: only --check is available in this build");
-    ExitCode::from(lvs_config::EX_UNAVAILABLE)
 }

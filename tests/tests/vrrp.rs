@@ -1,0 +1,302 @@
+//! netns lane: vrrpd between namespaces on a bridge, against itself and against keepalived.
+
+use std::path::Path;
+use std::time::Duration;
+
+use lvs_tests::netns::{Netns, veth};
+use lvs_tests::process::{Guarded, wait_for};
+use lvs_tests::{lane_available, netns_missing, workspace_bin};
+
+const VIP: &str = "192.0.2.100";
+
+/// A LAN: a bridge in its own namespace, and hosts each with `eth0` plugged into it.
+struct Lan {
+    hosts: Vec<Netns>,
+    bridge: Netns,
+}
+
+impl Lan {
+    fn new(hosts: &[(&str, &str)]) -> Result<Self, String> {
+        let bridge = Netns::new("lan")?;
+        bridge.bridge("br0")?;
+        let mut made = Vec::new();
+        for (i, (role, cidr)) in hosts.iter().enumerate() {
+            let host = Netns::new(role)?;
+            let port = format!("p{i}");
+            veth(&host, "eth0", &bridge, &port)?;
+            bridge.attach(&port, "br0")?;
+            host.addr("eth0", cidr)?;
+            made.push(host);
+        }
+        Ok(Lan {
+            hosts: made,
+            bridge,
+        })
+    }
+
+    fn host(&self, i: usize) -> &Netns {
+        &self.hosts[i]
+    }
+}
+
+fn has_vip(host: &Netns) -> bool {
+    host.stdout(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .is_ok_and(|out| out.contains(&format!(" {VIP}/")))
+}
+
+fn mac_of(host: &Netns) -> Result<String, String> {
+    let out = host.stdout(&["cat", "/sys/class/net/eth0/address"])?;
+    Ok(out.trim().to_owned())
+}
+
+fn neighbour_mac(host: &Netns, ip: &str) -> Option<String> {
+    let out = host
+        .stdout(&["ip", "neigh", "show", ip, "dev", "eth0"])
+        .ok()?;
+    let words: Vec<&str> = out.split_whitespace().collect();
+    words
+        .iter()
+        .position(|w| *w == "lladdr")
+        .and_then(|i| words.get(i + 1))
+        .map(|mac| (*mac).to_owned())
+}
+
+fn vrrpd_config(
+    dir: &Path,
+    name: &str,
+    priority: u8,
+    extra: &str,
+) -> Result<std::path::PathBuf, String> {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "[control]\nsocket_dir = \"{dir}\"\n\n[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
+         priority = {priority}\nadvert_interval = \"1s\"\nvirtual_addresses = [\"{VIP}/24\"]\n{extra}\n",
+        dir = dir.display()
+    );
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn start_vrrpd(host: &Netns, config: &Path) -> Result<Guarded, String> {
+    let vrrpd = workspace_bin("vrrpd");
+    host.spawn(&[vrrpd.as_os_str(), "--config".as_ref(), config.as_os_str()])
+}
+
+fn keepalived_config(
+    dir: &Path,
+    name: &str,
+    state: &str,
+    priority: u8,
+) -> Result<std::path::PathBuf, String> {
+    let path = dir.join(format!("{name}.conf"));
+    let text = format!(
+        "global_defs {{\n  router_id {name}\n  enable_script_security\n}}\n\
+         vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n\
+         advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    );
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn start_keepalived(host: &Netns, dir: &Path, config: &Path) -> Result<Guarded, String> {
+    let pid = dir.join(format!("{}.pid", host.name()));
+    let vrrp_pid = dir.join(format!("{}.vrrp.pid", host.name()));
+    host.spawn(&[
+        "keepalived".as_ref(),
+        "--dont-fork".as_ref(),
+        "--log-console".as_ref(),
+        "--vrrp".as_ref(),
+        "--use-file".as_ref(),
+        config.as_os_str(),
+        "--pid".as_ref(),
+        pid.as_os_str(),
+        "--vrrp_pid".as_ref(),
+        vrrp_pid.as_os_str(),
+    ])
+}
+
+/// Time for a backup at priority 100 to declare the master down (3.609 s) plus slack for a
+/// loaded machine.
+const TAKEOVER: Duration = Duration::from_secs(10);
+
+#[test]
+fn vrrpd_pair_fails_over_and_repoints_the_clients_arp_cache() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[
+        ("va", "192.0.2.11/24"),
+        ("vb", "192.0.2.12/24"),
+        ("vc", "192.0.2.50/24"),
+    ])?;
+    let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
+    let master = start_vrrpd(a, &vrrpd_config(dir.path(), "a", 150, "")?)?;
+    let _backup = start_vrrpd(b, &vrrpd_config(dir.path(), "b", 100, "")?)?;
+
+    wait_for(TAKEOVER, || has_vip(a).then_some(()))
+        .ok_or("the priority-150 vrrpd never took the VIP")?;
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        has_vip(a) && !has_vip(b),
+        "the VIP must be on exactly one node"
+    );
+
+    client.run(&["ping", "-c", "1", "-W", "2", VIP])?;
+    let mac_a = mac_of(a)?;
+    assert_eq!(neighbour_mac(client, VIP).as_deref(), Some(mac_a.as_str()));
+
+    master.signal(libc::SIGKILL);
+    wait_for(TAKEOVER, || has_vip(b).then_some(())).ok_or("the backup never took over")?;
+    let mac_b = mac_of(b)?;
+    // The client sent nothing since: only the new master's gratuitous ARP can have done this.
+    let repointed = wait_for(Duration::from_secs(3), || {
+        (neighbour_mac(client, VIP).as_deref() == Some(mac_b.as_str())).then_some(())
+    });
+    assert!(
+        repointed.is_some(),
+        "client's neighbour entry: {:?}, want {mac_b}",
+        neighbour_mac(client, VIP)
+    );
+    Ok(())
+}
+
+#[test]
+fn keepalived_master_and_vrrpd_backup_interoperate() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[("ka", "192.0.2.21/24"), ("kb", "192.0.2.22/24")])?;
+    let (a, b) = (lan.host(0), lan.host(1));
+    let keepalived = start_keepalived(
+        a,
+        dir.path(),
+        &keepalived_config(dir.path(), "ka", "MASTER", 150)?,
+    )?;
+    let _vrrpd = start_vrrpd(b, &vrrpd_config(dir.path(), "kb", 100, "")?)?;
+
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("keepalived never took the VIP")?;
+    // Well past vrrpd's Master_Down_Interval: it must be hearing keepalived and staying backup.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        has_vip(a) && !has_vip(b),
+        "vrrpd must stay backup under a higher-priority keepalived"
+    );
+
+    keepalived.signal(libc::SIGKILL);
+    wait_for(TAKEOVER, || has_vip(b).then_some(()))
+        .ok_or("vrrpd did not take over from keepalived")?;
+    Ok(())
+}
+
+#[test]
+fn vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[("ra", "192.0.2.31/24"), ("rb", "192.0.2.32/24")])?;
+    let (a, b) = (lan.host(0), lan.host(1));
+    let vrrpd = start_vrrpd(a, &vrrpd_config(dir.path(), "ra", 150, "")?)?;
+    let _keepalived = start_keepalived(
+        b,
+        dir.path(),
+        &keepalived_config(dir.path(), "rb", "BACKUP", 100)?,
+    )?;
+
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never took the VIP")?;
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        has_vip(a) && !has_vip(b),
+        "keepalived must stay backup under a higher-priority vrrpd"
+    );
+
+    // A graceful stop sends priority 0: keepalived takes over after its skew time, not 3 intervals.
+    vrrpd.signal(libc::SIGTERM);
+    let started = std::time::Instant::now();
+    wait_for(TAKEOVER, || has_vip(b).then_some(()))
+        .ok_or("keepalived did not take over from vrrpd")?;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "takeover after priority 0 took {took:?}, expected about skew time"
+    );
+    assert!(!has_vip(a), "a stopping vrrpd must remove its VIP");
+    Ok(())
+}
+
+#[test]
+fn tshark_decodes_our_adverts_without_a_malformed_flag() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    if lvs_tests::process::which("tshark").is_none()
+        || lvs_tests::process::which("tcpdump").is_none()
+    {
+        assert!(
+            !lvs_tests::lanes_required(),
+            "tshark and tcpdump are required"
+        );
+        eprintln!("SKIPPED: tshark or tcpdump missing");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[("ta", "192.0.2.41/24")])?;
+    let pcap = dir.path().join("vrrp.pcap");
+    let pcap_arg = pcap.to_str().ok_or("utf-8 path")?;
+    let mut capture = lan.bridge.spawn(&[
+        "tcpdump",
+        "-i",
+        "br0",
+        "-U",
+        "-w",
+        pcap_arg,
+        "ip proto 112 or arp",
+    ])?;
+    let auth = "auth = { type = \"pass\", password = \"s3cret\" }";
+    let _vrrpd = start_vrrpd(lan.host(0), &vrrpd_config(dir.path(), "ta", 150, auth)?)?;
+    wait_for(TAKEOVER, || has_vip(lan.host(0)).then_some(())).ok_or("vrrpd never became master")?;
+    std::thread::sleep(Duration::from_secs(3));
+    capture.end();
+    let decoded = lvs_tests::process::run_stdout(std::process::Command::new("tshark").args([
+        "-r",
+        pcap_arg,
+        "-Y",
+        "vrrp",
+        "-T",
+        "fields",
+        "-e",
+        "vrrp.version",
+        "-e",
+        "vrrp.prio",
+        "-e",
+        "vrrp.checksum.status",
+        "-e",
+        "vrrp.auth_string",
+        "-e",
+        "_ws.malformed",
+    ]))?;
+    println!("{decoded}");
+    let lines: Vec<&str> = decoded.lines().collect();
+    assert!(
+        lines.len() >= 2,
+        "expected several adverts, tshark decoded: {decoded}"
+    );
+    for line in lines {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.first(), Some(&"2"), "{line}");
+        assert_eq!(fields.get(1), Some(&"150"), "{line}");
+        assert_eq!(
+            fields.get(2),
+            Some(&"1"),
+            "checksum status must be Good (1): {line}"
+        );
+        assert_eq!(fields.get(3), Some(&"s3cret"), "{line}");
+        assert!(
+            fields.get(4).is_none_or(|m| m.is_empty()),
+            "malformed: {line}"
+        );
+    }
+    Ok(())
+}
