@@ -103,7 +103,9 @@ impl InstanceConfig {
         let ms = self.advert_interval.as_millis();
         match self.version {
             Version::V2 => {
-                if self.advert_interval.subsec_nanos() != 0 || !(1..=255).contains(&self.advert_interval.as_secs()) {
+                if self.advert_interval.subsec_nanos() != 0
+                    || !(1..=255).contains(&self.advert_interval.as_secs())
+                {
                     return Err(ConfigError::AdvertIntervalV2(self.advert_interval));
                 }
                 let all_v4 = self.primary_addr.is_ipv4() && self.vips.iter().all(IpAddr::is_ipv4);
@@ -112,7 +114,7 @@ impl InstanceConfig {
                 }
             }
             Version::V3 => {
-                let whole_cs = self.advert_interval.as_nanos() % 10_000_000 == 0;
+                let whole_cs = self.advert_interval.as_nanos().is_multiple_of(10_000_000);
                 if !whole_cs || !(10..=40_950).contains(&ms) {
                     return Err(ConfigError::AdvertIntervalV3(self.advert_interval));
                 }
@@ -398,7 +400,9 @@ impl Instance {
                     self.adver_at = Some(next_tick(at, self.cfg.advert_interval, now));
                 }
                 let refresh = self.cfg.garp.refresh;
-                if let (Some(at), Some(period)) = (self.garp_refresh_at.filter(|&at| at <= now), refresh) {
+                if let (Some(at), Some(period)) =
+                    (self.garp_refresh_at.filter(|&at| at <= now), refresh)
+                {
                     self.schedule_burst(now, GarpBurst::Refresh, self.cfg.garp.refresh_repeat);
                     self.garp_refresh_at = Some(next_tick(at, period, now));
                 }
@@ -458,7 +462,8 @@ impl Instance {
         self.master_adver_int = self.cfg.advert_interval;
         self.master_addr = None;
         self.master_down_at = Some(now + self.master_down_interval());
-        self.preempt_until = (!self.cfg.preempt_delay.is_zero()).then(|| now + self.cfg.preempt_delay);
+        self.preempt_until =
+            (!self.cfg.preempt_delay.is_zero()).then(|| now + self.cfg.preempt_delay);
     }
 
     fn backup_rx(&mut self, now: Instant, advert: &Advert) {
@@ -468,7 +473,8 @@ impl Instance {
             self.master_down_at = Some(now + self.skew_time());
             return;
         }
-        let delay_running = !self.cfg.preempt_delay.is_zero() && self.preempt_until.is_none_or(|until| now < until);
+        let delay_running =
+            !self.cfg.preempt_delay.is_zero() && self.preempt_until.is_none_or(|until| now < until);
         if !self.cfg.preempts() || advert.priority >= self.priority || delay_running {
             if self.cfg.version == Version::V3 && !advert.interval.is_zero() {
                 self.master_adver_int = advert.interval;
@@ -497,7 +503,8 @@ impl Instance {
             return;
         }
         let ours = self.cfg.primary_addr;
-        let higher = advert.priority > self.priority || (advert.priority == self.priority && advert.src > ours);
+        let higher = advert.priority > self.priority
+            || (advert.priority == self.priority && advert.src > ours);
         if higher {
             self.leave_master(State::Backup);
             if self.cfg.version == Version::V3 && !advert.interval.is_zero() {
@@ -575,7 +582,8 @@ impl Instance {
                 break;
             }
             self.garp_queue.pop_front();
-            self.actions.push_back(Action::SendGratuitousArp { burst, index });
+            self.actions
+                .push_back(Action::SendGratuitousArp { burst, index });
         }
     }
 }

@@ -112,7 +112,12 @@ impl ValidAdvert {
 /// Interval: VRRPv2 drops a mismatch (RFC 3768 "MUST verify", keepalived
 /// drops it to avoid two masters); VRRPv3 accepts any non-zero interval and
 /// the backup learns it (RFC 5798 6.4.2).
-pub fn validate(message: &[u8], ip: &IpPair, ttl: u8, cfg: &InstanceConfig) -> Result<ValidAdvert, Reject> {
+pub fn validate(
+    message: &[u8],
+    ip: &IpPair,
+    ttl: u8,
+    cfg: &InstanceConfig,
+) -> Result<ValidAdvert, Reject> {
     if ttl != VRRP_TTL {
         return Err(Reject::Ttl(ttl));
     }
@@ -135,7 +140,8 @@ pub fn validate(message: &[u8], ip: &IpPair, ttl: u8, cfg: &InstanceConfig) -> R
     check_auth(repr.auth(), cfg.auth)?;
 
     let received = repr.addresses();
-    let same_list = received.len() == cfg.vips.len() && cfg.vips.iter().all(|vip| received.contains(vip));
+    let same_list =
+        received.len() == cfg.vips.len() && cfg.vips.iter().all(|vip| received.contains(vip));
     if !same_list && repr.priority != PRIORITY_OWNER {
         return Err(Reject::AddressListMismatch);
     }
@@ -263,7 +269,10 @@ mod tests {
         let mut bytes = sent_by_peer(&cfg, |_| {});
         bytes[10] ^= 0xff;
         let r = reject(&bytes, &ip4(), 255, &cfg);
-        assert!(matches!(r, Reject::Malformed(wire::Error::BadChecksum { .. })));
+        assert!(matches!(
+            r,
+            Reject::Malformed(wire::Error::BadChecksum { .. })
+        ));
         assert_eq!(r.as_str(), "bad_checksum");
     }
 
@@ -283,7 +292,10 @@ mod tests {
     fn vrid_must_match() {
         let cfg = cfg_v2();
         let bytes = sent_by_peer(&cfg, |r| r.vrid = 52);
-        assert_eq!(reject(&bytes, &ip4(), 255, &cfg), Reject::VridMismatch { got: 52, want: 51 });
+        assert_eq!(
+            reject(&bytes, &ip4(), 255, &cfg),
+            Reject::VridMismatch { got: 52, want: 51 }
+        );
     }
 
     #[test]
@@ -338,12 +350,22 @@ mod tests {
         };
         // Order does not matter.
         let swapped = set_addrs(150, vec![vip(101), vip(100)]);
-        assert!(!validate(&swapped, &ip4(), 255, &cfg).unwrap().address_mismatch);
+        assert!(
+            !validate(&swapped, &ip4(), 255, &cfg)
+                .unwrap()
+                .address_mismatch
+        );
 
         let other = set_addrs(150, vec![vip(100), vip(102)]);
-        assert_eq!(reject(&other, &ip4(), 255, &cfg), Reject::AddressListMismatch);
+        assert_eq!(
+            reject(&other, &ip4(), 255, &cfg),
+            Reject::AddressListMismatch
+        );
         let fewer = set_addrs(150, vec![vip(100)]);
-        assert_eq!(reject(&fewer, &ip4(), 255, &cfg), Reject::AddressListMismatch);
+        assert_eq!(
+            reject(&fewer, &ip4(), 255, &cfg),
+            Reject::AddressListMismatch
+        );
 
         let owner = set_addrs(255, vec![vip(100)]);
         let valid = validate(&owner, &ip4(), 255, &cfg).unwrap();
@@ -406,8 +428,35 @@ mod tests {
             },
             Reject::ZeroInterval,
         ];
-        for r in &samples {
-            assert!(Reject::LABELS.contains(&r.as_str()), "{} not listed", r.as_str());
+        let wire_errors = [
+            wire::Error::TooShort { len: 0 },
+            wire::Error::BadVersion(0),
+            wire::Error::BadType(0),
+            wire::Error::V2OverIpv6,
+            wire::Error::AddressCountMismatch {
+                count: 0,
+                len: 0,
+                expected: 0,
+            },
+            wire::Error::BadChecksum { got: 0 },
+            wire::Error::AuthAhDeprecated,
+            wire::Error::AuthTypeUnknown(0),
+        ];
+        let all: Vec<Reject> = samples
+            .into_iter()
+            .chain(wire_errors.into_iter().map(Reject::Malformed))
+            .collect();
+        for r in &all {
+            assert!(
+                Reject::LABELS.contains(&r.as_str()),
+                "{} not listed",
+                r.as_str()
+            );
         }
+        // Every listed label is reachable: the samples cover each cause.
+        let mut used: Vec<_> = all.iter().map(Reject::as_str).collect();
+        used.sort_unstable();
+        used.dedup();
+        assert_eq!(used.len(), Reject::LABELS.len());
     }
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use common::{Captured, fixture_path, read_pcap};
 use vrrpd::instance::{Action, GarpConfig, Instance, InstanceConfig, State};
 use vrrpd::rx::validate;
-use vrrpd::wire::{Addresses, Auth, Body, IpPair, Packet, Repr, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
+use vrrpd::wire::{
+    Addresses, Auth, Body, IpPair, Packet, Repr, VRRP_GROUP_V4, VRRP_GROUP_V6, Version,
+};
 
 const KEEPALIVED_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
@@ -45,13 +47,23 @@ fn check_packet(c: &Captured, expected: &Repr, cfg: &InstanceConfig) {
     assert!(packet.verify_checksum(&c.ip));
     let repr = Repr::parse(&packet, &c.ip).unwrap();
     assert_eq!(&repr, expected);
-    assert_eq!(repr.to_bytes(&c.ip), c.payload, "emit must recreate the captured bytes");
+    assert_eq!(
+        repr.to_bytes(&c.ip),
+        c.payload,
+        "emit must recreate the captured bytes"
+    );
     let valid = validate(&c.payload, &c.ip, c.ttl, cfg).unwrap();
     assert!(!valid.address_mismatch);
     assert_eq!(valid.src, c.ip.src());
 }
 
-fn backup_cfg(version: Version, vrid: u8, primary: IpAddr, vips: Vec<IpAddr>, interval: Duration) -> InstanceConfig {
+fn backup_cfg(
+    version: Version,
+    vrid: u8,
+    primary: IpAddr,
+    vips: Vec<IpAddr>,
+    interval: Duration,
+) -> InstanceConfig {
     InstanceConfig {
         vrid,
         version,
@@ -112,7 +124,13 @@ fn keepalived_v2_simple_text_auth() {
             addrs: vec![v4(110)],
         },
     };
-    let mut cfg = backup_cfg(Version::V2, 52, v4(2).into(), vec![v4(110).into()], Duration::from_secs(1));
+    let mut cfg = backup_cfg(
+        Version::V2,
+        52,
+        v4(2).into(),
+        vec![v4(110).into()],
+        Duration::from_secs(1),
+    );
     cfg.auth = Auth::simple("s3cret").unwrap();
     check_capture("v2_pass.pcap", &expected, &cfg);
 
@@ -120,7 +138,9 @@ fn keepalived_v2_simple_text_auth() {
     cfg.auth = Auth::simple("wrong").unwrap();
     let c = &load("v2_pass.pcap")[0];
     assert_eq!(
-        validate(&c.payload, &c.ip, c.ttl, &cfg).unwrap_err().as_str(),
+        validate(&c.payload, &c.ip, c.ttl, &cfg)
+            .unwrap_err()
+            .as_str(),
         "auth_failure"
     );
 }
@@ -163,7 +183,11 @@ fn keepalived_v3_ipv6_link_local_source() {
         panic!("expected IPv6")
     };
     assert_eq!(dst, VRRP_GROUP_V6);
-    assert_eq!(src.segments()[0] & 0xffc0, 0xfe80, "VRRPv3 over IPv6 uses a link-local source");
+    assert_eq!(
+        src.segments()[0] & 0xffc0,
+        0xfe80,
+        "VRRPv3 over IPv6 uses a link-local source"
+    );
     let cfg = backup_cfg(
         Version::V3,
         54,
@@ -205,7 +229,10 @@ fn backup_follows_captured_master_then_takes_over_on_priority_zero() {
     while inst.poll_action().is_some() {}
     for c in &packets {
         let now = at(c);
-        assert!(inst.poll_timeout().unwrap() > now, "master down must not fire while adverts arrive");
+        assert!(
+            inst.poll_timeout().unwrap() > now,
+            "master down must not fire while adverts arrive"
+        );
         let valid = validate(&c.payload, &c.ip, c.ttl, &cfg).unwrap();
         inst.handle_advert(now, &valid.advert());
         assert_eq!(inst.state(), State::Backup);

@@ -89,7 +89,10 @@ fn v2_failover_bound_at_priority_100_is_3_609375_s() {
     let t0 = Instant::now();
     let mut inst = started(v2(100), t0);
     assert_eq!(inst.state(), State::Backup);
-    assert_eq!(inst.master_down_interval(), ms(3609) + Duration::from_micros(375));
+    assert_eq!(
+        inst.master_down_interval(),
+        ms(3609) + Duration::from_micros(375)
+    );
 
     let mut last = t0;
     for i in 1..=5 {
@@ -117,7 +120,10 @@ fn backup_without_master_takes_over_after_master_down_from_startup() {
     let down = t0 + ms(3218) + Duration::from_micros(750);
     assert_eq!(inst.poll_timeout(), Some(down));
     let actions = run_until(&mut inst, down);
-    assert_eq!(actions.first(), Some(&(down, changed(State::Backup, State::Master))));
+    assert_eq!(
+        actions.first(),
+        Some(&(down, changed(State::Backup, State::Master)))
+    );
 }
 
 #[test]
@@ -173,7 +179,10 @@ fn preempt_backup_ignores_lower_priority_master_and_takes_over() {
         inst.handle_advert(t0 + secs(i), &advert(100, LOWER_PEER, secs(1)));
     }
     // The adverts were discarded: Master_Down still counts from startup.
-    assert_eq!(inst.poll_timeout(), Some(t0 + ms(3218) + Duration::from_micros(750)));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(t0 + ms(3218) + Duration::from_micros(750))
+    );
     run_until(&mut inst, t0 + secs(4));
     assert_eq!(inst.state(), State::Master);
 }
@@ -219,7 +228,10 @@ fn preempt_delay_counts_from_startup() {
     }
     // Adverts up to t0+9 s are accepted; from t0+10 s on they are discarded, so
     // Master_Down runs out 3.21875 s after the one at t0+9 s.
-    assert_eq!(became_master, Some(t0 + secs(9) + ms(3218) + Duration::from_micros(750)));
+    assert_eq!(
+        became_master,
+        Some(t0 + secs(9) + ms(3218) + Duration::from_micros(750))
+    );
 }
 
 #[test]
@@ -233,10 +245,16 @@ fn preempt_delay_restarts_after_a_higher_priority_master() {
     // Long after startup a lower-priority master appears: a fresh 5 s delay starts.
     inst.handle_advert(t0 + secs(2), &advert(100, LOWER_PEER, secs(1)));
     inst.handle_advert(t0 + secs(6), &advert(100, LOWER_PEER, secs(1)));
-    assert_eq!(inst.poll_timeout(), Some(t0 + secs(6) + inst.master_down_interval()));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(t0 + secs(6) + inst.master_down_interval())
+    );
     // At t0+7 s the delay (until t0+7 s) is over: this advert is discarded.
     inst.handle_advert(t0 + secs(7), &advert(100, LOWER_PEER, secs(1)));
-    assert_eq!(inst.poll_timeout(), Some(t0 + secs(6) + inst.master_down_interval()));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(t0 + secs(6) + inst.master_down_interval())
+    );
 }
 
 #[test]
@@ -244,7 +262,10 @@ fn equal_or_higher_priority_keeps_backup_waiting() {
     let t0 = Instant::now();
     let mut inst = started(v2(100), t0);
     inst.handle_advert(t0 + secs(1), &advert(100, LOWER_PEER, secs(1)));
-    assert_eq!(inst.poll_timeout(), Some(t0 + secs(1) + inst.master_down_interval()));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(t0 + secs(1) + inst.master_down_interval())
+    );
 }
 
 #[test]
@@ -256,7 +277,10 @@ fn master_yields_to_higher_priority() {
     let now = t0 + ms(1500);
     inst.handle_advert(now, &advert(150, LOWER_PEER, secs(1)));
     assert_eq!(inst.state(), State::Backup);
-    assert_eq!(drain(&mut inst), vec![changed(State::Master, State::Backup), Action::RemoveVips]);
+    assert_eq!(
+        drain(&mut inst),
+        vec![changed(State::Master, State::Backup), Action::RemoveVips]
+    );
     assert_eq!(inst.poll_timeout(), Some(now + inst.master_down_interval()));
     assert_eq!(inst.master_addr(), Some(LOWER_PEER.into()));
 }
@@ -308,11 +332,17 @@ fn backup_on_priority_zero_waits_only_skew_time() {
     inst.handle_advert(t0 + secs(1), &advert(150, LOWER_PEER, secs(1)));
     let now = t0 + ms(1300);
     inst.handle_advert(now, &advert(0, LOWER_PEER, secs(1)));
-    assert_eq!(inst.poll_timeout(), Some(now + Duration::from_nanos(609_375_000)));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(now + Duration::from_nanos(609_375_000))
+    );
     // A higher-priority backup has a shorter skew, so it wins the race.
     let mut high = started(v2(200), t0);
     high.handle_advert(now, &advert(0, LOWER_PEER, secs(1)));
-    assert_eq!(high.poll_timeout(), Some(now + ms(218) + Duration::from_micros(750)));
+    assert_eq!(
+        high.poll_timeout(),
+        Some(now + ms(218) + Duration::from_micros(750))
+    );
 }
 
 #[test]
@@ -343,7 +373,10 @@ fn master_shutdown_sends_priority_zero() {
     // A backup just stops.
     let mut b = started(v2(100), t0);
     b.shutdown();
-    assert_eq!(drain(&mut b), vec![changed(State::Backup, State::Initialize)]);
+    assert_eq!(
+        drain(&mut b),
+        vec![changed(State::Backup, State::Initialize)]
+    );
     assert_eq!(b.poll_timeout(), None);
 }
 
@@ -352,7 +385,10 @@ fn v3_centisecond_interval_master_down() {
     let t0 = Instant::now();
     let inst = started(cfg(Version::V3, 100, ms(500)), t0);
     // 3 * 500 ms + (156 * 500 ms) / 256
-    assert_eq!(inst.master_down_interval(), ms(1500) + Duration::from_nanos(304_687_500));
+    assert_eq!(
+        inst.master_down_interval(),
+        ms(1500) + Duration::from_nanos(304_687_500)
+    );
     assert_eq!(inst.poll_timeout(), Some(t0 + inst.master_down_interval()));
 }
 
@@ -364,10 +400,16 @@ fn v3_backup_learns_master_interval() {
     inst.handle_advert(now, &advert(150, LOWER_PEER, ms(200)));
     assert_eq!(inst.master_advert_interval(), ms(200));
     // 3 * 200 ms + (156 * 200 ms) / 256 = 721.875 ms
-    assert_eq!(inst.poll_timeout(), Some(now + Duration::from_nanos(721_875_000)));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(now + Duration::from_nanos(721_875_000))
+    );
     // Priority 0: skew is scaled by the learned interval too.
     inst.handle_advert(now, &advert(0, LOWER_PEER, ms(200)));
-    assert_eq!(inst.poll_timeout(), Some(now + Duration::from_nanos(121_875_000)));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(now + Duration::from_nanos(121_875_000))
+    );
     // As master it advertises its own interval again.
     run_until(&mut inst, now + secs(1));
     assert_eq!(inst.state(), State::Master);
@@ -468,7 +510,10 @@ fn garp_keepalived_defaults_and_cancel_on_leaving_master() {
         inst.handle_advert(now, &advert(200, HIGHER_PEER, secs(1)));
         assert_eq!(inst.state(), State::Backup);
     }
-    assert_eq!(garps, 0, "the delayed burst must not fire after losing mastership");
+    assert_eq!(
+        garps, 0,
+        "the delayed burst must not fire after losing mastership"
+    );
 }
 
 #[test]
@@ -492,7 +537,10 @@ fn fault_drops_mastership_and_ignores_adverts() {
     let clear = now + secs(2);
     inst.set_fault(clear, false);
     assert_eq!(drain(&mut inst), vec![changed(State::Fault, State::Backup)]);
-    assert_eq!(inst.poll_timeout(), Some(clear + inst.master_down_interval()));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(clear + inst.master_down_interval())
+    );
 }
 
 #[test]
@@ -501,7 +549,10 @@ fn startup_in_fault_and_owner_leaving_fault() {
     let mut inst = Instance::new(v2(255)).unwrap();
     inst.set_fault(t0, true);
     inst.startup(t0);
-    assert_eq!(drain(&mut inst), vec![changed(State::Initialize, State::Fault)]);
+    assert_eq!(
+        drain(&mut inst),
+        vec![changed(State::Initialize, State::Fault)]
+    );
     inst.set_fault(t0 + secs(1), false);
     let mut expected = takeover_actions(255);
     expected[0] = changed(State::Fault, State::Master);
@@ -530,7 +581,10 @@ fn lowered_backup_priority_lengthens_skew() {
     inst.set_priority(t0, 100);
     assert!(drain(&mut inst).is_empty());
     inst.handle_advert(t0 + secs(1), &advert(150, LOWER_PEER, secs(1)));
-    assert_eq!(inst.poll_timeout(), Some(t0 + secs(1) + Duration::from_nanos(3_609_375_000)));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(t0 + secs(1) + Duration::from_nanos(3_609_375_000))
+    );
 }
 
 #[test]
@@ -543,11 +597,20 @@ fn config_is_checked() {
     c.priority = 0;
     assert_eq!(Instance::new(c).unwrap_err(), ConfigError::PriorityZero);
     let c = cfg(Version::V2, 100, ms(500));
-    assert_eq!(Instance::new(c).unwrap_err(), ConfigError::AdvertIntervalV2(ms(500)));
+    assert_eq!(
+        Instance::new(c).unwrap_err(),
+        ConfigError::AdvertIntervalV2(ms(500))
+    );
     let c = cfg(Version::V3, 100, ms(5));
-    assert_eq!(Instance::new(c).unwrap_err(), ConfigError::AdvertIntervalV3(ms(5)));
+    assert_eq!(
+        Instance::new(c).unwrap_err(),
+        ConfigError::AdvertIntervalV3(ms(5))
+    );
     let c = cfg(Version::V3, 100, ms(40_960));
-    assert!(matches!(Instance::new(c), Err(ConfigError::AdvertIntervalV3(_))));
+    assert!(matches!(
+        Instance::new(c),
+        Err(ConfigError::AdvertIntervalV3(_))
+    ));
     let mut c = v2(100);
     c.vips.push("2001:db8::1".parse().unwrap());
     assert_eq!(Instance::new(c).unwrap_err(), ConfigError::V2NeedsIpv4);

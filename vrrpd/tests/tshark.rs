@@ -57,7 +57,8 @@ fn samples() -> Vec<(IpPair, Repr, &'static str)> {
         advert_interval: Duration::from_millis(500),
         ..base.clone()
     };
-    let v6_addrs: Vec<Ipv6Addr> = vec!["2001:db8::54".parse().unwrap(), "fe80::54".parse().unwrap()];
+    let v6_addrs: Vec<Ipv6Addr> =
+        vec!["2001:db8::54".parse().unwrap(), "fe80::54".parse().unwrap()];
     vec![
         (ip4(), base.advert(100), "v2 no auth"),
         (ip4(), base.advert(0), "v2 priority 0"),
@@ -129,7 +130,11 @@ fn tshark_decodes_emitted_packets_with_good_checksums() {
         ])
         .output()
         .expect("tshark must be installed for this test");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), samples.len(), "{text}");
@@ -148,10 +153,18 @@ fn tshark_decodes_emitted_packets_with_good_checksums() {
         assert_eq!(f, expected, "{what}: {line}");
     }
 
-    let verbose = Command::new("tshark").arg("-r").arg(&path).arg("-V").output().unwrap();
+    let verbose = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .arg("-V")
+        .output()
+        .unwrap();
     let verbose = String::from_utf8(verbose.stdout).unwrap();
     assert!(!verbose.contains("Malformed"), "{verbose}");
-    assert_eq!(verbose.matches("[Checksum Status: Good]").count(), samples.len());
+    assert_eq!(
+        verbose.matches("[Checksum Status: Good]").count(),
+        samples.len()
+    );
     assert!(verbose.contains("Authentication String: s3cret"));
     assert!(verbose.contains("IP Address: 192.0.2.101"));
     assert!(verbose.contains("fe80::54"));

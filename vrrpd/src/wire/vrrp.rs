@@ -210,14 +210,24 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The `index`-th address read as IPv4, `None` past the end of the buffer.
     pub fn ipv4_addr(&self, index: usize) -> Option<Ipv4Addr> {
         let start = field::ADDRS.checked_add(index.checked_mul(4)?)?;
-        let bytes: [u8; 4] = self.buffer.as_ref().get(start..start + 4)?.try_into().ok()?;
+        let bytes: [u8; 4] = self
+            .buffer
+            .as_ref()
+            .get(start..start + 4)?
+            .try_into()
+            .ok()?;
         Some(Ipv4Addr::from(bytes))
     }
 
     /// The `index`-th address read as IPv6, `None` past the end of the buffer.
     pub fn ipv6_addr(&self, index: usize) -> Option<Ipv6Addr> {
         let start = field::ADDRS.checked_add(index.checked_mul(16)?)?;
-        let bytes: [u8; 16] = self.buffer.as_ref().get(start..start + 16)?.try_into().ok()?;
+        let bytes: [u8; 16] = self
+            .buffer
+            .as_ref()
+            .get(start..start + 16)?
+            .try_into()
+            .ok()?;
         Some(Ipv6Addr::from(bytes))
     }
 
@@ -426,7 +436,8 @@ impl Repr {
     /// keepalived requires); the kernel has already trimmed link-layer padding.
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Packet<&T>, ip: &IpPair) -> Result<Repr, Error> {
         packet.check_len()?;
-        let version = Version::from_number(packet.version()).ok_or(Error::BadVersion(packet.version()))?;
+        let version =
+            Version::from_number(packet.version()).ok_or(Error::BadVersion(packet.version()))?;
         if packet.msg_type() != TYPE_ADVERTISEMENT {
             return Err(Error::BadType(packet.msg_type()));
         }
@@ -435,7 +446,11 @@ impl Repr {
         }
         let count = packet.addr_count();
         let addr_len = if ip.is_ipv4() { 4 } else { 16 };
-        let trailer = if version == Version::V2 { AUTH_DATA_LEN } else { 0 };
+        let trailer = if version == Version::V2 {
+            AUTH_DATA_LEN
+        } else {
+            0
+        };
         let expected = HEADER_LEN + usize::from(count) * addr_len + trailer;
         if packet.len() != expected {
             return Err(Error::AddressCountMismatch {
@@ -671,7 +686,10 @@ mod tests {
             src: "fe80::2".parse().unwrap(),
             dst: super::super::VRRP_GROUP_V6,
         };
-        assert!(matches!(parse(&bytes, &other), Err(Error::BadChecksum { .. })));
+        assert!(matches!(
+            parse(&bytes, &other),
+            Err(Error::BadChecksum { .. })
+        ));
     }
 
     #[test]
@@ -704,7 +722,10 @@ mod tests {
     fn simple_auth_pads_and_refuses_long_passwords() {
         assert_eq!(Auth::simple("ab"), Some(Auth::Simple(*b"ab\0\0\0\0\0\0")));
         assert_eq!(Auth::simple("123456789"), None);
-        assert_eq!(format!("{:?}", Auth::simple("s3cret").unwrap()), "Simple(..)");
+        assert_eq!(
+            format!("{:?}", Auth::simple("s3cret").unwrap()),
+            "Simple(..)"
+        );
     }
 
     #[test]
@@ -788,6 +809,9 @@ mod tests {
         assert_eq!(packet.ipv4_addr(4), None);
         assert_eq!(packet.ipv6_addr(1), None);
         assert_eq!(packet.auth_data(), Some([0; 8]));
-        assert_eq!(Packet::new_checked(&bytes[..3]).unwrap_err().as_str(), "too_short");
+        assert_eq!(
+            Packet::new_checked(&bytes[..3]).unwrap_err().as_str(),
+            "too_short"
+        );
     }
 }

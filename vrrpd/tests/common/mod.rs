@@ -26,12 +26,18 @@ pub struct Captured {
 }
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pcap").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pcap")
+        .join(name)
 }
 
 fn u32_at(b: &[u8], at: usize, le: bool) -> u32 {
     let raw: [u8; 4] = b[at..at + 4].try_into().unwrap();
-    if le { u32::from_le_bytes(raw) } else { u32::from_be_bytes(raw) }
+    if le {
+        u32::from_le_bytes(raw)
+    } else {
+        u32::from_be_bytes(raw)
+    }
 }
 
 fn u16_be(b: &[u8], at: usize) -> u16 {
