@@ -46,15 +46,24 @@ pub fn netns_missing() -> Option<String> {
 
 /// Path of a binary built from this workspace, next to the test executable's `deps/` folder.
 pub fn workspace_bin(name: &str) -> PathBuf {
+    built(name)
+}
+
+/// Path of an example program built from this workspace (`cargo build --all-targets`).
+pub fn workspace_example(name: &str) -> PathBuf {
+    built(&format!("examples/{name}"))
+}
+
+fn built(relative: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>/deps");
-    let path = dir.join(name);
+    let path = dir.join(relative);
     assert!(
         path.exists(),
-        "{} is not built; run `cargo build --workspace --bins` first",
+        "{} is not built; run `cargo build --workspace --all-targets` first",
         path.display()
     );
     path

@@ -7,10 +7,32 @@ use lvs_tests::process::wait_for;
 use lvs_tests::uml::{self, Case};
 
 fn main() -> ExitCode {
-    uml::main(&[Case::new(
-        "ipvsadm_nat_service_forwards_http",
-        ipvsadm_nat_service_forwards_http,
-    )])
+    uml::main(&[
+        Case::new(
+            "ipvsadm_nat_service_forwards_http",
+            ipvsadm_nat_service_forwards_http,
+        ),
+        Case::new(
+            "ipvs_library_against_the_kernel",
+            ipvs_library_against_the_kernel,
+        )
+        .with_timeout(std::time::Duration::from_secs(180)),
+    ])
+}
+
+/// lvs-ipvs's self-test: every command of the genetlink client against the real kernel, the
+/// table compared with `ipvsadm -Sn` along the way; it exits non-zero on any mismatch.
+fn ipvs_library_against_the_kernel() -> Result<(), String> {
+    let selftest = lvs_tests::workspace_example("ipvs_selftest");
+    let output = lvs_tests::process::run(&mut std::process::Command::new(&selftest))?;
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    // Exit status already says pass; also refuse a run that checked (almost) nothing.
+    let passed = report.lines().filter(|l| l.starts_with("ok ")).count();
+    if passed < 100 || report.lines().any(|l| l.starts_with("FAIL")) {
+        return Err(format!("the self-test passed only {passed} checks"));
+    }
+    Ok(())
 }
 
 /// Client, director and real server as namespaces; a NAT virtual service made with ipvsadm;
