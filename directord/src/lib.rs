@@ -1,1 +1,3 @@
-//! directord
+//! directord: the one writer of the IPVS table on a director.
+
+pub mod check;
