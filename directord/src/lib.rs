@@ -1,3 +1,5 @@
 //! directord: the one writer of the IPVS table on a director.
 
 pub mod check;
+pub mod reconcile;
+pub mod table;

@@ -1,0 +1,176 @@
+//! The IPVS table as directord reasons about it: what the config, health and feedback want
+//! ([`desired`]), and what the kernel has, in one shape so the two can be compared.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use lvs_config::{Config, Family, Forwarding, OnFailure, Protocol, ServiceFlag, VirtualServer};
+use lvs_ipvs::{
+    AddressFamily, Destination, ForwardMethod, Protocol as IpvsProtocol, Service, ServiceFlags,
+    ServiceKey,
+};
+
+/// Services and their destinations, keyed as the kernel keys them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    pub services: BTreeMap<ServiceKey, TableService>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableService {
+    pub service: Service,
+    pub destinations: BTreeMap<SocketAddr, Destination>,
+}
+
+/// What health checks and feedback say about one real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerState {
+    pub up: bool,
+    /// A weight from feedback or from a dynamic-weight check; the configured one otherwise.
+    pub weight: Option<u32>,
+}
+
+impl ServerState {
+    pub const UP: ServerState = ServerState {
+        up: true,
+        weight: None,
+    };
+}
+
+/// One real server of one service.
+pub type ServerId = (ServiceKey, SocketAddr);
+
+pub fn service_key(vs: &VirtualServer) -> Option<ServiceKey> {
+    match (vs.address, vs.fwmark) {
+        (Some(address), None) => Some(ServiceKey::inet(protocol(vs.protocol), address)),
+        (None, Some(mark)) => {
+            let af = if vs.family == Some(Family::Inet6) {
+                AddressFamily::Inet6
+            } else {
+                AddressFamily::Inet
+            };
+            Some(ServiceKey::fwmark(af, mark))
+        }
+        _ => None,
+    }
+}
+
+fn protocol(protocol: Protocol) -> IpvsProtocol {
+    match protocol {
+        Protocol::Tcp => IpvsProtocol::Tcp,
+        Protocol::Udp => IpvsProtocol::Udp,
+        Protocol::Sctp => IpvsProtocol::Sctp,
+    }
+}
+
+pub fn forward_method(forwarding: Forwarding) -> ForwardMethod {
+    match forwarding {
+        Forwarding::Dr => ForwardMethod::Route,
+        Forwarding::Nat => ForwardMethod::Masq,
+        Forwarding::Tun => ForwardMethod::Tunnel,
+    }
+}
+
+/// The service attributes the config sets, as NEW_SERVICE would carry them.
+pub fn service(vs: &VirtualServer, key: ServiceKey) -> Service {
+    let mut service = Service::new(key, vs.scheduler.as_str());
+    if let Some(timeout) = vs.persistence {
+        service = service.persistent(u32::try_from(timeout.get().as_secs()).unwrap_or(u32::MAX));
+    }
+    if let Some(netmask) = vs.netmask {
+        service.netmask = match key.af() {
+            AddressFamily::Inet => u32::from(netmask.ipv4_mask()),
+            AddressFamily::Inet6 => u32::from(netmask.prefix_len),
+        };
+    }
+    for flag in &vs.flags {
+        service.flags |= match flag {
+            ServiceFlag::ShFallback => ServiceFlags::SH_FALLBACK,
+            ServiceFlag::ShPort => ServiceFlags::SH_PORT,
+            ServiceFlag::MhFallback => ServiceFlags::MH_FALLBACK,
+            ServiceFlag::MhPort => ServiceFlags::MH_PORT,
+            ServiceFlag::OnePacket => ServiceFlags::ONEPACKET,
+        };
+    }
+    service.pe_name.clone_from(&vs.persistence_engine);
+    service
+}
+
+/// Every real server the config names (fallbacks included), per service: what directord owns.
+pub fn configured(config: &Config) -> BTreeMap<ServiceKey, BTreeSet<SocketAddr>> {
+    config
+        .virtual_servers
+        .iter()
+        .filter_map(|vs| {
+            let key = service_key(vs)?;
+            let reals = vs.real.iter().map(|real| real.address).chain(vs.fallback);
+            Some((key, reals.collect()))
+        })
+        .collect()
+}
+
+/// The table the config asks for, given each real server's state. A failed health check always
+/// wins over feedback: a down server is quiesced (weight 0) or removed as the service says; the
+/// fallback server is in the table exactly when no real server is up.
+pub fn desired(config: &Config, state: impl Fn(&ServerId) -> ServerState) -> Table {
+    let mut table = Table::default();
+    for vs in &config.virtual_servers {
+        let Some(key) = service_key(vs) else { continue };
+        let mut destinations = BTreeMap::new();
+        let mut any_up = false;
+        for real in &vs.real {
+            let server = state(&(key, real.address));
+            let weight = match (server.up, vs.on_failure) {
+                (true, _) => server.weight.unwrap_or(real.weight),
+                (false, OnFailure::Quiescent) => 0,
+                (false, OnFailure::Remove) => continue,
+            };
+            any_up |= server.up && weight > 0;
+            let fwd = forward_method(real.forwarding.unwrap_or(vs.forwarding));
+            let destination = Destination::new(real.address, fwd, weight)
+                .with_thresholds(real.upper_threshold, real.lower_threshold);
+            destinations.insert(real.address, destination);
+        }
+        if let Some(fallback) = vs.fallback
+            && !any_up
+        {
+            destinations.insert(
+                fallback,
+                Destination::new(fallback, forward_method(vs.forwarding), 1),
+            );
+        }
+        table.services.insert(
+            key,
+            TableService {
+                service: service(vs, key),
+                destinations,
+            },
+        );
+    }
+    table
+}
+
+/// Same service in the terms the config controls (the kernel adds HASHED and counters).
+pub fn same_service(a: &Service, b: &Service) -> bool {
+    let settable = |s: &Service| s.flags.without(ServiceFlags::HASHED);
+    a.key == b.key
+        && a.scheduler == b.scheduler
+        && settable(a) == settable(b)
+        && a.timeout == b.timeout
+        && a.netmask == b.netmask
+        && a.pe_name == b.pe_name
+}
+
+/// Same destination in the terms the config controls (counters and connections aside).
+pub fn same_destination(a: &Destination, b: &Destination) -> bool {
+    let tunnel = |d: &Destination| {
+        (d.fwd == ForwardMethod::Tunnel).then_some((d.tun_type, d.tun_port, d.tun_flags))
+    };
+    a.addr == b.addr
+        && a.port == b.port
+        && a.fwd == b.fwd
+        && a.weight == b.weight
+        && a.u_threshold == b.u_threshold
+        && a.l_threshold == b.l_threshold
+        && tunnel(a) == tunnel(b)
+}
