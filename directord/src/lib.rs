@@ -1,5 +1,7 @@
 //! directord: the one writer of the IPVS table on a director.
 
 pub mod check;
+pub mod daemon;
+pub mod kernel;
 pub mod reconcile;
 pub mod table;

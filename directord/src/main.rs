@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// directord: owns the IPVS table: reconciles it from director.toml, runs real-server health checks.
+/// directord: owns the IPVS table: reconciles it from director.toml, runs real-server health
+/// checks, applies feedback weights.
 #[derive(Debug, Parser)]
 #[command(name = "directord", version)]
 struct Args {
@@ -15,10 +16,33 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(code) = lvs_config::load_for_daemon("directord", &args.config, args.check) {
-        return code;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match lvs_config::load_for_daemon("directord", &args.config, args.check) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("directord: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(directord::daemon::run(config, args.config.path)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("directord: {e}");
+            ExitCode::FAILURE
+        }
     }
-    // The service loop lands with its issue (#5); refuse to pretend to run until then.
-    eprintln!("directord: only --check is available in this build");
-    ExitCode::from(lvs_config::EX_UNAVAILABLE)
 }

@@ -1,0 +1,502 @@
+//! The directord service loop: keeps the kernel's IPVS table equal to what config, health
+//! checks and feedback want, by difference only.
+//!
+//! It never flushes. On start it adopts the table it finds: servers present with a weight are
+//! taken as up at that weight (so a restart, even after kill -9, changes nothing), servers
+//! absent start in their check's initial state. SIGTERM leaves the table as it is.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lvs_config::Config;
+use lvs_control::Incoming;
+use lvs_ipvs::{IpvsClient, ServiceKey};
+use serde::{Deserialize, Serialize};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::kernel::{self, Applied};
+use crate::reconcile::{Ownership, plan};
+use crate::table::{ServerId, ServerState, Table, configured, desired, service_key};
+
+const SYSCTL_ROOT: &str = "/proc/sys/net/ipv4/vs";
+
+/// Requests on `<socket_dir>/directord.sock`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The table as directord sees it: each server's health, weights and why.
+    Status,
+    /// Re-read the config file (as SIGHUP does).
+    Reload,
+    /// A weight or state from feedbackd for a real server (every service it is in).
+    Feedback {
+        real: SocketAddr,
+        weight: Option<u32>,
+        state: FeedbackState,
+    },
+    /// A health result from outside (a checker, or an operator marking maintenance).
+    Health {
+        service: Option<String>,
+        real: SocketAddr,
+        up: bool,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackState {
+    Up,
+    /// Weight 0, kept in the table.
+    Drain,
+    /// Treated as a failed health check.
+    Down,
+    /// The agent is lost: back to the configured weight.
+    Lost,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Response {
+    Status(Status),
+    Applied(Applied),
+    Done {},
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub config: PathBuf,
+    pub services: Vec<ServiceStatus>,
+    pub last_apply: Applied,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub service: String,
+    pub scheduler: String,
+    pub in_kernel: bool,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub address: SocketAddr,
+    pub configured_weight: u32,
+    /// What the kernel has now; `None` when the server is not in the table.
+    pub kernel_weight: Option<u32>,
+    pub up: bool,
+    pub health: String,
+    pub feedback: Option<String>,
+    pub fallback: bool,
+}
+
+/// Events on the control socket's subscription stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Applied {
+        changes: Vec<String>,
+    },
+    Health {
+        real: SocketAddr,
+        up: bool,
+        detail: String,
+    },
+    Reloaded {
+        config: PathBuf,
+    },
+    ReloadRejected {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Health {
+    up: bool,
+    detail: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Feedback {
+    weight: Option<u32>,
+    state: FeedbackState,
+}
+
+pub struct Director {
+    config: Config,
+    config_path: PathBuf,
+    client: IpvsClient,
+    health: HashMap<ServerId, Health>,
+    feedback: HashMap<SocketAddr, Feedback>,
+    /// Weights found in the kernel at start, kept until feedback or a config change says otherwise.
+    adopted: HashMap<ServerId, u32>,
+    /// Servers of earlier configs: still directord's to remove after a reload dropped them.
+    previously_owned: BTreeMap<ServiceKey, BTreeSet<SocketAddr>>,
+    last_apply: Applied,
+    events: broadcast::Sender<Event>,
+}
+
+impl Director {
+    pub fn new(
+        config: Config,
+        config_path: PathBuf,
+        events: broadcast::Sender<Event>,
+    ) -> Result<Self, String> {
+        let mut client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
+        let kernel =
+            kernel::read_table(&mut client).map_err(|e| format!("reading the IPVS table: {e}"))?;
+        let mut director = Director {
+            config,
+            config_path,
+            client,
+            health: HashMap::new(),
+            feedback: HashMap::new(),
+            adopted: HashMap::new(),
+            previously_owned: BTreeMap::new(),
+            last_apply: Applied::default(),
+            events,
+        };
+        director.adopt(&kernel);
+        Ok(director)
+    }
+
+    /// Takes the kernel's word for every configured server it already has.
+    fn adopt(&mut self, kernel: &Table) {
+        for vs in &self.config.virtual_servers {
+            let Some(key) = service_key(vs) else { continue };
+            for real in &vs.real {
+                let id = (key, real.address);
+                let found = kernel
+                    .services
+                    .get(&key)
+                    .and_then(|s| s.destinations.get(&real.address));
+                let initial_up = vs.check.as_ref().and_then(|c| c.initial)
+                    != Some(lvs_config::InitialState::Down);
+                let health = match found {
+                    Some(d) if d.weight > 0 => {
+                        if d.weight != real.weight {
+                            self.adopted.insert(id, d.weight);
+                        }
+                        Health {
+                            up: true,
+                            detail: "adopted from the kernel table".to_owned(),
+                        }
+                    }
+                    Some(_) => Health {
+                        up: false,
+                        detail: "adopted from the kernel table at weight 0".to_owned(),
+                    },
+                    None => Health {
+                        up: initial_up,
+                        detail: "initial state".to_owned(),
+                    },
+                };
+                self.health.insert(id, health);
+            }
+        }
+    }
+
+    fn state_of(&self, id: &ServerId) -> ServerState {
+        let health = self.health.get(id).is_none_or(|h| h.up);
+        let feedback = self.feedback.get(&id.1);
+        let up = health && !matches!(feedback.map(|f| f.state), Some(FeedbackState::Down));
+        let weight = match feedback {
+            Some(Feedback {
+                state: FeedbackState::Drain,
+                ..
+            }) => Some(0),
+            Some(Feedback {
+                state: FeedbackState::Up,
+                weight,
+            }) => *weight,
+            _ => self.adopted.get(id).copied(),
+        };
+        ServerState { up, weight }
+    }
+
+    fn ownership(&self) -> Ownership {
+        let mut servers = configured(&self.config);
+        for (key, reals) in &self.previously_owned {
+            servers
+                .entry(*key)
+                .or_default()
+                .extend(reals.iter().copied());
+        }
+        Ownership {
+            whole_table: self.config.ipvs.own_whole_table,
+            servers,
+        }
+    }
+
+    /// Makes the kernel match; returns what was sent.
+    pub fn reconcile(&mut self) -> Result<Applied, String> {
+        let current = kernel::read_table(&mut self.client)
+            .map_err(|e| format!("reading the IPVS table: {e}"))?;
+        let want = desired(&self.config, |id| self.state_of(id));
+        let requests = plan(&want, &current, &self.ownership());
+        let changes: Vec<String> = requests.iter().map(kernel::describe).collect();
+        for change in &changes {
+            info!("{change}");
+        }
+        let applied =
+            kernel::apply(&mut self.client, &requests).map_err(|e| format!("applying: {e}"))?;
+        for failure in &applied.failures {
+            warn!("{failure}");
+        }
+        if !changes.is_empty() {
+            let _ = self.events.send(Event::Applied { changes });
+        }
+        self.last_apply = applied.clone();
+        Ok(applied)
+    }
+
+    /// Re-reads the config; a bad one is refused and the running one stays.
+    pub fn reload(&mut self) -> Result<Applied, String> {
+        let new = match lvs_config::load(&self.config_path) {
+            Ok(config) => config,
+            Err(e) => {
+                let error = e.to_string();
+                error!("reload refused, keeping the running config:\n{error}");
+                let _ = self.events.send(Event::ReloadRejected {
+                    error: error.clone(),
+                });
+                return Err(error);
+            }
+        };
+        for (key, reals) in configured(&self.config) {
+            self.previously_owned.entry(key).or_default().extend(reals);
+        }
+        // A changed configured weight overrides what was adopted at start.
+        let weights: HashMap<ServerId, u32> = new
+            .virtual_servers
+            .iter()
+            .filter_map(|vs| service_key(vs).map(|key| (vs, key)))
+            .flat_map(|(vs, key)| vs.real.iter().map(move |r| ((key, r.address), r.weight)))
+            .collect();
+        let old_weights: HashMap<ServerId, u32> = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter_map(|vs| service_key(vs).map(|key| (vs, key)))
+            .flat_map(|(vs, key)| vs.real.iter().map(move |r| ((key, r.address), r.weight)))
+            .collect();
+        self.adopted
+            .retain(|id, _| weights.get(id) == old_weights.get(id));
+        self.config = new;
+        self.apply_sysctls();
+        let _ = self.events.send(Event::Reloaded {
+            config: self.config_path.clone(),
+        });
+        info!("reloaded {}", self.config_path.display());
+        self.reconcile()
+    }
+
+    pub fn apply_sysctls(&self) {
+        for failure in kernel::apply_sysctls(Path::new(SYSCTL_ROOT), &self.config.ipvs.sysctl) {
+            warn!("sysctl {failure}");
+        }
+    }
+
+    fn set_health(
+        &mut self,
+        service: Option<&str>,
+        real: SocketAddr,
+        up: bool,
+        detail: String,
+    ) -> Result<(), String> {
+        let ids: Vec<ServerId> = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter(|vs| service.is_none_or(|name| vs.name.as_deref() == Some(name)))
+            .filter_map(|vs| service_key(vs).filter(|_| vs.real.iter().any(|r| r.address == real)))
+            .map(|key| (key, real))
+            .collect();
+        if ids.is_empty() {
+            return Err(format!(
+                "{real} is not a real server of any configured service"
+            ));
+        }
+        for id in ids {
+            let before = self.health.insert(
+                id,
+                Health {
+                    up,
+                    detail: detail.clone(),
+                },
+            );
+            if before.is_none_or(|h| h.up != up) {
+                info!(
+                    "{real} in {} is {} ({detail})",
+                    id.0,
+                    if up { "up" } else { "down" }
+                );
+                let _ = self.events.send(Event::Health {
+                    real,
+                    up,
+                    detail: detail.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn status(&mut self) -> Result<Status, String> {
+        let kernel = kernel::read_table(&mut self.client).map_err(|e| e.to_string())?;
+        let mut services = Vec::new();
+        for vs in &self.config.virtual_servers {
+            let Some(key) = service_key(vs) else { continue };
+            let in_kernel = kernel.services.get(&key);
+            let kernel_weight = |addr: &SocketAddr| {
+                in_kernel
+                    .and_then(|s| s.destinations.get(addr))
+                    .map(|d| d.weight)
+            };
+            let mut servers: Vec<ServerStatus> = vs
+                .real
+                .iter()
+                .map(|real| {
+                    let id = (key, real.address);
+                    let health = self.health.get(&id);
+                    ServerStatus {
+                        address: real.address,
+                        configured_weight: real.weight,
+                        kernel_weight: kernel_weight(&real.address),
+                        up: self.state_of(&id).up,
+                        health: health.map_or_else(|| "no check".to_owned(), |h| h.detail.clone()),
+                        feedback: self.feedback.get(&real.address).map(|f| match f.weight {
+                            Some(w) => format!("{:?} weight {w}", f.state).to_lowercase(),
+                            None => format!("{:?}", f.state).to_lowercase(),
+                        }),
+                        fallback: false,
+                    }
+                })
+                .collect();
+            if let Some(fallback) = vs.fallback {
+                servers.push(ServerStatus {
+                    address: fallback,
+                    configured_weight: 1,
+                    kernel_weight: kernel_weight(&fallback),
+                    up: true,
+                    health: "fallback: in the table only while every real server is down"
+                        .to_owned(),
+                    feedback: None,
+                    fallback: true,
+                });
+            }
+            services.push(ServiceStatus {
+                name: vs.label(),
+                service: key.to_string(),
+                scheduler: vs.scheduler.to_string(),
+                in_kernel: in_kernel.is_some(),
+                servers,
+            });
+        }
+        Ok(Status {
+            config: self.config_path.clone(),
+            services,
+            last_apply: self.last_apply.clone(),
+        })
+    }
+
+    fn handle(&mut self, request: Request) -> Result<Response, String> {
+        match request {
+            Request::Status => self.status().map(Response::Status),
+            Request::Reload => self.reload().map(Response::Applied),
+            Request::Feedback {
+                real,
+                weight,
+                state,
+            } => {
+                if !self
+                    .config
+                    .virtual_servers
+                    .iter()
+                    .any(|vs| vs.real.iter().any(|r| r.address == real))
+                {
+                    return Err(format!(
+                        "{real} is not a real server of any configured service"
+                    ));
+                }
+                if state == FeedbackState::Lost {
+                    self.feedback.remove(&real);
+                } else {
+                    self.feedback.insert(real, Feedback { weight, state });
+                }
+                self.adopted.retain(|(_, addr), _| *addr != real);
+                self.reconcile().map(Response::Applied)
+            }
+            Request::Health {
+                service,
+                real,
+                up,
+                detail,
+            } => {
+                self.set_health(service.as_deref(), real, up, detail)?;
+                self.reconcile().map(Response::Applied)
+            }
+        }
+    }
+}
+
+/// Runs until SIGTERM/SIGINT. The table is left as it is on the way out.
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
+    let (events, _) = broadcast::channel(256);
+    let mut director = Director::new(config, config_path, events.clone())?;
+    director.apply_sysctls();
+    let applied = director.reconcile()?;
+    info!("table reconciled at start: {} change(s)", applied.requests);
+
+    let socket = lvs_control::socket_path(&director.config.control.socket_dir, "directord");
+    let listener = lvs_control::bind(&socket)
+        .map_err(|e| format!("control socket {}: {e}", socket.display()))?;
+    let shutdown = CancellationToken::new();
+    let (requests_tx, mut requests) = mpsc::channel::<Incoming<Request, Response>>(64);
+    tokio::spawn(lvs_control::serve(
+        listener,
+        requests_tx,
+        events,
+        shutdown.clone(),
+    ));
+
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    info!("serving {}", socket.display());
+
+    loop {
+        tokio::select! {
+            Some(incoming) = requests.recv() => {
+                let response = director.handle(incoming.request.clone());
+                incoming.reply(response);
+            }
+            _ = hangup.recv() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                if let Err(e) = director.reload() {
+                    warn!("reload: {e}");
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+            _ = watchdog_tick.tick() => {
+                if watchdog.is_some() {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    shutdown.cancel();
+    let _ = std::fs::remove_file(&socket);
+    info!("stopped; the IPVS table is left as it is");
+    Ok(())
+}
