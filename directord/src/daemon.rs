@@ -308,7 +308,7 @@ impl Director {
         service: Option<&str>,
         real: SocketAddr,
         up: bool,
-        detail: String,
+        detail: &str,
     ) -> Result<(), String> {
         let ids: Vec<ServerId> = self
             .config
@@ -438,7 +438,7 @@ impl Director {
                 up,
                 detail,
             } => {
-                self.set_health(service.as_deref(), real, up, detail)?;
+                self.set_health(service.as_deref(), real, up, &detail)?;
                 self.reconcile().map(Response::Applied)
             }
         }
