@@ -328,7 +328,7 @@ impl Director {
                 id,
                 Health {
                     up,
-                    detail: detail.clone(),
+                    detail: detail.to_owned(),
                 },
             );
             if before.is_none_or(|h| h.up != up) {
@@ -340,7 +340,7 @@ impl Director {
                 let _ = self.events.send(Event::Health {
                     real,
                     up,
-                    detail: detail.clone(),
+                    detail: detail.to_owned(),
                 });
             }
         }
