@@ -8,6 +8,9 @@
 //! The server hands each request to the daemon's own loop over a channel with a oneshot for the
 //! reply, so daemon state is never shared across tasks.
 
+pub mod directord;
+pub mod vrrpd;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

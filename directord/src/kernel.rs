@@ -6,6 +6,8 @@ use std::path::Path;
 use lvs_config::SysctlValue;
 use lvs_ipvs::{IpvsClient, Request};
 
+use lvs_control::directord::Applied;
+
 use crate::table::{Table, TableService};
 
 /// The kernel's table, every service with its destinations.
@@ -26,14 +28,6 @@ pub fn read_table(client: &mut IpvsClient) -> Result<Table, lvs_ipvs::Error> {
         );
     }
     Ok(table)
-}
-
-/// What applying a plan did.
-#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Applied {
-    pub requests: usize,
-    pub sendmsg_calls: usize,
-    pub failures: Vec<String>,
 }
 
 /// Sends the whole plan as one batch; every failure is reported, none stops the rest.

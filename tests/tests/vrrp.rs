@@ -69,12 +69,22 @@ fn vrrpd_config(
 ) -> Result<std::path::PathBuf, String> {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
-        "[control]\nsocket_dir = \"{dir}\"\n\n[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
+        "[control]\nsocket_dir = \"{dir}/{name}\"\n\n[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
          priority = {priority}\nadvert_interval = \"1s\"\nvirtual_addresses = [\"{VIP}/24\"]\n{extra}\n",
         dir = dir.display()
     );
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     Ok(path)
+}
+
+fn vrrpd_status(dir: &Path, name: &str) -> Result<serde_json::Value, String> {
+    let socket = dir.join(name).join("vrrpd.sock");
+    lvs_control::call(
+        &socket,
+        &serde_json::json!({"cmd": "status"}),
+        Duration::from_secs(2),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn start_vrrpd(host: &Netns, config: &Path) -> Result<Guarded, String> {
@@ -157,6 +167,14 @@ fn vrrpd_pair_fails_over_and_repoints_the_clients_arp_cache() -> Result<(), Stri
         repointed.is_some(),
         "client's neighbour entry: {:?}, want {mac_b}",
         neighbour_mac(client, VIP)
+    );
+    let status = vrrpd_status(dir.path(), "b")?;
+    let instance = &status["instances"][0];
+    assert_eq!(instance["state"], "MASTER", "{status}");
+    assert_eq!(instance["counters"]["became_master"], 1, "{status}");
+    assert!(
+        instance["counters"]["adverts_received"].as_u64() > Some(0),
+        "{status}"
     );
     Ok(())
 }

@@ -5,16 +5,18 @@
 mod link;
 mod socket;
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
 use lvs_config::{Auth as ConfigAuth, Config, VrrpInstance};
+use lvs_control::Incoming;
+use lvs_control::vrrpd::{Counters, Event, InstanceStatus, Request, Status};
 use rtnetlink::Handle;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use vrrpd::instance::{Action, GarpConfig, Instance, InstanceConfig, State};
 use vrrpd::rx::{self, Reject};
@@ -22,15 +24,6 @@ use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, Version};
 
 use link::Link;
 use socket::VrrpSocket;
-
-/// Counters a running instance keeps; exposed on the control socket in a later step.
-#[derive(Debug, Default)]
-struct Counters {
-    adverts_sent: u64,
-    adverts_received: u64,
-    transitions: u64,
-    drops: BTreeMap<&'static str, u64>,
-}
 
 struct Running {
     config: VrrpInstance,
@@ -105,10 +98,23 @@ pub async fn run(config: Config) -> Result<(), String> {
         info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
     }
 
+    let (events, _) = broadcast::channel(64);
+    let socket_path = lvs_control::socket_path(&config.control.socket_dir, "vrrpd");
+    let listener = lvs_control::bind(&socket_path)
+        .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
+    let shutdown = CancellationToken::new();
+    let (requests_tx, mut requests) = mpsc::channel::<Incoming<Request, Status>>(16);
+    tokio::spawn(lvs_control::serve(
+        listener,
+        requests_tx,
+        events.clone(),
+        shutdown.clone(),
+    ));
+
     let mut datagrams = spawn_receivers(&interfaces);
     loop {
         for running in &mut instances {
-            carry_out(running, &mut interfaces, &handle).await;
+            carry_out(running, &mut interfaces, &handle, &events).await;
         }
         let deadline = instances.iter().filter_map(|r| r.core.poll_timeout()).min();
         let sleep = async {
@@ -127,6 +133,10 @@ pub async fn run(config: Config) -> Result<(), String> {
             Some(datagram) = datagrams.recv() => {
                 dispatch(&mut instances, datagram.link, datagram.ip, datagram.ttl, &datagram.payload);
             }
+            Some(incoming) = requests.recv() => {
+                let Request::Status = incoming.request;
+                incoming.reply(Ok(status(&instances, &interfaces)));
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -135,9 +145,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Leaving: a master says priority 0 so the backup takes over after skew time only.
     for running in &mut instances {
         running.core.shutdown();
-        carry_out(running, &mut interfaces, &handle).await;
+        carry_out(running, &mut interfaces, &handle, &events).await;
         info!(instance = %running.config.name, "stopped");
     }
+    shutdown.cancel();
+    let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
 
@@ -211,7 +223,7 @@ fn dispatch(instances: &mut [Running], link: usize, ip: IpPair, ttl: u8, payload
                 *running
                     .counters
                     .drops
-                    .entry("address_list_mismatch_accepted")
+                    .entry("address_list_mismatch_accepted".to_owned())
                     .or_default() += 1;
                 debug!(instance = %running.config.name, "advert from {} lists other addresses", ip.src());
             }
@@ -228,19 +240,55 @@ fn log_reject(instance: &str, src: IpAddr, reject: &Reject) {
     debug!(instance, "dropped advert from {src}: {reject}");
 }
 
-fn count_drop(running: Option<&mut Running>, cause: &'static str) {
+fn count_drop(running: Option<&mut Running>, cause: &str) {
     if let Some(running) = running {
-        *running.counters.drops.entry(cause).or_default() += 1;
+        *running.counters.drops.entry(cause.to_owned()).or_default() += 1;
     }
 }
 
-async fn carry_out(running: &mut Running, interfaces: &mut [Interface], handle: &Handle) {
+fn status(instances: &[Running], interfaces: &[Interface]) -> Status {
+    let instances = instances
+        .iter()
+        .map(|running| InstanceStatus {
+            name: running.config.name.clone(),
+            interface: interfaces[running.link].link.name.clone(),
+            vrid: running.config.vrid,
+            state: running.core.state().as_str().to_owned(),
+            configured_priority: running.config.priority,
+            priority: running.core.priority(),
+            master: running.core.master_addr(),
+            virtual_addresses: running
+                .config
+                .virtual_addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            counters: running.counters.clone(),
+        })
+        .collect();
+    Status { instances }
+}
+
+async fn carry_out(
+    running: &mut Running,
+    interfaces: &mut [Interface],
+    handle: &Handle,
+    events: &broadcast::Sender<Event>,
+) {
     while let Some(action) = running.core.poll_action() {
         let interface = &mut interfaces[running.link];
         match action {
             Action::StateChanged { old, new } => {
                 running.counters.transitions += 1;
+                if new == State::Master {
+                    running.counters.became_master += 1;
+                }
                 info!(instance = %running.config.name, "{} -> {}", old.as_str(), new.as_str());
+                let _ = events.send(Event::State {
+                    instance: running.config.name.clone(),
+                    old: old.as_str().to_owned(),
+                    new: new.as_str().to_owned(),
+                });
                 notify(&running.config, old, new);
             }
             Action::SendAdvert { priority } => {

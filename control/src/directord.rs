@@ -1,0 +1,105 @@
+//! directord's control API: `<socket_dir>/directord.sock`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What applying a plan to the kernel did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub requests: usize,
+    pub sendmsg_calls: usize,
+    pub failures: Vec<String>,
+}
+
+/// Requests on `<socket_dir>/directord.sock`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The table as directord sees it: each server's health, weights and why.
+    Status,
+    /// Re-read the config file (as SIGHUP does).
+    Reload,
+    /// A weight or state from feedbackd for a real server (every service it is in).
+    Feedback {
+        real: SocketAddr,
+        weight: Option<u32>,
+        state: FeedbackState,
+    },
+    /// A health result from outside (a checker, or an operator marking maintenance).
+    Health {
+        service: Option<String>,
+        real: SocketAddr,
+        up: bool,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackState {
+    Up,
+    /// Weight 0, kept in the table.
+    Drain,
+    /// Treated as a failed health check.
+    Down,
+    /// The agent is lost: back to the configured weight.
+    Lost,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Response {
+    Status(Status),
+    Applied(Applied),
+    Done {},
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub config: PathBuf,
+    pub services: Vec<ServiceStatus>,
+    pub last_apply: Applied,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub service: String,
+    pub scheduler: String,
+    pub in_kernel: bool,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerStatus {
+    pub address: SocketAddr,
+    pub configured_weight: u32,
+    /// What the kernel has now; `None` when the server is not in the table.
+    pub kernel_weight: Option<u32>,
+    pub up: bool,
+    pub health: String,
+    pub feedback: Option<String>,
+    pub fallback: bool,
+}
+
+/// Events on the control socket's subscription stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Applied {
+        changes: Vec<String>,
+    },
+    Health {
+        real: SocketAddr,
+        up: bool,
+        detail: String,
+    },
+    Reloaded {
+        config: PathBuf,
+    },
+    ReloadRejected {
+        error: String,
+    },
+}

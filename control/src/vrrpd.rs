@@ -1,0 +1,54 @@
+//! vrrpd's control API: `<socket_dir>/vrrpd.sock`. directord and syncd subscribe to its events
+//! to follow the VRRP role.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// INIT, BACKUP, MASTER or FAULT.
+    pub state: String,
+    pub configured_priority: u8,
+    pub priority: u8,
+    pub master: Option<IpAddr>,
+    pub virtual_addresses: Vec<String>,
+    pub counters: Counters,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub transitions: u64,
+    pub became_master: u64,
+    /// Dropped adverts by cause (ttl, auth_failure, vrid_mismatch, ...).
+    pub drops: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// On every transition. A follower subscribes first, then asks for `Status`, so it misses
+    /// nothing between the two.
+    State {
+        instance: String,
+        old: String,
+        new: String,
+    },
+}
