@@ -318,3 +318,52 @@ fn tshark_decodes_our_adverts_without_a_malformed_flag() -> Result<(), String> {
     }
     Ok(())
 }
+
+#[test]
+fn tracking_moves_priority_and_forces_fault() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[("xa", "192.0.2.51/24"), ("xb", "192.0.2.52/24")])?;
+    let (a, b) = (lan.host(0), lan.host(1));
+    a.ip(&[
+        "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
+    ])?;
+    a.ip(&["link", "set", "trk1", "up"])?;
+    a.ip(&["link", "set", "trk0", "up"])?;
+    let flag = dir.path().join("upstream-ok");
+    std::fs::write(&flag, "").map_err(|e| e.to_string())?;
+    let tracking = format!(
+        "track_scripts = [{{ command = \"test -e {}\", interval = \"1s\", weight = -60 }}]\n\
+         track_interfaces = [{{ name = \"trk0\", weight = 0 }}]",
+        flag.display()
+    );
+    let _a = start_vrrpd(a, &vrrpd_config(dir.path(), "xa", 150, &tracking)?)?;
+    let _b = start_vrrpd(b, &vrrpd_config(dir.path(), "xb", 100, "")?)?;
+    let only = |winner: &Netns, loser: &Netns| (has_vip(winner) && !has_vip(loser)).then_some(());
+
+    wait_for(TAKEOVER, || only(a, b)).ok_or("a (150) never became the only master")?;
+
+    std::fs::remove_file(&flag).map_err(|e| e.to_string())?;
+    wait_for(TAKEOVER, || only(b, a))
+        .ok_or("a failing script (-60: 150 -> 90) must hand over to b (100)")?;
+    assert_eq!(
+        vrrpd_status(dir.path(), "xa")?["instances"][0]["priority"],
+        90
+    );
+
+    std::fs::write(&flag, "").map_err(|e| e.to_string())?;
+    wait_for(TAKEOVER, || only(a, b)).ok_or("a must preempt again once its script succeeds")?;
+
+    a.ip(&["link", "set", "trk0", "down"])?;
+    wait_for(TAKEOVER, || only(b, a))
+        .ok_or("a tracked interface with weight 0 going down must force FAULT")?;
+    assert_eq!(
+        vrrpd_status(dir.path(), "xa")?["instances"][0]["state"],
+        "FAULT"
+    );
+    a.ip(&["link", "set", "trk0", "up"])?;
+    wait_for(TAKEOVER, || only(a, b)).ok_or("a must come back from FAULT and preempt")?;
+    Ok(())
+}

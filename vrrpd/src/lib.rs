@@ -10,4 +10,5 @@
 
 pub mod instance;
 pub mod rx;
+pub mod track;
 pub mod wire;

@@ -4,6 +4,7 @@
 
 mod link;
 mod socket;
+mod tracking;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
@@ -24,10 +25,12 @@ use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, Version};
 
 use link::Link;
 use socket::VrrpSocket;
+use tracking::{ScriptResult, Tracking};
 
 struct Running {
     config: VrrpInstance,
     core: Instance,
+    tracking: Tracking,
     link: usize,
     peers: Vec<Ipv4Addr>,
     counters: Counters,
@@ -81,6 +84,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         instances.push(Running {
             config: instance.clone(),
             core,
+            tracking: Tracking::new(instance),
             link,
             peers,
             counters: Counters::default(),
@@ -92,8 +96,12 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
     let now = Instant::now();
-    for running in &mut instances {
+    for (index, running) in instances.iter_mut().enumerate() {
+        tracking::spawn_scripts(index, &running.config, &script_tx);
+        running.tracking.poll();
+        apply_tracking(running, now);
         running.core.startup(now);
         info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
     }
@@ -112,6 +120,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     ));
 
     let mut datagrams = spawn_receivers(&interfaces);
+    let mut poll_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         for running in &mut instances {
             carry_out(running, &mut interfaces, &handle, &events).await;
@@ -132,6 +141,21 @@ pub async fn run(config: Config) -> Result<(), String> {
             }
             Some(datagram) = datagrams.recv() => {
                 dispatch(&mut instances, datagram.link, datagram.ip, datagram.ttl, &datagram.payload);
+            }
+            _ = poll_tick.tick() => {
+                let now = Instant::now();
+                for running in &mut instances {
+                    if running.tracking.poll() {
+                        apply_tracking(running, now);
+                    }
+                }
+            }
+            Some(result) = script_results.recv() => {
+                if let Some(running) = instances.get_mut(result.instance)
+                    && running.tracking.script_result(result.script, result.success)
+                {
+                    apply_tracking(running, Instant::now());
+                }
             }
             Some(incoming) = requests.recv() => {
                 let Request::Status = incoming.request;
@@ -244,6 +268,16 @@ fn count_drop(running: Option<&mut Running>, cause: &str) {
     if let Some(running) = running {
         *running.counters.drops.entry(cause.to_owned()).or_default() += 1;
     }
+}
+
+fn apply_tracking(running: &mut Running, now: Instant) {
+    let (priority, fault) =
+        vrrpd::track::evaluate(running.config.priority, &running.tracking.tracked());
+    if priority != running.core.priority() {
+        info!(instance = %running.config.name, "priority {} -> {priority} by tracking", running.core.priority());
+    }
+    running.core.set_priority(now, priority);
+    running.core.set_fault(now, fault);
 }
 
 fn status(instances: &[Running], interfaces: &[Interface]) -> Status {

@@ -1,0 +1,235 @@
+//! Observes what instances track: interfaces and files and processes by polling, scripts by
+//! running them on their interval in their own tasks.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use lvs_config::VrrpInstance;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use vrrpd::track::{Observation, RiseFall, Tracked};
+
+enum Source {
+    Interface(String),
+    File(PathBuf),
+    Process(String),
+    Script { index: usize, state: RiseFall },
+}
+
+struct Object {
+    weight: i32,
+    source: Source,
+    observation: Observation,
+}
+
+/// Everything one instance tracks.
+pub struct Tracking {
+    instance: String,
+    objects: Vec<Object>,
+}
+
+/// A script run finished: which instance, which script, did it succeed.
+pub struct ScriptResult {
+    pub instance: usize,
+    pub script: usize,
+    pub success: bool,
+}
+
+impl Tracking {
+    pub fn new(config: &VrrpInstance) -> Self {
+        let mut objects = Vec::new();
+        for t in &config.track_interfaces {
+            objects.push(Object {
+                weight: t.weight,
+                source: Source::Interface(t.name.clone()),
+                observation: Observation::Healthy(true),
+            });
+        }
+        for t in &config.track_files {
+            objects.push(Object {
+                weight: t.weight,
+                source: Source::File(t.path.clone()),
+                observation: Observation::Value(0),
+            });
+        }
+        for t in &config.track_processes {
+            objects.push(Object {
+                weight: t.weight,
+                source: Source::Process(t.name.clone()),
+                observation: Observation::Healthy(true),
+            });
+        }
+        for (index, t) in config.track_scripts.iter().enumerate() {
+            objects.push(Object {
+                weight: t.weight,
+                source: Source::Script {
+                    index,
+                    state: RiseFall::new(t.rise, t.fall),
+                },
+                observation: Observation::Healthy(false),
+            });
+        }
+        Tracking {
+            instance: config.name.clone(),
+            objects,
+        }
+    }
+
+    pub fn tracked(&self) -> Vec<Tracked> {
+        self.objects
+            .iter()
+            .map(|o| Tracked {
+                weight: o.weight,
+                observation: o.observation,
+            })
+            .collect()
+    }
+
+    /// Re-reads interfaces, files and processes; returns true when anything changed.
+    pub fn poll(&mut self) -> bool {
+        let processes = self
+            .objects
+            .iter()
+            .any(|o| matches!(o.source, Source::Process(_)))
+            .then(running_processes)
+            .unwrap_or_default();
+        let mut changed = false;
+        for object in &mut self.objects {
+            let observation = match &object.source {
+                Source::Interface(name) => Observation::Healthy(interface_up(name)),
+                Source::File(path) => Observation::Value(read_value(path)),
+                Source::Process(name) => Observation::Healthy(processes.iter().any(|p| p == name)),
+                Source::Script { .. } => continue,
+            };
+            if observation != object.observation {
+                info!(instance = %self.instance, "tracked {} is now {observation:?}", describe(&object.source));
+                object.observation = observation;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Records a script result; returns true when its tracked state changed.
+    pub fn script_result(&mut self, script: usize, success: bool) -> bool {
+        for object in &mut self.objects {
+            if let Source::Script { index, state } = &mut object.source
+                && *index == script
+                && state.record(success)
+            {
+                object.observation = Observation::Healthy(state.healthy());
+                info!(instance = %self.instance, "track script {script} is now {}", if state.healthy() { "succeeding" } else { "failing" });
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn describe(source: &Source) -> String {
+    match source {
+        Source::Interface(name) => format!("interface {name}"),
+        Source::File(path) => format!("file {}", path.display()),
+        Source::Process(name) => format!("process {name}"),
+        Source::Script { index, .. } => format!("script {index}"),
+    }
+}
+
+/// keepalived treats a link as up when it is administratively up and has carrier.
+fn interface_up(name: &str) -> bool {
+    let base = Path::new("/sys/class/net").join(name);
+    let operstate = std::fs::read_to_string(base.join("operstate")).unwrap_or_default();
+    match operstate.trim() {
+        "up" => true,
+        // Links without carrier reporting (lo, dummy) say "unknown": go by IFF_UP.
+        "unknown" => std::fs::read_to_string(base.join("flags"))
+            .ok()
+            .and_then(|flags| u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok())
+            .is_some_and(|flags| flags & 1 != 0),
+        _ => false,
+    }
+}
+
+/// An unreadable or non-numeric file counts as 0, as in keepalived.
+fn read_value(path: &Path) -> i64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn running_processes() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .map(|comm| comm.trim_end().to_owned())
+        .collect()
+}
+
+/// Runs each of an instance's track scripts on its interval, reporting every result.
+pub fn spawn_scripts(instance: usize, config: &VrrpInstance, results: &mpsc::Sender<ScriptResult>) {
+    for (script, t) in config.track_scripts.iter().enumerate() {
+        let command = t.command.clone();
+        let interval = t.interval.get();
+        let timeout = t.timeout.map_or(interval, lvs_config::Duration::get);
+        let results = results.clone();
+        let name = config.name.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                let success = run_script(&command, timeout).await;
+                if !success {
+                    tracing::debug!(instance = %name, "track script {command:?} failed");
+                }
+                if results
+                    .send(ScriptResult {
+                        instance,
+                        script,
+                        success,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// keepalived's way: the command split on whitespace, no shell; killed at the timeout.
+async fn run_script(command: &str, timeout: Duration) -> bool {
+    let mut words = command.split_whitespace();
+    let Some(program) = words.next() else {
+        return false;
+    };
+    let child = tokio::process::Command::new(program)
+        .args(words)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            warn!("track script {command:?}: {e}");
+            return false;
+        }
+    };
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => status.success(),
+        Ok(Err(_)) | Err(_) => false,
+    }
+}
