@@ -367,3 +367,43 @@ fn tracking_moves_priority_and_forces_fault() -> Result<(), String> {
     wait_for(TAKEOVER, || only(a, b)).ok_or("a must come back from FAULT and preempt")?;
     Ok(())
 }
+
+#[test]
+fn sighup_reload_keeps_an_unchanged_master_and_refuses_a_bad_file() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[("ha", "192.0.2.61/24")])?;
+    let a = lan.host(0);
+    let config = vrrpd_config(dir.path(), "ha", 150, "")?;
+    let vrrpd = start_vrrpd(a, &config)?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+    let transitions =
+        |status: &serde_json::Value| status["instances"][0]["counters"]["transitions"].clone();
+    let before = vrrpd_status(dir.path(), "ha")?;
+
+    vrrpd.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = vrrpd_status(dir.path(), "ha")?;
+    assert_eq!(
+        transitions(&after),
+        transitions(&before),
+        "an unchanged reload must not flap: {after}"
+    );
+    assert!(has_vip(a));
+
+    let good = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    std::fs::write(&config, good.replace("vrid = 51", "vrid = 0")).map_err(|e| e.to_string())?;
+    vrrpd.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_secs(2));
+    let after_bad = vrrpd_status(dir.path(), "ha")?;
+    assert_eq!(after_bad["instances"][0]["state"], "MASTER", "{after_bad}");
+    assert_eq!(
+        transitions(&after_bad),
+        transitions(&before),
+        "a refused reload must change nothing"
+    );
+    assert!(has_vip(a));
+    Ok(())
+}

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(false)
         .with_writer(std::io::stderr)
         .init();
     let config = match lvs_config::load_for_daemon("vrrpd", &args.config, args.check) {
@@ -38,7 +39,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(daemon::run(config)) {
+    match runtime.block_on(daemon::run(config, args.config.path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vrrpd: {e}");

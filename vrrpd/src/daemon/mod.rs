@@ -7,6 +7,7 @@ mod socket;
 mod tracking;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +19,7 @@ use rtnetlink::Handle;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use vrrpd::instance::{Action, GarpConfig, Instance, InstanceConfig, State};
 use vrrpd::rx::{self, Reject};
 use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, Version};
@@ -28,12 +29,23 @@ use socket::VrrpSocket;
 use tracking::{ScriptResult, Tracking};
 
 struct Running {
+    /// Unique for the daemon's life, so results of a replaced instance's scripts are ignored.
+    id: u64,
     config: VrrpInstance,
     core: Instance,
     tracking: Tracking,
     link: usize,
     peers: Vec<Ipv4Addr>,
     counters: Counters,
+    scripts: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for script in &self.scripts {
+            script.abort();
+        }
+    }
 }
 
 struct Interface {
@@ -41,36 +53,43 @@ struct Interface {
     socket: Arc<VrrpSocket>,
 }
 
-pub async fn run(config: Config) -> Result<(), String> {
-    let (connection, handle, _) =
-        rtnetlink::new_connection().map_err(|e| format!("rtnetlink: {e}"))?;
-    tokio::spawn(connection);
+struct Daemon {
+    config_path: PathBuf,
+    handle: Handle,
+    interfaces: Vec<Interface>,
+    instances: Vec<Running>,
+    next_id: u64,
+    datagrams: mpsc::Sender<Datagram>,
+    scripts: mpsc::Sender<ScriptResult>,
+    events: broadcast::Sender<Event>,
+}
 
-    let mut interfaces: Vec<Interface> = Vec::new();
-    let mut instances = Vec::new();
-    for instance in &config.vrrp.instance {
-        let link = match interfaces
-            .iter()
-            .position(|i| i.link.name == instance.interface)
-        {
-            Some(index) => index,
-            None => {
-                let link = Link::open(&instance.interface).map_err(|e| {
-                    format!("{}: interface {}: {e}", instance.name, instance.interface)
-                })?;
-                let socket = VrrpSocket::open_v4(&link.name, link.index).map_err(|e| {
-                    format!(
-                        "{}: VRRP socket on {}: {e}",
-                        instance.name, instance.interface
-                    )
-                })?;
-                interfaces.push(Interface {
-                    link,
-                    socket: Arc::new(socket),
-                });
-                interfaces.len() - 1
-            }
-        };
+impl Daemon {
+    /// The interface's index in `interfaces`, opening it (socket, receiver task) on first use.
+    fn interface(&mut self, name: &str) -> Result<usize, String> {
+        if let Some(index) = self.interfaces.iter().position(|i| i.link.name == name) {
+            return Ok(index);
+        }
+        let link = Link::open(name).map_err(|e| format!("interface {name}: {e}"))?;
+        let socket = Arc::new(
+            VrrpSocket::open_v4(&link.name, link.index)
+                .map_err(|e| format!("VRRP socket on {name}: {e}"))?,
+        );
+        let index = self.interfaces.len();
+        spawn_receiver(
+            index,
+            name.to_owned(),
+            Arc::clone(&socket),
+            self.datagrams.clone(),
+        );
+        self.interfaces.push(Interface { link, socket });
+        Ok(index)
+    }
+
+    fn start(&mut self, instance: &VrrpInstance, now: Instant) -> Result<(), String> {
+        let link = self
+            .interface(&instance.interface)
+            .map_err(|e| format!("{}: {e}", instance.name))?;
         let core = Instance::new(instance_config(instance)?)
             .map_err(|e| format!("{}: {e}", instance.name))?;
         let peers = instance
@@ -81,32 +100,99 @@ pub async fn run(config: Config) -> Result<(), String> {
                 IpAddr::V6(_) => None,
             })
             .collect();
-        instances.push(Running {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut running = Running {
+            id,
             config: instance.clone(),
             core,
             tracking: Tracking::new(instance),
             link,
             peers,
             counters: Counters::default(),
-        });
+            scripts: tracking::spawn_scripts(id, instance, &self.scripts),
+        };
+        running.tracking.poll();
+        apply_tracking(&mut running, now);
+        running.core.startup(now);
+        info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
+        self.instances.push(running);
+        Ok(())
     }
-    if instances.is_empty() {
+
+    async fn carry_out_all(&mut self) {
+        for running in &mut self.instances {
+            carry_out(running, &mut self.interfaces, &self.handle, &self.events).await;
+        }
+    }
+
+    /// Leaves gracefully: a master sends priority 0 and drops its addresses.
+    async fn stop(&mut self, index: usize) {
+        let mut running = self.instances.remove(index);
+        running.core.shutdown();
+        carry_out(
+            &mut running,
+            &mut self.interfaces,
+            &self.handle,
+            &self.events,
+        )
+        .await;
+        info!(instance = %running.config.name, "stopped");
+    }
+
+    /// Instances whose settings did not change keep running untouched (no state flap);
+    /// changed ones restart, removed ones leave, new ones start. A bad file changes nothing.
+    async fn reload(&mut self) -> Result<(), String> {
+        let config = lvs_config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let wanted = &config.vrrp.instance;
+        let mut index = 0;
+        while index < self.instances.len() {
+            let keep = wanted.iter().any(|w| *w == self.instances[index].config);
+            if keep {
+                index += 1;
+            } else {
+                self.stop(index).await;
+            }
+        }
+        let now = Instant::now();
+        for instance in wanted {
+            if !self.instances.iter().any(|r| r.config == *instance) {
+                self.start(instance, now)?;
+            }
+        }
+        info!("reloaded {}", self.config_path.display());
+        Ok(())
+    }
+}
+
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
+    if config.vrrp.instance.is_empty() {
         return Err("no [[vrrp.instance]] in the config: nothing to do".to_owned());
+    }
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|e| format!("rtnetlink: {e}"))?;
+    tokio::spawn(connection);
+    let (datagram_tx, mut datagrams) = mpsc::channel::<Datagram>(256);
+    let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
+    let (events, _) = broadcast::channel(64);
+    let mut daemon = Daemon {
+        config_path,
+        handle,
+        interfaces: Vec::new(),
+        instances: Vec::new(),
+        next_id: 0,
+        datagrams: datagram_tx,
+        scripts: script_tx,
+        events: events.clone(),
+    };
+    let now = Instant::now();
+    for instance in &config.vrrp.instance {
+        daemon.start(instance, now)?;
     }
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
-    let now = Instant::now();
-    for (index, running) in instances.iter_mut().enumerate() {
-        tracking::spawn_scripts(index, &running.config, &script_tx);
-        running.tracking.poll();
-        apply_tracking(running, now);
-        running.core.startup(now);
-        info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
-    }
-
-    let (events, _) = broadcast::channel(64);
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let socket_path = lvs_control::socket_path(&config.control.socket_dir, "vrrpd");
     let listener = lvs_control::bind(&socket_path)
         .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
@@ -115,17 +201,22 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(lvs_control::serve(
         listener,
         requests_tx,
-        events.clone(),
+        events,
         shutdown.clone(),
     ));
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
+    let mut watchdog_tick =
+        tokio::time::interval(watchdog.unwrap_or(std::time::Duration::from_secs(3600)));
 
-    let mut datagrams = spawn_receivers(&interfaces);
     let mut poll_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
-        for running in &mut instances {
-            carry_out(running, &mut interfaces, &handle, &events).await;
-        }
-        let deadline = instances.iter().filter_map(|r| r.core.poll_timeout()).min();
+        daemon.carry_out_all().await;
+        let deadline = daemon
+            .instances
+            .iter()
+            .filter_map(|r| r.core.poll_timeout())
+            .min();
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -135,23 +226,23 @@ pub async fn run(config: Config) -> Result<(), String> {
         tokio::select! {
             () = sleep => {
                 let now = Instant::now();
-                for running in &mut instances {
+                for running in &mut daemon.instances {
                     running.core.handle_timeout(now);
                 }
             }
             Some(datagram) = datagrams.recv() => {
-                dispatch(&mut instances, datagram.link, datagram.ip, datagram.ttl, &datagram.payload);
+                dispatch(&mut daemon.instances, datagram.link, datagram.ip, datagram.ttl, &datagram.payload);
             }
             _ = poll_tick.tick() => {
                 let now = Instant::now();
-                for running in &mut instances {
+                for running in &mut daemon.instances {
                     if running.tracking.poll() {
                         apply_tracking(running, now);
                     }
                 }
             }
             Some(result) = script_results.recv() => {
-                if let Some(running) = instances.get_mut(result.instance)
+                if let Some(running) = daemon.instances.iter_mut().find(|r| r.id == result.instance)
                     && running.tracking.script_result(result.script, result.success)
                 {
                     apply_tracking(running, Instant::now());
@@ -159,52 +250,54 @@ pub async fn run(config: Config) -> Result<(), String> {
             }
             Some(incoming) = requests.recv() => {
                 let Request::Status = incoming.request;
-                incoming.reply(Ok(status(&instances, &interfaces)));
+                incoming.reply(Ok(status(&daemon.instances, &daemon.interfaces)));
+            }
+            _ = hangup.recv() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                if let Err(e) = daemon.reload().await {
+                    error!("reload refused, keeping the running config:\n{e}");
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+            _ = watchdog_tick.tick() => {
+                if watchdog.is_some() {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
 
-    // Leaving: a master says priority 0 so the backup takes over after skew time only.
-    for running in &mut instances {
-        running.core.shutdown();
-        carry_out(running, &mut interfaces, &handle, &events).await;
-        info!(instance = %running.config.name, "stopped");
+    while !daemon.instances.is_empty() {
+        daemon.stop(0).await;
     }
     shutdown.cancel();
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
 
-/// One task per interface reads its socket, so the main loop waits on a single channel.
-fn spawn_receivers(interfaces: &[Interface]) -> mpsc::Receiver<Datagram> {
-    let (tx, rx) = mpsc::channel(256);
-    for (link, interface) in interfaces.iter().enumerate() {
-        let socket = Arc::clone(&interface.socket);
-        let name = interface.link.name.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                match socket.recv(&mut buf).await {
-                    Ok(received) => {
-                        let datagram = Datagram {
-                            link,
-                            ip: received.ip,
-                            ttl: received.ttl,
-                            payload: received.payload.to_vec(),
-                        };
-                        if tx.send(datagram).await.is_err() {
-                            return;
-                        }
+/// Reads one interface's socket in its own task, so the main loop waits on a single channel.
+fn spawn_receiver(link: usize, name: String, socket: Arc<VrrpSocket>, tx: mpsc::Sender<Datagram>) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match socket.recv(&mut buf).await {
+                Ok(received) => {
+                    let datagram = Datagram {
+                        link,
+                        ip: received.ip,
+                        ttl: received.ttl,
+                        payload: received.payload.to_vec(),
+                    };
+                    if tx.send(datagram).await.is_err() {
+                        return;
                     }
-                    Err(e) => warn!("receive on {name}: {e}"),
                 }
+                Err(e) => warn!("receive on {name}: {e}"),
             }
-        });
-    }
-    rx
+        }
+    });
 }
 
 struct Datagram {

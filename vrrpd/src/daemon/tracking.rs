@@ -29,9 +29,9 @@ pub struct Tracking {
     objects: Vec<Object>,
 }
 
-/// A script run finished: which instance, which script, did it succeed.
+/// A script run finished: which instance (its daemon-unique id), which script, did it succeed.
 pub struct ScriptResult {
-    pub instance: usize,
+    pub instance: u64,
     pub script: usize,
     pub success: bool,
 }
@@ -176,15 +176,21 @@ fn running_processes() -> Vec<String> {
         .collect()
 }
 
-/// Runs each of an instance's track scripts on its interval, reporting every result.
-pub fn spawn_scripts(instance: usize, config: &VrrpInstance, results: &mpsc::Sender<ScriptResult>) {
+/// Runs each of an instance's track scripts on its interval, reporting every result; the
+/// tasks end when their handles are aborted.
+pub fn spawn_scripts(
+    instance: u64,
+    config: &VrrpInstance,
+    results: &mpsc::Sender<ScriptResult>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut handles = Vec::new();
     for (script, t) in config.track_scripts.iter().enumerate() {
         let command = t.command.clone();
         let interval = t.interval.get();
         let timeout = t.timeout.map_or(interval, lvs_config::Duration::get);
         let results = results.clone();
         let name = config.name.clone();
-        tokio::spawn(async move {
+        handles.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
@@ -204,8 +210,9 @@ pub fn spawn_scripts(instance: usize, config: &VrrpInstance, results: &mpsc::Sen
                     return;
                 }
             }
-        });
+        }));
     }
+    handles
 }
 
 /// keepalived's way: the command split on whitespace, no shell; killed at the timeout.
