@@ -9,6 +9,7 @@
 //! reply, so daemon state is never shared across tasks.
 
 pub mod directord;
+pub mod metrics;
 pub mod vrrpd;
 
 use std::io::{self, BufRead, BufReader, Write};
