@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::kernel;
+use crate::metrics::{Metrics, ResultLabels, ServerLabels};
 use crate::reconcile::{Ownership, plan};
 use crate::table::{ServerId, ServerState, Table, configured, desired, service_key};
 use lvs_control::directord::Applied;
@@ -52,6 +53,7 @@ pub struct Director {
     previously_owned: BTreeMap<ServiceKey, BTreeSet<SocketAddr>>,
     last_apply: Applied,
     events: broadcast::Sender<Event>,
+    pub metrics: Metrics,
 }
 
 impl Director {
@@ -73,6 +75,7 @@ impl Director {
             previously_owned: BTreeMap::new(),
             last_apply: Applied::default(),
             events,
+            metrics: Metrics::default(),
         };
         director.adopt(&kernel);
         Ok(director)
@@ -161,6 +164,27 @@ impl Director {
         for failure in &applied.failures {
             warn!("{failure}");
         }
+        self.metrics.ipvs_requests.inc_by(applied.requests as u64);
+        self.metrics
+            .ipvs_failures
+            .inc_by(applied.failures.len() as u64);
+        for (key, service) in &want.services {
+            for (addr, destination) in &service.destinations {
+                let labels = ServerLabels {
+                    service: key.to_string(),
+                    real: addr.to_string(),
+                };
+                let up = self.health.get(&(*key, *addr)).is_none_or(|h| h.up);
+                self.metrics
+                    .server_up
+                    .get_or_create(&labels)
+                    .set(i64::from(up));
+                self.metrics
+                    .server_weight
+                    .get_or_create(&labels)
+                    .set(i64::from(destination.weight));
+            }
+        }
         if !changes.is_empty() {
             let _ = self.events.send(Event::Applied { changes });
         }
@@ -174,6 +198,12 @@ impl Director {
             Ok(config) => config,
             Err(e) => {
                 let error = e.to_string();
+                self.metrics
+                    .reloads
+                    .get_or_create(&ResultLabels {
+                        result: "refused".to_owned(),
+                    })
+                    .inc();
                 error!("reload refused, keeping the running config:\n{error}");
                 let _ = self.events.send(Event::ReloadRejected {
                     error: error.clone(),
@@ -201,6 +231,12 @@ impl Director {
         self.adopted
             .retain(|id, _| weights.get(id) == old_weights.get(id));
         self.config = new;
+        self.metrics
+            .reloads
+            .get_or_create(&ResultLabels {
+                result: "applied".to_owned(),
+            })
+            .inc();
         self.apply_sysctls();
         let _ = self.events.send(Event::Reloaded {
             config: self.config_path.clone(),
@@ -249,6 +285,11 @@ impl Director {
                     id.0,
                     if up { "up" } else { "down" }
                 );
+                let labels = ServerLabels {
+                    service: id.0.to_string(),
+                    real: real.to_string(),
+                };
+                self.metrics.health_transitions.get_or_create(&labels).inc();
                 let _ = self.events.send(Event::Health {
                     real,
                     up,
@@ -365,6 +406,21 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let applied = director.reconcile()?;
     info!("table reconciled at start: {} change(s)", applied.requests);
 
+    if let Some(base) = director.config.control.metrics {
+        let addr = lvs_control::metrics::address(base, "directord");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("metrics on {addr}: {e}"))?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        director.metrics.register(&mut registry);
+        let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
+        tokio::spawn(lvs_control::metrics::serve(
+            listener,
+            registry,
+            CancellationToken::new(),
+        ));
+        info!("metrics on http://{addr}/metrics");
+    }
     let socket = lvs_control::socket_path(&director.config.control.socket_dir, "directord");
     let listener = lvs_control::bind(&socket)
         .map_err(|e| format!("control socket {}: {e}", socket.display()))?;

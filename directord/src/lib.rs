@@ -3,5 +3,6 @@
 pub mod check;
 pub mod daemon;
 pub mod kernel;
+pub mod metrics;
 pub mod reconcile;
 pub mod table;

@@ -74,6 +74,7 @@ fn site() -> Result<Site, String> {
 const CONFIG: &str = r#"
 [control]
 socket_dir = "SOCKET_DIR"
+metrics = "127.0.0.1:9542"
 
 [ipvs.sysctl]
 expire_nodest_conn = 1
@@ -228,6 +229,24 @@ fn directord_owns_the_table_by_difference() -> Result<(), String> {
         &socket,
         &json!({"cmd": "health", "real": "198.51.100.11:8080", "up": true, "detail": "test"}),
     )?;
+
+    let metrics = site.director.stdout(&[
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:9542/metrics",
+    ])?;
+    for expected in [
+        "directord_server_weight{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.12:8080\"} 70",
+        "directord_health_transitions_total{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.11:8080\"} 2",
+        "directord_reloads_total{result=\"refused\"} 1",
+    ] {
+        if !metrics.contains(expected) {
+            return Err(format!("metrics lack {expected}:\n{metrics}"));
+        }
+    }
 
     // kill -9 and restart: the table stays exactly as it was, and the restart changes nothing.
     write_config(&config, &run, &CONFIG.replace("weight = 50", "weight = 70"))?;
