@@ -70,8 +70,13 @@ fn vrrpd_config(
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
         "[control]\nsocket_dir = \"{dir}/{name}\"\n\n[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
-         priority = {priority}\nadvert_interval = \"1s\"\nvirtual_addresses = [\"{VIP}/24\"]\n{extra}\n",
-        dir = dir.display()
+         priority = {priority}\n{interval}virtual_addresses = [\"{VIP}/24\"]\n{extra}\n",
+        dir = dir.display(),
+        interval = if extra.contains("advert_interval") {
+            ""
+        } else {
+            "advert_interval = \"1s\"\n"
+        },
     );
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     Ok(path)
@@ -98,11 +103,69 @@ fn keepalived_config(
     state: &str,
     priority: u8,
 ) -> Result<std::path::PathBuf, String> {
+    keepalived_config_with(dir, name, state, priority, &KeepalivedMode::V2)
+}
+
+/// How a keepalived instance speaks: the version, its advert_int, and v2 auth.
+enum KeepalivedMode {
+    V2,
+    V2Pass(&'static str),
+    V3Centis(u16),
+}
+
+impl KeepalivedMode {
+    fn keepalived_lines(&self) -> String {
+        match self {
+            KeepalivedMode::V2 => "  advert_int 1\n".to_owned(),
+            KeepalivedMode::V2Pass(password) => format!(
+                "  advert_int 1\n  authentication {{\n    auth_type PASS\n    auth_pass {password}\n  }}\n"
+            ),
+            KeepalivedMode::V3Centis(cs) => {
+                format!("  version 3\n  advert_int {}.{:02}\n", cs / 100, cs % 100)
+            }
+        }
+    }
+
+    /// The same settings for vrrpd; `advert_interval` overrides the 1 s default line.
+    fn vrrpd_lines(&self) -> String {
+        match self {
+            KeepalivedMode::V2 => String::new(),
+            KeepalivedMode::V2Pass(password) => {
+                format!("auth = {{ type = \"pass\", password = \"{password}\" }}")
+            }
+            KeepalivedMode::V3Centis(cs) => {
+                format!(
+                    "version = 3\nadvert_interval = \"{}ms\"",
+                    u32::from(*cs) * 10
+                )
+            }
+        }
+    }
+
+    /// Master_Down_Interval at priority 100 plus slack for a loaded machine.
+    fn takeover(&self) -> Duration {
+        match self {
+            KeepalivedMode::V2 | KeepalivedMode::V2Pass(_) => TAKEOVER,
+            KeepalivedMode::V3Centis(cs) => {
+                Duration::from_millis(u64::from(*cs) * 10 * 4) + Duration::from_secs(3)
+            }
+        }
+    }
+}
+
+fn keepalived_config_with(
+    dir: &Path,
+    name: &str,
+    state: &str,
+    priority: u8,
+    mode: &KeepalivedMode,
+) -> Result<std::path::PathBuf, String> {
     let path = dir.join(format!("{name}.conf"));
     let text = format!(
         "global_defs {{\n  router_id {name}\n  enable_script_security\n}}\n\
          vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n\
-         advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+         {lines}  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n",
+        lines = mode.keepalived_lines()
     );
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     Ok(path)
@@ -406,4 +469,121 @@ fn sighup_reload_keeps_an_unchanged_master_and_refuses_a_bad_file() -> Result<()
     );
     assert!(has_vip(a));
     Ok(())
+}
+
+/// Samples both nodes for `period`: the master must hold the VIP and the backup must not, at
+/// every sample (no dual master, no gap).
+fn steady_single_master(master: &Netns, backup: &Netns, period: Duration) -> Result<(), String> {
+    let end = std::time::Instant::now() + period;
+    let mut samples = 0;
+    while std::time::Instant::now() < end {
+        let (m, b) = (has_vip(master), has_vip(backup));
+        if !m || b {
+            return Err(format!(
+                "after {samples} good samples: master has VIP {m}, backup has VIP {b}"
+            ));
+        }
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// vrrpd accepted every advert from keepalived: nothing dropped, some received.
+fn vrrpd_heard_peer_cleanly(dir: &Path, name: &str) -> Result<(), String> {
+    let status = vrrpd_status(dir, name)?;
+    let counters = &status["instances"][0]["counters"];
+    if counters["drops"].as_object().is_some_and(|d| !d.is_empty()) {
+        return Err(format!("vrrpd dropped adverts: {status}"));
+    }
+    if counters["adverts_received"].as_u64() < Some(1) {
+        return Err(format!("vrrpd received no adverts: {status}"));
+    }
+    Ok(())
+}
+
+/// keepalived and vrrpd in one mode, one of them master (priority 150) and the other backup
+/// (100): correct election, a steady single master, then failover to the backup (kill -9 of a
+/// keepalived master; SIGTERM of a vrrpd master, which must hand over after skew time).
+fn interop(mode: &KeepalivedMode, keepalived_master: bool, tag: &str) -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (ka, vr) = (format!("{tag}k"), format!("{tag}v"));
+    let lan = Lan::new(&[(&ka, "192.0.2.71/24"), (&vr, "192.0.2.72/24")])?;
+    let (k, v) = (lan.host(0), lan.host(1));
+    let (k_prio, v_prio) = if keepalived_master {
+        (150, 100)
+    } else {
+        (100, 150)
+    };
+    let state = if keepalived_master {
+        "MASTER"
+    } else {
+        "BACKUP"
+    };
+    let vrrpd_conf = vrrpd_config(dir.path(), &vr, v_prio, &mode.vrrpd_lines())?;
+    let keepalived_conf = keepalived_config_with(dir.path(), &ka, state, k_prio, mode)?;
+    // The intended master starts first so the backup never sees an empty LAN for long.
+    let (keepalived, vrrpd) = if keepalived_master {
+        let k_proc = start_keepalived(k, dir.path(), &keepalived_conf)?;
+        wait_for(TAKEOVER, || has_vip(k).then_some(())).ok_or("keepalived never took the VIP")?;
+        (k_proc, start_vrrpd(v, &vrrpd_conf)?)
+    } else {
+        let v_proc = start_vrrpd(v, &vrrpd_conf)?;
+        wait_for(TAKEOVER, || has_vip(v).then_some(())).ok_or("vrrpd never took the VIP")?;
+        (start_keepalived(k, dir.path(), &keepalived_conf)?, v_proc)
+    };
+    let (master, backup) = if keepalived_master { (k, v) } else { (v, k) };
+    // Past the joining backup's Master_Down_Interval, then watched for a few seconds more.
+    std::thread::sleep(mode.takeover().min(Duration::from_secs(5)));
+    steady_single_master(master, backup, Duration::from_secs(3))?;
+    if keepalived_master {
+        vrrpd_heard_peer_cleanly(dir.path(), &vr)?;
+        let status = vrrpd_status(dir.path(), &vr)?;
+        assert_eq!(status["instances"][0]["state"], "BACKUP", "{status}");
+        keepalived.signal(libc::SIGKILL);
+        wait_for(mode.takeover(), || has_vip(v).then_some(()))
+            .ok_or("vrrpd did not take over from keepalived")?;
+        let status = vrrpd_status(dir.path(), &vr)?;
+        assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
+        drop(vrrpd);
+    } else {
+        let status = vrrpd_status(dir.path(), &vr)?;
+        assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
+        vrrpd.signal(libc::SIGTERM);
+        let started = std::time::Instant::now();
+        wait_for(mode.takeover(), || has_vip(k).then_some(()))
+            .ok_or("keepalived did not take over from vrrpd")?;
+        let took = started.elapsed();
+        assert!(
+            took < mode.takeover() / 2,
+            "takeover after priority 0 took {took:?}, expected about skew time"
+        );
+        wait_for(Duration::from_secs(2), || (!has_vip(v)).then_some(()))
+            .ok_or("a stopping vrrpd must remove its VIP")?;
+        drop(keepalived);
+    }
+    Ok(())
+}
+
+#[test]
+fn interop_v2_pass_keepalived_master() -> Result<(), String> {
+    interop(&KeepalivedMode::V2Pass("s3cret"), true, "i2a")
+}
+
+#[test]
+fn interop_v2_pass_vrrpd_master() -> Result<(), String> {
+    interop(&KeepalivedMode::V2Pass("s3cret"), false, "i2b")
+}
+
+#[test]
+fn interop_v3_10cs_keepalived_master() -> Result<(), String> {
+    interop(&KeepalivedMode::V3Centis(10), true, "i3a")
+}
+
+#[test]
+fn interop_v3_10cs_vrrpd_master() -> Result<(), String> {
+    interop(&KeepalivedMode::V3Centis(10), false, "i3b")
 }
