@@ -98,11 +98,24 @@ pub fn in_guest() -> bool {
 
 /// Entry point of a UML-lane test target.
 pub fn main(cases: &[Case]) -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    dispatch(cases, std::env::var_os("LVS_UML_SHOW").is_some())
+}
+
+/// Entry point of a UML-lane benchmark: like [`main`], but every case's output (its figures)
+/// is printed, pass or fail. `cargo bench` passes `--bench`, which selects nothing.
+pub fn bench(cases: &[Case]) -> ExitCode {
+    dispatch(cases, true)
+}
+
+fn dispatch(cases: &[Case], show: bool) -> ExitCode {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     match args.first().map(String::as_str) {
         Some(CASE_FLAG) => run_case(cases, args.get(1).map(String::as_str).unwrap_or_default()),
         Some(GUEST_FLAG) => run_guest(cases, &args[1..]),
-        _ => run_host(cases, &args),
+        _ => run_host(cases, &args, show),
     }
 }
 
@@ -136,7 +149,7 @@ fn select<'a>(cases: &'a [Case], args: &[String]) -> Vec<&'a Case> {
         .collect()
 }
 
-fn run_host(cases: &[Case], args: &[String]) -> ExitCode {
+fn run_host(cases: &[Case], args: &[String], show: bool) -> ExitCode {
     if args.iter().any(|a| a == "--list") {
         for case in cases {
             println!("{}: test", case.name);
@@ -153,7 +166,7 @@ fn run_host(cases: &[Case], args: &[String]) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match boot(&selected) {
-        Ok(report) => report.print_and_exit_code(),
+        Ok(report) => report.print_and_exit_code(show),
         Err(e) => {
             eprintln!("UML lane failed before its cases could report: {e}");
             ExitCode::FAILURE
@@ -167,9 +180,8 @@ struct Report {
 }
 
 impl Report {
-    fn print_and_exit_code(&self) -> ExitCode {
+    fn print_and_exit_code(&self, show: bool) -> ExitCode {
         let mut failed = Vec::new();
-        let show = std::env::var_os("LVS_UML_SHOW").is_some();
         for (name, result, log) in &self.results {
             match result {
                 Ok(()) if show => println!("test {name} ... ok\n{log}"),
