@@ -1,3 +1,4 @@
 //! lvsadm: ipvsadm-compatible table management and the suite's status commands.
 
 pub mod check_config;
+pub mod ipvsadm;

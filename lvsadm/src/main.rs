@@ -22,7 +22,17 @@ enum Command {
     },
 }
 
+/// Words that select a clap subcommand; anything else is ipvsadm syntax.
+const SUBCOMMANDS: &[&str] = &["check-config", "help"];
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let subcommand = argv
+        .get(1)
+        .is_some_and(|a| SUBCOMMANDS.contains(&a.as_str()) || a == "--version");
+    if !subcommand {
+        return lvsadm::ipvsadm::run(&argv[1..]);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => lvsadm::check_config::run(&config),
