@@ -15,6 +15,17 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub instances: Vec<InstanceStatus>,
+    /// Packets no instance can be charged with: unreadable before the VRID, or for a VRID
+    /// not configured on the interface.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    /// Dropped packets by cause (too_short, vrid_mismatch, ...).
+    pub drops: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -587,3 +587,88 @@ fn interop_v3_10cs_keepalived_master() -> Result<(), String> {
 fn interop_v3_10cs_vrrpd_master() -> Result<(), String> {
     interop(&KeepalivedMode::V3Centis(10), false, "i3b")
 }
+
+/// Sends hand-made VRRPv2 frames onto the LAN from the namespace it runs in (AF_PACKET on
+/// eth0), each argument naming one. All but "short" claim VRID 51 and the VIP; the hostile ones
+/// carry priority 254 so that accepting any of them would unseat the master.
+const CRAFT_PY: &str = r#"
+import socket, struct, sys
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+def vrrp(vrid=51, prio=254, pw=b's3cret', good_sum=True):
+    body = struct.pack('!BBBBBBH', 0x21, vrid, prio, 1, 1, 1, 0) + socket.inet_aton('192.0.2.100') + pw.ljust(8, b'\0')
+    c = csum(body) if good_sum else csum(body) ^ 0x5a5a
+    return body[:6] + struct.pack('!H', c) + body[8:]
+def ip(payload, ttl=255):
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(payload), 0, 0, ttl, 112, 0,
+                    socket.inet_aton(sys.argv[1]), socket.inet_aton('224.0.0.18'))
+    return h[:10] + struct.pack('!H', csum(h)) + h[12:] + payload
+mac = open('/sys/class/net/eth0/address').read().strip().replace(':', '')
+eth = bytes.fromhex('01005e000012' + mac) + b'\x08\x00'
+frames = {
+    'short': ip(vrrp()[:4]),
+    'bad_checksum': ip(vrrp(good_sum=False)),
+    'wrong_vrid': ip(vrrp(vrid=52)),
+    'ttl': ip(vrrp(), ttl=64),
+    'wrong_password': ip(vrrp(pw=b'guess')),
+    'valid_low_priority': ip(vrrp(prio=1)),
+}
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(('eth0', 0))
+for name in sys.argv[2:]:
+    s.send(eth + frames[name])
+"#;
+
+#[test]
+fn crafted_bad_packets_are_dropped_and_counted_per_cause() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[("da", "192.0.2.81/24"), ("dx", "192.0.2.66/24")])?;
+    let (a, attacker) = (lan.host(0), lan.host(1));
+    let auth = "auth = { type = \"pass\", password = \"s3cret\" }";
+    let _vrrpd = start_vrrpd(a, &vrrpd_config(dir.path(), "da", 150, auth)?)?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+    let before = vrrpd_status(dir.path(), "da")?;
+
+    let mut argv = vec!["python3", "-c", CRAFT_PY, "192.0.2.66"];
+    for name in [
+        "short",
+        "bad_checksum",
+        "wrong_vrid",
+        "ttl",
+        "wrong_password",
+        "valid_low_priority",
+    ] {
+        argv.extend([name; 3]);
+    }
+    attacker.run(&argv)?;
+    // Long enough for a unseated master to have dropped its VIP.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let status = vrrpd_status(dir.path(), "da")?;
+    let instance = &status["instances"][0];
+    let drops = &instance["counters"]["drops"];
+    assert_eq!(drops["bad_checksum"], 3, "{status}");
+    assert_eq!(drops["ttl"], 3, "{status}");
+    assert_eq!(drops["auth_failure"], 3, "{status}");
+    let link_drops = &status["interfaces"][0]["drops"];
+    assert_eq!(status["interfaces"][0]["name"], "eth0", "{status}");
+    assert_eq!(link_drops["too_short"], 3, "{status}");
+    assert_eq!(link_drops["vrid_mismatch"], 3, "{status}");
+    // The well-formed low-priority ones prove the injection path reaches vrrpd at all.
+    let received = |s: &serde_json::Value| {
+        s["instances"][0]["counters"]["adverts_received"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(received(&status), received(&before) + 3, "{status}");
+    assert_eq!(instance["state"], "MASTER", "{status}");
+    assert_eq!(instance["counters"]["became_master"], 1, "{status}");
+    assert!(has_vip(a), "the master must keep its VIP");
+    Ok(())
+}

@@ -6,6 +6,7 @@ mod link;
 mod socket;
 mod tracking;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use lvs_config::{Auth as ConfigAuth, Config, VrrpInstance};
 use lvs_control::Incoming;
-use lvs_control::vrrpd::{Counters, Event, InstanceStatus, Request, Status};
+use lvs_control::vrrpd::{Counters, Event, InstanceStatus, InterfaceStatus, Request, Status};
 use rtnetlink::Handle;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
@@ -51,6 +52,8 @@ impl Drop for Running {
 struct Interface {
     link: Link,
     socket: Arc<VrrpSocket>,
+    /// Drops no instance can be charged with (see [`InterfaceStatus`]).
+    drops: BTreeMap<String, u64>,
 }
 
 struct Daemon {
@@ -82,7 +85,11 @@ impl Daemon {
             Arc::clone(&socket),
             self.datagrams.clone(),
         );
-        self.interfaces.push(Interface { link, socket });
+        self.interfaces.push(Interface {
+            link,
+            socket,
+            drops: BTreeMap::new(),
+        });
         Ok(index)
     }
 
@@ -231,7 +238,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
                 }
             }
             Some(datagram) = datagrams.recv() => {
-                dispatch(&mut daemon.instances, datagram.link, datagram.ip, datagram.ttl, &datagram.payload);
+                dispatch(&mut daemon, &datagram);
             }
             _ = poll_tick.tick() => {
                 let now = Instant::now();
@@ -307,48 +314,55 @@ struct Datagram {
     payload: Vec<u8>,
 }
 
-fn dispatch(instances: &mut [Running], link: usize, ip: IpPair, ttl: u8, payload: &[u8]) {
+fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
+    let (link, ip, payload) = (datagram.link, datagram.ip, &datagram.payload[..]);
+    let interface = &mut daemon.interfaces[link];
     let vrid = match Packet::new_checked(payload) {
         Ok(packet) => packet.vrid(),
         Err(e) => {
-            count_drop(instances.iter_mut().find(|r| r.link == link), e.as_str());
-            debug!("malformed VRRP packet from {}: {e}", ip.src());
+            count(&mut interface.drops, e.as_str());
+            debug!(
+                "malformed VRRP packet from {} on {}: {e}",
+                ip.src(),
+                interface.link.name
+            );
             return;
         }
     };
-    let Some(running) = instances
+    let Some(running) = daemon
+        .instances
         .iter_mut()
         .find(|r| r.link == link && r.config.vrid == vrid)
     else {
-        // Another router's VRID on our link; not ours to judge.
+        // RFC 3768 7.1: a VRID not configured here is discarded (and may be counted).
+        count(&mut interface.drops, "vrid_mismatch");
+        debug!(
+            "advert for VRID {vrid} from {} on {}: not ours",
+            ip.src(),
+            interface.link.name
+        );
         return;
     };
-    if !running.peers.is_empty()
-        && !running
-            .peers
-            .iter()
-            .any(|peer| IpAddr::V4(*peer) == ip.src())
-    {
-        count_drop(Some(running), "unknown_peer");
+    if !running.peers.is_empty() && !running.peers.iter().any(|p| IpAddr::V4(*p) == ip.src()) {
+        count(&mut running.counters.drops, "unknown_peer");
         return;
     }
-    match rx::validate(payload, &ip, ttl, running.core.config()) {
+    match rx::validate(payload, &ip, datagram.ttl, running.core.config()) {
         Ok(valid) => {
             running.counters.adverts_received += 1;
             if valid.address_mismatch {
                 // Accepted as keepalived does, but counted: the two configs disagree.
-                *running
-                    .counters
-                    .drops
-                    .entry("address_list_mismatch_accepted".to_owned())
-                    .or_default() += 1;
+                count(
+                    &mut running.counters.drops,
+                    "address_list_mismatch_accepted",
+                );
                 debug!(instance = %running.config.name, "advert from {} lists other addresses", ip.src());
             }
             running.core.handle_advert(Instant::now(), &valid.advert());
         }
         Err(reject) => {
             log_reject(&running.config.name, ip.src(), &reject);
-            count_drop(Some(running), reject.as_str());
+            count(&mut running.counters.drops, reject.as_str());
         }
     }
 }
@@ -357,10 +371,8 @@ fn log_reject(instance: &str, src: IpAddr, reject: &Reject) {
     debug!(instance, "dropped advert from {src}: {reject}");
 }
 
-fn count_drop(running: Option<&mut Running>, cause: &str) {
-    if let Some(running) = running {
-        *running.counters.drops.entry(cause.to_owned()).or_default() += 1;
-    }
+fn count(drops: &mut BTreeMap<String, u64>, cause: &str) {
+    *drops.entry(cause.to_owned()).or_default() += 1;
 }
 
 fn apply_tracking(running: &mut Running, now: Instant) {
@@ -393,7 +405,17 @@ fn status(instances: &[Running], interfaces: &[Interface]) -> Status {
             counters: running.counters.clone(),
         })
         .collect();
-    Status { instances }
+    let interfaces = interfaces
+        .iter()
+        .map(|interface| InterfaceStatus {
+            name: interface.link.name.clone(),
+            drops: interface.drops.clone(),
+        })
+        .collect();
+    Status {
+        instances,
+        interfaces,
+    }
 }
 
 async fn carry_out(
