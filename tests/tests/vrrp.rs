@@ -672,3 +672,58 @@ fn crafted_bad_packets_are_dropped_and_counted_per_cause() -> Result<(), String>
     assert!(has_vip(a), "the master must keep its VIP");
     Ok(())
 }
+
+#[test]
+fn partition_gives_two_masters_and_healing_leaves_one_within_an_interval() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[("pa", "192.0.2.91/24"), ("pb", "192.0.2.92/24")])?;
+    let (a, b) = (lan.host(0), lan.host(1));
+    let _a = start_vrrpd(a, &vrrpd_config(dir.path(), "pa", 150, "")?)?;
+    let _b = start_vrrpd(b, &vrrpd_config(dir.path(), "pb", 100, "")?)?;
+    wait_for(TAKEOVER, || (has_vip(a) && !has_vip(b)).then_some(()))
+        .ok_or("a (150) never became the only master")?;
+
+    // Isolated bridge ports cannot reach each other: a partition that leaves both links up,
+    // as a broken switch would, rather than a carrier loss either side could notice.
+    let isolate = |on: &str| -> Result<(), String> {
+        for port in ["p0", "p1"] {
+            lan.bridge
+                .run(&["bridge", "link", "set", "dev", port, "isolated", on])?;
+        }
+        Ok(())
+    };
+    isolate("on")?;
+    wait_for(TAKEOVER, || (has_vip(a) && has_vip(b)).then_some(()))
+        .ok_or("during the partition b must become master too")?;
+    assert_eq!(
+        vrrpd_status(dir.path(), "pb")?["instances"][0]["state"],
+        "MASTER"
+    );
+
+    isolate("off")?;
+    let healed = std::time::Instant::now();
+    wait_for(Duration::from_secs(5), || {
+        (has_vip(a) && !has_vip(b)).then_some(())
+    })
+    .ok_or("after healing the VIP must end up only on a")?;
+    let took = healed.elapsed();
+    // One 1 s advert interval, plus the time to notice by polling `ip addr`.
+    assert!(
+        took < Duration::from_millis(1300),
+        "one master only {took:?} after healing, expected within one advert interval"
+    );
+    assert_eq!(
+        vrrpd_status(dir.path(), "pb")?["instances"][0]["state"],
+        "BACKUP"
+    );
+    assert_eq!(
+        vrrpd_status(dir.path(), "pa")?["instances"][0]["state"],
+        "MASTER"
+    );
+    steady_single_master(a, b, Duration::from_secs(3))?;
+    println!("single master {took:?} after healing");
+    Ok(())
+}
