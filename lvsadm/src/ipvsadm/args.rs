@@ -314,10 +314,8 @@ pub fn parse_addr_port(s: &str) -> Option<(IpAddr, Option<u16>)> {
         if !addr.is_ipv6() {
             return None;
         }
-        return match tail {
-            "" => Some((addr, None)),
-            t => Some((addr, Some(t.strip_prefix(':')?.parse().ok()?))),
-        };
+        // ipvsadm wants the port whenever the address is bracketed.
+        return Some((addr, Some(tail.strip_prefix(':')?.parse().ok()?)));
     }
     match s.split_once(':') {
         Some((a, p)) => {
@@ -843,6 +841,11 @@ fn finish(raw: &Raw) -> Result<Invocation, UsageError> {
                 return Err(usage("tunnel options need the ipip forwarding method (-i)"));
             }
             let tun_type = raw.tun_type.unwrap_or_default();
+            if tun_type == TunnelType::Gre && raw.tun_flags == Some(TunnelFlags::REMCSUM) {
+                return Err(usage(
+                    "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+                ));
+            }
             if tun_type == TunnelType::Gue && raw.tun_port.is_none() {
                 return Err(usage("missing tunnel port for gue tunnel type"));
             }
@@ -965,8 +968,8 @@ mod tests {
             (d.port, d.weight, d.u_threshold, d.l_threshold),
             (8080, 0, 10, 5)
         );
-        let inv =
-            p("-a -f 7 -6 -r [2001:db8::2] -i --tun-type gue --tun-port 6080 --tun-csum").unwrap();
+        let inv = p("-a -f 7 -6 -r [2001:db8::2]:0 -i --tun-type gue --tun-port 6080 --tun-csum")
+            .unwrap();
         assert_eq!(inv.key, Some(ServiceKey::fwmark(AddressFamily::Inet6, 7)));
         let d = inv.dest.unwrap();
         assert_eq!((d.tun_type, d.tun_port), (TunnelType::Gue, 6080));
@@ -1011,6 +1014,7 @@ mod tests {
             parse_addr_port("[2001:db8::1]:80"),
             Some(("2001:db8::1".parse().unwrap(), Some(80)))
         );
+        assert_eq!(parse_addr_port("[2001:db8::1]"), None);
         assert_eq!(
             parse_addr_port("192.0.2.1"),
             Some(("192.0.2.1".parse().unwrap(), None))

@@ -155,12 +155,13 @@ fn list_name(key: &ServiceKey) -> String {
             addr,
             port,
         } => {
+            // ipvsadm pads the protocol to four columns: "TCP  ", "UDP  ", "SCTP ".
             let p = match protocol {
-                Protocol::Tcp => "TCP",
-                Protocol::Udp => "UDP",
+                Protocol::Tcp => "TCP ",
+                Protocol::Udp => "UDP ",
                 _ => "SCTP",
             };
-            let s = format!("{p}  {}", addr_port(addr, *port));
+            let s = format!("{p} {}", addr_port(addr, *port));
             if *af == AddressFamily::Inet6 {
                 s
             } else {
@@ -210,7 +211,7 @@ fn fwd_switch(fwd: ForwardMethod) -> &'static str {
 }
 
 const TUN_FLAG_OPTS: [&str; 3] = ["--tun-nocsum", "--tun-csum", "--tun-remcsum"];
-const TUN_FLAG_NAMES: [&str; 3] = ["nocsum", "csum", "remcsum"];
+const TUN_FLAG_NAMES: [&str; 3] = ["-c", "+c", "r+c"];
 
 fn tun_flag_index(d: &Destination) -> usize {
     usize::from(d.tun_flags.0).min(2)
@@ -320,7 +321,7 @@ pub fn title(f: &ListFormat) -> String {
 
 fn tun_info(d: &Destination) -> String {
     if d.fwd != ForwardMethod::Tunnel {
-        return "N/A".to_owned();
+        return "n/a".to_owned();
     }
     match d.tun_type {
         TunnelType::Ipip => "ipip".to_owned(),

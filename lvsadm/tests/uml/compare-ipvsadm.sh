@@ -1,0 +1,150 @@
+#!/bin/sh
+# Compares lvsadm with ipvsadm 1.31 on a real IPVS table.
+#
+# Run as root inside UML (or any kernel with IPVS) with ip_vs and all 13 schedulers
+# loaded: LVSADM=/path/to/lvsadm sh compare-ipvsadm.sh
+# Works in its own network namespace (IPVS tables are per namespace), so the table it
+# builds and flushes is its own. Exits non-zero, with a diff, on any mismatch.
+set -u
+: "${LVSADM:?set LVSADM to the lvsadm binary}"
+IPVSADM=${IPVSADM:-ipvsadm}
+NS=lvsadm-compare-$$
+WORK=$(mktemp -d)
+FAILED=0
+
+in_ns() { ip netns exec "$NS" "$@"; }
+
+cleanup() {
+    in_ns "$IPVSADM" -C 2>/dev/null
+    ip netns del "$NS" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*"
+    FAILED=1
+}
+
+ip netns add "$NS" || exit 1
+in_ns ip link set lo up
+in_ns ip link add dummy0 type dummy
+in_ns ip link set dummy0 up
+in_ns ip addr add 192.0.2.1/24 dev dummy0
+in_ns ip addr add 198.51.100.1/24 dev dummy0
+in_ns ip -6 addr add 2001:db8::1/64 dev dummy0 nodad
+
+# Every scheduler, DR/NAT/TUN (ipip, gue, gre), TCP/UDP/SCTP/fwmark, IPv4 and IPv6,
+# persistence with netmasks, scheduler flags, one-packet scheduling, thresholds.
+cat > "$WORK/table" <<'TABLE'
+-A -t 192.0.2.100:80 -s rr
+-a -t 192.0.2.100:80 -r 198.51.100.3:8080 -m -w 3 -x 100 -y 50
+-a -t 192.0.2.100:80 -r 198.51.100.2:8080 -m -w 1
+-A -t 192.0.2.100:443 -s wrr -p 600 -M 255.255.255.0
+-a -t 192.0.2.100:443 -r 198.51.100.4 -g -w 2
+-a -t 192.0.2.100:443 -r 198.51.100.5 -i -w 1
+-A -u 192.0.2.100:53 -s lc -o
+-a -u 192.0.2.100:53 -r 198.51.100.6:5353 -m -w 0
+-A --sctp-service 192.0.2.100:3868 -s wlc
+-a --sctp-service 192.0.2.100:3868 -r 198.51.100.7 -g
+-A -f 1 -s lblc
+-a -f 1 -r 198.51.100.8 -g -w 5
+-A -f 2 -6 -s lblcr -p
+-a -f 2 -6 -r [2001:db8::8]:80 -g
+-A -t 192.0.2.101:80 -s dh
+-a -t 192.0.2.101:80 -r 198.51.100.12 -g -w 7
+-A -t 192.0.2.102:80 -s sh -b sh-fallback,sh-port
+-a -t 192.0.2.102:80 -r 198.51.100.9 -i --tun-type gue --tun-port 6080 --tun-csum
+-A -t 192.0.2.103:80 -s sed -p 60
+-a -t 192.0.2.103:80 -r 198.51.100.10 -i --tun-type gre --tun-csum
+-A -t 192.0.2.104:80 -s nq
+-a -t 192.0.2.104:80 -r 198.51.100.13 -i --tun-type gue --tun-port 5555 --tun-nocsum
+-A -t [2001:db8::100]:80 -s fo -p 120 -M 64
+-a -t [2001:db8::100]:80 -r [2001:db8::3]:80 -g
+-a -t [2001:db8::100]:80 -r [2001:db8::2]:8080 -m -w 2
+-A -u [2001:db8::100]:53 -s ovf
+-a -u [2001:db8::100]:53 -r [2001:db8::4]:53 -m -x 10 -y 2
+-A -t 192.0.2.105:80 -s mh -b mh-fallback,mh-port
+-a -t 192.0.2.105:80 -r 198.51.100.11 -g
+TABLE
+
+LISTINGS="-Sn|-Ln|-Ln --stats|-Ln --rate|-Ln --stats --exact|-Ln --thresholds|-Ln --persistent-conn|-Ln --tun-info|-Ln -t 192.0.2.100:80|-Ln -f 2 -6|-L --timeout"
+
+# compare LABEL: every listing of ipvsadm against lvsadm's, on the current table.
+compare() {
+    label=$1
+    services=$(in_ns "$IPVSADM" -Sn | grep -c '^-A')
+    dests=$(in_ns "$IPVSADM" -Sn | grep -c '^-a')
+    [ "$services" = 13 ] && [ "$dests" = 16 ] ||
+        fail "$label: table has $services services and $dests destinations, expected 13 and 16"
+    old_ifs=$IFS
+    IFS='|'
+    for listing in $LISTINGS; do
+        IFS=$old_ifs
+        # shellcheck disable=SC2086 # the listing is a word list on purpose
+        in_ns "$IPVSADM" $listing > "$WORK/ipvsadm.out" 2>&1
+        # shellcheck disable=SC2086
+        in_ns "$LVSADM" $listing > "$WORK/lvsadm.out" 2>&1
+        if cmp -s "$WORK/ipvsadm.out" "$WORK/lvsadm.out"; then
+            echo "ok: $label: $listing identical ($(wc -l < "$WORK/ipvsadm.out") lines)"
+        else
+            fail "$label: '$listing' differs (--- ipvsadm, +++ lvsadm)"
+            diff -u "$WORK/ipvsadm.out" "$WORK/lvsadm.out"
+        fi
+        IFS='|'
+    done
+    IFS=$old_ifs
+}
+
+# 1. Built with lvsadm, one command at a time.
+while read -r line; do
+    # shellcheck disable=SC2086
+    in_ns "$LVSADM" $line || fail "lvsadm $line: exit $?"
+done < "$WORK/table"
+compare "built by lvsadm commands"
+
+# 2. Built with ipvsadm -R.
+in_ns "$IPVSADM" -C
+in_ns "$IPVSADM" -R < "$WORK/table" || fail "ipvsadm -R: exit $?"
+compare "built by ipvsadm -R"
+
+# 3. Built with lvsadm -R (one batch).
+in_ns "$LVSADM" -C
+in_ns "$LVSADM" -R < "$WORK/table" || fail "lvsadm -R: exit $?"
+compare "built by lvsadm -R"
+
+# 4. ipvsadm -R reads lvsadm -S, lvsadm -R reads ipvsadm -S.
+in_ns "$LVSADM" -Sn > "$WORK/lvsadm.save"
+in_ns "$IPVSADM" -Sn > "$WORK/ipvsadm.save"
+in_ns "$LVSADM" -C
+in_ns "$IPVSADM" -R < "$WORK/lvsadm.save" || fail "ipvsadm -R of lvsadm -Sn: exit $?"
+in_ns "$IPVSADM" -Sn | cmp -s - "$WORK/ipvsadm.save" || fail "ipvsadm -R of lvsadm -Sn changed the table"
+in_ns "$IPVSADM" -C
+in_ns "$LVSADM" -R < "$WORK/ipvsadm.save" || fail "lvsadm -R of ipvsadm -Sn: exit $?"
+in_ns "$IPVSADM" -Sn | cmp -s - "$WORK/ipvsadm.save" || fail "lvsadm -R of ipvsadm -Sn changed the table"
+
+# 5. A restore file with one malformed line applies nothing.
+in_ns "$LVSADM" -C
+{
+    head -n 5 "$WORK/table"
+    echo "-a -t 192.0.2.100:80 -r 198.51.100.300:80 -m"
+    tail -n +6 "$WORK/table"
+} > "$WORK/bad"
+in_ns "$LVSADM" -R < "$WORK/bad" > "$WORK/bad.out" 2>&1
+status=$?
+[ "$status" -ne 0 ] || fail "lvsadm -R accepted a malformed file"
+grep -q '^line 6: ' "$WORK/bad.out" || { fail "no 'line 6:' error"; cat "$WORK/bad.out"; }
+[ -z "$(in_ns "$IPVSADM" -Sn)" ] || fail "lvsadm -R of a malformed file changed the table"
+echo "ok: malformed restore file: exit $status, $(cat "$WORK/bad.out"), table untouched"
+
+# 6. A kernel refusal names its line: the second -A of one service.
+{ head -n 1 "$WORK/table"; head -n 1 "$WORK/table"; } > "$WORK/dup"
+in_ns "$LVSADM" -R < "$WORK/dup" > "$WORK/dup.out" 2>&1
+status=$?
+[ "$status" = 1 ] || fail "duplicate service: exit $status, expected 1"
+grep -q '^line 2: Service already exists' "$WORK/dup.out" || { fail "duplicate service message"; cat "$WORK/dup.out"; }
+echo "ok: kernel error: exit $status, $(cat "$WORK/dup.out")"
+
+in_ns "$LVSADM" -C
+[ "$FAILED" = 0 ] && echo "PASS: lvsadm matches ipvsadm" || echo "FAILED"
+exit "$FAILED"
