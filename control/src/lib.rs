@@ -10,6 +10,7 @@
 
 pub mod directord;
 pub mod metrics;
+pub mod syncd;
 pub mod vrrpd;
 
 use std::io::{self, BufRead, BufReader, Write};

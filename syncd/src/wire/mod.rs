@@ -9,6 +9,7 @@
 //! only that entry, or accept it although it is not what a kernel sends.
 
 mod builder;
+pub mod hello;
 pub mod v0;
 pub mod v1;
 

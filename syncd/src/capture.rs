@@ -1,0 +1,131 @@
+//! Picking the local kernel master's sync messages out of the IPv4 packets an AF_PACKET
+//! socket (SOCK_DGRAM, so without the link-layer header) sees leaving the sync interface.
+//!
+//! The kernel master turns multicast loop off on its socket, so no local UDP socket ever
+//! receives what it sends; the packet tap is the only place to read it.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// Why a captured packet is not a sync message for our group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    #[error("shorter than an IPv4 header")]
+    Truncated,
+    #[error("not IPv4")]
+    NotIpv4,
+    #[error("not UDP")]
+    NotUdp,
+    #[error("a fragment")]
+    Fragment,
+    #[error("not addressed to the sync group and port")]
+    OtherDestination,
+    #[error("UDP length disagrees with the packet")]
+    BadLength,
+}
+
+impl Skip {
+    /// Only malformed packets are worth counting; other traffic on the interface is not ours.
+    pub fn is_malformed(self) -> bool {
+        matches!(self, Skip::Truncated | Skip::BadLength)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::Truncated => "capture_truncated",
+            Skip::NotIpv4 => "capture_not_ipv4",
+            Skip::NotUdp => "capture_not_udp",
+            Skip::Fragment => "capture_fragment",
+            Skip::OtherDestination => "capture_other_destination",
+            Skip::BadLength => "capture_bad_length",
+        }
+    }
+}
+
+const IPV4_MIN_HEADER: usize = 20;
+const UDP_HEADER: usize = 8;
+const PROTO_UDP: u8 = 17;
+
+/// The UDP payload of `packet` if it is an unfragmented IPv4/UDP datagram to `group`.
+pub fn sync_payload(packet: &[u8], group: SocketAddrV4) -> Result<&[u8], Skip> {
+    if packet.len() < IPV4_MIN_HEADER {
+        return Err(Skip::Truncated);
+    }
+    if packet[0] >> 4 != 4 {
+        return Err(Skip::NotIpv4);
+    }
+    let header = usize::from(packet[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    if header < IPV4_MIN_HEADER || total < header || total > packet.len() {
+        return Err(Skip::Truncated);
+    }
+    if packet[9] != PROTO_UDP {
+        return Err(Skip::NotUdp);
+    }
+    // More-fragments bit or a fragment offset: a sync message never needs fragmenting.
+    if u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0 {
+        return Err(Skip::Fragment);
+    }
+    let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    let udp = &packet[header..total];
+    if udp.len() < UDP_HEADER {
+        return Err(Skip::Truncated);
+    }
+    let port = u16::from_be_bytes([udp[2], udp[3]]);
+    if dst != *group.ip() || port != group.port() {
+        return Err(Skip::OtherDestination);
+    }
+    let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if len < UDP_HEADER || len > udp.len() {
+        return Err(Skip::BadLength);
+    }
+    Ok(&udp[UDP_HEADER..len])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(224, 0, 0, 81), 8848);
+
+    /// An IPv4/UDP packet as the kernel master sends it: 203.0.113.1 -> 224.0.0.81:8848,
+    /// TTL 1, DF, carrying a 4-byte payload.
+    fn packet() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0x00, 0x00, 0x20, 0x12, 0x34, 0x40, 0x00, 0x01, 0x11, 0x00, 0x00, 203, 0, 113, 1,
+            224, 0, 0, 81, // IPv4
+            0x9c, 0x40, 0x22, 0x90, 0x00, 0x0c, 0x00, 0x00, // UDP 40000 -> 8848, len 12
+            1, 2, 3, 4,
+        ];
+        p.extend_from_slice(&[0xee; 6]); // link padding past the IP total length
+        p
+    }
+
+    #[test]
+    fn extracts_the_payload() {
+        assert_eq!(sync_payload(&packet(), GROUP), Ok(&[1u8, 2, 3, 4][..]));
+    }
+
+    #[test]
+    fn skips_everything_else() {
+        let p = packet();
+        assert_eq!(sync_payload(&p[..19], GROUP), Err(Skip::Truncated));
+        let mut other = p.clone();
+        other[9] = 6;
+        assert_eq!(sync_payload(&other, GROUP), Err(Skip::NotUdp));
+        let mut other = p.clone();
+        other[23] = 0x91;
+        assert_eq!(sync_payload(&other, GROUP), Err(Skip::OtherDestination));
+        let mut other = p.clone();
+        other[19] = 82;
+        assert_eq!(sync_payload(&other, GROUP), Err(Skip::OtherDestination));
+        let mut other = p.clone();
+        other[6] = 0x20;
+        assert_eq!(sync_payload(&other, GROUP), Err(Skip::Fragment));
+        let mut other = p.clone();
+        other[25] = 0x40;
+        assert_eq!(sync_payload(&other, GROUP), Err(Skip::BadLength));
+        let mut other = p;
+        other[0] = 0x65;
+        assert_eq!(sync_payload(&other, GROUP), Err(Skip::NotIpv4));
+    }
+}

@@ -1,0 +1,219 @@
+//! syncd's sockets: the sync port (peers' unicast and the group), the injector that hands
+//! messages to the local kernel backup, and the packet tap that sees the local kernel
+//! master's messages.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::net::UdpSocket;
+
+pub fn if_index(name: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(index)
+}
+
+/// IPv4 addresses of `interface`, to recognise our own datagrams coming back.
+pub fn local_addrs(interface: &str) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we walk read-only and free once.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut at = head;
+        while !at.is_null() {
+            let ifa = &*at;
+            at = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || i32::from((*ifa.ifa_addr).sa_family) != libc::AF_INET {
+                continue;
+            }
+            let name = std::ffi::CStr::from_ptr(ifa.ifa_name);
+            if name.to_bytes() != interface.as_bytes() {
+                continue;
+            }
+            let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+            out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+/// The sync port: bound to the wildcard address so peers reach it by unicast, and a member
+/// of the group on the sync interface. The kernel backup's socket is bound to the group
+/// address on the same port and marked reusable, so both coexist and both get the group's
+/// datagrams.
+pub fn sync_socket(group: SocketAddrV4, ifindex: u32) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, group.port())).into())?;
+    socket.join_multicast_v4_n(group.ip(), &InterfaceIndexOrAddress::Index(ifindex))?;
+    // Only the group we joined, not every group some other socket on the host joined.
+    socket.set_multicast_all_v4(false)?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Sends to the group on the sync interface with multicast loop on, so the local kernel
+/// backup (a member of the group on that interface) receives what we send.
+pub fn inject_socket(ifindex: u32, ttl: u8) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    multicast_if_index(&socket, ifindex)?;
+    socket.set_multicast_loop_v4(true)?;
+    socket.set_multicast_ttl_v4(u32::from(ttl))?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// IP_MULTICAST_IF by interface index (`ip_mreqn`), which works before the interface has
+/// an address.
+fn multicast_if_index(socket: &Socket, ifindex: u32) -> io::Result<()> {
+    let mreqn = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr { s_addr: 0 },
+        imr_ifindex: ifindex as i32,
+    };
+    // SAFETY: `mreqn` is a valid ip_mreqn of the length given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&mreqn as *const libc::ip_mreqn).cast(),
+            size_of::<libc::ip_mreqn>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// An AF_PACKET tap on the sync interface giving IPv4 packets without link header, with a
+/// classic BPF filter so only UDP to the sync port reaches user space.
+pub struct Tap {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl Tap {
+    pub fn open(ifindex: u32, port: u16) -> io::Result<Tap> {
+        let proto = (libc::ETH_P_IP as u16).to_be();
+        // SAFETY: plain socket(2); the result is checked and owned below.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                i32::from(proto),
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        attach_filter(&fd, port)?;
+        // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
+        let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: `sll` is a valid sockaddr_ll of the length given.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: an OwnedFd is open for its whole life and always returns the same fd.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
+        Ok(Tap { fd })
+    }
+
+    /// The next packet this host sent on the interface (received ones are skipped).
+    pub async fn recv_outgoing(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let result = guard.try_io(|fd| {
+                // SAFETY: plain data, zero-initialised, filled by recvfrom.
+                let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
+                let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                // SAFETY: buf and sll are valid for the lengths passed.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                        (&mut sll as *mut libc::sockaddr_ll).cast(),
+                        &mut len,
+                    )
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok((n as usize, sll.sll_pkttype))
+            });
+            match result {
+                Ok(Ok((n, kind))) if kind == libc::PACKET_OUTGOING => return Ok(n),
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// `udp and dst port <port>` on a packet starting at the IPv4 header, fragments refused.
+fn attach_filter(fd: &OwnedFd, port: u16) -> io::Result<()> {
+    const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
+    const LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
+    const LD_H_IND: u16 = 0x48; // BPF_LD | BPF_H | BPF_IND
+    const LDX_MSH: u16 = 0xb1; // BPF_LDX | BPF_B | BPF_MSH
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let program = [
+        op(LD_B_ABS, 0, 0, 9),            // protocol
+        op(JEQ_K, 0, 6, 17),              // UDP, else drop
+        op(LD_H_ABS, 0, 0, 6),            // flags and fragment offset
+        op(JSET_K, 4, 0, 0x3fff),         // a fragment: drop
+        op(LDX_MSH, 0, 0, 0),             // X = header length
+        op(LD_H_IND, 0, 0, 2),            // UDP destination port
+        op(JEQ_K, 0, 1, u32::from(port)), // ours, else drop
+        op(RET_K, 0, 0, 0xffff),
+        op(RET_K, 0, 0, 0),
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `fprog` points at `program`, which outlives the call; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

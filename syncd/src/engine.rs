@@ -1,0 +1,349 @@
+//! syncd's protocol logic, sans-IO: what to do with a datagram from a peer or the group, with
+//! a message the local kernel master sent, with a table snapshot, and when timers fire.
+//! The daemon feeds inputs with the current time, then drains [`Engine::poll_action`] and
+//! arms a timer for [`Engine::poll_timeout`].
+//!
+//! - Master: every entry the local kernel master sends is learned into the mirror and
+//!   forwarded to the unicast peers (re-packed with the configured version, sync id and
+//!   maximum length). A peer's hello is answered with the whole mirror, then a `ResyncDone`
+//!   (see [`crate::wire::hello`]), at most once per [`EngineConfig::resync_interval`] per peer.
+//! - Backup: accepted sync messages are learned and handed unchanged to the local kernel
+//!   backup; hellos go to every peer at start and every [`EngineConfig::hello_interval`]
+//!   until a `ResyncDone` arrives.
+//!
+//! Either role keeps the mirror across a role change, so a backup promoted to master can
+//! resync the next backup.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lvs_control::syncd::Counters;
+
+use crate::conn::Connection;
+use crate::mirror::Mirror;
+use crate::wire::{self, MessageBuilder, ProtocolVersion, Scope, hello};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Master,
+    Backup,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Backup => "backup",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub sync_id: u8,
+    pub version: ProtocolVersion,
+    pub max_len: usize,
+    pub peers: Vec<SocketAddr>,
+    pub hello_interval: Duration,
+    pub resync_interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A datagram for a peer's syncd (sync messages, hellos).
+    SendPeer { to: SocketAddr, payload: Vec<u8> },
+    /// A sync message for the local kernel backup daemon.
+    Inject { payload: Vec<u8> },
+    /// A full resync went to `peer` (for the event stream).
+    ResyncSent { peer: SocketAddr, entries: usize },
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    role: Role,
+    mirror: Mirror,
+    counters: Counters,
+    last_update: Option<Instant>,
+    awaiting_resync: bool,
+    next_hello: Option<Instant>,
+    last_resync: HashMap<SocketAddr, Instant>,
+    actions: VecDeque<Action>,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, role: Role, now: Instant) -> Engine {
+        let mut engine = Engine {
+            config,
+            role: Role::Master,
+            mirror: Mirror::new(),
+            counters: Counters::default(),
+            last_update: None,
+            awaiting_resync: false,
+            next_hello: None,
+            last_resync: HashMap::new(),
+            actions: VecDeque::new(),
+        };
+        engine.set_role(role, now);
+        engine
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Age of the newest update in the mirror.
+    pub fn lag(&self, now: Instant) -> Option<Duration> {
+        self.last_update.map(|at| now.saturating_duration_since(at))
+    }
+
+    pub fn awaiting_resync(&self) -> bool {
+        self.awaiting_resync
+    }
+
+    /// Counts a drop the daemon saw (a send that failed, a datagram it could not read).
+    pub fn record_drop(&mut self, cause: &str) {
+        *self.counters.drops.entry(cause.to_owned()).or_default() += 1;
+    }
+
+    pub fn set_role(&mut self, role: Role, now: Instant) {
+        self.role = role;
+        match role {
+            Role::Master => {
+                self.awaiting_resync = false;
+                self.next_hello = None;
+            }
+            Role::Backup => {
+                self.awaiting_resync = !self.config.peers.is_empty();
+                self.next_hello = self.awaiting_resync.then_some(now);
+            }
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.mirror.next_expiry(), self.next_hello]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.counters.entries_expired += self.mirror.expire(now).len() as u64;
+        if let Some(at) = self.next_hello
+            && at <= now
+        {
+            if self.awaiting_resync && self.role == Role::Backup {
+                let payload = hello::Repr::Hello {
+                    sync_id: self.config.sync_id,
+                }
+                .to_bytes();
+                for &to in &self.config.peers {
+                    self.counters.hellos_sent += 1;
+                    self.actions.push_back(Action::SendPeer {
+                        to,
+                        payload: payload.clone(),
+                    });
+                }
+                self.next_hello = Some(now + self.config.hello_interval);
+            } else {
+                self.next_hello = None;
+            }
+        }
+    }
+
+    /// A datagram the local kernel master sent on the sync interface.
+    pub fn handle_observed(&mut self, payload: &[u8], now: Instant) {
+        let Some(conns) = self.decode(payload) else {
+            return;
+        };
+        self.counters.kernel_messages_observed += 1;
+        self.counters.kernel_entries_observed += conns.len() as u64;
+        if self.role == Role::Master && !self.config.peers.is_empty() {
+            let messages = self.build(&conns);
+            let peers = self.config.peers.clone();
+            for to in peers {
+                self.send_messages(to, &messages);
+            }
+        }
+        self.learn(conns, now);
+    }
+
+    /// A datagram on the sync port: a peer's hello or resync notice, or a sync message from a
+    /// peer or the group. Datagrams this host sent itself must be filtered out by the caller.
+    pub fn handle_datagram(&mut self, from: SocketAddr, payload: &[u8], now: Instant) {
+        if hello::is_hello(payload) {
+            self.handle_hello(from, payload, now);
+            return;
+        }
+        let Some(conns) = self.decode(payload) else {
+            return;
+        };
+        self.counters.messages_received += 1;
+        self.counters.entries_received += conns.len() as u64;
+        self.learn(conns, now);
+        if self.role == Role::Backup {
+            self.counters.messages_injected += 1;
+            self.actions.push_back(Action::Inject {
+                payload: payload.to_vec(),
+            });
+        }
+    }
+
+    /// The kernel's whole table, read by the daemon: learned, and in the master role sent to
+    /// every peer as a resync so backups catch up with what synced before syncd watched.
+    pub fn load_snapshot(&mut self, conns: Vec<Connection>, now: Instant) {
+        self.counters.snapshots += 1;
+        self.counters.snapshot_entries = conns.len() as u64;
+        self.learn(conns, now);
+        if self.role == Role::Master {
+            for peer in self.config.peers.clone() {
+                self.resync(peer, now);
+            }
+        }
+    }
+
+    fn handle_hello(&mut self, from: SocketAddr, payload: &[u8], now: Instant) {
+        let repr = match hello::Packet::new_checked(payload).and_then(|p| hello::Repr::parse(&p)) {
+            Ok(repr) => repr,
+            Err(e) => {
+                self.record_drop(e.as_str());
+                return;
+            }
+        };
+        // Only configured peers get the table: a hello from anywhere else could be used to
+        // make us send it to whoever asks.
+        let Some(peer) = self.peer_of(from) else {
+            self.record_drop("hello_unknown_peer");
+            return;
+        };
+        match repr {
+            hello::Repr::Hello { sync_id } => {
+                self.counters.hellos_received += 1;
+                if self.role != Role::Master {
+                    self.record_drop("hello_not_master");
+                } else if !wire::sync_id_accepted(sync_id, self.config.sync_id) {
+                    self.record_drop("sync_id");
+                } else if self.last_resync.get(&peer).is_some_and(|at| {
+                    now.saturating_duration_since(*at) < self.config.resync_interval
+                }) {
+                    self.record_drop("hello_rate_limited");
+                } else {
+                    self.resync(peer, now);
+                }
+            }
+            hello::Repr::ResyncDone { .. } => {
+                self.counters.resyncs_received += 1;
+                self.awaiting_resync = false;
+                self.next_hello = None;
+            }
+        }
+    }
+
+    /// The peer a datagram came from: its configured address, matched by IP since the
+    /// source port need not be the one it listens on.
+    fn peer_of(&self, from: SocketAddr) -> Option<SocketAddr> {
+        let peers = &self.config.peers;
+        peers
+            .iter()
+            .find(|p| **p == from)
+            .or_else(|| peers.iter().find(|p| p.ip() == from.ip()))
+            .copied()
+    }
+
+    fn resync(&mut self, peer: SocketAddr, now: Instant) {
+        let snapshot = self.mirror.snapshot(now);
+        let messages = self.build(&snapshot);
+        self.send_messages(peer, &messages);
+        let done = hello::Repr::ResyncDone {
+            sync_id: self.config.sync_id,
+            entries: u32::try_from(snapshot.len()).unwrap_or(u32::MAX),
+        };
+        self.actions.push_back(Action::SendPeer {
+            to: peer,
+            payload: done.to_bytes(),
+        });
+        self.counters.resyncs_sent += 1;
+        self.last_resync.insert(peer, now);
+        self.actions.push_back(Action::ResyncSent {
+            peer,
+            entries: snapshot.len(),
+        });
+    }
+
+    fn send_messages(&mut self, to: SocketAddr, messages: &[(Vec<u8>, usize)]) {
+        for (payload, entries) in messages {
+            self.counters.messages_sent += 1;
+            self.counters.entries_sent += *entries as u64;
+            self.actions.push_back(Action::SendPeer {
+                to,
+                payload: payload.clone(),
+            });
+        }
+    }
+
+    /// Messages carrying `conns`, each with its entry count.
+    fn build(&mut self, conns: &[Connection]) -> Vec<(Vec<u8>, usize)> {
+        let mut builder = MessageBuilder::new(self.config.version, self.config.sync_id)
+            .with_max_len(self.config.max_len);
+        let mut out = Vec::new();
+        let mut finish = |message: Option<Vec<u8>>, pending: usize| {
+            if let Some(message) = message {
+                out.push((message, pending));
+            }
+        };
+        for conn in conns {
+            let pending = builder.pending();
+            match builder.push(conn) {
+                Ok(done) => finish(done, pending),
+                Err(e) => self.record_drop(e.as_str()),
+            }
+        }
+        let pending = builder.pending();
+        finish(builder.flush(), pending);
+        out
+    }
+
+    /// Decodes a sync message, counting a dropped datagram or skipped entries by cause and
+    /// refusing another sync id the way a kernel backup does.
+    fn decode(&mut self, payload: &[u8]) -> Option<Vec<Connection>> {
+        let decoded = match wire::decode(payload) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                self.record_drop(e.as_str());
+                return None;
+            }
+        };
+        for issue in &decoded.issues {
+            if issue.scope() == Scope::Entry {
+                self.record_drop(issue.as_str());
+            }
+        }
+        if !wire::sync_id_accepted(self.config.sync_id, decoded.sync_id) {
+            self.record_drop("sync_id");
+            return None;
+        }
+        Some(decoded.conns)
+    }
+
+    fn learn(&mut self, conns: Vec<Connection>, now: Instant) {
+        if !conns.is_empty() {
+            self.last_update = Some(now);
+        }
+        for conn in conns {
+            self.mirror.apply(conn, now);
+        }
+    }
+}
