@@ -8,3 +8,4 @@
 //! - [`policy`]: director side, replies over time to a weight and a state.
 
 pub mod agent_check;
+pub mod procstat;
