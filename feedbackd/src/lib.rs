@@ -9,3 +9,4 @@
 
 pub mod agent_check;
 pub mod procstat;
+pub mod report;
