@@ -727,3 +727,244 @@ fn partition_gives_two_masters_and_healing_leaves_one_within_an_interval() -> Re
     println!("single master {took:?} after healing");
     Ok(())
 }
+
+const VIP6: &str = "2001:db8::100";
+
+impl Lan {
+    /// Hosts with IPv6 addresses (`2001:db8::/64`) and duplicate address detection off, so
+    /// their link-local and global addresses are usable as soon as the links are up.
+    fn new6(hosts: &[(&str, &str)]) -> Result<Self, String> {
+        let bridge = Netns::new("lan6")?;
+        bridge.bridge("br0")?;
+        // Snooping would make ff02::12 delivery depend on MLD timing; a plain switch floods.
+        bridge.ip(&[
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
+        let mut made = Vec::new();
+        for (i, (role, cidr)) in hosts.iter().enumerate() {
+            let host = Netns::new(role)?;
+            host.sysctl("net.ipv6.conf.all.accept_dad=0")?;
+            host.sysctl("net.ipv6.conf.default.accept_dad=0")?;
+            let port = format!("p{i}");
+            veth(&host, "eth0", &bridge, &port)?;
+            bridge.attach(&port, "br0")?;
+            host.ip(&["addr", "add", cidr, "dev", "eth0", "nodad"])?;
+            host.ip(&["link", "set", "eth0", "up"])?;
+            made.push(host);
+        }
+        Ok(Lan {
+            hosts: made,
+            bridge,
+        })
+    }
+}
+
+fn has_vip6(host: &Netns) -> bool {
+    host.stdout(&["ip", "-6", "-o", "addr", "show", "dev", "eth0"])
+        .is_ok_and(|out| out.contains(&format!(" {VIP6}/")))
+}
+
+fn vrrpd_config6(dir: &Path, name: &str, priority: u8) -> Result<std::path::PathBuf, String> {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "[control]\nsocket_dir = \"{dir}/{name}\"\n\n[[vrrp.instance]]\nname = \"VI_6\"\ninterface = \"eth0\"\nvrid = 51\n\
+         version = 3\npriority = {priority}\nadvert_interval = \"1s\"\nvirtual_addresses = [\"{VIP6}/64\"]\n",
+        dir = dir.display()
+    );
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn keepalived_config6(
+    dir: &Path,
+    name: &str,
+    state: &str,
+    priority: u8,
+) -> Result<std::path::PathBuf, String> {
+    let path = dir.join(format!("{name}.conf"));
+    let text = format!(
+        "global_defs {{\n  router_id {name}\n  enable_script_security\n}}\n\
+         vrrp_instance VI_6 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n\
+         version 3\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP6}/64\n  }}\n}}\n"
+    );
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn neighbour6_mac(host: &Netns, ip: &str) -> Option<String> {
+    let out = host
+        .stdout(&["ip", "-6", "neigh", "show", ip, "dev", "eth0"])
+        .ok()?;
+    let words: Vec<&str> = out.split_whitespace().collect();
+    words
+        .iter()
+        .position(|w| *w == "lladdr")
+        .and_then(|i| words.get(i + 1))
+        .map(|mac| (*mac).to_owned())
+}
+
+#[test]
+fn ipv6_vrrpd_pair_fails_over_and_repoints_the_clients_neighbour_entry() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new6(&[
+        ("6a", "2001:db8::11/64"),
+        ("6b", "2001:db8::12/64"),
+        ("6c", "2001:db8::50/64"),
+    ])?;
+    let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
+    let pcap = dir.path().join("vrrp6.pcap");
+    let pcap_arg = pcap.to_str().ok_or("utf-8 path")?;
+    let mut capture = lan.bridge.spawn(&[
+        "tcpdump",
+        "-i",
+        "br0",
+        "-U",
+        "-w",
+        pcap_arg,
+        "ip6 proto 112 or icmp6",
+    ])?;
+    let master = start_vrrpd(a, &vrrpd_config6(dir.path(), "6a", 150)?)?;
+    let _backup = start_vrrpd(b, &vrrpd_config6(dir.path(), "6b", 100)?)?;
+
+    wait_for(TAKEOVER, || has_vip6(a).then_some(()))
+        .ok_or("the priority-150 vrrpd never took the IPv6 VIP")?;
+    std::thread::sleep(Duration::from_secs(2));
+    steady_single_master6(a, b)?;
+
+    client.run(&["ping", "-6", "-c", "1", "-W", "2", VIP6])?;
+    let mac_a = mac_of(a)?;
+    assert_eq!(
+        neighbour6_mac(client, VIP6).as_deref(),
+        Some(mac_a.as_str())
+    );
+
+    master.signal(libc::SIGKILL);
+    wait_for(TAKEOVER, || has_vip6(b).then_some(())).ok_or("the backup never took over")?;
+    let mac_b = mac_of(b)?;
+    // Only the new master's unsolicited neighbour advertisement can have done this.
+    let repointed = wait_for(Duration::from_secs(3), || {
+        (neighbour6_mac(client, VIP6).as_deref() == Some(mac_b.as_str())).then_some(())
+    });
+    assert!(
+        repointed.is_some(),
+        "client's neighbour entry: {:?}, want {mac_b}",
+        neighbour6_mac(client, VIP6)
+    );
+    let status = vrrpd_status(dir.path(), "6b")?;
+    let instance = &status["instances"][0];
+    assert_eq!(instance["state"], "MASTER", "{status}");
+    assert!(
+        instance["counters"]["drops"]
+            .as_object()
+            .is_some_and(|d| d.is_empty()),
+        "{status}"
+    );
+    assert!(
+        instance["counters"]["adverts_received"].as_u64() > Some(0),
+        "{status}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    capture.end();
+
+    // tshark must find our IPv6 adverts and neighbour advertisements well-formed.
+    let decoded = lvs_tests::process::run_stdout(std::process::Command::new("tshark").args([
+        "-r",
+        pcap_arg,
+        "-Y",
+        "vrrp || icmpv6.type == 136",
+        "-T",
+        "fields",
+        "-e",
+        "ipv6.hlim",
+        "-e",
+        "vrrp.checksum.status",
+        "-e",
+        "icmpv6.checksum.status",
+        "-e",
+        "icmpv6.nd.na.flag.o",
+        "-e",
+        "_ws.malformed",
+    ]))?;
+    let (mut adverts, mut nas) = (0, 0);
+    for line in decoded.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fields.first(), Some(&"255"), "hop limit: {line}");
+        if fields.get(1).is_some_and(|f| !f.is_empty()) {
+            assert_eq!(fields[1], "1", "VRRP checksum must be Good: {line}");
+            adverts += 1;
+        } else {
+            assert_eq!(fields.get(2), Some(&"1"), "ICMPv6 checksum: {line}");
+            assert!(
+                fields.get(3).is_some_and(|o| *o == "1" || *o == "True"),
+                "override flag: {line}"
+            );
+            nas += 1;
+        }
+        assert!(
+            fields.get(4).is_none_or(|m| m.is_empty()),
+            "malformed: {line}"
+        );
+    }
+    assert!(
+        adverts >= 2 && nas >= 2,
+        "adverts {adverts}, NAs {nas}:\n{decoded}"
+    );
+    Ok(())
+}
+
+fn steady_single_master6(master: &Netns, backup: &Netns) -> Result<(), String> {
+    let end = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < end {
+        let (m, b) = (has_vip6(master), has_vip6(backup));
+        if !m || b {
+            return Err(format!("master has VIP {m}, backup has VIP {b}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// keepalived (VRRPv3 over IPv6) as backup under a vrrpd master, then the reverse by a
+/// graceful hand-over: keepalived must accept our adverts (checksum over the IPv6
+/// pseudo-header, hop limit 255, link-local source) and our priority 0.
+#[test]
+fn ipv6_vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new6(&[("6v", "2001:db8::21/64"), ("6k", "2001:db8::22/64")])?;
+    let (v, k) = (lan.host(0), lan.host(1));
+    let vrrpd = start_vrrpd(v, &vrrpd_config6(dir.path(), "6v", 150)?)?;
+    wait_for(TAKEOVER, || has_vip6(v).then_some(())).ok_or("vrrpd never took the IPv6 VIP")?;
+    let _keepalived = start_keepalived(
+        k,
+        dir.path(),
+        &keepalived_config6(dir.path(), "6k", "BACKUP", 100)?,
+    )?;
+    std::thread::sleep(Duration::from_secs(5));
+    // Past keepalived's Master_Down_Interval: still backup means it accepts our adverts.
+    steady_single_master6(v, k)?;
+
+    vrrpd.signal(libc::SIGTERM);
+    let started = std::time::Instant::now();
+    wait_for(TAKEOVER, || has_vip6(k).then_some(()))
+        .ok_or("keepalived did not take over from vrrpd")?;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "takeover after priority 0 took {took:?}, expected about skew time"
+    );
+    wait_for(Duration::from_secs(2), || (!has_vip6(v)).then_some(()))
+        .ok_or("a stopping vrrpd must remove its IPv6 VIP")?;
+    Ok(())
+}

@@ -1,13 +1,13 @@
 //! The tokio shell around the sans-IO [`vrrpd::instance::Instance`]: sockets, addresses,
-//! gratuitous ARP, notify hooks and signals. IPv4 instances (VRRPv2 and v3), multicast or
-//! unicast peers.
+//! gratuitous ARP / unsolicited NA, notify hooks and signals. IPv4 instances (VRRPv2 and v3)
+//! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
 mod link;
 mod socket;
 mod tracking;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vrrpd::instance::{Action, GarpConfig, Instance, InstanceConfig, State};
 use vrrpd::rx::{self, Reject};
-use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, Version};
+use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
 
 use link::Link;
 use socket::VrrpSocket;
@@ -36,7 +36,8 @@ struct Running {
     core: Instance,
     tracking: Tracking,
     link: usize,
-    peers: Vec<Ipv4Addr>,
+    /// Unicast peers of the instance's family; empty for multicast.
+    peers: Vec<IpAddr>,
     counters: Counters,
     scripts: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -51,7 +52,9 @@ impl Drop for Running {
 
 struct Interface {
     link: Link,
-    socket: Arc<VrrpSocket>,
+    /// Opened on first use by an instance of that family.
+    v4: Option<Arc<VrrpSocket>>,
+    v6: Option<Arc<VrrpSocket>>,
     /// Drops no instance can be charged with (see [`InterfaceStatus`]).
     drops: BTreeMap<String, u64>,
 }
@@ -68,44 +71,59 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// The interface's index in `interfaces`, opening it (socket, receiver task) on first use.
-    fn interface(&mut self, name: &str) -> Result<usize, String> {
-        if let Some(index) = self.interfaces.iter().position(|i| i.link.name == name) {
-            return Ok(index);
+    /// The interface's index in `interfaces`, opening it and its socket of the family
+    /// (with a receiver task) on first use.
+    fn interface(&mut self, name: &str, ipv6: bool) -> Result<usize, String> {
+        let index = match self.interfaces.iter().position(|i| i.link.name == name) {
+            Some(index) => index,
+            None => {
+                let link = Link::open(name).map_err(|e| format!("interface {name}: {e}"))?;
+                self.interfaces.push(Interface {
+                    link,
+                    v4: None,
+                    v6: None,
+                    drops: BTreeMap::new(),
+                });
+                self.interfaces.len() - 1
+            }
+        };
+        let interface = &mut self.interfaces[index];
+        let slot = if ipv6 {
+            &mut interface.v6
+        } else {
+            &mut interface.v4
+        };
+        if slot.is_none() {
+            let ifindex = interface.link.index;
+            let opened = if ipv6 {
+                VrrpSocket::open_v6(name, ifindex)
+            } else {
+                VrrpSocket::open_v4(name, ifindex)
+            };
+            let socket = Arc::new(opened.map_err(|e| format!("VRRP socket on {name}: {e}"))?);
+            spawn_receiver(
+                index,
+                name.to_owned(),
+                Arc::clone(&socket),
+                self.datagrams.clone(),
+            );
+            *slot = Some(socket);
         }
-        let link = Link::open(name).map_err(|e| format!("interface {name}: {e}"))?;
-        let socket = Arc::new(
-            VrrpSocket::open_v4(&link.name, link.index)
-                .map_err(|e| format!("VRRP socket on {name}: {e}"))?,
-        );
-        let index = self.interfaces.len();
-        spawn_receiver(
-            index,
-            name.to_owned(),
-            Arc::clone(&socket),
-            self.datagrams.clone(),
-        );
-        self.interfaces.push(Interface {
-            link,
-            socket,
-            drops: BTreeMap::new(),
-        });
         Ok(index)
     }
 
     fn start(&mut self, instance: &VrrpInstance, now: Instant) -> Result<(), String> {
+        let ipv6 = is_ipv6(instance);
         let link = self
-            .interface(&instance.interface)
+            .interface(&instance.interface, ipv6)
             .map_err(|e| format!("{}: {e}", instance.name))?;
         let core = Instance::new(instance_config(instance)?)
             .map_err(|e| format!("{}: {e}", instance.name))?;
         let peers = instance
             .unicast_peers
             .iter()
-            .filter_map(|peer| match peer {
-                IpAddr::V4(v4) => Some(*v4),
-                IpAddr::V6(_) => None,
-            })
+            .copied()
+            .filter(|peer| peer.is_ipv6() == ipv6)
             .collect();
         let id = self.next_id;
         self.next_id += 1;
@@ -329,10 +347,12 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
             return;
         }
     };
+    // The same VRID over IPv4 and IPv6 are two different virtual routers (RFC 5798 5.2.3).
+    let ipv6 = !ip.is_ipv4();
     let Some(running) = daemon
         .instances
         .iter_mut()
-        .find(|r| r.link == link && r.config.vrid == vrid)
+        .find(|r| r.link == link && r.config.vrid == vrid && is_ipv6(&r.config) == ipv6)
     else {
         // RFC 3768 7.1: a VRID not configured here is discarded (and may be counted).
         count(&mut interface.drops, "vrid_mismatch");
@@ -343,7 +363,7 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
         );
         return;
     };
-    if !running.peers.is_empty() && !running.peers.iter().any(|p| IpAddr::V4(*p) == ip.src()) {
+    if !running.peers.is_empty() && !running.peers.contains(&ip.src()) {
         count(&mut running.counters.drops, "unknown_peer");
         return;
     }
@@ -442,20 +462,29 @@ async fn carry_out(
             }
             Action::SendAdvert { priority } => {
                 let repr = running.core.advert(priority);
-                let src = match running.core.config().primary_addr {
-                    IpAddr::V4(v4) => v4,
-                    IpAddr::V6(_) => continue,
+                let src = running.core.config().primary_addr;
+                let socket = if src.is_ipv4() {
+                    &interface.v4
+                } else {
+                    &interface.v6
                 };
+                let Some(socket) = socket else { continue };
                 let destinations = if running.peers.is_empty() {
-                    vec![VRRP_GROUP_V4]
+                    vec![if src.is_ipv4() {
+                        IpAddr::V4(VRRP_GROUP_V4)
+                    } else {
+                        IpAddr::V6(VRRP_GROUP_V6)
+                    }]
                 } else {
                     running.peers.clone()
                 };
                 for dst in destinations {
-                    let ip = IpPair::V4 { src, dst };
+                    let Some(ip) = IpPair::new(src, dst) else {
+                        continue;
+                    };
                     let mut bytes = vec![0u8; repr.buffer_len()];
                     repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), &ip);
-                    match interface.socket.send_v4(&bytes, dst) {
+                    match socket.send(&bytes, src, dst) {
                         Ok(()) => running.counters.adverts_sent += 1,
                         Err(e) => warn!(instance = %running.config.name, "advert to {dst}: {e}"),
                     }
@@ -486,15 +515,28 @@ async fn carry_out(
             }
             Action::SendGratuitousArp { .. } => {
                 for vip in &running.config.virtual_addresses {
-                    if let IpAddr::V4(v4) = vip.addr()
-                        && let Err(e) = interface.link.gratuitous_arp(v4)
-                    {
-                        warn!(instance = %running.config.name, "gratuitous ARP for {v4}: {e}");
+                    let sent = match (vip.addr(), running.core.config().primary_addr) {
+                        (IpAddr::V4(v4), _) => interface.link.gratuitous_arp(v4),
+                        (IpAddr::V6(v6), IpAddr::V6(source)) => {
+                            interface.link.unsolicited_na(source, v6)
+                        }
+                        (IpAddr::V6(_), IpAddr::V4(_)) => continue,
+                    };
+                    if let Err(e) = sent {
+                        warn!(instance = %running.config.name, "announcing {vip}: {e}");
                     }
                 }
             }
         }
     }
+}
+
+/// An instance's family is its VIPs' (the config refuses mixed lists).
+fn is_ipv6(instance: &VrrpInstance) -> bool {
+    instance
+        .virtual_addresses
+        .first()
+        .is_some_and(|vip| vip.addr().is_ipv6())
 }
 
 /// keepalived-style notify: `<command> <instance> <old state> <new state>`, not waited for.
@@ -525,6 +567,14 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, String> {
     };
     let primary_addr = match instance.source_address {
         Some(addr) => addr,
+        None if is_ipv6(instance) => link::link_local_ipv6(&instance.interface)
+            .map(IpAddr::V6)
+            .ok_or_else(|| {
+                format!(
+                    "{}: {} has no link-local IPv6 address to send adverts from",
+                    instance.name, instance.interface
+                )
+            })?,
         None => link::primary_ipv4(&instance.interface)
             .map(IpAddr::V4)
             .ok_or_else(|| {

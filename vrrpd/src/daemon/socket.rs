@@ -1,17 +1,28 @@
-//! The VRRP socket of one interface: raw IP protocol 112, TTL 255, joined to 224.0.0.18 there.
+//! The VRRP sockets of one interface: raw IP protocol 112, TTL / hop limit 255, joined to
+//! 224.0.0.18 or ff02::12 there.
+//!
 //! IPv4 raw sockets deliver the IP header with each packet, which is where the receive checks
-//! find the TTL and the addresses.
+//! find the TTL and the addresses. IPv6 raw sockets deliver only the payload, so the hop limit
+//! and the destination (needed for the checksum's pseudo-header) come as control messages, and
+//! the link-local source is set per packet the same way.
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
 
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, sendmsg, setsockopt,
+    sockopt,
+};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
-use vrrpd::wire::{IP_PROTO_VRRP, IpPair, VRRP_GROUP_V4, VRRP_TTL};
+use vrrpd::wire::{IP_PROTO_VRRP, IpPair, VRRP_GROUP_V4, VRRP_GROUP_V6, VRRP_TTL};
 
 pub struct VrrpSocket {
     fd: AsyncFd<Socket>,
+    ifindex: u32,
+    ipv6: bool,
 }
 
 /// A received VRRP payload with what its IP header said.
@@ -37,16 +48,76 @@ impl VrrpSocket {
         // SAFETY: the socket is owned by the AsyncFd from here on, so its descriptor stays open
         // and the same for the AsyncFd's whole life.
         let fd = unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)?;
-        Ok(VrrpSocket { fd })
+        Ok(VrrpSocket {
+            fd,
+            ifindex,
+            ipv6: false,
+        })
     }
 
-    pub fn send_v4(&self, payload: &[u8], dst: Ipv4Addr) -> io::Result<()> {
-        let addr = SocketAddr::V4(SocketAddrV4::new(dst, 0));
-        self.fd.get_ref().send_to(payload, &addr.into()).map(drop)
+    pub fn open_v6(interface: &str, ifindex: u32) -> io::Result<Self> {
+        let socket = Socket::new(
+            Domain::IPV6,
+            Type::RAW,
+            Some(Protocol::from(i32::from(IP_PROTO_VRRP))),
+        )?;
+        socket.bind_device(Some(interface.as_bytes()))?;
+        socket.set_multicast_hops_v6(u32::from(VRRP_TTL))?;
+        socket.set_unicast_hops_v6(u32::from(VRRP_TTL))?;
+        socket.set_multicast_loop_v6(false)?;
+        socket.set_multicast_if_v6(ifindex)?;
+        socket.join_multicast_v6(&VRRP_GROUP_V6, ifindex)?;
+        // The hop limit and the destination of each packet arrive as control messages.
+        setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
+        setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from)?;
+        socket.set_nonblocking(true)?;
+        // SAFETY: as in open_v4.
+        let fd = unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)?;
+        Ok(VrrpSocket {
+            fd,
+            ifindex,
+            ipv6: true,
+        })
     }
 
-    /// Waits for the next datagram; one whose IP header is unreadable comes back as an error.
+    /// Sends one VRRP message from `src` (IPv6: the link-local address the checksum was
+    /// computed with, set per packet rather than left to source selection).
+    pub fn send(&self, payload: &[u8], src: IpAddr, dst: IpAddr) -> io::Result<()> {
+        match (src, dst) {
+            (_, IpAddr::V4(dst)) => {
+                let addr = SocketAddr::V4(SocketAddrV4::new(dst, 0));
+                self.fd.get_ref().send_to(payload, &addr.into()).map(drop)
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: src.octets(),
+                    },
+                    ipi6_ifindex: self.ifindex,
+                };
+                let addr = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, self.ifindex));
+                sendmsg(
+                    self.fd.get_ref().as_raw_fd(),
+                    &[IoSlice::new(payload)],
+                    &[ControlMessage::Ipv6PacketInfo(&info)],
+                    MsgFlags::empty(),
+                    Some(&addr),
+                )
+                .map(drop)
+                .map_err(io::Error::from)
+            }
+            (IpAddr::V4(_), IpAddr::V6(_)) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "IPv4 source for an IPv6 destination",
+            )),
+        }
+    }
+
+    /// Waits for the next datagram; one whose addressing is unreadable comes back as an error.
     pub async fn recv<'b>(&self, buf: &'b mut [u8]) -> io::Result<Received<'b>> {
+        if self.ipv6 {
+            return self.recv_v6(buf).await;
+        }
         let len = loop {
             let mut guard = self.fd.readable().await?;
             // SAFETY: recv only writes initialised bytes into the buffer and reports how many;
@@ -60,6 +131,52 @@ impl VrrpSocket {
         };
         parse_ipv4(&buf[..len])
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short or non-IPv4 header"))
+    }
+}
+
+impl VrrpSocket {
+    async fn recv_v6<'b>(&self, buf: &'b mut [u8]) -> io::Result<Received<'b>> {
+        let (len, src, dst, hops) = loop {
+            let mut guard = self.fd.readable().await?;
+            let received = guard.try_io(|fd| {
+                let mut iov = [IoSliceMut::new(&mut buf[..])];
+                let mut cmsg = nix::cmsg_space!(libc::c_int, libc::in6_pktinfo);
+                let msg = recvmsg::<SockaddrIn6>(
+                    fd.get_ref().as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::empty(),
+                )
+                .map_err(io::Error::from)?;
+                let (mut dst, mut hops) = (None, None);
+                for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+                    match cmsg {
+                        ControlMessageOwned::Ipv6HopLimit(limit) => hops = Some(limit),
+                        ControlMessageOwned::Ipv6PacketInfo(info) => {
+                            dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                        }
+                        _ => {}
+                    }
+                }
+                Ok((msg.bytes, msg.address.map(|a| a.ip()), dst, hops))
+            });
+            match received {
+                Ok(result) => break result?,
+                Err(_would_block) => continue,
+            }
+        };
+        let (Some(src), Some(dst), Some(hops)) = (src, dst, hops) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "IPv6 datagram without its source, destination or hop limit",
+            ));
+        };
+        Ok(Received {
+            ip: IpPair::V6 { src, dst },
+            // Anything outside 0..=255 cannot happen; map it to a value the check rejects.
+            ttl: u8::try_from(hops).unwrap_or(0),
+            payload: &buf[..len],
+        })
     }
 }
 
