@@ -161,7 +161,8 @@ impl Opt {
             | Opt::Ops
             | Opt::Pe
             | Opt::SchedFlags => service_cmds,
-            Opt::RealServer | Opt::Forward => dest_cmds || cmd == C::DelDest,
+            Opt::RealServer => dest_cmds || cmd == C::DelDest,
+            Opt::Forward => dest_cmds,
             Opt::Weight
             | Opt::UThreshold
             | Opt::LThreshold
@@ -830,7 +831,9 @@ fn finish(raw: &Raw) -> Result<Invocation, UsageError> {
             let mut port = port.unwrap_or(svc_port);
             // ipvsadm: direct routing and tunnelling cannot change the port, so the
             // destination takes the service's (fwmark services have none).
+            // Deletion names the destination as it is, whatever its method.
             if matches!(key, ServiceKey::Inet { .. })
+                && cmd != Cmd::DelDest
                 && matches!(fwd, ForwardMethod::Route | ForwardMethod::Tunnel)
             {
                 port = svc_port;

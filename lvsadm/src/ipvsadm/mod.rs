@@ -15,8 +15,11 @@ use list::Entry;
 
 /// ipvsadm's exit status for usage errors.
 pub const EXIT_USAGE: u8 = 2;
-/// ipvsadm's exit status for kernel errors.
+/// Exit status for kernel errors while listing or restoring.
 pub const EXIT_KERNEL: u8 = 1;
+/// ipvsadm 1.31 returns -1 from main when the kernel refuses a table change (measured,
+/// also for `-R`).
+pub const EXIT_KERNEL_COMMAND: u8 = 255;
 
 const HELP: &str = "\
 Usage:
@@ -79,7 +82,15 @@ pub fn run(argv: &[String]) -> ExitCode {
         Cmd::Save => save(&mut client),
         Cmd::Restore => return restore_stdin(&mut client),
         _ => match inv.request() {
-            Some(req) => client.request(&req).map(drop),
+            Some(req) => {
+                return match client.request(&req) {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        kernel_fail(&e);
+                        ExitCode::from(EXIT_KERNEL_COMMAND)
+                    }
+                };
+            }
             None => unreachable!("every remaining command has a request"),
         },
     };
@@ -121,11 +132,24 @@ fn list(client: &mut IpvsClient, inv: &Invocation) -> Result<(), Error> {
         daemons.sort_by_key(|d| d.state == DaemonState::Backup);
         for d in daemons {
             out.push_str(&format!(
-                "{} sync daemon (mcast={}, syncid={})\n",
+                "{} sync daemon (mcast={}, syncid={}",
                 d.state.as_str(),
                 d.mcast_ifn,
                 d.syncid
             ));
+            if let Some(v) = d.sync_maxlen {
+                out.push_str(&format!(", maxlen={v}"));
+            }
+            if let Some(v) = d.mcast_group {
+                out.push_str(&format!(", group={v}"));
+            }
+            if let Some(v) = d.mcast_port {
+                out.push_str(&format!(", port={v}"));
+            }
+            if let Some(v) = d.mcast_ttl {
+                out.push_str(&format!(", ttl={v}"));
+            }
+            out.push_str(")\n");
         }
         emit(&out);
         return Ok(());
@@ -175,7 +199,7 @@ fn restore_stdin(client: &mut IpvsClient) -> ExitCode {
         Err(restore::ApplyError::Io(e)) => kernel_fail(&e),
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::from(EXIT_KERNEL)
+            ExitCode::from(EXIT_KERNEL_COMMAND)
         }
     }
 }

@@ -139,11 +139,56 @@ echo "ok: malformed restore file: exit $status, $(cat "$WORK/bad.out"), table un
 
 # 6. A kernel refusal names its line: the second -A of one service.
 { head -n 1 "$WORK/table"; head -n 1 "$WORK/table"; } > "$WORK/dup"
+in_ns "$IPVSADM" -R < "$WORK/dup" > /dev/null 2>&1
+expected=$?
+in_ns "$IPVSADM" -C
 in_ns "$LVSADM" -R < "$WORK/dup" > "$WORK/dup.out" 2>&1
 status=$?
-[ "$status" = 1 ] || fail "duplicate service: exit $status, expected 1"
+[ "$status" = "$expected" ] || fail "duplicate service: exit $status, ipvsadm -R exits $expected"
 grep -q '^line 2: Service already exists' "$WORK/dup.out" || { fail "duplicate service message"; cat "$WORK/dup.out"; }
 echo "ok: kernel error: exit $status, $(cat "$WORK/dup.out")"
+
+# 7. Timeouts, sync daemons, connections, zeroing, exit codes.
+# same LABEL ARGS...: ipvsadm and lvsadm print the same thing and exit alike.
+same() {
+    label=$1
+    shift
+    in_ns "$IPVSADM" "$@" > "$WORK/ipvsadm.out" 2>&1
+    a=$?
+    in_ns "$LVSADM" "$@" > "$WORK/lvsadm.out" 2>&1
+    b=$?
+    if [ "$a" != "$b" ]; then
+        fail "$label: ipvsadm exits $a ($(cat "$WORK/ipvsadm.out")), lvsadm $b ($(cat "$WORK/lvsadm.out"))"
+    elif [ "$a" = 0 ] && ! cmp -s "$WORK/ipvsadm.out" "$WORK/lvsadm.out"; then
+        fail "$label: output differs (--- ipvsadm, +++ lvsadm)"
+        diff -u "$WORK/ipvsadm.out" "$WORK/lvsadm.out"
+    else
+        echo "ok: $label: both exit $a"
+    fi
+}
+in_ns "$LVSADM" --set 900 120 300 || fail "lvsadm --set: exit $?"
+in_ns "$IPVSADM" -L --timeout | grep -qx 'Timeout (tcp tcpfin udp): 900 120 300' || fail "--set not applied"
+same "timeouts" -L --timeout
+in_ns "$LVSADM" --start-daemon master --mcast-interface dummy0 --syncid 5 || fail "lvsadm --start-daemon: exit $?"
+same "daemon list" -L --daemon
+in_ns "$LVSADM" --stop-daemon master || fail "lvsadm --stop-daemon: exit $?"
+same "no daemon" -L --daemon
+same "connections" -Lnc
+in_ns "$LVSADM" -C
+in_ns "$LVSADM" -R < "$WORK/table" || fail "lvsadm -R: exit $?"
+in_ns "$LVSADM" -Z || fail "lvsadm -Z: exit $?"
+in_ns "$LVSADM" -Z -t 192.0.2.100:80 || fail "lvsadm -Z -t: exit $?"
+same "zeroed stats" -Ln --stats
+same "duplicate service" -A -t 192.0.2.100:80
+same "missing service" -D -t 192.0.2.199:80
+same "missing destination" -d -t 192.0.2.100:80 -r 198.51.100.99:80
+same "forward option on delete" -d -t 192.0.2.100:80 -r 198.51.100.2:8080 -m
+in_ns "$LVSADM" -d -t 192.0.2.100:80 -r 198.51.100.2:8080 || fail "lvsadm -d of a NAT destination: exit $?"
+in_ns "$IPVSADM" -Ln -t 192.0.2.100:80 | grep -q 198.51.100.2:8080 && fail "lvsadm -d left the destination"
+same "after delete" -Ln -t 192.0.2.100:80
+same "forward option on a service" -A -t 192.0.2.150:80 -m
+same "bad address" -A -t 192.0.2.300:80
+same "two commands" -A -D -t 192.0.2.150:80
 
 in_ns "$LVSADM" -C
 [ "$FAILED" = 0 ] && echo "PASS: lvsadm matches ipvsadm" || echo "FAILED"
