@@ -490,7 +490,10 @@ mod tests {
             (b"fail\n", HealthState::Fail),
             (b"stopped\n", HealthState::Stopped),
         ] {
-            assert_eq!(parse(bytes).unwrap(), reply(None, None, Some((state, None))));
+            assert_eq!(
+                parse(bytes).unwrap(),
+                reply(None, None, Some((state, None)))
+            );
         }
     }
 
@@ -512,7 +515,10 @@ mod tests {
         let p = Packet::new_checked(&b"50%\r\nrest"[..]).unwrap();
         assert_eq!(p.line(), b"50%");
         assert_eq!(p.total_len(), 5);
-        assert_eq!(Packet::new_checked(&b"50%\rrest"[..]).unwrap().total_len(), 4);
+        assert_eq!(
+            Packet::new_checked(&b"50%\rrest"[..]).unwrap().total_len(),
+            4
+        );
         assert_eq!(Packet::new_checked(&b"50%\n"[..]).unwrap().total_len(), 4);
     }
 
@@ -547,7 +553,10 @@ mod tests {
         assert_eq!(parse(b"100%\n").unwrap().weight_percent, Some(100));
         // Above 100% is legal; haproxy clamps at 25600.
         assert_eq!(parse(b"150%\n").unwrap().weight_percent, Some(150));
-        assert_eq!(parse(b"25601%\n").unwrap().weight_percent, Some(MAX_PERCENT));
+        assert_eq!(
+            parse(b"25601%\n").unwrap().weight_percent,
+            Some(MAX_PERCENT)
+        );
         assert_eq!(
             parse(b"99999999999999999999999%\n").unwrap().weight_percent,
             Some(MAX_PERCENT)
@@ -558,14 +567,21 @@ mod tests {
         }
         // Not starting with a digit or no '%': not a weight at all for haproxy.
         for unknown in [&b"-5%\n"[..], b"%\n", b"50\n", b"+5%\n"] {
-            assert_eq!(parse(unknown).unwrap_err().as_str(), "unknown_word", "{unknown:?}");
+            assert_eq!(
+                parse(unknown).unwrap_err().as_str(),
+                "unknown_word",
+                "{unknown:?}"
+            );
         }
     }
 
     #[test]
     fn maxconn() {
         assert_eq!(parse(b"maxconn:0\n").unwrap().maxconn, Some(0));
-        assert_eq!(parse(b"maxconn:2147483647\n").unwrap().maxconn, Some(MAX_MAXCONN));
+        assert_eq!(
+            parse(b"maxconn:2147483647\n").unwrap().maxconn,
+            Some(MAX_MAXCONN)
+        );
         for bad in [
             &b"maxconn:\n"[..],
             b"maxconn:-1\n",
@@ -600,7 +616,10 @@ mod tests {
             parse(b"down#reason\n").unwrap_err(),
             Error::UnknownWord("down#reason".into())
         );
-        assert_eq!(parse(b"50% #why\n").unwrap_err(), Error::ReasonWithoutHealth);
+        assert_eq!(
+            parse(b"50% #why\n").unwrap_err(),
+            Error::ReasonWithoutHealth
+        );
         // Words after the '#' are description, not words.
         let r = parse(b"up # drain 0%\n").unwrap();
         assert_eq!(r.admin, None);
@@ -613,7 +632,10 @@ mod tests {
         assert_eq!(parse(b" ,\t\r\n").unwrap_err(), Error::Empty);
         assert_eq!(parse(b"up\xc3\xa9\n").unwrap_err(), Error::NotAscii(0xc3));
         assert_eq!(parse(b"up\x00down\n").unwrap_err(), Error::ControlChar(0));
-        assert_eq!(parse(b"up\x0bdown\n").unwrap_err(), Error::ControlChar(0x0b));
+        assert_eq!(
+            parse(b"up\x0bdown\n").unwrap_err(),
+            Error::ControlChar(0x0b)
+        );
         assert_eq!(
             parse(b"up banana\n").unwrap_err(),
             Error::UnknownWord("banana".into())
@@ -625,9 +647,15 @@ mod tests {
         assert_eq!(parse(b"drain maint\n").unwrap_err().as_str(), "conflicting");
         assert_eq!(parse(b"50% 60%\n").unwrap_err().as_str(), "conflicting");
         assert_eq!(parse(b"50% 050%\n").unwrap().weight_percent, Some(50));
-        assert_eq!(parse(b"maxconn:1 maxconn:2\n").unwrap_err().as_str(), "conflicting");
+        assert_eq!(
+            parse(b"maxconn:1 maxconn:2\n").unwrap_err().as_str(),
+            "conflicting"
+        );
         // Same word twice is harmless.
-        assert_eq!(parse(b"up UP\n").unwrap().health.unwrap().state, HealthState::Up);
+        assert_eq!(
+            parse(b"up UP\n").unwrap().health.unwrap().state,
+            HealthState::Up
+        );
     }
 
     #[test]
@@ -668,7 +696,10 @@ mod tests {
         let down = reply(None, None, Some((HealthState::Down, Some("disk full"))));
         assert_eq!(down.to_line(), "down #disk full\n");
         assert_eq!(down.to_string(), "down #disk full");
-        assert_eq!(reply(Some(0), Some(AdminState::Drain), None).to_line(), "drain 0%\n");
+        assert_eq!(
+            reply(Some(0), Some(AdminState::Drain), None).to_line(),
+            "drain 0%\n"
+        );
     }
 
     #[test]
@@ -676,11 +707,23 @@ mod tests {
         let cases = [
             reply(Some(75), None, None),
             reply(None, Some(AdminState::Maint), None),
-            reply(Some(1), Some(AdminState::Ready), Some((HealthState::Up, None))),
-            reply(None, Some(AdminState::Drain), Some((HealthState::Stopped, Some("x # y, z")))),
+            reply(
+                Some(1),
+                Some(AdminState::Ready),
+                Some((HealthState::Up, None)),
+            ),
+            reply(
+                None,
+                Some(AdminState::Drain),
+                Some((HealthState::Stopped, Some("x # y, z"))),
+            ),
             AgentReply {
                 maxconn: Some(30),
-                ..reply(Some(MAX_PERCENT), None, Some((HealthState::Fail, Some("db"))))
+                ..reply(
+                    Some(MAX_PERCENT),
+                    None,
+                    Some((HealthState::Fail, Some("db"))),
+                )
             },
         ];
         for r in cases {
@@ -688,7 +731,10 @@ mod tests {
             r.emit(&mut Packet::new_unchecked(&mut buf[..]));
             let back = parse(&buf).unwrap();
             assert_eq!(back, r);
-            assert_eq!(Packet::new_checked(&buf[..]).unwrap().total_len(), r.buffer_len());
+            assert_eq!(
+                Packet::new_checked(&buf[..]).unwrap().total_len(),
+                r.buffer_len()
+            );
         }
     }
 

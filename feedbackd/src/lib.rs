@@ -8,5 +8,6 @@
 //! - [`policy`]: director side, replies over time to a weight and a state.
 
 pub mod agent_check;
+pub mod policy;
 pub mod procstat;
 pub mod report;

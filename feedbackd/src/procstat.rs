@@ -58,7 +58,10 @@ pub struct CpuTimes {
 
 impl CpuTimes {
     /// Parse the counters after the `cpu`/`cpuN` label.
-    fn from_fields<'a>(line: &str, fields: impl Iterator<Item = &'a str>) -> Result<Self, ProcError> {
+    fn from_fields<'a>(
+        line: &str,
+        fields: impl Iterator<Item = &'a str>,
+    ) -> Result<Self, ProcError> {
         let mut v = [0u64; 10];
         let mut n = 0;
         for field in fields {
@@ -74,7 +77,18 @@ impl CpuTimes {
                 found: n,
             });
         }
-        let [user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice] = v;
+        let [
+            user,
+            nice,
+            system,
+            idle,
+            iowait,
+            irq,
+            softirq,
+            steal,
+            guest,
+            guest_nice,
+        ] = v;
         Ok(CpuTimes {
             user,
             nice,
@@ -119,9 +133,8 @@ impl CpuTimes {
         if self.total_ticks() < earlier.total_ticks() {
             return None;
         }
-        let busy = |c: &CpuTimes| -> [u64; 6] {
-            [c.user, c.nice, c.system, c.irq, c.softirq, c.steal]
-        };
+        let busy =
+            |c: &CpuTimes| -> [u64; 6] { [c.user, c.nice, c.system, c.irq, c.softirq, c.steal] };
         let d_busy: u64 = busy(self)
             .iter()
             .zip(busy(earlier).iter())
@@ -385,7 +398,10 @@ mod tests {
             }
         );
         assert_eq!(s.per_cpu[1].user, 7146);
-        assert_eq!(s.total.total_ticks(), 12520 + 6858 + 466163 + 1916 + 233 + 1610);
+        assert_eq!(
+            s.total.total_ticks(),
+            12520 + 6858 + 466163 + 1916 + 233 + 1610
+        );
     }
 
     #[test]
@@ -563,10 +579,20 @@ mod tests {
 
     #[test]
     fn loadavg_errors() {
-        for bad in ["", "0.1 0.2 0.3 1/2", "0.1 0.2 0.3 12 5", "x 0.2 0.3 1/2 5", "-1 0 0 1/2 3", "nan 0 0 1/1 1"] {
+        for bad in [
+            "",
+            "0.1 0.2 0.3 1/2",
+            "0.1 0.2 0.3 12 5",
+            "x 0.2 0.3 1/2 5",
+            "-1 0 0 1/2 3",
+            "nan 0 0 1/1 1",
+        ] {
             assert!(LoadAvg::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(LoadAvg::parse("1 2 3 1/2 3 4").unwrap_err().as_str(), "bad_loadavg");
+        assert_eq!(
+            LoadAvg::parse("1 2 3 1/2 3 4").unwrap_err().as_str(),
+            "bad_loadavg"
+        );
     }
 
     #[test]

@@ -342,8 +342,14 @@ mod tests {
             ceiling_percent: 80,
             ..Default::default()
         };
-        assert_eq!(build(&cpu(0.3), &Override::None, &s).reply.weight_percent, Some(1));
-        assert_eq!(build(&cpu(0.0), &Override::None, &s).reply.weight_percent, Some(0));
+        assert_eq!(
+            build(&cpu(0.3), &Override::None, &s).reply.weight_percent,
+            Some(1)
+        );
+        assert_eq!(
+            build(&cpu(0.0), &Override::None, &s).reply.weight_percent,
+            Some(0)
+        );
         let r = build(&cpu(95.0), &Override::None, &s);
         assert_eq!(r.reply.weight_percent, Some(80));
         assert!(r.why.ends_with("capped at 80%"), "{}", r.why);
@@ -353,7 +359,10 @@ mod tests {
             ceiling_percent: 50,
             ..Default::default()
         };
-        assert_eq!(build(&cpu(0.0), &Override::None, &s).reply.weight_percent, Some(50));
+        assert_eq!(
+            build(&cpu(0.0), &Override::None, &s).reply.weight_percent,
+            Some(50)
+        );
     }
 
     #[test]
@@ -383,25 +392,38 @@ mod tests {
             command_percent: Some(15.0),
             ..m
         };
-        assert_eq!(build(&m, &Override::None, &s).reply.weight_percent, Some(15));
+        assert_eq!(
+            build(&m, &Override::None, &s).reply.weight_percent,
+            Some(15)
+        );
         // Overloaded: negative headroom, floored.
         let m = Measurements {
             load_per_core: Some(9.0),
             ..Default::default()
         };
-        assert_eq!(build(&m, &Override::None, &s).reply.weight_percent, Some(10));
+        assert_eq!(
+            build(&m, &Override::None, &s).reply.weight_percent,
+            Some(10)
+        );
         // NaN from a broken command is ignored rather than poisoning min.
         let m = Measurements {
             cpu_idle_percent: Some(60.0),
             command_percent: Some(f64::NAN),
             ..Default::default()
         };
-        assert_eq!(build(&m, &Override::None, &s).reply.weight_percent, Some(60));
+        assert_eq!(
+            build(&m, &Override::None, &s).reply.weight_percent,
+            Some(60)
+        );
     }
 
     #[test]
     fn no_measurement_no_weight() {
-        let r = build(&Measurements::default(), &Override::None, &ReportSettings::default());
+        let r = build(
+            &Measurements::default(),
+            &Override::None,
+            &ReportSettings::default(),
+        );
         assert_eq!(r.reply.to_line(), "ready up\n");
         assert_eq!(r.why, "no measurement yet, weight not advertised");
     }
