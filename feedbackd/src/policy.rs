@@ -302,11 +302,9 @@ impl ServerPolicy {
                 fmt_duration(silent),
                 self.configured
             ));
-        } else if let Some(target) = self.pending {
-            if now >= self.next_change_allowed() {
-                let note = self.move_toward(now, target);
-                self.publish(note);
-            }
+        } else if let Some(target) = self.pending.filter(|_| now >= self.next_change_allowed()) {
+            let note = self.move_toward(now, target);
+            self.publish(note);
         }
         self.changed_since(&before)
     }
