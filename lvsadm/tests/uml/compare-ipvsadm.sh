@@ -102,6 +102,14 @@ while read -r line; do
     in_ns "$LVSADM" $line || fail "lvsadm $line: exit $?"
 done < "$WORK/table"
 compare "built by lvsadm commands"
+# Optional: keep ipvsadm's own output as fixtures for lvsadm's offline tests.
+if [ -n "${CAPTURE:-}" ]; then
+    cp "$WORK/table" "$CAPTURE/table.txt"
+    for listing in -Sn -Ln "-Ln --thresholds" "-Ln --tun-info" "-Ln --persistent-conn" "-Ln --stats"; do
+        # shellcheck disable=SC2086
+        in_ns "$IPVSADM" $listing > "$CAPTURE/ipvsadm$(echo "$listing" | tr -d ' ').txt"
+    done
+fi
 
 # 2. Built with ipvsadm -R.
 in_ns "$IPVSADM" -C
