@@ -623,7 +623,7 @@ for name in sys.argv[2:]:
 "#;
 
 #[test]
-fn crafted_bad_packets_are_dropped_and_counted_per_cause() -> Result<(), String> {
+fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result<(), String> {
     if !lane_available("netns", netns_missing()) {
         return Ok(());
     }
@@ -631,7 +631,16 @@ fn crafted_bad_packets_are_dropped_and_counted_per_cause() -> Result<(), String>
     let lan = Lan::new(&[("da", "192.0.2.81/24"), ("dx", "192.0.2.66/24")])?;
     let (a, attacker) = (lan.host(0), lan.host(1));
     let auth = "auth = { type = \"pass\", password = \"s3cret\" }";
-    let _vrrpd = start_vrrpd(a, &vrrpd_config(dir.path(), "da", 150, auth)?)?;
+    let config = vrrpd_config(dir.path(), "da", 150, auth)?;
+    // control.metrics is the base port: vrrpd serves on base + 1.
+    let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    let text = text.replacen(
+        "[control]\n",
+        "[control]\nmetrics = \"127.0.0.1:19540\"\n",
+        1,
+    );
+    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    let _vrrpd = start_vrrpd(a, &config)?;
     wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
     let before = vrrpd_status(dir.path(), "da")?;
 
@@ -670,6 +679,35 @@ fn crafted_bad_packets_are_dropped_and_counted_per_cause() -> Result<(), String>
     assert_eq!(instance["state"], "MASTER", "{status}");
     assert_eq!(instance["counters"]["became_master"], 1, "{status}");
     assert!(has_vip(a), "the master must keep its VIP");
+
+    // The same numbers over Prometheus, fetched inside the namespace.
+    let metrics = a.stdout(&[
+        "python3",
+        "-c",
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:19541/metrics', timeout=5).read().decode())",
+    ])?;
+    for line in [
+        "vrrp_state{instance=\"VI_1\",state=\"MASTER\"} 1",
+        "vrrp_state{instance=\"VI_1\",state=\"BACKUP\"} 0",
+        "vrrp_became_master_total{instance=\"VI_1\"} 1",
+        "vrrp_transitions_total{instance=\"VI_1\"} 2",
+        "vrrp_priority{instance=\"VI_1\"} 150",
+        "vrrp_drops_total{instance=\"VI_1\",cause=\"ttl\"} 3",
+        "vrrp_drops_total{instance=\"VI_1\",cause=\"auth_failure\"} 3",
+        "vrrp_drops_total{instance=\"VI_1\",cause=\"bad_checksum\"} 3",
+        "vrrp_interface_drops_total{interface=\"eth0\",cause=\"too_short\"} 3",
+        "vrrp_interface_drops_total{interface=\"eth0\",cause=\"vrid_mismatch\"} 3",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line}:\n{metrics}"
+        );
+    }
+    let sent = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vrrp_adverts_sent_total{instance=\"VI_1\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(sent > Some(0), "{metrics}");
     Ok(())
 }
 

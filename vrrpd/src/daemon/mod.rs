@@ -3,6 +3,7 @@
 //! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
 mod link;
+mod metrics;
 mod socket;
 mod tracking;
 
@@ -26,6 +27,7 @@ use vrrpd::rx::{self, Reject};
 use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
 
 use link::Link;
+use metrics::Metrics;
 use socket::VrrpSocket;
 use tracking::{ScriptResult, Tracking};
 
@@ -39,7 +41,15 @@ struct Running {
     /// Unicast peers of the instance's family; empty for multicast.
     peers: Vec<IpAddr>,
     counters: Counters,
+    metrics: Metrics,
     scripts: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    fn dropped(&mut self, cause: &str) {
+        *self.counters.drops.entry(cause.to_owned()).or_default() += 1;
+        self.metrics.dropped(&self.config.name, cause);
+    }
 }
 
 impl Drop for Running {
@@ -57,6 +67,14 @@ struct Interface {
     v6: Option<Arc<VrrpSocket>>,
     /// Drops no instance can be charged with (see [`InterfaceStatus`]).
     drops: BTreeMap<String, u64>,
+    metrics: Metrics,
+}
+
+impl Interface {
+    fn dropped(&mut self, cause: &str) {
+        *self.drops.entry(cause.to_owned()).or_default() += 1;
+        self.metrics.interface_dropped(&self.link.name, cause);
+    }
 }
 
 struct Daemon {
@@ -68,6 +86,7 @@ struct Daemon {
     datagrams: mpsc::Sender<Datagram>,
     scripts: mpsc::Sender<ScriptResult>,
     events: broadcast::Sender<Event>,
+    metrics: Metrics,
 }
 
 impl Daemon {
@@ -83,6 +102,7 @@ impl Daemon {
                     v4: None,
                     v6: None,
                     drops: BTreeMap::new(),
+                    metrics: self.metrics.clone(),
                 });
                 self.interfaces.len() - 1
             }
@@ -135,8 +155,12 @@ impl Daemon {
             link,
             peers,
             counters: Counters::default(),
+            metrics: self.metrics.clone(),
             scripts: tracking::spawn_scripts(id, instance, &self.scripts),
         };
+        running
+            .metrics
+            .set_state(&instance.name, running.core.state());
         running.tracking.poll();
         apply_tracking(&mut running, now);
         running.core.startup(now);
@@ -162,6 +186,9 @@ impl Daemon {
             &self.events,
         )
         .await;
+        running
+            .metrics
+            .forget(&running.config.name, running.counters.drops.keys().cloned());
         info!(instance = %running.config.name, "stopped");
     }
 
@@ -209,6 +236,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         datagrams: datagram_tx,
         scripts: script_tx,
         events: events.clone(),
+        metrics: Metrics::new(),
     };
     let now = Instant::now();
     for instance in &config.vrrp.instance {
@@ -229,6 +257,17 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         events,
         shutdown.clone(),
     ));
+    if let Some(base) = config.control.metrics {
+        let address = lvs_control::metrics::address(base, "vrrpd");
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("metrics on {address}: {e}"))?;
+        tokio::spawn(lvs_control::metrics::serve(
+            listener,
+            daemon.metrics.registry(),
+            shutdown.clone(),
+        ));
+    }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
     let mut watchdog_tick =
@@ -338,7 +377,7 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
     let vrid = match Packet::new_checked(payload) {
         Ok(packet) => packet.vrid(),
         Err(e) => {
-            count(&mut interface.drops, e.as_str());
+            interface.dropped(e.as_str());
             debug!(
                 "malformed VRRP packet from {} on {}: {e}",
                 ip.src(),
@@ -355,7 +394,7 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
         .find(|r| r.link == link && r.config.vrid == vrid && is_ipv6(&r.config) == ipv6)
     else {
         // RFC 3768 7.1: a VRID not configured here is discarded (and may be counted).
-        count(&mut interface.drops, "vrid_mismatch");
+        interface.dropped("vrid_mismatch");
         debug!(
             "advert for VRID {vrid} from {} on {}: not ours",
             ip.src(),
@@ -364,35 +403,29 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
         return;
     };
     if !running.peers.is_empty() && !running.peers.contains(&ip.src()) {
-        count(&mut running.counters.drops, "unknown_peer");
+        running.dropped("unknown_peer");
         return;
     }
     match rx::validate(payload, &ip, datagram.ttl, running.core.config()) {
         Ok(valid) => {
             running.counters.adverts_received += 1;
+            running.metrics.advert_received(&running.config.name);
             if valid.address_mismatch {
                 // Accepted as keepalived does, but counted: the two configs disagree.
-                count(
-                    &mut running.counters.drops,
-                    "address_list_mismatch_accepted",
-                );
+                running.dropped("address_list_mismatch_accepted");
                 debug!(instance = %running.config.name, "advert from {} lists other addresses", ip.src());
             }
             running.core.handle_advert(Instant::now(), &valid.advert());
         }
         Err(reject) => {
             log_reject(&running.config.name, ip.src(), &reject);
-            count(&mut running.counters.drops, reject.as_str());
+            running.dropped(reject.as_str());
         }
     }
 }
 
 fn log_reject(instance: &str, src: IpAddr, reject: &Reject) {
     debug!(instance, "dropped advert from {src}: {reject}");
-}
-
-fn count(drops: &mut BTreeMap<String, u64>, cause: &str) {
-    *drops.entry(cause.to_owned()).or_default() += 1;
 }
 
 fn apply_tracking(running: &mut Running, now: Instant) {
@@ -402,6 +435,9 @@ fn apply_tracking(running: &mut Running, now: Instant) {
         info!(instance = %running.config.name, "priority {} -> {priority} by tracking", running.core.priority());
     }
     running.core.set_priority(now, priority);
+    running
+        .metrics
+        .set_priority(&running.config.name, running.core.priority());
     running.core.set_fault(now, fault);
 }
 
@@ -449,6 +485,7 @@ async fn carry_out(
         match action {
             Action::StateChanged { old, new } => {
                 running.counters.transitions += 1;
+                running.metrics.transition(&running.config.name, new);
                 if new == State::Master {
                     running.counters.became_master += 1;
                 }
@@ -485,7 +522,10 @@ async fn carry_out(
                     let mut bytes = vec![0u8; repr.buffer_len()];
                     repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), &ip);
                     match socket.send(&bytes, src, dst) {
-                        Ok(()) => running.counters.adverts_sent += 1,
+                        Ok(()) => {
+                            running.counters.adverts_sent += 1;
+                            running.metrics.advert_sent(&running.config.name);
+                        }
                         Err(e) => warn!(instance = %running.config.name, "advert to {dst}: {e}"),
                     }
                 }
