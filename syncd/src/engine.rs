@@ -210,7 +210,7 @@ impl Engine {
         self.learn(conns, now);
         if self.role == Role::Master {
             for peer in self.config.peers.clone() {
-                self.resync(peer, now);
+                self.resync(peer, now, false);
             }
         }
     }
@@ -241,7 +241,7 @@ impl Engine {
                 }) {
                     self.record_drop("hello_rate_limited");
                 } else {
-                    self.resync(peer, now);
+                    self.resync(peer, now, true);
                 }
             }
             hello::Repr::ResyncDone { .. } => {
@@ -263,7 +263,9 @@ impl Engine {
             .copied()
     }
 
-    fn resync(&mut self, peer: SocketAddr, now: Instant) {
+    /// Sends the whole mirror to `peer`. Only resyncs a peer asked for count against its
+    /// rate limit: one we push at start may have reached nobody.
+    fn resync(&mut self, peer: SocketAddr, now: Instant, requested: bool) {
         let snapshot = self.mirror.snapshot(now);
         let messages = self.build(&snapshot);
         self.send_messages(peer, &messages);
@@ -276,7 +278,9 @@ impl Engine {
             payload: done.to_bytes(),
         });
         self.counters.resyncs_sent += 1;
-        self.last_resync.insert(peer, now);
+        if requested {
+            self.last_resync.insert(peer, now);
+        }
         self.actions.push_back(Action::ResyncSent {
             peer,
             entries: snapshot.len(),

@@ -99,15 +99,17 @@ fn multicast_if_index(socket: &Socket, ifindex: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// An AF_PACKET tap on the sync interface giving IPv4 packets without link header, with a
-/// classic BPF filter so only UDP to the sync port reaches user space.
+/// An AF_PACKET tap on the sync interface giving packets without link header, with a
+/// classic BPF filter so only IPv4 UDP to the sync port reaches user space.
 pub struct Tap {
     fd: AsyncFd<OwnedFd>,
 }
 
 impl Tap {
     pub fn open(ifindex: u32, port: u16) -> io::Result<Tap> {
-        let proto = (libc::ETH_P_IP as u16).to_be();
+        // Outgoing packets reach only ETH_P_ALL taps (`dev_queue_xmit_nit`); the filter
+        // below keeps IPv4.
+        let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket(2); the result is checked and owned below.
         let raw = unsafe {
             libc::socket(
@@ -177,8 +179,10 @@ impl Tap {
     }
 }
 
-/// `udp and dst port <port>` on a packet starting at the IPv4 header, fragments refused.
+/// `ip and udp and dst port <port>` on a packet starting at the network header, fragments
+/// refused.
 fn attach_filter(fd: &OwnedFd, port: u16) -> io::Result<()> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
     const LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
     const LD_H_IND: u16 = 0x48; // BPF_LD | BPF_H | BPF_IND
@@ -186,15 +190,18 @@ fn attach_filter(fd: &OwnedFd, port: u16) -> io::Result<()> {
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
     const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const SKF_AD_PROTOCOL: u32 = 0xffff_f000; // SKF_AD_OFF + SKF_AD_PROTOCOL
     let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
     let program = [
-        op(LD_B_ABS, 0, 0, 9),            // protocol
-        op(JEQ_K, 0, 6, 17),              // UDP, else drop
-        op(LD_H_ABS, 0, 0, 6),            // flags and fragment offset
-        op(JSET_K, 4, 0, 0x3fff),         // a fragment: drop
-        op(LDX_MSH, 0, 0, 0),             // X = header length
-        op(LD_H_IND, 0, 0, 2),            // UDP destination port
-        op(JEQ_K, 0, 1, u32::from(port)), // ours, else drop
+        op(LD_W_ABS, 0, 0, SKF_AD_PROTOCOL), // ethertype
+        op(JEQ_K, 0, 8, 0x0800),             // IPv4, else drop
+        op(LD_B_ABS, 0, 0, 9),               // protocol
+        op(JEQ_K, 0, 6, 17),                 // UDP, else drop
+        op(LD_H_ABS, 0, 0, 6),               // flags and fragment offset
+        op(JSET_K, 4, 0, 0x3fff),            // a fragment: drop
+        op(LDX_MSH, 0, 0, 0),                // X = header length
+        op(LD_H_IND, 0, 0, 2),               // UDP destination port
+        op(JEQ_K, 0, 1, u32::from(port)),    // ours, else drop
         op(RET_K, 0, 0, 0xffff),
         op(RET_K, 0, 0, 0),
     ];

@@ -1,0 +1,433 @@
+//! UML lane: syncd between two directors with real IPVS kernels.
+//!
+//! Namespaces: client `c` (192.0.2.2) -> director A (VIP 192.0.2.100, NAT) -> real server
+//! `r` (198.51.100.11:8080, busybox httpd). Director B has the same service but no traffic.
+//! A and B share the sync link 203.0.113.0/24 (A s0 .1, B s1 .2).
+//!
+//! To prove that syncd carries the updates (and not the kernels between themselves), the
+//! relay cases give B's syncd and kernel backup another group and port (224.0.0.82:8849)
+//! than A's kernel master uses (224.0.0.81:8848): B's kernel can only learn through syncd B,
+//! which gets A's updates by unicast from syncd A.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use lvs_tests::netns::{Netns, veth};
+use lvs_tests::process::{Guarded, wait_for};
+use lvs_tests::uml::{self, Case};
+use serde_json::{Value, json};
+
+fn main() -> ExitCode {
+    uml::main(&[
+        Case::new(
+            "syncd_relays_master_to_backup",
+            syncd_relays_master_to_backup,
+        )
+        .with_timeout(Duration::from_secs(90)),
+        Case::new("syncd_resyncs_a_late_backup", syncd_resyncs_a_late_backup)
+            .with_timeout(Duration::from_secs(90)),
+        Case::new(
+            "syncd_observes_kernel_to_kernel_sync",
+            syncd_observes_kernel_to_kernel_sync,
+        )
+        .with_timeout(Duration::from_secs(90)),
+    ])
+}
+
+const VIP: &str = "192.0.2.100";
+
+struct Site {
+    client: Netns,
+    a: Netns,
+    b: Netns,
+    _real: Netns,
+    run: PathBuf,
+    _www: tempfile::TempDir,
+    _httpd: Guarded,
+}
+
+fn site() -> Result<Site, String> {
+    let client = Netns::new("c")?;
+    let a = Netns::new("a")?;
+    let b = Netns::new("b")?;
+    let real = Netns::new("r")?;
+    veth(&client, "c0", &a, "a0")?;
+    client.addr("c0", "192.0.2.2/24")?;
+    client.default_route("192.0.2.1")?;
+    a.addr("a0", "192.0.2.1/24")?;
+    veth(&a, "a1", &real, "r0")?;
+    a.addr("a1", "198.51.100.1/24")?;
+    real.addr("r0", "198.51.100.11/24")?;
+    real.default_route("198.51.100.1")?;
+    veth(&a, "s0", &b, "s1")?;
+    a.addr("s0", "203.0.113.1/24")?;
+    b.addr("s1", "203.0.113.2/24")?;
+    for director in [&a, &b] {
+        director.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+        director.sysctl("net.ipv4.ip_forward=1")?;
+        director.run(&["ipvsadm", "-A", "-t", &format!("{VIP}:80"), "-s", "rr"])?;
+        director.run(&[
+            "ipvsadm",
+            "-a",
+            "-t",
+            &format!("{VIP}:80"),
+            "-r",
+            "198.51.100.11:8080",
+            "-m",
+        ])?;
+    }
+    let www = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(www.path().join("index.html"), "real\n").map_err(|e| e.to_string())?;
+    let httpd = real.spawn(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        www.path().to_str().unwrap_or_default(),
+    ])?;
+    let run = PathBuf::from(format!("/run/lvs-syncd-test-{}", std::process::id()));
+    for side in ["a", "b"] {
+        std::fs::create_dir_all(run.join(side)).map_err(|e| e.to_string())?;
+    }
+    Ok(Site {
+        client,
+        a,
+        b,
+        _real: real,
+        run,
+        _www: www,
+        _httpd: httpd,
+    })
+}
+
+fn config(socket_dir: &Path, interface: &str, role: &str, group: &str, peers: &[&str]) -> String {
+    let peers: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
+    format!(
+        "[control]\nsocket_dir = {dir:?}\n\n[sync]\ninterface = {interface:?}\nsyncid = 5\n\
+         role = {role:?}\ngroup = {group:?}\npeers = [{peers}]\n",
+        dir = socket_dir.display().to_string(),
+        peers = peers.join(", "),
+    )
+}
+
+fn control(socket: &Path, request: &Value) -> Result<Value, String> {
+    lvs_control::call(socket, request, Duration::from_secs(5)).map_err(|e| e.to_string())
+}
+
+/// Starts syncd in `director` with its own config; returns the process and its socket.
+fn start_syncd(
+    site: &Site,
+    director: &Netns,
+    side: &str,
+    text: &str,
+) -> Result<(Guarded, PathBuf), String> {
+    let dir = site.run.join(side);
+    let config = dir.join("director.toml");
+    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    let syncd = lvs_tests::workspace_bin("syncd");
+    let process = director.spawn(&[syncd.as_os_str(), "--config".as_ref(), config.as_os_str()])?;
+    let socket = dir.join("syncd.sock");
+    wait_for(Duration::from_secs(10), || {
+        control(&socket, &json!({"cmd": "status"})).ok()
+    })
+    .ok_or(format!("syncd {side} did not answer on its control socket"))?;
+    Ok((process, socket))
+}
+
+/// Connections that stay ESTABLISHED: each sends an incomplete request (its third packet
+/// into the director, which is when a kernel master first syncs a connection) and waits.
+fn hold_connections(client: &Netns, count: usize) -> Result<Guarded, String> {
+    let script = format!(
+        "import socket, time\n\
+         held = []\n\
+         for _ in range({count}):\n\
+         \x20   s = socket.create_connection(('{VIP}', 80))\n\
+         \x20   s.sendall(b'GET / HTTP/1.1\\r\\nHost: vip\\r\\n')\n\
+         \x20   held.append(s)\n\
+         time.sleep(300)\n"
+    );
+    client.spawn(&["python3", "-c", &script])
+}
+
+fn fetch(client: &Netns, times: usize) -> Result<(), String> {
+    for _ in 0..times {
+        let body = client.stdout(&[
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &format!("http://{VIP}/"),
+        ])?;
+        if body != "real\n" {
+            return Err(format!("unexpected body {body:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// (protocol, client, virtual, destination, state) of every row of /proc/net/ip_vs_conn,
+/// addresses and ports as the kernel prints them.
+type Row = (String, String, String, String, String);
+
+fn table(director: &Netns) -> Result<BTreeSet<Row>, String> {
+    let text = director.stdout(&["cat", "/proc/net/ip_vs_conn"])?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() >= 8).then(|| {
+                (
+                    f[0].to_owned(),
+                    format!("{}:{}", f[1], f[2]),
+                    format!("{}:{}", f[3], f[4]),
+                    format!("{}:{}", f[5], f[6]),
+                    f[7].to_owned(),
+                )
+            })
+        })
+        .collect())
+}
+
+fn established(rows: &BTreeSet<Row>) -> usize {
+    rows.iter().filter(|r| r.4 == "ESTABLISHED").count()
+}
+
+/// The mirror as the same kind of rows, from syncd's `dump`.
+fn dump_rows(socket: &Path) -> Result<BTreeSet<Row>, String> {
+    let dump = control(socket, &json!({"cmd": "dump"}))?;
+    let hex = |addr: &str| -> Result<String, String> {
+        let sa: std::net::SocketAddrV4 = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        Ok(format!("{:08X}:{:04X}", u32::from(*sa.ip()), sa.port()))
+    };
+    let mut rows = BTreeSet::new();
+    for entry in dump["entries"].as_array().ok_or("dump without entries")? {
+        let field = |k: &str| entry[k].as_str().unwrap_or_default().to_owned();
+        rows.insert((
+            field("protocol"),
+            hex(&field("client"))?,
+            hex(&field("virtual_addr"))?,
+            hex(&field("dest"))?,
+            field("state"),
+        ));
+    }
+    Ok(rows)
+}
+
+fn show(rows: &BTreeSet<Row>) -> String {
+    rows.iter()
+        .map(|r| format!("  {} {} {} {} {}", r.0, r.1, r.2, r.3, r.4))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until `b_rows` holds every row of A's table, then returns both.
+fn converge(
+    a: &Netns,
+    mut b_rows: impl FnMut() -> Result<BTreeSet<Row>, String>,
+    limit: Duration,
+) -> Result<(BTreeSet<Row>, BTreeSet<Row>), String> {
+    let mut last = (BTreeSet::new(), BTreeSet::new());
+    let done = wait_for(limit, || {
+        let a_rows = table(a).ok()?;
+        let b = b_rows().ok()?;
+        let ok = !a_rows.is_empty() && a_rows.is_subset(&b);
+        last = (a_rows, b);
+        ok.then(|| last.clone())
+    });
+    done.ok_or_else(|| {
+        format!(
+            "did not converge.\nA's table:\n{}\nthe other side:\n{}",
+            show(&last.0),
+            show(&last.1)
+        )
+    })
+}
+
+/// Link counters, kernel messages and sync settings, for a failure report.
+fn diagnose(site: &Site) -> String {
+    let script = "ip -s link show s0 2>&1; ip -s link show s1 2>&1; ipvsadm -L --daemon; \
+                  cat /proc/sys/net/ipv4/vs/sync_threshold /proc/sys/net/ipv4/vs/sync_version; \
+                  cat /proc/net/ip_vs_conn_sync; dmesg | tail -n 15";
+    format!(
+        "--- A ---\n{}\n--- B ---\n{}",
+        site.a.sh(script).unwrap_or_else(|e| e),
+        site.b.sh(script).unwrap_or_else(|e| e)
+    )
+}
+
+fn counter(status: &Value, name: &str) -> u64 {
+    status["counters"][name].as_u64().unwrap_or(0)
+}
+
+fn syncd_relays_master_to_backup() -> Result<(), String> {
+    let site = site()?;
+    let a_text = config(
+        &site.run.join("a"),
+        "s0",
+        "master",
+        "224.0.0.81:8848",
+        &["203.0.113.2:8849"],
+    );
+    let b_text = config(
+        &site.run.join("b"),
+        "s1",
+        "backup",
+        "224.0.0.82:8849",
+        &["203.0.113.1:8848"],
+    );
+    let (_syncd_a, socket_a) = start_syncd(&site, &site.a, "a", &a_text)?;
+    let (_syncd_b, socket_b) = start_syncd(&site, &site.b, "b", &b_text)?;
+    let daemons_a = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
+    let daemons_b = site.b.stdout(&["ipvsadm", "-L", "--daemon"])?;
+    println!("A: {daemons_a}B: {daemons_b}");
+    if !daemons_a.contains("master sync daemon") || daemons_a.contains("backup") {
+        return Err(format!("A must run the kernel master only: {daemons_a}"));
+    }
+    if !daemons_b.contains("backup sync daemon") || daemons_b.contains("master") {
+        return Err(format!("B must run the kernel backup only: {daemons_b}"));
+    }
+
+    let _held = hold_connections(&site.client, 3)?;
+    fetch(&site.client, 2)?;
+    wait_for(Duration::from_secs(10), || {
+        table(&site.a).ok().filter(|t| established(t) >= 3)
+    })
+    .ok_or("A never had the 3 held connections ESTABLISHED")?;
+    let (a_rows, b_rows) = converge(&site.a, || table(&site.b), Duration::from_secs(20))?;
+    println!("A:\n{}\nB:\n{}", show(&a_rows), show(&b_rows));
+    if established(&b_rows) < 3 {
+        return Err("B lacks the held ESTABLISHED connections".to_owned());
+    }
+    let status_a = control(&socket_a, &json!({"cmd": "status"}))?;
+    let status_b = control(&socket_b, &json!({"cmd": "status"}))?;
+    println!("syncd A: {status_a}\nsyncd B: {status_b}");
+    if counter(&status_a, "kernel_messages_observed") == 0
+        || counter(&status_a, "messages_sent") == 0
+    {
+        return Err("syncd A neither observed nor forwarded".to_owned());
+    }
+    if counter(&status_b, "messages_injected") == 0 || counter(&status_b, "resyncs_received") == 0 {
+        return Err("syncd B neither injected nor got its resync".to_owned());
+    }
+
+    // Garbage on the sync port is counted by cause and changes nothing.
+    site.a.run(&[
+        "python3",
+        "-c",
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for m in (b'\\x00\\x05\\x00\\x30\\x01\\x01\\x00\\x00', b'LVSH\\x01\\x07\\x05\\x00\\x00\\x00\\x00\\x00', b'\\x01'):\n\
+         \x20   s.sendto(m, ('203.0.113.2', 8849))",
+    ])?;
+    let drops = wait_for(Duration::from_secs(5), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        let drops = status["counters"]["drops"].clone();
+        (drops["size_mismatch"].as_u64().is_some()
+            && drops["hello_kind"].as_u64().is_some()
+            && drops["header_truncated"].as_u64().is_some())
+        .then_some(drops)
+    })
+    .ok_or("malformed datagrams were not counted by cause")?;
+    println!("drops on B: {drops}");
+    control(&socket_b, &json!({"cmd": "status"}))
+        .map_err(|e| format!("syncd B after garbage: {e}"))?;
+    Ok(())
+}
+
+fn syncd_resyncs_a_late_backup() -> Result<(), String> {
+    let site = site()?;
+    let a_text = config(
+        &site.run.join("a"),
+        "s0",
+        "master",
+        "224.0.0.81:8848",
+        &["203.0.113.2:8849"],
+    );
+    let b_text = config(
+        &site.run.join("b"),
+        "s1",
+        "backup",
+        "224.0.0.82:8849",
+        &["203.0.113.1:8848"],
+    );
+    // Held before syncd A runs: only A's snapshot of /proc/net/ip_vs_conn knows them.
+    let _early = hold_connections(&site.client, 2)?;
+    wait_for(Duration::from_secs(10), || {
+        table(&site.a).ok().filter(|t| established(t) >= 2)
+    })
+    .ok_or("A never had the 2 early connections ESTABLISHED")?;
+    let (_syncd_a, socket_a) = start_syncd(&site, &site.a, "a", &a_text)?;
+    // Made while syncd A watches, with nobody to forward to yet.
+    let _late = hold_connections(&site.client, 2)?;
+    wait_for(Duration::from_secs(15), || {
+        let dump = dump_rows(&socket_a).ok()?;
+        (established(&dump) >= 4).then_some(())
+    })
+    .ok_or("syncd A's mirror never held all 4 connections")?;
+    if established(&table(&site.b)?) != 0 {
+        return Err("B has connections before its syncd runs".to_owned());
+    }
+
+    let (_syncd_b, socket_b) = start_syncd(&site, &site.b, "b", &b_text)?;
+    let (a_rows, b_rows) = converge(&site.a, || table(&site.b), Duration::from_secs(20))?;
+    println!("A:\n{}\nB:\n{}", show(&a_rows), show(&b_rows));
+    if established(&b_rows) < 4 {
+        return Err("B lacks held ESTABLISHED connections".to_owned());
+    }
+    let status_a = control(&socket_a, &json!({"cmd": "status"}))?;
+    let status_b = control(&socket_b, &json!({"cmd": "status"}))?;
+    println!("syncd A: {status_a}\nsyncd B: {status_b}");
+    if counter(&status_a, "snapshot_entries") < 2 || counter(&status_a, "resyncs_sent") == 0 {
+        return Err("syncd A did not snapshot and resync".to_owned());
+    }
+    if counter(&status_b, "resyncs_received") == 0 {
+        return Err("syncd B got no resync".to_owned());
+    }
+    Ok(())
+}
+
+fn syncd_observes_kernel_to_kernel_sync() -> Result<(), String> {
+    let site = site()?;
+    let a_text = config(&site.run.join("a"), "s0", "master", "224.0.0.81:8848", &[]);
+    site.b.run(&[
+        "ipvsadm",
+        "--start-daemon",
+        "backup",
+        "--mcast-interface",
+        "s1",
+        "--syncid",
+        "5",
+    ])?;
+    let (_syncd_a, socket_a) = start_syncd(&site, &site.a, "a", &a_text)?;
+    let _held = hold_connections(&site.client, 3)?;
+    fetch(&site.client, 2)?;
+    wait_for(Duration::from_secs(10), || {
+        table(&site.a).ok().filter(|t| established(t) >= 3)
+    })
+    .ok_or("A never had the 3 held connections ESTABLISHED")?;
+    // The kernel backup learns straight from the kernel master...
+    converge(&site.a, || table(&site.b), Duration::from_secs(20))
+        .map_err(|e| format!("{e}\n{}", diagnose(&site)))?;
+    // ...and syncd A, only listening, decoded the same table.
+    let (a_rows, mirror) = converge(&site.a, || dump_rows(&socket_a), Duration::from_secs(10))?;
+    println!(
+        "A:\n{}\nsyncd A's mirror:\n{}",
+        show(&a_rows),
+        show(&mirror)
+    );
+    if a_rows != mirror {
+        return Err("syncd A's mirror has entries A's table does not".to_owned());
+    }
+    let status = control(&socket_a, &json!({"cmd": "status"}))?;
+    println!("syncd A: {status}");
+    if counter(&status, "snapshot_entries") != 0 || counter(&status, "kernel_entries_observed") == 0
+    {
+        return Err("the mirror must come from observed messages, not a snapshot".to_owned());
+    }
+    Ok(())
+}
