@@ -135,6 +135,10 @@ impl ProcEntry {
         if !established {
             flags.0 |= ConnFlags::INACTIVE;
         }
+        // `__ip_vs_update_dest`: a director sees no replies unless it does NAT.
+        if fwd != FwdMethod::Masq {
+            flags.0 |= ConnFlags::NOOUTPUT;
+        }
         let (pe_name, pe_data) = match (&self.pe_name, &self.pe_data) {
             (Some(name), Some(data)) => (
                 Some(name.as_bytes().to_vec()),
@@ -182,7 +186,10 @@ UDP C0000202 9C44 C0000265 13C4 C0000214 13C4 UDP             299 sip abc@host\n
         let template = rows[1].to_connection(FwdMethod::Route).unwrap();
         assert_eq!(
             template.flags.0,
-            ConnFlags::TEMPLATE | ConnFlags::INACTIVE | FwdMethod::Route.bits()
+            ConnFlags::TEMPLATE
+                | ConnFlags::INACTIVE
+                | ConnFlags::NOOUTPUT
+                | FwdMethod::Route.bits()
         );
         assert_eq!(template.state, 1);
         assert_eq!(rows[3].pe_name.as_deref(), Some("sip"));

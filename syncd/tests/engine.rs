@@ -1,0 +1,273 @@
+//! The sans-IO engine driven with a fake clock: forwarding, injection, hello/resync,
+//! rate limiting, role changes and drops by cause.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use syncd::engine::{Action, Engine, EngineConfig, Role};
+use syncd::wire::{self, ProtocolVersion, hello};
+use syncd::{Addrs, ConnFlags, Connection, Protocol};
+
+const PEER: &str = "203.0.113.2:8848";
+
+fn config(peers: &[&str]) -> EngineConfig {
+    EngineConfig {
+        sync_id: 5,
+        version: ProtocolVersion::V1,
+        max_len: 1472,
+        peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
+        hello_interval: Duration::from_secs(3),
+        resync_interval: Duration::from_secs(5),
+    }
+}
+
+fn conn(cport: u16, state: u16, timeout: u32) -> Connection {
+    Connection {
+        protocol: Protocol::TCP,
+        addrs: Addrs::V4 {
+            client: Ipv4Addr::new(192, 0, 2, 2),
+            virtual_addr: Ipv4Addr::new(192, 0, 2, 100),
+            dest: Ipv4Addr::new(198, 51, 100, 11),
+        },
+        cport,
+        vport: 80,
+        dport: 8080,
+        fwmark: 0,
+        flags: ConnFlags::default(),
+        state,
+        timeout,
+        seq: None,
+        pe_data: None,
+        pe_name: None,
+    }
+}
+
+fn message(sync_id: u8, conns: &[Connection]) -> Vec<u8> {
+    let mut messages = wire::build_messages(ProtocolVersion::V1, sync_id, 1472, conns).unwrap();
+    assert_eq!(messages.len(), 1);
+    messages.remove(0)
+}
+
+fn drain(engine: &mut Engine) -> Vec<Action> {
+    std::iter::from_fn(|| engine.poll_action()).collect()
+}
+
+fn peer() -> SocketAddr {
+    PEER.parse().unwrap()
+}
+
+#[test]
+fn master_forwards_what_the_kernel_sent_to_every_peer() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[PEER, "198.51.100.9:8848"]), Role::Master, now);
+    let sent = message(5, &[conn(40000, 1, 900), conn(40001, 5, 120)]);
+    engine.handle_observed(&sent, now);
+    let actions = drain(&mut engine);
+    assert_eq!(actions.len(), 2);
+    for action in &actions {
+        let Action::SendPeer { payload, .. } = action else {
+            panic!("{action:?}")
+        };
+        // Re-packed with the same version, sync id and limit: the kernel's bytes again.
+        assert_eq!(payload, &sent);
+    }
+    assert_eq!(engine.mirror().len(), 2);
+    let c = engine.counters();
+    assert_eq!(
+        (c.kernel_messages_observed, c.kernel_entries_observed),
+        (1, 2)
+    );
+    assert_eq!((c.messages_sent, c.entries_sent), (2, 4));
+    assert_eq!(
+        engine.lag(now + Duration::from_secs(2)),
+        Some(Duration::from_secs(2))
+    );
+}
+
+#[test]
+fn backup_injects_accepted_messages_and_drops_another_sync_id() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[]), Role::Backup, now);
+    let ours = message(5, &[conn(40000, 1, 900)]);
+    engine.handle_datagram(peer(), &ours, now);
+    assert_eq!(
+        drain(&mut engine),
+        vec![Action::Inject {
+            payload: ours.clone()
+        }]
+    );
+    engine.handle_datagram(peer(), &message(6, &[conn(40001, 1, 900)]), now);
+    assert!(drain(&mut engine).is_empty());
+    assert_eq!(engine.counters().drops.get("sync_id"), Some(&1));
+    assert_eq!(engine.mirror().len(), 1);
+    assert_eq!(engine.counters().messages_injected, 1);
+}
+
+#[test]
+fn a_backup_with_sync_id_zero_accepts_every_sync_id() {
+    let now = Instant::now();
+    let mut cfg = config(&[]);
+    cfg.sync_id = 0;
+    let mut engine = Engine::new(cfg, Role::Backup, now);
+    engine.handle_datagram(peer(), &message(9, &[conn(40000, 1, 900)]), now);
+    assert_eq!(engine.counters().messages_injected, 1);
+}
+
+#[test]
+fn malformed_datagrams_are_counted_by_cause() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Backup, now);
+    drain(&mut engine);
+    let mut truncated = message(5, &[conn(40000, 1, 900)]);
+    truncated.truncate(20);
+    engine.handle_datagram(peer(), &truncated, now);
+    engine.handle_datagram(peer(), &[1], now);
+    let mut bad_hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
+    bad_hello[5] = 9;
+    engine.handle_datagram(peer(), &bad_hello, now);
+    let drops = &engine.counters().drops;
+    assert_eq!(drops.get("size_mismatch"), Some(&1), "{drops:?}");
+    assert_eq!(drops.get("header_truncated"), Some(&1), "{drops:?}");
+    assert_eq!(drops.get("hello_kind"), Some(&1), "{drops:?}");
+    assert!(drain(&mut engine).is_empty());
+    assert!(engine.mirror().is_empty());
+}
+
+#[test]
+fn backup_says_hello_until_a_resync_arrives() {
+    let start = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Backup, start);
+    assert_eq!(engine.poll_timeout(), Some(start));
+    engine.handle_timeout(start);
+    let hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
+    assert_eq!(
+        drain(&mut engine),
+        vec![Action::SendPeer {
+            to: peer(),
+            payload: hello.clone()
+        }]
+    );
+    let later = start + Duration::from_secs(3);
+    assert_eq!(engine.poll_timeout(), Some(later));
+    engine.handle_timeout(later);
+    assert_eq!(drain(&mut engine).len(), 1);
+
+    let done = hello::Repr::ResyncDone {
+        sync_id: 5,
+        entries: 0,
+    }
+    .to_bytes();
+    // From a stranger it changes nothing.
+    engine.handle_datagram("198.51.100.77:8848".parse().unwrap(), &done, later);
+    assert!(engine.awaiting_resync());
+    engine.handle_datagram(peer(), &done, later);
+    assert!(!engine.awaiting_resync());
+    assert_eq!(engine.counters().resyncs_received, 1);
+    engine.handle_timeout(later + Duration::from_secs(3));
+    assert!(drain(&mut engine).is_empty());
+    assert_eq!(engine.poll_timeout(), None);
+}
+
+#[test]
+fn master_answers_a_hello_with_the_whole_mirror_once_per_interval() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Master, now);
+    engine.handle_observed(&message(5, &[conn(40000, 1, 900)]), now);
+    engine.handle_observed(&message(5, &[conn(40001, 1, 900)]), now);
+    drain(&mut engine);
+
+    let hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
+    let at = now + Duration::from_secs(100);
+    // The backup's source port differs from the one it listens on.
+    engine.handle_datagram("203.0.113.2:40000".parse().unwrap(), &hello, at);
+    let actions = drain(&mut engine);
+    assert_eq!(actions.len(), 3, "{actions:?}");
+    let Action::SendPeer { to, payload } = &actions[0] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*to, peer());
+    let resync = wire::decode(payload).unwrap();
+    assert_eq!(resync.conns.len(), 2);
+    // Timeouts are what is left, so the backup expires them when we would.
+    assert!(resync.conns.iter().all(|c| c.timeout == 800));
+    assert_eq!(
+        actions[1],
+        Action::SendPeer {
+            to: peer(),
+            payload: hello::Repr::ResyncDone {
+                sync_id: 5,
+                entries: 2
+            }
+            .to_bytes()
+        }
+    );
+    assert_eq!(
+        actions[2],
+        Action::ResyncSent {
+            peer: peer(),
+            entries: 2
+        }
+    );
+
+    engine.handle_datagram(peer(), &hello, at + Duration::from_secs(1));
+    assert!(drain(&mut engine).is_empty());
+    assert_eq!(engine.counters().drops.get("hello_rate_limited"), Some(&1));
+    engine.handle_datagram(peer(), &hello, at + Duration::from_secs(5));
+    assert_eq!(drain(&mut engine).len(), 3);
+    assert_eq!(engine.counters().resyncs_sent, 2);
+
+    // Nobody else gets the table.
+    engine.handle_datagram(
+        "198.51.100.77:8848".parse().unwrap(),
+        &hello,
+        at + Duration::from_secs(60),
+    );
+    assert!(drain(&mut engine).is_empty());
+    assert_eq!(engine.counters().drops.get("hello_unknown_peer"), Some(&1));
+}
+
+#[test]
+fn a_snapshot_is_pushed_to_peers_without_using_up_their_resync() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Master, now);
+    engine.load_snapshot(vec![conn(40000, 1, 900)], now);
+    let actions = drain(&mut engine);
+    assert!(matches!(
+        actions.last(),
+        Some(Action::ResyncSent { entries: 1, .. })
+    ));
+    let hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
+    engine.handle_datagram(peer(), &hello, now + Duration::from_secs(1));
+    assert!(matches!(
+        drain(&mut engine).last(),
+        Some(Action::ResyncSent { entries: 1, .. })
+    ));
+    assert_eq!(engine.counters().snapshot_entries, 1);
+}
+
+#[test]
+fn a_master_turned_backup_keeps_its_mirror_and_asks_for_a_resync() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Master, now);
+    engine.handle_observed(&message(5, &[conn(40000, 1, 900)]), now);
+    drain(&mut engine);
+    engine.set_role(Role::Backup, now);
+    assert_eq!(engine.mirror().len(), 1);
+    assert!(engine.awaiting_resync());
+    // A backup ignores hellos and does not forward what its kernel would send.
+    engine.handle_datagram(peer(), &hello::Repr::Hello { sync_id: 5 }.to_bytes(), now);
+    engine.handle_observed(&message(5, &[conn(40001, 1, 900)]), now);
+    assert!(drain(&mut engine).is_empty());
+    assert_eq!(engine.counters().drops.get("hello_not_master"), Some(&1));
+}
+
+#[test]
+fn entries_expire_on_the_timer() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[]), Role::Backup, now);
+    engine.handle_datagram(peer(), &message(5, &[conn(40000, 5, 120)]), now);
+    assert_eq!(engine.poll_timeout(), Some(now + Duration::from_secs(120)));
+    engine.handle_timeout(now + Duration::from_secs(120));
+    assert!(engine.mirror().is_empty());
+    assert_eq!(engine.counters().entries_expired, 1);
+}
