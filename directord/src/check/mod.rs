@@ -1,1 +1,14 @@
-//! Real-server health checks.
+//! Real-server health checks: what to probe ([`spec`]), how a server's health follows the
+//! results ([`health`]), the probes themselves ([`probe`]) and the task that runs them for
+//! every server ([`scheduler`]).
+
+pub mod health;
+pub mod probe;
+pub mod scheduler;
+pub mod spec;
+pub mod wire;
+
+pub use health::{HealthState, Outcome, Transition};
+pub use probe::ProbeContext;
+pub use scheduler::{Event, Scheduler, Server};
+pub use spec::{CheckSpec, Kind, Target, Timing};

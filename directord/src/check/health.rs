@@ -1,0 +1,290 @@
+//! One real server's health, sans-IO: probe outcomes and the time in, state changes and the
+//! time of the next probe out.
+//!
+//! Hysteresis as keepalived and haproxy have it: an up server goes down after `fall`
+//! consecutive failures, a down one comes up after `rise` consecutive successes. While a
+//! failure streak has not yet reached `fall`, the next probe comes after `retry_delay` instead
+//! of the interval (keepalived's retry / delay_before_retry), so a real failure is confirmed
+//! quickly without probing healthy servers more often.
+
+use std::time::Instant;
+
+use super::spec::Timing;
+
+/// What one probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub up: bool,
+    /// A weight the probe asks for (dynamic-weight external checks); none keeps the
+    /// configured one.
+    pub weight: Option<u32>,
+    /// Short reason, for logs and status: "connect refused", "status 503 not in 200-299".
+    pub detail: String,
+}
+
+impl Outcome {
+    pub fn up(detail: impl Into<String>) -> Self {
+        Outcome {
+            up: true,
+            weight: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn down(detail: impl Into<String>) -> Self {
+        Outcome {
+            up: false,
+            weight: None,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The state the daemon must apply: the server went up or down, or, while up, a
+/// dynamic-weight check asked for another weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub up: bool,
+    pub weight: Option<u32>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthState {
+    timing: Timing,
+    up: bool,
+    weight: Option<u32>,
+    /// Consecutive results that disagree with `up`; reset by one that agrees.
+    streak: u32,
+    last_result: Option<Instant>,
+    last_detail: String,
+}
+
+impl HealthState {
+    pub fn new(timing: Timing) -> Self {
+        HealthState {
+            up: timing.initial_up,
+            timing,
+            weight: None,
+            streak: 0,
+            last_result: None,
+            last_detail: "initial state".to_owned(),
+        }
+    }
+
+    /// Starts in `up` whatever the timing says: for servers whose state was adopted from the
+    /// kernel table at start.
+    pub fn with_state(timing: Timing, up: bool) -> Self {
+        let mut state = HealthState::new(timing);
+        state.up = up;
+        state
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    pub fn weight(&self) -> Option<u32> {
+        self.weight
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.last_detail
+    }
+
+    /// When the last probe result came in; none before the first.
+    pub fn last_result(&self) -> Option<Instant> {
+        self.last_result
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    /// Takes new timing on reload without forgetting the state or the streak; a streak
+    /// already past a lowered threshold takes effect on the next result.
+    pub fn set_timing(&mut self, timing: Timing) {
+        self.timing = timing;
+    }
+
+    pub fn record(&mut self, now: Instant, outcome: Outcome) -> Option<Transition> {
+        self.last_result = Some(now);
+        self.last_detail = outcome.detail;
+        if outcome.up == self.up {
+            self.streak = 0;
+            if self.up && outcome.weight != self.weight {
+                self.weight = outcome.weight;
+                return Some(self.transition());
+            }
+            return None;
+        }
+        self.streak += 1;
+        let needed = if self.up {
+            self.timing.fall
+        } else {
+            self.timing.rise
+        };
+        if self.streak < needed {
+            return None;
+        }
+        self.up = outcome.up;
+        self.streak = 0;
+        self.weight = if self.up { outcome.weight } else { None };
+        Some(self.transition())
+    }
+
+    fn transition(&self) -> Transition {
+        Transition {
+            up: self.up,
+            weight: self.weight,
+            detail: self.last_detail.clone(),
+        }
+    }
+
+    /// When the next probe should start; `now` when none has run yet or one is overdue.
+    pub fn next_due(&self, now: Instant) -> Instant {
+        let Some(last) = self.last_result else {
+            return now;
+        };
+        let failing_while_up = self.up && self.streak > 0;
+        let wait = if failing_while_up {
+            self.timing.retry_delay
+        } else {
+            self.timing.interval
+        };
+        (last + wait).max(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn timing(rise: u32, fall: u32, initial_up: bool) -> Timing {
+        Timing {
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            rise,
+            fall,
+            retry_delay: Duration::from_secs(2),
+            initial_up,
+        }
+    }
+
+    fn ok() -> Outcome {
+        Outcome::up("ok")
+    }
+
+    fn bad() -> Outcome {
+        Outcome::down("connect refused")
+    }
+
+    #[test]
+    fn falls_after_fall_failures_and_rises_after_rise_successes() {
+        let t0 = Instant::now();
+        let mut h = HealthState::new(timing(2, 3, true));
+        let at = |s| t0 + Duration::from_secs(s);
+        assert_eq!(h.record(at(0), bad()), None);
+        assert_eq!(h.record(at(1), bad()), None);
+        let down = h.record(at(2), bad()).expect("third failure takes it down");
+        assert!(!down.up);
+        assert_eq!(down.detail, "connect refused");
+        assert!(!h.is_up());
+        assert_eq!(h.record(at(3), bad()), None);
+        assert_eq!(h.record(at(4), ok()), None);
+        assert!(h.record(at(5), ok()).unwrap().up);
+    }
+
+    #[test]
+    fn an_interrupted_streak_starts_over() {
+        let t0 = Instant::now();
+        let mut h = HealthState::new(timing(1, 2, true));
+        assert_eq!(h.record(t0, bad()), None);
+        assert_eq!(h.record(t0, ok()), None);
+        assert_eq!(h.record(t0, bad()), None);
+        assert!(h.is_up());
+        assert!(!h.record(t0, bad()).unwrap().up);
+    }
+
+    #[test]
+    fn initial_down_needs_rise_successes() {
+        let t0 = Instant::now();
+        let mut h = HealthState::new(timing(2, 1, false));
+        assert!(!h.is_up());
+        assert_eq!(h.record(t0, ok()), None);
+        assert_eq!(
+            h.record(t0, ok()),
+            Some(Transition {
+                up: true,
+                weight: None,
+                detail: "ok".into()
+            })
+        );
+    }
+
+    #[test]
+    fn confirming_the_initial_state_is_no_transition() {
+        let t0 = Instant::now();
+        let mut up = HealthState::new(timing(1, 1, true));
+        assert_eq!(up.record(t0, ok()), None);
+        let mut down = HealthState::new(timing(1, 1, false));
+        assert_eq!(down.record(t0, bad()), None);
+    }
+
+    #[test]
+    fn retries_sooner_while_a_failure_is_unconfirmed() {
+        let t0 = Instant::now();
+        let mut h = HealthState::new(timing(1, 3, true));
+        assert_eq!(h.next_due(t0), t0, "first probe is due at once");
+        h.record(t0, ok());
+        assert_eq!(h.next_due(t0), t0 + Duration::from_secs(10));
+        h.record(t0 + Duration::from_secs(10), bad());
+        assert_eq!(h.next_due(t0), t0 + Duration::from_secs(12));
+        h.record(t0 + Duration::from_secs(12), bad());
+        h.record(t0 + Duration::from_secs(14), bad());
+        assert!(!h.is_up());
+        assert_eq!(
+            h.next_due(t0),
+            t0 + Duration::from_secs(24),
+            "a confirmed failure goes back to the interval"
+        );
+        assert_eq!(
+            h.next_due(t0 + Duration::from_secs(30)),
+            t0 + Duration::from_secs(30),
+            "overdue is now"
+        );
+    }
+
+    #[test]
+    fn dynamic_weight_changes_while_up_are_transitions() {
+        let t0 = Instant::now();
+        let mut h = HealthState::new(timing(1, 1, true));
+        let weighted = |w| Outcome {
+            up: true,
+            weight: Some(w),
+            detail: format!("exit {}", w + 2),
+        };
+        assert_eq!(h.record(t0, weighted(5)).unwrap().weight, Some(5));
+        assert_eq!(h.record(t0, weighted(5)), None);
+        assert_eq!(h.record(t0, weighted(7)).unwrap().weight, Some(7));
+        let down = h.record(t0, bad()).unwrap();
+        assert_eq!((down.up, down.weight), (false, None));
+    }
+
+    #[test]
+    fn reload_keeps_state_and_streak() {
+        let t0 = Instant::now();
+        let mut h = HealthState::new(timing(1, 3, true));
+        h.record(t0, bad());
+        h.set_timing(timing(1, 2, true));
+        assert!(!h.record(t0, bad()).unwrap().up);
+    }
+
+    #[test]
+    fn with_state_overrides_initial() {
+        let h = HealthState::with_state(timing(1, 1, true), false);
+        assert!(!h.is_up());
+    }
+}

@@ -1,0 +1,318 @@
+//! Probes over datagrams: UDP exchanges, DNS, SIP OPTIONS, RADIUS, and ICMP echo.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+use super::stream::{in_ranges, parse_status_line, ranges_text};
+use super::{ProbeResult, excerpt, io_reason};
+use crate::check::spec::{Dns, Exchange, Radius, Rcode, Sip};
+use crate::check::wire::{WireError, dns, radius};
+
+/// Changing bits for ids, tags and authenticators: not secrets, only distinct per probe so a
+/// late reply to an earlier probe is not taken for this one's.
+fn nonce() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    // splitmix64 finaliser: spreads consecutive timestamps over all bits.
+    let mut z = nanos.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A UDP socket connected to `addr`, so the kernel reports ICMP port unreachable as
+/// ECONNREFUSED on the next receive and drops datagrams from anyone else.
+async fn connected(addr: SocketAddr) -> Result<UdpSocket, String> {
+    let local: SocketAddr = if addr.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| io_reason("bind", &e))?;
+    socket
+        .connect(addr)
+        .await
+        .map_err(|e| io_reason("connect", &e))?;
+    Ok(socket)
+}
+
+fn recv_reason(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        "port unreachable".to_owned()
+    } else {
+        io_reason("receive", e)
+    }
+}
+
+/// keepalived UDP_CHECK without require_reply: an ICMP port unreachable is down, a reply or
+/// silence until the deadline is up.
+pub async fn udp_silence(
+    addr: SocketAddr,
+    send: Option<&[u8]>,
+    deadline: Instant,
+) -> super::super::Outcome {
+    use super::super::Outcome;
+    let socket = match connected(addr).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::down(e),
+    };
+    if let Err(e) = socket.send(send.unwrap_or_default()).await {
+        return Outcome::down(recv_reason(&e));
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+        Ok(Ok(_)) => Outcome::up("udp reply"),
+        Ok(Err(e)) => Outcome::down(recv_reason(&e)),
+        Err(_) => Outcome::up("no reply and no ICMP unreachable"),
+    }
+}
+
+pub async fn udp_expect(exchange: &Exchange, addr: SocketAddr, max: usize) -> ProbeResult {
+    let socket = connected(addr).await?;
+    socket
+        .send(exchange.send.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| recv_reason(&e))?;
+    let mut buf = vec![0u8; max.clamp(1, 65535)];
+    let n = socket.recv(&mut buf).await.map_err(|e| recv_reason(&e))?;
+    let reply = &buf[..n];
+    match &exchange.expect {
+        Some(pattern) if !pattern.is_match(reply) => Err(format!(
+            "reply {:?} does not match {:?}",
+            excerpt(reply),
+            pattern.as_str()
+        )),
+        _ => Ok("udp reply matches".to_owned()),
+    }
+}
+
+pub async fn dns(check: &Dns, addr: SocketAddr) -> ProbeResult {
+    let socket = connected(addr).await?;
+    let query = dns::Query {
+        id: nonce() as u16,
+        name: check.query.clone(),
+        record_type: check.record_type,
+    };
+    let bytes = query.to_bytes().map_err(|e| format!("query: {e}"))?;
+    socket.send(&bytes).await.map_err(|e| recv_reason(&e))?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).await.map_err(|e| recv_reason(&e))?;
+        let reply = dns::Packet::new_checked(&buf[..n])
+            .and_then(|p| dns::Reply::parse(&p))
+            .map_err(|e| format!("bad DNS reply: {e}"))?;
+        if reply.id != query.id {
+            continue;
+        }
+        let rcode = Rcode::name(reply.rcode);
+        return match check.expect_rcode {
+            Some(expected) if expected as u8 == reply.rcode => Ok(format!("rcode {rcode}")),
+            Some(expected) => Err(format!(
+                "rcode {rcode}, expected {}",
+                Rcode::name(expected as u8)
+            )),
+            None if reply.rcode != 0 => Err(format!("rcode {rcode}")),
+            None if reply.answer_types.contains(&check.record_type) => {
+                Ok(format!("{} answer(s)", reply.answer_types.len()))
+            }
+            // Over UDP a large answer comes back truncated; the server did answer.
+            None if reply.truncated => Ok("truncated reply".to_owned()),
+            None => Err(format!("no answer of type {}", check.record_type)),
+        };
+    }
+}
+
+pub async fn sip(check: &Sip, addr: SocketAddr, max: usize) -> ProbeResult {
+    let socket = connected(addr).await?;
+    let local = socket.local_addr().map_err(|e| io_reason("socket", &e))?;
+    let host = check.host.clone().unwrap_or_else(|| addr.to_string());
+    let tag = nonce();
+    let request = format!(
+        "OPTIONS sip:{host} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK{tag:x};rport\r\n\
+         Max-Forwards: 70\r\n\
+         To: <sip:{host}>\r\n\
+         From: <sip:directord@{local}>;tag={tag:x}\r\n\
+         Call-ID: {tag:x}@{local}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Contact: <sip:directord@{local}>\r\n\
+         Accept: application/sdp\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket
+        .send(request.as_bytes())
+        .await
+        .map_err(|e| recv_reason(&e))?;
+    let mut buf = vec![0u8; max.clamp(64, 65535)];
+    loop {
+        let n = socket.recv(&mut buf).await.map_err(|e| recv_reason(&e))?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let line = text.lines().next().unwrap_or_default();
+        let status = parse_status_line(line, "SIP/2.0")
+            .ok_or_else(|| format!("not a SIP response: {}", excerpt(line.as_bytes())))?;
+        // 1xx are provisional: the final answer follows.
+        if status < 200 {
+            continue;
+        }
+        return if in_ranges(status, &check.statuses) {
+            Ok(format!("SIP status {status}"))
+        } else {
+            Err(format!(
+                "SIP status {status} not in {}",
+                ranges_text(&check.statuses)
+            ))
+        };
+    }
+}
+
+/// Any signed answer, accept or reject, is up: the server is working and shares our secret
+/// (ldirectord counts any reply; checking the Response Authenticator in addition catches a
+/// wrong secret, which would fail every real login too).
+pub async fn radius(check: &Radius, addr: SocketAddr) -> ProbeResult {
+    let socket = connected(addr).await?;
+    let bits = nonce();
+    let mut authenticator = [0u8; 16];
+    authenticator[..8].copy_from_slice(&bits.to_be_bytes());
+    authenticator[8..].copy_from_slice(&nonce().rotate_left(17).to_le_bytes());
+    let request = radius::AccessRequest {
+        identifier: bits as u8,
+        authenticator,
+        user: check.user.clone(),
+        password: check.password.as_bytes().to_vec(),
+        nas_identifier: "directord-check".to_owned(),
+    };
+    let bytes = request
+        .to_bytes(&check.secret)
+        .map_err(|e| format!("request: {e}"))?;
+    socket.send(&bytes).await.map_err(|e| recv_reason(&e))?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).await.map_err(|e| recv_reason(&e))?;
+        let packet =
+            radius::Packet::new_checked(&buf[..n]).map_err(|e| format!("bad RADIUS reply: {e}"))?;
+        match radius::verify_reply(&packet, request.identifier, &authenticator, &check.secret) {
+            Ok(radius::ACCESS_ACCEPT) => return Ok("Access-Accept".to_owned()),
+            Ok(radius::ACCESS_REJECT) => return Ok("Access-Reject".to_owned()),
+            Ok(radius::ACCESS_CHALLENGE) => return Ok("Access-Challenge".to_owned()),
+            Ok(code) => return Err(format!("RADIUS reply code {code}")),
+            Err(WireError::WrongIdentifier) => continue,
+            Err(e) => return Err(format!("RADIUS reply: {e}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- ping
+
+/// An ICMP socket: the unprivileged datagram kind where net.ipv4.ping_group_range allows it,
+/// else raw (root or CAP_NET_RAW).
+fn icmp_socket(ip: IpAddr) -> io::Result<(Socket, bool)> {
+    let (domain, protocol) = match ip {
+        IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4),
+        IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6),
+    };
+    match Socket::new(domain, Type::DGRAM, Some(protocol)) {
+        Ok(s) => Ok((s, false)),
+        Err(_) => Socket::new(domain, Type::RAW, Some(protocol)).map(|s| (s, true)),
+    }
+}
+
+pub fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
+    let mut packet = vec![if v6 { 128 } else { 8 }, 0, 0, 0];
+    packet.extend_from_slice(&id.to_be_bytes());
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(b"directord-check!");
+    // The kernel fills in the ICMPv6 checksum, which covers a pseudo-header we do not know.
+    if !v6 {
+        let sum = checksum(&packet);
+        packet[2..4].copy_from_slice(&sum.to_be_bytes());
+    }
+    packet
+}
+
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+pub async fn ping(ip: IpAddr) -> ProbeResult {
+    let (socket, raw) = icmp_socket(ip).map_err(|e| io_reason("ICMP socket", &e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| io_reason("ICMP socket", &e))?;
+    socket
+        .connect(&SockAddr::from(SocketAddr::new(ip, 0)))
+        .map_err(|e| io_reason("ICMP connect", &e))?;
+    // Tokio's UDP socket only sends and receives on a connected descriptor, which is all an
+    // ICMP socket needs, and spares unsafe fd registration.
+    let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))
+        .map_err(|e| io_reason("ICMP socket", &e))?;
+    let v6 = ip.is_ipv6();
+    let bits = nonce();
+    let (id, seq) = (bits as u16, (bits >> 16) as u16);
+    socket
+        .send(&echo_request(v6, id, seq))
+        .await
+        .map_err(|e| io_reason("ICMP send", &e))?;
+    let reply_type = if v6 { 129 } else { 0 };
+    let mut buf = [0u8; 1500];
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .await
+            .map_err(|e| io_reason("ICMP receive", &e))?;
+        let bytes = &buf[..n];
+        // Raw IPv4 sockets hand over the IP header too; datagram and IPv6 ones do not.
+        let icmp = if raw && !v6 {
+            let ihl = usize::from(bytes.first().copied().unwrap_or(0) & 0x0f) * 4;
+            bytes.get(ihl..).unwrap_or_default()
+        } else {
+            bytes
+        };
+        if icmp.len() < 8 || icmp[0] != reply_type {
+            continue;
+        }
+        // Datagram ICMP sockets rewrite the identifier to their own; the sequence is ours.
+        let reply_seq = u16::from_be_bytes([icmp[6], icmp[7]]);
+        let reply_id = u16::from_be_bytes([icmp[4], icmp[5]]);
+        if reply_seq == seq && (!raw || reply_id == id) {
+            return Ok("echo reply".to_owned());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_request_checksum_verifies() {
+        let packet = echo_request(false, 0x1234, 1);
+        assert_eq!(
+            checksum(&packet),
+            0,
+            "a packet with its checksum sums to zero"
+        );
+        assert_eq!(&packet[..2], &[8, 0]);
+        assert_eq!(echo_request(true, 1, 1)[..4], [128, 0, 0, 0]);
+    }
+
+    #[test]
+    fn nonces_differ() {
+        assert_ne!(nonce(), nonce());
+    }
+}

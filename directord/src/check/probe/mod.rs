@@ -1,0 +1,200 @@
+//! The probes: one async function per check kind, each bounded by the check's timeout and
+//! reading at most `max_bytes` from the server, each ending in an [`Outcome`] with a short
+//! reason.
+
+mod datagram;
+mod external;
+mod stream;
+pub mod tls;
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::health::Outcome;
+use super::spec::{CheckSpec, Exchange, Kind, Target};
+
+/// What probes share: TLS client settings, built once since loading the system roots reads
+/// hundreds of files.
+#[derive(Clone)]
+pub struct ProbeContext {
+    pub(crate) tls: Arc<tls::Clients>,
+}
+
+impl ProbeContext {
+    /// Verifies certificates against the system's roots (SSL_CERT_FILE / SSL_CERT_DIR honoured).
+    pub fn system() -> Self {
+        ProbeContext {
+            tls: Arc::new(tls::Clients::new(tls::system_roots())),
+        }
+    }
+
+    /// Verifies certificates against `roots` only.
+    pub fn with_roots(roots: tokio_rustls::rustls::RootCertStore) -> Self {
+        ProbeContext {
+            tls: Arc::new(tls::Clients::new(roots)),
+        }
+    }
+}
+
+impl std::fmt::Debug for ProbeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProbeContext")
+    }
+}
+
+/// Runs one probe of `target`; never takes longer than the timeout (an external command is
+/// killed then).
+pub async fn run(spec: &CheckSpec, target: &Target, ctx: &ProbeContext) -> Outcome {
+    let timeout = spec.timing.timeout;
+    let deadline = Instant::now() + timeout;
+    let addr = target.probe_addr(spec);
+    let max = spec.max_bytes;
+    let result = match &spec.kind {
+        Kind::On => return Outcome::up("check is on"),
+        Kind::Off => return Outcome::down("check is off"),
+        Kind::External(external) => return external::run(external, target, timeout).await,
+        // Silence is the healthy answer here, so the probe owns its deadline.
+        Kind::Udp(Exchange { expect: None, send }) => {
+            return datagram::udp_silence(addr, send.as_deref(), deadline).await;
+        }
+        kind => {
+            let probe = async {
+                match kind {
+                    Kind::Connect => stream::connect(addr).await,
+                    Kind::Ping => datagram::ping(addr.ip()).await,
+                    Kind::Http(http) => stream::http(http, addr, max, ctx).await,
+                    Kind::Tcp(exchange) => stream::tcp(exchange, addr, max).await,
+                    Kind::Udp(exchange) => datagram::udp_expect(exchange, addr, max).await,
+                    Kind::Dns(dns) => datagram::dns(dns, addr).await,
+                    Kind::Smtp(d) => stream::smtp(d, addr, max).await,
+                    Kind::Pop(d) => stream::pop(d, addr, max).await,
+                    Kind::Imap(d) => stream::imap(d, addr, max).await,
+                    Kind::Ftp(d) => stream::ftp(d, addr, max).await,
+                    Kind::Ldap(ldap) => stream::ldap(ldap, addr, max).await,
+                    Kind::Mysql(db) => stream::mysql(db, addr, max).await,
+                    Kind::Pgsql(db) => stream::pgsql(db, addr, max).await,
+                    Kind::Sip(sip) => datagram::sip(sip, addr, max).await,
+                    Kind::Radius(radius) => datagram::radius(radius, addr).await,
+                    Kind::On | Kind::Off | Kind::External(_) => unreachable!("handled above"),
+                }
+            };
+            match tokio::time::timeout_at(deadline, probe).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("timeout after {}", human(timeout))),
+            }
+        }
+    };
+    match result {
+        Ok(detail) => Outcome::up(detail),
+        Err(detail) => Outcome::down(detail),
+    }
+}
+
+/// Up with a reason, or down with a reason.
+pub(crate) type ProbeResult = Result<String, String>;
+
+pub(crate) fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// A short reason for an I/O error, as operators read it in status output.
+pub(crate) fn io_reason(what: &str, e: &io::Error) -> String {
+    let cause = match e.kind() {
+        io::ErrorKind::ConnectionRefused => "refused".to_owned(),
+        io::ErrorKind::ConnectionReset => "reset".to_owned(),
+        io::ErrorKind::UnexpectedEof => "closed by the server".to_owned(),
+        io::ErrorKind::HostUnreachable => "host unreachable".to_owned(),
+        io::ErrorKind::NetworkUnreachable => "network unreachable".to_owned(),
+        _ => e.to_string(),
+    };
+    format!("{what} {cause}")
+}
+
+/// A stream with a read budget: every probe reads through this so a server streaming
+/// forever costs at most `max` bytes.
+pub(crate) struct Bounded<S> {
+    stream: S,
+    pub buf: Vec<u8>,
+    max: usize,
+    pub eof: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
+    pub fn new(stream: S, max: usize) -> Self {
+        Bounded {
+            stream,
+            buf: Vec::new(),
+            max,
+            eof: false,
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.stream
+            .write_all(bytes)
+            .await
+            .map_err(|e| io_reason("write", &e))?;
+        self.stream
+            .flush()
+            .await
+            .map_err(|e| io_reason("write", &e))
+    }
+
+    /// Reads what is available; false at end of stream.
+    pub async fn fill(&mut self) -> Result<bool, String> {
+        if self.buf.len() >= self.max {
+            return Err(format!("read limit of {} bytes reached", self.max));
+        }
+        let mut chunk = vec![0; (self.max - self.buf.len()).min(4096)];
+        let n = self
+            .stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| io_reason("read", &e))?;
+        self.eof = n == 0;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    /// The next CRLF- or LF-terminated line, consumed from the buffer, without its ending.
+    pub async fn line(&mut self) -> Result<String, String> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&line);
+                return Ok(text.trim_end_matches(['\r', '\n']).to_owned());
+            }
+            if !self.fill().await? {
+                return Err("connection closed mid-line".to_owned());
+            }
+        }
+    }
+
+    /// Exactly `n` bytes, consumed from the buffer.
+    pub async fn take(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        while self.buf.len() < n {
+            if !self.fill().await? {
+                return Err("connection closed mid-message".to_owned());
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+}
+
+/// Printable start of what a server said, for a reason string.
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]);
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}

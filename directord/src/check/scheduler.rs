@@ -1,0 +1,274 @@
+//! Runs the checks of every real server: one tokio task per server, so a server's probes run
+//! one after another (never two at once, a slow server delays only itself) and a thousand
+//! servers cost a thousand small tasks, not threads.
+//!
+//! The first probe of each server added in one [`Scheduler::update`] is placed at
+//! `i / n` of its interval, so a director starting with many servers does not probe them all
+//! in the same instant. Servers added later one by one take golden-ratio offsets, which stay
+//! evenly spread however many come.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::health::{HealthState, Transition};
+use super::probe::{self, ProbeContext};
+use super::spec::{CheckSpec, Target};
+
+/// One server to check.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub spec: CheckSpec,
+    pub target: Target,
+    /// Overrides the check's initial state (a server adopted from the kernel table).
+    pub initial_up: Option<bool>,
+}
+
+impl Server {
+    pub fn new(spec: CheckSpec, target: Target) -> Self {
+        Server {
+            spec,
+            target,
+            initial_up: None,
+        }
+    }
+}
+
+/// A server went up or down, or its dynamic weight changed while up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event<Id> {
+    pub id: Id,
+    pub up: bool,
+    pub weight: Option<u32>,
+    pub detail: String,
+}
+
+/// What the scheduler knows of a server now, for status output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerHealth {
+    pub up: bool,
+    pub weight: Option<u32>,
+    /// Reason of the last probe, or "initial state".
+    pub detail: String,
+    pub probes: u64,
+}
+
+struct Running {
+    spec: CheckSpec,
+    target: Target,
+    updates: watch::Sender<(CheckSpec, Target)>,
+    task: JoinHandle<()>,
+}
+
+pub struct Scheduler<Id> {
+    ctx: ProbeContext,
+    events: mpsc::Sender<Event<Id>>,
+    servers: HashMap<Id, Running>,
+    health: Arc<Mutex<HashMap<Id, ServerHealth>>>,
+    added: u64,
+}
+
+impl<Id> Scheduler<Id>
+where
+    Id: Clone + Eq + Hash + Debug + Send + Sync + 'static,
+{
+    /// Must be called within a tokio runtime; events go to `events`.
+    pub fn new(ctx: ProbeContext, events: mpsc::Sender<Event<Id>>) -> Self {
+        Scheduler {
+            ctx,
+            events,
+            servers: HashMap::new(),
+            health: Arc::new(Mutex::new(HashMap::new())),
+            added: 0,
+        }
+    }
+
+    /// Makes the checked set exactly `servers` (on start and on every reload): servers no
+    /// longer named stop, new ones start spread over their interval, and the ones kept keep
+    /// their health and streak, taking a changed check from their next probe on.
+    pub fn update(&mut self, servers: impl IntoIterator<Item = (Id, Server)>) {
+        let servers: Vec<(Id, Server)> = servers.into_iter().collect();
+        let keep: std::collections::HashSet<&Id> = servers.iter().map(|(id, _)| id).collect();
+        let gone: Vec<Id> = self
+            .servers
+            .keys()
+            .filter(|id| !keep.contains(id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+        let fresh = servers
+            .iter()
+            .filter(|(id, _)| !self.servers.contains_key(id))
+            .count()
+            .max(1);
+        let mut slot = 0;
+        for (id, server) in servers {
+            if self.servers.contains_key(&id) {
+                self.replace(&id, server);
+            } else {
+                let offset = server
+                    .spec
+                    .timing
+                    .interval
+                    .mul_f64(slot as f64 / fresh as f64);
+                slot += 1;
+                self.start(id, server, offset);
+            }
+        }
+    }
+
+    /// Adds or replaces one server.
+    pub fn insert(&mut self, id: Id, server: Server) {
+        if self.servers.contains_key(&id) {
+            self.replace(&id, server);
+            return;
+        }
+        const GOLDEN: f64 = 0.618_033_988_749_895;
+        let fraction = (self.added as f64 * GOLDEN).fract();
+        let offset = server.spec.timing.interval.mul_f64(fraction);
+        self.start(id, server, offset);
+    }
+
+    /// Stops checking `id`; a probe in flight is dropped (an external command is killed).
+    pub fn remove(&mut self, id: &Id) -> bool {
+        self.health.lock().expect("health lock").remove(id);
+        match self.servers.remove(id) {
+            Some(running) => {
+                running.task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn health(&self, id: &Id) -> Option<ServerHealth> {
+        self.health.lock().expect("health lock").get(id).cloned()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &Id> {
+        self.servers.keys()
+    }
+
+    pub fn len(&self) -> usize {
+        self.servers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+
+    fn replace(&mut self, id: &Id, server: Server) {
+        let running = self.servers.get_mut(id).expect("caller checked");
+        if running.spec == server.spec && running.target == server.target {
+            return;
+        }
+        running.spec = server.spec.clone();
+        running.target = server.target;
+        let _ = running.updates.send((server.spec, server.target));
+    }
+
+    fn start(&mut self, id: Id, server: Server, offset: Duration) {
+        self.added += 1;
+        let health = match server.initial_up {
+            Some(up) => HealthState::with_state(server.spec.timing.clone(), up),
+            None => HealthState::new(server.spec.timing.clone()),
+        };
+        self.health.lock().expect("health lock").insert(
+            id.clone(),
+            ServerHealth {
+                up: health.is_up(),
+                weight: None,
+                detail: health.detail().to_owned(),
+                probes: 0,
+            },
+        );
+        let (updates, receiver) = watch::channel((server.spec.clone(), server.target));
+        let task = tokio::spawn(check_loop(
+            id.clone(),
+            health,
+            Instant::now() + offset,
+            receiver,
+            self.ctx.clone(),
+            self.events.clone(),
+            self.health.clone(),
+        ));
+        self.servers.insert(
+            id,
+            Running {
+                spec: server.spec,
+                target: server.target,
+                updates,
+                task,
+            },
+        );
+    }
+}
+
+impl<Id> Drop for Scheduler<Id> {
+    fn drop(&mut self) {
+        for running in self.servers.values() {
+            running.task.abort();
+        }
+    }
+}
+
+async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
+    id: Id,
+    mut health: HealthState,
+    mut due: Instant,
+    mut updates: watch::Receiver<(CheckSpec, Target)>,
+    ctx: ProbeContext,
+    events: mpsc::Sender<Event<Id>>,
+    shared: Arc<Mutex<HashMap<Id, ServerHealth>>>,
+) {
+    let (mut spec, mut target) = updates.borrow_and_update().clone();
+    let mut probes = 0u64;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {}
+            changed = updates.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                (spec, target) = updates.borrow_and_update().clone();
+                health.set_timing(spec.timing.clone());
+                // A server not probed yet keeps its spread slot; others follow the new
+                // interval from their last result.
+                if health.last_result().is_some() {
+                    due = health.next_due(Instant::now().into_std()).into();
+                }
+                continue;
+            }
+        }
+        let outcome = probe::run(&spec, &target, &ctx).await;
+        probes += 1;
+        let now = Instant::now();
+        let transition = health.record(now.into_std(), outcome);
+        if let Some(entry) = shared.lock().expect("health lock").get_mut(&id) {
+            entry.up = health.is_up();
+            entry.weight = health.weight();
+            entry.detail = health.detail().to_owned();
+            entry.probes = probes;
+        }
+        if let Some(Transition { up, weight, detail }) = transition {
+            let event = Event {
+                id: id.clone(),
+                up,
+                weight,
+                detail,
+            };
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+        due = health.next_due(now.into_std()).into();
+    }
+}

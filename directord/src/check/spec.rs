@@ -1,0 +1,748 @@
+//! A check as the prober runs it: the service's `[check]` merged with a real server's override
+//! and every default filled in, so nothing downstream looks at `Option`s or strings again.
+//!
+//! Defaults, and whose they are:
+//! - `interval` 10 s, `timeout` 5 s: ldirectord's checkinterval and checktimeout (keepalived's
+//!   delay_loop is 60 s and connect_timeout 5 s; ldirectord's are what operators of a director
+//!   expect).
+//! - `rise` 1, `fall` 1: ldirectord's failurecount 1 and keepalived's retry 1.
+//! - `retry_delay` 1 s: keepalived's delay_before_retry; never longer than the interval.
+//! - `initial` up: keepalived's default (no `alpha`): a director restarting does not empty
+//!   the pool while the first round of checks runs.
+//! - `max_bytes` 4096: enough for any greeting or status line plus a small body.
+//! - http: method GET, path "/", status 200-299 (keepalived's status_code default set);
+//!   Host header the real server's address unless `host` says otherwise.
+//! - https: `tls_verify` true (a certificate that does not verify is a failed check unless
+//!   the operator says otherwise), SNI the `host`, else none for an address.
+//! - dns: record type A, expected rcode NOERROR with at least one answer of that type.
+//! - sip: status 200 (ldirectord accepts only 200 to OPTIONS).
+//! - no `[check]` anywhere: `on`, the server stays in the pool (keepalived without a
+//!   checker).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lvs_config::{Check, CheckType, InitialState, Protocol, RealServer, VirtualServer};
+use regex::bytes::Regex;
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
+pub const DEFAULT_MAX_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timing {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes that bring a down server up.
+    pub rise: u32,
+    /// Consecutive failures that take an up server down.
+    pub fall: u32,
+    /// Wait before the next attempt after a failure that has not yet reached `fall`.
+    pub retry_delay: Duration,
+    pub initial_up: bool,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_TIMEOUT,
+            rise: 1,
+            fall: 1,
+            retry_delay: DEFAULT_RETRY_DELAY,
+            initial_up: true,
+        }
+    }
+}
+
+/// Everything one probe of one server needs.
+#[derive(Debug, Clone)]
+pub struct CheckSpec {
+    pub timing: Timing,
+    /// Port probed instead of the real server's (keepalived connect_port).
+    pub port: Option<u16>,
+    /// Most bytes read from the server in one probe.
+    pub max_bytes: usize,
+    pub kind: Kind,
+}
+
+impl PartialEq for CheckSpec {
+    /// Regexes have no equality of their own; their source text stands in, which is what
+    /// "did the config change" means on reload.
+    fn eq(&self, other: &Self) -> bool {
+        self.timing == other.timing
+            && self.port == other.port
+            && self.max_bytes == other.max_bytes
+            && format!("{:?}", self.kind) == format!("{:?}", other.kind)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Always up.
+    On,
+    /// Always down.
+    Off,
+    /// TCP connect succeeds.
+    Connect,
+    /// ICMP / ICMPv6 echo answered.
+    Ping,
+    Http(Http),
+    Tcp(Exchange),
+    /// A datagram exchange; without `expect`, silence is up and ICMP port unreachable down.
+    Udp(Exchange),
+    Dns(Dns),
+    Smtp(Dialogue),
+    Pop(Dialogue),
+    Imap(Dialogue),
+    Ftp(Dialogue),
+    Ldap(Ldap),
+    Mysql(Database),
+    Pgsql(Database),
+    Sip(Sip),
+    Radius(Radius),
+    External(External),
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::On => "on",
+            Kind::Off => "off",
+            Kind::Connect => "connect",
+            Kind::Ping => "ping",
+            Kind::Http(h) if h.tls.is_some() => "https",
+            Kind::Http(_) => "http",
+            Kind::Tcp(_) => "tcp",
+            Kind::Udp(_) => "udp",
+            Kind::Dns(_) => "dns",
+            Kind::Smtp(_) => "smtp",
+            Kind::Pop(_) => "pop",
+            Kind::Imap(_) => "imap",
+            Kind::Ftp(_) => "ftp",
+            Kind::Ldap(_) => "ldap",
+            Kind::Mysql(_) => "mysql",
+            Kind::Pgsql(_) => "pgsql",
+            Kind::Sip(_) => "sip",
+            Kind::Radius(_) => "radius",
+            Kind::External(_) => "external",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub method: String,
+    pub path: String,
+    /// Host header and default SNI; the target address when absent.
+    pub host: Option<String>,
+    /// Inclusive ranges of accepted status codes.
+    pub statuses: Vec<(u16, u16)>,
+    pub body: Option<Regex>,
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub verify: bool,
+    /// Server name sent and verified; none sends no SNI and, with `verify`, checks the
+    /// certificate against the target's IP address.
+    pub sni: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub send: Option<Vec<u8>>,
+    pub expect: Option<Regex>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcode {
+    NoError = 0,
+    FormErr = 1,
+    ServFail = 2,
+    NxDomain = 3,
+    NotImp = 4,
+    Refused = 5,
+}
+
+impl Rcode {
+    pub fn from_name(name: &str) -> Option<Rcode> {
+        Some(match name {
+            "NOERROR" => Rcode::NoError,
+            "FORMERR" => Rcode::FormErr,
+            "SERVFAIL" => Rcode::ServFail,
+            "NXDOMAIN" => Rcode::NxDomain,
+            "NOTIMP" => Rcode::NotImp,
+            "REFUSED" => Rcode::Refused,
+            _ => return None,
+        })
+    }
+
+    pub fn name(code: u8) -> &'static str {
+        match code {
+            0 => "NOERROR",
+            1 => "FORMERR",
+            2 => "SERVFAIL",
+            3 => "NXDOMAIN",
+            4 => "NOTIMP",
+            5 => "REFUSED",
+            _ => "rcode>5",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    pub query: String,
+    pub record_type: u16,
+    /// When set, the reply's rcode must be this and answers are not required; otherwise
+    /// NOERROR with an answer of `record_type`.
+    pub expect_rcode: Option<Rcode>,
+}
+
+/// A line protocol: greeting, optional login, optional regex on everything read.
+#[derive(Debug, Clone)]
+pub struct Dialogue {
+    pub login: Option<Login>,
+    pub expect: Option<Regex>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password length is enough to tell two configs apart in logs without leaking it.
+        write!(
+            f,
+            "Login({:?}, {} byte password)",
+            self.user,
+            self.password.len()
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ldap {
+    /// Simple bind with this DN and password; anonymous bind when absent.
+    pub login: Option<Login>,
+    /// Base-object search of this DN after the bind, which must succeed.
+    pub search_base: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sip {
+    pub host: Option<String>,
+    pub statuses: Vec<(u16, u16)>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Radius {
+    pub user: String,
+    pub password: String,
+    pub secret: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for Radius {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Radius({:?}, {} byte password, {} byte secret)",
+            self.user,
+            self.password.len(),
+            self.secret.len()
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct External {
+    /// Run by `/bin/sh -c`.
+    pub command: String,
+    pub dynamic_weight: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("check has no type")]
+    NoType,
+    #[error("invalid status range {0:?}")]
+    Status(String),
+    #[error("invalid regular expression {0:?}")]
+    Regex(String),
+    #[error("unknown DNS record type {0:?}")]
+    RecordType(String),
+    #[error("unknown DNS rcode {0:?}")]
+    Rcode(String),
+    #[error("{0} check needs {1}")]
+    Missing(&'static str, &'static str),
+}
+
+/// Where a probe goes, and what an external command is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub real: SocketAddr,
+    pub virtual_addr: Option<SocketAddr>,
+}
+
+impl Target {
+    pub fn new(real: SocketAddr) -> Self {
+        Target {
+            real,
+            virtual_addr: None,
+        }
+    }
+
+    /// The address probed: the real server's, on the check's port when it has one.
+    pub fn probe_addr(&self, spec: &CheckSpec) -> SocketAddr {
+        SocketAddr::new(self.real.ip(), spec.port.unwrap_or(self.real.port()))
+    }
+}
+
+impl CheckSpec {
+    /// The check of `real` under `service`: the real server's own keys first, then the
+    /// service's. Config validation has already refused what does not apply to the type.
+    pub fn resolve(service: &VirtualServer, real: &RealServer) -> Result<CheckSpec, SpecError> {
+        match (&service.check, &real.check) {
+            (None, None) => Ok(CheckSpec::always(true)),
+            (Some(c), None) | (None, Some(c)) => from_check(c, None, service.protocol),
+            (Some(base), Some(own)) => from_check(own, Some(base), service.protocol),
+        }
+    }
+
+    /// The target of `real` under `service`.
+    pub fn target(service: &VirtualServer, real: &RealServer) -> Target {
+        Target {
+            real: real.address,
+            virtual_addr: service.address,
+        }
+    }
+
+    /// `on` (true) or `off` with default timing.
+    pub fn always(up: bool) -> CheckSpec {
+        CheckSpec {
+            timing: Timing {
+                initial_up: up,
+                ..Timing::default()
+            },
+            port: None,
+            max_bytes: DEFAULT_MAX_BYTES,
+            kind: if up { Kind::On } else { Kind::Off },
+        }
+    }
+}
+
+/// "200" or "200-299" within 100..=599; the config crate keeps its parser private.
+pub fn parse_status_range(text: &str) -> Option<(u16, u16)> {
+    let (low, high) = match text.split_once('-') {
+        Some((low, high)) => (low.trim(), high.trim()),
+        None => (text.trim(), text.trim()),
+    };
+    let low: u16 = low.parse().ok()?;
+    let high: u16 = high.parse().ok()?;
+    ((100..=599).contains(&low) && (100..=599).contains(&high) && low <= high)
+        .then_some((low, high))
+}
+
+pub fn record_type_code(name: &str) -> Option<u16> {
+    Some(match name {
+        "A" => 1,
+        "NS" => 2,
+        "CNAME" => 5,
+        "SOA" => 6,
+        "PTR" => 12,
+        "MX" => 15,
+        "TXT" => 16,
+        "AAAA" => 28,
+        "SRV" => 33,
+        _ => return None,
+    })
+}
+
+fn statuses(
+    ranges: Option<&Vec<String>>,
+    default: (u16, u16),
+) -> Result<Vec<(u16, u16)>, SpecError> {
+    match ranges {
+        None => Ok(vec![default]),
+        Some(ranges) => ranges
+            .iter()
+            .map(|r| parse_status_range(r).ok_or_else(|| SpecError::Status(r.clone())))
+            .collect(),
+    }
+}
+
+fn regex(pattern: Option<&String>) -> Result<Option<Regex>, SpecError> {
+    pattern
+        .map(|p| Regex::new(p).map_err(|_| SpecError::Regex(p.clone())))
+        .transpose()
+}
+
+fn from_check(
+    own: &Check,
+    base: Option<&Check>,
+    protocol: Protocol,
+) -> Result<CheckSpec, SpecError> {
+    // A real server naming a different type than its service takes none of the service's
+    // protocol keys: an http path makes no sense to a dns check.
+    let kind = own
+        .kind
+        .or(base.and_then(|b| b.kind))
+        .ok_or(SpecError::NoType)?;
+    let same_type = base.is_some_and(|b| own.kind.is_none() || b.kind == own.kind);
+    let pick = |get: fn(&Check) -> Option<&String>| -> Option<&String> {
+        get(own).or_else(|| if same_type { base.and_then(get) } else { None })
+    };
+    let timed = |get: fn(&Check) -> Option<lvs_config::Duration>| {
+        get(own).or_else(|| base.and_then(get)).map(|d| d.get())
+    };
+    let count = |get: fn(&Check) -> Option<u32>| get(own).or_else(|| base.and_then(get));
+
+    let interval = timed(|c| c.interval).unwrap_or(DEFAULT_INTERVAL);
+    let initial = own.initial.or_else(|| base.and_then(|b| b.initial));
+    let timing = Timing {
+        interval,
+        timeout: timed(|c| c.timeout).unwrap_or(DEFAULT_TIMEOUT),
+        rise: count(|c| c.rise).unwrap_or(1).max(1),
+        fall: count(|c| c.fall).unwrap_or(1).max(1),
+        retry_delay: timed(|c| c.retry_delay)
+            .unwrap_or(DEFAULT_RETRY_DELAY)
+            .min(interval),
+        initial_up: match (initial, kind) {
+            (Some(state), _) => state == InitialState::Up,
+            (None, CheckType::Off) => false,
+            (None, _) => true,
+        },
+    };
+    let port = own.port.or_else(|| {
+        if same_type {
+            base.and_then(|b| b.port)
+        } else {
+            None
+        }
+    });
+    let max_bytes = own
+        .max_bytes
+        .or_else(|| {
+            if same_type {
+                base.and_then(|b| b.max_bytes)
+            } else {
+                None
+            }
+        })
+        .map_or(DEFAULT_MAX_BYTES, |n| n as usize);
+    let login = || {
+        pick(|c| c.user.as_ref()).map(|user| Login {
+            user: user.clone(),
+            password: pick(|c| c.password.as_ref()).cloned().unwrap_or_default(),
+        })
+    };
+    let dialogue = || -> Result<Dialogue, SpecError> {
+        Ok(Dialogue {
+            login: login(),
+            expect: regex(pick(|c| c.expect.as_ref()))?,
+        })
+    };
+    let database = || Database {
+        user: pick(|c| c.user.as_ref()).cloned(),
+        password: pick(|c| c.password.as_ref()).cloned(),
+        database: pick(|c| c.database.as_ref()).cloned(),
+    };
+    let http = |tls: Option<Tls>| -> Result<Http, SpecError> {
+        Ok(Http {
+            method: pick(|c| c.method.as_ref())
+                .cloned()
+                .unwrap_or_else(|| "GET".to_owned()),
+            path: pick(|c| c.path.as_ref())
+                .cloned()
+                .unwrap_or_else(|| "/".to_owned()),
+            host: pick(|c| c.host.as_ref()).cloned(),
+            statuses: statuses(
+                own.expect_status.as_ref().or(if same_type {
+                    base.and_then(|b| b.expect_status.as_ref())
+                } else {
+                    None
+                }),
+                (200, 299),
+            )?,
+            body: regex(pick(|c| c.expect_body.as_ref()))?,
+            tls,
+        })
+    };
+    let flag = |get: fn(&Check) -> Option<bool>| {
+        get(own).or_else(|| if same_type { base.and_then(get) } else { None })
+    };
+
+    let kind = match kind {
+        CheckType::On => Kind::On,
+        CheckType::Off => Kind::Off,
+        CheckType::Connect if protocol == Protocol::Udp => Kind::Udp(Exchange {
+            send: None,
+            expect: None,
+        }),
+        CheckType::Connect => Kind::Connect,
+        CheckType::Ping => Kind::Ping,
+        CheckType::Http => Kind::Http(http(None)?),
+        CheckType::Https => Kind::Http(http(Some(Tls {
+            verify: flag(|c| c.tls_verify).unwrap_or(true),
+            sni: pick(|c| c.sni.as_ref())
+                .or_else(|| pick(|c| c.host.as_ref()))
+                .cloned(),
+        }))?),
+        CheckType::Tcp | CheckType::Udp => {
+            let exchange = Exchange {
+                send: pick(|c| c.send.as_ref()).map(|s| unescape(s)),
+                expect: regex(pick(|c| c.expect.as_ref()))?,
+            };
+            if kind == CheckType::Tcp {
+                Kind::Tcp(exchange)
+            } else {
+                Kind::Udp(exchange)
+            }
+        }
+        CheckType::Dns => {
+            let record = pick(|c| c.record_type.as_ref());
+            let rcode = pick(|c| c.expect_rcode.as_ref());
+            Kind::Dns(Dns {
+                query: pick(|c| c.query.as_ref())
+                    .cloned()
+                    .ok_or(SpecError::Missing("dns", "query"))?,
+                record_type: match record {
+                    None => 1,
+                    Some(name) => {
+                        record_type_code(name).ok_or_else(|| SpecError::RecordType(name.clone()))?
+                    }
+                },
+                expect_rcode: rcode
+                    .map(|name| {
+                        Rcode::from_name(name).ok_or_else(|| SpecError::Rcode(name.clone()))
+                    })
+                    .transpose()?,
+            })
+        }
+        CheckType::Smtp => Kind::Smtp(dialogue()?),
+        CheckType::Pop => Kind::Pop(dialogue()?),
+        CheckType::Imap => Kind::Imap(dialogue()?),
+        CheckType::Ftp => Kind::Ftp(dialogue()?),
+        CheckType::Ldap => Kind::Ldap(Ldap {
+            login: login(),
+            search_base: pick(|c| c.path.as_ref()).cloned(),
+        }),
+        CheckType::Mysql => Kind::Mysql(database()),
+        CheckType::Pgsql => Kind::Pgsql(database()),
+        CheckType::Sip => Kind::Sip(Sip {
+            host: pick(|c| c.host.as_ref()).cloned(),
+            statuses: statuses(
+                own.expect_status.as_ref().or(if same_type {
+                    base.and_then(|b| b.expect_status.as_ref())
+                } else {
+                    None
+                }),
+                (200, 200),
+            )?,
+        }),
+        CheckType::Radius => Kind::Radius(Radius {
+            user: pick(|c| c.user.as_ref()).cloned().unwrap_or_default(),
+            password: pick(|c| c.password.as_ref()).cloned().unwrap_or_default(),
+            secret: pick(|c| c.secret.as_ref())
+                .ok_or(SpecError::Missing("radius", "secret"))?
+                .as_bytes()
+                .into(),
+        }),
+        CheckType::External => Kind::External(External {
+            command: pick(|c| c.command.as_ref())
+                .cloned()
+                .ok_or(SpecError::Missing("external", "command"))?,
+            dynamic_weight: flag(|c| c.dynamic_weight).unwrap_or(false),
+        }),
+    };
+    Ok(CheckSpec {
+        timing,
+        port,
+        max_bytes,
+        kind,
+    })
+}
+
+/// `send` strings carry C escapes (`\r\n`, `\x00`) as ldirectord's request strings do, since
+/// TOML basic strings cannot hold every byte a binary protocol needs.
+pub fn unescape(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'r') => out.push(b'\r'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'0') => out.push(0),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex: Vec<u8> = (0..2).filter_map(|_| bytes.next()).collect();
+                match std::str::from_utf8(&hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(v) if hex.len() == 2 => out.push(v),
+                    _ => {
+                        out.extend_from_slice(b"\\x");
+                        out.extend_from_slice(&hex);
+                    }
+                }
+            }
+            Some(other) => out.extend_from_slice(&[b'\\', other]),
+            None => out.push(b'\\'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(toml_text: &str) -> VirtualServer {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn no_check_is_on() {
+        let vs = service("address = \"192.0.2.1:80\"\n[[real]]\naddress = \"198.51.100.1:80\"\n");
+        let spec = CheckSpec::resolve(&vs, &vs.real[0]).unwrap();
+        assert!(matches!(spec.kind, Kind::On));
+        assert!(spec.timing.initial_up);
+    }
+
+    #[test]
+    fn defaults_are_ldirectords() {
+        let vs = service(
+            "address = \"192.0.2.1:80\"\ncheck = { type = \"http\" }\n[[real]]\naddress = \"198.51.100.1:80\"\n",
+        );
+        let spec = CheckSpec::resolve(&vs, &vs.real[0]).unwrap();
+        assert_eq!(spec.timing, Timing::default());
+        assert_eq!(spec.timing.interval, Duration::from_secs(10));
+        assert_eq!(spec.max_bytes, 4096);
+        let Kind::Http(http) = spec.kind else {
+            panic!()
+        };
+        assert_eq!((http.method.as_str(), http.path.as_str()), ("GET", "/"));
+        assert_eq!(http.statuses, vec![(200, 299)]);
+        assert!(http.tls.is_none() && http.body.is_none());
+    }
+
+    #[test]
+    fn real_server_inherits_type_and_timing_and_overrides_keys() {
+        let vs = service(
+            r#"address = "192.0.2.1:443"
+check = { type = "https", interval = "2s", fall = 3, path = "/health", expect_status = ["200", "301-302"], tls_verify = false }
+[[real]]
+address = "198.51.100.1:443"
+check = { timeout = "1s", path = "/ready", sni = "www.example.com" }
+[[real]]
+address = "198.51.100.2:443"
+check = { type = "connect", port = 8443 }
+"#,
+        );
+        let a = CheckSpec::resolve(&vs, &vs.real[0]).unwrap();
+        assert_eq!(a.timing.interval, Duration::from_secs(2));
+        assert_eq!(a.timing.timeout, Duration::from_secs(1));
+        assert_eq!(a.timing.fall, 3);
+        let Kind::Http(http) = a.kind else { panic!() };
+        assert_eq!(http.path, "/ready");
+        assert_eq!(http.statuses, vec![(200, 200), (301, 302)]);
+        assert_eq!(
+            http.tls,
+            Some(Tls {
+                verify: false,
+                sni: Some("www.example.com".into())
+            })
+        );
+        let b = CheckSpec::resolve(&vs, &vs.real[1]).unwrap();
+        assert!(matches!(b.kind, Kind::Connect));
+        assert_eq!(b.timing.fall, 3, "timing is inherited across types");
+        assert_eq!(b.port, Some(8443));
+        assert_eq!(
+            CheckSpec::target(&vs, &vs.real[1]).probe_addr(&b),
+            "198.51.100.2:8443".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn connect_on_a_udp_service_is_a_datagram_probe() {
+        let vs = service(
+            "address = \"192.0.2.1:53\"\nprotocol = \"udp\"\ncheck = { type = \"connect\" }\n[[real]]\naddress = \"198.51.100.1:53\"\n",
+        );
+        let spec = CheckSpec::resolve(&vs, &vs.real[0]).unwrap();
+        assert!(matches!(
+            spec.kind,
+            Kind::Udp(Exchange {
+                send: None,
+                expect: None
+            })
+        ));
+    }
+
+    #[test]
+    fn retry_delay_never_exceeds_interval_and_off_starts_down() {
+        let vs = service(
+            "address = \"192.0.2.1:80\"\ncheck = { type = \"off\", interval = \"500ms\" }\n[[real]]\naddress = \"198.51.100.1:80\"\n",
+        );
+        let spec = CheckSpec::resolve(&vs, &vs.real[0]).unwrap();
+        assert_eq!(spec.timing.retry_delay, Duration::from_millis(500));
+        assert!(!spec.timing.initial_up);
+    }
+
+    #[test]
+    fn dns_and_radius_settings() {
+        let vs = service(
+            r#"address = "192.0.2.1:53"
+check = { type = "dns", query = "example.org", record_type = "AAAA", expect_rcode = "NXDOMAIN" }
+[[real]]
+address = "198.51.100.1:53"
+"#,
+        );
+        let Kind::Dns(dns) = CheckSpec::resolve(&vs, &vs.real[0]).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(dns.record_type, 28);
+        assert_eq!(dns.expect_rcode, Some(Rcode::NxDomain));
+        let vs = service(
+            "address = \"192.0.2.1:1812\"\ncheck = { type = \"radius\" }\n[[real]]\naddress = \"198.51.100.1:1812\"\n",
+        );
+        assert_eq!(
+            CheckSpec::resolve(&vs, &vs.real[0]).unwrap_err(),
+            SpecError::Missing("radius", "secret")
+        );
+    }
+
+    #[test]
+    fn unescapes_request_strings() {
+        assert_eq!(unescape(r"PING\r\n"), b"PING\r\n");
+        assert_eq!(unescape(r"\x00\x7f\\x"), b"\x00\x7f\\x");
+        assert_eq!(unescape(r"\xZZ\q"), b"\\xZZ\\q");
+    }
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(parse_status_range("200-299"), Some((200, 299)));
+        assert_eq!(parse_status_range("404"), Some((404, 404)));
+        assert_eq!(parse_status_range("299-200"), None);
+        assert_eq!(parse_status_range("99"), None);
+    }
+}

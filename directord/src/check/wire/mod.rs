@@ -1,0 +1,41 @@
+//! Packet formats the negotiate checks speak: borrowed views with checked access plus owned
+//! representations, in the smoltcp style.
+
+pub mod dns;
+pub mod radius;
+
+/// Why a reply could not be understood; one variant per cause, each with a stable label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("truncated")]
+    Truncated,
+    #[error("length field disagrees with the datagram")]
+    BadLength,
+    #[error("not a reply")]
+    NotAReply,
+    #[error("bad label in a name")]
+    BadLabel,
+    #[error("label longer than 63 bytes")]
+    LabelTooLong,
+    #[error("attribute too long")]
+    AttributeTooLong,
+    #[error("reply to another request")]
+    WrongIdentifier,
+    #[error("response authenticator mismatch (wrong secret?)")]
+    BadAuthenticator,
+}
+
+impl WireError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireError::Truncated => "truncated",
+            WireError::BadLength => "bad_length",
+            WireError::NotAReply => "not_a_reply",
+            WireError::BadLabel => "bad_label",
+            WireError::LabelTooLong => "label_too_long",
+            WireError::AttributeTooLong => "attribute_too_long",
+            WireError::WrongIdentifier => "wrong_identifier",
+            WireError::BadAuthenticator => "bad_authenticator",
+        }
+    }
+}
