@@ -83,7 +83,9 @@ impl Output {
             text.push_str(&format!("# {remark}\n"));
         }
         if self.instances.is_empty() && self.virtual_servers.is_empty() && self.sync.is_none() {
-            text.push_str("# Nothing to import: the source defines no VRRP instance or virtual server.\n");
+            text.push_str(
+                "# Nothing to import: the source defines no VRRP instance or virtual server.\n",
+            );
         }
         for block in &self.instances {
             self.section(&mut text, block, &["vrrp", "instance"], true, None);

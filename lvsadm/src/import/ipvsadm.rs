@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use lvs_config::{
-    Duration, Family, Forwarding, Netmask, OnFailure, Protocol, RealServer, Scheduler,
-    ServiceFlag, VirtualServer,
+    Duration, Family, Forwarding, Netmask, OnFailure, Protocol, RealServer, Scheduler, ServiceFlag,
+    VirtualServer,
 };
 
 use super::{ErrorKind, ImportError, Origin, Output};
@@ -90,13 +90,13 @@ pub(crate) fn settle_forwarding(service: &mut VirtualServer) {
             .filter(|r| r.forwarding.unwrap_or(service.forwarding) == m)
             .count()
     };
-    let first = service
-        .real
-        .first()
-        .map_or(service.forwarding, |r| r.forwarding.unwrap_or(service.forwarding));
-    let best = methods
-        .into_iter()
-        .fold(first, |best, m| if count(m) > count(best) { m } else { best });
+    let first = service.real.first().map_or(service.forwarding, |r| {
+        r.forwarding.unwrap_or(service.forwarding)
+    });
+    let best = methods.into_iter().fold(
+        first,
+        |best, m| if count(m) > count(best) { m } else { best },
+    );
     for real in &mut service.real {
         let own = real.forwarding.unwrap_or(service.forwarding);
         real.forwarding = (own != best).then_some(own);
@@ -216,9 +216,10 @@ fn service_line(
             }
             "-M" | "--netmask" => {
                 let text = value(words, &mut i, at)?;
-                netmask = Some(text.parse::<Netmask>().map_err(|e| {
-                    ImportError::new(at, ErrorKind::BadAddress, e)
-                })?);
+                netmask = Some(
+                    text.parse::<Netmask>()
+                        .map_err(|e| ImportError::new(at, ErrorKind::BadAddress, e))?,
+                );
             }
             "-b" | "--sched-flags" => {
                 for name in value(words, &mut i, at)?.split(',') {
@@ -227,17 +228,12 @@ fn service_line(
                             let named = sched_flag(name, scheduler);
                             match named {
                                 Some(flag) => flags.push(flag),
-                                None => out.unsupported(
-                                    at,
-                                    format!("-b {name}"),
-                                    "the flag is not set",
-                                ),
+                                None => {
+                                    out.unsupported(at, format!("-b {name}"), "the flag is not set")
+                                }
                             }
                         }
-                        _ => flags.push(
-                            name.parse::<ServiceFlag>()
-                                .map_err(|e| bad(at, e))?,
-                        ),
+                        _ => flags.push(name.parse::<ServiceFlag>().map_err(|e| bad(at, e))?),
                     }
                 }
             }

@@ -101,11 +101,7 @@ pub struct ImportError {
 }
 
 impl ImportError {
-    pub(crate) fn new(
-        origin: &Origin,
-        kind: ErrorKind,
-        message: impl Into<String>,
-    ) -> ImportError {
+    pub(crate) fn new(origin: &Origin, kind: ErrorKind, message: impl Into<String>) -> ImportError {
         ImportError {
             file: origin.file.clone(),
             line: origin.line,

@@ -187,6 +187,23 @@ in_ns "$LVSADM" -R < "$WORK/table" || fail "lvsadm -R: exit $?"
 in_ns "$LVSADM" -Z || fail "lvsadm -Z: exit $?"
 in_ns "$LVSADM" -Z -t 192.0.2.100:80 || fail "lvsadm -Z -t: exit $?"
 same "zeroed stats" -Ln --stats
+# Real connection entries and counters: a TCP SYN and a UDP datagram through NAT
+# services (the replies never come; the entries and the counters are what matters).
+in_ns socat -u /dev/null TCP4:192.0.2.100:80,sourceport=40000,connect-timeout=1 2>/dev/null
+in_ns sh -c 'echo ping | socat -u - UDP6-SENDTO:[2001:db8::100]:53,sourceport=40001'
+in_ns "$IPVSADM" -Lnc | sed 's/^\(...\) [0-9][0-9]:[0-9][0-9] /\1 mm:ss /' > "$WORK/ipvsadm.conn"
+in_ns "$LVSADM" -Lnc | sed 's/^\(...\) [0-9][0-9]:[0-9][0-9] /\1 mm:ss /' > "$WORK/lvsadm.conn"
+if [ "$(tail -n +3 "$WORK/ipvsadm.conn" | wc -l)" != 2 ]; then
+    fail "expected two connection entries"
+    cat "$WORK/ipvsadm.conn"
+elif cmp -s "$WORK/ipvsadm.conn" "$WORK/lvsadm.conn"; then
+    echo "ok: -Lnc with 2 entries identical (expiry masked)"
+else
+    fail "-Lnc differs (--- ipvsadm, +++ lvsadm)"
+    diff -u "$WORK/ipvsadm.conn" "$WORK/lvsadm.conn"
+fi
+[ -n "${CAPTURE:-}" ] && in_ns cat /proc/net/ip_vs_conn > "$CAPTURE/proc-ip_vs_conn.txt"
+same "counters after traffic" -Ln --stats --exact
 same "duplicate service" -A -t 192.0.2.100:80
 same "missing service" -D -t 192.0.2.199:80
 same "missing destination" -d -t 192.0.2.100:80 -r 198.51.100.99:80

@@ -140,14 +140,14 @@ pub(super) fn convert(
                     match option.key() {
                         "connect_port" => check.port = Some(number(option, 1)?),
                         "connect_ip"
-                            if option.arg(1).and_then(|a| a.parse().ok())
-                                == Some(real.ip()) => {}
+                            if option.arg(1).and_then(|a| a.parse().ok()) == Some(real.ip()) => {}
                         _ => ctx.skip(option, "the check goes to the real server itself"),
                     }
                 }
             }
             "type" if kind == CheckType::Dns => {
-                check.record_type = Some(super::required_arg(child, 1, "a record type")?.to_ascii_uppercase());
+                check.record_type =
+                    Some(super::required_arg(child, 1, "a record type")?.to_ascii_uppercase());
             }
             "name" if kind == CheckType::Dns => {
                 check.query = Some(super::required_arg(child, 1, "a name")?.to_owned());
@@ -213,7 +213,10 @@ pub(super) fn convert(
             check.record_type.get_or_insert_with(|| "SOA".to_owned());
         }
         CheckType::External if check.command.is_none() => {
-            ctx.skip(node, "MISC_CHECK without misc_path; the real server is not checked");
+            ctx.skip(
+                node,
+                "MISC_CHECK without misc_path; the real server is not checked",
+            );
             return Ok(None);
         }
         _ => {}

@@ -14,8 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use lvs_config::{
-    Duration, Family, Forwarding, Netmask, OnFailure, Protocol, RealServer, Scheduler,
-    ServiceFlag, VirtualServer,
+    Duration, Family, Forwarding, Netmask, OnFailure, Protocol, RealServer, Scheduler, ServiceFlag,
+    VirtualServer,
 };
 
 use super::ipvsadm::{sched_flag, settle_forwarding};
@@ -59,7 +59,10 @@ pub(crate) fn convert(path: &Path, options: &Options) -> Result<Output, ImportEr
     }
     for node in &tree {
         match node.key() {
-            "global_defs" | "vrrp_script" | "vrrp_track_file" | "vrrp_track_process"
+            "global_defs"
+            | "vrrp_script"
+            | "vrrp_track_file"
+            | "vrrp_track_process"
             | "virtual_server_group" => {}
             "track_file" if node.children.is_some() => {}
             "vrrp_instance" => ctx.vrrp_instance(node)?,
@@ -134,7 +137,10 @@ fn flag(node: &Node) -> Result<bool, ImportError> {
         Some(other) => Err(ImportError::new(
             &node.at,
             ErrorKind::BadValue,
-            format!("{} takes a boolean (on/off, true/false, yes/no), got {other:?}", node.key()),
+            format!(
+                "{} takes a boolean (on/off, true/false, yes/no), got {other:?}",
+                node.key()
+            ),
         )),
     }
 }
@@ -174,7 +180,10 @@ impl Context {
     fn skip(&mut self, node: &Node, instead: &str) {
         let mut directive = node.text();
         if directive.len() > 72 {
-            let cut = (0..=72).rev().find(|i| directive.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=72)
+                .rev()
+                .find(|i| directive.is_char_boundary(*i))
+                .unwrap_or(0);
             directive.truncate(cut);
             directive.push_str("...");
         }
@@ -187,13 +196,17 @@ impl Context {
                 "not managed: configure static addresses, routes and rules with the system's network configuration"
             }
             "virtual_routes" | "virtual_rules" => "not managed: routes follow no VRRP state here",
-            "SSL" => "ignored: https checks use the system's TLS defaults and do not verify certificates",
+            "SSL" => {
+                "ignored: https checks use the system's TLS defaults and do not verify certificates"
+            }
             "linkbeat_interfaces" | "interface_up_down_delays" => {
                 "ignored: interface state comes from netlink without debouncing"
             }
-            "net_namespace" | "net_namespace_ipvs" | "instance" | "use_pid_dir" | "namespace_with_ipvs" => {
-                "ignored: run the daemons in the namespace instead"
-            }
+            "net_namespace"
+            | "net_namespace_ipvs"
+            | "instance"
+            | "use_pid_dir"
+            | "namespace_with_ipvs" => "ignored: run the daemons in the namespace instead",
             "bfd_instance" => "ignored: there is no BFD",
             "garp_group" => "ignored: gratuitous ARP timing is per instance (garp)",
             "vrrp_track_file" | "vrrp_track_process" | "track_file" => {
@@ -375,7 +388,10 @@ impl Context {
                 );
                 real.address.set_port(vport);
             }
-            if method == Forwarding::Nat && real.address.port() == 0 && let Some(vport) = vport {
+            if method == Forwarding::Nat
+                && real.address.port() == 0
+                && let Some(vport) = vport
+            {
                 real.address.set_port(vport);
             }
             kept.push(real);
@@ -389,7 +405,9 @@ impl Context {
         {
             self.skip(
                 node,
-                &format!("sorry_server {fallback} is another family or also a real server; left out"),
+                &format!(
+                    "sorry_server {fallback} is another family or also a real server; left out"
+                ),
             );
             service.fallback = None;
         }
@@ -534,7 +552,10 @@ impl Context {
             }
         };
         if node.words.len() > 2 && node.words[2..] != ["type", "ipip"] {
-            self.skip(node, "the tunnel type and checksum options are not set; a plain IPIP tunnel is used");
+            self.skip(
+                node,
+                "the tunnel type and checksum options are not set; a plain IPIP tunnel is used",
+            );
         }
         Ok(method)
     }
@@ -573,12 +594,18 @@ impl Context {
                 Some(f @ (ServiceFlag::ShFallback | ServiceFlag::ShPort))
                     if scheduler != Scheduler::Sh =>
                 {
-                    self.skip(flag_node, &format!("{f} applies to the sh scheduler only; left out"));
+                    self.skip(
+                        flag_node,
+                        &format!("{f} applies to the sh scheduler only; left out"),
+                    );
                 }
                 Some(f @ (ServiceFlag::MhFallback | ServiceFlag::MhPort))
                     if scheduler != Scheduler::Mh =>
                 {
-                    self.skip(flag_node, &format!("{f} applies to the mh scheduler only; left out"));
+                    self.skip(
+                        flag_node,
+                        &format!("{f} applies to the mh scheduler only; left out"),
+                    );
                 }
                 Some(f) if !flags.contains(&f) => flags.push(f),
                 Some(_) => {}
@@ -616,10 +643,8 @@ impl Context {
             inhibits.push((real_node.clone(), real.inhibit));
             reals.push(real.server);
         }
-        let service_inhibit = s.inhibit.unwrap_or(false);
         let majority = inhibits.iter().filter(|(_, i)| *i).count() * 2 > inhibits.len();
-        let inhibit = if inhibits.iter().all(|(_, i)| *i == inhibits[0].1) && !inhibits.is_empty()
-        {
+        let inhibit = if inhibits.iter().all(|(_, i)| *i == inhibits[0].1) && !inhibits.is_empty() {
             inhibits[0].1
         } else {
             majority
@@ -635,7 +660,6 @@ impl Context {
                 );
             }
         }
-        let _ = service_inhibit;
         // One check for the service when every real server has the same one.
         let service_check = match reals.first().and_then(|r| r.check.clone()) {
             Some(first) if reals.iter().all(|r| r.check.as_ref() == Some(&first)) => {
@@ -668,7 +692,10 @@ impl Context {
             real: reals,
         };
         if s.netmask.is_some() && s.persistence.is_none() {
-            comments.push("persistence_granularity without persistence_timeout has no effect; left out".to_owned());
+            comments.push(
+                "persistence_granularity without persistence_timeout has no effect; left out"
+                    .to_owned(),
+            );
         }
         settle_forwarding(&mut service);
         let mut block = self.out.block(node.at.clone(), service, self.out.mark());
@@ -751,7 +778,11 @@ impl Context {
         for (at, interface, instance, options) in entries {
             let node = Node {
                 words: [
-                    vec!["lvs_sync_daemon".to_owned(), interface.clone(), instance.clone()],
+                    vec![
+                        "lvs_sync_daemon".to_owned(),
+                        interface.clone(),
+                        instance.clone(),
+                    ],
                     options.clone(),
                 ]
                 .concat(),
@@ -787,7 +818,9 @@ impl Context {
                 ttl: 1,
                 peers: Vec::new(),
             };
-            let mut comments = vec!["syncid defaults to the instance's virtual_router_id, as in keepalived".to_owned()];
+            let mut comments = vec![
+                "syncid defaults to the instance's virtual_router_id, as in keepalived".to_owned(),
+            ];
             let mut words = options.iter();
             while let Some(word) = words.next() {
                 let value = words.next().map(String::as_str).unwrap_or("");

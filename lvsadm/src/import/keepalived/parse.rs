@@ -187,11 +187,12 @@ impl Preprocessor<'_> {
                 let end = after
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .unwrap_or(after.len());
-                let followed_ok = after[end..]
-                    .chars()
-                    .next()
-                    .is_none_or(char::is_whitespace);
-                if followed_ok { (&after[..end], end) } else { ("", 0) }
+                let followed_ok = after[end..].chars().next().is_none_or(char::is_whitespace);
+                if followed_ok {
+                    (&after[..end], end)
+                } else {
+                    ("", 0)
+                }
             };
             if let Some(value) = self.params.get(name).filter(|_| !name.is_empty()) {
                 let mut next = text[..start].to_owned();

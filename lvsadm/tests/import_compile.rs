@@ -1,0 +1,3 @@
+#![allow(dead_code)]
+#[path = "../src/import/mod.rs"]
+mod import;
