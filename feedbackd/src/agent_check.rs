@@ -41,6 +41,14 @@
 //! - `maxconn:` takes plain digits up to `i32::MAX`; haproxy's `strtol` also
 //!   takes a sign and stores the result in an `int`;
 //! - a line with no word at all is [`Error::Empty`] (haproxy: no change).
+//!
+//! These rules were checked against a running haproxy 2.6.12
+//! (`tests/fixtures/haproxy-2.6-agent-replies.txt`, captured with
+//! `haproxy-agent-capture.sh` beside it): `150%` gave weight 150 of 100,
+//! `30000%` gave 256, `down#disk full` left the server up with "agent reports
+//! an error : down#disk", `maxconn:-5` set maxconn to 4294967291, and the
+//! lines our agent emits (`ready 40% up`, `drain 40% up`,
+//! `ready 40% down #disk full`) did what they say.
 
 use core::fmt;
 
@@ -495,6 +503,96 @@ mod tests {
                 reply(None, None, Some((state, None)))
             );
         }
+    }
+
+    /// Replies fed to a real haproxy 2.6 (tests/fixtures/
+    /// haproxy-agent-capture.sh), with what it made of them. Where haproxy
+    /// flagged the line, we reject it; where it applied it, we read the same
+    /// weight, maxconn and state, except for the deliberate strictness listed.
+    #[test]
+    fn agrees_with_real_haproxy() {
+        const CAPTURE: &str = include_str!("../tests/fixtures/haproxy-2.6-agent-replies.txt");
+        // haproxy accepts these (last word wins, ignores the lone reason,
+        // takes a negative maxconn as 4294967291, treats "" as no change).
+        const STRICTER: [&str; 5] = [
+            r"40% 60%\n",
+            r"up down\n",
+            r"50% #why\n",
+            r"maxconn:-5\n",
+            r"\n",
+        ];
+        let mut cases = 0;
+        for line in CAPTURE.lines().filter(|l| !l.starts_with('#')) {
+            let (case, seen) = line.split_once('\t').unwrap();
+            let bytes = case.replace(r"\n", "\n").replace(r"\r", "\r");
+            let field = |name: &str| {
+                let start = seen.find(&format!("{name}=")).unwrap() + name.len() + 1;
+                let rest = &seen[start..];
+                let end = [
+                    " weight=",
+                    " slim=",
+                    " agent_status=",
+                    " agent_desc=",
+                    " last_agt=",
+                ]
+                .iter()
+                .filter_map(|m| rest.find(m))
+                .min()
+                .unwrap_or(rest.len());
+                &rest[..end]
+            };
+            let last_agt = field("last_agt");
+            let haproxy_rejected = [
+                "agent reports an error",
+                "agent warns",
+                "Ignoring incomplete",
+            ]
+            .iter()
+            .any(|p| last_agt.starts_with(p));
+            let ours = parse(bytes.as_bytes());
+            cases += 1;
+            if haproxy_rejected || STRICTER.contains(&case) {
+                assert!(
+                    ours.is_err(),
+                    "{case}: haproxy said {seen:?}, we accepted {ours:?}"
+                );
+                continue;
+            }
+            let r = ours.unwrap_or_else(|e| panic!("{case}: haproxy applied it, we said {e}"));
+            let status = field("status");
+            let expected = if r.admin == Some(AdminState::Maint) {
+                "MAINT"
+            } else if r.health.as_ref().is_some_and(|h| h.state.is_down()) {
+                "DOWN"
+            } else if r.admin == Some(AdminState::Drain) {
+                "DRAIN"
+            } else {
+                "UP"
+            };
+            assert!(
+                status.starts_with(expected),
+                "{case}: {status} vs {expected}"
+            );
+            // In MAINT the stats page shows the configured weight.
+            if expected != "MAINT" {
+                let weight = r.weight_percent.map_or(100, |p| u32::from(p).min(256));
+                assert_eq!(field("weight"), weight.to_string(), "{case}");
+            }
+            assert_eq!(field("slim"), r.maxconn.unwrap_or(10).to_string(), "{case}");
+            if let Some(HealthReport { state, reason }) = &r.health {
+                let mut text = format!(
+                    "via agent : {}",
+                    case.split([' ', ',', '\\'])
+                        .find(|w| w.eq_ignore_ascii_case(state.as_str()))
+                        .unwrap()
+                );
+                if let Some(reason) = reason {
+                    text += &format!(" ({reason})");
+                }
+                assert_eq!(last_agt, text, "{case}");
+            }
+        }
+        assert_eq!(cases, 30);
     }
 
     #[test]
