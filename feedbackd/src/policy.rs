@@ -240,8 +240,15 @@ impl ServerPolicy {
     /// A valid reply arrived.
     pub fn handle_reply(&mut self, now: Instant, reply: &AgentReply) -> Option<Decision> {
         let before = self.decision.clone();
-        self.last_heard = now;
         let mut notes = Vec::new();
+        // Silent past lost_after but no timer ran yet: the old average is
+        // as stale as if the fallback had happened, so start over.
+        if !self.lost && now >= self.last_heard + self.settings.lost_after {
+            self.lost = true;
+            self.smoothed = None;
+            self.pending = None;
+        }
+        self.last_heard = now;
         if self.lost {
             self.lost = false;
             notes.push("agent back".to_owned());
@@ -713,6 +720,22 @@ mod tests {
             p.decision().why
         );
         assert!(!p.is_lost());
+    }
+
+    #[test]
+    fn late_reply_without_timer_restarts_smoothing() {
+        let c = Clock::new();
+        let s = PolicySettings {
+            smoothing: 0.5,
+            lost_after: Duration::from_secs(10),
+            ..plain()
+        };
+        let mut p = ServerPolicy::new(100, s, c.at(0.0));
+        p.handle_reply(c.at(1.0), &pct(20));
+        assert_eq!(p.smoothed_percent(), Some(60.0));
+        p.handle_reply(c.at(30.0), &pct(20));
+        assert_eq!(p.smoothed_percent(), Some(60.0));
+        assert!(p.decision().why.starts_with("agent back; "));
     }
 
     #[test]
