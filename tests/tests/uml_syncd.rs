@@ -33,6 +33,8 @@ fn main() -> ExitCode {
             syncd_observes_kernel_to_kernel_sync,
         )
         .with_timeout(Duration::from_secs(90)),
+        Case::new("syncd_follows_the_vrrp_role", syncd_follows_the_vrrp_role)
+            .with_timeout(Duration::from_secs(90)),
     ])
 }
 
@@ -105,10 +107,20 @@ fn site() -> Result<Site, String> {
 }
 
 fn config(socket_dir: &Path, interface: &str, role: &str, group: &str, peers: &[&str]) -> String {
+    config_with_role(socket_dir, interface, &format!("{role:?}"), group, peers)
+}
+
+fn config_with_role(
+    socket_dir: &Path,
+    interface: &str,
+    role: &str,
+    group: &str,
+    peers: &[&str],
+) -> String {
     let peers: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
     format!(
         "[control]\nsocket_dir = {dir:?}\n\n[sync]\ninterface = {interface:?}\nsyncid = 5\n\
-         role = {role:?}\ngroup = {group:?}\npeers = [{peers}]\n",
+         role = {role}\ngroup = {group:?}\npeers = [{peers}]\n",
         dir = socket_dir.display().to_string(),
         peers = peers.join(", "),
     )
@@ -429,5 +441,142 @@ fn syncd_observes_kernel_to_kernel_sync() -> Result<(), String> {
     {
         return Err("the mirror must come from observed messages, not a snapshot".to_owned());
     }
+    Ok(())
+}
+
+/// A stand-in for vrrpd's control socket: answers `status` with one instance in `state` and
+/// streams `State` events to subscribers when [`FakeVrrpd::transition`] is called.
+struct FakeVrrpd {
+    state: std::sync::Arc<std::sync::Mutex<String>>,
+    subscribers: std::sync::Arc<std::sync::Mutex<Vec<std::os::unix::net::UnixStream>>>,
+}
+
+impl FakeVrrpd {
+    fn serve(path: &Path, state: &str) -> Result<FakeVrrpd, String> {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| e.to_string())?;
+        let fake = FakeVrrpd {
+            state: std::sync::Arc::new(std::sync::Mutex::new(state.to_owned())),
+            subscribers: std::sync::Arc::default(),
+        };
+        let (state, subscribers) = (fake.state.clone(), fake.subscribers.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (state, subscribers) = (state.clone(), subscribers.clone());
+                std::thread::spawn(move || {
+                    let Ok(mut writer) = stream.try_clone() else {
+                        return;
+                    };
+                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                        if line.trim() == "\"subscribe\"" {
+                            if let Ok(clone) = writer.try_clone() {
+                                subscribers
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(clone);
+                            }
+                            continue;
+                        }
+                        let current = state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                        let status = lvs_control::vrrpd::Status {
+                            instances: vec![lvs_control::vrrpd::InstanceStatus {
+                                name: "VI_1".to_owned(),
+                                interface: "a0".to_owned(),
+                                vrid: 51,
+                                state: current,
+                                configured_priority: 100,
+                                priority: 100,
+                                master: None,
+                                virtual_addresses: vec![format!("{VIP}/32")],
+                                counters: lvs_control::vrrpd::Counters::default(),
+                            }],
+                            interfaces: Vec::new(),
+                        };
+                        let reply = json!({ "ok": status });
+                        if writeln!(writer, "{reply}").is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(fake)
+    }
+
+    fn transition(&self, new: &str) {
+        use std::io::Write;
+        let old = std::mem::replace(
+            &mut *self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            new.to_owned(),
+        );
+        let event = serde_json::to_string(&lvs_control::vrrpd::Event::State {
+            instance: "VI_1".to_owned(),
+            old,
+            new: new.to_owned(),
+        })
+        .unwrap_or_default();
+        for subscriber in self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter_mut()
+        {
+            let _ = writeln!(subscriber, "{event}");
+        }
+    }
+}
+
+fn wait_role(director: &Netns, socket: &Path, role: &str) -> Result<Value, String> {
+    let other = if role == "master" { "backup" } else { "master" };
+    wait_for(Duration::from_secs(10), || {
+        let status = control(socket, &json!({"cmd": "status"})).ok()?;
+        let daemons = director.stdout(&["ipvsadm", "-L", "--daemon"]).ok()?;
+        (status["role"] == role
+            && daemons.contains(&format!("{role} sync daemon"))
+            && !daemons.contains(&format!("{other} sync daemon")))
+        .then_some(status)
+    })
+    .ok_or_else(|| {
+        format!(
+            "syncd did not become {role} with only the kernel {role} daemon: {:?} / {:?}",
+            control(socket, &json!({"cmd": "status"})),
+            director.stdout(&["ipvsadm", "-L", "--daemon"])
+        )
+    })
+}
+
+fn syncd_follows_the_vrrp_role() -> Result<(), String> {
+    let site = site()?;
+    let dir = site.run.join("a");
+    let vrrpd = FakeVrrpd::serve(&dir.join("vrrpd.sock"), "MASTER")?;
+    let text = format!(
+        "[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"a0\"\nvrid = 51\n\
+         virtual_addresses = [\"{VIP}/32\"]\n\n{}",
+        config_with_role(&dir, "s0", "{ follow = \"VI_1\" }", "224.0.0.81:8848", &[],)
+    );
+    let (_syncd, socket) = start_syncd(&site, &site.a, "a", &text)?;
+    let status = wait_role(&site.a, &socket, "master")?;
+    if status["role_source"] != "follow VI_1" {
+        return Err(format!("role source: {}", status["role_source"]));
+    }
+    let _held = hold_connections(&site.client, 2)?;
+    let mirrored = wait_for(Duration::from_secs(10), || {
+        let status = control(&socket, &json!({"cmd": "status"})).ok()?;
+        let size = status["mirror_size"].as_u64()?;
+        (size >= 2).then_some(size)
+    })
+    .ok_or("the mirror never held the held connections")?;
+
+    vrrpd.transition("BACKUP");
+    let status = wait_role(&site.a, &socket, "backup")?;
+    println!("after BACKUP: {status}");
+    if status["mirror_size"].as_u64() != Some(mirrored) {
+        return Err(format!(
+            "a master turned backup must keep its mirror of {mirrored}: {status}"
+        ));
+    }
+    vrrpd.transition("MASTER");
+    let status = wait_role(&site.a, &socket, "master")?;
+    println!("after MASTER: {status}");
     Ok(())
 }
