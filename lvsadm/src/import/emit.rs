@@ -130,6 +130,7 @@ impl Output {
         let mut value = toml::Value::try_from(&block.value)
             .expect("lvs-config model types always serialize to TOML");
         prune_empty_arrays(&mut value);
+        fix_sync_role(&mut value);
         let mut wrapped = if array {
             toml::Value::Array(vec![value])
         } else {
@@ -154,12 +155,37 @@ impl Output {
     }
 }
 
-/// Every list in the model defaults to empty, so an empty one says nothing worth a line.
+/// lvs-config derives `Serialize` for `SyncRole` (externally tagged: `{ Follow = "VI_1" }`)
+/// but reads `role` as `"master"`, `"backup"` or `{ follow = "VI_1" }`; write what it reads.
+fn fix_sync_role(value: &mut toml::Value) {
+    let Some(role) = value.get_mut("role") else {
+        return;
+    };
+    *role = match role.clone() {
+        toml::Value::String(s) => toml::Value::String(s.to_ascii_lowercase()),
+        toml::Value::Table(t) => {
+            let mut fixed = toml::Table::new();
+            for (k, v) in t {
+                fixed.insert(k.to_ascii_lowercase(), v);
+            }
+            toml::Value::Table(fixed)
+        }
+        other => other,
+    };
+}
+
+/// Every list in the model defaults to empty, and connection thresholds to 0 (no limit), so
+/// such values say nothing worth a line.
 fn prune_empty_arrays(value: &mut toml::Value) {
     match value {
         toml::Value::Table(table) => {
-            table.retain(|_, v| !matches!(v, toml::Value::Array(items) if items.is_empty()));
-            for v in table.values_mut() {
+            table.retain(|k, v| {
+                let empty_list = matches!(v, toml::Value::Array(items) if items.is_empty());
+                let no_threshold =
+                    matches!(k, "upper_threshold" | "lower_threshold") && v.as_integer() == Some(0);
+                !(empty_list || no_threshold)
+            });
+            for (_, v) in table.iter_mut() {
                 prune_empty_arrays(v);
             }
         }

@@ -229,7 +229,11 @@ fn service_line(
                             match named {
                                 Some(flag) => flags.push(flag),
                                 None => {
-                                    out.unsupported(at, format!("-b {name}"), "the flag is not set")
+                                    out.unsupported(
+                                        at,
+                                        format!("-b {name}"),
+                                        "the flag is not set",
+                                    );
                                 }
                             }
                         }

@@ -336,7 +336,7 @@ fn service(
                     value
                         .parse()
                         .map_err(|_| bad(at, "invalid persistent timeout"))?,
-                )
+                );
             }
             "netmask" => {
                 o.netmask = Some(
@@ -362,7 +362,7 @@ fn service(
             "comment" => o.comment = Some(value.to_owned()),
             "load" | "monitorfile" | "cleanstop" | "emailalert" | "emailalertfreq"
             | "emailalertstatus" | "smtp" | "checkcount" | "fallbackcommand" => {
-                out.unsupported(at, format!("{key}={value}"), "ignored")
+                out.unsupported(at, format!("{key}={value}"), "ignored");
             }
             _ => {
                 return Err(bad(at, format!("unknown virtual service option {key:?}")));
@@ -496,6 +496,18 @@ fn service(
         );
     }
     settle_forwarding(&mut vs);
+    if let Some((addr, Some(method))) = o.fallback
+        && method != vs.forwarding
+    {
+        out.unsupported(
+            &v.at,
+            format!("fallback={addr} {method}"),
+            format!(
+                "the fallback server uses the service's {} forwarding",
+                vs.forwarding
+            ),
+        );
+    }
     Ok((vs, children, comments))
 }
 

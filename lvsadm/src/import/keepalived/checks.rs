@@ -114,7 +114,7 @@ pub(super) fn convert(
                 }
             }
             "bindto" | "bind_port" | "bind_if" | "fwmark" => {
-                ctx.skip(child, "the check's source is chosen by the routing table")
+                ctx.skip(child, "the check's source is chosen by the routing table");
             }
             "log_all_failures" => ctx.skip(child, "ignored: state changes are logged"),
             "url" if matches!(kind, CheckType::Http | CheckType::Https) => {
@@ -126,7 +126,7 @@ pub(super) fn convert(
                 url(ctx, child, &mut check, &mut host)?;
             }
             "http_protocol" | "fast_recovery" => {
-                ctx.skip(child, "requests are HTTP/1.1 with Connection: close")
+                ctx.skip(child, "requests are HTTP/1.1 with Connection: close");
             }
             "enable_sni" => sni = flag(child)?,
             "helo_name" => ctx.skip(child, "the SMTP check sends its own HELO name"),

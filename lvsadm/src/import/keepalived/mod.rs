@@ -258,10 +258,10 @@ impl Context {
                 "notification_email" | "notification_email_from" | "smtp_server"
                 | "smtp_helo_name" | "smtp_connect_timeout" | "smtp_alert"
                 | "smtp_alert_vrrp" | "smtp_alert_checker" => {
-                    self.skip(child, "ignored: no e-mail alerts; watch the state events and metrics instead")
+                    self.skip(child, "ignored: no e-mail alerts; watch the state events and metrics instead");
                 }
                 "enable_script_security" | "script_user" => {
-                    self.skip(child, "ignored: scripts run as the daemon's user")
+                    self.skip(child, "ignored: scripts run as the daemon's user");
                 }
                 "lvs_flush" | "lvs_flush_onstop" => self.skip(
                     child,
