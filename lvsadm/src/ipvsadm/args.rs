@@ -421,6 +421,10 @@ const SHORT: &str = "AEDCLlaedZRShvtufsMrgimwxyncop6b";
 /// Parses ipvsadm arguments (without argv[0]).
 pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
     let mut raw = Raw::default();
+    // Like ipvsadm, no arguments at all means -L.
+    if args.is_empty() {
+        raw.cmd = Some(Cmd::List);
+    }
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -1008,7 +1012,8 @@ mod tests {
         assert!(p("-A -t 192.0.2.1").is_err());
         assert!(p("-A -t 2001:db8::1:80").is_err());
         assert!(p("-a -t 192.0.2.1:80 -r 198.51.100.1 -w 70000").is_err());
-        assert!(p("").is_err());
+        assert_eq!(p("").unwrap().cmd, Cmd::List);
+        assert!(p("-n").is_err());
     }
 
     #[test]
