@@ -612,7 +612,9 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize) -> ProbeResult {
                 let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
                 let password = db.password.as_deref().unwrap_or("");
                 match code {
-                    0 => return Ok("pgsql login accepted".to_owned()),
+                    // The database is opened after authentication: only ReadyForQuery
+                    // says the login worked.
+                    0 => {}
                     3 => conn.send(&pg_password(password)).await?,
                     5 if body.len() >= 8 => {
                         let inner = hex(&Md5::new()
@@ -631,9 +633,16 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize) -> ProbeResult {
                     other => return Err(format!("pgsql asks for unsupported auth method {other}")),
                 }
             }
+            // ParameterStatus, BackendKeyData, NoticeResponse: the backend starting up.
+            b'S' | b'K' | b'N' => {}
+            b'Z' => {
+                // Terminate, so the server logs a clean disconnect.
+                let _ = conn.send(&[b'X', 0, 0, 0, 4]).await;
+                return Ok("pgsql ready for query".to_owned());
+            }
             other => {
                 return Err(format!(
-                    "pgsql sent message {:?} before authentication",
+                    "pgsql sent unexpected message {:?} during login",
                     other as char
                 ));
             }

@@ -1,0 +1,75 @@
+//! Shared by the check_* integration tests: loopback ports, child processes that die with the
+//! test, and specs with short timing.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use directord::check::spec::{CheckSpec, DEFAULT_MAX_BYTES, Kind, Timing};
+
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+pub fn spec(kind: Kind) -> CheckSpec {
+    CheckSpec {
+        timing: Timing {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(2),
+            rise: 1,
+            fall: 1,
+            retry_delay: Duration::from_millis(100),
+            initial_up: true,
+        },
+        port: None,
+        max_bytes: DEFAULT_MAX_BYTES,
+        kind,
+    }
+}
+
+/// A child process killed (SIGKILL, by its own pid) when the test ends, pass or fail.
+pub struct Daemon(pub Child);
+
+impl Daemon {
+    pub fn spawn(command: &mut Command) -> Daemon {
+        Daemon(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawning {command:?}: {e}")),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_tcp(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(local(port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
