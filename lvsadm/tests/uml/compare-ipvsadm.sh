@@ -214,6 +214,10 @@ same "after delete" -Ln -t 192.0.2.100:80
 same "forward option on a service" -A -t 192.0.2.150:80 -m
 same "bad address" -A -t 192.0.2.300:80
 same "two commands" -A -D -t 192.0.2.150:80
+same "list a missing service" -Ln -t 192.0.2.199:80
+in_ns "$LVSADM" -C
+same "empty table" -Ln
+same "empty save" -Sn
 
 in_ns "$LVSADM" -C
 [ "$FAILED" = 0 ] && echo "PASS: lvsadm matches ipvsadm" || echo "FAILED"
