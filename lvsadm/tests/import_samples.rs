@@ -51,8 +51,10 @@ fn every_keepalived_sample_imports_and_validates() {
 }
 
 #[test]
-fn ldirectord_example_imports_and_validates() {
-    check(Source::Ldirectord, &fixtures("ldirectord")[0]);
+fn ldirectord_configs_import_and_validate() {
+    for path in fixtures("ldirectord") {
+        check(Source::Ldirectord, &path);
+    }
 }
 
 #[test]
