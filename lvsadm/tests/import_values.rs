@@ -548,9 +548,9 @@ fn malformed_input_is_located() {
     let e = error(Source::Keepalived, "malformed/unbalanced-open.conf");
     assert_eq!((e.line, e.kind), (6, ErrorKind::Syntax));
     assert!(
-        e.to_string().ends_with(
+        e.to_string().contains(
             "unbalanced-open.conf:6: unbalanced '{': the block \"vrrp_instance VI_1\" opened at "
-        ) || e.message.contains("opened at"),
+        ),
         "{e}"
     );
     assert!(
