@@ -1,0 +1,218 @@
+//! The scheduler end to end: real probes (external commands and TCP connects on loopback),
+//! real time, transitions read from its channel.
+
+mod check_support;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use check_support::{free_tcp_port, local, spec};
+use directord::check::spec::{External, Kind, Target};
+use directord::check::{Event, ProbeContext, Scheduler, Server};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+fn external(command: &str, dynamic_weight: bool) -> Kind {
+    Kind::External(External {
+        command: command.into(),
+        dynamic_weight,
+    })
+}
+
+fn server(kind: Kind, port: u16, interval_ms: u64) -> Server {
+    let mut spec = spec(kind);
+    spec.timing.interval = Duration::from_millis(interval_ms);
+    spec.timing.retry_delay = Duration::from_millis(interval_ms);
+    Server::new(spec, Target::new(local(port)))
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+async fn next_event(events: &mut mpsc::Receiver<Event<u32>>, within: Duration) -> Event<u32> {
+    tokio::time::timeout(within, events.recv())
+        .await
+        .expect("no event in time")
+        .expect("scheduler gone")
+}
+
+async fn no_event(events: &mut mpsc::Receiver<Event<u32>>, during: Duration) {
+    if let Ok(Some(event)) = tokio::time::timeout(during, events.recv()).await {
+        panic!("unexpected event {event:?}");
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn first_runs_are_spread_over_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let command = format!("echo $LVS_REAL_PORT $(date +%s%N) >> {}", log.display());
+    let (tx, _events) = mpsc::channel(16);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let started = now_ns();
+    scheduler
+        .update((0..5u32).map(|i| (i, server(external(&command, false), 1000 + i as u16, 1000))));
+    tokio::time::sleep(Duration::from_millis(950)).await;
+    let mut offsets_ms: Vec<(u16, u128)> = lines(&log)
+        .iter()
+        .map(|line| {
+            let (port, ns) = line.split_once(' ').unwrap();
+            (
+                port.parse().unwrap(),
+                (ns.parse::<u128>().unwrap() - started) / 1_000_000,
+            )
+        })
+        .collect();
+    offsets_ms.sort_by_key(|&(_, ms)| ms);
+    assert_eq!(
+        offsets_ms.len(),
+        5,
+        "each server probed once: {offsets_ms:?}"
+    );
+    for (slot, &(port, ms)) in offsets_ms.iter().enumerate() {
+        assert_eq!(
+            port,
+            1000 + slot as u16,
+            "slot order follows the update order"
+        );
+        let expected = slot as u128 * 200;
+        assert!(
+            (expected..expected + 120).contains(&ms),
+            "server {slot} first probed at {ms} ms, expected about {expected} ms: {offsets_ms:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn probes_of_one_server_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let command = format!(
+        "echo start >> {0}; sleep 0.25; echo end >> {0}",
+        log.display()
+    );
+    let (tx, _events) = mpsc::channel(16);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    // The interval is far shorter than a probe.
+    scheduler.insert(1u32, server(external(&command, false), 80, 20));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    drop(scheduler);
+    let seen = lines(&log);
+    assert!(seen.len() >= 6, "{seen:?}");
+    for (i, line) in seen.iter().enumerate() {
+        let expected = if i % 2 == 0 { "start" } else { "end" };
+        assert_eq!(line, expected, "probes overlapped: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn rise_and_fall_end_to_end() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut events) = mpsc::channel(16);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let mut check = server(Kind::Connect, port, 50);
+    check.spec.timing.rise = 2;
+    check.spec.timing.fall = 3;
+    scheduler.insert(7u32, check);
+    no_event(&mut events, Duration::from_millis(300)).await;
+    assert!(scheduler.health(&7).unwrap().probes >= 3);
+
+    drop(listener);
+    let started = std::time::Instant::now();
+    let down = next_event(&mut events, Duration::from_secs(2)).await;
+    assert_eq!(
+        (down.id, down.up, down.detail.as_str()),
+        (7, false, "connect refused")
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "three failures 50 ms apart"
+    );
+    assert!(!scheduler.health(&7).unwrap().up);
+
+    let _listener = TcpListener::bind(local(port)).await.unwrap();
+    let up = next_event(&mut events, Duration::from_secs(2)).await;
+    assert_eq!((up.id, up.up, up.weight), (7, true, None));
+    no_event(&mut events, Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn reload_keeps_health_of_kept_servers() {
+    let closed = free_tcp_port();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let (tx, mut events) = mpsc::channel(16);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let failing = server(Kind::Connect, closed, 50);
+    scheduler.update([
+        (1u32, failing.clone()),
+        (2, server(Kind::Connect, open, 50)),
+    ]);
+    let down = next_event(&mut events, Duration::from_secs(2)).await;
+    assert_eq!((down.id, down.up), (1, false));
+
+    // The same config again, less server 2: server 1 stays down (no reset to the initial
+    // up state, so no event), server 2 is gone.
+    scheduler.update([(1u32, failing.clone())]);
+    assert!(!scheduler.health(&1).unwrap().up);
+    assert_eq!(scheduler.health(&2), None);
+    assert_eq!(scheduler.len(), 1);
+    no_event(&mut events, Duration::from_millis(300)).await;
+
+    // A changed check takes over from the next probe, from the state the server is in.
+    let mut fixed = failing;
+    fixed.spec.kind = Kind::On;
+    scheduler.update([(1u32, fixed)]);
+    let up = next_event(&mut events, Duration::from_secs(2)).await;
+    assert_eq!((up.id, up.up, up.detail.as_str()), (1, true, "check is on"));
+
+    // A server adopted as down from the kernel table starts down whatever its check says.
+    let mut adopted = server(Kind::Connect, open, 50);
+    adopted.initial_up = Some(false);
+    scheduler.insert(3, adopted);
+    let up = next_event(&mut events, Duration::from_secs(2)).await;
+    assert_eq!((up.id, up.up), (3, true));
+    assert!(scheduler.remove(&3));
+    assert!(!scheduler.remove(&3));
+}
+
+#[tokio::test]
+async fn dynamic_weight_follows_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    std::fs::write(&code, "7").unwrap();
+    let (tx, mut events) = mpsc::channel(16);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    scheduler.insert(
+        1u32,
+        server(
+            external(&format!("exit $(cat {})", code.display()), true),
+            80,
+            50,
+        ),
+    );
+    let first = next_event(&mut events, Duration::from_secs(2)).await;
+    assert_eq!((first.up, first.weight), (true, Some(5)));
+    std::fs::write(&code, "12").unwrap();
+    let second = next_event(&mut events, Duration::from_secs(2)).await;
+    assert_eq!((second.up, second.weight), (true, Some(10)));
+    std::fs::write(&code, "1").unwrap();
+    let third = next_event(&mut events, Duration::from_secs(2)).await;
+    assert_eq!(
+        (third.up, third.weight, third.detail.as_str()),
+        (false, None, "exit 1")
+    );
+}
