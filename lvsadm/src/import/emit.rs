@@ -75,9 +75,17 @@ impl Output {
         );
         if !self.unsupported.is_empty() {
             text.push_str(&format!(
-                "# {} directive(s) have no equivalent; each is noted at its block.\n",
+                "# {} directive(s) have no equivalent; each is noted at its block, or here:\n",
                 self.unsupported.len()
             ));
+        }
+        for (i, note) in self.unsupported.iter().enumerate() {
+            if !self.in_a_block(i) {
+                text.push_str(&format!(
+                    "#   {}:{}: {} not supported: {}\n",
+                    note.file, note.line, note.directive, note.instead
+                ));
+            }
         }
         for remark in &self.remarks {
             text.push_str(&format!("# {remark}\n"));
@@ -106,6 +114,17 @@ impl Output {
             self.section(&mut text, block, &["sync"], false, None);
         }
         text
+    }
+
+    fn in_a_block(&self, note: usize) -> bool {
+        let ranges = self
+            .instances
+            .iter()
+            .map(|b| &b.notes)
+            .chain(self.sync_groups.iter().map(|b| &b.notes))
+            .chain(self.virtual_servers.iter().map(|b| &b.notes))
+            .chain(self.sync.iter().map(|b| &b.notes));
+        ranges.into_iter().any(|r| r.contains(&note))
     }
 
     fn section<T: serde::Serialize>(
