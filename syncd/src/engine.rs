@@ -7,9 +7,10 @@
 //!   forwarded to the unicast peers (re-packed with the configured version, sync id and
 //!   maximum length). A peer's hello is answered with the whole mirror, then a `ResyncDone`
 //!   (see [`crate::wire::hello`]), at most once per [`EngineConfig::resync_interval`] per peer.
-//! - Backup: accepted sync messages are learned and handed unchanged to the local kernel
-//!   backup; hellos go to every peer at start and every [`EngineConfig::hello_interval`]
-//!   until a `ResyncDone` arrives.
+//! - Backup: sync messages a peer sends by unicast are learned and handed unchanged to the
+//!   local kernel backup; messages to the group are only learned (the kernel backup, a
+//!   member of the group, has them already); hellos go to every peer at start and every
+//!   [`EngineConfig::hello_interval`] until a `ResyncDone` arrives.
 //!
 //! Either role keeps the mirror across a role change, so a backup promoted to master can
 //! resync the next backup.
@@ -181,25 +182,46 @@ impl Engine {
         self.learn(conns, now);
     }
 
-    /// A datagram on the sync port: a peer's hello or resync notice, or a sync message from a
-    /// peer or the group. Datagrams this host sent itself must be filtered out by the caller.
-    pub fn handle_datagram(&mut self, from: SocketAddr, payload: &[u8], now: Instant) {
+    /// A unicast datagram on the sync port: a peer's hello or resync notice, or a sync
+    /// message (an update or part of a resync). Only configured peers are heard: a backup
+    /// hands what it accepts to its kernel, which must not take orders from anyone.
+    pub fn handle_unicast(&mut self, from: SocketAddr, payload: &[u8], now: Instant) {
         if hello::is_hello(payload) {
             self.handle_hello(from, payload, now);
             return;
         }
-        let Some(conns) = self.decode(payload) else {
+        if self.peer_of(from).is_none() {
+            self.record_drop("unknown_peer");
             return;
-        };
-        self.counters.messages_received += 1;
-        self.counters.entries_received += conns.len() as u64;
-        self.learn(conns, now);
-        if self.role == Role::Backup {
+        }
+        if self.receive(payload, now) && self.role == Role::Backup {
             self.counters.messages_injected += 1;
             self.actions.push_back(Action::Inject {
                 payload: payload.to_vec(),
             });
         }
+    }
+
+    /// A sync message to the group on the sync interface, from another host's kernel
+    /// master. Learned only: the local kernel backup is a member of the same group and
+    /// already has it. Datagrams this host sent itself must be filtered out by the caller.
+    pub fn handle_group(&mut self, payload: &[u8], now: Instant) {
+        if hello::is_hello(payload) {
+            self.record_drop("hello_via_group");
+            return;
+        }
+        self.receive(payload, now);
+    }
+
+    /// Decodes and learns a received sync message; true if it was accepted.
+    fn receive(&mut self, payload: &[u8], now: Instant) -> bool {
+        let Some(conns) = self.decode(payload) else {
+            return false;
+        };
+        self.counters.messages_received += 1;
+        self.counters.entries_received += conns.len() as u64;
+        self.learn(conns, now);
+        true
     }
 
     /// The kernel's whole table, read by the daemon: learned, and in the master role sent to

@@ -87,16 +87,17 @@ fn master_forwards_what_the_kernel_sent_to_every_peer() {
 #[test]
 fn backup_injects_accepted_messages_and_drops_another_sync_id() {
     let now = Instant::now();
-    let mut engine = Engine::new(config(&[]), Role::Backup, now);
+    let mut engine = Engine::new(config(&[PEER]), Role::Backup, now);
+    drain(&mut engine);
     let ours = message(5, &[conn(40000, 1, 900)]);
-    engine.handle_datagram(peer(), &ours, now);
+    engine.handle_unicast(peer(), &ours, now);
     assert_eq!(
         drain(&mut engine),
         vec![Action::Inject {
             payload: ours.clone()
         }]
     );
-    engine.handle_datagram(peer(), &message(6, &[conn(40001, 1, 900)]), now);
+    engine.handle_unicast(peer(), &message(6, &[conn(40001, 1, 900)]), now);
     assert!(drain(&mut engine).is_empty());
     assert_eq!(engine.counters().drops.get("sync_id"), Some(&1));
     assert_eq!(engine.mirror().len(), 1);
@@ -106,10 +107,10 @@ fn backup_injects_accepted_messages_and_drops_another_sync_id() {
 #[test]
 fn a_backup_with_sync_id_zero_accepts_every_sync_id() {
     let now = Instant::now();
-    let mut cfg = config(&[]);
+    let mut cfg = config(&[PEER]);
     cfg.sync_id = 0;
     let mut engine = Engine::new(cfg, Role::Backup, now);
-    engine.handle_datagram(peer(), &message(9, &[conn(40000, 1, 900)]), now);
+    engine.handle_unicast(peer(), &message(9, &[conn(40000, 1, 900)]), now);
     assert_eq!(engine.counters().messages_injected, 1);
 }
 
@@ -120,11 +121,11 @@ fn malformed_datagrams_are_counted_by_cause() {
     drain(&mut engine);
     let mut truncated = message(5, &[conn(40000, 1, 900)]);
     truncated.truncate(20);
-    engine.handle_datagram(peer(), &truncated, now);
-    engine.handle_datagram(peer(), &[1], now);
+    engine.handle_unicast(peer(), &truncated, now);
+    engine.handle_unicast(peer(), &[1], now);
     let mut bad_hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
     bad_hello[5] = 9;
-    engine.handle_datagram(peer(), &bad_hello, now);
+    engine.handle_unicast(peer(), &bad_hello, now);
     let drops = &engine.counters().drops;
     assert_eq!(drops.get("size_mismatch"), Some(&1), "{drops:?}");
     assert_eq!(drops.get("header_truncated"), Some(&1), "{drops:?}");
@@ -158,9 +159,9 @@ fn backup_says_hello_until_a_resync_arrives() {
     }
     .to_bytes();
     // From a stranger it changes nothing.
-    engine.handle_datagram("198.51.100.77:8848".parse().unwrap(), &done, later);
+    engine.handle_unicast("198.51.100.77:8848".parse().unwrap(), &done, later);
     assert!(engine.awaiting_resync());
-    engine.handle_datagram(peer(), &done, later);
+    engine.handle_unicast(peer(), &done, later);
     assert!(!engine.awaiting_resync());
     assert_eq!(engine.counters().resyncs_received, 1);
     engine.handle_timeout(later + Duration::from_secs(3));
@@ -179,7 +180,7 @@ fn master_answers_a_hello_with_the_whole_mirror_once_per_interval() {
     let hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
     let at = now + Duration::from_secs(100);
     // The backup's source port differs from the one it listens on.
-    engine.handle_datagram("203.0.113.2:40000".parse().unwrap(), &hello, at);
+    engine.handle_unicast("203.0.113.2:40000".parse().unwrap(), &hello, at);
     let actions = drain(&mut engine);
     assert_eq!(actions.len(), 3, "{actions:?}");
     let Action::SendPeer { to, payload } = &actions[0] else {
@@ -209,15 +210,15 @@ fn master_answers_a_hello_with_the_whole_mirror_once_per_interval() {
         }
     );
 
-    engine.handle_datagram(peer(), &hello, at + Duration::from_secs(1));
+    engine.handle_unicast(peer(), &hello, at + Duration::from_secs(1));
     assert!(drain(&mut engine).is_empty());
     assert_eq!(engine.counters().drops.get("hello_rate_limited"), Some(&1));
-    engine.handle_datagram(peer(), &hello, at + Duration::from_secs(5));
+    engine.handle_unicast(peer(), &hello, at + Duration::from_secs(5));
     assert_eq!(drain(&mut engine).len(), 3);
     assert_eq!(engine.counters().resyncs_sent, 2);
 
     // Nobody else gets the table.
-    engine.handle_datagram(
+    engine.handle_unicast(
         "198.51.100.77:8848".parse().unwrap(),
         &hello,
         at + Duration::from_secs(60),
@@ -237,7 +238,7 @@ fn a_snapshot_is_pushed_to_peers_without_using_up_their_resync() {
         Some(Action::ResyncSent { entries: 1, .. })
     ));
     let hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
-    engine.handle_datagram(peer(), &hello, now + Duration::from_secs(1));
+    engine.handle_unicast(peer(), &hello, now + Duration::from_secs(1));
     assert!(matches!(
         drain(&mut engine).last(),
         Some(Action::ResyncSent { entries: 1, .. })
@@ -255,17 +256,40 @@ fn a_master_turned_backup_keeps_its_mirror_and_asks_for_a_resync() {
     assert_eq!(engine.mirror().len(), 1);
     assert!(engine.awaiting_resync());
     // A backup ignores hellos and does not forward what its kernel would send.
-    engine.handle_datagram(peer(), &hello::Repr::Hello { sync_id: 5 }.to_bytes(), now);
+    engine.handle_unicast(peer(), &hello::Repr::Hello { sync_id: 5 }.to_bytes(), now);
     engine.handle_observed(&message(5, &[conn(40001, 1, 900)]), now);
     assert!(drain(&mut engine).is_empty());
     assert_eq!(engine.counters().drops.get("hello_not_master"), Some(&1));
 }
 
 #[test]
+fn group_messages_are_learned_not_injected_and_strangers_are_not_heard() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Backup, now);
+    drain(&mut engine);
+    engine.handle_group(&message(5, &[conn(40000, 1, 900)]), now);
+    assert!(drain(&mut engine).is_empty());
+    assert_eq!(engine.mirror().len(), 1);
+    assert_eq!(engine.counters().messages_received, 1);
+    let stranger: SocketAddr = "198.51.100.77:8848".parse().unwrap();
+    engine.handle_unicast(stranger, &message(5, &[conn(40001, 1, 900)]), now);
+    assert!(drain(&mut engine).is_empty());
+    assert_eq!(engine.mirror().len(), 1);
+    assert_eq!(engine.counters().drops.get("unknown_peer"), Some(&1));
+    // A peer's kernel master sends from another port than its syncd: heard by address.
+    engine.handle_unicast(
+        "203.0.113.2:39000".parse().unwrap(),
+        &message(5, &[conn(40002, 1, 900)]),
+        now,
+    );
+    assert_eq!(engine.counters().messages_injected, 1);
+}
+
+#[test]
 fn entries_expire_on_the_timer() {
     let now = Instant::now();
     let mut engine = Engine::new(config(&[]), Role::Backup, now);
-    engine.handle_datagram(peer(), &message(5, &[conn(40000, 5, 120)]), now);
+    engine.handle_group(&message(5, &[conn(40000, 5, 120)]), now);
     assert_eq!(engine.poll_timeout(), Some(now + Duration::from_secs(120)));
     engine.handle_timeout(now + Duration::from_secs(120));
     assert!(engine.mirror().is_empty());

@@ -441,6 +441,41 @@ fn syncd_observes_kernel_to_kernel_sync() -> Result<(), String> {
     {
         return Err("the mirror must come from observed messages, not a snapshot".to_owned());
     }
+
+    // A syncd backup on B adopts the kernel backup started by hand and learns the group's
+    // messages without handing them to its kernel a second time.
+    let b_text = config(&site.run.join("b"), "s1", "backup", "224.0.0.81:8848", &[]);
+    let (_syncd_b, socket_b) = start_syncd(&site, &site.b, "b", &b_text)?;
+    let _more = hold_connections(&site.client, 2)?;
+    wait_for(Duration::from_secs(10), || {
+        table(&site.a).ok().filter(|t| established(t) >= 5)
+    })
+    .ok_or("A never had the 2 more connections ESTABLISHED")?;
+    let learned = wait_for(Duration::from_secs(10), || {
+        let rows = dump_rows(&socket_b).ok()?;
+        (established(&rows) >= 2).then_some(rows)
+    })
+    .ok_or("syncd B did not learn the 2 new connections from the group")?;
+    let a_rows = table(&site.a)?;
+    if !learned.is_subset(&a_rows) {
+        return Err(format!(
+            "syncd B learned rows A does not have:\n{}\nA:\n{}",
+            show(&learned),
+            show(&a_rows)
+        ));
+    }
+    let status_b = control(&socket_b, &json!({"cmd": "status"}))?;
+    println!("syncd B: {status_b}");
+    if counter(&status_b, "messages_received") == 0 || counter(&status_b, "messages_injected") != 0
+    {
+        return Err("syncd B must learn the group's messages and inject none".to_owned());
+    }
+    if status_b["kernel_daemons"] != json!(["backup"]) {
+        return Err(format!(
+            "B's kernel daemons: {}",
+            status_b["kernel_daemons"]
+        ));
+    }
     Ok(())
 }
 

@@ -35,7 +35,8 @@ const FOLLOW_RETRY: Duration = Duration::from_secs(2);
 const ADDRESS_REFRESH: Duration = Duration::from_secs(5);
 
 enum Input {
-    Datagram(SocketAddr, Vec<u8>),
+    Unicast(SocketAddr, Vec<u8>),
+    Group(SocketAddr, Vec<u8>),
     Observed(Vec<u8>),
     Role(Role),
     Drop(&'static str),
@@ -163,14 +164,15 @@ impl Syncd {
     fn handle_input(&mut self, input: Input) {
         let now = Instant::now();
         match input {
-            Input::Datagram(from, payload) => {
+            Input::Unicast(from, payload) => self.engine.handle_unicast(from, &payload, now),
+            Input::Group(from, payload) => {
                 // Our own injections come back through the group: not news.
                 if let IpAddr::V4(ip) = from.ip()
                     && self.own_addrs.contains(&ip)
                 {
                     return;
                 }
-                self.engine.handle_datagram(from, &payload, now);
+                self.engine.handle_group(&payload, now);
             }
             Input::Observed(payload) => {
                 // In the backup role the only local sender to the group is our injector.
@@ -358,16 +360,16 @@ fn ipv4_only(sync: &SyncConfig) -> Result<SocketAddrV4, String> {
     Ok(group)
 }
 
-async fn receive_datagrams(socket: Arc<UdpSocket>, inputs: mpsc::Sender<Input>) {
+async fn receive_datagrams(
+    socket: Arc<UdpSocket>,
+    wrap: fn(SocketAddr, Vec<u8>) -> Input,
+    inputs: mpsc::Sender<Input>,
+) {
     let mut buf = vec![0u8; 65536];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, from)) => {
-                if inputs
-                    .send(Input::Datagram(from, buf[..n].to_vec()))
-                    .await
-                    .is_err()
-                {
+                if inputs.send(wrap(from, buf[..n].to_vec())).await.is_err() {
                     return;
                 }
             }
@@ -483,15 +485,30 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
         ),
     };
     let client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
-    let sync_socket =
-        Arc::new(net::sync_socket(group, ifindex).map_err(|e| format!("sync port {group}: {e}"))?);
+    let sync_socket = Arc::new(
+        net::unicast_socket(group.port())
+            .map_err(|e| format!("sync port {}: {e}", group.port()))?,
+    );
+    let group_socket = Arc::new(
+        net::group_socket(group, ifindex)
+            .map_err(|e| format!("sync group {group} on {}: {e}", sync.interface))?,
+    );
     let inject_socket =
         net::inject_socket(ifindex, sync.ttl).map_err(|e| format!("injector socket: {e}"))?;
     let tap = net::Tap::open(ifindex, group.port())
         .map_err(|e| format!("packet tap on {}: {e}", sync.interface))?;
 
     let (inputs_tx, mut inputs) = mpsc::channel::<Input>(1024);
-    tokio::spawn(receive_datagrams(sync_socket.clone(), inputs_tx.clone()));
+    tokio::spawn(receive_datagrams(
+        sync_socket.clone(),
+        Input::Unicast,
+        inputs_tx.clone(),
+    ));
+    tokio::spawn(receive_datagrams(
+        group_socket,
+        Input::Group,
+        inputs_tx.clone(),
+    ));
     tokio::spawn(observe_kernel_master(tap, group, inputs_tx.clone()));
     let socket_dir = config.control.socket_dir.clone();
     if let Some(instance) = follow {

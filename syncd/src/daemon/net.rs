@@ -1,6 +1,11 @@
-//! syncd's sockets: the sync port (peers' unicast and the group), the injector that hands
+//! syncd's sockets: the sync port for peers' unicast, the group, the injector that hands
 //! messages to the local kernel backup, and the packet tap that sees the local kernel
 //! master's messages.
+//!
+//! Handing messages to the kernel backup by multicast with IP_MULTICAST_LOOP on was
+//! verified in UML (tests/tests/uml_syncd.rs, where the backup's group differs from the
+//! master's, so syncd is its only source): the looped copy is delivered to the kernel
+//! backup's socket like a datagram from the wire.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -49,18 +54,28 @@ pub fn local_addrs(interface: &str) -> Vec<Ipv4Addr> {
     out
 }
 
-/// The sync port: bound to the wildcard address so peers reach it by unicast, and a member
-/// of the group on the sync interface. The kernel backup's socket is bound to the group
-/// address on the same port and marked reusable, so both coexist and both get the group's
-/// datagrams.
-pub fn sync_socket(group: SocketAddrV4, ifindex: u32) -> io::Result<UdpSocket> {
+/// The sync port for peers' unicast: bound to the wildcard address, and (with
+/// IP_MULTICAST_ALL off and no membership) deaf to the group, so what arrives here was sent
+/// to this host alone.
+pub fn unicast_socket(port: u16) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, group.port())).into())?;
-    socket.join_multicast_v4_n(group.ip(), &InterfaceIndexOrAddress::Index(ifindex))?;
-    // Only the group we joined, not every group some other socket on the host joined.
     socket.set_multicast_all_v4(false)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// The group on the sync interface: bound to the group address (so only datagrams to it
+/// arrive) and a member on that interface. The kernel backup's socket is bound the same way
+/// and marked reusable, so both coexist and both get every datagram to the group.
+pub fn group_socket(group: SocketAddrV4, ifindex: u32) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.set_multicast_all_v4(false)?;
+    socket.bind(&SocketAddr::V4(group).into())?;
+    socket.join_multicast_v4_n(group.ip(), &InterfaceIndexOrAddress::Index(ifindex))?;
     UdpSocket::from_std(socket.into())
 }
 
