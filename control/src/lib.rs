@@ -9,6 +9,7 @@
 //! reply, so daemon state is never shared across tasks.
 
 pub mod directord;
+pub mod feedbackd;
 pub mod metrics;
 pub mod syncd;
 pub mod vrrpd;

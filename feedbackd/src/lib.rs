@@ -8,6 +8,7 @@
 //! - [`policy`]: director side, replies over time to a weight and a state.
 
 pub mod agent_check;
+pub mod daemon;
 pub mod policy;
 pub mod procstat;
 pub mod report;

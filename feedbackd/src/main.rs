@@ -2,12 +2,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// feedbackd: real-server load agent (--agent) and director-side weight controller.
+/// feedbackd: on a director, turns real-server load reports into IPVS weights (through
+/// directord); with --agent, reports this real server's load in haproxy's agent-check protocol.
 #[derive(Debug, Parser)]
 #[command(name = "feedbackd", version)]
 struct Args {
     #[command(flatten)]
     config: lvs_config::ConfigArgs,
+    /// Run the agent (the [agent] section) instead of the director-side poller
+    #[arg(long)]
+    agent: bool,
     /// Validate the config and exit
     #[arg(long)]
     check: bool,
@@ -15,10 +19,44 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(code) = lvs_config::load_for_daemon("feedbackd", &args.config, args.check) {
-        return code;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match lvs_config::load_for_daemon("feedbackd", &args.config, args.check) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("feedbackd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = if args.agent {
+        match config.agent.clone() {
+            Some(agent) => runtime.block_on(feedbackd::daemon::agent::run(&config, agent)),
+            None => Err("--agent needs an [agent] section in the config".to_owned()),
+        }
+    } else {
+        match config.feedback.clone() {
+            Some(feedback) => runtime.block_on(feedbackd::daemon::director::run(config, feedback)),
+            None => Err("no [feedback] section in the config: nothing to poll (use --agent on a real server)".to_owned()),
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("feedbackd: {e}");
+            ExitCode::FAILURE
+        }
     }
-    // The service loop lands with its issue (#8); refuse to pretend to run until then.
-    eprintln!("feedbackd: only --check is available in this build");
-    ExitCode::from(lvs_config::EX_UNAVAILABLE)
 }

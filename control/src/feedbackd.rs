@@ -1,0 +1,35 @@
+//! feedbackd's control API (director side): `<socket_dir>/feedbackd.sock`.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub agents: Vec<AgentStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub real: SocketAddr,
+    pub agent: SocketAddr,
+    /// The last reply line, as received.
+    pub last_reply: Option<String>,
+    pub configured_weight: u32,
+    /// The weight handed to directord.
+    pub weight: u32,
+    /// up, drain, maint or down.
+    pub state: String,
+    pub why: String,
+    pub lost: bool,
+    pub replies: u64,
+    pub malformed_replies: u64,
+    pub poll_failures: u64,
+    pub last_error: Option<String>,
+}

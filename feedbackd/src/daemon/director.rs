@@ -1,0 +1,337 @@
+//! `feedbackd` on a director: polls every configured agent, turns replies into weights with
+//! the policy, and hands weights and states to directord (the only writer of the IPVS table).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lvs_config::{Config, Feedback};
+use lvs_control::Incoming;
+use lvs_control::directord::{
+    FeedbackState, Request as DirectorRequest, Response as DirectorResponse,
+};
+use lvs_control::feedbackd::{AgentStatus, Request, Status};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::agent_check::{AgentReply, MAX_REPLY_LEN, Packet};
+use crate::policy::{Decision, PolicySettings, ServerPolicy, StateHint};
+
+struct Polled {
+    agent: usize,
+    result: Result<Vec<u8>, String>,
+}
+
+struct Tracked {
+    real: SocketAddr,
+    agent: SocketAddr,
+    policy: ServerPolicy,
+    last_reply: Option<String>,
+    replies: u64,
+    /// What directord last accepted, so a refused hand-over is retried.
+    delivered: Option<(u32, String)>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RealLabels {
+    real: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabels {
+    cause: String,
+}
+
+#[derive(Default)]
+struct Metrics {
+    replies: Family<RealLabels, Counter>,
+    malformed: Family<CauseLabels, Counter>,
+    poll_failures: Family<RealLabels, Counter>,
+    weight: Family<RealLabels, Gauge>,
+}
+
+pub fn settings(feedback: &Feedback) -> PolicySettings {
+    let percent = |p: lvs_config::Percent| p.0.round().clamp(0.0, f64::from(u16::MAX)) as u16;
+    PolicySettings {
+        smoothing: feedback.smoothing,
+        min_weight_percent: percent(feedback.min_weight),
+        max_weight_percent: percent(feedback.max_weight),
+        hysteresis_percent: percent(feedback.hysteresis),
+        min_interval: feedback.min_change_interval.get(),
+        lost_after: feedback.lost_after.get(),
+        ..PolicySettings::default()
+    }
+}
+
+/// The weight a real server is configured with (its first service when it is in several).
+fn configured_weight(config: &Config, real: SocketAddr) -> u32 {
+    config
+        .virtual_servers
+        .iter()
+        .flat_map(|vs| vs.real.iter())
+        .find(|r| r.address == real)
+        .map_or(1, |r| r.weight)
+}
+
+pub async fn run(config: Config, feedback: Feedback) -> Result<(), String> {
+    let now = Instant::now();
+    let policy_settings = settings(&feedback);
+    let mut agents: Vec<Tracked> = feedback
+        .agent
+        .iter()
+        .map(|a| Tracked {
+            real: a.real,
+            agent: a.address,
+            policy: ServerPolicy::new(configured_weight(&config, a.real), policy_settings, now),
+            last_reply: None,
+            replies: 0,
+            delivered: None,
+        })
+        .collect();
+    let directord = lvs_control::socket_path(&config.control.socket_dir, "directord");
+    let metrics = Metrics::default();
+    let mut registry = Registry::default();
+    registry.register(
+        "feedbackd_replies",
+        "Agent replies received",
+        metrics.replies.clone(),
+    );
+    registry.register(
+        "feedbackd_malformed_replies",
+        "Malformed agent replies by cause",
+        metrics.malformed.clone(),
+    );
+    registry.register(
+        "feedbackd_poll_failures",
+        "Agent polls that failed",
+        metrics.poll_failures.clone(),
+    );
+    registry.register(
+        "feedbackd_weight",
+        "Weight handed to directord",
+        metrics.weight.clone(),
+    );
+    super::serve_metrics(&config, registry).await?;
+
+    let (polled_tx, mut polled) = mpsc::channel::<Polled>(256);
+    for (index, agent) in agents.iter().enumerate() {
+        spawn_poller(
+            index,
+            agent.agent,
+            feedback.interval.get(),
+            feedback.timeout.get(),
+            polled_tx.clone(),
+        );
+    }
+
+    let socket = lvs_control::socket_path(&config.control.socket_dir, "feedbackd");
+    let listener = lvs_control::bind(&socket)
+        .map_err(|e| format!("control socket {}: {e}", socket.display()))?;
+    let shutdown = CancellationToken::new();
+    let (requests_tx, mut requests) = mpsc::channel::<Incoming<Request, Status>>(16);
+    let (events, _) = broadcast::channel::<()>(1);
+    tokio::spawn(lvs_control::serve(
+        listener,
+        requests_tx,
+        events,
+        shutdown.clone(),
+    ));
+    info!(
+        "polling {} agent(s) every {}",
+        agents.len(),
+        feedback.interval
+    );
+    super::notify_ready();
+    super::spawn_watchdog();
+
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let deadline = agents.iter().filter_map(|a| a.policy.poll_timeout()).min();
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(Polled { agent, result }) = polled.recv() => {
+                let tracked = &mut agents[agent];
+                let now = Instant::now();
+                let labels = RealLabels { real: tracked.real.to_string() };
+                let decision = match result {
+                    Ok(bytes) => {
+                        tracked.last_reply = Some(String::from_utf8_lossy(&bytes).trim_end().to_owned());
+                        match Packet::new_checked(&bytes[..]).and_then(|p| AgentReply::parse(&p)) {
+                            Ok(reply) => {
+                                tracked.replies += 1;
+                                metrics.replies.get_or_create(&labels).inc();
+                                tracked.policy.handle_reply(now, &reply)
+                            }
+                            Err(e) => {
+                                metrics.malformed.get_or_create(&CauseLabels { cause: e.as_str().to_owned() }).inc();
+                                tracked.policy.handle_malformed(now, &e)
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        metrics.poll_failures.get_or_create(&labels).inc();
+                        tracked.policy.handle_poll_failure(now, &e)
+                    }
+                };
+                if decision.is_some() {
+                    deliver(tracked, &directord, &metrics).await;
+                }
+            }
+            () = sleep => {
+                let now = Instant::now();
+                for tracked in &mut agents {
+                    if tracked.policy.handle_timeout(now).is_some() {
+                        deliver(tracked, &directord, &metrics).await;
+                    }
+                }
+            }
+            _ = retry.tick() => {
+                for tracked in &mut agents {
+                    let current = tracked.policy.decision();
+                    if tracked.delivered.as_ref() != Some(&(current.weight, state_name(tracked))) && heard_from(tracked) {
+                        deliver(tracked, &directord, &metrics).await;
+                    }
+                }
+            }
+            Some(incoming) = requests.recv() => {
+                let Request::Status = incoming.request;
+                incoming.reply(Ok(status(&agents)));
+            }
+            () = super::terminated() => break,
+        }
+    }
+    shutdown.cancel();
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+/// Until an agent has answered once, directord keeps its own view of the server.
+fn heard_from(tracked: &Tracked) -> bool {
+    tracked.replies > 0 || tracked.policy.is_lost()
+}
+
+fn state_name(tracked: &Tracked) -> String {
+    if tracked.policy.is_lost() {
+        "lost".to_owned()
+    } else {
+        tracked.policy.decision().state.as_str().to_owned()
+    }
+}
+
+async fn deliver(tracked: &mut Tracked, directord: &Path, metrics: &Metrics) {
+    let Decision { weight, state, why } = tracked.policy.decision().clone();
+    let feedback_state = if tracked.policy.is_lost() {
+        FeedbackState::Lost
+    } else {
+        match state {
+            StateHint::Up => FeedbackState::Up,
+            StateHint::Drain => FeedbackState::Drain,
+            StateHint::Maint | StateHint::Down { .. } => FeedbackState::Down,
+        }
+    };
+    metrics
+        .weight
+        .get_or_create(&RealLabels {
+            real: tracked.real.to_string(),
+        })
+        .set(i64::from(weight));
+    let request = DirectorRequest::Feedback {
+        real: tracked.real,
+        weight: Some(weight),
+        state: feedback_state,
+    };
+    match lvs_control::call_async::<_, DirectorResponse>(directord, &request).await {
+        Ok(_) => {
+            info!(
+                "{}: weight {weight}, {} ({why})",
+                tracked.real,
+                state_name(tracked)
+            );
+            tracked.delivered = Some((weight, state_name(tracked)));
+        }
+        Err(e) => warn!(
+            "{}: directord did not take weight {weight}: {e}",
+            tracked.real
+        ),
+    }
+}
+
+fn spawn_poller(
+    agent: usize,
+    address: SocketAddr,
+    interval: Duration,
+    timeout: Duration,
+    tx: mpsc::Sender<Polled>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let result = match tokio::time::timeout(timeout, poll(address)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no reply within {timeout:?}")),
+            };
+            if tx.send(Polled { agent, result }).await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Connects and reads one line, at most haproxy's buffer size.
+async fn poll(address: SocketAddr) -> Result<Vec<u8>, String> {
+    let mut stream = TcpStream::connect(address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut reply = Vec::with_capacity(64);
+    let mut chunk = [0u8; 512];
+    while reply.len() < MAX_REPLY_LEN {
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&chunk[..n]);
+        if reply.contains(&b'\n') {
+            break;
+        }
+    }
+    Ok(reply)
+}
+
+fn status(agents: &[Tracked]) -> Status {
+    let agents = agents
+        .iter()
+        .map(|t| {
+            let decision = t.policy.decision();
+            AgentStatus {
+                real: t.real,
+                agent: t.agent,
+                last_reply: t.last_reply.clone(),
+                configured_weight: t.policy.configured_weight(),
+                weight: decision.weight,
+                state: state_name(t),
+                why: decision.why.clone(),
+                lost: t.policy.is_lost(),
+                replies: t.replies,
+                malformed_replies: t.policy.malformed_replies(),
+                poll_failures: t.policy.poll_failures(),
+                last_error: t.policy.last_error().map(str::to_owned),
+            }
+        })
+        .collect();
+    Status { agents }
+}

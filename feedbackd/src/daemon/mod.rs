@@ -1,0 +1,59 @@
+//! The two tokio shells of feedbackd: the agent on a real server and the poller on a director.
+
+pub mod agent;
+pub mod director;
+
+/// Starts the Prometheus endpoint when `control.metrics` is set.
+pub async fn serve_metrics(
+    config: &lvs_config::Config,
+    registry: prometheus_client::registry::Registry,
+) -> Result<(), String> {
+    let Some(base) = config.control.metrics else {
+        return Ok(());
+    };
+    let addr = lvs_control::metrics::address(base, "feedbackd");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("metrics on {addr}: {e}"))?;
+    let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
+    tokio::spawn(lvs_control::metrics::serve(
+        listener,
+        registry,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+pub async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+pub fn notify_ready() {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+}
+
+/// Pings the systemd watchdog at half its period, when one is set.
+pub fn spawn_watchdog() {
+    if let Some(period) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+}
