@@ -599,6 +599,51 @@ async fn ldap_bind_and_search() {
 }
 
 #[tokio::test]
+async fn ldap_simple_bind_then_base_search() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut bind = [0u8; 2];
+        stream.read_exact(&mut bind).await.unwrap();
+        let mut rest = vec![0u8; usize::from(bind[1])];
+        stream.read_exact(&mut rest).await.unwrap();
+        // BindResponse success, then for the search one entry and SearchResultDone
+        // noSuchObject (32).
+        stream
+            .write_all(&[
+                0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+            ])
+            .await
+            .unwrap();
+        let mut search = [0u8; 2];
+        stream.read_exact(&mut search).await.unwrap();
+        let mut body = vec![0u8; usize::from(search[1])];
+        stream.read_exact(&mut body).await.unwrap();
+        stream
+            .write_all(&[
+                0x30, 0x0c, 0x02, 0x01, 0x02, 0x65, 0x07, 0x0a, 0x01, 0x20, 0x04, 0x00, 0x04, 0x00,
+            ])
+            .await
+            .unwrap();
+        (rest, body)
+    });
+    let check = spec(Kind::Ldap(Ldap {
+        login: login("cn=probe,dc=example", "pw"),
+        search_base: Some("dc=example".into()),
+    }));
+    assert_down(
+        &run(&check, port).await,
+        "search of \"dc=example\" failed with resultCode 32",
+    );
+    let (bind, search) = server.await.unwrap();
+    assert!(bind.windows(19).any(|w| w == b"cn=probe,dc=example"));
+    assert!(bind.ends_with(&[0x80, 2, b'p', b'w']));
+    assert_eq!(search[..3], [0x02, 0x01, 0x02], "messageID 2");
+    assert!(search.windows(10).any(|w| w == b"dc=example"));
+}
+
+#[tokio::test]
 async fn mysql_greeting_and_error_packet() {
     let mut greeting = vec![10];
     greeting.extend_from_slice(b"8.0.36\0");

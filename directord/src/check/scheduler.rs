@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::health::{HealthState, Transition};
 use super::probe::{self, ProbeContext};
-use super::spec::{CheckSpec, Target};
+use super::spec::{CheckSpec, SpecError, Target};
 
 /// One server to check.
 #[derive(Debug, Clone)]
@@ -37,6 +37,17 @@ impl Server {
             target,
             initial_up: None,
         }
+    }
+
+    /// The check of `real` under `service`, as the config says.
+    pub fn from_config(
+        service: &lvs_config::VirtualServer,
+        real: &lvs_config::RealServer,
+    ) -> Result<Self, SpecError> {
+        Ok(Server::new(
+            CheckSpec::resolve(service, real)?,
+            CheckSpec::target(service, real),
+        ))
     }
 }
 

@@ -103,7 +103,8 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let complete = conn.eof
             || length.is_some_and(|n| raw.len() >= n)
-            || (chunked && find(raw, b"\r\n0\r\n\r\n").is_some() || raw.starts_with(b"0\r\n\r\n"));
+            || (chunked
+                && (find(raw, b"\r\n0\r\n\r\n").is_some() || raw.starts_with(b"0\r\n\r\n")));
         if complete || http.method == "HEAD" {
             return Err(format!(
                 "status {status}, body does not match {:?}",
@@ -514,7 +515,11 @@ pub async fn ldap(ldap: &Ldap, addr: SocketAddr, max: usize) -> ProbeResult {
 
 // ---------------------------------------------------------------- mysql
 
-pub async fn mysql(_db: &Database, addr: SocketAddr, max: usize) -> ProbeResult {
+/// The server's greeting (handshake v10) shows mysqld accepting connections; an error
+/// packet in its place (too many connections, host blocked) is down. A login is not
+/// attempted: mysql_native_password needs SHA-1 and caching_sha2_password TLS or RSA, which
+/// this check does not carry, so a configured user is said to be unused in the reason.
+pub async fn mysql(db: &Database, addr: SocketAddr, max: usize) -> ProbeResult {
     let mut conn = Bounded::new(open(addr).await?, max);
     let header = conn.take(4).await?;
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
@@ -525,10 +530,11 @@ pub async fn mysql(_db: &Database, addr: SocketAddr, max: usize) -> ProbeResult 
     match payload[0] {
         10 => {
             let version_end = payload[1..].iter().position(|&b| b == 0).unwrap_or(0) + 1;
-            Ok(format!(
-                "mysql {}",
-                String::from_utf8_lossy(&payload[1..version_end])
-            ))
+            let version = String::from_utf8_lossy(&payload[1..version_end]);
+            Ok(match db.user {
+                Some(_) => format!("mysql {version} (greeting only, login not attempted)"),
+                None => format!("mysql {version}"),
+            })
         }
         0xff if payload.len() >= 3 => Err(format!(
             "mysql error {}: {}",
