@@ -293,6 +293,7 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
         "224.0.0.82:8849",
         &["203.0.113.1:8848"],
     );
+    let a_text = a_text.replace("[control]\n", "[control]\nmetrics = \"127.0.0.1:9100\"\n");
     let (_syncd_a, socket_a) = start_syncd(&site, &site.a, "a", &a_text)?;
     let (_syncd_b, socket_b) = start_syncd(&site, &site.b, "b", &b_text)?;
     let daemons_a = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
@@ -326,6 +327,22 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
     }
     if counter(&status_b, "messages_injected") == 0 || counter(&status_b, "resyncs_received") == 0 {
         return Err("syncd B neither injected nor got its resync".to_owned());
+    }
+    // The same counters on Prometheus (control.metrics + 2 for syncd).
+    let metrics = site.a.stdout(&[
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:9102/metrics",
+    ])?;
+    let sent = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("syncd_messages_sent_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if sent.is_none_or(|n| n == 0) || !metrics.contains("syncd_master 1") {
+        return Err(format!("metrics of syncd A:\n{metrics}"));
     }
 
     // Garbage on the sync port is counted by cause and changes nothing.

@@ -6,6 +6,7 @@
 //! to kernel sync on a shared link keeps working without syncd, and a restarted syncd adopts
 //! daemons that already match its config.
 
+mod metrics;
 mod net;
 
 use std::collections::HashMap;
@@ -52,6 +53,7 @@ struct Syncd {
     inject_socket: UdpSocket,
     own_addrs: Vec<Ipv4Addr>,
     events: broadcast::Sender<Event>,
+    metrics: metrics::Metrics,
 }
 
 impl Syncd {
@@ -123,10 +125,16 @@ impl Syncd {
         Ok(())
     }
 
-    fn set_role(&mut self, role: Role) {
+    /// Enters `role`: kernel daemons, engine, and as master a snapshot pushed to the peers.
+    /// A repeated report of the current role (vrrpd reconnected) only re-checks the kernel
+    /// daemons, unless `entering` (at start).
+    fn set_role(&mut self, role: Role, entering: bool) {
         let old = self.engine.role();
         if let Err(e) = self.apply_kernel_role(role) {
             warn!("{e}");
+        }
+        if old == role && !entering {
+            return;
         }
         self.engine.set_role(role, Instant::now());
         if old != role {
@@ -180,7 +188,7 @@ impl Syncd {
                     self.engine.handle_observed(&payload, now);
                 }
             }
-            Input::Role(role) => self.set_role(role),
+            Input::Role(role) => self.set_role(role, false),
             Input::Drop(cause) => self.engine.record_drop(cause),
         }
     }
@@ -210,6 +218,11 @@ impl Syncd {
                 }
             }
         }
+        self.metrics.publish(
+            self.engine.counters(),
+            self.engine.mirror().len(),
+            self.engine.role() == Role::Master,
+        );
     }
 
     fn status(&mut self) -> Status {
@@ -540,8 +553,23 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
         inject_socket,
         own_addrs,
         events: events.clone(),
+        metrics: metrics::Metrics::new(),
     };
-    syncd.set_role(initial_role);
+    if let Some(base) = config.control.metrics {
+        let addr = lvs_control::metrics::address(base, "syncd");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("metrics on {addr}: {e}"))?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        syncd.metrics.register(&mut registry);
+        tokio::spawn(lvs_control::metrics::serve(
+            listener,
+            Arc::new(std::sync::Mutex::new(registry)),
+            CancellationToken::new(),
+        ));
+        info!("metrics on http://{addr}/metrics");
+    }
+    syncd.set_role(initial_role, true);
     syncd.flush().await;
 
     let socket = lvs_control::socket_path(&socket_dir, "syncd");
