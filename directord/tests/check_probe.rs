@@ -72,7 +72,7 @@ async fn tcp_send_expect_against_socat() {
     let exchange = |expect: &str| {
         spec(Kind::Tcp(Exchange {
             send: Some(b"ping\n".to_vec()),
-            expect: Some(Regex::new(expect).unwrap()),
+            expect: Some(Regex::new(expect).unwrap().into()),
         }))
     };
     assert_up(&run(&exchange("^PONG ping"), port).await);
@@ -113,7 +113,7 @@ async fn udp_expect_reply() {
     let check = |expect: &str| {
         spec(Kind::Udp(Exchange {
             send: Some(b"hello".to_vec()),
-            expect: Some(Regex::new(expect).unwrap()),
+            expect: Some(Regex::new(expect).unwrap().into()),
         }))
     };
     assert_up(&run(&check("^echo:hello$"), port).await);
@@ -174,9 +174,9 @@ async fn http_against_busybox_httpd() {
     );
 
     let mut body = http("/index.html");
-    body.body = Some(Regex::new("hello from b.sybox").unwrap());
+    body.body = Some(Regex::new("hello from b.sybox").unwrap().into());
     assert_up(&run(&spec(Kind::Http(body.clone())), port).await);
-    body.body = Some(Regex::new("goodbye").unwrap());
+    body.body = Some(Regex::new("goodbye").unwrap().into());
     assert_down(
         &run(&spec(Kind::Http(body)), port).await,
         "body does not match",
@@ -226,7 +226,7 @@ async fn http_sends_host_and_decodes_chunked_bodies() {
     .await;
     let mut check = http("/x");
     check.host = Some("www.example.com".into());
-    check.body = Some(Regex::new("all good!").unwrap());
+    check.body = Some(Regex::new("all good!").unwrap().into());
     assert_up(&run(&spec(Kind::Http(check)), port).await);
     assert_down(
         &run(&spec(Kind::Http(http("/x"))), port).await,
@@ -245,7 +245,7 @@ async fn http_read_is_bounded_by_max_bytes() {
         while stream.write_all(&filler).await.is_ok() {}
     });
     let mut check = http("/");
-    check.body = Some(Regex::new("needle").unwrap());
+    check.body = Some(Regex::new("needle").unwrap().into());
     let mut spec = spec(Kind::Http(check));
     spec.max_bytes = 10_000;
     let outcome = run(&spec, port).await;
@@ -446,7 +446,7 @@ async fn smtp_ehlo_auth_quit() {
     .await;
     let check = spec(Kind::Smtp(Dialogue {
         login: login("u", "p"),
-        expect: Some(Regex::new("AUTH PLAIN").unwrap()),
+        expect: Some(Regex::new("AUTH PLAIN").unwrap().into()),
     }));
     assert_up(&run(&check, port).await);
     assert_eq!(
@@ -545,7 +545,7 @@ async fn ftp_login() {
     .await;
     let check = spec(Kind::Ftp(Dialogue {
         login: login("anonymous", "probe@"),
-        expect: Some(Regex::new("ftp ready").unwrap()),
+        expect: Some(Regex::new("ftp ready").unwrap().into()),
     }));
     assert_up(&run(&check, port).await);
     assert_eq!(

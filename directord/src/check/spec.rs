@@ -58,7 +58,7 @@ impl Default for Timing {
 }
 
 /// Everything one probe of one server needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckSpec {
     pub timing: Timing,
     /// Port probed instead of the real server's (keepalived connect_port).
@@ -68,18 +68,33 @@ pub struct CheckSpec {
     pub kind: Kind,
 }
 
-impl PartialEq for CheckSpec {
-    /// Regexes have no equality of their own; their source text stands in, which is what
-    /// "did the config change" means on reload.
+/// A regular expression over bytes, equal to another when their source texts are, which is
+/// what "did this check change" means on reload.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub Regex);
+
+impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
-        self.timing == other.timing
-            && self.port == other.port
-            && self.max_bytes == other.max_bytes
-            && format!("{:?}", self.kind) == format!("{:?}", other.kind)
+        self.0.as_str() == other.0.as_str()
     }
 }
 
-#[derive(Debug, Clone)]
+impl Eq for Pattern {}
+
+impl std::ops::Deref for Pattern {
+    type Target = Regex;
+    fn deref(&self) -> &Regex {
+        &self.0
+    }
+}
+
+impl From<Regex> for Pattern {
+    fn from(regex: Regex) -> Self {
+        Pattern(regex)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// Always up.
     On,
@@ -132,7 +147,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Http {
     pub method: String,
     pub path: String,
@@ -140,7 +155,7 @@ pub struct Http {
     pub host: Option<String>,
     /// Inclusive ranges of accepted status codes.
     pub statuses: Vec<(u16, u16)>,
-    pub body: Option<Regex>,
+    pub body: Option<Pattern>,
     pub tls: Option<Tls>,
 }
 
@@ -152,10 +167,10 @@ pub struct Tls {
     pub sni: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange {
     pub send: Option<Vec<u8>>,
-    pub expect: Option<Regex>,
+    pub expect: Option<Pattern>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,10 +219,10 @@ pub struct Dns {
 }
 
 /// A line protocol: greeting, optional login, optional regex on everything read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dialogue {
     pub login: Option<Login>,
-    pub expect: Option<Regex>,
+    pub expect: Option<Pattern>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -385,9 +400,13 @@ fn statuses(
     }
 }
 
-fn regex(pattern: Option<&String>) -> Result<Option<Regex>, SpecError> {
+fn regex(pattern: Option<&String>) -> Result<Option<Pattern>, SpecError> {
     pattern
-        .map(|p| Regex::new(p).map_err(|_| SpecError::Regex(p.clone())))
+        .map(|p| {
+            Regex::new(p)
+                .map(Pattern)
+                .map_err(|_| SpecError::Regex(p.clone()))
+        })
         .transpose()
 }
 
@@ -729,6 +748,20 @@ address = "198.51.100.1:53"
             CheckSpec::resolve(&vs, &vs.real[0]).unwrap_err(),
             SpecError::Missing("radius", "secret")
         );
+    }
+
+    #[test]
+    fn equality_is_what_a_reload_compares() {
+        let spec = |extra: &str| {
+            let vs = service(&format!(
+                "address = \"192.0.2.1:110\"\ncheck = {{ type = \"pop\", user = \"u\", {extra} }}\n[[real]]\naddress = \"198.51.100.1:110\"\n"
+            ));
+            CheckSpec::resolve(&vs, &vs.real[0]).unwrap()
+        };
+        let a = spec("password = \"aaaa\", expect = \"^[+]OK\"");
+        assert_eq!(a, spec("password = \"aaaa\", expect = \"^[+]OK\""));
+        assert_ne!(a, spec("password = \"bbbb\", expect = \"^[+]OK\""));
+        assert_ne!(a, spec("password = \"aaaa\", expect = \"^[+]OK \""));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::{Bounded, ProbeContext, ProbeResult, excerpt, io_reason};
-use crate::check::spec::{Database, Dialogue, Exchange, Http, Ldap};
+use crate::check::spec::{Database, Dialogue, Exchange, Http, Ldap, Pattern};
 
 async fn open(addr: SocketAddr) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(addr)
@@ -248,7 +248,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Talk<S> {
         }
     }
 
-    fn finish(&self, expect: Option<&Regex>, detail: String) -> ProbeResult {
+    fn finish(&self, expect: Option<&Pattern>, detail: String) -> ProbeResult {
         match expect {
             Some(pattern) if !pattern.is_match(&self.transcript) => {
                 Err(format!("dialogue does not match {:?}", pattern.as_str()))
