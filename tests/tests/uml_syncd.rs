@@ -417,6 +417,15 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
     if counter(&status_b, "resyncs_received") == 0 {
         return Err("syncd B got no resync".to_owned());
     }
+    // On demand: the master re-reads the kernel's table; a backup refuses.
+    let taken = control(&socket_a, &json!({"cmd": "snapshot"}))?;
+    if taken["entries"].as_u64().is_none_or(|n| n < 4) {
+        return Err(format!("snapshot on demand: {taken}"));
+    }
+    match control(&socket_b, &json!({"cmd": "snapshot"})) {
+        Err(e) if e.contains("master role only") => {}
+        other => return Err(format!("a backup must refuse a snapshot: {other:?}")),
+    }
     Ok(())
 }
 
