@@ -49,7 +49,7 @@ struct Syncd {
     role_source: String,
     engine: Engine,
     client: IpvsClient,
-    sync_socket: Arc<UdpSocket>,
+    unicast_socket: Arc<UdpSocket>,
     inject_socket: UdpSocket,
     own_addrs: Vec<Ipv4Addr>,
     events: broadcast::Sender<Event>,
@@ -197,7 +197,7 @@ impl Syncd {
         while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::SendPeer { to, payload } => {
-                    if let Err(e) = self.sync_socket.send_to(&payload, to).await {
+                    if let Err(e) = self.unicast_socket.send_to(&payload, to).await {
                         debug!("send to {to}: {e}");
                         self.engine.record_drop("send_peer");
                     }
@@ -498,7 +498,7 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
         ),
     };
     let client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
-    let sync_socket = Arc::new(
+    let unicast_socket = Arc::new(
         net::unicast_socket(group.port())
             .map_err(|e| format!("sync port {}: {e}", group.port()))?,
     );
@@ -513,7 +513,7 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
 
     let (inputs_tx, mut inputs) = mpsc::channel::<Input>(1024);
     tokio::spawn(receive_datagrams(
-        sync_socket.clone(),
+        unicast_socket.clone(),
         Input::Unicast,
         inputs_tx.clone(),
     ));
@@ -549,7 +549,7 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
         role_source,
         engine,
         client,
-        sync_socket,
+        unicast_socket,
         inject_socket,
         own_addrs,
         events: events.clone(),
