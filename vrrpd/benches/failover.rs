@@ -1,0 +1,508 @@
+//! Failover benchmark, vrrpd against keepalived in the same run (`cargo bench -p vrrpd`, as
+//! root; `FAILOVER_REPEATS=n` to change the 5 repeats).
+//!
+//! Namespaces a (master, priority 150) and b (backup, priority 100) and an observer share a
+//! bridge. Each trial starts a fresh pair, lets it settle, then either kills the master with
+//! SIGKILL (for keepalived: its VRRP child, which does the protocol work) or stops it with
+//! SIGTERM. The observer's tcpdump timestamps say when b's first advertisement and first
+//! gratuitous ARP appeared; the event time is taken on the same (realtime) clock just before
+//! the signal.
+//!
+//! After a kill, the backup's timer started at the master's last advertisement, so the
+//! interval from that advertisement is what RFC 3768 bounds (3 x interval + skew: 3.609 s
+//! at 1 s, 0.361 s at 10 cs, priority 100); the time from the kill is shorter by however long
+//! before the kill that advertisement went out. After SIGTERM the bound is the skew time
+//! from the master's priority-0 advertisement (0.609 s, 61 ms).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lvs_tests::netns::{Netns, veth};
+use lvs_tests::process::{Guarded, wait_for};
+
+const VIP: &str = "192.0.2.100";
+const A: &str = "192.0.2.11";
+const B: &str = "192.0.2.12";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Daemon {
+    Vrrpd,
+    Keepalived,
+}
+
+#[derive(Clone, Copy)]
+struct Mode {
+    name: &'static str,
+    version: u8,
+    centis: u32,
+}
+
+const MODES: [Mode; 2] = [
+    Mode {
+        name: "v2 1s",
+        version: 2,
+        centis: 100,
+    },
+    Mode {
+        name: "v3 10cs",
+        version: 3,
+        centis: 10,
+    },
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Event {
+    Kill,
+    Term,
+}
+
+impl Mode {
+    fn interval(self) -> Duration {
+        Duration::from_millis(u64::from(self.centis) * 10)
+    }
+
+    /// Skew_Time at priority 100: (256 - 100) / 256 of a second (v2) or of the interval (v3).
+    fn skew(self) -> Duration {
+        let base = if self.version == 2 {
+            Duration::from_secs(1)
+        } else {
+            self.interval()
+        };
+        base * 156 / 256
+    }
+
+    fn bound(self, event: Event) -> Duration {
+        match event {
+            Event::Kill => 3 * self.interval() + self.skew(),
+            Event::Term => self.skew(),
+        }
+    }
+}
+
+struct Lan {
+    a: Netns,
+    b: Netns,
+    observer: Netns,
+    _bridge: Netns,
+}
+
+fn lan() -> Result<Lan, String> {
+    let bridge = Netns::new("fbr")?;
+    bridge.bridge("br0")?;
+    let mut hosts = Vec::new();
+    for (i, (role, cidr)) in [
+        ("fa", "192.0.2.11/24"),
+        ("fb", "192.0.2.12/24"),
+        ("fo", "192.0.2.99/24"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let host = Netns::new(role)?;
+        let port = format!("p{i}");
+        veth(&host, "eth0", &bridge, &port)?;
+        bridge.attach(&port, "br0")?;
+        host.addr("eth0", cidr)?;
+        hosts.push(host);
+    }
+    let observer = hosts.pop().ok_or("three hosts")?;
+    let b = hosts.pop().ok_or("three hosts")?;
+    let a = hosts.pop().ok_or("three hosts")?;
+    Ok(Lan {
+        a,
+        b,
+        observer,
+        _bridge: bridge,
+    })
+}
+
+fn has_vip(host: &Netns) -> bool {
+    host.stdout(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .is_ok_and(|out| out.contains(&format!(" {VIP}/")))
+}
+
+fn start(
+    daemon: Daemon,
+    mode: Mode,
+    host: &Netns,
+    dir: &Path,
+    name: &str,
+    priority: u8,
+) -> Result<Guarded, String> {
+    let config = match daemon {
+        Daemon::Vrrpd => {
+            let path = dir.join(format!("{name}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    "[control]\nsocket_dir = \"{dir}/{name}\"\n\n[[vrrp.instance]]\nname = \"VI_1\"\n\
+                     interface = \"eth0\"\nvrid = 51\npriority = {priority}\nversion = {version}\n\
+                     advert_interval = \"{ms}ms\"\nvirtual_addresses = [\"{VIP}/24\"]\n",
+                    dir = dir.display(),
+                    version = mode.version,
+                    ms = mode.centis * 10,
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            path
+        }
+        Daemon::Keepalived => {
+            let path = dir.join(format!("{name}.conf"));
+            let version = if mode.version == 3 {
+                "  version 3\n"
+            } else {
+                ""
+            };
+            std::fs::write(
+                &path,
+                format!(
+                    "global_defs {{\n  router_id {name}\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n\
+                     interface eth0\n  virtual_router_id 51\n  priority {priority}\n{version}\
+                     advert_int {}.{:02}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n",
+                    mode.centis / 100,
+                    mode.centis % 100
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            path
+        }
+    };
+    let mut command = match daemon {
+        Daemon::Vrrpd => host.command(&[
+            env!("CARGO_BIN_EXE_vrrpd").as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ]),
+        Daemon::Keepalived => {
+            let pid = dir.join(format!("{name}.pid"));
+            let vrrp_pid = dir.join(format!("{name}.vrrp.pid"));
+            host.command(&[
+                "keepalived".as_ref(),
+                "--dont-fork".as_ref(),
+                "--dont-respawn".as_ref(),
+                "--vrrp".as_ref(),
+                "--use-file".as_ref(),
+                config.as_os_str(),
+                "--pid".as_ref(),
+                pid.as_os_str(),
+                "--vrrp_pid".as_ref(),
+                vrrp_pid.as_os_str(),
+            ])
+        }
+    };
+    command
+        .env("LVS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Guarded::spawn(&mut command)
+}
+
+/// SIGKILL must hit the process that runs the protocol: keepalived's VRRP child, which the
+/// parent would otherwise stop gracefully (priority 0) when it dies.
+fn protocol_pid(daemon: Daemon, guard: &Guarded, dir: &Path, name: &str) -> Result<i32, String> {
+    match daemon {
+        Daemon::Vrrpd => Ok(guard.pid() as i32),
+        Daemon::Keepalived => {
+            let file = dir.join(format!("{name}.vrrp.pid"));
+            std::fs::read_to_string(&file)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+                .trim()
+                .parse()
+                .map_err(|e| format!("{}: {e}", file.display()))
+        }
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+struct Trial {
+    daemon: Daemon,
+    mode: Mode,
+    event: Event,
+    at: f64,
+    b_mac: String,
+}
+
+/// One captured frame, from the observer's `tcpdump -tt -e -n` line.
+struct Frame {
+    ts: f64,
+    src_mac: String,
+    /// (source IP, priority) of a VRRP advertisement.
+    advert: Option<(String, u8)>,
+    garp_for_vip: bool,
+}
+
+fn parse(line: &str) -> Option<Frame> {
+    let mut words = line.split_whitespace();
+    let ts = words.next()?.parse().ok()?;
+    let src_mac = words.next()?.to_owned();
+    let advert = line.find(": VRRP").and_then(|at| {
+        let before = &line[..at];
+        let src = before.rsplit(": ").next()?.split(" > ").next()?.to_owned();
+        let prio = line
+            .split("prio ")
+            .nth(1)?
+            .split(',')
+            .next()?
+            .parse()
+            .ok()?;
+        Some((src, prio))
+    });
+    // With -e tcpdump prints the target MAC too: "who-has <vip> (ff:..) tell <vip>".
+    let garp_for_vip =
+        line.contains(&format!("who-has {VIP} ")) && line.contains(&format!("tell {VIP},"));
+    Some(Frame {
+        ts,
+        src_mac,
+        advert,
+        garp_for_vip,
+    })
+}
+
+struct Measured {
+    /// From the signal to b's first advertisement / gratuitous ARP.
+    advert: f64,
+    garp: f64,
+    /// From a's last advertisement (kill) or its priority-0 one (term) to b's first advert.
+    from_reference: f64,
+}
+
+fn measure(trial: &Trial, frames: &[Frame]) -> Option<Measured> {
+    let after: Vec<&Frame> = frames.iter().filter(|f| f.ts >= trial.at).collect();
+    let first_advert = after
+        .iter()
+        .find(|f| {
+            f.advert
+                .as_ref()
+                .is_some_and(|(src, prio)| src == B && *prio > 0)
+        })?
+        .ts;
+    let first_garp = after
+        .iter()
+        .find(|f| f.garp_for_vip && f.src_mac == trial.b_mac)?
+        .ts;
+    let reference = match trial.event {
+        Event::Kill => {
+            frames
+                .iter()
+                .filter(|f| f.ts < first_advert)
+                .rfind(|f| f.advert.as_ref().is_some_and(|(src, _)| src == A))?
+                .ts
+        }
+        Event::Term => {
+            after
+                .iter()
+                .find(|f| {
+                    f.advert
+                        .as_ref()
+                        .is_some_and(|(src, prio)| src == A && *prio == 0)
+                })?
+                .ts
+        }
+    };
+    Some(Measured {
+        advert: first_advert - trial.at,
+        garp: first_garp - trial.at,
+        from_reference: first_advert - reference,
+    })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn run_trial(
+    lan: &Lan,
+    dir: &Path,
+    daemon: Daemon,
+    mode: Mode,
+    event: Event,
+    n: usize,
+) -> Result<Trial, String> {
+    let tag = format!(
+        "{}{}{}{n}",
+        if daemon == Daemon::Vrrpd { "v" } else { "k" },
+        mode.version,
+        if event == Event::Kill { "k" } else { "t" }
+    );
+    let (a_name, b_name) = (format!("{tag}a"), format!("{tag}b"));
+    let master = start(daemon, mode, &lan.a, dir, &a_name, 150)?;
+    let settle = 4 * mode.interval() + Duration::from_secs(2);
+    wait_for(settle, || has_vip(&lan.a).then_some(())).ok_or("a never became master")?;
+    let backup = start(daemon, mode, &lan.b, dir, &b_name, 100)?;
+    // Past b's own Master_Down_Interval, so it is a settled backup.
+    std::thread::sleep(4 * mode.interval() + Duration::from_millis(500));
+    if has_vip(&lan.b) || !has_vip(&lan.a) {
+        return Err("the pair did not settle with a as master".to_owned());
+    }
+    let b_mac = lan
+        .b
+        .stdout(&["cat", "/sys/class/net/eth0/address"])?
+        .trim()
+        .to_owned();
+    let (pid, signal) = match event {
+        Event::Kill => (protocol_pid(daemon, &master, dir, &a_name)?, libc::SIGKILL),
+        Event::Term => (master.pid() as i32, libc::SIGTERM),
+    };
+    let at = now();
+    // SAFETY: kill(2) on a process this benchmark started and has not reaped.
+    unsafe { libc::kill(pid, signal) };
+    wait_for(Duration::from_secs(10), || has_vip(&lan.b).then_some(()))
+        .ok_or("b never took over")?;
+    // The rest of the first gratuitous ARP burst.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(backup);
+    drop(master);
+    // A killed master leaves its VIP behind; the next trial starts clean.
+    for host in [&lan.a, &lan.b] {
+        let _ = host.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
+    }
+    Ok(Trial {
+        daemon,
+        mode,
+        event,
+        at,
+        b_mac,
+    })
+}
+
+fn main() -> Result<(), String> {
+    // `cargo test` also runs benches in test mode (with --bench absent): nothing to do there.
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    if let Some(reason) = lvs_tests::netns_missing() {
+        eprintln!("SKIPPED: {reason}");
+        return Ok(());
+    }
+    let repeats: usize = std::env::var("FAILOVER_REPEATS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = lan()?;
+    let capture_path = dir.path().join("observer.txt");
+    let capture_file = std::fs::File::create(&capture_path).map_err(|e| e.to_string())?;
+    let mut tcpdump = lan.observer.command(&[
+        "tcpdump",
+        "-i",
+        "eth0",
+        "-l",
+        "-n",
+        "-e",
+        "-tt",
+        "--time-stamp-precision=micro",
+        "ip proto 112 or arp",
+    ]);
+    tcpdump.stdout(capture_file).stderr(Stdio::null());
+    let mut capture = Guarded::spawn(&mut tcpdump)?;
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut trials = Vec::new();
+    for mode in MODES {
+        for event in [Event::Kill, Event::Term] {
+            for n in 0..repeats {
+                // Interleaved, so drift in machine load hits both daemons alike.
+                for daemon in [Daemon::Vrrpd, Daemon::Keepalived] {
+                    match run_trial(&lan, dir.path(), daemon, mode, event, n) {
+                        Ok(trial) => trials.push(trial),
+                        Err(e) => eprintln!("trial failed: {e}"),
+                    }
+                }
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    capture.end();
+    let text = std::fs::read_to_string(&capture_path).map_err(|e| e.to_string())?;
+    let frames: Vec<Frame> = text.lines().filter_map(parse).collect();
+    if let Ok(keep) = std::env::var("FAILOVER_CAPTURE") {
+        std::fs::write(&keep, &text).map_err(|e| format!("{keep}: {e}"))?;
+    }
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<8} {:<5} {:<10} {:>3} {:>11} {:>11} {:>11} {:>10} {:>11} {:>8}",
+        "mode",
+        "event",
+        "daemon",
+        "n",
+        "advert(ms)",
+        "garp(ms)",
+        "garp-adv",
+        "ref->adv",
+        "RFC bound",
+        "ratio"
+    );
+    for mode in MODES {
+        for event in [Event::Kill, Event::Term] {
+            let mut medians = Vec::new();
+            for daemon in [Daemon::Vrrpd, Daemon::Keepalived] {
+                let measured: Vec<Measured> = trials
+                    .iter()
+                    .filter(|t| t.daemon == daemon && t.mode.version == mode.version)
+                    .filter(|t| t.event == event)
+                    .filter_map(|t| measure(t, &frames))
+                    .collect();
+                let mut advert: Vec<f64> = measured.iter().map(|m| m.advert).collect();
+                let mut garp: Vec<f64> = measured.iter().map(|m| m.garp).collect();
+                let mut gap: Vec<f64> = measured.iter().map(|m| m.garp - m.advert).collect();
+                let mut reference: Vec<f64> = measured.iter().map(|m| m.from_reference).collect();
+                let row = (
+                    median(&mut advert) * 1e3,
+                    median(&mut garp) * 1e3,
+                    median(&mut gap) * 1e3,
+                    median(&mut reference) * 1e3,
+                );
+                medians.push(row);
+                let ratio = if daemon == Daemon::Keepalived {
+                    let ours = medians[0].3;
+                    format!("{:.3}", ours / row.3)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    table,
+                    "{:<8} {:<5} {:<10} {:>3} {:>11.1} {:>11.1} {:>11.1} {:>10.1} {:>11.1} {:>8}",
+                    mode.name,
+                    if event == Event::Kill { "kill" } else { "term" },
+                    if daemon == Daemon::Vrrpd {
+                        "vrrpd"
+                    } else {
+                        "keepalived"
+                    },
+                    measured.len(),
+                    row.0,
+                    row.1,
+                    row.2,
+                    row.3,
+                    mode.bound(event).as_secs_f64() * 1e3,
+                    ratio
+                );
+            }
+        }
+    }
+    println!(
+        "medians over {repeats} repeats; advert/garp: from the signal to b's first advert / \
+         gratuitous ARP; ref->adv: from a's last advert (kill) or its priority-0 advert (term) \
+         to b's first advert, the interval the RFC bounds; ratio: vrrpd/keepalived of ref->adv"
+    );
+    print!("{table}");
+    Ok(())
+}
