@@ -1,3 +1,0 @@
-#![allow(dead_code)]
-#[path = "../src/import/mod.rs"]
-mod import;
