@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::check;
 use crate::kernel;
 use crate::metrics::{Metrics, ResultLabels, ServerLabels};
 use crate::reconcile::{Ownership, plan};
@@ -54,6 +55,10 @@ pub struct Director {
     last_apply: Applied,
     events: broadcast::Sender<Event>,
     pub metrics: Metrics,
+    /// Weights set by dynamic-weight checks (keepalived misc_dynamic).
+    check_weights: HashMap<ServerId, u32>,
+    /// Bumped by every accepted reload, so the checker follows the config.
+    generation: u64,
 }
 
 impl Director {
@@ -76,6 +81,8 @@ impl Director {
             last_apply: Applied::default(),
             events,
             metrics: Metrics::default(),
+            check_weights: HashMap::new(),
+            generation: 0,
         };
         director.adopt(&kernel);
         Ok(director)
@@ -300,6 +307,64 @@ impl Director {
         Ok(())
     }
 
+    /// Every configured real server's check, starting from the health directord holds now
+    /// (adopted from the kernel, or the last result).
+    pub fn check_servers(&self) -> Vec<(ServerId, check::Server)> {
+        let mut servers = Vec::new();
+        for vs in &self.config.virtual_servers {
+            let Some(key) = service_key(vs) else { continue };
+            for real in &vs.real {
+                let id = (key, real.address);
+                match check::Server::from_config(vs, real) {
+                    Ok(mut server) => {
+                        server.initial_up = self.health.get(&id).map(|h| h.up);
+                        servers.push((id, server));
+                    }
+                    Err(e) => warn!(
+                        "{} in {key}: check not runnable, left unchecked: {e}",
+                        real.address
+                    ),
+                }
+            }
+        }
+        servers
+    }
+
+    /// A health check result: the server went up or down, or its dynamic weight moved.
+    pub fn check_event(&mut self, event: check::Event<ServerId>) -> Result<Applied, String> {
+        let (key, real) = event.id;
+        match event.weight {
+            Some(weight) => self.check_weights.insert(event.id, weight),
+            None => self.check_weights.remove(&event.id),
+        };
+        self.adopted.remove(&event.id);
+        let before = self.health.insert(
+            event.id,
+            Health {
+                up: event.up,
+                detail: event.detail.clone(),
+            },
+        );
+        if before.is_none_or(|h| h.up != event.up) {
+            info!(
+                "{real} in {key} is {} ({})",
+                if event.up { "up" } else { "down" },
+                event.detail
+            );
+            let labels = ServerLabels {
+                service: key.to_string(),
+                real: real.to_string(),
+            };
+            self.metrics.health_transitions.get_or_create(&labels).inc();
+            let _ = self.events.send(Event::Health {
+                real,
+                up: event.up,
+                detail: event.detail,
+            });
+        }
+        self.reconcile()
+    }
+
     fn status(&mut self) -> Result<Status, String> {
         let kernel = kernel::read_table(&mut self.client).map_err(|e| e.to_string())?;
         let mut services = Vec::new();
@@ -433,6 +498,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         shutdown.clone(),
     ));
 
+    let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
+    let mut checker = check::Scheduler::new(check::ProbeContext::system(), check_tx);
+    checker.update(director.check_servers());
+    let mut checked_generation = director.generation;
+
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -442,7 +512,16 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     info!("serving {}", socket.display());
 
     loop {
+        if director.generation != checked_generation {
+            checker.update(director.check_servers());
+            checked_generation = director.generation;
+        }
         tokio::select! {
+            Some(event) = check_events.recv() => {
+                if let Err(e) = director.check_event(event) {
+                    warn!("{e}");
+                }
+            }
             Some(incoming) = requests.recv() => {
                 let response = director.handle(incoming.request.clone());
                 incoming.reply(response);

@@ -10,11 +10,18 @@ use lvs_tests::uml::{self, Case};
 use serde_json::{Value, json};
 
 fn main() -> ExitCode {
-    uml::main(&[Case::new(
-        "directord_owns_the_table_by_difference",
-        directord_owns_the_table_by_difference,
-    )
-    .with_timeout(Duration::from_secs(120))])
+    uml::main(&[
+        Case::new(
+            "health_checks_quiesce_remove_and_fall_back",
+            health_checks_quiesce_remove_and_fall_back,
+        )
+        .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "directord_owns_the_table_by_difference",
+            directord_owns_the_table_by_difference,
+        )
+        .with_timeout(Duration::from_secs(120)),
+    ])
 }
 
 /// Client, director and two NAT real servers, each serving a body naming itself.
@@ -27,6 +34,10 @@ struct Site {
 }
 
 fn site() -> Result<Site, String> {
+    site_with(2)
+}
+
+fn site_with(n: usize) -> Result<Site, String> {
     let client = Netns::new("c")?;
     let director = Netns::new("d")?;
     veth(&client, "c0", &director, "d0")?;
@@ -40,7 +51,7 @@ fn site() -> Result<Site, String> {
     let www = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut reals = Vec::new();
     let mut httpd = Vec::new();
-    for i in 0..2 {
+    for i in 0..n {
         let real = Netns::new(&format!("r{i}"))?;
         let port = format!("dp{i}");
         veth(&real, "r0", &director, &port)?;
@@ -272,5 +283,147 @@ fn directord_owns_the_table_by_difference() -> Result<(), String> {
         serde_json::to_string_pretty(&status).unwrap_or_default()
     );
     drop(site.reals);
+    Ok(())
+}
+
+const HEALTH_CONFIG: &str = r#"
+[control]
+socket_dir = "SOCKET_DIR"
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+scheduler = "rr"
+forwarding = "nat"
+on_failure = "quiescent"
+fallback = "198.51.100.250:8080"
+check = { type = "http", path = "/", expect_body = "real-", interval = "500ms", timeout = "400ms", rise = 2, fall = 2 }
+
+[[virtual_server.real]]
+address = "198.51.100.11:8080"
+weight = 10
+
+[[virtual_server.real]]
+address = "198.51.100.12:8080"
+weight = 10
+
+[[virtual_server.real]]
+address = "198.51.100.13:8080"
+weight = 10
+
+[[virtual_server]]
+name = "api"
+address = "192.0.2.100:81"
+scheduler = "rr"
+forwarding = "nat"
+on_failure = "remove"
+check = { type = "connect", interval = "500ms", timeout = "400ms", rise = 2, fall = 2 }
+
+[[virtual_server.real]]
+address = "198.51.100.11:8080"
+
+[[virtual_server.real]]
+address = "198.51.100.12:8080"
+
+[[virtual_server.real]]
+address = "198.51.100.13:8080"
+"#;
+
+fn fetch(client: &Netns, port: u16) -> Result<String, String> {
+    // busybox wget -T crashes under UML; coreutils timeout bounds it instead.
+    client.stdout(&[
+        "timeout",
+        "5",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://192.0.2.100:{port}/"),
+    ])
+}
+
+/// Real HTTP checks drive the kernel table: a dead server is quiesced in one service and
+/// removed from another, comes back after `rise` passes, and the sorry server answers only
+/// while every real server is down.
+fn health_checks_quiesce_remove_and_fall_back() -> Result<(), String> {
+    let mut site = site_with(3)?;
+    // The sorry server, on the real-server LAN.
+    let sorry = Netns::new("sorry")?;
+    veth(&sorry, "s0", &site.director, "dps")?;
+    site.director.attach("dps", "br1")?;
+    sorry.addr("s0", "198.51.100.250/24")?;
+    sorry.default_route("198.51.100.1")?;
+    let sorry_www = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(sorry_www.path().join("index.html"), "sorry\n").map_err(|e| e.to_string())?;
+    let _sorry_httpd = sorry.spawn(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        sorry_www.path().to_str().unwrap_or_default(),
+    ])?;
+
+    let run = PathBuf::from(format!("/run/lvs-directord-health-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let config = run.join("director.toml");
+    write_config(&config, &run, HEALTH_CONFIG)?;
+    let socket = run.join("directord.sock");
+    let _directord = start(&site.director, &config, &socket)?;
+    let table = || save(&site.director).unwrap_or_default();
+    let settle = |what: &str, ok: &dyn Fn(&str) -> bool| {
+        wait_for(Duration::from_secs(15), || ok(&table()).then_some(()))
+            .ok_or_else(|| format!("{what}; table:\n{}", table()))
+    };
+
+    settle("three healthy servers in web", &|t: &str| {
+        t.matches("-m -w 10").count() == 3
+    })?;
+    let www_root = site._www.path().join("r0");
+
+    // r0's listener stops: quiesced in web (weight 0), removed from api; no new request reaches it.
+    site._httpd.remove(0);
+    settle("r0 quiesced in web and removed from api", &|t: &str| {
+        t.contains("-a -t 192.0.2.100:80 -r 198.51.100.11:8080 -m -w 0")
+            && !t.contains("-a -t 192.0.2.100:81 -r 198.51.100.11:8080")
+    })?;
+    for _ in 0..6 {
+        let body = fetch(&site.client, 80)?;
+        if body == "real-0\n" {
+            return Err("a quiesced server got a new request".to_owned());
+        }
+    }
+
+    // It starts again: back after rise checks, in both services.
+    site._httpd.insert(
+        0,
+        site.reals[0].spawn(&[
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            www_root.to_str().unwrap_or_default(),
+        ])?,
+    );
+    settle("r0 back in both services", &|t: &str| {
+        t.contains("-r 198.51.100.11:8080 -m -w 10")
+            && t.contains("-a -t 192.0.2.100:81 -r 198.51.100.11:8080")
+    })?;
+
+    // Every real server down: the fallback answers.
+    site._httpd.clear();
+    settle("fallback in web", &|t: &str| {
+        t.contains("-r 198.51.100.250:8080 -m -w 1")
+    })?;
+    let body = wait_for(Duration::from_secs(5), || fetch(&site.client, 80).ok())
+        .ok_or("no answer via the VIP")?;
+    if body != "sorry\n" {
+        return Err(format!("expected the sorry server, got {body:?}"));
+    }
+    println!("{}", table());
     Ok(())
 }
