@@ -1,4 +1,6 @@
 //! lvsadm: ipvsadm-compatible table management and the suite's status commands.
 
 pub mod check_config;
+pub mod import;
 pub mod ipvsadm;
+pub mod status;

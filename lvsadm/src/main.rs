@@ -20,10 +20,102 @@ enum Command {
         #[command(flatten)]
         config: lvs_config::ConfigArgs,
     },
+    /// Convert a keepalived.conf, ldirectord.cf or `ipvsadm -Sn` save into director.toml
+    Import {
+        /// What FILE is
+        #[arg(long = "from", value_enum)]
+        from: ImportSource,
+        /// Fail (exit 65) on any directive that has no equivalent
+        #[arg(long)]
+        strict: bool,
+        /// Write here instead of stdout
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<std::path::PathBuf>,
+        file: std::path::PathBuf,
+    },
+    /// directord: services, real servers, health and weights
+    Status(Daemon),
+    /// vrrpd: instances, states, priorities and counters
+    Vrrp(Daemon),
+    /// syncd: role, mirror table and counters
+    Sync(Daemon),
+    /// feedbackd: each agent's last reply and the weight derived from it
+    Feedback(Daemon),
+}
+
+#[derive(Debug, clap::Args)]
+struct Daemon {
+    #[command(flatten)]
+    config: lvs_config::ConfigArgs,
+    /// Print the daemon's answer as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+impl Daemon {
+    /// Where the daemons' sockets are: the config's control.socket_dir, or the default.
+    fn socket_dir(&self) -> std::path::PathBuf {
+        lvs_config::load(&self.config.path)
+            .map(|c| c.control.socket_dir)
+            .unwrap_or_else(|_| lvs_config::Control::default().socket_dir)
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ImportSource {
+    Keepalived,
+    Ldirectord,
+    Ipvsadm,
 }
 
 /// Words that select a clap subcommand; anything else is ipvsadm syntax.
-const SUBCOMMANDS: &[&str] = &["check-config", "help"];
+const SUBCOMMANDS: &[&str] = &[
+    "check-config",
+    "import",
+    "status",
+    "vrrp",
+    "sync",
+    "feedback",
+    "help",
+];
+
+/// sysexits.h EX_DATAERR: the input to import is malformed or, with --strict, not convertible.
+const EX_DATAERR: u8 = 65;
+
+fn import(
+    from: ImportSource,
+    strict: bool,
+    output: Option<&std::path::Path>,
+    file: &std::path::Path,
+) -> ExitCode {
+    use lvsadm::import::Source;
+    let source = match from {
+        ImportSource::Keepalived => Source::Keepalived,
+        ImportSource::Ldirectord => Source::Ldirectord,
+        ImportSource::Ipvsadm => Source::Ipvsadm,
+    };
+    match lvsadm::import::import(source, file, strict) {
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(EX_DATAERR)
+        }
+        Ok(imported) => {
+            for unsupported in &imported.unsupported {
+                eprintln!("{unsupported}");
+            }
+            match output {
+                None => print!("{}", imported.toml),
+                Some(path) => {
+                    if let Err(e) = std::fs::write(path, &imported.toml) {
+                        eprintln!("lvsadm: {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
@@ -36,5 +128,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => lvsadm::check_config::run(&config),
+        Command::Import {
+            from,
+            strict,
+            output,
+            file,
+        } => import(from, strict, output.as_deref(), &file),
+        Command::Status(d) => lvsadm::status::directord(&d.socket_dir(), d.json),
+        Command::Vrrp(d) => lvsadm::status::vrrp(&d.socket_dir(), d.json),
+        Command::Sync(d) => lvsadm::status::sync(&d.socket_dir(), d.json),
+        Command::Feedback(d) => lvsadm::status::feedback(&d.socket_dir(), d.json),
     }
 }

@@ -2,9 +2,7 @@
 //! sample the Debian package ships, ldirectord's example and a save captured from ipvsadm on a
 //! real 6.1 kernel (UML). Each result must pass lvs-config's own parser.
 
-#[path = "../src/import/mod.rs"]
-#[allow(dead_code)]
-mod import;
+use lvsadm::import;
 
 use std::path::{Path, PathBuf};
 

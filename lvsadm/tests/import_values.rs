@@ -1,9 +1,7 @@
 //! What `lvsadm import` makes of each directive family, checked value by value on the parsed
 //! result, plus malformed input and strict mode.
 
-#[path = "../src/import/mod.rs"]
-#[allow(dead_code)]
-mod import;
+use lvsadm::import;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration as Std;

@@ -9,10 +9,7 @@
 //! on addresses no test can serve, and a real server with no checker is simply up in keepalived,
 //! as one with no check is in directord. What is compared is how the table is built.
 
-#[path = "../../lvsadm/src/import/mod.rs"]
-// Its unit tests do not run without the libtest harness, and the lead wires the rest.
-#[allow(dead_code, unused_imports)]
-mod import;
+use lvsadm::import;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,203 @@
+//! `lvsadm status | vrrp | sync | feedback`: what each daemon reports on its control socket,
+//! for people. `--json` prints the daemon's answer as it is, for scripts.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use lvs_control::{directord, feedbackd, syncd, vrrpd};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn ask<Req: Serialize, Resp: DeserializeOwned + Serialize>(
+    socket_dir: &Path,
+    daemon: &str,
+    request: &Req,
+    json: bool,
+    render: impl FnOnce(&Resp) -> String,
+) -> ExitCode {
+    let path = lvs_control::socket_path(socket_dir, daemon);
+    match lvs_control::call::<_, Resp>(&path, request, TIMEOUT) {
+        Ok(response) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&response).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            print!("{}", render(&response));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lvsadm: {daemon}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn directord(socket_dir: &Path, json: bool) -> ExitCode {
+    ask(
+        socket_dir,
+        "directord",
+        &directord::Request::Status,
+        json,
+        |response: &directord::Response| {
+            let directord::Response::Status(status) = response else {
+                return "unexpected reply\n".to_owned();
+            };
+            let mut out = format!("directord: {}\n", status.config.display());
+            for service in &status.services {
+                let _ = writeln!(
+                    out,
+                    "{} ({}) {}{}",
+                    service.name,
+                    service.service,
+                    service.scheduler,
+                    if service.in_kernel {
+                        ""
+                    } else {
+                        "  [not in the kernel table]"
+                    }
+                );
+                for s in &service.servers {
+                    let weight = s.kernel_weight.map_or("-".to_owned(), |w| w.to_string());
+                    let _ = writeln!(
+                        out,
+                        "  -> {:<28} {:<5} weight {:>5} of {:<5} {}{}",
+                        s.address,
+                        if s.fallback {
+                            "sorry"
+                        } else if s.up {
+                            "up"
+                        } else {
+                            "down"
+                        },
+                        weight,
+                        s.configured_weight,
+                        s.health,
+                        s.feedback
+                            .as_ref()
+                            .map(|f| format!("; feedback {f}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            out
+        },
+    )
+}
+
+pub fn vrrp(socket_dir: &Path, json: bool) -> ExitCode {
+    ask(
+        socket_dir,
+        "vrrpd",
+        &vrrpd::Request::Status,
+        json,
+        |status: &vrrpd::Status| {
+            let mut out = String::new();
+            for i in &status.instances {
+                let _ = writeln!(
+                    out,
+                    "{} {} vrid {}: {} priority {}/{} master {} VIPs {}",
+                    i.name,
+                    i.interface,
+                    i.vrid,
+                    i.state,
+                    i.priority,
+                    i.configured_priority,
+                    i.master.map_or("-".to_owned(), |m| m.to_string()),
+                    i.virtual_addresses.join(" ")
+                );
+                let c = &i.counters;
+                let _ = writeln!(
+                    out,
+                    "  adverts sent {} received {}, transitions {}, became master {}",
+                    c.adverts_sent, c.adverts_received, c.transitions, c.became_master
+                );
+                for (cause, n) in &c.drops {
+                    let _ = writeln!(out, "  dropped {n} ({cause})");
+                }
+            }
+            out
+        },
+    )
+}
+
+pub fn sync(socket_dir: &Path, json: bool) -> ExitCode {
+    ask(
+        socket_dir,
+        "syncd",
+        &syncd::Request::Status,
+        json,
+        |response: &syncd::Response| {
+            let syncd::Response::Status(s) = response else {
+                return "unexpected reply\n".to_owned();
+            };
+            let c = &s.counters;
+            let mut out = format!(
+                "syncd: {} ({}) on {} syncid {} group {} v{}, kernel daemons: {}\n\
+             mirror {} connection(s), lag {}\n\
+             sent {} msg / {} entries, received {} msg / {} entries, observed from the kernel {} msg\n\
+             resyncs sent {} received {}\n",
+                s.role,
+                s.role_source,
+                s.interface,
+                s.syncid,
+                s.group,
+                s.version,
+                if s.kernel_daemons.is_empty() {
+                    "none".to_owned()
+                } else {
+                    s.kernel_daemons.join(", ")
+                },
+                s.mirror_size,
+                s.lag_ms.map_or("-".to_owned(), |ms| format!("{ms} ms")),
+                c.messages_sent,
+                c.entries_sent,
+                c.messages_received,
+                c.entries_received,
+                c.kernel_messages_observed,
+                c.resyncs_sent,
+                c.resyncs_received,
+            );
+            for (cause, n) in &c.drops {
+                let _ = writeln!(out, "dropped {n} ({cause})");
+            }
+            out
+        },
+    )
+}
+
+pub fn feedback(socket_dir: &Path, json: bool) -> ExitCode {
+    ask(
+        socket_dir,
+        "feedbackd",
+        &feedbackd::Request::Status,
+        json,
+        |status: &feedbackd::Status| {
+            let mut out = String::new();
+            for a in &status.agents {
+                let _ = writeln!(
+                    out,
+                    "{:<24} agent {:<24} {:<5} weight {:>5} of {:<5} last {:?}\n  {}{}",
+                    a.real,
+                    a.agent,
+                    a.state,
+                    a.weight,
+                    a.configured_weight,
+                    a.last_reply.as_deref().unwrap_or("-"),
+                    a.why,
+                    a.last_error
+                        .as_ref()
+                        .map(|e| format!("; {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            out
+        },
+    )
+}
