@@ -426,11 +426,27 @@ fn one_u8() -> u8 {
 }
 
 /// `role = "master" | "backup"` or `role = { follow = "VI_1" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncRole {
     Master,
     Backup,
     Follow(String),
+}
+
+/// Written the way it is read, so a serialized config parses again.
+impl Serialize for SyncRole {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            SyncRole::Master => serializer.serialize_str("master"),
+            SyncRole::Backup => serializer.serialize_str("backup"),
+            SyncRole::Follow(instance) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("follow", instance)?;
+                map.end()
+            }
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for SyncRole {

@@ -412,3 +412,20 @@ fn read_errors_name_the_file() {
             .starts_with("/nonexistent/director.toml: cannot read config")
     );
 }
+
+#[test]
+fn a_serialized_config_parses_back_to_the_same() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/director.toml"
+    ))
+    .unwrap();
+    let config = parse_ok(&text);
+    let written = toml::to_string(&config).unwrap();
+    assert_eq!(parse_ok(&written), config, "{written}");
+    for role in ["\"master\"", "\"backup\""] {
+        let text = format!("[sync]\ninterface = \"eth1\"\nrole = {role}\n");
+        let config = parse_ok(&text);
+        assert_eq!(parse_ok(&toml::to_string(&config).unwrap()), config);
+    }
+}
