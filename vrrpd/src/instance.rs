@@ -527,10 +527,13 @@ impl Instance {
         self.clear_timers();
         self.master_adver_int = self.cfg.advert_interval;
         self.master_addr = Some(self.cfg.primary_addr);
-        self.actions.push_back(Action::AddVips);
+        // RFC 3768 6.4.2 order: the advert first, so the other routers stop counting down
+        // without waiting for the addresses to be configured; then the addresses, which must be
+        // in place before the gratuitous ARPs draw traffic here.
         self.actions.push_back(Action::SendAdvert {
             priority: self.priority,
         });
+        self.actions.push_back(Action::AddVips);
         self.adver_at = Some(now + self.cfg.advert_interval);
         let garp = self.cfg.garp.clone();
         self.schedule_burst(now, GarpBurst::Takeover, garp.repeat);

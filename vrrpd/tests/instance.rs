@@ -74,8 +74,8 @@ fn run_until(inst: &mut Instance, until: Instant) -> Vec<(Instant, Action)> {
 fn takeover_actions(priority: u8) -> Vec<Action> {
     let mut v = vec![
         changed(State::Backup, State::Master),
-        Action::AddVips,
         Action::SendAdvert { priority },
+        Action::AddVips,
     ];
     v.extend((0..5).map(|index| Action::SendGratuitousArp {
         burst: GarpBurst::Takeover,

@@ -5,6 +5,7 @@
 mod link;
 mod metrics;
 mod socket;
+mod timer;
 mod tracking;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
 use link::Link;
 use metrics::Metrics;
 use socket::VrrpSocket;
+use timer::PreciseTimer;
 use tracking::{ScriptResult, Tracking};
 
 struct Running {
@@ -274,6 +276,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         tokio::time::interval(watchdog.unwrap_or(std::time::Duration::from_secs(3600)));
 
     let mut poll_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let timer = PreciseTimer::new().map_err(|e| format!("timerfd: {e}"))?;
     loop {
         daemon.carry_out_all().await;
         let deadline = daemon
@@ -283,7 +286,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             .min();
         let sleep = async {
             match deadline {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
+                Some(at) => {
+                    if let Err(e) = timer.sleep_until(at).await {
+                        warn!("timerfd: {e}; falling back to tokio's timer");
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                }
                 None => std::future::pending().await,
             }
         };
