@@ -1006,3 +1006,64 @@ fn ipv6_vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> 
         .ok_or("a stopping vrrpd must remove its IPv6 VIP")?;
     Ok(())
 }
+
+/// Two instances in one sync group on each node: a fault in one of a's instances (a tracked
+/// interface, weighted, which a group turns into a fault) takes both to FAULT, so b holds
+/// both VIPs; when it clears, a takes both back.
+#[test]
+fn sync_group_members_fail_over_together() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    const VIP2: &str = "192.0.2.101";
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lan = Lan::new(&[("sa", "192.0.2.111/24"), ("sb", "192.0.2.112/24")])?;
+    let (a, b) = (lan.host(0), lan.host(1));
+    a.ip(&[
+        "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
+    ])?;
+    a.ip(&["link", "set", "trk1", "up"])?;
+    a.ip(&["link", "set", "trk0", "up"])?;
+    let config = |name: &str, priority: u8, track: &str| -> Result<std::path::PathBuf, String> {
+        let path = dir.path().join(format!("{name}.toml"));
+        let text = format!(
+            "[control]\nsocket_dir = \"{dir}/{name}\"\n\n\
+             [[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
+             virtual_addresses = [\"{VIP}/24\"]\n{track}\n\n\
+             [[vrrp.instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvrid = 52\npriority = {priority}\n\
+             virtual_addresses = [\"{VIP2}/24\"]\n\n\
+             [[vrrp.sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n",
+            dir = dir.path().display()
+        );
+        std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        Ok(path)
+    };
+    let track = "track_interfaces = [{ name = \"trk0\", weight = -60 }]";
+    let _a = start_vrrpd(a, &config("sa", 150, track)?)?;
+    let _b = start_vrrpd(b, &config("sb", 100, "")?)?;
+    let holds = |host: &Netns, vip: &str| {
+        host.stdout(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+            .is_ok_and(|out| out.contains(&format!(" {vip}/")))
+    };
+    let all_on = |winner: &Netns, loser: &Netns| {
+        (holds(winner, VIP) && holds(winner, VIP2) && !holds(loser, VIP) && !holds(loser, VIP2))
+            .then_some(())
+    };
+    wait_for(TAKEOVER, || all_on(a, b)).ok_or("a never held both VIPs")?;
+
+    a.ip(&["link", "set", "trk0", "down"])?;
+    wait_for(TAKEOVER, || all_on(b, a))
+        .ok_or("VI_1's fault must take VI_2 along: b must hold both VIPs")?;
+    let status = vrrpd_status(dir.path(), "sa")?;
+    assert_eq!(status["instances"][0]["state"], "FAULT", "{status}");
+    assert_eq!(status["instances"][1]["state"], "FAULT", "{status}");
+    // The weight did not apply: a group member's priority stays put.
+    assert_eq!(status["instances"][0]["priority"], 150, "{status}");
+
+    a.ip(&["link", "set", "trk0", "up"])?;
+    wait_for(TAKEOVER, || all_on(a, b)).ok_or("a must take both back once the fault clears")?;
+    let status = vrrpd_status(dir.path(), "sb")?;
+    assert_eq!(status["instances"][0]["state"], "BACKUP", "{status}");
+    assert_eq!(status["instances"][1]["state"], "BACKUP", "{status}");
+    Ok(())
+}

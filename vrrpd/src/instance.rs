@@ -260,6 +260,10 @@ pub struct Instance {
     garp_queue: VecDeque<(Instant, GarpBurst, u32)>,
     garp_refresh_at: Option<Instant>,
     master_addr: Option<IpAddr>,
+    /// Set by a sync group while another member is not ready to be master.
+    hold: bool,
+    /// Master_Down ran out while held: the instance would be master now.
+    ready: bool,
     actions: VecDeque<Action>,
 }
 
@@ -278,6 +282,8 @@ impl Instance {
             garp_queue: VecDeque::new(),
             garp_refresh_at: None,
             master_addr: None,
+            hold: false,
+            ready: false,
             actions: VecDeque::new(),
         })
     }
@@ -389,7 +395,12 @@ impl Instance {
         match self.state {
             State::Backup => {
                 if self.master_down_at.is_some_and(|at| at <= now) {
-                    self.become_master(now);
+                    if self.hold {
+                        self.ready = true;
+                        self.master_down_at = None;
+                    } else {
+                        self.become_master(now);
+                    }
                 }
             }
             State::Master => {
@@ -429,6 +440,40 @@ impl Instance {
         if self.state == State::Master {
             self.actions.push_back(Action::SendAdvert { priority });
             self.adver_at = Some(now + self.cfg.advert_interval);
+        }
+    }
+
+    /// A sync group pulls this master down with a member that lost mastership: it leaves
+    /// with priority 0, so the peer takes over after its skew time, and waits as backup.
+    /// Ignored unless master.
+    pub fn yield_mastership(&mut self, now: Instant) {
+        if self.state != State::Master {
+            return;
+        }
+        self.transition(State::Backup);
+        self.actions.push_back(Action::SendAdvert {
+            priority: PRIORITY_STOP,
+        });
+        self.actions.push_back(Action::RemoveVips);
+        self.clear_timers();
+        self.master_adver_int = self.cfg.advert_interval;
+        self.master_addr = None;
+        self.master_down_at = Some(now + self.master_down_interval());
+    }
+
+    /// Whether this instance is master or would be (its Master_Down ran out while held):
+    /// what a sync group asks before letting any member become master.
+    pub fn wants_master(&self) -> bool {
+        self.state == State::Master || (self.state == State::Backup && self.ready)
+    }
+
+    /// A sync group holds a backup whose Master_Down runs out until every member wants to
+    /// be master (keepalived's rule, which prefers backup to thrashing). Releasing the hold
+    /// of a ready instance makes it master now.
+    pub fn set_master_hold(&mut self, now: Instant, hold: bool) {
+        self.hold = hold;
+        if !hold && self.ready && self.state == State::Backup {
+            self.become_master(now);
         }
     }
 
@@ -481,6 +526,8 @@ impl Instance {
             }
             self.master_down_at = Some(now + self.master_down_interval());
             self.master_addr = Some(advert.src);
+            // A live master again: no longer ready to take over.
+            self.ready = false;
             if !self.cfg.preempt_delay.is_zero() {
                 if advert.priority >= self.priority {
                     self.preempt_until = None;
@@ -523,6 +570,7 @@ impl Instance {
     }
 
     fn become_master(&mut self, now: Instant) {
+        self.ready = false;
         self.transition(State::Master);
         self.clear_timers();
         self.master_adver_int = self.cfg.advert_interval;
@@ -564,6 +612,7 @@ impl Instance {
     }
 
     fn clear_timers(&mut self) {
+        self.ready = false;
         self.master_down_at = None;
         self.adver_at = None;
         self.preempt_until = None;

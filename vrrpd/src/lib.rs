@@ -5,10 +5,12 @@
 //!   reason per rejection.
 //! - [`instance`]: the per-instance state machine (Initialize, Backup, Master,
 //!   Fault); inputs carry `now`, outputs are [`instance::Action`]s and a timer.
+//! - [`track`], [`sync`]: what tracked objects and sync groups make of an instance.
 //!
 //! No sockets, clocks or threads live here: the daemon owns those.
 
 pub mod instance;
 pub mod rx;
+pub mod sync;
 pub mod track;
 pub mod wire;

@@ -622,3 +622,54 @@ fn config_is_checked() {
     assert_eq!(Instance::new(c).unwrap_err(), ConfigError::AuthOnV3);
     assert!(Instance::new(cfg(Version::V3, 100, ms(40_950))).is_ok());
 }
+
+#[test]
+fn a_held_backup_waits_ready_until_its_sync_group_releases_it() {
+    let t0 = Instant::now();
+    let mut inst = Instance::new(v2(100)).unwrap();
+    inst.set_master_hold(t0, true);
+    inst.startup(t0);
+    drain(&mut inst);
+    let down = t0 + inst.master_down_interval();
+    assert!(run_until(&mut inst, down).is_empty(), "held: no takeover");
+    assert_eq!(inst.state(), State::Backup);
+    assert!(inst.wants_master());
+    assert_eq!(
+        inst.poll_timeout(),
+        None,
+        "nothing to wait for but the group"
+    );
+
+    // A live master turns up meanwhile: no longer ready.
+    inst.handle_advert(down + ms(10), &advert(150, HIGHER_PEER, secs(1)));
+    assert!(!inst.wants_master());
+    let down = down + ms(10) + inst.master_down_interval();
+    assert!(run_until(&mut inst, down).is_empty());
+    assert!(inst.wants_master());
+
+    inst.set_master_hold(down + ms(5), false);
+    assert_eq!(inst.state(), State::Master);
+    assert_eq!(drain(&mut inst), takeover_actions(100));
+}
+
+#[test]
+fn yielding_mastership_announces_priority_0_and_waits_as_backup() {
+    let t0 = Instant::now();
+    let mut inst = started(v2(150), t0);
+    run_until(&mut inst, t0 + secs(4));
+    assert_eq!(inst.state(), State::Master);
+    let now = t0 + secs(4);
+    inst.yield_mastership(now);
+    assert_eq!(
+        drain(&mut inst),
+        vec![
+            changed(State::Master, State::Backup),
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+        ]
+    );
+    assert_eq!(inst.poll_timeout(), Some(now + inst.master_down_interval()));
+    // A backup has nothing to yield.
+    inst.yield_mastership(now);
+    assert!(drain(&mut inst).is_empty());
+}

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lvs_config::{Auth as ConfigAuth, Config, VrrpInstance};
+use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
 use lvs_control::Incoming;
 use lvs_control::vrrpd::{Counters, Event, InstanceStatus, InterfaceStatus, Request, Status};
 use rtnetlink::Handle;
@@ -45,6 +45,8 @@ struct Running {
     counters: Counters,
     metrics: Metrics,
     scripts: Vec<tokio::task::JoinHandle<()>>,
+    /// What the instance's own tracking says, before its sync group has a say.
+    own_fault: bool,
 }
 
 impl Running {
@@ -81,6 +83,7 @@ impl Interface {
 
 struct Daemon {
     config_path: PathBuf,
+    sync_groups: Vec<SyncGroup>,
     handle: Handle,
     interfaces: Vec<Interface>,
     instances: Vec<Running>,
@@ -159,21 +162,125 @@ impl Daemon {
             counters: Counters::default(),
             metrics: self.metrics.clone(),
             scripts: tracking::spawn_scripts(id, instance, &self.scripts),
+            own_fault: false,
         };
         running
             .metrics
             .set_state(&instance.name, running.core.state());
         running.tracking.poll();
-        apply_tracking(&mut running, now);
-        running.core.startup(now);
-        info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
         self.instances.push(running);
+        // Tracking first: startup consults the fault, the group's included.
+        self.apply_tracking(now);
+        if let Some(running) = self.instances.last_mut() {
+            running.core.startup(now);
+            info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
+        }
         Ok(())
     }
 
+    /// Indices in `instances` of the members of `name`'s sync group, itself included.
+    fn group_members(&self, name: &str) -> Vec<usize> {
+        let Some(group) = self
+            .sync_groups
+            .iter()
+            .find(|g| g.instances.iter().any(|n| n == name))
+        else {
+            return Vec::new();
+        };
+        group
+            .instances
+            .iter()
+            .filter_map(|member| self.instances.iter().position(|r| r.config.name == *member))
+            .collect()
+    }
+
+    /// Priority and fault of every instance from its tracking, faults spread over sync groups.
+    fn apply_tracking(&mut self, now: Instant) {
+        let mut priorities = Vec::with_capacity(self.instances.len());
+        for index in 0..self.instances.len() {
+            let grouped = !self
+                .group_members(&self.instances[index].config.name)
+                .is_empty();
+            let running = &mut self.instances[index];
+            let tracked = running.tracking.tracked();
+            let tracked = if grouped {
+                vrrpd::sync::member_tracking(&tracked)
+            } else {
+                tracked
+            };
+            let (priority, fault) = vrrpd::track::evaluate(running.config.priority, &tracked);
+            running.own_fault = fault;
+            priorities.push(priority);
+        }
+        for (index, priority) in priorities.into_iter().enumerate() {
+            let members = self.group_members(&self.instances[index].config.name);
+            let fault = self.instances[index].own_fault
+                || vrrpd::sync::group_fault(members.iter().map(|&m| self.instances[m].own_fault));
+            let running = &mut self.instances[index];
+            if priority != running.core.priority() {
+                info!(instance = %running.config.name, "priority {} -> {priority} by tracking", running.core.priority());
+            }
+            running.core.set_priority(now, priority);
+            running
+                .metrics
+                .set_priority(&running.config.name, running.core.priority());
+            running.core.set_fault(now, fault);
+        }
+    }
+
+    /// Holds every grouped backup whose group is not all ready for mastership, releasing
+    /// (and so promoting) the ready ones once it is.
+    fn hold_sync_groups(&mut self, now: Instant) {
+        for group in &self.sync_groups {
+            let members: Vec<usize> = group
+                .instances
+                .iter()
+                .filter_map(|member| self.instances.iter().position(|r| r.config.name == *member))
+                .collect();
+            let wants: Vec<bool> = members
+                .iter()
+                .map(|&m| self.instances[m].core.wants_master())
+                .collect();
+            for (k, &m) in members.iter().enumerate() {
+                let others_ready = wants.iter().enumerate().all(|(j, w)| j == k || *w);
+                self.instances[m].core.set_master_hold(now, !others_ready);
+            }
+        }
+    }
+
+    /// Carries out every instance's actions, letting sync groups react to the transitions
+    /// (and carrying out what that caused) until nothing is left.
     async fn carry_out_all(&mut self) {
-        for running in &mut self.instances {
-            carry_out(running, &mut self.interfaces, &self.handle, &self.events).await;
+        let now = Instant::now();
+        loop {
+            self.hold_sync_groups(now);
+            let mut dropped_to_backup = Vec::new();
+            for running in &mut self.instances {
+                for (old, new) in
+                    carry_out(running, &mut self.interfaces, &self.handle, &self.events).await
+                {
+                    if old == State::Master && new == State::Backup {
+                        dropped_to_backup.push(running.config.name.clone());
+                    }
+                }
+            }
+            let mut yielded = false;
+            for name in dropped_to_backup {
+                let members = self.group_members(&name);
+                let states: Vec<State> = members
+                    .iter()
+                    .map(|&m| self.instances[m].core.state())
+                    .collect();
+                for k in vrrpd::sync::must_yield(State::Master, State::Backup, &states) {
+                    let running = &mut self.instances[members[k]];
+                    info!(instance = %running.config.name, "sync group: following {name} to BACKUP");
+                    running.core.yield_mastership(now);
+                    yielded = true;
+                }
+            }
+            if !yielded {
+                break;
+            }
         }
     }
 
@@ -199,6 +306,7 @@ impl Daemon {
     async fn reload(&mut self) -> Result<(), String> {
         let config = lvs_config::load(&self.config_path).map_err(|e| e.to_string())?;
         let wanted = &config.vrrp.instance;
+        self.sync_groups.clone_from(&config.vrrp.sync_group);
         let mut index = 0;
         while index < self.instances.len() {
             let keep = wanted.iter().any(|w| *w == self.instances[index].config);
@@ -231,6 +339,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let (events, _) = broadcast::channel(64);
     let mut daemon = Daemon {
         config_path,
+        sync_groups: config.vrrp.sync_group.clone(),
         handle,
         interfaces: Vec::new(),
         instances: Vec::new(),
@@ -307,17 +416,19 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             }
             _ = poll_tick.tick() => {
                 let now = Instant::now();
+                let mut changed = false;
                 for running in &mut daemon.instances {
-                    if running.tracking.poll() {
-                        apply_tracking(running, now);
-                    }
+                    changed |= running.tracking.poll();
+                }
+                if changed {
+                    daemon.apply_tracking(now);
                 }
             }
             Some(result) = script_results.recv() => {
                 if let Some(running) = daemon.instances.iter_mut().find(|r| r.id == result.instance)
                     && running.tracking.script_result(result.script, result.success)
                 {
-                    apply_tracking(running, Instant::now());
+                    daemon.apply_tracking(Instant::now());
                 }
             }
             Some(incoming) = requests.recv() => {
@@ -436,19 +547,6 @@ fn log_reject(instance: &str, src: IpAddr, reject: &Reject) {
     debug!(instance, "dropped advert from {src}: {reject}");
 }
 
-fn apply_tracking(running: &mut Running, now: Instant) {
-    let (priority, fault) =
-        vrrpd::track::evaluate(running.config.priority, &running.tracking.tracked());
-    if priority != running.core.priority() {
-        info!(instance = %running.config.name, "priority {} -> {priority} by tracking", running.core.priority());
-    }
-    running.core.set_priority(now, priority);
-    running
-        .metrics
-        .set_priority(&running.config.name, running.core.priority());
-    running.core.set_fault(now, fault);
-}
-
 fn status(instances: &[Running], interfaces: &[Interface]) -> Status {
     let instances = instances
         .iter()
@@ -487,11 +585,13 @@ async fn carry_out(
     interfaces: &mut [Interface],
     handle: &Handle,
     events: &broadcast::Sender<Event>,
-) {
+) -> Vec<(State, State)> {
+    let mut transitions = Vec::new();
     while let Some(action) = running.core.poll_action() {
         let interface = &mut interfaces[running.link];
         match action {
             Action::StateChanged { old, new } => {
+                transitions.push((old, new));
                 running.counters.transitions += 1;
                 running.metrics.transition(&running.config.name, new);
                 if new == State::Master {
@@ -577,6 +677,7 @@ async fn carry_out(
             }
         }
     }
+    transitions
 }
 
 /// An instance's family is its VIPs' (the config refuses mixed lists).
