@@ -41,15 +41,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = if args.agent {
-        match config.agent.clone() {
-            Some(agent) => runtime.block_on(feedbackd::daemon::agent::run(&config, agent)),
-            None => Err("--agent needs an [agent] section in the config".to_owned()),
-        }
-    } else {
-        match config.feedback.clone() {
-            Some(feedback) => runtime.block_on(feedbackd::daemon::director::run(config, feedback)),
-            None => Err("no [feedback] section in the config: nothing to poll (use --agent on a real server)".to_owned()),
+    let mut config = config;
+    // SIGHUP ends a run; the loop re-reads the file and runs again (a bad file keeps the old one).
+    let result = loop {
+        let run = if args.agent {
+            match config.agent.clone() {
+                Some(agent) => runtime.block_on(feedbackd::daemon::agent::run(&config, agent)),
+                None => Err("--agent needs an [agent] section in the config".to_owned()),
+            }
+        } else {
+            match config.feedback.clone() {
+                Some(feedback) => runtime.block_on(feedbackd::daemon::director::run(config.clone(), feedback)),
+                None => Err("no [feedback] section in the config: nothing to poll (use --agent on a real server)".to_owned()),
+            }
+        };
+        match run {
+            Ok(feedbackd::daemon::Exit::Reload) => match lvs_config::load(&args.config.path) {
+                Ok(new) => {
+                    tracing::info!("reloaded {}", args.config.path.display());
+                    config = new;
+                }
+                Err(e) => tracing::error!("reload refused, keeping the running config:\n{e}"),
+            },
+            Ok(feedbackd::daemon::Exit::Terminate) => break Ok(()),
+            Err(e) => break Err(e),
         }
     };
     match result {

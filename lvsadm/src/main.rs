@@ -33,8 +33,10 @@ enum Command {
         output: Option<std::path::PathBuf>,
         file: std::path::PathBuf,
     },
-    /// directord: services, real servers, health and weights
+    /// Everything on one screen: VRRP, the IPVS table with health and weights, sync, feedback
     Status(Daemon),
+    /// directord only: services, real servers, health and weights
+    Table(Daemon),
     /// vrrpd: instances, states, priorities and counters
     Vrrp(Daemon),
     /// syncd: role, mirror table and counters
@@ -134,7 +136,10 @@ fn main() -> ExitCode {
             output,
             file,
         } => import(from, strict, output.as_deref(), &file),
-        Command::Status(d) => lvsadm::status::directord(&d.socket_dir(), d.json),
+        Command::Status(d) if !d.json => lvsadm::status::all(&d.socket_dir()),
+        Command::Status(d) | Command::Table(d) => {
+            lvsadm::status::directord(&d.socket_dir(), d.json)
+        }
         Command::Vrrp(d) => lvsadm::status::vrrp(&d.socket_dir(), d.json),
         Command::Sync(d) => lvsadm::status::sync(&d.socket_dir(), d.json),
         Command::Feedback(d) => lvsadm::status::feedback(&d.socket_dir(), d.json),

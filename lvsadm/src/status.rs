@@ -201,3 +201,32 @@ pub fn feedback(socket_dir: &Path, json: bool) -> ExitCode {
         },
     )
 }
+
+/// One screen: VRRP, the IPVS table with health and weights, sync, feedback — each from its
+/// daemon, and a line saying so when a daemon is not running here.
+/// Shows one daemon's section.
+type Section = fn(&Path, bool) -> ExitCode;
+
+pub fn all(socket_dir: &Path) -> ExitCode {
+    let sections: [(&str, Section); 4] = [
+        ("vrrpd", vrrp),
+        ("directord", directord),
+        ("syncd", sync),
+        ("feedbackd", feedback),
+    ];
+    let mut reached = 0;
+    for (daemon, show) in sections {
+        println!("== {daemon}");
+        let socket = lvs_control::socket_path(socket_dir, daemon);
+        if !socket.exists() {
+            println!("not running (no {})", socket.display());
+        } else if show(socket_dir, false) == ExitCode::SUCCESS {
+            reached += 1;
+        }
+    }
+    if reached > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

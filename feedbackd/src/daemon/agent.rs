@@ -18,7 +18,7 @@ use crate::report::{self, Measurements, Override, ReportSettings};
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
-pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<(), String> {
+pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exit, String> {
     let listener = TcpListener::bind(agent.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", agent.listen))?;
@@ -34,7 +34,7 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<(), String
 
     let mut sampler = Sampler::new(&agent);
     sampler.sample(&line).await;
-    tokio::spawn({
+    let sampler_task = tokio::spawn({
         let line = Arc::clone(&line);
         async move {
             let mut tick = tokio::time::interval(SAMPLE_EVERY);
@@ -67,10 +67,12 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<(), String
             });
         }
     };
-    tokio::select! {
-        () = serve => Ok(()),
-        () = super::terminated() => Ok(()),
-    }
+    let exit = tokio::select! {
+        () = serve => super::Exit::Terminate,
+        exit = super::signalled() => exit,
+    };
+    sampler_task.abort();
+    Ok(exit)
 }
 
 struct Sampler {

@@ -81,7 +81,7 @@ fn configured_weight(config: &Config, real: SocketAddr) -> u32 {
         .map_or(1, |r| r.weight)
 }
 
-pub async fn run(config: Config, feedback: Feedback) -> Result<(), String> {
+pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, String> {
     let now = Instant::now();
     let policy_settings = settings(&feedback);
     let mut agents: Vec<Tracked> = feedback
@@ -122,15 +122,19 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<(), String> {
     super::serve_metrics(&config, registry).await?;
 
     let (polled_tx, mut polled) = mpsc::channel::<Polled>(256);
-    for (index, agent) in agents.iter().enumerate() {
-        spawn_poller(
-            index,
-            agent.agent,
-            feedback.interval.get(),
-            feedback.timeout.get(),
-            polled_tx.clone(),
-        );
-    }
+    let pollers: Vec<_> = agents
+        .iter()
+        .enumerate()
+        .map(|(index, agent)| {
+            spawn_poller(
+                index,
+                agent.agent,
+                feedback.interval.get(),
+                feedback.timeout.get(),
+                polled_tx.clone(),
+            )
+        })
+        .collect();
 
     let socket = lvs_control::socket_path(&config.control.socket_dir, "feedbackd");
     let listener = lvs_control::bind(&socket)
@@ -210,12 +214,16 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<(), String> {
                 let Request::Status = incoming.request;
                 incoming.reply(Ok(status(&agents)));
             }
-            () = super::terminated() => break,
+            exit = super::signalled() => {
+                shutdown.cancel();
+                for poller in pollers {
+                    poller.abort();
+                }
+                let _ = std::fs::remove_file(&socket);
+                return Ok(exit);
+            }
         }
     }
-    shutdown.cancel();
-    let _ = std::fs::remove_file(&socket);
-    Ok(())
 }
 
 /// Until an agent has answered once, directord keeps its own view of the server.
@@ -275,7 +283,7 @@ fn spawn_poller(
     interval: Duration,
     timeout: Duration,
     tx: mpsc::Sender<Polled>,
-) {
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -289,7 +297,7 @@ fn spawn_poller(
                 return;
             }
         }
-    });
+    })
 }
 
 /// Connects and reads one line, at most haproxy's buffer size.

@@ -24,17 +24,28 @@ pub async fn serve_metrics(
     Ok(())
 }
 
-/// SIGTERM or SIGINT.
-pub async fn terminated() {
+/// Why a loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM or SIGINT.
+    Terminate,
+    /// SIGHUP: run again with the re-read config.
+    Reload,
+}
+
+/// Waits for SIGTERM/SIGINT (stop) or SIGHUP (reload).
+pub async fn signalled() -> Exit {
     use tokio::signal::unix::{SignalKind, signal};
     match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) {
-        (Ok(mut term), Ok(mut int)) => {
+        (Ok(mut term), Ok(mut int), Ok(mut hup)) => {
             tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+                _ = term.recv() => Exit::Terminate,
+                _ = int.recv() => Exit::Terminate,
+                _ = hup.recv() => Exit::Reload,
             }
         }
         _ => std::future::pending().await,
