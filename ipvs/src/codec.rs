@@ -4,7 +4,7 @@
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
     NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NetlinkBuffer, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload, ParseableParametrized,
+    NetlinkMessage, NetlinkPayload, NlasIterator,
 };
 use netlink_packet_generic::constants::GENL_ID_CTRL;
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
@@ -12,6 +12,9 @@ use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlHeader, GenlMessage};
 
 use crate::attr;
+
+const CTRL_CMD_NEWFAMILY: u8 = 1;
+const CTRL_ATTR_FAMILY_ID: u16 = 1;
 use crate::constants::IPVS_GENL_NAME;
 use crate::error::DecodeError;
 use crate::message::{IpvsMessage, Request};
@@ -127,14 +130,15 @@ fn decode_one(nl: &NetlinkBuffer<&[u8]>, family_id: u16) -> Result<Reply, Decode
                 ReplyKind::Ack
             } else {
                 ReplyKind::Error {
-                    errno: -code,
+                    errno: code.saturating_neg(),
                     extack: extack_msg(payload, flags),
                 }
             }
         }
         NLMSG_DONE => {
             let errno = if payload.len() >= 4 {
-                -i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]])
+                i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]])
+                    .saturating_neg()
             } else {
                 0
             };
@@ -143,15 +147,30 @@ fn decode_one(nl: &NetlinkBuffer<&[u8]>, family_id: u16) -> Result<Reply, Decode
         NLMSG_OVERRUN => return Err(DecodeError::Netlink("NLMSG_OVERRUN".into())),
         NLMSG_NOOP => ReplyKind::Ignored { message_type: ty },
         GENL_ID_CTRL => {
-            let msg = GenlMessage::<GenlCtrl>::parse_with_param(payload, ty)
-                .map_err(|e| DecodeError::Netlink(e.to_string()))?;
-            let id = msg.payload.nlas.iter().find_map(|a| match a {
-                GenlCtrlAttrs::FamilyId(id) => Some(*id),
-                _ => None,
-            });
-            match (msg.payload.cmd, id) {
+            if payload.len() < GENL_HDRLEN {
+                return Err(DecodeError::TruncatedHeader(payload.len()));
+            }
+            // Only CTRL_ATTR_FAMILY_ID is needed, so the top-level attributes are scanned here:
+            // netlink-packet-generic's full nlctrl parser panics on some malformed nested
+            // policy attributes (found by tests/mutation.rs).
+            let mut id = None;
+            for nla in NlasIterator::new(&payload[GENL_HDRLEN..]) {
+                let nla = nla.map_err(|e| DecodeError::Attribute(e.to_string()))?;
+                if nla.kind() == CTRL_ATTR_FAMILY_ID {
+                    let value = nla.value();
+                    if value.len() != 2 {
+                        return Err(DecodeError::AttrLength {
+                            attr: "CTRL_ATTR_FAMILY_ID",
+                            expected: 2,
+                            got: value.len(),
+                        });
+                    }
+                    id = Some(u16::from_ne_bytes([value[0], value[1]]));
+                }
+            }
+            match (payload[0], id) {
                 (_, Some(id)) => ReplyKind::Family { id },
-                (GenlCtrlCmd::NewFamily, None) => {
+                (CTRL_CMD_NEWFAMILY, None) => {
                     return Err(DecodeError::MissingAttr("CTRL_ATTR_FAMILY_ID"));
                 }
                 // Our own GETFAMILY query, when decoding a capture.
