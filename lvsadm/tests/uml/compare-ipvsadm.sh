@@ -215,6 +215,9 @@ else
     diff -u "$WORK/ipvsadm.conn" "$WORK/lvsadm.conn"
 fi
 [ -n "${CAPTURE:-}" ] && in_ns cat /proc/net/ip_vs_conn > "$CAPTURE/proc-ip_vs_conn.txt"
+# The kernel folds per-CPU counters into what it reports on its 2 s estimator tick: wait for
+# the tick after the traffic, or the two listings can straddle it.
+sleep 3
 same "counters after traffic" -Ln --stats --exact
 same "duplicate service" -A -t 192.0.2.100:80
 same "missing service" -D -t 192.0.2.199:80
