@@ -271,6 +271,8 @@ struct Measured {
     garp: f64,
     /// From a's last advertisement (kill) or its priority-0 one (term) to b's first advert.
     from_reference: f64,
+    /// From the signal to a's reference advertisement (term: how fast the master says goodbye).
+    to_reference: f64,
 }
 
 fn measure(trial: &Trial, frames: &[Frame]) -> Option<Measured> {
@@ -310,6 +312,7 @@ fn measure(trial: &Trial, frames: &[Frame]) -> Option<Measured> {
         advert: first_advert - trial.at,
         garp: first_garp - trial.at,
         from_reference: first_advert - reference,
+        to_reference: reference - trial.at,
     })
 }
 
@@ -438,7 +441,7 @@ fn main() -> Result<(), String> {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "{:<8} {:<5} {:<10} {:>3} {:>11} {:>11} {:>11} {:>10} {:>11} {:>8}",
+        "{:<8} {:<5} {:<10} {:>3} {:>11} {:>11} {:>9} {:>9} {:>10} {:>10} {:>7}",
         "mode",
         "event",
         "daemon",
@@ -446,6 +449,7 @@ fn main() -> Result<(), String> {
         "advert(ms)",
         "garp(ms)",
         "garp-adv",
+        "sig->ref",
         "ref->adv",
         "RFC bound",
         "ratio"
@@ -464,11 +468,13 @@ fn main() -> Result<(), String> {
                 let mut garp: Vec<f64> = measured.iter().map(|m| m.garp).collect();
                 let mut gap: Vec<f64> = measured.iter().map(|m| m.garp - m.advert).collect();
                 let mut reference: Vec<f64> = measured.iter().map(|m| m.from_reference).collect();
+                let mut signal: Vec<f64> = measured.iter().map(|m| m.to_reference).collect();
                 let row = (
                     median(&mut advert) * 1e3,
                     median(&mut garp) * 1e3,
                     median(&mut gap) * 1e3,
                     median(&mut reference) * 1e3,
+                    median(&mut signal) * 1e3,
                 );
                 medians.push(row);
                 let ratio = if daemon == Daemon::Keepalived {
@@ -479,7 +485,7 @@ fn main() -> Result<(), String> {
                 };
                 let _ = writeln!(
                     table,
-                    "{:<8} {:<5} {:<10} {:>3} {:>11.1} {:>11.1} {:>11.1} {:>10.1} {:>11.1} {:>8}",
+                    "{:<8} {:<5} {:<10} {:>3} {:>11.1} {:>11.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>7}",
                     mode.name,
                     if event == Event::Kill { "kill" } else { "term" },
                     if daemon == Daemon::Vrrpd {
@@ -491,6 +497,7 @@ fn main() -> Result<(), String> {
                     row.0,
                     row.1,
                     row.2,
+                    row.4,
                     row.3,
                     mode.bound(event).as_secs_f64() * 1e3,
                     ratio
@@ -500,8 +507,10 @@ fn main() -> Result<(), String> {
     }
     println!(
         "medians over {repeats} repeats; advert/garp: from the signal to b's first advert / \
-         gratuitous ARP; ref->adv: from a's last advert (kill) or its priority-0 advert (term) \
-         to b's first advert, the interval the RFC bounds; ratio: vrrpd/keepalived of ref->adv"
+         gratuitous ARP; sig->ref: from the signal to a's reference advert (negative for kill: \
+         its last one went out before); ref->adv: from a's last advert (kill) or its priority-0 \
+         advert (term) to b's first advert, the interval the RFC bounds; ratio: \
+         vrrpd/keepalived of ref->adv"
     );
     print!("{table}");
     Ok(())
