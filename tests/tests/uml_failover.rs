@@ -1,5 +1,5 @@
 //! UML lane: the failover that matters to users. A client holds 1,000 long-lived TCP
-//! connections through director A (NAT) to echo servers; director B's sync starts only after
+//! connections through director A (NAT, then DR) to echo servers; director B's sync starts only after
 //! they exist; then A fails and B takes over. With syncd every connection must still echo
 //! through B; with the kernel's sync daemons alone the late backup never learns them.
 //!
@@ -8,7 +8,9 @@
 //! port. Back `br1`: real servers r1 198.51.100.11 and r2 198.51.100.12, A a1 198.51.100.1,
 //! B b1 198.51.100.3; the real servers' gateway 198.51.100.254 moves with the VIP, because
 //! NAT replies must come back through the director that holds the connection. Sync link:
-//! A s0 203.0.113.1 - B s1 203.0.113.2.
+//! A s0 203.0.113.1 - B s1 203.0.113.2. In the DR variant the real servers sit on the front
+//! bridge instead (192.0.2.11, .12, the VIP on their loopback, ARP for it ignored) and answer
+//! the client directly, so only the VIP matters.
 //!
 //! As in uml_syncd, A's kernel master and B's syncd/kernel backup use different groups
 //! (224.0.0.81:8848 vs 224.0.0.82:8849), so B's kernel can only learn through syncd.
@@ -25,29 +27,63 @@ use lvs_tests::uml::{self, Case};
 use serde_json::{Value, json};
 
 fn main() -> ExitCode {
+    let case = |name, run| Case::new(name, run).with_timeout(Duration::from_secs(300));
     uml::main(&[
-        Case::new(
-            "nat_failover_with_syncd_keeps_every_connection",
-            nat_failover_with_syncd_keeps_every_connection,
-        )
-        .with_timeout(Duration::from_secs(300)),
-        Case::new(
+        case("nat_failover_with_syncd_keeps_every_connection", || {
+            failover_with_syncd_keeps_every_connection(Method::Nat)
+        }),
+        case(
             "nat_failover_with_kernel_sync_alone_loses_a_late_backup",
-            nat_failover_with_kernel_sync_alone_loses_a_late_backup,
-        )
-        .with_timeout(Duration::from_secs(300)),
+            || failover_with_kernel_sync_alone_loses_a_late_backup(Method::Nat),
+        ),
+        case("dr_failover_with_syncd_keeps_every_connection", || {
+            failover_with_syncd_keeps_every_connection(Method::Dr)
+        }),
+        case(
+            "dr_failover_with_kernel_sync_alone_loses_a_late_backup",
+            || failover_with_kernel_sync_alone_loses_a_late_backup(Method::Dr),
+        ),
     ])
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Nat,
+    Dr,
+}
+
+impl Method {
+    fn real_servers(self) -> [&'static str; 2] {
+        match self {
+            Method::Nat => ["198.51.100.11", "198.51.100.12"],
+            Method::Dr => ["192.0.2.11", "192.0.2.12"],
+        }
+    }
+
+    /// DR cannot change the port: the real server sees the VIP's.
+    fn port(self) -> u16 {
+        match self {
+            Method::Nat => 8080,
+            Method::Dr => 80,
+        }
+    }
+
+    fn ipvsadm_flag(self) -> &'static str {
+        match self {
+            Method::Nat => "-m",
+            Method::Dr => "-g",
+        }
+    }
 }
 
 const CONNECTIONS: usize = 1000;
 const VIP: &str = "192.0.2.100";
 /// The real servers' default gateway: held by whichever director holds the VIP.
 const INNER_GATEWAY: &str = "198.51.100.254";
-const REAL_SERVERS: [&str; 2] = ["198.51.100.11", "198.51.100.12"];
 
 /// One asyncio process echoes every connection: UML has one slow CPU.
 const ECHO_SERVER: &str = r#"
-import asyncio, resource
+import asyncio, resource, sys
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 async def echo(reader, writer):
@@ -62,7 +98,7 @@ async def echo(reader, writer):
         pass
     writer.close()
 async def main():
-    server = await asyncio.start_server(echo, '0.0.0.0', 8080, backlog=2048)
+    server = await asyncio.start_server(echo, '0.0.0.0', int(sys.argv[1]), backlog=2048)
     await server.serve_forever()
 asyncio.run(main())
 "#;
@@ -130,6 +166,7 @@ for command in sys.stdin:
 "#;
 
 struct Site {
+    method: Method,
     client: Netns,
     a: Netns,
     b: Netns,
@@ -138,7 +175,7 @@ struct Site {
     run: PathBuf,
 }
 
-fn site() -> Result<Site, String> {
+fn site(method: Method) -> Result<Site, String> {
     let switch = Netns::new("sw")?;
     let client = Netns::new("c")?;
     let a = Netns::new("a")?;
@@ -151,14 +188,15 @@ fn site() -> Result<Site, String> {
         veth(host, inside, &switch, port)?;
         switch.attach(port, "br0")?;
     }
-    let mut back = vec![(&a, "a1", "pa1"), (&b, "b1", "pb1")];
-    back.extend(
-        reals
-            .iter()
-            .zip(["pr1", "pr2"])
-            .map(|(r, port)| (r, "r0", port)),
-    );
-    for (host, inside, port) in back {
+    let reals_bridge = match method {
+        Method::Nat => "br1",
+        Method::Dr => "br0",
+    };
+    for (real, port) in reals.iter().zip(["pr1", "pr2"]) {
+        veth(real, "r0", &switch, port)?;
+        switch.attach(port, reals_bridge)?;
+    }
+    for (host, inside, port) in [(&a, "a1", "pa1"), (&b, "b1", "pb1")] {
         veth(host, inside, &switch, port)?;
         switch.attach(port, "br1")?;
     }
@@ -167,9 +205,16 @@ fn site() -> Result<Site, String> {
     b.addr("b0", "192.0.2.3/24")?;
     a.addr("a1", "198.51.100.1/24")?;
     b.addr("b1", "198.51.100.3/24")?;
-    for (real, address) in reals.iter().zip(REAL_SERVERS) {
+    for (real, address) in reals.iter().zip(method.real_servers()) {
         real.addr("r0", &format!("{address}/24"))?;
-        real.default_route(INNER_GATEWAY)?;
+        match method {
+            Method::Nat => real.default_route(INNER_GATEWAY)?,
+            Method::Dr => {
+                real.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+                real.sysctl("net.ipv4.conf.all.arp_ignore=1")?;
+                real.sysctl("net.ipv4.conf.all.arp_announce=2")?;
+            }
+        }
     }
     veth(&a, "s0", &b, "s1")?;
     a.addr("s0", "203.0.113.1/24")?;
@@ -177,15 +222,15 @@ fn site() -> Result<Site, String> {
     for director in [&a, &b] {
         director.sysctl("net.ipv4.ip_forward=1")?;
         director.run(&["ipvsadm", "-A", "-t", &format!("{VIP}:80"), "-s", "rr"])?;
-        for real in REAL_SERVERS {
+        for real in method.real_servers() {
             director.run(&[
                 "ipvsadm",
                 "-a",
                 "-t",
                 &format!("{VIP}:80"),
                 "-r",
-                &format!("{real}:8080"),
-                "-m",
+                &format!("{real}:{}", method.port()),
+                method.ipvsadm_flag(),
             ])?;
         }
     }
@@ -195,6 +240,7 @@ fn site() -> Result<Site, String> {
         std::fs::create_dir_all(run.join(side)).map_err(|e| e.to_string())?;
     }
     Ok(Site {
+        method,
         client,
         a,
         b,
@@ -227,13 +273,17 @@ fn echo_servers(site: &Site) -> Result<Vec<Guarded>, String> {
     let servers = site
         .reals
         .iter()
-        .map(|real| real.spawn(&["python3", "-c", ECHO_SERVER]))
+        .map(|real| {
+            let port = site.method.port().to_string();
+            real.spawn(&["python3", "-c", ECHO_SERVER, &port])
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    for (real, address) in site.reals.iter().zip(REAL_SERVERS) {
+    let port = format!(":{} ", site.method.port());
+    for (real, address) in site.reals.iter().zip(site.method.real_servers()) {
         wait_for(Duration::from_secs(20), || {
             real.sh("ss -ltn")
                 .ok()
-                .filter(|listening| listening.contains(":8080"))
+                .filter(|listening| listening.contains(&port))
         })
         .ok_or(format!("echo server {address} never listened"))?;
     }
@@ -375,8 +425,8 @@ fn daemons(director: &Netns) -> Result<BTreeSet<String>, String> {
         .collect())
 }
 
-fn nat_failover_with_syncd_keeps_every_connection() -> Result<(), String> {
-    let site = site()?;
+fn failover_with_syncd_keeps_every_connection(method: Method) -> Result<(), String> {
+    let site = site(method)?;
     let _servers = echo_servers(&site)?;
     let a_text = config(
         &site.run.join("a"),
@@ -438,8 +488,8 @@ fn nat_failover_with_syncd_keeps_every_connection() -> Result<(), String> {
 /// Why syncd exists: a kernel backup that starts after the connections were made is never
 /// told about them (the master syncs a connection on its 3rd packet, then every 50th), so the
 /// failover resets them.
-fn nat_failover_with_kernel_sync_alone_loses_a_late_backup() -> Result<(), String> {
-    let site = site()?;
+fn failover_with_kernel_sync_alone_loses_a_late_backup(method: Method) -> Result<(), String> {
+    let site = site(method)?;
     let _servers = echo_servers(&site)?;
     site.a.run(&[
         "ipvsadm",
