@@ -8,6 +8,7 @@
 //! The server hands each request to the daemon's own loop over a channel with a oneshot for the
 //! reply, so daemon state is never shared across tasks.
 
+pub mod daemon;
 pub mod directord;
 pub mod feedbackd;
 pub mod metrics;

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lvs_config::Config;
-use lvs_control::Incoming;
 pub use lvs_control::directord::{
     Event, FeedbackState, Request, Response, ServerStatus, ServiceStatus, Status,
 };
@@ -486,17 +485,15 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         ));
         info!("metrics on http://{addr}/metrics");
     }
-    let socket = lvs_control::socket_path(&director.config.control.socket_dir, "directord");
-    let listener = lvs_control::bind(&socket)
-        .map_err(|e| format!("control socket {}: {e}", socket.display()))?;
-    let shutdown = CancellationToken::new();
-    let (requests_tx, mut requests) = mpsc::channel::<Incoming<Request, Response>>(64);
-    tokio::spawn(lvs_control::serve(
-        listener,
-        requests_tx,
+    let lvs_control::daemon::ControlSocket {
+        mut requests,
+        shutdown,
+        path: socket,
+    } = lvs_control::daemon::serve_control::<Request, Response, _>(
+        &director.config.control.socket_dir,
+        "directord",
         events,
-        shutdown.clone(),
-    ));
+    )?;
 
     let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
     let mut checker = check::Scheduler::new(check::ProbeContext::system(), check_tx);

@@ -17,33 +17,5 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .init();
-    let config = match lvs_config::load_for_daemon("syncd", &args.config, args.check) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("syncd: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(daemon::run(config, args.config.path)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("syncd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    lvs_control::daemon::main("syncd", &args.config, args.check, daemon::run)
 }

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lvs_config::{Config, Feedback};
-use lvs_control::Incoming;
 use lvs_control::directord::{
     FeedbackState, Request as DirectorRequest, Response as DirectorResponse,
 };
@@ -19,7 +18,6 @@ use prometheus_client::registry::Registry;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::agent_check::{AgentReply, MAX_REPLY_LEN, Packet};
@@ -136,18 +134,16 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
         })
         .collect();
 
-    let socket = lvs_control::socket_path(&config.control.socket_dir, "feedbackd");
-    let listener = lvs_control::bind(&socket)
-        .map_err(|e| format!("control socket {}: {e}", socket.display()))?;
-    let shutdown = CancellationToken::new();
-    let (requests_tx, mut requests) = mpsc::channel::<Incoming<Request, Status>>(16);
     let (events, _) = broadcast::channel::<()>(1);
-    tokio::spawn(lvs_control::serve(
-        listener,
-        requests_tx,
+    let lvs_control::daemon::ControlSocket {
+        mut requests,
+        shutdown,
+        path: socket,
+    } = lvs_control::daemon::serve_control::<Request, Status, _>(
+        &config.control.socket_dir,
+        "feedbackd",
         events,
-        shutdown.clone(),
-    ));
+    )?;
     info!(
         "polling {} agent(s) every {}",
         agents.len(),

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lvs_config::{Config, Sync as SyncConfig, SyncRole};
-use lvs_control::Incoming;
 use lvs_control::syncd::{Dump, Entry, Event, Request, Response, SnapshotTaken, Status};
 use lvs_ipvs::{Daemon, DaemonState, IpvsClient, ServiceKey};
 use syncd::engine::{Action, Engine, EngineConfig, Role};
@@ -572,17 +571,11 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
     syncd.set_role(initial_role, true);
     syncd.flush().await;
 
-    let socket = lvs_control::socket_path(&socket_dir, "syncd");
-    let listener = lvs_control::bind(&socket)
-        .map_err(|e| format!("control socket {}: {e}", socket.display()))?;
-    let shutdown = CancellationToken::new();
-    let (requests_tx, mut requests) = mpsc::channel::<Incoming<Request, Response>>(64);
-    tokio::spawn(lvs_control::serve(
-        listener,
-        requests_tx,
-        events,
-        shutdown.clone(),
-    ));
+    let lvs_control::daemon::ControlSocket {
+        mut requests,
+        shutdown,
+        path: socket,
+    } = lvs_control::daemon::serve_control::<Request, Response, _>(&socket_dir, "syncd", events)?;
 
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

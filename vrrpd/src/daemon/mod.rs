@@ -16,12 +16,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
-use lvs_control::Incoming;
 use lvs_control::vrrpd::{Counters, Event, InstanceStatus, InterfaceStatus, Request, Status};
 use rtnetlink::Handle;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vrrpd::instance::{Action, GarpConfig, Instance, InstanceConfig, State};
 use vrrpd::rx::{self, Reject};
@@ -357,17 +355,15 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let socket_path = lvs_control::socket_path(&config.control.socket_dir, "vrrpd");
-    let listener = lvs_control::bind(&socket_path)
-        .map_err(|e| format!("control socket {}: {e}", socket_path.display()))?;
-    let shutdown = CancellationToken::new();
-    let (requests_tx, mut requests) = mpsc::channel::<Incoming<Request, Status>>(16);
-    tokio::spawn(lvs_control::serve(
-        listener,
-        requests_tx,
+    let lvs_control::daemon::ControlSocket {
+        mut requests,
+        shutdown,
+        path: socket_path,
+    } = lvs_control::daemon::serve_control::<Request, Status, _>(
+        &config.control.socket_dir,
+        "vrrpd",
         events,
-        shutdown.clone(),
-    ));
+    )?;
     if let Some(base) = config.control.metrics {
         let address = lvs_control::metrics::address(base, "vrrpd");
         let listener = tokio::net::TcpListener::bind(address)

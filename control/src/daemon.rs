@@ -1,0 +1,106 @@
+//! What every daemon's `main` does the same way: logging, loading the config, the runtime,
+//! the control socket.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::Incoming;
+
+/// Plain lines on stderr (journald timestamps and colours nothing); the level comes from
+/// `LVS_LOG` (tracing's env-filter syntax), "info" by default.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A single-threaded runtime: each daemon is one event loop.
+pub fn runtime(daemon: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("{daemon}: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// The whole of a daemon's `main`: logging, the validated config (`--check` stops there),
+/// the runtime, then `body` until it returns.
+pub fn main<F, Fut>(daemon: &str, args: &lvs_config::ConfigArgs, check: bool, body: F) -> ExitCode
+where
+    F: FnOnce(lvs_config::Config, PathBuf) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    init_logging();
+    let config = match lvs_config::load_for_daemon(daemon, args, check) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let runtime = match runtime(daemon) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
+    };
+    match runtime.block_on(body(config, args.path.clone())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{daemon}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A served control socket: requests arrive on `requests`; cancel `shutdown` and the socket
+/// file goes when the daemon stops.
+pub struct ControlSocket<Req, Resp> {
+    pub requests: mpsc::Receiver<Incoming<Req, Resp>>,
+    pub shutdown: CancellationToken,
+    pub path: PathBuf,
+}
+
+impl<Req, Resp> ControlSocket<Req, Resp> {
+    pub fn close(&self) {
+        self.shutdown.cancel();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds `<socket_dir>/<daemon>.sock` and serves it in a task.
+pub fn serve_control<Req, Resp, Ev>(
+    socket_dir: &Path,
+    daemon: &str,
+    events: broadcast::Sender<Ev>,
+) -> Result<ControlSocket<Req, Resp>, String>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + Sync + 'static,
+    Ev: Serialize + Clone + Send + Sync + 'static,
+{
+    let path = crate::socket_path(socket_dir, daemon);
+    let listener =
+        crate::bind(&path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let shutdown = CancellationToken::new();
+    let (requests_tx, requests) = mpsc::channel(64);
+    tokio::spawn(crate::serve(
+        listener,
+        requests_tx,
+        events,
+        shutdown.clone(),
+    ));
+    Ok(ControlSocket {
+        requests,
+        shutdown,
+        path,
+    })
+}
