@@ -49,22 +49,24 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exi
     super::spawn_watchdog();
     let serve = async {
         loop {
-            let (mut stream, _) = match listener.accept().await {
+            let (stream, _) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     warn!("accept: {e}");
                     continue;
                 }
             };
-            let reply = line.read().map(|l| l.clone()).unwrap_or_default();
             replies.inc();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    let _ = stream.write_all(reply.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                })
-                .await;
-            });
+            // A fresh connection's send buffer is empty, so the one short line goes out in a
+            // single non-blocking write and the socket closes on drop: no task, no timer.
+            // Only a reply the kernel would not take at once gets a bounded task.
+            let reply = line.read().map(|l| l.clone()).unwrap_or_default();
+            match stream.try_write(reply.as_bytes()) {
+                Ok(n) if n == reply.len() => {}
+                Ok(n) => spawn_rest(stream, reply[n..].to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => spawn_rest(stream, reply),
+                Err(_) => {}
+            }
         }
     };
     let exit = tokio::select! {
@@ -73,6 +75,16 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exi
     };
     sampler_task.abort();
     Ok(exit)
+}
+
+fn spawn_rest(mut stream: tokio::net::TcpStream, rest: String) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            let _ = stream.write_all(rest.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    });
 }
 
 struct Sampler {
