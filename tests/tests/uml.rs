@@ -17,6 +17,10 @@ fn main() -> ExitCode {
             ipvs_library_against_the_kernel,
         )
         .with_timeout(std::time::Duration::from_secs(180)),
+        Case::new(
+            "lvsadm_nat_service_forwards_http",
+            lvsadm_nat_service_forwards_http,
+        ),
         Case::new("lvsadm_matches_ipvsadm", lvsadm_matches_ipvsadm)
             .with_timeout(std::time::Duration::from_secs(300)),
     ])
@@ -40,6 +44,18 @@ fn ipvs_library_against_the_kernel() -> Result<(), String> {
 /// Client, director and real server as namespaces; a NAT virtual service made with ipvsadm;
 /// a real HTTP fetch through the VIP.
 fn ipvsadm_nat_service_forwards_http() -> Result<(), String> {
+    nat_service_forwards_http("ipvsadm")
+}
+
+/// The same with the service made by lvsadm, whose `-Ln --stats` must then show the traffic.
+fn lvsadm_nat_service_forwards_http() -> Result<(), String> {
+    let lvsadm = lvs_tests::workspace_bin("lvsadm");
+    nat_service_forwards_http(lvsadm.to_str().ok_or("utf-8 path")?)
+}
+
+/// Client, director and real server as namespaces; a NAT virtual service made with `tool`;
+/// a real HTTP fetch through the VIP; the kernel's connection entry and counters.
+fn nat_service_forwards_http(tool: &str) -> Result<(), String> {
     if let Some(missing) = uml::tools_missing(&["ipvsadm", "busybox"]) {
         return Err(missing);
     }
@@ -68,9 +84,9 @@ fn ipvsadm_nat_service_forwards_http() -> Result<(), String> {
     })
     .ok_or("busybox httpd did not start in the real-server namespace")?;
 
-    director.run(&["ipvsadm", "-A", "-t", "192.0.2.100:80", "-s", "rr"])?;
+    director.run(&[tool, "-A", "-t", "192.0.2.100:80", "-s", "rr"])?;
     director.run(&[
-        "ipvsadm",
+        tool,
         "-a",
         "-t",
         "192.0.2.100:80",
@@ -78,7 +94,7 @@ fn ipvsadm_nat_service_forwards_http() -> Result<(), String> {
         "198.51.100.2:8080",
         "-m",
     ])?;
-    let table = director.stdout(&["ipvsadm", "-Ln"])?;
+    let table = director.stdout(&[tool, "-Ln"])?;
     println!("{table}");
     if !table.contains("198.51.100.2:8080") {
         return Err(format!("destination missing from the table:\n{table}"));
@@ -119,8 +135,19 @@ fn ipvsadm_nat_service_forwards_http() -> Result<(), String> {
     {
         return Err(format!("unexpected connection state {state} in {entry}"));
     }
-    let stats = director.stdout(&["ipvsadm", "-Ln", "--stats"])?;
-    println!("{stats}");
+    // Counters are folded in on the kernel's 2 s estimator tick.
+    let moved = wait_for(std::time::Duration::from_secs(5), || {
+        let stats = director.stdout(&[tool, "-Ln", "--stats"]).ok()?;
+        let line = stats
+            .lines()
+            .find(|l| l.starts_with("TCP  192.0.2.100:80"))?
+            .to_owned();
+        let conns: u64 = line.split_whitespace().nth(2)?.parse().ok()?;
+        (conns >= 1).then_some(stats)
+    })
+    .ok_or_else(|| format!("{tool} -Ln --stats never showed the connection"))?;
+    println!("{moved}");
+    director.run(&[tool, "-C"])?;
     Ok(())
 }
 
