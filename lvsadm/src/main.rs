@@ -75,6 +75,7 @@ const SUBCOMMANDS: &[&str] = &[
     "check-config",
     "import",
     "status",
+    "table",
     "vrrp",
     "sync",
     "feedback",
