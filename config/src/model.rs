@@ -199,7 +199,8 @@ fn default_garp_delay() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct TrackInterface {
     pub name: String,
-    /// Added to the priority while the interface is down; 0 puts the instance in FAULT.
+    /// keepalived semantics: a negative weight is added to the priority while the interface is
+    /// down, a positive one while it is up; 0 puts the instance in FAULT while it is down.
     #[serde(default)]
     pub weight: i32,
 }
@@ -215,7 +216,8 @@ pub struct TrackScript {
     pub rise: u32,
     #[serde(default = "one")]
     pub fall: u32,
-    /// keepalived semantics: added to the priority while failing; 0 puts the instance in FAULT.
+    /// keepalived semantics: a negative weight is added to the priority while the script fails,
+    /// a positive one while it succeeds; 0 puts the instance in FAULT while it fails.
     #[serde(default)]
     pub weight: i32,
 }

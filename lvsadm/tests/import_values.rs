@@ -206,11 +206,17 @@ fn vrrp_instances_auth_tracking_and_sync() {
     let (config, _) = sample("vrrp.localcheck");
     let vi1 = &config.vrrp.instance[0];
     assert_eq!(
-        vi1.priority, 104,
-        "eth1 +2 and chk_haproxy +2 move into the base priority"
+        vi1.priority, 100,
+        "positive weights stay tracking weights, as vrrpd adds them while healthy"
     );
     let weights: Vec<i32> = vi1.track_interfaces.iter().map(|t| t.weight).collect();
-    assert_eq!(weights, [-2, -2, 0]);
+    assert_eq!(weights, [2, -2, 0]);
+    let scripts: Vec<i32> = vi1.track_scripts.iter().map(|t| t.weight).collect();
+    assert_eq!(
+        scripts,
+        [-4, 2, -2, -2, -2],
+        "chk_haproxy weight 2 overrides 0"
+    );
     let sshd = &vi1.track_scripts[0];
     assert_eq!(sshd.command, "killall -0 sshd");
     assert_eq!(
@@ -237,10 +243,8 @@ fn conditionals_follow_the_config_id() {
     let without = import(Source::Keepalived, &path, false).unwrap();
     let config = lvs_config::parse(&without.toml, "x").unwrap();
     let vi0 = &config.vrrp.instance[0];
-    assert_eq!(
-        vi0.priority, 120,
-        "no @ line kept: BACKUP default 100, plus eth2's +20"
-    );
+    assert_eq!(vi0.priority, 100, "no @ line kept: BACKUP default 100");
+    assert_eq!(vi0.track_interfaces[1].weight, 20, "eth2 adds 20 while up");
     assert!(
         vi0.track_scripts.is_empty(),
         "the script line was conditional"
@@ -263,7 +267,7 @@ fn conditionals_follow_the_config_id() {
     let with = import_with(Source::Keepalived, &path, false, &high).unwrap();
     let config = lvs_config::parse(&with.toml, "x").unwrap();
     let vi0 = &config.vrrp.instance[0];
-    assert_eq!(vi0.priority, 190);
+    assert_eq!(vi0.priority, 170);
     assert_eq!(
         vi0.track_scripts[0].command,
         "/etc/keepalived/scripts/check_high_VI_0.sh"
@@ -281,8 +285,11 @@ fn parameters_includes_and_service_options() {
     let vi = &config.vrrp.instance[0];
     assert_eq!(vi.interface, "eth0");
     assert_eq!(vi.virtual_addresses[0].to_string(), "192.0.2.10/24");
-    assert_eq!(vi.priority, 60, "@^node1 kept: 50, plus the script's +10");
-    assert_eq!(vi.track_scripts[0].weight, -10);
+    assert_eq!(vi.priority, 50, "@^node1 kept");
+    assert_eq!(
+        vi.track_scripts[0].weight, 10,
+        "added while the script succeeds"
+    );
     assert_eq!(
         (vi.version, vi.advert_interval),
         (3, lvs_config::Duration::from_millis(500))

@@ -28,12 +28,6 @@ impl Default for Globals {
     }
 }
 
-/// A tracked object's keepalived weight: positive weights add while healthy, negative ones
-/// subtract while failing. Ours only subtract, so positive ones move into the base priority.
-struct Tracked {
-    weight: i32,
-}
-
 impl Context {
     pub(super) fn vrrp_instance(&mut self, node: &Node) -> Result<(), ImportError> {
         let mark = self.out.mark();
@@ -57,7 +51,6 @@ impl Context {
         let mut scripts = Vec::new();
         let mut files = Vec::new();
         let mut processes = Vec::new();
-        let mut weights: Vec<Tracked> = Vec::new();
         let mut comments = Vec::new();
         for child in node.children() {
             match child.key() {
@@ -140,11 +133,9 @@ impl Context {
                 }
                 "track_interface" => {
                     for entry in child.children() {
-                        let weight = track_weight(entry)?;
-                        weights.push(Tracked { weight });
                         interfaces.push(TrackInterface {
                             name: entry.key().to_owned(),
-                            weight,
+                            weight: track_weight(entry)?,
                         });
                     }
                 }
@@ -156,9 +147,6 @@ impl Context {
                         if entry.arg(1) == Some("weight") {
                             script.weight = track_weight(entry)?;
                         }
-                        weights.push(Tracked {
-                            weight: script.weight,
-                        });
                         scripts.push(script);
                     }
                 }
@@ -172,9 +160,6 @@ impl Context {
                 "track_process" => {
                     for entry in child.children() {
                         if let Some(process) = self.track_process(entry)? {
-                            weights.push(Tracked {
-                                weight: process.weight,
-                            });
                             processes.push(process);
                         }
                     }
@@ -239,7 +224,7 @@ impl Context {
             ));
         };
         // keepalived: no priority means 255 (address owner) for state MASTER, 100 otherwise.
-        let mut priority = priority.unwrap_or_else(|| {
+        let priority = priority.unwrap_or_else(|| {
             let p = if master { 255 } else { 100 };
             comments.push(format!(
                 "priority not given: keepalived uses {p} for state {}",
@@ -280,25 +265,6 @@ impl Context {
             }
             Some(d) => d,
         };
-        if priority < 255 {
-            let bonus: i32 = weights.iter().map(|t| t.weight.max(0)).sum();
-            if bonus > 0 {
-                let raised = (i32::from(priority) + bonus).min(254);
-                comments.push(format!(
-                    "positive tracking weights are added to the priority ({priority} -> {raised}) and subtracted while the tracked object fails"
-                ));
-                priority = raised as u8;
-                for t in &mut interfaces {
-                    t.weight = -t.weight.abs();
-                }
-                for s in &mut scripts {
-                    s.weight = -s.weight.abs();
-                }
-                for p in &mut processes {
-                    p.weight = -p.weight.abs();
-                }
-            }
-        }
         if priority == 255 && !preempt {
             comments.push(
                 "nopreempt dropped: the address owner (priority 255) always preempts".to_owned(),
@@ -394,7 +360,7 @@ impl Context {
                 "weight" => {
                     script.weight = number(child, 1)?;
                     if child.arg(2) == Some("reverse") {
-                        self.skip(child, "reverse weights are not supported; the weight applies while the script fails");
+                        self.skip(child, "reverse weights are not supported; the weight applies as without reverse (a negative one while the script fails, a positive one while it succeeds)");
                     }
                 }
                 "rise" => script.rise = number(child, 1)?,
