@@ -61,6 +61,32 @@ where
     }
 }
 
+/// systemd's watchdog, pinged from the daemon's own event loop (one `select!` arm) rather
+/// than from a task of its own, so a wedged loop stops the pings and systemd restarts it.
+pub struct Watchdog {
+    tick: Option<tokio::time::Interval>,
+}
+
+impl Watchdog {
+    /// Half of `WatchdogSec`, when systemd set one; otherwise [`Watchdog::ping_when_due`]
+    /// never completes.
+    pub fn from_env() -> Watchdog {
+        Watchdog {
+            tick: sd_notify::watchdog_enabled().map(|period| tokio::time::interval(period / 2)),
+        }
+    }
+
+    pub async fn ping_when_due(&mut self) {
+        match &mut self.tick {
+            Some(tick) => {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// A served control socket: requests arrive on `requests`; cancel `shutdown` and the socket
 /// file goes when the daemon stops.
 pub struct ControlSocket<Req, Resp> {

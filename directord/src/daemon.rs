@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use lvs_config::Config;
 pub use lvs_control::directord::{
@@ -504,8 +503,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
-    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut watchdog = lvs_control::daemon::Watchdog::from_env();
     info!("serving {}", socket.display());
 
     loop {
@@ -530,11 +528,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
                 }
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
-            _ = watchdog_tick.tick() => {
-                if watchdog.is_some() {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-                }
-            }
+            () = watchdog.ping_when_due() => {}
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }

@@ -58,13 +58,10 @@ pub fn notify_ready() {
 
 /// Pings the systemd watchdog at half its period, when one is set.
 pub fn spawn_watchdog() {
-    if let Some(period) = sd_notify::watchdog_enabled() {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period / 2);
-            loop {
-                tick.tick().await;
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-            }
-        });
-    }
+    let mut watchdog = lvs_control::daemon::Watchdog::from_env();
+    tokio::spawn(async move {
+        loop {
+            watchdog.ping_when_due().await;
+        }
+    });
 }

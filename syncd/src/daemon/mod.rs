@@ -582,8 +582,7 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut refresh = tokio::time::interval(ADDRESS_REFRESH);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
-    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut watchdog = lvs_control::daemon::Watchdog::from_env();
     info!("serving {}", socket.display());
 
     loop {
@@ -599,11 +598,7 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
             }
             () = tokio::time::sleep_until(timer) => syncd.engine.handle_timeout(Instant::now()),
             _ = refresh.tick() => syncd.own_addrs = net::local_addrs(&syncd.sync.interface),
-            _ = watchdog_tick.tick() => {
-                if watchdog.is_some() {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-                }
-            }
+            () = watchdog.ping_when_due() => {}
             _ = hangup.recv() => {
                 warn!("SIGHUP: syncd applies [sync] changes on restart only; nothing reloaded");
             }

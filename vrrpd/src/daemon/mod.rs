@@ -376,9 +376,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         ));
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let watchdog = sd_notify::watchdog_enabled().map(|period| period / 2);
-    let mut watchdog_tick =
-        tokio::time::interval(watchdog.unwrap_or(std::time::Duration::from_secs(3600)));
+    let mut watchdog = lvs_control::daemon::Watchdog::from_env();
 
     let mut poll_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let timer = PreciseTimer::new().map_err(|e| format!("timerfd: {e}"))?;
@@ -438,11 +436,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
                 }
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
-            _ = watchdog_tick.tick() => {
-                if watchdog.is_some() {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-                }
-            }
+            () = watchdog.ping_when_due() => {}
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
