@@ -8,6 +8,7 @@
 //! A lane whose capability is missing is skipped with a printed reason, unless
 //! `LVS_REQUIRE_LANES=1` (set by the project's test command) makes that a failure.
 
+pub mod daemon;
 pub mod netns;
 pub mod process;
 pub mod uml;

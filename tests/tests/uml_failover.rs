@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, ExitCode, Stdio};
 use std::time::Duration;
 
+use lvs_tests::daemon::{self, control};
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::uml::{self, Case};
@@ -385,35 +386,12 @@ fn failover_probe(site: &Site, client: &mut Client) -> Result<Probe, String> {
     Ok(probe)
 }
 
-fn control(socket: &Path, request: &Value) -> Result<Value, String> {
-    lvs_control::call(socket, request, Duration::from_secs(5)).map_err(|e| e.to_string())
-}
-
 fn config(socket_dir: &Path, interface: &str, role: &str, group: &str, peer: &str) -> String {
     format!(
         "[control]\nsocket_dir = {dir:?}\n\n[sync]\ninterface = {interface:?}\nsyncid = 5\n\
          role = {role:?}\ngroup = {group:?}\npeers = [{peer:?}]\n",
         dir = socket_dir.display().to_string(),
     )
-}
-
-fn start_syncd(
-    site: &Site,
-    director: &Netns,
-    side: &str,
-    text: &str,
-) -> Result<(Guarded, PathBuf), String> {
-    let dir = site.run.join(side);
-    let config = dir.join("director.toml");
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
-    let syncd = lvs_tests::workspace_bin("syncd");
-    let process = director.spawn(&[syncd.as_os_str(), "--config".as_ref(), config.as_os_str()])?;
-    let socket = dir.join("syncd.sock");
-    wait_for(Duration::from_secs(10), || {
-        control(&socket, &json!({"cmd": "status"})).ok()
-    })
-    .ok_or(format!("syncd {side} did not answer on its control socket"))?;
-    Ok((process, socket))
 }
 
 fn daemons(director: &Netns) -> Result<BTreeSet<String>, String> {
@@ -435,7 +413,8 @@ fn failover_with_syncd_keeps_every_connection(method: Method) -> Result<(), Stri
         "224.0.0.81:8848",
         "203.0.113.2:8849",
     );
-    let (_syncd_a, socket_a) = start_syncd(&site, &site.a, "a", &a_text)?;
+    let (_syncd_a, socket_a) =
+        daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
     let mut client = connect_through_a(&site)?;
     if !daemons(&site.b)?.is_empty() {
         return Err("B must have no sync daemon before its syncd starts".to_owned());
@@ -448,7 +427,8 @@ fn failover_with_syncd_keeps_every_connection(method: Method) -> Result<(), Stri
         "224.0.0.82:8849",
         "203.0.113.1:8848",
     );
-    let (_syncd_b, socket_b) = start_syncd(&site, &site.b, "b", &b_text)?;
+    let (_syncd_b, socket_b) =
+        daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
     let learned = wait_for(Duration::from_secs(60), || {
         established_to_client(&site.b)
             .ok()

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use lvs_tests::daemon::{self, control};
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::uml::{self, Case};
@@ -124,30 +125,6 @@ fn config_with_role(
         dir = socket_dir.display().to_string(),
         peers = peers.join(", "),
     )
-}
-
-fn control(socket: &Path, request: &Value) -> Result<Value, String> {
-    lvs_control::call(socket, request, Duration::from_secs(5)).map_err(|e| e.to_string())
-}
-
-/// Starts syncd in `director` with its own config; returns the process and its socket.
-fn start_syncd(
-    site: &Site,
-    director: &Netns,
-    side: &str,
-    text: &str,
-) -> Result<(Guarded, PathBuf), String> {
-    let dir = site.run.join(side);
-    let config = dir.join("director.toml");
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
-    let syncd = lvs_tests::workspace_bin("syncd");
-    let process = director.spawn(&[syncd.as_os_str(), "--config".as_ref(), config.as_os_str()])?;
-    let socket = dir.join("syncd.sock");
-    wait_for(Duration::from_secs(10), || {
-        control(&socket, &json!({"cmd": "status"})).ok()
-    })
-    .ok_or(format!("syncd {side} did not answer on its control socket"))?;
-    Ok((process, socket))
 }
 
 /// Connections that stay ESTABLISHED: each sends an incomplete request (its third packet
@@ -294,8 +271,10 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
         &["203.0.113.1:8848"],
     );
     let a_text = a_text.replace("[control]\n", "[control]\nmetrics = \"127.0.0.1:9100\"\n");
-    let (_syncd_a, socket_a) = start_syncd(&site, &site.a, "a", &a_text)?;
-    let (_syncd_b, socket_b) = start_syncd(&site, &site.b, "b", &b_text)?;
+    let (_syncd_a, socket_a) =
+        daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
+    let (_syncd_b, socket_b) =
+        daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
     let daemons_a = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
     let daemons_b = site.b.stdout(&["ipvsadm", "-L", "--daemon"])?;
     println!("A: {daemons_a}B: {daemons_b}");
@@ -390,7 +369,8 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
         table(&site.a).ok().filter(|t| established(t) >= 2)
     })
     .ok_or("A never had the 2 early connections ESTABLISHED")?;
-    let (_syncd_a, socket_a) = start_syncd(&site, &site.a, "a", &a_text)?;
+    let (_syncd_a, socket_a) =
+        daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
     // Made while syncd A watches, with nobody to forward to yet.
     let _late = hold_connections(&site.client, 2)?;
     wait_for(Duration::from_secs(15), || {
@@ -402,7 +382,8 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
         return Err("B has connections before its syncd runs".to_owned());
     }
 
-    let (_syncd_b, socket_b) = start_syncd(&site, &site.b, "b", &b_text)?;
+    let (_syncd_b, socket_b) =
+        daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
     let (a_rows, b_rows) = converge(&site.a, || table(&site.b), Duration::from_secs(20))?;
     println!("A:\n{}\nB:\n{}", show(&a_rows), show(&b_rows));
     if established(&b_rows) < 4 {
@@ -441,7 +422,8 @@ fn syncd_observes_kernel_to_kernel_sync() -> Result<(), String> {
         "--syncid",
         "5",
     ])?;
-    let (_syncd_a, socket_a) = start_syncd(&site, &site.a, "a", &a_text)?;
+    let (_syncd_a, socket_a) =
+        daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
     let _held = hold_connections(&site.client, 3)?;
     fetch(&site.client, 2)?;
     wait_for(Duration::from_secs(10), || {
@@ -471,7 +453,8 @@ fn syncd_observes_kernel_to_kernel_sync() -> Result<(), String> {
     // A syncd backup on B adopts the kernel backup started by hand and learns the group's
     // messages without handing them to its kernel a second time.
     let b_text = config(&site.run.join("b"), "s1", "backup", "224.0.0.81:8848", &[]);
-    let (_syncd_b, socket_b) = start_syncd(&site, &site.b, "b", &b_text)?;
+    let (_syncd_b, socket_b) =
+        daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
     let _more = hold_connections(&site.client, 2)?;
     wait_for(Duration::from_secs(10), || {
         table(&site.a).ok().filter(|t| established(t) >= 5)
@@ -615,7 +598,7 @@ fn syncd_follows_the_vrrp_role() -> Result<(), String> {
          virtual_addresses = [\"{VIP}/32\"]\n\n{}",
         config_with_role(&dir, "s0", "{ follow = \"VI_1\" }", "224.0.0.81:8848", &[],)
     );
-    let (_syncd, socket) = start_syncd(&site, &site.a, "a", &text)?;
+    let (_syncd, socket) = daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &text)?;
     let status = wait_role(&site.a, &socket, "master")?;
     if status["role_source"] != "follow VI_1" {
         return Err(format!("role source: {}", status["role_source"]));
