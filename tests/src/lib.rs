@@ -10,6 +10,7 @@
 
 pub mod daemon;
 pub mod netns;
+pub mod pair;
 pub mod process;
 pub mod uml;
 
@@ -55,13 +56,18 @@ pub fn workspace_example(name: &str) -> PathBuf {
     built(&format!("examples/{name}"))
 }
 
-fn built(relative: &str) -> PathBuf {
+/// The folder of the workspace's binaries built with the same profile as this executable:
+/// `target/debug` for tests, `target/release` for benchmarks.
+pub fn workspace_bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps");
-    let path = dir.join(relative);
+        .expect("target/<profile>/deps")
+        .to_owned()
+}
+
+fn built(relative: &str) -> PathBuf {
+    let path = workspace_bin_dir().join(relative);
     assert!(
         path.exists(),
         "{} is not built; run `cargo build --workspace --all-targets` first",
