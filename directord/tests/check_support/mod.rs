@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -45,13 +48,16 @@ pub fn spec(kind: Kind) -> CheckSpec {
     }
 }
 
-/// A child process killed (SIGKILL, by its own pid) when the test ends, pass or fail.
+/// A child process in a process group of its own, stopped when the test ends, pass or fail:
+/// SIGTERM first, so a master process (dovecot, postgres) reaps its workers itself, then
+/// SIGKILL to the whole group (by the child's pid) for anything still there after 3 s.
 pub struct Daemon(pub Child);
 
 impl Daemon {
     pub fn spawn(command: &mut Command) -> Daemon {
         Daemon(
             command
+                .process_group(0)
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawning {command:?}: {e}")),
         )
@@ -60,7 +66,19 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        use nix::sys::signal::{Signal, kill, killpg};
+        use nix::unistd::Pid;
+        let Ok(pid) = i32::try_from(self.0.id()) else {
+            return;
+        };
+        let pid = Pid::from_raw(pid);
+        if kill(pid, Signal::SIGTERM).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = killpg(pid, Signal::SIGKILL);
         let _ = self.0.wait();
     }
 }

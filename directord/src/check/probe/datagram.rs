@@ -174,9 +174,11 @@ pub async fn sip(check: &Sip, addr: SocketAddr, max: usize) -> ProbeResult {
     }
 }
 
-/// Any signed answer, accept or reject, is up: the server is working and shares our secret
-/// (ldirectord counts any reply; checking the Response Authenticator in addition catches a
-/// wrong secret, which would fail every real login too).
+/// Only a signed Access-Accept is up, as in ldirectord: the server works, shares our secret
+/// (the Response Authenticator proves it) and its user backend accepts the check's login. A
+/// reject means the backend behind the server (files, LDAP, SQL) turns the configured user
+/// away, which real users would meet too; a challenge asks for a second round the check
+/// cannot answer.
 pub async fn radius(check: &Radius, addr: SocketAddr) -> ProbeResult {
     let socket = connected(addr).await?;
     let bits = nonce();
@@ -201,8 +203,10 @@ pub async fn radius(check: &Radius, addr: SocketAddr) -> ProbeResult {
             radius::Packet::new_checked(&buf[..n]).map_err(|e| format!("bad RADIUS reply: {e}"))?;
         match radius::verify_reply(&packet, request.identifier, &authenticator, &check.secret) {
             Ok(radius::ACCESS_ACCEPT) => return Ok("Access-Accept".to_owned()),
-            Ok(radius::ACCESS_REJECT) => return Ok("Access-Reject".to_owned()),
-            Ok(radius::ACCESS_CHALLENGE) => return Ok("Access-Challenge".to_owned()),
+            Ok(radius::ACCESS_REJECT) => return Err("Access-Reject".to_owned()),
+            Ok(radius::ACCESS_CHALLENGE) => {
+                return Err("Access-Challenge (multi-round login not supported)".to_owned());
+            }
             Ok(code) => return Err(format!("RADIUS reply code {code}")),
             Err(WireError::WrongIdentifier) => continue,
             Err(e) => return Err(format!("RADIUS reply: {e}")),

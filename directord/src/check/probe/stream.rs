@@ -9,6 +9,7 @@ use tokio::net::TcpStream;
 
 use super::{Bounded, ProbeContext, ProbeResult, excerpt, io_reason};
 use crate::check::spec::{Database, Dialogue, Exchange, Http, Ldap, Pattern};
+use crate::check::wire::mysql;
 
 async fn open(addr: SocketAddr) -> Result<TcpStream, String> {
     let stream = TcpStream::connect(addr)
@@ -515,33 +516,82 @@ pub async fn ldap(ldap: &Ldap, addr: SocketAddr, max: usize) -> ProbeResult {
 
 // ---------------------------------------------------------------- mysql
 
-/// The server's greeting (handshake v10) shows mysqld accepting connections; an error
-/// packet in its place (too many connections, host blocked) is down. A login is not
-/// attempted: mysql_native_password needs SHA-1 and caching_sha2_password TLS or RSA, which
-/// this check does not carry, so a configured user is said to be unused in the reason.
+/// One MySQL packet: its sequence id and payload.
+async fn mysql_packet<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Bounded<S>,
+    max: usize,
+) -> Result<(u8, Vec<u8>), String> {
+    let header = conn.take(mysql::HEADER_LEN).await?;
+    let frame = mysql::Frame::parse(&header).map_err(|e| format!("mysql packet: {e}"))?;
+    if frame.len == 0 || frame.len > max {
+        return Err(format!("mysql packet length {} out of bounds", frame.len));
+    }
+    Ok((frame.seq, conn.take(frame.len).await?))
+}
+
+fn mysql_error(code: u16, message: &str) -> String {
+    format!("mysql error {code}: {}", excerpt(message.as_bytes()))
+}
+
+/// Without a user, the server's greeting (handshake v10) shows mysqld accepting connections;
+/// an error packet in its place (too many connections, host blocked) is down. With a user,
+/// the check logs in with mysql_native_password (MariaDB's default, and MySQL's before 8.0)
+/// and only the server's OK is up: a wrong password, an unknown user or a database the user
+/// may not use are down. caching_sha2_password needs TLS or RSA for a full login, which
+/// this check does not carry, so an account using it is reported as such.
 pub async fn mysql(db: &Database, addr: SocketAddr, max: usize) -> ProbeResult {
     let mut conn = Bounded::new(open(addr).await?, max);
-    let header = conn.take(4).await?;
-    let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
-    if len == 0 || len > max {
-        return Err(format!("mysql packet length {len} out of bounds"));
+    let (seq, payload) = mysql_packet(&mut conn, max).await?;
+    if payload[0] == 0xff {
+        return match mysql::Reply::parse(&payload) {
+            Ok(mysql::Reply::Err { code, message }) => Err(mysql_error(code, &message)),
+            _ => Err("mysql error packet truncated".to_owned()),
+        };
     }
-    let payload = conn.take(len).await?;
-    match payload[0] {
-        10 => {
-            let version_end = payload[1..].iter().position(|&b| b == 0).unwrap_or(0) + 1;
-            let version = String::from_utf8_lossy(&payload[1..version_end]);
-            Ok(match db.user {
-                Some(_) => format!("mysql {version} (greeting only, login not attempted)"),
-                None => format!("mysql {version}"),
-            })
+    if payload[0] != 10 {
+        return Err(format!("mysql protocol version {}, not 10", payload[0]));
+    }
+    let greeting = mysql::Greeting::parse(&payload).map_err(|e| format!("mysql greeting: {e}"))?;
+    let version = greeting.version;
+    let Some(user) = &db.user else {
+        return Ok(format!("mysql {version}"));
+    };
+    let password = db.password.as_deref().unwrap_or("");
+    let response =
+        mysql::handshake_response(user, password, db.database.as_deref(), &greeting.salt);
+    conn.send(&mysql::frame(seq.wrapping_add(1), &response))
+        .await?;
+    // At most one switch: to a fresh native salt, or to a plugin this check cannot speak.
+    let mut switched = false;
+    loop {
+        let (seq, payload) = mysql_packet(&mut conn, max).await?;
+        let reply = mysql::Reply::parse(&payload).map_err(|e| format!("mysql reply: {e}"))?;
+        match reply {
+            mysql::Reply::Ok => {
+                let _ = conn.send(&mysql::frame(0, &[mysql::COM_QUIT])).await;
+                return Ok(format!("mysql {version}, logged in as {user}"));
+            }
+            mysql::Reply::Err { code, message } => return Err(mysql_error(code, &message)),
+            mysql::Reply::AuthSwitch { plugin, data }
+                if plugin == mysql::NATIVE_PASSWORD && !switched =>
+            {
+                switched = true;
+                let scramble = mysql::native_scramble(password.as_bytes(), &data);
+                conn.send(&mysql::frame(seq.wrapping_add(1), &scramble))
+                    .await?;
+            }
+            mysql::Reply::AuthSwitch { plugin, .. } => {
+                return Err(format!(
+                    "mysql asks for auth plugin {plugin}, only {} is supported",
+                    mysql::NATIVE_PASSWORD
+                ));
+            }
+            mysql::Reply::Other(byte) => {
+                return Err(format!(
+                    "mysql sent unexpected packet 0x{byte:02x} during login"
+                ));
+            }
         }
-        0xff if payload.len() >= 3 => Err(format!(
-            "mysql error {}: {}",
-            u16::from_le_bytes([payload[1], payload[2]]),
-            excerpt(&payload[3..])
-        )),
-        other => Err(format!("mysql protocol version {other}, not 10")),
     }
 }
 

@@ -2,6 +2,7 @@
 //! representations, in the smoltcp style.
 
 pub mod dns;
+pub mod mysql;
 pub mod radius;
 
 /// Why a reply could not be understood; one variant per cause, each with a stable label.
@@ -23,6 +24,8 @@ pub enum WireError {
     WrongIdentifier,
     #[error("response authenticator mismatch (wrong secret?)")]
     BadAuthenticator,
+    #[error("not a protocol 10 greeting")]
+    NotAGreeting,
 }
 
 impl WireError {
@@ -36,6 +39,7 @@ impl WireError {
             WireError::AttributeTooLong => "attribute_too_long",
             WireError::WrongIdentifier => "wrong_identifier",
             WireError::BadAuthenticator => "bad_authenticator",
+            WireError::NotAGreeting => "not_a_greeting",
         }
     }
 }
