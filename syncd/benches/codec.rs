@@ -157,6 +157,10 @@ fn rss_bytes() -> Option<usize> {
 struct MirrorFootprint {
     entries: usize,
     heap_per_conn: f64,
+    /// After every entry was refreshed once.
+    refreshed_per_conn: f64,
+    /// What the mirror says it holds, to cross-check the allocator's count.
+    reported_per_conn: f64,
     rss_per_conn: Option<f64>,
 }
 
@@ -179,10 +183,24 @@ fn mirror_footprint(count: u32) -> MirrorFootprint {
         entries, count as usize,
         "distinct connections, distinct keys"
     );
+    let reported = mirror.heap_bytes();
+    // Every connection then changes state once (ESTABLISHED -> FIN_WAIT), as traffic does:
+    // refreshes leave outdated expiry pairs behind until they are swept, so this is the
+    // footprint a busy table settles at.
+    for n in 0..count {
+        let mut update = connection(n);
+        update.state = 4;
+        update.timeout = 120;
+        mirror.apply(update, now + Duration::from_secs(1));
+    }
+    let heap_refreshed = LIVE.load(Ordering::Relaxed) - heap_before;
+    assert_eq!(mirror.len(), entries);
     black_box(&mirror);
     MirrorFootprint {
         entries,
         heap_per_conn: heap as f64 / entries as f64,
+        refreshed_per_conn: heap_refreshed as f64 / entries as f64,
+        reported_per_conn: reported as f64 / entries as f64,
         rss_per_conn: rss.map(|r| r as f64 / entries as f64),
     }
 }
@@ -311,9 +329,13 @@ fn main() {
             .map_or("n/a".to_owned(), |r| format!("{r:.1} B"))
     );
     println!(
-        "  sizes: Connection {} B, ConnKey {} B",
-        std::mem::size_of::<Connection>(),
-        std::mem::size_of::<syncd::ConnKey>()
+        "  heap per connection after every entry changed state once: {:.1} B (target <= 128)",
+        m.refreshed_per_conn
+    );
+    println!(
+        "  heap the mirror reports holding: {:.1} B per connection; a Connection is {} B",
+        m.reported_per_conn,
+        std::mem::size_of::<Connection>()
     );
 
     let kernel_messages = encode(ProtocolVersion::V1, &conns[..40_000]);

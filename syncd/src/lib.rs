@@ -15,5 +15,5 @@ pub mod procfs;
 pub mod wire;
 
 pub use conn::{Addrs, ConnFlags, Connection, FwdMethod, Protocol, Seq, SeqData};
-pub use mirror::{Applied, ConnKey, Mirror};
+pub use mirror::{Applied, ConnKey, Cursor, Mirror};
 pub use wire::{Decoded, EmitError, Error, MessageBuilder, ProtocolVersion, Scope};

@@ -149,7 +149,7 @@ fn resync_carries_remaining_time_and_round_trips() {
     }
     assert_eq!(replica.len(), m.len());
     for c in m.iter() {
-        let key = ConnKey::of(c);
+        let key = ConnKey::of(&c);
         let r = replica.get(&key).unwrap();
         assert_eq!(
             (r.addrs, r.dport, r.state, r.flags),
@@ -165,4 +165,188 @@ fn resync_carries_remaining_time_and_round_trips() {
         .resync_messages(now, ProtocolVersion::V0, 5, 1472)
         .unwrap();
     assert_eq!(skipped, 2);
+}
+
+/// An entry of the rarer kinds the mirror keeps whole: IPv6, sequence data, a persistence
+/// engine's template.
+fn rare(kind: u32, cport: u16) -> Connection {
+    let mut c = conn(cport, "198.51.100.2", 1, 900);
+    match kind {
+        0 => {
+            c.addrs = Addrs::new(
+                "2001:db8::2".parse().unwrap(),
+                "2001:db8::100".parse().unwrap(),
+                "2001:db8::11".parse().unwrap(),
+            )
+            .unwrap();
+        }
+        1 => c.seq = Some(syncd::SeqData::default()),
+        _ => {
+            c.flags = ConnFlags(ConnFlags::TEMPLATE);
+            c.pe_name = Some(b"sip".to_vec());
+            c.pe_data = Some(format!("call-{cport}").into_bytes());
+        }
+    }
+    c
+}
+
+#[test]
+fn rare_entries_keep_everything_and_expire_with_the_rest() {
+    let t0 = Instant::now();
+    let mut m = Mirror::new();
+    let entries: Vec<Connection> = (0..3).map(|kind| rare(kind, 7)).collect();
+    for c in &entries {
+        assert_eq!(m.apply(c.clone(), t0), Applied::Inserted);
+    }
+    m.apply(conn(8, "198.51.100.2", 1, 60), t0);
+    assert_eq!(m.len(), 4);
+    for c in &entries {
+        assert_eq!(m.get(&ConnKey::of(c)).as_ref(), Some(c));
+    }
+    // Two SIP templates on the same tuple differ by their Call-ID.
+    let mut other_call = rare(2, 7);
+    other_call.pe_data = Some(b"call-other".to_vec());
+    assert_eq!(m.apply(other_call, t0), Applied::Inserted);
+    assert_eq!(m.len(), 5);
+
+    let snapshot = m.snapshot(t0 + S(1));
+    assert_eq!(snapshot.len(), 5);
+    assert!(snapshot[..2].iter().all(Connection::is_template));
+    assert_eq!(m.expire(t0 + S(60)).len(), 1);
+    assert_eq!(m.expire(t0 + S(900)).len(), 4);
+    assert!(m.is_empty());
+}
+
+#[test]
+fn an_entry_that_gains_or_loses_sequence_data_stays_one_entry() {
+    let t0 = Instant::now();
+    let mut m = Mirror::new();
+    let plain = conn(1, "198.51.100.2", 1, 900);
+    let key = ConnKey::of(&plain);
+    m.apply(plain.clone(), t0);
+    let mut with_seq = plain.clone();
+    with_seq.seq = Some(syncd::SeqData {
+        in_seq: syncd::Seq {
+            init_seq: 1,
+            delta: 2,
+            previous_delta: 3,
+        },
+        ..Default::default()
+    });
+    with_seq.flags = ConnFlags(ConnFlags::IN_SEQ);
+    assert_eq!(m.apply(with_seq.clone(), t0 + S(1)), Applied::Updated);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.get(&key).unwrap().seq, with_seq.seq);
+    assert_eq!(m.apply(plain, t0 + S(2)), Applied::Updated);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m.get(&key).unwrap().seq, None);
+    assert_eq!(m.remaining(&key, t0 + S(2)), Some(S(900)));
+    assert_eq!(m.expire(t0 + S(901)).len(), 0);
+    assert_eq!(m.expire(t0 + S(902)).len(), 1);
+}
+
+/// What the mirror must behave like, written the plain way: one map, deadlines as instants.
+#[derive(Default)]
+struct Model {
+    entries: std::collections::HashMap<ConnKey, (Connection, Instant)>,
+}
+
+impl Model {
+    fn apply(&mut self, c: Connection, now: Instant) -> Applied {
+        let key = ConnKey::of(&c);
+        let deadline = now + syncd::mirror::lifetime(&c);
+        let Some((old, _)) = self.entries.get(&key) else {
+            self.entries.insert(key, (c, deadline));
+            return Applied::Inserted;
+        };
+        if !c.is_template() && (old.addrs.dest() != c.addrs.dest() || old.dport != c.dport) {
+            if c.flags.is_inactive() {
+                return Applied::IgnoredStale;
+            }
+            let previous = self.entries.insert(key, (c, deadline)).unwrap().0;
+            return Applied::Replaced { previous };
+        }
+        let mut c = c;
+        let keep = !(ConnFlags::INACTIVE | ConnFlags::SEQ_MASK);
+        c.flags = ConnFlags((c.flags.0 & !keep) | (old.flags.0 & keep));
+        self.entries.insert(key, (c, deadline));
+        Applied::Updated
+    }
+
+    fn expire(&mut self, now: Instant) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, (_, deadline)| *deadline > now);
+        before - self.entries.len()
+    }
+}
+
+/// Thousands of random inserts, refreshes, moves, stale notices, removals and expiries over
+/// a small key space (so slots are freed and reused, and outdated expiry pairs pile up and
+/// get swept), checked step by step against [`Model`]. Time moves in whole seconds, so the
+/// mirror's rounding of deadlines cannot hide a difference.
+#[test]
+fn behaves_like_a_plain_map_under_random_churn() {
+    let t0 = Instant::now();
+    let mut m = Mirror::new();
+    let mut model = Model::default();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut now = t0;
+    for step in 0..20_000 {
+        let cport = next(300) as u16;
+        let mut c = match next(10) {
+            0 => rare(next(3) as u32, cport),
+            _ => conn(cport, "198.51.100.2", 1, 0),
+        };
+        if next(4) == 0 {
+            c.addrs = match c.addrs {
+                Addrs::V4 {
+                    client,
+                    virtual_addr,
+                    ..
+                } => Addrs::V4 {
+                    client,
+                    virtual_addr,
+                    dest: "198.51.100.3".parse().unwrap(),
+                },
+                other => other,
+            };
+        }
+        c.state = next(8) as u16;
+        c.timeout = [0, 1, 5, 30, 120][next(5) as usize];
+        if next(5) == 0 {
+            c.flags = ConnFlags(c.flags.0 | ConnFlags::INACTIVE);
+        }
+        match next(20) {
+            0 => {
+                now += S(next(40));
+                let gone = m.expire(now).len();
+                assert_eq!(gone, model.expire(now), "step {step}");
+            }
+            1 => {
+                let key = ConnKey::of(&c);
+                let removed = m.remove(&key).map(|(c, _)| c);
+                assert_eq!(removed, model.entries.remove(&key).map(|e| e.0));
+            }
+            _ => assert_eq!(m.apply(c.clone(), now), model.apply(c, now), "step {step}"),
+        }
+        assert_eq!(m.len(), model.entries.len(), "step {step}");
+        let earliest = model.entries.values().map(|e| e.1).min();
+        assert_eq!(m.next_expiry(), earliest, "step {step}");
+    }
+    for (key, (c, deadline)) in &model.entries {
+        assert_eq!(m.get(key).as_ref(), Some(c));
+        assert_eq!(m.remaining(key, now), Some(*deadline - now));
+    }
+    let mut seen = 0;
+    for c in m.iter() {
+        assert!(model.entries.contains_key(&ConnKey::of(&c)));
+        seen += 1;
+    }
+    assert_eq!(seen, model.entries.len());
 }

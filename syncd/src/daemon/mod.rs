@@ -253,15 +253,11 @@ impl Syncd {
 
     fn dump(&self) -> Dump {
         let now = Instant::now();
-        let mirror = self.engine.mirror();
-        let mut entries: Vec<Entry> = mirror
-            .iter()
-            .map(|conn| {
-                let left = mirror
-                    .remaining(&syncd::ConnKey::of(conn), now)
-                    .unwrap_or_default();
-                entry(conn, left.as_secs())
-            })
+        let mut entries: Vec<Entry> = self
+            .engine
+            .mirror()
+            .iter_remaining(now)
+            .map(|(conn, left)| entry(&conn, left.as_secs()))
             .collect();
         entries.sort_by(|a, b| {
             (a.client, a.virtual_addr, &a.protocol).cmp(&(b.client, b.virtual_addr, &b.protocol))
