@@ -196,6 +196,8 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_failure_delay = 0
+# Given, so no process resolves the machine's own name through DNS.
+hostname = mail.example
 default_login_user = nobody
 default_internal_user = nobody
 default_internal_group = nogroup
@@ -298,8 +300,11 @@ pub fn slapd(password: &str) -> Option<Peer> {
 /// MariaDB with a fresh data directory; `user`@127.0.0.1 identified by `password`
 /// (mysql_native_password, MariaDB's default) may use the database `app` only.
 pub fn mariadb(user: &str, password: &str) -> Option<Peer> {
-    let install = program("mariadb-install-db", "mariadb-server")?;
-    let mariadbd = program("mariadbd", "mariadb-server")?;
+    let install = program(
+        "mariadb-install-db",
+        "mariadb-client-core and mariadb-server-core",
+    )?;
+    let mariadbd = program("mariadbd", "mariadb-server-core")?;
     let dir = workdir();
     let data = dir.path().join("data");
     let installed = quiet(&mut Command::new(install))
@@ -309,6 +314,8 @@ pub fn mariadb(user: &str, password: &str) -> Option<Peer> {
             "--user=root",
             "--skip-test-db",
             "--auth-root-authentication-method=normal",
+            // Accounts by address only: no DNS lookup of this host or of clients.
+            "--skip-name-resolve",
         ])
         .status()
         .unwrap();
@@ -337,6 +344,7 @@ pub fn mariadb(user: &str, password: &str) -> Option<Peer> {
                 "--bind-address=127.0.0.1",
                 "--skip-networking=0",
                 "--user=root",
+                "--skip-name-resolve",
             ])
             .args(["--skip-log-bin", "--innodb-buffer-pool-size=16M"]),
     );
