@@ -302,6 +302,10 @@ fn parameters_includes_and_service_options() {
     assert_eq!(vi.source_address, Some("192.0.2.2".parse().unwrap()));
     assert_eq!(vi.notify.as_deref(), Some("/usr/local/bin/notify"));
     assert!(
+        notes.iter().all(|n| !n.contains("promote_secondaries")),
+        "vrrpd always promotes secondaries: nothing to report"
+    );
+    assert!(
         notes
             .iter()
             .any(|n| n.contains("notify /usr/local/bin/notify not supported"))

@@ -171,6 +171,17 @@ pub fn link_local_ipv6(name: &str) -> Option<Ipv6Addr> {
     })
 }
 
+/// Makes the kernel keep the other addresses of a subnet when its primary one is deleted.
+/// Without it, a backup instance removing its VIP 192.0.2.19/27 also takes away 192.0.2.20/27
+/// of a master instance on the same interface, added after it and so a secondary of it.
+/// keepalived sets the same on every interface it adds addresses to.
+pub fn promote_secondaries(interface: &str) -> io::Result<()> {
+    std::fs::write(
+        format!("/proc/sys/net/ipv4/conf/{interface}/promote_secondaries"),
+        "1",
+    )
+}
+
 pub async fn add_address(
     handle: &Handle,
     index: u32,

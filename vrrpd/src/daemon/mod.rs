@@ -100,6 +100,11 @@ impl Daemon {
             Some(index) => index,
             None => {
                 let link = Link::open(name).map_err(|e| format!("interface {name}: {e}"))?;
+                if let Err(e) = link::promote_secondaries(name) {
+                    warn!(
+                        "interface {name}: cannot set promote_secondaries, removing a VIP may remove others of its subnet: {e}"
+                    );
+                }
                 self.interfaces.push(Interface {
                     link,
                     v4: None,

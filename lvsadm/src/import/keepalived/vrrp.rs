@@ -202,6 +202,8 @@ impl Context {
                     "routes and rules do not follow the VRRP state; configure them separately",
                 ),
                 "smtp_alert" => self.skip(child, "ignored: no e-mail alerts"),
+                // vrrpd sets it on every interface it uses.
+                "promote_secondaries" => {}
                 "dont_track_primary" => self.skip(
                     child,
                     "the instance goes to FAULT when its interface is down",
