@@ -77,6 +77,16 @@ fn http_get_becomes_an_http_check_with_keepalived_timing() {
 }
 
 #[test]
+fn nopreempt_is_cleared_for_state_master_as_keepalived_does() {
+    let (config, _) = load(
+        Source::Keepalived,
+        "keepalived-features/master-nopreempt.conf",
+    );
+    let preempt: Vec<bool> = config.vrrp.instance.iter().map(|i| i.preempt).collect();
+    assert_eq!(preempt, [true, false]);
+}
+
+#[test]
 fn ssl_get_status_codes_and_connect_port() {
     let (config, _) = sample("status_code");
     let check = config.virtual_servers[0].check.as_ref().unwrap();

@@ -267,6 +267,13 @@ impl Context {
             }
             Some(d) => d,
         };
+        if master && !preempt {
+            comments.push(
+                "nopreempt dropped: keepalived clears it for an instance that starts as MASTER"
+                    .to_owned(),
+            );
+            preempt = true;
+        }
         if priority == 255 && !preempt {
             comments.push(
                 "nopreempt dropped: the address owner (priority 255) always preempts".to_owned(),
