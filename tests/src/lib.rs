@@ -2,6 +2,7 @@
 //!
 //! - [`netns`]: hosts as network namespaces on whatever kernel runs the test (the host, or the
 //!   UML guest), torn down when their guards drop.
+//! - [`nlmon`]: netlink captures of a namespace, decoded into the IPVS requests they hold.
 //! - [`uml`]: a real Linux kernel with IPVS, booted as a User-Mode Linux process over the host's
 //!   root filesystem, running many test cases per boot.
 //!
@@ -10,6 +11,7 @@
 
 pub mod daemon;
 pub mod netns;
+pub mod nlmon;
 pub mod pair;
 pub mod process;
 pub mod uml;

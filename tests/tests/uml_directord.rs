@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use lvs_ipvs::IpvsCmd;
 use lvs_tests::netns::{Netns, veth};
+use lvs_tests::nlmon::{Capture, IpvsRequest};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::uml::{self, Case};
 use serde_json::{Value, json};
@@ -12,8 +14,13 @@ use serde_json::{Value, json};
 fn main() -> ExitCode {
     uml::main(&[
         Case::new(
-            "health_checks_quiesce_remove_and_fall_back",
-            health_checks_quiesce_remove_and_fall_back,
+            "health_checks_quiesce_remove_and_fall_back_nat",
+            health_checks_quiesce_remove_and_fall_back_nat,
+        )
+        .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "health_checks_quiesce_remove_and_fall_back_dr",
+            health_checks_quiesce_remove_and_fall_back_dr,
         )
         .with_timeout(Duration::from_secs(120)),
         Case::new(
@@ -21,10 +28,60 @@ fn main() -> ExitCode {
             directord_owns_the_table_by_difference,
         )
         .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "sighup_applies_exactly_the_difference",
+            sighup_applies_exactly_the_difference,
+        )
+        .with_timeout(Duration::from_secs(120)),
     ])
 }
 
-/// Client, director and two NAT real servers, each serving a body naming itself.
+/// How the director reaches its real servers, and what that asks of the site around it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Forward {
+    Nat,
+    Dr,
+}
+
+/// The virtual addresses the director (and, for DR, every real server) holds.
+const VIPS: [&str; 2] = ["192.0.2.100", "192.0.2.101"];
+
+impl Forward {
+    /// NAT maps the virtual port to 8080; DR cannot change the port.
+    fn real_port(self) -> u16 {
+        match self {
+            Forward::Nat => 8080,
+            Forward::Dr => 80,
+        }
+    }
+
+    /// The forwarding flag `ipvsadm -S` prints.
+    fn flag(self) -> &'static str {
+        match self {
+            Forward::Nat => "-m",
+            Forward::Dr => "-g",
+        }
+    }
+
+    fn config_word(self) -> &'static str {
+        match self {
+            Forward::Nat => "nat",
+            Forward::Dr => "dr",
+        }
+    }
+
+    /// Two services on the same real servers: one port each for NAT; DR keeps the port, so
+    /// the second service takes the second VIP.
+    fn services(self) -> [&'static str; 2] {
+        match self {
+            Forward::Nat => ["192.0.2.100:80", "192.0.2.100:81"],
+            Forward::Dr => ["192.0.2.100:80", "192.0.2.101:80"],
+        }
+    }
+}
+
+/// Client, director and real servers (on a bridge in the director), each serving a body
+/// naming itself.
 struct Site {
     client: Netns,
     director: Netns,
@@ -34,43 +91,42 @@ struct Site {
 }
 
 fn site() -> Result<Site, String> {
-    site_with(2)
+    site_with(2, Forward::Nat)
 }
 
-fn site_with(n: usize) -> Result<Site, String> {
+fn site_with(n: usize, forward: Forward) -> Result<Site, String> {
     let client = Netns::new("c")?;
     let director = Netns::new("d")?;
-    veth(&client, "c0", &director, "d0")?;
-    client.addr("c0", "192.0.2.2/24")?;
-    client.default_route("192.0.2.1")?;
-    director.addr("d0", "192.0.2.1/24")?;
-    director.ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])?;
+    for vip in VIPS {
+        director.ip(&["addr", "add", &format!("{vip}/32"), "dev", "lo"])?;
+    }
     director.sysctl("net.ipv4.ip_forward=1")?;
     director.bridge("br1")?;
     director.ip(&["addr", "add", "198.51.100.1/24", "dev", "br1"])?;
+    match forward {
+        Forward::Nat => {
+            veth(&client, "c0", &director, "d0")?;
+            client.addr("c0", "192.0.2.2/24")?;
+            client.default_route("192.0.2.1")?;
+            director.addr("d0", "192.0.2.1/24")?;
+        }
+        // The client sits on the real servers' LAN: a DR reply comes straight from a real
+        // server with the VIP as its source, which the director would drop as a martian (it
+        // holds that address) if it had to route it.
+        Forward::Dr => {
+            veth(&client, "c0", &director, "dpc")?;
+            director.attach("dpc", "br1")?;
+            client.addr("c0", "198.51.100.2/24")?;
+            client.default_route("198.51.100.1")?;
+        }
+    }
     let www = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut reals = Vec::new();
     let mut httpd = Vec::new();
     for i in 0..n {
-        let real = Netns::new(&format!("r{i}"))?;
-        let port = format!("dp{i}");
-        veth(&real, "r0", &director, &port)?;
-        director.attach(&port, "br1")?;
-        real.addr("r0", &format!("198.51.100.{}/24", 11 + i))?;
-        real.default_route("198.51.100.1")?;
+        let real = lan_host(&director, &format!("r{i}"), 11 + i, forward)?;
         let root = www.path().join(format!("r{i}"));
-        std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
-        std::fs::write(root.join("index.html"), format!("real-{i}\n"))
-            .map_err(|e| e.to_string())?;
-        httpd.push(real.spawn(&[
-            "busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "8080",
-            "-h",
-            root.to_str().unwrap_or_default(),
-        ])?);
+        httpd.push(serve(&real, &root, &format!("real-{i}\n"), forward)?);
         reals.push(real);
     }
     Ok(Site {
@@ -80,6 +136,47 @@ fn site_with(n: usize) -> Result<Site, String> {
         _www: www,
         _httpd: httpd,
     })
+}
+
+/// A host on the director's real-server LAN at 198.51.100.`host`. For DR it also holds the
+/// VIPs on its loopback and, as DR needs, neither answers nor announces them in ARP: only the
+/// director may own them on the LAN.
+fn lan_host(director: &Netns, role: &str, host: usize, forward: Forward) -> Result<Netns, String> {
+    let ns = Netns::new(role)?;
+    let port = format!("dp{role}");
+    veth(&ns, "r0", director, &port)?;
+    director.attach(&port, "br1")?;
+    ns.addr("r0", &format!("198.51.100.{host}/24"))?;
+    ns.default_route("198.51.100.1")?;
+    if forward == Forward::Dr {
+        for vip in VIPS {
+            ns.ip(&["addr", "add", &format!("{vip}/32"), "dev", "lo"])?;
+        }
+        for setting in [
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+            "net.ipv4.conf.r0.arp_ignore=1",
+            "net.ipv4.conf.r0.arp_announce=2",
+        ] {
+            ns.sysctl(setting)?;
+        }
+    }
+    Ok(ns)
+}
+
+/// busybox httpd in `ns` on the real-server port, serving `body` from `root`.
+fn serve(ns: &Netns, root: &Path, body: &str, forward: Forward) -> Result<Guarded, String> {
+    std::fs::create_dir_all(root).map_err(|e| e.to_string())?;
+    std::fs::write(root.join("index.html"), body).map_err(|e| e.to_string())?;
+    ns.spawn(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        &forward.real_port().to_string(),
+        "-h",
+        root.to_str().unwrap_or_default(),
+    ])
 }
 
 const CONFIG: &str = r#"
@@ -122,12 +219,28 @@ fn control(socket: &Path, request: &Value) -> Result<Value, String> {
 }
 
 fn start(director: &Netns, config: &Path, socket: &Path) -> Result<Guarded, String> {
+    start_logged(director, config, socket, None)
+}
+
+/// Starts directord in the director namespace, its log in `log` when given (else the case's
+/// own output), and returns once it answers on its control socket.
+fn start_logged(
+    director: &Netns,
+    config: &Path,
+    socket: &Path,
+    log: Option<&Path>,
+) -> Result<Guarded, String> {
     let directord = lvs_tests::workspace_bin("directord");
-    let process = director.spawn(&[
+    let mut command = director.command(&[
         directord.as_os_str(),
         "--config".as_ref(),
         config.as_os_str(),
-    ])?;
+    ]);
+    if let Some(log) = log {
+        let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        command.stderr(file);
+    }
+    let process = Guarded::spawn(&mut command)?;
     wait_for(Duration::from_secs(10), || {
         control(socket, &json!({"cmd": "status"})).ok()
     })
@@ -259,15 +372,17 @@ fn directord_owns_the_table_by_difference() -> Result<(), String> {
         }
     }
 
-    // kill -9 and restart: the table stays exactly as it was, and the restart changes nothing.
+    // kill -9 and restart, recorded with nlmon: the table stays exactly as it was, and neither
+    // the crash nor the restart sends a single write (no DEL, no FLUSH, no weight change).
     write_config(&config, &run, &CONFIG.replace("weight = 50", "weight = 70"))?;
     let before_crash = save(&site.director)?;
+    let capture = Capture::start(&site.director, "nlmon0", &run)?;
     directord.signal(libc::SIGKILL);
     directord.wait_timeout(Duration::from_secs(5))?;
     if save(&site.director)? != before_crash {
         return Err("kill -9 changed the table".to_owned());
     }
-    let _directord = start(&site.director, &config, &socket)?;
+    let restarted = start(&site.director, &config, &socket)?;
     let status = control(&socket, &json!({"cmd": "status"}))?;
     if status["last_apply"]["requests"] != 0 {
         return Err(format!(
@@ -278,11 +393,252 @@ fn directord_owns_the_table_by_difference() -> Result<(), String> {
     if save(&site.director)? != before_crash {
         return Err("the restart changed the table".to_owned());
     }
+    let requests = capture.finish(ipvs_family()?)?;
+    let writes = describe_writes(&requests);
+    if !writes.is_empty() {
+        return Err(format!(
+            "kill -9 and restart sent writes to IPVS: {writes:#?}"
+        ));
+    }
+    // The capture saw the restarted directord read the table, so its silence is not blindness.
+    let reads = requests
+        .iter()
+        .filter(|r| r.port == restarted.pid() && r.cmd == IpvsCmd::GetService && r.dump)
+        .count();
+    if reads == 0 {
+        return Err(format!(
+            "nlmon saw no table dump from directord (pid {}): {requests:#?}",
+            restarted.pid()
+        ));
+    }
+    println!(
+        "nlmon across kill -9 and restart: {} IPVS requests, {reads} service dump(s) by the new directord, no writes",
+        requests.len()
+    );
     println!(
         "{}",
         serde_json::to_string_pretty(&status).unwrap_or_default()
     );
     drop(site.reals);
+    Ok(())
+}
+
+/// The IPVS generic netlink family id, as the kernel resolves it for our own client.
+fn ipvs_family() -> Result<u16, String> {
+    lvs_ipvs::IpvsClient::connect()
+        .map(|client| client.family_id())
+        .map_err(|e| format!("IPVS family: {e}"))
+}
+
+/// The requests of a capture that change the table, as sorted lines.
+fn describe_writes(requests: &[IpvsRequest]) -> Vec<String> {
+    let mut writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.writes())
+        .map(ToString::to_string)
+        .collect();
+    writes.sort();
+    writes
+}
+
+/// Appended to CONFIG before the SIGHUP: a service the new config drops.
+const OLD_SERVICE: &str = r#"
+[[virtual_server]]
+name = "old"
+address = "192.0.2.100:81"
+scheduler = "rr"
+forwarding = "nat"
+
+[[virtual_server.real]]
+address = "198.51.100.11:8080"
+weight = 1
+"#;
+
+/// Appended to CONFIG (with web's second weight changed) after the SIGHUP: a service it adds.
+const NEW_SERVICE: &str = r#"
+[[virtual_server]]
+name = "new"
+address = "192.0.2.100:82"
+scheduler = "wlc"
+forwarding = "nat"
+
+[[virtual_server.real]]
+address = "198.51.100.11:8080"
+weight = 3
+
+[[virtual_server.real]]
+address = "198.51.100.12:8080"
+weight = 4
+"#;
+
+/// `ipvsadm -Sn` lines in `a` and not in `b`.
+fn lines_not_in(a: &str, b: &str) -> Vec<String> {
+    let b: std::collections::BTreeSet<&str> = b.lines().collect();
+    let mut only: Vec<String> = a
+        .lines()
+        .filter(|l| !b.contains(l))
+        .map(str::to_owned)
+        .collect();
+    only.sort();
+    only
+}
+
+fn sorted(lines: &[&str]) -> Vec<String> {
+    let mut lines: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    lines.sort();
+    lines
+}
+
+/// SIGHUP with a config that adds a service, removes one and changes a weight sends exactly
+/// those requests (seen on the wire with nlmon) and changes exactly those lines of the table,
+/// leaving the operator's own service and destination alone. A broken config on SIGHUP changes
+/// nothing, is logged with file:line:col, and status keeps showing the last good config.
+fn sighup_applies_exactly_the_difference() -> Result<(), String> {
+    let site = site()?;
+    let run = PathBuf::from(format!("/run/lvs-directord-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let config = run.join("director.toml");
+    let socket = run.join("directord.sock");
+    let log = run.join("directord.log");
+    write_config(&config, &run, &format!("{CONFIG}{OLD_SERVICE}"))?;
+    let after_hup = format!(
+        "{}{NEW_SERVICE}",
+        CONFIG.replace("weight = 50", "weight = 70")
+    );
+    // lvsadm finds the socket through a config of its own: the daemon's will be broken.
+    let lvsadm_config = run.join("lvsadm.toml");
+    write_config(
+        &lvsadm_config,
+        &run,
+        "[control]\nsocket_dir = \"SOCKET_DIR\"\n",
+    )?;
+
+    // The operator's own service, and a destination of theirs in a service directord manages.
+    site.director
+        .run(&["ipvsadm", "-A", "-t", "192.0.2.100:443", "-s", "rr"])?;
+    let directord = start_logged(&site.director, &config, &socket, Some(&log))?;
+    site.director.run(&[
+        "ipvsadm",
+        "-a",
+        "-t",
+        "192.0.2.100:80",
+        "-r",
+        "198.51.100.99:8080",
+        "-m",
+        "-w",
+        "5",
+    ])?;
+    let before = save(&site.director)?;
+    if !before.contains("-A -t 192.0.2.100:81 -s rr") || !before.contains("-r 198.51.100.99:8080") {
+        return Err(format!("table before the SIGHUP:\n{before}"));
+    }
+    let family = ipvs_family()?;
+
+    let capture = Capture::start(&site.director, "nlmon0", &run)?;
+    write_config(&config, &run, &after_hup)?;
+    directord.signal(libc::SIGHUP);
+    let after = wait_for(Duration::from_secs(15), || {
+        let table = save(&site.director).ok()?;
+        (!table.contains("192.0.2.100:81") && table.contains("-A -t 192.0.2.100:82"))
+            .then_some(table)
+    })
+    .ok_or_else(|| {
+        format!(
+            "the SIGHUP was not applied:\n{}",
+            save(&site.director).unwrap_or_default()
+        )
+    })?;
+    let writes = describe_writes(&capture.finish(family)?);
+    let expected = sorted(&[
+        "NewService tcp 192.0.2.100:82",
+        "NewDest tcp 192.0.2.100:82 -> 198.51.100.11:8080 weight 3",
+        "NewDest tcp 192.0.2.100:82 -> 198.51.100.12:8080 weight 4",
+        "SetDest tcp 192.0.2.100:80 -> 198.51.100.12:8080 weight 70",
+        "DelService tcp 192.0.2.100:81",
+    ]);
+    if writes != expected {
+        return Err(format!(
+            "the SIGHUP sent {writes:#?}\nexpected exactly {expected:#?}"
+        ));
+    }
+    let gone = lines_not_in(&before, &after);
+    let came = lines_not_in(&after, &before);
+    let expected_gone = sorted(&[
+        "-A -t 192.0.2.100:81 -s rr",
+        "-a -t 192.0.2.100:81 -r 198.51.100.11:8080 -m -w 1",
+        "-a -t 192.0.2.100:80 -r 198.51.100.12:8080 -m -w 50",
+    ]);
+    let expected_came = sorted(&[
+        "-A -t 192.0.2.100:82 -s wlc",
+        "-a -t 192.0.2.100:82 -r 198.51.100.11:8080 -m -w 3",
+        "-a -t 192.0.2.100:82 -r 198.51.100.12:8080 -m -w 4",
+        "-a -t 192.0.2.100:80 -r 198.51.100.12:8080 -m -w 70",
+    ]);
+    if gone != expected_gone || came != expected_came {
+        return Err(format!(
+            "the SIGHUP changed the table from\n{before}\nto\n{after}\n\
+             (removed {gone:?}, added {came:?})"
+        ));
+    }
+    println!("SIGHUP sent exactly: {writes:#?}");
+
+    // A broken config: refused with its position, nothing sent, the last good one shown.
+    let broken = after_hup.replace("scheduler = \"wlc\"", "scheduler = \"wlcc\"");
+    // Where the diagnostic must point: the line of the bad value, the column of its quote.
+    let (line, column) = broken
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find("\"wlcc\"").map(|c| (i + 1, c + 1)))
+        .ok_or("no broken line")?;
+    let capture = Capture::start(&site.director, "nlmon1", &run)?;
+    write_config(&config, &run, &broken)?;
+    directord.signal(libc::SIGHUP);
+    let logged = wait_for(Duration::from_secs(15), || {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|l| l.contains("reload refused"))
+    })
+    .ok_or("directord did not log the refused reload")?;
+    let position = format!("director.toml:{line}:{column}: ");
+    let refusal = logged
+        .lines()
+        .skip_while(|l| !l.contains("reload refused"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n");
+    if !refusal.contains(&position) || !refusal.contains("unknown scheduler") {
+        return Err(format!(
+            "the refusal must name {position}and the cause:\n{logged}"
+        ));
+    }
+    println!("logged: {refusal}");
+    // Proof that directord is past the reload: it answers, and the status comes after it.
+    let status = control(&socket, &json!({"cmd": "status"}))?;
+    let writes = describe_writes(&capture.finish(family)?);
+    if !writes.is_empty() {
+        return Err(format!("a refused reload sent {writes:#?}"));
+    }
+    if save(&site.director)? != after {
+        return Err("a refused reload changed the table".to_owned());
+    }
+    let names: Vec<&str> = status["services"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    if names != ["web", "new"] || status["services"][1]["scheduler"] != "wlc" {
+        return Err(format!("status after a refused reload: {status}"));
+    }
+    let lvsadm = lvs_tests::workspace_bin("lvsadm");
+    let shown = site.director.stdout(&[
+        lvsadm.as_os_str(),
+        "status".as_ref(),
+        "--config".as_ref(),
+        lvsadm_config.as_os_str(),
+    ])?;
+    if !shown.contains("new (tcp 192.0.2.100:82) wlc") || shown.contains("192.0.2.100:81") {
+        return Err(format!("lvsadm status after a refused reload:\n{shown}"));
+    }
+    println!("lvsadm status:\n{shown}");
     Ok(())
 }
 
@@ -292,44 +648,48 @@ socket_dir = "SOCKET_DIR"
 
 [[virtual_server]]
 name = "web"
-address = "192.0.2.100:80"
+address = "WEB"
 scheduler = "rr"
-forwarding = "nat"
+forwarding = "FORWARDING"
 on_failure = "quiescent"
-fallback = "198.51.100.250:8080"
+fallback = "198.51.100.250:PORT"
 check = { type = "http", path = "/", expect_body = "real-", interval = "500ms", timeout = "400ms", rise = 2, fall = 2 }
 
 [[virtual_server.real]]
-address = "198.51.100.11:8080"
+address = "198.51.100.11:PORT"
 weight = 10
 
 [[virtual_server.real]]
-address = "198.51.100.12:8080"
+address = "198.51.100.12:PORT"
 weight = 10
 
 [[virtual_server.real]]
-address = "198.51.100.13:8080"
+address = "198.51.100.13:PORT"
 weight = 10
 
 [[virtual_server]]
 name = "api"
-address = "192.0.2.100:81"
+address = "API"
 scheduler = "rr"
-forwarding = "nat"
+forwarding = "FORWARDING"
 on_failure = "remove"
 check = { type = "connect", interval = "500ms", timeout = "400ms", rise = 2, fall = 2 }
 
 [[virtual_server.real]]
-address = "198.51.100.11:8080"
+address = "198.51.100.11:PORT"
 
 [[virtual_server.real]]
-address = "198.51.100.12:8080"
+address = "198.51.100.12:PORT"
 
 [[virtual_server.real]]
-address = "198.51.100.13:8080"
+address = "198.51.100.13:PORT"
 "#;
 
-fn fetch(client: &Netns, port: u16) -> Result<String, String> {
+/// What rise x interval and fall x interval (both 2 x 500 ms) allow in HEALTH_CONFIG, printed
+/// next to what was measured: a shared UML is too slow for a timing assert.
+const CHECKS_TIMES_INTERVAL: Duration = Duration::from_millis(2 * 500);
+
+fn fetch(client: &Netns, service: &str) -> Result<String, String> {
     // busybox wget -T crashes under UML; coreutils timeout bounds it instead.
     client.stdout(&[
         "timeout",
@@ -339,87 +699,105 @@ fn fetch(client: &Netns, port: u16) -> Result<String, String> {
         "-q",
         "-O",
         "-",
-        &format!("http://192.0.2.100:{port}/"),
+        &format!("http://{service}/"),
     ])
 }
 
-/// Real HTTP checks drive the kernel table: a dead server is quiesced in one service and
-/// removed from another, comes back after `rise` passes, and the sorry server answers only
-/// while every real server is down.
-fn health_checks_quiesce_remove_and_fall_back() -> Result<(), String> {
-    let mut site = site_with(3)?;
-    // The sorry server, on the real-server LAN.
-    let sorry = Netns::new("sorry")?;
-    veth(&sorry, "s0", &site.director, "dps")?;
-    site.director.attach("dps", "br1")?;
-    sorry.addr("s0", "198.51.100.250/24")?;
-    sorry.default_route("198.51.100.1")?;
-    let sorry_www = tempfile::tempdir().map_err(|e| e.to_string())?;
-    std::fs::write(sorry_www.path().join("index.html"), "sorry\n").map_err(|e| e.to_string())?;
-    let _sorry_httpd = sorry.spawn(&[
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "8080",
-        "-h",
-        sorry_www.path().to_str().unwrap_or_default(),
-    ])?;
+fn health_checks_quiesce_remove_and_fall_back_nat() -> Result<(), String> {
+    health_checks_quiesce_remove_and_fall_back(Forward::Nat)
+}
 
-    let run = PathBuf::from(format!("/run/lvs-directord-health-{}", std::process::id()));
+fn health_checks_quiesce_remove_and_fall_back_dr() -> Result<(), String> {
+    health_checks_quiesce_remove_and_fall_back(Forward::Dr)
+}
+
+/// Real HTTP and connect checks drive the kernel table: a dead server is quiesced in one
+/// service and removed from another, comes back after `rise` passes, and the sorry server
+/// answers only while every real server is down.
+fn health_checks_quiesce_remove_and_fall_back(forward: Forward) -> Result<(), String> {
+    let mut site = site_with(3, forward)?;
+    let [web, api] = forward.services();
+    let port = forward.real_port();
+    let flag = forward.flag();
+    // The sorry server, on the real-server LAN.
+    let sorry = lan_host(&site.director, "sorry", 250, forward)?;
+    let sorry_www = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let _sorry_httpd = serve(&sorry, sorry_www.path(), "sorry\n", forward)?;
+
+    let run = PathBuf::from(format!(
+        "/run/lvs-directord-health-{forward:?}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
     let config = run.join("director.toml");
-    write_config(&config, &run, HEALTH_CONFIG)?;
+    let text = HEALTH_CONFIG
+        .replace("WEB", web)
+        .replace("API", api)
+        .replace("FORWARDING", forward.config_word())
+        .replace("PORT", &port.to_string());
+    write_config(&config, &run, &text)?;
     let socket = run.join("directord.sock");
     let _directord = start(&site.director, &config, &socket)?;
     let table = || save(&site.director).unwrap_or_default();
     let settle = |what: &str, ok: &dyn Fn(&str) -> bool| {
+        let started = std::time::Instant::now();
         wait_for(Duration::from_secs(15), || ok(&table()).then_some(()))
-            .ok_or_else(|| format!("{what}; table:\n{}", table()))
+            .ok_or_else(|| format!("{what}; table:\n{}", table()))?;
+        println!(
+            "{what}: {:.2} s (rise or fall x interval = {:.2} s)",
+            started.elapsed().as_secs_f64(),
+            CHECKS_TIMES_INTERVAL.as_secs_f64()
+        );
+        Ok::<(), String>(())
     };
+    let r0 = format!("-r 198.51.100.11:{port} {flag}");
 
     settle("three healthy servers in web", &|t: &str| {
-        t.matches("-m -w 10").count() == 3
+        t.matches(&format!("{flag} -w 10")).count() == 3
     })?;
-    let www_root = site._www.path().join("r0");
+    let mut bodies = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        bodies.insert(fetch(&site.client, web)?);
+    }
+    if bodies.len() != 3 {
+        return Err(format!(
+            "expected all three real servers to answer, got {bodies:?}"
+        ));
+    }
 
     // r0's listener stops: quiesced in web (weight 0), removed from api; no new request reaches it.
     site._httpd.remove(0);
     settle("r0 quiesced in web and removed from api", &|t: &str| {
-        t.contains("-a -t 192.0.2.100:80 -r 198.51.100.11:8080 -m -w 0")
-            && !t.contains("-a -t 192.0.2.100:81 -r 198.51.100.11:8080")
+        t.contains(&format!("-a -t {web} {r0} -w 0")) && !t.contains(&format!("-a -t {api} {r0}"))
     })?;
-    for _ in 0..6 {
-        let body = fetch(&site.client, 80)?;
-        if body == "real-0\n" {
-            return Err("a quiesced server got a new request".to_owned());
+    for service in [web, api] {
+        for _ in 0..6 {
+            if fetch(&site.client, service)? == "real-0\n" {
+                return Err(format!("{service}: a failed server got a new request"));
+            }
         }
     }
 
-    // It starts again: back after rise checks, in both services.
-    site._httpd.insert(
-        0,
-        site.reals[0].spawn(&[
-            "busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "8080",
-            "-h",
-            www_root.to_str().unwrap_or_default(),
-        ])?,
-    );
+    // It starts again: back after rise checks, in both services, and serving again.
+    let www_root = site._www.path().join("r0");
+    site._httpd
+        .insert(0, serve(&site.reals[0], &www_root, "real-0\n", forward)?);
     settle("r0 back in both services", &|t: &str| {
-        t.contains("-r 198.51.100.11:8080 -m -w 10")
-            && t.contains("-a -t 192.0.2.100:81 -r 198.51.100.11:8080")
+        t.contains(&format!("-a -t {web} {r0} -w 10")) && t.contains(&format!("-a -t {api} {r0}"))
     })?;
+    for service in [web, api] {
+        wait_for(Duration::from_secs(15), || {
+            (fetch(&site.client, service).ok()? == "real-0\n").then_some(())
+        })
+        .ok_or_else(|| format!("{service}: r0 is back in the table but gets no request"))?;
+    }
 
     // Every real server down: the fallback answers.
     site._httpd.clear();
     settle("fallback in web", &|t: &str| {
-        t.contains("-r 198.51.100.250:8080 -m -w 1")
+        t.contains(&format!("-r 198.51.100.250:{port} {flag} -w 1"))
     })?;
-    let body = wait_for(Duration::from_secs(5), || fetch(&site.client, 80).ok())
+    let body = wait_for(Duration::from_secs(5), || fetch(&site.client, web).ok())
         .ok_or("no answer via the VIP")?;
     if body != "sorry\n" {
         return Err(format!("expected the sorry server, got {body:?}"));

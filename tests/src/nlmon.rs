@@ -1,0 +1,225 @@
+//! Recording what a namespace says to the kernel over netlink: an nlmon interface, tcpdump
+//! writing its pcap, and a reader that turns the capture into the IPVS requests it holds.
+//!
+//! nlmon taps are per network namespace, so the interface is made inside the namespace whose
+//! processes are watched. The pcap is LINKTYPE_NETLINK: each record is a 16-byte cooked header
+//! (its last field the netlink protocol) followed by the netlink messages of one datagram,
+//! in either direction; requests are the messages with NLM_F_REQUEST.
+
+use std::fmt;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lvs_ipvs::codec::{self, ReplyKind};
+use lvs_ipvs::{AddressFamily, IpvsCmd, IpvsMessage, ServiceKey};
+
+use crate::netns::Netns;
+use crate::process::{Guarded, wait_for};
+
+const LINKTYPE_NETLINK: u32 = 253;
+const COOKED_HEADER: usize = 16;
+const NETLINK_GENERIC: u16 = 16;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
+
+/// A service nobody configures: [`Capture::finish`] asks the kernel for it, and once that
+/// request is in the file, so is everything sent before it.
+const MARKER: &str = "203.0.113.254:9";
+
+/// tcpdump on a fresh nlmon interface; stop it with [`Capture::finish`].
+pub struct Capture<'a> {
+    ns: &'a Netns,
+    pcap: PathBuf,
+    log: PathBuf,
+    interface: String,
+    tcpdump: Guarded,
+}
+
+impl<'a> Capture<'a> {
+    /// Starts recording every netlink message of `ns` into `dir/<interface>.pcap`, and returns
+    /// once tcpdump says it is listening, so nothing sent after this call is missed.
+    pub fn start(ns: &'a Netns, interface: &str, dir: &Path) -> Result<Self, String> {
+        ns.ip(&["link", "add", interface, "type", "nlmon"])?;
+        ns.ip(&["link", "set", interface, "up"])?;
+        let pcap = dir.join(format!("{interface}.pcap"));
+        let log = dir.join(format!("{interface}.tcpdump.log"));
+        let stderr = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        // -U writes each packet as it comes, so a SIGTERM loses nothing; -Z root because
+        // tcpdump otherwise drops to a user that cannot write the test's root-owned folder.
+        let mut command = ns.command(&["tcpdump", "-i", interface, "-U", "-Z", "root", "-w"]);
+        command.arg(&pcap).stderr(stderr);
+        let tcpdump = Guarded::spawn(&mut command)?;
+        let listening = wait_for(Duration::from_secs(20), || {
+            fs::read_to_string(&log)
+                .ok()
+                .filter(|l| l.contains("listening on"))
+        });
+        if listening.is_none() {
+            return Err(format!(
+                "tcpdump on {interface} did not start: {}",
+                fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
+        Ok(Capture {
+            ns,
+            pcap,
+            log,
+            interface: interface.to_owned(),
+            tcpdump,
+        })
+    }
+
+    /// Stops tcpdump and decodes every generic netlink request to the IPVS family
+    /// `family_id`. tcpdump reads the kernel's capture ring in blocks and drops what it has
+    /// not read when it is told to stop, so first a marker request is sent and the file read
+    /// until the marker is in it: netlink taps deliver in order, so nothing earlier is lost.
+    pub fn finish(mut self, family_id: u16) -> Result<Vec<IpvsRequest>, String> {
+        // The lookup fails (no such service); the request is what counts.
+        let _ = self.ns.stdout(&["ipvsadm", "-L", "-n", "-t", MARKER]);
+        let marker: SocketAddr = MARKER.parse().expect("a socket address");
+        let is_marker = |r: &IpvsRequest| {
+            matches!(r.service, Some(ServiceKey::Inet { addr, port, .. })
+                if SocketAddr::new(addr, port) == marker)
+        };
+        let mut last_error = String::new();
+        let requests = wait_for(Duration::from_secs(20), || {
+            let read = fs::read(&self.pcap)
+                .map_err(|e| format!("{}: {e}", self.pcap.display()))
+                .and_then(|bytes| ipvs_requests(&bytes, family_id));
+            match read {
+                Ok(requests) => requests.iter().any(is_marker).then_some(requests),
+                Err(e) => {
+                    last_error = e;
+                    None
+                }
+            }
+        });
+        self.tcpdump.end();
+        let mut requests = requests.ok_or_else(|| {
+            format!(
+                "the marker request never reached {} ({last_error}); tcpdump said: {}",
+                self.interface,
+                fs::read_to_string(&self.log).unwrap_or_default()
+            )
+        })?;
+        requests.retain(|r| !is_marker(r));
+        Ok(requests)
+    }
+}
+
+/// One IPVS request seen on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpvsRequest {
+    pub cmd: IpvsCmd,
+    pub dump: bool,
+    /// The netlink port of the sender (its pid for the first socket of a process).
+    pub port: u32,
+    pub service: Option<ServiceKey>,
+    /// Address and weight of the destination, when the request names one.
+    pub destination: Option<(SocketAddr, u32)>,
+}
+
+impl IpvsRequest {
+    /// Whether the kernel table changes when this request succeeds.
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self.cmd,
+            IpvsCmd::GetService
+                | IpvsCmd::GetDest
+                | IpvsCmd::GetDaemon
+                | IpvsCmd::GetConfig
+                | IpvsCmd::GetInfo
+        )
+    }
+}
+
+/// `NewDest tcp 192.0.2.100:80 -> 198.51.100.11:8080 weight 10`: how expectations are written.
+impl fmt::Display for IpvsRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.cmd)?;
+        if let Some(service) = &self.service {
+            write!(f, " {service}")?;
+        }
+        if let Some((addr, weight)) = &self.destination {
+            write!(f, " -> {addr} weight {weight}")?;
+        }
+        Ok(())
+    }
+}
+
+fn describe(msg: &IpvsMessage, flags: u16, port: u32) -> IpvsRequest {
+    let service = msg
+        .service_nlas()
+        .and_then(|nlas| ServiceKey::from_nlas(nlas).ok());
+    let af = service
+        .as_ref()
+        .map_or(AddressFamily::Inet, |key| match key {
+            ServiceKey::Inet { af, .. } | ServiceKey::Fwmark { af, .. } => *af,
+        });
+    let destination = msg
+        .dest_nlas()
+        .is_some()
+        .then(|| msg.destination(af).ok())
+        .flatten()
+        .map(|d| (SocketAddr::new(d.addr, d.port), d.weight));
+    IpvsRequest {
+        cmd: msg.cmd,
+        dump: flags & NLM_F_DUMP == NLM_F_DUMP,
+        port,
+        service,
+        destination,
+    }
+}
+
+/// Every IPVS request in a LINKTYPE_NETLINK pcap (classic format, either byte order).
+pub fn ipvs_requests(pcap: &[u8], family_id: u16) -> Result<Vec<IpvsRequest>, String> {
+    let header = pcap
+        .get(..24)
+        .ok_or("not a pcap file: shorter than its header")?;
+    let little = match header[..4] {
+        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
+        _ => return Err(format!("not a pcap file: magic {:02x?}", &header[..4])),
+    };
+    let u32_at = |b: &[u8], at: usize| {
+        let v: [u8; 4] = b[at..at + 4].try_into().expect("four bytes");
+        if little {
+            u32::from_le_bytes(v)
+        } else {
+            u32::from_be_bytes(v)
+        }
+    };
+    let linktype = u32_at(header, 20);
+    if linktype != LINKTYPE_NETLINK {
+        return Err(format!("link type {linktype}, not netlink"));
+    }
+    let mut requests = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let captured = u32_at(pcap, at + 8) as usize;
+        // A record tcpdump is still writing: what precedes it is complete.
+        let Some(record) = pcap.get(at + 16..at + 16 + captured) else {
+            break;
+        };
+        at += 16 + captured;
+        let Some(datagram) = record.get(COOKED_HEADER..) else {
+            continue;
+        };
+        // The cooked header's protocol field is in network order.
+        if u16::from_be_bytes([record[14], record[15]]) != NETLINK_GENERIC {
+            continue;
+        }
+        let messages = codec::decode_datagram(datagram, family_id)
+            .map_err(|e| format!("undecodable netlink datagram {datagram:02x?}: {e}"))?;
+        for reply in messages {
+            if let ReplyKind::Ipvs { msg, .. } = &reply.kind
+                && reply.flags & NLM_F_REQUEST != 0
+            {
+                requests.push(describe(msg, reply.flags, reply.port));
+            }
+        }
+    }
+    Ok(requests)
+}
