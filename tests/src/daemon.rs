@@ -16,8 +16,25 @@ pub fn control(socket: &Path, request: &Value) -> Result<Value, String> {
 /// Starts the workspace daemon `name` in `netns` on `config`, and returns once it answers a
 /// status request on `socket`: from then on the test may rely on it serving.
 pub fn start(netns: &Netns, name: &str, config: &Path, socket: &Path) -> Result<Guarded, String> {
+    start_logged(netns, name, config, socket, None)
+}
+
+/// [`start`], with the daemon's log (its stderr) written to `log` when given, for a test that
+/// asserts on what it logs; otherwise it goes to the test's own output.
+pub fn start_logged(
+    netns: &Netns,
+    name: &str,
+    config: &Path,
+    socket: &Path,
+    log: Option<&Path>,
+) -> Result<Guarded, String> {
     let binary = crate::workspace_bin(name);
-    let process = netns.spawn(&[binary.as_os_str(), "--config".as_ref(), config.as_os_str()])?;
+    let mut command = netns.command(&[binary.as_os_str(), "--config".as_ref(), config.as_os_str()]);
+    if let Some(log) = log {
+        let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        command.stderr(file);
+    }
+    let process = Guarded::spawn(&mut command)?;
     wait_for(Duration::from_secs(10), || {
         control(socket, &json!({"cmd": "status"})).ok()
     })

@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use lvs_ipvs::IpvsCmd;
+use lvs_tests::daemon::{self, control};
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::nlmon::{Capture, IpvsRequest};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::uml::{self, Case};
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn main() -> ExitCode {
     uml::main(&[
@@ -214,38 +215,8 @@ fn save(director: &Netns) -> Result<String, String> {
     director.stdout(&["ipvsadm", "-Sn"])
 }
 
-fn control(socket: &Path, request: &Value) -> Result<Value, String> {
-    lvs_control::call(socket, request, Duration::from_secs(5)).map_err(|e| e.to_string())
-}
-
 fn start(director: &Netns, config: &Path, socket: &Path) -> Result<Guarded, String> {
-    start_logged(director, config, socket, None)
-}
-
-/// Starts directord in the director namespace, its log in `log` when given (else the case's
-/// own output), and returns once it answers on its control socket.
-fn start_logged(
-    director: &Netns,
-    config: &Path,
-    socket: &Path,
-    log: Option<&Path>,
-) -> Result<Guarded, String> {
-    let directord = lvs_tests::workspace_bin("directord");
-    let mut command = director.command(&[
-        directord.as_os_str(),
-        "--config".as_ref(),
-        config.as_os_str(),
-    ]);
-    if let Some(log) = log {
-        let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        command.stderr(file);
-    }
-    let process = Guarded::spawn(&mut command)?;
-    wait_for(Duration::from_secs(10), || {
-        control(socket, &json!({"cmd": "status"})).ok()
-    })
-    .ok_or("directord did not answer on its control socket")?;
-    Ok(process)
+    daemon::start(director, "directord", config, socket)
 }
 
 fn directord_owns_the_table_by_difference() -> Result<(), String> {
@@ -516,7 +487,8 @@ fn sighup_applies_exactly_the_difference() -> Result<(), String> {
     // The operator's own service, and a destination of theirs in a service directord manages.
     site.director
         .run(&["ipvsadm", "-A", "-t", "192.0.2.100:443", "-s", "rr"])?;
-    let directord = start_logged(&site.director, &config, &socket, Some(&log))?;
+    let directord =
+        daemon::start_logged(&site.director, "directord", &config, &socket, Some(&log))?;
     site.director.run(&[
         "ipvsadm",
         "-a",
