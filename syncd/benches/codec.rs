@@ -240,6 +240,7 @@ fn relay(kernel_messages: &[Vec<u8>], per_message: usize, offered: f64, length: 
         peers: vec![peer],
         hello_interval: Duration::from_secs(1),
         resync_interval: Duration::from_secs(60),
+        resync_rate: 0,
     };
 
     let backup = std::thread::spawn(move || {

@@ -7,6 +7,10 @@
 //!   forwarded to the unicast peers (re-packed with the configured version, sync id and
 //!   maximum length). A peer's hello is answered with the whole mirror, then a `ResyncDone`
 //!   (see [`crate::wire::hello`]), at most once per [`EngineConfig::resync_interval`] per peer.
+//!   The table goes out at [`EngineConfig::resync_rate`] entries per second from a token
+//!   bucket, walking the mirror with a cursor rather than copying it, so a million-entry
+//!   resync neither bursts onto the link nor doubles our memory; live updates are not held
+//!   back by it.
 //! - Backup: sync messages a peer sends by unicast are learned and handed unchanged to the
 //!   local kernel backup; messages to the group are only learned (the kernel backup, a
 //!   member of the group, has them already); hellos go to every peer at start and every
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use lvs_control::syncd::Counters;
 
 use crate::conn::Connection;
-use crate::mirror::Mirror;
+use crate::mirror::{Cursor, Mirror};
 use crate::wire::{self, MessageBuilder, ProtocolVersion, Scope, hello};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,25 @@ pub struct EngineConfig {
     pub peers: Vec<SocketAddr>,
     pub hello_interval: Duration,
     pub resync_interval: Duration,
+    /// Entries per second a resync sends to one peer; 0 sends the whole table at once.
+    pub resync_rate: u32,
+}
+
+/// How often a paced resync wakes at the most: fewer, fuller messages than a wake per entry.
+const RESYNC_TICK: Duration = Duration::from_millis(10);
+/// A paced resync waits until it can fill about a message (v1 IPv4 entries are 36 B).
+const RESYNC_MIN_BATCH: f64 = 32.0;
+
+/// A resync under way to one peer.
+#[derive(Debug)]
+struct Resync {
+    peer: SocketAddr,
+    cursor: Cursor,
+    sent: usize,
+    /// Entries that may go out now; refilled at the rate, capped at a tenth of a second's.
+    tokens: f64,
+    refilled: Instant,
+    next_at: Instant,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +93,7 @@ pub struct Engine {
     awaiting_resync: bool,
     next_hello: Option<Instant>,
     last_resync: HashMap<SocketAddr, Instant>,
+    resyncs: Vec<Resync>,
     actions: VecDeque<Action>,
 }
 
@@ -84,6 +108,7 @@ impl Engine {
             awaiting_resync: false,
             next_hello: None,
             last_resync: HashMap::new(),
+            resyncs: Vec::new(),
             actions: VecDeque::new(),
         };
         engine.set_role(role, now);
@@ -124,6 +149,8 @@ impl Engine {
                 self.next_hello = None;
             }
             Role::Backup => {
+                // A backup sends no table: resyncs under way stop here.
+                self.resyncs.clear();
                 self.awaiting_resync = !self.config.peers.is_empty();
                 self.next_hello = self.awaiting_resync.then_some(now);
             }
@@ -138,10 +165,12 @@ impl Engine {
         [self.mirror.next_expiry(), self.next_hello]
             .into_iter()
             .flatten()
+            .chain(self.resyncs.iter().map(|r| r.next_at))
             .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.pace_resyncs(now);
         self.counters.entries_expired += self.mirror.expire(now).len() as u64;
         if let Some(at) = self.next_hello
             && at <= now
@@ -285,28 +314,92 @@ impl Engine {
             .copied()
     }
 
-    /// Sends the whole mirror to `peer`. Only resyncs a peer asked for count against its
-    /// rate limit: one we push at start may have reached nobody.
+    /// Starts sending the whole mirror to `peer` (again from the start if a resync to it is
+    /// under way). Only resyncs a peer asked for count against its rate limit: one we push
+    /// at start may have reached nobody.
     fn resync(&mut self, peer: SocketAddr, now: Instant, requested: bool) {
-        let snapshot = self.mirror.snapshot(now);
-        let messages = self.build(&snapshot);
-        self.send_messages(peer, &messages);
+        if requested {
+            self.last_resync.insert(peer, now);
+        }
+        let fresh = Resync {
+            peer,
+            cursor: Cursor::default(),
+            sent: 0,
+            tokens: self.resync_burst(),
+            refilled: now,
+            next_at: now,
+        };
+        match self.resyncs.iter_mut().find(|r| r.peer == peer) {
+            Some(under_way) => *under_way = fresh,
+            None => self.resyncs.push(fresh),
+        }
+        self.pace_resyncs(now);
+    }
+
+    /// Entries a resync may send at once: a tenth of a second's worth.
+    fn resync_burst(&self) -> f64 {
+        (f64::from(self.config.resync_rate) / 10.0).max(1.0)
+    }
+
+    /// Sends what each due resync's bucket allows; a finished one is closed with a
+    /// `ResyncDone` that counts what it sent.
+    fn pace_resyncs(&mut self, now: Instant) {
+        let rate = f64::from(self.config.resync_rate);
+        let burst = self.resync_burst();
+        let mut i = 0;
+        while i < self.resyncs.len() {
+            let resync = &mut self.resyncs[i];
+            if resync.next_at > now {
+                i += 1;
+                continue;
+            }
+            let mut batch = Vec::new();
+            if rate == 0.0 {
+                self.mirror
+                    .resync_batch(&mut resync.cursor, now, usize::MAX, &mut batch);
+            } else {
+                let elapsed = now.saturating_duration_since(resync.refilled);
+                resync.tokens = (resync.tokens + rate * elapsed.as_secs_f64()).min(burst);
+                resync.refilled = now;
+                self.mirror.resync_batch(
+                    &mut resync.cursor,
+                    now,
+                    resync.tokens as usize,
+                    &mut batch,
+                );
+                resync.tokens -= batch.len() as f64;
+                let wait = ((RESYNC_MIN_BATCH.min(burst) - resync.tokens) / rate).max(0.0);
+                resync.next_at = now + RESYNC_TICK.max(Duration::from_secs_f64(wait));
+            }
+            resync.sent += batch.len();
+            let (peer, done, sent) = (resync.peer, resync.cursor.is_done(), resync.sent);
+            let messages = self.build(&batch);
+            self.send_messages(peer, &messages);
+            if done {
+                self.resyncs.swap_remove(i);
+                self.finish_resync(peer, sent);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn finish_resync(&mut self, peer: SocketAddr, entries: usize) {
         let done = hello::Repr::ResyncDone {
             sync_id: self.config.sync_id,
-            entries: u32::try_from(snapshot.len()).unwrap_or(u32::MAX),
+            entries: u32::try_from(entries).unwrap_or(u32::MAX),
         };
         self.actions.push_back(Action::SendPeer {
             to: peer,
             payload: done.to_bytes(),
         });
         self.counters.resyncs_sent += 1;
-        if requested {
-            self.last_resync.insert(peer, now);
-        }
-        self.actions.push_back(Action::ResyncSent {
-            peer,
-            entries: snapshot.len(),
-        });
+        self.actions.push_back(Action::ResyncSent { peer, entries });
+    }
+
+    /// Resyncs under way, as (peer, entries sent so far).
+    pub fn resyncs_in_progress(&self) -> impl Iterator<Item = (SocketAddr, usize)> + '_ {
+        self.resyncs.iter().map(|r| (r.peer, r.sent))
     }
 
     fn send_messages(&mut self, to: SocketAddr, messages: &[(Vec<u8>, usize)]) {

@@ -20,6 +20,7 @@ fn config(peers: &[&str]) -> EngineConfig {
         peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
         hello_interval: Duration::from_secs(3),
         resync_interval: Duration::from_secs(5),
+        resync_rate: 0,
     }
 }
 
@@ -341,4 +342,101 @@ fn garbage_never_panics_and_every_drop_is_counted() {
         // Each datagram was either accepted or dropped with a cause.
         assert!(accepted + dropped >= 3000, "{c:?}");
     }
+}
+
+/// Entries of sync messages among `actions`, and whether a `ResyncDone` was among them.
+fn sent_entries(actions: &[Action], cports: &mut Vec<u16>) -> Option<u32> {
+    let mut done = None;
+    for action in actions {
+        if let Action::SendPeer { payload, .. } = action {
+            if hello::is_hello(payload) {
+                if let Ok(hello::Repr::ResyncDone { entries, .. }) =
+                    hello::Packet::new_checked(&payload[..]).and_then(|p| hello::Repr::parse(&p))
+                {
+                    done = Some(entries);
+                }
+            } else {
+                assert!(payload.len() <= 1472);
+                cports.extend(wire::decode(payload).unwrap().conns.iter().map(|c| c.cport));
+            }
+        }
+    }
+    done
+}
+
+#[test]
+fn a_large_resync_is_paced_at_the_configured_rate() {
+    const RATE: f64 = 1000.0;
+    const ENTRIES: u16 = 3000;
+    let t0 = Instant::now();
+    let mut config = config(&[PEER]);
+    config.resync_rate = RATE as u32;
+    let mut engine = Engine::new(config, Role::Master, t0);
+    engine.load_snapshot((0..ENTRIES).map(|p| conn(p, 1, 900)).collect(), t0);
+
+    let mut cports = Vec::new();
+    let mut now = t0;
+    let mut finished = sent_entries(&drain(&mut engine), &mut cports).map(|n| (n, now));
+    // The first burst is a tenth of a second's worth, not the table.
+    assert_eq!(cports.len(), 100);
+    let mut wakes = 0;
+    while finished.is_none() {
+        now = engine
+            .poll_timeout()
+            .expect("a resync under way has a timer");
+        assert!(now > t0 && now < t0 + Duration::from_secs(10), "{now:?}");
+        engine.handle_timeout(now);
+        wakes += 1;
+        finished = sent_entries(&drain(&mut engine), &mut cports).map(|n| (n, now));
+        let allowed = RATE * (now - t0).as_secs_f64();
+        // Never ahead of the rate by more than the burst, never behind by more than a batch.
+        assert!(
+            cports.len() as f64 <= allowed + 100.0 + 1e-6,
+            "{} at {allowed}",
+            cports.len()
+        );
+        if finished.is_none() {
+            assert!(
+                cports.len() as f64 >= allowed - 100.0,
+                "{} at {allowed}",
+                cports.len()
+            );
+        }
+    }
+    let (reported, at) = finished.unwrap();
+    assert_eq!(reported, u32::from(ENTRIES));
+    let took = (at - t0).as_secs_f64();
+    assert!((2.8..=3.1).contains(&took), "took {took} s");
+    // Each wake fills about a message rather than sending one entry at a time.
+    assert!(wakes < 150, "{wakes} wakes");
+    cports.sort_unstable();
+    cports.dedup();
+    assert_eq!(
+        cports.len(),
+        usize::from(ENTRIES),
+        "every entry exactly once"
+    );
+    assert_eq!(engine.counters().resyncs_sent, 1);
+    assert_eq!(engine.resyncs_in_progress().count(), 0);
+}
+
+#[test]
+fn a_resync_under_way_stops_when_the_master_becomes_backup() {
+    let t0 = Instant::now();
+    let mut config = config(&[PEER]);
+    config.resync_rate = 1000;
+    let mut engine = Engine::new(config, Role::Master, t0);
+    engine.load_snapshot((0..3000).map(|p| conn(p, 1, 900)).collect(), t0);
+    drain(&mut engine);
+    let later = t0 + Duration::from_millis(500);
+    engine.handle_timeout(later);
+    assert_eq!(engine.resyncs_in_progress().count(), 1);
+    drain(&mut engine);
+    engine.set_role(Role::Backup, later);
+    assert_eq!(engine.resyncs_in_progress().count(), 0);
+    engine.handle_timeout(later + Duration::from_secs(10));
+    let mut cports = Vec::new();
+    assert_eq!(sent_entries(&drain(&mut engine), &mut cports), None);
+    assert!(cports.is_empty(), "only hellos after the role change");
+    assert_eq!(engine.counters().resyncs_sent, 0);
 }

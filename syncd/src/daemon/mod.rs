@@ -533,6 +533,7 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
             peers: sync.peers.clone(),
             hello_interval: HELLO_INTERVAL,
             resync_interval: RESYNC_INTERVAL,
+            resync_rate: sync.resync_rate,
         },
         initial_role,
         Instant::now(),

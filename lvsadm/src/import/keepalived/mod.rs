@@ -817,6 +817,7 @@ impl Context {
                 maxlen: 1472,
                 ttl: 1,
                 peers: Vec::new(),
+                resync_rate: 100_000,
             };
             let mut comments = vec![
                 "syncid defaults to the instance's virtual_router_id, as in keepalived".to_owned(),
