@@ -248,6 +248,7 @@ impl Director {
         });
         info!("reloaded {}", self.config_path.display());
         self.reconcile()
+            .inspect_err(|e| warn!("after the reload: {e}"))
     }
 
     pub fn apply_sysctls(&self) {
@@ -523,9 +524,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             }
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                if let Err(e) = director.reload() {
-                    warn!("reload: {e}");
-                }
+                // reload() logs and counts both a refusal and a failure to apply.
+                let _ = director.reload();
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
             () = watchdog.ping_when_due() => {}

@@ -56,10 +56,38 @@ struct Daemon {
 
 impl Daemon {
     /// Where the daemons' sockets are: the config's control.socket_dir, or the default.
+    /// An operator halfway through editing the config still wants to see the daemons, so an
+    /// invalid file is reported and its `socket_dir` used if it can be read at all.
     fn socket_dir(&self) -> std::path::PathBuf {
-        lvs_config::load(&self.config.path)
-            .map(|c| c.control.socket_dir)
-            .unwrap_or_else(|_| lvs_config::Control::default().socket_dir)
+        let path = &self.config.path;
+        let fallback = lvs_config::Control::default().socket_dir;
+        match lvs_config::load(path) {
+            Ok(config) => config.control.socket_dir,
+            Err(lvs_config::ConfigError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                fallback
+            }
+            Err(e) => {
+                let dir = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|text| text.parse::<toml::Table>().ok())
+                    .and_then(|table| {
+                        table
+                            .get("control")?
+                            .get("socket_dir")?
+                            .as_str()
+                            .map(Into::into)
+                    })
+                    .unwrap_or(fallback);
+                eprintln!(
+                    "lvsadm: warning: the config is not valid (the daemons keep their last good \
+                     one):\n{e}\nlvsadm: asking the daemons in {}",
+                    dir.display()
+                );
+                dir
+            }
+        }
     }
 }
 
