@@ -122,9 +122,13 @@ pub struct VrrpInstance {
     pub auth: Option<Auth>,
     #[serde(default)]
     pub garp: Garp,
-    /// Use the VRRP virtual MAC 00-00-5E-00-01-{vrid} on a macvlan (keepalived use_vmac).
+    /// Use the VRRP virtual MAC 00-00-5E-00-01-{vrid} (IPv6: 00-00-5E-00-02-{vrid}) on a
+    /// macvlan over `interface` that holds the VIPs and sends the adverts (keepalived use_vmac).
     #[serde(default)]
     pub virtual_mac: bool,
+    /// The macvlan's name; `vrrp.{vrid}` as keepalived names it (IPv6: `vrrp6.{vrid}`, so
+    /// both families of one VRID can coexist). Only with `virtual_mac`.
+    pub virtual_mac_interface: Option<String>,
     /// Called with: instance, old state, new state.
     pub notify: Option<String>,
     #[serde(default)]
@@ -135,6 +139,27 @@ pub struct VrrpInstance {
     pub track_files: Vec<TrackFile>,
     #[serde(default)]
     pub track_processes: Vec<TrackProcess>,
+}
+
+impl VrrpInstance {
+    /// An instance's family is its VIPs' (validation refuses mixed lists).
+    pub fn is_ipv6(&self) -> bool {
+        self.virtual_addresses
+            .first()
+            .is_some_and(|vip| vip.addr().is_ipv6())
+    }
+
+    /// The macvlan a `virtual_mac` instance runs on: keepalived's `vrrp.<vrid>` unless named.
+    pub fn virtual_mac_name(&self) -> Option<String> {
+        if !self.virtual_mac {
+            return None;
+        }
+        Some(match &self.virtual_mac_interface {
+            Some(name) => name.clone(),
+            None if self.is_ipv6() => format!("vrrp6.{}", self.vrid),
+            None => format!("vrrp.{}", self.vrid),
+        })
+    }
 }
 
 fn default_priority() -> u8 {

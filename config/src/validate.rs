@@ -114,6 +114,7 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
     let mut names = HashSet::new();
     let mut routers = HashMap::new();
     let mut vips: HashMap<IpAddr, &str> = HashMap::new();
+    let mut vmacs = HashMap::new();
     for (i, instance) in vrrp.instance.iter().enumerate() {
         let at = path!["vrrp", "instance", i];
         if instance.name.is_empty() {
@@ -131,6 +132,7 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
         let Some(is_ipv6) = vrrp_addresses(instance, &at, issues) else {
             continue;
         };
+        virtual_mac_interface(instance, &at, &mut vmacs, issues);
 
         let router = (instance.interface.as_str(), instance.vrid, is_ipv6);
         if let Some(other) = routers.insert(router, instance.name.as_str()) {
@@ -159,6 +161,45 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
         }
     }
     sync_groups(vrrp, issues);
+}
+
+/// The macvlan name must be one the kernel accepts and belong to one instance only.
+fn virtual_mac_interface<'a>(
+    instance: &'a VrrpInstance,
+    at: &KeyPath,
+    vmacs: &mut HashMap<String, &'a str>,
+    issues: &mut Issues,
+) {
+    let at = at.join("virtual_mac_interface");
+    let Some(name) = instance.virtual_mac_name() else {
+        if instance.virtual_mac_interface.is_some() {
+            issues.add(at, "virtual_mac_interface needs virtual_mac = true");
+        }
+        return;
+    };
+    // IFNAMSIZ less the terminating NUL; '/' and whitespace cannot appear in a device name.
+    if name.is_empty()
+        || name.len() > 15
+        || name.contains(['/', ':'])
+        || name.contains(char::is_whitespace)
+    {
+        issues.add(
+            at,
+            format!(
+                "{name:?} is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)"
+            ),
+        );
+    } else if name == instance.interface {
+        issues.add(
+            at,
+            "the macvlan needs a name of its own, not the base interface's",
+        );
+    } else if let Some(other) = vmacs.insert(name.clone(), instance.name.as_str()) {
+        issues.add(
+            at,
+            format!("macvlan {name:?} is also used by instance {other:?}"),
+        );
+    }
 }
 
 fn vrrp_instance_numbers(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) {

@@ -429,3 +429,37 @@ fn a_serialized_config_parses_back_to_the_same() {
         assert_eq!(parse_ok(&toml::to_string(&config).unwrap()), config);
     }
 }
+
+#[test]
+fn virtual_mac_interfaces() {
+    let named = |name: &str| {
+        INSTANCE.replace(
+            "vrid = 51",
+            &format!("vrid = 51\nvirtual_mac = true\nvirtual_mac_interface = \"{name}\""),
+        )
+    };
+    assert_error(
+        &named("vrrp.fifteen.long"),
+        "7:25",
+        "not a valid interface name",
+    );
+    assert_error(&named("vrrp/51"), "7:25", "not a valid interface name");
+    assert_error(&named("eth0"), "7:25", "not the base interface's");
+    assert_error(
+        &INSTANCE.replace("vrid = 51", "vrid = 51\nvirtual_mac_interface = \"vm1\""),
+        "6:25",
+        "needs virtual_mac = true",
+    );
+    // Two instances on vrrp.51 by default naming: same VRID on two base interfaces.
+    let vmac = INSTANCE.replace("vrid = 51", "vrid = 51\nvirtual_mac = true");
+    let second = vmac
+        .replace("VI_1", "VI_2")
+        .replace("eth0", "eth1")
+        .replace("192.0.2.100", "192.0.2.101");
+    assert_error(
+        &format!("{vmac}{second}"),
+        "9:1",
+        "macvlan \"vrrp.51\" is also used by instance \"VI_1\"",
+    );
+    assert!(lvs_config::parse(&named("vrrp.51"), "test").is_ok());
+}

@@ -7,6 +7,7 @@ mod metrics;
 mod socket;
 mod timer;
 mod tracking;
+mod vmac;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -30,6 +31,7 @@ use metrics::Metrics;
 use socket::VrrpSocket;
 use timer::PreciseTimer;
 use tracking::{ScriptResult, Tracking};
+use vmac::Vmac;
 
 struct Running {
     /// Unique for the daemon's life, so results of a replaced instance's scripts are ignored.
@@ -45,6 +47,8 @@ struct Running {
     scripts: Vec<tokio::task::JoinHandle<()>>,
     /// What the instance's own tracking says, before its sync group has a say.
     own_fault: bool,
+    /// The macvlan holding the VIPs when `virtual_mac` is on.
+    vmac: Option<Vmac>,
 }
 
 impl Running {
@@ -70,6 +74,10 @@ struct Interface {
     /// Drops no instance can be charged with (see [`InterfaceStatus`]).
     drops: BTreeMap<String, u64>,
     metrics: Metrics,
+    /// How many instances run a vmac over this interface, and its ARP settings from before
+    /// the first of them, put back when the last one goes (as keepalived does).
+    vmacs: usize,
+    base_settings: Option<vmac::BaseSettings>,
 }
 
 impl Interface {
@@ -93,9 +101,9 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// The interface's index in `interfaces`, opening it and its socket of the family
-    /// (with a receiver task) on first use.
-    fn interface(&mut self, name: &str, ipv6: bool) -> Result<usize, String> {
+    /// The interface's index in `interfaces`, opening it on first use and, with `socket`,
+    /// its socket of the family (with a receiver task).
+    fn interface(&mut self, name: &str, ipv6: bool, socket: bool) -> Result<usize, String> {
         let index = match self.interfaces.iter().position(|i| i.link.name == name) {
             Some(index) => index,
             None => {
@@ -111,6 +119,8 @@ impl Daemon {
                     v6: None,
                     drops: BTreeMap::new(),
                     metrics: self.metrics.clone(),
+                    vmacs: 0,
+                    base_settings: None,
                 });
                 self.interfaces.len() - 1
             }
@@ -121,7 +131,7 @@ impl Daemon {
         } else {
             &mut interface.v4
         };
-        if slot.is_none() {
+        if socket && slot.is_none() {
             let ifindex = interface.link.index;
             let opened = if ipv6 {
                 VrrpSocket::open_v6(name, ifindex)
@@ -131,6 +141,7 @@ impl Daemon {
             let socket = Arc::new(opened.map_err(|e| format!("VRRP socket on {name}: {e}"))?);
             spawn_receiver(
                 index,
+                false,
                 name.to_owned(),
                 Arc::clone(&socket),
                 self.datagrams.clone(),
@@ -140,13 +151,19 @@ impl Daemon {
         Ok(index)
     }
 
-    fn start(&mut self, instance: &VrrpInstance, now: Instant) -> Result<(), String> {
-        let ipv6 = is_ipv6(instance);
+    async fn start(&mut self, instance: &VrrpInstance, now: Instant) -> Result<(), String> {
+        let ipv6 = instance.is_ipv6();
+        // A multicast vmac instance hears its peer on the macvlan (see vmac.rs), not here.
+        let on_base = !instance.virtual_mac || !instance.unicast_peers.is_empty();
         let link = self
-            .interface(&instance.interface, ipv6)
+            .interface(&instance.interface, ipv6, on_base)
             .map_err(|e| format!("{}: {e}", instance.name))?;
         let core = Instance::new(instance_config(instance)?)
             .map_err(|e| format!("{}: {e}", instance.name))?;
+        let vmac = self
+            .create_vmac(instance, link, core.config().primary_addr)
+            .await
+            .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?;
         let peers = instance
             .unicast_peers
             .iter()
@@ -166,6 +183,7 @@ impl Daemon {
             metrics: self.metrics.clone(),
             scripts: tracking::spawn_scripts(id, instance, &self.scripts),
             own_fault: false,
+            vmac,
         };
         running
             .metrics
@@ -179,6 +197,66 @@ impl Daemon {
             info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
         }
         Ok(())
+    }
+
+    async fn create_vmac(
+        &mut self,
+        instance: &VrrpInstance,
+        link: usize,
+        primary: IpAddr,
+    ) -> Result<Option<Vmac>, vmac::VmacError> {
+        let Some(name) = instance.virtual_mac_name() else {
+            return Ok(None);
+        };
+        let interface = &mut self.interfaces[link];
+        let ll_source = match primary {
+            IpAddr::V6(source) => Some(source),
+            IpAddr::V4(_) => None,
+        };
+        if ll_source.is_none() && interface.base_settings.is_none() {
+            interface.base_settings = Some(vmac::configure_base(&interface.link.name)?);
+        }
+        let multicast = instance.unicast_peers.is_empty();
+        let created = vmac::create(
+            &self.handle,
+            &interface.link,
+            &name,
+            instance.vrid,
+            ll_source,
+            multicast,
+        )
+        .await;
+        match created {
+            Ok(mut made) => {
+                if let Some(socket) = &made.socket {
+                    made.receiver = Some(spawn_receiver(
+                        link,
+                        true,
+                        name.clone(),
+                        Arc::clone(socket),
+                        self.datagrams.clone(),
+                    ));
+                }
+                interface.vmacs += 1;
+                info!(instance = %instance.name, "virtual MAC {} on {name}", made.link.mac);
+                Ok(Some(made))
+            }
+            Err(e) => {
+                self.release_base(link);
+                Err(e)
+            }
+        }
+    }
+
+    /// Puts the base interface's ARP settings back once no vmac runs over it.
+    fn release_base(&mut self, link: usize) {
+        let interface = &mut self.interfaces[link];
+        if interface.vmacs == 0
+            && let Some(settings) = interface.base_settings.take()
+            && let Err(e) = vmac::restore_base(settings)
+        {
+            warn!("restoring ARP settings of {}: {e}", interface.link.name);
+        }
     }
 
     /// Indices in `instances` of the members of `name`'s sync group, itself included.
@@ -301,6 +379,14 @@ impl Daemon {
         running
             .metrics
             .forget(&running.config.name, running.counters.drops.keys().cloned());
+        if let Some(made) = running.vmac.take() {
+            let name = made.link.name.clone();
+            if let Err(e) = vmac::remove(&self.handle, made).await {
+                warn!(instance = %running.config.name, "removing {name}: {e}");
+            }
+            self.interfaces[running.link].vmacs -= 1;
+            self.release_base(running.link);
+        }
         info!(instance = %running.config.name, "stopped");
     }
 
@@ -322,7 +408,7 @@ impl Daemon {
         let now = Instant::now();
         for instance in wanted {
             if !self.instances.iter().any(|r| r.config == *instance) {
-                self.start(instance, now)?;
+                self.start(instance, now).await?;
             }
         }
         info!("reloaded {}", self.config_path.display());
@@ -354,7 +440,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     };
     let now = Instant::now();
     for instance in &config.vrrp.instance {
-        daemon.start(instance, now)?;
+        daemon.start(instance, now).await?;
     }
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -456,7 +542,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
 }
 
 /// Reads one interface's socket in its own task, so the main loop waits on a single channel.
-fn spawn_receiver(link: usize, name: String, socket: Arc<VrrpSocket>, tx: mpsc::Sender<Datagram>) {
+/// `link` is the base interface's index, also for a vmac's socket (`via_vmac`).
+fn spawn_receiver(
+    link: usize,
+    via_vmac: bool,
+    name: String,
+    socket: Arc<VrrpSocket>,
+    tx: mpsc::Sender<Datagram>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -464,6 +557,7 @@ fn spawn_receiver(link: usize, name: String, socket: Arc<VrrpSocket>, tx: mpsc::
                 Ok(received) => {
                     let datagram = Datagram {
                         link,
+                        via_vmac,
                         ip: received.ip,
                         ttl: received.ttl,
                         payload: received.payload.to_vec(),
@@ -475,11 +569,12 @@ fn spawn_receiver(link: usize, name: String, socket: Arc<VrrpSocket>, tx: mpsc::
                 Err(e) => warn!("receive on {name}: {e}"),
             }
         }
-    });
+    })
 }
 
 struct Datagram {
     link: usize,
+    via_vmac: bool,
     ip: IpPair,
     ttl: u8,
     payload: Vec<u8>,
@@ -505,7 +600,7 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
     let Some(running) = daemon
         .instances
         .iter_mut()
-        .find(|r| r.link == link && r.config.vrid == vrid && is_ipv6(&r.config) == ipv6)
+        .find(|r| r.link == link && r.config.vrid == vrid && r.config.is_ipv6() == ipv6)
     else {
         // RFC 3768 7.1: a VRID not configured here is discarded (and may be counted).
         interface.dropped("vrid_mismatch");
@@ -516,6 +611,11 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
         );
         return;
     };
+    // A vmac instance hears its peer on the macvlan; a copy on the base (there for another
+    // instance) is not its to count.
+    if running.vmac.as_ref().is_some_and(|v| v.socket.is_some()) != datagram.via_vmac {
+        return;
+    }
     if !running.peers.is_empty() && !running.peers.contains(&ip.src()) {
         running.dropped("unknown_peer");
         return;
@@ -603,10 +703,10 @@ async fn carry_out(
             Action::SendAdvert { priority } => {
                 let repr = running.core.advert(priority);
                 let src = running.core.config().primary_addr;
-                let socket = if src.is_ipv4() {
-                    &interface.v4
-                } else {
-                    &interface.v6
+                let socket = match running.vmac.as_ref().and_then(|v| v.socket.as_ref()) {
+                    Some(socket) => Some(socket),
+                    None if src.is_ipv4() => interface.v4.as_ref(),
+                    None => interface.v6.as_ref(),
                 };
                 let Some(socket) = socket else { continue };
                 let destinations = if running.peers.is_empty() {
@@ -634,35 +734,33 @@ async fn carry_out(
                 }
             }
             Action::AddVips => {
+                let link = running.vmac.as_ref().map_or(&interface.link, |v| &v.link);
                 for vip in &running.config.virtual_addresses {
-                    if let Err(e) = link::add_address(
-                        handle,
-                        interface.link.index,
-                        vip.addr(),
-                        vip.prefix_len(),
-                    )
-                    .await
+                    if let Err(e) =
+                        link::add_address(handle, link.index, vip.addr(), vip.prefix_len()).await
                     {
-                        warn!(instance = %running.config.name, "adding {vip} to {}: {e}", interface.link.name);
+                        warn!(instance = %running.config.name, "adding {vip} to {}: {e}", link.name);
                     }
                 }
             }
             Action::RemoveVips => {
+                let link = running.vmac.as_ref().map_or(&interface.link, |v| &v.link);
                 for vip in &running.config.virtual_addresses {
-                    if let Err(e) =
-                        link::del_address(handle, interface.link.index, vip.addr()).await
-                    {
-                        warn!(instance = %running.config.name, "removing {vip} from {}: {e}", interface.link.name);
+                    if let Err(e) = link::del_address(handle, link.index, vip.addr()).await {
+                        warn!(instance = %running.config.name, "removing {vip} from {}: {e}", link.name);
                     }
                 }
             }
             Action::SendGratuitousArp { .. } => {
+                // From the vmac, the frames carry the virtual MAC as source and sender.
+                let link = match &mut running.vmac {
+                    Some(vmac) => &mut vmac.link,
+                    None => &mut interface.link,
+                };
                 for vip in &running.config.virtual_addresses {
                     let sent = match (vip.addr(), running.core.config().primary_addr) {
-                        (IpAddr::V4(v4), _) => interface.link.gratuitous_arp(v4),
-                        (IpAddr::V6(v6), IpAddr::V6(source)) => {
-                            interface.link.unsolicited_na(source, v6)
-                        }
+                        (IpAddr::V4(v4), _) => link.gratuitous_arp(v4),
+                        (IpAddr::V6(v6), IpAddr::V6(source)) => link.unsolicited_na(source, v6),
                         (IpAddr::V6(_), IpAddr::V4(_)) => continue,
                     };
                     if let Err(e) = sent {
@@ -673,14 +771,6 @@ async fn carry_out(
         }
     }
     transitions
-}
-
-/// An instance's family is its VIPs' (the config refuses mixed lists).
-fn is_ipv6(instance: &VrrpInstance) -> bool {
-    instance
-        .virtual_addresses
-        .first()
-        .is_some_and(|vip| vip.addr().is_ipv6())
 }
 
 /// keepalived-style notify: `<command> <instance> <old state> <new state>`, not waited for.
@@ -711,7 +801,7 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, String> {
     };
     let primary_addr = match instance.source_address {
         Some(addr) => addr,
-        None if is_ipv6(instance) => link::link_local_ipv6(&instance.interface)
+        None if instance.is_ipv6() => link::link_local_ipv6(&instance.interface)
             .map(IpAddr::V6)
             .ok_or_else(|| {
                 format!(

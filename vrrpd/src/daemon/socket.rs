@@ -8,12 +8,12 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, sendmsg, setsockopt,
-    sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, recvmsg, sendmsg,
+    setsockopt, sockopt,
 };
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
@@ -34,59 +34,53 @@ pub struct Received<'a> {
 
 impl VrrpSocket {
     pub fn open_v4(interface: &str, ifindex: u32) -> io::Result<Self> {
-        let socket = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(i32::from(IP_PROTO_VRRP))),
-        )?;
-        socket.bind_device(Some(interface.as_bytes()))?;
-        socket.set_multicast_ttl_v4(u32::from(VRRP_TTL))?;
-        socket.set_ttl_v4(u32::from(VRRP_TTL))?;
-        socket.set_multicast_loop_v4(false)?;
+        let socket = raw_v4(interface)?;
         socket.join_multicast_v4_n(&VRRP_GROUP_V4, &InterfaceIndexOrAddress::Index(ifindex))?;
-        socket.set_nonblocking(true)?;
-        // SAFETY: the socket is owned by the AsyncFd from here on, so its descriptor stays open
-        // and the same for the AsyncFd's whole life.
-        let fd = unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)?;
-        Ok(VrrpSocket {
-            fd,
-            ifindex,
-            ipv6: false,
-        })
+        Self::register(socket, ifindex, false)
     }
 
     pub fn open_v6(interface: &str, ifindex: u32) -> io::Result<Self> {
-        let socket = Socket::new(
-            Domain::IPV6,
-            Type::RAW,
-            Some(Protocol::from(i32::from(IP_PROTO_VRRP))),
-        )?;
-        socket.bind_device(Some(interface.as_bytes()))?;
-        socket.set_multicast_hops_v6(u32::from(VRRP_TTL))?;
-        socket.set_unicast_hops_v6(u32::from(VRRP_TTL))?;
-        socket.set_multicast_loop_v6(false)?;
-        socket.set_multicast_if_v6(ifindex)?;
+        let socket = raw_v6(interface, ifindex)?;
         socket.join_multicast_v6(&VRRP_GROUP_V6, ifindex)?;
         // The hop limit and the destination of each packet arrive as control messages.
         setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
         setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from)?;
+        Self::register(socket, ifindex, true)
+    }
+
+    fn register(socket: Socket, ifindex: u32, ipv6: bool) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
-        // SAFETY: as in open_v4.
+        // SAFETY: the socket is owned by the AsyncFd from here on, so its descriptor stays open
+        // and the same for the AsyncFd's whole life.
         let fd = unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)?;
-        Ok(VrrpSocket {
-            fd,
-            ifindex,
-            ipv6: true,
-        })
+        Ok(VrrpSocket { fd, ifindex, ipv6 })
     }
 
     /// Sends one VRRP message from `src` (IPv6: the link-local address the checksum was
     /// computed with, set per packet rather than left to source selection).
     pub fn send(&self, payload: &[u8], src: IpAddr, dst: IpAddr) -> io::Result<()> {
         match (src, dst) {
-            (_, IpAddr::V4(dst)) => {
-                let addr = SocketAddr::V4(SocketAddrV4::new(dst, 0));
-                self.fd.get_ref().send_to(payload, &addr.into()).map(drop)
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                // ipi_spec_dst is the source of a raw socket's datagram; the interface stays
+                // the one the socket is bound to. On a vmac, which has no address of its own
+                // until it holds the VIPs, this is what keeps the base address as the source.
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(src.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let addr = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+                sendmsg(
+                    self.fd.get_ref().as_raw_fd(),
+                    &[IoSlice::new(payload)],
+                    &[ControlMessage::Ipv4PacketInfo(&info)],
+                    MsgFlags::empty(),
+                    Some(&addr),
+                )
+                .map(drop)
+                .map_err(io::Error::from)
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 let info = libc::in6_pktinfo {
@@ -106,9 +100,9 @@ impl VrrpSocket {
                 .map(drop)
                 .map_err(io::Error::from)
             }
-            (IpAddr::V4(_), IpAddr::V6(_)) => Err(io::Error::new(
+            _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "IPv4 source for an IPv6 destination",
+                "source and destination of different families",
             )),
         }
     }
@@ -178,6 +172,33 @@ impl VrrpSocket {
             payload: &buf[..len],
         })
     }
+}
+
+fn raw_v4(interface: &str) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(IP_PROTO_VRRP))),
+    )?;
+    socket.bind_device(Some(interface.as_bytes()))?;
+    socket.set_multicast_ttl_v4(u32::from(VRRP_TTL))?;
+    socket.set_ttl_v4(u32::from(VRRP_TTL))?;
+    socket.set_multicast_loop_v4(false)?;
+    Ok(socket)
+}
+
+fn raw_v6(interface: &str, ifindex: u32) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::IPV6,
+        Type::RAW,
+        Some(Protocol::from(i32::from(IP_PROTO_VRRP))),
+    )?;
+    socket.bind_device(Some(interface.as_bytes()))?;
+    socket.set_multicast_hops_v6(u32::from(VRRP_TTL))?;
+    socket.set_unicast_hops_v6(u32::from(VRRP_TTL))?;
+    socket.set_multicast_loop_v6(false)?;
+    socket.set_multicast_if_v6(ifindex)?;
+    Ok(socket)
 }
 
 fn parse_ipv4(packet: &[u8]) -> Option<Received<'_>> {

@@ -46,6 +46,7 @@ impl Context {
         let mut auth = None;
         let mut garp = self.globals.garp.clone();
         let mut vmac = false;
+        let mut vmac_interface = None;
         let mut notify = None;
         let mut interfaces = Vec::new();
         let mut scripts = Vec::new();
@@ -188,9 +189,7 @@ impl Context {
                 }
                 "use_vmac" => {
                     vmac = true;
-                    if child.arg(1).is_some() {
-                        self.skip(child, "vrrpd names the macvlan interface itself");
-                    }
+                    vmac_interface = child.arg(1).map(str::to_owned);
                 }
                 "lvs_sync_daemon_interface" => {
                     let interface = required_arg(child, 1, "an interface")?.to_owned();
@@ -299,6 +298,7 @@ impl Context {
             auth,
             garp,
             virtual_mac: vmac,
+            virtual_mac_interface: vmac_interface,
             notify,
             track_interfaces: interfaces,
             track_scripts: scripts,
