@@ -2,6 +2,8 @@
 //!
 //! - [`netns`]: hosts as network namespaces on whatever kernel runs the test (the host, or the
 //!   UML guest), torn down when their guards drop.
+//! - [`lan`]: hosts on a bridge, and what VRRP tests ask of them (addresses, neighbours).
+//! - [`keepalived`]: keepalived's VRRP side as a peer, crashed or stopped as a test means.
 //! - [`nlmon`]: netlink captures of a namespace, decoded into the IPVS requests they hold.
 //! - [`uml`]: a real Linux kernel with IPVS, booted as a User-Mode Linux process over the host's
 //!   root filesystem, running many test cases per boot.
@@ -10,6 +12,8 @@
 //! `LVS_REQUIRE_LANES=1` (set by the project's test command) makes that a failure.
 
 pub mod daemon;
+pub mod keepalived;
+pub mod lan;
 pub mod netns;
 pub mod nlmon;
 pub mod pair;

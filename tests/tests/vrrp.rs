@@ -1,85 +1,83 @@
 //! netns lane: vrrpd between namespaces on a bridge, against itself and against keepalived.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lvs_tests::netns::{Netns, veth};
+use lvs_tests::keepalived::Keepalived;
+use lvs_tests::lan::{Lan, holds, mac_of, neighbour_mac};
+use lvs_tests::netns::Netns;
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::{lane_available, netns_missing, workspace_bin};
 
 const VIP: &str = "192.0.2.100";
+const VIP6: &str = "2001:db8::100";
+/// The VRRP virtual MAC of VRID 51 over IPv4 (RFC 3768 section 7.3).
+const VMAC: &str = "00:00:5e:00:01:33";
 
-/// A LAN: a bridge in its own namespace, and hosts each with `eth0` plugged into it.
-struct Lan {
-    hosts: Vec<Netns>,
-    bridge: Netns,
+/// Time for a backup at priority 100 to declare the master down (3.609 s) plus slack for a
+/// loaded machine.
+const TAKEOVER: Duration = Duration::from_secs(10);
+
+/// A scratch directory and a LAN of IPv4 hosts; `None` when the netns lane is missing here.
+fn lan(hosts: &[(&str, &str)]) -> Result<Option<(tempfile::TempDir, Lan)>, String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    Ok(Some((dir, Lan::new(hosts)?)))
 }
 
-impl Lan {
-    fn new(hosts: &[(&str, &str)]) -> Result<Self, String> {
-        let bridge = Netns::new("lan")?;
-        bridge.bridge("br0")?;
-        let mut made = Vec::new();
-        for (i, (role, cidr)) in hosts.iter().enumerate() {
-            let host = Netns::new(role)?;
-            let port = format!("p{i}");
-            veth(&host, "eth0", &bridge, &port)?;
-            bridge.attach(&port, "br0")?;
-            host.addr("eth0", cidr)?;
-            made.push(host);
-        }
-        Ok(Lan {
-            hosts: made,
-            bridge,
-        })
+/// As [`lan`], with IPv6 hosts.
+fn lan6(hosts: &[(&str, &str)]) -> Result<Option<(tempfile::TempDir, Lan)>, String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(None);
     }
-
-    fn host(&self, i: usize) -> &Netns {
-        &self.hosts[i]
-    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    Ok(Some((dir, Lan::new6(hosts)?)))
 }
 
 fn has_vip(host: &Netns) -> bool {
-    host.stdout(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
-        .is_ok_and(|out| out.contains(&format!(" {VIP}/")))
+    holds(host, VIP)
 }
 
-fn mac_of(host: &Netns) -> Result<String, String> {
-    let out = host.stdout(&["cat", "/sys/class/net/eth0/address"])?;
-    Ok(out.trim().to_owned())
+fn has_vip6(host: &Netns) -> bool {
+    holds(host, VIP6)
 }
 
-fn neighbour_mac(host: &Netns, ip: &str) -> Option<String> {
-    let out = host
-        .stdout(&["ip", "neigh", "show", ip, "dev", "eth0"])
-        .ok()?;
-    let words: Vec<&str> = out.split_whitespace().collect();
-    words
-        .iter()
-        .position(|w| *w == "lladdr")
-        .and_then(|i| words.get(i + 1))
-        .map(|mac| (*mac).to_owned())
+/// One `[[vrrp.instance]]` on eth0 with 1 s adverts unless `extra` sets them.
+fn vrrpd_instance(name: &str, vrid: u8, priority: u8, vip: &str, extra: &str) -> String {
+    let interval = if extra.contains("advert_interval") {
+        ""
+    } else {
+        "advert_interval = \"1s\"\n"
+    };
+    format!(
+        "[[vrrp.instance]]\nname = \"{name}\"\ninterface = \"eth0\"\nvrid = {vrid}\n\
+         priority = {priority}\n{interval}virtual_addresses = [\"{vip}\"]\n{extra}\n\n"
+    )
 }
 
-fn vrrpd_config(
-    dir: &Path,
-    name: &str,
-    priority: u8,
-    extra: &str,
-) -> Result<std::path::PathBuf, String> {
+/// `<dir>/<name>.toml`: a control socket in `<dir>/<name>` and the given config sections.
+fn write_vrrpd_config(dir: &Path, name: &str, sections: &str) -> Result<PathBuf, String> {
     let path = dir.join(format!("{name}.toml"));
     let text = format!(
-        "[control]\nsocket_dir = \"{dir}/{name}\"\n\n[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
-         priority = {priority}\n{interval}virtual_addresses = [\"{VIP}/24\"]\n{extra}\n",
-        dir = dir.display(),
-        interval = if extra.contains("advert_interval") {
-            ""
-        } else {
-            "advert_interval = \"1s\"\n"
-        },
+        "[control]\nsocket_dir = \"{dir}/{name}\"\n\n{sections}",
+        dir = dir.display()
     );
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     Ok(path)
+}
+
+/// VI_1, VRID 51, holding the IPv4 VIP.
+fn vrrpd_config(dir: &Path, name: &str, priority: u8, extra: &str) -> Result<PathBuf, String> {
+    let instance = vrrpd_instance("VI_1", 51, priority, &format!("{VIP}/24"), extra);
+    write_vrrpd_config(dir, name, &instance)
+}
+
+/// VI_6, VRID 51, VRRPv3 holding the IPv6 VIP.
+fn vrrpd_config6(dir: &Path, name: &str, priority: u8) -> Result<PathBuf, String> {
+    let instance = vrrpd_instance("VI_6", 51, priority, &format!("{VIP6}/64"), "version = 3");
+    write_vrrpd_config(dir, name, &instance)
 }
 
 fn vrrpd_status(dir: &Path, name: &str) -> Result<serde_json::Value, String> {
@@ -95,15 +93,6 @@ fn vrrpd_status(dir: &Path, name: &str) -> Result<serde_json::Value, String> {
 fn start_vrrpd(host: &Netns, config: &Path) -> Result<Guarded, String> {
     let vrrpd = workspace_bin("vrrpd");
     host.spawn(&[vrrpd.as_os_str(), "--config".as_ref(), config.as_os_str()])
-}
-
-fn keepalived_config(
-    dir: &Path,
-    name: &str,
-    state: &str,
-    priority: u8,
-) -> Result<std::path::PathBuf, String> {
-    keepalived_config_with(dir, name, state, priority, &KeepalivedMode::V2)
 }
 
 /// How a keepalived instance speaks: the version, its advert_int, and v2 auth.
@@ -142,6 +131,13 @@ impl KeepalivedMode {
         }
     }
 
+    fn interval(&self) -> Duration {
+        match self {
+            KeepalivedMode::V2 | KeepalivedMode::V2Pass(_) => Duration::from_secs(1),
+            KeepalivedMode::V3Centis(cs) => Duration::from_millis(u64::from(*cs) * 10),
+        }
+    }
+
     /// Master_Down_Interval at priority 100 plus slack for a loaded machine.
     fn takeover(&self) -> Duration {
         match self {
@@ -153,56 +149,119 @@ impl KeepalivedMode {
     }
 }
 
-fn keepalived_config_with(
+/// `<dir>/<name>.conf`: VI_1 on eth0, VRID 51, holding `vip` (with its prefix), with `lines`
+/// (indented) added to the instance.
+fn keepalived_config(
     dir: &Path,
     name: &str,
     state: &str,
     priority: u8,
-    mode: &KeepalivedMode,
-) -> Result<std::path::PathBuf, String> {
+    vip: &str,
+    lines: &str,
+) -> Result<PathBuf, String> {
     let path = dir.join(format!("{name}.conf"));
     let text = format!(
         "global_defs {{\n  router_id {name}\n  enable_script_security\n}}\n\
          vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n\
-         {lines}  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n",
-        lines = mode.keepalived_lines()
+         {lines}  virtual_ipaddress {{\n    {vip}\n  }}\n}}\n"
     );
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     Ok(path)
 }
 
-fn start_keepalived(host: &Netns, dir: &Path, config: &Path) -> Result<Guarded, String> {
-    let pid = dir.join(format!("{}.pid", host.name()));
-    let vrrp_pid = dir.join(format!("{}.vrrp.pid", host.name()));
-    host.spawn(&[
-        "keepalived".as_ref(),
-        "--dont-fork".as_ref(),
-        "--log-console".as_ref(),
-        "--vrrp".as_ref(),
-        "--use-file".as_ref(),
-        config.as_os_str(),
-        "--pid".as_ref(),
-        pid.as_os_str(),
-        "--vrrp_pid".as_ref(),
-        vrrp_pid.as_os_str(),
-    ])
+/// Samples both nodes for `period`: the master must hold `vip` and the backup must not, at
+/// every sample (no dual master, no gap).
+fn steady_single_master(
+    master: &Netns,
+    backup: &Netns,
+    vip: &str,
+    period: Duration,
+) -> Result<(), String> {
+    let end = std::time::Instant::now() + period;
+    let mut samples = 0;
+    while std::time::Instant::now() < end {
+        let (m, b) = (holds(master, vip), holds(backup, vip));
+        if !m || b {
+            return Err(format!(
+                "after {samples} good samples: master has VIP {m}, backup has VIP {b}"
+            ));
+        }
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
-/// Time for a backup at priority 100 to declare the master down (3.609 s) plus slack for a
-/// loaded machine.
-const TAKEOVER: Duration = Duration::from_secs(10);
+/// vrrpd accepted every advert from its peer: nothing dropped, some received.
+fn vrrpd_heard_peer_cleanly(dir: &Path, name: &str) -> Result<(), String> {
+    let status = vrrpd_status(dir, name)?;
+    let counters = &status["instances"][0]["counters"];
+    if counters["drops"].as_object().is_some_and(|d| !d.is_empty()) {
+        return Err(format!("vrrpd dropped adverts: {status}"));
+    }
+    if counters["adverts_received"].as_u64() < Some(1) {
+        return Err(format!("vrrpd received no adverts: {status}"));
+    }
+    Ok(())
+}
+
+/// tcpdump on the LAN's bridge into `<dir>/<name>.pcap`, ended (and flushed) when dropped.
+fn capture(lan: &Lan, dir: &Path, name: &str, filter: &str) -> Result<(Guarded, String), String> {
+    let pcap = dir.join(format!("{name}.pcap"));
+    let pcap = pcap.to_str().ok_or("utf-8 path")?.to_owned();
+    let guard = lan
+        .bridge
+        .spawn(&["tcpdump", "-i", "br0", "-U", "-w", &pcap, filter])?;
+    // tcpdump needs a moment to open the interface; what it misses is missed.
+    std::thread::sleep(Duration::from_millis(500));
+    Ok((guard, pcap))
+}
+
+/// tshark's fields of the packets in `pcap` that match `display_filter`, one line a packet.
+fn tshark_fields(pcap: &str, display_filter: &str, fields: &[&str]) -> Result<String, String> {
+    let mut command = std::process::Command::new("tshark");
+    command.args(["-r", pcap, "-Y", display_filter, "-T", "fields"]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    lvs_tests::process::run_stdout(&mut command)
+}
+
+/// A veth pair trk0/trk1 in `host`, both up: trk0 is what tracking watches, taken down to fail.
+fn tracked_link(host: &Netns) -> Result<(), String> {
+    host.ip(&[
+        "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
+    ])?;
+    host.ip(&["link", "set", "trk1", "up"])?;
+    host.ip(&["link", "set", "trk0", "up"])?;
+    Ok(())
+}
+
+/// Whether tcpdump and tshark are here; without them a test skips, unless lanes are required.
+fn tshark_available() -> bool {
+    if lvs_tests::process::which("tshark").is_some()
+        && lvs_tests::process::which("tcpdump").is_some()
+    {
+        return true;
+    }
+    assert!(
+        !lvs_tests::lanes_required(),
+        "tshark and tcpdump are required"
+    );
+    eprintln!("SKIPPED: tshark or tcpdump missing");
+    false
+}
 
 #[test]
 fn vrrpd_pair_fails_over_and_repoints_the_clients_arp_cache() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
-        return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[
+    let Some((dir, lan)) = lan(&[
         ("va", "192.0.2.11/24"),
         ("vb", "192.0.2.12/24"),
         ("vc", "192.0.2.50/24"),
-    ])?;
+    ])?
+    else {
+        return Ok(());
+    };
     let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
     let master = start_vrrpd(a, &vrrpd_config(dir.path(), "a", 150, "")?)?;
     let _backup = start_vrrpd(b, &vrrpd_config(dir.path(), "b", 100, "")?)?;
@@ -242,18 +301,18 @@ fn vrrpd_pair_fails_over_and_repoints_the_clients_arp_cache() -> Result<(), Stri
     Ok(())
 }
 
+/// keepalived crashes (its VRRP child killed): vrrpd takes over only once the Master_Down
+/// timer runs out, which tells a crash from a graceful leave (priority 0: skew time only).
 #[test]
 fn keepalived_master_and_vrrpd_backup_interoperate() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
+    let Some((dir, lan)) = lan(&[("ka", "192.0.2.21/24"), ("kb", "192.0.2.22/24")])? else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[("ka", "192.0.2.21/24"), ("kb", "192.0.2.22/24")])?;
+    };
     let (a, b) = (lan.host(0), lan.host(1));
-    let keepalived = start_keepalived(
+    let keepalived = Keepalived::start(
         a,
         dir.path(),
-        &keepalived_config(dir.path(), "ka", "MASTER", 150)?,
+        &keepalived_config(dir.path(), "ka", "MASTER", 150, &format!("{VIP}/24"), "")?,
     )?;
     let _vrrpd = start_vrrpd(b, &vrrpd_config(dir.path(), "kb", 100, "")?)?;
 
@@ -265,25 +324,61 @@ fn keepalived_master_and_vrrpd_backup_interoperate() -> Result<(), String> {
         "vrrpd must stay backup under a higher-priority keepalived"
     );
 
-    keepalived.signal(libc::SIGKILL);
+    keepalived.crash()?;
+    let crashed = std::time::Instant::now();
     wait_for(TAKEOVER, || has_vip(b).then_some(()))
         .ok_or("vrrpd did not take over from keepalived")?;
+    let took = crashed.elapsed();
+    // Master_Down_Interval is 3.61 s after the last advert, which left at most 1 s before.
+    assert!(
+        took >= Duration::from_secs(2),
+        "vrrpd took over {took:?} after the crash: keepalived must have said goodbye"
+    );
+    Ok(())
+}
+
+/// keepalived stopped gracefully: its priority 0 hands over after skew time, not 3.61 s.
+#[test]
+fn keepalived_master_leaving_hands_over_to_vrrpd_after_skew_time() -> Result<(), String> {
+    let Some((dir, lan)) = lan(&[("la", "192.0.2.23/24"), ("lb", "192.0.2.24/24")])? else {
+        return Ok(());
+    };
+    let (a, b) = (lan.host(0), lan.host(1));
+    let keepalived = Keepalived::start(
+        a,
+        dir.path(),
+        &keepalived_config(dir.path(), "la", "MASTER", 150, &format!("{VIP}/24"), "")?,
+    )?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("keepalived never took the VIP")?;
+    let _vrrpd = start_vrrpd(b, &vrrpd_config(dir.path(), "lb", 100, "")?)?;
+    std::thread::sleep(Duration::from_secs(5));
+    steady_single_master(a, b, VIP, Duration::from_secs(2))?;
+
+    keepalived.leave();
+    let left = std::time::Instant::now();
+    wait_for(TAKEOVER, || has_vip(b).then_some(()))
+        .ok_or("vrrpd did not take over from keepalived")?;
+    let took = left.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "takeover after keepalived's priority 0 took {took:?}, expected about skew time (0.61 s)"
+    );
+    let status = vrrpd_status(dir.path(), "lb")?;
+    assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
     Ok(())
 }
 
 #[test]
 fn vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
+    let Some((dir, lan)) = lan(&[("ra", "192.0.2.31/24"), ("rb", "192.0.2.32/24")])? else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[("ra", "192.0.2.31/24"), ("rb", "192.0.2.32/24")])?;
+    };
     let (a, b) = (lan.host(0), lan.host(1));
     let vrrpd = start_vrrpd(a, &vrrpd_config(dir.path(), "ra", 150, "")?)?;
-    let _keepalived = start_keepalived(
+    let _keepalived = Keepalived::start(
         b,
         dir.path(),
-        &keepalived_config(dir.path(), "rb", "BACKUP", 100)?,
+        &keepalived_config(dir.path(), "rb", "BACKUP", 100, &format!("{VIP}/24"), "")?,
     )?;
 
     wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never took the VIP")?;
@@ -309,55 +404,29 @@ fn vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> {
 
 #[test]
 fn tshark_decodes_our_adverts_without_a_malformed_flag() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
+    let Some((dir, lan)) = lan(&[("ta", "192.0.2.41/24")])? else {
+        return Ok(());
+    };
+    if !tshark_available() {
         return Ok(());
     }
-    if lvs_tests::process::which("tshark").is_none()
-        || lvs_tests::process::which("tcpdump").is_none()
-    {
-        assert!(
-            !lvs_tests::lanes_required(),
-            "tshark and tcpdump are required"
-        );
-        eprintln!("SKIPPED: tshark or tcpdump missing");
-        return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[("ta", "192.0.2.41/24")])?;
-    let pcap = dir.path().join("vrrp.pcap");
-    let pcap_arg = pcap.to_str().ok_or("utf-8 path")?;
-    let mut capture = lan.bridge.spawn(&[
-        "tcpdump",
-        "-i",
-        "br0",
-        "-U",
-        "-w",
-        pcap_arg,
-        "ip proto 112 or arp",
-    ])?;
+    let (mut tcpdump, pcap) = capture(&lan, dir.path(), "vrrp", "ip proto 112 or arp")?;
     let auth = "auth = { type = \"pass\", password = \"s3cret\" }";
     let _vrrpd = start_vrrpd(lan.host(0), &vrrpd_config(dir.path(), "ta", 150, auth)?)?;
     wait_for(TAKEOVER, || has_vip(lan.host(0)).then_some(())).ok_or("vrrpd never became master")?;
     std::thread::sleep(Duration::from_secs(3));
-    capture.end();
-    let decoded = lvs_tests::process::run_stdout(std::process::Command::new("tshark").args([
-        "-r",
-        pcap_arg,
-        "-Y",
+    tcpdump.end();
+    let decoded = tshark_fields(
+        &pcap,
         "vrrp",
-        "-T",
-        "fields",
-        "-e",
-        "vrrp.version",
-        "-e",
-        "vrrp.prio",
-        "-e",
-        "vrrp.checksum.status",
-        "-e",
-        "vrrp.auth_string",
-        "-e",
-        "_ws.malformed",
-    ]))?;
+        &[
+            "vrrp.version",
+            "vrrp.prio",
+            "vrrp.checksum.status",
+            "vrrp.auth_string",
+            "_ws.malformed",
+        ],
+    )?;
     println!("{decoded}");
     let lines: Vec<&str> = decoded.lines().collect();
     assert!(
@@ -384,17 +453,11 @@ fn tshark_decodes_our_adverts_without_a_malformed_flag() -> Result<(), String> {
 
 #[test]
 fn tracking_moves_priority_and_forces_fault() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
+    let Some((dir, lan)) = lan(&[("xa", "192.0.2.51/24"), ("xb", "192.0.2.52/24")])? else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[("xa", "192.0.2.51/24"), ("xb", "192.0.2.52/24")])?;
+    };
     let (a, b) = (lan.host(0), lan.host(1));
-    a.ip(&[
-        "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
-    ])?;
-    a.ip(&["link", "set", "trk1", "up"])?;
-    a.ip(&["link", "set", "trk0", "up"])?;
+    tracked_link(a)?;
     let flag = dir.path().join("upstream-ok");
     std::fs::write(&flag, "").map_err(|e| e.to_string())?;
     let tracking = format!(
@@ -433,11 +496,9 @@ fn tracking_moves_priority_and_forces_fault() -> Result<(), String> {
 
 #[test]
 fn sighup_reload_keeps_an_unchanged_master_and_refuses_a_bad_file() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
+    let Some((dir, lan)) = lan(&[("ha", "192.0.2.61/24")])? else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[("ha", "192.0.2.61/24")])?;
+    };
     let a = lan.host(0);
     let config = vrrpd_config(dir.path(), "ha", 150, "")?;
     let vrrpd = start_vrrpd(a, &config)?;
@@ -471,121 +532,179 @@ fn sighup_reload_keeps_an_unchanged_master_and_refuses_a_bad_file() -> Result<()
     Ok(())
 }
 
-/// Samples both nodes for `period`: the master must hold the VIP and the backup must not, at
-/// every sample (no dual master, no gap).
-fn steady_single_master(master: &Netns, backup: &Netns, period: Duration) -> Result<(), String> {
-    let end = std::time::Instant::now() + period;
-    let mut samples = 0;
-    while std::time::Instant::now() < end {
-        let (m, b) = (has_vip(master), has_vip(backup));
-        if !m || b {
-            return Err(format!(
-                "after {samples} good samples: master has VIP {m}, backup has VIP {b}"
-            ));
-        }
-        samples += 1;
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+/// One keepalived and one vrrpd on a LAN with a client.
+struct Interop {
+    mode: KeepalivedMode,
+    keepalived_master: bool,
+    /// Namespace-name prefix, unique per test.
+    tag: &'static str,
+    ipv6: bool,
+    /// Both use the virtual MAC (keepalived's use_vmac, vrrpd's virtual_mac).
+    vmac: bool,
 }
 
-/// vrrpd accepted every advert from keepalived: nothing dropped, some received.
-fn vrrpd_heard_peer_cleanly(dir: &Path, name: &str) -> Result<(), String> {
-    let status = vrrpd_status(dir, name)?;
-    let counters = &status["instances"][0]["counters"];
-    if counters["drops"].as_object().is_some_and(|d| !d.is_empty()) {
-        return Err(format!("vrrpd dropped adverts: {status}"));
-    }
-    if counters["adverts_received"].as_u64() < Some(1) {
-        return Err(format!("vrrpd received no adverts: {status}"));
-    }
-    Ok(())
-}
-
-/// keepalived and vrrpd in one mode, one of them master (priority 150) and the other backup
-/// (100): correct election, a steady single master, then failover to the backup (kill -9 of a
-/// keepalived master; SIGTERM of a vrrpd master, which must hand over after skew time).
-fn interop(mode: &KeepalivedMode, keepalived_master: bool, tag: &str) -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
-        return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (ka, vr) = (format!("{tag}k"), format!("{tag}v"));
-    let lan = Lan::new(&[(&ka, "192.0.2.71/24"), (&vr, "192.0.2.72/24")])?;
-    let (k, v) = (lan.host(0), lan.host(1));
-    let (k_prio, v_prio) = if keepalived_master {
-        (150, 100)
-    } else {
-        (100, 150)
-    };
-    let state = if keepalived_master {
-        "MASTER"
-    } else {
-        "BACKUP"
-    };
-    let vrrpd_conf = vrrpd_config(dir.path(), &vr, v_prio, &mode.vrrpd_lines())?;
-    let keepalived_conf = keepalived_config_with(dir.path(), &ka, state, k_prio, mode)?;
-    // The intended master starts first so the backup never sees an empty LAN for long.
-    let (keepalived, vrrpd) = if keepalived_master {
-        let k_proc = start_keepalived(k, dir.path(), &keepalived_conf)?;
-        wait_for(TAKEOVER, || has_vip(k).then_some(())).ok_or("keepalived never took the VIP")?;
-        (k_proc, start_vrrpd(v, &vrrpd_conf)?)
-    } else {
-        let v_proc = start_vrrpd(v, &vrrpd_conf)?;
-        wait_for(TAKEOVER, || has_vip(v).then_some(())).ok_or("vrrpd never took the VIP")?;
-        (start_keepalived(k, dir.path(), &keepalived_conf)?, v_proc)
-    };
-    let (master, backup) = if keepalived_master { (k, v) } else { (v, k) };
-    // Past the joining backup's Master_Down_Interval, then watched for a few seconds more.
-    std::thread::sleep(mode.takeover().min(Duration::from_secs(5)));
-    steady_single_master(master, backup, Duration::from_secs(3))?;
-    if keepalived_master {
-        vrrpd_heard_peer_cleanly(dir.path(), &vr)?;
-        let status = vrrpd_status(dir.path(), &vr)?;
-        assert_eq!(status["instances"][0]["state"], "BACKUP", "{status}");
-        keepalived.signal(libc::SIGKILL);
-        wait_for(mode.takeover(), || has_vip(v).then_some(()))
-            .ok_or("vrrpd did not take over from keepalived")?;
-        let status = vrrpd_status(dir.path(), &vr)?;
-        assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
-        drop(vrrpd);
-    } else {
-        let status = vrrpd_status(dir.path(), &vr)?;
-        assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
-        vrrpd.signal(libc::SIGTERM);
-        let started = std::time::Instant::now();
-        wait_for(mode.takeover(), || has_vip(k).then_some(()))
-            .ok_or("keepalived did not take over from vrrpd")?;
-        let took = started.elapsed();
-        assert!(
-            took < mode.takeover() / 2,
-            "takeover after priority 0 took {took:?}, expected about skew time"
+impl Interop {
+    /// One of them master (priority 150), the other backup (100): correct election, a steady
+    /// single master, then failover to the backup: a crash of a keepalived master (its VRRP
+    /// child killed: the backup waits out Master_Down_Interval), a graceful stop of a vrrpd
+    /// master (priority 0: keepalived takes over after skew time). With `vmac`, the client's
+    /// neighbour entry is the virtual MAC throughout and the bridge follows the master.
+    fn run(&self) -> Result<(), String> {
+        let (ka, vr, cl) = (
+            format!("{}k", self.tag),
+            format!("{}v", self.tag),
+            format!("{}c", self.tag),
         );
-        wait_for(Duration::from_secs(2), || (!has_vip(v)).then_some(()))
-            .ok_or("a stopping vrrpd must remove its VIP")?;
-        drop(keepalived);
+        let hosts = if self.ipv6 {
+            [
+                (ka.as_str(), "2001:db8::71/64"),
+                (vr.as_str(), "2001:db8::72/64"),
+                (cl.as_str(), "2001:db8::50/64"),
+            ]
+        } else {
+            [
+                (ka.as_str(), "192.0.2.71/24"),
+                (vr.as_str(), "192.0.2.72/24"),
+                (cl.as_str(), "192.0.2.50/24"),
+            ]
+        };
+        let made = if self.ipv6 {
+            lan6(&hosts)?
+        } else {
+            lan(&hosts)?
+        };
+        let Some((dir, lan)) = made else {
+            return Ok(());
+        };
+        let (k, v, client) = (lan.host(0), lan.host(1), lan.host(2));
+        let (vip, cidr, vmac) = if self.ipv6 {
+            (VIP6, format!("{VIP6}/64"), "00:00:5e:00:02:33")
+        } else {
+            (VIP, format!("{VIP}/24"), VMAC)
+        };
+        let (k_prio, v_prio, state) = if self.keepalived_master {
+            (150, 100, "MASTER")
+        } else {
+            (100, 150, "BACKUP")
+        };
+        let (mut vrrpd_lines, mut keepalived_lines) =
+            (self.mode.vrrpd_lines(), self.mode.keepalived_lines());
+        if self.vmac {
+            vrrpd_lines.push_str("\nvirtual_mac = true");
+            keepalived_lines.push_str("  use_vmac\n");
+        }
+        if self.ipv6 && !matches!(self.mode, KeepalivedMode::V3Centis(_)) {
+            return Err("IPv6 needs VRRPv3".to_owned());
+        }
+        let instance = vrrpd_instance("VI_1", 51, v_prio, &cidr, &vrrpd_lines);
+        let vrrpd_conf = write_vrrpd_config(dir.path(), &vr, &instance)?;
+        let keepalived_conf =
+            keepalived_config(dir.path(), &ka, state, k_prio, &cidr, &keepalived_lines)?;
+        // The intended master starts first so the backup never sees an empty LAN for long.
+        if self.vmac && !self.ipv6 {
+            // What vrrpd sets itself and keepalived 2.2 does not: without it, keepalived's
+            // host answers the client's ping from the VIP through eth0, first asking "who has
+            // <client>, tell <VIP>" from eth0's MAC, and the client repoints the VIP there.
+            k.sysctl("net.ipv4.conf.eth0.arp_announce=2")?;
+        }
+        let (keepalived, vrrpd) = if self.keepalived_master {
+            let k_proc = Keepalived::start(k, dir.path(), &keepalived_conf)?;
+            wait_for(TAKEOVER, || holds(k, vip).then_some(()))
+                .ok_or("keepalived never took the VIP")?;
+            (k_proc, start_vrrpd(v, &vrrpd_conf)?)
+        } else {
+            let v_proc = start_vrrpd(v, &vrrpd_conf)?;
+            wait_for(TAKEOVER, || holds(v, vip).then_some(())).ok_or("vrrpd never took the VIP")?;
+            (Keepalived::start(k, dir.path(), &keepalived_conf)?, v_proc)
+        };
+        let (master, backup, master_port, backup_port) = if self.keepalived_master {
+            (k, v, "p0", "p1")
+        } else {
+            (v, k, "p1", "p0")
+        };
+        // Past the joining backup's Master_Down_Interval, then watched for a few seconds more.
+        std::thread::sleep(self.mode.takeover().min(Duration::from_secs(5)));
+        steady_single_master(master, backup, vip, Duration::from_secs(3))?;
+        let reaches_vip = || client.run(&["ping", "-c", "1", "-W", "2", vip]).map(drop);
+        if self.vmac {
+            reaches_vip()?;
+            assert_eq!(neighbour_mac(client, vip).as_deref(), Some(vmac));
+            assert_eq!(lan.port_of(vmac).as_deref(), Some(master_port));
+        }
+        let status = vrrpd_status(dir.path(), &vr)?;
+        if self.keepalived_master {
+            vrrpd_heard_peer_cleanly(dir.path(), &vr)?;
+            assert_eq!(status["instances"][0]["state"], "BACKUP", "{status}");
+            keepalived.crash()?;
+            let crashed = std::time::Instant::now();
+            wait_for(self.mode.takeover(), || holds(v, vip).then_some(()))
+                .ok_or("vrrpd did not take over from keepalived")?;
+            let took = crashed.elapsed();
+            // Master_Down_Interval is over 3 intervals after the last advert, which left at
+            // most one interval before the crash; a graceful leave would take skew time only.
+            assert!(
+                took >= self.mode.interval() * 2,
+                "vrrpd took over {took:?} after the crash: keepalived must have said goodbye"
+            );
+            let status = vrrpd_status(dir.path(), &vr)?;
+            assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
+        } else {
+            assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
+            vrrpd.signal(libc::SIGTERM);
+            let started = std::time::Instant::now();
+            wait_for(self.mode.takeover(), || holds(k, vip).then_some(()))
+                .ok_or("keepalived did not take over from vrrpd")?;
+            let took = started.elapsed();
+            assert!(
+                took < self.mode.takeover() / 2,
+                "takeover after priority 0 took {took:?}, expected about skew time"
+            );
+            wait_for(Duration::from_secs(2), || (!holds(v, vip)).then_some(()))
+                .ok_or("a stopping vrrpd must remove its VIP")?;
+        }
+        if self.vmac {
+            // The new master's gratuitous ARP / NA, sent from the virtual MAC, moved it.
+            wait_for(Duration::from_secs(3), || {
+                (lan.port_of(vmac).as_deref() == Some(backup_port)).then_some(())
+            })
+            .ok_or_else(|| format!("the bridge still sends {vmac} to {:?}", lan.port_of(vmac)))?;
+            reaches_vip()?;
+            assert_eq!(neighbour_mac(client, vip).as_deref(), Some(vmac));
+        }
+        drop((keepalived, vrrpd));
+        Ok(())
     }
-    Ok(())
+}
+
+fn interop(mode: KeepalivedMode, keepalived_master: bool, tag: &'static str) -> Result<(), String> {
+    Interop {
+        mode,
+        keepalived_master,
+        tag,
+        ipv6: false,
+        vmac: false,
+    }
+    .run()
 }
 
 #[test]
 fn interop_v2_pass_keepalived_master() -> Result<(), String> {
-    interop(&KeepalivedMode::V2Pass("s3cret"), true, "i2a")
+    interop(KeepalivedMode::V2Pass("s3cret"), true, "i2a")
 }
 
 #[test]
 fn interop_v2_pass_vrrpd_master() -> Result<(), String> {
-    interop(&KeepalivedMode::V2Pass("s3cret"), false, "i2b")
+    interop(KeepalivedMode::V2Pass("s3cret"), false, "i2b")
 }
 
 #[test]
 fn interop_v3_10cs_keepalived_master() -> Result<(), String> {
-    interop(&KeepalivedMode::V3Centis(10), true, "i3a")
+    interop(KeepalivedMode::V3Centis(10), true, "i3a")
 }
 
 #[test]
 fn interop_v3_10cs_vrrpd_master() -> Result<(), String> {
-    interop(&KeepalivedMode::V3Centis(10), false, "i3b")
+    interop(KeepalivedMode::V3Centis(10), false, "i3b")
 }
 
 /// Sends hand-made VRRPv2 frames onto the LAN from the namespace it runs in (AF_PACKET on
@@ -624,11 +743,9 @@ for name in sys.argv[2:]:
 
 #[test]
 fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
+    let Some((dir, lan)) = lan(&[("da", "192.0.2.81/24"), ("dx", "192.0.2.66/24")])? else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[("da", "192.0.2.81/24"), ("dx", "192.0.2.66/24")])?;
+    };
     let (a, attacker) = (lan.host(0), lan.host(1));
     let auth = "auth = { type = \"pass\", password = \"s3cret\" }";
     let config = vrrpd_config(dir.path(), "da", 150, auth)?;
@@ -713,11 +830,9 @@ fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result
 
 #[test]
 fn partition_gives_two_masters_and_healing_leaves_one_within_an_interval() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
+    let Some((dir, lan)) = lan(&[("pa", "192.0.2.91/24"), ("pb", "192.0.2.92/24")])? else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[("pa", "192.0.2.91/24"), ("pb", "192.0.2.92/24")])?;
+    };
     let (a, b) = (lan.host(0), lan.host(1));
     let _a = start_vrrpd(a, &vrrpd_config(dir.path(), "pa", 150, "")?)?;
     let _b = start_vrrpd(b, &vrrpd_config(dir.path(), "pb", 100, "")?)?;
@@ -761,141 +876,46 @@ fn partition_gives_two_masters_and_healing_leaves_one_within_an_interval() -> Re
         vrrpd_status(dir.path(), "pa")?["instances"][0]["state"],
         "MASTER"
     );
-    steady_single_master(a, b, Duration::from_secs(3))?;
+    steady_single_master(a, b, VIP, Duration::from_secs(3))?;
     println!("single master {took:?} after healing");
     Ok(())
 }
 
-const VIP6: &str = "2001:db8::100";
-
-impl Lan {
-    /// Hosts with IPv6 addresses (`2001:db8::/64`) and duplicate address detection off, so
-    /// their link-local and global addresses are usable as soon as the links are up.
-    fn new6(hosts: &[(&str, &str)]) -> Result<Self, String> {
-        let bridge = Netns::new("lan6")?;
-        bridge.bridge("br0")?;
-        // Snooping would make ff02::12 delivery depend on MLD timing; a plain switch floods.
-        bridge.ip(&[
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ])?;
-        let mut made = Vec::new();
-        for (i, (role, cidr)) in hosts.iter().enumerate() {
-            let host = Netns::new(role)?;
-            host.sysctl("net.ipv6.conf.all.accept_dad=0")?;
-            host.sysctl("net.ipv6.conf.default.accept_dad=0")?;
-            let port = format!("p{i}");
-            veth(&host, "eth0", &bridge, &port)?;
-            bridge.attach(&port, "br0")?;
-            host.ip(&["addr", "add", cidr, "dev", "eth0", "nodad"])?;
-            host.ip(&["link", "set", "eth0", "up"])?;
-            made.push(host);
-        }
-        Ok(Lan {
-            hosts: made,
-            bridge,
-        })
-    }
-}
-
-fn has_vip6(host: &Netns) -> bool {
-    host.stdout(&["ip", "-6", "-o", "addr", "show", "dev", "eth0"])
-        .is_ok_and(|out| out.contains(&format!(" {VIP6}/")))
-}
-
-fn vrrpd_config6(dir: &Path, name: &str, priority: u8) -> Result<std::path::PathBuf, String> {
-    let path = dir.join(format!("{name}.toml"));
-    let text = format!(
-        "[control]\nsocket_dir = \"{dir}/{name}\"\n\n[[vrrp.instance]]\nname = \"VI_6\"\ninterface = \"eth0\"\nvrid = 51\n\
-         version = 3\npriority = {priority}\nadvert_interval = \"1s\"\nvirtual_addresses = [\"{VIP6}/64\"]\n",
-        dir = dir.display()
-    );
-    std::fs::write(&path, text).map_err(|e| e.to_string())?;
-    Ok(path)
-}
-
-fn keepalived_config6(
-    dir: &Path,
-    name: &str,
-    state: &str,
-    priority: u8,
-) -> Result<std::path::PathBuf, String> {
-    let path = dir.join(format!("{name}.conf"));
-    let text = format!(
-        "global_defs {{\n  router_id {name}\n  enable_script_security\n}}\n\
-         vrrp_instance VI_6 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n\
-         version 3\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP6}/64\n  }}\n}}\n"
-    );
-    std::fs::write(&path, text).map_err(|e| e.to_string())?;
-    Ok(path)
-}
-
-fn neighbour6_mac(host: &Netns, ip: &str) -> Option<String> {
-    let out = host
-        .stdout(&["ip", "-6", "neigh", "show", ip, "dev", "eth0"])
-        .ok()?;
-    let words: Vec<&str> = out.split_whitespace().collect();
-    words
-        .iter()
-        .position(|w| *w == "lladdr")
-        .and_then(|i| words.get(i + 1))
-        .map(|mac| (*mac).to_owned())
-}
-
 #[test]
 fn ipv6_vrrpd_pair_fails_over_and_repoints_the_clients_neighbour_entry() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
-        return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new6(&[
+    let Some((dir, lan)) = lan6(&[
         ("6a", "2001:db8::11/64"),
         ("6b", "2001:db8::12/64"),
         ("6c", "2001:db8::50/64"),
-    ])?;
+    ])?
+    else {
+        return Ok(());
+    };
     let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
-    let pcap = dir.path().join("vrrp6.pcap");
-    let pcap_arg = pcap.to_str().ok_or("utf-8 path")?;
-    let mut capture = lan.bridge.spawn(&[
-        "tcpdump",
-        "-i",
-        "br0",
-        "-U",
-        "-w",
-        pcap_arg,
-        "ip6 proto 112 or icmp6",
-    ])?;
+    let (mut tcpdump, pcap) = capture(&lan, dir.path(), "vrrp6", "ip6 proto 112 or icmp6")?;
     let master = start_vrrpd(a, &vrrpd_config6(dir.path(), "6a", 150)?)?;
     let _backup = start_vrrpd(b, &vrrpd_config6(dir.path(), "6b", 100)?)?;
 
     wait_for(TAKEOVER, || has_vip6(a).then_some(()))
         .ok_or("the priority-150 vrrpd never took the IPv6 VIP")?;
     std::thread::sleep(Duration::from_secs(2));
-    steady_single_master6(a, b)?;
+    steady_single_master(a, b, VIP6, Duration::from_secs(3))?;
 
     client.run(&["ping", "-6", "-c", "1", "-W", "2", VIP6])?;
     let mac_a = mac_of(a)?;
-    assert_eq!(
-        neighbour6_mac(client, VIP6).as_deref(),
-        Some(mac_a.as_str())
-    );
+    assert_eq!(neighbour_mac(client, VIP6).as_deref(), Some(mac_a.as_str()));
 
     master.signal(libc::SIGKILL);
     wait_for(TAKEOVER, || has_vip6(b).then_some(())).ok_or("the backup never took over")?;
     let mac_b = mac_of(b)?;
     // Only the new master's unsolicited neighbour advertisement can have done this.
     let repointed = wait_for(Duration::from_secs(3), || {
-        (neighbour6_mac(client, VIP6).as_deref() == Some(mac_b.as_str())).then_some(())
+        (neighbour_mac(client, VIP6).as_deref() == Some(mac_b.as_str())).then_some(())
     });
     assert!(
         repointed.is_some(),
         "client's neighbour entry: {:?}, want {mac_b}",
-        neighbour6_mac(client, VIP6)
+        neighbour_mac(client, VIP6)
     );
     let status = vrrpd_status(dir.path(), "6b")?;
     let instance = &status["instances"][0];
@@ -911,27 +931,20 @@ fn ipv6_vrrpd_pair_fails_over_and_repoints_the_clients_neighbour_entry() -> Resu
         "{status}"
     );
     std::thread::sleep(Duration::from_millis(500));
-    capture.end();
+    tcpdump.end();
 
     // tshark must find our IPv6 adverts and neighbour advertisements well-formed.
-    let decoded = lvs_tests::process::run_stdout(std::process::Command::new("tshark").args([
-        "-r",
-        pcap_arg,
-        "-Y",
+    let decoded = tshark_fields(
+        &pcap,
         "vrrp || icmpv6.type == 136",
-        "-T",
-        "fields",
-        "-e",
-        "ipv6.hlim",
-        "-e",
-        "vrrp.checksum.status",
-        "-e",
-        "icmpv6.checksum.status",
-        "-e",
-        "icmpv6.nd.na.flag.o",
-        "-e",
-        "_ws.malformed",
-    ]))?;
+        &[
+            "ipv6.hlim",
+            "vrrp.checksum.status",
+            "icmpv6.checksum.status",
+            "icmpv6.nd.na.flag.o",
+            "_ws.malformed",
+        ],
+    )?;
     let (mut adverts, mut nas) = (0, 0);
     for line in decoded.lines() {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -959,52 +972,33 @@ fn ipv6_vrrpd_pair_fails_over_and_repoints_the_clients_neighbour_entry() -> Resu
     Ok(())
 }
 
-fn steady_single_master6(master: &Netns, backup: &Netns) -> Result<(), String> {
-    let end = std::time::Instant::now() + Duration::from_secs(3);
-    while std::time::Instant::now() < end {
-        let (m, b) = (has_vip6(master), has_vip6(backup));
-        if !m || b {
-            return Err(format!("master has VIP {m}, backup has VIP {b}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 /// keepalived (VRRPv3 over IPv6) as backup under a vrrpd master, then the reverse by a
 /// graceful hand-over: keepalived must accept our adverts (checksum over the IPv6
 /// pseudo-header, hop limit 255, link-local source) and our priority 0.
 #[test]
 fn ipv6_vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
-        return Ok(());
+    Interop {
+        mode: KeepalivedMode::V3Centis(100),
+        keepalived_master: false,
+        tag: "6v",
+        ipv6: true,
+        vmac: false,
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new6(&[("6v", "2001:db8::21/64"), ("6k", "2001:db8::22/64")])?;
-    let (v, k) = (lan.host(0), lan.host(1));
-    let vrrpd = start_vrrpd(v, &vrrpd_config6(dir.path(), "6v", 150)?)?;
-    wait_for(TAKEOVER, || has_vip6(v).then_some(())).ok_or("vrrpd never took the IPv6 VIP")?;
-    let _keepalived = start_keepalived(
-        k,
-        dir.path(),
-        &keepalived_config6(dir.path(), "6k", "BACKUP", 100)?,
-    )?;
-    std::thread::sleep(Duration::from_secs(5));
-    // Past keepalived's Master_Down_Interval: still backup means it accepts our adverts.
-    steady_single_master6(v, k)?;
+    .run()
+}
 
-    vrrpd.signal(libc::SIGTERM);
-    let started = std::time::Instant::now();
-    wait_for(TAKEOVER, || has_vip6(k).then_some(()))
-        .ok_or("keepalived did not take over from vrrpd")?;
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "takeover after priority 0 took {took:?}, expected about skew time"
-    );
-    wait_for(Duration::from_secs(2), || (!has_vip6(v)).then_some(()))
-        .ok_or("a stopping vrrpd must remove its IPv6 VIP")?;
-    Ok(())
+/// vrrpd (VRRPv3 over IPv6) as backup under a keepalived master, which then crashes: vrrpd
+/// must accept keepalived's adverts cleanly and take over once they stop.
+#[test]
+fn ipv6_keepalived_master_and_vrrpd_backup_interoperate() -> Result<(), String> {
+    Interop {
+        mode: KeepalivedMode::V3Centis(100),
+        keepalived_master: true,
+        tag: "6k",
+        ipv6: true,
+        vmac: false,
+    }
+    .run()
 }
 
 /// Two instances in one sync group on each node: a fault in one of a's instances (a tracked
@@ -1012,39 +1006,23 @@ fn ipv6_vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> 
 /// both VIPs; when it clears, a takes both back.
 #[test]
 fn sync_group_members_fail_over_together() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
-        return Ok(());
-    }
     const VIP2: &str = "192.0.2.101";
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lan = Lan::new(&[("sa", "192.0.2.111/24"), ("sb", "192.0.2.112/24")])?;
+    let Some((dir, lan)) = lan(&[("sa", "192.0.2.111/24"), ("sb", "192.0.2.112/24")])? else {
+        return Ok(());
+    };
     let (a, b) = (lan.host(0), lan.host(1));
-    a.ip(&[
-        "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
-    ])?;
-    a.ip(&["link", "set", "trk1", "up"])?;
-    a.ip(&["link", "set", "trk0", "up"])?;
-    let config = |name: &str, priority: u8, track: &str| -> Result<std::path::PathBuf, String> {
-        let path = dir.path().join(format!("{name}.toml"));
-        let text = format!(
-            "[control]\nsocket_dir = \"{dir}/{name}\"\n\n\
-             [[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
-             virtual_addresses = [\"{VIP}/24\"]\n{track}\n\n\
-             [[vrrp.instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvrid = 52\npriority = {priority}\n\
-             virtual_addresses = [\"{VIP2}/24\"]\n\n\
-             [[vrrp.sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n",
-            dir = dir.path().display()
+    tracked_link(a)?;
+    let config = |name: &str, priority: u8, track: &str| {
+        let sections = format!(
+            "{}{}[[vrrp.sync_group]]\nname = \"G\"\ninstances = [\"VI_1\", \"VI_2\"]\n",
+            vrrpd_instance("VI_1", 51, priority, &format!("{VIP}/24"), track),
+            vrrpd_instance("VI_2", 52, priority, &format!("{VIP2}/24"), ""),
         );
-        std::fs::write(&path, text).map_err(|e| e.to_string())?;
-        Ok(path)
+        write_vrrpd_config(dir.path(), name, &sections)
     };
     let track = "track_interfaces = [{ name = \"trk0\", weight = -60 }]";
     let _a = start_vrrpd(a, &config("sa", 150, track)?)?;
     let _b = start_vrrpd(b, &config("sb", 100, "")?)?;
-    let holds = |host: &Netns, vip: &str| {
-        host.stdout(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
-            .is_ok_and(|out| out.contains(&format!(" {vip}/")))
-    };
     let all_on = |winner: &Netns, loser: &Netns| {
         (holds(winner, VIP) && holds(winner, VIP2) && !holds(loser, VIP) && !holds(loser, VIP2))
             .then_some(())
@@ -1066,4 +1044,151 @@ fn sync_group_members_fail_over_together() -> Result<(), String> {
     assert_eq!(status["instances"][0]["state"], "BACKUP", "{status}");
     assert_eq!(status["instances"][1]["state"], "BACKUP", "{status}");
     Ok(())
+}
+
+/// Virtual MAC: the VIP lives on a macvlan with 00:00:5e:00:01:33, which is what the client
+/// learns, before and after a kill -9 failover; only the bridge's port for that MAC moves,
+/// taught by the new master's gratuitous ARP. tshark decodes the adverts and ARPs, sent from
+/// the virtual MAC, as well-formed. A stopping vrrpd removes its macvlan and puts the base
+/// interface's ARP settings back.
+#[test]
+fn vmac_pair_keeps_the_clients_neighbour_entry_across_failover() -> Result<(), String> {
+    let Some((dir, lan)) = lan(&[
+        ("ma", "192.0.2.11/24"),
+        ("mb", "192.0.2.12/24"),
+        ("mc", "192.0.2.50/24"),
+    ])?
+    else {
+        return Ok(());
+    };
+    let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
+    let (mut tcpdump, pcap) = capture(&lan, dir.path(), "vmac", "ip proto 112 or arp")?;
+    let vmac = "virtual_mac = true";
+    let master = start_vrrpd(a, &vrrpd_config(dir.path(), "ma", 150, vmac)?)?;
+    let backup = start_vrrpd(b, &vrrpd_config(dir.path(), "mb", 100, vmac)?)?;
+
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("a (150) never took the VIP")?;
+    std::thread::sleep(Duration::from_secs(2));
+    steady_single_master(a, b, VIP, Duration::from_secs(2))?;
+    // The VIP is on the macvlan, which exists on the backup too, empty.
+    let on_macvlan = |host: &Netns| {
+        host.stdout(&["ip", "-o", "addr", "show", "dev", "vrrp.51"])
+            .is_ok_and(|out| out.contains(&format!(" {VIP}/")))
+    };
+    assert!(on_macvlan(a), "the VIP must be on vrrp.51");
+    for host in [a, b] {
+        let link = host.stdout(&["ip", "-d", "link", "show", "vrrp.51"])?;
+        assert!(
+            link.contains(VMAC) && link.contains("macvlan mode private"),
+            "{link}"
+        );
+    }
+
+    client.run(&["ping", "-c", "1", "-W", "2", VIP])?;
+    assert_eq!(neighbour_mac(client, VIP).as_deref(), Some(VMAC));
+    assert_eq!(lan.port_of(VMAC).as_deref(), Some("p0"));
+
+    master.signal(libc::SIGKILL);
+    wait_for(TAKEOVER, || on_macvlan(b).then_some(())).ok_or("the backup never took over")?;
+    wait_for(Duration::from_secs(3), || {
+        (lan.port_of(VMAC).as_deref() == Some("p1")).then_some(())
+    })
+    .ok_or_else(|| format!("the bridge still sends {VMAC} to {:?}", lan.port_of(VMAC)))?;
+    // The dead master still holds the VIP on its macvlan; answers must come from b.
+    client.run(&["ping", "-c", "3", "-W", "2", VIP])?;
+    assert_eq!(neighbour_mac(client, VIP).as_deref(), Some(VMAC));
+    let status = vrrpd_status(dir.path(), "mb")?;
+    let instance = &status["instances"][0];
+    assert_eq!(instance["state"], "MASTER", "{status}");
+    assert!(
+        instance["counters"]["adverts_received"].as_u64() > Some(0),
+        "{status}"
+    );
+    assert!(
+        instance["counters"]["drops"]
+            .as_object()
+            .is_some_and(|d| d.is_empty()),
+        "{status}"
+    );
+
+    std::thread::sleep(Duration::from_millis(500));
+    tcpdump.end();
+    let arp_ignore = "/proc/sys/net/ipv4/conf/eth0/arp_ignore";
+    assert_eq!(b.stdout(&["cat", arp_ignore])?.trim(), "1");
+    drop(backup);
+    assert!(
+        b.run(&["ip", "link", "show", "vrrp.51"]).is_err(),
+        "a stopped vrrpd must remove its macvlan"
+    );
+    assert_eq!(b.stdout(&["cat", arp_ignore])?.trim(), "0");
+
+    if !tshark_available() {
+        return Ok(());
+    }
+    let decoded = tshark_fields(
+        &pcap,
+        "vrrp || arp",
+        &[
+            "eth.src",
+            "vrrp.checksum.status",
+            "arp.src.hw_mac",
+            "arp.src.proto_ipv4",
+            "_ws.malformed",
+        ],
+    )?;
+    let (mut adverts, mut garps) = (0, 0);
+    for line in decoded.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert!(
+            fields.get(4).is_none_or(|m| m.is_empty()),
+            "malformed: {line}"
+        );
+        if fields.get(1).is_some_and(|f| !f.is_empty()) {
+            assert_eq!(
+                fields[0], VMAC,
+                "adverts leave from the virtual MAC: {line}"
+            );
+            assert_eq!(fields[1], "1", "VRRP checksum must be Good: {line}");
+            adverts += 1;
+        } else if fields.get(3) == Some(&VIP) {
+            // Only our gratuitous ARPs (and the macvlan's replies) speak for the VIP.
+            assert_eq!(fields[0], VMAC, "{line}");
+            assert_eq!(fields.get(2), Some(&VMAC), "{line}");
+            garps += 1;
+        }
+    }
+    assert!(
+        adverts >= 4 && garps >= 2,
+        "adverts {adverts}, ARPs for the VIP {garps}:\n{decoded}"
+    );
+    Ok(())
+}
+
+/// keepalived with use_vmac as master, vrrpd with virtual_mac as backup: the same virtual MAC
+/// on both, adverts heard across, and after keepalived's crash the client still reaches the
+/// VIP at the same MAC, now through vrrpd's port.
+#[test]
+fn vmac_interop_keepalived_master() -> Result<(), String> {
+    Interop {
+        mode: KeepalivedMode::V2,
+        keepalived_master: true,
+        tag: "mk",
+        ipv6: false,
+        vmac: true,
+    }
+    .run()
+}
+
+/// vrrpd with virtual_mac as master, keepalived with use_vmac as backup, then a graceful
+/// hand-over to keepalived.
+#[test]
+fn vmac_interop_vrrpd_master() -> Result<(), String> {
+    Interop {
+        mode: KeepalivedMode::V2,
+        keepalived_master: false,
+        tag: "mv",
+        ipv6: false,
+        vmac: true,
+    }
+    .run()
 }

@@ -1,0 +1,75 @@
+//! keepalived's VRRP side as a test peer.
+//!
+//! keepalived runs the protocol in a child process. Killing the parent is not a crash of the
+//! router: the child notices and leaves gracefully, sending priority 0. So a crash is SIGKILL
+//! to the VRRP child (with respawning off, or the parent would start a new one), and a
+//! graceful leave is SIGTERM to the parent.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::netns::Netns;
+use crate::process::{Guarded, wait_for};
+
+pub struct Keepalived {
+    parent: Guarded,
+    vrrp_pid_file: PathBuf,
+}
+
+impl Keepalived {
+    /// Starts keepalived's VRRP side in `host` on `config`, its pid files in `dir`.
+    pub fn start(host: &Netns, dir: &Path, config: &Path) -> Result<Self, String> {
+        let pid = dir.join(format!("{}.pid", host.name()));
+        let vrrp_pid_file = dir.join(format!("{}.vrrp.pid", host.name()));
+        let argv: [&OsStr; 11] = [
+            "keepalived".as_ref(),
+            "--dont-fork".as_ref(),
+            "--dont-respawn".as_ref(),
+            "--log-console".as_ref(),
+            "--vrrp".as_ref(),
+            "--use-file".as_ref(),
+            config.as_os_str(),
+            "--pid".as_ref(),
+            pid.as_os_str(),
+            "--vrrp_pid".as_ref(),
+            vrrp_pid_file.as_os_str(),
+        ];
+        let parent = host.spawn(&argv)?;
+        Ok(Keepalived {
+            parent,
+            vrrp_pid_file,
+        })
+    }
+
+    /// The PID of the process that speaks VRRP, once it has written its pid file.
+    pub fn vrrp_pid(&self) -> Result<libc::pid_t, String> {
+        wait_for(Duration::from_secs(10), || {
+            std::fs::read_to_string(&self.vrrp_pid_file)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| format!("no VRRP pid in {}", self.vrrp_pid_file.display()))
+    }
+
+    /// A crash of the router: SIGKILL to the VRRP child, which sends nothing more.
+    pub fn crash(&self) -> Result<(), String> {
+        let pid = self.vrrp_pid()?;
+        // SAFETY: kill(2) has no memory-safety preconditions; the PID is keepalived's VRRP
+        // child, which this guard's process started and which respawning off keeps unique.
+        if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+            return Err(format!(
+                "kill -9 {pid}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A graceful stop: SIGTERM to the parent, whose VRRP child sends priority 0 and leaves.
+    pub fn leave(&self) {
+        self.parent.signal(libc::SIGTERM);
+    }
+}
