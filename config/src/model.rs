@@ -588,6 +588,18 @@ pub struct Agent {
     /// Operator override: a file holding drain, maint, ready or down#reason.
     #[serde(default = "default_agent_override")]
     pub override_file: PathBuf,
+    /// Also report headroom by established TCP connections on local ports.
+    pub connections: Option<AgentConnections>,
+}
+
+/// Load as connections: established TCP connections whose local port is one of `ports` (IPv4
+/// and IPv6), against `max_connections`. 0 connections is 100% idle, `max_connections` is 0%;
+/// like every signal, it only lowers the reported weight when it is the smallest headroom.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConnections {
+    pub ports: Vec<u16>,
+    pub max_connections: u32,
 }
 
 fn default_agent_listen() -> SocketAddr {

@@ -923,4 +923,27 @@ fn agent_section(agent: &Agent, issues: &mut Issues) {
             "report = \"command\" needs command = \"...\"",
         );
     }
+    if let Some(connections) = &agent.connections {
+        let at = path!["agent", "connections"];
+        if connections.ports.is_empty() {
+            issues.add(at.join("ports"), "ports must name at least one local port");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, port) in connections.ports.iter().enumerate() {
+            if *port == 0 {
+                issues.add(at.join("ports").join(i), "port must not be 0");
+            } else if !seen.insert(*port) {
+                issues.add(
+                    at.join("ports").join(i),
+                    format!("port {port} is listed twice"),
+                );
+            }
+        }
+        if connections.max_connections == 0 {
+            issues.add(
+                at.join("max_connections"),
+                "max_connections must be above 0 (it is the count that reports 0% idle)",
+            );
+        }
+    }
 }

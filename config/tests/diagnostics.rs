@@ -388,6 +388,44 @@ fn feedback_agents_name_real_servers_of_a_service() {
 }
 
 #[test]
+fn agent_connection_load_is_shaped() {
+    let base = "[agent]\nconnections = { ports = [80, 443], max_connections = 500 }\n";
+    let connections = parse_ok(base).agent.unwrap().connections.unwrap();
+    assert_eq!(connections.ports, [80, 443]);
+    assert_eq!(connections.max_connections, 500);
+    assert_error(
+        "[agent.connections]\nports = []\nmax_connections = 5\n",
+        "2:9",
+        "at least one local port",
+    );
+    assert_error(
+        "[agent.connections]\nports = [80, 0, 80]\nmax_connections = 5\n",
+        "2:14",
+        "must not be 0",
+    );
+    assert_error(
+        "[agent.connections]\nports = [80, 0, 80]\nmax_connections = 5\n",
+        "2:17",
+        "port 80 is listed twice",
+    );
+    assert_error(
+        "[agent.connections]\nports = [80]\nmax_connections = 0\n",
+        "3:19",
+        "must be above 0",
+    );
+    assert_error(
+        "[agent.connections]\nports = [80]\nmax_connections = 5\nmax = 3\n",
+        "4:1",
+        "unknown field",
+    );
+    assert_error(
+        "[agent.connections]\nports = [80]\n",
+        "1:1",
+        "max_connections",
+    );
+}
+
+#[test]
 fn sysctls_are_known_and_shaped() {
     assert_error(
         "[ipvs.sysctl]\nexpire_nodest_con = 1\n",

@@ -5,6 +5,7 @@
 //! - [`procstat`]: /proc/stat, /proc/loadavg and /proc/meminfo parsing, CPU
 //!   idle over a sliding window.
 //! - [`report`]: agent side, measurements plus operator override to a reply.
+//! - [`sockdiag`]: established TCP connections on local ports, from the kernel's sock_diag.
 //! - [`policy`]: director side, replies over time to a weight and a state.
 
 pub mod agent_check;
@@ -12,3 +13,4 @@ pub mod daemon;
 pub mod policy;
 pub mod procstat;
 pub mod report;
+pub mod sockdiag;

@@ -5,7 +5,7 @@ use clap::Parser;
 /// feedbackd: on a director, turns real-server load reports into IPVS weights (through
 /// directord); with --agent, reports this real server's load in haproxy's agent-check protocol.
 #[derive(Debug, Parser)]
-#[command(name = "feedbackd", version)]
+#[command(name = "feedbackd", version, after_help = SIGNALS)]
 struct Args {
     #[command(flatten)]
     config: lvs_config::ConfigArgs,
@@ -16,6 +16,17 @@ struct Args {
     #[arg(long)]
     check: bool,
 }
+
+const SIGNALS: &str = "\
+Signals:
+  SIGHUP   reload the config file (a bad file is refused and the running config stays)
+  SIGTERM  stop
+With --agent, operator overrides besides [agent] override_file:
+  SIGUSR1  drain: replies say \"drain\" (existing connections stay, no new ones)
+  SIGUSR2  lift SIGUSR1's drain: back to the measured reply (or the override file's)
+  The stronger of the two wins: the file's maint or down/fail/stopped beats a signalled drain,
+  a signalled drain beats the file's ready or none. A reload keeps the signalled drain, a
+  restart forgets it.";
 
 fn main() -> ExitCode {
     let args = Args::parse();

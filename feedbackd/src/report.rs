@@ -12,7 +12,8 @@
 //! - load: `100 * (1 - load_per_core / load_full_per_core)`;
 //! - memory: 100 while available memory is at or above `mem_low_percent`,
 //!   then linearly down to 0 at no available memory;
-//! - command: the percentage a custom command printed.
+//! - command: the percentage a custom command printed;
+//! - connections (optional): `100 * (1 - established / max_connections)`.
 //!
 //! Rounding goes to the nearest percent, then the result is clamped to
 //! `[floor_percent, ceiling_percent]`. The floor (default 10%) keeps a busy
@@ -145,6 +146,28 @@ impl fmt::Display for Override {
     }
 }
 
+/// The override an operator sets by signal: SIGUSR1 drains, SIGUSR2 lifts it. It lives in
+/// memory only (a restart forgets it; a reload keeps it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SignalOverride {
+    #[default]
+    None,
+    Drain,
+}
+
+/// The override in force when both the file and a signal say something: the stronger one wins.
+/// A signalled drain beats the file's `none` and `ready` (an operator who sent SIGUSR1 wants no
+/// new connections, whatever an old file says), while the file's `maint` and
+/// `down`/`fail`/`stopped` beat a drain: they take the server further out of service. So
+/// neither source can bring back a server the other took out; SIGUSR2 only lifts the signal's
+/// drain. Returns the override and whether the signal decided it.
+pub fn effective_override(file: &Override, signal: SignalOverride) -> (Override, bool) {
+    match (signal, file) {
+        (SignalOverride::Drain, Override::None | Override::Ready) => (Override::Drain, true),
+        _ => (file.clone(), false),
+    }
+}
+
 /// Current measurements; `None` for a signal not configured or not yet
 /// available.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -157,6 +180,8 @@ pub struct Measurements {
     pub mem_available_percent: Option<f64>,
     /// Percentage printed by a custom command.
     pub command_percent: Option<f64>,
+    /// Established TCP connections on the configured local ports.
+    pub established_connections: Option<u64>,
 }
 
 /// How measurements become a weight.
@@ -170,6 +195,8 @@ pub struct ReportSettings {
     pub load_full_per_core: f64,
     /// Available memory below which the weight drops (default 10.0).
     pub mem_low_percent: f64,
+    /// Established connections that count as full (no connection signal when unset or 0).
+    pub max_connections: Option<u32>,
 }
 
 impl Default for ReportSettings {
@@ -179,6 +206,7 @@ impl Default for ReportSettings {
             ceiling_percent: 100,
             load_full_per_core: 1.0,
             mem_low_percent: 10.0,
+            max_connections: None,
         }
     }
 }
@@ -286,6 +314,15 @@ fn headroom(m: &Measurements, s: &ReportSettings) -> Option<(f64, String)> {
     if let Some(cmd) = finite(m.command_percent) {
         candidates.push((cmd, format!("command {cmd:.1}%")));
     }
+    if let (Some(n), Some(max)) = (
+        m.established_connections,
+        s.max_connections.filter(|m| *m > 0),
+    ) {
+        candidates.push((
+            100.0 * (1.0 - n as f64 / f64::from(max)),
+            format!("{n} of {max} connections"),
+        ));
+    }
     candidates
         .into_iter()
         .map(|(pct, why)| (pct.clamp(0.0, f64::from(u16::MAX)), why))
@@ -376,6 +413,7 @@ mod tests {
             load_per_core: Some(1.0),
             mem_available_percent: Some(50.0),
             command_percent: None,
+            established_connections: None,
         };
         let r = build(&m, &Override::None, &s);
         assert_eq!(r.reply.weight_percent, Some(50));
@@ -415,6 +453,51 @@ mod tests {
             build(&m, &Override::None, &s).reply.weight_percent,
             Some(60)
         );
+    }
+
+    #[test]
+    fn connections_become_headroom() {
+        let s = ReportSettings {
+            max_connections: Some(400),
+            ..Default::default()
+        };
+        let m = Measurements {
+            cpu_idle_percent: Some(90.0),
+            established_connections: Some(100),
+            ..Default::default()
+        };
+        let r = build(&m, &Override::None, &s);
+        assert_eq!(r.reply.weight_percent, Some(75));
+        assert_eq!(r.why, "100 of 400 connections -> 75%");
+        // Fewer connections than the CPU headroom: CPU decides.
+        let m = Measurements {
+            established_connections: Some(4),
+            ..m
+        };
+        assert_eq!(
+            build(&m, &Override::None, &s).reply.weight_percent,
+            Some(90)
+        );
+        // Over the maximum: floored like any overload, never drained.
+        let m = Measurements {
+            established_connections: Some(1000),
+            ..m
+        };
+        assert_eq!(
+            build(&m, &Override::None, &s).reply.weight_percent,
+            Some(10)
+        );
+        // A count without a configured maximum (or a 0 one) is no signal.
+        for max in [None, Some(0)] {
+            let s = ReportSettings {
+                max_connections: max,
+                ..Default::default()
+            };
+            assert_eq!(
+                build(&m, &Override::None, &s).reply.weight_percent,
+                Some(90)
+            );
+        }
     }
 
     #[test]
@@ -503,6 +586,36 @@ mod tests {
         assert_eq!(p("drain #why"), Err(OverrideError::ReasonNotAllowed));
         assert_eq!(p("dwn #why").unwrap_err().as_str(), "unknown_word");
         assert_eq!(p("down #caf\u{e9}").unwrap_err().as_str(), "bad_reason");
+    }
+
+    #[test]
+    fn signal_and_file_overrides_combine_to_the_stronger() {
+        let drained = SignalOverride::Drain;
+        let p = |t: &str| Override::parse(t).unwrap();
+        assert_eq!(effective_override(&p(""), drained), (Override::Drain, true));
+        assert_eq!(
+            effective_override(&p("ready"), drained),
+            (Override::Drain, true)
+        );
+        assert_eq!(
+            effective_override(&p("drain"), drained),
+            (Override::Drain, false)
+        );
+        assert_eq!(
+            effective_override(&p("maint"), drained),
+            (Override::Maint, false)
+        );
+        assert_eq!(
+            effective_override(&p("down #disk"), drained),
+            (p("down #disk"), false)
+        );
+        // Without a signal the file alone decides.
+        for text in ["", "ready", "drain", "maint", "stopped"] {
+            assert_eq!(
+                effective_override(&p(text), SignalOverride::None),
+                (p(text), false)
+            );
+        }
     }
 
     #[test]

@@ -170,14 +170,9 @@ fn the_reported_percentage_drops_under_cpu_load() -> Result<(), String> {
     let ns = Netns::new("cpu")?;
     let config = agent_config(dir.path(), "report = \"cpu\"\nwindow = \"2s\"")?;
     let _agent = start_agent(&ns, &config)?;
-    let percent = |line: &str| -> Option<u32> {
-        line.split_whitespace()
-            .find_map(|w| w.strip_suffix('%'))
-            .and_then(|p| p.parse().ok())
-    };
     // Two samples are needed for a first figure.
     let before = wait_for(Duration::from_secs(10), || {
-        ask(&ns).and_then(|l| percent(&l))
+        ask(&ns).and_then(|l| reply_percent(&l))
     })
     .ok_or("the agent never reported a percentage")?;
     let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
@@ -208,7 +203,7 @@ fn the_reported_percentage_drops_under_cpu_load() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let _ = stream.wait();
     drop(burners);
-    let after = percent(&line).ok_or_else(|| format!("no percentage in {line:?}"))?;
+    let after = reply_percent(&line).ok_or_else(|| format!("no percentage in {line:?}"))?;
     println!("idle-based weight before load {before}%, under load {after}%");
     assert!(
         after <= 15,
@@ -218,5 +213,135 @@ fn the_reported_percentage_drops_under_cpu_load() -> Result<(), String> {
         after < before || before <= 15,
         "the percentage must drop: {before}% -> {after}%"
     );
+    Ok(())
+}
+
+/// The first word of the agent's reply (ready, drain or maint), once the reply has settled on
+/// `want` (signals and file changes take effect at the next sample at the latest).
+fn settles_on(ns: &Netns, want: &str) -> Result<String, String> {
+    let mut last = None;
+    wait_for(Duration::from_secs(10), || {
+        last = ask(ns);
+        last.clone().filter(|line| line.starts_with(want))
+    })
+    .ok_or_else(|| format!("the agent never replied {want:?}; last reply {last:?}"))
+}
+
+#[test]
+fn signals_drain_and_undrain_a_running_agent() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    if lvs_tests::process::which("busybox").is_none() {
+        assert!(!lvs_tests::lanes_required(), "busybox is required");
+        eprintln!("SKIPPED: busybox missing");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let ns = Netns::new("sig")?;
+    let load = dir.path().join("load");
+    std::fs::write(&load, "60\n").map_err(|e| e.to_string())?;
+    let config = agent_config(
+        dir.path(),
+        &format!("report = \"command\"\ncommand = \"cat {}\"", load.display()),
+    )?;
+    let agent = start_agent(&ns, &config)?;
+    println!("computed: {}", settles_on(&ns, "ready 60% up")?.trim_end());
+
+    agent.signal(libc::SIGUSR1);
+    println!("SIGUSR1: {}", settles_on(&ns, "drain 60% up")?.trim_end());
+    // The file's maint is stronger than the signalled drain; its ready is not.
+    let override_file = dir.path().join("override");
+    std::fs::write(&override_file, "maint\n").map_err(|e| e.to_string())?;
+    println!("file maint: {}", settles_on(&ns, "maint")?.trim_end());
+    std::fs::write(&override_file, "ready\n").map_err(|e| e.to_string())?;
+    println!("file ready: {}", settles_on(&ns, "drain")?.trim_end());
+    // A reload keeps the signalled drain.
+    agent.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    println!("after SIGHUP: {}", settles_on(&ns, "drain")?.trim_end());
+
+    agent.signal(libc::SIGUSR2);
+    // Back to the file's ready (the ceiling), then, with the file gone, to the measurement.
+    println!("SIGUSR2: {}", settles_on(&ns, "ready 100% up")?.trim_end());
+    std::fs::remove_file(&override_file).map_err(|e| e.to_string())?;
+    println!("no file: {}", settles_on(&ns, "ready 60% up")?.trim_end());
+    let mut agent = agent;
+    assert!(
+        agent.try_status().is_none(),
+        "the agent must survive the signals: {:?}",
+        agent.try_status()
+    );
+    Ok(())
+}
+
+/// The weight in an agent reply ("ready 40% up" -> 40).
+fn reply_percent(line: &str) -> Option<u32> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_suffix('%'))
+        .and_then(|p| p.parse().ok())
+}
+
+#[test]
+fn established_connections_lower_the_reported_weight() -> Result<(), String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(());
+    }
+    for tool in ["socat", "busybox"] {
+        if lvs_tests::process::which(tool).is_none() {
+            assert!(!lvs_tests::lanes_required(), "{tool} is required");
+            eprintln!("SKIPPED: {tool} missing");
+            return Ok(());
+        }
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let ns = Netns::new("conn")?;
+    // The command pins the other headroom at 100%, so the connection count alone moves it.
+    let config = agent_config(
+        dir.path(),
+        "report = \"command\"\ncommand = \"echo 100\"\n\
+         [agent.connections]\nports = [8080]\nmax_connections = 10",
+    )?;
+    let _agent = start_agent(&ns, &config)?;
+    let weight_becomes = |want: u32| {
+        let mut last = None;
+        wait_for(Duration::from_secs(10), || {
+            last = ask(&ns);
+            last.as_deref()
+                .and_then(reply_percent)
+                .filter(|p| *p == want)
+        })
+        .ok_or_else(|| format!("the agent never reported {want}%; last reply {last:?}"))
+    };
+    weight_becomes(100)?;
+    let _server = ns.spawn(&[
+        "socat",
+        "TCP-LISTEN:8080,bind=127.0.0.1,reuseaddr,fork",
+        "SYSTEM:sleep 120",
+    ])?;
+    wait_for(Duration::from_secs(5), || {
+        ns.run(&["socat", "-u", "/dev/null", "TCP:127.0.0.1:8080"])
+            .ok()
+    })
+    .ok_or("the socat server never listened")?;
+    // Each client holds one established connection; the server side's socket has local port
+    // 8080 and is the one counted.
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(ns.spawn(&["socat", "TCP:127.0.0.1:8080", "SYSTEM:sleep 120"])?);
+    }
+    weight_becomes(40)?;
+    println!(
+        "6 of 10 connections: {}",
+        ask(&ns).unwrap_or_default().trim_end()
+    );
+    clients.truncate(3);
+    weight_becomes(70)?;
+    println!(
+        "3 of 10 connections: {}",
+        ask(&ns).unwrap_or_default().trim_end()
+    );
+    clients.clear();
+    weight_becomes(100)?;
     Ok(())
 }

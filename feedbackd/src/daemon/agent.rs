@@ -1,117 +1,146 @@
 //! `feedbackd --agent`: answers every TCP connection with one agent-check line. The line is
-//! computed by a sampler once a second and cached, so a connection never waits on a
-//! measurement and costs one write.
+//! computed by a sampler once a second and published to the listener thread
+//! ([`super::listener`]), so a connection never waits on a measurement and costs three syscalls.
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lvs_config::{Agent, AgentReport};
+use lvs_config::{Agent, AgentConnections, AgentReport};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
+use super::listener::{CauseLabels, ListenerMetrics, Published, ReplyListener};
 use crate::procstat::{IdleWindow, LoadAvg, MemInfo, ProcStat};
-use crate::report::{self, Measurements, Override, ReportSettings};
+use crate::report::{self, Measurements, Override, ReportSettings, SignalOverride};
+use crate::sockdiag;
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
+/// SIGUSR1's drain. Process-wide, so a reload (SIGHUP), which runs [`run`] again, keeps it.
+static SIGNAL_DRAIN: AtomicBool = AtomicBool::new(false);
+
+fn signal_override() -> SignalOverride {
+    if SIGNAL_DRAIN.load(Ordering::Relaxed) {
+        SignalOverride::Drain
+    } else {
+        SignalOverride::None
+    }
+}
+
 pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exit, String> {
-    let listener = TcpListener::bind(agent.listen)
-        .await
-        .map_err(|e| format!("listen on {}: {e}", agent.listen))?;
-    let line = Arc::new(RwLock::new(String::new()));
-    let replies = Counter::<u64>::default();
+    // Before anything answers: once the agent is seen up, these signals must not kill it.
+    let (mut drain, mut undrain) = match (
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+    ) {
+        (Ok(drain), Ok(undrain)) => (drain, undrain),
+        (Err(e), _) | (_, Err(e)) => return Err(format!("cannot handle SIGUSR1/SIGUSR2: {e}")),
+    };
+    let measure_failures = Family::<CauseLabels, Counter>::default();
+    let mut sampler = Sampler::new(&agent, measure_failures.clone());
+    let published = Arc::new(Published::new(&sampler.sample().await));
+    let metrics = ListenerMetrics::default();
     let mut registry = Registry::default();
+    registry.register(
+        "feedbackd_agent_measure_failures",
+        "Measurements that could not be taken, by cause",
+        measure_failures,
+    );
     registry.register(
         "feedbackd_agent_replies",
         "Agent-check replies sent",
-        replies.clone(),
+        metrics.replies.clone(),
     );
+    registry.register(
+        "feedbackd_agent_reply_failures",
+        "Connections that got no reply, by cause",
+        metrics.failures.clone(),
+    );
+    let listener = ReplyListener::start(
+        agent.listen,
+        Arc::clone(&published),
+        metrics,
+        tokio::runtime::Handle::current(),
+    )
+    .map_err(|e| format!("listen on {}: {e}", agent.listen))?;
     super::serve_metrics(config, registry).await?;
-
-    let mut sampler = Sampler::new(&agent);
-    sampler.sample(&line).await;
-    let sampler_task = tokio::spawn({
-        let line = Arc::clone(&line);
-        async move {
-            let mut tick = tokio::time::interval(SAMPLE_EVERY);
-            loop {
-                tick.tick().await;
-                sampler.sample(&line).await;
-            }
-        }
-    });
     info!("agent listening on {}", agent.listen);
     super::notify_ready();
     super::spawn_watchdog();
-    let serve = async {
+    let sampling = async {
+        let mut tick = tokio::time::interval(SAMPLE_EVERY);
         loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    warn!("accept: {e}");
-                    continue;
+            // A signal takes effect at once, not at the next tick.
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(()) = drain.recv() => {
+                    SIGNAL_DRAIN.store(true, Ordering::Relaxed);
+                    info!("SIGUSR1: draining until SIGUSR2");
                 }
-            };
-            replies.inc();
-            // A fresh connection's send buffer is empty, so the one short line goes out in a
-            // single non-blocking write and the socket closes on drop: no task, no timer.
-            // Only a reply the kernel would not take at once gets a bounded task.
-            let reply = line.read().map(|l| l.clone()).unwrap_or_default();
-            match stream.try_write(reply.as_bytes()) {
-                Ok(n) if n == reply.len() => {}
-                Ok(n) => spawn_rest(stream, reply[n..].to_owned()),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => spawn_rest(stream, reply),
-                Err(_) => {}
+                Some(()) = undrain.recv() => {
+                    SIGNAL_DRAIN.store(false, Ordering::Relaxed);
+                    info!("SIGUSR2: signalled drain lifted");
+                }
             }
+            published.set(&sampler.sample().await);
         }
     };
     let exit = tokio::select! {
-        () = serve => super::Exit::Terminate,
+        () = sampling => super::Exit::Terminate,
         exit = super::signalled() => exit,
     };
-    sampler_task.abort();
+    // Closes the port before a reload binds it again.
+    listener.stop();
     Ok(exit)
-}
-
-fn spawn_rest(mut stream: tokio::net::TcpStream, rest: String) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let _ = stream.write_all(rest.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        })
-        .await;
-    });
 }
 
 struct Sampler {
     report: AgentReport,
     command: Option<String>,
     override_file: std::path::PathBuf,
+    connections: Option<AgentConnections>,
+    settings: ReportSettings,
     idle: IdleWindow,
     last_override: Override,
     last_why: String,
+    /// Measurement failures by cause (so far only the connection count's).
+    failures: Family<CauseLabels, Counter>,
+    connections_failing: bool,
 }
 
 impl Sampler {
-    fn new(agent: &Agent) -> Self {
+    fn new(agent: &Agent, failures: Family<CauseLabels, Counter>) -> Self {
         Sampler {
             report: agent.report,
             command: agent.command.clone(),
             override_file: agent.override_file.clone(),
+            connections: agent.connections.clone(),
+            settings: ReportSettings {
+                max_connections: agent.connections.as_ref().map(|c| c.max_connections),
+                ..ReportSettings::default()
+            },
             idle: IdleWindow::new(agent.window.get()),
             last_override: Override::None,
             last_why: String::new(),
+            failures,
+            connections_failing: false,
         }
     }
 
-    async fn sample(&mut self, line: &RwLock<String>) {
+    /// Measures and returns the reply line.
+    async fn sample(&mut self) -> Vec<u8> {
         let measurements = self.measure().await;
-        let operator = self.read_override();
-        let built = report::build(&measurements, &operator, &ReportSettings::default());
+        let file = self.read_override();
+        let (operator, by_signal) = report::effective_override(&file, signal_override());
+        let mut built = report::build(&measurements, &operator, &self.settings);
+        if by_signal {
+            built.why = format!("SIGUSR1: {}", built.why);
+        }
         if built.why != self.last_why {
             info!(
                 "reporting {} ({})",
@@ -120,9 +149,7 @@ impl Sampler {
             );
             self.last_why.clone_from(&built.why);
         }
-        if let Ok(mut current) = line.write() {
-            *current = built.reply.to_line();
-        }
+        built.reply.to_line().into_bytes()
     }
 
     async fn measure(&mut self) -> Measurements {
@@ -147,7 +174,31 @@ impl Sampler {
         m.mem_available_percent = read("/proc/meminfo")
             .and_then(|t| MemInfo::parse(&t).ok())
             .map(|mi| mi.available_percent());
+        m.established_connections = self.count_connections();
         m
+    }
+
+    /// A failing count leaves the signal out (the others still report) and is logged once
+    /// per failure streak.
+    fn count_connections(&mut self) -> Option<u64> {
+        let connections = self.connections.as_ref()?;
+        match sockdiag::count_established(&connections.ports) {
+            Ok(n) => {
+                if std::mem::take(&mut self.connections_failing) {
+                    info!("counting connections works again");
+                }
+                Some(n)
+            }
+            Err(e) => {
+                self.failures
+                    .get_or_create(&CauseLabels::new(e.as_str()))
+                    .inc();
+                if !std::mem::replace(&mut self.connections_failing, true) {
+                    warn!("cannot count connections: {e}; reporting without them");
+                }
+                None
+            }
+        }
     }
 
     /// The command prints a percentage (e.g. "73" or "73%") on its first line.

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod director;
+mod listener;
 
 /// Starts the Prometheus endpoint when `control.metrics` is set.
 pub async fn serve_metrics(
