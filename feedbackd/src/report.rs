@@ -353,6 +353,10 @@ mod tests {
         }
     }
 
+    fn weight(m: &Measurements, s: &ReportSettings) -> Option<u16> {
+        build(m, &Override::None, s).reply.weight_percent
+    }
+
     fn line(m: &Measurements, ov: &Override, s: &ReportSettings) -> String {
         build(m, ov, s).reply.to_line()
     }
@@ -474,29 +478,20 @@ mod tests {
             established_connections: Some(4),
             ..m
         };
-        assert_eq!(
-            build(&m, &Override::None, &s).reply.weight_percent,
-            Some(90)
-        );
+        assert_eq!(weight(&m, &s), Some(90));
         // Over the maximum: floored like any overload, never drained.
         let m = Measurements {
             established_connections: Some(1000),
             ..m
         };
-        assert_eq!(
-            build(&m, &Override::None, &s).reply.weight_percent,
-            Some(10)
-        );
+        assert_eq!(weight(&m, &s), Some(10));
         // A count without a configured maximum (or a 0 one) is no signal.
         for max in [None, Some(0)] {
             let s = ReportSettings {
                 max_connections: max,
                 ..Default::default()
             };
-            assert_eq!(
-                build(&m, &Override::None, &s).reply.weight_percent,
-                Some(90)
-            );
+            assert_eq!(weight(&m, &s), Some(90));
         }
     }
 

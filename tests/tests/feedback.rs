@@ -65,17 +65,26 @@ fn haproxy_server(ns: &Netns, socket: &Path) -> Option<(String, String)> {
     Some((field("weight")?, field("status")?))
 }
 
-#[test]
-fn haproxy_follows_our_agent() -> Result<(), String> {
+/// Whether the netns lane and these tools are here; a skip is printed, and is a failure when
+/// lanes are required.
+fn can_run(tools: &[&str]) -> bool {
     if !lane_available("netns", netns_missing()) {
-        return Ok(());
+        return false;
     }
-    for tool in ["haproxy", "socat", "busybox"] {
+    for tool in tools {
         if lvs_tests::process::which(tool).is_none() {
             assert!(!lvs_tests::lanes_required(), "{tool} is required");
             eprintln!("SKIPPED: {tool} missing");
-            return Ok(());
+            return false;
         }
+    }
+    true
+}
+
+#[test]
+fn haproxy_follows_our_agent() -> Result<(), String> {
+    if !can_run(&["haproxy", "socat", "busybox"]) {
+        return Ok(());
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let ns = Netns::new("hap")?;
@@ -229,12 +238,7 @@ fn settles_on(ns: &Netns, want: &str) -> Result<String, String> {
 
 #[test]
 fn signals_drain_and_undrain_a_running_agent() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
-        return Ok(());
-    }
-    if lvs_tests::process::which("busybox").is_none() {
-        assert!(!lvs_tests::lanes_required(), "busybox is required");
-        eprintln!("SKIPPED: busybox missing");
+    if !can_run(&["busybox"]) {
         return Ok(());
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -284,15 +288,8 @@ fn reply_percent(line: &str) -> Option<u32> {
 
 #[test]
 fn established_connections_lower_the_reported_weight() -> Result<(), String> {
-    if !lane_available("netns", netns_missing()) {
+    if !can_run(&["socat", "busybox"]) {
         return Ok(());
-    }
-    for tool in ["socat", "busybox"] {
-        if lvs_tests::process::which(tool).is_none() {
-            assert!(!lvs_tests::lanes_required(), "{tool} is required");
-            eprintln!("SKIPPED: {tool} missing");
-            return Ok(());
-        }
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let ns = Netns::new("conn")?;
