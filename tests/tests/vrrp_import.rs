@@ -35,6 +35,11 @@
 //! within 1..=254. Every `state`/`priority` line of the instance, conditional ones included, is
 //! replaced by these two.
 //!
+//! Then, for the samples that track interfaces no instance runs on (`track_interface`), those
+//! links go down on the node that is master of the first instance, and the pair must settle
+//! the same way again: FAULT for the instances tracking them without weight, priorities moved
+//! for those with one.
+//!
 //! Every interface a sample names (eth0..eth3 and the VLAN name eth0.1, here a plain veth of
 //! that name) is a link of its own between A and B, through a bridge in a third namespace.
 //! VIPs the sample puts on another device with `dev`, and keepalived's vmac interface names,
@@ -46,6 +51,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use lvs_tests::daemon::control;
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::process::{Guarded, which};
 use lvs_tests::{lane_available, netns_missing, workspace_bin};
@@ -283,6 +289,31 @@ fn swapped(lines: &[&str]) -> Vec<String> {
     kept
 }
 
+/// Interfaces listed in a `track_interface` block that no instance uses as its `interface`:
+/// taking them down moves tracking alone.
+fn tracked_only(config: &str) -> Vec<String> {
+    let mut used = BTreeSet::new();
+    let mut tracked = BTreeSet::new();
+    let mut depth = 0usize;
+    for text in config.lines() {
+        let line = line_of(text);
+        let (open, close) = braces(text);
+        if depth > 0 {
+            depth = (depth + open).saturating_sub(close);
+            if depth > 0 && !line.keyword.is_empty() && !line.conditional {
+                tracked.insert(line.keyword.to_owned());
+            }
+        } else if line.keyword == "track_interface" && open > close {
+            depth = open - close;
+        } else if line.keyword == "interface"
+            && let Some(name) = text.split_whitespace().nth(1)
+        {
+            used.insert(name.to_owned());
+        }
+    }
+    tracked.difference(&used).cloned().collect()
+}
+
 /// A and B, with one link per interface name through bridges in a third namespace.
 struct Pair {
     nodes: Vec<Netns>,
@@ -377,11 +408,7 @@ fn keepalived_states(log: &Path) -> BTreeMap<String, String> {
 }
 
 fn vrrpd_states(socket: &Path) -> BTreeMap<String, String> {
-    let Ok::<serde_json::Value, _>(status) = lvs_control::call(
-        socket,
-        &serde_json::json!({"cmd": "status"}),
-        Duration::from_secs(2),
-    ) else {
+    let Ok(status) = control(socket, &serde_json::json!({"cmd": "status"})) else {
         return BTreeMap::new();
     };
     status["instances"]
@@ -436,6 +463,39 @@ fn settle(
     }
 }
 
+/// The first election; then, if there are `tracked_only` links, the one after they go down on
+/// the master of the first instance.
+fn elections(
+    pair: &Pair,
+    states: &dyn Fn(usize) -> BTreeMap<String, String>,
+    tracked_only: &[String],
+) -> Result<Vec<Outcome>, String> {
+    let first = settle(pair, states)?;
+    if tracked_only.is_empty() {
+        return Ok(vec![first]);
+    }
+    let node = first
+        .states
+        .values()
+        .next()
+        .and_then(|s| s.iter().position(|s| s == "MASTER"))
+        .unwrap_or(0);
+    for link in tracked_only {
+        pair.nodes[node].ip(&["link", "set", link, "down"])?;
+    }
+    // Both notice a link going down at once (netlink); the pause only keeps the unchanged
+    // first outcome from counting as settled before they have.
+    std::thread::sleep(Duration::from_secs(2));
+    let second = settle(pair, states).map_err(|e| {
+        format!(
+            "after {} went down on {}: {e}",
+            tracked_only.join(" "),
+            NODES[node]
+        )
+    })?;
+    Ok(vec![first, second])
+}
+
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -445,9 +505,9 @@ fn tail(log: &Path) -> String {
 /// Ends both daemons the way an operator would and reports how the pair had settled.
 fn finish(
     mut daemons: Vec<Guarded>,
-    outcome: Result<Outcome, String>,
+    outcome: Result<Vec<Outcome>, String>,
     logs: &[PathBuf],
-) -> Result<Outcome, String> {
+) -> Result<Vec<Outcome>, String> {
     for daemon in &mut daemons {
         daemon.signal(libc::SIGTERM);
     }
@@ -463,7 +523,11 @@ fn finish(
     })
 }
 
-fn keepalived_pair(dir: &Path, configs: &[PathBuf; 2]) -> Result<Outcome, String> {
+fn keepalived_pair(
+    dir: &Path,
+    configs: &[PathBuf; 2],
+    tracked_only: &[String],
+) -> Result<Vec<Outcome>, String> {
     let pair = Pair::new()?;
     let mut daemons = Vec::new();
     let mut logs = Vec::new();
@@ -488,11 +552,15 @@ fn keepalived_pair(dir: &Path, configs: &[PathBuf; 2]) -> Result<Outcome, String
         daemons.push(spawn_logged(node, &argv, &log)?);
         logs.push(log);
     }
-    let outcome = settle(&pair, &|n| keepalived_states(&logs[n]));
+    let outcome = elections(&pair, &|n| keepalived_states(&logs[n]), tracked_only);
     finish(daemons, outcome, &logs)
 }
 
-fn vrrpd_pair(dir: &Path, configs: &[PathBuf; 2]) -> Result<Outcome, String> {
+fn vrrpd_pair(
+    dir: &Path,
+    configs: &[PathBuf; 2],
+    tracked_only: &[String],
+) -> Result<Vec<Outcome>, String> {
     let pair = Pair::new()?;
     let vrrpd = workspace_bin("vrrpd");
     let mut daemons = Vec::new();
@@ -511,7 +579,7 @@ fn vrrpd_pair(dir: &Path, configs: &[PathBuf; 2]) -> Result<Outcome, String> {
         logs.push(log);
         sockets.push(sockets_dir.join("vrrpd.sock"));
     }
-    let outcome = settle(&pair, &|n| vrrpd_states(&sockets[n]));
+    let outcome = elections(&pair, &|n| vrrpd_states(&sockets[n]), tracked_only);
     finish(daemons, outcome, &logs)
 }
 
@@ -529,8 +597,21 @@ fn same_election(sample: &str) -> Result<(), String> {
     std::fs::write(&configs[0], &a).map_err(|e| e.to_string())?;
     std::fs::write(&configs[1], &b).map_err(|e| e.to_string())?;
 
-    let expected = keepalived_pair(dir.path(), &configs).map_err(|e| format!("keepalived: {e}"))?;
-    let got = vrrpd_pair(dir.path(), &configs).map_err(|e| format!("vrrpd: {e}"))?;
+    let down = tracked_only(&a);
+    let expected =
+        keepalived_pair(dir.path(), &configs, &down).map_err(|e| format!("keepalived: {e}"))?;
+    let got = vrrpd_pair(dir.path(), &configs, &down).map_err(|e| format!("vrrpd: {e}"))?;
+    let describe = |outcomes: &[Outcome]| -> String {
+        let phases = [
+            "first election".to_owned(),
+            format!("{} down", down.join(" ")),
+        ];
+        outcomes
+            .iter()
+            .zip(phases)
+            .map(|(o, phase)| format!(" {phase}:\n{}", o.describe()))
+            .collect()
+    };
     if expected != got {
         let logs: Vec<String> = NODES
             .iter()
@@ -539,16 +620,16 @@ fn same_election(sample: &str) -> Result<(), String> {
             .collect();
         return Err(format!(
             "{sample}: the elections differ\nkeepalived:\n{}vrrpd (imported):\n{}{}",
-            expected.describe(),
-            got.describe(),
+            describe(&expected),
+            describe(&got),
             logs.join("\n")
         ));
     }
     assert!(
-        expected.addresses.iter().any(|a| !a.is_empty()),
+        expected[0].addresses.iter().any(|a| !a.is_empty()),
         "{sample}: no node holds an address"
     );
-    println!("{sample}: same election\n{}", expected.describe());
+    println!("{sample}: same elections\n{}", describe(&expected));
     Ok(())
 }
 
@@ -569,6 +650,12 @@ fn every_vrrp_sample_is_covered() {
     let mut listed: Vec<String> = SAMPLES.iter().map(|s| (*s).to_owned()).collect();
     listed.sort();
     assert_eq!(with_vrrp, listed);
+}
+
+#[test]
+fn tracked_only_interfaces_are_those_no_instance_runs_on() {
+    let config = "vrrp_instance X {\n  interface eth0\n  track_interface {\n    eth0\n    eth2 weight -2\n    eth3\n  }\n}\n";
+    assert_eq!(tracked_only(config), ["eth2", "eth3"]);
 }
 
 #[test]
