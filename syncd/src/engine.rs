@@ -115,6 +115,41 @@ impl Engine {
         engine
     }
 
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Takes a reloaded config. Resyncs to peers no longer configured stop; a master sends
+    /// the table to peers that are new, a backup asks them for it.
+    pub fn reconfigure(&mut self, config: EngineConfig, now: Instant) {
+        let added: Vec<SocketAddr> = config
+            .peers
+            .iter()
+            .filter(|peer| !self.config.peers.contains(peer))
+            .copied()
+            .collect();
+        self.config = config;
+        let peers = &self.config.peers;
+        self.resyncs.retain(|r| peers.contains(&r.peer));
+        self.last_resync.retain(|peer, _| peers.contains(peer));
+        match self.role {
+            Role::Master => {
+                for peer in added {
+                    self.resync(peer, now, false);
+                }
+            }
+            Role::Backup if peers.is_empty() => {
+                self.awaiting_resync = false;
+                self.next_hello = None;
+            }
+            Role::Backup if !added.is_empty() => {
+                self.awaiting_resync = true;
+                self.next_hello = Some(now);
+            }
+            Role::Backup => {}
+        }
+    }
+
     pub fn role(&self) -> Role {
         self.role
     }

@@ -440,3 +440,42 @@ fn a_resync_under_way_stops_when_the_master_becomes_backup() {
     assert!(cports.is_empty(), "only hellos after the role change");
     assert_eq!(engine.counters().resyncs_sent, 0);
 }
+
+#[test]
+fn a_reload_resyncs_new_peers_and_forgets_removed_ones() {
+    let t0 = Instant::now();
+    let mut master = Engine::new(config(&[]), Role::Master, t0);
+    master.handle_observed(&message(5, &[conn(40000, 1, 900), conn(40001, 1, 900)]), t0);
+    assert!(drain(&mut master).is_empty(), "no peer yet");
+
+    // A new peer gets the table at once, paced like any resync.
+    let mut with_peer = config(&[PEER]);
+    with_peer.resync_rate = 1;
+    master.reconfigure(with_peer.clone(), t0 + Duration::from_secs(1));
+    let mut cports = Vec::new();
+    assert_eq!(sent_entries(&drain(&mut master), &mut cports), None);
+    assert_eq!(cports, [40000], "one entry: a burst of a 1/s rate");
+    assert_eq!(master.resyncs_in_progress().count(), 1);
+    // The same peers again change nothing; dropping the peer stops its resync.
+    master.reconfigure(with_peer, t0 + Duration::from_secs(1));
+    assert!(drain(&mut master).is_empty());
+    master.reconfigure(config(&[]), t0 + Duration::from_secs(1));
+    assert_eq!(master.resyncs_in_progress().count(), 0);
+    master.handle_timeout(t0 + Duration::from_secs(10));
+    assert!(drain(&mut master).is_empty());
+    assert_eq!(master.config().peers, []);
+
+    // A backup asks a new peer for the table.
+    let mut backup = Engine::new(config(&[]), Role::Backup, t0);
+    assert!(!backup.awaiting_resync());
+    backup.reconfigure(config(&[PEER]), t0);
+    assert!(backup.awaiting_resync());
+    backup.handle_timeout(t0);
+    assert_eq!(
+        drain(&mut backup),
+        [Action::SendPeer {
+            to: peer(),
+            payload: hello::Repr::Hello { sync_id: 5 }.to_bytes()
+        }]
+    );
+}

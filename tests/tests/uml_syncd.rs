@@ -36,6 +36,8 @@ fn main() -> ExitCode {
         .with_timeout(Duration::from_secs(90)),
         Case::new("syncd_follows_the_vrrp_role", syncd_follows_the_vrrp_role)
             .with_timeout(Duration::from_secs(90)),
+        Case::new("syncd_reloads_sync_on_sighup", syncd_reloads_sync_on_sighup)
+            .with_timeout(Duration::from_secs(90)),
     ])
 }
 
@@ -622,5 +624,97 @@ fn syncd_follows_the_vrrp_role() -> Result<(), String> {
     vrrpd.transition("MASTER");
     let status = wait_role(&site.a, &socket, "master")?;
     println!("after MASTER: {status}");
+    Ok(())
+}
+
+/// SIGHUP with a new [sync]: A's master syncd gains B as a peer and a new maxlen without a
+/// restart, so B's kernel learns connections A's syncd only had in its mirror; a changed
+/// group is named in the log as waiting for a restart, and the running group keeps working.
+fn syncd_reloads_sync_on_sighup() -> Result<(), String> {
+    let site = site()?;
+    let dir_a = site.run.join("a");
+    let a_text = config(&dir_a, "s0", "master", "224.0.0.81:8848", &[]);
+    let b_text = config(
+        &site.run.join("b"),
+        "s1",
+        "backup",
+        "224.0.0.82:8849",
+        &["203.0.113.1:8848"],
+    );
+    let config_a = dir_a.join("director.toml");
+    std::fs::write(&config_a, &a_text).map_err(|e| e.to_string())?;
+    let log_a = dir_a.join("syncd.log");
+    let socket_a = dir_a.join("syncd.sock");
+    let syncd_a = daemon::start_logged(&site.a, "syncd", &config_a, &socket_a, Some(&log_a))?;
+    let (_syncd_b, socket_b) =
+        daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
+
+    let _held = hold_connections(&site.client, 2)?;
+    wait_for(Duration::from_secs(15), || {
+        (established(&dump_rows(&socket_a).ok()?) >= 2).then_some(())
+    })
+    .ok_or("syncd A's mirror never held the 2 connections")?;
+    // B asked, and A, with no peers configured, refused.
+    wait_for(Duration::from_secs(15), || {
+        let status = control(&socket_a, &json!({"cmd": "status"})).ok()?;
+        status["counters"]["drops"]["hello_unknown_peer"]
+            .as_u64()
+            .filter(|n| *n > 0)
+    })
+    .ok_or("A never heard B's hello")?;
+    if established(&table(&site.b)?) != 0 {
+        return Err("B has connections before A knows it as a peer".to_owned());
+    }
+
+    let reloaded = config(
+        &dir_a,
+        "s0",
+        "master",
+        "224.0.0.81:8850",
+        &["203.0.113.2:8849"],
+    )
+    .replace("syncid = 5\n", "syncid = 5\nmaxlen = 1000\n");
+    std::fs::write(&config_a, reloaded).map_err(|e| e.to_string())?;
+    syncd_a.signal(libc::SIGHUP);
+
+    let (a_rows, b_rows) = converge(&site.a, || table(&site.b), Duration::from_secs(20))
+        .map_err(|e| format!("{e}\n{}", diagnose(&site)))?;
+    println!("A:\n{}\nB:\n{}", show(&a_rows), show(&b_rows));
+    let status = control(&socket_a, &json!({"cmd": "status"}))?;
+    println!("syncd A after SIGHUP: {status}");
+    if status["peers"] != json!(["203.0.113.2:8849"]) || counter(&status, "resyncs_sent") == 0 {
+        return Err(format!("A did not take its new peer: {status}"));
+    }
+    if counter(
+        &control(&socket_b, &json!({"cmd": "status"}))?,
+        "resyncs_received",
+    ) == 0
+    {
+        return Err("B's table came without a resync".to_owned());
+    }
+    if status["group"] != "224.0.0.81:8848" {
+        return Err(format!("the group changes on restart only: {status}"));
+    }
+    let daemons = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
+    println!("A: {daemons}");
+    if !daemons.contains("master sync daemon") || !daemons.contains("maxlen=1000") {
+        return Err(format!(
+            "A's kernel master must run with maxlen 1000: {daemons}"
+        ));
+    }
+    // New connections still flow through the running group and the new peer.
+    let _more = hold_connections(&site.client, 2)?;
+    wait_for(Duration::from_secs(20), || {
+        (established(&table(&site.b).ok()?) >= 4).then_some(())
+    })
+    .ok_or_else(|| format!("B never had the 2 later connections\n{}", diagnose(&site)))?;
+    let log = std::fs::read_to_string(&log_a).map_err(|e| e.to_string())?;
+    if !log.contains("[sync] group changed and take effect on restart only")
+        || !log.contains("applied [sync] maxlen, peers")
+    {
+        return Err(format!(
+            "syncd A's log does not say what the reload did:\n{log}"
+        ));
+    }
     Ok(())
 }

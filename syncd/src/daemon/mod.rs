@@ -8,6 +8,7 @@
 
 mod metrics;
 mod net;
+mod reload;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -25,7 +26,7 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 const IP_VS_CONN: &str = "/proc/net/ip_vs_conn";
 const HELLO_INTERVAL: Duration = Duration::from_secs(3);
@@ -44,6 +45,7 @@ enum Input {
 
 struct Syncd {
     sync: SyncConfig,
+    config_path: PathBuf,
     group: SocketAddrV4,
     role_source: String,
     engine: Engine,
@@ -148,6 +150,85 @@ impl Syncd {
         {
             warn!("snapshot of {IP_VS_CONN}: {e}");
         }
+    }
+
+    /// SIGHUP: re-reads the config file and applies what changed in [sync] that a running
+    /// syncd can take; the rest is named in a log line and waits for a restart. A config
+    /// that does not load or validate changes nothing.
+    fn reload(&mut self) {
+        let path = self.config_path.clone();
+        let new = match lvs_config::load(&path) {
+            Ok(config) => config.sync,
+            Err(e) => {
+                error!("SIGHUP: reload refused, keeping the running [sync]:\n{e}");
+                return;
+            }
+        };
+        let Some(new) = new else {
+            warn!(
+                "SIGHUP: {} has no [sync] section any more; syncd keeps running as it is \
+                 (stop it to stop syncing)",
+                path.display()
+            );
+            return;
+        };
+        if let Err(e) = ipv4_only(&new) {
+            error!("SIGHUP: reload refused, keeping the running [sync]: {e}");
+            return;
+        }
+        let plan = reload::plan(&self.sync, &new);
+        if !plan.restart.is_empty() {
+            warn!(
+                "SIGHUP: [sync] {} changed and take effect on restart only (the sockets, \
+                 packet tap and vrrpd subscription are set up at start); running with the old \
+                 values",
+                plan.restart.join(", ")
+            );
+        }
+        if plan.applied.is_empty() {
+            info!("SIGHUP: no [sync] change to apply");
+            return;
+        }
+        let old_role = self.sync.role.clone();
+        self.sync = plan.effective;
+        if plan.applied.contains(&"ttl")
+            && let Err(e) = self
+                .inject_socket
+                .set_multicast_ttl_v4(u32::from(self.sync.ttl))
+        {
+            warn!("SIGHUP: ttl {} on the injector socket: {e}", self.sync.ttl);
+        }
+        let now = Instant::now();
+        self.engine.reconfigure(engine_config(&self.sync), now);
+        if plan.kernel_daemon {
+            // Its settings are fixed when it starts: stop it so the role check below starts
+            // it again with the new ones.
+            let running = match self.engine.role() {
+                Role::Master => DaemonState::Master,
+                Role::Backup => DaemonState::Backup,
+            };
+            if let Err(e) = self.client.stop_daemon(running) {
+                warn!(
+                    "SIGHUP: stopping the kernel {} daemon: {e}",
+                    running.as_str()
+                );
+            }
+        }
+        let role = match (&self.sync.role, old_role) {
+            (SyncRole::Master, old) if old != SyncRole::Master => Some(Role::Master),
+            (SyncRole::Backup, old) if old != SyncRole::Backup => Some(Role::Backup),
+            _ => None,
+        };
+        match role {
+            Some(role) => self.set_role(role, false),
+            None if plan.kernel_daemon => {
+                if let Err(e) = self.apply_kernel_role(self.engine.role()) {
+                    warn!("SIGHUP: {e}");
+                }
+            }
+            None => {}
+        }
+        info!("SIGHUP: applied [sync] {}", plan.applied.join(", "));
     }
 
     /// Reads the kernel's table into the mirror (and, as master, resyncs the peers with it).
@@ -353,6 +434,22 @@ impl ForwardingMethods {
     }
 }
 
+fn engine_config(sync: &SyncConfig) -> EngineConfig {
+    EngineConfig {
+        sync_id: sync.syncid,
+        version: if sync.version == 0 {
+            ProtocolVersion::V0
+        } else {
+            ProtocolVersion::V1
+        },
+        max_len: usize::from(sync.maxlen),
+        peers: sync.peers.clone(),
+        hello_interval: HELLO_INTERVAL,
+        resync_interval: RESYNC_INTERVAL,
+        resync_rate: sync.resync_rate,
+    }
+}
+
 fn ipv4_only(sync: &SyncConfig) -> Result<SocketAddrV4, String> {
     let SocketAddr::V4(group) = sync.group else {
         return Err(format!(
@@ -469,7 +566,7 @@ async fn follow_once(
 }
 
 /// Runs until SIGTERM/SIGINT.
-pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let sync = config
         .sync
         .clone()
@@ -477,11 +574,6 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
     let group = ipv4_only(&sync)?;
     let ifindex = net::if_index(&sync.interface)
         .map_err(|e| format!("sync interface {}: {e}", sync.interface))?;
-    let version = if sync.version == 0 {
-        ProtocolVersion::V0
-    } else {
-        ProtocolVersion::V1
-    };
     let (initial_role, role_source, follow) = match &sync.role {
         SyncRole::Master => (Role::Master, "static".to_owned(), None),
         SyncRole::Backup => (Role::Backup, "static".to_owned(), None),
@@ -525,22 +617,11 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
     }
 
     let (events, _) = broadcast::channel(256);
-    let engine = Engine::new(
-        EngineConfig {
-            sync_id: sync.syncid,
-            version,
-            max_len: usize::from(sync.maxlen),
-            peers: sync.peers.clone(),
-            hello_interval: HELLO_INTERVAL,
-            resync_interval: RESYNC_INTERVAL,
-            resync_rate: sync.resync_rate,
-        },
-        initial_role,
-        Instant::now(),
-    );
+    let engine = Engine::new(engine_config(&sync), initial_role, Instant::now());
     let own_addrs = net::local_addrs(&sync.interface);
     let mut syncd = Syncd {
         sync,
+        config_path,
         group,
         role_source,
         engine,
@@ -597,7 +678,9 @@ pub async fn run(config: Config, _config_path: PathBuf) -> Result<(), String> {
             _ = refresh.tick() => syncd.own_addrs = net::local_addrs(&syncd.sync.interface),
             () = watchdog.ping_when_due() => {}
             _ = hangup.recv() => {
-                warn!("SIGHUP: syncd applies [sync] changes on restart only; nothing reloaded");
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                syncd.reload();
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
