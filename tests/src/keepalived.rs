@@ -7,6 +7,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::netns::Netns;
@@ -18,15 +19,24 @@ pub struct Keepalived {
 }
 
 impl Keepalived {
-    /// Starts keepalived's VRRP side in `host` on `config`, its pid files in `dir`.
+    /// Starts keepalived's VRRP side in `host` on `config`, its pid files in `dir`, logging
+    /// on the console (the test's output).
     pub fn start(host: &Netns, dir: &Path, config: &Path) -> Result<Self, String> {
+        Self::spawn(host, dir, config, false)
+    }
+
+    /// As [`Keepalived::start`], logging nowhere (for benchmarks, whose output is a table).
+    pub fn start_quiet(host: &Netns, dir: &Path, config: &Path) -> Result<Self, String> {
+        Self::spawn(host, dir, config, true)
+    }
+
+    fn spawn(host: &Netns, dir: &Path, config: &Path, quiet: bool) -> Result<Self, String> {
         let pid = dir.join(format!("{}.pid", host.name()));
         let vrrp_pid_file = dir.join(format!("{}.vrrp.pid", host.name()));
-        let argv: [&OsStr; 11] = [
+        let mut argv: Vec<&OsStr> = vec![
             "keepalived".as_ref(),
             "--dont-fork".as_ref(),
             "--dont-respawn".as_ref(),
-            "--log-console".as_ref(),
             "--vrrp".as_ref(),
             "--use-file".as_ref(),
             config.as_os_str(),
@@ -35,11 +45,23 @@ impl Keepalived {
             "--vrrp_pid".as_ref(),
             vrrp_pid_file.as_os_str(),
         ];
-        let parent = host.spawn(&argv)?;
+        if !quiet {
+            argv.push("--log-console".as_ref());
+        }
+        let mut command = host.command(&argv);
+        if quiet {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let parent = Guarded::spawn(&mut command)?;
         Ok(Keepalived {
             parent,
             vrrp_pid_file,
         })
+    }
+
+    /// The parent's PID: SIGTERM to it is a graceful leave.
+    pub fn pid(&self) -> u32 {
+        self.parent.pid()
     }
 
     /// The PID of the process that speaks VRRP, once it has written its pid file.

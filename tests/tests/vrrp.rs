@@ -305,101 +305,30 @@ fn vrrpd_pair_fails_over_and_repoints_the_clients_arp_cache() -> Result<(), Stri
 /// timer runs out, which tells a crash from a graceful leave (priority 0: skew time only).
 #[test]
 fn keepalived_master_and_vrrpd_backup_interoperate() -> Result<(), String> {
-    let Some((dir, lan)) = lan(&[("ka", "192.0.2.21/24"), ("kb", "192.0.2.22/24")])? else {
-        return Ok(());
-    };
-    let (a, b) = (lan.host(0), lan.host(1));
-    let keepalived = Keepalived::start(
-        a,
-        dir.path(),
-        &keepalived_config(dir.path(), "ka", "MASTER", 150, &format!("{VIP}/24"), "")?,
-    )?;
-    let _vrrpd = start_vrrpd(b, &vrrpd_config(dir.path(), "kb", 100, "")?)?;
-
-    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("keepalived never took the VIP")?;
-    // Well past vrrpd's Master_Down_Interval: it must be hearing keepalived and staying backup.
-    std::thread::sleep(Duration::from_secs(5));
-    assert!(
-        has_vip(a) && !has_vip(b),
-        "vrrpd must stay backup under a higher-priority keepalived"
-    );
-
-    keepalived.crash()?;
-    let crashed = std::time::Instant::now();
-    wait_for(TAKEOVER, || has_vip(b).then_some(()))
-        .ok_or("vrrpd did not take over from keepalived")?;
-    let took = crashed.elapsed();
-    // Master_Down_Interval is 3.61 s after the last advert, which left at most 1 s before.
-    assert!(
-        took >= Duration::from_secs(2),
-        "vrrpd took over {took:?} after the crash: keepalived must have said goodbye"
-    );
-    Ok(())
+    interop(KeepalivedMode::V2, true, "ka")
 }
 
 /// keepalived stopped gracefully: its priority 0 hands over after skew time, not 3.61 s.
 #[test]
 fn keepalived_master_leaving_hands_over_to_vrrpd_after_skew_time() -> Result<(), String> {
-    let Some((dir, lan)) = lan(&[("la", "192.0.2.23/24"), ("lb", "192.0.2.24/24")])? else {
-        return Ok(());
-    };
-    let (a, b) = (lan.host(0), lan.host(1));
-    let keepalived = Keepalived::start(
-        a,
-        dir.path(),
-        &keepalived_config(dir.path(), "la", "MASTER", 150, &format!("{VIP}/24"), "")?,
-    )?;
-    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("keepalived never took the VIP")?;
-    let _vrrpd = start_vrrpd(b, &vrrpd_config(dir.path(), "lb", 100, "")?)?;
-    std::thread::sleep(Duration::from_secs(5));
-    steady_single_master(a, b, VIP, Duration::from_secs(2))?;
-
-    keepalived.leave();
-    let left = std::time::Instant::now();
-    wait_for(TAKEOVER, || has_vip(b).then_some(()))
-        .ok_or("vrrpd did not take over from keepalived")?;
-    let took = left.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "takeover after keepalived's priority 0 took {took:?}, expected about skew time (0.61 s)"
-    );
-    let status = vrrpd_status(dir.path(), "lb")?;
-    assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
-    Ok(())
+    Interop::new(KeepalivedMode::V2, true, "la")
+        .graceful(true)
+        .run()
 }
 
+/// A graceful stop of vrrpd sends priority 0: keepalived takes over after its skew time, not
+/// 3 intervals, and vrrpd removes its VIP.
 #[test]
 fn vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> {
-    let Some((dir, lan)) = lan(&[("ra", "192.0.2.31/24"), ("rb", "192.0.2.32/24")])? else {
-        return Ok(());
-    };
-    let (a, b) = (lan.host(0), lan.host(1));
-    let vrrpd = start_vrrpd(a, &vrrpd_config(dir.path(), "ra", 150, "")?)?;
-    let _keepalived = Keepalived::start(
-        b,
-        dir.path(),
-        &keepalived_config(dir.path(), "rb", "BACKUP", 100, &format!("{VIP}/24"), "")?,
-    )?;
+    interop(KeepalivedMode::V2, false, "ra")
+}
 
-    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never took the VIP")?;
-    std::thread::sleep(Duration::from_secs(5));
-    assert!(
-        has_vip(a) && !has_vip(b),
-        "keepalived must stay backup under a higher-priority vrrpd"
-    );
-
-    // A graceful stop sends priority 0: keepalived takes over after its skew time, not 3 intervals.
-    vrrpd.signal(libc::SIGTERM);
-    let started = std::time::Instant::now();
-    wait_for(TAKEOVER, || has_vip(b).then_some(()))
-        .ok_or("keepalived did not take over from vrrpd")?;
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "takeover after priority 0 took {took:?}, expected about skew time"
-    );
-    assert!(!has_vip(a), "a stopping vrrpd must remove its VIP");
-    Ok(())
+/// A crash of vrrpd (kill -9) with keepalived as backup: keepalived waits out Master_Down.
+#[test]
+fn vrrpd_master_crashing_hands_over_to_keepalived() -> Result<(), String> {
+    Interop::new(KeepalivedMode::V2, false, "rc")
+        .graceful(false)
+        .run()
 }
 
 #[test]
@@ -541,14 +470,40 @@ struct Interop {
     ipv6: bool,
     /// Both use the virtual MAC (keepalived's use_vmac, vrrpd's virtual_mac).
     vmac: bool,
+    /// The master stops gracefully (priority 0) rather than crashing.
+    graceful: bool,
 }
 
 impl Interop {
+    /// IPv4, no virtual MAC; a keepalived master crashes, a vrrpd master leaves gracefully.
+    fn new(mode: KeepalivedMode, keepalived_master: bool, tag: &'static str) -> Self {
+        Interop {
+            mode,
+            keepalived_master,
+            tag,
+            ipv6: false,
+            vmac: false,
+            graceful: !keepalived_master,
+        }
+    }
+
+    fn ipv6(self) -> Self {
+        Interop { ipv6: true, ..self }
+    }
+
+    fn vmac(self) -> Self {
+        Interop { vmac: true, ..self }
+    }
+
+    fn graceful(self, graceful: bool) -> Self {
+        Interop { graceful, ..self }
+    }
+
     /// One of them master (priority 150), the other backup (100): correct election, a steady
-    /// single master, then failover to the backup: a crash of a keepalived master (its VRRP
-    /// child killed: the backup waits out Master_Down_Interval), a graceful stop of a vrrpd
-    /// master (priority 0: keepalived takes over after skew time). With `vmac`, the client's
-    /// neighbour entry is the virtual MAC throughout and the bridge follows the master.
+    /// single master, then failover to the backup. After a crash (vrrpd killed, or
+    /// keepalived's VRRP child) the backup waits out Master_Down_Interval; after a graceful
+    /// stop (SIGTERM: priority 0) only skew time. With `vmac`, the client's neighbour entry is
+    /// the virtual MAC throughout and the bridge follows the master.
     fn run(&self) -> Result<(), String> {
         let (ka, vr, cl) = (
             format!("{}k", self.tag),
@@ -632,35 +587,46 @@ impl Interop {
             assert_eq!(lan.port_of(vmac).as_deref(), Some(master_port));
         }
         let status = vrrpd_status(dir.path(), &vr)?;
-        if self.keepalived_master {
+        let expected = if self.keepalived_master {
             vrrpd_heard_peer_cleanly(dir.path(), &vr)?;
-            assert_eq!(status["instances"][0]["state"], "BACKUP", "{status}");
-            keepalived.crash()?;
-            let crashed = std::time::Instant::now();
-            wait_for(self.mode.takeover(), || holds(v, vip).then_some(()))
-                .ok_or("vrrpd did not take over from keepalived")?;
-            let took = crashed.elapsed();
+            "BACKUP"
+        } else {
+            "MASTER"
+        };
+        assert_eq!(status["instances"][0]["state"], expected, "{status}");
+        match (self.keepalived_master, self.graceful) {
+            (true, false) => keepalived.crash()?,
+            (true, true) => keepalived.leave(),
+            (false, graceful) => vrrpd.signal(if graceful {
+                libc::SIGTERM
+            } else {
+                libc::SIGKILL
+            }),
+        }
+        let stopped = std::time::Instant::now();
+        wait_for(self.mode.takeover(), || holds(backup, vip).then_some(()))
+            .ok_or("the backup did not take over")?;
+        let took = stopped.elapsed();
+        if self.graceful {
+            assert!(
+                took < (self.mode.takeover() / 2).min(Duration::from_secs(3)),
+                "takeover after priority 0 took {took:?}, expected about skew time"
+            );
+            wait_for(Duration::from_secs(2), || {
+                (!holds(master, vip)).then_some(())
+            })
+            .ok_or("a stopping master must remove its VIP")?;
+        } else {
             // Master_Down_Interval is over 3 intervals after the last advert, which left at
             // most one interval before the crash; a graceful leave would take skew time only.
             assert!(
                 took >= self.mode.interval() * 2,
-                "vrrpd took over {took:?} after the crash: keepalived must have said goodbye"
+                "takeover {took:?} after the crash: the master must have said goodbye"
             );
+        }
+        if self.keepalived_master {
             let status = vrrpd_status(dir.path(), &vr)?;
             assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
-        } else {
-            assert_eq!(status["instances"][0]["state"], "MASTER", "{status}");
-            vrrpd.signal(libc::SIGTERM);
-            let started = std::time::Instant::now();
-            wait_for(self.mode.takeover(), || holds(k, vip).then_some(()))
-                .ok_or("keepalived did not take over from vrrpd")?;
-            let took = started.elapsed();
-            assert!(
-                took < self.mode.takeover() / 2,
-                "takeover after priority 0 took {took:?}, expected about skew time"
-            );
-            wait_for(Duration::from_secs(2), || (!holds(v, vip)).then_some(()))
-                .ok_or("a stopping vrrpd must remove its VIP")?;
         }
         if self.vmac {
             // The new master's gratuitous ARP / NA, sent from the virtual MAC, moved it.
@@ -677,14 +643,7 @@ impl Interop {
 }
 
 fn interop(mode: KeepalivedMode, keepalived_master: bool, tag: &'static str) -> Result<(), String> {
-    Interop {
-        mode,
-        keepalived_master,
-        tag,
-        ipv6: false,
-        vmac: false,
-    }
-    .run()
+    Interop::new(mode, keepalived_master, tag).run()
 }
 
 #[test]
@@ -977,28 +936,18 @@ fn ipv6_vrrpd_pair_fails_over_and_repoints_the_clients_neighbour_entry() -> Resu
 /// pseudo-header, hop limit 255, link-local source) and our priority 0.
 #[test]
 fn ipv6_vrrpd_master_and_keepalived_backup_interoperate() -> Result<(), String> {
-    Interop {
-        mode: KeepalivedMode::V3Centis(100),
-        keepalived_master: false,
-        tag: "6v",
-        ipv6: true,
-        vmac: false,
-    }
-    .run()
+    Interop::new(KeepalivedMode::V3Centis(100), false, "6v")
+        .ipv6()
+        .run()
 }
 
 /// vrrpd (VRRPv3 over IPv6) as backup under a keepalived master, which then crashes: vrrpd
 /// must accept keepalived's adverts cleanly and take over once they stop.
 #[test]
 fn ipv6_keepalived_master_and_vrrpd_backup_interoperate() -> Result<(), String> {
-    Interop {
-        mode: KeepalivedMode::V3Centis(100),
-        keepalived_master: true,
-        tag: "6k",
-        ipv6: true,
-        vmac: false,
-    }
-    .run()
+    Interop::new(KeepalivedMode::V3Centis(100), true, "6k")
+        .ipv6()
+        .run()
 }
 
 /// Two instances in one sync group on each node: a fault in one of a's instances (a tracked
@@ -1169,26 +1118,12 @@ fn vmac_pair_keeps_the_clients_neighbour_entry_across_failover() -> Result<(), S
 /// VIP at the same MAC, now through vrrpd's port.
 #[test]
 fn vmac_interop_keepalived_master() -> Result<(), String> {
-    Interop {
-        mode: KeepalivedMode::V2,
-        keepalived_master: true,
-        tag: "mk",
-        ipv6: false,
-        vmac: true,
-    }
-    .run()
+    Interop::new(KeepalivedMode::V2, true, "mk").vmac().run()
 }
 
 /// vrrpd with virtual_mac as master, keepalived with use_vmac as backup, then a graceful
 /// hand-over to keepalived.
 #[test]
 fn vmac_interop_vrrpd_master() -> Result<(), String> {
-    Interop {
-        mode: KeepalivedMode::V2,
-        keepalived_master: false,
-        tag: "mv",
-        ipv6: false,
-        vmac: true,
-    }
-    .run()
+    Interop::new(KeepalivedMode::V2, false, "mv").vmac().run()
 }

@@ -19,7 +19,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lvs_tests::netns::{Netns, veth};
+use lvs_tests::keepalived::Keepalived;
+use lvs_tests::lan::{Lan, holds, mac_of};
+use lvs_tests::netns::Netns;
 use lvs_tests::process::{Guarded, wait_for};
 
 const VIP: &str = "192.0.2.100";
@@ -81,46 +83,17 @@ impl Mode {
     }
 }
 
-struct Lan {
-    a: Netns,
-    b: Netns,
-    observer: Netns,
-    _bridge: Netns,
-}
-
+/// a, b and the observer, on ports p0, p1, p2.
 fn lan() -> Result<Lan, String> {
-    let bridge = Netns::new("fbr")?;
-    bridge.bridge("br0")?;
-    let mut hosts = Vec::new();
-    for (i, (role, cidr)) in [
+    Lan::new(&[
         ("fa", "192.0.2.11/24"),
         ("fb", "192.0.2.12/24"),
         ("fo", "192.0.2.99/24"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let host = Netns::new(role)?;
-        let port = format!("p{i}");
-        veth(&host, "eth0", &bridge, &port)?;
-        bridge.attach(&port, "br0")?;
-        host.addr("eth0", cidr)?;
-        hosts.push(host);
-    }
-    let observer = hosts.pop().ok_or("three hosts")?;
-    let b = hosts.pop().ok_or("three hosts")?;
-    let a = hosts.pop().ok_or("three hosts")?;
-    Ok(Lan {
-        a,
-        b,
-        observer,
-        _bridge: bridge,
-    })
+    ])
 }
 
 fn has_vip(host: &Netns) -> bool {
-    host.stdout(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
-        .is_ok_and(|out| out.contains(&format!(" {VIP}/")))
+    holds(host, VIP)
 }
 
 fn start(
@@ -130,7 +103,7 @@ fn start(
     dir: &Path,
     name: &str,
     priority: u8,
-) -> Result<Guarded, String> {
+) -> Result<Running, String> {
     let config = match daemon {
         Daemon::Vrrpd => {
             let path = dir.join(format!("{name}.toml"));
@@ -169,49 +142,43 @@ fn start(
             path
         }
     };
-    let mut command = match daemon {
-        Daemon::Vrrpd => host.command(&[
-            env!("CARGO_BIN_EXE_vrrpd").as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-        ]),
-        Daemon::Keepalived => {
-            let pid = dir.join(format!("{name}.pid"));
-            let vrrp_pid = dir.join(format!("{name}.vrrp.pid"));
-            host.command(&[
-                "keepalived".as_ref(),
-                "--dont-fork".as_ref(),
-                "--dont-respawn".as_ref(),
-                "--vrrp".as_ref(),
-                "--use-file".as_ref(),
+    match daemon {
+        Daemon::Vrrpd => {
+            let mut command = host.command(&[
+                env!("CARGO_BIN_EXE_vrrpd").as_ref(),
+                "--config".as_ref(),
                 config.as_os_str(),
-                "--pid".as_ref(),
-                pid.as_os_str(),
-                "--vrrp_pid".as_ref(),
-                vrrp_pid.as_os_str(),
-            ])
+            ]);
+            command
+                .env("LVS_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            Guarded::spawn(&mut command).map(Running::Vrrpd)
         }
-    };
-    command
-        .env("LVS_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    Guarded::spawn(&mut command)
+        Daemon::Keepalived => Keepalived::start_quiet(host, dir, &config).map(Running::Keepalived),
+    }
 }
 
-/// SIGKILL must hit the process that runs the protocol: keepalived's VRRP child, which the
-/// parent would otherwise stop gracefully (priority 0) when it dies.
-fn protocol_pid(daemon: Daemon, guard: &Guarded, dir: &Path, name: &str) -> Result<i32, String> {
-    match daemon {
-        Daemon::Vrrpd => Ok(guard.pid() as i32),
-        Daemon::Keepalived => {
-            let file = dir.join(format!("{name}.vrrp.pid"));
-            std::fs::read_to_string(&file)
-                .map_err(|e| format!("{}: {e}", file.display()))?
-                .trim()
-                .parse()
-                .map_err(|e| format!("{}: {e}", file.display()))
-        }
+enum Running {
+    Vrrpd(Guarded),
+    Keepalived(Keepalived),
+}
+
+impl Running {
+    /// Whom to signal, and with what, for `event`. SIGKILL must hit the process that runs the
+    /// protocol: keepalived's VRRP child, which the parent would otherwise stop gracefully
+    /// (priority 0) when it dies.
+    fn target(&self, event: Event) -> Result<(libc::pid_t, libc::c_int), String> {
+        let signal = match event {
+            Event::Kill => libc::SIGKILL,
+            Event::Term => libc::SIGTERM,
+        };
+        let pid = match (self, event) {
+            (Running::Vrrpd(guard), _) => guard.pid() as libc::pid_t,
+            (Running::Keepalived(keepalived), Event::Kill) => keepalived.vrrp_pid()?,
+            (Running::Keepalived(keepalived), Event::Term) => keepalived.pid() as libc::pid_t,
+        };
+        Ok((pid, signal))
     }
 }
 
@@ -344,35 +311,30 @@ fn run_trial(
         if event == Event::Kill { "k" } else { "t" }
     );
     let (a_name, b_name) = (format!("{tag}a"), format!("{tag}b"));
-    let master = start(daemon, mode, &lan.a, dir, &a_name, 150)?;
+    let master = start(daemon, mode, lan.host(0), dir, &a_name, 150)?;
     let settle = 4 * mode.interval() + Duration::from_secs(2);
-    wait_for(settle, || has_vip(&lan.a).then_some(())).ok_or("a never became master")?;
-    let backup = start(daemon, mode, &lan.b, dir, &b_name, 100)?;
+    wait_for(settle, || has_vip(lan.host(0)).then_some(())).ok_or("a never became master")?;
+    let backup = start(daemon, mode, lan.host(1), dir, &b_name, 100)?;
     // Past b's own Master_Down_Interval, so it is a settled backup.
     std::thread::sleep(4 * mode.interval() + Duration::from_millis(500));
-    if has_vip(&lan.b) || !has_vip(&lan.a) {
+    if has_vip(lan.host(1)) || !has_vip(lan.host(0)) {
         return Err("the pair did not settle with a as master".to_owned());
     }
-    let b_mac = lan
-        .b
-        .stdout(&["cat", "/sys/class/net/eth0/address"])?
-        .trim()
-        .to_owned();
-    let (pid, signal) = match event {
-        Event::Kill => (protocol_pid(daemon, &master, dir, &a_name)?, libc::SIGKILL),
-        Event::Term => (master.pid() as i32, libc::SIGTERM),
-    };
+    let b_mac = mac_of(lan.host(1))?;
+    let (pid, signal) = master.target(event)?;
     let at = now();
     // SAFETY: kill(2) on a process this benchmark started and has not reaped.
     unsafe { libc::kill(pid, signal) };
-    wait_for(Duration::from_secs(10), || has_vip(&lan.b).then_some(()))
-        .ok_or("b never took over")?;
+    wait_for(Duration::from_secs(10), || {
+        has_vip(lan.host(1)).then_some(())
+    })
+    .ok_or("b never took over")?;
     // The rest of the first gratuitous ARP burst.
     std::thread::sleep(Duration::from_millis(300));
     drop(backup);
     drop(master);
     // A killed master leaves its VIP behind; the next trial starts clean.
-    for host in [&lan.a, &lan.b] {
+    for host in [lan.host(0), lan.host(1)] {
         let _ = host.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
     }
     Ok(Trial {
@@ -401,7 +363,7 @@ fn main() -> Result<(), String> {
     let lan = lan()?;
     let capture_path = dir.path().join("observer.txt");
     let capture_file = std::fs::File::create(&capture_path).map_err(|e| e.to_string())?;
-    let mut tcpdump = lan.observer.command(&[
+    let mut tcpdump = lan.host(2).command(&[
         "tcpdump",
         "-i",
         "eth0",

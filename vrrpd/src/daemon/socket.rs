@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, recvmsg, sendmsg,
-    setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrLike, recvmsg,
+    sendmsg, setsockopt, sockopt,
 };
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
@@ -72,15 +72,7 @@ impl VrrpSocket {
                     ipi_addr: libc::in_addr { s_addr: 0 },
                 };
                 let addr = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-                sendmsg(
-                    self.fd.get_ref().as_raw_fd(),
-                    &[IoSlice::new(payload)],
-                    &[ControlMessage::Ipv4PacketInfo(&info)],
-                    MsgFlags::empty(),
-                    Some(&addr),
-                )
-                .map(drop)
-                .map_err(io::Error::from)
+                self.send_with(payload, ControlMessage::Ipv4PacketInfo(&info), &addr)
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 let info = libc::in6_pktinfo {
@@ -90,21 +82,30 @@ impl VrrpSocket {
                     ipi6_ifindex: self.ifindex,
                 };
                 let addr = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, self.ifindex));
-                sendmsg(
-                    self.fd.get_ref().as_raw_fd(),
-                    &[IoSlice::new(payload)],
-                    &[ControlMessage::Ipv6PacketInfo(&info)],
-                    MsgFlags::empty(),
-                    Some(&addr),
-                )
-                .map(drop)
-                .map_err(io::Error::from)
+                self.send_with(payload, ControlMessage::Ipv6PacketInfo(&info), &addr)
             }
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "source and destination of different families",
             )),
         }
+    }
+
+    fn send_with(
+        &self,
+        payload: &[u8],
+        info: ControlMessage<'_>,
+        addr: &impl SockaddrLike,
+    ) -> io::Result<()> {
+        sendmsg(
+            self.fd.get_ref().as_raw_fd(),
+            &[IoSlice::new(payload)],
+            &[info],
+            MsgFlags::empty(),
+            Some(addr),
+        )
+        .map(drop)
+        .map_err(io::Error::from)
     }
 
     /// Waits for the next datagram; one whose addressing is unreadable comes back as an error.
@@ -174,13 +175,19 @@ impl VrrpSocket {
     }
 }
 
-fn raw_v4(interface: &str) -> io::Result<Socket> {
+/// A raw protocol-112 socket that sends and hears on `interface` only.
+fn raw(domain: Domain, interface: &str) -> io::Result<Socket> {
     let socket = Socket::new(
-        Domain::IPV4,
+        domain,
         Type::RAW,
         Some(Protocol::from(i32::from(IP_PROTO_VRRP))),
     )?;
     socket.bind_device(Some(interface.as_bytes()))?;
+    Ok(socket)
+}
+
+fn raw_v4(interface: &str) -> io::Result<Socket> {
+    let socket = raw(Domain::IPV4, interface)?;
     socket.set_multicast_ttl_v4(u32::from(VRRP_TTL))?;
     socket.set_ttl_v4(u32::from(VRRP_TTL))?;
     socket.set_multicast_loop_v4(false)?;
@@ -188,12 +195,7 @@ fn raw_v4(interface: &str) -> io::Result<Socket> {
 }
 
 fn raw_v6(interface: &str, ifindex: u32) -> io::Result<Socket> {
-    let socket = Socket::new(
-        Domain::IPV6,
-        Type::RAW,
-        Some(Protocol::from(i32::from(IP_PROTO_VRRP))),
-    )?;
-    socket.bind_device(Some(interface.as_bytes()))?;
+    let socket = raw(Domain::IPV6, interface)?;
     socket.set_multicast_hops_v6(u32::from(VRRP_TTL))?;
     socket.set_unicast_hops_v6(u32::from(VRRP_TTL))?;
     socket.set_multicast_loop_v6(false)?;
