@@ -1,5 +1,6 @@
 //! feedbackd's costs, measured on loopback:
-//! - the agent: replies per second under concurrent clients, and its CPU and RSS while idle;
+//! - the agent: replies per second under concurrent clients, and its CPU and RSS while idle,
+//!   against a bare accept/write/close loop measured with the same clients;
 //! - the director side: polling 1,000 agents every second, its CPU and RSS.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p feedbackd --bench feedback`
@@ -33,7 +34,12 @@ fn feedbackd() -> PathBuf {
 
 /// utime + stime of a process, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// utime + stime from a /proc stat file (a process's or a thread's), in seconds.
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let after_name = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
@@ -104,9 +110,36 @@ async fn agent(dir: &Path) {
     let idle_cpu = (cpu_seconds(pid) - cpu_idle_start) / 5.0 * 100.0;
     let idle_rss = rss_mb(pid);
 
+    let cpu_start = cpu_seconds(pid);
+    let (replies, elapsed) = hammer(addr).await;
+    let cpu = cpu_seconds(pid) - cpu_start;
+    // The clients share the machine's cores with the agent, so wall-clock replies/s depends on
+    // the client side too; replies per agent CPU-second is the agent's own cost.
+    let ours = replies as f64 / cpu.max(1e-9);
+    println!(
+        "agent: {replies} replies in {elapsed:.1} s = {:.0} replies/s with {CLIENTS} clients; agent CPU {cpu:.2} s ({:.0}% of one core); {ours:.0} replies per agent CPU-second (target >= 50,000 on one core)",
+        replies as f64 / elapsed,
+        cpu / elapsed * 100.0,
+    );
+    println!(
+        "agent idle: {idle_cpu:.2}% CPU, {idle_rss:.1} MB RSS; under load {:.1} MB RSS",
+        rss_mb(pid)
+    );
+    drop(agent);
+
+    let (replies, elapsed, cpu) = reference_agent(([127, 0, 0, 1], port + 1).into()).await;
+    let floor = replies as f64 / cpu.max(1e-9);
+    println!(
+        "reference (bare std accept/write/close loop, same clients): {:.0} replies/s; CPU {cpu:.2} s; {floor:.0} replies per CPU-second; feedbackd reaches {:.0}% of it",
+        replies as f64 / elapsed,
+        ours / floor * 100.0
+    );
+}
+
+/// `CLIENTS` concurrent clients asking `addr` for a few seconds: replies received, seconds.
+async fn hammer(addr: SocketAddr) -> (u64, f64) {
     let run = Duration::from_secs(5);
     let started = Instant::now();
-    let cpu_start = cpu_seconds(pid);
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
         tasks.push(tokio::spawn(async move {
@@ -123,20 +156,35 @@ async fn agent(dir: &Path) {
     for task in tasks {
         replies += task.await.unwrap();
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu_start;
-    // The clients share the machine's cores with the agent, so wall-clock replies/s depends on
-    // the client side too; replies per agent CPU-second is the agent's own cost.
-    println!(
-        "agent: {replies} replies in {elapsed:.1} s = {:.0} replies/s with {CLIENTS} clients; agent CPU {cpu:.2} s ({:.0}% of one core); {:.0} replies per agent CPU-second (target >= 50,000 on one core)",
-        replies as f64 / elapsed,
-        cpu / elapsed * 100.0,
-        replies as f64 / cpu.max(1e-9)
-    );
-    println!(
-        "agent idle: {idle_cpu:.2}% CPU, {idle_rss:.1} MB RSS; under load {:.1} MB RSS",
-        rss_mb(pid)
-    );
+    (replies, started.elapsed().as_secs_f64())
+}
+
+/// The least any agent can do per connection, as a yardstick measured in the same run: a
+/// thread of this process with std's blocking accept, one write of a fixed line and close,
+/// nothing else. Its CPU comes from its own /proc/thread-self/stat, counted like the agent's.
+async fn reference_agent(addr: SocketAddr) -> (u64, f64, f64) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind(addr).expect("bind the reference agent");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let thread = std::thread::spawn({
+        let stop = std::sync::Arc::clone(&stop);
+        move || {
+            let start = stat_cpu_seconds("/proc/thread-self/stat");
+            while let Ok((mut conn, _)) = listener.accept() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let _ = conn.write_all(b"ready 100% up\n");
+            }
+            stat_cpu_seconds("/proc/thread-self/stat") - start
+        }
+    });
+    let (replies, elapsed) = hammer(addr).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = std::net::TcpStream::connect(addr);
+    let cpu = thread.join().expect("reference agent thread");
+    (replies, elapsed, cpu)
 }
 
 async fn director(dir: &Path) {
