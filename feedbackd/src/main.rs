@@ -26,7 +26,7 @@ With --agent, operator overrides besides [agent] override_file:
   SIGUSR2  lift SIGUSR1's drain: back to the measured reply (or the override file's)
   The stronger of the two wins: the file's maint or down/fail/stopped beats a signalled drain,
   a signalled drain beats the file's ready or none. A reload keeps the signalled drain, a
-  restart forgets it.";
+  restart forgets it. Without --agent, SIGUSR1 and SIGUSR2 are logged and ignored.";
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -149,6 +149,7 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
         agents.len(),
         feedback.interval
     );
+    refuse_agent_signals();
     super::notify_ready();
     super::spawn_watchdog();
 
@@ -218,6 +219,27 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
                 let _ = std::fs::remove_file(&socket);
                 return Ok(exit);
             }
+        }
+    }
+}
+
+/// SIGUSR1/SIGUSR2 drain an agent; sent to a director's feedbackd by mistake they would kill
+/// it (their default action), so they are caught and the mistake is logged.
+fn refuse_agent_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    for (kind, name) in [
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ] {
+        match signal(kind) {
+            Ok(mut stream) => {
+                tokio::spawn(async move {
+                    while stream.recv().await.is_some() {
+                        warn!("{name} ignored: it drains only `feedbackd --agent`");
+                    }
+                });
+            }
+            Err(e) => warn!("cannot catch {name}: {e}"),
         }
     }
 }
