@@ -1010,56 +1010,11 @@ fn vmac_pair_keeps_the_clients_neighbour_entry_across_failover() -> Result<(), S
     else {
         return Ok(());
     };
-    let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
+    let b = lan.host(1);
     let (mut tcpdump, pcap) = capture(&lan, dir.path(), "vmac", "ip proto 112 or arp")?;
-    let vmac = "virtual_mac = true";
-    let master = start_vrrpd(a, &vrrpd_config(dir.path(), "ma", 150, vmac)?)?;
-    let backup = start_vrrpd(b, &vrrpd_config(dir.path(), "mb", 100, vmac)?)?;
-
-    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("a (150) never took the VIP")?;
-    std::thread::sleep(Duration::from_secs(2));
-    steady_single_master(a, b, VIP, Duration::from_secs(2))?;
-    // The VIP is on the macvlan, which exists on the backup too, empty.
-    let on_macvlan = |host: &Netns| {
-        host.stdout(&["ip", "-o", "addr", "show", "dev", "vrrp.51"])
-            .is_ok_and(|out| out.contains(&format!(" {VIP}/")))
-    };
-    assert!(on_macvlan(a), "the VIP must be on vrrp.51");
-    for host in [a, b] {
-        let link = host.stdout(&["ip", "-d", "link", "show", "vrrp.51"])?;
-        assert!(
-            link.contains(VMAC) && link.contains("macvlan mode private"),
-            "{link}"
-        );
-    }
-
-    client.run(&["ping", "-c", "1", "-W", "2", VIP])?;
-    assert_eq!(neighbour_mac(client, VIP).as_deref(), Some(VMAC));
-    assert_eq!(lan.port_of(VMAC).as_deref(), Some("p0"));
-
-    master.signal(libc::SIGKILL);
-    wait_for(TAKEOVER, || on_macvlan(b).then_some(())).ok_or("the backup never took over")?;
-    wait_for(Duration::from_secs(3), || {
-        (lan.port_of(VMAC).as_deref() == Some("p1")).then_some(())
-    })
-    .ok_or_else(|| format!("the bridge still sends {VMAC} to {:?}", lan.port_of(VMAC)))?;
-    // The dead master still holds the VIP on its macvlan; answers must come from b.
-    client.run(&["ping", "-c", "3", "-W", "2", VIP])?;
-    assert_eq!(neighbour_mac(client, VIP).as_deref(), Some(VMAC));
-    let status = vrrpd_status(dir.path(), "mb")?;
-    let instance = &status["instances"][0];
-    assert_eq!(instance["state"], "MASTER", "{status}");
-    assert!(
-        instance["counters"]["adverts_received"].as_u64() > Some(0),
-        "{status}"
-    );
-    assert!(
-        instance["counters"]["drops"]
-            .as_object()
-            .is_some_and(|d| d.is_empty()),
-        "{status}"
-    );
-
+    let config =
+        |name: &str, priority: u8| vrrpd_config(dir.path(), name, priority, "virtual_mac = true");
+    let backup = vmac_failover(&lan, dir.path(), config, VIP, VMAC, "vrrp.51")?;
     std::thread::sleep(Duration::from_millis(500));
     tcpdump.end();
     let arp_ignore = "/proc/sys/net/ipv4/conf/eth0/arp_ignore";
@@ -1109,6 +1064,105 @@ fn vmac_pair_keeps_the_clients_neighbour_entry_across_failover() -> Result<(), S
     assert!(
         adverts >= 4 && garps >= 2,
         "adverts {adverts}, ARPs for the VIP {garps}:\n{decoded}"
+    );
+    Ok(())
+}
+
+/// A vrrpd pair with virtual MACs on hosts 0 and 1 of `lan` (configs `ma`/`mb` made by
+/// `config`) and a client on host 2: the VIP on the macvlan `macvlan` of the master, the
+/// client's neighbour entry `vmac` before and after the master's kill -9, the bridge's port for
+/// `vmac` moved by the new master's announcement, the client still reaching the VIP. Returns
+/// the new master, running.
+fn vmac_failover(
+    lan: &Lan,
+    dir: &Path,
+    config: impl Fn(&str, u8) -> Result<PathBuf, String>,
+    vip: &str,
+    vmac: &str,
+    macvlan: &str,
+) -> Result<Guarded, String> {
+    let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
+    let master = start_vrrpd(a, &config("ma", 150)?)?;
+    let backup = start_vrrpd(b, &config("mb", 100)?)?;
+
+    wait_for(TAKEOVER, || holds(a, vip).then_some(())).ok_or("a (150) never took the VIP")?;
+    std::thread::sleep(Duration::from_secs(2));
+    steady_single_master(a, b, vip, Duration::from_secs(2))?;
+    // The VIP is on the macvlan, which exists on the backup too, empty.
+    let on_macvlan = |host: &Netns| {
+        host.stdout(&["ip", "-o", "addr", "show", "dev", macvlan])
+            .is_ok_and(|out| out.contains(&format!(" {vip}/")))
+    };
+    assert!(on_macvlan(a), "the VIP must be on {macvlan}");
+    for host in [a, b] {
+        let link = host.stdout(&["ip", "-d", "link", "show", macvlan])?;
+        assert!(
+            link.contains(vmac) && link.contains("macvlan mode private"),
+            "{link}"
+        );
+    }
+
+    client.run(&["ping", "-c", "1", "-W", "2", vip])?;
+    assert_eq!(neighbour_mac(client, vip).as_deref(), Some(vmac));
+    assert_eq!(lan.port_of(vmac).as_deref(), Some("p0"));
+
+    master.signal(libc::SIGKILL);
+    wait_for(TAKEOVER, || on_macvlan(b).then_some(())).ok_or("the backup never took over")?;
+    wait_for(Duration::from_secs(3), || {
+        (lan.port_of(vmac).as_deref() == Some("p1")).then_some(())
+    })
+    .ok_or_else(|| format!("the bridge still sends {vmac} to {:?}", lan.port_of(vmac)))?;
+    // The dead master still holds the VIP on its macvlan; answers must come from b.
+    client.run(&["ping", "-c", "3", "-W", "2", vip])?;
+    assert_eq!(neighbour_mac(client, vip).as_deref(), Some(vmac));
+    let status = vrrpd_status(dir, "mb")?;
+    let instance = &status["instances"][0];
+    assert_eq!(instance["state"], "MASTER", "{status}");
+    assert!(
+        instance["counters"]["adverts_received"].as_u64() > Some(0),
+        "{status}"
+    );
+    assert!(
+        instance["counters"]["drops"]
+            .as_object()
+            .is_some_and(|d| d.is_empty()),
+        "{status}"
+    );
+    Ok(backup)
+}
+
+/// The IPv6 virtual MAC 00:00:5e:00:02:33 on `vrrp6.51`, which gets the base interface's
+/// link-local address to send adverts from: what the client learns from the unsolicited
+/// neighbour advertisements, before and after a failover.
+#[test]
+fn ipv6_vmac_pair_keeps_the_clients_neighbour_entry_across_failover() -> Result<(), String> {
+    let Some((dir, lan)) = lan6(&[
+        ("6m", "2001:db8::11/64"),
+        ("6n", "2001:db8::12/64"),
+        ("6o", "2001:db8::50/64"),
+    ])?
+    else {
+        return Ok(());
+    };
+    let config = |name: &str, priority: u8| {
+        let extra = "version = 3\nvirtual_mac = true";
+        let instance = vrrpd_instance("VI_6", 51, priority, &format!("{VIP6}/64"), extra);
+        write_vrrpd_config(dir.path(), name, &instance)
+    };
+    let backup = vmac_failover(
+        &lan,
+        dir.path(),
+        config,
+        VIP6,
+        "00:00:5e:00:02:33",
+        "vrrp6.51",
+    )?;
+    drop(backup);
+    assert!(
+        lan.host(1)
+            .run(&["ip", "link", "show", "vrrp6.51"])
+            .is_err(),
+        "a stopped vrrpd must remove its macvlan"
     );
     Ok(())
 }
