@@ -46,7 +46,9 @@ const UDP_HEADER: usize = 8;
 const PROTO_UDP: u8 = 17;
 
 /// The UDP payload of `packet` if it is an unfragmented IPv4/UDP datagram to `group`.
-pub fn sync_payload(packet: &[u8], group: SocketAddrV4) -> Result<&[u8], Skip> {
+/// `ports` is net.ipv4.vs.sync_ports: a kernel master with n threads sends to the group's
+/// port and the n - 1 after it, one per thread (`get_mcast_sockaddr`).
+pub fn sync_payload(packet: &[u8], group: SocketAddrV4, ports: u16) -> Result<&[u8], Skip> {
     if packet.len() < IPV4_MIN_HEADER {
         return Err(Skip::Truncated);
     }
@@ -71,7 +73,9 @@ pub fn sync_payload(packet: &[u8], group: SocketAddrV4) -> Result<&[u8], Skip> {
         return Err(Skip::Truncated);
     }
     let port = u16::from_be_bytes([udp[2], udp[3]]);
-    if dst != *group.ip() || port != group.port() {
+    let first = group.port();
+    if dst != *group.ip() || port < first || u32::from(port) >= u32::from(first) + u32::from(ports)
+    {
         return Err(Skip::OtherDestination);
     }
     let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
@@ -102,30 +106,41 @@ mod tests {
 
     #[test]
     fn extracts_the_payload() {
-        assert_eq!(sync_payload(&packet(), GROUP), Ok(&[1u8, 2, 3, 4][..]));
+        assert_eq!(sync_payload(&packet(), GROUP, 1), Ok(&[1u8, 2, 3, 4][..]));
+    }
+
+    #[test]
+    fn every_sync_port_of_a_multi_threaded_master_counts() {
+        let mut next = packet();
+        next[23] = 0x91; // 8849
+        assert_eq!(sync_payload(&next, GROUP, 2), Ok(&[1u8, 2, 3, 4][..]));
+        next[23] = 0x92; // 8850: a third thread's, not ours with two
+        assert_eq!(sync_payload(&next, GROUP, 2), Err(Skip::OtherDestination));
+        next[23] = 0x8f; // 8847
+        assert_eq!(sync_payload(&next, GROUP, 2), Err(Skip::OtherDestination));
     }
 
     #[test]
     fn skips_everything_else() {
         let p = packet();
-        assert_eq!(sync_payload(&p[..19], GROUP), Err(Skip::Truncated));
+        assert_eq!(sync_payload(&p[..19], GROUP, 1), Err(Skip::Truncated));
         let mut other = p.clone();
         other[9] = 6;
-        assert_eq!(sync_payload(&other, GROUP), Err(Skip::NotUdp));
+        assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::NotUdp));
         let mut other = p.clone();
         other[23] = 0x91;
-        assert_eq!(sync_payload(&other, GROUP), Err(Skip::OtherDestination));
+        assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::OtherDestination));
         let mut other = p.clone();
         other[19] = 82;
-        assert_eq!(sync_payload(&other, GROUP), Err(Skip::OtherDestination));
+        assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::OtherDestination));
         let mut other = p.clone();
         other[6] = 0x20;
-        assert_eq!(sync_payload(&other, GROUP), Err(Skip::Fragment));
+        assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::Fragment));
         let mut other = p.clone();
         other[25] = 0x40;
-        assert_eq!(sync_payload(&other, GROUP), Err(Skip::BadLength));
+        assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::BadLength));
         let mut other = p;
         other[0] = 0x65;
-        assert_eq!(sync_payload(&other, GROUP), Err(Skip::NotIpv4));
+        assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::NotIpv4));
     }
 }

@@ -38,6 +38,11 @@ fn main() -> ExitCode {
             .with_timeout(Duration::from_secs(90)),
         Case::new("syncd_reloads_sync_on_sighup", syncd_reloads_sync_on_sighup)
             .with_timeout(Duration::from_secs(90)),
+        Case::new(
+            "syncd_hears_every_sync_port_of_the_kernel",
+            syncd_hears_every_sync_port_of_the_kernel,
+        )
+        .with_timeout(Duration::from_secs(90)),
     ])
 }
 
@@ -716,5 +721,41 @@ fn syncd_reloads_sync_on_sighup() -> Result<(), String> {
             "syncd A's log does not say what the reload did:\n{log}"
         ));
     }
+    Ok(())
+}
+
+/// With net.ipv4.vs.sync_ports = 2 the kernel master spreads connections over two threads
+/// that send to the group's port and the next one (`get_mcast_sockaddr`: port + id), picked
+/// per connection. syncd must hear both, or its mirror misses about half the table; and
+/// B's syncd, a backup, must learn from the group on both ports.
+fn syncd_hears_every_sync_port_of_the_kernel() -> Result<(), String> {
+    let site = site()?;
+    for director in [&site.a, &site.b] {
+        director.sysctl("net.ipv4.vs.sync_ports=2")?;
+    }
+    let a_text = config(&site.run.join("a"), "s0", "master", "224.0.0.81:8848", &[]);
+    let b_text = config(&site.run.join("b"), "s1", "backup", "224.0.0.81:8848", &[]);
+    let (_syncd_a, socket_a) =
+        daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
+    let (_syncd_b, socket_b) =
+        daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
+    // Twelve connections: the chance that all go through one thread is 2 in 4096.
+    let _held = hold_connections(&site.client, 12)?;
+    wait_for(Duration::from_secs(15), || {
+        table(&site.a).ok().filter(|t| established(t) >= 12)
+    })
+    .ok_or("A never had the 12 held connections ESTABLISHED")?;
+    let (a_rows, mirror) = converge(&site.a, || dump_rows(&socket_a), Duration::from_secs(20))
+        .map_err(|e| format!("syncd A: {e}\n{}", diagnose(&site)))?;
+    println!(
+        "A:\n{}\nsyncd A's mirror:\n{}",
+        show(&a_rows),
+        show(&mirror)
+    );
+    // B's kernel backup (two threads, both ports) and B's syncd both heard the group.
+    converge(&site.a, || table(&site.b), Duration::from_secs(20))
+        .map_err(|e| format!("B's kernel: {e}\n{}", diagnose(&site)))?;
+    converge(&site.a, || dump_rows(&socket_b), Duration::from_secs(20))
+        .map_err(|e| format!("syncd B: {e}\n{}", diagnose(&site)))?;
     Ok(())
 }

@@ -450,6 +450,18 @@ fn engine_config(sync: &SyncConfig) -> EngineConfig {
     }
 }
 
+/// How many ports the kernel's sync daemons use from the group's port on
+/// (net.ipv4.vs.sync_ports, read at start: the kernel fixes it when its first sync daemon
+/// starts). 1 when unreadable; within the kernel's limit of 64 and the port space.
+fn sync_ports(first: u16) -> u16 {
+    const SYNC_PORTS: &str = "/proc/sys/net/ipv4/vs/sync_ports";
+    let configured = std::fs::read_to_string(SYNC_PORTS)
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok())
+        .unwrap_or(1);
+    configured.clamp(1, 64).min(u16::MAX - first + 1)
+}
+
 fn ipv4_only(sync: &SyncConfig) -> Result<SocketAddrV4, String> {
     let SocketAddr::V4(group) = sync.group else {
         return Err(format!(
@@ -486,11 +498,16 @@ async fn receive_datagrams(
     }
 }
 
-async fn observe_kernel_master(tap: net::Tap, group: SocketAddrV4, inputs: mpsc::Sender<Input>) {
+async fn observe_kernel_master(
+    tap: net::Tap,
+    group: SocketAddrV4,
+    ports: u16,
+    inputs: mpsc::Sender<Input>,
+) {
     let mut buf = vec![0u8; 65536];
     loop {
         let input = match tap.recv_outgoing(&mut buf).await {
-            Ok(n) => match capture::sync_payload(&buf[..n], group) {
+            Ok(n) => match capture::sync_payload(&buf[..n], group, ports) {
                 Ok(payload) => Input::Observed(payload.to_vec()),
                 Err(skip) if skip.is_malformed() => Input::Drop(skip.as_str()),
                 Err(_) => continue,
@@ -589,13 +606,25 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         net::unicast_socket(group.port())
             .map_err(|e| format!("sync port {}: {e}", group.port()))?,
     );
-    let group_socket = Arc::new(
-        net::group_socket(group, ifindex)
-            .map_err(|e| format!("sync group {group} on {}: {e}", sync.interface))?,
-    );
+    let ports = sync_ports(group.port());
+    if ports > 1 {
+        info!(
+            "net.ipv4.vs.sync_ports is {ports}: the kernel syncs on ports {} to {}",
+            group.port(),
+            group.port() + (ports - 1)
+        );
+    }
+    let mut group_sockets = Vec::new();
+    for port in group.port()..=group.port() + (ports - 1) {
+        let at = SocketAddrV4::new(*group.ip(), port);
+        group_sockets.push(
+            net::group_socket(at, ifindex)
+                .map_err(|e| format!("sync group {at} on {}: {e}", sync.interface))?,
+        );
+    }
     let inject_socket =
         net::inject_socket(ifindex, sync.ttl).map_err(|e| format!("injector socket: {e}"))?;
-    let tap = net::Tap::open(ifindex, group.port())
+    let tap = net::Tap::open(ifindex, group.port(), ports)
         .map_err(|e| format!("packet tap on {}: {e}", sync.interface))?;
 
     let (inputs_tx, mut inputs) = mpsc::channel::<Input>(1024);
@@ -604,12 +633,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         Input::Unicast,
         inputs_tx.clone(),
     ));
-    tokio::spawn(receive_datagrams(
-        group_socket,
-        Input::Group,
-        inputs_tx.clone(),
-    ));
-    tokio::spawn(observe_kernel_master(tap, group, inputs_tx.clone()));
+    for socket in group_sockets {
+        tokio::spawn(receive_datagrams(
+            Arc::new(socket),
+            Input::Group,
+            inputs_tx.clone(),
+        ));
+    }
+    tokio::spawn(observe_kernel_master(tap, group, ports, inputs_tx.clone()));
     let socket_dir = config.control.socket_dir.clone();
     if let Some(instance) = follow {
         let path = lvs_control::socket_path(&socket_dir, "vrrpd");

@@ -66,8 +66,8 @@ pub fn unicast_socket(port: u16) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// The group on the sync interface: bound to the group address (so only datagrams to it
-/// arrive) and a member on that interface. The kernel backup's socket is bound the same way
+/// The group on the sync interface at one port: bound to the group address (so only
+/// datagrams to it arrive) and a member on that interface. The kernel backup's socket is bound the same way
 /// and marked reusable, so both coexist and both get every datagram to the group.
 pub fn group_socket(group: SocketAddrV4, ifindex: u32) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -121,7 +121,8 @@ pub struct Tap {
 }
 
 impl Tap {
-    pub fn open(ifindex: u32, port: u16) -> io::Result<Tap> {
+    /// Taps UDP to `ports` ports from `port` on (one per kernel master thread).
+    pub fn open(ifindex: u32, port: u16, ports: u16) -> io::Result<Tap> {
         // Outgoing packets reach only ETH_P_ALL taps (`dev_queue_xmit_nit`); the filter
         // below keeps IPv4.
         let proto = (libc::ETH_P_ALL as u16).to_be();
@@ -138,7 +139,7 @@ impl Tap {
         }
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        attach_filter(&fd, port)?;
+        attach_filter(&fd, port, ports)?;
         // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
         let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -194,29 +195,33 @@ impl Tap {
     }
 }
 
-/// `ip and udp and dst port <port>` on a packet starting at the network header, fragments
-/// refused.
-fn attach_filter(fd: &OwnedFd, port: u16) -> io::Result<()> {
+/// `ip and udp and dst portrange <port>-<port + ports - 1>` on a packet starting at the
+/// network header, fragments refused.
+fn attach_filter(fd: &OwnedFd, port: u16, ports: u16) -> io::Result<()> {
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
     const LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
     const LD_H_IND: u16 = 0x48; // BPF_LD | BPF_H | BPF_IND
     const LDX_MSH: u16 = 0xb1; // BPF_LDX | BPF_B | BPF_MSH
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGT_K: u16 = 0x25; // BPF_JMP | BPF_JGT | BPF_K
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
     const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     const SKF_AD_PROTOCOL: u32 = 0xffff_f000; // SKF_AD_OFF + SKF_AD_PROTOCOL
     let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let last = u32::from(port) + u32::from(ports.max(1)) - 1;
     let program = [
         op(LD_W_ABS, 0, 0, SKF_AD_PROTOCOL), // ethertype
-        op(JEQ_K, 0, 8, 0x0800),             // IPv4, else drop
+        op(JEQ_K, 0, 9, 0x0800),             // IPv4, else drop
         op(LD_B_ABS, 0, 0, 9),               // protocol
-        op(JEQ_K, 0, 6, 17),                 // UDP, else drop
+        op(JEQ_K, 0, 7, 17),                 // UDP, else drop
         op(LD_H_ABS, 0, 0, 6),               // flags and fragment offset
-        op(JSET_K, 4, 0, 0x3fff),            // a fragment: drop
+        op(JSET_K, 5, 0, 0x3fff),            // a fragment: drop
         op(LDX_MSH, 0, 0, 0),                // X = header length
         op(LD_H_IND, 0, 0, 2),               // UDP destination port
-        op(JEQ_K, 0, 1, u32::from(port)),    // ours, else drop
+        op(JGE_K, 0, 2, u32::from(port)),    // below ours: drop
+        op(JGT_K, 1, 0, last),               // above ours: drop
         op(RET_K, 0, 0, 0xffff),
         op(RET_K, 0, 0, 0),
     ];
