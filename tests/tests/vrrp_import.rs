@@ -42,19 +42,20 @@
 //!
 //! Every interface a sample names (eth0..eth3 and the VLAN name eth0.1, here a plain veth of
 //! that name) is a link of its own between A and B, through a bridge in a third namespace.
-//! VIPs the sample puts on another device with `dev`, and keepalived's vmac interface names,
-//! differ between the two (the importer reports `dev` as unsupported): what is compared is the
-//! set of addresses each node holds, not the interface carrying them.
+//! Addresses are compared with the interface holding them (the vmac interface `vrrp.<vrid>`
+//! included), except the VIPs a sample puts on another device with `dev`: keepalived does,
+//! vrrpd has one interface per instance and the importer reports `dev` as unsupported, so for
+//! those only the node holding them is compared (shown as `*:address`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lvs_tests::daemon::control;
+use lvs_tests::daemon::{control, start_logged};
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::process::{Guarded, which};
-use lvs_tests::{lane_available, netns_missing, workspace_bin};
+use lvs_tests::{lane_available, netns_missing};
 use lvsadm::import::{self, Source};
 
 /// The samples with `vrrp_instance` blocks; `every_vrrp_sample_is_covered` keeps this complete.
@@ -317,11 +318,13 @@ fn tracked_only(config: &str) -> Vec<String> {
 /// A and B, with one link per interface name through bridges in a third namespace.
 struct Pair {
     nodes: Vec<Netns>,
+    /// See [`elsewhere`].
+    elsewhere: BTreeSet<String>,
     _lan: Netns,
 }
 
 impl Pair {
-    fn new() -> Result<Self, String> {
+    fn new(elsewhere: BTreeSet<String>) -> Result<Self, String> {
         let lan = Netns::new("vrrpimp-lan")?;
         let nodes = vec![Netns::new("vrrpimp-a")?, Netns::new("vrrpimp-b")?];
         for (l, (name, addresses)) in LINKS.iter().enumerate() {
@@ -334,10 +337,15 @@ impl Pair {
                 node.addr(name, addresses[n])?;
             }
         }
-        Ok(Pair { nodes, _lan: lan })
+        Ok(Pair {
+            nodes,
+            elsewhere,
+            _lan: lan,
+        })
     }
 }
 
+/// keepalived logs to the console; its state changes are read from there.
 fn spawn_logged(node: &Netns, argv: &[&std::ffi::OsStr], log: &Path) -> Result<Guarded, String> {
     let file = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let copy = file.try_clone().map_err(|e| e.to_string())?;
@@ -376,17 +384,54 @@ impl Outcome {
     }
 }
 
-/// Addresses on the node that are not its own link addresses (nor loopback or link-local).
-fn held(node: &Netns, own: usize) -> Result<BTreeSet<String>, String> {
+/// Addresses on the node that are not its own link addresses (nor loopback or link-local), as
+/// `interface:address`, or `*:address` for those in `elsewhere`.
+fn held(
+    node: &Netns,
+    own: usize,
+    elsewhere: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, String> {
     let out = node.stdout(&["ip", "-br", "addr"])?;
     let own: BTreeSet<&str> = LINKS.iter().map(|(_, a)| a[own]).collect();
-    Ok(out
+    let mut held = BTreeSet::new();
+    for line in out.lines() {
+        let mut words = line.split_whitespace();
+        let interface = words.next().unwrap_or("").split('@').next().unwrap_or("");
+        for address in words.skip(1) {
+            if own.contains(address)
+                || address.starts_with("fe80:")
+                || address.starts_with("127.")
+                || address == "::1/128"
+            {
+                continue;
+            }
+            let on = if elsewhere.contains(address) {
+                "*"
+            } else {
+                interface
+            };
+            held.insert(format!("{on}:{address}"));
+        }
+    }
+    Ok(held)
+}
+
+/// The virtual addresses the sample puts on another device with `dev`: keepalived does, the
+/// import puts them on the instance's interface and says so.
+fn elsewhere(config: &str) -> BTreeSet<String> {
+    config
         .lines()
-        .flat_map(|line| line.split_whitespace().skip(2))
-        .filter(|a| !own.contains(a) && !a.starts_with("fe80:") && !a.starts_with("127."))
-        .filter(|a| *a != "::1/128")
-        .map(str::to_owned)
-        .collect())
+        .map(|text| text.split(['#', '!']).next().unwrap_or(""))
+        .filter(|code| code.split_whitespace().any(|w| w == "dev"))
+        .filter_map(|code| code.split_whitespace().next())
+        .map(|address| {
+            if address.contains('/') {
+                address.to_owned()
+            } else {
+                format!("{address}/32")
+            }
+        })
+        .collect()
 }
 
 /// The last state keepalived logged for each instance.
@@ -443,7 +488,10 @@ fn settle(
                     (name.clone(), [of(0), of(1)])
                 })
                 .collect(),
-            addresses: [held(&pair.nodes[0], 0)?, held(&pair.nodes[1], 1)?],
+            addresses: [
+                held(&pair.nodes[0], 0, &pair.elsewhere)?,
+                held(&pair.nodes[1], 1, &pair.elsewhere)?,
+            ],
         };
         let since = match last.take() {
             Some((previous, since)) if previous == outcome => since,
@@ -528,7 +576,9 @@ fn keepalived_pair(
     configs: &[PathBuf; 2],
     tracked_only: &[String],
 ) -> Result<Vec<Outcome>, String> {
-    let pair = Pair::new()?;
+    let pair = Pair::new(elsewhere(
+        &std::fs::read_to_string(&configs[0]).map_err(|e| e.to_string())?,
+    ))?;
     let mut daemons = Vec::new();
     let mut logs = Vec::new();
     for (n, node) in pair.nodes.iter().enumerate() {
@@ -561,8 +611,9 @@ fn vrrpd_pair(
     configs: &[PathBuf; 2],
     tracked_only: &[String],
 ) -> Result<Vec<Outcome>, String> {
-    let pair = Pair::new()?;
-    let vrrpd = workspace_bin("vrrpd");
+    let pair = Pair::new(elsewhere(
+        &std::fs::read_to_string(&configs[0]).map_err(|e| e.to_string())?,
+    ))?;
     let mut daemons = Vec::new();
     let mut logs = Vec::new();
     let mut sockets = Vec::new();
@@ -574,10 +625,10 @@ fn vrrpd_pair(
         let control = format!("\n[control]\nsocket_dir = \"{}\"\n", sockets_dir.display());
         std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
         let log = dir.join(format!("vrrpd-{}.log", NODES[n]));
-        let argv = [vrrpd.as_os_str(), "--config".as_ref(), toml.as_os_str()];
-        daemons.push(spawn_logged(node, &argv, &log)?);
+        let socket = sockets_dir.join("vrrpd.sock");
+        daemons.push(start_logged(node, "vrrpd", &toml, &socket, Some(&log))?);
         logs.push(log);
-        sockets.push(sockets_dir.join("vrrpd.sock"));
+        sockets.push(socket);
     }
     let outcome = elections(&pair, &|n| vrrpd_states(&sockets[n]), tracked_only);
     finish(daemons, outcome, &logs)
@@ -650,6 +701,13 @@ fn every_vrrp_sample_is_covered() {
     let mut listed: Vec<String> = SAMPLES.iter().map(|s| (*s).to_owned()).collect();
     listed.sort();
     assert_eq!(with_vrrp, listed);
+}
+
+#[test]
+fn addresses_on_another_device_are_found() {
+    let config = "virtual_ipaddress {\n  192.0.2.16\n  192.0.2.17 dev eth1 # moved\n  192.0.2.18/25 dev eth2\n}\n";
+    let found: Vec<String> = elsewhere(config).into_iter().collect();
+    assert_eq!(found, ["192.0.2.17/32", "192.0.2.18/25"]);
 }
 
 #[test]
