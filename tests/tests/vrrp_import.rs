@@ -572,13 +572,11 @@ fn finish(
 }
 
 fn keepalived_pair(
+    pair: &Pair,
     dir: &Path,
     configs: &[PathBuf; 2],
     tracked_only: &[String],
 ) -> Result<Vec<Outcome>, String> {
-    let pair = Pair::new(elsewhere(
-        &std::fs::read_to_string(&configs[0]).map_err(|e| e.to_string())?,
-    ))?;
     let mut daemons = Vec::new();
     let mut logs = Vec::new();
     for (n, node) in pair.nodes.iter().enumerate() {
@@ -602,18 +600,16 @@ fn keepalived_pair(
         daemons.push(spawn_logged(node, &argv, &log)?);
         logs.push(log);
     }
-    let outcome = elections(&pair, &|n| keepalived_states(&logs[n]), tracked_only);
+    let outcome = elections(pair, &|n| keepalived_states(&logs[n]), tracked_only);
     finish(daemons, outcome, &logs)
 }
 
 fn vrrpd_pair(
+    pair: &Pair,
     dir: &Path,
     configs: &[PathBuf; 2],
     tracked_only: &[String],
 ) -> Result<Vec<Outcome>, String> {
-    let pair = Pair::new(elsewhere(
-        &std::fs::read_to_string(&configs[0]).map_err(|e| e.to_string())?,
-    ))?;
     let mut daemons = Vec::new();
     let mut logs = Vec::new();
     let mut sockets = Vec::new();
@@ -630,7 +626,7 @@ fn vrrpd_pair(
         logs.push(log);
         sockets.push(socket);
     }
-    let outcome = elections(&pair, &|n| vrrpd_states(&sockets[n]), tracked_only);
+    let outcome = elections(pair, &|n| vrrpd_states(&sockets[n]), tracked_only);
     finish(daemons, outcome, &logs)
 }
 
@@ -649,9 +645,11 @@ fn same_election(sample: &str) -> Result<(), String> {
     std::fs::write(&configs[1], &b).map_err(|e| e.to_string())?;
 
     let down = tracked_only(&a);
-    let expected =
-        keepalived_pair(dir.path(), &configs, &down).map_err(|e| format!("keepalived: {e}"))?;
-    let got = vrrpd_pair(dir.path(), &configs, &down).map_err(|e| format!("vrrpd: {e}"))?;
+    // A fresh pair of namespaces for each implementation.
+    let expected = keepalived_pair(&Pair::new(elsewhere(&a))?, dir.path(), &configs, &down)
+        .map_err(|e| format!("keepalived: {e}"))?;
+    let got = vrrpd_pair(&Pair::new(elsewhere(&a))?, dir.path(), &configs, &down)
+        .map_err(|e| format!("vrrpd: {e}"))?;
     let describe = |outcomes: &[Outcome]| -> String {
         let phases = [
             "first election".to_owned(),
