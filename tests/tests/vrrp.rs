@@ -1181,3 +1181,53 @@ fn vmac_interop_keepalived_master() -> Result<(), String> {
 fn vmac_interop_vrrpd_master() -> Result<(), String> {
     Interop::new(KeepalivedMode::V2, false, "mv").vmac().run()
 }
+
+/// Two instances with VIPs of one subnet: the one added first is the kernel's primary address,
+/// the other a secondary of it. When the first instance loses mastership and removes its VIP,
+/// the other instance (still master) must keep its own: vrrpd sets promote_secondaries, without
+/// which the kernel deletes every secondary with its primary.
+#[test]
+fn a_backup_instance_leaving_keeps_a_master_instances_vip_of_the_same_subnet() -> Result<(), String>
+{
+    let Some((dir, lan)) = lan(&[("pa", "192.0.2.1/24"), ("pb", "192.0.2.2/24")])? else {
+        return Ok(());
+    };
+    let (a, b) = (lan.host(0), lan.host(1));
+    let first = vrrpd_instance("VI_1", 61, 100, "192.0.2.19/27", "");
+    let second = vrrpd_instance("VI_2", 62, 100, "192.0.2.20/27", "");
+    // VI_1 alone first, so its VIP is the primary of 192.0.2.0/27 before VI_2's arrives.
+    let config = write_vrrpd_config(dir.path(), "pa", &first)?;
+    let vrrpd = start_vrrpd(a, &config)?;
+    wait_for(TAKEOVER, || holds(a, "192.0.2.19").then_some(()))
+        .ok_or("VI_1 never took 192.0.2.19")?;
+    write_vrrpd_config(dir.path(), "pa", &format!("{first}{second}"))?;
+    vrrpd.signal(libc::SIGHUP);
+    wait_for(TAKEOVER, || holds(a, "192.0.2.20").then_some(()))
+        .ok_or("VI_2 never took 192.0.2.20")?;
+    let secondary = a.stdout(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"])?;
+    assert!(
+        secondary
+            .lines()
+            .any(|l| l.contains("192.0.2.20/27") && l.contains("secondary")),
+        "192.0.2.20/27 must be a secondary for this test to mean anything:\n{secondary}"
+    );
+
+    // A better router for VI_1 only: A's VI_1 goes backup and removes 192.0.2.19/27.
+    let better = write_vrrpd_config(
+        dir.path(),
+        "pb",
+        &vrrpd_instance("VI_1", 61, 200, "192.0.2.19/27", ""),
+    )?;
+    let _b = start_vrrpd(b, &better)?;
+    wait_for(TAKEOVER, || holds(b, "192.0.2.19").then_some(()))
+        .ok_or("the better router never took VI_1")?;
+    wait_for(TAKEOVER, || (!holds(a, "192.0.2.19")).then_some(())).ok_or("A kept VI_1's VIP")?;
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        holds(a, "192.0.2.20"),
+        "VI_2 is still master on A and must keep 192.0.2.20/27"
+    );
+    let status = vrrpd_status(dir.path(), "pa")?;
+    assert_eq!(status["instances"][1]["state"], "MASTER", "{status}");
+    Ok(())
+}
