@@ -150,6 +150,18 @@ impl Addrs {
         }
     }
 
+    /// Client, virtual and destination address of an IPv4 entry.
+    pub fn v4(&self) -> Option<(Ipv4Addr, Ipv4Addr, Ipv4Addr)> {
+        match *self {
+            Addrs::V4 {
+                client,
+                virtual_addr,
+                dest,
+            } => Some((client, virtual_addr, dest)),
+            Addrs::V6 { .. } => None,
+        }
+    }
+
     pub fn is_ipv6(&self) -> bool {
         matches!(self, Addrs::V6 { .. })
     }

@@ -125,14 +125,7 @@ struct PackedKey {
 
 impl PackedKey {
     fn of(conn: &Connection) -> Option<PackedKey> {
-        let Addrs::V4 {
-            client,
-            virtual_addr,
-            ..
-        } = conn.addrs
-        else {
-            return None;
-        };
+        let (client, virtual_addr, _) = conn.addrs.v4()?;
         if conn.is_template() && conn.pe_data.is_some() {
             return None;
         }
@@ -168,14 +161,7 @@ struct Compact {
 
 impl Compact {
     fn of(conn: &Connection, deadline: u32) -> Option<Compact> {
-        let Addrs::V4 {
-            client,
-            virtual_addr,
-            dest,
-        } = conn.addrs
-        else {
-            return None;
-        };
+        let (client, virtual_addr, dest) = conn.addrs.v4()?;
         if conn.seq.is_some() || conn.pe_data.is_some() || conn.pe_name.is_some() {
             return None;
         }
@@ -582,16 +568,7 @@ impl Mirror {
     fn insert(&mut self, conn: Connection, deadline: u32) {
         let slot = match Compact::of(&conn, deadline) {
             Some(record) => {
-                let slot = match self.compact_free.pop() {
-                    Some(slot) => {
-                        self.compact[slot as usize] = record;
-                        slot
-                    }
-                    None => {
-                        self.compact.push(record);
-                        u32::try_from(self.compact.len() - 1).expect("under 2^31 entries")
-                    }
-                };
+                let slot = place(&mut self.compact, &mut self.compact_free, record);
                 let hash = self.hash(&record.key());
                 let (hasher, compact) = (&self.hasher, &self.compact);
                 self.index
@@ -601,16 +578,7 @@ impl Mirror {
             None => {
                 let key = ConnKey::of(&conn);
                 let record = Some(Rare { conn, deadline });
-                let index = match self.rare_free.pop() {
-                    Some(index) => {
-                        self.rare[index as usize] = record;
-                        index
-                    }
-                    None => {
-                        self.rare.push(record);
-                        u32::try_from(self.rare.len() - 1).expect("under 2^31 entries")
-                    }
-                };
+                let index = place(&mut self.rare, &mut self.rare_free, record);
                 self.rare_index.insert(key, index);
                 index | RARE
             }
@@ -666,6 +634,19 @@ impl Mirror {
             self.expiry = BinaryHeap::from(live);
         }
     }
+}
+
+/// Puts `item` in a free slot of `slab`, or a new one at the end; returns the slot.
+fn place<T>(slab: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
+    if let Some(slot) = free.pop() {
+        slab[slot as usize] = item;
+        return slot;
+    }
+    slab.push(item);
+    u32::try_from(slab.len() - 1)
+        .ok()
+        .filter(|slot| slot & RARE == 0)
+        .expect("under 2^31 entries")
 }
 
 fn secs_u32(secs: u64) -> u32 {

@@ -20,30 +20,27 @@ use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::uml::{self, Case};
 use serde_json::{Value, json};
 
+type Lane = fn() -> Result<(), String>;
+
 fn main() -> ExitCode {
-    uml::main(&[
-        Case::new(
+    let cases: [(&'static str, Lane); 6] = [
+        (
             "syncd_relays_master_to_backup",
             syncd_relays_master_to_backup,
-        )
-        .with_timeout(Duration::from_secs(90)),
-        Case::new("syncd_resyncs_a_late_backup", syncd_resyncs_a_late_backup)
-            .with_timeout(Duration::from_secs(90)),
-        Case::new(
+        ),
+        ("syncd_resyncs_a_late_backup", syncd_resyncs_a_late_backup),
+        (
             "syncd_observes_kernel_to_kernel_sync",
             syncd_observes_kernel_to_kernel_sync,
-        )
-        .with_timeout(Duration::from_secs(90)),
-        Case::new("syncd_follows_the_vrrp_role", syncd_follows_the_vrrp_role)
-            .with_timeout(Duration::from_secs(90)),
-        Case::new("syncd_reloads_sync_on_sighup", syncd_reloads_sync_on_sighup)
-            .with_timeout(Duration::from_secs(90)),
-        Case::new(
+        ),
+        ("syncd_follows_the_vrrp_role", syncd_follows_the_vrrp_role),
+        ("syncd_reloads_sync_on_sighup", syncd_reloads_sync_on_sighup),
+        (
             "syncd_hears_every_sync_port_of_the_kernel",
             syncd_hears_every_sync_port_of_the_kernel,
-        )
-        .with_timeout(Duration::from_secs(90)),
-    ])
+        ),
+    ];
+    uml::main(&cases.map(|(name, run)| Case::new(name, run).with_timeout(Duration::from_secs(90))))
 }
 
 const VIP: &str = "192.0.2.100";
@@ -194,6 +191,16 @@ fn established(rows: &BTreeSet<Row>) -> usize {
     rows.iter().filter(|r| r.4 == "ESTABLISHED").count()
 }
 
+/// Waits until `rows` (a kernel's table, a mirror) shows at least `count` ESTABLISHED
+/// connections, and returns them.
+fn await_established(
+    count: usize,
+    limit: Duration,
+    mut rows: impl FnMut() -> Result<BTreeSet<Row>, String>,
+) -> Option<BTreeSet<Row>> {
+    wait_for(limit, || rows().ok().filter(|t| established(t) >= count))
+}
+
 /// The mirror as the same kind of rows, from syncd's `dump`.
 fn dump_rows(socket: &Path) -> Result<BTreeSet<Row>, String> {
     let dump = control(socket, &json!({"cmd": "dump"}))?;
@@ -257,6 +264,18 @@ fn diagnose(site: &Site) -> String {
     )
 }
 
+/// B's side of the relay cases: a group and port of its own, so it can learn only from A's
+/// syncd, its peer.
+fn relay_backup_config(site: &Site) -> String {
+    config(
+        &site.run.join("b"),
+        "s1",
+        "backup",
+        "224.0.0.82:8849",
+        &["203.0.113.1:8848"],
+    )
+}
+
 fn counter(status: &Value, name: &str) -> u64 {
     status["counters"][name].as_u64().unwrap_or(0)
 }
@@ -270,13 +289,7 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
         "224.0.0.81:8848",
         &["203.0.113.2:8849"],
     );
-    let b_text = config(
-        &site.run.join("b"),
-        "s1",
-        "backup",
-        "224.0.0.82:8849",
-        &["203.0.113.1:8848"],
-    );
+    let b_text = relay_backup_config(&site);
     let a_text = a_text.replace("[control]\n", "[control]\nmetrics = \"127.0.0.1:9100\"\n");
     let (_syncd_a, socket_a) =
         daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
@@ -294,10 +307,8 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
 
     let _held = hold_connections(&site.client, 3)?;
     fetch(&site.client, 2)?;
-    wait_for(Duration::from_secs(10), || {
-        table(&site.a).ok().filter(|t| established(t) >= 3)
-    })
-    .ok_or("A never had the 3 held connections ESTABLISHED")?;
+    await_established(3, Duration::from_secs(10), || table(&site.a))
+        .ok_or("A never had the 3 held connections ESTABLISHED")?;
     let (a_rows, b_rows) = converge(&site.a, || table(&site.b), Duration::from_secs(20))?;
     println!("A:\n{}\nB:\n{}", show(&a_rows), show(&b_rows));
     if established(&b_rows) < 3 {
@@ -363,28 +374,17 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
         "224.0.0.81:8848",
         &["203.0.113.2:8849"],
     );
-    let b_text = config(
-        &site.run.join("b"),
-        "s1",
-        "backup",
-        "224.0.0.82:8849",
-        &["203.0.113.1:8848"],
-    );
+    let b_text = relay_backup_config(&site);
     // Held before syncd A runs: only A's snapshot of /proc/net/ip_vs_conn knows them.
     let _early = hold_connections(&site.client, 2)?;
-    wait_for(Duration::from_secs(10), || {
-        table(&site.a).ok().filter(|t| established(t) >= 2)
-    })
-    .ok_or("A never had the 2 early connections ESTABLISHED")?;
+    await_established(2, Duration::from_secs(10), || table(&site.a))
+        .ok_or("A never had the 2 early connections ESTABLISHED")?;
     let (_syncd_a, socket_a) =
         daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
     // Made while syncd A watches, with nobody to forward to yet.
     let _late = hold_connections(&site.client, 2)?;
-    wait_for(Duration::from_secs(15), || {
-        let dump = dump_rows(&socket_a).ok()?;
-        (established(&dump) >= 4).then_some(())
-    })
-    .ok_or("syncd A's mirror never held all 4 connections")?;
+    await_established(4, Duration::from_secs(15), || dump_rows(&socket_a))
+        .ok_or("syncd A's mirror never held all 4 connections")?;
     if established(&table(&site.b)?) != 0 {
         return Err("B has connections before its syncd runs".to_owned());
     }
@@ -433,10 +433,8 @@ fn syncd_observes_kernel_to_kernel_sync() -> Result<(), String> {
         daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
     let _held = hold_connections(&site.client, 3)?;
     fetch(&site.client, 2)?;
-    wait_for(Duration::from_secs(10), || {
-        table(&site.a).ok().filter(|t| established(t) >= 3)
-    })
-    .ok_or("A never had the 3 held connections ESTABLISHED")?;
+    await_established(3, Duration::from_secs(10), || table(&site.a))
+        .ok_or("A never had the 3 held connections ESTABLISHED")?;
     // The kernel backup learns straight from the kernel master...
     converge(&site.a, || table(&site.b), Duration::from_secs(20))
         .map_err(|e| format!("{e}\n{}", diagnose(&site)))?;
@@ -463,15 +461,10 @@ fn syncd_observes_kernel_to_kernel_sync() -> Result<(), String> {
     let (_syncd_b, socket_b) =
         daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
     let _more = hold_connections(&site.client, 2)?;
-    wait_for(Duration::from_secs(10), || {
-        table(&site.a).ok().filter(|t| established(t) >= 5)
-    })
-    .ok_or("A never had the 2 more connections ESTABLISHED")?;
-    let learned = wait_for(Duration::from_secs(10), || {
-        let rows = dump_rows(&socket_b).ok()?;
-        (established(&rows) >= 2).then_some(rows)
-    })
-    .ok_or("syncd B did not learn the 2 new connections from the group")?;
+    await_established(5, Duration::from_secs(10), || table(&site.a))
+        .ok_or("A never had the 2 more connections ESTABLISHED")?;
+    let learned = await_established(2, Duration::from_secs(10), || dump_rows(&socket_b))
+        .ok_or("syncd B did not learn the 2 new connections from the group")?;
     let a_rows = table(&site.a)?;
     if !learned.is_subset(&a_rows) {
         return Err(format!(
@@ -639,13 +632,7 @@ fn syncd_reloads_sync_on_sighup() -> Result<(), String> {
     let site = site()?;
     let dir_a = site.run.join("a");
     let a_text = config(&dir_a, "s0", "master", "224.0.0.81:8848", &[]);
-    let b_text = config(
-        &site.run.join("b"),
-        "s1",
-        "backup",
-        "224.0.0.82:8849",
-        &["203.0.113.1:8848"],
-    );
+    let b_text = relay_backup_config(&site);
     let config_a = dir_a.join("director.toml");
     std::fs::write(&config_a, &a_text).map_err(|e| e.to_string())?;
     let log_a = dir_a.join("syncd.log");
@@ -655,10 +642,8 @@ fn syncd_reloads_sync_on_sighup() -> Result<(), String> {
         daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
 
     let _held = hold_connections(&site.client, 2)?;
-    wait_for(Duration::from_secs(15), || {
-        (established(&dump_rows(&socket_a).ok()?) >= 2).then_some(())
-    })
-    .ok_or("syncd A's mirror never held the 2 connections")?;
+    await_established(2, Duration::from_secs(15), || dump_rows(&socket_a))
+        .ok_or("syncd A's mirror never held the 2 connections")?;
     // B asked, and A, with no peers configured, refused.
     wait_for(Duration::from_secs(15), || {
         let status = control(&socket_a, &json!({"cmd": "status"})).ok()?;
@@ -709,10 +694,8 @@ fn syncd_reloads_sync_on_sighup() -> Result<(), String> {
     }
     // New connections still flow through the running group and the new peer.
     let _more = hold_connections(&site.client, 2)?;
-    wait_for(Duration::from_secs(20), || {
-        (established(&table(&site.b).ok()?) >= 4).then_some(())
-    })
-    .ok_or_else(|| format!("B never had the 2 later connections\n{}", diagnose(&site)))?;
+    await_established(4, Duration::from_secs(20), || table(&site.b))
+        .ok_or_else(|| format!("B never had the 2 later connections\n{}", diagnose(&site)))?;
     let log = std::fs::read_to_string(&log_a).map_err(|e| e.to_string())?;
     if !log.contains("[sync] group changed and take effect on restart only")
         || !log.contains("applied [sync] maxlen, peers")
@@ -741,10 +724,8 @@ fn syncd_hears_every_sync_port_of_the_kernel() -> Result<(), String> {
         daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
     // Twelve connections: the chance that all go through one thread is 2 in 4096.
     let _held = hold_connections(&site.client, 12)?;
-    wait_for(Duration::from_secs(15), || {
-        table(&site.a).ok().filter(|t| established(t) >= 12)
-    })
-    .ok_or("A never had the 12 held connections ESTABLISHED")?;
+    await_established(12, Duration::from_secs(15), || table(&site.a))
+        .ok_or("A never had the 12 held connections ESTABLISHED")?;
     let (a_rows, mirror) = converge(&site.a, || dump_rows(&socket_a), Duration::from_secs(20))
         .map_err(|e| format!("syncd A: {e}\n{}", diagnose(&site)))?;
     println!(

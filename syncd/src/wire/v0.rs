@@ -387,12 +387,7 @@ pub fn emit_entry<T: AsRef<[u8]> + AsMut<[u8]>>(
             actual,
         });
     }
-    let Addrs::V4 {
-        client,
-        virtual_addr,
-        dest,
-    } = conn.addrs
-    else {
+    let Some((client, virtual_addr, dest)) = conn.addrs.v4() else {
         return Err(EmitError::Ipv6InV0);
     };
     entry.set_reserved(0);
