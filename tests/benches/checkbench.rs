@@ -1,0 +1,538 @@
+//! Benchmark, inside one UML boot: directord's health checker against keepalived's, on the same
+//! targets. N TCP-connect and N HTTP checks at a 1 s interval (timeout 1 s) against one local
+//! listener serving N TCP ports and N HTTP ports; each checker runs alone while we read its CPU
+//! time and RSS from /proc (keepalived: the parent and its checker child together) and the
+//! listener counts the checks each target receives, which gives checks/s and whether every
+//! target was checked on schedule. Prints a row per run, then medians and the CPU ratio.
+//!
+//! Run: `cargo build --release --bins && cargo bench -p lvs-tests --bench checkbench`
+//! (one size only: append `checks_1000` or `checks_5000`).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use lvs_tests::netns::Netns;
+use lvs_tests::process::{Guarded, wait_for};
+use lvs_tests::uml::{self, Case};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Runs of each checker per size, alternating, so a disturbance of the shared machine does not
+/// land on one checker only; the summary takes medians.
+const REPEATS: usize = 3;
+/// Time after the table is complete before measuring: the first round of checks and the
+/// checker's start-up allocations are not the steady state.
+const WARM_UP: Duration = Duration::from_secs(5);
+const WINDOW: Duration = Duration::from_secs(20);
+/// The listener's address and where its two port ranges start; IPVS real servers name them.
+const LISTENER: &str = "198.51.100.1";
+const TCP_BASE: u16 = 10000;
+const HTTP_BASE: u16 = 20000;
+const VIP: &str = "192.0.2.100";
+
+fn main() -> ExitCode {
+    uml::bench(&[
+        Case::new("checks_1000", || compare(1000)).with_timeout(Duration::from_secs(900)),
+        Case::new("checks_5000", || compare(5000)).with_timeout(Duration::from_secs(1200)),
+    ])
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Checker {
+    Directord,
+    Keepalived,
+}
+
+impl Checker {
+    fn name(self) -> &'static str {
+        match self {
+            Checker::Directord => "directord",
+            Checker::Keepalived => "keepalived",
+        }
+    }
+}
+
+/// What one run measured.
+struct Run {
+    checker: Checker,
+    checks_per_s: f64,
+    /// Share of the 2N targets checked at least WINDOW/interval - 1 times in the window.
+    on_schedule: f64,
+    /// Fewest checks any target received in the window.
+    min_checks: u64,
+    cpu_percent: f64,
+    rss_mb: f64,
+    /// Destinations with a weight above 0 at the end of the window, of 2N.
+    up: usize,
+}
+
+fn compare(n: u16) -> Result<(), String> {
+    raise_fd_limit(65536)?;
+    let ns = Netns::new("checkbench")?;
+    ns.ip(&["link", "add", "dummy0", "type", "dummy"])?;
+    ns.addr("dummy0", &format!("{LISTENER}/24"))?;
+    let listener = Listener::start(&ns, n)?;
+    let dir = tempfile::Builder::new()
+        .prefix("lvs-checkbench-")
+        .tempdir_in("/run")
+        .map_err(|e| e.to_string())?;
+    let directord_config = dir.path().join("director.toml");
+    fs::write(&directord_config, directord_config_text(dir.path(), n))
+        .map_err(|e| e.to_string())?;
+    let keepalived_config = dir.path().join("keepalived.conf");
+    fs::write(&keepalived_config, keepalived_config_text(n)).map_err(|e| e.to_string())?;
+
+    println!(
+        "N = {n}: {n} TCP-connect + {n} HTTP checks, interval 1 s, timeout 1 s; expected {} checks/s",
+        2 * u32::from(n)
+    );
+    println!(
+        "{:<11} {:>10} {:>12} {:>10} {:>8} {:>8} {:>12}",
+        "checker", "checks/s", "on schedule", "min/target", "CPU %", "RSS MB", "up"
+    );
+    let mut runs = Vec::new();
+    for _ in 0..REPEATS {
+        for checker in [Checker::Directord, Checker::Keepalived] {
+            let config = match checker {
+                Checker::Directord => &directord_config,
+                Checker::Keepalived => &keepalived_config,
+            };
+            let run = measure(&ns, &listener, checker, config, dir.path(), n)?;
+            println!(
+                "{:<11} {:>10.0} {:>11.1}% {:>10} {:>8.1} {:>8.1} {:>12}",
+                checker.name(),
+                run.checks_per_s,
+                run.on_schedule * 100.0,
+                run.min_checks,
+                run.cpu_percent,
+                run.rss_mb,
+                format!("{}/{}", run.up, 2 * usize::from(n)),
+            );
+            runs.push(run);
+        }
+    }
+    summary(n, &runs);
+    drop(listener);
+    Ok(())
+}
+
+fn summary(n: u16, runs: &[Run]) {
+    let median_of = |checker: Checker, value: fn(&Run) -> f64| {
+        let mut values: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.checker == checker)
+            .map(value)
+            .collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    println!(
+        "\n{:>6} {:<11} {:>10} {:>12} {:>8} {:>8}",
+        "N", "checker", "checks/s", "on schedule", "CPU %", "RSS MB"
+    );
+    for checker in [Checker::Directord, Checker::Keepalived] {
+        println!(
+            "{n:>6} {:<11} {:>10.0} {:>11.1}% {:>8.1} {:>8.1}",
+            checker.name(),
+            median_of(checker, |r| r.checks_per_s),
+            median_of(checker, |r| r.on_schedule) * 100.0,
+            median_of(checker, |r| r.cpu_percent),
+            median_of(checker, |r| r.rss_mb),
+        );
+    }
+    let ratio = median_of(Checker::Keepalived, |r| r.cpu_percent)
+        / median_of(Checker::Directord, |r| r.cpu_percent);
+    let checks_ratio = median_of(Checker::Directord, |r| r.checks_per_s)
+        / median_of(Checker::Keepalived, |r| r.checks_per_s);
+    println!(
+        "N = {n}: CPU keepalived / directord = {ratio:.2}x (medians of {REPEATS}); \
+         checks/s directord / keepalived = {checks_ratio:.2}; CPU % is of UML's one CPU, \
+         shared with the listener and the kernel's TCP work"
+    );
+}
+
+/// Starts `checker`, waits for its table and warm-up, measures one window, stops it and
+/// empties the table for the next run.
+fn measure(
+    ns: &Netns,
+    listener: &Listener,
+    checker: Checker,
+    config: &Path,
+    dir: &Path,
+    n: u16,
+) -> Result<Run, String> {
+    let log = dir.join(format!("{}.log", checker.name()));
+    let argv: Vec<std::ffi::OsString> = match checker {
+        Checker::Directord => vec![
+            lvs_tests::workspace_bin("directord").into(),
+            "--config".into(),
+            config.into(),
+        ],
+        Checker::Keepalived => vec![
+            "keepalived".into(),
+            "--dont-fork".into(),
+            "--log-console".into(),
+            "--check".into(),
+            "--use-file".into(),
+            config.into(),
+            "--pid".into(),
+            dir.join("keepalived.pid").into(),
+            "--checkers_pid".into(),
+            dir.join("checkers.pid").into(),
+        ],
+    };
+    let log_file = fs::File::create(&log).map_err(|e| e.to_string())?;
+    let mut command = ns.command(&argv);
+    command
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log_file);
+    let mut process = Guarded::spawn(&mut command)?;
+    let with_log = |why: String| {
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "{}: {why}\n--- last lines of its log ---\n{}",
+            checker.name(),
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
+    };
+
+    let destinations = 2 * usize::from(n);
+    let started = Instant::now();
+    wait_for(Duration::from_secs(120), || {
+        (up_destinations(ns).ok()? == destinations).then_some(())
+    })
+    .ok_or_else(|| with_log(format!("the table never held {destinations} destinations")))?;
+    let loaded = started.elapsed();
+    std::thread::sleep(WARM_UP);
+    if let Some(status) = process.try_status() {
+        return Err(with_log(format!("exited during warm-up: {status}")));
+    }
+
+    let pids = process_tree(process.pid());
+    let cpu_before: u64 = pids.iter().filter_map(|&p| cpu_ticks(p)).sum();
+    let checks_before = listener.snapshot();
+    let window_start = Instant::now();
+    std::thread::sleep(WINDOW);
+    let checks_after = listener.snapshot();
+    let cpu_after: u64 = pids.iter().filter_map(|&p| cpu_ticks(p)).sum();
+    let elapsed = window_start.elapsed().as_secs_f64();
+    let rss_kb: u64 = pids.iter().filter_map(|&p| rss_kb(p)).sum();
+    let up = up_destinations(ns)?;
+    if let Some(status) = process.try_status() {
+        return Err(with_log(format!("exited while measured: {status}")));
+    }
+
+    let per_target: Vec<u64> = checks_after
+        .iter()
+        .zip(&checks_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    let total: u64 = per_target.iter().sum();
+    if total == 0 {
+        return Err(with_log(
+            "the listener saw no checks in the window".to_owned(),
+        ));
+    }
+    // A 1 s interval gives WINDOW checks per target; one fewer allows for where the window
+    // cuts the period.
+    let due = WINDOW.as_secs() - 1;
+    let on_time = per_target.iter().filter(|&&c| c >= due).count();
+    let ticks_per_s = clock_ticks_per_second();
+    process.end();
+    println!(
+        "  ({} table of {destinations} loaded and all up after {:.1}s; {} processes measured)",
+        checker.name(),
+        loaded.as_secs_f64(),
+        pids.len()
+    );
+    ns.run(&["ipvsadm", "-C"])?;
+    // Lets connections of the stopped checker finish before the next one is counted.
+    std::thread::sleep(Duration::from_secs(2));
+    Ok(Run {
+        checker,
+        checks_per_s: total as f64 / elapsed,
+        on_schedule: on_time as f64 / per_target.len() as f64,
+        min_checks: per_target.iter().copied().min().unwrap_or(0),
+        cpu_percent: (cpu_after - cpu_before) as f64 / ticks_per_s / elapsed * 100.0,
+        rss_mb: rss_kb as f64 / 1024.0,
+        up,
+    })
+}
+
+/// Destinations in the namespace's IPVS table with a weight above 0 (directord quiesces a
+/// failed server to 0, keepalived removes it).
+fn up_destinations(ns: &Netns) -> Result<usize, String> {
+    let table = ns.stdout(&["ipvsadm", "-Sn"])?;
+    Ok(table
+        .lines()
+        .filter(|l| l.starts_with("-a ") && !l.ends_with(" -w 0"))
+        .count())
+}
+
+fn directord_config_text(dir: &Path, n: u16) -> String {
+    let mut text = format!("[control]\nsocket_dir = \"{}\"\n", dir.display());
+    for (port, base, check) in [
+        (80, TCP_BASE, r#"{ type = "connect", interval = "1s", timeout = "1s" }"#),
+        (
+            8080,
+            HTTP_BASE,
+            r#"{ type = "http", path = "/", expect_status = ["200"], interval = "1s", timeout = "1s" }"#,
+        ),
+    ] {
+        let _ = write!(
+            text,
+            "\n[[virtual_server]]\naddress = \"{VIP}:{port}\"\nscheduler = \"wrr\"\n\
+             forwarding = \"nat\"\ncheck = {check}\n"
+        );
+        for i in 0..n {
+            let _ = write!(
+                text,
+                "\n[[virtual_server.real]]\naddress = \"{LISTENER}:{}\"\nweight = 1\n",
+                base + i
+            );
+        }
+    }
+    text
+}
+
+/// The same services and checks in keepalived's terms: delay_loop is its interval,
+/// connect_timeout its timeout.
+fn keepalived_config_text(n: u16) -> String {
+    let mut text = String::from("global_defs {\n  router_id checkbench\n}\n");
+    for (port, base, check) in [
+        (80, TCP_BASE, "TCP_CHECK {\n      connect_timeout 1\n    }"),
+        (
+            8080,
+            HTTP_BASE,
+            "HTTP_GET {\n      url {\n        path /\n        status_code 200\n      }\n      connect_timeout 1\n    }",
+        ),
+    ] {
+        let _ = write!(
+            text,
+            "virtual_server {VIP} {port} {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind NAT\n  protocol TCP\n"
+        );
+        for i in 0..n {
+            let _ = write!(
+                text,
+                "  real_server {LISTENER} {} {{\n    weight 1\n    {check}\n  }}\n",
+                base + i
+            );
+        }
+        text.push_str("}\n");
+    }
+    text
+}
+
+/// N TCP ports that accept and close, N HTTP ports that answer 200 to any request, all on one
+/// thread inside the namespace; counts the checks each port receives.
+struct Listener {
+    /// TCP ports first, then HTTP ports.
+    counts: Arc<Vec<AtomicU64>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const RESPONSE: &[u8] =
+    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+
+impl Listener {
+    fn start(ns: &Netns, n: u16) -> Result<Self, String> {
+        let netns = fs::File::open(Path::new("/run/netns").join(ns.name()))
+            .map_err(|e| format!("cannot open the namespace: {e}"))?;
+        let counts: Arc<Vec<AtomicU64>> =
+            Arc::new((0..2 * usize::from(n)).map(|_| AtomicU64::new(0)).collect());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (ready, is_ready) = std::sync::mpsc::channel();
+        let thread_counts = Arc::clone(&counts);
+        let thread = std::thread::spawn(move || {
+            // SAFETY: setns(2) on an open namespace file; it moves only this thread, so the
+            // sockets made below live in the test's namespace and the rest of the process
+            // stays where it was.
+            if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                let _ = ready.send(Err(format!("setns: {}", std::io::Error::last_os_error())));
+                return;
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                for i in 0..2 * n {
+                    let http = i >= n;
+                    let port = if http {
+                        HTTP_BASE + i - n
+                    } else {
+                        TCP_BASE + i
+                    };
+                    let socket = match tokio::net::TcpListener::bind((LISTENER, port)).await {
+                        Ok(socket) => socket,
+                        Err(e) => {
+                            let _ = ready.send(Err(format!("bind {LISTENER}:{port}: {e}")));
+                            return;
+                        }
+                    };
+                    tokio::spawn(serve(socket, http, Arc::clone(&thread_counts), usize::from(i)));
+                }
+                let _ = ready.send(Ok(()));
+                let _ = stopped.await;
+            });
+        });
+        is_ready
+            .recv()
+            .map_err(|_| "the listener thread ended before binding".to_owned())??;
+        Ok(Listener {
+            counts,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    fn snapshot(&self) -> Vec<u64> {
+        self.counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A TCP port counts a connection when it accepts it; an HTTP port when it has answered a
+/// whole request head with 200.
+async fn serve(
+    socket: tokio::net::TcpListener,
+    http: bool,
+    counts: Arc<Vec<AtomicU64>>,
+    index: usize,
+) {
+    loop {
+        let mut stream = match socket.accept().await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if !http {
+            counts[index].fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let counts = Arc::clone(&counts);
+        tokio::spawn(async move {
+            let mut head = Vec::with_capacity(512);
+            let mut buf = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(2), async {
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return false,
+                        Ok(got) => head.extend_from_slice(&buf[..got]),
+                    }
+                }
+                true
+            })
+            .await;
+            if read == Ok(true) && stream.write_all(RESPONSE).await.is_ok() {
+                let _ = stream.shutdown().await;
+                counts[index].fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+}
+
+fn raise_fd_limit(limit: u64) -> Result<(), String> {
+    let wanted = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: setrlimit(2) reads the struct we pass; children (the checkers) inherit the limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } != 0 {
+        return Err(format!(
+            "setrlimit NOFILE {limit}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+/// The fields of /proc/PID/stat after the command name (which may hold spaces), from field 3.
+fn stat_fields(pid: u32) -> Option<Vec<u64>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    Some(
+        rest.split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// utime + stime: UML books nearly all process time as user time, so only the sum compares.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    // Fields 14 and 15 of stat(5); the vector starts at field 4.
+    Some(fields[10] + fields[11])
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `root` and every process descending from it (keepalived's checker child included).
+fn process_tree(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let ppid = *stat_fields(pid)?.first()?;
+            Some((pid, ppid as u32))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        i += 1;
+    }
+    tree
+}
