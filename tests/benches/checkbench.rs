@@ -70,13 +70,17 @@ struct Run {
     rss_mb: f64,
     /// Destinations with a weight above 0 at the end of the window, of 2N.
     up: usize,
+    /// HTTP connections per second the listener closed without a whole request.
+    abandoned_per_s: f64,
+    listener_cpu_percent: f64,
+    /// Share of UML's CPU left idle: near 0 means the figures are those of a saturated CPU.
+    idle: f64,
 }
 
 fn compare(n: u16) -> Result<(), String> {
     raise_fd_limit(65536)?;
     let ns = Netns::new("checkbench")?;
-    ns.ip(&["link", "add", "dummy0", "type", "dummy"])?;
-    ns.addr("dummy0", &format!("{LISTENER}/24"))?;
+    ns.ip(&["addr", "add", &format!("{LISTENER}/24"), "dev", "lo"])?;
     let listener = Listener::start(&ns, n)?;
     let dir = tempfile::Builder::new()
         .prefix("lvs-checkbench-")
@@ -93,8 +97,17 @@ fn compare(n: u16) -> Result<(), String> {
         2 * u32::from(n)
     );
     println!(
-        "{:<11} {:>10} {:>12} {:>10} {:>8} {:>8} {:>12}",
-        "checker", "checks/s", "on schedule", "min/target", "CPU %", "RSS MB", "up"
+        "{:<11} {:>9} {:>12} {:>10} {:>10} {:>7} {:>7} {:>11} {:>12} {:>7}",
+        "checker",
+        "checks/s",
+        "on schedule",
+        "min/target",
+        "abandoned/s",
+        "CPU %",
+        "RSS MB",
+        "up",
+        "listener CPU%",
+        "idle %"
     );
     let mut runs = Vec::new();
     for _ in 0..REPEATS {
@@ -105,14 +118,17 @@ fn compare(n: u16) -> Result<(), String> {
             };
             let run = measure(&ns, &listener, checker, config, dir.path(), n)?;
             println!(
-                "{:<11} {:>10.0} {:>11.1}% {:>10} {:>8.1} {:>8.1} {:>12}",
+                "{:<11} {:>9.0} {:>11.1}% {:>10} {:>11.0} {:>7.1} {:>7.1} {:>11} {:>12.1} {:>7.1}",
                 checker.name(),
                 run.checks_per_s,
                 run.on_schedule * 100.0,
                 run.min_checks,
+                run.abandoned_per_s,
                 run.cpu_percent,
                 run.rss_mb,
                 format!("{}/{}", run.up, 2 * usize::from(n)),
+                run.listener_cpu_percent,
+                run.idle * 100.0,
             );
             runs.push(run);
         }
@@ -133,28 +149,37 @@ fn summary(n: u16, runs: &[Run]) {
         values[values.len() / 2]
     };
     println!(
-        "\n{:>6} {:<11} {:>10} {:>12} {:>8} {:>8}",
-        "N", "checker", "checks/s", "on schedule", "CPU %", "RSS MB"
+        "\n{:>6} {:<11} {:>10} {:>12} {:>8} {:>8} {:>18}",
+        "N", "checker", "checks/s", "on schedule", "CPU %", "RSS MB", "CPU ms/1000 checks"
     );
     for checker in [Checker::Directord, Checker::Keepalived] {
         println!(
-            "{n:>6} {:<11} {:>10.0} {:>11.1}% {:>8.1} {:>8.1}",
+            "{n:>6} {:<11} {:>10.0} {:>11.1}% {:>8.1} {:>8.1} {:>18.0}",
             checker.name(),
             median_of(checker, |r| r.checks_per_s),
             median_of(checker, |r| r.on_schedule) * 100.0,
             median_of(checker, |r| r.cpu_percent),
             median_of(checker, |r| r.rss_mb),
+            median_of(checker, cost_per_1000),
         );
     }
     let ratio = median_of(Checker::Keepalived, |r| r.cpu_percent)
         / median_of(Checker::Directord, |r| r.cpu_percent);
     let checks_ratio = median_of(Checker::Directord, |r| r.checks_per_s)
         / median_of(Checker::Keepalived, |r| r.checks_per_s);
+    let cost_ratio = median_of(Checker::Keepalived, cost_per_1000)
+        / median_of(Checker::Directord, cost_per_1000);
     println!(
-        "N = {n}: CPU keepalived / directord = {ratio:.2}x (medians of {REPEATS}); \
-         checks/s directord / keepalived = {checks_ratio:.2}; CPU % is of UML's one CPU, \
-         shared with the listener and the kernel's TCP work"
+        "N = {n}: CPU keepalived / directord = {ratio:.2}x, per check {cost_ratio:.2}x \
+         (medians of {REPEATS}); checks/s directord / keepalived = {checks_ratio:.2}; \
+         CPU % is of UML's one CPU, shared with the listener and the kernel's TCP work"
     );
+}
+
+/// CPU milliseconds a checker spent per 1,000 checks the listener saw: the cost per check,
+/// which still compares when a saturated CPU holds both checkers below the schedule.
+fn cost_per_1000(run: &Run) -> f64 {
+    run.cpu_percent * 10_000.0 / run.checks_per_s
 }
 
 /// Starts `checker`, waits for its table and warm-up, measures one window, stops it and
@@ -218,11 +243,15 @@ fn measure(
 
     let pids = process_tree(process.pid());
     let cpu_before: u64 = pids.iter().filter_map(|&p| cpu_ticks(p)).sum();
+    let listener_before = cpu_ticks(std::process::id()).unwrap_or(0);
+    let idle_before = guest_idle()?;
     let checks_before = listener.snapshot();
     let window_start = Instant::now();
     std::thread::sleep(WINDOW);
     let checks_after = listener.snapshot();
     let cpu_after: u64 = pids.iter().filter_map(|&p| cpu_ticks(p)).sum();
+    let listener_after = cpu_ticks(std::process::id()).unwrap_or(0);
+    let idle_after = guest_idle()?;
     let elapsed = window_start.elapsed().as_secs_f64();
     let rss_kb: u64 = pids.iter().filter_map(|&p| rss_kb(p)).sum();
     let up = up_destinations(ns)?;
@@ -230,11 +259,12 @@ fn measure(
         return Err(with_log(format!("exited while measured: {status}")));
     }
 
-    let per_target: Vec<u64> = checks_after
+    let mut per_target: Vec<u64> = checks_after
         .iter()
         .zip(&checks_before)
         .map(|(a, b)| a - b)
         .collect();
+    let abandoned = per_target.pop().unwrap_or(0);
     let total: u64 = per_target.iter().sum();
     if total == 0 {
         return Err(with_log(
@@ -264,6 +294,10 @@ fn measure(
         cpu_percent: (cpu_after - cpu_before) as f64 / ticks_per_s / elapsed * 100.0,
         rss_mb: rss_kb as f64 / 1024.0,
         up,
+        abandoned_per_s: abandoned as f64 / elapsed,
+        listener_cpu_percent: (listener_after - listener_before) as f64 / ticks_per_s / elapsed
+            * 100.0,
+        idle: (idle_after.0 - idle_before.0) as f64 / (idle_after.1 - idle_before.1).max(1) as f64,
     })
 }
 
@@ -280,7 +314,11 @@ fn up_destinations(ns: &Netns) -> Result<usize, String> {
 fn directord_config_text(dir: &Path, n: u16) -> String {
     let mut text = format!("[control]\nsocket_dir = \"{}\"\n", dir.display());
     for (port, base, check) in [
-        (80, TCP_BASE, r#"{ type = "connect", interval = "1s", timeout = "1s" }"#),
+        (
+            80,
+            TCP_BASE,
+            r#"{ type = "connect", interval = "1s", timeout = "1s" }"#,
+        ),
         (
             8080,
             HTTP_BASE,
@@ -334,7 +372,8 @@ fn keepalived_config_text(n: u16) -> String {
 /// N TCP ports that accept and close, N HTTP ports that answer 200 to any request, all on one
 /// thread inside the namespace; counts the checks each port receives.
 struct Listener {
-    /// TCP ports first, then HTTP ports.
+    /// TCP ports first, then HTTP ports, then one more: HTTP connections that ended without a
+    /// whole request (the checker gave up, or never got to send it).
     counts: Arc<Vec<AtomicU64>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -347,8 +386,11 @@ impl Listener {
     fn start(ns: &Netns, n: u16) -> Result<Self, String> {
         let netns = fs::File::open(Path::new("/run/netns").join(ns.name()))
             .map_err(|e| format!("cannot open the namespace: {e}"))?;
-        let counts: Arc<Vec<AtomicU64>> =
-            Arc::new((0..2 * usize::from(n)).map(|_| AtomicU64::new(0)).collect());
+        let counts: Arc<Vec<AtomicU64>> = Arc::new(
+            (0..=2 * usize::from(n))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (ready, is_ready) = std::sync::mpsc::channel();
         let thread_counts = Arc::clone(&counts);
@@ -385,7 +427,12 @@ impl Listener {
                             return;
                         }
                     };
-                    tokio::spawn(serve(socket, http, Arc::clone(&thread_counts), usize::from(i)));
+                    tokio::spawn(serve(
+                        socket,
+                        http,
+                        Arc::clone(&thread_counts),
+                        usize::from(i),
+                    ));
                 }
                 let _ = ready.send(Ok(()));
                 let _ = stopped.await;
@@ -458,6 +505,8 @@ async fn serve(
             if read == Ok(true) && stream.write_all(RESPONSE).await.is_ok() {
                 let _ = stream.shutdown().await;
                 counts[index].fetch_add(1, Ordering::Relaxed);
+            } else {
+                counts[counts.len() - 1].fetch_add(1, Ordering::Relaxed);
             }
         });
     }
@@ -476,6 +525,22 @@ fn raise_fd_limit(limit: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Idle and total jiffies of the guest's CPUs, from the first line of /proc/stat.
+fn guest_idle() -> Result<(u64, u64), String> {
+    let stat = fs::read_to_string("/proc/stat").map_err(|e| e.to_string())?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait ...: idle and iowait are both time nothing ran.
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Ok((idle, fields.iter().sum()))
 }
 
 fn clock_ticks_per_second() -> f64 {
