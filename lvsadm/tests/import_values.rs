@@ -270,6 +270,10 @@ fn conditionals_follow_the_config_id() {
         (3, lvs_config::Duration::from_secs(12))
     );
     assert!(vi0.virtual_mac);
+    assert_eq!(
+        vi0.virtual_mac_interface, None,
+        "vrrpd names it vrrp.<vrid> as keepalived"
+    );
 
     let high = Options {
         config_id: Some("high".into()),
@@ -311,6 +315,8 @@ fn parameters_includes_and_service_options() {
     );
     assert_eq!(vi.source_address, Some("192.0.2.2".parse().unwrap()));
     assert_eq!(vi.notify.as_deref(), Some("/usr/local/bin/notify"));
+    assert!(vi.virtual_mac);
+    assert_eq!(vi.virtual_mac_interface.as_deref(), Some("vmac42"));
     assert!(
         notes.iter().all(|n| !n.contains("promote_secondaries")),
         "vrrpd always promotes secondaries: nothing to report"
