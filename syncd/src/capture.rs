@@ -4,15 +4,15 @@
 //! The kernel master turns multicast loop off on its socket, so no local UDP socket ever
 //! receives what it sends; the packet tap is the only place to read it.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Why a captured packet is not a sync message for our group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Skip {
     #[error("shorter than an IPv4 header")]
     Truncated,
-    #[error("not IPv4")]
-    NotIpv4,
+    #[error("not of the sync group's IP family")]
+    OtherFamily,
     #[error("not UDP")]
     NotUdp,
     #[error("a fragment")]
@@ -32,7 +32,7 @@ impl Skip {
     pub fn as_str(self) -> &'static str {
         match self {
             Skip::Truncated => "capture_truncated",
-            Skip::NotIpv4 => "capture_not_ipv4",
+            Skip::OtherFamily => "capture_other_family",
             Skip::NotUdp => "capture_not_udp",
             Skip::Fragment => "capture_fragment",
             Skip::OtherDestination => "capture_other_destination",
@@ -42,18 +42,40 @@ impl Skip {
 }
 
 const IPV4_MIN_HEADER: usize = 20;
+const IPV6_HEADER: usize = 40;
 const UDP_HEADER: usize = 8;
 const PROTO_UDP: u8 = 17;
 
-/// The UDP payload of `packet` if it is an unfragmented IPv4/UDP datagram to `group`.
+/// The UDP payload of `packet` if it is an unfragmented IPv4/UDP datagram, or an IPv6 one
+/// with UDP right after the fixed header (as the kernel master sends), to `group`.
 /// `ports` is net.ipv4.vs.sync_ports: a kernel master with n threads sends to the group's
 /// port and the n - 1 after it, one per thread (`get_mcast_sockaddr`).
-pub fn sync_payload(packet: &[u8], group: SocketAddrV4, ports: u16) -> Result<&[u8], Skip> {
-    if packet.len() < IPV4_MIN_HEADER {
+pub fn sync_payload(packet: &[u8], group: SocketAddr, ports: u16) -> Result<&[u8], Skip> {
+    let (dst, udp) = match (packet.first().map(|b| b >> 4), group) {
+        (None, _) => return Err(Skip::Truncated),
+        (Some(4), SocketAddr::V4(_)) => ipv4_udp(packet)?,
+        (Some(6), SocketAddr::V6(_)) => ipv6_udp(packet)?,
+        _ => return Err(Skip::OtherFamily),
+    };
+    if udp.len() < UDP_HEADER {
         return Err(Skip::Truncated);
     }
-    if packet[0] >> 4 != 4 {
-        return Err(Skip::NotIpv4);
+    let port = u16::from_be_bytes([udp[2], udp[3]]);
+    let first = group.port();
+    if dst != group.ip() || port < first || u32::from(port) >= u32::from(first) + u32::from(ports) {
+        return Err(Skip::OtherDestination);
+    }
+    let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if len < UDP_HEADER || len > udp.len() {
+        return Err(Skip::BadLength);
+    }
+    Ok(&udp[UDP_HEADER..len])
+}
+
+/// Destination and the IP payload (to its total length) of an IPv4 packet carrying UDP.
+fn ipv4_udp(packet: &[u8]) -> Result<(IpAddr, &[u8]), Skip> {
+    if packet.len() < IPV4_MIN_HEADER {
+        return Err(Skip::Truncated);
     }
     let header = usize::from(packet[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
@@ -68,28 +90,37 @@ pub fn sync_payload(packet: &[u8], group: SocketAddrV4, ports: u16) -> Result<&[
         return Err(Skip::Fragment);
     }
     let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-    let udp = &packet[header..total];
-    if udp.len() < UDP_HEADER {
+    Ok((dst.into(), &packet[header..total]))
+}
+
+/// The same for IPv6. Extension headers (a fragment header among them) are not followed:
+/// the kernel master's datagrams have none, so such a packet is not one of its messages.
+fn ipv6_udp(packet: &[u8]) -> Result<(IpAddr, &[u8]), Skip> {
+    if packet.len() < IPV6_HEADER {
         return Err(Skip::Truncated);
     }
-    let port = u16::from_be_bytes([udp[2], udp[3]]);
-    let first = group.port();
-    if dst != *group.ip() || port < first || u32::from(port) >= u32::from(first) + u32::from(ports)
-    {
-        return Err(Skip::OtherDestination);
+    let payload = usize::from(u16::from_be_bytes([packet[4], packet[5]]));
+    if IPV6_HEADER + payload > packet.len() {
+        return Err(Skip::Truncated);
     }
-    let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-    if len < UDP_HEADER || len > udp.len() {
-        return Err(Skip::BadLength);
+    if packet[6] != PROTO_UDP {
+        return Err(Skip::NotUdp);
     }
-    Ok(&udp[UDP_HEADER..len])
+    let dst: [u8; 16] = packet[24..40].try_into().expect("16 bytes");
+    Ok((
+        Ipv6Addr::from(dst).into(),
+        &packet[IPV6_HEADER..IPV6_HEADER + payload],
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(224, 0, 0, 81), 8848);
+    const GROUP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+        Ipv4Addr::new(224, 0, 0, 81),
+        8848,
+    ));
 
     /// An IPv4/UDP packet as the kernel master sends it: 203.0.113.1 -> 224.0.0.81:8848,
     /// TTL 1, DF, carrying a 4-byte payload.
@@ -141,6 +172,34 @@ mod tests {
         assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::BadLength));
         let mut other = p;
         other[0] = 0x65;
-        assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::NotIpv4));
+        assert_eq!(sync_payload(&other, GROUP, 1), Err(Skip::OtherFamily));
+    }
+
+    /// The same datagram over IPv6, fe80::1 -> ff02::81:8848, hop limit 1.
+    fn packet6() -> Vec<u8> {
+        let mut p = vec![0x60, 0, 0, 0, 0x00, 0x0c, 17, 1];
+        p.extend_from_slice(&Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1).octets());
+        p.extend_from_slice(&Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x81).octets());
+        p.extend_from_slice(&[0x9c, 0x40, 0x22, 0x90, 0x00, 0x0c, 0x00, 0x00, 1, 2, 3, 4]);
+        p
+    }
+
+    #[test]
+    fn ipv6_groups_are_heard_too() {
+        let group: SocketAddr = "[ff02::81]:8848".parse().unwrap();
+        let p = packet6();
+        assert_eq!(sync_payload(&p, group, 1), Ok(&[1u8, 2, 3, 4][..]));
+        assert_eq!(sync_payload(&p[..39], group, 1), Err(Skip::Truncated));
+        // Payload length past the packet.
+        assert_eq!(sync_payload(&p[..50], group, 1), Err(Skip::Truncated));
+        let mut other = p.clone();
+        other[6] = 44; // a fragment header first
+        assert_eq!(sync_payload(&other, group, 1), Err(Skip::NotUdp));
+        let mut other = p.clone();
+        other[39] = 0x82;
+        assert_eq!(sync_payload(&other, group, 1), Err(Skip::OtherDestination));
+        // Each family only with a group of its own.
+        assert_eq!(sync_payload(&p, GROUP, 1), Err(Skip::OtherFamily));
+        assert_eq!(sync_payload(&packet(), group, 1), Err(Skip::OtherFamily));
     }
 }

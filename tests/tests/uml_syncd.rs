@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 type Lane = fn() -> Result<(), String>;
 
 fn main() -> ExitCode {
-    let cases: [(&'static str, Lane); 6] = [
+    let cases: [(&'static str, Lane); 7] = [
         (
             "syncd_relays_master_to_backup",
             syncd_relays_master_to_backup,
@@ -38,6 +38,10 @@ fn main() -> ExitCode {
         (
             "syncd_hears_every_sync_port_of_the_kernel",
             syncd_hears_every_sync_port_of_the_kernel,
+        ),
+        (
+            "syncd_syncs_over_an_ipv6_group",
+            syncd_syncs_over_an_ipv6_group,
         ),
     ];
     uml::main(&cases.map(|(name, run)| Case::new(name, run).with_timeout(Duration::from_secs(90))))
@@ -738,5 +742,58 @@ fn syncd_hears_every_sync_port_of_the_kernel() -> Result<(), String> {
         .map_err(|e| format!("B's kernel: {e}\n{}", diagnose(&site)))?;
     converge(&site.a, || dump_rows(&socket_b), Duration::from_secs(20))
         .map_err(|e| format!("syncd B: {e}\n{}", diagnose(&site)))?;
+    Ok(())
+}
+
+/// The sync link in IPv6 only (link-local addresses, group ff02::81): the kernel master on A
+/// sends there, syncd A's tap decodes it into its mirror, B's kernel backup (started by
+/// syncd B on the same group) and syncd B learn the table from it.
+fn syncd_syncs_over_an_ipv6_group() -> Result<(), String> {
+    let site = site()?;
+    for (director, link) in [(&site.a, "s0"), (&site.b, "s1")] {
+        // The kernel master sends from the link-local address once DAD has finished.
+        wait_for(Duration::from_secs(20), || {
+            let addrs = director
+                .stdout(&["ip", "-6", "addr", "show", "dev", link, "scope", "link"])
+                .ok()?;
+            (addrs.contains("inet6 fe80") && !addrs.contains("tentative")).then_some(())
+        })
+        .ok_or(format!("no usable link-local address on {link}"))?;
+    }
+    let group = "[ff02::81]:8848";
+    let a_text = config(&site.run.join("a"), "s0", "master", group, &[]);
+    let b_text = config(&site.run.join("b"), "s1", "backup", group, &[]);
+    let (_syncd_a, socket_a) =
+        daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
+    let (_syncd_b, socket_b) =
+        daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
+    let daemons = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
+    println!("A: {daemons}");
+    if !daemons.contains("ff02::81") {
+        return Err(format!(
+            "A's kernel master is not on the IPv6 group: {daemons}"
+        ));
+    }
+    let _held = hold_connections(&site.client, 3)?;
+    await_established(3, Duration::from_secs(15), || table(&site.a))
+        .ok_or("A never had the 3 held connections ESTABLISHED")?;
+    let (a_rows, mirror) = converge(&site.a, || dump_rows(&socket_a), Duration::from_secs(20))
+        .map_err(|e| format!("syncd A: {e}\n{}", diagnose(&site)))?;
+    println!(
+        "A:\n{}\nsyncd A's mirror:\n{}",
+        show(&a_rows),
+        show(&mirror)
+    );
+    converge(&site.a, || table(&site.b), Duration::from_secs(20))
+        .map_err(|e| format!("B's kernel: {e}\n{}", diagnose(&site)))?;
+    converge(&site.a, || dump_rows(&socket_b), Duration::from_secs(20))
+        .map_err(|e| format!("syncd B: {e}\n{}", diagnose(&site)))?;
+    let status_b = control(&socket_b, &json!({"cmd": "status"}))?;
+    if counter(&status_b, "messages_received") == 0 || counter(&status_b, "messages_injected") != 0
+    {
+        return Err(format!(
+            "syncd B must learn the group's messages and inject none: {status_b}"
+        ));
+    }
     Ok(())
 }

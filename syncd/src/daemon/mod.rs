@@ -11,7 +11,7 @@ mod net;
 mod reload;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,13 +46,13 @@ enum Input {
 struct Syncd {
     sync: SyncConfig,
     config_path: PathBuf,
-    group: SocketAddrV4,
+    group: SocketAddr,
     role_source: String,
     engine: Engine,
     client: IpvsClient,
     unicast_socket: Arc<UdpSocket>,
     inject_socket: UdpSocket,
-    own_addrs: Vec<Ipv4Addr>,
+    own_addrs: Vec<IpAddr>,
     events: broadcast::Sender<Event>,
     metrics: metrics::Metrics,
 }
@@ -64,7 +64,7 @@ impl Syncd {
             mcast_ifn: self.sync.interface.clone(),
             syncid: u32::from(self.sync.syncid),
             sync_maxlen: Some(self.sync.maxlen),
-            mcast_group: Some(IpAddr::V4(*self.group.ip())),
+            mcast_group: Some(self.group.ip()),
             mcast_port: Some(self.group.port()),
             mcast_ttl: Some(self.sync.ttl),
         }
@@ -172,7 +172,7 @@ impl Syncd {
             );
             return;
         };
-        if let Err(e) = ipv4_only(&new) {
+        if let Err(e) = one_family(&new) {
             error!("SIGHUP: reload refused, keeping the running [sync]: {e}");
             return;
         }
@@ -192,9 +192,8 @@ impl Syncd {
         let old_role = self.sync.role.clone();
         self.sync = plan.effective;
         if plan.applied.contains(&"ttl")
-            && let Err(e) = self
-                .inject_socket
-                .set_multicast_ttl_v4(u32::from(self.sync.ttl))
+            && let Err(e) =
+                net::set_inject_ttl(&self.inject_socket, self.group.is_ipv6(), self.sync.ttl)
         {
             warn!("SIGHUP: ttl {} on the injector socket: {e}", self.sync.ttl);
         }
@@ -255,9 +254,7 @@ impl Syncd {
             Input::Unicast(from, payload) => self.engine.handle_unicast(from, &payload, now),
             Input::Group(from, payload) => {
                 // Our own injections come back through the group: not news.
-                if let IpAddr::V4(ip) = from.ip()
-                    && self.own_addrs.contains(&ip)
-                {
+                if self.own_addrs.contains(&from.ip()) {
                     return;
                 }
                 self.engine.handle_group(&payload, now);
@@ -283,11 +280,7 @@ impl Syncd {
                     }
                 }
                 Action::Inject { payload } => {
-                    if let Err(e) = self
-                        .inject_socket
-                        .send_to(&payload, SocketAddr::V4(self.group))
-                        .await
-                    {
+                    if let Err(e) = self.inject_socket.send_to(&payload, self.group).await {
                         debug!("inject: {e}");
                         self.engine.record_drop("send_inject");
                     }
@@ -462,19 +455,21 @@ fn sync_ports(first: u16) -> u16 {
     configured.clamp(1, 64).min(u16::MAX - first + 1)
 }
 
-fn ipv4_only(sync: &SyncConfig) -> Result<SocketAddrV4, String> {
-    let SocketAddr::V4(group) = sync.group else {
+/// The sync group, checked against the peers: one socket of the group's family talks to
+/// them all.
+fn one_family(sync: &SyncConfig) -> Result<SocketAddr, String> {
+    if let Some(peer) = sync
+        .peers
+        .iter()
+        .find(|p| p.is_ipv6() != sync.group.is_ipv6())
+    {
         return Err(format!(
-            "sync group {}: this syncd handles IPv4 sync groups only",
+            "sync peer {peer}: not of the sync group {}'s family; syncd talks to its peers \
+             from one socket of that family",
             sync.group
         ));
-    };
-    if let Some(peer) = sync.peers.iter().find(|p| p.is_ipv6()) {
-        return Err(format!(
-            "sync peer {peer}: this syncd handles IPv4 peers only"
-        ));
     }
-    Ok(group)
+    Ok(sync.group)
 }
 
 async fn receive_datagrams(
@@ -500,7 +495,7 @@ async fn receive_datagrams(
 
 async fn observe_kernel_master(
     tap: net::Tap,
-    group: SocketAddrV4,
+    group: SocketAddr,
     ports: u16,
     inputs: mpsc::Sender<Input>,
 ) {
@@ -588,7 +583,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         .sync
         .clone()
         .ok_or("the config has no [sync] section")?;
-    let group = ipv4_only(&sync)?;
+    let group = one_family(&sync)?;
     let ifindex = net::if_index(&sync.interface)
         .map_err(|e| format!("sync interface {}: {e}", sync.interface))?;
     let (initial_role, role_source, follow) = match &sync.role {
@@ -603,8 +598,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     };
     let client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
     let unicast_socket = Arc::new(
-        net::unicast_socket(group.port())
-            .map_err(|e| format!("sync port {}: {e}", group.port()))?,
+        net::unicast_socket(group).map_err(|e| format!("sync port {}: {e}", group.port()))?,
     );
     let ports = sync_ports(group.port());
     if ports > 1 {
@@ -616,15 +610,15 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     }
     let mut group_sockets = Vec::new();
     for port in group.port()..=group.port() + (ports - 1) {
-        let at = SocketAddrV4::new(*group.ip(), port);
+        let at = SocketAddr::new(group.ip(), port);
         group_sockets.push(
             net::group_socket(at, ifindex)
                 .map_err(|e| format!("sync group {at} on {}: {e}", sync.interface))?,
         );
     }
-    let inject_socket =
-        net::inject_socket(ifindex, sync.ttl).map_err(|e| format!("injector socket: {e}"))?;
-    let tap = net::Tap::open(ifindex, group.port(), ports)
+    let inject_socket = net::inject_socket(group, ifindex, sync.ttl)
+        .map_err(|e| format!("injector socket: {e}"))?;
+    let tap = net::Tap::open(ifindex, group.is_ipv6(), group.port(), ports)
         .map_err(|e| format!("packet tap on {}: {e}", sync.interface))?;
 
     let (inputs_tx, mut inputs) = mpsc::channel::<Input>(1024);

@@ -9,7 +9,7 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
@@ -26,8 +26,8 @@ pub fn if_index(name: &str) -> io::Result<u32> {
     Ok(index)
 }
 
-/// IPv4 addresses of `interface`, to recognise our own datagrams coming back.
-pub fn local_addrs(interface: &str) -> Vec<Ipv4Addr> {
+/// Addresses of `interface`, to recognise our own datagrams coming back.
+pub fn local_addrs(interface: &str) -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we walk read-only and free once.
@@ -39,15 +39,24 @@ pub fn local_addrs(interface: &str) -> Vec<Ipv4Addr> {
         while !at.is_null() {
             let ifa = &*at;
             at = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() || i32::from((*ifa.ifa_addr).sa_family) != libc::AF_INET {
+            if ifa.ifa_addr.is_null() {
                 continue;
             }
             let name = std::ffi::CStr::from_ptr(ifa.ifa_name);
             if name.to_bytes() != interface.as_bytes() {
                 continue;
             }
-            let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-            out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+            match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into());
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    out.push(Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+                }
+                _ => {}
+            }
         }
         libc::freeifaddrs(head);
     }
@@ -57,37 +66,74 @@ pub fn local_addrs(interface: &str) -> Vec<Ipv4Addr> {
 /// The sync port for peers' unicast: bound to the wildcard address, and (with
 /// IP_MULTICAST_ALL off and no membership) deaf to the group, so what arrives here was sent
 /// to this host alone.
-pub fn unicast_socket(port: u16) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+/// Of the sync group's family, like the peers.
+pub fn unicast_socket(group: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket.set_multicast_all_v4(false)?;
-    socket.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    let any: IpAddr = if group.is_ipv6() {
+        socket.set_only_v6(true)?;
+        socket.set_multicast_all_v6(false)?;
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        socket.set_multicast_all_v4(false)?;
+        Ipv4Addr::UNSPECIFIED.into()
+    };
+    socket.bind(&SocketAddr::new(any, group.port()).into())?;
     UdpSocket::from_std(socket.into())
 }
 
 /// The group on the sync interface at one port: bound to the group address (so only
 /// datagrams to it arrive) and a member on that interface. The kernel backup's socket is bound the same way
 /// and marked reusable, so both coexist and both get every datagram to the group.
-pub fn group_socket(group: SocketAddrV4, ifindex: u32) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+pub fn group_socket(group: SocketAddr, ifindex: u32) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket.set_multicast_all_v4(false)?;
-    socket.bind(&SocketAddr::V4(group).into())?;
-    socket.join_multicast_v4_n(group.ip(), &InterfaceIndexOrAddress::Index(ifindex))?;
+    match group {
+        SocketAddr::V4(group) => {
+            socket.set_multicast_all_v4(false)?;
+            socket.bind(&SocketAddr::V4(group).into())?;
+            socket.join_multicast_v4_n(group.ip(), &InterfaceIndexOrAddress::Index(ifindex))?;
+        }
+        SocketAddr::V6(group) => {
+            socket.set_only_v6(true)?;
+            socket.set_multicast_all_v6(false)?;
+            // A link-local group needs its interface as the scope, as the kernel backup's
+            // socket is bound.
+            let at = SocketAddrV6::new(*group.ip(), group.port(), 0, ifindex);
+            socket.bind(&SocketAddr::V6(at).into())?;
+            socket.join_multicast_v6(group.ip(), ifindex)?;
+        }
+    }
     UdpSocket::from_std(socket.into())
 }
 
 /// Sends to the group on the sync interface with multicast loop on, so the local kernel
 /// backup (a member of the group on that interface) receives what we send.
-pub fn inject_socket(ifindex: u32, ttl: u8) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+pub fn inject_socket(group: SocketAddr, ifindex: u32, ttl: u8) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
-    multicast_if_index(&socket, ifindex)?;
-    socket.set_multicast_loop_v4(true)?;
-    socket.set_multicast_ttl_v4(u32::from(ttl))?;
+    if group.is_ipv6() {
+        socket.set_multicast_if_v6(ifindex)?;
+        socket.set_multicast_loop_v6(true)?;
+        socket.set_multicast_hops_v6(u32::from(ttl))?;
+    } else {
+        multicast_if_index(&socket, ifindex)?;
+        socket.set_multicast_loop_v4(true)?;
+        socket.set_multicast_ttl_v4(u32::from(ttl))?;
+    }
     UdpSocket::from_std(socket.into())
+}
+
+/// TTL (IPv4) or hop limit (IPv6) of what the injector sends.
+pub fn set_inject_ttl(socket: &UdpSocket, ipv6: bool, ttl: u8) -> io::Result<()> {
+    let socket = socket2::SockRef::from(socket);
+    if ipv6 {
+        socket.set_multicast_hops_v6(u32::from(ttl))
+    } else {
+        socket.set_multicast_ttl_v4(u32::from(ttl))
+    }
 }
 
 /// IP_MULTICAST_IF by interface index (`ip_mreqn`), which works before the interface has
@@ -115,14 +161,14 @@ fn multicast_if_index(socket: &Socket, ifindex: u32) -> io::Result<()> {
 }
 
 /// An AF_PACKET tap on the sync interface giving packets without link header, with a
-/// classic BPF filter so only IPv4 UDP to the sync port reaches user space.
+/// classic BPF filter so only UDP of the group's family to the sync ports reaches user space.
 pub struct Tap {
     fd: AsyncFd<OwnedFd>,
 }
 
 impl Tap {
     /// Taps UDP to `ports` ports from `port` on (one per kernel master thread).
-    pub fn open(ifindex: u32, port: u16, ports: u16) -> io::Result<Tap> {
+    pub fn open(ifindex: u32, ipv6: bool, port: u16, ports: u16) -> io::Result<Tap> {
         // Outgoing packets reach only ETH_P_ALL taps (`dev_queue_xmit_nit`); the filter
         // below keeps IPv4.
         let proto = (libc::ETH_P_ALL as u16).to_be();
@@ -139,7 +185,7 @@ impl Tap {
         }
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        attach_filter(&fd, port, ports)?;
+        attach_filter(&fd, ipv6, port, ports)?;
         // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
         let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -196,8 +242,8 @@ impl Tap {
 }
 
 /// `ip and udp and dst portrange <port>-<port + ports - 1>` on a packet starting at the
-/// network header, fragments refused.
-fn attach_filter(fd: &OwnedFd, port: u16, ports: u16) -> io::Result<()> {
+/// network header, fragments refused; for IPv6, `ip6` with UDP as the first next header.
+fn attach_filter(fd: &OwnedFd, ipv6: bool, port: u16, ports: u16) -> io::Result<()> {
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
     const LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
@@ -211,7 +257,18 @@ fn attach_filter(fd: &OwnedFd, port: u16, ports: u16) -> io::Result<()> {
     const SKF_AD_PROTOCOL: u32 = 0xffff_f000; // SKF_AD_OFF + SKF_AD_PROTOCOL
     let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
     let last = u32::from(port) + u32::from(ports.max(1)) - 1;
-    let program = [
+    let ipv6_program = [
+        op(LD_W_ABS, 0, 0, SKF_AD_PROTOCOL), // ethertype
+        op(JEQ_K, 0, 6, 0x86dd),             // IPv6, else drop
+        op(LD_B_ABS, 0, 0, 6),               // next header
+        op(JEQ_K, 0, 4, 17),                 // UDP, else drop
+        op(LD_H_ABS, 0, 0, 42),              // UDP destination port
+        op(JGE_K, 0, 2, u32::from(port)),    // below ours: drop
+        op(JGT_K, 1, 0, last),               // above ours: drop
+        op(RET_K, 0, 0, 0xffff),
+        op(RET_K, 0, 0, 0),
+    ];
+    let ipv4_program = [
         op(LD_W_ABS, 0, 0, SKF_AD_PROTOCOL), // ethertype
         op(JEQ_K, 0, 9, 0x0800),             // IPv4, else drop
         op(LD_B_ABS, 0, 0, 9),               // protocol
@@ -225,6 +282,7 @@ fn attach_filter(fd: &OwnedFd, port: u16, ports: u16) -> io::Result<()> {
         op(RET_K, 0, 0, 0xffff),
         op(RET_K, 0, 0, 0),
     ];
+    let program: &[libc::sock_filter] = if ipv6 { &ipv6_program } else { &ipv4_program };
     let fprog = libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_ptr() as *mut libc::sock_filter,
