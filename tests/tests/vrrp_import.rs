@@ -3,8 +3,9 @@
 //! For every Debian keepalived sample with `vrrp_instance` blocks, two directors A and B run
 //! keepalived with the sample, then vrrpd with the sample imported by `lvsadm import`. Each
 //! pair must elect the same master per instance (the state of every instance on both nodes is
-//! compared, BACKUP and FAULT included) and leave each node holding the same virtual
-//! addresses (`ip -br addr`, with prefix length).
+//! compared, BACKUP and FAULT included, with its effective priority, which tracking weights
+//! move: keepalived logs each change, vrrpd reports it in its status) and leave each node
+//! holding the same virtual addresses (`ip -br addr`, with prefix length).
 //!
 //! Both implementations see exactly the same two files, prepared once:
 //!
@@ -230,56 +231,100 @@ fn map_addresses(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// B's file: in every vrrp_instance, the state swapped and the priority moved 10 past A's.
-fn peer(prepared: &str) -> String {
-    let mut out = Vec::new();
+/// The file as its vrrp_instance blocks (`Ok`, with their lines) and the lines between them.
+fn split_instances(config: &str) -> Vec<Result<Vec<&str>, &str>> {
+    let mut parts = Vec::new();
     let mut instance: Option<Vec<&str>> = None;
     let mut depth = 0usize;
-    for text in prepared.lines() {
+    for text in config.lines() {
         let (open, close) = braces(text);
         if let Some(lines) = &mut instance {
             lines.push(text);
             depth = (depth + open).saturating_sub(close);
             if depth == 0 {
-                out.extend(swapped(lines));
-                instance = None;
+                parts.extend(instance.take().map(Ok));
             }
-            continue;
-        }
-        if line_of(text).keyword == "vrrp_instance" && open > close {
+        } else if line_of(text).keyword == "vrrp_instance" && open > close {
             depth = open - close;
             instance = Some(vec![text]);
         } else {
-            out.push(text.to_owned());
+            parts.push(Err(text));
         }
     }
-    out.join("\n") + "\n"
+    parts
+}
+
+/// B's file: in every vrrp_instance, the state swapped and the priority moved 10 past A's.
+fn peer(prepared: &str) -> String {
+    let lines: Vec<String> = split_instances(prepared)
+        .into_iter()
+        .flat_map(|part| match part {
+            Ok(instance) => swapped(&instance),
+            Err(line) => vec![line.to_owned()],
+        })
+        .collect();
+    lines.join("\n") + "\n"
+}
+
+/// Indices of the `state` and `priority` lines directly in an instance block, conditional or
+/// not.
+fn state_lines(lines: &[&str]) -> Vec<usize> {
+    let mut depth = 0usize;
+    let mut found = Vec::new();
+    for (i, text) in lines.iter().enumerate() {
+        let keyword = line_of(text).keyword;
+        if i > 0 && depth == 1 && (keyword == "state" || keyword == "priority") {
+            found.push(i);
+        }
+        let (open, close) = braces(text);
+        depth = (depth + open).saturating_sub(close);
+    }
+    found
+}
+
+/// Whether the instance starts as MASTER, and its base priority as keepalived reads them (no
+/// `@ID` line applies; without a priority, 255 for MASTER and 100 otherwise).
+fn base(lines: &[&str]) -> (bool, i32) {
+    let mut master = false;
+    let mut priority = None;
+    for i in state_lines(lines) {
+        let line = line_of(lines[i]);
+        let value = lines[i].split_whitespace().last().unwrap_or("");
+        match line.keyword {
+            _ if line.conditional => {}
+            "state" => master = value == "MASTER",
+            _ => priority = value.parse::<i32>().ok(),
+        }
+    }
+    (master, priority.unwrap_or(if master { 255 } else { 100 }))
+}
+
+/// Every instance's base priority in a file.
+fn base_priorities(config: &str) -> BTreeMap<String, i32> {
+    split_instances(config)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|lines| {
+            let name = lines[0].split_whitespace().nth(1)?;
+            Some((name.to_owned(), base(&lines).1))
+        })
+        .collect()
 }
 
 fn swapped(lines: &[&str]) -> Vec<String> {
-    let mut master = false;
-    let mut priority = None;
-    let mut depth = 0usize;
-    let mut kept = Vec::new();
-    for (i, text) in lines.iter().enumerate() {
-        let line = line_of(text);
-        let direct = i > 0 && depth == 1;
-        let (open, close) = braces(text);
-        depth = (depth + open).saturating_sub(close);
-        if direct && (line.keyword == "state" || line.keyword == "priority") {
-            let value = text.split_whitespace().last().unwrap_or("");
-            if !line.conditional {
-                match line.keyword {
-                    "state" => master = value == "MASTER",
-                    _ => priority = value.parse::<i32>().ok(),
-                }
+    let (master, base) = base(lines);
+    let replaced = state_lines(lines);
+    let mut kept: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            if replaced.contains(&i) {
+                String::new()
+            } else {
+                (*text).to_owned()
             }
-            kept.push(String::new());
-        } else {
-            kept.push((*text).to_owned());
-        }
-    }
-    let base = priority.unwrap_or(if master { 255 } else { 100 });
+        })
+        .collect();
     let (state, priority) = if master {
         ("BACKUP", base - 10)
     } else {
@@ -368,7 +413,7 @@ impl Outcome {
             && self
                 .states
                 .values()
-                .all(|s| s.iter().filter(|s| *s == "MASTER").count() == 1)
+                .all(|s| s.iter().filter(|s| s.starts_with("MASTER")).count() == 1)
     }
 
     fn describe(&self) -> String {
@@ -434,22 +479,53 @@ fn elsewhere(config: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The last state keepalived logged for each instance.
-fn keepalived_states(log: &Path) -> BTreeMap<String, String> {
+/// How an instance stands on a node: its state, with its effective priority unless FAULT
+/// (where it does not count).
+fn standing(state: &str, priority: i64) -> String {
+    if state == "FAULT" {
+        state.to_owned()
+    } else {
+        format!("{state} {priority}")
+    }
+}
+
+/// The last state keepalived logged for each instance, with the effective priority it last
+/// logged a change to (the base priority from the file until it logs one).
+fn keepalived_states(log: &Path, bases: &BTreeMap<String, i32>) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let mut states = BTreeMap::new();
+    let mut priorities: BTreeMap<&str, i64> = bases
+        .iter()
+        .map(|(name, base)| (name.as_str(), i64::from(*base)))
+        .collect();
     for line in text.lines() {
         let Some((_, after)) = line.split_once(": (") else {
             continue;
         };
-        let Some((instance, event)) = after.split_once(") Entering ") else {
+        let Some((instance, event)) = after.split_once(") ") else {
             continue;
         };
-        if let Some(state) = event.split_whitespace().next() {
+        if let Some(state) = event.strip_prefix("Entering ") {
+            let state = state.split_whitespace().next().unwrap_or("");
             states.insert(instance.to_owned(), state.to_owned());
+        } else if let Some(change) = event.strip_prefix("Changing effective priority from ")
+            && let Some(to) = change
+                .split_whitespace()
+                .last()
+                .and_then(|p| p.parse().ok())
+            && let Some(priority) = priorities.get_mut(instance)
+        {
+            *priority = to;
         }
     }
     states
+        .into_iter()
+        .map(|(name, state)| {
+            let priority = priorities.get(name.as_str()).copied().unwrap_or(0);
+            let standing = standing(&state, priority);
+            (name, standing)
+        })
+        .collect()
 }
 
 fn vrrpd_states(socket: &Path) -> BTreeMap<String, String> {
@@ -461,10 +537,8 @@ fn vrrpd_states(socket: &Path) -> BTreeMap<String, String> {
         .into_iter()
         .flatten()
         .filter_map(|i| {
-            Some((
-                i["name"].as_str()?.to_owned(),
-                i["state"].as_str()?.to_owned(),
-            ))
+            let standing = standing(i["state"].as_str()?, i["priority"].as_i64()?);
+            Some((i["name"].as_str()?.to_owned(), standing))
         })
         .collect()
 }
@@ -526,7 +600,7 @@ fn elections(
         .states
         .values()
         .next()
-        .and_then(|s| s.iter().position(|s| s == "MASTER"))
+        .and_then(|s| s.iter().position(|s| s.starts_with("MASTER")))
         .unwrap_or(0);
     for link in tracked_only {
         pair.nodes[node].ip(&["link", "set", link, "down"])?;
@@ -579,7 +653,10 @@ fn keepalived_pair(
 ) -> Result<Vec<Outcome>, String> {
     let mut daemons = Vec::new();
     let mut logs = Vec::new();
+    let mut bases = Vec::new();
     for (n, node) in pair.nodes.iter().enumerate() {
+        let config = std::fs::read_to_string(&configs[n]).map_err(|e| e.to_string())?;
+        bases.push(base_priorities(&config));
         let log = dir.join(format!("keepalived-{}.log", NODES[n]));
         let pid = dir.join(format!("keepalived-{}.pid", NODES[n]));
         let vrrp_pid = dir.join(format!("keepalived-{}.vrrp.pid", NODES[n]));
@@ -600,7 +677,11 @@ fn keepalived_pair(
         daemons.push(spawn_logged(node, &argv, &log)?);
         logs.push(log);
     }
-    let outcome = elections(pair, &|n| keepalived_states(&logs[n]), tracked_only);
+    let outcome = elections(
+        pair,
+        &|n| keepalived_states(&logs[n], &bases[n]),
+        tracked_only,
+    );
     finish(daemons, outcome, &logs)
 }
 
