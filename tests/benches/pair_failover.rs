@@ -35,8 +35,8 @@ const REPEATS: usize = 3;
 const PERIOD: Duration = Duration::from_millis(20);
 const WINDOW: Duration = Duration::from_secs(5);
 const LIMIT: Duration = Duration::from_secs(10);
-/// The prober starts this long before the event (a baseline) and waits up to one advert
-/// interval for the event to be timed.
+/// The prober starts this long before the event (a baseline; then the event waits for the
+/// next advert).
 const LEAD: Duration = Duration::from_secs(1);
 /// B's RFC 3768 timers at priority 100 with 1 s adverts.
 const SKEW: f64 = 0.609;
@@ -185,7 +185,7 @@ fn median(mut samples: Vec<f64>) -> f64 {
 
 fn fail_over(pair: &mut Pair, flows: &Flows, event: Event) -> Result<Run, String> {
     let base = flows.settle()?;
-    let prober = pair.start_prober(PERIOD, LEAD + Duration::from_secs(1) + WINDOW, LIMIT)?;
+    let prober = pair.start_prober(PERIOD, LIMIT)?;
     std::thread::sleep(LEAD);
     pair.directors[B].next_advert(Duration::from_secs(10))?;
     let at = SystemTime::now();
@@ -198,14 +198,18 @@ fn fail_over(pair: &mut Pair, flows: &Flows, event: Event) -> Result<Run, String
             a.ns.ip(&["link", "set", "eth0", "down"])?;
         }
     }
+    // Until its link is down a killed director's kernel still forwards; a new connection
+    // counts as served by B only when opened after that.
+    let gone = started.elapsed().as_secs_f64();
     let takeover = (pair.wait_master(B, Duration::from_secs(30))? - started).as_secs_f64();
+    std::thread::sleep(WINDOW.saturating_sub(started.elapsed()));
     let attempts = prober.finish(at)?;
     let survived = flows.settle()?;
     Ok(Run {
         takeover,
         first_http: attempts
             .iter()
-            .filter(|a| a.ok && a.start >= 0.0)
+            .filter(|a| a.ok && a.start >= gone)
             .map(|a| a.end)
             .min_by(f64::total_cmp),
         base,

@@ -68,13 +68,13 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// Opens a new HTTP connection to the VIP every PERIOD seconds for DURATION seconds, each
+/// Opens a new HTTP connection to the VIP every PERIOD seconds until OUT.stop exists, each
 /// given LIMIT seconds (SYN retransmits included) to bring back a real server's page, then
-/// waits for the stragglers. One line per attempt: "start end ok" (wall-clock seconds, so the
-/// caller can place them against its own clock).
+/// waits for the stragglers. OUT.ready appears once the first is opened. One line per attempt:
+/// "start end ok" (wall-clock seconds, so the caller can place them against its own clock).
 const PROBER: &str = r#"
-import asyncio, sys, time
-VIP, PERIOD, DURATION, LIMIT, OUT = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+import asyncio, os, sys, time
+VIP, PERIOD, LIMIT, OUT = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 out = open(OUT, 'w')
 async def fetch():
     r, w = await asyncio.open_connection(VIP, 80)
@@ -94,8 +94,10 @@ async def main():
     tasks = []
     t0 = time.monotonic()
     n = 0
-    while time.monotonic() - t0 < DURATION:
+    while not os.path.exists(OUT + '.stop'):
         tasks.append(asyncio.ensure_future(attempt()))
+        if n == 0:
+            open(OUT + '.ready', 'w').close()
         n += 1
         await asyncio.sleep(max(0.0, t0 + n * PERIOD - time.monotonic()))
     await asyncio.gather(*tasks)
@@ -179,11 +181,9 @@ impl Director {
     }
 
     fn vrrp_instance(&self) -> Option<serde_json::Value> {
-        let socket = self.run.join("vrrpd.sock");
-        lvs_control::call::<_, serde_json::Value>(
-            &socket,
+        crate::daemon::control(
+            &self.run.join("vrrpd.sock"),
             &serde_json::json!({"cmd": "status"}),
-            Duration::from_secs(2),
         )
         .ok()
         .map(|mut s| s["instances"][0].take())
@@ -497,30 +497,36 @@ impl Pair {
         .ok_or_else(|| format!("B's syncd never mirrored the flows:\n{}", b.lvsadm("sync")))
     }
 
-    /// Starts opening a new HTTP connection to the VIP every `period` for `duration`, each
-    /// allowed `limit` to be answered.
-    pub fn start_prober(
-        &self,
-        period: Duration,
-        duration: Duration,
-        limit: Duration,
-    ) -> Result<Prober, String> {
+    /// Starts opening a new HTTP connection to the VIP every `period`, each allowed `limit`
+    /// to be answered; returns once the first is opened.
+    pub fn start_prober(&self, period: Duration, limit: Duration) -> Result<Prober, String> {
         let out = self.run.join("prober");
+        let [ready, stop] = [".ready", ".stop"].map(|ext| {
+            let mut name = out.clone().into_os_string();
+            name.push(ext);
+            PathBuf::from(name)
+        });
+        for file in [&ready, &stop] {
+            let _ = std::fs::remove_file(file);
+        }
         let process = self.client.spawn(&[
             "python3",
             "-c",
             PROBER,
             VIP,
             &period.as_secs_f64().to_string(),
-            &duration.as_secs_f64().to_string(),
             &limit.as_secs_f64().to_string(),
             out.to_str().unwrap_or_default(),
         ])?;
-        Ok(Prober {
+        let prober = Prober {
             process,
             out,
-            limit: duration + limit + Duration::from_secs(30),
-        })
+            stop,
+            limit: limit + Duration::from_secs(30),
+        };
+        wait_for(Duration::from_secs(30), || ready.exists().then_some(()))
+            .ok_or("the prober did not start")?;
+        Ok(prober)
     }
 }
 
@@ -554,6 +560,7 @@ impl Flows {
 pub struct Prober {
     process: Guarded,
     out: PathBuf,
+    stop: PathBuf,
     limit: Duration,
 }
 
@@ -566,9 +573,10 @@ pub struct Attempt {
 }
 
 impl Prober {
-    /// Waits for the prober to finish and returns its attempts, times in seconds relative to
-    /// `event` (negative: before it).
+    /// Stops opening connections, waits for the last ones to be answered or given up, and
+    /// returns every attempt, times in seconds relative to `event` (negative: before it).
     pub fn finish(mut self, event: SystemTime) -> Result<Vec<Attempt>, String> {
+        std::fs::write(&self.stop, "").map_err(|e| e.to_string())?;
         self.process.wait_timeout(self.limit)?;
         let zero = event
             .duration_since(UNIX_EPOCH)
