@@ -22,16 +22,30 @@ pub const DAEMONS: [&str; 4] = ["directord", "vrrpd", "syncd", "feedbackd"];
 pub const A: usize = 0;
 pub const B: usize = 1;
 
-/// Echo server for the long-lived flows: one asyncio process, not one per connection.
-const ECHO_SERVER: &str = r#"
-import asyncio
+/// A real server's services in one asyncio process: the echo service on :7 for the
+/// long-lived flows, and HTTP/1.0 on :80 answering every request with DIR/index.html. Not
+/// busybox httpd: it forks per connection, which under UML costs more CPU than the new
+/// connections the benchmark opens every 20 ms can leave it.
+const REAL_SERVER: &str = r#"
+import asyncio, sys
+PAGE = open(sys.argv[1] + '/index.html', 'rb').read()
+REPLY = b'HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n' % len(PAGE) + PAGE
 async def echo(r, w):
     while data := await r.readline():
         w.write(data)
         await w.drain()
+async def http(r, w):
+    try:
+        await r.readuntil(b'\r\n\r\n')
+        w.write(REPLY)
+        await w.drain()
+    except Exception:
+        pass
+    w.close()
 async def main():
-    server = await asyncio.start_server(echo, '0.0.0.0', 7)
-    await server.serve_forever()
+    servers = [await asyncio.start_server(echo, '0.0.0.0', 7),
+               await asyncio.start_server(http, '0.0.0.0', 80)]
+    await asyncio.gather(*(s.serve_forever() for s in servers))
 asyncio.run(main())
 "#;
 
@@ -346,16 +360,11 @@ impl Pair {
             )
             .map_err(|e| e.to_string())?;
             pair.services.push(real.spawn(&[
-                "busybox",
-                "httpd",
-                "-f",
-                "-p",
-                "80",
-                "-h",
+                "python3",
+                "-c",
+                REAL_SERVER,
                 dir.to_str().unwrap_or_default(),
             ])?);
-            pair.services
-                .push(real.spawn(&["python3", "-c", ECHO_SERVER])?);
             pair.agents.push(real.spawn(&[
                 feedbackd.as_os_str(),
                 "--agent".as_ref(),
