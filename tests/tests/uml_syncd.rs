@@ -720,29 +720,9 @@ fn syncd_hears_every_sync_port_of_the_kernel() -> Result<(), String> {
     for director in [&site.a, &site.b] {
         director.sysctl("net.ipv4.vs.sync_ports=2")?;
     }
-    let a_text = config(&site.run.join("a"), "s0", "master", "224.0.0.81:8848", &[]);
-    let b_text = config(&site.run.join("b"), "s1", "backup", "224.0.0.81:8848", &[]);
-    let (_syncd_a, socket_a) =
-        daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
-    let (_syncd_b, socket_b) =
-        daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
-    // Twelve connections: the chance that all go through one thread is 2 in 4096.
-    let _held = hold_connections(&site.client, 12)?;
-    await_established(12, Duration::from_secs(15), || table(&site.a))
-        .ok_or("A never had the 12 held connections ESTABLISHED")?;
-    let (a_rows, mirror) = converge(&site.a, || dump_rows(&socket_a), Duration::from_secs(20))
-        .map_err(|e| format!("syncd A: {e}\n{}", diagnose(&site)))?;
-    println!(
-        "A:\n{}\nsyncd A's mirror:\n{}",
-        show(&a_rows),
-        show(&mirror)
-    );
-    // B's kernel backup (two threads, both ports) and B's syncd both heard the group.
-    converge(&site.a, || table(&site.b), Duration::from_secs(20))
-        .map_err(|e| format!("B's kernel: {e}\n{}", diagnose(&site)))?;
-    converge(&site.a, || dump_rows(&socket_b), Duration::from_secs(20))
-        .map_err(|e| format!("syncd B: {e}\n{}", diagnose(&site)))?;
-    Ok(())
+    // Twelve connections: the chance that all go through one thread is 2 in 4096. B's
+    // kernel backup has two threads too, one on each port.
+    learn_from_the_group(&site, "224.0.0.81:8848", 12)
 }
 
 /// The sync link in IPv6 only (link-local addresses, group ff02::81): the kernel master on A
@@ -760,34 +740,42 @@ fn syncd_syncs_over_an_ipv6_group() -> Result<(), String> {
         })
         .ok_or(format!("no usable link-local address on {link}"))?;
     }
-    let group = "[ff02::81]:8848";
+    learn_from_the_group(&site, "[ff02::81]:8848", 3)?;
+    let daemons = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
+    println!("A: {daemons}");
+    if !daemons.contains("ff02::81") {
+        return Err(format!(
+            "A's kernel master was not on the IPv6 group: {daemons}"
+        ));
+    }
+    Ok(())
+}
+
+/// syncd A master and syncd B backup on `group` without peers, `count` connections held
+/// through A: syncd A's mirror (from its packet tap), B's kernel backup and syncd B (from
+/// the group, injecting nothing) must all come to hold A's table.
+fn learn_from_the_group(site: &Site, group: &str, count: usize) -> Result<(), String> {
     let a_text = config(&site.run.join("a"), "s0", "master", group, &[]);
     let b_text = config(&site.run.join("b"), "s1", "backup", group, &[]);
     let (_syncd_a, socket_a) =
         daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
     let (_syncd_b, socket_b) =
         daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;
-    let daemons = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
-    println!("A: {daemons}");
-    if !daemons.contains("ff02::81") {
-        return Err(format!(
-            "A's kernel master is not on the IPv6 group: {daemons}"
-        ));
-    }
-    let _held = hold_connections(&site.client, 3)?;
-    await_established(3, Duration::from_secs(15), || table(&site.a))
-        .ok_or("A never had the 3 held connections ESTABLISHED")?;
+    let _held = hold_connections(&site.client, count)?;
+    await_established(count, Duration::from_secs(15), || table(&site.a)).ok_or(format!(
+        "A never had the {count} held connections ESTABLISHED"
+    ))?;
     let (a_rows, mirror) = converge(&site.a, || dump_rows(&socket_a), Duration::from_secs(20))
-        .map_err(|e| format!("syncd A: {e}\n{}", diagnose(&site)))?;
+        .map_err(|e| format!("syncd A: {e}\n{}", diagnose(site)))?;
     println!(
         "A:\n{}\nsyncd A's mirror:\n{}",
         show(&a_rows),
         show(&mirror)
     );
     converge(&site.a, || table(&site.b), Duration::from_secs(20))
-        .map_err(|e| format!("B's kernel: {e}\n{}", diagnose(&site)))?;
+        .map_err(|e| format!("B's kernel: {e}\n{}", diagnose(site)))?;
     converge(&site.a, || dump_rows(&socket_b), Duration::from_secs(20))
-        .map_err(|e| format!("syncd B: {e}\n{}", diagnose(&site)))?;
+        .map_err(|e| format!("syncd B: {e}\n{}", diagnose(site)))?;
     let status_b = control(&socket_b, &json!({"cmd": "status"}))?;
     if counter(&status_b, "messages_received") == 0 || counter(&status_b, "messages_injected") != 0
     {
