@@ -645,70 +645,82 @@ fn finish(
     })
 }
 
-fn keepalived_pair(
-    pair: &Pair,
-    dir: &Path,
-    configs: &[PathBuf; 2],
-    tracked_only: &[String],
-) -> Result<Vec<Outcome>, String> {
-    let mut daemons = Vec::new();
-    let mut logs = Vec::new();
-    let mut bases = Vec::new();
-    for (n, node) in pair.nodes.iter().enumerate() {
-        let config = std::fs::read_to_string(&configs[n]).map_err(|e| e.to_string())?;
-        bases.push(base_priorities(&config));
-        let log = dir.join(format!("keepalived-{}.log", NODES[n]));
-        let pid = dir.join(format!("keepalived-{}.pid", NODES[n]));
-        let vrrp_pid = dir.join(format!("keepalived-{}.vrrp.pid", NODES[n]));
-        let argv: [&std::ffi::OsStr; 12] = [
-            "keepalived".as_ref(),
-            "--dont-fork".as_ref(),
-            "--log-console".as_ref(),
-            "--vrrp".as_ref(),
-            "--config-id".as_ref(),
-            CONFIG_ID.as_ref(),
-            "--use-file".as_ref(),
-            configs[n].as_os_str(),
-            "--pid".as_ref(),
-            pid.as_os_str(),
-            "--vrrp_pid".as_ref(),
-            vrrp_pid.as_os_str(),
-        ];
-        daemons.push(spawn_logged(node, &argv, &log)?);
-        logs.push(log);
-    }
-    let outcome = elections(
-        pair,
-        &|n| keepalived_states(&logs[n], &bases[n]),
-        tracked_only,
-    );
-    finish(daemons, outcome, &logs)
+/// One node's daemon, where it logs, and how to read how its instances stand.
+struct Started {
+    daemon: Guarded,
+    log: PathBuf,
+    states: Box<dyn Fn() -> BTreeMap<String, String>>,
 }
 
-fn vrrpd_pair(
-    pair: &Pair,
+type Start = fn(&Netns, usize, &Path, &Path) -> Result<Started, String>;
+
+fn keepalived(node: &Netns, n: usize, dir: &Path, config: &Path) -> Result<Started, String> {
+    let bases = base_priorities(&std::fs::read_to_string(config).map_err(|e| e.to_string())?);
+    let log = dir.join(format!("keepalived-{}.log", NODES[n]));
+    let pid = dir.join(format!("keepalived-{}.pid", NODES[n]));
+    let vrrp_pid = dir.join(format!("keepalived-{}.vrrp.pid", NODES[n]));
+    let argv: [&std::ffi::OsStr; 12] = [
+        "keepalived".as_ref(),
+        "--dont-fork".as_ref(),
+        "--log-console".as_ref(),
+        "--vrrp".as_ref(),
+        "--config-id".as_ref(),
+        CONFIG_ID.as_ref(),
+        "--use-file".as_ref(),
+        config.as_os_str(),
+        "--pid".as_ref(),
+        pid.as_os_str(),
+        "--vrrp_pid".as_ref(),
+        vrrp_pid.as_os_str(),
+    ];
+    let daemon = spawn_logged(node, &argv, &log)?;
+    let read = log.clone();
+    Ok(Started {
+        daemon,
+        log,
+        states: Box::new(move || keepalived_states(&read, &bases)),
+    })
+}
+
+/// vrrpd on the file `lvsadm import` makes of `config`.
+fn vrrpd(node: &Netns, n: usize, dir: &Path, config: &Path) -> Result<Started, String> {
+    let imported = import::import(Source::Keepalived, config, false)
+        .map_err(|e| format!("import {}: {e}", config.display()))?;
+    let sockets_dir = dir.join(format!("vrrpd-{}", NODES[n]));
+    let toml = dir.join(format!("{}.toml", NODES[n]));
+    let control = format!("\n[control]\nsocket_dir = \"{}\"\n", sockets_dir.display());
+    std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
+    let log = dir.join(format!("vrrpd-{}.log", NODES[n]));
+    let socket = sockets_dir.join("vrrpd.sock");
+    let daemon = start_logged(node, "vrrpd", &toml, &socket, Some(&log))?;
+    Ok(Started {
+        daemon,
+        log,
+        states: Box::new(move || vrrpd_states(&socket)),
+    })
+}
+
+/// Starts one implementation on both nodes and returns how their elections settled.
+fn run_pair(
+    start: Start,
     dir: &Path,
     configs: &[PathBuf; 2],
     tracked_only: &[String],
 ) -> Result<Vec<Outcome>, String> {
-    let mut daemons = Vec::new();
-    let mut logs = Vec::new();
-    let mut sockets = Vec::new();
+    // A fresh pair of namespaces for each implementation, dropped after the daemons.
+    let first = std::fs::read_to_string(&configs[0]).map_err(|e| e.to_string())?;
+    let pair = Pair::new(elsewhere(&first))?;
+    let mut started = Vec::new();
     for (n, node) in pair.nodes.iter().enumerate() {
-        let imported = import::import(Source::Keepalived, &configs[n], false)
-            .map_err(|e| format!("import {}: {e}", configs[n].display()))?;
-        let sockets_dir = dir.join(format!("vrrpd-{}", NODES[n]));
-        let toml = dir.join(format!("{}.toml", NODES[n]));
-        let control = format!("\n[control]\nsocket_dir = \"{}\"\n", sockets_dir.display());
-        std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
-        let log = dir.join(format!("vrrpd-{}.log", NODES[n]));
-        let socket = sockets_dir.join("vrrpd.sock");
-        daemons.push(start_logged(node, "vrrpd", &toml, &socket, Some(&log))?);
-        logs.push(log);
-        sockets.push(socket);
+        started.push(start(node, n, dir, &configs[n])?);
     }
-    let outcome = elections(pair, &|n| vrrpd_states(&sockets[n]), tracked_only);
-    finish(daemons, outcome, &logs)
+    let outcome = elections(&pair, &|n| (started[n].states)(), tracked_only);
+    let logs: Vec<PathBuf> = started.iter().map(|s| s.log.clone()).collect();
+    finish(
+        started.into_iter().map(|s| s.daemon).collect(),
+        outcome,
+        &logs,
+    )
 }
 
 /// The oracle for one sample.
@@ -726,11 +738,9 @@ fn same_election(sample: &str) -> Result<(), String> {
     std::fs::write(&configs[1], &b).map_err(|e| e.to_string())?;
 
     let down = tracked_only(&a);
-    // A fresh pair of namespaces for each implementation.
-    let expected = keepalived_pair(&Pair::new(elsewhere(&a))?, dir.path(), &configs, &down)
+    let expected = run_pair(keepalived, dir.path(), &configs, &down)
         .map_err(|e| format!("keepalived: {e}"))?;
-    let got = vrrpd_pair(&Pair::new(elsewhere(&a))?, dir.path(), &configs, &down)
-        .map_err(|e| format!("vrrpd: {e}"))?;
+    let got = run_pair(vrrpd, dir.path(), &configs, &down).map_err(|e| format!("vrrpd: {e}"))?;
     let describe = |outcomes: &[Outcome]| -> String {
         let phases = [
             "first election".to_owned(),
