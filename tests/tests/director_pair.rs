@@ -108,7 +108,13 @@ fn director_pair() -> Result<(), String> {
         .iter()
         .map(|(name, kb)| format!("{name} {kb} kB"))
         .collect();
-    say(t0, &format!("resident memory on B: {}", rss.join(", ")));
+    say(
+        t0,
+        &format!(
+            "resident memory on B (this build; `cargo bench --bench pair_failover` measures release): {}",
+            rss.join(", ")
+        ),
+    );
 
     // A leaves gracefully: its vrrpd, on SIGTERM, says goodbye with priority 0 and B takes over
     // after its skew time (0.609 s). Stopped just after an advert, a silent exit would leave B
