@@ -225,8 +225,16 @@ fn measure(
     let with_log = |why: String| {
         let text = fs::read_to_string(&log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
+        // The whole log goes beside the case's results on the host (the guest's /run dies
+        // with it); a checker starting up logs a line per server, more than a tail shows.
+        let kept = std::env::var_os("LVS_UML_RESULTS")
+            .map(|dir| Path::new(&dir).join(format!("{}-{n}.log", checker.name())))
+            .filter(|kept| fs::write(kept, &text).is_ok())
+            .map_or_else(String::new, |kept| {
+                format!(" (whole log: {})", kept.display())
+            });
         format!(
-            "{}: {why}\n--- last lines of its log ---\n{}",
+            "{}: {why}\n--- last lines of its log{kept} ---\n{}",
             checker.name(),
             lines[lines.len().saturating_sub(30)..].join("\n")
         )
