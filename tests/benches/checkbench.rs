@@ -206,6 +206,10 @@ fn measure(
             "keepalived".into(),
             "--dont-fork".into(),
             "--log-console".into(),
+            // With no syslogd in the guest, syslog falls back to UML's console, a slow host
+            // write per line: a startup's line per server held keepalived's checker for
+            // tens of seconds and once wedged the guest. The console copy is enough.
+            "--no-syslog".into(),
             "--check".into(),
             "--use-file".into(),
             config.into(),
