@@ -330,7 +330,21 @@ impl Director {
     }
 
     /// A health check result: the server went up or down, or its dynamic weight moved.
-    pub fn check_event(&mut self, event: check::Event<ServerId>) -> Result<Applied, String> {
+    /// Health changes that arrived together are applied with one reconcile: each reconcile
+    /// reads and diffs the whole table, so one per event would cost O(servers) per change and
+    /// fall behind exactly when many servers change at once (start, a switch failing, a
+    /// starved checker), turning slow checks into more timeouts.
+    pub fn check_events(
+        &mut self,
+        events: impl IntoIterator<Item = check::Event<ServerId>>,
+    ) -> Result<Applied, String> {
+        for event in events {
+            self.note_health(event);
+        }
+        self.reconcile()
+    }
+
+    fn note_health(&mut self, event: check::Event<ServerId>) {
         let (key, real) = event.id;
         match event.weight {
             Some(weight) => self.check_weights.insert(event.id, weight),
@@ -361,7 +375,6 @@ impl Director {
                 detail: event.detail,
             });
         }
-        self.reconcile()
     }
 
     fn status(&mut self) -> Result<Status, String> {
@@ -514,7 +527,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         }
         tokio::select! {
             Some(event) = check_events.recv() => {
-                if let Err(e) = director.check_event(event) {
+                let mut batch = vec![event];
+                while let Ok(more) = check_events.try_recv() {
+                    batch.push(more);
+                }
+                if let Err(e) = director.check_events(batch) {
                     warn!("{e}");
                 }
             }

@@ -329,18 +329,21 @@ fn up_destinations(ns: &Netns) -> Result<usize, String> {
         .count())
 }
 
+/// keepalived's checkers default to `retry 1`: a server goes down on its second failure in a
+/// row, as `lvsadm import` maps it (`fall = 2`); directord's own default is ldirectord's
+/// `fall = 1`, which would compare a stricter checker with a laxer one.
 fn directord_config_text(dir: &Path, n: u16) -> String {
     let mut text = format!("[control]\nsocket_dir = \"{}\"\n", dir.display());
     for (port, base, check) in [
         (
             80,
             TCP_BASE,
-            r#"{ type = "connect", interval = "1s", timeout = "1s" }"#,
+            r#"{ type = "connect", interval = "1s", timeout = "1s", fall = 2, retry_delay = "1s" }"#,
         ),
         (
             8080,
             HTTP_BASE,
-            r#"{ type = "http", path = "/", expect_status = ["200"], interval = "1s", timeout = "1s" }"#,
+            r#"{ type = "http", path = "/", expect_status = ["200"], interval = "1s", timeout = "1s", fall = 2, retry_delay = "1s" }"#,
         ),
     ] {
         let _ = write!(
