@@ -259,7 +259,9 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
                 continue;
             }
         }
-        let outcome = probe::run(&spec, &target, &ctx).await;
+        // Boxed so the probe's state machine (every protocol's, ~5 KB) exists only while a
+        // probe runs, instead of inside each idle server's task: 10,000 servers, 50 MB.
+        let outcome = Box::pin(probe::run(&spec, &target, &ctx)).await;
         probes += 1;
         let now = Instant::now();
         let transition = health.record(now.into_std(), outcome);
