@@ -30,28 +30,22 @@ With --agent, operator overrides besides [agent] override_file:
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .init();
+    lvs_control::daemon::init_logging();
     let config = match lvs_config::load_for_daemon("feedbackd", &args.config, args.check) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match lvs_control::daemon::runtime("feedbackd") {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("feedbackd: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
+    // Once per process, not per run: a reload runs again on this runtime, and what a run
+    // spawned would pile up.
+    let _runtime = runtime.enter();
+    feedbackd::daemon::spawn_watchdog();
+    if !args.agent {
+        feedbackd::daemon::director::refuse_agent_signals();
+    }
     let mut config = config;
     // SIGHUP ends a run; the loop re-reads the file and runs again (a bad file keeps the old one).
     let result = loop {

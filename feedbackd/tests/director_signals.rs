@@ -1,4 +1,4 @@
-//! A director's feedbackd outlives the drain signals meant for agents.
+//! A director's feedbackd outlives the drain signals meant for agents, across reloads.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,6 +54,18 @@ fn sigusr1_and_sigusr2_do_not_stop_a_director() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // After reloads, still one handler per signal: a run must not add its own.
+    for _ in 0..2 {
+        signal(&feedbackd, libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(300));
+        while status().is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no socket after SIGHUP"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     signal(&feedbackd, libc::SIGUSR1);
     signal(&feedbackd, libc::SIGUSR2);
     std::thread::sleep(Duration::from_millis(300));
@@ -70,5 +82,6 @@ fn sigusr1_and_sigusr2_do_not_stop_a_director() {
     );
     answered.unwrap_or_else(|e| panic!("no status after the signals: {e}\n{log}"));
     assert!(exit.success(), "{exit:?}\n{log}");
-    assert!(log.contains("SIGUSR1 ignored"), "{log}");
+    assert_eq!(log.matches("SIGUSR1 ignored").count(), 1, "{log}");
+    assert_eq!(log.matches("SIGUSR2 ignored").count(), 1, "{log}");
 }

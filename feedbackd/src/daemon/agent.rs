@@ -71,7 +71,6 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exi
     super::serve_metrics(config, registry).await?;
     info!("agent listening on {}", agent.listen);
     super::notify_ready();
-    super::spawn_watchdog();
     let sampling = async {
         let mut tick = tokio::time::interval(SAMPLE_EVERY);
         loop {

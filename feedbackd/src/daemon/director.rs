@@ -149,9 +149,7 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
         agents.len(),
         feedback.interval
     );
-    refuse_agent_signals();
     super::notify_ready();
-    super::spawn_watchdog();
 
     let mut retry = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -225,7 +223,7 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
 
 /// SIGUSR1/SIGUSR2 drain an agent; sent to a director's feedbackd by mistake they would kill
 /// it (their default action), so they are caught and the mistake is logged.
-fn refuse_agent_signals() {
+pub fn refuse_agent_signals() {
     use tokio::signal::unix::{SignalKind, signal};
     for (kind, name) in [
         (SignalKind::user_defined1(), "SIGUSR1"),
