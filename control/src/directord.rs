@@ -80,6 +80,11 @@ pub struct ServerStatus {
     pub kernel_weight: Option<u32>,
     pub up: bool,
     pub health: String,
+    /// The last probe's result and how long it took from when it was due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
     pub feedback: Option<String>,
     pub fallback: bool,
 }

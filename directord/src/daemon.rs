@@ -45,6 +45,8 @@ pub struct Director {
     config_path: PathBuf,
     client: IpvsClient,
     health: HashMap<ServerId, Health>,
+    /// What the probes found last, for status; set once the checker runs.
+    checks: Option<check::HealthView<ServerId>>,
     feedback: HashMap<SocketAddr, Feedback>,
     /// Weights found in the kernel at start, kept until feedback or a config change says otherwise.
     adopted: HashMap<ServerId, u32>,
@@ -73,6 +75,7 @@ impl Director {
             config_path,
             client,
             health: HashMap::new(),
+            checks: None,
             feedback: HashMap::new(),
             adopted: HashMap::new(),
             previously_owned: BTreeMap::new(),
@@ -394,12 +397,21 @@ impl Director {
                 .map(|real| {
                     let id = (key, real.address);
                     let health = self.health.get(&id);
+                    let probed = self
+                        .checks
+                        .as_ref()
+                        .and_then(|view| view.get(&id))
+                        .filter(|probed| probed.probes > 0);
                     ServerStatus {
                         address: real.address,
                         configured_weight: real.weight,
                         kernel_weight: kernel_weight(&real.address),
                         up: self.state_of(&id).up,
                         health: health.map_or_else(|| "no check".to_owned(), |h| h.detail.clone()),
+                        last_check: probed.as_ref().map(|p| p.detail.clone()),
+                        latency_ms: probed
+                            .and_then(|p| p.latency)
+                            .map(|l| l.as_secs_f64() * 1000.0),
                         feedback: self.feedback.get(&real.address).map(|f| match f.weight {
                             Some(w) => format!("{:?} weight {w}", f.state).to_lowercase(),
                             None => format!("{:?}", f.state).to_lowercase(),
@@ -416,6 +428,8 @@ impl Director {
                     up: true,
                     health: "fallback: in the table only while every real server is down"
                         .to_owned(),
+                    last_check: None,
+                    latency_ms: None,
                     feedback: None,
                     fallback: true,
                 });
@@ -511,6 +525,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
     let mut checker = check::Scheduler::new(check::ProbeContext::system(), check_tx);
     checker.update(director.check_servers());
+    director.checks = Some(checker.view());
     let mut checked_generation = director.generation;
 
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;

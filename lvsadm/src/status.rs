@@ -67,7 +67,7 @@ pub fn directord(socket_dir: &Path, json: bool) -> ExitCode {
                     let weight = s.kernel_weight.map_or("-".to_owned(), |w| w.to_string());
                     let _ = writeln!(
                         out,
-                        "  -> {:<28} {:<5} weight {:>5} of {:<5} {}{}",
+                        "  -> {:<28} {:<5} weight {:>5} of {:<5} {}{}{}",
                         s.address,
                         if s.fallback {
                             "sorry"
@@ -79,6 +79,7 @@ pub fn directord(socket_dir: &Path, json: bool) -> ExitCode {
                         weight,
                         s.configured_weight,
                         s.health,
+                        last_check(s),
                         s.feedback
                             .as_ref()
                             .map(|f| format!("; feedback {f}"))
@@ -89,6 +90,15 @@ pub fn directord(socket_dir: &Path, json: bool) -> ExitCode {
             out
         },
     )
+}
+
+/// "; last check <result> in <latency>" when it says more than the state's reason.
+fn last_check(s: &directord::ServerStatus) -> String {
+    match (&s.last_check, s.latency_ms) {
+        (Some(check), Some(ms)) if *check == s.health => format!(" ({ms:.1} ms)"),
+        (Some(check), Some(ms)) => format!("; last check {check} ({ms:.1} ms)"),
+        _ => String::new(),
+    }
 }
 
 pub fn vrrp(socket_dir: &Path, json: bool) -> ExitCode {

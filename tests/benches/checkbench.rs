@@ -26,6 +26,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Runs of each checker per size, alternating, so a disturbance of the shared machine does not
 /// land on one checker only; the summary takes medians.
 const REPEATS: usize = 3;
+/// LVS_CHECKBENCH_REPEATS overrides REPEATS (1 for a quick look).
+fn repeats() -> usize {
+    std::env::var("LVS_CHECKBENCH_REPEATS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(REPEATS)
+}
+
 /// Time after the table is complete before measuring: the first round of checks and the
 /// checker's start-up allocations are not the steady state.
 const WARM_UP: Duration = Duration::from_secs(5);
@@ -76,6 +85,9 @@ struct Run {
     /// HTTP connections per second the listener closed without a whole request.
     abandoned_per_s: f64,
     listener_cpu_percent: f64,
+    /// Times the checker's threads were switched out, per check: its wake-ups, which UML makes
+    /// dear (a host context switch each).
+    switches_per_check: f64,
     /// Share of UML's CPU left idle: near 0 means the figures are those of a saturated CPU.
     idle: f64,
 }
@@ -100,7 +112,7 @@ fn compare(n: u16) -> Result<(), String> {
         2 * u32::from(n)
     );
     println!(
-        "{:<11} {:>9} {:>12} {:>10} {:>10} {:>7} {:>7} {:>11} {:>12} {:>7}",
+        "{:<11} {:>9} {:>12} {:>10} {:>10} {:>7} {:>7} {:>11} {:>12} {:>7} {:>12}",
         "checker",
         "checks/s",
         "on schedule",
@@ -110,10 +122,11 @@ fn compare(n: u16) -> Result<(), String> {
         "RSS MB",
         "up",
         "listener CPU%",
-        "idle %"
+        "idle %",
+        "switch/check"
     );
     let mut runs = Vec::new();
-    for _ in 0..REPEATS {
+    for _ in 0..repeats() {
         for checker in [Checker::Directord, Checker::Keepalived] {
             let config = match checker {
                 Checker::Directord => &directord_config,
@@ -121,7 +134,7 @@ fn compare(n: u16) -> Result<(), String> {
             };
             let run = measure(&ns, &listener, checker, config, dir.path(), n)?;
             println!(
-                "{:<11} {:>9.0} {:>11.1}% {:>10} {:>11.0} {:>7.1} {:>7.1} {:>11} {:>12.1} {:>7.1}",
+                "{:<11} {:>9.0} {:>11.1}% {:>10} {:>11.0} {:>7.1} {:>7.1} {:>11} {:>12.1} {:>7.1} {:>12.2}",
                 checker.name(),
                 run.checks_per_s,
                 run.on_schedule * 100.0,
@@ -132,6 +145,7 @@ fn compare(n: u16) -> Result<(), String> {
                 format!("{}/{}", run.up, 2 * usize::from(n)),
                 run.listener_cpu_percent,
                 run.idle * 100.0,
+                run.switches_per_check,
             );
             runs.push(run);
         }
@@ -174,8 +188,9 @@ fn summary(n: u16, runs: &[Run]) {
         / median_of(Checker::Directord, cost_per_1000);
     println!(
         "N = {n}: CPU keepalived / directord = {ratio:.2}x, per check {cost_ratio:.2}x \
-         (medians of {REPEATS}); checks/s directord / keepalived = {checks_ratio:.2}; \
-         CPU % is of UML's one CPU, shared with the listener and the kernel's TCP work"
+         (medians of {}); checks/s directord / keepalived = {checks_ratio:.2}; \
+         CPU % is of UML's one CPU, shared with the listener and the kernel's TCP work",
+        repeats()
     );
 }
 
@@ -258,13 +273,19 @@ fn measure(
 
     let pids = process_tree(process.pid());
     let cpu_before: u64 = pids.iter().filter_map(|&p| cpu_ticks(p)).sum();
+    let switches_before: u64 = pids.iter().map(|&p| context_switches(p)).sum();
     let listener_before = cpu_ticks(std::process::id()).unwrap_or(0);
     let idle_before = guest_idle()?;
+    let tracer = std::env::var_os("LVS_CHECKBENCH_STRACE")
+        .map(|_| Strace::attach(&pids, &dir.join(format!("strace-{}.txt", checker.name()))))
+        .transpose()?;
     let checks_before = listener.snapshot();
     let window_start = Instant::now();
     std::thread::sleep(WINDOW);
     let checks_after = listener.snapshot();
+    let syscalls = tracer.map(Strace::finish).transpose()?;
     let cpu_after: u64 = pids.iter().filter_map(|&p| cpu_ticks(p)).sum();
+    let switches_after: u64 = pids.iter().map(|&p| context_switches(p)).sum();
     let listener_after = cpu_ticks(std::process::id()).unwrap_or(0);
     let idle_after = guest_idle()?;
     let elapsed = window_start.elapsed().as_secs_f64();
@@ -294,6 +315,14 @@ fn measure(
     let due = WINDOW.as_secs() - 1;
     let on_time = per_target.iter().filter(|&&c| c >= due).count();
     let ticks_per_s = clock_ticks_per_second();
+    if let Some((calls, table)) = syscalls {
+        println!(
+            "  {} under strace: {:.1} syscalls per check ({calls} in {total} checks); the CPU and \
+             rate figures of a traced run are not comparable\n{table}",
+            checker.name(),
+            calls as f64 / total as f64
+        );
+    }
     process.end();
     println!(
         "  ({} table of {destinations} loaded and all up after {:.1}s; {} processes measured)",
@@ -315,6 +344,7 @@ fn measure(
         abandoned_per_s: abandoned as f64 / elapsed,
         listener_cpu_percent: (listener_after - listener_before) as f64 / ticks_per_s / elapsed
             * 100.0,
+        switches_per_check: (switches_after - switches_before) as f64 / total as f64,
         idle: (idle_after.0 - idle_before.0) as f64 / (idle_after.1 - idle_before.1).max(1) as f64,
     })
 }
@@ -581,6 +611,23 @@ fn stat_fields(pid: u32) -> Option<Vec<u64>> {
     )
 }
 
+/// Voluntary and involuntary context switches of every thread of `pid`.
+fn context_switches(pid: u32) -> u64 {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 /// utime + stime: UML books nearly all process time as user time, so only the sum compares.
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let fields = stat_fields(pid)?;
@@ -613,4 +660,49 @@ fn process_tree(root: u32) -> Vec<u32> {
         i += 1;
     }
     tree
+}
+
+/// `strace -c` attached to a checker's processes for the window (LVS_CHECKBENCH_STRACE set):
+/// the syscalls a check costs, which UML makes the bulk of a check's CPU.
+struct Strace {
+    process: Guarded,
+    output: std::path::PathBuf,
+}
+
+impl Strace {
+    fn attach(pids: &[u32], output: &Path) -> Result<Self, String> {
+        let mut command = std::process::Command::new("strace");
+        command.args(["-c", "-f", "-qq", "-o"]).arg(output);
+        for pid in pids {
+            command.arg("-p").arg(pid.to_string());
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::null());
+        let process = Guarded::spawn(&mut command)?;
+        // strace needs a moment to attach to every thread.
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(Strace {
+            process,
+            output: output.to_owned(),
+        })
+    }
+
+    /// Detaches; the total number of calls and strace's table.
+    fn finish(self) -> Result<(u64, String), String> {
+        // SAFETY: kill(2) of the strace we started; SIGINT makes it detach and write its table.
+        unsafe { libc::kill(self.process.pid() as i32, libc::SIGINT) };
+        wait_for(Duration::from_secs(30), || {
+            fs::read_to_string(&self.output)
+                .ok()
+                .filter(|t| t.contains("total"))
+        })
+        .map(|table| {
+            let calls = table
+                .lines()
+                .find(|l| l.ends_with("total"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+                .unwrap_or(0);
+            (calls, table)
+        })
+        .ok_or_else(|| "strace wrote no table".to_owned())
+    }
 }

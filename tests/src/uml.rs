@@ -304,6 +304,13 @@ fn write_init(init: &Path, exe: &Path, dir: &Path, cases: &[&str]) -> Result<(),
          ln -s /usr/lib/uml/modules /run/uml-modroot/lib/modules\n\
          ip link set lo up\n",
     );
+    // The guest starts with an empty environment; the knobs of the cases (LVS_BIN_DIR,
+    // LVS_REQUIRE_LANES, a bench's options) must reach them as set on the host.
+    for (name, value) in std::env::vars() {
+        if name.starts_with("LVS_") && !name.starts_with("LVS_UML_") {
+            let _ = writeln!(script, "export {name}='{}'", value.replace('\'', r"'\''"));
+        }
+    }
     for module in MODULES {
         let _ = writeln!(
             script,

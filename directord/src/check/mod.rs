@@ -10,5 +10,5 @@ pub mod wire;
 
 pub use health::{HealthState, Outcome, Transition};
 pub use probe::ProbeContext;
-pub use scheduler::{Event, Scheduler, Server};
+pub use scheduler::{Event, HealthView, Scheduler, Server};
 pub use spec::{CheckSpec, Kind, Target, Timing};

@@ -67,7 +67,19 @@ pub struct ServerHealth {
     pub weight: Option<u32>,
     /// Reason of the last probe, or "initial state".
     pub detail: String,
+    /// How long the last probe took, from when it was due to its result.
+    pub latency: Option<Duration>,
     pub probes: u64,
+}
+
+/// Every checked server's [`ServerHealth`], as the probes update it.
+#[derive(Clone)]
+pub struct HealthView<Id>(Arc<Mutex<HashMap<Id, ServerHealth>>>);
+
+impl<Id: Eq + Hash> HealthView<Id> {
+    pub fn get(&self, id: &Id) -> Option<ServerHealth> {
+        self.0.lock().expect("health lock").get(id).cloned()
+    }
 }
 
 struct Running {
@@ -161,7 +173,12 @@ where
     }
 
     pub fn health(&self, id: &Id) -> Option<ServerHealth> {
-        self.health.lock().expect("health lock").get(id).cloned()
+        self.view().get(id)
+    }
+
+    /// A handle on what the probes find, for status output elsewhere.
+    pub fn view(&self) -> HealthView<Id> {
+        HealthView(Arc::clone(&self.health))
     }
 
     pub fn ids(&self) -> impl Iterator<Item = &Id> {
@@ -198,6 +215,7 @@ where
                 up: health.is_up(),
                 weight: None,
                 detail: health.detail().to_owned(),
+                latency: None,
                 probes: 0,
             },
         );
@@ -259,9 +277,19 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
                 continue;
             }
         }
+        // The probe counts from when it was due: the timer has just fired for that instant,
+        // and a clock read per probe is a system call that costs more than the timer's lag
+        // (under UML, as much as the whole of a connect check).
+        let started = due;
         // Boxed so the probe's state machine (every protocol's, ~5 KB) exists only while a
         // probe runs, instead of inside each idle server's task: 10,000 servers, 50 MB.
-        let outcome = Box::pin(probe::run(&spec, &target, &ctx)).await;
+        let outcome = Box::pin(probe::run_until(
+            &spec,
+            &target,
+            &ctx,
+            started + spec.timing.timeout,
+        ))
+        .await;
         probes += 1;
         let now = Instant::now();
         let transition = health.record(now.into_std(), outcome);
@@ -269,6 +297,7 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
             entry.up = health.is_up();
             entry.weight = health.weight();
             entry.detail = health.detail().to_owned();
+            entry.latency = Some(now.saturating_duration_since(started));
             entry.probes = probes;
         }
         if let Some(Transition { up, weight, detail }) = transition {
@@ -282,6 +311,6 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
                 return;
             }
         }
-        due = health.next_due(now.into_std()).into();
+        due = health.next_start(started.into_std(), now.into_std()).into();
     }
 }

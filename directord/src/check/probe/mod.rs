@@ -4,6 +4,7 @@
 
 mod datagram;
 mod external;
+mod reactor;
 mod stream;
 pub mod tls;
 
@@ -22,6 +23,7 @@ use super::spec::{CheckSpec, Exchange, Kind, Target};
 #[derive(Clone)]
 pub struct ProbeContext {
     pub(crate) tls: Arc<tls::Clients>,
+    reactor: Arc<reactor::Reactor>,
 }
 
 impl ProbeContext {
@@ -29,6 +31,7 @@ impl ProbeContext {
     pub fn system() -> Self {
         ProbeContext {
             tls: Arc::new(tls::Clients::new(tls::system_roots())),
+            reactor: Arc::default(),
         }
     }
 
@@ -36,6 +39,7 @@ impl ProbeContext {
     pub fn with_roots(roots: tokio_rustls::rustls::RootCertStore) -> Self {
         ProbeContext {
             tls: Arc::new(tls::Clients::new(roots)),
+            reactor: Arc::default(),
         }
     }
 }
@@ -49,8 +53,17 @@ impl std::fmt::Debug for ProbeContext {
 /// Runs one probe of `target`; never takes longer than the timeout (an external command is
 /// killed then).
 pub async fn run(spec: &CheckSpec, target: &Target, ctx: &ProbeContext) -> Outcome {
+    run_until(spec, target, ctx, Instant::now() + spec.timing.timeout).await
+}
+
+/// [`run`] with the deadline given: the scheduler knows when the probe was due.
+pub async fn run_until(
+    spec: &CheckSpec,
+    target: &Target,
+    ctx: &ProbeContext,
+    deadline: Instant,
+) -> Outcome {
     let timeout = spec.timing.timeout;
-    let deadline = Instant::now() + timeout;
     let addr = target.probe_addr(spec);
     let max = spec.max_bytes;
     let result = match &spec.kind {
@@ -64,19 +77,19 @@ pub async fn run(spec: &CheckSpec, target: &Target, ctx: &ProbeContext) -> Outco
         kind => {
             let probe = async {
                 match kind {
-                    Kind::Connect => stream::connect(addr).await,
+                    Kind::Connect => stream::connect(addr, ctx).await,
                     Kind::Ping => datagram::ping(addr.ip()).await,
                     Kind::Http(http) => stream::http(http, addr, max, ctx).await,
-                    Kind::Tcp(exchange) => stream::tcp(exchange, addr, max).await,
+                    Kind::Tcp(exchange) => stream::tcp(exchange, addr, max, ctx).await,
                     Kind::Udp(exchange) => datagram::udp_expect(exchange, addr, max).await,
                     Kind::Dns(dns) => datagram::dns(dns, addr).await,
-                    Kind::Smtp(d) => stream::smtp(d, addr, max).await,
-                    Kind::Pop(d) => stream::pop(d, addr, max).await,
-                    Kind::Imap(d) => stream::imap(d, addr, max).await,
-                    Kind::Ftp(d) => stream::ftp(d, addr, max).await,
-                    Kind::Ldap(ldap) => stream::ldap(ldap, addr, max).await,
-                    Kind::Mysql(db) => stream::mysql(db, addr, max).await,
-                    Kind::Pgsql(db) => stream::pgsql(db, addr, max).await,
+                    Kind::Smtp(d) => stream::smtp(d, addr, max, ctx).await,
+                    Kind::Pop(d) => stream::pop(d, addr, max, ctx).await,
+                    Kind::Imap(d) => stream::imap(d, addr, max, ctx).await,
+                    Kind::Ftp(d) => stream::ftp(d, addr, max, ctx).await,
+                    Kind::Ldap(ldap) => stream::ldap(ldap, addr, max, ctx).await,
+                    Kind::Mysql(db) => stream::mysql(db, addr, max, ctx).await,
+                    Kind::Pgsql(db) => stream::pgsql(db, addr, max, ctx).await,
                     Kind::Sip(sip) => datagram::sip(sip, addr, max).await,
                     Kind::Radius(radius) => datagram::radius(radius, addr).await,
                     Kind::On | Kind::Off | Kind::External(_) => unreachable!("handled above"),

@@ -5,33 +5,36 @@ use std::net::SocketAddr;
 use md5::{Digest, Md5};
 use regex::bytes::Regex;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 
+use super::reactor::Conn;
 use super::{Bounded, ProbeContext, ProbeResult, excerpt, io_reason};
 use crate::check::spec::{Database, Dialogue, Exchange, Http, Ldap, Pattern};
 use crate::check::wire::mysql;
 
-async fn open(addr: SocketAddr) -> Result<TcpStream, String> {
-    let stream = TcpStream::connect(addr)
+// Nagle stays on: a probe writes a request whole, then waits for the answer, which carries
+// the ACK that lets the next request out at once.
+async fn open(addr: SocketAddr, ctx: &ProbeContext) -> Result<Conn, String> {
+    ctx.reactor
+        .connect(addr)
         .await
-        .map_err(|e| io_reason("connect", &e))?;
-    // Probes write small requests and wait for the answer; Nagle would only delay them.
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+        .map_err(|e| io_reason("connect", &e))
 }
 
-pub async fn connect(addr: SocketAddr) -> ProbeResult {
-    open(addr).await?;
+pub async fn connect(addr: SocketAddr, ctx: &ProbeContext) -> ProbeResult {
+    open(addr, ctx).await?;
     Ok("connected".to_owned())
 }
 
 // ---------------------------------------------------------------- http / https
 
 pub async fn http(http: &Http, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let tcp = open(addr).await?;
+    let tcp = open(addr, ctx).await?;
     match &http.tls {
         None => http_exchange(http, addr, Bounded::new(tcp, max)).await,
         Some(tls) => {
+            // The handshake writes several records in a row; Nagle would hold the later ones
+            // for the ACK of the first.
+            let _ = tcp.set_nodelay();
             let stream = ctx.tls.connect(tls, addr.ip(), tcp).await?;
             http_exchange(http, addr, Bounded::new(stream, max)).await
         }
@@ -185,8 +188,13 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 
 // ---------------------------------------------------------------- tcp send / expect
 
-pub async fn tcp(exchange: &Exchange, addr: SocketAddr, max: usize) -> ProbeResult {
-    let mut conn = Bounded::new(open(addr).await?, max);
+pub async fn tcp(
+    exchange: &Exchange,
+    addr: SocketAddr,
+    max: usize,
+    ctx: &ProbeContext,
+) -> ProbeResult {
+    let mut conn = Bounded::new(open(addr, ctx).await?, max);
     if let Some(send) = &exchange.send {
         conn.send(send).await?;
     }
@@ -259,9 +267,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Talk<S> {
     }
 }
 
-async fn talk(addr: SocketAddr, max: usize) -> Result<Talk<TcpStream>, String> {
+async fn talk(addr: SocketAddr, max: usize, ctx: &ProbeContext) -> Result<Talk<Conn>, String> {
     Ok(Talk {
-        conn: Bounded::new(open(addr).await?, max),
+        conn: Bounded::new(open(addr, ctx).await?, max),
         transcript: Vec::new(),
     })
 }
@@ -274,8 +282,8 @@ fn expect_code(what: &str, (code, line): (u16, String), accept: &[u16]) -> Resul
     }
 }
 
-pub async fn smtp(d: &Dialogue, addr: SocketAddr, max: usize) -> ProbeResult {
-    let mut t = talk(addr, max).await?;
+pub async fn smtp(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut t = talk(addr, max, ctx).await?;
     let greeting = t.coded_reply().await?;
     expect_code("greeting", greeting, &[220])?;
     t.conn.send(b"EHLO directord-check\r\n").await?;
@@ -298,8 +306,8 @@ pub async fn smtp(d: &Dialogue, addr: SocketAddr, max: usize) -> ProbeResult {
     t.finish(d.expect.as_ref(), "smtp 220/250".to_owned())
 }
 
-pub async fn pop(d: &Dialogue, addr: SocketAddr, max: usize) -> ProbeResult {
-    let mut t = talk(addr, max).await?;
+pub async fn pop(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut t = talk(addr, max, ctx).await?;
     let ok = |line: String, what: &str| -> Result<(), String> {
         if line.starts_with("+OK") {
             Ok(())
@@ -322,8 +330,8 @@ pub async fn pop(d: &Dialogue, addr: SocketAddr, max: usize) -> ProbeResult {
     t.finish(d.expect.as_ref(), "pop +OK".to_owned())
 }
 
-pub async fn imap(d: &Dialogue, addr: SocketAddr, max: usize) -> ProbeResult {
-    let mut t = talk(addr, max).await?;
+pub async fn imap(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut t = talk(addr, max, ctx).await?;
     let greeting = t.line().await?;
     if !(greeting.starts_with("* OK") || greeting.starts_with("* PREAUTH")) {
         return Err(format!("greeting: {}", excerpt(greeting.as_bytes())));
@@ -357,8 +365,8 @@ fn imap_quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-pub async fn ftp(d: &Dialogue, addr: SocketAddr, max: usize) -> ProbeResult {
-    let mut t = talk(addr, max).await?;
+pub async fn ftp(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut t = talk(addr, max, ctx).await?;
     let greeting = t.coded_reply().await?;
     expect_code("greeting", greeting, &[220])?;
     if let Some(login) = &d.login {
@@ -482,8 +490,8 @@ async fn ldap_read<S: AsyncRead + AsyncWrite + Unpin>(
     Ok((op, code))
 }
 
-pub async fn ldap(ldap: &Ldap, addr: SocketAddr, max: usize) -> ProbeResult {
-    let mut conn = Bounded::new(open(addr).await?, max);
+pub async fn ldap(ldap: &Ldap, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut conn = Bounded::new(open(addr, ctx).await?, max);
     let (dn, password) = ldap
         .login
         .as_ref()
@@ -539,8 +547,8 @@ fn mysql_error(code: u16, message: &str) -> String {
 /// and only the server's OK is up: a wrong password, an unknown user or a database the user
 /// may not use are down. caching_sha2_password needs TLS or RSA for a full login, which
 /// this check does not carry, so an account using it is reported as such.
-pub async fn mysql(db: &Database, addr: SocketAddr, max: usize) -> ProbeResult {
-    let mut conn = Bounded::new(open(addr).await?, max);
+pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut conn = Bounded::new(open(addr, ctx).await?, max);
     let (seq, payload) = mysql_packet(&mut conn, max).await?;
     if payload[0] == 0xff {
         return match mysql::Reply::parse(&payload) {
@@ -642,8 +650,8 @@ fn pg_error_text(body: &[u8]) -> String {
         )
 }
 
-pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize) -> ProbeResult {
-    let mut conn = Bounded::new(open(addr).await?, max);
+pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut conn = Bounded::new(open(addr, ctx).await?, max);
     let Some(user) = &db.user else {
         // Without a user, ask for TLS: any server answers 'S' or 'N' without logging a
         // failed login.

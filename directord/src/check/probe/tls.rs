@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::client::danger::{
@@ -17,6 +16,7 @@ use tokio_rustls::rustls::{
 };
 
 use super::io_reason;
+use super::reactor::Conn;
 use crate::check::spec::Tls;
 
 pub(crate) struct Clients {
@@ -55,8 +55,8 @@ impl Clients {
         &self,
         tls: &Tls,
         ip: IpAddr,
-        tcp: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, String> {
+        tcp: Conn,
+    ) -> Result<TlsStream<Conn>, String> {
         // An IP address as the server name makes rustls send no SNI and verify the
         // certificate's IP SAN, which is what a check without `sni` means.
         let name = match &tls.sni {
