@@ -80,7 +80,7 @@ pub struct ServerStatus {
     pub kernel_weight: Option<u32>,
     pub up: bool,
     pub health: String,
-    /// The last probe's result and how long it took from when it was due.
+    /// The last probe's result and how long it took.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -83,7 +83,7 @@ pub struct ServerHealth {
     pub weight: Option<u32>,
     /// Reason of the last probe, or "initial state".
     pub detail: String,
-    /// How long the last probe took, from when it was due to its result.
+    /// How long the last probe took.
     pub latency: Option<Duration>,
     pub probes: u64,
 }
@@ -300,10 +300,9 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
                 continue;
             }
         }
-        // The probe counts from when it was due: the timer has just fired for that instant,
-        // and another clock read per probe would cost more than the timer's lag is worth
-        // (under UML, a system call as dear as a socket's).
-        let started = due;
+        // The timeout runs from the real start, not from when the probe was due: a checker
+        // that falls behind must not eat into its probes' time and call healthy servers down.
+        let started = Instant::now();
         // Boxed so the probe's state machine (every protocol's, ~5 KB) exists only while a
         // probe runs, instead of inside each idle server's task: 10,000 servers, 50 MB.
         let outcome = Box::pin(probe::run_until(
@@ -334,7 +333,10 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
                 return;
             }
         }
-        due = health.next_start(started.into_std(), now.into_std()).into();
+        due = on_grid(
+            origin,
+            health.next_start(due.into_std(), now.into_std()).into(),
+        );
     }
 }
 
