@@ -304,3 +304,74 @@ impl AsyncWrite for Conn {
         Poll::Ready(self.socket.shutdown(std::net::Shutdown::Write))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[test]
+    fn an_event_of_a_closed_socket_does_not_reach_the_slot_now_reused() {
+        let mut slots = Slots::default();
+        slots.entries.push(Slot::default());
+        let old = 0u64;
+        slots.entries[0].generation = 1;
+        let new = 1u64 << 32;
+        assert!(slots.slot(old).is_none());
+        assert!(slots.slot(new).is_some());
+        assert!(slots.slot(new | 1).is_none(), "no such index");
+    }
+
+    /// More connections at once than one `epoll_wait` collects, each answered: no event is
+    /// lost between batches.
+    #[tokio::test(flavor = "current_thread")]
+    async fn many_connections_at_once_all_complete() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut byte = [0u8; 1];
+                    if stream.read_exact(&mut byte).await.is_ok() {
+                        let _ = stream.write_all(&byte).await;
+                    }
+                });
+            }
+        });
+        let reactor = Arc::new(Reactor::default());
+        let probes: Vec<_> = (0..3 * BATCH + 7)
+            .map(|i| {
+                let reactor = Arc::clone(&reactor);
+                tokio::spawn(async move {
+                    let mut conn = reactor.connect(addr).await?;
+                    conn.write_all(&[i as u8]).await?;
+                    let mut echo = [0u8; 1];
+                    conn.read_exact(&mut echo).await?;
+                    Ok::<_, io::Error>(echo[0] == i as u8)
+                })
+            })
+            .collect();
+        for probe in probes {
+            let echoed = tokio::time::timeout(std::time::Duration::from_secs(10), probe)
+                .await
+                .expect("every probe completes")
+                .unwrap();
+            assert!(echoed.unwrap());
+        }
+        server.abort();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_connection_is_the_kernel_error() {
+        // Bound and closed at once: nothing listens there now.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let reactor = Reactor::default();
+        let error = reactor.connect(addr).await.err().expect("refused");
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+    }
+}
