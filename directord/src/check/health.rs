@@ -141,20 +141,13 @@ impl HealthState {
         }
     }
 
-    /// When the next probe should start, counted from the last result (after a change of
-    /// timing); `now` when none has run yet or one is overdue.
+    /// When the next probe should start, counted from the last result; `now` when none has
+    /// run yet or one is overdue.
     pub fn next_due(&self, now: Instant) -> Instant {
         let Some(last) = self.last_result else {
             return now;
         };
         (last + self.wait()).max(now)
-    }
-
-    /// When the probe after the one that started at `started` and ended at `now` should start:
-    /// probes start an interval apart, so a server is checked every interval however long its
-    /// probes take, as long as one ends within it.
-    pub fn next_start(&self, started: Instant, now: Instant) -> Instant {
-        (started + self.wait()).max(now)
     }
 
     /// The retry delay while a failure streak might take an up server down, else the interval.
@@ -266,34 +259,6 @@ mod tests {
             h.next_due(t0 + Duration::from_secs(30)),
             t0 + Duration::from_secs(30),
             "overdue is now"
-        );
-    }
-
-    #[test]
-    fn probes_start_an_interval_apart_however_long_they_take() {
-        let t0 = Instant::now();
-        let mut h = HealthState::new(timing(1, 2, true));
-        let took = Duration::from_millis(300);
-        h.record(t0 + took, ok());
-        assert_eq!(
-            h.next_start(t0, t0 + took),
-            t0 + Duration::from_secs(10),
-            "the next start is an interval after this one, not after its result"
-        );
-        h.record(t0 + Duration::from_secs(10) + took, bad());
-        assert_eq!(
-            h.next_start(
-                t0 + Duration::from_secs(10),
-                t0 + Duration::from_secs(10) + took
-            ),
-            t0 + Duration::from_secs(12),
-            "an unconfirmed failure retries after the retry delay"
-        );
-        let late = t0 + Duration::from_secs(15);
-        assert_eq!(
-            h.next_start(t0 + Duration::from_secs(12), late),
-            late,
-            "a probe that overran its slot is followed at once"
         );
     }
 

@@ -333,10 +333,9 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
                 return;
             }
         }
-        due = on_grid(
-            origin,
-            health.next_start(due.into_std(), now.into_std()).into(),
-        );
+        // The next probe follows this one's result by the interval, as keepalived's
+        // delay_loop does: a server slow to answer is probed less often, not piled on.
+        due = on_grid(origin, health.next_due(now.into_std()).into());
     }
 }
 
