@@ -8,7 +8,9 @@ mod reactor;
 mod stream;
 pub mod tls;
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,31 +71,34 @@ pub async fn run_until(
     let result = match &spec.kind {
         Kind::On => return Outcome::up("check is on"),
         Kind::Off => return Outcome::down("check is off"),
-        Kind::External(external) => return external::run(external, target, timeout).await,
+        Kind::External(external) => {
+            return Box::pin(external::run(external, target, timeout)).await;
+        }
         // Silence is the healthy answer here, so the probe owns its deadline.
         Kind::Udp(Exchange { expect: None, send }) => {
-            return datagram::udp_silence(addr, send.as_deref(), deadline).await;
+            return Box::pin(datagram::udp_silence(addr, send.as_deref(), deadline)).await;
         }
         kind => {
-            let probe = async {
-                match kind {
-                    Kind::Connect => stream::connect(addr, ctx).await,
-                    Kind::Ping => datagram::ping(addr.ip()).await,
-                    Kind::Http(http) => stream::http(http, addr, max, ctx).await,
-                    Kind::Tcp(exchange) => stream::tcp(exchange, addr, max, ctx).await,
-                    Kind::Udp(exchange) => datagram::udp_expect(exchange, addr, max).await,
-                    Kind::Dns(dns) => datagram::dns(dns, addr).await,
-                    Kind::Smtp(d) => stream::smtp(d, addr, max, ctx).await,
-                    Kind::Pop(d) => stream::pop(d, addr, max, ctx).await,
-                    Kind::Imap(d) => stream::imap(d, addr, max, ctx).await,
-                    Kind::Ftp(d) => stream::ftp(d, addr, max, ctx).await,
-                    Kind::Ldap(ldap) => stream::ldap(ldap, addr, max, ctx).await,
-                    Kind::Mysql(db) => stream::mysql(db, addr, max, ctx).await,
-                    Kind::Pgsql(db) => stream::pgsql(db, addr, max, ctx).await,
-                    Kind::Sip(sip) => datagram::sip(sip, addr, max).await,
-                    Kind::Radius(radius) => datagram::radius(radius, addr).await,
-                    Kind::On | Kind::Off | Kind::External(_) => unreachable!("handled above"),
-                }
+            // Each protocol's state machine boxed on its own: a probe in flight holds only
+            // its own (a connect check's is tens of bytes, a TLS one's kilobytes), and with a
+            // thousand probes waiting on slow servers that is most of directord's memory.
+            let probe: Pin<Box<dyn Future<Output = ProbeResult> + Send + '_>> = match kind {
+                Kind::Connect => Box::pin(stream::connect(addr, ctx)),
+                Kind::Ping => Box::pin(datagram::ping(addr.ip())),
+                Kind::Http(http) => Box::pin(stream::http(http, addr, max, ctx)),
+                Kind::Tcp(exchange) => Box::pin(stream::tcp(exchange, addr, max, ctx)),
+                Kind::Udp(exchange) => Box::pin(datagram::udp_expect(exchange, addr, max)),
+                Kind::Dns(dns) => Box::pin(datagram::dns(dns, addr)),
+                Kind::Smtp(d) => Box::pin(stream::smtp(d, addr, max, ctx)),
+                Kind::Pop(d) => Box::pin(stream::pop(d, addr, max, ctx)),
+                Kind::Imap(d) => Box::pin(stream::imap(d, addr, max, ctx)),
+                Kind::Ftp(d) => Box::pin(stream::ftp(d, addr, max, ctx)),
+                Kind::Ldap(ldap) => Box::pin(stream::ldap(ldap, addr, max, ctx)),
+                Kind::Mysql(db) => Box::pin(stream::mysql(db, addr, max, ctx)),
+                Kind::Pgsql(db) => Box::pin(stream::pgsql(db, addr, max, ctx)),
+                Kind::Sip(sip) => Box::pin(datagram::sip(sip, addr, max)),
+                Kind::Radius(radius) => Box::pin(datagram::radius(radius, addr)),
+                Kind::On | Kind::Off | Kind::External(_) => unreachable!("handled above"),
             };
             match tokio::time::timeout_at(deadline, probe).await {
                 Ok(result) => result,
@@ -166,7 +171,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
         if self.buf.len() >= self.max {
             return Err(format!("read limit of {} bytes reached", self.max));
         }
-        let mut chunk = vec![0; (self.max - self.buf.len()).min(4096)];
+        // Small while nothing has come: the buffer lives while the probe waits for the
+        // server, and most answers (a status line, a greeting) fit.
+        let size = if self.buf.is_empty() { 1024 } else { 4096 };
+        let mut chunk = vec![0; (self.max - self.buf.len()).min(size)];
         let n = self
             .stream
             .read(&mut chunk)
