@@ -528,6 +528,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     director.checks = Some(checker.view());
     let mut checked_generation = director.generation;
     release_startup_memory();
+    // Health changes waiting for the next reconcile, and when it may run.
+    let mut held = Vec::new();
+    let mut next_apply = tokio::time::Instant::now();
 
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -544,13 +547,16 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         }
         tokio::select! {
             Some(event) = check_events.recv() => {
-                let mut batch = vec![event];
+                held.push(event);
                 while let Ok(more) = check_events.try_recv() {
-                    batch.push(more);
+                    held.push(more);
                 }
-                if let Err(e) = director.check_events(batch) {
-                    warn!("{e}");
+                if tokio::time::Instant::now() >= next_apply {
+                    next_apply = apply_health(&mut director, &mut held);
                 }
+            }
+            () = tokio::time::sleep_until(next_apply), if !held.is_empty() => {
+                next_apply = apply_health(&mut director, &mut held);
             }
             Some(incoming) = requests.recv() => {
                 let response = director.handle(incoming.request.clone());
@@ -571,6 +577,22 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let _ = std::fs::remove_file(&socket);
     info!("stopped; the IPVS table is left as it is");
     Ok(())
+}
+
+/// Applies the health changes held with one reconcile; returns when the next may run. A
+/// reconcile reads the whole kernel table, so with thousands of servers changing state it is
+/// kept to half of the time at most: changes arriving meanwhile wait for at most one
+/// reconcile's duration and then go together, instead of starving the checks that found them.
+fn apply_health(
+    director: &mut Director,
+    held: &mut Vec<check::Event<ServerId>>,
+) -> tokio::time::Instant {
+    let started = tokio::time::Instant::now();
+    if let Err(e) = director.check_events(held.drain(..)) {
+        warn!("{e}");
+    }
+    let now = tokio::time::Instant::now();
+    now + (now - started)
 }
 
 /// Hands the heap that loading a config left free back to the system. Parsing a config of
