@@ -294,6 +294,10 @@ fn measure(
         .filter_map(|&p| lvs_tests::pair::rss_kb(p))
         .sum();
     let up = up_destinations(ns)?;
+    let latencies = match checker {
+        Checker::Directord => probe_latencies(dir)?,
+        Checker::Keepalived => String::new(),
+    };
     if let Some(status) = process.try_status() {
         return Err(with_log(format!("exited while measured: {status}")));
     }
@@ -325,7 +329,7 @@ fn measure(
     }
     process.end();
     println!(
-        "  ({} table of {destinations} loaded and all up after {:.1}s; {} processes measured)",
+        "  ({} table of {destinations} loaded and all up after {:.1}s; {} processes measured{latencies})",
         checker.name(),
         loaded.as_secs_f64(),
         pids.len()
@@ -347,6 +351,32 @@ fn measure(
         switches_per_check: (switches_after - switches_before) as f64 / total as f64,
         idle: (idle_after.0 - idle_before.0) as f64 / (idle_after.1 - idle_before.1).max(1) as f64,
     })
+}
+
+/// The median and slowest of directord's last probe per server, from its status: how long a
+/// check takes under this load, whatever the CPU figures say.
+fn probe_latencies(dir: &Path) -> Result<String, String> {
+    let status = lvs_tests::daemon::control(
+        &dir.join("directord.sock"),
+        &serde_json::json!({ "cmd": "status" }),
+    )?;
+    let mut latencies: Vec<f64> = status["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|service| service["servers"].as_array().into_iter().flatten())
+        .filter_map(|server| server["latency_ms"].as_f64())
+        .collect();
+    if latencies.is_empty() {
+        return Ok("; no probe latencies in its status".to_owned());
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(format!(
+        "; last probe per server: median {:.1} ms, 99th percentile {:.1} ms, slowest {:.1} ms",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100],
+        latencies[latencies.len() - 1]
+    ))
 }
 
 /// Destinations in the namespace's IPVS table with a weight above 0 (directord quiesces a
