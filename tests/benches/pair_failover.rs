@@ -3,7 +3,10 @@
 //!
 //! - graceful failover (SIGTERM of the master's vrrpd: priority 0, the backup takes over after
 //!   its skew time) and kill -9 failover (all four daemons of the master killed, its link down),
-//!   each repeated: time until the backup reports MASTER and until the first new HTTP answer,
+//!   each repeated: on the wire (VRRP captured on the LAN's bridge), the time from the master's
+//!   reference advert (its last one before a kill, its priority-0 one when stopped) to the
+//!   backup's first advert as master, which the RFC bounds, and from the event to that advert;
+//!   the time until the backup reports MASTER and until the first new HTTP answer,
 //!   flows surviving of 1,000 long-lived echo flows, and the success of new connections opened
 //!   every 20 ms from the event on. The references are the RFC 3768 timers of the backup
 //!   (skew time, Master_Down_Interval); each event is timed just after an advert, so the
@@ -12,7 +15,7 @@
 //!   running the same VRRP instance and virtual servers in the same boot.
 //!
 //! Run: `cargo build --release --bins && cargo bench -p lvs-tests --bench pair_failover`
-//! (`LVS_BIN_DIR` names another folder of binaries).
+//! (`LVS_BIN_DIR` names another folder of binaries, `PAIR_REPEATS=n` changes the 3 repeats).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -20,15 +23,17 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use lvs_tests::netns::Netns;
-use lvs_tests::pair::{A, Attempt, B, Flows, Pair, REALS, rss_kb};
+use lvs_tests::pair::{A, Attempt, B, DIRECTOR_IPS, Flows, Pair, REALS, rss_kb};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::uml::{self, Case};
+use lvs_tests::vrrp_capture::{self, Capture, Leave, Takeover};
 
 fn main() -> ExitCode {
     uml::bench(&[Case::new("pair_failover", pair_failover).with_timeout(Duration::from_secs(1800))])
 }
 
 const FLOWS: usize = 1000;
+/// Each event's repeats, unless PAIR_REPEATS says otherwise.
 const REPEATS: usize = 3;
 /// A new connection every PERIOD, counted over WINDOW from the event; each is given LIMIT to be
 /// answered (SYN retransmits at 1 s, 3 s, 7 s included).
@@ -64,9 +69,19 @@ impl Event {
             Event::Kill => ("Master_Down", MASTER_DOWN),
         }
     }
+
+    fn leave(self) -> Leave {
+        match self {
+            Event::Graceful => Leave::Goodbye,
+            Event::Kill => Leave::Died,
+        }
+    }
 }
 
 struct Run {
+    /// B's takeover on the wire.
+    wire: Takeover,
+    /// From the event until B's vrrpd reports MASTER on its control socket.
     takeover: f64,
     first_http: Option<f64>,
     base: usize,
@@ -90,6 +105,7 @@ fn pair_failover() -> Result<(), String> {
     }
     pair.wait_a_master(Duration::from_secs(60))?;
     pair.wait_agents(Duration::from_secs(60))?;
+    let capture = pair.capture_vrrp()?;
 
     // keepalived, the peer, in a namespace of its own on the same LAN: another VRID and VIP,
     // the same checks against the same real servers.
@@ -117,8 +133,11 @@ fn pair_failover() -> Result<(), String> {
         LIMIT.as_secs()
     );
     println!(
-        "{:<26} {:>9} {:>14} {:>11} {:>20} {:>15} {:>14}",
+        "{:<26} {:>10} {:>9} {:>10} {:>9} {:>14} {:>11} {:>20} {:>15} {:>14}",
         "event",
+        "ref->B adv",
+        "over RFC",
+        "evt->B adv",
         "B master",
         "1st new HTTP",
         "flows",
@@ -126,15 +145,22 @@ fn pair_failover() -> Result<(), String> {
         "within 1 s",
         "before event"
     );
+    let repeats = std::env::var("PAIR_REPEATS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(REPEATS);
     let mut summary = String::new();
     for event in [Event::Graceful, Event::Kill] {
         let mut runs = Vec::new();
-        for _ in 0..REPEATS {
-            let run = fail_over(&mut pair, &flows, event)?;
+        for _ in 0..repeats {
+            let run = fail_over(&mut pair, &flows, &capture, event)?;
             let (n, ok, fast) = run.window;
             println!(
-                "{:<26} {:>8.3}s {:>14} {:>11} {:>20} {:>15} {:>14}",
+                "{:<26} {:>9.4}s {:>6.1} ms {:>9.4}s {:>8.3}s {:>14} {:>11} {:>20} {:>15} {:>14}",
                 event.label(),
+                run.wire.interval(),
+                (run.wire.interval() - event.reference().1) * 1e3,
+                run.wire.from_event(),
                 run.takeover,
                 run.first_http
                     .map_or_else(|| "none".to_owned(), |t| format!("{t:.3}s")),
@@ -149,12 +175,26 @@ fn pair_failover() -> Result<(), String> {
         let takeover = median(runs.iter().map(|r| r.takeover).collect());
         let first = median(runs.iter().filter_map(|r| r.first_http).collect());
         let (name, reference) = event.reference();
+        let over: Vec<f64> = runs
+            .iter()
+            .map(|r| (r.wire.interval() - reference) * 1e3)
+            .collect();
+        let wire = median(runs.iter().map(|r| r.wire.interval()).collect());
+        let _ = writeln!(
+            summary,
+            "{:<26} on the wire, A's reference advert to B's first: {wire:.4}s = {:.4} x {name} ({reference:.3}s), over it by {:+.1} ms (max {:+.1} ms); event to B's first advert {:.3}s",
+            event.label(),
+            wire / reference,
+            median(over.clone()),
+            over.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            median(runs.iter().map(|r| r.wire.from_event()).collect()),
+        );
         let (n, ok, fast) = runs.iter().fold((0, 0, 0), |s, r| {
             (s.0 + r.window.0, s.1 + r.window.1, s.2 + r.window.2)
         });
         let _ = writeln!(
             summary,
-            "{:<26} B master {takeover:.3}s = {:.2} x {name} ({reference:.3}s); first new HTTP {first:.3}s; flows {}/{}; new connections answered {:.1}%, within 1 s {:.1}%",
+            "{:<26} B reports MASTER {takeover:.3}s after the event = {:.2} x {name} ({reference:.3}s); first new HTTP {first:.3}s; flows {}/{}; new connections answered {:.1}%, within 1 s {:.1}%",
             event.label(),
             takeover / reference,
             runs.iter().map(|r| r.survived).sum::<usize>(),
@@ -163,7 +203,7 @@ fn pair_failover() -> Result<(), String> {
             percent(fast, n),
         );
     }
-    println!("\nmedians of {REPEATS} (ratios against B's RFC 3768 timers):\n{summary}");
+    println!("\nmedians of {repeats} (ratios against B's RFC 3768 timers):\n{summary}");
     Ok(())
 }
 
@@ -183,12 +223,18 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-fn fail_over(pair: &mut Pair, flows: &Flows, event: Event) -> Result<Run, String> {
+fn fail_over(
+    pair: &mut Pair,
+    flows: &Flows,
+    capture: &Capture,
+    event: Event,
+) -> Result<Run, String> {
     let base = flows.settle()?;
     let prober = pair.start_prober(PERIOD, LIMIT)?;
     std::thread::sleep(LEAD);
     pair.directors[B].next_advert(Duration::from_secs(10))?;
     let at = SystemTime::now();
+    let wire_at = vrrp_capture::now();
     let started = Instant::now();
     let a = &mut pair.directors[A];
     match event {
@@ -202,10 +248,13 @@ fn fail_over(pair: &mut Pair, flows: &Flows, event: Event) -> Result<Run, String
     // counts as served by B only when opened after that.
     let gone = started.elapsed().as_secs_f64();
     let takeover = (pair.wait_master(B, Duration::from_secs(30))? - started).as_secs_f64();
+    let [a_ip, b_ip] = DIRECTOR_IPS;
+    let wire = capture.takeover(Duration::from_secs(10), wire_at, a_ip, b_ip, event.leave())?;
     std::thread::sleep(WINDOW.saturating_sub(started.elapsed()));
     let attempts = prober.finish(at)?;
     let survived = flows.settle()?;
     Ok(Run {
+        wire,
         takeover,
         first_http: attempts
             .iter()

@@ -5,6 +5,8 @@
 //! - [`lan`]: hosts on a bridge, and what VRRP tests ask of them (addresses, neighbours).
 //! - [`keepalived`]: keepalived's VRRP side as a peer, crashed or stopped as a test means.
 //! - [`nlmon`]: netlink captures of a namespace, decoded into the IPVS requests they hold.
+//! - [`vrrp_capture`]: VRRP and ARP captured on a LAN, and takeovers timed from the capture.
+//! - [`pcap`]: tcpdump in a namespace, and the pcap reader both captures decode with.
 //! - [`uml`]: a real Linux kernel with IPVS, booted as a User-Mode Linux process over the host's
 //!   root filesystem, running many test cases per boot.
 //!
@@ -17,8 +19,10 @@ pub mod lan;
 pub mod netns;
 pub mod nlmon;
 pub mod pair;
+pub mod pcap;
 pub mod process;
 pub mod uml;
+pub mod vrrp_capture;
 
 use std::path::PathBuf;
 

@@ -7,16 +7,16 @@
 //! in either direction; requests are the messages with NLM_F_REQUEST.
 
 use std::fmt;
-use std::fs;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use lvs_ipvs::codec::{self, ReplyKind};
 use lvs_ipvs::{AddressFamily, IpvsCmd, IpvsMessage, ServiceKey};
 
 use crate::netns::Netns;
-use crate::process::{Guarded, wait_for};
+use crate::pcap::{self, Record, Tcpdump};
+use crate::process::wait_for;
 
 const LINKTYPE_NETLINK: u32 = 253;
 const COOKED_HEADER: usize = 16;
@@ -31,10 +31,7 @@ const MARKER: &str = "203.0.113.254:9";
 /// tcpdump on a fresh nlmon interface; stop it with [`Capture::finish`].
 pub struct Capture<'a> {
     ns: &'a Netns,
-    pcap: PathBuf,
-    log: PathBuf,
-    interface: String,
-    tcpdump: Guarded,
+    tcpdump: Tcpdump,
 }
 
 impl<'a> Capture<'a> {
@@ -43,32 +40,8 @@ impl<'a> Capture<'a> {
     pub fn start(ns: &'a Netns, interface: &str, dir: &Path) -> Result<Self, String> {
         ns.ip(&["link", "add", interface, "type", "nlmon"])?;
         ns.ip(&["link", "set", interface, "up"])?;
-        let pcap = dir.join(format!("{interface}.pcap"));
-        let log = dir.join(format!("{interface}.tcpdump.log"));
-        let stderr = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        // -U writes each packet as it comes, so a SIGTERM loses nothing; -Z root because
-        // tcpdump otherwise drops to a user that cannot write the test's root-owned folder.
-        let mut command = ns.command(&["tcpdump", "-i", interface, "-U", "-Z", "root", "-w"]);
-        command.arg(&pcap).stderr(stderr);
-        let tcpdump = Guarded::spawn(&mut command)?;
-        let listening = wait_for(Duration::from_secs(20), || {
-            fs::read_to_string(&log)
-                .ok()
-                .filter(|l| l.contains("listening on"))
-        });
-        if listening.is_none() {
-            return Err(format!(
-                "tcpdump on {interface} did not start: {}",
-                fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
-        Ok(Capture {
-            ns,
-            pcap,
-            log,
-            interface: interface.to_owned(),
-            tcpdump,
-        })
+        let tcpdump = Tcpdump::start(ns, interface, "", dir, interface)?;
+        Ok(Capture { ns, tcpdump })
     }
 
     /// Stops tcpdump and decodes every generic netlink request to the IPVS family
@@ -85,8 +58,9 @@ impl<'a> Capture<'a> {
         };
         let mut last_error = String::new();
         let requests = wait_for(Duration::from_secs(20), || {
-            let read = fs::read(&self.pcap)
-                .map_err(|e| format!("{}: {e}", self.pcap.display()))
+            let read = self
+                .tcpdump
+                .read()
                 .and_then(|bytes| ipvs_requests(&bytes, family_id));
             match read {
                 Ok(requests) => requests.iter().any(is_marker).then_some(requests),
@@ -99,9 +73,8 @@ impl<'a> Capture<'a> {
         self.tcpdump.end();
         let mut requests = requests.ok_or_else(|| {
             format!(
-                "the marker request never reached {} ({last_error}); tcpdump said: {}",
-                self.interface,
-                fs::read_to_string(&self.log).unwrap_or_default()
+                "the marker request never reached the capture ({last_error}); {}",
+                self.tcpdump.said()
             )
         })?;
         requests.retain(|r| !is_marker(r));
@@ -173,37 +146,14 @@ fn describe(msg: &IpvsMessage, flags: u16, port: u32) -> IpvsRequest {
     }
 }
 
-/// Every IPVS request in a LINKTYPE_NETLINK pcap (classic format, either byte order).
+/// Every IPVS request in a LINKTYPE_NETLINK pcap.
 pub fn ipvs_requests(pcap: &[u8], family_id: u16) -> Result<Vec<IpvsRequest>, String> {
-    let header = pcap
-        .get(..24)
-        .ok_or("not a pcap file: shorter than its header")?;
-    let little = match header[..4] {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
-        _ => return Err(format!("not a pcap file: magic {:02x?}", &header[..4])),
-    };
-    let u32_at = |b: &[u8], at: usize| {
-        let v: [u8; 4] = b[at..at + 4].try_into().expect("four bytes");
-        if little {
-            u32::from_le_bytes(v)
-        } else {
-            u32::from_be_bytes(v)
-        }
-    };
-    let linktype = u32_at(header, 20);
+    let (linktype, records) = pcap::records(pcap)?;
     if linktype != LINKTYPE_NETLINK {
         return Err(format!("link type {linktype}, not netlink"));
     }
     let mut requests = Vec::new();
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let captured = u32_at(pcap, at + 8) as usize;
-        // A record tcpdump is still writing: what precedes it is complete.
-        let Some(record) = pcap.get(at + 16..at + 16 + captured) else {
-            break;
-        };
-        at += 16 + captured;
+    for Record { data: record, .. } in records {
         let Some(datagram) = record.get(COOKED_HEADER..) else {
             continue;
         };

@@ -7,11 +7,13 @@
 //! test runs the debug build and the benchmark the release build.
 
 use std::cell::Cell;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::netns::{Netns, veth};
 use crate::process::{Guarded, wait_for};
+use crate::vrrp_capture::Capture;
 
 pub const VIP: &str = "192.0.2.100";
 pub const REALS: [&str; 3] = ["192.0.2.21", "192.0.2.22", "192.0.2.23"];
@@ -21,6 +23,9 @@ pub const DAEMONS: [&str; 4] = ["directord", "vrrpd", "syncd", "feedbackd"];
 /// [`Pair::directors`].
 pub const A: usize = 0;
 pub const B: usize = 1;
+/// Each director's address on the LAN, the source of its VRRP adverts; indexed by [`A`], [`B`].
+pub const DIRECTOR_IPS: [Ipv4Addr; 2] =
+    [Ipv4Addr::new(192, 0, 2, 11), Ipv4Addr::new(192, 0, 2, 12)];
 
 /// A real server's services in one asyncio process: the echo service on :7 for the
 /// long-lived flows, and HTTP/1.0 on :80 answering every request with DIR/index.html. Not
@@ -375,15 +380,18 @@ impl Pair {
         }
 
         for (name, ip, peer, priority) in [
-            ("A", "192.0.2.11", "192.0.2.12", 150),
-            ("B", "192.0.2.12", "192.0.2.11", 100),
+            ("A", DIRECTOR_IPS[A], DIRECTOR_IPS[B], 150),
+            ("B", DIRECTOR_IPS[B], DIRECTOR_IPS[A], 100),
         ] {
             let ns = pair.attach_host(&format!("dir{name}"), &format!("{ip}/24"))?;
             let dir = pair.run.join(name);
             std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
             let config_path = dir.join("director.toml");
-            std::fs::write(&config_path, config(&dir, name, peer, priority))
-                .map_err(|e| e.to_string())?;
+            std::fs::write(
+                &config_path,
+                config(&dir, name, &peer.to_string(), priority),
+            )
+            .map_err(|e| e.to_string())?;
             pair.directors.push(Director {
                 daemons: Vec::new(),
                 ns,
@@ -408,6 +416,11 @@ impl Pair {
         veth(host, "eth0", &self.lan, &port)?;
         self.lan.attach(&port, "br0")?;
         host.addr("eth0", cidr)
+    }
+
+    /// Starts recording VRRP and ARP on the LAN's bridge, every director's frames included.
+    pub fn capture_vrrp(&self) -> Result<Capture, String> {
+        Capture::start(&self.lan, "br0", &self.run, "vrrp")
     }
 
     /// Waits until A is master and B backup (the steady state, after an election or a
