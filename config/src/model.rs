@@ -87,13 +87,42 @@ impl std::fmt::Display for SysctlValue {
 
 // ---------------------------------------------------------------- vrrpd
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Vrrp {
     #[serde(default)]
     pub instance: Vec<VrrpInstance>,
     #[serde(default)]
     pub sync_group: Vec<SyncGroup>,
+    /// Run vrrpd's event loop at this SCHED_RR priority (1..99), so a busy machine cannot delay
+    /// an advert or a takeover; absent: normal scheduling. keepalived's `vrrp_rt_priority`,
+    /// off by default there too.
+    pub rt_priority: Option<u8>,
+    /// With `rt_priority`: the CPU time vrrpd may use without blocking before the kernel stops
+    /// it (RLIMIT_RTTIME), so a runaway real-time loop cannot freeze the machine.
+    /// keepalived's `vrrp_rlimit_rttime`, with its default of 10 ms.
+    #[serde(default = "default_rlimit_rttime")]
+    pub rlimit_rttime: Duration,
+    /// Lock vrrpd's memory (mlockall) so it is never paged out; keepalived's `vrrp_no_swap`,
+    /// off by default there too.
+    #[serde(default)]
+    pub no_swap: bool,
+}
+
+fn default_rlimit_rttime() -> Duration {
+    Duration::from_millis(10)
+}
+
+impl Default for Vrrp {
+    fn default() -> Self {
+        Vrrp {
+            instance: Vec::new(),
+            sync_group: Vec::new(),
+            rt_priority: None,
+            rlimit_rttime: default_rlimit_rttime(),
+            no_swap: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -161,6 +161,18 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
         }
     }
     sync_groups(vrrp, issues);
+    if vrrp.rt_priority.is_some_and(|p| !(1..=99).contains(&p)) {
+        issues.add(
+            path!["vrrp", "rt_priority"],
+            "rt_priority is a SCHED_RR priority, 1..99",
+        );
+    }
+    if vrrp.rlimit_rttime.get() < std::time::Duration::from_micros(2) {
+        issues.add(
+            path!["vrrp", "rlimit_rttime"],
+            "rlimit_rttime must be at least 2us (keepalived's minimum)",
+        );
+    }
 }
 
 /// The macvlan name must be one the kernel accepts and belong to one instance only.

@@ -186,6 +186,32 @@ fn vrrp_numbers() {
 }
 
 #[test]
+fn vrrp_scheduling_is_keepalived_s_off_by_default_and_checked_when_on() {
+    let config = parse_ok(INSTANCE);
+    assert_eq!(config.vrrp.rt_priority, None);
+    assert!(!config.vrrp.no_swap);
+    assert_eq!(
+        config.vrrp.rlimit_rttime.get(),
+        std::time::Duration::from_millis(10)
+    );
+    let on = parse_ok(&format!(
+        "[vrrp]\nrt_priority = 50\nno_swap = true\nrlimit_rttime = \"50ms\"\n{INSTANCE}"
+    ));
+    assert_eq!(on.vrrp.rt_priority, Some(50));
+    assert!(on.vrrp.no_swap);
+    assert_error(
+        &format!("[vrrp]\nrt_priority = 100\n{INSTANCE}"),
+        "2:15",
+        "1..99",
+    );
+    assert_error(
+        &format!("[vrrp]\nrt_priority = 0\n{INSTANCE}"),
+        "2:15",
+        "1..99",
+    );
+}
+
+#[test]
 fn vrrp_auth() {
     let text = INSTANCE.replace(
         "vrid = 51",

@@ -102,6 +102,11 @@ impl Capture {
         Ok(Capture { tcpdump })
     }
 
+    /// Stops recording.
+    pub fn end(&mut self) {
+        self.tcpdump.end();
+    }
+
     /// The frames recorded so far; tcpdump goes on recording.
     pub fn frames(&self) -> Result<Vec<Frame>, String> {
         frames(&self.tcpdump.read()?).map_err(|e| format!("{e}; {}", self.tcpdump.said()))

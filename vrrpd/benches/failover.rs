@@ -15,18 +15,20 @@
 //! from the master's priority-0 advertisement (0.609 s, 61 ms).
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lvs_tests::keepalived::Keepalived;
-use lvs_tests::lan::{Lan, holds, mac_of};
+use lvs_tests::lan::{Lan, holds};
 use lvs_tests::netns::Netns;
 use lvs_tests::process::{Guarded, wait_for};
+use lvs_tests::vrrp_capture::{self, Capture, Frame, Leave};
 
 const VIP: &str = "192.0.2.100";
-const A: &str = "192.0.2.11";
-const B: &str = "192.0.2.12";
+const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Daemon {
@@ -182,54 +184,11 @@ impl Running {
     }
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 struct Trial {
     daemon: Daemon,
     mode: Mode,
     event: Event,
     at: f64,
-    b_mac: String,
-}
-
-/// One captured frame, from the observer's `tcpdump -tt -e -n` line.
-struct Frame {
-    ts: f64,
-    src_mac: String,
-    /// (source IP, priority) of a VRRP advertisement.
-    advert: Option<(String, u8)>,
-    garp_for_vip: bool,
-}
-
-fn parse(line: &str) -> Option<Frame> {
-    let mut words = line.split_whitespace();
-    let ts = words.next()?.parse().ok()?;
-    let src_mac = words.next()?.to_owned();
-    let advert = line.find(": VRRP").and_then(|at| {
-        let before = &line[..at];
-        let src = before.rsplit(": ").next()?.split(" > ").next()?.to_owned();
-        let prio = line
-            .split("prio ")
-            .nth(1)?
-            .split(',')
-            .next()?
-            .parse()
-            .ok()?;
-        Some((src, prio))
-    });
-    // With -e tcpdump prints the target MAC too: "who-has <vip> (ff:..) tell <vip>".
-    let garp_for_vip =
-        line.contains(&format!("who-has {VIP} ")) && line.contains(&format!("tell {VIP},"));
-    Some(Frame {
-        ts,
-        src_mac,
-        advert,
-        garp_for_vip,
-    })
 }
 
 struct Measured {
@@ -243,43 +202,16 @@ struct Measured {
 }
 
 fn measure(trial: &Trial, frames: &[Frame]) -> Option<Measured> {
-    let after: Vec<&Frame> = frames.iter().filter(|f| f.ts >= trial.at).collect();
-    let first_advert = after
-        .iter()
-        .find(|f| {
-            f.advert
-                .as_ref()
-                .is_some_and(|(src, prio)| src == B && *prio > 0)
-        })?
-        .ts;
-    let first_garp = after
-        .iter()
-        .find(|f| f.garp_for_vip && f.src_mac == trial.b_mac)?
-        .ts;
-    let reference = match trial.event {
-        Event::Kill => {
-            frames
-                .iter()
-                .filter(|f| f.ts < first_advert)
-                .rfind(|f| f.advert.as_ref().is_some_and(|(src, _)| src == A))?
-                .ts
-        }
-        Event::Term => {
-            after
-                .iter()
-                .find(|f| {
-                    f.advert
-                        .as_ref()
-                        .is_some_and(|(src, prio)| src == A && *prio == 0)
-                })?
-                .ts
-        }
+    let leave = match trial.event {
+        Event::Kill => Leave::Died,
+        Event::Term => Leave::Goodbye,
     };
+    let takeover = vrrp_capture::takeover(frames, trial.at, A, B, leave)?;
     Some(Measured {
-        advert: first_advert - trial.at,
-        garp: first_garp - trial.at,
-        from_reference: first_advert - reference,
-        to_reference: reference - trial.at,
+        advert: takeover.from_event(),
+        garp: takeover.garp? - trial.at,
+        from_reference: takeover.interval(),
+        to_reference: takeover.event_to_reference(),
     })
 }
 
@@ -320,9 +252,8 @@ fn run_trial(
     if has_vip(lan.host(1)) || !has_vip(lan.host(0)) {
         return Err("the pair did not settle with a as master".to_owned());
     }
-    let b_mac = mac_of(lan.host(1))?;
     let (pid, signal) = master.target(event)?;
-    let at = now();
+    let at = vrrp_capture::now();
     // SAFETY: kill(2) on a process this benchmark started and has not reaped.
     unsafe { libc::kill(pid, signal) };
     wait_for(Duration::from_secs(10), || {
@@ -342,7 +273,6 @@ fn run_trial(
         mode,
         event,
         at,
-        b_mac,
     })
 }
 
@@ -361,22 +291,7 @@ fn main() -> Result<(), String> {
         .unwrap_or(5);
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let lan = lan()?;
-    let capture_path = dir.path().join("observer.txt");
-    let capture_file = std::fs::File::create(&capture_path).map_err(|e| e.to_string())?;
-    let mut tcpdump = lan.host(2).command(&[
-        "tcpdump",
-        "-i",
-        "eth0",
-        "-l",
-        "-n",
-        "-e",
-        "-tt",
-        "--time-stamp-precision=micro",
-        "ip proto 112 or arp",
-    ]);
-    tcpdump.stdout(capture_file).stderr(Stdio::null());
-    let mut capture = Guarded::spawn(&mut tcpdump)?;
-    std::thread::sleep(Duration::from_millis(500));
+    let mut capture = Capture::start(lan.host(2), "eth0", dir.path(), "observer")?;
 
     let mut trials = Vec::new();
     for mode in MODES {
@@ -393,11 +308,11 @@ fn main() -> Result<(), String> {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
+    let frames = capture.frames()?;
     capture.end();
-    let text = std::fs::read_to_string(&capture_path).map_err(|e| e.to_string())?;
-    let frames: Vec<Frame> = text.lines().filter_map(parse).collect();
     if let Ok(keep) = std::env::var("FAILOVER_CAPTURE") {
-        std::fs::write(&keep, &text).map_err(|e| format!("{keep}: {e}"))?;
+        std::fs::copy(dir.path().join("observer.pcap"), &keep)
+            .map_err(|e| format!("{keep}: {e}"))?;
     }
 
     let mut table = String::new();

@@ -29,6 +29,11 @@ struct DropLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    cause: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InterfaceDropLabels {
     interface: String,
     cause: String,
@@ -53,6 +58,7 @@ pub struct Metrics {
     adverts_received: Family<InstanceLabel, Counter>,
     drops: Family<DropLabels, Counter>,
     interface_drops: Family<InterfaceDropLabels, Counter>,
+    refused: Family<CauseLabel, Counter>,
 }
 
 impl Metrics {
@@ -68,6 +74,7 @@ impl Metrics {
             adverts_received: Family::default(),
             drops: Family::default(),
             interface_drops: Family::default(),
+            refused: Family::default(),
         };
         registry.register(
             "state",
@@ -98,6 +105,11 @@ impl Metrics {
             "adverts_received",
             "Advertisements received and accepted",
             metrics.adverts_received.clone(),
+        );
+        registry.register(
+            "scheduling_refused",
+            "Settings of rt_priority, rlimit_rttime and no_swap the kernel refused, by cause",
+            metrics.refused.clone(),
         );
         registry.register(
             "drops",
@@ -155,6 +167,14 @@ impl Metrics {
             cause: cause.to_owned(),
         };
         self.drops.get_or_create(&labels).inc();
+    }
+
+    pub fn scheduling_refused(&self, cause: &str) {
+        self.refused
+            .get_or_create(&CauseLabel {
+                cause: cause.to_owned(),
+            })
+            .inc();
     }
 
     pub fn interface_dropped(&self, interface: &str, cause: &str) {

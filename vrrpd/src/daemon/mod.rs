@@ -4,6 +4,7 @@
 
 mod link;
 mod metrics;
+mod realtime;
 mod socket;
 mod timer;
 mod tracking;
@@ -98,9 +99,19 @@ struct Daemon {
     scripts: mpsc::Sender<ScriptResult>,
     events: broadcast::Sender<Event>,
     metrics: Metrics,
+    realtime: realtime::Applied,
 }
 
 impl Daemon {
+    /// The scheduling and memory locking `vrrp` asks for, each refusal counted.
+    fn apply_realtime(&mut self, vrrp: &lvs_config::Vrrp) {
+        let (applied, refused) = realtime::apply(vrrp, self.realtime);
+        self.realtime = applied;
+        for e in refused {
+            self.metrics.scheduling_refused(e.cause());
+        }
+    }
+
     /// The interface's index in `interfaces`, opening it on first use and, with `socket`,
     /// its socket of the family (with a receiver task).
     fn interface(&mut self, name: &str, ipv6: bool, socket: bool) -> Result<usize, String> {
@@ -394,6 +405,7 @@ impl Daemon {
     /// changed ones restart, removed ones leave, new ones start. A bad file changes nothing.
     async fn reload(&mut self) -> Result<(), String> {
         let config = lvs_config::load(&self.config_path).map_err(|e| e.to_string())?;
+        self.apply_realtime(&config.vrrp);
         let wanted = &config.vrrp.instance;
         self.sync_groups.clone_from(&config.vrrp.sync_group);
         let mut index = 0;
@@ -437,7 +449,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         scripts: script_tx,
         events: events.clone(),
         metrics: Metrics::new(),
+        realtime: realtime::Applied::default(),
     };
+    daemon.apply_realtime(&config.vrrp);
     let now = Instant::now();
     for instance in &config.vrrp.instance {
         daemon.start(instance, now).await?;
@@ -561,6 +575,7 @@ fn spawn_receiver(
                         ip: received.ip,
                         ttl: received.ttl,
                         payload: received.payload.to_vec(),
+                        arrived: received.arrived,
                     };
                     if tx.send(datagram).await.is_err() {
                         return;
@@ -578,6 +593,7 @@ struct Datagram {
     ip: IpPair,
     ttl: u8,
     payload: Vec<u8>,
+    arrived: Instant,
 }
 
 fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
@@ -629,7 +645,11 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
                 running.dropped("address_list_mismatch_accepted");
                 debug!(instance = %running.config.name, "advert from {} lists other addresses", ip.src());
             }
-            running.core.handle_advert(Instant::now(), &valid.advert());
+            // The timers an advert resets run from its arrival: the wait for this task and the
+            // main loop to be scheduled must not lengthen a backup's Master_Down.
+            running
+                .core
+                .handle_advert(datagram.arrived, &valid.advert());
         }
         Err(reject) => {
             log_reject(&running.config.name, ip.src(), &reject);

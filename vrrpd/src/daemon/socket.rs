@@ -5,11 +5,14 @@
 //! find the TTL and the addresses. IPv6 raw sockets deliver only the payload, so the hop limit
 //! and the destination (needed for the checksum's pseudo-header) come as control messages, and
 //! the link-local source is set per packet the same way.
+//!
+//! Each packet also carries the kernel's receive timestamp: a backup's Master_Down timer runs
+//! from when the master's advert arrived, not from when a busy machine got round to reading it.
 
 use std::io::{self, IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrLike, recvmsg,
@@ -30,6 +33,24 @@ pub struct Received<'a> {
     pub ip: IpPair,
     pub ttl: u8,
     pub payload: &'a [u8],
+    /// When the kernel received it.
+    pub arrived: Instant,
+}
+
+/// The longest a packet may have waited in the socket, by its timestamp, to be dated by it. The
+/// timestamp is on the wall clock, which can be stepped; a step forward must not make an advert
+/// look older than it is by more than this, or a backup would time Master_Down from too early
+/// and take over from a live master. A reader delayed longer than this is timed from here.
+const MAX_QUEUED: Duration = Duration::from_millis(250);
+
+/// The monotonic time at which a packet stamped `stamp` (wall clock) arrived.
+fn arrival(stamp: Option<nix::sys::time::TimeSpec>) -> Instant {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let Some(stamp) = stamp else { return now };
+    let stamped = UNIX_EPOCH + Duration::from(stamp);
+    // A stamp ahead of the clock (a step backwards since) means it just arrived.
+    let queued = wall.duration_since(stamped).unwrap_or_default();
+    now.checked_sub(queued.min(MAX_QUEUED)).unwrap_or(now)
 }
 
 impl VrrpSocket {
@@ -49,6 +70,7 @@ impl VrrpSocket {
     }
 
     fn register(socket: Socket, ifindex: u32, ipv6: bool) -> io::Result<Self> {
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)?;
         socket.set_nonblocking(true)?;
         // SAFETY: the socket is owned by the AsyncFd from here on, so its descriptor stays open
         // and the same for the AsyncFd's whole life.
@@ -113,29 +135,41 @@ impl VrrpSocket {
         if self.ipv6 {
             return self.recv_v6(buf).await;
         }
-        let len = loop {
+        let (len, stamp) = loop {
             let mut guard = self.fd.readable().await?;
-            // SAFETY: recv only writes initialised bytes into the buffer and reports how many;
-            // u8 and MaybeUninit<u8> have the same layout.
-            let uninit =
-                unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) };
-            match guard.try_io(|fd| fd.get_ref().recv(uninit)) {
+            let received = guard.try_io(|fd| {
+                let mut iov = [IoSliceMut::new(&mut buf[..])];
+                let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+                let msg = recvmsg::<()>(
+                    fd.get_ref().as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::empty(),
+                )
+                .map_err(io::Error::from)?;
+                Ok((msg.bytes, timestamp(msg.cmsgs().map_err(io::Error::from)?)))
+            });
+            match received {
                 Ok(result) => break result?,
                 Err(_would_block) => continue,
             }
         };
-        parse_ipv4(&buf[..len])
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short or non-IPv4 header"))
+        let mut received = parse_ipv4(&buf[..len]).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "short or non-IPv4 header")
+        })?;
+        received.arrived = arrival(stamp);
+        Ok(received)
     }
 }
 
 impl VrrpSocket {
     async fn recv_v6<'b>(&self, buf: &'b mut [u8]) -> io::Result<Received<'b>> {
-        let (len, src, dst, hops) = loop {
+        let (len, src, dst, hops, stamp) = loop {
             let mut guard = self.fd.readable().await?;
             let received = guard.try_io(|fd| {
                 let mut iov = [IoSliceMut::new(&mut buf[..])];
-                let mut cmsg = nix::cmsg_space!(libc::c_int, libc::in6_pktinfo);
+                let mut cmsg =
+                    nix::cmsg_space!(libc::c_int, libc::in6_pktinfo, nix::sys::time::TimeSpec);
                 let msg = recvmsg::<SockaddrIn6>(
                     fd.get_ref().as_raw_fd(),
                     &mut iov,
@@ -143,17 +177,18 @@ impl VrrpSocket {
                     MsgFlags::empty(),
                 )
                 .map_err(io::Error::from)?;
-                let (mut dst, mut hops) = (None, None);
+                let (mut dst, mut hops, mut stamp) = (None, None, None);
                 for cmsg in msg.cmsgs().map_err(io::Error::from)? {
                     match cmsg {
                         ControlMessageOwned::Ipv6HopLimit(limit) => hops = Some(limit),
                         ControlMessageOwned::Ipv6PacketInfo(info) => {
                             dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
                         }
+                        ControlMessageOwned::ScmTimestampns(at) => stamp = Some(at),
                         _ => {}
                     }
                 }
-                Ok((msg.bytes, msg.address.map(|a| a.ip()), dst, hops))
+                Ok((msg.bytes, msg.address.map(|a| a.ip()), dst, hops, stamp))
             });
             match received {
                 Ok(result) => break result?,
@@ -171,8 +206,17 @@ impl VrrpSocket {
             // Anything outside 0..=255 cannot happen; map it to a value the check rejects.
             ttl: u8::try_from(hops).unwrap_or(0),
             payload: &buf[..len],
+            arrived: arrival(stamp),
         })
     }
+}
+
+/// The receive timestamp among a packet's control messages.
+fn timestamp(cmsgs: impl Iterator<Item = ControlMessageOwned>) -> Option<nix::sys::time::TimeSpec> {
+    cmsgs.into_iter().find_map(|c| match c {
+        ControlMessageOwned::ScmTimestampns(at) => Some(at),
+        _ => None,
+    })
 }
 
 /// A raw protocol-112 socket that sends and hears on `interface` only.
@@ -220,6 +264,7 @@ fn parse_ipv4(packet: &[u8]) -> Option<Received<'_>> {
         ip: IpPair::V4 { src, dst },
         ttl: packet[8],
         payload: &packet[header_len..end],
+        arrived: Instant::now(),
     })
 }
 
