@@ -234,6 +234,14 @@ impl Director {
         .ok_or_else(|| "no advert heard".to_owned())
     }
 
+    /// The scheduling policy of one daemon's main thread (SCHED_RESET_ON_FORK masked off).
+    pub fn policy(&self, name: &str) -> Option<libc::c_int> {
+        let pid = self.daemon(name)?.pid() as libc::pid_t;
+        // SAFETY: sched_getscheduler only reads the policy of a process we started.
+        let policy = unsafe { libc::sched_getscheduler(pid) };
+        (policy >= 0).then_some(policy & !libc::SCHED_RESET_ON_FORK)
+    }
+
     /// Resident set size of each running daemon, in kB.
     pub fn rss_kb(&self) -> Vec<(&'static str, u64)> {
         self.daemons
@@ -248,6 +256,13 @@ fn config(run: &Path, me: &str, peer: &str, priority: u8) -> String {
         r#"# director {me}
 [control]
 socket_dir = "{run}"
+
+# Adverts and takeovers on time while the director forwards 1,000 flows (keepalived's
+# vrrp_rt_priority). The limit is far above the 10 ms default: a debug build starting in UML,
+# whose kernel (HZ=100) charges real-time use in 10 ms ticks, runs longer than that unblocked.
+[vrrp]
+rt_priority = 50
+rlimit_rttime = "1s"
 
 [[vrrp.instance]]
 name = "VI_1"

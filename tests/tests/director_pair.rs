@@ -56,6 +56,15 @@ fn director_pair() -> Result<(), String> {
     );
     pair.wait_agents(Duration::from_secs(60))?;
     let capture = pair.capture_vrrp()?;
+    // rt_priority in the config: vrrpd's loop must not wait behind the forwarding load.
+    for director in &pair.directors {
+        if director.policy("vrrpd") != Some(libc::SCHED_RR) {
+            return Err(format!(
+                "vrrpd runs with scheduling policy {:?}, not SCHED_RR as rt_priority asks",
+                director.policy("vrrpd")
+            ));
+        }
+    }
     std::thread::sleep(Duration::from_secs(3));
     say(
         t0,

@@ -58,7 +58,7 @@ pub struct Metrics {
     adverts_received: Family<InstanceLabel, Counter>,
     drops: Family<DropLabels, Counter>,
     interface_drops: Family<InterfaceDropLabels, Counter>,
-    refused: Family<CauseLabel, Counter>,
+    scheduling: Family<CauseLabel, Counter>,
 }
 
 impl Metrics {
@@ -74,7 +74,7 @@ impl Metrics {
             adverts_received: Family::default(),
             drops: Family::default(),
             interface_drops: Family::default(),
-            refused: Family::default(),
+            scheduling: Family::default(),
         };
         registry.register(
             "state",
@@ -107,9 +107,9 @@ impl Metrics {
             metrics.adverts_received.clone(),
         );
         registry.register(
-            "scheduling_refused",
-            "Settings of rt_priority, rlimit_rttime and no_swap the kernel refused, by cause",
-            metrics.refused.clone(),
+            "scheduling",
+            "Settings of rt_priority, rlimit_rttime and no_swap the kernel refused, and warnings at half of rlimit_rttime, by cause",
+            metrics.scheduling.clone(),
         );
         registry.register(
             "drops",
@@ -169,8 +169,8 @@ impl Metrics {
         self.drops.get_or_create(&labels).inc();
     }
 
-    pub fn scheduling_refused(&self, cause: &str) {
-        self.refused
+    pub fn scheduling(&self, cause: &str) {
+        self.scheduling
             .get_or_create(&CauseLabel {
                 cause: cause.to_owned(),
             })

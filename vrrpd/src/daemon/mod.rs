@@ -108,7 +108,7 @@ impl Daemon {
         let (applied, refused) = realtime::apply(vrrp, self.realtime);
         self.realtime = applied;
         for e in refused {
-            self.metrics.scheduling_refused(e.cause());
+            self.metrics.scheduling(e.cause());
         }
     }
 
@@ -432,6 +432,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     if config.vrrp.instance.is_empty() {
         return Err("no [[vrrp.instance]] in the config: nothing to do".to_owned());
     }
+    // Before any real-time running: the kernel's warning at half of rlimit_rttime (SIGXCPU)
+    // would otherwise end vrrpd.
+    let mut rttime = signal(SignalKind::from_raw(libc::SIGXCPU)).map_err(|e| e.to_string())?;
     let (connection, handle, _) =
         rtnetlink::new_connection().map_err(|e| format!("rtnetlink: {e}"))?;
     tokio::spawn(connection);
@@ -540,6 +543,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
                     error!("reload refused, keeping the running config:\n{e}");
                 }
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+            _ = rttime.recv() => {
+                warn!(
+                    "vrrpd ran half its rlimit_rttime at real-time priority without blocking; at the whole it is killed"
+                );
+                daemon.metrics.scheduling("rttime_soft_limit");
             }
             () = watchdog.ping_when_due() => {}
             _ = terminate.recv() => break,

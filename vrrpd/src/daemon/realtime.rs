@@ -96,12 +96,13 @@ fn schedule(priority: Option<u8>) -> Result<(), RealtimeError> {
     Ok(())
 }
 
-/// RLIMIT_RTTIME, soft and hard alike as keepalived sets it: past it without blocking, the
-/// kernel signals (SIGXCPU) and then kills a runaway loop, and systemd restarts vrrpd.
+/// RLIMIT_RTTIME as keepalived sets it: at half the limit without blocking the kernel warns
+/// (SIGXCPU, which the daemon logs and counts), at the whole it kills a runaway loop and
+/// systemd restarts vrrpd.
 fn limit_rttime(limit: Duration) -> Result<(), RealtimeError> {
     let micros = libc::rlim_t::try_from(limit.as_micros()).unwrap_or(libc::RLIM_INFINITY);
     let rlimit = libc::rlimit {
-        rlim_cur: micros,
+        rlim_cur: micros / 2,
         rlim_max: micros,
     };
     // SAFETY: `rlimit` is a valid rlimit for the call's duration.
