@@ -25,9 +25,12 @@ use super::health::{HealthState, Transition};
 use super::probe::{self, ProbeContext};
 use super::spec::{CheckSpec, SpecError, Target};
 
-/// The grid probe starts are put on; a hundredth of the usual 1 s interval, so checks
-/// stay spread over it.
-pub const SLOT: Duration = Duration::from_millis(10);
+/// The grid probe starts are put on: fine enough against the usual 1 s interval that
+/// checks stay spread over it. Not a divisor or multiple of a kernel tick (10 ms at HZ=100,
+/// 4 ms at HZ=250): kernels that account CPU time by sampling at the tick would otherwise
+/// catch the checker's wake-ups always or never, and `top` would show it busy or idle by
+/// the phase it happened to start at.
+pub const SLOT: Duration = Duration::from_millis(7);
 
 /// The first slot boundary at or after `t`.
 fn on_grid(origin: Instant, t: Instant) -> Instant {
