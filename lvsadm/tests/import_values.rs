@@ -310,6 +310,21 @@ fn parameters_includes_and_service_options() {
     );
     assert_eq!(vi.garp.delay, lvs_config::Duration::from_secs(2));
     assert_eq!(
+        (
+            config.vrrp.rt_priority,
+            config.vrrp.rlimit_rttime,
+            config.vrrp.no_swap
+        ),
+        (Some(50), lvs_config::Duration::from_millis(20), true),
+        "vrrp_rt_priority, vrrp_rlimit_rttime (microseconds) and vrrp_no_swap"
+    );
+    assert!(
+        notes.iter().all(|n| !n.contains("vrrp_rt_priority")
+            && !n.contains("vrrp_rlimit_rttime")
+            && !n.contains("vrrp_no_swap")),
+        "{notes:#?}"
+    );
+    assert_eq!(
         vi.unicast_peers,
         ["192.0.2.3".parse::<std::net::IpAddr>().unwrap()]
     );

@@ -30,11 +30,23 @@ pub(crate) struct Output {
     pub source_label: String,
     /// Lines for the file's header comment: facts about the conversion that are not defects.
     pub remarks: Vec<String>,
+    pub vrrp_scheduling: Option<Block<VrrpScheduling>>,
     pub instances: Vec<Block<VrrpInstance>>,
     pub sync_groups: Vec<Block<SyncGroup>>,
     pub virtual_servers: Vec<Block<VirtualServer>>,
     pub sync: Option<Block<Sync>>,
     pub unsupported: Vec<Unsupported>,
+}
+
+/// The keys of `[vrrp]` itself that keepalived's global_defs set: vrrpd's scheduling.
+#[derive(Debug, Default, serde::Serialize)]
+pub(crate) struct VrrpScheduling {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rt_priority: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rlimit_rttime: Option<lvs_config::Duration>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_swap: bool,
 }
 
 impl Output {
@@ -95,6 +107,9 @@ impl Output {
                 "# Nothing to import: the source defines no VRRP instance or virtual server.\n",
             );
         }
+        if let Some(block) = &self.vrrp_scheduling {
+            self.section(&mut text, block, &["vrrp"], false, None);
+        }
         for block in &self.instances {
             self.section(&mut text, block, &["vrrp", "instance"], true, None);
         }
@@ -123,7 +138,8 @@ impl Output {
             .map(|b| &b.notes)
             .chain(self.sync_groups.iter().map(|b| &b.notes))
             .chain(self.virtual_servers.iter().map(|b| &b.notes))
-            .chain(self.sync.iter().map(|b| &b.notes));
+            .chain(self.sync.iter().map(|b| &b.notes))
+            .chain(self.vrrp_scheduling.iter().map(|b| &b.notes));
         ranges.into_iter().any(|r| r.contains(&note))
     }
 

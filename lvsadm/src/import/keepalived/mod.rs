@@ -254,6 +254,25 @@ impl Context {
                     self.sync_daemon
                         .push((child.at.clone(), interface, instance, rest));
                 }
+                "vrrp_rt_priority" => {
+                    let priority: u8 = number(child, 1)?;
+                    if !(1..=99).contains(&priority) {
+                        return Err(ImportError::new(
+                            &child.at,
+                            ErrorKind::BadValue,
+                            "vrrp_rt_priority is 1 to 99",
+                        ));
+                    }
+                    self.scheduling(child).rt_priority = Some(priority);
+                }
+                // keepalived's unit is the kernel's: microseconds.
+                "vrrp_rlimit_rttime" => {
+                    let micros: u64 = number(child, 1)?;
+                    self.scheduling(child).rlimit_rttime = Some(lvs_config::Duration(
+                        std::time::Duration::from_micros(micros),
+                    ));
+                }
+                "vrrp_no_swap" => self.scheduling(child).no_swap = true,
                 "router_id" => self.skip(child, "ignored: the directors are named by their VRRP source addresses"),
                 "notification_email" | "notification_email_from" | "smtp_server"
                 | "smtp_helo_name" | "smtp_connect_timeout" | "smtp_alert"
@@ -271,6 +290,17 @@ impl Context {
             }
         }
         Ok(())
+    }
+
+    /// `[vrrp]`'s own keys, started at the first global_defs directive that sets one.
+    fn scheduling(&mut self, node: &Node) -> &mut super::emit::VrrpScheduling {
+        let mark = self.out.mark();
+        let block = self.out.block(
+            node.at.clone(),
+            super::emit::VrrpScheduling::default(),
+            mark,
+        );
+        &mut self.out.vrrp_scheduling.get_or_insert(block).value
     }
 
     // ------------------------------------------------------------ virtual servers
