@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use lvs_tests::netns::Netns;
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::uml::{self, Case};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Runs of each checker per size, alternating, so a disturbance of the shared machine does not
 /// land on one checker only; the summary takes medians.
@@ -464,9 +463,6 @@ struct Listener {
     thread: Option<JoinHandle<()>>,
 }
 
-const RESPONSE: &[u8] =
-    b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
-
 impl Listener {
     fn start(ns: &Netns, n: u16) -> Result<Self, String> {
         let netns = fs::File::open(Path::new("/run/netns").join(ns.name()))
@@ -512,7 +508,7 @@ impl Listener {
                             return;
                         }
                     };
-                    tokio::spawn(serve(
+                    tokio::spawn(lvs_tests::check_targets::serve(
                         socket,
                         http,
                         Arc::clone(&thread_counts),
@@ -549,51 +545,6 @@ impl Drop for Listener {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-/// A TCP port counts a connection when it accepts it; an HTTP port when it has answered a
-/// whole request head with 200.
-async fn serve(
-    socket: tokio::net::TcpListener,
-    http: bool,
-    counts: Arc<Vec<AtomicU64>>,
-    index: usize,
-) {
-    loop {
-        let mut stream = match socket.accept().await {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                // Out of descriptors or similar: back off instead of spinning.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if !http {
-            counts[index].fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let counts = Arc::clone(&counts);
-        tokio::spawn(async move {
-            let mut head = Vec::with_capacity(512);
-            let mut buf = [0u8; 1024];
-            let read = tokio::time::timeout(Duration::from_secs(2), async {
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return false,
-                        Ok(got) => head.extend_from_slice(&buf[..got]),
-                    }
-                }
-                true
-            })
-            .await;
-            if read == Ok(true) && stream.write_all(RESPONSE).await.is_ok() {
-                let _ = stream.shutdown().await;
-                counts[index].fetch_add(1, Ordering::Relaxed);
-            } else {
-                counts[counts.len() - 1].fetch_add(1, Ordering::Relaxed);
-            }
-        });
     }
 }
 
