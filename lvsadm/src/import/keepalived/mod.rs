@@ -114,6 +114,22 @@ fn number<T: std::str::FromStr>(node: &Node, i: usize) -> Result<T, ImportError>
     })
 }
 
+/// A number that must lie in `lo..=hi`; `what` names it in the error.
+fn number_between<T>(node: &Node, i: usize, what: &str, lo: T, hi: T) -> Result<T, ImportError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let n: T = number(node, i)?;
+    if n < lo || n > hi {
+        return Err(ImportError::new(
+            &node.at,
+            ErrorKind::BadValue,
+            format!("{what} is between {lo} and {hi}"),
+        ));
+    }
+    Ok(n)
+}
+
 /// keepalived TIMERs are seconds, fractions allowed ("0.5"), kept to the millisecond.
 fn timer(node: &Node, i: usize) -> Result<Duration, ImportError> {
     let text = required_arg(node, i, "a time in seconds")?;
@@ -255,15 +271,8 @@ impl Context {
                         .push((child.at.clone(), interface, instance, rest));
                 }
                 "vrrp_rt_priority" => {
-                    let priority: u8 = number(child, 1)?;
-                    if !(1..=99).contains(&priority) {
-                        return Err(ImportError::new(
-                            &child.at,
-                            ErrorKind::BadValue,
-                            "vrrp_rt_priority is 1 to 99",
-                        ));
-                    }
-                    self.scheduling(child).rt_priority = Some(priority);
+                    let priority = number_between(child, 1, "vrrp_rt_priority", 1i64, 99)?;
+                    self.scheduling(child).rt_priority = Some(priority as u8);
                 }
                 // keepalived's unit is the kernel's: microseconds.
                 "vrrp_rlimit_rttime" => {
@@ -750,17 +759,7 @@ impl Context {
         let mut checkers = Vec::new();
         for child in node.children() {
             match child.key() {
-                "weight" => {
-                    let w: i64 = number(child, 1)?;
-                    if !(0..=65535).contains(&w) {
-                        return Err(ImportError::new(
-                            &child.at,
-                            ErrorKind::BadValue,
-                            "weight is between 0 and 65535",
-                        ));
-                    }
-                    weight = w as u32;
-                }
+                "weight" => weight = number_between(child, 1, "weight", 0i64, 65535)? as u32,
                 "lvs_method" => forwarding = Some(self.forwarding(child)?),
                 "uthreshold" => upper = number(child, 1)?,
                 "lthreshold" => lower = number(child, 1)?,

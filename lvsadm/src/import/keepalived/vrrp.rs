@@ -10,7 +10,7 @@ use lvs_config::{
 };
 
 use super::parse::Node;
-use super::{Context, ErrorKind, ImportError, ip, number, required_arg, timer};
+use super::{Context, ErrorKind, ImportError, ip, number, number_between, required_arg, timer};
 
 /// global_defs values that instances inherit.
 #[derive(Debug, Clone)]
@@ -498,17 +498,7 @@ impl Context {
 /// `weight N` after an object name; 0 (FAULT while failing) when absent.
 fn track_weight(entry: &Node) -> Result<i32, ImportError> {
     match entry.arg(1) {
-        Some("weight") => {
-            let weight: i32 = number(entry, 2)?;
-            if !(-254..=254).contains(&weight) {
-                return Err(ImportError::new(
-                    &entry.at,
-                    ErrorKind::BadValue,
-                    "tracking weight is between -254 and 254",
-                ));
-            }
-            Ok(weight)
-        }
+        Some("weight") => number_between(entry, 2, "tracking weight", -254i32, 254),
         _ => Ok(0),
     }
 }
