@@ -527,7 +527,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     checker.update(director.check_servers());
     director.checks = Some(checker.view());
     let mut checked_generation = director.generation;
-    release_startup_memory();
+    release_config_peak();
     // Health changes waiting for the next reconcile, and when it may run.
     let mut held = Vec::new();
     let mut next_apply = tokio::time::Instant::now();
@@ -543,7 +543,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         if director.generation != checked_generation {
             checker.update(director.check_servers());
             checked_generation = director.generation;
-            release_startup_memory();
+            release_config_peak();
         }
         tokio::select! {
             Some(event) = check_events.recv() => {
@@ -599,7 +599,7 @@ fn apply_health(
 /// thousands of real servers and diffing it against the kernel's table peaks at several times
 /// what the daemon keeps, and malloc returns only the top of the heap by itself: without this,
 /// RSS stays at that peak for the life of the daemon.
-fn release_startup_memory() {
+fn release_config_peak() {
     // SAFETY: malloc_trim only walks and releases glibc's own free lists.
     unsafe { libc::malloc_trim(0) };
 }

@@ -92,7 +92,8 @@ pub fn directord(socket_dir: &Path, json: bool) -> ExitCode {
     )
 }
 
-/// "; last check <result> in <latency>" when it says more than the state's reason.
+/// The last probe's latency, after its result ("; last check <result> (<latency> ms)") when
+/// that says more than the state's reason.
 fn last_check(s: &directord::ServerStatus) -> String {
     match (&s.last_check, s.latency_ms) {
         (Some(check), Some(ms)) if *check == s.health => format!(" ({ms:.1} ms)"),

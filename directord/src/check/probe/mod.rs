@@ -58,7 +58,8 @@ pub async fn run(spec: &CheckSpec, target: &Target, ctx: &ProbeContext) -> Outco
     run_until(spec, target, ctx, Instant::now() + spec.timing.timeout).await
 }
 
-/// [`run`] with the deadline given: the scheduler knows when the probe was due.
+/// [`run`] with the deadline given: the scheduler reads the start once, for the deadline and
+/// for the probe's latency.
 pub async fn run_until(
     spec: &CheckSpec,
     target: &Target,

@@ -59,7 +59,7 @@ impl Reactor {
             Err(e) => return Err(e),
         }
         let conn = shared.register(socket)?;
-        let ready = poll_fn(|cx| conn.poll_ready(cx, WRITABLE)).await;
+        let (ready, _) = poll_fn(|cx| conn.poll_ready(cx, WRITABLE)).await;
         if ready & EpollFlags::EPOLLERR.bits() as u32 != 0 {
             return Err(conn
                 .socket
@@ -103,11 +103,13 @@ struct Slot {
 
 impl Slots {
     fn slot(&mut self, token: u64) -> Option<&mut Slot> {
-        let slot = self
-            .entries
-            .get_mut((token & u64::from(u32::MAX)) as usize)?;
+        let slot = self.entries.get_mut(index(token) as usize)?;
         (u64::from(slot.generation) == token >> 32).then_some(slot)
     }
+}
+
+fn index(token: u64) -> u32 {
+    (token & u64::from(u32::MAX)) as u32
 }
 
 impl Shared {
@@ -206,25 +208,21 @@ impl Conn {
         self.socket.set_tcp_nodelay(true)
     }
 
-    /// The events seen, once one of `interest` (or a failure) is among them.
-    fn poll_ready(&self, cx: &mut Context<'_>, interest: u32) -> Poll<u32> {
+    /// The events seen and how many deliveries brought them, once one of `interest` (or a
+    /// failure) is among them.
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: u32) -> Poll<(u32, u64)> {
         let mut slots = self.shared.slots();
         let Some(slot) = slots.slot(self.token) else {
-            return Poll::Ready(FAILED);
+            return Poll::Ready((FAILED, 0));
         };
         if slot.ready & (interest | FAILED) != 0 {
-            return Poll::Ready(slot.ready);
+            return Poll::Ready((slot.ready, slot.deliveries));
         }
         match &slot.waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             _ => slot.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
-    }
-
-    fn deliveries(&self) -> u64 {
-        let mut slots = self.shared.slots();
-        slots.slot(self.token).map_or(0, |slot| slot.deliveries)
     }
 
     /// `interest` is spent (a call would block), unless an event came since `seen`.
@@ -245,8 +243,7 @@ impl Conn {
         mut call: impl FnMut(&Socket) -> io::Result<T>,
     ) -> Poll<io::Result<T>> {
         loop {
-            let ready = ready!(self.poll_ready(cx, interest));
-            let seen = self.deliveries();
+            let (ready, seen) = ready!(self.poll_ready(cx, interest));
             match call(&self.socket) {
                 // A failed socket never blocks; this keeps a surprise from spinning.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && ready & FAILED != 0 => {
@@ -263,12 +260,11 @@ impl Drop for Conn {
     fn drop(&mut self) {
         // The socket closes after this (a field), which removes it from the epoll set.
         let mut slots = self.shared.slots();
-        let index = (self.token & u64::from(u32::MAX)) as u32;
         if let Some(slot) = slots.slot(self.token) {
             slot.generation = slot.generation.wrapping_add(1);
             slot.ready = 0;
             slot.waker = None;
-            slots.free.push(index);
+            slots.free.push(index(self.token));
         }
     }
 }
