@@ -29,7 +29,7 @@ fn main() {
     } else {
         sizes
     };
-    raise_fd_limit(1 << 16);
+    lvs_tests::check_targets::raise_fd_limit(1 << 16).expect("room for the targets' descriptors");
     println!(
         "{:>6} {:>9} {:>9} {:>12} {:>12} {:>13}",
         "N", "expected", "checks/s", "on schedule", "checker CPU", "µs CPU/check"
@@ -170,9 +170,4 @@ fn thread_cpu() -> Duration {
     let system = usage.system_time();
     Duration::new(user.tv_sec() as u64, user.tv_usec() as u32 * 1000)
         + Duration::new(system.tv_sec() as u64, system.tv_usec() as u32 * 1000)
-}
-
-fn raise_fd_limit(limit: u64) {
-    let _ =
-        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, limit, limit);
 }

@@ -92,7 +92,7 @@ struct Run {
 }
 
 fn compare(n: u16) -> Result<(), String> {
-    raise_fd_limit(65536)?;
+    lvs_tests::check_targets::raise_fd_limit(65536)?;
     let ns = Netns::new("checkbench")?;
     ns.ip(&["addr", "add", &format!("{LISTENER}/24"), "dev", "lo"])?;
     let listener = Listener::start(&ns, n)?;
@@ -546,21 +546,6 @@ impl Drop for Listener {
             let _ = thread.join();
         }
     }
-}
-
-fn raise_fd_limit(limit: u64) -> Result<(), String> {
-    let wanted = libc::rlimit {
-        rlim_cur: limit,
-        rlim_max: limit,
-    };
-    // SAFETY: setrlimit(2) reads the struct we pass; children (the checkers) inherit the limit.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } != 0 {
-        return Err(format!(
-            "setrlimit NOFILE {limit}: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
 }
 
 /// Idle and total jiffies of the guest's CPUs, from the first line of /proc/stat.

@@ -54,3 +54,20 @@ pub async fn serve(
         });
     }
 }
+
+/// Room for thousands of targets and the checks in flight to them; children (the checkers)
+/// inherit the limit.
+pub fn raise_fd_limit(limit: u64) -> Result<(), String> {
+    let wanted = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: setrlimit(2) reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } != 0 {
+        return Err(format!(
+            "setrlimit NOFILE {limit}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
