@@ -29,7 +29,11 @@ fn main() {
     } else {
         sizes
     };
-    lvs_tests::check_targets::raise_fd_limit(1 << 16).expect("room for the targets' descriptors");
+    // Unprivileged (or in a container with a lower hard limit) the bench runs on with what
+    // it has: N=5,000 needs about 20,000 descriptors.
+    if let Err(e) = lvs_tests::check_targets::raise_fd_limit(1 << 16) {
+        println!("({e}; keeping the current limit)");
+    }
     println!(
         "{:>6} {:>9} {:>9} {:>12} {:>12} {:>13}",
         "N", "expected", "checks/s", "on schedule", "checker CPU", "µs CPU/check"
