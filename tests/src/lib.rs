@@ -22,6 +22,7 @@ pub mod nlmon;
 pub mod pair;
 pub mod pcap;
 pub mod process;
+pub mod soak;
 pub mod uml;
 pub mod vrrp_capture;
 

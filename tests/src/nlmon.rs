@@ -29,19 +29,24 @@ const NLM_F_DUMP: u16 = 0x300;
 const MARKER: &str = "203.0.113.254:9";
 
 /// tcpdump on a fresh nlmon interface; stop it with [`Capture::finish`].
-pub struct Capture<'a> {
-    ns: &'a Netns,
+pub struct Capture {
+    /// The namespace's name, not a borrow of it: a long capture (the soak's) runs while the
+    /// test restarts the daemons of the director whose namespace it taps.
+    ns: String,
     tcpdump: Tcpdump,
 }
 
-impl<'a> Capture<'a> {
+impl Capture {
     /// Starts recording every netlink message of `ns` into `dir/<interface>.pcap`, and returns
     /// once tcpdump says it is listening, so nothing sent after this call is missed.
-    pub fn start(ns: &'a Netns, interface: &str, dir: &Path) -> Result<Self, String> {
+    pub fn start(ns: &Netns, interface: &str, dir: &Path) -> Result<Self, String> {
         ns.ip(&["link", "add", interface, "type", "nlmon"])?;
         ns.ip(&["link", "set", interface, "up"])?;
         let tcpdump = Tcpdump::start(ns, interface, "", dir, interface)?;
-        Ok(Capture { ns, tcpdump })
+        Ok(Capture {
+            ns: ns.name().to_owned(),
+            tcpdump,
+        })
     }
 
     /// Stops tcpdump and decodes every generic netlink request to the IPVS family
@@ -50,7 +55,9 @@ impl<'a> Capture<'a> {
     /// until the marker is in it: netlink taps deliver in order, so nothing earlier is lost.
     pub fn finish(mut self, family_id: u16) -> Result<Vec<IpvsRequest>, String> {
         // The lookup fails (no such service); the request is what counts.
-        let _ = self.ns.stdout(&["ipvsadm", "-L", "-n", "-t", MARKER]);
+        let _ = crate::process::run_stdout(std::process::Command::new("ip").args([
+            "netns", "exec", &self.ns, "ipvsadm", "-L", "-n", "-t", MARKER,
+        ]));
         let marker: SocketAddr = MARKER.parse().expect("a socket address");
         let is_marker = |r: &IpvsRequest| {
             matches!(r.service, Some(ServiceKey::Inet { addr, port, .. })

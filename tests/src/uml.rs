@@ -67,6 +67,7 @@ pub const MODULES: &[&str] = &[
     "bridge",
     "macvlan",
     "nlmon",
+    "sch_netem",
 ];
 
 /// Seconds allowed for the guest to boot and halt, on top of the cases' own timeouts.
