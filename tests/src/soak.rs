@@ -71,34 +71,9 @@ impl Settings {
     }
 }
 
-/// xorshift64*: the run is reproducible from the seed it prints.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn millis(&mut self, low: u64, high: u64) -> Duration {
-        Duration::from_millis(low + self.next() % (high - low + 1))
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
+/// Durations drawn between `low` and `high` milliseconds.
+fn millis(rng: &mut fastrand::Rng, low: u64, high: u64) -> Duration {
+    Duration::from_millis(rng.u64(low..=high))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -252,7 +227,8 @@ impl VipMonitor {
 pub fn run(bins: &Path, settings: &Settings) -> Result<Report, String> {
     let t0 = Instant::now();
     let mut report = Report::default();
-    let mut rng = Rng::new(settings.seed);
+    // Seeded, so a run with violations can be replayed.
+    let mut rng = fastrand::Rng::with_seed(settings.seed);
     say(
         t0,
         &format!(
@@ -305,9 +281,9 @@ pub fn run(bins: &Path, settings: &Settings) -> Result<Report, String> {
             rng.shuffle(&mut order);
         }
         let kind = order.pop().expect("refilled above");
-        let director = rng.below(2);
-        let daemon = DAEMONS[rng.below(DAEMONS.len())];
-        let hold = rng.millis(1000, 5000);
+        let director = rng.usize(..2);
+        let daemon = DAEMONS[rng.usize(..DAEMONS.len())];
+        let hold = millis(&mut rng, 1000, 5000);
         let start = epoch();
         let what = inject(
             &mut pair,
@@ -352,7 +328,7 @@ pub fn run(bins: &Path, settings: &Settings) -> Result<Report, String> {
             alive = now_alive;
             last_flow_check = epoch();
         }
-        std::thread::sleep(rng.millis(500, 2000));
+        std::thread::sleep(millis(&mut rng, 500, 2000));
     }
     say(t0, "faults end; settling");
     let end_alive = flows.settle()?;
