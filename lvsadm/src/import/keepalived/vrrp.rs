@@ -28,287 +28,402 @@ impl Default for Globals {
     }
 }
 
+/// What a vrrp_instance block says, before the instance is checked and completed.
+struct Draft {
+    name: String,
+    interface: Option<String>,
+    vrid: Option<u8>,
+    priority: Option<u8>,
+    master: bool,
+    version: u8,
+    advert: Option<Duration>,
+    preempt: bool,
+    preempt_delay: Duration,
+    addresses: Vec<(Node, IpNet)>,
+    peers: Vec<IpAddr>,
+    source: Option<IpAddr>,
+    auth: Option<Auth>,
+    garp: Garp,
+    vmac: bool,
+    vmac_interface: Option<String>,
+    notify: Option<String>,
+    interfaces: Vec<TrackInterface>,
+    scripts: Vec<TrackScript>,
+    files: Vec<TrackFile>,
+    processes: Vec<TrackProcess>,
+    /// What the importer changed, as comments above the imported block.
+    comments: Vec<String>,
+}
+
+type Directive = fn(&mut Context, &mut Draft, &Node) -> Result<(), ImportError>;
+
+/// The vrrp_instance directives that carry over, each with what it sets.
+const DIRECTIVES: &[(&str, Directive)] = &[
+    ("state", |_, d, n| {
+        d.master = match required_arg(n, 1, "MASTER or BACKUP")? {
+            "MASTER" => true,
+            "BACKUP" => false,
+            other => return Err(bad(n, format!("state is MASTER or BACKUP, got {other:?}"))),
+        };
+        Ok(())
+    }),
+    ("interface", |_, d, n| {
+        d.interface = Some(required_arg(n, 1, "an interface")?.to_owned());
+        Ok(())
+    }),
+    ("virtual_router_id", |_, d, n| {
+        d.vrid = Some(nonzero(n, "virtual_router_id is 1..255")?);
+        Ok(())
+    }),
+    ("priority", |_, d, n| {
+        d.priority = Some(nonzero(n, "priority is 1..255")?);
+        Ok(())
+    }),
+    ("advert_int", |_, d, n| {
+        d.advert = Some(timer(n, 1)?);
+        Ok(())
+    }),
+    ("version", |_, d, n| {
+        d.version = number(n, 1)?;
+        if d.version != 2 && d.version != 3 {
+            return Err(bad(n, "version is 2 or 3"));
+        }
+        Ok(())
+    }),
+    ("nopreempt", |_, d, _| {
+        d.preempt = false;
+        Ok(())
+    }),
+    ("preempt", |_, d, _| {
+        d.preempt = true;
+        Ok(())
+    }),
+    ("preempt_delay", |_, d, n| {
+        d.preempt_delay = timer(n, 1)?;
+        Ok(())
+    }),
+    ("authentication", |ctx, d, n| {
+        d.auth = ctx.authentication(n)?;
+        Ok(())
+    }),
+    ("virtual_ipaddress", Context::virtual_addresses),
+    ("virtual_ipaddress_excluded", |ctx, d, n| {
+        ctx.skip(
+            n,
+            "the addresses are added as ordinary virtual addresses, so adverts list them too",
+        );
+        ctx.virtual_addresses(d, n)
+    }),
+    ("unicast_peer", |ctx, d, n| {
+        for entry in n.children() {
+            d.peers.push(ip(entry, entry.key())?);
+            if entry.words.len() > 1 {
+                ctx.skip(entry, "peer options are ignored");
+            }
+        }
+        Ok(())
+    }),
+    ("unicast_src_ip", source_address),
+    ("mcast_src_ip", source_address),
+    ("track_interface", |_, d, n| {
+        for entry in n.children() {
+            d.interfaces.push(TrackInterface {
+                name: entry.key().to_owned(),
+                weight: track_weight(entry)?,
+            });
+        }
+        Ok(())
+    }),
+    ("track_script", |ctx, d, n| {
+        for entry in n.children() {
+            if let Some(mut script) = ctx.script(entry)? {
+                if entry.arg(1) == Some("weight") {
+                    script.weight = track_weight(entry)?;
+                }
+                d.scripts.push(script);
+            }
+        }
+        Ok(())
+    }),
+    ("track_file", |ctx, d, n| {
+        for entry in n.children() {
+            d.files.extend(ctx.track_file(entry)?);
+        }
+        Ok(())
+    }),
+    ("track_process", |ctx, d, n| {
+        for entry in n.children() {
+            d.processes.extend(ctx.track_process(entry)?);
+        }
+        Ok(())
+    }),
+    ("notify", |ctx, d, n| {
+        d.notify = Some(required_arg(n, 1, "a script")?.to_owned());
+        ctx.skip(
+            n,
+            "the script is called with (instance, old state, new state), not keepalived's (type, name, state, priority)",
+        );
+        Ok(())
+    }),
+    ("garp_master_delay", |_, d, n| {
+        d.garp.delay = timer(n, 1)?;
+        Ok(())
+    }),
+    ("garp_master_repeat", |_, d, n| {
+        d.garp.repeat = number(n, 1)?;
+        Ok(())
+    }),
+    ("garp_interval", |_, d, n| {
+        d.garp.spacing = timer(n, 1)?;
+        Ok(())
+    }),
+    ("garp_master_refresh", |_, d, n| {
+        let refresh = timer(n, 1)?;
+        d.garp.refresh = (!refresh.is_zero()).then_some(refresh);
+        Ok(())
+    }),
+    ("use_vmac", |_, d, n| {
+        d.vmac = true;
+        d.vmac_interface = n.arg(1).map(str::to_owned);
+        Ok(())
+    }),
+    ("lvs_sync_daemon_interface", |ctx, d, n| {
+        let interface = required_arg(n, 1, "an interface")?.to_owned();
+        ctx.sync_daemon
+            .push((n.at.clone(), interface, d.name.clone(), Vec::new()));
+        Ok(())
+    }),
+    // vrrpd sets it on every interface it uses.
+    ("promote_secondaries", |_, _, _| Ok(())),
+];
+
+/// The vrrp_instance directives that do not carry over, with what happens instead.
+const NOT_CARRIED: &[(&str, &str)] = &[
+    (
+        "notify_master",
+        "no per-state script; use notify, called with (instance, old state, new state)",
+    ),
+    (
+        "notify_backup",
+        "no per-state script; use notify, called with (instance, old state, new state)",
+    ),
+    (
+        "notify_fault",
+        "no per-state script; use notify, called with (instance, old state, new state)",
+    ),
+    (
+        "notify_stop",
+        "no per-state script; use notify, called with (instance, old state, new state)",
+    ),
+    (
+        "notify_master_rx_lower_pri",
+        "no per-state script; use notify, called with (instance, old state, new state)",
+    ),
+    (
+        "virtual_routes",
+        "routes and rules do not follow the VRRP state; configure them separately",
+    ),
+    (
+        "virtual_rules",
+        "routes and rules do not follow the VRRP state; configure them separately",
+    ),
+    ("smtp_alert", "ignored: no e-mail alerts"),
+    (
+        "dont_track_primary",
+        "the instance goes to FAULT when its interface is down",
+    ),
+];
+
+fn bad(node: &Node, message: impl Into<String>) -> ImportError {
+    ImportError::new(&node.at, ErrorKind::BadValue, message)
+}
+
+/// A u8 that must not be 0 (a VRID, a priority); `what` is the error.
+fn nonzero(node: &Node, what: &str) -> Result<u8, ImportError> {
+    match number(node, 1)? {
+        0 => Err(bad(node, what)),
+        n => Ok(n),
+    }
+}
+
+fn source_address(_: &mut Context, d: &mut Draft, n: &Node) -> Result<(), ImportError> {
+    d.source = Some(ip(n, required_arg(n, 1, "an address")?)?);
+    Ok(())
+}
+
 impl Context {
     pub(super) fn vrrp_instance(&mut self, node: &Node) -> Result<(), ImportError> {
         let mark = self.out.mark();
-        let name = required_arg(node, 1, "an instance name")?.to_owned();
-        let mut interface = None;
-        let mut vrid = None;
-        let mut priority: Option<u8> = None;
-        let mut master = false;
-        let mut version = self.globals.version;
-        let mut advert: Option<Duration> = None;
-        let mut preempt = true;
-        let mut preempt_delay = Duration::ZERO;
-        let mut addresses: Vec<(Node, IpNet)> = Vec::new();
-        let mut peers = Vec::new();
-        let mut source = None;
-        let mut auth = None;
-        let mut garp = self.globals.garp.clone();
-        let mut vmac = false;
-        let mut vmac_interface = None;
-        let mut notify = None;
-        let mut interfaces = Vec::new();
-        let mut scripts = Vec::new();
-        let mut files = Vec::new();
-        let mut processes = Vec::new();
-        let mut comments = Vec::new();
+        let mut draft = Draft {
+            name: required_arg(node, 1, "an instance name")?.to_owned(),
+            interface: None,
+            vrid: None,
+            priority: None,
+            master: false,
+            version: self.globals.version,
+            advert: None,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            addresses: Vec::new(),
+            peers: Vec::new(),
+            source: None,
+            auth: None,
+            garp: self.globals.garp.clone(),
+            vmac: false,
+            vmac_interface: None,
+            notify: None,
+            interfaces: Vec::new(),
+            scripts: Vec::new(),
+            files: Vec::new(),
+            processes: Vec::new(),
+            comments: Vec::new(),
+        };
         for child in node.children() {
-            match child.key() {
-                "state" => match required_arg(child, 1, "MASTER or BACKUP")? {
-                    "MASTER" => master = true,
-                    "BACKUP" => master = false,
-                    other => {
-                        return Err(ImportError::new(
-                            &child.at,
-                            ErrorKind::BadValue,
-                            format!("state is MASTER or BACKUP, got {other:?}"),
-                        ));
-                    }
-                },
-                "interface" => interface = Some(required_arg(child, 1, "an interface")?.to_owned()),
-                "virtual_router_id" => {
-                    let id: u8 = number(child, 1)?;
-                    if id == 0 {
-                        return Err(ImportError::new(
-                            &child.at,
-                            ErrorKind::BadValue,
-                            "virtual_router_id is 1..255",
-                        ));
-                    }
-                    vrid = Some(id);
-                }
-                "priority" => {
-                    let p: u8 = number(child, 1)?;
-                    if p == 0 {
-                        return Err(ImportError::new(
-                            &child.at,
-                            ErrorKind::BadValue,
-                            "priority is 1..255",
-                        ));
-                    }
-                    priority = Some(p);
-                }
-                "advert_int" => advert = Some(timer(child, 1)?),
-                "version" => {
-                    version = number(child, 1)?;
-                    if version != 2 && version != 3 {
-                        return Err(ImportError::new(
-                            &child.at,
-                            ErrorKind::BadValue,
-                            "version is 2 or 3",
-                        ));
-                    }
-                }
-                "nopreempt" => preempt = false,
-                "preempt" => preempt = true,
-                "preempt_delay" => preempt_delay = timer(child, 1)?,
-                "authentication" => auth = self.authentication(child)?,
-                "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                    if child.key() == "virtual_ipaddress_excluded" {
-                        self.skip(
-                            child,
-                            "the addresses are added as ordinary virtual addresses, so adverts list them too",
-                        );
-                    }
-                    for entry in child.children() {
-                        addresses.push((entry.clone(), vip(entry)?));
-                        if entry.words.len() > 1 {
-                            self.skip(
-                                entry,
-                                "the address goes on the instance's interface without label, scope or broadcast options",
-                            );
-                        }
-                    }
-                }
-                "unicast_peer" => {
-                    for entry in child.children() {
-                        peers.push(ip(entry, entry.key())?);
-                        if entry.words.len() > 1 {
-                            self.skip(entry, "peer options are ignored");
-                        }
-                    }
-                }
-                "unicast_src_ip" | "mcast_src_ip" => {
-                    source = Some(ip(child, required_arg(child, 1, "an address")?)?);
-                }
-                "track_interface" => {
-                    for entry in child.children() {
-                        interfaces.push(TrackInterface {
-                            name: entry.key().to_owned(),
-                            weight: track_weight(entry)?,
-                        });
-                    }
-                }
-                "track_script" => {
-                    for entry in child.children() {
-                        let Some(mut script) = self.script(entry)? else {
-                            continue;
-                        };
-                        if entry.arg(1) == Some("weight") {
-                            script.weight = track_weight(entry)?;
-                        }
-                        scripts.push(script);
-                    }
-                }
-                "track_file" => {
-                    for entry in child.children() {
-                        if let Some(file) = self.track_file(entry)? {
-                            files.push(file);
-                        }
-                    }
-                }
-                "track_process" => {
-                    for entry in child.children() {
-                        if let Some(process) = self.track_process(entry)? {
-                            processes.push(process);
-                        }
-                    }
-                }
-                "notify" => {
-                    notify = Some(required_arg(child, 1, "a script")?.to_owned());
-                    self.skip(
-                        child,
-                        "the script is called with (instance, old state, new state), not keepalived's (type, name, state, priority)",
-                    );
-                }
-                "notify_master"
-                | "notify_backup"
-                | "notify_fault"
-                | "notify_stop"
-                | "notify_master_rx_lower_pri" => self.skip(
-                    child,
-                    "no per-state script; use notify, called with (instance, old state, new state)",
-                ),
-                "garp_master_delay" => garp.delay = timer(child, 1)?,
-                "garp_master_repeat" => garp.repeat = number(child, 1)?,
-                "garp_interval" => garp.spacing = timer(child, 1)?,
-                "garp_master_refresh" => {
-                    let refresh = timer(child, 1)?;
-                    garp.refresh = (!refresh.is_zero()).then_some(refresh);
-                }
-                "use_vmac" => {
-                    vmac = true;
-                    vmac_interface = child.arg(1).map(str::to_owned);
-                }
-                "lvs_sync_daemon_interface" => {
-                    let interface = required_arg(child, 1, "an interface")?.to_owned();
-                    self.sync_daemon
-                        .push((child.at.clone(), interface, name.clone(), Vec::new()));
-                }
-                "virtual_routes" | "virtual_rules" => self.skip(
-                    child,
-                    "routes and rules do not follow the VRRP state; configure them separately",
-                ),
-                "smtp_alert" => self.skip(child, "ignored: no e-mail alerts"),
-                // vrrpd sets it on every interface it uses.
-                "promote_secondaries" => {}
-                "dont_track_primary" => self.skip(
-                    child,
-                    "the instance goes to FAULT when its interface is down",
-                ),
-                _ => self.skip(child, "ignored"),
+            let key = child.key();
+            if let Some((_, directive)) = DIRECTIVES.iter().find(|(k, _)| *k == key) {
+                directive(self, &mut draft, child)?;
+            } else {
+                let instead = NOT_CARRIED
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or("ignored", |(_, instead)| instead);
+                self.skip(child, instead);
             }
         }
-        let Some(interface) = interface else {
-            return Err(ImportError::new(
-                &node.at,
-                ErrorKind::BadValue,
-                format!("vrrp_instance {name} has no interface"),
+        if let Some(instance) = self.complete(node, draft)? {
+            let (instance, comments) = instance;
+            let mut block = self.out.block(node.at.clone(), instance, mark);
+            block.comments = comments;
+            self.out.instances.push(block);
+        }
+        Ok(())
+    }
+
+    fn virtual_addresses(&mut self, draft: &mut Draft, node: &Node) -> Result<(), ImportError> {
+        for entry in node.children() {
+            draft.addresses.push((entry.clone(), vip(entry)?));
+            if entry.words.len() > 1 {
+                self.skip(
+                    entry,
+                    "the address goes on the instance's interface without label, scope or broadcast options",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The instance as keepalived would run it, with a comment for each value it settles
+    /// differently from what the file says; None when there is nothing to import.
+    fn complete(
+        &mut self,
+        node: &Node,
+        mut d: Draft,
+    ) -> Result<Option<(VrrpInstance, Vec<String>)>, ImportError> {
+        let Some(interface) = d.interface.take() else {
+            return Err(bad(
+                node,
+                format!("vrrp_instance {} has no interface", d.name),
             ));
         };
-        let Some(vrid) = vrid else {
-            return Err(ImportError::new(
-                &node.at,
-                ErrorKind::BadValue,
-                format!("vrrp_instance {name} has no virtual_router_id"),
+        let Some(vrid) = d.vrid else {
+            return Err(bad(
+                node,
+                format!("vrrp_instance {} has no virtual_router_id", d.name),
             ));
         };
         // keepalived: no priority means 255 (address owner) for state MASTER, 100 otherwise.
-        let priority = priority.unwrap_or_else(|| {
-            let p = if master { 255 } else { 100 };
-            comments.push(format!(
+        let priority = d.priority.unwrap_or_else(|| {
+            let p = if d.master { 255 } else { 100 };
+            d.comments.push(format!(
                 "priority not given: keepalived uses {p} for state {}",
-                if master { "MASTER" } else { "BACKUP" }
+                if d.master { "MASTER" } else { "BACKUP" }
             ));
             p
         });
-        let mut virtual_addresses: Vec<IpNet> = Vec::new();
-        let family_v6 = addresses.first().map(|(_, a)| matches!(a, IpNet::V6(_)));
-        let mut seen = HashSet::new();
-        for (entry, address) in addresses {
-            if Some(matches!(address, IpNet::V6(_))) != family_v6 {
-                self.skip(&entry, "an instance holds one address family; left out");
-            } else if !seen.insert(address.addr()) {
-                self.skip(&entry, "the address is listed twice; added once");
-            } else {
-                virtual_addresses.push(address);
-            }
+        let virtual_addresses = self.one_family(std::mem::take(&mut d.addresses));
+        if virtual_addresses
+            .first()
+            .is_some_and(|a| a.addr().is_ipv6())
+            && d.version == 2
+        {
+            d.comments
+                .push("IPv6 addresses: VRRP version 3, as keepalived switches to".to_owned());
+            d.version = 3;
         }
-        if family_v6 == Some(true) && version == 2 {
-            comments.push("IPv6 addresses: VRRP version 3, as keepalived switches to".to_owned());
-            version = 3;
-        }
-        if version == 3 && auth.is_some() {
-            comments.push(
+        if d.version == 3 && d.auth.is_some() {
+            d.comments.push(
                 "authentication dropped: VRRPv3 has none (keepalived ignores it too)".to_owned(),
             );
-            auth = None;
+            d.auth = None;
         }
-        let advert_interval = match advert {
+        let advert_interval = match d.advert {
             None => Duration::from_secs(1),
-            Some(d) if version == 2 && (d.get().subsec_nanos() != 0 || d.is_zero()) => {
-                let secs = d.get().as_secs_f64().round().max(1.0) as u64;
-                comments.push(format!(
+            Some(a) if d.version == 2 && (a.get().subsec_nanos() != 0 || a.is_zero()) => {
+                let secs = a.get().as_secs_f64().round().max(1.0) as u64;
+                d.comments.push(format!(
                     "advert_int rounded to {secs}s: VRRPv2 counts whole seconds"
                 ));
                 Duration::from_secs(secs)
             }
-            Some(d) => d,
+            Some(a) => a,
         };
-        if master && !preempt {
-            comments.push(
+        if d.master && !d.preempt {
+            d.comments.push(
                 "nopreempt dropped: keepalived clears it for an instance that starts as MASTER"
                     .to_owned(),
             );
-            preempt = true;
+            d.preempt = true;
         }
-        if priority == 255 && !preempt {
-            comments.push(
+        if priority == 255 && !d.preempt {
+            d.comments.push(
                 "nopreempt dropped: the address owner (priority 255) always preempts".to_owned(),
             );
-            preempt = true;
+            d.preempt = true;
         }
         if virtual_addresses.is_empty() {
             self.skip(node, "the instance has no virtual address; not imported");
-            return Ok(());
+            return Ok(None);
         }
         let instance = VrrpInstance {
-            name,
+            name: d.name,
             interface,
             vrid,
             priority,
-            version,
+            version: d.version,
             advert_interval,
-            preempt,
-            preempt_delay,
+            preempt: d.preempt,
+            preempt_delay: d.preempt_delay,
             virtual_addresses,
-            unicast_peers: peers,
-            source_address: source,
-            auth,
-            garp,
-            virtual_mac: vmac,
-            virtual_mac_interface: vmac_interface,
-            notify,
-            track_interfaces: interfaces,
-            track_scripts: scripts,
-            track_files: files,
-            track_processes: processes,
+            unicast_peers: d.peers,
+            source_address: d.source,
+            auth: d.auth,
+            garp: d.garp,
+            virtual_mac: d.vmac,
+            virtual_mac_interface: d.vmac_interface,
+            notify: d.notify,
+            track_interfaces: d.interfaces,
+            track_scripts: d.scripts,
+            track_files: d.files,
+            track_processes: d.processes,
         };
-        let mut block = self.out.block(node.at.clone(), instance, mark);
-        block.comments = comments;
-        self.out.instances.push(block);
-        Ok(())
+        Ok(Some((instance, d.comments)))
+    }
+
+    /// The addresses of the first one's family, each once; the others are reported.
+    fn one_family(&mut self, addresses: Vec<(Node, IpNet)>) -> Vec<IpNet> {
+        let family_v6 = addresses.first().map(|(_, a)| a.addr().is_ipv6());
+        let mut seen = HashSet::new();
+        let mut kept = Vec::new();
+        for (entry, address) in addresses {
+            if Some(address.addr().is_ipv6()) != family_v6 {
+                self.skip(&entry, "an instance holds one address family; left out");
+            } else if !seen.insert(address.addr()) {
+                self.skip(&entry, "the address is listed twice; added once");
+            } else {
+                kept.push(address);
+            }
+        }
+        kept
     }
 
     fn authentication(&mut self, node: &Node) -> Result<Option<Auth>, ImportError> {
