@@ -300,6 +300,164 @@ struct Options {
     fallback: Option<(SocketAddr, Option<Forwarding>)>,
     name: Option<String>,
     comment: Option<String>,
+    /// The virtual service's port, the default of its fallback's.
+    vport: Option<u16>,
+}
+
+type Setter = fn(&mut Options, &Origin, &str, &str) -> Result<(), ImportError>;
+
+/// The virtual service options ldirectord reads, each with where it goes.
+const OPTIONS: &[(&str, Setter)] = &[
+    ("checktype", |o, _, _, v| {
+        o.checktype = Some(v.to_owned());
+        Ok(())
+    }),
+    ("service", |o, _, _, v| {
+        o.service = Some(v.to_owned());
+        Ok(())
+    }),
+    ("request", |o, _, _, v| {
+        o.request = Some(unquote(v).to_owned());
+        Ok(())
+    }),
+    ("receive", |o, _, _, v| {
+        o.receive = Some(unquote(v).to_owned());
+        Ok(())
+    }),
+    ("httpmethod", |o, _, _, v| {
+        o.httpmethod = Some(v.to_ascii_uppercase());
+        Ok(())
+    }),
+    ("virtualhost", |o, _, _, v| {
+        o.virtualhost = Some(unquote(v).to_owned());
+        Ok(())
+    }),
+    ("checkport", |o, at, _, v| {
+        o.checkport = Some(port_number(at, v)?);
+        Ok(())
+    }),
+    ("login", |o, _, _, v| {
+        o.login = Some(unquote(v).to_owned());
+        Ok(())
+    }),
+    ("passwd", |o, _, _, v| {
+        o.passwd = Some(unquote(v).to_owned());
+        Ok(())
+    }),
+    ("database", |o, _, _, v| {
+        o.database = Some(unquote(v).to_owned());
+        Ok(())
+    }),
+    ("secret", |o, _, _, v| {
+        o.secret = Some(unquote(v).to_owned());
+        Ok(())
+    }),
+    ("checkcommand", |o, _, _, v| {
+        o.checkcommand = Some(unquote(v).to_owned());
+        Ok(())
+    }),
+    ("checktimeout", |o, at, k, v| {
+        o.checktimeout = Some(seconds(at, k, v)?);
+        Ok(())
+    }),
+    ("negotiatetimeout", |o, at, k, v| {
+        o.negotiatetimeout = Some(seconds(at, k, v)?);
+        Ok(())
+    }),
+    ("checkinterval", |o, at, k, v| {
+        o.checkinterval = Some(seconds(at, k, v)?);
+        Ok(())
+    }),
+    ("failurecount", |o, at, k, v| {
+        o.failurecount = Some(seconds(at, k, v)? as u32);
+        Ok(())
+    }),
+    ("scheduler", |o, at, _, v| {
+        o.scheduler = Some(v.parse().map_err(|e: String| bad(at, e))?);
+        Ok(())
+    }),
+    ("persistent", |o, at, _, v| {
+        o.persistent = Some(
+            v.parse()
+                .map_err(|_| bad(at, "invalid persistent timeout"))?,
+        );
+        Ok(())
+    }),
+    ("netmask", |o, at, _, v| {
+        o.netmask = Some(
+            v.parse()
+                .map_err(|e: String| ImportError::new(at, ErrorKind::BadAddress, e))?,
+        );
+        Ok(())
+    }),
+    ("protocol", |o, _, _, v| {
+        o.protocol = Some(v.to_owned());
+        Ok(())
+    }),
+    ("ops", |o, at, k, v| {
+        if yes_no(at, k, v)? {
+            o.flags.push(ServiceFlag::OnePacket);
+        }
+        Ok(())
+    }),
+    ("schedflags", |o, at, _, v| {
+        for flag in v.split(',') {
+            o.flags.push(flag.parse().map_err(|e: String| bad(at, e))?);
+        }
+        Ok(())
+    }),
+    ("quiescent", |o, at, k, v| {
+        o.quiescent = Some(yes_no(at, k, v)?);
+        Ok(())
+    }),
+    ("fallback", set_fallback),
+    ("fallback6", set_fallback),
+    ("servicename", |o, _, _, v| {
+        o.name = Some(v.to_owned());
+        Ok(())
+    }),
+    ("comment", |o, _, _, v| {
+        o.comment = Some(v.to_owned());
+        Ok(())
+    }),
+];
+
+/// Options ldirectord knows that have no equivalent here: reported, then ignored.
+const IGNORED: &[&str] = &[
+    "load",
+    "monitorfile",
+    "cleanstop",
+    "emailalert",
+    "emailalertfreq",
+    "emailalertstatus",
+    "smtp",
+    "checkcount",
+    "fallbackcommand",
+];
+
+fn set_fallback(o: &mut Options, at: &Origin, _: &str, value: &str) -> Result<(), ImportError> {
+    o.fallback = Some(fallback(at, value, o.vport)?);
+    Ok(())
+}
+
+impl Options {
+    fn read(v: &Virtual, out: &mut Output) -> Result<Options, ImportError> {
+        let mut o = Options {
+            vport: v.address.map(|a| a.port()),
+            ..Options::default()
+        };
+        for (at, key, value) in &v.options {
+            let key = key.as_str();
+            if let Some((_, set)) = OPTIONS.iter().find(|(k, _)| *k == key) {
+                set(&mut o, at, key, value)?;
+            } else if IGNORED.contains(&key) {
+                out.unsupported(at, format!("{key}={value}"), "ignored");
+            } else {
+                return Err(bad(at, format!("unknown virtual service option {key:?}")));
+            }
+        }
+        Ok(o)
+    }
 }
 
 fn service(
@@ -307,162 +465,29 @@ fn service(
     globals: &Globals,
     out: &mut Output,
 ) -> Result<(VirtualServer, Vec<Origin>, Vec<String>), ImportError> {
-    let mut o = Options::default();
-    let vport = v.address.map(|a| a.port());
-    for (at, key, value) in &v.options {
-        let value = value.as_str();
-        match key.as_str() {
-            "checktype" => o.checktype = Some(value.to_owned()),
-            "service" => o.service = Some(value.to_owned()),
-            "request" => o.request = Some(unquote(value).to_owned()),
-            "receive" => o.receive = Some(unquote(value).to_owned()),
-            "httpmethod" => o.httpmethod = Some(value.to_ascii_uppercase()),
-            "virtualhost" => o.virtualhost = Some(unquote(value).to_owned()),
-            "checkport" => o.checkport = Some(port_number(at, value)?),
-            "login" => o.login = Some(unquote(value).to_owned()),
-            "passwd" => o.passwd = Some(unquote(value).to_owned()),
-            "database" => o.database = Some(unquote(value).to_owned()),
-            "secret" => o.secret = Some(unquote(value).to_owned()),
-            "checkcommand" => o.checkcommand = Some(unquote(value).to_owned()),
-            "checktimeout" => o.checktimeout = Some(seconds(at, key, value)?),
-            "negotiatetimeout" => o.negotiatetimeout = Some(seconds(at, key, value)?),
-            "checkinterval" => o.checkinterval = Some(seconds(at, key, value)?),
-            "failurecount" => o.failurecount = Some(seconds(at, key, value)? as u32),
-            "scheduler" => {
-                o.scheduler = Some(value.parse().map_err(|e: String| bad(at, e))?);
-            }
-            "persistent" => {
-                o.persistent = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad(at, "invalid persistent timeout"))?,
-                );
-            }
-            "netmask" => {
-                o.netmask = Some(
-                    value
-                        .parse()
-                        .map_err(|e: String| ImportError::new(at, ErrorKind::BadAddress, e))?,
-                );
-            }
-            "protocol" => o.protocol = Some(value.to_owned()),
-            "ops" => {
-                if yes_no(at, key, value)? {
-                    o.flags.push(ServiceFlag::OnePacket);
-                }
-            }
-            "schedflags" => {
-                for flag in value.split(',') {
-                    o.flags.push(flag.parse().map_err(|e: String| bad(at, e))?);
-                }
-            }
-            "quiescent" => o.quiescent = Some(yes_no(at, key, value)?),
-            "fallback" | "fallback6" => o.fallback = Some(fallback(at, value, vport)?),
-            "servicename" => o.name = Some(value.to_owned()),
-            "comment" => o.comment = Some(value.to_owned()),
-            "load" | "monitorfile" | "cleanstop" | "emailalert" | "emailalertfreq"
-            | "emailalertstatus" | "smtp" | "checkcount" | "fallbackcommand" => {
-                out.unsupported(at, format!("{key}={value}"), "ignored");
-            }
-            _ => {
-                return Err(bad(at, format!("unknown virtual service option {key:?}")));
-            }
-        }
-    }
+    let o = Options::read(v, out)?;
     let mut comments = Vec::new();
     if let Some(comment) = &o.comment {
         comments.push(format!("comment: {comment}"));
     }
-    let protocol = match (o.protocol.as_deref(), v.fwmark) {
-        (Some("fwm") | None, Some(_)) => Protocol::Tcp,
-        (Some(other), Some(_)) => {
-            return Err(bad(
-                &v.at,
-                format!("protocol must be fwm for a fwmark service, got {other:?}"),
-            ));
-        }
-        (Some("tcp"), None) => Protocol::Tcp,
-        (Some("udp"), None) => Protocol::Udp,
-        (Some(other), None) => {
-            return Err(bad(
-                &v.at,
-                format!("protocol must be tcp or udp, got {other:?}"),
-            ));
-        }
-        (None, None) if vport == Some(53) => Protocol::Udp,
-        (None, None) => Protocol::Tcp,
-    };
+    let protocol = protocol(v, &o)?;
     let service_name = o.service.clone().unwrap_or_else(|| {
         if v.fwmark.is_some() {
             "none".to_owned()
         } else {
-            port_service(vport.unwrap_or(0))
+            port_service(o.vport.unwrap_or(0))
         }
     });
     let check = check(v, &o, globals, &service_name, out)?;
-    let mut reals = Vec::new();
-    let mut children = Vec::new();
-    for (at, text) in &v.reals {
-        for real in real_line(at, text, vport.unwrap_or(0), v.v6)? {
-            let mut real = real;
-            if real.check.is_some() {
-                // request/receive on the real= line: the service's check with that URL.
-                let mut own = check.clone().unwrap_or_default();
-                let per_real = real.check.take().expect("checked");
-                own.path = per_real.path.or(own.path);
-                own.expect_body = per_real.expect_body;
-                if matches!(own.kind, Some(CheckType::Http | CheckType::Https)) {
-                    real.check = Some(own);
-                } else {
-                    out.unsupported(at, text.clone(), "a per-server request/receive applies to http checks only; the service's check is used");
-                }
-            }
-            if reals.iter().any(|r: &RealServer| r.address == real.address) {
-                out.unsupported(
-                    at,
-                    text.clone(),
-                    "the real server is listed twice; added once",
-                );
-                continue;
-            }
-            children.push(at.clone());
-            reals.push(real);
-        }
-    }
-    let quiescent = o.quiescent.unwrap_or(globals.quiescent);
-    let fallback = o
-        .fallback
-        .map(|(addr, _)| addr)
-        .or(if v.v6 {
-            globals.fallback6
-        } else {
-            globals.fallback
-        })
-        .map(|mut addr| {
-            if addr.port() == 0
-                && let Some(p) = vport
-            {
-                addr.set_port(p);
-            }
-            addr
-        });
-    let fallback = match fallback {
-        Some(addr) if addr.is_ipv6() != v.v6 || reals.iter().any(|r| r.address == addr) => {
-            out.unsupported(
-                &v.at,
-                format!("fallback={addr}"),
-                "the fallback is another family or also a real server; left out",
-            );
-            None
-        }
-        other => other,
-    };
+    let (reals, children) = reals(v, o.vport.unwrap_or(0), check.as_ref(), out)?;
+    let fallback = fallback_server(v, &o, globals, &reals, out);
     if let Some((addr, Some(method))) = o.fallback {
         comments.push(format!(
             "fallback {addr} forwarding {method}: the service's forwarding is used for it"
         ));
     }
     let family = (v.fwmark.is_some() && v.v6).then_some(Family::Inet6);
+    let quiescent = o.quiescent.unwrap_or(globals.quiescent);
     let mut vs = VirtualServer {
         name: o.name.clone(),
         address: v.address,
@@ -511,6 +536,97 @@ fn service(
     Ok((vs, children, comments))
 }
 
+/// ldirectord's protocol: fwm for a fwmark service, else tcp or udp, udp by default on port 53.
+fn protocol(v: &Virtual, o: &Options) -> Result<Protocol, ImportError> {
+    Ok(match (o.protocol.as_deref(), v.fwmark) {
+        (Some("fwm") | None, Some(_)) => Protocol::Tcp,
+        (Some(other), Some(_)) => {
+            return Err(bad(
+                &v.at,
+                format!("protocol must be fwm for a fwmark service, got {other:?}"),
+            ));
+        }
+        (Some("tcp"), None) => Protocol::Tcp,
+        (Some("udp"), None) => Protocol::Udp,
+        (Some(other), None) => {
+            return Err(bad(
+                &v.at,
+                format!("protocol must be tcp or udp, got {other:?}"),
+            ));
+        }
+        (None, None) if o.vport == Some(53) => Protocol::Udp,
+        (None, None) => Protocol::Tcp,
+    })
+}
+
+/// The block's real servers, each once, with the origin of each line kept.
+fn reals(
+    v: &Virtual,
+    vport: u16,
+    check: Option<&Check>,
+    out: &mut Output,
+) -> Result<(Vec<RealServer>, Vec<Origin>), ImportError> {
+    let mut reals: Vec<RealServer> = Vec::new();
+    let mut children = Vec::new();
+    for (at, text) in &v.reals {
+        for mut real in real_line(at, text, vport, v.v6)? {
+            if let Some(per_real) = real.check.take() {
+                // request/receive on the real= line: the service's check with that URL.
+                let mut own = check.cloned().unwrap_or_default();
+                own.path = per_real.path.or(own.path);
+                own.expect_body = per_real.expect_body;
+                if matches!(own.kind, Some(CheckType::Http | CheckType::Https)) {
+                    real.check = Some(own);
+                } else {
+                    out.unsupported(at, text.clone(), "a per-server request/receive applies to http checks only; the service's check is used");
+                }
+            }
+            if reals.iter().any(|r| r.address == real.address) {
+                out.unsupported(
+                    at,
+                    text.clone(),
+                    "the real server is listed twice; added once",
+                );
+                continue;
+            }
+            children.push(at.clone());
+            reals.push(real);
+        }
+    }
+    Ok((reals, children))
+}
+
+/// The service's fallback, else the global one of its family, on the service's port when it
+/// names none; left out when it is of the other family or also a real server.
+fn fallback_server(
+    v: &Virtual,
+    o: &Options,
+    globals: &Globals,
+    reals: &[RealServer],
+    out: &mut Output,
+) -> Option<SocketAddr> {
+    let global = if v.v6 {
+        globals.fallback6
+    } else {
+        globals.fallback
+    };
+    let mut addr = o.fallback.map(|(addr, _)| addr).or(global)?;
+    if addr.port() == 0
+        && let Some(p) = o.vport
+    {
+        addr.set_port(p);
+    }
+    if addr.is_ipv6() != v.v6 || reals.iter().any(|r| r.address == addr) {
+        out.unsupported(
+            &v.at,
+            format!("fallback={addr}"),
+            "the fallback is another family or also a real server; left out",
+        );
+        return None;
+    }
+    Some(addr)
+}
+
 fn port_service(port: u16) -> String {
     match port {
         21 => "ftp",
@@ -537,6 +653,36 @@ fn port_service(port: u16) -> String {
     .to_owned()
 }
 
+/// The check a negotiate checktype runs for each ldirectord service; None is no check at all.
+const NEGOTIATE: &[(&str, Option<CheckType>)] = &[
+    ("http", Some(CheckType::Http)),
+    ("http_proxy", Some(CheckType::Http)),
+    ("https", Some(CheckType::Https)),
+    ("ftp", Some(CheckType::Ftp)),
+    ("smtp", Some(CheckType::Smtp)),
+    ("submission", Some(CheckType::Smtp)),
+    ("pop", Some(CheckType::Pop)),
+    ("pops", Some(CheckType::Pop)),
+    ("imap", Some(CheckType::Imap)),
+    ("imaps", Some(CheckType::Imap)),
+    ("ldap", Some(CheckType::Ldap)),
+    ("ldaps", Some(CheckType::Ldap)),
+    ("dns", Some(CheckType::Dns)),
+    ("mysql", Some(CheckType::Mysql)),
+    ("pgsql", Some(CheckType::Pgsql)),
+    ("radius", Some(CheckType::Radius)),
+    ("sip", Some(CheckType::Sip)),
+    ("simpletcp", Some(CheckType::Tcp)),
+    ("none", None),
+];
+
+fn always_up() -> Check {
+    Check {
+        kind: Some(CheckType::On),
+        ..Check::default()
+    }
+}
+
 fn check(
     v: &Virtual,
     o: &Options,
@@ -544,10 +690,7 @@ fn check(
     service: &str,
     out: &mut Output,
 ) -> Result<Option<Check>, ImportError> {
-    let checktype = o
-        .checktype
-        .clone()
-        .unwrap_or_else(|| "negotiate".to_owned());
+    let checktype = o.checktype.as_deref().unwrap_or("negotiate");
     // ld_setup: checktimeout and negotiatetimeout default to each other, then 5 s and 30 s.
     let checktimeout = o
         .checktimeout
@@ -567,32 +710,26 @@ fn check(
         )),
         rise: Some(1),
         fall: Some(o.failurecount.unwrap_or(g.failurecount)),
+        timeout: Some(Duration::from_secs(checktimeout)),
         ..Check::default()
     };
-    let negotiate = match checktype.as_str() {
-        "negotiate" => true,
-        n if n.bytes().all(|b| b.is_ascii_digit()) => {
-            out.unsupported(
-                &v.at,
-                format!("checktype={n}"),
-                "combined connect/negotiate checks are not supported; every check negotiates",
-            );
-            true
-        }
+    match checktype {
+        "negotiate" => {}
+        n if n.bytes().all(|b| b.is_ascii_digit()) => out.unsupported(
+            &v.at,
+            format!("checktype={n}"),
+            "combined connect/negotiate checks are not supported; every check negotiates",
+        ),
         "connect" => {
             c.kind = Some(CheckType::Connect);
-            false
+            c.port = o.checkport;
+            return Ok(Some(c));
         }
         "ping" => {
             c.kind = Some(CheckType::Ping);
-            false
+            return Ok(Some(c));
         }
-        "on" => {
-            return Ok(Some(Check {
-                kind: Some(CheckType::On),
-                ..Check::default()
-            }));
-        }
+        "on" => return Ok(Some(always_up())),
         "off" => {
             return Ok(Some(Check {
                 kind: Some(CheckType::Off),
@@ -613,56 +750,18 @@ fn check(
                     .clone()
                     .unwrap_or_else(|| "/bin/true".to_owned()),
             );
-            false
+            return Ok(Some(c));
         }
         other => return Err(bad(&v.at, format!("unknown checktype {other:?}"))),
-    };
-    c.timeout = Some(Duration::from_secs(if negotiate {
-        negotiatetimeout
-    } else {
-        checktimeout
-    }));
-    if c.kind == Some(CheckType::Connect) || c.kind == Some(CheckType::Ping) {
-        c.port = o.checkport.filter(|_| c.kind == Some(CheckType::Connect));
     }
-    if !negotiate {
-        return Ok(Some(c));
-    }
-    let request = o.request.clone();
-    let path = request
-        .as_deref()
-        .map(|r| {
-            if r.starts_with('/') {
-                r.to_owned()
-            } else {
-                format!("/{r}")
-            }
-        })
-        .unwrap_or_else(|| "/".to_owned());
-    let kind = match service {
-        "http" | "http_proxy" => CheckType::Http,
-        "https" => CheckType::Https,
-        "ftp" => CheckType::Ftp,
-        "smtp" | "submission" => CheckType::Smtp,
-        "pop" | "pops" => CheckType::Pop,
-        "imap" | "imaps" => CheckType::Imap,
-        "ldap" | "ldaps" => CheckType::Ldap,
-        "dns" => CheckType::Dns,
-        "mysql" => CheckType::Mysql,
-        "pgsql" => CheckType::Pgsql,
-        "radius" => CheckType::Radius,
-        "sip" => CheckType::Sip,
-        "simpletcp" => CheckType::Tcp,
-        "none" => {
-            return Ok(Some(Check {
-                kind: Some(CheckType::On),
-                ..Check::default()
-            }));
-        }
-        other => {
+    c.timeout = Some(Duration::from_secs(negotiatetimeout));
+    let kind = match NEGOTIATE.iter().find(|(name, _)| *name == service) {
+        Some((_, Some(kind))) => *kind,
+        Some((_, None)) => return Ok(Some(always_up())),
+        None => {
             out.unsupported(
                 &v.at,
-                format!("service={other}"),
+                format!("service={service}"),
                 "no negotiate check for this protocol; a connect check is used",
             );
             CheckType::Connect
@@ -677,8 +776,28 @@ fn check(
     }
     c.kind = Some(kind);
     c.port = o.checkport;
+    negotiate(&mut c, kind, v, o, out);
+    Ok(Some(c))
+}
+
+/// What a negotiate check of `kind` sends and expects, from the service's options.
+fn negotiate(c: &mut Check, kind: CheckType, v: &Virtual, o: &Options, out: &mut Output) {
+    let request = o.request.clone();
+    let mut unsupported = |directive: &str, instead: &str| {
+        out.unsupported(&v.at, directive, instead);
+    };
     match kind {
         CheckType::Http | CheckType::Https => {
+            let path = request.as_deref().map_or_else(
+                || "/".to_owned(),
+                |r| {
+                    if r.starts_with('/') {
+                        r.to_owned()
+                    } else {
+                        format!("/{r}")
+                    }
+                },
+            );
             c.path = Some(path);
             c.method = o.httpmethod.clone();
             c.host = o.virtualhost.clone();
@@ -692,8 +811,7 @@ fn check(
             c.password = o.passwd.clone().filter(|_| kind != CheckType::Smtp);
             c.expect = o.receive.clone().filter(|_| kind != CheckType::Smtp);
             if request.is_some() && kind == CheckType::Ftp {
-                out.unsupported(
-                    &v.at,
+                unsupported(
                     "request (ftp file)",
                     "the file is not fetched; login is checked",
                 );
@@ -703,8 +821,7 @@ fn check(
             c.user = o.login.clone();
             c.password = o.passwd.clone();
             if request.is_some() || o.receive.is_some() {
-                out.unsupported(
-                    &v.at,
+                unsupported(
                     "request/receive (ldap)",
                     "an LDAP bind is checked, not a search",
                 );
@@ -718,8 +835,7 @@ fn check(
             );
             c.record_type = Some("A".to_owned());
             if o.receive.is_some() {
-                out.unsupported(
-                    &v.at,
+                unsupported(
                     "receive (dns)",
                     "the answer's address is not compared; an answer is enough",
                 );
@@ -730,8 +846,7 @@ fn check(
             c.password = o.passwd.clone();
             c.database = o.database.clone();
             if request.is_some() {
-                out.unsupported(
-                    &v.at,
+                unsupported(
                     "request (SQL query)",
                     "the query is not run; a login is checked",
                 );
@@ -748,7 +863,6 @@ fn check(
         }
         _ => {}
     }
-    Ok(Some(c))
 }
 
 /// `host[->host][:port] gate|masq|ipip [weight] ["request", "receive"] [l:N] [u:N]`.
