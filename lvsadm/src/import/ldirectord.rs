@@ -305,55 +305,37 @@ struct Options {
 }
 
 type Setter = fn(&mut Options, &Origin, &str, &str) -> Result<(), ImportError>;
+type Field = fn(&mut Options) -> &mut Option<String>;
 
-/// The virtual service options ldirectord reads, each with where it goes.
+/// The options kept as text, as written.
+const TEXT: &[(&str, Field)] = &[
+    ("checktype", |o| &mut o.checktype),
+    ("service", |o| &mut o.service),
+    ("protocol", |o| &mut o.protocol),
+    ("servicename", |o| &mut o.name),
+    ("comment", |o| &mut o.comment),
+];
+
+/// The options kept as text, without the quotes ldirectord allows around them.
+const QUOTED: &[(&str, Field)] = &[
+    ("request", |o| &mut o.request),
+    ("receive", |o| &mut o.receive),
+    ("virtualhost", |o| &mut o.virtualhost),
+    ("login", |o| &mut o.login),
+    ("passwd", |o| &mut o.passwd),
+    ("database", |o| &mut o.database),
+    ("secret", |o| &mut o.secret),
+    ("checkcommand", |o| &mut o.checkcommand),
+];
+
+/// The other virtual service options ldirectord reads, each with where it goes.
 const OPTIONS: &[(&str, Setter)] = &[
-    ("checktype", |o, _, _, v| {
-        o.checktype = Some(v.to_owned());
-        Ok(())
-    }),
-    ("service", |o, _, _, v| {
-        o.service = Some(v.to_owned());
-        Ok(())
-    }),
-    ("request", |o, _, _, v| {
-        o.request = Some(unquote(v).to_owned());
-        Ok(())
-    }),
-    ("receive", |o, _, _, v| {
-        o.receive = Some(unquote(v).to_owned());
-        Ok(())
-    }),
     ("httpmethod", |o, _, _, v| {
         o.httpmethod = Some(v.to_ascii_uppercase());
         Ok(())
     }),
-    ("virtualhost", |o, _, _, v| {
-        o.virtualhost = Some(unquote(v).to_owned());
-        Ok(())
-    }),
     ("checkport", |o, at, _, v| {
         o.checkport = Some(port_number(at, v)?);
-        Ok(())
-    }),
-    ("login", |o, _, _, v| {
-        o.login = Some(unquote(v).to_owned());
-        Ok(())
-    }),
-    ("passwd", |o, _, _, v| {
-        o.passwd = Some(unquote(v).to_owned());
-        Ok(())
-    }),
-    ("database", |o, _, _, v| {
-        o.database = Some(unquote(v).to_owned());
-        Ok(())
-    }),
-    ("secret", |o, _, _, v| {
-        o.secret = Some(unquote(v).to_owned());
-        Ok(())
-    }),
-    ("checkcommand", |o, _, _, v| {
-        o.checkcommand = Some(unquote(v).to_owned());
         Ok(())
     }),
     ("checktimeout", |o, at, k, v| {
@@ -390,10 +372,6 @@ const OPTIONS: &[(&str, Setter)] = &[
         );
         Ok(())
     }),
-    ("protocol", |o, _, _, v| {
-        o.protocol = Some(v.to_owned());
-        Ok(())
-    }),
     ("ops", |o, at, k, v| {
         if yes_no(at, k, v)? {
             o.flags.push(ServiceFlag::OnePacket);
@@ -412,14 +390,6 @@ const OPTIONS: &[(&str, Setter)] = &[
     }),
     ("fallback", set_fallback),
     ("fallback6", set_fallback),
-    ("servicename", |o, _, _, v| {
-        o.name = Some(v.to_owned());
-        Ok(())
-    }),
-    ("comment", |o, _, _, v| {
-        o.comment = Some(v.to_owned());
-        Ok(())
-    }),
 ];
 
 /// Options ldirectord knows that have no equivalent here: reported, then ignored.
@@ -448,7 +418,11 @@ impl Options {
         };
         for (at, key, value) in &v.options {
             let key = key.as_str();
-            if let Some((_, set)) = OPTIONS.iter().find(|(k, _)| *k == key) {
+            if let Some((_, field)) = TEXT.iter().find(|(k, _)| *k == key) {
+                *field(&mut o) = Some(value.clone());
+            } else if let Some((_, field)) = QUOTED.iter().find(|(k, _)| *k == key) {
+                *field(&mut o) = Some(unquote(value).to_owned());
+            } else if let Some((_, set)) = OPTIONS.iter().find(|(k, _)| *k == key) {
                 set(&mut o, at, key, value)?;
             } else if IGNORED.contains(&key) {
                 out.unsupported(at, format!("{key}={value}"), "ignored");
