@@ -507,6 +507,45 @@ fn optional_number(args: &[String], i: &mut usize) -> Option<String> {
     }
 }
 
+/// The options that choose the command.
+const COMMANDS: &[(char, Cmd)] = &[
+    ('A', Cmd::AddService),
+    ('E', Cmd::EditService),
+    ('D', Cmd::DelService),
+    ('C', Cmd::Flush),
+    ('L', Cmd::List),
+    ('a', Cmd::AddDest),
+    ('e', Cmd::EditDest),
+    ('d', Cmd::DelDest),
+    ('Z', Cmd::Zero),
+    ('R', Cmd::Restore),
+    ('S', Cmd::Save),
+    ('h', Cmd::Help),
+    ('v', Cmd::Version),
+];
+
+type Switch = fn(&mut Raw);
+
+/// The options without a value that only switch something on.
+const SWITCHES: &[(char, Opt, Switch)] = &[
+    ('n', Opt::Numeric, |r| r.format.numeric = true),
+    ('c', Opt::Connection, |r| r.connections = true),
+    ('6', Opt::Ipv6, |r| r.ipv6 = true),
+    ('o', Opt::Ops, |r| r.ops = true),
+    ('O', Opt::Timeout, |r| r.timeout = true),
+    ('Y', Opt::Daemon, |r| r.daemon_list = true),
+    ('X', Opt::Stats, |r| r.format.stats = true),
+    ('K', Opt::Rate, |r| r.format.rate = true),
+    ('H', Opt::Thresholds, |r| r.format.thresholds = true),
+    ('P', Opt::PersistentConn, |r| {
+        r.format.persistent_conn = true;
+    }),
+    ('N', Opt::NoSort, |r| r.format.nosort = true),
+    ('Q', Opt::Sort, |_| {}),
+    ('U', Opt::Exact, |r| r.format.exact = true),
+    ('J', Opt::TunInfo, |r| r.format.tun_info = true),
+];
+
 fn apply(
     raw: &mut Raw,
     tag: char,
@@ -514,21 +553,16 @@ fn apply(
     args: &[String],
     i: &mut usize,
 ) -> Result<(), UsageError> {
+    if let Some((_, cmd)) = COMMANDS.iter().find(|(t, _)| *t == tag) {
+        return raw.set_cmd(*cmd);
+    }
+    if let Some((_, opt, switch)) = SWITCHES.iter().find(|(t, _, _)| *t == tag) {
+        raw.see(*opt)?;
+        switch(raw);
+        return Ok(());
+    }
     let v = value.unwrap_or_default();
     match tag {
-        'A' => raw.set_cmd(Cmd::AddService)?,
-        'E' => raw.set_cmd(Cmd::EditService)?,
-        'D' => raw.set_cmd(Cmd::DelService)?,
-        'C' => raw.set_cmd(Cmd::Flush)?,
-        'L' => raw.set_cmd(Cmd::List)?,
-        'a' => raw.set_cmd(Cmd::AddDest)?,
-        'e' => raw.set_cmd(Cmd::EditDest)?,
-        'd' => raw.set_cmd(Cmd::DelDest)?,
-        'Z' => raw.set_cmd(Cmd::Zero)?,
-        'R' => raw.set_cmd(Cmd::Restore)?,
-        'S' => raw.set_cmd(Cmd::Save)?,
-        'h' => raw.set_cmd(Cmd::Help)?,
-        'v' => raw.set_cmd(Cmd::Version)?,
         '2' => {
             raw.set_cmd(Cmd::SetTimeouts)?;
             let mut t = [0u32; 3];
@@ -625,22 +659,6 @@ fn apply(
             raw.see(Opt::LThreshold)?;
             raw.l_threshold = Some(number("l_threshold", &v)?);
         }
-        'n' => {
-            raw.see(Opt::Numeric)?;
-            raw.format.numeric = true;
-        }
-        'c' => {
-            raw.see(Opt::Connection)?;
-            raw.connections = true;
-        }
-        '6' => {
-            raw.see(Opt::Ipv6)?;
-            raw.ipv6 = true;
-        }
-        'o' => {
-            raw.see(Opt::Ops)?;
-            raw.ops = true;
-        }
         'b' => {
             raw.see(Opt::SchedFlags)?;
             raw.sched_flags = parse_sched_flags(&v)?;
@@ -672,43 +690,6 @@ fn apply(
         'T' => {
             raw.see(Opt::McastTtl)?;
             raw.mcast_ttl = Some(number("mcast-ttl", &v)?);
-        }
-        'O' => {
-            raw.see(Opt::Timeout)?;
-            raw.timeout = true;
-        }
-        'Y' => {
-            raw.see(Opt::Daemon)?;
-            raw.daemon_list = true;
-        }
-        'X' => {
-            raw.see(Opt::Stats)?;
-            raw.format.stats = true;
-        }
-        'K' => {
-            raw.see(Opt::Rate)?;
-            raw.format.rate = true;
-        }
-        'H' => {
-            raw.see(Opt::Thresholds)?;
-            raw.format.thresholds = true;
-        }
-        'P' => {
-            raw.see(Opt::PersistentConn)?;
-            raw.format.persistent_conn = true;
-        }
-        'N' => {
-            raw.see(Opt::NoSort)?;
-            raw.format.nosort = true;
-        }
-        'Q' => raw.see(Opt::Sort)?,
-        'U' => {
-            raw.see(Opt::Exact)?;
-            raw.format.exact = true;
-        }
-        'J' => {
-            raw.see(Opt::TunInfo)?;
-            raw.format.tun_info = true;
         }
         'W' => {
             raw.see(Opt::TunType)?;
@@ -743,6 +724,58 @@ fn finish(raw: &Raw) -> Result<Invocation, UsageError> {
     let cmd = raw
         .cmd
         .ok_or_else(|| usage("no command specified (try 'lvsadm -h')"))?;
+    check_options(raw, cmd)?;
+    let key = service_key(raw, cmd)?;
+    let service = match (cmd, key) {
+        (Cmd::AddService | Cmd::EditService, Some(key)) => Some(service(raw, key)?),
+        _ => None,
+    };
+    let dest = match (cmd, key, raw.real) {
+        (Cmd::AddDest | Cmd::EditDest | Cmd::DelDest, Some(key), Some(real)) => {
+            Some(destination(raw, cmd, key, real)?)
+        }
+        _ => None,
+    };
+    let daemon = match (cmd, raw.daemon_state) {
+        (Cmd::StartDaemon, Some(state)) => {
+            let mut d = Daemon::new(
+                state,
+                raw.mcast_ifn.clone().unwrap_or_default(),
+                raw.syncid.unwrap_or(0),
+            );
+            d.sync_maxlen = raw.sync_maxlen;
+            d.mcast_group = raw.mcast_group;
+            d.mcast_port = raw.mcast_port;
+            d.mcast_ttl = raw.mcast_ttl;
+            Some(d)
+        }
+        _ => None,
+    };
+    let timeouts = raw.set.map_or_else(Timeouts::default, |[tcp, fin, udp]| {
+        let nz = |v: u32| (v != 0).then_some(v);
+        Timeouts {
+            tcp: nz(tcp),
+            tcp_fin: nz(fin),
+            udp: nz(udp),
+        }
+    });
+    Ok(Invocation {
+        cmd,
+        key,
+        service,
+        dest,
+        format: raw.format,
+        connections: raw.connections,
+        timeout: raw.timeout,
+        daemon_list: raw.daemon_list,
+        timeouts,
+        daemon,
+        daemon_state: raw.daemon_state,
+    })
+}
+
+/// ipvsadm's refusals: an option the command does not take, or one it needs and lacks.
+fn check_options(raw: &Raw, cmd: Cmd) -> Result<(), UsageError> {
     for opt in &raw.seen {
         if !opt.allowed_with(cmd) {
             return Err(usage(format!(
@@ -778,8 +811,11 @@ fn finish(raw: &Raw) -> Result<Invocation, UsageError> {
             "You need to supply the 'mcast-interface' option for the 'start-daemon' command",
         ));
     }
+    Ok(())
+}
 
-    let key = match &raw.service {
+fn service_key(raw: &Raw, cmd: Cmd) -> Result<Option<ServiceKey>, UsageError> {
+    Ok(match &raw.service {
         None => None,
         Some(ServiceArg::Fwmark(mark)) => {
             let af = if raw.ipv6 {
@@ -796,116 +832,79 @@ fn finish(raw: &Raw) -> Result<Invocation, UsageError> {
             }
             Some(ServiceKey::inet(*proto, SocketAddr::new(*addr, port)))
         }
-    };
+    })
+}
 
-    let service = match (cmd, key) {
-        (Cmd::AddService | Cmd::EditService, Some(key)) => {
-            let af = key.af();
-            let mut svc = Service::new(
-                key,
-                raw.scheduler
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_SCHEDULER.to_owned()),
-            );
-            if let Some(timeout) = raw.persistent {
-                svc = svc.persistent(timeout);
-            }
-            if let Some(mask) = &raw.netmask {
-                svc = svc.with_netmask(parse_netmask(af, mask)?);
-            }
-            if raw.ops {
-                svc = svc.with_flags(ServiceFlags::ONEPACKET);
-            }
-            svc = svc.with_flags(raw.sched_flags);
-            if let Some(pe) = &raw.pe {
-                svc = svc.with_pe(pe.clone());
-            }
-            Some(svc)
-        }
-        _ => None,
-    };
+/// The service an add or edit sets.
+fn service(raw: &Raw, key: ServiceKey) -> Result<Service, UsageError> {
+    let af = key.af();
+    let mut svc = Service::new(
+        key,
+        raw.scheduler
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SCHEDULER.to_owned()),
+    );
+    if let Some(timeout) = raw.persistent {
+        svc = svc.persistent(timeout);
+    }
+    if let Some(mask) = &raw.netmask {
+        svc = svc.with_netmask(parse_netmask(af, mask)?);
+    }
+    if raw.ops {
+        svc = svc.with_flags(ServiceFlags::ONEPACKET);
+    }
+    svc = svc.with_flags(raw.sched_flags);
+    if let Some(pe) = &raw.pe {
+        svc = svc.with_pe(pe.clone());
+    }
+    Ok(svc)
+}
 
-    let dest = match (cmd, key, raw.real) {
-        (Cmd::AddDest | Cmd::EditDest | Cmd::DelDest, Some(key), Some((addr, port))) => {
-            let fwd = raw.fwd.unwrap_or(ForwardMethod::Route);
-            let svc_port = match key {
-                ServiceKey::Inet { port, .. } => port,
-                ServiceKey::Fwmark { .. } => 0,
-            };
-            let mut port = port.unwrap_or(svc_port);
-            // ipvsadm: direct routing and tunnelling cannot change the port, so the
-            // destination takes the service's (fwmark services have none).
-            // Deletion names the destination as it is, whatever its method.
-            if matches!(key, ServiceKey::Inet { .. })
-                && cmd != Cmd::DelDest
-                && matches!(fwd, ForwardMethod::Route | ForwardMethod::Tunnel)
-            {
-                port = svc_port;
-            }
-            if (raw.tun_type.is_some() || raw.tun_port.is_some() || raw.tun_flags.is_some())
-                && fwd != ForwardMethod::Tunnel
-            {
-                return Err(usage("tunnel options need the ipip forwarding method (-i)"));
-            }
-            let tun_type = raw.tun_type.unwrap_or_default();
-            if tun_type == TunnelType::Gre && raw.tun_flags == Some(TunnelFlags::REMCSUM) {
-                return Err(usage(
-                    "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
-                ));
-            }
-            if tun_type == TunnelType::Gue && raw.tun_port.is_none() {
-                return Err(usage("missing tunnel port for gue tunnel type"));
-            }
-            let mut d = Destination::new(SocketAddr::new(addr, port), fwd, raw.weight.unwrap_or(1))
-                .with_thresholds(raw.u_threshold.unwrap_or(0), raw.l_threshold.unwrap_or(0));
-            d = d.with_tunnel(
+/// The destination an add, edit or delete names.
+fn destination(
+    raw: &Raw,
+    cmd: Cmd,
+    key: ServiceKey,
+    (addr, port): (IpAddr, Option<u16>),
+) -> Result<Destination, UsageError> {
+    let fwd = raw.fwd.unwrap_or(ForwardMethod::Route);
+    let svc_port = match key {
+        ServiceKey::Inet { port, .. } => port,
+        ServiceKey::Fwmark { .. } => 0,
+    };
+    let mut port = port.unwrap_or(svc_port);
+    // ipvsadm: direct routing and tunnelling cannot change the port, so the
+    // destination takes the service's (fwmark services have none).
+    // Deletion names the destination as it is, whatever its method.
+    if matches!(key, ServiceKey::Inet { .. })
+        && cmd != Cmd::DelDest
+        && matches!(fwd, ForwardMethod::Route | ForwardMethod::Tunnel)
+    {
+        port = svc_port;
+    }
+    if (raw.tun_type.is_some() || raw.tun_port.is_some() || raw.tun_flags.is_some())
+        && fwd != ForwardMethod::Tunnel
+    {
+        return Err(usage("tunnel options need the ipip forwarding method (-i)"));
+    }
+    let tun_type = raw.tun_type.unwrap_or_default();
+    if tun_type == TunnelType::Gre && raw.tun_flags == Some(TunnelFlags::REMCSUM) {
+        return Err(usage(
+            "Illegal 'tun-remcsum' option with the 'gre' tunnel type",
+        ));
+    }
+    if tun_type == TunnelType::Gue && raw.tun_port.is_none() {
+        return Err(usage("missing tunnel port for gue tunnel type"));
+    }
+    Ok(
+        Destination::new(SocketAddr::new(addr, port), fwd, raw.weight.unwrap_or(1))
+            .with_thresholds(raw.u_threshold.unwrap_or(0), raw.l_threshold.unwrap_or(0))
+            .with_tunnel(
                 tun_type,
                 raw.tun_port.unwrap_or(0),
                 raw.tun_flags.unwrap_or(TunnelFlags::NOCSUM),
-            );
-            Some(d)
-        }
-        _ => None,
-    };
-
-    let daemon = match (cmd, raw.daemon_state) {
-        (Cmd::StartDaemon, Some(state)) => {
-            let mut d = Daemon::new(
-                state,
-                raw.mcast_ifn.clone().unwrap_or_default(),
-                raw.syncid.unwrap_or(0),
-            );
-            d.sync_maxlen = raw.sync_maxlen;
-            d.mcast_group = raw.mcast_group;
-            d.mcast_port = raw.mcast_port;
-            d.mcast_ttl = raw.mcast_ttl;
-            Some(d)
-        }
-        _ => None,
-    };
-
-    let timeouts = raw.set.map_or_else(Timeouts::default, |[tcp, fin, udp]| {
-        let nz = |v: u32| (v != 0).then_some(v);
-        Timeouts {
-            tcp: nz(tcp),
-            tcp_fin: nz(fin),
-            udp: nz(udp),
-        }
-    });
-
-    Ok(Invocation {
-        cmd,
-        key,
-        service,
-        dest,
-        format: raw.format,
-        connections: raw.connections,
-        timeout: raw.timeout,
-        daemon_list: raw.daemon_list,
-        timeouts,
-        daemon,
-        daemon_state: raw.daemon_state,
-    })
+            ),
+    )
 }
 
 impl Invocation {
