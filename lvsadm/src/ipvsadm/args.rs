@@ -546,6 +546,148 @@ const SWITCHES: &[(char, Opt, Switch)] = &[
     ('J', Opt::TunInfo, |r| r.format.tun_info = true),
 ];
 
+type Setter = fn(&mut Raw, &str) -> Result<(), UsageError>;
+
+/// The options that take a value (an empty one for `-p` without its timeout), each with
+/// where it goes.
+const VALUES: &[(char, Opt, Setter)] = &[
+    ('t', Opt::Service, |r, v| {
+        virtual_service(r, Protocol::Tcp, v)
+    }),
+    ('u', Opt::Service, |r, v| {
+        virtual_service(r, Protocol::Udp, v)
+    }),
+    ('q', Opt::Service, |r, v| {
+        virtual_service(r, Protocol::Sctp, v)
+    }),
+    ('f', Opt::Service, |r, v| {
+        let mark: u32 = number("virtual server fwmark", v)?;
+        if mark == 0 {
+            return Err(usage("illegal virtual server fwmark specified"));
+        }
+        r.service = Some(ServiceArg::Fwmark(mark));
+        Ok(())
+    }),
+    ('s', Opt::Scheduler, |r, v| {
+        r.scheduler = Some(v.to_owned());
+        Ok(())
+    }),
+    ('p', Opt::Persistent, |r, v| {
+        r.persistent = Some(if v.is_empty() {
+            DEFAULT_PERSISTENCE
+        } else {
+            match v.parse::<u32>() {
+                Ok(t) if t > 0 => t,
+                _ => return Err(usage("illegal timeout for persistent service specified")),
+            }
+        });
+        Ok(())
+    }),
+    ('M', Opt::Netmask, |r, v| {
+        r.netmask = Some(v.to_owned());
+        Ok(())
+    }),
+    ('r', Opt::RealServer, |r, v| {
+        r.real = Some(
+            parse_addr_port(v)
+                .ok_or_else(|| usage("illegal real server address[:port] specified"))?,
+        );
+        Ok(())
+    }),
+    ('g', Opt::Forward, |r, _| forward(r, ForwardMethod::Route)),
+    ('i', Opt::Forward, |r, _| forward(r, ForwardMethod::Tunnel)),
+    ('m', Opt::Forward, |r, _| forward(r, ForwardMethod::Masq)),
+    ('w', Opt::Weight, |r, v| match v.parse::<i64>() {
+        Ok(w) if (0..=65535).contains(&w) => {
+            r.weight = Some(w as u32);
+            Ok(())
+        }
+        _ => Err(usage("illegal weight specified")),
+    }),
+    ('x', Opt::UThreshold, |r, v| {
+        r.u_threshold = Some(number("u_threshold", v)?);
+        Ok(())
+    }),
+    ('y', Opt::LThreshold, |r, v| {
+        r.l_threshold = Some(number("l_threshold", v)?);
+        Ok(())
+    }),
+    ('b', Opt::SchedFlags, |r, v| {
+        r.sched_flags = parse_sched_flags(v)?;
+        Ok(())
+    }),
+    ('1', Opt::Pe, |r, v| {
+        r.pe = Some(v.to_owned());
+        Ok(())
+    }),
+    ('5', Opt::McastInterface, |r, v| {
+        r.mcast_ifn = Some(v.to_owned());
+        Ok(())
+    }),
+    ('7', Opt::SyncId, |r, v| {
+        r.syncid = Some(number("syncid", v)?);
+        Ok(())
+    }),
+    ('8', Opt::SyncMaxlen, |r, v| {
+        r.sync_maxlen = Some(number("sync-maxlen", v)?);
+        Ok(())
+    }),
+    ('9', Opt::McastGroup, |r, v| {
+        r.mcast_group = Some(number("mcast-group", v)?);
+        Ok(())
+    }),
+    ('0', Opt::McastPort, |r, v| {
+        r.mcast_port = Some(number("mcast-port", v)?);
+        Ok(())
+    }),
+    ('T', Opt::McastTtl, |r, v| {
+        r.mcast_ttl = Some(number("mcast-ttl", v)?);
+        Ok(())
+    }),
+    ('W', Opt::TunType, |r, v| {
+        r.tun_type = Some(match v {
+            "ipip" => TunnelType::Ipip,
+            "gue" => TunnelType::Gue,
+            "gre" => TunnelType::Gre,
+            _ => return Err(usage("illegal tunnel type specified")),
+        });
+        Ok(())
+    }),
+    ('I', Opt::TunPort, |r, v| match v.parse::<u16>() {
+        Ok(p) if p > 0 => {
+            r.tun_port = Some(p);
+            Ok(())
+        }
+        _ => Err(usage("illegal tunnel port specified")),
+    }),
+    ('j', Opt::TunCsum, |r, _| {
+        tunnel_checksum(r, TunnelFlags::NOCSUM)
+    }),
+    ('k', Opt::TunCsum, |r, _| {
+        tunnel_checksum(r, TunnelFlags::CSUM)
+    }),
+    ('l', Opt::TunCsum, |r, _| {
+        tunnel_checksum(r, TunnelFlags::REMCSUM)
+    }),
+];
+
+fn virtual_service(raw: &mut Raw, proto: Protocol, v: &str) -> Result<(), UsageError> {
+    let (addr, port) = parse_addr_port(v)
+        .ok_or_else(|| usage("illegal virtual server address[:port] specified"))?;
+    raw.service = Some(ServiceArg::Inet(proto, addr, port));
+    Ok(())
+}
+
+fn forward(raw: &mut Raw, method: ForwardMethod) -> Result<(), UsageError> {
+    raw.fwd = Some(method);
+    Ok(())
+}
+
+fn tunnel_checksum(raw: &mut Raw, flags: TunnelFlags) -> Result<(), UsageError> {
+    raw.tun_flags = Some(flags);
+    Ok(())
+}
+
 fn apply(
     raw: &mut Raw,
     tag: char,
@@ -562,6 +704,10 @@ fn apply(
         return Ok(());
     }
     let v = value.unwrap_or_default();
+    if let Some((_, opt, set)) = VALUES.iter().find(|(t, _, _)| *t == tag) {
+        raw.see(*opt)?;
+        return set(raw, &v);
+    }
     match tag {
         '2' => {
             raw.set_cmd(Cmd::SetTimeouts)?;
@@ -589,130 +735,6 @@ fn apply(
                         "illegal start-daemon parameter specified: {v}"
                     )));
                 }
-            });
-        }
-        't' | 'u' | 'q' => {
-            raw.see(Opt::Service)?;
-            let proto = match tag {
-                't' => Protocol::Tcp,
-                'u' => Protocol::Udp,
-                _ => Protocol::Sctp,
-            };
-            let (addr, port) = parse_addr_port(&v)
-                .ok_or_else(|| usage("illegal virtual server address[:port] specified"))?;
-            raw.service = Some(ServiceArg::Inet(proto, addr, port));
-        }
-        'f' => {
-            raw.see(Opt::Service)?;
-            let mark: u32 = number("virtual server fwmark", &v)?;
-            if mark == 0 {
-                return Err(usage("illegal virtual server fwmark specified"));
-            }
-            raw.service = Some(ServiceArg::Fwmark(mark));
-        }
-        's' => {
-            raw.see(Opt::Scheduler)?;
-            raw.scheduler = Some(v);
-        }
-        'p' => {
-            raw.see(Opt::Persistent)?;
-            raw.persistent = Some(if v.is_empty() {
-                DEFAULT_PERSISTENCE
-            } else {
-                match v.parse::<u32>() {
-                    Ok(t) if t > 0 => t,
-                    _ => return Err(usage("illegal timeout for persistent service specified")),
-                }
-            });
-        }
-        'M' => {
-            raw.see(Opt::Netmask)?;
-            raw.netmask = Some(v);
-        }
-        'r' => {
-            raw.see(Opt::RealServer)?;
-            raw.real = Some(
-                parse_addr_port(&v)
-                    .ok_or_else(|| usage("illegal real server address[:port] specified"))?,
-            );
-        }
-        'g' | 'i' | 'm' => {
-            raw.see(Opt::Forward)?;
-            raw.fwd = Some(match tag {
-                'g' => ForwardMethod::Route,
-                'i' => ForwardMethod::Tunnel,
-                _ => ForwardMethod::Masq,
-            });
-        }
-        'w' => {
-            raw.see(Opt::Weight)?;
-            match v.parse::<i64>() {
-                Ok(w) if (0..=65535).contains(&w) => raw.weight = Some(w as u32),
-                _ => return Err(usage("illegal weight specified")),
-            }
-        }
-        'x' => {
-            raw.see(Opt::UThreshold)?;
-            raw.u_threshold = Some(number("u_threshold", &v)?);
-        }
-        'y' => {
-            raw.see(Opt::LThreshold)?;
-            raw.l_threshold = Some(number("l_threshold", &v)?);
-        }
-        'b' => {
-            raw.see(Opt::SchedFlags)?;
-            raw.sched_flags = parse_sched_flags(&v)?;
-        }
-        '1' => {
-            raw.see(Opt::Pe)?;
-            raw.pe = Some(v);
-        }
-        '5' => {
-            raw.see(Opt::McastInterface)?;
-            raw.mcast_ifn = Some(v);
-        }
-        '7' => {
-            raw.see(Opt::SyncId)?;
-            raw.syncid = Some(number("syncid", &v)?);
-        }
-        '8' => {
-            raw.see(Opt::SyncMaxlen)?;
-            raw.sync_maxlen = Some(number("sync-maxlen", &v)?);
-        }
-        '9' => {
-            raw.see(Opt::McastGroup)?;
-            raw.mcast_group = Some(number("mcast-group", &v)?);
-        }
-        '0' => {
-            raw.see(Opt::McastPort)?;
-            raw.mcast_port = Some(number("mcast-port", &v)?);
-        }
-        'T' => {
-            raw.see(Opt::McastTtl)?;
-            raw.mcast_ttl = Some(number("mcast-ttl", &v)?);
-        }
-        'W' => {
-            raw.see(Opt::TunType)?;
-            raw.tun_type = Some(match v.as_str() {
-                "ipip" => TunnelType::Ipip,
-                "gue" => TunnelType::Gue,
-                "gre" => TunnelType::Gre,
-                _ => return Err(usage("illegal tunnel type specified")),
-            });
-        }
-        'I' => {
-            raw.see(Opt::TunPort)?;
-            match v.parse::<u16>() {
-                Ok(p) if p > 0 => raw.tun_port = Some(p),
-                _ => return Err(usage("illegal tunnel port specified")),
-            }
-        }
-        'j' | 'k' | 'l' => {
-            raw.see(Opt::TunCsum)?;
-            raw.tun_flags = Some(match tag {
-                'j' => TunnelFlags::NOCSUM,
-                'k' => TunnelFlags::CSUM,
-                _ => TunnelFlags::REMCSUM,
             });
         }
         other => unreachable!("option tag {other} has no handler"),
