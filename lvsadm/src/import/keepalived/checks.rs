@@ -136,14 +136,7 @@ pub(super) fn convert(
                     ctx.skip(child, "only the first host is checked");
                     continue;
                 }
-                for option in child.children() {
-                    match option.key() {
-                        "connect_port" => check.port = Some(number(option, 1)?),
-                        "connect_ip"
-                            if option.arg(1).and_then(|a| a.parse().ok()) == Some(real.ip()) => {}
-                        _ => ctx.skip(option, "the check goes to the real server itself"),
-                    }
-                }
+                smtp_host(ctx, child, &mut check, real)?;
             }
             "type" if kind == CheckType::Dns => {
                 check.record_type =
@@ -165,7 +158,27 @@ pub(super) fn convert(
             _ => ctx.skip(child, "ignored"),
         }
     }
-    // keepalived's per-checker defaults (check_*.c and keepalived.conf(5)).
+    if kind == CheckType::External && check.command.is_none() {
+        ctx.skip(
+            node,
+            "MISC_CHECK without misc_path; the real server is not checked",
+        );
+        return Ok(None);
+    }
+    defaults(&mut check, kind, &timing, misc_timeout, host, sni);
+    Ok(Some(check))
+}
+
+/// The values keepalived gives what the check block leaves out (check_*.c and
+/// keepalived.conf(5)).
+fn defaults(
+    check: &mut Check,
+    kind: CheckType,
+    timing: &Timing,
+    misc_timeout: Option<Duration>,
+    host: Option<String>,
+    sni: bool,
+) {
     let interval = timing.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
     let (retry, retry_delay) = match kind {
         CheckType::Dns => (3, interval),
@@ -212,16 +225,25 @@ pub(super) fn convert(
             check.query.get_or_insert_with(|| ".".to_owned());
             check.record_type.get_or_insert_with(|| "SOA".to_owned());
         }
-        CheckType::External if check.command.is_none() => {
-            ctx.skip(
-                node,
-                "MISC_CHECK without misc_path; the real server is not checked",
-            );
-            return Ok(None);
-        }
         _ => {}
     }
-    Ok(Some(check))
+}
+
+/// An SMTP_CHECK host block: only the port carries over; the check goes to the real server.
+fn smtp_host(
+    ctx: &mut Context,
+    node: &Node,
+    check: &mut Check,
+    real: SocketAddr,
+) -> Result<(), ImportError> {
+    for option in node.children() {
+        match option.key() {
+            "connect_port" => check.port = Some(number(option, 1)?),
+            "connect_ip" if option.arg(1).and_then(|a| a.parse().ok()) == Some(real.ip()) => {}
+            _ => ctx.skip(option, "the check goes to the real server itself"),
+        }
+    }
+    Ok(())
 }
 
 fn url(

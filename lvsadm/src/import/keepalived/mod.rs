@@ -600,25 +600,13 @@ impl Context {
     }
 
     /// The service as every target of the block shares it; address or fwmark is set later.
-    fn build_service(
+    /// The service's flags that apply to its scheduler and protocol, each once.
+    fn service_flags(
         &mut self,
-        node: &Node,
         s: &ServiceSettings,
-    ) -> Result<super::Block<VirtualServer>, ImportError> {
-        let scheduler = s.scheduler.unwrap_or(Scheduler::Wlc);
-        let mut comments = Vec::new();
-        if s.scheduler.is_none() {
-            comments.push("lb_algo not given: keepalived's default wlc".to_owned());
-        }
-        let is_fwmark = node.arg(1) == Some("fwmark");
-        let protocol = match s.protocol {
-            Some(p) => p,
-            None if is_fwmark => Protocol::Tcp,
-            None => {
-                comments.push("protocol not given: keepalived creates a UDP service".to_owned());
-                Protocol::Udp
-            }
-        };
+        scheduler: Scheduler,
+        protocol: Protocol,
+    ) -> Vec<ServiceFlag> {
         let mut flags = Vec::new();
         for (flag_node, name) in &s.flags {
             let parsed = match name.as_str() {
@@ -651,18 +639,15 @@ impl Context {
                 None => self.skip(flag_node, "no such flag for this scheduler; left out"),
             }
         }
-        let forwarding = s.forwarding.unwrap_or_else(|| {
-            comments.push("lb_kind not given: keepalived's default NAT".to_owned());
-            Forwarding::Nat
-        });
-        if let Some((method_node, method)) = &s.sorry_method
-            && *method != forwarding
-        {
-            self.skip(
-                method_node,
-                &format!("the sorry server uses the service's {forwarding} forwarding"),
-            );
-        }
+        flags
+    }
+
+    /// The real servers, each once, where each came from, and the service's on-failure
+    /// behaviour: the real servers' inhibit_on_failure when they agree, else the majority's.
+    fn service_reals(
+        &mut self,
+        s: &ServiceSettings,
+    ) -> Result<(Vec<RealServer>, Vec<Origin>, bool), ImportError> {
         let mut reals = Vec::new();
         let mut children = Vec::new();
         let mut inhibits = Vec::new();
@@ -699,6 +684,42 @@ impl Context {
                 );
             }
         }
+        Ok((reals, children, inhibit))
+    }
+
+    fn build_service(
+        &mut self,
+        node: &Node,
+        s: &ServiceSettings,
+    ) -> Result<super::Block<VirtualServer>, ImportError> {
+        let scheduler = s.scheduler.unwrap_or(Scheduler::Wlc);
+        let mut comments = Vec::new();
+        if s.scheduler.is_none() {
+            comments.push("lb_algo not given: keepalived's default wlc".to_owned());
+        }
+        let is_fwmark = node.arg(1) == Some("fwmark");
+        let protocol = match s.protocol {
+            Some(p) => p,
+            None if is_fwmark => Protocol::Tcp,
+            None => {
+                comments.push("protocol not given: keepalived creates a UDP service".to_owned());
+                Protocol::Udp
+            }
+        };
+        let flags = self.service_flags(s, scheduler, protocol);
+        let forwarding = s.forwarding.unwrap_or_else(|| {
+            comments.push("lb_kind not given: keepalived's default NAT".to_owned());
+            Forwarding::Nat
+        });
+        if let Some((method_node, method)) = &s.sorry_method
+            && *method != forwarding
+        {
+            self.skip(
+                method_node,
+                &format!("the sorry server uses the service's {forwarding} forwarding"),
+            );
+        }
+        let (mut reals, children, inhibit) = self.service_reals(s)?;
         // One check for the service when every real server has the same one.
         let service_check = match reals.first().and_then(|r| r.check.clone()) {
             Some(first) if reals.iter().all(|r| r.check.as_ref() == Some(&first)) => {
