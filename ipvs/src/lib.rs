@@ -12,6 +12,7 @@ mod attr;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod conn_table;
 pub mod constants;
 pub mod daemon;
 pub mod dest;

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{fixture, pcap_udp_payloads};
-use syncd::procfs::{self, ProcEntry};
+use syncd::procfs::{self, ProcEntry, ToConnection};
 use syncd::wire;
 use syncd::{ConnKey, Connection, FwdMethod, Protocol};
 
@@ -39,7 +39,10 @@ fn every_row_of_the_v1_table_parses() {
     assert_eq!(rows.len(), 10);
     assert_eq!(rows.iter().filter(|r| r.client.is_ipv6()).count(), 2);
     assert_eq!(rows.iter().filter(|r| r.is_template()).count(), 1);
-    let udp = rows.iter().find(|r| r.protocol == Protocol::UDP).unwrap();
+    let udp = rows
+        .iter()
+        .find(|r| Protocol(r.protocol) == Protocol::UDP)
+        .unwrap();
     assert_eq!(udp.client.to_string(), "192.0.2.2:42738");
     assert_eq!(udp.dest.to_string(), "198.51.100.2:5353");
     assert_eq!((udp.state.as_str(), udp.expires), ("UDP", 295));

@@ -1,53 +1,40 @@
 //! `-L -c -n`: /proc/net/ip_vs_conn rendered the way ipvsadm renders it.
 
 use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::SocketAddr;
 
-/// The kernel prints IPv4 addresses as 8 hex digits and IPv6 ones in `%pI6` form.
-fn addr(field: &str) -> Option<IpAddr> {
-    if field.len() == 8 && !field.contains(':') {
-        return u32::from_str_radix(field, 16)
-            .ok()
-            .map(|v| IpAddr::V4(Ipv4Addr::from(v)));
-    }
-    field.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+use lvs_ipvs::conn_table::{ProcEntry, is_header};
+
+fn endpoint(addr: SocketAddr) -> String {
+    // ipvsadm prints IPv6 in brackets, IPv4 bare, both with the port.
+    addr.to_string()
 }
 
-fn endpoint(a: &str, p: &str) -> Option<String> {
-    let port = u16::from_str_radix(p, 16).ok()?;
-    Some(match addr(a)? {
-        IpAddr::V4(v) => format!("{v}:{port}"),
-        IpAddr::V6(v) => format!("[{v}]:{port}"),
-    })
-}
-
+/// Rows that do not parse are left out, as ipvsadm leaves out what its sscanf cannot read.
 pub fn format(proc_text: &str) -> String {
     let mut out = String::from(
         "IPVS connection entries\npro expire state       source             virtual            destination\n",
     );
-    for line in proc_text.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 9 {
-            continue;
-        }
-        let (Some(src), Some(vip), Some(dst), Ok(expire)) = (
-            endpoint(f[1], f[2]),
-            endpoint(f[3], f[4]),
-            endpoint(f[5], f[6]),
-            f[8].parse::<u32>(),
-        ) else {
-            continue;
-        };
+    let rows = proc_text
+        .lines()
+        .filter(|line| !is_header(line))
+        .filter_map(|line| ProcEntry::parse_line(line).ok());
+    for row in rows {
         let _ = write!(
             out,
-            "{:<3} {:02}:{:02}  {:<11} {src:<18} {vip:<18} {dst}",
-            f[0],
-            expire / 60,
-            expire % 60,
-            f[7]
+            "{:<3} {:02}:{:02}  {:<11} {:<18} {:<18} {}",
+            row.protocol_name(),
+            row.expires / 60,
+            row.expires % 60,
+            row.state,
+            endpoint(row.client),
+            endpoint(row.virtual_addr),
+            endpoint(row.dest),
         );
-        if f.len() >= 11 {
-            let _ = write!(out, " {} {}", f[9], f[10]);
+        // ipvsadm reads one word of PE data.
+        if let (Some(name), Some(data)) = (&row.pe_name, &row.pe_data) {
+            let first = data.split_whitespace().next().unwrap_or_default();
+            let _ = write!(out, " {name} {first}");
         }
         out.push('\n');
     }

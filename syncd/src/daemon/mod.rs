@@ -20,6 +20,7 @@ use lvs_config::{Config, Sync as SyncConfig, SyncRole};
 use lvs_control::syncd::{Dump, Entry, Event, Request, Response, SnapshotTaken, Status};
 use lvs_ipvs::{Daemon, DaemonState, IpvsClient, ServiceKey};
 use syncd::engine::{Action, Engine, EngineConfig, Role};
+use syncd::procfs::ToConnection;
 use syncd::wire::ProtocolVersion;
 use syncd::{Connection, FwdMethod, capture, procfs};
 use tokio::net::UdpSocket;
