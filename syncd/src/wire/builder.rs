@@ -1,6 +1,6 @@
 //! Packs connections into sync messages the way a kernel master fills its sync buffers.
 
-use super::{DEFAULT_MAX_LEN, EmitError, ProtocolVersion, v0, v1};
+use super::{DEFAULT_MAX_LEN, EmitError, ProtocolVersion};
 use crate::conn::Connection;
 
 /// Builds sync messages of one version and sync id, each at most `max_len` bytes, starting a
@@ -47,16 +47,9 @@ impl MessageBuilder {
         self.max_len
     }
 
-    fn header_len(&self) -> usize {
-        match self.version {
-            ProtocolVersion::V0 => v0::HEADER_LEN,
-            ProtocolVersion::V1 => v1::HEADER_LEN,
-        }
-    }
-
     fn reset(&mut self) {
         self.buf.clear();
-        self.buf.resize(self.header_len(), 0);
+        self.buf.resize(self.version.header_len(), 0);
         self.count = 0;
     }
 
@@ -68,14 +61,8 @@ impl MessageBuilder {
     /// Adds `conn`. Returns the previous message when `conn` did not fit in it.
     /// On error nothing is added and the message being built is unchanged.
     pub fn push(&mut self, conn: &Connection) -> Result<Option<Vec<u8>>, EmitError> {
-        let len = match self.version {
-            ProtocolVersion::V0 => v0::entry_len(conn)?,
-            ProtocolVersion::V1 => v1::entry_len(conn)?,
-        };
-        let pad = match self.version {
-            ProtocolVersion::V0 => 0,
-            ProtocolVersion::V1 => (4 - self.buf.len() % 4) % 4,
-        };
+        let len = self.version.entry_len(conn)?;
+        let pad = self.version.entry_start(self.buf.len()) - self.buf.len();
         let full = self.count == u8::MAX || self.buf.len() + pad + len > self.max_len;
         let finished = if self.count > 0 && full {
             self.flush()
@@ -85,14 +72,7 @@ impl MessageBuilder {
         let pad = if finished.is_some() { 0 } else { pad };
         let start = self.buf.len() + pad;
         self.buf.resize(start + len, 0);
-        let written = match self.version {
-            ProtocolVersion::V0 => {
-                v0::emit_entry(conn, &mut v0::Entry::new_unchecked(&mut self.buf[start..]))
-            }
-            ProtocolVersion::V1 => {
-                v1::emit_entry(conn, &mut v1::Entry::new_unchecked(&mut self.buf[start..]))
-            }
-        };
+        let written = self.version.emit_entry(conn, &mut self.buf[start..]);
         if let Err(e) = written {
             self.buf.truncate(start - pad);
             return Err(e);
@@ -107,23 +87,8 @@ impl MessageBuilder {
             return None;
         }
         let size = self.buf.len() as u16;
-        match self.version {
-            ProtocolVersion::V0 => {
-                let mut packet = v0::Packet::new_unchecked(&mut self.buf[..]);
-                packet.set_conn_count(self.count);
-                packet.set_sync_id(self.sync_id);
-                packet.set_size(size);
-            }
-            ProtocolVersion::V1 => {
-                let mut packet = v1::Packet::new_unchecked(&mut self.buf[..]);
-                packet.set_reserved(0);
-                packet.set_sync_id(self.sync_id);
-                packet.set_size(size);
-                packet.set_conn_count(self.count);
-                packet.set_version(v1::VERSION);
-                packet.set_spare(0);
-            }
-        }
+        self.version
+            .emit_header(&mut self.buf, self.sync_id, size, self.count);
         let message = std::mem::replace(&mut self.buf, Vec::with_capacity(self.max_len));
         self.reset();
         Some(message)

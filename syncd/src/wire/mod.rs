@@ -205,6 +205,110 @@ impl EmitError {
     }
 }
 
+/// What differs between the two formats, so that building, emitting and decoding a message
+/// are written once for both.
+impl ProtocolVersion {
+    pub fn header_len(self) -> usize {
+        match self {
+            ProtocolVersion::V0 => v0::HEADER_LEN,
+            ProtocolVersion::V1 => v1::HEADER_LEN,
+        }
+    }
+
+    /// Where the next entry starts when the message so far is `len` bytes: version 1 pads
+    /// entries to 4 bytes.
+    pub fn entry_start(self, len: usize) -> usize {
+        match self {
+            ProtocolVersion::V0 => len,
+            ProtocolVersion::V1 => len.next_multiple_of(4),
+        }
+    }
+
+    pub fn entry_len(self, conn: &Connection) -> Result<usize, EmitError> {
+        match self {
+            ProtocolVersion::V0 => v0::entry_len(conn),
+            ProtocolVersion::V1 => v1::entry_len(conn),
+        }
+    }
+
+    /// Writes `conn` into `entry`, exactly [`ProtocolVersion::entry_len`] bytes.
+    pub fn emit_entry(self, conn: &Connection, entry: &mut [u8]) -> Result<(), EmitError> {
+        match self {
+            ProtocolVersion::V0 => v0::emit_entry(conn, &mut v0::Entry::new_unchecked(entry)),
+            ProtocolVersion::V1 => v1::emit_entry(conn, &mut v1::Entry::new_unchecked(entry)),
+        }
+    }
+
+    /// Writes the header of a message of `size` bytes and `count` entries.
+    pub fn emit_header(self, message: &mut [u8], sync_id: u8, size: u16, count: u8) {
+        match self {
+            ProtocolVersion::V0 => {
+                let mut packet = v0::Packet::new_unchecked(message);
+                packet.set_conn_count(count);
+                packet.set_sync_id(sync_id);
+                packet.set_size(size);
+            }
+            ProtocolVersion::V1 => {
+                let mut packet = v1::Packet::new_unchecked(message);
+                packet.set_reserved(0);
+                packet.set_sync_id(sync_id);
+                packet.set_size(size);
+                packet.set_conn_count(count);
+                packet.set_version(v1::VERSION);
+                packet.set_spare(0);
+            }
+        }
+    }
+
+    /// The length of a message holding `conns`: header, entries and version 1's padding.
+    pub fn message_len(self, conns: &[Connection]) -> Result<usize, EmitError> {
+        let mut len = self.header_len();
+        for conn in conns {
+            len = self.entry_start(len) + self.entry_len(conn)?;
+        }
+        Ok(len)
+    }
+
+    /// Writes a whole message into `buf`, which must be at least
+    /// [`ProtocolVersion::message_len`] long (the size field says how much is the message).
+    pub fn emit_message(
+        self,
+        sync_id: u8,
+        conns: &[Connection],
+        buf: &mut [u8],
+    ) -> Result<(), EmitError> {
+        let len = self.message_len(conns)?;
+        if conns.len() > usize::from(u8::MAX) {
+            return Err(EmitError::TooManyEntries(conns.len()));
+        }
+        if len > usize::from(u16::MAX) {
+            return Err(EmitError::MessageTooLong(len));
+        }
+        if buf.len() < len {
+            return Err(EmitError::BufferTooSmall {
+                needed: len,
+                actual: buf.len(),
+            });
+        }
+        self.emit_header(buf, sync_id, len as u16, conns.len() as u8);
+        let mut at = self.header_len();
+        for conn in conns {
+            let start = self.entry_start(at);
+            buf[at..start].fill(0);
+            let end = start + self.entry_len(conn)?;
+            self.emit_entry(conn, &mut buf[start..end])?;
+            at = end;
+        }
+        Ok(())
+    }
+
+    pub fn message_bytes(self, sync_id: u8, conns: &[Connection]) -> Result<Vec<u8>, EmitError> {
+        let mut buf = vec![0; self.message_len(conns)?];
+        self.emit_message(sync_id, conns, &mut buf)?;
+        Ok(buf)
+    }
+}
+
 /// A message decoded the way a kernel backup reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
@@ -214,6 +318,42 @@ pub struct Decoded {
     pub conns: Vec<Connection>,
     /// Entry-scope faults (the entry was skipped) and lints (the entry was kept).
     pub issues: Vec<Error>,
+}
+
+impl Decoded {
+    /// Reads `entries` with the kernel's tolerance: a message-scope fault drops the whole
+    /// datagram, an entry-scope one skips the entry and is listed in `issues`.
+    pub(crate) fn read<E>(
+        version: ProtocolVersion,
+        sync_id: u8,
+        count: u8,
+        entries: impl Iterator<Item = Result<E, Error>>,
+        parse: impl Fn(&E) -> Result<Connection, Error>,
+    ) -> Result<Decoded, Error> {
+        let mut conns = Vec::with_capacity(usize::from(count));
+        let mut issues = Vec::new();
+        for entry in entries {
+            match parse(&entry?) {
+                Ok(conn) => conns.push(conn),
+                Err(e) if e.scope() == Scope::Entry => issues.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Decoded {
+            version,
+            sync_id,
+            conns,
+            issues,
+        })
+    }
+
+    /// The strict reading: any issue, lints included, is the error.
+    pub fn strict(self) -> Result<(u8, Vec<Connection>), Error> {
+        match self.issues.first() {
+            Some(issue) => Err(*issue),
+            None => Ok((self.sync_id, self.conns)),
+        }
+    }
 }
 
 /// Decode any sync message with the kernel's tolerance: `Err` where a kernel backup drops

@@ -14,7 +14,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Decoded, EmitError, Error, ProtocolVersion, Scope, check_semantics};
+use super::{Decoded, EmitError, Error, ProtocolVersion, check_semantics};
 use crate::conn::{Addrs, ConnFlags, Connection, Protocol, Seq, SeqData};
 
 pub const HEADER_LEN: usize = 4;
@@ -416,82 +416,43 @@ pub struct Repr {
 impl Repr {
     /// Strict parse: entry-scope faults and lints are errors too.
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr, Error> {
-        let decoded = decode_packet(packet)?;
-        if let Some(issue) = decoded.issues.first() {
-            return Err(*issue);
-        }
-        Ok(Repr {
-            sync_id: decoded.sync_id,
-            conns: decoded.conns,
-        })
+        let (sync_id, conns) = decode_packet(packet)?.strict()?;
+        Ok(Repr { sync_id, conns })
     }
 
     pub fn buffer_len(&self) -> Result<usize, EmitError> {
-        let mut len = HEADER_LEN;
-        for conn in &self.conns {
-            len += entry_len(conn)?;
-        }
-        Ok(len)
+        ProtocolVersion::V0.message_len(&self.conns)
     }
 
+    /// Writes the message into `packet`, whose buffer must be exactly [`Repr::buffer_len`]
+    /// long or longer (the size field then says how much of it is the message).
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut Packet<T>,
     ) -> Result<(), EmitError> {
-        let len = self.buffer_len()?;
-        if self.conns.len() > usize::from(u8::MAX) {
-            return Err(EmitError::TooManyEntries(self.conns.len()));
-        }
-        if len > usize::from(u16::MAX) {
-            return Err(EmitError::MessageTooLong(len));
-        }
-        let actual = packet.buffer.as_ref().len();
-        if actual < len {
-            return Err(EmitError::BufferTooSmall {
-                needed: len,
-                actual,
-            });
-        }
-        packet.set_conn_count(self.conns.len() as u8);
-        packet.set_sync_id(self.sync_id);
-        packet.set_size(len as u16);
-        let buf = packet.buffer.as_mut();
-        let mut at = HEADER_LEN;
-        for conn in &self.conns {
-            let end = at + entry_len(conn)?;
-            emit_entry(conn, &mut Entry::new_unchecked(&mut buf[at..end]))?;
-            at = end;
-        }
-        Ok(())
+        ProtocolVersion::V0.emit_message(self.sync_id, &self.conns, packet.buffer.as_mut())
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, EmitError> {
-        let mut buf = vec![0; self.buffer_len()?];
-        self.emit(&mut Packet::new_unchecked(&mut buf[..]))?;
-        Ok(buf)
+        ProtocolVersion::V0.message_bytes(self.sync_id, &self.conns)
     }
 }
 
 fn decode_packet<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Decoded, Error> {
-    let mut conns = Vec::with_capacity(usize::from(packet.conn_count()));
-    let mut issues = Vec::new();
     let mut entries = packet.entries();
-    for entry in entries.by_ref() {
-        match parse_entry(&entry?) {
-            Ok(conn) => conns.push(conn),
-            Err(e) if e.scope() == Scope::Entry => issues.push(e),
-            Err(e) => return Err(e),
-        }
-    }
+    let mut decoded = Decoded::read(
+        ProtocolVersion::V0,
+        packet.sync_id(),
+        packet.conn_count(),
+        &mut entries,
+        parse_entry,
+    )?;
     if entries.trailing_len() > 0 {
-        issues.push(Error::TrailingBytes(entries.trailing_len()));
+        decoded
+            .issues
+            .push(Error::TrailingBytes(entries.trailing_len()));
     }
-    Ok(Decoded {
-        version: ProtocolVersion::V0,
-        sync_id: packet.sync_id(),
-        conns,
-        issues,
-    })
+    Ok(decoded)
 }
 
 /// Lenient decode of a version 0 datagram; see [`super::decode`].
