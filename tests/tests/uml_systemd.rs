@@ -356,6 +356,16 @@ fn holds_vip(netns: Option<&str>, interface: &str) -> bool {
     run_stdout(&mut command(&argv)).is_ok_and(|text| text.contains(&format!(" {VIP}/")))
 }
 
+/// One haproxy agent-check reply from the agent (director_a's [agent] listen).
+fn agent_reply() -> Option<String> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect("127.0.0.1:3333").ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    Some(reply)
+}
+
 fn wait_until(what: &str, limit: Duration, mut probe: impl FnMut() -> bool) -> Result<(), String> {
     let started = Instant::now();
     wait_for(limit, || probe().then_some(()))
@@ -427,6 +437,15 @@ fn checks() -> Result<(), String> {
         }
     }
     say("/run/lvs-director: root's, with the four control sockets");
+    // The agent's override file in its own directory, where the default override_file and the
+    // unit's RuntimeDirectory now agree: an operator's drain reaches the agent's replies.
+    fs::write("/run/lvs-director-agent/agent.override", "drain\n").map_err(|e| e.to_string())?;
+    wait_until(
+        "agent.override drain in the agent's reply",
+        Duration::from_secs(10),
+        || agent_reply().is_some_and(|reply| reply.contains("drain")),
+    )?;
+    fs::remove_file("/run/lvs-director-agent/agent.override").map_err(|e| e.to_string())?;
 
     // Defect 3 (units): the fd limit each daemon actually runs with.
     for unit in UNITS {
