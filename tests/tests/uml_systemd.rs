@@ -37,6 +37,9 @@ const UNITS: [&str; 5] = [
 ];
 const BINARIES: [&str; 5] = ["directord", "vrrpd", "syncd", "feedbackd", "lvsadm"];
 const VIP: &str = "192.0.2.100";
+/// A notify script, installed into the stage: it runs inside vrrpd's sandbox.
+const NOTIFY: &str = "/usr/local/sbin/lvs-lane-notify";
+const NOTIFY_LOG: &str = "/run/lvs-director/notify.log";
 /// The goal of issue 15 for `systemd-analyze security`.
 const MAX_EXPOSURE: f64 = 3.0;
 
@@ -107,6 +110,11 @@ fn host() -> Result<String, String> {
         .arg(&workspace)
         .args(["-o", "build", "install", "PREFIX=/usr", "BINARIES="])
         .arg(format!("DESTDIR={}", stage.display())))?;
+    let notify = stage.join(NOTIFY.trim_start_matches('/'));
+    fs::create_dir_all(notify.parent().ok_or("notify path")?).map_err(|e| e.to_string())?;
+    fs::write(&notify, format!("#!/bin/sh\necho \"$*\" >> {NOTIFY_LOG}\n"))
+        .map_err(|e| e.to_string())?;
+    fs::set_permissions(&notify, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
     for bin in BINARIES {
         // Mount points for the bind mounts of the built binaries.
         fs::write(stage.join("usr/sbin").join(bin), "").map_err(|e| e.to_string())?;
@@ -221,6 +229,7 @@ priority = 150
 advert_interval = "1s"
 virtual_addresses = ["{VIP}/24"]
 virtual_mac = true
+notify = "{NOTIFY}"
 
 [[virtual_server]]
 name = "web"
@@ -479,6 +488,12 @@ fn checks() -> Result<(), String> {
         "A master, VIP on its macvlan vrrp.51",
         Duration::from_secs(10),
         || holds_vip(None, "vrrp.51"),
+    )?;
+    // The notify script ran, under the unit's sandbox (system-call filter, read-only system).
+    wait_until(
+        "notify script: VI_1 became MASTER",
+        Duration::from_secs(5),
+        || fs::read_to_string(NOTIFY_LOG).is_ok_and(|log| log.contains("VI_1 BACKUP MASTER")),
     )?;
     let mac = sh("cat /sys/class/net/vrrp.51/address")?;
     if mac.trim() != "00:00:5e:00:01:33" {
