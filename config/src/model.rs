@@ -641,5 +641,5 @@ fn default_agent_window() -> Duration {
     Duration::from_secs(5)
 }
 fn default_agent_override() -> PathBuf {
-    PathBuf::from("/run/lvs-director/agent.override")
+    PathBuf::from("/run/lvs-director-agent/agent.override")
 }

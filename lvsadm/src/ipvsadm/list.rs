@@ -223,21 +223,23 @@ pub fn save(entries: &[Entry]) -> String {
     for e in entries {
         let svc = &e.service;
         let name = rule_name(&svc.key);
+        // ipvsadm 1.31's order (print_service_entry, FMT_RULE): -s, -p, -M, --pe, -o, and the
+        // scheduler flags last, whatever else is set.
         let _ = write!(out, "-A {name} -s {}", svc.scheduler);
-        if let Some(flags) = sched_flags(svc) {
-            let _ = write!(out, " -b {flags}");
-        }
         if svc.flags.contains(ServiceFlags::PERSISTENT) {
             let _ = write!(out, " -p {}", svc.timeout);
             if let Some(mask) = netmask_text(svc) {
                 let _ = write!(out, " -M {mask}");
             }
-            if let Some(pe) = &svc.pe_name {
-                let _ = write!(out, " --pe {pe}");
-            }
+        }
+        if let Some(pe) = &svc.pe_name {
+            let _ = write!(out, " --pe {pe}");
         }
         if svc.flags.contains(ServiceFlags::ONEPACKET) {
             out.push_str(" -o");
+        }
+        if let Some(flags) = sched_flags(svc) {
+            let _ = write!(out, " -b {flags}");
         }
         out.push('\n');
         for d in &e.dests {
@@ -499,6 +501,31 @@ mod tests {
              -A -u [2001:db8::1]:53 -s sh -b sh-port\n\
              -a -u [2001:db8::1]:53 -r [2001:db8::2]:53 -g -w 2\n\
              -A -f 5 -s rr\n"
+        );
+    }
+
+    /// Defect 14 of issue 15: lvsadm wrote the scheduler flags right after -s (`-s mh -b mh-port
+    /// -p 600`) where ipvsadm writes them last (`-s mh -p 600 -b mh-port`), as seen in the UML
+    /// comparison (lvsadm/tests/uml/compare-ipvsadm.sh); these lines are ipvsadm 1.31's.
+    #[test]
+    fn save_writes_scheduler_flags_last_as_ipvsadm() {
+        let persistent_mh = Entry {
+            service: Service::new(ServiceKey::tcp(sa("192.0.2.107:80")), "mh")
+                .with_flags(ServiceFlags::SCHED2)
+                .persistent(600),
+            dests: vec![],
+        };
+        let everything = Entry {
+            service: Service::new(ServiceKey::udp(sa("192.0.2.109:53")), "sh")
+                .with_flags(ServiceFlags::SCHED1 | ServiceFlags::SCHED2 | ServiceFlags::ONEPACKET)
+                .persistent(60)
+                .with_netmask(0xffff_0000),
+            dests: vec![],
+        };
+        assert_eq!(
+            save(&[persistent_mh, everything]),
+            "-A -t 192.0.2.107:80 -s mh -p 600 -b mh-port\n\
+             -A -u 192.0.2.109:53 -s sh -p 60 -M 255.255.0.0 -o -b sh-fallback,sh-port\n"
         );
     }
 

@@ -35,7 +35,9 @@ in_ns ip addr add 198.51.100.1/24 dev dummy0
 in_ns ip -6 addr add 2001:db8::1/64 dev dummy0 nodad
 
 # Every scheduler, DR/NAT/TUN (ipip, gue, gre), TCP/UDP/SCTP/fwmark, IPv4 and IPv6,
-# persistence with netmasks, scheduler flags, one-packet scheduling, thresholds.
+# persistence with netmasks, scheduler flags, one-packet scheduling, thresholds; and
+# combinations of -p/-M, --pe, -o and -b with IPv4, IPv6 and fwmarks, whose order in -Sn
+# lvsadm once got wrong (issue 15).
 cat > "$WORK/table" <<'TABLE'
 -A -t 192.0.2.100:80 -s rr
 -a -t 192.0.2.100:80 -r 198.51.100.3:8080 -m -w 3 -x 100 -y 50
@@ -66,6 +68,17 @@ cat > "$WORK/table" <<'TABLE'
 -a -u [2001:db8::100]:53 -r [2001:db8::4]:53 -m -x 10 -y 2
 -A -t 192.0.2.105:80 -s mh -b mh-fallback,mh-port
 -a -t 192.0.2.105:80 -r 198.51.100.11 -g
+-A -t 192.0.2.107:80 -s mh -b mh-port -p 600
+-a -t 192.0.2.107:80 -r 198.51.100.15 -g
+-A -t 192.0.2.108:80 -s sh -b sh-fallback -p 300 -M 255.255.0.0
+-A -u 192.0.2.109:53 -s sh -b sh-fallback,sh-port -p 60 -o
+-A -u 192.0.2.110:53 -s rr -p 30 -M 255.255.255.128 -o
+-A -u 192.0.2.113:53 -s mh -b mh-port -o
+-A -t [2001:db8::101]:80 -s mh -b mh-fallback -p 90 -M 48
+-A -u [2001:db8::102]:53 -s sh -b sh-port -p 45 -o
+-A -f 3 -s sh -b sh-port -p 100
+-A -f 4 -6 -s mh -b mh-fallback,mh-port -p 100 -M 96
+-A -t 192.0.2.112:80 -s wrr -b flag-1,flag-3 -p 5
 TABLE
 
 # The SIP persistence engine, when its module can be loaded (the test lane loads modules
@@ -74,6 +87,7 @@ modprobe -d /run/uml-modroot ip_vs_pe_sip 2>/dev/null || modprobe ip_vs_pe_sip 2
 if grep -q '^ip_vs_pe_sip ' /proc/modules; then
     echo "-A -u 192.0.2.106:5060 -s rr -p 60 --pe sip" >> "$WORK/table"
     echo "-a -u 192.0.2.106:5060 -r 198.51.100.14:5060 -m -w 4" >> "$WORK/table"
+    echo "-A -u 192.0.2.111:5060 -s sh -b sh-port -p 60 -M 255.255.255.0 --pe sip -o" >> "$WORK/table"
 else
     echo "note: ip_vs_pe_sip not available, --pe not covered"
 fi
