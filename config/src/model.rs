@@ -469,6 +469,24 @@ pub struct Sync {
     /// Entries per second a full resync sends to one peer (0: all at once).
     #[serde(default = "default_sync_resync_rate")]
     pub resync_rate: u32,
+    /// Senders whose messages to the sync group are learned, besides the peers; absent: the
+    /// subnets of the sync interface's own addresses. Anyone else on the group could fill
+    /// the mirror, which is resynced to the peers and injected into their kernels.
+    pub group_sources: Option<Vec<IpNet>>,
+    /// Most entries the mirror holds. When full, new entries are refused (and counted) while
+    /// entries already held keep being updated, so the connections synced first stay right.
+    #[serde(default = "default_sync_max_entries")]
+    pub max_entries: u32,
+    /// File holding a shared key (at least 16 bytes, readable by root only): unicast between
+    /// syncd peers then carries an HMAC-SHA256 tag, and datagrams without a valid one are
+    /// dropped. Kept out of this file, which is world-readable.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Two million entries: about 120 MB of mirror at the most (some 60 bytes an entry), well
+/// above what a director pair syncs in practice, and far below what fills a host's memory.
+fn default_sync_max_entries() -> u32 {
+    2_000_000
 }
 
 /// 100,000 entries/s: a million-entry table in ten seconds at about 30 Mbit/s, instead of

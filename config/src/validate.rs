@@ -859,6 +859,31 @@ fn sync_section(sync: &Sync, vrrp: &Vrrp, issues: &mut Issues) {
             issues.add(path!["sync", "peers", j], "peer port must not be 0");
         }
     }
+    for (j, net) in sync.group_sources.iter().flatten().enumerate() {
+        if net.addr().is_ipv6() != sync.group.is_ipv6() {
+            issues.add(
+                path!["sync", "group_sources", j],
+                format!(
+                    "{net} is not of the sync group {}'s family: no sender of it can reach the group",
+                    sync.group.ip()
+                ),
+            );
+        }
+    }
+    if sync.max_entries == 0 {
+        issues.add(
+            path!["sync", "max_entries"],
+            "max_entries must be at least 1 (the mirror could hold nothing)",
+        );
+    }
+    if let Some(path) = &sync.key_file
+        && !path.is_absolute()
+    {
+        issues.add(
+            path!["sync", "key_file"],
+            format!("key_file {} must be an absolute path", path.display()),
+        );
+    }
 }
 
 fn feedback_section(feedback: &Feedback, services: &[VirtualServer], issues: &mut Issues) {

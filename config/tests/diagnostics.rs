@@ -404,6 +404,33 @@ fn sync_section() {
 }
 
 #[test]
+fn sync_trust_keys_are_checked() {
+    let base = "[sync]\ninterface = \"eth1\"\nrole = \"backup\"\n";
+    let sync = parse_ok(base).sync.unwrap();
+    assert_eq!(
+        (sync.group_sources, sync.max_entries, sync.key_file),
+        (None, 2_000_000, None)
+    );
+    let sync = parse_ok(&format!(
+        "{base}group_sources = [\"203.0.113.0/24\"]\nmax_entries = 10\nkey_file = \"/etc/lvs-director/sync.key\"\n"
+    ))
+    .sync
+    .unwrap();
+    assert_eq!(sync.group_sources.unwrap()[0].to_string(), "203.0.113.0/24");
+    assert_error(
+        &format!("{base}group_sources = [\"2001:db8::/32\"]\n"),
+        "4:18",
+        "not of the sync group",
+    );
+    assert_error(&format!("{base}max_entries = 0\n"), "4:15", "at least 1");
+    assert_error(
+        &format!("{base}key_file = \"sync.key\"\n"),
+        "4:12",
+        "absolute path",
+    );
+}
+
+#[test]
 fn feedback_agents_name_real_servers_of_a_service() {
     let text = format!(
         "{SERVICE}\n[feedback]\n[[feedback.agent]]\nreal = \"198.51.100.99:80\"\naddress = \"198.51.100.99:3333\"\n"

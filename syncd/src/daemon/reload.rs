@@ -1,6 +1,7 @@
 //! What a SIGHUP's new [sync] section changes, and which of it a running syncd can take.
 //!
-//! Live: peers, syncid, version, maxlen, ttl, resync_rate, and a static role. Restart only:
+//! Live: peers, syncid, version, maxlen, ttl, resync_rate, group_sources, max_entries,
+//! key_file, and a static role. Restart only:
 //! the interface and group (the sockets, packet tap and kernel daemon's interface are bound
 //! at start) and a role that starts or stops following vrrpd (its subscription task).
 
@@ -38,6 +39,13 @@ pub fn plan(running: &SyncConfig, new: &SyncConfig) -> Plan {
     note(running.ttl != new.ttl, "ttl", true);
     note(running.peers != new.peers, "peers", true);
     note(running.resync_rate != new.resync_rate, "resync_rate", true);
+    note(
+        running.group_sources != new.group_sources,
+        "group_sources",
+        true,
+    );
+    note(running.max_entries != new.max_entries, "max_entries", true);
+    note(running.key_file != new.key_file, "key_file", true);
     if restart.contains(&"interface") {
         effective.interface = running.interface.clone();
     }
