@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 type Lane = fn() -> Result<(), String>;
 
 fn main() -> ExitCode {
-    let cases: [(&'static str, Lane); 7] = [
+    let cases: [(&'static str, Lane); 8] = [
         (
             "syncd_relays_master_to_backup",
             syncd_relays_master_to_backup,
@@ -42,6 +42,10 @@ fn main() -> ExitCode {
         (
             "syncd_syncs_over_an_ipv6_group",
             syncd_syncs_over_an_ipv6_group,
+        ),
+        (
+            "syncd_learns_the_group_only_from_its_sources",
+            syncd_learns_the_group_only_from_its_sources,
         ),
     ];
     uml::main(&cases.map(|(name, run)| Case::new(name, run).with_timeout(Duration::from_secs(90))))
@@ -280,6 +284,22 @@ fn relay_backup_config(site: &Site) -> String {
     )
 }
 
+/// Writes a shared key, readable by root only, and returns the `key_file` line naming it.
+fn with_key(site: &Site) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = site.run.join("sync.key");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, b"a shared key for the sync test\n")
+        .map_err(|e| e.to_string())?;
+    Ok(format!("key_file = {:?}\n", path.display().to_string()))
+}
+
 fn counter(status: &Value, name: &str) -> u64 {
     status["counters"][name].as_u64().unwrap_or(0)
 }
@@ -379,6 +399,9 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
         &["203.0.113.2:8849"],
     );
     let b_text = relay_backup_config(&site);
+    // Both with the shared key: hellos, the resync and its notice all carry its tag.
+    let key = with_key(&site)?;
+    let (a_text, b_text) = (format!("{a_text}{key}"), format!("{b_text}{key}"));
     // Held before syncd A runs: only A's snapshot of /proc/net/ip_vs_conn knows them.
     let _early = hold_connections(&site.client, 2)?;
     await_established(2, Duration::from_secs(10), || table(&site.a))
@@ -409,6 +432,20 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
     if counter(&status_b, "resyncs_received") == 0 {
         return Err("syncd B got no resync".to_owned());
     }
+    // An unsigned hello from A's address is dropped for its missing tag.
+    site.a.run(&[
+        "python3",
+        "-c",
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.sendto(b'LVSH\\x01\\x01\\x05\\x00\\x00\\x00\\x00\\x00' + bytes(32), ('203.0.113.2', 8849))",
+    ])?;
+    wait_for(Duration::from_secs(5), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        status["counters"]["drops"]["auth_bad_tag"]
+            .as_u64()
+            .map(drop)
+    })
+    .ok_or("an unsigned datagram to a keyed syncd was not dropped as auth_bad_tag")?;
     // On demand: the master re-reads the kernel's table; a backup refuses.
     let taken = control(&socket_a, &json!({"cmd": "snapshot"}))?;
     if taken["entries"].as_u64().is_none_or(|n| n < 4) {
@@ -781,6 +818,115 @@ fn learn_from_the_group(site: &Site, group: &str, count: usize) -> Result<(), St
     {
         return Err(format!(
             "syncd B must learn the group's messages and inject none: {status_b}"
+        ));
+    }
+    Ok(())
+}
+
+/// Sends `count` ESTABLISHED TCP entries (client 192.0.2.2, ports from `first_port`, to the
+/// VIP and the real server) in kernel v1 format, syncid 5, to the group 224.0.0.81:8848 on
+/// A's sync link, from A's address `source`, each with `timeout` seconds.
+fn send_to_group(
+    site: &Site,
+    source: &str,
+    count: u32,
+    first_port: u32,
+    timeout: u32,
+) -> Result<(), String> {
+    let script = "import socket, struct, sys\n\
+        src, count, first, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n\
+        ip = socket.inet_aton\n\
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        s.bind((src, 0))\n\
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, ip(src))\n\
+        entries = [struct.pack('!BBHIHHHHII', 0, 6, 36, 0, 1, first + i, 80, 8080, 0, timeout)\n\
+        \x20          + ip('192.0.2.2') + ip('192.0.2.100') + ip('198.51.100.11') for i in range(count)]\n\
+        for at in range(0, count, 40):\n\
+        \x20   chunk = entries[at:at + 40]\n\
+        \x20   body = b''.join(chunk)\n\
+        \x20   s.sendto(struct.pack('!BBHBBH', 0, 5, 8 + len(body), len(chunk), 1, 0) + body, ('224.0.0.81', 8848))\n";
+    site.a.run(&[
+        "python3",
+        "-c",
+        script,
+        source,
+        &count.to_string(),
+        &first_port.to_string(),
+        &timeout.to_string(),
+    ])?;
+    Ok(())
+}
+
+/// Caught (issue 15, defect 4): syncd learned entries from anyone on the sync group, into a
+/// mirror without bound, with whatever timeout the wire said (up to 2^32 s), and resynced
+/// them to its peers' kernels. B's syncd (sync link 203.0.113.0/24, default group_sources)
+/// must drop what a host outside the link's subnet sends and count it; learn what a link
+/// host sends, up to max_entries, with the timeouts clamped.
+fn syncd_learns_the_group_only_from_its_sources() -> Result<(), String> {
+    let site = site()?;
+    // A stranger on the sync link: an address outside B's subnet, on A's side of the link.
+    site.a.addr("s0", "192.0.2.250/32")?;
+    let b_dir = site.run.join("b");
+    let b_text = config(&b_dir, "s1", "backup", "224.0.0.81:8848", &[]);
+    let (syncd_b, socket_b) = daemon::start_with_config(&site.b, "syncd", &b_dir, &b_text)?;
+    send_to_group(&site, "192.0.2.250", 10, 41000, 900)?;
+    let status = wait_for(Duration::from_secs(10), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        status["counters"]["drops"]["group_source"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+            .then_some(status)
+    })
+    .ok_or_else(|| {
+        format!(
+            "the stranger's message was not dropped as group_source: {:?}",
+            control(&socket_b, &json!({"cmd": "status"}))
+        )
+    })?;
+    if status["mirror_size"] != 0 || counter(&status, "messages_received") != 0 {
+        return Err(format!("syncd B learned from a stranger: {status}"));
+    }
+    // A host of the link is heard: the path works, so the drop above was the filter's.
+    send_to_group(&site, "203.0.113.1", 3, 42000, 900)?;
+    wait_for(Duration::from_secs(10), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        (status["mirror_size"] == 3).then_some(())
+    })
+    .ok_or("syncd B did not learn from a host of the sync link")?;
+    drop(syncd_b);
+
+    // A flood from a link host with timeouts of 2^32 - 1 s into a mirror of 50.
+    let b_text = format!("{b_text}max_entries = 50\n");
+    let (_syncd_b, socket_b) = daemon::start_with_config(&site.b, "syncd", &b_dir, &b_text)?;
+    send_to_group(&site, "203.0.113.1", 400, 43000, u32::MAX)?;
+    let status = wait_for(Duration::from_secs(10), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        (status["counters"]["drops"]["mirror_full"].as_u64() == Some(350)).then_some(status)
+    })
+    .ok_or_else(|| {
+        format!(
+            "the flood was not capped at 50 entries: {:?}",
+            control(&socket_b, &json!({"cmd": "status"}))
+        )
+    })?;
+    println!("syncd B after the flood: {status}");
+    // Every entry received was clamped, held or refused.
+    if status["mirror_size"] != 50 || counter(&status, "timeouts_clamped") != 400 {
+        return Err(format!(
+            "mirror of 50 with clamped timeouts expected: {status}"
+        ));
+    }
+    let dump = control(&socket_b, &json!({"cmd": "dump"}))?;
+    let longest = dump["entries"]
+        .as_array()
+        .ok_or("dump without entries")?
+        .iter()
+        .filter_map(|e| e["expires"].as_u64())
+        .max();
+    // The kernel's ESTABLISHED timeout (15 minutes unless ipvsadm --set says otherwise).
+    if longest.is_none_or(|s| s > 900) {
+        return Err(format!(
+            "timeouts not clamped to 900 s: longest {longest:?}"
         ));
     }
     Ok(())
