@@ -98,6 +98,12 @@ impl Refused {
     }
 }
 
+/// Hellos that go unanswered this many times in a row are reported, then at most once per
+/// [`UNANSWERED_REPORT_EVERY`]: a peer at a port where no syncd listens never answers, and
+/// nothing else would say so.
+const UNANSWERED_REPORT_AFTER: u32 = 3;
+const UNANSWERED_REPORT_EVERY: Duration = Duration::from_secs(60);
+
 /// How often a paced resync wakes at the most: fewer, fuller messages than a wake per entry.
 const RESYNC_TICK: Duration = Duration::from_millis(10);
 /// A paced resync waits until it can fill about a message (v1 IPv4 entries are 36 B).
@@ -123,6 +129,8 @@ pub enum Action {
     Inject { payload: Vec<u8> },
     /// A full resync went to `peer` (for the event stream).
     ResyncSent { peer: SocketAddr, entries: usize },
+    /// `hellos` hellos in a row to `peers` got no resync back (for a warning).
+    HellosUnanswered { peers: Vec<SocketAddr>, hellos: u32 },
 }
 
 #[derive(Debug)]
@@ -134,6 +142,9 @@ pub struct Engine {
     last_update: Option<Instant>,
     awaiting_resync: bool,
     next_hello: Option<Instant>,
+    /// Hellos sent since the last resync arrived (or since we started asking).
+    unanswered: u32,
+    reported_unanswered: Option<Instant>,
     last_resync: HashMap<SocketAddr, Instant>,
     resyncs: Vec<Resync>,
     actions: VecDeque<Action>,
@@ -149,6 +160,8 @@ impl Engine {
             last_update: None,
             awaiting_resync: false,
             next_hello: None,
+            unanswered: 0,
+            reported_unanswered: None,
             last_resync: HashMap::new(),
             resyncs: Vec::new(),
             actions: VecDeque::new(),
@@ -228,6 +241,8 @@ impl Engine {
             Role::Backup => {
                 // A backup sends no table: resyncs under way stop here.
                 self.resyncs.clear();
+                self.unanswered = 0;
+                self.reported_unanswered = None;
                 self.awaiting_resync = !self.config.peers.is_empty();
                 self.next_hello = self.awaiting_resync.then_some(now);
             }
@@ -275,6 +290,8 @@ impl Engine {
             && at <= now
         {
             if self.awaiting_resync && self.role == Role::Backup {
+                self.report_unanswered(now);
+                self.unanswered = self.unanswered.saturating_add(1);
                 let payload = hello::Repr::Hello {
                     sync_id: self.config.sync_id,
                 }
@@ -439,8 +456,26 @@ impl Engine {
                 self.counters.resyncs_received += 1;
                 self.awaiting_resync = false;
                 self.next_hello = None;
+                self.unanswered = 0;
+                self.reported_unanswered = None;
             }
         }
+    }
+
+    /// Says that hellos go unanswered, once enough have and not too often.
+    fn report_unanswered(&mut self, now: Instant) {
+        if self.unanswered < UNANSWERED_REPORT_AFTER
+            || self
+                .reported_unanswered
+                .is_some_and(|at| now.saturating_duration_since(at) < UNANSWERED_REPORT_EVERY)
+        {
+            return;
+        }
+        self.reported_unanswered = Some(now);
+        self.actions.push_back(Action::HellosUnanswered {
+            peers: self.config.peers.clone(),
+            hellos: self.unanswered,
+        });
     }
 
     /// The peer a datagram came from: its configured address, matched by IP since the

@@ -662,3 +662,42 @@ fn unicast_with_a_wrong_key_is_dropped_and_with_the_right_key_accepted() {
     assert_eq!(drain(&mut backup), [Action::Inject { payload: update }]);
     assert_eq!(backup.mirror().len(), 1);
 }
+
+/// Caught (issue 15, defect 13): a backup whose peer is at a port where no syncd listens
+/// said hello forever without a word; now the unanswered hellos are reported after three,
+/// then at most once a minute, and no more once a resync arrives.
+#[test]
+fn unanswered_hellos_are_reported_rate_limited() {
+    let t0 = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Backup, t0);
+    let mut reports = Vec::new();
+    // Three minutes of hellos every 3 s.
+    for tick in 0..=60u64 {
+        let now = t0 + Duration::from_secs(3 * tick);
+        engine.handle_timeout(now);
+        for action in drain(&mut engine) {
+            if let Action::HellosUnanswered { peers, hellos } = action {
+                assert_eq!(peers, [peer()]);
+                reports.push((3 * tick, hellos));
+            }
+        }
+    }
+    assert_eq!(reports, [(9, 3), (69, 23), (129, 43)]);
+    assert_eq!(engine.counters().hellos_sent, 61);
+    // A resync ends the hellos, and the count starts again from the next role change.
+    let done = hello::Repr::ResyncDone {
+        sync_id: 5,
+        entries: 0,
+    };
+    engine.handle_unicast(peer(), &done.to_bytes(), t0 + Duration::from_secs(181));
+    engine.set_role(Role::Master, t0 + Duration::from_secs(182));
+    engine.set_role(Role::Backup, t0 + Duration::from_secs(183));
+    for tick in 0..3u64 {
+        engine.handle_timeout(t0 + Duration::from_secs(183 + 3 * tick));
+    }
+    assert!(
+        !drain(&mut engine)
+            .iter()
+            .any(|a| matches!(a, Action::HellosUnanswered { .. }))
+    );
+}

@@ -7,7 +7,9 @@
 //! To prove that syncd carries the updates (and not the kernels between themselves), the
 //! relay cases give B's syncd and kernel backup another group and port (224.0.0.82:8849)
 //! than A's kernel master uses (224.0.0.81:8848): B's kernel can only learn through syncd B,
-//! which gets A's updates by unicast from syncd A.
+//! which gets A's updates by unicast from syncd A. Every syncd here receives its peers'
+//! unicast on `unicast_port = 8849`, so peers are written without a port, as in a config
+//! both directors share.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 type Lane = fn() -> Result<(), String>;
 
 fn main() -> ExitCode {
-    let cases: [(&'static str, Lane); 8] = [
+    let cases: [(&'static str, Lane); 9] = [
         (
             "syncd_relays_master_to_backup",
             syncd_relays_master_to_backup,
@@ -46,6 +48,10 @@ fn main() -> ExitCode {
         (
             "syncd_learns_the_group_only_from_its_sources",
             syncd_learns_the_group_only_from_its_sources,
+        ),
+        (
+            "syncd_says_when_its_hellos_go_unanswered",
+            syncd_says_when_its_hellos_go_unanswered,
         ),
     ];
     uml::main(&cases.map(|(name, run)| Case::new(name, run).with_timeout(Duration::from_secs(90))))
@@ -133,7 +139,7 @@ fn config_with_role(
     let peers: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
     format!(
         "[control]\nsocket_dir = {dir:?}\n\n[sync]\ninterface = {interface:?}\nsyncid = 5\n\
-         role = {role}\ngroup = {group:?}\npeers = [{peers}]\n",
+         role = {role}\ngroup = {group:?}\nunicast_port = 8849\npeers = [{peers}]\n",
         dir = socket_dir.display().to_string(),
         peers = peers.join(", "),
     )
@@ -280,7 +286,7 @@ fn relay_backup_config(site: &Site) -> String {
         "s1",
         "backup",
         "224.0.0.82:8849",
-        &["203.0.113.1:8848"],
+        &["203.0.113.1"],
     )
 }
 
@@ -311,7 +317,7 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
         "s0",
         "master",
         "224.0.0.81:8848",
-        &["203.0.113.2:8849"],
+        &["203.0.113.2"],
     );
     let b_text = relay_backup_config(&site);
     let a_text = a_text.replace("[control]\n", "[control]\nmetrics = \"127.0.0.1:9100\"\n");
@@ -396,7 +402,7 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
         "s0",
         "master",
         "224.0.0.81:8848",
-        &["203.0.113.2:8849"],
+        &["203.0.113.2"],
     );
     let b_text = relay_backup_config(&site);
     // Both with the shared key: hellos, the resync and its notice all carry its tag.
@@ -697,14 +703,8 @@ fn syncd_reloads_sync_on_sighup() -> Result<(), String> {
         return Err("B has connections before A knows it as a peer".to_owned());
     }
 
-    let reloaded = config(
-        &dir_a,
-        "s0",
-        "master",
-        "224.0.0.81:8850",
-        &["203.0.113.2:8849"],
-    )
-    .replace("syncid = 5\n", "syncid = 5\nmaxlen = 1000\n");
+    let reloaded = config(&dir_a, "s0", "master", "224.0.0.81:8850", &["203.0.113.2"])
+        .replace("syncid = 5\n", "syncid = 5\nmaxlen = 1000\n");
     std::fs::write(&config_a, reloaded).map_err(|e| e.to_string())?;
     syncd_a.signal(libc::SIGHUP);
 
@@ -930,4 +930,34 @@ fn syncd_learns_the_group_only_from_its_sources() -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Caught (issue 15, defect 13): a backup whose peer has no syncd listening at the port it
+/// is reached on said hello forever and logged nothing. B's peer A runs no syncd: within
+/// four hellos (3 s apart) B's log says so, naming the peer and the port.
+fn syncd_says_when_its_hellos_go_unanswered() -> Result<(), String> {
+    let site = site()?;
+    let dir = site.run.join("b");
+    let config_b = dir.join("director.toml");
+    let text = config(&dir, "s1", "backup", "224.0.0.81:8848", &["203.0.113.1"]);
+    std::fs::write(&config_b, text).map_err(|e| e.to_string())?;
+    let log = dir.join("syncd.log");
+    let _syncd_b = daemon::start_logged(
+        &site.b,
+        "syncd",
+        &config_b,
+        &dir.join("syncd.sock"),
+        Some(&log),
+    )?;
+    wait_for(Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("3 hellos to 203.0.113.1:8849 got no resync")
+            .then_some(())
+    })
+    .ok_or_else(|| {
+        format!(
+            "no warning about unanswered hellos in B's log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    })
 }

@@ -368,6 +368,16 @@ impl Syncd {
                     info!("resync of {entries} entries sent to {peer}");
                     let _ = self.events.send(Event::ResyncSent { peer, entries });
                 }
+                Action::HellosUnanswered { peers, hellos } => {
+                    let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+                    warn!(
+                        "{hellos} hellos to {} got no resync: no syncd master answers there \
+                         (is a syncd listening at that port? peers without a port are reached \
+                         at unicast_port {}; a key_file must match; is a peer master?)",
+                        peers.join(", "),
+                        self.sync.unicast_port()
+                    );
+                }
             }
         }
         self.metrics.publish(
@@ -393,7 +403,7 @@ impl Syncd {
             syncid: self.sync.syncid,
             group: self.sync.group,
             version: self.sync.version,
-            peers: self.sync.peers.clone(),
+            peers: self.sync.peer_addrs(),
             kernel_daemons,
             mirror_size: self.engine.mirror().len(),
             lag_ms: self
@@ -520,7 +530,7 @@ fn engine_config(
             ProtocolVersion::V1
         },
         max_len: usize::from(sync.maxlen),
-        peers: sync.peers.clone(),
+        peers: sync.peer_addrs(),
         hello_interval: HELLO_INTERVAL,
         resync_interval: RESYNC_INTERVAL,
         resync_rate: sync.resync_rate,
@@ -576,7 +586,7 @@ fn one_family(sync: &SyncConfig) -> Result<SocketAddr, String> {
     if let Some(peer) = sync
         .peers
         .iter()
-        .find(|p| p.is_ipv6() != sync.group.is_ipv6())
+        .find(|p| p.ip.is_ipv6() != sync.group.is_ipv6())
     {
         return Err(format!(
             "sync peer {peer}: not of the sync group {}'s family; syncd talks to its peers \
@@ -712,8 +722,10 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         ),
     };
     let client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
+    let unicast_port = sync.unicast_port();
     let unicast_socket = Arc::new(
-        net::unicast_socket(group).map_err(|e| format!("sync port {}: {e}", group.port()))?,
+        net::unicast_socket(group.is_ipv6(), unicast_port)
+            .map_err(|e| format!("unicast port {unicast_port}: {e}"))?,
     );
     let ports = sync_ports(group.port());
     if ports > 1 {

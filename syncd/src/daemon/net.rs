@@ -80,15 +80,15 @@ pub fn local_nets(interface: &str) -> Vec<IpNet> {
     out
 }
 
-/// The sync port for peers' unicast: bound to the wildcard address, and (with
-/// IP_MULTICAST_ALL off and no membership) deaf to the group, so what arrives here was sent
-/// to this host alone.
-/// Of the sync group's family, like the peers.
-pub fn unicast_socket(group: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
+/// The unicast port for peers: bound to the wildcard address, and (with IP_MULTICAST_ALL
+/// off and no membership) deaf to the group, so what arrives here was sent to this host
+/// alone. Of the sync group's family, like the peers.
+pub fn unicast_socket(ipv6: bool, port: u16) -> io::Result<UdpSocket> {
+    let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    let any: IpAddr = if group.is_ipv6() {
+    let any: IpAddr = if ipv6 {
         socket.set_only_v6(true)?;
         socket.set_multicast_all_v6(false)?;
         Ipv6Addr::UNSPECIFIED.into()
@@ -96,7 +96,7 @@ pub fn unicast_socket(group: SocketAddr) -> io::Result<UdpSocket> {
         socket.set_multicast_all_v4(false)?;
         Ipv4Addr::UNSPECIFIED.into()
     };
-    socket.bind(&SocketAddr::new(any, group.port()).into())?;
+    socket.bind(&SocketAddr::new(any, port).into())?;
     UdpSocket::from_std(socket.into())
 }
 

@@ -846,6 +846,7 @@ impl Context {
                 maxlen: 1472,
                 ttl: 1,
                 peers: Vec::new(),
+                unicast_port: None,
                 resync_rate: 100_000,
                 group_sources: None,
                 max_entries: 2_000_000,
