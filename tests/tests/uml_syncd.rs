@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 type Lane = fn() -> Result<(), String>;
 
 fn main() -> ExitCode {
-    let cases: [(&'static str, Lane); 9] = [
+    let cases: [(&'static str, Lane); 10] = [
         (
             "syncd_relays_master_to_backup",
             syncd_relays_master_to_backup,
@@ -52,6 +52,10 @@ fn main() -> ExitCode {
         (
             "syncd_says_when_its_hellos_go_unanswered",
             syncd_says_when_its_hellos_go_unanswered,
+        ),
+        (
+            "syncd_restarting_without_vrrpd_keeps_the_kernel_master",
+            syncd_restarting_without_vrrpd_keeps_the_kernel_master,
         ),
     ];
     uml::main(&cases.map(|(name, run)| Case::new(name, run).with_timeout(Duration::from_secs(90))))
@@ -960,4 +964,48 @@ fn syncd_says_when_its_hellos_go_unanswered() -> Result<(), String> {
             std::fs::read_to_string(&log).unwrap_or_default()
         )
     })
+}
+
+/// Caught (issue 15, defect 10): syncd restarting in follow mode took the backup role until
+/// vrrpd answered, and so stopped the master's kernel sync daemon (and started a backup
+/// one): with vrrpd away, the backup director got no more updates. Now the kernel daemons
+/// stay as they are until vrrpd says the role.
+fn syncd_restarting_without_vrrpd_keeps_the_kernel_master() -> Result<(), String> {
+    let site = site()?;
+    let dir = site.run.join("a");
+    let vrrpd_socket = dir.join("vrrpd.sock");
+    let vrrpd = FakeVrrpd::serve(&vrrpd_socket, "MASTER")?;
+    let text = format!(
+        "[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"a0\"\nvrid = 51\n\
+         virtual_addresses = [\"{VIP}/32\"]\n\n{}",
+        config_with_role(&dir, "s0", "{ follow = \"VI_1\" }", "224.0.0.81:8848", &[])
+    );
+    let (syncd, socket) = daemon::start_with_config(&site.a, "syncd", &dir, &text)?;
+    wait_role(&site.a, &socket, "master")?;
+    // syncd dies, and vrrpd is away (its socket gone) when syncd comes back.
+    syncd.signal(libc::SIGKILL);
+    drop(syncd);
+    drop(vrrpd);
+    std::fs::remove_file(&vrrpd_socket).map_err(|e| e.to_string())?;
+    let (_syncd, socket) = daemon::start_with_config(&site.a, "syncd", &dir, &text)?;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let daemons = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
+        if !daemons.contains("master sync daemon") || daemons.contains("backup sync daemon") {
+            return Err(format!(
+                "syncd, restarted without vrrpd, changed the kernel daemons: {daemons}"
+            ));
+        }
+    }
+    let status = control(&socket, &json!({"cmd": "status"}))?;
+    println!("syncd without vrrpd: {status}");
+    if status["role_source"] != "follow VI_1 (not heard yet)" {
+        return Err(format!(
+            "the status must say the role is not known: {status}"
+        ));
+    }
+    // vrrpd is back and says BACKUP: now syncd acts on it.
+    let _vrrpd = FakeVrrpd::serve(&vrrpd_socket, "BACKUP")?;
+    wait_role(&site.a, &socket, "backup")?;
+    Ok(())
 }

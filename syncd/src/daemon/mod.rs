@@ -4,7 +4,9 @@
 //!
 //! The kernel sync daemons are started to match the role and left running on exit: kernel
 //! to kernel sync on a shared link keeps working without syncd, and a restarted syncd adopts
-//! daemons that already match its config.
+//! daemons that already match its config. Following vrrpd, syncd leaves them as they are
+//! until vrrpd has said the role: a restart while vrrpd is away must not stop the master's
+//! kernel daemon (and the backup's updates with it) on a guess.
 
 mod metrics;
 mod net;
@@ -51,6 +53,9 @@ struct Syncd {
     config_path: PathBuf,
     group: SocketAddr,
     role_source: String,
+    /// False while following vrrpd before it has said the role: the engine runs as a
+    /// backup (it sends nothing that could do harm) and the kernel daemons are left alone.
+    role_known: bool,
     engine: Engine,
     client: IpvsClient,
     unicast_socket: Arc<UdpSocket>,
@@ -138,7 +143,9 @@ impl Syncd {
     /// daemons, unless `entering` (at start).
     fn set_role(&mut self, role: Role, entering: bool) {
         let old = self.engine.role();
-        if let Err(e) = self.apply_kernel_role(role) {
+        if !self.role_known {
+            info!("the role is not known yet: the kernel sync daemons are left as they are");
+        } else if let Err(e) = self.apply_kernel_role(role) {
             warn!("{e}");
         }
         if old == role && !entering {
@@ -220,7 +227,7 @@ impl Syncd {
         let now = Instant::now();
         let config = self.engine_config();
         self.engine.reconfigure(config, now);
-        if plan.kernel_daemon {
+        if plan.kernel_daemon && self.role_known {
             // Its settings are fixed when it starts: stop it so the role check below starts
             // it again with the new ones.
             let running = match self.engine.role() {
@@ -241,7 +248,7 @@ impl Syncd {
         };
         match role {
             Some(role) => self.set_role(role, false),
-            None if plan.kernel_daemon => {
+            None if plan.kernel_daemon && self.role_known => {
                 if let Err(e) = self.apply_kernel_role(self.engine.role()) {
                     warn!("SIGHUP: {e}");
                 }
@@ -344,7 +351,10 @@ impl Syncd {
                     self.engine.handle_observed(&payload, now);
                 }
             }
-            Input::Role(role) => self.set_role(role, false),
+            Input::Role(role) => {
+                self.role_known = true;
+                self.set_role(role, false);
+            }
             Input::Drop(cause) => self.engine.record_drop(cause),
         }
     }
@@ -398,7 +408,11 @@ impl Syncd {
         let now = Instant::now();
         Status {
             role: self.engine.role().as_str().to_owned(),
-            role_source: self.role_source.clone(),
+            role_source: if self.role_known {
+                self.role_source.clone()
+            } else {
+                format!("{} (not heard yet)", self.role_source)
+            },
             interface: self.sync.interface.clone(),
             syncid: self.sync.syncid,
             group: self.sync.group,
@@ -763,6 +777,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     }
     tokio::spawn(observe_kernel_master(tap, group, ports, inputs_tx.clone()));
     let socket_dir = config.control.socket_dir.clone();
+    let following = follow.is_some();
     if let Some(instance) = follow {
         let path = lvs_control::socket_path(&socket_dir, "vrrpd");
         tokio::spawn(follow_vrrpd(path, instance, inputs_tx.clone()));
@@ -778,6 +793,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         Instant::now(),
     );
     let mut syncd = Syncd {
+        role_known: !following,
         sync,
         config_path,
         group,
