@@ -8,6 +8,7 @@
 //! until vrrpd has said the role: a restart while vrrpd is away must not stop the master's
 //! kernel daemon (and the backup's updates with it) on a guess.
 
+mod drops;
 mod metrics;
 mod net;
 mod reload;
@@ -67,6 +68,7 @@ struct Syncd {
     config_persistence: u32,
     events: broadcast::Sender<Event>,
     metrics: metrics::Metrics,
+    drop_warnings: drops::DropWarnings,
 }
 
 impl Syncd {
@@ -389,6 +391,12 @@ impl Syncd {
                     );
                 }
             }
+        }
+        for warning in self
+            .drop_warnings
+            .due(self.engine.counters(), Instant::now())
+        {
+            warn!("{warning}");
         }
         self.metrics.publish(
             self.engine.counters(),
@@ -807,6 +815,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         config_persistence: longest_persistence(&config),
         events: events.clone(),
         metrics: metrics::Metrics::new(),
+        drop_warnings: drops::DropWarnings::default(),
     };
     syncd.refresh();
     if let Some(base) = config.control.metrics {
