@@ -818,6 +818,29 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         drop_warnings: drops::DropWarnings::default(),
     };
     syncd.refresh();
+    let peers: Vec<String> = syncd
+        .sync
+        .peer_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let sources: Vec<String> = syncd
+        .group_sources()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    info!(
+        "unicast on port {unicast_port}; peers: [{}]; group heard from [{}] and the peers; \
+         mirror of at most {} entries; unicast {}",
+        peers.join(", "),
+        sources.join(", "),
+        syncd.sync.max_entries,
+        if syncd.key.is_some() {
+            "authenticated with the key_file"
+        } else {
+            "not authenticated (no key_file)"
+        }
+    );
     if let Some(base) = config.control.metrics {
         let addr = lvs_control::metrics::address(base, "syncd");
         let listener = tokio::net::TcpListener::bind(addr)
