@@ -464,11 +464,101 @@ pub struct Sync {
     pub maxlen: u16,
     #[serde(default = "one_u8")]
     pub ttl: u8,
+    /// Other directors' syncd: an address, which syncd reaches at `unicast_port`, or an
+    /// address and port (that must be `unicast_port`: every director reads this config).
     #[serde(default)]
-    pub peers: Vec<SocketAddr>,
+    pub peers: Vec<SyncPeer>,
+    /// The port syncd receives its peers' unicast on; absent: the group's port.
+    pub unicast_port: Option<u16>,
     /// Entries per second a full resync sends to one peer (0: all at once).
     #[serde(default = "default_sync_resync_rate")]
     pub resync_rate: u32,
+    /// Senders whose messages to the sync group are learned, besides the peers; absent: the
+    /// subnets of the sync interface's own addresses. Anyone else on the group could fill
+    /// the mirror, which is resynced to the peers and injected into their kernels.
+    pub group_sources: Option<Vec<IpNet>>,
+    /// Most entries the mirror holds. When full, new entries are refused (and counted) while
+    /// entries already held keep being updated, so the connections synced first stay right.
+    #[serde(default = "default_sync_max_entries")]
+    pub max_entries: u32,
+    /// File holding a shared key (at least 16 bytes, readable by root only): unicast between
+    /// syncd peers then carries an HMAC-SHA256 tag, and datagrams without a valid one are
+    /// dropped. Kept out of this file, which is world-readable.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Sync {
+    /// The port syncd receives unicast on, and its peers' port unless they name one.
+    pub fn unicast_port(&self) -> u16 {
+        self.unicast_port.unwrap_or(self.group.port())
+    }
+
+    /// Where each peer's syncd is reached.
+    pub fn peer_addrs(&self) -> Vec<SocketAddr> {
+        let port = self.unicast_port();
+        self.peers
+            .iter()
+            .map(|p| SocketAddr::new(p.ip, p.port.unwrap_or(port)))
+            .collect()
+    }
+}
+
+/// A peer in `[sync] peers`: `"192.0.2.12"`, `"2001:db8::12"`, or with a port
+/// `"192.0.2.12:8848"`, `"[2001:db8::12]:8848"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncPeer {
+    pub ip: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl std::str::FromStr for SyncPeer {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(SyncPeer { ip, port: None });
+        }
+        s.parse::<SocketAddr>()
+            .map(|at| SyncPeer {
+                ip: at.ip(),
+                port: Some(at.port()),
+            })
+            .map_err(|_| {
+                format!(
+                    "peer {s:?} is not an address or address:port \
+                     (\"192.0.2.12\", \"[2001:db8::12]:8848\")"
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for SyncPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(port) => SocketAddr::new(self.ip, port).fmt(f),
+            None => self.ip.fmt(f),
+        }
+    }
+}
+
+impl Serialize for SyncPeer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncPeer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Two million entries: about 200 MB of mirror at the most (87 to 100 bytes an entry,
+/// measured by `cargo test -p syncd --bench codec`), above what most director pairs sync,
+/// and far below what fills a director's memory.
+fn default_sync_max_entries() -> u32 {
+    2_000_000
 }
 
 /// 100,000 entries/s: a million-entry table in ten seconds at about 30 Mbit/s, instead of

@@ -854,10 +854,66 @@ fn sync_section(sync: &Sync, vrrp: &Vrrp, issues: &mut Issues) {
     if sync.ttl == 0 {
         issues.add(path!["sync", "ttl"], "ttl must be at least 1");
     }
+    if sync.unicast_port == Some(0) {
+        issues.add(path!["sync", "unicast_port"], "unicast_port must not be 0");
+    }
+    let listening = sync.unicast_port();
     for (j, peer) in sync.peers.iter().enumerate() {
-        if peer.port() == 0 {
-            issues.add(path!["sync", "peers", j], "peer port must not be 0");
+        // Every director reads this same file, so each peer's syncd listens on this
+        // config's unicast port: any other port reaches nobody, silently.
+        match peer.port {
+            Some(0) => issues.add(path!["sync", "peers", j], "peer port must not be 0"),
+            Some(port) if port != listening => issues.add(
+                path!["sync", "peers", j],
+                format!(
+                    "no syncd listens on port {port}: syncd receives peers' unicast on \
+                     unicast_port {listening}{default}, and every director reads this config; \
+                     write the peer without a port, or set unicast_port = {port}",
+                    default = if sync.unicast_port.is_none() {
+                        " (the group's port, as unicast_port is not set)"
+                    } else {
+                        ""
+                    },
+                ),
+            ),
+            _ => {}
         }
+        if peer.ip.is_ipv6() != sync.group.is_ipv6() {
+            issues.add(
+                path!["sync", "peers", j],
+                format!(
+                    "peer {} is not of the sync group {}'s family; syncd talks to its peers \
+                     from one socket of that family",
+                    peer.ip,
+                    sync.group.ip()
+                ),
+            );
+        }
+    }
+    for (j, net) in sync.group_sources.iter().flatten().enumerate() {
+        if net.addr().is_ipv6() != sync.group.is_ipv6() {
+            issues.add(
+                path!["sync", "group_sources", j],
+                format!(
+                    "{net} is not of the sync group {}'s family: no sender of it can reach the group",
+                    sync.group.ip()
+                ),
+            );
+        }
+    }
+    if sync.max_entries == 0 {
+        issues.add(
+            path!["sync", "max_entries"],
+            "max_entries must be at least 1 (the mirror could hold nothing)",
+        );
+    }
+    if let Some(path) = &sync.key_file
+        && !path.is_absolute()
+    {
+        issues.add(
+            path!["sync", "key_file"],
+            format!("key_file {} must be an absolute path", path.display()),
+        );
     }
 }
 

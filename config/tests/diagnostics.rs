@@ -403,6 +403,100 @@ fn sync_section() {
     assert_error(&format!("{base}maxlen = 10\n"), "4:10", "64 to 65507");
 }
 
+/// Caught (issue 15, defect 13): the example's `peers = ["192.0.2.12:8849"]` beside the
+/// group at port 8848 passed check-config, while every syncd reading it receives unicast on
+/// 8848: no resync, and no word about it.
+#[test]
+fn sync_peers_are_reached_where_syncd_listens() {
+    let base = "[sync]\ninterface = \"eth1\"\nrole = \"backup\"\n";
+    assert_error(
+        &format!("{base}group = \"224.0.0.81:8848\"\npeers = [\"192.0.2.12:8849\"]\n"),
+        "5:10",
+        "no syncd listens on port 8849",
+    );
+    // Without a port a peer is reached at unicast_port, by default the group's port.
+    let sync = parse_ok(&format!(
+        "{base}group = \"224.0.0.81:8850\"\npeers = [\"192.0.2.12\", \"192.0.2.13:8850\"]\n"
+    ))
+    .sync
+    .unwrap();
+    let addrs: Vec<String> = sync.peer_addrs().iter().map(ToString::to_string).collect();
+    assert_eq!(addrs, ["192.0.2.12:8850", "192.0.2.13:8850"]);
+    let sync = parse_ok(&format!(
+        "{base}unicast_port = 8849\npeers = [\"192.0.2.12\", \"192.0.2.13:8849\"]\n"
+    ))
+    .sync
+    .unwrap();
+    assert_eq!(sync.unicast_port(), 8849);
+    assert!(sync.peer_addrs().iter().all(|p| p.port() == 8849));
+    assert_error(
+        &format!("{base}unicast_port = 8849\npeers = [\"192.0.2.12:8848\"]\n"),
+        "5:10",
+        "set unicast_port = 8848",
+    );
+    assert_error(
+        &format!("{base}peers = [\"2001:db8::12\"]\n"),
+        "4:10",
+        "not of the sync group",
+    );
+    assert_error(
+        &format!("{base}peers = [\"eth0\"]\n"),
+        "4:9",
+        "not an address",
+    );
+    assert_error(
+        &format!("{base}unicast_port = 0\n"),
+        "4:16",
+        "must not be 0",
+    );
+
+    // The example's peers line, uncommented, is valid and reaches the group's port.
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/director.toml"
+    ))
+    .unwrap();
+    let peers_line = example
+        .lines()
+        .find(|l| l.starts_with("# peers = "))
+        .expect("the example shows peers");
+    let uncommented = example.replace(peers_line, &peers_line[2..]);
+    let sync = parse_ok(&uncommented).sync.unwrap();
+    assert!(!sync.peers.is_empty());
+    assert!(
+        sync.peer_addrs()
+            .iter()
+            .all(|p| p.port() == sync.group.port())
+    );
+}
+
+#[test]
+fn sync_trust_keys_are_checked() {
+    let base = "[sync]\ninterface = \"eth1\"\nrole = \"backup\"\n";
+    let sync = parse_ok(base).sync.unwrap();
+    assert_eq!(
+        (sync.group_sources, sync.max_entries, sync.key_file),
+        (None, 2_000_000, None)
+    );
+    let sync = parse_ok(&format!(
+        "{base}group_sources = [\"203.0.113.0/24\"]\nmax_entries = 10\nkey_file = \"/etc/lvs-director/sync.key\"\n"
+    ))
+    .sync
+    .unwrap();
+    assert_eq!(sync.group_sources.unwrap()[0].to_string(), "203.0.113.0/24");
+    assert_error(
+        &format!("{base}group_sources = [\"2001:db8::/32\"]\n"),
+        "4:18",
+        "not of the sync group",
+    );
+    assert_error(&format!("{base}max_entries = 0\n"), "4:15", "at least 1");
+    assert_error(
+        &format!("{base}key_file = \"sync.key\"\n"),
+        "4:12",
+        "absolute path",
+    );
+}
+
 #[test]
 fn feedback_agents_name_real_servers_of_a_service() {
     let text = format!(

@@ -64,8 +64,12 @@ pub struct Counters {
     pub snapshots: u64,
     pub snapshot_entries: u64,
     pub entries_expired: u64,
+    /// Received entries whose timeout was above the kernel's longest for their state.
+    #[serde(default)]
+    pub timeouts_clamped: u64,
     /// Dropped datagrams or entries by cause: the codec's error labels, plus syncd's own
-    /// (sync_id, hello_*, send_*, ipv6_in_v0, ...).
+    /// (sync_id, hello_*, send_*, ipv6_in_v0, group_source, unknown_peer, mirror_full,
+    /// auth_*, ...).
     pub drops: BTreeMap<String, u64>,
 }
 

@@ -241,6 +241,10 @@ fn relay(kernel_messages: &[Vec<u8>], per_message: usize, offered: f64, length: 
         hello_interval: Duration::from_secs(1),
         resync_interval: Duration::from_secs(60),
         resync_rate: 0,
+        group_sources: Vec::new(),
+        max_entries: usize::MAX,
+        ceilings: syncd::TimeoutCeilings::default(),
+        key: None,
     };
 
     let backup = std::thread::spawn(move || {

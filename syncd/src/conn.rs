@@ -359,3 +359,57 @@ pub fn default_timeout_secs(protocol: Protocol, state: u16, template: bool) -> u
         _ => FALLBACK,
     }
 }
+
+/// The longest timeouts the local kernel gives entries in the states whose timeout an
+/// operator can change: `ipvsadm --set tcp tcpfin udp` (`ip_vs_set_timeout`) and a
+/// service's persistence timeout, which its templates take. The daemon reads them from the
+/// kernel; the defaults are the kernel's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeoutCeilings {
+    /// TCP ESTABLISHED (`tcp_timeouts`: 15 minutes).
+    pub tcp: u32,
+    /// TCP FIN_WAIT (2 minutes).
+    pub tcp_fin: u32,
+    /// UDP (`udp_timeouts`: 5 minutes).
+    pub udp: u32,
+    /// Persistence templates: the longest persistence timeout of the services, at least the
+    /// 3 minutes a kernel backup gives a template that carries none.
+    pub template: u32,
+}
+
+impl Default for TimeoutCeilings {
+    fn default() -> Self {
+        TimeoutCeilings {
+            tcp: 15 * 60,
+            tcp_fin: 2 * 60,
+            udp: 5 * 60,
+            template: 3 * 60,
+        }
+    }
+}
+
+/// The longest timeout the kernel would give an entry of this protocol and state: the
+/// operator-set values of `ceilings` where the kernel lets them be changed, else the fixed
+/// values of its state tables (ip_vs_proto_tcp.c `tcp_timeouts`, ip_vs_proto_sctp.c
+/// `sctp_timeouts`), which a kernel master also sends. A sync message may say up to 2^32 s,
+/// which a kernel backup would take as it is.
+pub fn max_timeout_secs(
+    protocol: Protocol,
+    state: u16,
+    template: bool,
+    ceilings: &TimeoutCeilings,
+) -> u32 {
+    const TCP_ESTABLISHED: u16 = 1;
+    const TCP_FIN_WAIT: u16 = 4;
+    if template {
+        return ceilings
+            .template
+            .max(default_timeout_secs(protocol, state, true));
+    }
+    match (protocol, state) {
+        (Protocol::TCP, TCP_ESTABLISHED) => ceilings.tcp,
+        (Protocol::TCP, TCP_FIN_WAIT) => ceilings.tcp_fin,
+        (Protocol::UDP, _) => ceilings.udp,
+        _ => default_timeout_secs(protocol, state, false),
+    }
+}

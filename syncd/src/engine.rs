@@ -18,14 +18,23 @@
 //!
 //! Either role keeps the mirror across a role change, so a backup promoted to master can
 //! resync the next backup.
+//!
+//! What is learned is trusted as far as it has to be, since the mirror is resynced to peers
+//! and injected into their kernels: the group is heard only from [`EngineConfig::group_sources`]
+//! and the peers; unicast only from the peers, and with a [`EngineConfig::key`] only with a
+//! valid tag; timeouts are clamped to the longest the kernel gives the entry's state; and
+//! the mirror holds at most [`EngineConfig::max_entries`] (when full, new entries are refused
+//! and counted, entries already held keep being updated). Each refusal is counted by cause.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use lvs_control::syncd::Counters;
 
-use crate::conn::Connection;
+use crate::auth::Key;
+use crate::conn::{Connection, TimeoutCeilings, max_timeout_secs};
 use crate::mirror::{Cursor, Mirror};
 use crate::wire::{self, MessageBuilder, ProtocolVersion, Scope, hello};
 
@@ -54,7 +63,46 @@ pub struct EngineConfig {
     pub resync_interval: Duration,
     /// Entries per second a resync sends to one peer; 0 sends the whole table at once.
     pub resync_rate: u32,
+    /// Senders whose messages to the group are learned, besides the peers.
+    pub group_sources: Vec<IpNet>,
+    /// Most entries the mirror holds.
+    pub max_entries: usize,
+    /// Longest timeouts the local kernel gives; received entries are clamped to them.
+    pub ceilings: TimeoutCeilings,
+    /// Shared key: unicast to and from peers carries an HMAC tag (see [`crate::auth`]).
+    pub key: Option<Key>,
 }
+
+/// Why a datagram or entry was refused before it reached the mirror; each cause has its
+/// own drop counter (the label of [`Refused::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("message to the group from a sender neither in group_sources nor a peer")]
+    GroupSource,
+    #[error("unicast from an address that is no configured peer")]
+    UnknownPeer,
+    #[error("new entry refused: the mirror holds max_entries")]
+    MirrorFull,
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+}
+
+impl Refused {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::GroupSource => "group_source",
+            Refused::UnknownPeer => "unknown_peer",
+            Refused::MirrorFull => "mirror_full",
+            Refused::Auth(e) => e.as_str(),
+        }
+    }
+}
+
+/// Hellos that go unanswered this many times in a row are reported, then at most once per
+/// [`UNANSWERED_REPORT_EVERY`]: a peer at a port where no syncd listens never answers, and
+/// nothing else would say so.
+const UNANSWERED_REPORT_AFTER: u32 = 3;
+const UNANSWERED_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// How often a paced resync wakes at the most: fewer, fuller messages than a wake per entry.
 const RESYNC_TICK: Duration = Duration::from_millis(10);
@@ -81,6 +129,8 @@ pub enum Action {
     Inject { payload: Vec<u8> },
     /// A full resync went to `peer` (for the event stream).
     ResyncSent { peer: SocketAddr, entries: usize },
+    /// `hellos` hellos in a row to `peers` got no resync back (for a warning).
+    HellosUnanswered { peers: Vec<SocketAddr>, hellos: u32 },
 }
 
 #[derive(Debug)]
@@ -92,6 +142,9 @@ pub struct Engine {
     last_update: Option<Instant>,
     awaiting_resync: bool,
     next_hello: Option<Instant>,
+    /// Hellos sent since the last resync arrived (or since we started asking).
+    unanswered: u32,
+    reported_unanswered: Option<Instant>,
     last_resync: HashMap<SocketAddr, Instant>,
     resyncs: Vec<Resync>,
     actions: VecDeque<Action>,
@@ -107,6 +160,8 @@ impl Engine {
             last_update: None,
             awaiting_resync: false,
             next_hello: None,
+            unanswered: 0,
+            reported_unanswered: None,
             last_resync: HashMap::new(),
             resyncs: Vec::new(),
             actions: VecDeque::new(),
@@ -186,14 +241,38 @@ impl Engine {
             Role::Backup => {
                 // A backup sends no table: resyncs under way stop here.
                 self.resyncs.clear();
+                self.unanswered = 0;
+                self.reported_unanswered = None;
                 self.awaiting_resync = !self.config.peers.is_empty();
                 self.next_hello = self.awaiting_resync.then_some(now);
             }
         }
     }
 
+    /// The next thing to do; with a key, what goes to a peer is signed here, once for all.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front()?;
+        Some(match (action, &self.config.key) {
+            (Action::SendPeer { to, payload }, Some(key)) => Action::SendPeer {
+                to,
+                payload: key.sign(payload),
+            },
+            (action, _) => action,
+        })
+    }
+
+    /// The group's allowed senders changed (the default follows the interface's subnets).
+    pub fn set_group_sources(&mut self, sources: Vec<IpNet>) {
+        self.config.group_sources = sources;
+    }
+
+    /// The local kernel's timeouts changed (read from it now and then).
+    pub fn set_ceilings(&mut self, ceilings: TimeoutCeilings) {
+        self.config.ceilings = ceilings;
+    }
+
+    fn refuse(&mut self, cause: Refused) {
+        self.record_drop(cause.as_str());
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -211,6 +290,8 @@ impl Engine {
             && at <= now
         {
             if self.awaiting_resync && self.role == Role::Backup {
+                self.report_unanswered(now);
+                self.unanswered = self.unanswered.saturating_add(1);
                 let payload = hello::Repr::Hello {
                     sync_id: self.config.sync_id,
                 }
@@ -249,43 +330,84 @@ impl Engine {
     /// A unicast datagram on the sync port: a peer's hello or resync notice, or a sync
     /// message (an update or part of a resync). Only configured peers are heard: a backup
     /// hands what it accepts to its kernel, which must not take orders from anyone.
-    pub fn handle_unicast(&mut self, from: SocketAddr, payload: &[u8], now: Instant) {
+    pub fn handle_unicast(&mut self, from: SocketAddr, datagram: &[u8], now: Instant) {
+        let payload = match &self.config.key {
+            Some(key) => match key.verify(datagram) {
+                Ok(payload) => payload,
+                Err(e) => return self.refuse(e.into()),
+            },
+            None => datagram,
+        };
         if hello::is_hello(payload) {
             self.handle_hello(from, payload, now);
             return;
         }
         if self.peer_of(from).is_none() {
-            self.record_drop("unknown_peer");
+            self.refuse(Refused::UnknownPeer);
             return;
         }
-        if self.receive(payload, now) && self.role == Role::Backup {
+        let Some((conns, clamped)) = self.accept(payload) else {
+            return;
+        };
+        // Handed on as sent, unless a timeout had to be clamped: then as we learned it.
+        let injected = match self.role {
+            Role::Backup if clamped => self.build(&conns).into_iter().map(|(m, _)| m).collect(),
+            Role::Backup => vec![payload.to_vec()],
+            Role::Master => Vec::new(),
+        };
+        self.learn(conns, now);
+        for payload in injected {
             self.counters.messages_injected += 1;
-            self.actions.push_back(Action::Inject {
-                payload: payload.to_vec(),
-            });
+            self.actions.push_back(Action::Inject { payload });
         }
     }
 
     /// A sync message to the group on the sync interface, from another host's kernel
     /// master. Learned only: the local kernel backup is a member of the same group and
     /// already has it. Datagrams this host sent itself must be filtered out by the caller.
-    pub fn handle_group(&mut self, payload: &[u8], now: Instant) {
+    /// Only the group sources and the peers are heard: the group is open to anyone on the
+    /// link.
+    pub fn handle_group(&mut self, from: SocketAddr, payload: &[u8], now: Instant) {
         if hello::is_hello(payload) {
             self.record_drop("hello_via_group");
             return;
         }
-        self.receive(payload, now);
+        let allowed = self
+            .config
+            .group_sources
+            .iter()
+            .any(|net| net.contains(&from.ip()))
+            || self.peer_of(from).is_some();
+        if !allowed {
+            self.refuse(Refused::GroupSource);
+            return;
+        }
+        if let Some((conns, _)) = self.accept(payload) {
+            self.learn(conns, now);
+        }
     }
 
-    /// Decodes and learns a received sync message; true if it was accepted.
-    fn receive(&mut self, payload: &[u8], now: Instant) -> bool {
-        let Some(conns) = self.decode(payload) else {
-            return false;
-        };
+    /// Decodes a received sync message, with its timeouts clamped; true in the second place
+    /// if a clamp changed one.
+    fn accept(&mut self, payload: &[u8]) -> Option<(Vec<Connection>, bool)> {
+        let mut conns = self.decode(payload)?;
         self.counters.messages_received += 1;
         self.counters.entries_received += conns.len() as u64;
-        self.learn(conns, now);
-        true
+        let mut clamped = false;
+        for conn in &mut conns {
+            let max = max_timeout_secs(
+                conn.protocol,
+                conn.state,
+                conn.is_template(),
+                &self.config.ceilings,
+            );
+            if conn.timeout > max {
+                conn.timeout = max;
+                self.counters.timeouts_clamped += 1;
+                clamped = true;
+            }
+        }
+        Some((conns, clamped))
     }
 
     /// The kernel's whole table, read by the daemon: learned, and in the master role sent to
@@ -334,8 +456,26 @@ impl Engine {
                 self.counters.resyncs_received += 1;
                 self.awaiting_resync = false;
                 self.next_hello = None;
+                self.unanswered = 0;
+                self.reported_unanswered = None;
             }
         }
+    }
+
+    /// Says that hellos go unanswered, once enough have and not too often.
+    fn report_unanswered(&mut self, now: Instant) {
+        if self.unanswered < UNANSWERED_REPORT_AFTER
+            || self
+                .reported_unanswered
+                .is_some_and(|at| now.saturating_duration_since(at) < UNANSWERED_REPORT_EVERY)
+        {
+            return;
+        }
+        self.reported_unanswered = Some(now);
+        self.actions.push_back(Action::HellosUnanswered {
+            peers: self.config.peers.clone(),
+            hellos: self.unanswered,
+        });
     }
 
     /// The peer a datagram came from: its configured address, matched by IP since the
@@ -497,6 +637,11 @@ impl Engine {
             self.last_update = Some(now);
         }
         for conn in conns {
+            // Refreshes of what is held go on when full: those connections stay right.
+            if self.mirror.len() >= self.config.max_entries && !self.mirror.holds(&conn) {
+                self.refuse(Refused::MirrorFull);
+                continue;
+            }
             self.mirror.apply(conn, now);
         }
     }

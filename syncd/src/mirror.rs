@@ -350,6 +350,11 @@ impl Mirror {
         Applied::Updated
     }
 
+    /// Whether an entry with `conn`'s key is held (an update of it adds nothing).
+    pub fn holds(&self, conn: &Connection) -> bool {
+        self.find_conn(conn).is_some()
+    }
+
     /// Removes `key`, returning the connection and the deadline it had.
     pub fn remove(&mut self, key: &ConnKey) -> Option<(Connection, Instant)> {
         let slot = self.find(key)?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use syncd::engine::{Action, Engine, EngineConfig, Role};
 use syncd::wire::{self, ProtocolVersion, hello};
-use syncd::{Addrs, ConnFlags, Connection, Protocol};
+use syncd::{Addrs, ConnFlags, Connection, Protocol, TimeoutCeilings};
 
 const PEER: &str = "203.0.113.2:8848";
 
@@ -21,7 +21,16 @@ fn config(peers: &[&str]) -> EngineConfig {
         hello_interval: Duration::from_secs(3),
         resync_interval: Duration::from_secs(5),
         resync_rate: 0,
+        group_sources: vec!["203.0.113.0/24".parse().unwrap()],
+        max_entries: 1_000_000,
+        ceilings: TimeoutCeilings::default(),
+        key: None,
     }
+}
+
+/// A host on the sync link (inside `group_sources`) whose kernel master sends to the group.
+fn neighbour() -> SocketAddr {
+    "203.0.113.7:8848".parse().unwrap()
 }
 
 fn conn(cport: u16, state: u16, timeout: u32) -> Connection {
@@ -270,7 +279,7 @@ fn group_messages_are_learned_not_injected_and_strangers_are_not_heard() {
     let now = Instant::now();
     let mut engine = Engine::new(config(&[PEER]), Role::Backup, now);
     drain(&mut engine);
-    engine.handle_group(&message(5, &[conn(40000, 1, 900)]), now);
+    engine.handle_group(neighbour(), &message(5, &[conn(40000, 1, 900)]), now);
     assert!(drain(&mut engine).is_empty());
     assert_eq!(engine.mirror().len(), 1);
     assert_eq!(engine.counters().messages_received, 1);
@@ -292,7 +301,7 @@ fn group_messages_are_learned_not_injected_and_strangers_are_not_heard() {
 fn entries_expire_on_the_timer() {
     let now = Instant::now();
     let mut engine = Engine::new(config(&[]), Role::Backup, now);
-    engine.handle_group(&message(5, &[conn(40000, 5, 120)]), now);
+    engine.handle_group(neighbour(), &message(5, &[conn(40000, 5, 120)]), now);
     assert_eq!(engine.poll_timeout(), Some(now + Duration::from_secs(120)));
     engine.handle_timeout(now + Duration::from_secs(120));
     assert!(engine.mirror().is_empty());
@@ -327,7 +336,7 @@ fn garbage_never_panics_and_every_drop_is_counted() {
             }
             match i % 3 {
                 0 => engine.handle_unicast(peer(), &datagram, now),
-                1 => engine.handle_group(&datagram, now),
+                1 => engine.handle_group(neighbour(), &datagram, now),
                 _ => engine.handle_observed(&datagram, now),
             }
             drain(&mut engine);
@@ -477,5 +486,218 @@ fn a_reload_resyncs_new_peers_and_forgets_removed_ones() {
             to: peer(),
             payload: hello::Repr::Hello { sync_id: 5 }.to_bytes()
         }]
+    );
+}
+
+// ---------------------------------------------------------------- trust (issue 15, defect 4)
+
+/// Caught: syncd learned whatever anyone on the link sent to the sync group (only its own
+/// datagrams were filtered), and resynced it to its peers' kernels.
+#[test]
+fn group_messages_from_outside_the_sources_and_peers_are_dropped_and_counted() {
+    let now = Instant::now();
+    let outside_peer = "198.51.100.9:8848";
+    let mut engine = Engine::new(config(&[PEER, outside_peer]), Role::Backup, now);
+    let stranger: SocketAddr = "192.0.2.66:8848".parse().unwrap();
+    engine.handle_group(stranger, &message(5, &[conn(40000, 1, 900)]), now);
+    assert_eq!(engine.mirror().len(), 0);
+    assert_eq!(engine.counters().drops.get("group_source"), Some(&1));
+    assert_eq!(engine.counters().messages_received, 0);
+    // The sync link's hosts are heard, and so is a peer outside group_sources.
+    engine.handle_group(neighbour(), &message(5, &[conn(40001, 1, 900)]), now);
+    engine.handle_group(
+        "198.51.100.9:40000".parse().unwrap(),
+        &message(5, &[conn(40002, 1, 900)]),
+        now,
+    );
+    assert_eq!(engine.mirror().len(), 2);
+    // With the sources emptied (group_sources = []) only the peers are heard.
+    engine.set_group_sources(Vec::new());
+    engine.handle_group(neighbour(), &message(5, &[conn(40003, 1, 900)]), now);
+    assert_eq!(engine.counters().drops.get("group_source"), Some(&2));
+    assert_eq!(engine.mirror().len(), 2);
+}
+
+/// Caught: the mirror grew with every new entry anyone sent, without a bound.
+#[test]
+fn the_mirror_cap_holds_under_a_flood_and_held_entries_keep_updating() {
+    let now = Instant::now();
+    let mut engine = Engine::new(
+        EngineConfig {
+            max_entries: 1000,
+            ..config(&[])
+        },
+        Role::Backup,
+        now,
+    );
+    let flood: Vec<Connection> = (0..50_000u32)
+        .map(|i| {
+            let mut c = conn((i % 60_000) as u16, 1, 900);
+            c.addrs = Addrs::V4 {
+                client: Ipv4Addr::from(0xc633_6400 + i / 60_000),
+                virtual_addr: Ipv4Addr::new(192, 0, 2, 100),
+                dest: Ipv4Addr::new(198, 51, 100, 11),
+            };
+            c
+        })
+        .collect();
+    for message in wire::build_messages(ProtocolVersion::V1, 5, 1472, &flood).unwrap() {
+        engine.handle_group(neighbour(), &message, now);
+    }
+    assert_eq!(engine.mirror().len(), 1000);
+    assert_eq!(engine.counters().drops.get("mirror_full"), Some(&49_000));
+    // A held connection moves to TIME_WAIT: updated although the mirror is full.
+    let later = now + Duration::from_secs(10);
+    let mut update = flood[0].clone();
+    update.state = 5;
+    update.timeout = 120;
+    engine.handle_group(neighbour(), &message(5, &[update.clone()]), later);
+    let key = syncd::ConnKey::of(&update);
+    assert_eq!(engine.mirror().get(&key).map(|c| c.state), Some(5));
+    assert_eq!(
+        engine.mirror().remaining(&key, later),
+        Some(Duration::from_secs(120))
+    );
+    assert_eq!(engine.counters().drops.get("mirror_full"), Some(&49_000));
+    // Room again after an expiry: new entries are taken.
+    engine.handle_timeout(later + Duration::from_secs(120));
+    assert_eq!(engine.mirror().len(), 999);
+    engine.handle_group(neighbour(), &message(5, &[conn(1, 1, 900)]), later);
+    assert_eq!(engine.mirror().len(), 1000);
+}
+
+/// Caught: a timeout on the wire (up to 2^32 s, 136 years) was kept as sent, in the mirror
+/// and in what a backup injected into its kernel.
+#[test]
+fn an_over_large_timeout_is_clamped_to_the_kernels_longest_for_the_state() {
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Backup, now);
+    drain(&mut engine);
+    let mut template = conn(0, 0, u32::MAX);
+    template.flags = ConnFlags(ConnFlags::TEMPLATE);
+    let sent = [
+        conn(40000, 1, u32::MAX), // ESTABLISHED: 900 s by default
+        conn(40001, 5, 3600),     // TIME_WAIT: fixed at 120 s
+        conn(40002, 4, 100),      // FIN_WAIT below its 120 s: kept
+        template,                 // no persistent service known: 180 s
+    ];
+    engine.handle_unicast(peer(), &message(5, &sent), now);
+    let remaining = |engine: &Engine, c: &Connection| {
+        engine
+            .mirror()
+            .remaining(&syncd::ConnKey::of(c), now)
+            .map(|d| d.as_secs())
+    };
+    assert_eq!(remaining(&engine, &sent[0]), Some(900));
+    assert_eq!(remaining(&engine, &sent[1]), Some(120));
+    assert_eq!(remaining(&engine, &sent[2]), Some(100));
+    assert_eq!(remaining(&engine, &sent[3]), Some(180));
+    assert_eq!(engine.counters().timeouts_clamped, 3);
+    // The kernel backup gets the clamped entries, not the message as sent.
+    let injected: Vec<u32> = drain(&mut engine)
+        .into_iter()
+        .flat_map(|a| match a {
+            Action::Inject { payload } => wire::decode(&payload).unwrap().conns,
+            other => panic!("{other:?}"),
+        })
+        .map(|c| c.timeout)
+        .collect();
+    assert_eq!(injected, [900, 120, 100, 180]);
+    // An operator's longer timeouts (ipvsadm --set, persistence) are the ceilings instead.
+    engine.set_ceilings(TimeoutCeilings {
+        tcp: 7200,
+        template: 3600,
+        ..TimeoutCeilings::default()
+    });
+    engine.handle_unicast(
+        peer(),
+        &message(5, &[sent[0].clone(), sent[3].clone()]),
+        now,
+    );
+    assert_eq!(remaining(&engine, &sent[0]), Some(7200));
+    assert_eq!(remaining(&engine, &sent[3]), Some(3600));
+}
+
+/// Caught: the unicast path took any datagram from a peer's address; a key now makes peers
+/// prove they hold it.
+#[test]
+fn unicast_with_a_wrong_key_is_dropped_and_with_the_right_key_accepted() {
+    use syncd::auth::Key;
+    let now = Instant::now();
+    let key = Key::new(b"sixteen byte key".to_vec()).unwrap();
+    let wrong = Key::new(b"another long key".to_vec()).unwrap();
+    let mut backup = Engine::new(
+        EngineConfig {
+            key: Some(key.clone()),
+            ..config(&[PEER])
+        },
+        Role::Backup,
+        now,
+    );
+    // Its hello is signed.
+    backup.handle_timeout(now);
+    let hello = drain(&mut backup);
+    let [Action::SendPeer { payload, .. }] = &hello[..] else {
+        panic!("{hello:?}")
+    };
+    assert!(hello::is_hello(key.verify(payload).unwrap()));
+
+    let update = message(5, &[conn(40000, 1, 900)]);
+    backup.handle_unicast(peer(), &update, now);
+    backup.handle_unicast(peer(), &wrong.sign(update.clone()), now);
+    let mut altered = key.sign(update.clone());
+    altered[12] ^= 0x80;
+    backup.handle_unicast(peer(), &altered, now);
+    backup.handle_unicast(
+        peer(),
+        &wrong.sign(hello::Repr::Hello { sync_id: 5 }.to_bytes()),
+        now,
+    );
+    assert!(drain(&mut backup).is_empty());
+    assert_eq!(backup.mirror().len(), 0);
+    assert_eq!(backup.counters().drops.get("auth_bad_tag"), Some(&4));
+
+    backup.handle_unicast(peer(), &key.sign(update.clone()), now);
+    // The kernel gets the message without the tag.
+    assert_eq!(drain(&mut backup), [Action::Inject { payload: update }]);
+    assert_eq!(backup.mirror().len(), 1);
+}
+
+/// Caught (issue 15, defect 13): a backup whose peer is at a port where no syncd listens
+/// said hello forever without a word; now the unanswered hellos are reported after three,
+/// then at most once a minute, and no more once a resync arrives.
+#[test]
+fn unanswered_hellos_are_reported_rate_limited() {
+    let t0 = Instant::now();
+    let mut engine = Engine::new(config(&[PEER]), Role::Backup, t0);
+    let mut reports = Vec::new();
+    // Three minutes of hellos every 3 s.
+    for tick in 0..=60u64 {
+        let now = t0 + Duration::from_secs(3 * tick);
+        engine.handle_timeout(now);
+        for action in drain(&mut engine) {
+            if let Action::HellosUnanswered { peers, hellos } = action {
+                assert_eq!(peers, [peer()]);
+                reports.push((3 * tick, hellos));
+            }
+        }
+    }
+    assert_eq!(reports, [(9, 3), (69, 23), (129, 43)]);
+    assert_eq!(engine.counters().hellos_sent, 61);
+    // A resync ends the hellos, and the count starts again from the next role change.
+    let done = hello::Repr::ResyncDone {
+        sync_id: 5,
+        entries: 0,
+    };
+    engine.handle_unicast(peer(), &done.to_bytes(), t0 + Duration::from_secs(181));
+    engine.set_role(Role::Master, t0 + Duration::from_secs(182));
+    engine.set_role(Role::Backup, t0 + Duration::from_secs(183));
+    for tick in 0..3u64 {
+        engine.handle_timeout(t0 + Duration::from_secs(183 + 3 * tick));
+    }
+    assert!(
+        !drain(&mut engine)
+            .iter()
+            .any(|a| matches!(a, Action::HellosUnanswered { .. }))
     );
 }

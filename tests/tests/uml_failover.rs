@@ -389,7 +389,7 @@ fn failover_probe(site: &Site, client: &mut Client) -> Result<Probe, String> {
 fn config(socket_dir: &Path, interface: &str, role: &str, group: &str, peer: &str) -> String {
     format!(
         "[control]\nsocket_dir = {dir:?}\n\n[sync]\ninterface = {interface:?}\nsyncid = 5\n\
-         role = {role:?}\ngroup = {group:?}\npeers = [{peer:?}]\n",
+         role = {role:?}\ngroup = {group:?}\nunicast_port = 8849\npeers = [{peer:?}]\n",
         dir = socket_dir.display().to_string(),
     )
 }
@@ -411,7 +411,7 @@ fn failover_with_syncd_keeps_every_connection(method: Method) -> Result<(), Stri
         "s0",
         "master",
         "224.0.0.81:8848",
-        "203.0.113.2:8849",
+        "203.0.113.2",
     );
     let (_syncd_a, socket_a) =
         daemon::start_with_config(&site.a, "syncd", &site.run.join("a"), &a_text)?;
@@ -425,7 +425,7 @@ fn failover_with_syncd_keeps_every_connection(method: Method) -> Result<(), Stri
         "s1",
         "backup",
         "224.0.0.82:8849",
-        "203.0.113.1:8848",
+        "203.0.113.1",
     );
     let (_syncd_b, socket_b) =
         daemon::start_with_config(&site.b, "syncd", &site.run.join("b"), &b_text)?;

@@ -7,7 +7,9 @@
 //! To prove that syncd carries the updates (and not the kernels between themselves), the
 //! relay cases give B's syncd and kernel backup another group and port (224.0.0.82:8849)
 //! than A's kernel master uses (224.0.0.81:8848): B's kernel can only learn through syncd B,
-//! which gets A's updates by unicast from syncd A.
+//! which gets A's updates by unicast from syncd A. Every syncd here receives its peers'
+//! unicast on `unicast_port = 8849`, so peers are written without a port, as in a config
+//! both directors share.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 type Lane = fn() -> Result<(), String>;
 
 fn main() -> ExitCode {
-    let cases: [(&'static str, Lane); 7] = [
+    let cases: [(&'static str, Lane); 10] = [
         (
             "syncd_relays_master_to_backup",
             syncd_relays_master_to_backup,
@@ -42,6 +44,18 @@ fn main() -> ExitCode {
         (
             "syncd_syncs_over_an_ipv6_group",
             syncd_syncs_over_an_ipv6_group,
+        ),
+        (
+            "syncd_learns_the_group_only_from_its_sources",
+            syncd_learns_the_group_only_from_its_sources,
+        ),
+        (
+            "syncd_says_when_its_hellos_go_unanswered",
+            syncd_says_when_its_hellos_go_unanswered,
+        ),
+        (
+            "syncd_restarting_without_vrrpd_keeps_the_kernel_master",
+            syncd_restarting_without_vrrpd_keeps_the_kernel_master,
         ),
     ];
     uml::main(&cases.map(|(name, run)| Case::new(name, run).with_timeout(Duration::from_secs(90))))
@@ -129,7 +143,7 @@ fn config_with_role(
     let peers: Vec<String> = peers.iter().map(|p| format!("{p:?}")).collect();
     format!(
         "[control]\nsocket_dir = {dir:?}\n\n[sync]\ninterface = {interface:?}\nsyncid = 5\n\
-         role = {role}\ngroup = {group:?}\npeers = [{peers}]\n",
+         role = {role}\ngroup = {group:?}\nunicast_port = 8849\npeers = [{peers}]\n",
         dir = socket_dir.display().to_string(),
         peers = peers.join(", "),
     )
@@ -276,8 +290,24 @@ fn relay_backup_config(site: &Site) -> String {
         "s1",
         "backup",
         "224.0.0.82:8849",
-        &["203.0.113.1:8848"],
+        &["203.0.113.1"],
     )
+}
+
+/// Writes a shared key, readable by root only, and returns the `key_file` line naming it.
+fn with_key(site: &Site) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = site.run.join("sync.key");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, b"a shared key for the sync test\n")
+        .map_err(|e| e.to_string())?;
+    Ok(format!("key_file = {:?}\n", path.display().to_string()))
 }
 
 fn counter(status: &Value, name: &str) -> u64 {
@@ -291,7 +321,7 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
         "s0",
         "master",
         "224.0.0.81:8848",
-        &["203.0.113.2:8849"],
+        &["203.0.113.2"],
     );
     let b_text = relay_backup_config(&site);
     let a_text = a_text.replace("[control]\n", "[control]\nmetrics = \"127.0.0.1:9100\"\n");
@@ -376,9 +406,12 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
         "s0",
         "master",
         "224.0.0.81:8848",
-        &["203.0.113.2:8849"],
+        &["203.0.113.2"],
     );
     let b_text = relay_backup_config(&site);
+    // Both with the shared key: hellos, the resync and its notice all carry its tag.
+    let key = with_key(&site)?;
+    let (a_text, b_text) = (format!("{a_text}{key}"), format!("{b_text}{key}"));
     // Held before syncd A runs: only A's snapshot of /proc/net/ip_vs_conn knows them.
     let _early = hold_connections(&site.client, 2)?;
     await_established(2, Duration::from_secs(10), || table(&site.a))
@@ -409,6 +442,20 @@ fn syncd_resyncs_a_late_backup() -> Result<(), String> {
     if counter(&status_b, "resyncs_received") == 0 {
         return Err("syncd B got no resync".to_owned());
     }
+    // An unsigned hello from A's address is dropped for its missing tag.
+    site.a.run(&[
+        "python3",
+        "-c",
+        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.sendto(b'LVSH\\x01\\x01\\x05\\x00\\x00\\x00\\x00\\x00' + bytes(32), ('203.0.113.2', 8849))",
+    ])?;
+    wait_for(Duration::from_secs(5), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        status["counters"]["drops"]["auth_bad_tag"]
+            .as_u64()
+            .map(drop)
+    })
+    .ok_or("an unsigned datagram to a keyed syncd was not dropped as auth_bad_tag")?;
     // On demand: the master re-reads the kernel's table; a backup refuses.
     let taken = control(&socket_a, &json!({"cmd": "snapshot"}))?;
     if taken["entries"].as_u64().is_none_or(|n| n < 4) {
@@ -660,14 +707,8 @@ fn syncd_reloads_sync_on_sighup() -> Result<(), String> {
         return Err("B has connections before A knows it as a peer".to_owned());
     }
 
-    let reloaded = config(
-        &dir_a,
-        "s0",
-        "master",
-        "224.0.0.81:8850",
-        &["203.0.113.2:8849"],
-    )
-    .replace("syncid = 5\n", "syncid = 5\nmaxlen = 1000\n");
+    let reloaded = config(&dir_a, "s0", "master", "224.0.0.81:8850", &["203.0.113.2"])
+        .replace("syncid = 5\n", "syncid = 5\nmaxlen = 1000\n");
     std::fs::write(&config_a, reloaded).map_err(|e| e.to_string())?;
     syncd_a.signal(libc::SIGHUP);
 
@@ -783,5 +824,188 @@ fn learn_from_the_group(site: &Site, group: &str, count: usize) -> Result<(), St
             "syncd B must learn the group's messages and inject none: {status_b}"
         ));
     }
+    Ok(())
+}
+
+/// Sends `count` ESTABLISHED TCP entries (client 192.0.2.2, ports from `first_port`, to the
+/// VIP and the real server) in kernel v1 format, syncid 5, to the group 224.0.0.81:8848 on
+/// A's sync link, from A's address `source`, each with `timeout` seconds.
+fn send_to_group(
+    site: &Site,
+    source: &str,
+    count: u32,
+    first_port: u32,
+    timeout: u32,
+) -> Result<(), String> {
+    let script = "import socket, struct, sys\n\
+        src, count, first, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])\n\
+        ip = socket.inet_aton\n\
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        s.bind((src, 0))\n\
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, ip(src))\n\
+        entries = [struct.pack('!BBHIHHHHII', 0, 6, 36, 0, 1, first + i, 80, 8080, 0, timeout)\n\
+        \x20          + ip('192.0.2.2') + ip('192.0.2.100') + ip('198.51.100.11') for i in range(count)]\n\
+        for at in range(0, count, 40):\n\
+        \x20   chunk = entries[at:at + 40]\n\
+        \x20   body = b''.join(chunk)\n\
+        \x20   s.sendto(struct.pack('!BBHBBH', 0, 5, 8 + len(body), len(chunk), 1, 0) + body, ('224.0.0.81', 8848))\n";
+    site.a.run(&[
+        "python3",
+        "-c",
+        script,
+        source,
+        &count.to_string(),
+        &first_port.to_string(),
+        &timeout.to_string(),
+    ])?;
+    Ok(())
+}
+
+/// Caught (issue 15, defect 4): syncd learned entries from anyone on the sync group, into a
+/// mirror without bound, with whatever timeout the wire said (up to 2^32 s), and resynced
+/// them to its peers' kernels. B's syncd (sync link 203.0.113.0/24, default group_sources)
+/// must drop what a host outside the link's subnet sends and count it; learn what a link
+/// host sends, up to max_entries, with the timeouts clamped.
+fn syncd_learns_the_group_only_from_its_sources() -> Result<(), String> {
+    let site = site()?;
+    // A stranger on the sync link: an address outside B's subnet, on A's side of the link.
+    site.a.addr("s0", "192.0.2.250/32")?;
+    let b_dir = site.run.join("b");
+    let b_text = config(&b_dir, "s1", "backup", "224.0.0.81:8848", &[]);
+    let (syncd_b, socket_b) = daemon::start_with_config(&site.b, "syncd", &b_dir, &b_text)?;
+    send_to_group(&site, "192.0.2.250", 10, 41000, 900)?;
+    let status = wait_for(Duration::from_secs(10), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        status["counters"]["drops"]["group_source"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+            .then_some(status)
+    })
+    .ok_or_else(|| {
+        format!(
+            "the stranger's message was not dropped as group_source: {:?}",
+            control(&socket_b, &json!({"cmd": "status"}))
+        )
+    })?;
+    if status["mirror_size"] != 0 || counter(&status, "messages_received") != 0 {
+        return Err(format!("syncd B learned from a stranger: {status}"));
+    }
+    // A host of the link is heard: the path works, so the drop above was the filter's.
+    send_to_group(&site, "203.0.113.1", 3, 42000, 900)?;
+    wait_for(Duration::from_secs(10), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        (status["mirror_size"] == 3).then_some(())
+    })
+    .ok_or("syncd B did not learn from a host of the sync link")?;
+    drop(syncd_b);
+
+    // A flood from a link host with timeouts of 2^32 - 1 s into a mirror of 50.
+    let b_text = format!("{b_text}max_entries = 50\n");
+    let (_syncd_b, socket_b) = daemon::start_with_config(&site.b, "syncd", &b_dir, &b_text)?;
+    send_to_group(&site, "203.0.113.1", 400, 43000, u32::MAX)?;
+    let status = wait_for(Duration::from_secs(10), || {
+        let status = control(&socket_b, &json!({"cmd": "status"})).ok()?;
+        (status["counters"]["drops"]["mirror_full"].as_u64() == Some(350)).then_some(status)
+    })
+    .ok_or_else(|| {
+        format!(
+            "the flood was not capped at 50 entries: {:?}",
+            control(&socket_b, &json!({"cmd": "status"}))
+        )
+    })?;
+    println!("syncd B after the flood: {status}");
+    // Every entry received was clamped, held or refused.
+    if status["mirror_size"] != 50 || counter(&status, "timeouts_clamped") != 400 {
+        return Err(format!(
+            "mirror of 50 with clamped timeouts expected: {status}"
+        ));
+    }
+    let dump = control(&socket_b, &json!({"cmd": "dump"}))?;
+    let longest = dump["entries"]
+        .as_array()
+        .ok_or("dump without entries")?
+        .iter()
+        .filter_map(|e| e["expires"].as_u64())
+        .max();
+    // The kernel's ESTABLISHED timeout (15 minutes unless ipvsadm --set says otherwise).
+    if longest.is_none_or(|s| s > 900) {
+        return Err(format!(
+            "timeouts not clamped to 900 s: longest {longest:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Caught (issue 15, defect 13): a backup whose peer has no syncd listening at the port it
+/// is reached on said hello forever and logged nothing. B's peer A runs no syncd: within
+/// four hellos (3 s apart) B's log says so, naming the peer and the port.
+fn syncd_says_when_its_hellos_go_unanswered() -> Result<(), String> {
+    let site = site()?;
+    let dir = site.run.join("b");
+    let config_b = dir.join("director.toml");
+    let text = config(&dir, "s1", "backup", "224.0.0.81:8848", &["203.0.113.1"]);
+    std::fs::write(&config_b, text).map_err(|e| e.to_string())?;
+    let log = dir.join("syncd.log");
+    let _syncd_b = daemon::start_logged(
+        &site.b,
+        "syncd",
+        &config_b,
+        &dir.join("syncd.sock"),
+        Some(&log),
+    )?;
+    wait_for(Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("3 hellos to 203.0.113.1:8849 got no resync")
+            .then_some(())
+    })
+    .ok_or_else(|| {
+        format!(
+            "no warning about unanswered hellos in B's log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    })
+}
+
+/// Caught (issue 15, defect 10): syncd restarting in follow mode took the backup role until
+/// vrrpd answered, and so stopped the master's kernel sync daemon (and started a backup
+/// one): with vrrpd away, the backup director got no more updates. Now the kernel daemons
+/// stay as they are until vrrpd says the role.
+fn syncd_restarting_without_vrrpd_keeps_the_kernel_master() -> Result<(), String> {
+    let site = site()?;
+    let dir = site.run.join("a");
+    let vrrpd_socket = dir.join("vrrpd.sock");
+    let vrrpd = FakeVrrpd::serve(&vrrpd_socket, "MASTER")?;
+    let text = format!(
+        "[[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"a0\"\nvrid = 51\n\
+         virtual_addresses = [\"{VIP}/32\"]\n\n{}",
+        config_with_role(&dir, "s0", "{ follow = \"VI_1\" }", "224.0.0.81:8848", &[])
+    );
+    let (syncd, socket) = daemon::start_with_config(&site.a, "syncd", &dir, &text)?;
+    wait_role(&site.a, &socket, "master")?;
+    // syncd dies, and vrrpd is away (its socket gone) when syncd comes back.
+    syncd.signal(libc::SIGKILL);
+    drop(syncd);
+    drop(vrrpd);
+    std::fs::remove_file(&vrrpd_socket).map_err(|e| e.to_string())?;
+    let (_syncd, socket) = daemon::start_with_config(&site.a, "syncd", &dir, &text)?;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let daemons = site.a.stdout(&["ipvsadm", "-L", "--daemon"])?;
+        if !daemons.contains("master sync daemon") || daemons.contains("backup sync daemon") {
+            return Err(format!(
+                "syncd, restarted without vrrpd, changed the kernel daemons: {daemons}"
+            ));
+        }
+    }
+    let status = control(&socket, &json!({"cmd": "status"}))?;
+    println!("syncd without vrrpd: {status}");
+    if status["role_source"] != "follow VI_1 (not heard yet)" {
+        return Err(format!(
+            "the status must say the role is not known: {status}"
+        ));
+    }
+    // vrrpd is back and says BACKUP: now syncd acts on it.
+    let _vrrpd = FakeVrrpd::serve(&vrrpd_socket, "BACKUP")?;
+    wait_role(&site.a, &socket, "backup")?;
     Ok(())
 }

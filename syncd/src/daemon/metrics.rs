@@ -61,6 +61,11 @@ const FIELDS: &[Field] = &[
     ("entries_expired", "Mirror entries expired", |c| {
         c.entries_expired
     }),
+    (
+        "timeouts_clamped",
+        "Received entries whose timeout was clamped to the kernel's longest for the state",
+        |c| c.timeouts_clamped,
+    ),
 ];
 
 #[derive(Debug, Default)]

@@ -4,8 +4,11 @@
 //!
 //! The kernel sync daemons are started to match the role and left running on exit: kernel
 //! to kernel sync on a shared link keeps working without syncd, and a restarted syncd adopts
-//! daemons that already match its config.
+//! daemons that already match its config. Following vrrpd, syncd leaves them as they are
+//! until vrrpd has said the role: a restart while vrrpd is away must not stop the master's
+//! kernel daemon (and the backup's updates with it) on a guess.
 
+mod drops;
 mod metrics;
 mod net;
 mod reload;
@@ -16,13 +19,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use lvs_config::{Config, Sync as SyncConfig, SyncRole};
 use lvs_control::syncd::{Dump, Entry, Event, Request, Response, SnapshotTaken, Status};
-use lvs_ipvs::{Daemon, DaemonState, IpvsClient, ServiceKey};
+use lvs_ipvs::{Daemon, DaemonState, IpvsClient, ServiceFlags, ServiceKey};
+use syncd::auth::Key;
 use syncd::engine::{Action, Engine, EngineConfig, Role};
 use syncd::procfs::ToConnection;
 use syncd::wire::ProtocolVersion;
-use syncd::{Connection, FwdMethod, capture, procfs};
+use syncd::{Connection, FwdMethod, TimeoutCeilings, capture, procfs};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
@@ -33,7 +38,8 @@ const IP_VS_CONN: &str = "/proc/net/ip_vs_conn";
 const HELLO_INTERVAL: Duration = Duration::from_secs(3);
 const RESYNC_INTERVAL: Duration = Duration::from_secs(5);
 const FOLLOW_RETRY: Duration = Duration::from_secs(2);
-/// How often the interface's addresses are re-read (they tell our own datagrams apart).
+/// How often the interface's addresses (they tell our own datagrams apart, and are the
+/// default group sources) and the kernel's timeouts are re-read.
 const ADDRESS_REFRESH: Duration = Duration::from_secs(5);
 
 enum Input {
@@ -49,13 +55,21 @@ struct Syncd {
     config_path: PathBuf,
     group: SocketAddr,
     role_source: String,
+    /// False while following vrrpd before it has said the role: the engine runs as a
+    /// backup (it sends nothing that could do harm) and the kernel daemons are left alone.
+    role_known: bool,
     engine: Engine,
     client: IpvsClient,
     unicast_socket: Arc<UdpSocket>,
     inject_socket: UdpSocket,
-    own_addrs: Vec<IpAddr>,
+    own_nets: Vec<IpNet>,
+    /// The shared key of the unicast path, read from `key_file` at start and on SIGHUP.
+    key: Option<Key>,
+    /// The longest persistence timeout of the config's virtual servers, in seconds.
+    config_persistence: u32,
     events: broadcast::Sender<Event>,
     metrics: metrics::Metrics,
+    drop_warnings: drops::DropWarnings,
 }
 
 impl Syncd {
@@ -132,7 +146,9 @@ impl Syncd {
     /// daemons, unless `entering` (at start).
     fn set_role(&mut self, role: Role, entering: bool) {
         let old = self.engine.role();
-        if let Err(e) = self.apply_kernel_role(role) {
+        if !self.role_known {
+            info!("the role is not known yet: the kernel sync daemons are left as they are");
+        } else if let Err(e) = self.apply_kernel_role(role) {
             warn!("{e}");
         }
         if old == role && !entering {
@@ -158,8 +174,8 @@ impl Syncd {
     /// that does not load or validate changes nothing.
     fn reload(&mut self) {
         let path = self.config_path.clone();
-        let new = match lvs_config::load(&path) {
-            Ok(config) => config.sync,
+        let (new, persistence) = match lvs_config::load(&path) {
+            Ok(config) => (config.sync.clone(), longest_persistence(&config)),
             Err(e) => {
                 error!("SIGHUP: reload refused, keeping the running [sync]:\n{e}");
                 return;
@@ -177,6 +193,17 @@ impl Syncd {
             error!("SIGHUP: reload refused, keeping the running [sync]: {e}");
             return;
         }
+        // Read again even if the path is unchanged: the key may have been rotated.
+        let key = match new.key_file.as_deref().map(read_key).transpose() {
+            Ok(key) => key,
+            Err(e) => {
+                error!("SIGHUP: reload refused, keeping the running [sync]: {e}");
+                return;
+            }
+        };
+        let key_changed = key != self.key;
+        self.key = key;
+        self.config_persistence = persistence;
         let plan = reload::plan(&self.sync, &new);
         if !plan.restart.is_empty() {
             warn!(
@@ -186,8 +213,10 @@ impl Syncd {
                 plan.restart.join(", ")
             );
         }
-        if plan.applied.is_empty() {
+        if plan.applied.is_empty() && !key_changed {
             info!("SIGHUP: no [sync] change to apply");
+            let ceilings = self.ceilings();
+            self.engine.set_ceilings(ceilings);
             return;
         }
         let old_role = self.sync.role.clone();
@@ -199,8 +228,9 @@ impl Syncd {
             warn!("SIGHUP: ttl {} on the injector socket: {e}", self.sync.ttl);
         }
         let now = Instant::now();
-        self.engine.reconfigure(engine_config(&self.sync), now);
-        if plan.kernel_daemon {
+        let config = self.engine_config();
+        self.engine.reconfigure(config, now);
+        if plan.kernel_daemon && self.role_known {
             // Its settings are fixed when it starts: stop it so the role check below starts
             // it again with the new ones.
             let running = match self.engine.role() {
@@ -221,14 +251,72 @@ impl Syncd {
         };
         match role {
             Some(role) => self.set_role(role, false),
-            None if plan.kernel_daemon => {
+            None if plan.kernel_daemon && self.role_known => {
                 if let Err(e) = self.apply_kernel_role(self.engine.role()) {
                     warn!("SIGHUP: {e}");
                 }
             }
             None => {}
         }
+        if key_changed {
+            info!("SIGHUP: read a new key from the key_file");
+        }
         info!("SIGHUP: applied [sync] {}", plan.applied.join(", "));
+    }
+
+    fn engine_config(&mut self) -> EngineConfig {
+        let (sources, ceilings) = (self.group_sources(), self.ceilings());
+        engine_config(&self.sync, sources, ceilings, self.key.clone())
+    }
+
+    /// The configured group sources, else the sync interface's subnets.
+    fn group_sources(&self) -> Vec<IpNet> {
+        self.sync
+            .group_sources
+            .clone()
+            .unwrap_or_else(|| self.own_nets.iter().map(IpNet::trunc).collect())
+    }
+
+    /// The local kernel's settable timeouts and its services' persistence, with the
+    /// config's; what cannot be read keeps the kernel's default.
+    fn ceilings(&mut self) -> TimeoutCeilings {
+        let mut ceilings = TimeoutCeilings::default();
+        match self.client.timeouts() {
+            Ok(t) => {
+                let positive =
+                    |v: Option<u32>, default: u32| v.filter(|v| *v > 0).unwrap_or(default);
+                ceilings.tcp = positive(t.tcp, ceilings.tcp);
+                ceilings.tcp_fin = positive(t.tcp_fin, ceilings.tcp_fin);
+                ceilings.udp = positive(t.udp, ceilings.udp);
+            }
+            Err(e) => debug!("reading the kernel's timeouts: {e}"),
+        }
+        let kernel_persistence = match self.client.services() {
+            Ok(services) => services
+                .iter()
+                .filter(|s| s.flags.contains(ServiceFlags::PERSISTENT))
+                .map(|s| s.timeout)
+                .max()
+                .unwrap_or(0),
+            Err(e) => {
+                debug!("listing IPVS services: {e}");
+                0
+            }
+        };
+        ceilings.template = ceilings
+            .template
+            .max(kernel_persistence)
+            .max(self.config_persistence);
+        ceilings
+    }
+
+    /// Every ADDRESS_REFRESH: the interface's addresses and the kernel's timeouts.
+    fn refresh(&mut self) {
+        self.own_nets = net::local_nets(&self.sync.interface);
+        let sources = self.group_sources();
+        self.engine.set_group_sources(sources);
+        let ceilings = self.ceilings();
+        self.engine.set_ceilings(ceilings);
     }
 
     /// Reads the kernel's table into the mirror (and, as master, resyncs the peers with it).
@@ -255,10 +343,10 @@ impl Syncd {
             Input::Unicast(from, payload) => self.engine.handle_unicast(from, &payload, now),
             Input::Group(from, payload) => {
                 // Our own injections come back through the group: not news.
-                if self.own_addrs.contains(&from.ip()) {
+                if self.own_nets.iter().any(|net| net.addr() == from.ip()) {
                     return;
                 }
-                self.engine.handle_group(&payload, now);
+                self.engine.handle_group(from, &payload, now);
             }
             Input::Observed(payload) => {
                 // In the backup role the only local sender to the group is our injector.
@@ -266,7 +354,10 @@ impl Syncd {
                     self.engine.handle_observed(&payload, now);
                 }
             }
-            Input::Role(role) => self.set_role(role, false),
+            Input::Role(role) => {
+                self.role_known = true;
+                self.set_role(role, false);
+            }
             Input::Drop(cause) => self.engine.record_drop(cause),
         }
     }
@@ -290,7 +381,23 @@ impl Syncd {
                     info!("resync of {entries} entries sent to {peer}");
                     let _ = self.events.send(Event::ResyncSent { peer, entries });
                 }
+                Action::HellosUnanswered { peers, hellos } => {
+                    let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+                    warn!(
+                        "{hellos} hellos to {} got no resync: no syncd master answers there \
+                         (is a syncd listening at that port? peers without a port are reached \
+                         at unicast_port {}; a key_file must match; is a peer master?)",
+                        peers.join(", "),
+                        self.sync.unicast_port()
+                    );
+                }
             }
+        }
+        for warning in self
+            .drop_warnings
+            .due(self.engine.counters(), Instant::now())
+        {
+            warn!("{warning}");
         }
         self.metrics.publish(
             self.engine.counters(),
@@ -310,12 +417,16 @@ impl Syncd {
         let now = Instant::now();
         Status {
             role: self.engine.role().as_str().to_owned(),
-            role_source: self.role_source.clone(),
+            role_source: if self.role_known {
+                self.role_source.clone()
+            } else {
+                format!("{} (not heard yet)", self.role_source)
+            },
             interface: self.sync.interface.clone(),
             syncid: self.sync.syncid,
             group: self.sync.group,
             version: self.sync.version,
-            peers: self.sync.peers.clone(),
+            peers: self.sync.peer_addrs(),
             kernel_daemons,
             mirror_size: self.engine.mirror().len(),
             lag_ms: self
@@ -428,7 +539,12 @@ impl ForwardingMethods {
     }
 }
 
-fn engine_config(sync: &SyncConfig) -> EngineConfig {
+fn engine_config(
+    sync: &SyncConfig,
+    group_sources: Vec<IpNet>,
+    ceilings: TimeoutCeilings,
+    key: Option<Key>,
+) -> EngineConfig {
     EngineConfig {
         sync_id: sync.syncid,
         version: if sync.version == 0 {
@@ -437,11 +553,42 @@ fn engine_config(sync: &SyncConfig) -> EngineConfig {
             ProtocolVersion::V1
         },
         max_len: usize::from(sync.maxlen),
-        peers: sync.peers.clone(),
+        peers: sync.peer_addrs(),
         hello_interval: HELLO_INTERVAL,
         resync_interval: RESYNC_INTERVAL,
         resync_rate: sync.resync_rate,
+        group_sources,
+        max_entries: usize::try_from(sync.max_entries).unwrap_or(usize::MAX),
+        ceilings,
+        key,
     }
+}
+
+/// The longest persistence timeout of the config's virtual servers, in seconds.
+fn longest_persistence(config: &Config) -> u32 {
+    config
+        .virtual_servers
+        .iter()
+        .filter_map(|vs| vs.persistence)
+        .map(|d| u32::try_from(d.get().as_secs()).unwrap_or(u32::MAX))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The shared key in `path`, which only its owner may read: a key others can read is no
+/// secret, and refusing it says so before the key leaks further.
+fn read_key(path: &Path) -> Result<Key, String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("key_file {}: {e}", path.display()))?;
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "key_file {}: mode {:o} lets others read the key; chmod 600 it",
+            path.display(),
+            meta.mode() & 0o777
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("key_file {}: {e}", path.display()))?;
+    Key::from_file_contents(bytes).map_err(|e| format!("key_file {}: {e}", path.display()))
 }
 
 /// How many ports the kernel's sync daemons use from the group's port on
@@ -462,7 +609,7 @@ fn one_family(sync: &SyncConfig) -> Result<SocketAddr, String> {
     if let Some(peer) = sync
         .peers
         .iter()
-        .find(|p| p.is_ipv6() != sync.group.is_ipv6())
+        .find(|p| p.ip.is_ipv6() != sync.group.is_ipv6())
     {
         return Err(format!(
             "sync peer {peer}: not of the sync group {}'s family; syncd talks to its peers \
@@ -598,8 +745,10 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         ),
     };
     let client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
+    let unicast_port = sync.unicast_port();
     let unicast_socket = Arc::new(
-        net::unicast_socket(group).map_err(|e| format!("sync port {}: {e}", group.port()))?,
+        net::unicast_socket(group.is_ipv6(), unicast_port)
+            .map_err(|e| format!("unicast port {unicast_port}: {e}"))?,
     );
     let ports = sync_ports(group.port());
     if ports > 1 {
@@ -637,15 +786,23 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     }
     tokio::spawn(observe_kernel_master(tap, group, ports, inputs_tx.clone()));
     let socket_dir = config.control.socket_dir.clone();
+    let following = follow.is_some();
     if let Some(instance) = follow {
         let path = lvs_control::socket_path(&socket_dir, "vrrpd");
         tokio::spawn(follow_vrrpd(path, instance, inputs_tx.clone()));
     }
 
+    let key = sync.key_file.as_deref().map(read_key).transpose()?;
     let (events, _) = broadcast::channel(256);
-    let engine = Engine::new(engine_config(&sync), initial_role, Instant::now());
-    let own_addrs = net::local_addrs(&sync.interface);
+    let own_nets = net::local_nets(&sync.interface);
+    // Filled in by the refresh just below, which needs the whole daemon.
+    let engine = Engine::new(
+        engine_config(&sync, Vec::new(), TimeoutCeilings::default(), key.clone()),
+        initial_role,
+        Instant::now(),
+    );
     let mut syncd = Syncd {
+        role_known: !following,
         sync,
         config_path,
         group,
@@ -654,10 +811,37 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         client,
         unicast_socket,
         inject_socket,
-        own_addrs,
+        own_nets,
+        key,
+        config_persistence: longest_persistence(&config),
         events: events.clone(),
         metrics: metrics::Metrics::new(),
+        drop_warnings: drops::DropWarnings::default(),
     };
+    syncd.refresh();
+    let peers: Vec<String> = syncd
+        .sync
+        .peer_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let sources: Vec<String> = syncd
+        .group_sources()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    info!(
+        "unicast on port {unicast_port}; peers: [{}]; group heard from [{}] and the peers; \
+         mirror of at most {} entries; unicast {}",
+        peers.join(", "),
+        sources.join(", "),
+        syncd.sync.max_entries,
+        if syncd.key.is_some() {
+            "authenticated with the key_file"
+        } else {
+            "not authenticated (no key_file)"
+        }
+    );
     if let Some(base) = config.control.metrics {
         let addr = lvs_control::metrics::address(base, "syncd");
         let listener = tokio::net::TcpListener::bind(addr)
@@ -701,7 +885,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
                 incoming.reply(response);
             }
             () = tokio::time::sleep_until(timer) => syncd.engine.handle_timeout(Instant::now()),
-            _ = refresh.tick() => syncd.own_addrs = net::local_addrs(&syncd.sync.interface),
+            _ = refresh.tick() => syncd.refresh(),
             () = watchdog.ping_when_due() => {}
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);

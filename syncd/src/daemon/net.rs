@@ -12,6 +12,7 @@ use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
@@ -26,8 +27,9 @@ pub fn if_index(name: &str) -> io::Result<u32> {
     Ok(index)
 }
 
-/// Addresses of `interface`, to recognise our own datagrams coming back.
-pub fn local_addrs(interface: &str) -> Vec<IpAddr> {
+/// Addresses of `interface` with their prefixes: the addresses recognise our own datagrams
+/// coming back, the subnets are who may send to the group unless `group_sources` says.
+pub fn local_nets(interface: &str) -> Vec<IpNet> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we walk read-only and free once.
@@ -46,14 +48,29 @@ pub fn local_addrs(interface: &str) -> Vec<IpAddr> {
             if name.to_bytes() != interface.as_bytes() {
                 continue;
             }
+            let mask = ifa.ifa_netmask;
             match i32::from((*ifa.ifa_addr).sa_family) {
                 libc::AF_INET => {
                     let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    out.push(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into());
+                    let addr = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                    let prefix = if mask.is_null() {
+                        32
+                    } else {
+                        let m = &*(mask as *const libc::sockaddr_in);
+                        u32::from_be(m.sin_addr.s_addr).count_ones() as u8
+                    };
+                    out.extend(Ipv4Net::new(addr, prefix).ok().map(IpNet::V4));
                 }
                 libc::AF_INET6 => {
                     let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    out.push(Ipv6Addr::from(sin6.sin6_addr.s6_addr).into());
+                    let addr = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                    let prefix = if mask.is_null() {
+                        128
+                    } else {
+                        let m = &*(mask as *const libc::sockaddr_in6);
+                        u128::from_be_bytes(m.sin6_addr.s6_addr).count_ones() as u8
+                    };
+                    out.extend(Ipv6Net::new(addr, prefix).ok().map(IpNet::V6));
                 }
                 _ => {}
             }
@@ -63,15 +80,15 @@ pub fn local_addrs(interface: &str) -> Vec<IpAddr> {
     out
 }
 
-/// The sync port for peers' unicast: bound to the wildcard address, and (with
-/// IP_MULTICAST_ALL off and no membership) deaf to the group, so what arrives here was sent
-/// to this host alone.
-/// Of the sync group's family, like the peers.
-pub fn unicast_socket(group: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(group), Type::DGRAM, Some(Protocol::UDP))?;
+/// The unicast port for peers: bound to the wildcard address, and (with IP_MULTICAST_ALL
+/// off and no membership) deaf to the group, so what arrives here was sent to this host
+/// alone. Of the sync group's family, like the peers.
+pub fn unicast_socket(ipv6: bool, port: u16) -> io::Result<UdpSocket> {
+    let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    let any: IpAddr = if group.is_ipv6() {
+    let any: IpAddr = if ipv6 {
         socket.set_only_v6(true)?;
         socket.set_multicast_all_v6(false)?;
         Ipv6Addr::UNSPECIFIED.into()
@@ -79,7 +96,7 @@ pub fn unicast_socket(group: SocketAddr) -> io::Result<UdpSocket> {
         socket.set_multicast_all_v4(false)?;
         Ipv4Addr::UNSPECIFIED.into()
     };
-    socket.bind(&SocketAddr::new(any, group.port()).into())?;
+    socket.bind(&SocketAddr::new(any, port).into())?;
     UdpSocket::from_std(socket.into())
 }
 

@@ -1,8 +1,9 @@
 //! What a SIGHUP's new [sync] section changes, and which of it a running syncd can take.
 //!
-//! Live: peers, syncid, version, maxlen, ttl, resync_rate, and a static role. Restart only:
-//! the interface and group (the sockets, packet tap and kernel daemon's interface are bound
-//! at start) and a role that starts or stops following vrrpd (its subscription task).
+//! Live: peers, syncid, version, maxlen, ttl, resync_rate, group_sources, max_entries,
+//! key_file, and a static role. Restart only: the interface, group and unicast_port (the
+//! sockets, packet tap and kernel daemon's interface are bound at start) and a role that
+//! starts or stops following vrrpd (its subscription task).
 
 use lvs_config::{Sync as SyncConfig, SyncRole};
 
@@ -29,6 +30,11 @@ pub fn plan(running: &SyncConfig, new: &SyncConfig) -> Plan {
     };
     note(running.interface != new.interface, "interface", false);
     note(running.group != new.group, "group", false);
+    note(
+        running.unicast_port() != new.unicast_port(),
+        "unicast_port",
+        false,
+    );
     let static_roles =
         !matches!(running.role, SyncRole::Follow(_)) && !matches!(new.role, SyncRole::Follow(_));
     note(running.role != new.role, "role", static_roles);
@@ -38,11 +44,25 @@ pub fn plan(running: &SyncConfig, new: &SyncConfig) -> Plan {
     note(running.ttl != new.ttl, "ttl", true);
     note(running.peers != new.peers, "peers", true);
     note(running.resync_rate != new.resync_rate, "resync_rate", true);
+    note(
+        running.group_sources != new.group_sources,
+        "group_sources",
+        true,
+    );
+    note(running.max_entries != new.max_entries, "max_entries", true);
+    note(running.key_file != new.key_file, "key_file", true);
     if restart.contains(&"interface") {
         effective.interface = running.interface.clone();
     }
     if restart.contains(&"group") {
         effective.group = running.group;
+    }
+    if restart.contains(&"unicast_port") {
+        // Its socket stays: peers without a port keep resolving to the port it listens on.
+        effective.unicast_port = running.unicast_port;
+        if effective.unicast_port() != running.unicast_port() {
+            effective.unicast_port = Some(running.unicast_port());
+        }
     }
     if restart.contains(&"role") {
         effective.role = running.role.clone();
@@ -95,7 +115,8 @@ mod tests {
             "interface = \"s1\"\nrole = \"master\"\ngroup = \"224.0.0.82:8849\"\nresync_rate = 5",
         );
         let plan = plan(&running, &new);
-        assert_eq!(plan.restart, ["interface", "group", "role"]);
+        // The unicast port follows the group's unless set: it changes with it.
+        assert_eq!(plan.restart, ["interface", "group", "unicast_port", "role"]);
         assert_eq!(plan.applied, ["resync_rate"]);
         assert!(!plan.kernel_daemon);
         assert_eq!(

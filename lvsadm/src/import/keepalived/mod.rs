@@ -867,7 +867,11 @@ impl Context {
                 maxlen: 1472,
                 ttl: 1,
                 peers: Vec::new(),
+                unicast_port: None,
                 resync_rate: 100_000,
+                group_sources: None,
+                max_entries: 2_000_000,
+                key_file: None,
             };
             let mut comments = vec![
                 "syncid defaults to the instance's virtual_router_id, as in keepalived".to_owned(),
