@@ -301,6 +301,108 @@ fn vrrpd_pair_fails_over_and_repoints_the_clients_arp_cache() -> Result<(), Stri
     Ok(())
 }
 
+/// VRRPv3 at 100 ms, so a takeover takes half a second rather than 3.6.
+const FAST: &str = "version = 3\nadvert_interval = \"100ms\"";
+
+/// Caught: a master's vrrpd killed with -9 and restarted entered BACKUP keeping the VIPs the
+/// crashed run had left on eth0, so both directors held the VIP and answered ARP for it.
+/// Now the restarted backup removes them at start: within 1 s, and the client's neighbour
+/// entry, however often it asks, stays on the new master.
+#[test]
+fn a_restarted_crashed_master_releases_its_vips_and_the_client_stays_on_the_new_master()
+-> Result<(), String> {
+    let Some((dir, lan)) = lan(&[
+        ("ka", "192.0.2.11/24"),
+        ("kb", "192.0.2.12/24"),
+        ("kc", "192.0.2.50/24"),
+    ])?
+    else {
+        return Ok(());
+    };
+    let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
+    let crashed = start_vrrpd(a, &vrrpd_config(dir.path(), "ka", 150, FAST)?)?;
+    let _b = start_vrrpd(b, &vrrpd_config(dir.path(), "kb", 100, FAST)?)?;
+    wait_for(TAKEOVER, || (has_vip(a) && !has_vip(b)).then_some(()))
+        .ok_or("the priority-150 vrrpd never took the VIP alone")?;
+
+    crashed.signal(libc::SIGKILL);
+    drop(crashed);
+    wait_for(TAKEOVER, || has_vip(b).then_some(())).ok_or("b never took over")?;
+    assert!(
+        has_vip(a),
+        "kill -9 leaves the VIP on a: the case under test"
+    );
+    let mac_b = mac_of(b)?;
+
+    let started = std::time::Instant::now();
+    let _restarted = start_vrrpd(a, &vrrpd_config(dir.path(), "ka", 50, FAST)?)?;
+    wait_for(Duration::from_secs(1), || (!has_vip(a)).then_some(())).ok_or_else(|| {
+        format!(
+            "the restarted backup still holds {VIP} after {:?}",
+            started.elapsed()
+        )
+    })?;
+    println!(
+        "restarted a released the VIP within {:?}",
+        started.elapsed()
+    );
+    // The client asks afresh several times; only b may answer.
+    for round in 0..5 {
+        client.ip(&["neigh", "flush", "dev", "eth0"])?;
+        client.run(&["ping", "-c", "1", "-W", "2", VIP])?;
+        assert_eq!(
+            neighbour_mac(client, VIP).as_deref(),
+            Some(mac_b.as_str()),
+            "round {round}: the client's neighbour entry for {VIP} left b"
+        );
+        assert!(!has_vip(a) && has_vip(b), "round {round}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = vrrpd_status(dir.path(), "ka")?;
+    assert_eq!(status["instances"][0]["state"], "BACKUP", "{status}");
+    Ok(())
+}
+
+/// Caught: nothing released the VIPs of a vrrpd that died uncleanly (the unit's ExecStopPost
+/// now runs `vrrpd --release-vips`). After a clean stop (`SERVICE_RESULT=success`) it does
+/// nothing, as the peer may hold the VIP by then.
+#[test]
+fn release_vips_removes_what_a_killed_master_left_unless_it_stopped_cleanly() -> Result<(), String>
+{
+    let Some((dir, lan)) = lan(&[("kr", "192.0.2.21/24")])? else {
+        return Ok(());
+    };
+    let a = lan.host(0);
+    let config = vrrpd_config(dir.path(), "kr", 150, FAST)?;
+    let killed = start_vrrpd(a, &config)?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+    killed.signal(libc::SIGKILL);
+    drop(killed);
+    assert!(has_vip(a), "kill -9 leaves the VIP behind");
+    let vrrpd = workspace_bin("vrrpd");
+    let release = |result: &str| {
+        let mut command = a.command(&[
+            vrrpd.as_os_str(),
+            "--release-vips".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ]);
+        command.env("SERVICE_RESULT", result);
+        lvs_tests::process::run(&mut command).map(drop)
+    };
+    release("success")?;
+    assert!(
+        has_vip(a),
+        "after a clean stop --release-vips must leave the VIP alone"
+    );
+    release("signal")?;
+    assert!(
+        !has_vip(a),
+        "--release-vips after kill -9 must remove the VIP"
+    );
+    Ok(())
+}
+
 /// keepalived crashes (its VRRP child killed): vrrpd takes over only once the Master_Down
 /// timer runs out, which tells a crash from a graceful leave (priority 0: skew time only).
 #[test]

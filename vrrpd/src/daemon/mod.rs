@@ -347,10 +347,18 @@ impl Daemon {
         loop {
             self.hold_sync_groups(now);
             let mut dropped_to_backup = Vec::new();
-            for running in &mut self.instances {
-                for (old, new) in
-                    carry_out(running, &mut self.interfaces, &self.handle, &self.events).await
-                {
+            for index in 0..self.instances.len() {
+                let protected = masters_vips(&self.instances, Some(index));
+                let running = &mut self.instances[index];
+                let transitions = carry_out(
+                    running,
+                    &mut self.interfaces,
+                    &self.handle,
+                    &self.events,
+                    &protected,
+                )
+                .await;
+                for (old, new) in transitions {
                     if old == State::Master && new == State::Backup {
                         dropped_to_backup.push(running.config.name.clone());
                     }
@@ -380,11 +388,13 @@ impl Daemon {
     async fn stop(&mut self, index: usize) {
         let mut running = self.instances.remove(index);
         running.core.shutdown();
+        let protected = masters_vips(&self.instances, None);
         carry_out(
             &mut running,
             &mut self.interfaces,
             &self.handle,
             &self.events,
+            &protected,
         )
         .await;
         running
@@ -425,6 +435,50 @@ impl Daemon {
         }
         info!("reloaded {}", self.config_path.display());
         Ok(())
+    }
+}
+
+/// `vrrpd --release-vips`: what a stopping master does to its interfaces, for a run that could
+/// not (kill -9, OOM, watchdog abort), so the unit's `ExecStopPost=` leaves no VIP behind.
+/// Every instance's VIPs go from its interface, and its macvlan (with the VIPs on it) when it
+/// has a virtual MAC. A clean stop already released them (systemd says `SERVICE_RESULT=success`),
+/// and the peer may hold them by now: then nothing is done.
+pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), String> {
+    if std::env::var("SERVICE_RESULT").is_ok_and(|result| result == "success") {
+        return Ok(());
+    }
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|e| format!("rtnetlink: {e}"))?;
+    tokio::spawn(connection);
+    let mut failed = Vec::new();
+    for instance in &config.vrrp.instance {
+        if let Some(name) = instance.virtual_mac_name() {
+            match vmac::remove_stale(&handle, &name).await {
+                Ok(true) => info!(instance = %instance.name, "removed macvlan {name}"),
+                Ok(false) => {}
+                Err(e) => failed.push(format!("{}: {name}: {e}", instance.name)),
+            }
+        }
+        // An interface that is gone took its addresses with it.
+        let Some(index) = link::index_of(&instance.interface) else {
+            continue;
+        };
+        for vip in &instance.virtual_addresses {
+            match link::del_address(&handle, index, vip.addr()).await {
+                Ok(removed) => {
+                    let interface = &instance.interface;
+                    if removed > 0 {
+                        info!(instance = %instance.name, "removed {vip} from {interface}");
+                    }
+                }
+                Err(e) => failed.push(format!("{}: {vip}: {e}", instance.name)),
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("could not release:\n{}", failed.join("\n")))
     }
 }
 
@@ -704,11 +758,29 @@ fn status(instances: &[Running], interfaces: &[Interface]) -> Status {
     }
 }
 
+/// The VIPs, by base interface, of every MASTER instance but `except`: an instance removing
+/// its addresses (on entering BACKUP or FAULT, maybe without ever having added them) must not
+/// take one a master holds.
+fn masters_vips(instances: &[Running], except: Option<usize>) -> Vec<(usize, IpAddr)> {
+    instances
+        .iter()
+        .enumerate()
+        .filter(|&(i, r)| Some(i) != except && r.core.state() == State::Master)
+        .flat_map(|(_, r)| {
+            r.config
+                .virtual_addresses
+                .iter()
+                .map(|v| (r.link, v.addr()))
+        })
+        .collect()
+}
+
 async fn carry_out(
     running: &mut Running,
     interfaces: &mut [Interface],
     handle: &Handle,
     events: &broadcast::Sender<Event>,
+    protected: &[(usize, IpAddr)],
 ) -> Vec<(State, State)> {
     let mut transitions = Vec::new();
     while let Some(action) = running.core.poll_action() {
@@ -773,10 +845,24 @@ async fn carry_out(
                 }
             }
             Action::RemoveVips => {
-                let link = running.vmac.as_ref().map_or(&interface.link, |v| &v.link);
-                for vip in &running.config.virtual_addresses {
-                    if let Err(e) = link::del_address(handle, link.index, vip.addr()).await {
-                        warn!(instance = %running.config.name, "removing {vip} from {}: {e}", link.name);
+                // A vmac instance's VIPs live on the macvlan; the base is swept too, for a
+                // crashed run that had no virtual MAC.
+                let links =
+                    std::iter::once(&interface.link).chain(running.vmac.as_ref().map(|v| &v.link));
+                for link in links {
+                    for vip in &running.config.virtual_addresses {
+                        if protected.contains(&(running.link, vip.addr())) {
+                            continue;
+                        }
+                        match link::del_address(handle, link.index, vip.addr()).await {
+                            Ok(0) => {}
+                            Ok(_) => {
+                                info!(instance = %running.config.name, "removed {vip} from {}", link.name);
+                            }
+                            Err(e) => {
+                                warn!(instance = %running.config.name, "removing {vip} from {}: {e}", link.name);
+                            }
+                        }
                     }
                 }
             }
