@@ -563,6 +563,126 @@ fn sighup_reload_keeps_an_unchanged_master_and_refuses_a_bad_file() -> Result<()
     Ok(())
 }
 
+/// A script for `notify` that appends its arguments to `log`.
+fn notify_script(dir: &Path, name: &str, log: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    let text = format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display());
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())
+        .map(|()| path)
+}
+
+/// Caught: a reload that changed only `notify` restarted the instance, so the master sent
+/// priority 0, dropped the VIP and took it back after Master_Down. Now it changes in place:
+/// on the wire, not one advert of another priority and no gap, and the new notify is the one
+/// called at the next transition.
+#[test]
+fn a_reload_changing_notify_makes_no_transition_on_the_wire() -> Result<(), String> {
+    let Some((dir, lan)) = lan(&[("na", "192.0.2.71/24")])? else {
+        return Ok(());
+    };
+    let a = lan.host(0);
+    let config = vrrpd_config(dir.path(), "na", 150, FAST)?;
+    let mut vrrpd = start_vrrpd(a, &config)?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+    let mut capture = lvs_tests::vrrp_capture::Capture::start(&lan.bridge, "br0", dir.path(), "n")?;
+    std::thread::sleep(Duration::from_millis(500));
+
+    let log = dir.path().join("notify.log");
+    let script = notify_script(dir.path(), "notify.sh", &log)?;
+    let extra = format!("{FAST}\nnotify = \"{}\"", script.display());
+    vrrpd_config(dir.path(), "na", 150, &extra)?;
+    let reloaded_at = lvs_tests::vrrp_capture::now();
+    vrrpd.signal(libc::SIGHUP);
+    let mut held = true;
+    let end = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < end {
+        held &= has_vip(a);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    capture.end();
+    let frames = capture.frames()?;
+    let adverts: Vec<(f64, u8)> = frames
+        .iter()
+        .filter_map(|f| match f.kind {
+            lvs_tests::vrrp_capture::Kind::Advert { priority, .. } => Some((f.ts, priority)),
+            lvs_tests::vrrp_capture::Kind::GratuitousArp { .. } => None,
+        })
+        .collect();
+    let after = adverts.iter().filter(|(ts, _)| *ts > reloaded_at).count();
+    assert!(after >= 10, "too few adverts after the reload: {adverts:?}");
+    assert!(
+        adverts.iter().all(|&(_, priority)| priority == 150),
+        "a reload of notify must not change the advertised priority: {adverts:?}"
+    );
+    let gap = adverts
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(0.0, f64::max);
+    assert!(gap < 0.25, "{gap:.3} s without an advert at 100 ms");
+    assert!(held, "the VIP left the master during the reload");
+    let status = vrrpd_status(dir.path(), "na")?;
+    let counters = &status["instances"][0]["counters"];
+    assert_eq!(
+        counters["transitions"], 2,
+        "INIT -> BACKUP -> MASTER only: {status}"
+    );
+
+    // The new notify is the one in force: it sees the stop.
+    vrrpd.end();
+    let said = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    assert_eq!(said.trim(), "VI_1 MASTER INIT", "{said}");
+    Ok(())
+}
+
+/// Caught: a reload stopped the changed instances, then started new ones and stopped at the
+/// first that failed, leaving VIPs dropped. Now every new instance is prepared first: one that
+/// cannot start (its interface is missing) refuses the whole reload, and the old instances run
+/// on as masters with their VIPs and their old settings.
+#[test]
+fn a_reload_with_an_instance_that_cannot_start_leaves_the_old_config_running() -> Result<(), String>
+{
+    let Some((dir, lan)) = lan(&[("nb", "192.0.2.81/24")])? else {
+        return Ok(());
+    };
+    let a = lan.host(0);
+    let first = vrrpd_instance("VI_1", 61, 150, "192.0.2.101/24", FAST);
+    let second = vrrpd_instance("VI_2", 62, 150, "192.0.2.102/24", FAST);
+    let config = write_vrrpd_config(dir.path(), "nb", &format!("{first}{second}"))?;
+    let vrrpd = start_vrrpd(a, &config)?;
+    let both = || (holds(a, "192.0.2.101") && holds(a, "192.0.2.102")).then_some(());
+    wait_for(TAKEOVER, both).ok_or("the two instances never became master")?;
+    let before = vrrpd_status(dir.path(), "nb")?;
+
+    // The broken instance first: the old code had stopped VI_1 by then and never restarted it.
+    let broken = vrrpd_instance("VI_0", 60, 150, "192.0.2.100/24", FAST)
+        .replace("interface = \"eth0\"", "interface = \"nosuch0\"");
+    let changed = first.replace("priority = 150", "priority = 140");
+    write_vrrpd_config(dir.path(), "nb", &format!("{broken}{changed}{second}"))?;
+    vrrpd.signal(libc::SIGHUP);
+    let mut held = true;
+    let end = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < end {
+        held &= both().is_some();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(held, "a refused reload dropped a VIP");
+    let after = vrrpd_status(dir.path(), "nb")?;
+    let instances = after["instances"].as_array().ok_or("no instances")?;
+    assert_eq!(instances.len(), 2, "{after}");
+    for (i, instance) in instances.iter().enumerate() {
+        assert_eq!(instance["state"], "MASTER", "{after}");
+        assert_eq!(instance["priority"], 150, "the old settings stay: {after}");
+        assert_eq!(
+            instance["counters"]["transitions"], before["instances"][i]["counters"]["transitions"],
+            "{after}"
+        );
+    }
+    Ok(())
+}
+
 /// One keepalived and one vrrpd on a LAN with a client.
 struct Interop {
     mode: KeepalivedMode,

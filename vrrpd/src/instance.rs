@@ -449,6 +449,16 @@ impl Instance {
         }
     }
 
+    /// A reload changed only the gratuitous ARP schedule: bursts already queued keep their
+    /// times, a master's periodic refresh follows the new period from now. No transition.
+    pub fn set_garp(&mut self, now: Instant, garp: GarpConfig) {
+        let refresh_changed = garp.refresh != self.cfg.garp.refresh;
+        self.cfg.garp = garp;
+        if refresh_changed && self.state == State::Master {
+            self.garp_refresh_at = self.cfg.garp.refresh.map(|period| now + period);
+        }
+    }
+
     /// A sync group pulls this master down with a member that lost mastership: it leaves
     /// with priority 0, so the peer takes over after its skew time, and waits as backup.
     /// Ignored unless master.

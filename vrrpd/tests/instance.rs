@@ -697,3 +697,33 @@ fn yielding_mastership_announces_priority_0_and_waits_as_backup() {
     inst.yield_mastership(now);
     assert!(drain(&mut inst).is_empty());
 }
+
+/// A reload that changes only the gratuitous ARP settings of a master: no transition, no
+/// advert, and the new refresh period in force from the change.
+#[test]
+fn garp_settings_change_in_place_without_a_transition() {
+    let t0 = Instant::now();
+    let mut inst = master_at_100(t0);
+    drain(&mut inst);
+    let now = t0 + ms(4100);
+    let garp = GarpConfig {
+        refresh: Some(secs(2)),
+        ..GarpConfig::default()
+    };
+    inst.set_garp(now, garp);
+    assert!(drain(&mut inst).is_empty());
+    assert_eq!(inst.state(), State::Master);
+    let refreshes = run_until(&mut inst, now + secs(2))
+        .into_iter()
+        .filter(|(_, a)| {
+            matches!(
+                a,
+                Action::SendGratuitousArp {
+                    burst: GarpBurst::Refresh,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(refreshes, 1);
+}

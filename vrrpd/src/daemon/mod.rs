@@ -162,7 +162,10 @@ impl Daemon {
         Ok(index)
     }
 
-    async fn start(&mut self, instance: &VrrpInstance, now: Instant) -> Result<(), String> {
+    /// Everything an instance needs that can fail (its interface and socket, its advert
+    /// source, its virtual MAC), made without touching a running instance, so a reload can
+    /// check every new instance before it changes anything.
+    async fn prepare(&mut self, instance: &VrrpInstance) -> Result<Prepared, String> {
         let ipv6 = instance.is_ipv6();
         // A multicast vmac instance hears its peer on the macvlan (see vmac.rs), not here.
         let on_base = !instance.virtual_mac || !instance.unicast_peers.is_empty();
@@ -171,34 +174,77 @@ impl Daemon {
             .map_err(|e| format!("{}: {e}", instance.name))?;
         let core = Instance::new(instance_config(instance)?)
             .map_err(|e| format!("{}: {e}", instance.name))?;
-        let vmac = self
-            .create_vmac(instance, link, core.config().primary_addr)
-            .await
-            .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?;
+        // The macvlan of an instance this one replaces has its name: made once that one is gone.
+        let vmac_deferred = instance.virtual_mac_name().is_some_and(|name| {
+            self.instances
+                .iter()
+                .any(|r| r.vmac.as_ref().is_some_and(|v| v.link.name == name))
+        });
+        let vmac = if vmac_deferred {
+            None
+        } else {
+            self.create_vmac(instance, link, core.config().primary_addr)
+                .await
+                .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?
+        };
         let peers = instance
             .unicast_peers
             .iter()
             .copied()
             .filter(|peer| peer.is_ipv6() == ipv6)
             .collect();
+        Ok(Prepared {
+            config: instance.clone(),
+            core,
+            link,
+            peers,
+            vmac,
+            vmac_deferred,
+        })
+    }
+
+    /// Undoes what [`prepare`](Self::prepare) made, for a reload that is refused.
+    async fn discard(&mut self, prepared: Prepared) {
+        if let Some(made) = prepared.vmac {
+            self.remove_vmac(&prepared.config.name, prepared.link, made)
+                .await;
+        }
+    }
+
+    /// Runs a prepared instance: from here it takes part in the election.
+    async fn launch(&mut self, prepared: Prepared, now: Instant) -> Result<(), String> {
+        let Prepared {
+            config: instance,
+            core,
+            link,
+            peers,
+            mut vmac,
+            vmac_deferred,
+        } = prepared;
+        if vmac_deferred {
+            vmac = self
+                .create_vmac(&instance, link, core.config().primary_addr)
+                .await
+                .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?;
+        }
         let id = self.next_id;
         self.next_id += 1;
         let mut running = Running {
             id,
-            config: instance.clone(),
+            tracking: Tracking::new(&instance),
+            scripts: tracking::spawn_scripts(id, &instance, &self.scripts),
+            config: instance,
             core,
-            tracking: Tracking::new(instance),
             link,
             peers,
             counters: Counters::default(),
             metrics: self.metrics.clone(),
-            scripts: tracking::spawn_scripts(id, instance, &self.scripts),
             own_fault: false,
             vmac,
         };
         running
             .metrics
-            .set_state(&instance.name, running.core.state());
+            .set_state(&running.config.name, running.core.state());
         running.tracking.poll();
         self.instances.push(running);
         // Tracking first: startup consults the fault, the group's included.
@@ -208,6 +254,54 @@ impl Daemon {
             info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
         }
         Ok(())
+    }
+
+    /// Prepares every instance of `wanted`; if any cannot be, undoes the others and says why
+    /// for each that failed.
+    async fn prepare_all(&mut self, wanted: &[&VrrpInstance]) -> Result<Vec<Prepared>, String> {
+        let mut prepared = Vec::new();
+        let mut failed = Vec::new();
+        for instance in wanted {
+            match self.prepare(instance).await {
+                Ok(ready) => prepared.push(ready),
+                Err(e) => failed.push(e),
+            }
+        }
+        if failed.is_empty() {
+            return Ok(prepared);
+        }
+        for ready in prepared {
+            self.discard(ready).await;
+        }
+        Err(failed.join("\n"))
+    }
+
+    /// A reload changed fields of a running instance that do not take part in the election
+    /// (notify, tracking, gratuitous ARP): applied as it runs, with no transition.
+    fn change_in_place(&mut self, index: usize, new: &VrrpInstance, now: Instant) {
+        let running = &mut self.instances[index];
+        let old = std::mem::replace(&mut running.config, new.clone());
+        if old.garp != new.garp {
+            running.core.set_garp(now, garp_config(new));
+        }
+        let tracking_changed = old.track_interfaces != new.track_interfaces
+            || old.track_files != new.track_files
+            || old.track_processes != new.track_processes
+            || old.track_scripts != new.track_scripts;
+        if tracking_changed {
+            // A new id: results of the old scripts still on their way belong to no one.
+            running.id = self.next_id;
+            self.next_id += 1;
+            for script in running.scripts.drain(..) {
+                script.abort();
+            }
+            let mut tracking = Tracking::new(new);
+            tracking.carry_over(&running.tracking);
+            tracking.poll();
+            running.tracking = tracking;
+            running.scripts = tracking::spawn_scripts(running.id, new, &self.scripts);
+        }
+        info!(instance = %new.name, "changed in place, still {}", running.core.state().as_str());
     }
 
     async fn create_vmac(
@@ -401,41 +495,111 @@ impl Daemon {
             .metrics
             .forget(&running.config.name, running.counters.drops.keys().cloned());
         if let Some(made) = running.vmac.take() {
-            let name = made.link.name.clone();
-            if let Err(e) = vmac::remove(&self.handle, made).await {
-                warn!(instance = %running.config.name, "removing {name}: {e}");
-            }
-            self.interfaces[running.link].vmacs -= 1;
-            self.release_base(running.link);
+            self.remove_vmac(&running.config.name, running.link, made)
+                .await;
         }
         info!(instance = %running.config.name, "stopped");
     }
 
-    /// Instances whose settings did not change keep running untouched (no state flap);
-    /// changed ones restart, removed ones leave, new ones start. A bad file changes nothing.
+    /// Removes an instance's macvlan (with the VIPs on it), and puts the base interface's ARP
+    /// settings back once no vmac runs over it.
+    async fn remove_vmac(&mut self, instance: &str, link: usize, made: Vmac) {
+        let name = made.link.name.clone();
+        if let Err(e) = vmac::remove(&self.handle, made).await {
+            warn!(instance, "removing {name}: {e}");
+        }
+        self.interfaces[link].vmacs -= 1;
+        self.release_base(link);
+    }
+
+    /// All or nothing: every new or changed instance is prepared (interface, socket, advert
+    /// source, virtual MAC) before a running one is touched; if any cannot be, the running
+    /// config stays as it was. Then instances whose election settings did not change keep
+    /// running, those whose other fields changed (notify, tracking, gratuitous ARP) change in
+    /// place, with no transition; changed ones restart, removed ones leave, new ones start.
     async fn reload(&mut self) -> Result<(), String> {
         let config = lvs_config::load(&self.config_path).map_err(|e| e.to_string())?;
-        self.apply_realtime(&config.vrrp);
         let wanted = &config.vrrp.instance;
+        let mut in_place = Vec::new();
+        let mut restart = Vec::new();
+        let mut to_start = Vec::new();
+        for instance in wanted {
+            match self
+                .instances
+                .iter()
+                .position(|r| r.config.name == instance.name)
+            {
+                Some(index) if self.instances[index].config == *instance => {}
+                Some(index) if same_election(&self.instances[index].config, instance) => {
+                    in_place.push((index, instance));
+                }
+                Some(index) => {
+                    restart.push(index);
+                    to_start.push(instance);
+                }
+                None => to_start.push(instance),
+            }
+        }
+        let prepared = self.prepare_all(&to_start).await?;
+
+        self.apply_realtime(&config.vrrp);
         self.sync_groups.clone_from(&config.vrrp.sync_group);
-        let mut index = 0;
-        while index < self.instances.len() {
-            let keep = wanted.iter().any(|w| *w == self.instances[index].config);
-            if keep {
-                index += 1;
-            } else {
+        let now = Instant::now();
+        for (index, instance) in in_place {
+            self.change_in_place(index, instance, now);
+        }
+        let gone: Vec<String> = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|&(i, r)| {
+                restart.contains(&i) || !wanted.iter().any(|w| w.name == r.config.name)
+            })
+            .map(|(_, r)| r.config.name.clone())
+            .collect();
+        for name in gone {
+            if let Some(index) = self.instances.iter().position(|r| r.config.name == name) {
                 self.stop(index).await;
             }
         }
-        let now = Instant::now();
-        for instance in wanted {
-            if !self.instances.iter().any(|r| r.config == *instance) {
-                self.start(instance, now).await?;
+        let mut failed = Vec::new();
+        for ready in prepared {
+            if let Err(e) = self.launch(ready, now).await {
+                failed.push(e);
             }
+        }
+        self.apply_tracking(now);
+        if !failed.is_empty() {
+            // Only a virtual MAC made after its old instance went can fail here.
+            return Err(failed.join("\n"));
         }
         info!("reloaded {}", self.config_path.display());
         Ok(())
     }
+}
+
+/// Whether two configs of an instance differ at most in what does not take part in the
+/// election (notify, tracking, gratuitous ARP), so a reload can change them in place.
+fn same_election(old: &VrrpInstance, new: &VrrpInstance) -> bool {
+    let mut election = new.clone();
+    election.notify.clone_from(&old.notify);
+    election.garp = old.garp.clone();
+    election.track_interfaces.clone_from(&old.track_interfaces);
+    election.track_files.clone_from(&old.track_files);
+    election.track_processes.clone_from(&old.track_processes);
+    election.track_scripts.clone_from(&old.track_scripts);
+    election == *old
+}
+
+/// An instance ready to run, not yet taking part in the election.
+struct Prepared {
+    config: VrrpInstance,
+    core: Instance,
+    link: usize,
+    peers: Vec<IpAddr>,
+    vmac: Option<Vmac>,
+    /// The macvlan's name is held by the instance this one replaces: made at launch.
+    vmac_deferred: bool,
 }
 
 /// `vrrpd --release-vips`: what a stopping master does to its interfaces, for a run that could
@@ -509,9 +673,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         realtime: realtime::Applied::default(),
     };
     daemon.apply_realtime(&config.vrrp);
+    let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
+    let prepared = daemon.prepare_all(&all).await?;
     let now = Instant::now();
-    for instance in &config.vrrp.instance {
-        daemon.start(instance, now).await?;
+    for ready in prepared {
+        daemon.launch(ready, now).await?;
     }
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -938,13 +1104,7 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, String> {
         Some(ConfigAuth::Pass { password }) => Auth::simple(password)
             .ok_or_else(|| format!("{}: password longer than 8 bytes", instance.name))?,
     };
-    let garp = GarpConfig {
-        repeat: instance.garp.repeat,
-        spacing: instance.garp.spacing.get(),
-        delay: Some(instance.garp.delay.get()).filter(|d| !d.is_zero()),
-        refresh: instance.garp.refresh.map(lvs_config::Duration::get),
-        ..GarpConfig::default()
-    };
+    let garp = garp_config(instance);
     Ok(InstanceConfig {
         vrid: instance.vrid,
         version,
@@ -961,4 +1121,14 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, String> {
         auth,
         garp,
     })
+}
+
+fn garp_config(instance: &VrrpInstance) -> GarpConfig {
+    GarpConfig {
+        repeat: instance.garp.repeat,
+        spacing: instance.garp.spacing.get(),
+        delay: Some(instance.garp.delay.get()).filter(|d| !d.is_zero()),
+        refresh: instance.garp.refresh.map(lvs_config::Duration::get),
+        ..GarpConfig::default()
+    }
 }

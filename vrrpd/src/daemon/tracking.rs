@@ -14,7 +14,12 @@ enum Source {
     Interface(String),
     File(PathBuf),
     Process(String),
-    Script { index: usize, state: RiseFall },
+    Script {
+        index: usize,
+        state: RiseFall,
+        /// The script's command and timing, what makes it "the same script" across a reload.
+        key: String,
+    },
 }
 
 struct Object {
@@ -66,6 +71,10 @@ impl Tracking {
                 source: Source::Script {
                     index,
                     state: RiseFall::new(t.rise, t.fall),
+                    key: format!(
+                        "{:?} {:?} {:?} {} {}",
+                        t.command, t.interval, t.timeout, t.rise, t.fall
+                    ),
                 },
                 observation: Observation::Healthy(false),
             });
@@ -114,7 +123,7 @@ impl Tracking {
     /// Records a script result; returns true when its tracked state changed.
     pub fn script_result(&mut self, script: usize, success: bool) -> bool {
         for object in &mut self.objects {
-            if let Source::Script { index, state } = &mut object.source
+            if let Source::Script { index, state, .. } = &mut object.source
                 && *index == script
                 && state.record(success)
             {
@@ -124,6 +133,37 @@ impl Tracking {
             }
         }
         false
+    }
+}
+
+impl Tracking {
+    /// A reload changed what the instance tracks in place: every object tracked before too
+    /// (the same interface, file, process, or script with the same command and timing; its
+    /// weight may differ) keeps what was observed of it, so the change moves no priority by
+    /// itself. Only a newly tracked object starts afresh.
+    pub fn carry_over(&mut self, old: &Tracking) {
+        for object in &mut self.objects {
+            if let Some(seen) = old.objects.iter().find(|o| o.source.same(&object.source)) {
+                object.observation = seen.observation;
+                if let (Source::Script { state, .. }, Source::Script { state: was, .. }) =
+                    (&mut object.source, &seen.source)
+                {
+                    *state = was.clone();
+                }
+            }
+        }
+    }
+}
+
+impl Source {
+    fn same(&self, other: &Source) -> bool {
+        match (self, other) {
+            (Source::Interface(a), Source::Interface(b)) => a == b,
+            (Source::File(a), Source::File(b)) => a == b,
+            (Source::Process(a), Source::Process(b)) => a == b,
+            (Source::Script { key: a, .. }, Source::Script { key: b, .. }) => a == b,
+            _ => false,
+        }
     }
 }
 
