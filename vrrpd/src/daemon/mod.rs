@@ -2,6 +2,7 @@
 //! gratuitous ARP / unsolicited NA, notify hooks and signals. IPv4 instances (VRRPv2 and v3)
 //! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
+mod directord;
 mod link;
 mod metrics;
 mod realtime;
@@ -18,7 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
-use lvs_control::vrrpd::{Counters, Event, InstanceStatus, InterfaceStatus, Request, Status};
+use lvs_control::vrrpd::{
+    Counters, DirectordStatus, Event, InstanceStatus, InterfaceStatus, Request, Status,
+};
 use rtnetlink::Handle;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
@@ -100,9 +103,66 @@ struct Daemon {
     events: broadcast::Sender<Event>,
     metrics: Metrics,
     realtime: realtime::Applied,
+    /// `[vrrp] track_directord`, when on.
+    directord: Option<directord::Watch>,
+    directord_results: mpsc::Sender<Result<(), directord::ProbeError>>,
 }
 
 impl Daemon {
+    /// What every instance's tracking makes of directord: its weight and whether it is up.
+    fn directord_tracking(&self) -> Option<(i32, bool)> {
+        self.directord.as_ref().map(|w| (w.settings.weight, w.up))
+    }
+
+    /// Starts, stops or retunes the watch on directord as `config` says; returns whether it
+    /// changed, and then every instance's tracking has been made anew with it.
+    async fn configure_directord(&mut self, config: &Config, first_answer: bool) -> bool {
+        let wanted = config
+            .tracks_directord()
+            .then(|| config.vrrp.track_directord.clone());
+        if wanted.as_ref() == self.directord.as_ref().map(|w| &w.settings) {
+            return false;
+        }
+        self.directord = match wanted {
+            Some(settings) => Some(
+                directord::Watch::start(
+                    settings,
+                    &config.control.socket_dir,
+                    self.directord_results.clone(),
+                    first_answer,
+                    &self.metrics,
+                )
+                .await,
+            ),
+            None => None,
+        };
+        self.metrics
+            .set_directord_up(self.directord.as_ref().map(|w| w.up));
+        let tracking = self.directord_tracking();
+        for running in &mut self.instances {
+            let mut fresh = Tracking::new(&running.config, tracking);
+            fresh.carry_over(&running.tracking);
+            running.tracking = fresh;
+        }
+        true
+    }
+
+    /// One answer (or silence) from directord.
+    fn directord_probed(&mut self, result: Result<(), directord::ProbeError>, now: Instant) {
+        let Some(watch) = &mut self.directord else {
+            return;
+        };
+        if !watch.record(result, &self.metrics) {
+            return;
+        }
+        let up = watch.up;
+        self.metrics.set_directord_up(Some(up));
+        for running in &mut self.instances {
+            running.tracking.set_directord(up);
+        }
+        self.apply_tracking(now);
+    }
+
     /// The scheduling and memory locking `vrrp` asks for, each refusal counted.
     fn apply_realtime(&mut self, vrrp: &lvs_config::Vrrp) {
         let (applied, refused) = realtime::apply(vrrp, self.realtime);
@@ -231,7 +291,7 @@ impl Daemon {
         self.next_id += 1;
         let mut running = Running {
             id,
-            tracking: Tracking::new(&instance),
+            tracking: Tracking::new(&instance, self.directord_tracking()),
             scripts: tracking::spawn_scripts(id, &instance, &self.scripts),
             config: instance,
             core,
@@ -279,6 +339,7 @@ impl Daemon {
     /// A reload changed fields of a running instance that do not take part in the election
     /// (notify, tracking, gratuitous ARP): applied as it runs, with no transition.
     fn change_in_place(&mut self, index: usize, new: &VrrpInstance, now: Instant) {
+        let directord = self.directord_tracking();
         let running = &mut self.instances[index];
         let old = std::mem::replace(&mut running.config, new.clone());
         if old.garp != new.garp {
@@ -295,7 +356,7 @@ impl Daemon {
             for script in running.scripts.drain(..) {
                 script.abort();
             }
-            let mut tracking = Tracking::new(new);
+            let mut tracking = Tracking::new(new, directord);
             tracking.carry_over(&running.tracking);
             tracking.poll();
             running.tracking = tracking;
@@ -544,6 +605,7 @@ impl Daemon {
 
         self.apply_realtime(&config.vrrp);
         self.sync_groups.clone_from(&config.vrrp.sync_group);
+        self.configure_directord(&config, false).await;
         let now = Instant::now();
         for (index, instance) in in_place {
             self.change_in_place(index, instance, now);
@@ -658,6 +720,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     tokio::spawn(connection);
     let (datagram_tx, mut datagrams) = mpsc::channel::<Datagram>(256);
     let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
+    let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
     let mut daemon = Daemon {
         config_path,
@@ -671,8 +734,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         events: events.clone(),
         metrics: Metrics::new(),
         realtime: realtime::Applied::default(),
+        directord: None,
+        directord_results: directord_tx,
     };
     daemon.apply_realtime(&config.vrrp);
+    daemon.configure_directord(&config, true).await;
     let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
     let prepared = daemon.prepare_all(&all).await?;
     let now = Instant::now();
@@ -746,6 +812,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
                     daemon.apply_tracking(now);
                 }
             }
+            Some(result) = directord_results.recv() => {
+                daemon.directord_probed(result, Instant::now());
+            }
             Some(result) = script_results.recv() => {
                 if let Some(running) = daemon.instances.iter_mut().find(|r| r.id == result.instance)
                     && running.tracking.script_result(result.script, result.success)
@@ -755,7 +824,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             }
             Some(incoming) = requests.recv() => {
                 let Request::Status = incoming.request;
-                incoming.reply(Ok(status(&daemon.instances, &daemon.interfaces)));
+                incoming.reply(Ok(status(&daemon)));
             }
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
@@ -891,8 +960,10 @@ fn log_reject(instance: &str, src: IpAddr, reject: &Reject) {
     debug!(instance, "dropped advert from {src}: {reject}");
 }
 
-fn status(instances: &[Running], interfaces: &[Interface]) -> Status {
-    let instances = instances
+fn status(daemon: &Daemon) -> Status {
+    let interfaces = &daemon.interfaces;
+    let instances = daemon
+        .instances
         .iter()
         .map(|running| InstanceStatus {
             name: running.config.name.clone(),
@@ -918,9 +989,16 @@ fn status(instances: &[Running], interfaces: &[Interface]) -> Status {
             drops: interface.drops.clone(),
         })
         .collect();
+    let directord = daemon.directord.as_ref().map(|watch| DirectordStatus {
+        up: watch.up,
+        weight: watch.settings.weight,
+        checks: watch.checks.clone(),
+        last_error: watch.last_error.clone(),
+    });
     Status {
         instances,
         interfaces,
+        directord,
     }
 }
 

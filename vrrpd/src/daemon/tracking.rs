@@ -14,6 +14,8 @@ enum Source {
     Interface(String),
     File(PathBuf),
     Process(String),
+    /// `[vrrp] track_directord`, observed by the daemon's watch (see directord.rs).
+    Directord,
     Script {
         index: usize,
         state: RiseFall,
@@ -42,8 +44,17 @@ pub struct ScriptResult {
 }
 
 impl Tracking {
-    pub fn new(config: &VrrpInstance) -> Self {
+    /// What `config` tracks, and directord with `directord`'s weight and last seen state
+    /// when vrrpd tracks it.
+    pub fn new(config: &VrrpInstance, directord: Option<(i32, bool)>) -> Self {
         let mut objects = Vec::new();
+        if let Some((weight, up)) = directord {
+            objects.push(Object {
+                weight,
+                source: Source::Directord,
+                observation: Observation::Healthy(up),
+            });
+        }
         for t in &config.track_interfaces {
             objects.push(Object {
                 weight: t.weight,
@@ -109,7 +120,7 @@ impl Tracking {
                 Source::Interface(name) => Observation::Healthy(interface_up(name)),
                 Source::File(path) => Observation::Value(read_value(path)),
                 Source::Process(name) => Observation::Healthy(processes.iter().any(|p| p == name)),
-                Source::Script { .. } => continue,
+                Source::Script { .. } | Source::Directord => continue,
             };
             if observation != object.observation {
                 info!(instance = %self.instance, "tracked {} is now {observation:?}", describe(&object.source));
@@ -155,9 +166,24 @@ impl Tracking {
     }
 }
 
+impl Tracking {
+    /// The watch saw directord go down or come back; returns whether this instance tracks it.
+    pub fn set_directord(&mut self, up: bool) -> bool {
+        let mut tracked = false;
+        for object in &mut self.objects {
+            if matches!(object.source, Source::Directord) {
+                object.observation = Observation::Healthy(up);
+                tracked = true;
+            }
+        }
+        tracked
+    }
+}
+
 impl Source {
     fn same(&self, other: &Source) -> bool {
         match (self, other) {
+            (Source::Directord, Source::Directord) => true,
             (Source::Interface(a), Source::Interface(b)) => a == b,
             (Source::File(a), Source::File(b)) => a == b,
             (Source::Process(a), Source::Process(b)) => a == b,
@@ -172,6 +198,7 @@ fn describe(source: &Source) -> String {
         Source::Interface(name) => format!("interface {name}"),
         Source::File(path) => format!("file {}", path.display()),
         Source::Process(name) => format!("process {name}"),
+        Source::Directord => "directord".to_owned(),
         Source::Script { index, .. } => format!("script {index}"),
     }
 }
