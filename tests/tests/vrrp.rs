@@ -563,6 +563,17 @@ fn sighup_reload_keeps_an_unchanged_master_and_refuses_a_bad_file() -> Result<()
     Ok(())
 }
 
+/// Whether `probe` holds at every sample (10 ms apart) for `period`.
+fn always(period: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + period;
+    let mut held = true;
+    while std::time::Instant::now() < end {
+        held &= probe();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    held
+}
+
 /// A script for `notify` that appends its arguments to `log`.
 fn notify_script(dir: &Path, name: &str, log: &Path) -> Result<PathBuf, String> {
     use std::os::unix::fs::PermissionsExt;
@@ -596,12 +607,7 @@ fn a_reload_changing_notify_makes_no_transition_on_the_wire() -> Result<(), Stri
     vrrpd_config(dir.path(), "na", 150, &extra)?;
     let reloaded_at = lvs_tests::vrrp_capture::now();
     vrrpd.signal(libc::SIGHUP);
-    let mut held = true;
-    let end = std::time::Instant::now() + Duration::from_secs(2);
-    while std::time::Instant::now() < end {
-        held &= has_vip(a);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let held = always(Duration::from_secs(2), || has_vip(a));
     capture.end();
     let frames = capture.frames()?;
     let adverts: Vec<(f64, u8)> = frames
@@ -662,12 +668,7 @@ fn a_reload_with_an_instance_that_cannot_start_leaves_the_old_config_running() -
     let changed = first.replace("priority = 150", "priority = 140");
     write_vrrpd_config(dir.path(), "nb", &format!("{broken}{changed}{second}"))?;
     vrrpd.signal(libc::SIGHUP);
-    let mut held = true;
-    let end = std::time::Instant::now() + Duration::from_secs(2);
-    while std::time::Instant::now() < end {
-        held &= both().is_some();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let held = always(Duration::from_secs(2), || both().is_some());
     assert!(held, "a refused reload dropped a VIP");
     let after = vrrpd_status(dir.path(), "nb")?;
     let instances = after["instances"].as_array().ok_or("no instances")?;
@@ -921,6 +922,71 @@ s.bind(('eth0', 0))
 for name in sys.argv[2:]:
     s.send(eth + frames[name])
 "#;
+
+/// Caught: every dropped advert was logged, one line a packet, so a flood of bad adverts
+/// (a misconfigured peer, an attacker) flooded the journal (with LVS_LOG=debug, as here, the
+/// old code wrote 200 lines). Now each is counted, and each cause is logged once per interval.
+#[test]
+fn a_flood_of_bad_adverts_is_counted_in_full_and_logged_once_per_cause() -> Result<(), String> {
+    let Some((dir, lan)) = lan(&[("fa", "192.0.2.91/24"), ("fx", "192.0.2.66/24")])? else {
+        return Ok(());
+    };
+    let (a, attacker) = (lan.host(0), lan.host(1));
+    let auth = "auth = { type = \"pass\", password = \"s3cret\" }";
+    let config = vrrpd_config(dir.path(), "fa", 150, auth)?;
+    let log = dir.path().join("vrrpd.log");
+    let vrrpd = workspace_bin("vrrpd");
+    let mut command = a.command(&[vrrpd.as_os_str(), "--config".as_ref(), config.as_os_str()]);
+    command
+        .env("LVS_LOG", "debug")
+        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
+    let _vrrpd = Guarded::spawn(&mut command)?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+
+    // In bursts of 10, paced by python's start: a burst of hundreds overflows the socket's
+    // receive buffer of a debug build on a loaded machine, and then the kernel drops what
+    // vrrpd never sees, to count or to log.
+    const FLOOD: usize = 100;
+    for _ in 0..FLOOD / 5 {
+        let mut argv = vec!["python3", "-c", CRAFT_PY, "192.0.2.66"];
+        argv.extend(["wrong_password"; 5]);
+        argv.extend(["bad_checksum"; 5]);
+        attacker.run(&argv)?;
+    }
+    let counted = || {
+        let status = vrrpd_status(dir.path(), "fa").ok()?;
+        let drops = &status["instances"][0]["counters"]["drops"];
+        (drops["auth_failure"] == FLOOD && drops["bad_checksum"] == FLOOD).then_some(())
+    };
+    wait_for(Duration::from_secs(5), counted).ok_or_else(|| {
+        format!(
+            "every dropped advert must be counted: {:?}",
+            vrrpd_status(dir.path(), "fa")
+        )
+    })?;
+    let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    let logged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("dropped advert from 192.0.2.66"))
+        .collect();
+    assert_eq!(
+        logged.len(),
+        2,
+        "one line per cause, not one per packet ({} lines):\n{}",
+        logged.len(),
+        logged
+            .iter()
+            .take(5)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        logged.iter().all(|l| l.contains("WARN")),
+        "a dropped advert is a warning: {logged:?}"
+    );
+    Ok(())
+}
 
 #[test]
 fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result<(), String> {

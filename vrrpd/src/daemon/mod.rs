@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
+use lvs_control::ratelimit::{self, Repeats};
 use lvs_control::vrrpd::{
     Counters, DirectordStatus, Event, InstanceStatus, InterfaceStatus, Request, Status,
 };
@@ -27,7 +28,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, error, info, warn};
 use vrrpd::instance::{Action, GarpConfig, Instance, InstanceConfig, State};
-use vrrpd::rx::{self, Reject};
+use vrrpd::rx;
 use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
 
 use link::Link;
@@ -106,6 +107,9 @@ struct Daemon {
     /// `[vrrp] track_directord`, when on.
     directord: Option<directord::Watch>,
     directord_results: mpsc::Sender<Result<(), directord::ProbeError>>,
+    /// Dropped packets are counted one by one but logged once per instance (or interface) and
+    /// cause, then summed per interval: a flood must not flood the journal.
+    rx_logs: Repeats<(String, &'static str)>,
 }
 
 impl Daemon {
@@ -736,6 +740,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         realtime: realtime::Applied::default(),
         directord: None,
         directord_results: directord_tx,
+        rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
     };
     daemon.apply_realtime(&config.vrrp);
     daemon.configure_directord(&config, true).await;
@@ -804,6 +809,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             }
             _ = poll_tick.tick() => {
                 let now = Instant::now();
+                for ((source, cause), n) in daemon.rx_logs.summaries(now) {
+                    log_dropped(&source, cause, &format_args!(
+                        "{n} more packets dropped ({cause}) in the last {:?}",
+                        ratelimit::DEFAULT_INTERVAL
+                    ));
+                }
                 let mut changed = false;
                 for running in &mut daemon.instances {
                     changed |= running.tracking.poll();
@@ -864,6 +875,7 @@ fn spawn_receiver(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
+        let mut errors = Repeats::new(ratelimit::DEFAULT_INTERVAL);
         loop {
             match socket.recv(&mut buf).await {
                 Ok(received) => {
@@ -879,7 +891,15 @@ fn spawn_receiver(
                         return;
                     }
                 }
-                Err(e) => warn!("receive on {name}: {e}"),
+                Err(e) => {
+                    let now = Instant::now();
+                    for (kind, n) in errors.summaries(now) {
+                        warn!("receive on {name}: {n} more errors ({kind}) not logged");
+                    }
+                    if let Some(unlogged) = errors.hit(e.kind(), now) {
+                        warn!("receive on {name}: {e}{}", unlogged_note(unlogged));
+                    }
+                }
             }
         }
     })
@@ -901,10 +921,12 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
         Ok(packet) => packet.vrid(),
         Err(e) => {
             interface.dropped(e.as_str());
-            debug!(
-                "malformed VRRP packet from {} on {}: {e}",
-                ip.src(),
-                interface.link.name
+            let message = format_args!("malformed VRRP packet from {}: {e}", ip.src());
+            rx_log(
+                &mut daemon.rx_logs,
+                &interface.link.name,
+                e.as_str(),
+                &message,
             );
             return;
         }
@@ -918,10 +940,12 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
     else {
         // RFC 3768 7.1: a VRID not configured here is discarded (and may be counted).
         interface.dropped("vrid_mismatch");
-        debug!(
-            "advert for VRID {vrid} from {} on {}: not ours",
-            ip.src(),
-            interface.link.name
+        let message = format_args!("advert for VRID {vrid} from {}: not ours", ip.src());
+        rx_log(
+            &mut daemon.rx_logs,
+            &interface.link.name,
+            "vrid_mismatch",
+            &message,
         );
         return;
     };
@@ -932,6 +956,13 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
     }
     if !running.peers.is_empty() && !running.peers.contains(&ip.src()) {
         running.dropped("unknown_peer");
+        let message = format_args!("advert from {}, not a configured peer", ip.src());
+        rx_log(
+            &mut daemon.rx_logs,
+            &running.config.name,
+            "unknown_peer",
+            &message,
+        );
         return;
     }
     match rx::validate(payload, &ip, datagram.ttl, running.core.config()) {
@@ -940,8 +971,13 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
             running.metrics.advert_received(&running.config.name);
             if valid.address_mismatch {
                 // Accepted as keepalived does, but counted: the two configs disagree.
-                running.dropped("address_list_mismatch_accepted");
-                debug!(instance = %running.config.name, "advert from {} lists other addresses", ip.src());
+                let cause = "address_list_mismatch_accepted";
+                running.dropped(cause);
+                let message = format_args!(
+                    "advert from {} lists other addresses than ours (accepted)",
+                    ip.src()
+                );
+                rx_log(&mut daemon.rx_logs, &running.config.name, cause, &message);
             }
             // The timers an advert resets run from its arrival: the wait for this task and the
             // main loop to be scheduled must not lengthen a backup's Master_Down.
@@ -950,14 +986,56 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
                 .handle_advert(datagram.arrived, &valid.advert());
         }
         Err(reject) => {
-            log_reject(&running.config.name, ip.src(), &reject);
             running.dropped(reject.as_str());
+            let message = format_args!("dropped advert from {}: {reject}", ip.src());
+            rx_log(
+                &mut daemon.rx_logs,
+                &running.config.name,
+                reject.as_str(),
+                &message,
+            );
         }
     }
 }
 
-fn log_reject(instance: &str, src: IpAddr, reject: &Reject) {
-    debug!(instance, "dropped advert from {src}: {reject}");
+/// Logs a dropped packet of `source` (an instance, or an interface when no instance can be
+/// charged with it) if it is the first of its cause in the current interval; the counters
+/// have it anyway.
+fn rx_log(
+    repeats: &mut Repeats<(String, &'static str)>,
+    source: &str,
+    cause: &'static str,
+    message: &std::fmt::Arguments<'_>,
+) {
+    if let Some(unlogged) = repeats.hit((source.to_owned(), cause), Instant::now()) {
+        log_dropped(
+            source,
+            cause,
+            &format_args!(
+                "{message}{}; more of these are counted and summed every {:?}",
+                unlogged_note(unlogged),
+                ratelimit::DEFAULT_INTERVAL
+            ),
+        );
+    }
+}
+
+/// Adverts for other VRIDs are normal on a LAN other routers share: said at debug level only.
+/// Every other drop means a misconfigured or hostile peer: a warning.
+fn log_dropped(source: &str, cause: &str, message: &std::fmt::Arguments<'_>) {
+    if cause == "vrid_mismatch" {
+        debug!("{source}: {message}");
+    } else {
+        warn!("{source}: {message}");
+    }
+}
+
+fn unlogged_note(unlogged: u64) -> String {
+    if unlogged == 0 {
+        String::new()
+    } else {
+        format!(" ({unlogged} more before this were not logged)")
+    }
 }
 
 fn status(daemon: &Daemon) -> Status {
