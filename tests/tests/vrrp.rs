@@ -585,25 +585,36 @@ fn notify_script(dir: &Path, name: &str, log: &Path) -> Result<PathBuf, String> 
         .map(|()| path)
 }
 
-/// Caught: a reload that changed only `notify` restarted the instance, so the master sent
-/// priority 0, dropped the VIP and took it back after Master_Down. Now it changes in place:
-/// on the wire, not one advert of another priority and no gap, and the new notify is the one
-/// called at the next transition.
+/// Caught: a reload that changed only `notify` (or a tracking weight) restarted the instance,
+/// so the master sent priority 0, dropped the VIP and took it back after Master_Down. Now they
+/// change in place: on the wire, not one advert of another priority and no gap (a track script
+/// that succeeds keeps its state, so even its new weight moves nothing), and the new notify is
+/// the one called at the next transition.
 #[test]
 fn a_reload_changing_notify_makes_no_transition_on_the_wire() -> Result<(), String> {
     let Some((dir, lan)) = lan(&[("na", "192.0.2.71/24")])? else {
         return Ok(());
     };
     let a = lan.host(0);
-    let config = vrrpd_config(dir.path(), "na", 150, FAST)?;
+    let tracked = |weight: i32| {
+        format!(
+            "{FAST}\ntrack_scripts = [{{ command = \"true\", interval = \"1s\", weight = {weight} }}]"
+        )
+    };
+    let config = vrrpd_config(dir.path(), "na", 150, &tracked(-10))?;
     let mut vrrpd = start_vrrpd(a, &config)?;
     wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+    wait_for(TAKEOVER, || {
+        let status = vrrpd_status(dir.path(), "na").ok()?;
+        (status["instances"][0]["priority"] == 150).then_some(())
+    })
+    .ok_or("the track script never succeeded")?;
     let mut capture = lvs_tests::vrrp_capture::Capture::start(&lan.bridge, "br0", dir.path(), "n")?;
     std::thread::sleep(Duration::from_millis(500));
 
     let log = dir.path().join("notify.log");
     let script = notify_script(dir.path(), "notify.sh", &log)?;
-    let extra = format!("{FAST}\nnotify = \"{}\"", script.display());
+    let extra = format!("{}\nnotify = \"{}\"", tracked(-20), script.display());
     vrrpd_config(dir.path(), "na", 150, &extra)?;
     let reloaded_at = lvs_tests::vrrp_capture::now();
     vrrpd.signal(libc::SIGHUP);
