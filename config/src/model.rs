@@ -107,6 +107,52 @@ pub struct Vrrp {
     /// off by default there too.
     #[serde(default)]
     pub no_swap: bool,
+    /// Whether directord answers on its control socket: a VIP over a dead or wedged
+    /// directord's table (frozen or empty) is worth less than the peer's.
+    #[serde(default)]
+    pub track_directord: TrackDirectord,
+}
+
+/// `[vrrp] track_directord`: vrrpd asks directord for its status every `interval`; no answer
+/// within `timeout` counts as down, and so does every instance's tracking (keepalived style).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackDirectord {
+    /// Absent: on when the file has virtual servers (directord then has a table to keep).
+    pub enabled: Option<bool>,
+    /// 0: every instance goes to FAULT while directord is down; negative: its priority is
+    /// lowered by that much (-254..-1), as a keepalived tracking weight.
+    #[serde(default)]
+    pub weight: i32,
+    #[serde(default = "default_track_directord_interval")]
+    pub interval: Duration,
+    #[serde(default = "default_track_directord_interval")]
+    pub timeout: Duration,
+}
+
+fn default_track_directord_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+impl Default for TrackDirectord {
+    fn default() -> Self {
+        TrackDirectord {
+            enabled: None,
+            weight: 0,
+            interval: default_track_directord_interval(),
+            timeout: default_track_directord_interval(),
+        }
+    }
+}
+
+impl Config {
+    /// Whether vrrpd tracks directord (see [`TrackDirectord`]).
+    pub fn tracks_directord(&self) -> bool {
+        self.vrrp
+            .track_directord
+            .enabled
+            .unwrap_or(!self.virtual_servers.is_empty())
+    }
 }
 
 fn default_rlimit_rttime() -> Duration {
@@ -121,6 +167,7 @@ impl Default for Vrrp {
             rt_priority: None,
             rlimit_rttime: default_rlimit_rttime(),
             no_swap: false,
+            track_directord: TrackDirectord::default(),
         }
     }
 }

@@ -173,6 +173,21 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
             "rlimit_rttime must be at least 2us (keepalived's minimum)",
         );
     }
+    let track = &vrrp.track_directord;
+    if !(-254..=0).contains(&track.weight) {
+        issues.add(
+            path!["vrrp", "track_directord", "weight"],
+            "track_directord weight is 0 (FAULT while directord is down) or -254..-1 (priority lowered by that)",
+        );
+    }
+    for (key, value) in [("interval", track.interval), ("timeout", track.timeout)] {
+        if value.get() < std::time::Duration::from_millis(10) {
+            issues.add(
+                path!["vrrp", "track_directord", key],
+                format!("track_directord {key} must be at least 10ms"),
+            );
+        }
+    }
 }
 
 /// The macvlan name must be one the kernel accepts and belong to one instance only.

@@ -212,6 +212,44 @@ fn vrrp_scheduling_is_keepalived_s_off_by_default_and_checked_when_on() {
 }
 
 #[test]
+fn track_directord_is_on_with_virtual_servers_and_checked() {
+    assert!(!parse_ok(INSTANCE).tracks_directord());
+    let with_services = parse_ok(&format!("{INSTANCE}{SERVICE}"));
+    assert!(with_services.tracks_directord());
+    assert_eq!(
+        with_services.vrrp.track_directord.weight, 0,
+        "FAULT by default"
+    );
+    let off = parse_ok(&format!(
+        "[vrrp]\ntrack_directord = {{ enabled = false }}\n{INSTANCE}{SERVICE}"
+    ));
+    assert!(!off.tracks_directord());
+    let weighted = parse_ok(&format!(
+        "[vrrp]\ntrack_directord = {{ weight = -60, interval = \"500ms\" }}\n{INSTANCE}"
+    ));
+    assert_eq!(weighted.vrrp.track_directord.weight, -60);
+    assert!(
+        !weighted.tracks_directord(),
+        "no virtual servers, not enabled"
+    );
+    assert_error(
+        &format!("[vrrp]\ntrack_directord = {{ weight = 10 }}\n{INSTANCE}"),
+        "2:30",
+        "-254..-1",
+    );
+    assert_error(
+        &format!("[vrrp]\ntrack_directord = {{ timeout = \"1ms\" }}\n{INSTANCE}"),
+        "2:31",
+        "at least 10ms",
+    );
+    assert_error(
+        &format!("[vrrp]\ntrack_directord = {{ wait = \"1s\" }}\n{INSTANCE}"),
+        "2:21",
+        "unknown field `wait`",
+    );
+}
+
+#[test]
 fn vrrp_auth() {
     let text = INSTANCE.replace(
         "vrid = 51",

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod directord;
 pub mod feedbackd;
 pub mod metrics;
+pub mod ratelimit;
 pub mod syncd;
 pub mod vrrpd;
 

@@ -25,6 +25,21 @@ pub struct Status {
     /// not configured on the interface.
     #[serde(default)]
     pub interfaces: Vec<InterfaceStatus>,
+    /// `[vrrp] track_directord`; absent when vrrpd does not track directord.
+    #[serde(default)]
+    pub directord: Option<DirectordStatus>,
+}
+
+/// What vrrpd's watch on directord has seen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirectordStatus {
+    /// Whether directord answered its last status request in time.
+    pub up: bool,
+    /// The weight applied to every instance while it does not (0: FAULT).
+    pub weight: i32,
+    /// Probes by outcome: answered, timeout, unreachable, malformed_reply.
+    pub checks: BTreeMap<String, u64>,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -133,6 +133,20 @@ pub fn vrrp(socket_dir: &Path, json: bool) -> ExitCode {
                     let _ = writeln!(out, "  dropped {n} ({cause})");
                 }
             }
+            if let Some(d) = &status.directord {
+                let checks: Vec<String> =
+                    d.checks.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let _ = writeln!(
+                    out,
+                    "directord {} (weight {} while down; checks: {}){}",
+                    if d.up { "up" } else { "DOWN" },
+                    d.weight,
+                    checks.join(", "),
+                    d.last_error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!("; last error: {e}"))
+                );
+            }
             out
         },
     )

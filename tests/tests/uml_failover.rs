@@ -44,6 +44,11 @@ fn main() -> ExitCode {
             "dr_failover_with_kernel_sync_alone_loses_a_late_backup",
             || failover_with_kernel_sync_alone_loses_a_late_backup(Method::Dr),
         ),
+        Case::new(
+            "a_master_whose_directord_stops_hands_over_and_takes_back",
+            a_master_whose_directord_stops_hands_over_and_takes_back,
+        )
+        .with_timeout(Duration::from_secs(120)),
     ])
 }
 
@@ -505,5 +510,114 @@ fn failover_with_kernel_sync_alone_loses_a_late_backup(method: Method) -> Result
         ));
     }
     println!("kernel sync alone: {lost} of {CONNECTIONS} connections lost");
+    Ok(())
+}
+
+/// B's Master_Down_Interval at priority 100 and 1 s adverts (3 x 1 s + 156/256 s).
+const MASTER_DOWN: Duration = Duration::from_millis(3609);
+
+/// A director's vrrpd (VI_1, 1 s adverts) and directord with one NAT service: vrrpd tracks
+/// directord by default because the file has a virtual server.
+fn tracked_config(socket_dir: &Path, priority: u8) -> String {
+    format!(
+        r#"[control]
+socket_dir = "{dir}"
+
+[[vrrp.instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+priority = {priority}
+advert_interval = "1s"
+virtual_addresses = ["{VIP}/24"]
+
+[[virtual_server]]
+name = "web"
+address = "{VIP}:80"
+forwarding = "nat"
+check = {{ type = "off" }}
+
+[[virtual_server.real]]
+address = "192.0.2.50:8080"
+"#,
+        dir = socket_dir.display()
+    )
+}
+
+/// Caught: vrrpd kept (or took) the VIP over a dead or wedged directord, whose table is frozen
+/// or gone. With directord tracked (on by default with virtual servers, weight 0 = FAULT):
+/// SIGSTOP of A's directord hands the VIP to B within B's Master_Down, counted from the stop;
+/// SIGCONT gives it back (A preempts); kill -9 hands it over again, and a new directord back.
+fn a_master_whose_directord_stops_hands_over_and_takes_back() -> Result<(), String> {
+    let lan = lvs_tests::lan::Lan::new(&[("ta", "192.0.2.1/24"), ("tb", "192.0.2.3/24")])?;
+    let (a, b) = (lan.host(0), lan.host(1));
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut daemons = Vec::new();
+    let mut sockets = Vec::new();
+    for (host, name, priority) in [(a, "a", 150), (b, "b", 100)] {
+        let dir = scratch.path().join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let config = dir.join("director.toml");
+        std::fs::write(&config, tracked_config(&dir, priority)).map_err(|e| e.to_string())?;
+        let directord = daemon::start(host, "directord", &config, &dir.join("directord.sock"))?;
+        let vrrpd = daemon::start(host, "vrrpd", &config, &dir.join("vrrpd.sock"))?;
+        daemons.push((directord, vrrpd, config));
+        sockets.push(dir.join("vrrpd.sock"));
+    }
+    let state = |i: usize| -> String {
+        control(&sockets[i], &json!({"cmd": "status"}))
+            .map(|s| {
+                s["instances"][0]["state"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned()
+            })
+            .unwrap_or_else(|e| e)
+    };
+    let holder = |want: usize| {
+        let other = 1 - want;
+        (state(want) == "MASTER" && state(other) != "MASTER").then_some(())
+    };
+    wait_for(Duration::from_secs(20), || holder(0)).ok_or("A never became the only master")?;
+
+    let handed_over = |event: &str| -> Result<Duration, String> {
+        let at = std::time::Instant::now();
+        wait_for(MASTER_DOWN + Duration::from_secs(5), || holder(1)).ok_or_else(|| {
+            format!(
+                "after {event} B never took over: A {}, B {}",
+                state(0),
+                state(1)
+            )
+        })?;
+        let took = at.elapsed();
+        println!("{event} of A's directord: B master after {took:?} (Master_Down {MASTER_DOWN:?})");
+        if took > MASTER_DOWN {
+            return Err(format!("after {event} B took {took:?}, over Master_Down"));
+        }
+        Ok(took)
+    };
+    daemons[0].0.signal(libc::SIGSTOP);
+    handed_over("SIGSTOP")?;
+    let status = control(&sockets[0], &json!({"cmd": "status"}))?;
+    if status["instances"][0]["state"] != "FAULT" || status["directord"]["up"] != false {
+        return Err(format!("A must be in FAULT with directord down: {status}"));
+    }
+    if status["directord"]["checks"]["timeout"].as_u64() < Some(1) {
+        return Err(format!("a wedged directord is a timeout: {status}"));
+    }
+    daemons[0].0.signal(libc::SIGCONT);
+    wait_for(Duration::from_secs(15), || holder(0)).ok_or("A never took the VIP back")?;
+
+    daemons[0].0.signal(libc::SIGKILL);
+    daemons[0].0.end();
+    handed_over("kill -9")?;
+    let dir = scratch.path().join("a");
+    daemons[0].0 = daemon::start(a, "directord", &daemons[0].2, &dir.join("directord.sock"))?;
+    wait_for(Duration::from_secs(15), || holder(0))
+        .ok_or("A never took the VIP back from a restarted directord")?;
+    let status = control(&sockets[0], &json!({"cmd": "status"}))?;
+    if status["directord"]["checks"]["unreachable"].as_u64() < Some(1) {
+        return Err(format!("a dead directord is unreachable: {status}"));
+    }
     Ok(())
 }

@@ -586,6 +586,7 @@ impl FakeVrrpd {
                                 counters: lvs_control::vrrpd::Counters::default(),
                             }],
                             interfaces: Vec::new(),
+                            directord: None,
                         };
                         let reply = json!({ "ok": status });
                         if writeln!(writer, "{reply}").is_err() {

@@ -301,6 +301,108 @@ fn vrrpd_pair_fails_over_and_repoints_the_clients_arp_cache() -> Result<(), Stri
     Ok(())
 }
 
+/// VRRPv3 at 100 ms, so a takeover takes half a second rather than 3.6.
+const FAST: &str = "version = 3\nadvert_interval = \"100ms\"";
+
+/// Caught: a master's vrrpd killed with -9 and restarted entered BACKUP keeping the VIPs the
+/// crashed run had left on eth0, so both directors held the VIP and answered ARP for it.
+/// Now the restarted backup removes them at start: within 1 s, and the client's neighbour
+/// entry, however often it asks, stays on the new master.
+#[test]
+fn a_restarted_crashed_master_releases_its_vips_and_the_client_stays_on_the_new_master()
+-> Result<(), String> {
+    let Some((dir, lan)) = lan(&[
+        ("ka", "192.0.2.11/24"),
+        ("kb", "192.0.2.12/24"),
+        ("kc", "192.0.2.50/24"),
+    ])?
+    else {
+        return Ok(());
+    };
+    let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
+    let crashed = start_vrrpd(a, &vrrpd_config(dir.path(), "ka", 150, FAST)?)?;
+    let _b = start_vrrpd(b, &vrrpd_config(dir.path(), "kb", 100, FAST)?)?;
+    wait_for(TAKEOVER, || (has_vip(a) && !has_vip(b)).then_some(()))
+        .ok_or("the priority-150 vrrpd never took the VIP alone")?;
+
+    crashed.signal(libc::SIGKILL);
+    drop(crashed);
+    wait_for(TAKEOVER, || has_vip(b).then_some(())).ok_or("b never took over")?;
+    assert!(
+        has_vip(a),
+        "kill -9 leaves the VIP on a: the case under test"
+    );
+    let mac_b = mac_of(b)?;
+
+    let started = std::time::Instant::now();
+    let _restarted = start_vrrpd(a, &vrrpd_config(dir.path(), "ka", 50, FAST)?)?;
+    wait_for(Duration::from_secs(1), || (!has_vip(a)).then_some(())).ok_or_else(|| {
+        format!(
+            "the restarted backup still holds {VIP} after {:?}",
+            started.elapsed()
+        )
+    })?;
+    println!(
+        "restarted a released the VIP within {:?}",
+        started.elapsed()
+    );
+    // The client asks afresh several times; only b may answer.
+    for round in 0..5 {
+        client.ip(&["neigh", "flush", "dev", "eth0"])?;
+        client.run(&["ping", "-c", "1", "-W", "2", VIP])?;
+        assert_eq!(
+            neighbour_mac(client, VIP).as_deref(),
+            Some(mac_b.as_str()),
+            "round {round}: the client's neighbour entry for {VIP} left b"
+        );
+        assert!(!has_vip(a) && has_vip(b), "round {round}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = vrrpd_status(dir.path(), "ka")?;
+    assert_eq!(status["instances"][0]["state"], "BACKUP", "{status}");
+    Ok(())
+}
+
+/// Caught: nothing released the VIPs of a vrrpd that died uncleanly (the unit's ExecStopPost
+/// now runs `vrrpd --release-vips`). After a clean stop (`SERVICE_RESULT=success`) it does
+/// nothing, as the peer may hold the VIP by then.
+#[test]
+fn release_vips_removes_what_a_killed_master_left_unless_it_stopped_cleanly() -> Result<(), String>
+{
+    let Some((dir, lan)) = lan(&[("kr", "192.0.2.21/24")])? else {
+        return Ok(());
+    };
+    let a = lan.host(0);
+    let config = vrrpd_config(dir.path(), "kr", 150, FAST)?;
+    let killed = start_vrrpd(a, &config)?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+    killed.signal(libc::SIGKILL);
+    drop(killed);
+    assert!(has_vip(a), "kill -9 leaves the VIP behind");
+    let vrrpd = workspace_bin("vrrpd");
+    let release = |result: &str| {
+        let mut command = a.command(&[
+            vrrpd.as_os_str(),
+            "--release-vips".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ]);
+        command.env("SERVICE_RESULT", result);
+        lvs_tests::process::run(&mut command).map(drop)
+    };
+    release("success")?;
+    assert!(
+        has_vip(a),
+        "after a clean stop --release-vips must leave the VIP alone"
+    );
+    release("signal")?;
+    assert!(
+        !has_vip(a),
+        "--release-vips after kill -9 must remove the VIP"
+    );
+    Ok(())
+}
+
 /// keepalived crashes (its VRRP child killed): vrrpd takes over only once the Master_Down
 /// timer runs out, which tells a crash from a graceful leave (priority 0: skew time only).
 #[test]
@@ -458,6 +560,138 @@ fn sighup_reload_keeps_an_unchanged_master_and_refuses_a_bad_file() -> Result<()
         "a refused reload must change nothing"
     );
     assert!(has_vip(a));
+    Ok(())
+}
+
+/// Whether `probe` holds at every sample (10 ms apart) for `period`.
+fn always(period: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + period;
+    let mut held = true;
+    while std::time::Instant::now() < end {
+        held &= probe();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    held
+}
+
+/// A script for `notify` that appends its arguments to `log`.
+fn notify_script(dir: &Path, name: &str, log: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    let text = format!("#!/bin/sh\necho \"$@\" >> {}\n", log.display());
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())
+        .map(|()| path)
+}
+
+/// Caught: a reload that changed only `notify` (or a tracking weight) restarted the instance,
+/// so the master sent priority 0, dropped the VIP and took it back after Master_Down. Now they
+/// change in place: on the wire, not one advert of another priority and no gap (a track script
+/// that succeeds keeps its state, so even its new weight moves nothing), and the new notify is
+/// the one called at the next transition.
+#[test]
+fn a_reload_changing_notify_makes_no_transition_on_the_wire() -> Result<(), String> {
+    let Some((dir, lan)) = lan(&[("na", "192.0.2.71/24")])? else {
+        return Ok(());
+    };
+    let a = lan.host(0);
+    let tracked = |weight: i32| {
+        format!(
+            "{FAST}\ntrack_scripts = [{{ command = \"true\", interval = \"1s\", weight = {weight} }}]"
+        )
+    };
+    let config = vrrpd_config(dir.path(), "na", 150, &tracked(-10))?;
+    let mut vrrpd = start_vrrpd(a, &config)?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+    wait_for(TAKEOVER, || {
+        let status = vrrpd_status(dir.path(), "na").ok()?;
+        (status["instances"][0]["priority"] == 150).then_some(())
+    })
+    .ok_or("the track script never succeeded")?;
+    let mut capture = lvs_tests::vrrp_capture::Capture::start(&lan.bridge, "br0", dir.path(), "n")?;
+    std::thread::sleep(Duration::from_millis(500));
+
+    let log = dir.path().join("notify.log");
+    let script = notify_script(dir.path(), "notify.sh", &log)?;
+    let extra = format!("{}\nnotify = \"{}\"", tracked(-20), script.display());
+    vrrpd_config(dir.path(), "na", 150, &extra)?;
+    let reloaded_at = lvs_tests::vrrp_capture::now();
+    vrrpd.signal(libc::SIGHUP);
+    let held = always(Duration::from_secs(2), || has_vip(a));
+    capture.end();
+    let frames = capture.frames()?;
+    let adverts: Vec<(f64, u8)> = frames
+        .iter()
+        .filter_map(|f| match f.kind {
+            lvs_tests::vrrp_capture::Kind::Advert { priority, .. } => Some((f.ts, priority)),
+            lvs_tests::vrrp_capture::Kind::GratuitousArp { .. } => None,
+        })
+        .collect();
+    let after = adverts.iter().filter(|(ts, _)| *ts > reloaded_at).count();
+    assert!(after >= 10, "too few adverts after the reload: {adverts:?}");
+    assert!(
+        adverts.iter().all(|&(_, priority)| priority == 150),
+        "a reload of notify must not change the advertised priority: {adverts:?}"
+    );
+    let gap = adverts
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(0.0, f64::max);
+    assert!(gap < 0.25, "{gap:.3} s without an advert at 100 ms");
+    assert!(held, "the VIP left the master during the reload");
+    let status = vrrpd_status(dir.path(), "na")?;
+    let counters = &status["instances"][0]["counters"];
+    assert_eq!(
+        counters["transitions"], 2,
+        "INIT -> BACKUP -> MASTER only: {status}"
+    );
+
+    // The new notify is the one in force: it sees the stop.
+    vrrpd.end();
+    let said = std::fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    assert_eq!(said.trim(), "VI_1 MASTER INIT", "{said}");
+    Ok(())
+}
+
+/// Caught: a reload stopped the changed instances, then started new ones and stopped at the
+/// first that failed, leaving VIPs dropped. Now every new instance is prepared first: one that
+/// cannot start (its interface is missing) refuses the whole reload, and the old instances run
+/// on as masters with their VIPs and their old settings.
+#[test]
+fn a_reload_with_an_instance_that_cannot_start_leaves_the_old_config_running() -> Result<(), String>
+{
+    let Some((dir, lan)) = lan(&[("nb", "192.0.2.81/24")])? else {
+        return Ok(());
+    };
+    let a = lan.host(0);
+    let first = vrrpd_instance("VI_1", 61, 150, "192.0.2.101/24", FAST);
+    let second = vrrpd_instance("VI_2", 62, 150, "192.0.2.102/24", FAST);
+    let config = write_vrrpd_config(dir.path(), "nb", &format!("{first}{second}"))?;
+    let vrrpd = start_vrrpd(a, &config)?;
+    let both = || (holds(a, "192.0.2.101") && holds(a, "192.0.2.102")).then_some(());
+    wait_for(TAKEOVER, both).ok_or("the two instances never became master")?;
+    let before = vrrpd_status(dir.path(), "nb")?;
+
+    // The broken instance first: the old code had stopped VI_1 by then and never restarted it.
+    let broken = vrrpd_instance("VI_0", 60, 150, "192.0.2.100/24", FAST)
+        .replace("interface = \"eth0\"", "interface = \"nosuch0\"");
+    let changed = first.replace("priority = 150", "priority = 140");
+    write_vrrpd_config(dir.path(), "nb", &format!("{broken}{changed}{second}"))?;
+    vrrpd.signal(libc::SIGHUP);
+    let held = always(Duration::from_secs(2), || both().is_some());
+    assert!(held, "a refused reload dropped a VIP");
+    let after = vrrpd_status(dir.path(), "nb")?;
+    let instances = after["instances"].as_array().ok_or("no instances")?;
+    assert_eq!(instances.len(), 2, "{after}");
+    for (i, instance) in instances.iter().enumerate() {
+        assert_eq!(instance["state"], "MASTER", "{after}");
+        assert_eq!(instance["priority"], 150, "the old settings stay: {after}");
+        assert_eq!(
+            instance["counters"]["transitions"], before["instances"][i]["counters"]["transitions"],
+            "{after}"
+        );
+    }
     Ok(())
 }
 
@@ -699,6 +933,71 @@ s.bind(('eth0', 0))
 for name in sys.argv[2:]:
     s.send(eth + frames[name])
 "#;
+
+/// Caught: every dropped advert was logged, one line a packet, so a flood of bad adverts
+/// (a misconfigured peer, an attacker) flooded the journal (with LVS_LOG=debug, as here, the
+/// old code wrote 200 lines). Now each is counted, and each cause is logged once per interval.
+#[test]
+fn a_flood_of_bad_adverts_is_counted_in_full_and_logged_once_per_cause() -> Result<(), String> {
+    let Some((dir, lan)) = lan(&[("fa", "192.0.2.91/24"), ("fx", "192.0.2.66/24")])? else {
+        return Ok(());
+    };
+    let (a, attacker) = (lan.host(0), lan.host(1));
+    let auth = "auth = { type = \"pass\", password = \"s3cret\" }";
+    let config = vrrpd_config(dir.path(), "fa", 150, auth)?;
+    let log = dir.path().join("vrrpd.log");
+    let vrrpd = workspace_bin("vrrpd");
+    let mut command = a.command(&[vrrpd.as_os_str(), "--config".as_ref(), config.as_os_str()]);
+    command
+        .env("LVS_LOG", "debug")
+        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
+    let _vrrpd = Guarded::spawn(&mut command)?;
+    wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
+
+    // In bursts of 10, paced by python's start: a burst of hundreds overflows the socket's
+    // receive buffer of a debug build on a loaded machine, and then the kernel drops what
+    // vrrpd never sees, to count or to log.
+    const FLOOD: usize = 100;
+    for _ in 0..FLOOD / 5 {
+        let mut argv = vec!["python3", "-c", CRAFT_PY, "192.0.2.66"];
+        argv.extend(["wrong_password"; 5]);
+        argv.extend(["bad_checksum"; 5]);
+        attacker.run(&argv)?;
+    }
+    let counted = || {
+        let status = vrrpd_status(dir.path(), "fa").ok()?;
+        let drops = &status["instances"][0]["counters"]["drops"];
+        (drops["auth_failure"] == FLOOD && drops["bad_checksum"] == FLOOD).then_some(())
+    };
+    wait_for(Duration::from_secs(5), counted).ok_or_else(|| {
+        format!(
+            "every dropped advert must be counted: {:?}",
+            vrrpd_status(dir.path(), "fa")
+        )
+    })?;
+    let text = std::fs::read_to_string(&log).map_err(|e| e.to_string())?;
+    let logged: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("dropped advert from 192.0.2.66"))
+        .collect();
+    assert_eq!(
+        logged.len(),
+        2,
+        "one line per cause, not one per packet ({} lines):\n{}",
+        logged.len(),
+        logged
+            .iter()
+            .take(5)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        logged.iter().all(|l| l.contains("WARN")),
+        "a dropped advert is a warning: {logged:?}"
+    );
+    Ok(())
+}
 
 #[test]
 fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result<(), String> {

@@ -225,7 +225,8 @@ pub enum Action {
     SendAdvert { priority: u8 },
     /// Add the virtual addresses to the interface.
     AddVips,
-    /// Remove the virtual addresses from the interface.
+    /// Remove the virtual addresses from the interface, if there: also on entering Backup or
+    /// Fault from anywhere, as a crashed run may have left them.
     RemoveVips,
     /// Send one gratuitous ARP (IPv6: unsolicited NA) for every virtual address,
     /// now. `index` counts 0.. within the burst, so `index == 0` starts one.
@@ -355,12 +356,17 @@ impl Instance {
 
     /// Leave Initialize: the owner becomes master at once, everyone else waits
     /// as backup for Master_Down_Interval. Ignored unless in Initialize.
+    ///
+    /// Entering Backup or Fault removes the addresses even though this instance never added
+    /// them: a run that crashed while master (kill -9, OOM, watchdog abort) left them on the
+    /// interface, and both routers would answer ARP for them (keepalived removes them at start).
     pub fn startup(&mut self, now: Instant) {
         if self.state != State::Initialize {
             return;
         }
         if self.fault {
             self.transition(State::Fault);
+            self.actions.push_back(Action::RemoveVips);
         } else {
             self.enter_from_idle(now);
         }
@@ -443,6 +449,16 @@ impl Instance {
         }
     }
 
+    /// A reload changed only the gratuitous ARP schedule: bursts already queued keep their
+    /// times, a master's periodic refresh follows the new period from now. No transition.
+    pub fn set_garp(&mut self, now: Instant, garp: GarpConfig) {
+        let refresh_changed = garp.refresh != self.cfg.garp.refresh;
+        self.cfg.garp = garp;
+        if refresh_changed && self.state == State::Master {
+            self.garp_refresh_at = self.cfg.garp.refresh.map(|period| now + period);
+        }
+    }
+
     /// A sync group pulls this master down with a member that lost mastership: it leaves
     /// with priority 0, so the peer takes over after its skew time, and waits as backup.
     /// Ignored unless master.
@@ -489,6 +505,7 @@ impl Instance {
             (true, State::Master) => self.leave_master(State::Fault),
             (true, State::Backup) => {
                 self.transition(State::Fault);
+                self.actions.push_back(Action::RemoveVips);
                 self.clear_timers();
             }
             (false, State::Fault) => self.enter_from_idle(now),
@@ -504,6 +521,7 @@ impl Instance {
             return;
         }
         self.transition(State::Backup);
+        self.actions.push_back(Action::RemoveVips);
         self.master_adver_int = self.cfg.advert_interval;
         self.master_addr = None;
         self.master_down_at = Some(now + self.master_down_interval());

@@ -126,6 +126,27 @@ fn backup_without_master_takes_over_after_master_down_from_startup() {
     );
 }
 
+/// Caught: an instance entered BACKUP (or FAULT) from start without removing the VIPs a run
+/// killed while master had left on the interface, so both routers answered ARP for them.
+#[test]
+fn entering_backup_or_fault_removes_vips_a_crashed_run_left() {
+    let t0 = Instant::now();
+    let mut inst = Instance::new(v2(100)).unwrap();
+    inst.startup(t0);
+    assert_eq!(
+        drain(&mut inst),
+        vec![
+            changed(State::Initialize, State::Backup),
+            Action::RemoveVips
+        ]
+    );
+    inst.set_fault(t0 + secs(1), true);
+    assert_eq!(
+        drain(&mut inst),
+        vec![changed(State::Backup, State::Fault), Action::RemoveVips]
+    );
+}
+
 #[test]
 fn owner_becomes_master_at_startup() {
     let t0 = Instant::now();
@@ -536,7 +557,10 @@ fn fault_drops_mastership_and_ignores_adverts() {
 
     let clear = now + secs(2);
     inst.set_fault(clear, false);
-    assert_eq!(drain(&mut inst), vec![changed(State::Fault, State::Backup)]);
+    assert_eq!(
+        drain(&mut inst),
+        vec![changed(State::Fault, State::Backup), Action::RemoveVips]
+    );
     assert_eq!(
         inst.poll_timeout(),
         Some(clear + inst.master_down_interval())
@@ -551,7 +575,7 @@ fn startup_in_fault_and_owner_leaving_fault() {
     inst.startup(t0);
     assert_eq!(
         drain(&mut inst),
-        vec![changed(State::Initialize, State::Fault)]
+        vec![changed(State::Initialize, State::Fault), Action::RemoveVips]
     );
     inst.set_fault(t0 + secs(1), false);
     let mut expected = takeover_actions(255);
@@ -672,4 +696,34 @@ fn yielding_mastership_announces_priority_0_and_waits_as_backup() {
     // A backup has nothing to yield.
     inst.yield_mastership(now);
     assert!(drain(&mut inst).is_empty());
+}
+
+/// A reload that changes only the gratuitous ARP settings of a master: no transition, no
+/// advert, and the new refresh period in force from the change.
+#[test]
+fn garp_settings_change_in_place_without_a_transition() {
+    let t0 = Instant::now();
+    let mut inst = master_at_100(t0);
+    drain(&mut inst);
+    let now = t0 + ms(4100);
+    let garp = GarpConfig {
+        refresh: Some(secs(2)),
+        ..GarpConfig::default()
+    };
+    inst.set_garp(now, garp);
+    assert!(drain(&mut inst).is_empty());
+    assert_eq!(inst.state(), State::Master);
+    let refreshes = run_until(&mut inst, now + secs(2))
+        .into_iter()
+        .filter(|(_, a)| {
+            matches!(
+                a,
+                Action::SendGratuitousArp {
+                    burst: GarpBurst::Refresh,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(refreshes, 1);
 }

@@ -150,6 +150,11 @@ pub fn gratuitous_arp_frame(mac: MacAddr, vip: Ipv4Addr) -> [u8; 42] {
     frame
 }
 
+/// The interface's index, if it exists.
+pub fn index_of(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
 /// The first IPv4 address of an interface: the advert source when none is configured.
 pub fn primary_ipv4(name: &str) -> Option<Ipv4Addr> {
     nix::ifaddrs::getifaddrs().ok()?.find_map(|ifaddr| {
@@ -204,21 +209,24 @@ pub async fn add_address(
     }
 }
 
+/// Removes `addr` from the interface if it is there; returns how many copies went.
 pub async fn del_address(
     handle: &Handle,
     index: u32,
     addr: IpAddr,
-) -> Result<(), rtnetlink::Error> {
+) -> Result<usize, rtnetlink::Error> {
     let mut found = handle
         .address()
         .get()
         .set_link_index_filter(index)
         .set_address_filter(addr)
         .execute();
+    let mut removed = 0;
     while let Some(message) = found.try_next().await? {
         handle.address().del(message).execute().await?;
+        removed += 1;
     }
-    Ok(())
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -59,6 +59,13 @@ pub struct Metrics {
     drops: Family<DropLabels, Counter>,
     interface_drops: Family<InterfaceDropLabels, Counter>,
     scheduling: Family<CauseLabel, Counter>,
+    directord_up: Gauge,
+    directord_checks: Family<ResultLabel, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
 }
 
 impl Metrics {
@@ -75,6 +82,8 @@ impl Metrics {
             drops: Family::default(),
             interface_drops: Family::default(),
             scheduling: Family::default(),
+            directord_up: Gauge::default(),
+            directord_checks: Family::default(),
         };
         registry.register(
             "state",
@@ -120,6 +129,16 @@ impl Metrics {
             "interface_drops",
             "Received packets no instance could be charged with (unreadable, unknown VRID), by cause",
             metrics.interface_drops.clone(),
+        );
+        registry.register(
+            "directord_up",
+            "track_directord: 1 while directord answers on its control socket in time, 0 while not, -1 when not tracked",
+            metrics.directord_up.clone(),
+        );
+        registry.register(
+            "directord_checks",
+            "track_directord: status requests to directord by result (answered, timeout, unreachable, malformed_reply)",
+            metrics.directord_checks.clone(),
         );
         *metrics.registry.lock().expect("fresh mutex") = registry;
         metrics
@@ -167,6 +186,19 @@ impl Metrics {
             cause: cause.to_owned(),
         };
         self.drops.get_or_create(&labels).inc();
+    }
+
+    /// `None`: directord is not tracked.
+    pub fn set_directord_up(&self, up: Option<bool>) {
+        self.directord_up.set(up.map_or(-1, i64::from));
+    }
+
+    pub fn directord_checked(&self, result: &str) {
+        self.directord_checks
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     pub fn scheduling(&self, cause: &str) {

@@ -2,6 +2,7 @@
 //! gratuitous ARP / unsolicited NA, notify hooks and signals. IPv4 instances (VRRPv2 and v3)
 //! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
+mod directord;
 mod link;
 mod metrics;
 mod realtime;
@@ -18,13 +19,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
-use lvs_control::vrrpd::{Counters, Event, InstanceStatus, InterfaceStatus, Request, Status};
+use lvs_control::ratelimit::{self, Repeats};
+use lvs_control::vrrpd::{
+    Counters, DirectordStatus, Event, InstanceStatus, InterfaceStatus, Request, Status,
+};
 use rtnetlink::Handle;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc};
 use tracing::{debug, error, info, warn};
 use vrrpd::instance::{Action, GarpConfig, Instance, InstanceConfig, State};
-use vrrpd::rx::{self, Reject};
+use vrrpd::rx;
 use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
 
 use link::Link;
@@ -100,9 +104,69 @@ struct Daemon {
     events: broadcast::Sender<Event>,
     metrics: Metrics,
     realtime: realtime::Applied,
+    /// `[vrrp] track_directord`, when on.
+    directord: Option<directord::Watch>,
+    directord_results: mpsc::Sender<Result<(), directord::ProbeError>>,
+    /// Dropped packets are counted one by one but logged once per instance (or interface) and
+    /// cause, then summed per interval: a flood must not flood the journal.
+    rx_logs: Repeats<(String, &'static str)>,
 }
 
 impl Daemon {
+    /// What every instance's tracking makes of directord: its weight and whether it is up.
+    fn directord_tracking(&self) -> Option<(i32, bool)> {
+        self.directord.as_ref().map(|w| (w.settings.weight, w.up))
+    }
+
+    /// Starts, stops or retunes the watch on directord as `config` says; returns whether it
+    /// changed, and then every instance's tracking has been made anew with it.
+    async fn configure_directord(&mut self, config: &Config, first_answer: bool) -> bool {
+        let wanted = config
+            .tracks_directord()
+            .then(|| config.vrrp.track_directord.clone());
+        if wanted.as_ref() == self.directord.as_ref().map(|w| &w.settings) {
+            return false;
+        }
+        self.directord = match wanted {
+            Some(settings) => Some(
+                directord::Watch::start(
+                    settings,
+                    &config.control.socket_dir,
+                    self.directord_results.clone(),
+                    first_answer,
+                    &self.metrics,
+                )
+                .await,
+            ),
+            None => None,
+        };
+        self.metrics
+            .set_directord_up(self.directord.as_ref().map(|w| w.up));
+        let tracking = self.directord_tracking();
+        for running in &mut self.instances {
+            let mut fresh = Tracking::new(&running.config, tracking);
+            fresh.carry_over(&running.tracking);
+            running.tracking = fresh;
+        }
+        true
+    }
+
+    /// One answer (or silence) from directord.
+    fn directord_probed(&mut self, result: Result<(), directord::ProbeError>, now: Instant) {
+        let Some(watch) = &mut self.directord else {
+            return;
+        };
+        if !watch.record(result, &self.metrics) {
+            return;
+        }
+        let up = watch.up;
+        self.metrics.set_directord_up(Some(up));
+        for running in &mut self.instances {
+            running.tracking.set_directord(up);
+        }
+        self.apply_tracking(now);
+    }
+
     /// The scheduling and memory locking `vrrp` asks for, each refusal counted.
     fn apply_realtime(&mut self, vrrp: &lvs_config::Vrrp) {
         let (applied, refused) = realtime::apply(vrrp, self.realtime);
@@ -162,7 +226,10 @@ impl Daemon {
         Ok(index)
     }
 
-    async fn start(&mut self, instance: &VrrpInstance, now: Instant) -> Result<(), String> {
+    /// Everything an instance needs that can fail (its interface and socket, its advert
+    /// source, its virtual MAC), made without touching a running instance, so a reload can
+    /// check every new instance before it changes anything.
+    async fn prepare(&mut self, instance: &VrrpInstance) -> Result<Prepared, String> {
         let ipv6 = instance.is_ipv6();
         // A multicast vmac instance hears its peer on the macvlan (see vmac.rs), not here.
         let on_base = !instance.virtual_mac || !instance.unicast_peers.is_empty();
@@ -171,34 +238,77 @@ impl Daemon {
             .map_err(|e| format!("{}: {e}", instance.name))?;
         let core = Instance::new(instance_config(instance)?)
             .map_err(|e| format!("{}: {e}", instance.name))?;
-        let vmac = self
-            .create_vmac(instance, link, core.config().primary_addr)
-            .await
-            .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?;
+        // The macvlan of an instance this one replaces has its name: made once that one is gone.
+        let vmac_deferred = instance.virtual_mac_name().is_some_and(|name| {
+            self.instances
+                .iter()
+                .any(|r| r.vmac.as_ref().is_some_and(|v| v.link.name == name))
+        });
+        let vmac = if vmac_deferred {
+            None
+        } else {
+            self.create_vmac(instance, link, core.config().primary_addr)
+                .await
+                .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?
+        };
         let peers = instance
             .unicast_peers
             .iter()
             .copied()
             .filter(|peer| peer.is_ipv6() == ipv6)
             .collect();
+        Ok(Prepared {
+            config: instance.clone(),
+            core,
+            link,
+            peers,
+            vmac,
+            vmac_deferred,
+        })
+    }
+
+    /// Undoes what [`prepare`](Self::prepare) made, for a reload that is refused.
+    async fn discard(&mut self, prepared: Prepared) {
+        if let Some(made) = prepared.vmac {
+            self.remove_vmac(&prepared.config.name, prepared.link, made)
+                .await;
+        }
+    }
+
+    /// Runs a prepared instance: from here it takes part in the election.
+    async fn launch(&mut self, prepared: Prepared, now: Instant) -> Result<(), String> {
+        let Prepared {
+            config: instance,
+            core,
+            link,
+            peers,
+            mut vmac,
+            vmac_deferred,
+        } = prepared;
+        if vmac_deferred {
+            vmac = self
+                .create_vmac(&instance, link, core.config().primary_addr)
+                .await
+                .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?;
+        }
         let id = self.next_id;
         self.next_id += 1;
         let mut running = Running {
             id,
-            config: instance.clone(),
+            tracking: Tracking::new(&instance, self.directord_tracking()),
+            scripts: tracking::spawn_scripts(id, &instance, &self.scripts),
+            config: instance,
             core,
-            tracking: Tracking::new(instance),
             link,
             peers,
             counters: Counters::default(),
             metrics: self.metrics.clone(),
-            scripts: tracking::spawn_scripts(id, instance, &self.scripts),
             own_fault: false,
             vmac,
         };
         running
             .metrics
-            .set_state(&instance.name, running.core.state());
+            .set_state(&running.config.name, running.core.state());
         running.tracking.poll();
         self.instances.push(running);
         // Tracking first: startup consults the fault, the group's included.
@@ -208,6 +318,55 @@ impl Daemon {
             info!(instance = %running.config.name, "started as {}", running.core.state().as_str());
         }
         Ok(())
+    }
+
+    /// Prepares every instance of `wanted`; if any cannot be, undoes the others and says why
+    /// for each that failed.
+    async fn prepare_all(&mut self, wanted: &[&VrrpInstance]) -> Result<Vec<Prepared>, String> {
+        let mut prepared = Vec::new();
+        let mut failed = Vec::new();
+        for instance in wanted {
+            match self.prepare(instance).await {
+                Ok(ready) => prepared.push(ready),
+                Err(e) => failed.push(e),
+            }
+        }
+        if failed.is_empty() {
+            return Ok(prepared);
+        }
+        for ready in prepared {
+            self.discard(ready).await;
+        }
+        Err(failed.join("\n"))
+    }
+
+    /// A reload changed fields of a running instance that do not take part in the election
+    /// (notify, tracking, gratuitous ARP): applied as it runs, with no transition.
+    fn change_in_place(&mut self, index: usize, new: &VrrpInstance, now: Instant) {
+        let directord = self.directord_tracking();
+        let running = &mut self.instances[index];
+        let old = std::mem::replace(&mut running.config, new.clone());
+        if old.garp != new.garp {
+            running.core.set_garp(now, garp_config(new));
+        }
+        let tracking_changed = old.track_interfaces != new.track_interfaces
+            || old.track_files != new.track_files
+            || old.track_processes != new.track_processes
+            || old.track_scripts != new.track_scripts;
+        if tracking_changed {
+            // A new id: results of the old scripts still on their way belong to no one.
+            running.id = self.next_id;
+            self.next_id += 1;
+            for script in running.scripts.drain(..) {
+                script.abort();
+            }
+            let mut tracking = Tracking::new(new, directord);
+            tracking.carry_over(&running.tracking);
+            tracking.poll();
+            running.tracking = tracking;
+            running.scripts = tracking::spawn_scripts(running.id, new, &self.scripts);
+        }
+        info!(instance = %new.name, "changed in place, still {}", running.core.state().as_str());
     }
 
     async fn create_vmac(
@@ -347,10 +506,18 @@ impl Daemon {
         loop {
             self.hold_sync_groups(now);
             let mut dropped_to_backup = Vec::new();
-            for running in &mut self.instances {
-                for (old, new) in
-                    carry_out(running, &mut self.interfaces, &self.handle, &self.events).await
-                {
+            for index in 0..self.instances.len() {
+                let protected = masters_vips(&self.instances, Some(index));
+                let running = &mut self.instances[index];
+                let transitions = carry_out(
+                    running,
+                    &mut self.interfaces,
+                    &self.handle,
+                    &self.events,
+                    &protected,
+                )
+                .await;
+                for (old, new) in transitions {
                     if old == State::Master && new == State::Backup {
                         dropped_to_backup.push(running.config.name.clone());
                     }
@@ -380,51 +547,168 @@ impl Daemon {
     async fn stop(&mut self, index: usize) {
         let mut running = self.instances.remove(index);
         running.core.shutdown();
+        let protected = masters_vips(&self.instances, None);
         carry_out(
             &mut running,
             &mut self.interfaces,
             &self.handle,
             &self.events,
+            &protected,
         )
         .await;
         running
             .metrics
             .forget(&running.config.name, running.counters.drops.keys().cloned());
         if let Some(made) = running.vmac.take() {
-            let name = made.link.name.clone();
-            if let Err(e) = vmac::remove(&self.handle, made).await {
-                warn!(instance = %running.config.name, "removing {name}: {e}");
-            }
-            self.interfaces[running.link].vmacs -= 1;
-            self.release_base(running.link);
+            self.remove_vmac(&running.config.name, running.link, made)
+                .await;
         }
         info!(instance = %running.config.name, "stopped");
     }
 
-    /// Instances whose settings did not change keep running untouched (no state flap);
-    /// changed ones restart, removed ones leave, new ones start. A bad file changes nothing.
+    /// Removes an instance's macvlan (with the VIPs on it), and puts the base interface's ARP
+    /// settings back once no vmac runs over it.
+    async fn remove_vmac(&mut self, instance: &str, link: usize, made: Vmac) {
+        let name = made.link.name.clone();
+        if let Err(e) = vmac::remove(&self.handle, made).await {
+            warn!(instance, "removing {name}: {e}");
+        }
+        self.interfaces[link].vmacs -= 1;
+        self.release_base(link);
+    }
+
+    /// All or nothing: every new or changed instance is prepared (interface, socket, advert
+    /// source, virtual MAC) before a running one is touched; if any cannot be, the running
+    /// config stays as it was. Then instances whose election settings did not change keep
+    /// running, those whose other fields changed (notify, tracking, gratuitous ARP) change in
+    /// place, with no transition; changed ones restart, removed ones leave, new ones start.
     async fn reload(&mut self) -> Result<(), String> {
         let config = lvs_config::load(&self.config_path).map_err(|e| e.to_string())?;
-        self.apply_realtime(&config.vrrp);
         let wanted = &config.vrrp.instance;
+        let mut in_place = Vec::new();
+        let mut restart = Vec::new();
+        let mut to_start = Vec::new();
+        for instance in wanted {
+            match self
+                .instances
+                .iter()
+                .position(|r| r.config.name == instance.name)
+            {
+                Some(index) if self.instances[index].config == *instance => {}
+                Some(index) if same_election(&self.instances[index].config, instance) => {
+                    in_place.push((index, instance));
+                }
+                Some(index) => {
+                    restart.push(index);
+                    to_start.push(instance);
+                }
+                None => to_start.push(instance),
+            }
+        }
+        let prepared = self.prepare_all(&to_start).await?;
+
+        self.apply_realtime(&config.vrrp);
         self.sync_groups.clone_from(&config.vrrp.sync_group);
-        let mut index = 0;
-        while index < self.instances.len() {
-            let keep = wanted.iter().any(|w| *w == self.instances[index].config);
-            if keep {
-                index += 1;
-            } else {
+        self.configure_directord(&config, false).await;
+        let now = Instant::now();
+        for (index, instance) in in_place {
+            self.change_in_place(index, instance, now);
+        }
+        let gone: Vec<String> = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|&(i, r)| {
+                restart.contains(&i) || !wanted.iter().any(|w| w.name == r.config.name)
+            })
+            .map(|(_, r)| r.config.name.clone())
+            .collect();
+        for name in gone {
+            if let Some(index) = self.instances.iter().position(|r| r.config.name == name) {
                 self.stop(index).await;
             }
         }
-        let now = Instant::now();
-        for instance in wanted {
-            if !self.instances.iter().any(|r| r.config == *instance) {
-                self.start(instance, now).await?;
+        let mut failed = Vec::new();
+        for ready in prepared {
+            if let Err(e) = self.launch(ready, now).await {
+                failed.push(e);
             }
+        }
+        self.apply_tracking(now);
+        if !failed.is_empty() {
+            // Only a virtual MAC made after its old instance went can fail here.
+            return Err(failed.join("\n"));
         }
         info!("reloaded {}", self.config_path.display());
         Ok(())
+    }
+}
+
+/// Whether two configs of an instance differ at most in what does not take part in the
+/// election (notify, tracking, gratuitous ARP), so a reload can change them in place.
+fn same_election(old: &VrrpInstance, new: &VrrpInstance) -> bool {
+    let mut election = new.clone();
+    election.notify.clone_from(&old.notify);
+    election.garp = old.garp.clone();
+    election.track_interfaces.clone_from(&old.track_interfaces);
+    election.track_files.clone_from(&old.track_files);
+    election.track_processes.clone_from(&old.track_processes);
+    election.track_scripts.clone_from(&old.track_scripts);
+    election == *old
+}
+
+/// An instance ready to run, not yet taking part in the election.
+struct Prepared {
+    config: VrrpInstance,
+    core: Instance,
+    link: usize,
+    peers: Vec<IpAddr>,
+    vmac: Option<Vmac>,
+    /// The macvlan's name is held by the instance this one replaces: made at launch.
+    vmac_deferred: bool,
+}
+
+/// `vrrpd --release-vips`: what a stopping master does to its interfaces, for a run that could
+/// not (kill -9, OOM, watchdog abort), so the unit's `ExecStopPost=` leaves no VIP behind.
+/// Every instance's VIPs go from its interface, and its macvlan (with the VIPs on it) when it
+/// has a virtual MAC. A clean stop already released them (systemd says `SERVICE_RESULT=success`),
+/// and the peer may hold them by now: then nothing is done.
+pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), String> {
+    if std::env::var("SERVICE_RESULT").is_ok_and(|result| result == "success") {
+        return Ok(());
+    }
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|e| format!("rtnetlink: {e}"))?;
+    tokio::spawn(connection);
+    let mut failed = Vec::new();
+    for instance in &config.vrrp.instance {
+        if let Some(name) = instance.virtual_mac_name() {
+            match vmac::remove_stale(&handle, &name).await {
+                Ok(true) => info!(instance = %instance.name, "removed macvlan {name}"),
+                Ok(false) => {}
+                Err(e) => failed.push(format!("{}: {name}: {e}", instance.name)),
+            }
+        }
+        // An interface that is gone took its addresses with it.
+        let Some(index) = link::index_of(&instance.interface) else {
+            continue;
+        };
+        for vip in &instance.virtual_addresses {
+            match link::del_address(&handle, index, vip.addr()).await {
+                Ok(removed) => {
+                    let interface = &instance.interface;
+                    if removed > 0 {
+                        info!(instance = %instance.name, "removed {vip} from {interface}");
+                    }
+                }
+                Err(e) => failed.push(format!("{}: {vip}: {e}", instance.name)),
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("could not release:\n{}", failed.join("\n")))
     }
 }
 
@@ -440,6 +724,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     tokio::spawn(connection);
     let (datagram_tx, mut datagrams) = mpsc::channel::<Datagram>(256);
     let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
+    let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
     let mut daemon = Daemon {
         config_path,
@@ -453,11 +738,17 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         events: events.clone(),
         metrics: Metrics::new(),
         realtime: realtime::Applied::default(),
+        directord: None,
+        directord_results: directord_tx,
+        rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
     };
     daemon.apply_realtime(&config.vrrp);
+    daemon.configure_directord(&config, true).await;
+    let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
+    let prepared = daemon.prepare_all(&all).await?;
     let now = Instant::now();
-    for instance in &config.vrrp.instance {
-        daemon.start(instance, now).await?;
+    for ready in prepared {
+        daemon.launch(ready, now).await?;
     }
 
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -518,6 +809,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             }
             _ = poll_tick.tick() => {
                 let now = Instant::now();
+                for ((source, cause), n) in daemon.rx_logs.summaries(now) {
+                    log_dropped(&source, cause, &format_args!(
+                        "{n} more packets dropped ({cause}) in the last {:?}",
+                        ratelimit::DEFAULT_INTERVAL
+                    ));
+                }
                 let mut changed = false;
                 for running in &mut daemon.instances {
                     changed |= running.tracking.poll();
@@ -525,6 +822,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
                 if changed {
                     daemon.apply_tracking(now);
                 }
+            }
+            Some(result) = directord_results.recv() => {
+                daemon.directord_probed(result, Instant::now());
             }
             Some(result) = script_results.recv() => {
                 if let Some(running) = daemon.instances.iter_mut().find(|r| r.id == result.instance)
@@ -535,7 +835,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             }
             Some(incoming) = requests.recv() => {
                 let Request::Status = incoming.request;
-                incoming.reply(Ok(status(&daemon.instances, &daemon.interfaces)));
+                incoming.reply(Ok(status(&daemon)));
             }
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
@@ -575,6 +875,7 @@ fn spawn_receiver(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
+        let mut errors = Repeats::new(ratelimit::DEFAULT_INTERVAL);
         loop {
             match socket.recv(&mut buf).await {
                 Ok(received) => {
@@ -590,7 +891,15 @@ fn spawn_receiver(
                         return;
                     }
                 }
-                Err(e) => warn!("receive on {name}: {e}"),
+                Err(e) => {
+                    let now = Instant::now();
+                    for (kind, n) in errors.summaries(now) {
+                        warn!("receive on {name}: {n} more errors ({kind}) not logged");
+                    }
+                    if let Some(unlogged) = errors.hit(e.kind(), now) {
+                        warn!("receive on {name}: {e}{}", unlogged_note(unlogged));
+                    }
+                }
             }
         }
     })
@@ -612,10 +921,12 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
         Ok(packet) => packet.vrid(),
         Err(e) => {
             interface.dropped(e.as_str());
-            debug!(
-                "malformed VRRP packet from {} on {}: {e}",
-                ip.src(),
-                interface.link.name
+            let message = format_args!("malformed VRRP packet from {}: {e}", ip.src());
+            rx_log(
+                &mut daemon.rx_logs,
+                &interface.link.name,
+                e.as_str(),
+                &message,
             );
             return;
         }
@@ -629,10 +940,12 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
     else {
         // RFC 3768 7.1: a VRID not configured here is discarded (and may be counted).
         interface.dropped("vrid_mismatch");
-        debug!(
-            "advert for VRID {vrid} from {} on {}: not ours",
-            ip.src(),
-            interface.link.name
+        let message = format_args!("advert for VRID {vrid} from {}: not ours", ip.src());
+        rx_log(
+            &mut daemon.rx_logs,
+            &interface.link.name,
+            "vrid_mismatch",
+            &message,
         );
         return;
     };
@@ -643,6 +956,13 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
     }
     if !running.peers.is_empty() && !running.peers.contains(&ip.src()) {
         running.dropped("unknown_peer");
+        let message = format_args!("advert from {}, not a configured peer", ip.src());
+        rx_log(
+            &mut daemon.rx_logs,
+            &running.config.name,
+            "unknown_peer",
+            &message,
+        );
         return;
     }
     match rx::validate(payload, &ip, datagram.ttl, running.core.config()) {
@@ -651,8 +971,13 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
             running.metrics.advert_received(&running.config.name);
             if valid.address_mismatch {
                 // Accepted as keepalived does, but counted: the two configs disagree.
-                running.dropped("address_list_mismatch_accepted");
-                debug!(instance = %running.config.name, "advert from {} lists other addresses", ip.src());
+                let cause = "address_list_mismatch_accepted";
+                running.dropped(cause);
+                let message = format_args!(
+                    "advert from {} lists other addresses than ours (accepted)",
+                    ip.src()
+                );
+                rx_log(&mut daemon.rx_logs, &running.config.name, cause, &message);
             }
             // The timers an advert resets run from its arrival: the wait for this task and the
             // main loop to be scheduled must not lengthen a backup's Master_Down.
@@ -661,18 +986,62 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
                 .handle_advert(datagram.arrived, &valid.advert());
         }
         Err(reject) => {
-            log_reject(&running.config.name, ip.src(), &reject);
             running.dropped(reject.as_str());
+            let message = format_args!("dropped advert from {}: {reject}", ip.src());
+            rx_log(
+                &mut daemon.rx_logs,
+                &running.config.name,
+                reject.as_str(),
+                &message,
+            );
         }
     }
 }
 
-fn log_reject(instance: &str, src: IpAddr, reject: &Reject) {
-    debug!(instance, "dropped advert from {src}: {reject}");
+/// Logs a dropped packet of `source` (an instance, or an interface when no instance can be
+/// charged with it) if it is the first of its cause in the current interval; the counters
+/// have it anyway.
+fn rx_log(
+    repeats: &mut Repeats<(String, &'static str)>,
+    source: &str,
+    cause: &'static str,
+    message: &std::fmt::Arguments<'_>,
+) {
+    if let Some(unlogged) = repeats.hit((source.to_owned(), cause), Instant::now()) {
+        log_dropped(
+            source,
+            cause,
+            &format_args!(
+                "{message}{}; more of these are counted and summed every {:?}",
+                unlogged_note(unlogged),
+                ratelimit::DEFAULT_INTERVAL
+            ),
+        );
+    }
 }
 
-fn status(instances: &[Running], interfaces: &[Interface]) -> Status {
-    let instances = instances
+/// Adverts for other VRIDs are normal on a LAN other routers share: said at debug level only.
+/// Every other drop means a misconfigured or hostile peer: a warning.
+fn log_dropped(source: &str, cause: &str, message: &std::fmt::Arguments<'_>) {
+    if cause == "vrid_mismatch" {
+        debug!("{source}: {message}");
+    } else {
+        warn!("{source}: {message}");
+    }
+}
+
+fn unlogged_note(unlogged: u64) -> String {
+    if unlogged == 0 {
+        String::new()
+    } else {
+        format!(" ({unlogged} more before this were not logged)")
+    }
+}
+
+fn status(daemon: &Daemon) -> Status {
+    let interfaces = &daemon.interfaces;
+    let instances = daemon
+        .instances
         .iter()
         .map(|running| InstanceStatus {
             name: running.config.name.clone(),
@@ -698,10 +1067,34 @@ fn status(instances: &[Running], interfaces: &[Interface]) -> Status {
             drops: interface.drops.clone(),
         })
         .collect();
+    let directord = daemon.directord.as_ref().map(|watch| DirectordStatus {
+        up: watch.up,
+        weight: watch.settings.weight,
+        checks: watch.checks.clone(),
+        last_error: watch.last_error.clone(),
+    });
     Status {
         instances,
         interfaces,
+        directord,
     }
+}
+
+/// The VIPs, by base interface, of every MASTER instance but `except`: an instance removing
+/// its addresses (on entering BACKUP or FAULT, maybe without ever having added them) must not
+/// take one a master holds.
+fn masters_vips(instances: &[Running], except: Option<usize>) -> Vec<(usize, IpAddr)> {
+    instances
+        .iter()
+        .enumerate()
+        .filter(|&(i, r)| Some(i) != except && r.core.state() == State::Master)
+        .flat_map(|(_, r)| {
+            r.config
+                .virtual_addresses
+                .iter()
+                .map(|v| (r.link, v.addr()))
+        })
+        .collect()
 }
 
 async fn carry_out(
@@ -709,6 +1102,7 @@ async fn carry_out(
     interfaces: &mut [Interface],
     handle: &Handle,
     events: &broadcast::Sender<Event>,
+    protected: &[(usize, IpAddr)],
 ) -> Vec<(State, State)> {
     let mut transitions = Vec::new();
     while let Some(action) = running.core.poll_action() {
@@ -773,10 +1167,24 @@ async fn carry_out(
                 }
             }
             Action::RemoveVips => {
-                let link = running.vmac.as_ref().map_or(&interface.link, |v| &v.link);
-                for vip in &running.config.virtual_addresses {
-                    if let Err(e) = link::del_address(handle, link.index, vip.addr()).await {
-                        warn!(instance = %running.config.name, "removing {vip} from {}: {e}", link.name);
+                // A vmac instance's VIPs live on the macvlan; the base is swept too, for a
+                // crashed run that had no virtual MAC.
+                let links =
+                    std::iter::once(&interface.link).chain(running.vmac.as_ref().map(|v| &v.link));
+                for link in links {
+                    for vip in &running.config.virtual_addresses {
+                        if protected.contains(&(running.link, vip.addr())) {
+                            continue;
+                        }
+                        match link::del_address(handle, link.index, vip.addr()).await {
+                            Ok(0) => {}
+                            Ok(_) => {
+                                info!(instance = %running.config.name, "removed {vip} from {}", link.name);
+                            }
+                            Err(e) => {
+                                warn!(instance = %running.config.name, "removing {vip} from {}: {e}", link.name);
+                            }
+                        }
                     }
                 }
             }
@@ -852,13 +1260,7 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, String> {
         Some(ConfigAuth::Pass { password }) => Auth::simple(password)
             .ok_or_else(|| format!("{}: password longer than 8 bytes", instance.name))?,
     };
-    let garp = GarpConfig {
-        repeat: instance.garp.repeat,
-        spacing: instance.garp.spacing.get(),
-        delay: Some(instance.garp.delay.get()).filter(|d| !d.is_zero()),
-        refresh: instance.garp.refresh.map(lvs_config::Duration::get),
-        ..GarpConfig::default()
-    };
+    let garp = garp_config(instance);
     Ok(InstanceConfig {
         vrid: instance.vrid,
         version,
@@ -875,4 +1277,14 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, String> {
         auth,
         garp,
     })
+}
+
+fn garp_config(instance: &VrrpInstance) -> GarpConfig {
+    GarpConfig {
+        repeat: instance.garp.repeat,
+        spacing: instance.garp.spacing.get(),
+        delay: Some(instance.garp.delay.get()).filter(|d| !d.is_zero()),
+        refresh: instance.garp.refresh.map(lvs_config::Duration::get),
+        ..GarpConfig::default()
+    }
 }

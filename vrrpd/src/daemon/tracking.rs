@@ -14,7 +14,14 @@ enum Source {
     Interface(String),
     File(PathBuf),
     Process(String),
-    Script { index: usize, state: RiseFall },
+    /// `[vrrp] track_directord`, observed by the daemon's watch (see directord.rs).
+    Directord,
+    Script {
+        index: usize,
+        state: RiseFall,
+        /// The script's command and timing, what makes it "the same script" across a reload.
+        key: String,
+    },
 }
 
 struct Object {
@@ -37,8 +44,17 @@ pub struct ScriptResult {
 }
 
 impl Tracking {
-    pub fn new(config: &VrrpInstance) -> Self {
+    /// What `config` tracks, and directord with `directord`'s weight and last seen state
+    /// when vrrpd tracks it.
+    pub fn new(config: &VrrpInstance, directord: Option<(i32, bool)>) -> Self {
         let mut objects = Vec::new();
+        if let Some((weight, up)) = directord {
+            objects.push(Object {
+                weight,
+                source: Source::Directord,
+                observation: Observation::Healthy(up),
+            });
+        }
         for t in &config.track_interfaces {
             objects.push(Object {
                 weight: t.weight,
@@ -66,6 +82,10 @@ impl Tracking {
                 source: Source::Script {
                     index,
                     state: RiseFall::new(t.rise, t.fall),
+                    key: format!(
+                        "{:?} {:?} {:?} {} {}",
+                        t.command, t.interval, t.timeout, t.rise, t.fall
+                    ),
                 },
                 observation: Observation::Healthy(false),
             });
@@ -100,7 +120,7 @@ impl Tracking {
                 Source::Interface(name) => Observation::Healthy(interface_up(name)),
                 Source::File(path) => Observation::Value(read_value(path)),
                 Source::Process(name) => Observation::Healthy(processes.iter().any(|p| p == name)),
-                Source::Script { .. } => continue,
+                Source::Script { .. } | Source::Directord => continue,
             };
             if observation != object.observation {
                 info!(instance = %self.instance, "tracked {} is now {observation:?}", describe(&object.source));
@@ -114,7 +134,7 @@ impl Tracking {
     /// Records a script result; returns true when its tracked state changed.
     pub fn script_result(&mut self, script: usize, success: bool) -> bool {
         for object in &mut self.objects {
-            if let Source::Script { index, state } = &mut object.source
+            if let Source::Script { index, state, .. } = &mut object.source
                 && *index == script
                 && state.record(success)
             {
@@ -127,11 +147,58 @@ impl Tracking {
     }
 }
 
+impl Tracking {
+    /// A reload changed what the instance tracks in place: every object tracked before too
+    /// (the same interface, file, process, or script with the same command and timing; its
+    /// weight may differ) keeps what was observed of it, so the change moves no priority by
+    /// itself. Only a newly tracked object starts afresh.
+    pub fn carry_over(&mut self, old: &Tracking) {
+        for object in &mut self.objects {
+            if let Some(seen) = old.objects.iter().find(|o| o.source.same(&object.source)) {
+                object.observation = seen.observation;
+                if let (Source::Script { state, .. }, Source::Script { state: was, .. }) =
+                    (&mut object.source, &seen.source)
+                {
+                    *state = was.clone();
+                }
+            }
+        }
+    }
+}
+
+impl Tracking {
+    /// The watch saw directord go down or come back; returns whether this instance tracks it.
+    pub fn set_directord(&mut self, up: bool) -> bool {
+        let mut tracked = false;
+        for object in &mut self.objects {
+            if matches!(object.source, Source::Directord) {
+                object.observation = Observation::Healthy(up);
+                tracked = true;
+            }
+        }
+        tracked
+    }
+}
+
+impl Source {
+    fn same(&self, other: &Source) -> bool {
+        match (self, other) {
+            (Source::Directord, Source::Directord) => true,
+            (Source::Interface(a), Source::Interface(b)) => a == b,
+            (Source::File(a), Source::File(b)) => a == b,
+            (Source::Process(a), Source::Process(b)) => a == b,
+            (Source::Script { key: a, .. }, Source::Script { key: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
 fn describe(source: &Source) -> String {
     match source {
         Source::Interface(name) => format!("interface {name}"),
         Source::File(path) => format!("file {}", path.display()),
         Source::Process(name) => format!("process {name}"),
+        Source::Directord => "directord".to_owned(),
         Source::Script { index, .. } => format!("script {index}"),
     }
 }

@@ -151,12 +151,7 @@ pub async fn create(
     ll_source: Option<Ipv6Addr>,
     multicast: bool,
 ) -> Result<Vmac, VmacError> {
-    if let Some(stale) = find(handle, name).await? {
-        if !is_macvlan(&stale) {
-            return Err(VmacError::NotMacvlan(name.to_owned()));
-        }
-        handle.link().del(stale.header.index).execute().await?;
-    }
+    remove_stale(handle, name).await?;
     let ipv6 = ll_source.is_some();
     handle
         .link()
@@ -236,6 +231,19 @@ fn open(
         socket,
         receiver: None,
     })
+}
+
+/// Removes the macvlan `name` (and the VIPs on it) that a crashed run left behind; returns
+/// whether there was one. Anything else of that name is not ours to remove.
+pub async fn remove_stale(handle: &Handle, name: &str) -> Result<bool, VmacError> {
+    let Some(stale) = find(handle, name).await? else {
+        return Ok(false);
+    };
+    if !is_macvlan(&stale) {
+        return Err(VmacError::NotMacvlan(name.to_owned()));
+    }
+    handle.link().del(stale.header.index).execute().await?;
+    Ok(true)
 }
 
 /// Removes the macvlan, and with it the VIPs still on it.
