@@ -276,6 +276,12 @@ pub struct Garp {
     pub delay: Duration,
     /// Repeat a burst this often while master (garp_master_refresh); off when absent.
     pub refresh: Option<Duration>,
+    /// Packets per burst a master sends on hearing a lower-priority master, as after a
+    /// partition heals (garp_lower_prio_repeat); `repeat` when absent.
+    pub lower_prio_repeat: Option<u32>,
+    /// That burst's second one, this long after (garp_lower_prio_delay); `delay` when absent,
+    /// "0s" disables it.
+    pub lower_prio_delay: Option<Duration>,
 }
 
 impl Default for Garp {
@@ -285,6 +291,8 @@ impl Default for Garp {
             spacing: Duration::ZERO,
             delay: default_garp_delay(),
             refresh: None,
+            lower_prio_repeat: None,
+            lower_prio_delay: None,
         }
     }
 }

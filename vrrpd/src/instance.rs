@@ -33,6 +33,11 @@ pub struct GarpConfig {
     pub refresh: Option<Duration>,
     /// Packets per refresh burst (`garp_master_refresh_repeat`, 1).
     pub refresh_repeat: u32,
+    /// Packets per burst on hearing a lower-priority master (`garp_lower_prio_repeat`,
+    /// `repeat` by default).
+    pub lower_prio_repeat: u32,
+    /// Its second burst this long after (`garp_lower_prio_delay`, `delay` by default).
+    pub lower_prio_delay: Option<Duration>,
 }
 
 impl Default for GarpConfig {
@@ -43,6 +48,8 @@ impl Default for GarpConfig {
             delay: Some(Duration::from_secs(5)),
             refresh: None,
             refresh_repeat: 1,
+            lower_prio_repeat: 5,
+            lower_prio_delay: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -214,6 +221,9 @@ pub enum GarpBurst {
     Delayed,
     /// Periodic `GarpConfig::refresh`.
     Refresh,
+    /// On hearing a lower-priority master, and `GarpConfig::lower_prio_delay` after: the
+    /// other one (a partition healing) may have drawn the neighbours' entries to itself.
+    LowerPriority,
 }
 
 /// An effect the daemon must carry out, in the order given.
@@ -579,10 +589,20 @@ impl Instance {
             self.master_down_at = Some(now + self.master_down_interval());
         } else if advert.src != ours {
             // Lower priority (or equal with a lower address): keepalived answers
-            // at once so the other router backs off without waiting a tick.
+            // at once so the other router backs off without waiting a tick, and announces
+            // the addresses again: while both were master (a partition that healed) the
+            // other one's gratuitous ARPs drew the neighbours to it, and as it backs off it
+            // leaves them pointing at a router that no longer holds the addresses.
             self.actions.push_back(Action::SendAdvert {
                 priority: self.priority,
             });
+            let garp = &self.cfg.garp;
+            let (repeat, delay) = (garp.lower_prio_repeat, garp.lower_prio_delay);
+            self.schedule_burst(now, GarpBurst::LowerPriority, repeat);
+            if let Some(delay) = delay {
+                self.schedule_burst(now + delay, GarpBurst::LowerPriority, repeat);
+            }
+            self.drain_garps(now);
         }
         // Equal priority from our own address is a looped-back copy: ignore.
     }

@@ -160,6 +160,20 @@ fn owner_becomes_master_at_startup() {
     assert_eq!(inst.master_addr(), Some(SELF.into()));
 }
 
+/// A master's answer to a lower-priority master: its advert at once, then its addresses
+/// announced again.
+fn assert_answered_lower_priority(inst: &mut Instance, priority: u8) {
+    let actions = drain(inst);
+    assert_eq!(actions[0], Action::SendAdvert { priority });
+    assert!(actions[1..].iter().all(|a| matches!(
+        a,
+        Action::SendGratuitousArp {
+            burst: GarpBurst::LowerPriority,
+            ..
+        }
+    )));
+}
+
 #[test]
 fn owner_preempts_even_without_preempt() {
     let t0 = Instant::now();
@@ -168,7 +182,7 @@ fn owner_preempts_even_without_preempt() {
     let mut inst = started(c, t0);
     inst.handle_advert(t0 + secs(1), &advert(200, HIGHER_PEER, secs(1)));
     assert_eq!(inst.state(), State::Master);
-    assert_eq!(drain(&mut inst), vec![Action::SendAdvert { priority: 255 }]);
+    assert_answered_lower_priority(&mut inst, 255);
 }
 
 #[test]
@@ -188,7 +202,7 @@ fn late_daemon_does_not_burst_adverts() {
     let t0 = Instant::now();
     let mut inst = started(v2(255), t0);
     inst.handle_timeout(t0 + ms(3500));
-    assert_eq!(drain(&mut inst), vec![Action::SendAdvert { priority: 255 }]);
+    assert_answered_lower_priority(&mut inst, 255);
     assert_eq!(inst.poll_timeout(), Some(t0 + ms(4500)));
 }
 
@@ -321,7 +335,7 @@ fn equal_priority_tie_goes_to_higher_address() {
     let mut inst = master_at_100(t0);
     inst.handle_advert(now, &advert(100, LOWER_PEER, secs(1)));
     assert_eq!(inst.state(), State::Master);
-    assert_eq!(drain(&mut inst), vec![Action::SendAdvert { priority: 100 }]);
+    assert_answered_lower_priority(&mut inst, 100);
 
     let mut inst = master_at_100(t0);
     inst.handle_advert(now, &advert(100, HIGHER_PEER, secs(1)));
@@ -342,8 +356,51 @@ fn master_answers_lower_priority_at_once_and_keeps_its_tick() {
     let now = t0 + ms(4100);
     inst.handle_advert(now, &advert(50, LOWER_PEER, secs(1)));
     assert_eq!(inst.state(), State::Master);
-    assert_eq!(drain(&mut inst), vec![Action::SendAdvert { priority: 100 }]);
+    let mut expected = vec![Action::SendAdvert { priority: 100 }];
+    expected.extend((0..5).map(|index| Action::SendGratuitousArp {
+        burst: GarpBurst::LowerPriority,
+        index,
+    }));
+    assert_eq!(drain(&mut inst), expected);
     assert_eq!(inst.poll_timeout(), Some(tick));
+}
+
+/// While both were master (a partition that healed), the other one's gratuitous ARPs drew the
+/// neighbours to it; as it backs off, the master must draw them back, as keepalived does
+/// (garp_lower_prio_repeat now, again garp_lower_prio_delay later). Caught by the fault soak:
+/// the backup's link went down and up, and the client stayed on the backup (941 of 1,000 flows
+/// lost, 39 % of new connections answered).
+#[test]
+fn master_hearing_a_lower_priority_master_announces_its_addresses_again() {
+    let t0 = Instant::now();
+    let mut c = v2(100);
+    c.garp.lower_prio_repeat = 2;
+    c.garp.lower_prio_delay = Some(secs(3));
+    let mut inst = Instance::new(c).unwrap();
+    inst.startup(t0);
+    let _ = run_until(&mut inst, t0 + secs(10));
+    assert_eq!(inst.state(), State::Master);
+    let now = t0 + ms(10_500);
+    inst.handle_advert(now, &advert(50, LOWER_PEER, secs(1)));
+    let garps: Vec<(Duration, GarpBurst, u32)> = drain(&mut inst)
+        .into_iter()
+        .map(|a| (now, a))
+        .chain(run_until(&mut inst, now + secs(4)))
+        .filter_map(|(at, a)| match a {
+            Action::SendGratuitousArp { burst, index } => Some((at - now, burst, index)),
+            _ => None,
+        })
+        .collect();
+    use GarpBurst::LowerPriority;
+    assert_eq!(
+        garps,
+        vec![
+            (ms(0), LowerPriority, 0),
+            (ms(0), LowerPriority, 1),
+            (secs(3), LowerPriority, 0),
+            (secs(3), LowerPriority, 1),
+        ]
+    );
 }
 
 #[test]
@@ -373,7 +430,7 @@ fn master_on_priority_zero_reasserts_and_resets_its_tick() {
     let now = t0 + ms(4100);
     inst.handle_advert(now, &advert(0, LOWER_PEER, secs(1)));
     assert_eq!(inst.state(), State::Master);
-    assert_eq!(drain(&mut inst), vec![Action::SendAdvert { priority: 100 }]);
+    assert_answered_lower_priority(&mut inst, 100);
     assert_eq!(inst.poll_timeout(), Some(now + secs(1)));
 }
 
@@ -470,6 +527,7 @@ fn garp_schedule_bursts_delay_and_refresh() {
         delay: Some(secs(5)),
         refresh: Some(secs(60)),
         refresh_repeat: 2,
+        ..GarpConfig::default()
     };
     let mut inst = Instance::new(c).unwrap();
     inst.startup(t0);

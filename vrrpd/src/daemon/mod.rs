@@ -1285,6 +1285,18 @@ fn garp_config(instance: &VrrpInstance) -> GarpConfig {
         spacing: instance.garp.spacing.get(),
         delay: Some(instance.garp.delay.get()).filter(|d| !d.is_zero()),
         refresh: instance.garp.refresh.map(lvs_config::Duration::get),
+        lower_prio_repeat: instance
+            .garp
+            .lower_prio_repeat
+            .unwrap_or(instance.garp.repeat),
+        lower_prio_delay: Some(
+            instance
+                .garp
+                .lower_prio_delay
+                .unwrap_or(instance.garp.delay)
+                .get(),
+        )
+        .filter(|d| !d.is_zero()),
         ..GarpConfig::default()
     }
 }

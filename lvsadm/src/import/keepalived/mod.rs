@@ -259,6 +259,12 @@ impl Context {
                 "vrrp_garp_master_delay" => self.globals.garp.delay = timer(child, 1)?,
                 "vrrp_garp_master_repeat" => self.globals.garp.repeat = number(child, 1)?,
                 "vrrp_garp_interval" => self.globals.garp.spacing = timer(child, 1)?,
+                "vrrp_garp_lower_prio_repeat" => {
+                    self.globals.garp.lower_prio_repeat = Some(number(child, 1)?);
+                }
+                "vrrp_garp_lower_prio_delay" => {
+                    self.globals.garp.lower_prio_delay = Some(timer(child, 1)?);
+                }
                 "vrrp_garp_master_refresh" => {
                     let refresh = timer(child, 1)?;
                     self.globals.garp.refresh = (!refresh.is_zero()).then_some(refresh);

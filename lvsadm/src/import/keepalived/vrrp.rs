@@ -182,6 +182,14 @@ const DIRECTIVES: &[(&str, Directive)] = &[
         d.garp.refresh = (!refresh.is_zero()).then_some(refresh);
         Ok(())
     }),
+    ("garp_lower_prio_repeat", |_, d, n| {
+        d.garp.lower_prio_repeat = Some(number(n, 1)?);
+        Ok(())
+    }),
+    ("garp_lower_prio_delay", |_, d, n| {
+        d.garp.lower_prio_delay = Some(timer(n, 1)?);
+        Ok(())
+    }),
     ("use_vmac", |_, d, n| {
         d.vmac = true;
         d.vmac_interface = n.arg(1).map(str::to_owned);
