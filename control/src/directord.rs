@@ -61,6 +61,10 @@ pub struct Status {
     pub config: PathBuf,
     pub services: Vec<ServiceStatus>,
     pub last_apply: Applied,
+    /// Probes without a result because directord ran short of a resource (emfile, enfile,
+    /// enobufs, enomem), by cause; health was left as it was.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub probe_unknown: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

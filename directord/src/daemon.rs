@@ -446,6 +446,10 @@ impl Director {
             config: self.config_path.clone(),
             services,
             last_apply: self.last_apply.clone(),
+            probe_unknown: check::unknown_counts(&self.metrics.probe_unknown)
+                .into_iter()
+                .map(|(cause, n)| (cause.as_str().to_owned(), n))
+                .collect(),
         })
     }
 
@@ -523,7 +527,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     )?;
 
     let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
-    let mut checker = check::Scheduler::new(check::ProbeContext::system(), check_tx);
+    let mut checker = check::Scheduler::with_unknown_counter(
+        check::ProbeContext::system(),
+        check_tx,
+        director.metrics.probe_unknown.clone(),
+    );
     checker.update(director.check_servers());
     director.checks = Some(checker.view());
     let mut checked_generation = director.generation;
