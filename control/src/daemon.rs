@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use tracing::{info, warn};
+
 use crate::Incoming;
 
 /// Plain lines on stderr (journald timestamps and colours nothing); the level comes from
@@ -48,6 +50,7 @@ where
         Ok(config) => config,
         Err(code) => return code,
     };
+    raise_fd_limit();
     let runtime = match runtime(daemon) {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -58,6 +61,16 @@ where
             eprintln!("{daemon}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The soft descriptor limit up to the hard one (see [`crate::limits::raise_fd_limit`]),
+/// logged: a daemon left at systemd's 1024 is what made probes fail with EMFILE.
+fn raise_fd_limit() {
+    match crate::limits::raise_fd_limit() {
+        Ok((before, after)) if before == after => info!("file descriptor limit: {after}"),
+        Ok((before, after)) => info!("file descriptor limit: {after} (raised from {before})"),
+        Err(e) => warn!("cannot raise the file descriptor limit: {e}"),
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod daemon;
 pub mod directord;
 pub mod feedbackd;
+pub mod limits;
 pub mod metrics;
 pub mod syncd;
 pub mod vrrpd;
