@@ -1,10 +1,13 @@
 //! What every daemon's `main` does the same way: logging, loading the config, the runtime,
 //! the control socket.
 
+use std::fs::File;
 use std::future::Future;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, mpsc};
@@ -12,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use tracing::{info, warn};
 
-use crate::Incoming;
+use crate::{Access, Incoming};
 
 /// Plain lines on stderr (journald timestamps and colours nothing); the level comes from
 /// `LVS_LOG` (tracing's env-filter syntax), "info" by default.
@@ -115,28 +118,66 @@ impl<Req, Resp> ControlSocket<Req, Resp> {
     }
 }
 
-/// Binds `<socket_dir>/<daemon>.sock` and serves it in a task.
+/// Takes `<socket_dir>/<daemon>.lock`: a second copy of a daemon would otherwise replace the
+/// first one's socket, leaving it running unreachable.
+pub fn lock(socket_dir: &Path, daemon: &str) -> Result<Flock<File>, String> {
+    let path = socket_dir.join(format!("{daemon}.lock"));
+    std::fs::create_dir_all(socket_dir)
+        .map_err(|e| format!("control socket directory {}: {e}", socket_dir.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
+        nix::errno::Errno::EWOULDBLOCK => format!(
+            "another {daemon} is running ({} is locked); refusing to take over its control socket",
+            path.display()
+        ),
+        errno => format!("{}: {errno}", path.display()),
+    })
+}
+
+/// The gid of `control.group`, which must exist.
+pub fn control_group(control: &lvs_config::Control) -> Result<Option<u32>, String> {
+    let Some(name) = &control.group else {
+        return Ok(None);
+    };
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(group)) => Ok(Some(group.gid.as_raw())),
+        Ok(None) => Err(format!(
+            "control.group: no group named {name:?} on this host"
+        )),
+        Err(e) => Err(format!("control.group {name:?}: {e}")),
+    }
+}
+
+/// Takes the daemon's lock, binds `<socket_dir>/<daemon>.sock` and serves it in a task.
 pub fn serve_control<Req, Resp, Ev>(
-    socket_dir: &Path,
+    control: &lvs_config::Control,
     daemon: &str,
     events: broadcast::Sender<Ev>,
 ) -> Result<ControlSocket<Req, Resp>, String>
 where
-    Req: DeserializeOwned + Send + 'static,
+    Req: DeserializeOwned + Access + Send + 'static,
     Resp: Serialize + Send + Sync + 'static,
     Ev: Serialize + Clone + Send + Sync + 'static,
 {
-    let path = crate::socket_path(socket_dir, daemon);
-    let listener =
-        crate::bind(&path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let group = control_group(control)?;
+    let lock = lock(&control.socket_dir, daemon)?;
+    let path = crate::socket_path(&control.socket_dir, daemon);
+    let listener = crate::bind_for(&path, group)
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let shutdown = CancellationToken::new();
     let (requests_tx, requests) = mpsc::channel(64);
-    tokio::spawn(crate::serve(
-        listener,
-        requests_tx,
-        events,
-        shutdown.clone(),
-    ));
+    let serving = crate::serve(listener, requests_tx, events, shutdown.clone());
+    tokio::spawn(async move {
+        // Held while the socket is served, i.e. until the daemon stops.
+        let _lock = lock;
+        serving.await;
+    });
     Ok(ControlSocket {
         requests,
         shutdown,

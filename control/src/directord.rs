@@ -36,6 +36,13 @@ pub enum Request {
     },
 }
 
+/// Status is for the socket's group too; anything that changes state is root's.
+impl crate::Access for Request {
+    fn read_only(&self) -> bool {
+        matches!(self, Request::Status)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackState {

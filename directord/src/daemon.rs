@@ -521,7 +521,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         shutdown,
         path: socket,
     } = lvs_control::daemon::serve_control::<Request, Response, _>(
-        &director.config.control.socket_dir,
+        &director.config.control,
         "directord",
         events,
     )?;

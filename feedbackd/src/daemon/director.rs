@@ -140,7 +140,7 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
         shutdown,
         path: socket,
     } = lvs_control::daemon::serve_control::<Request, Status, _>(
-        &config.control.socket_dir,
+        &config.control,
         "feedbackd",
         events,
     )?;
