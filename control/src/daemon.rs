@@ -1,11 +1,13 @@
 //! What every daemon's `main` does the same way: logging, loading the config, the runtime,
 //! the control socket.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::future::Future;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::Serialize;
@@ -119,9 +121,15 @@ impl<Req, Resp> ControlSocket<Req, Resp> {
 }
 
 /// Takes `<socket_dir>/<daemon>.lock`: a second copy of a daemon would otherwise replace the
-/// first one's socket, leaving it running unreachable.
-pub fn lock(socket_dir: &Path, daemon: &str) -> Result<Flock<File>, String> {
+/// first one's socket, leaving it running unreachable. Within one process the lock is shared:
+/// a daemon that restarts its body on reload serves anew while the old task still holds it.
+pub fn lock(socket_dir: &Path, daemon: &str) -> Result<Arc<Flock<File>>, String> {
+    static HELD: Mutex<BTreeMap<PathBuf, Weak<Flock<File>>>> = Mutex::new(BTreeMap::new());
     let path = socket_dir.join(format!("{daemon}.lock"));
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(lock) = held.get(&path).and_then(Weak::upgrade) {
+        return Ok(lock);
+    }
     std::fs::create_dir_all(socket_dir)
         .map_err(|e| format!("control socket directory {}: {e}", socket_dir.display()))?;
     let file = std::fs::OpenOptions::new()
@@ -131,13 +139,18 @@ pub fn lock(socket_dir: &Path, daemon: &str) -> Result<Flock<File>, String> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
-        nix::errno::Errno::EWOULDBLOCK => format!(
-            "another {daemon} is running ({} is locked); refusing to take over its control socket",
-            path.display()
-        ),
-        errno => format!("{}: {errno}", path.display()),
-    })
+    let lock =
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
+            nix::errno::Errno::EWOULDBLOCK => format!(
+                "another {daemon} is running ({} is locked); refusing to take over its control \
+                 socket",
+                path.display()
+            ),
+            errno => format!("{}: {errno}", path.display()),
+        })?;
+    let lock = Arc::new(lock);
+    held.insert(path, Arc::downgrade(&lock));
+    Ok(lock)
 }
 
 /// The gid of `control.group`, which must exist.

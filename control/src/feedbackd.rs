@@ -20,6 +20,9 @@ impl crate::Access for Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub agents: Vec<AgentStatus>,
+    /// Hand-overs to directord that failed, by cause (timeout, io, protocol, refused).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub directord_failures: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -77,6 +77,20 @@ pub enum ControlError {
     Protocol { path: PathBuf, reason: String },
     #[error("{0}")]
     Refused(String),
+    #[error("{path}: no answer within {after:?}")]
+    Timeout { path: PathBuf, after: Duration },
+}
+
+impl ControlError {
+    /// A metric label: timeout, io, protocol or refused.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            ControlError::Io { .. } => "io",
+            ControlError::Protocol { .. } => "protocol",
+            ControlError::Refused(_) => "refused",
+            ControlError::Timeout { .. } => "timeout",
+        }
+    }
 }
 
 /// A request from a client, to be answered with [`Incoming::reply`].
@@ -337,8 +351,82 @@ async fn write_line<T: Serialize>(
     write.write_all(&bytes).await
 }
 
-/// One request and its reply, blocking: for lvsadm and scripts.
+/// How long [`call_async`] and [`subscribe`] wait for a daemon at most.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One request and its reply, blocking: for lvsadm and scripts. The whole exchange is bounded
+/// by `timeout`, however the daemon trickles its reply.
 pub fn call<Req: Serialize, Resp: DeserializeOwned>(
+    path: &Path,
+    request: &Req,
+    timeout: Duration,
+) -> Result<Resp, ControlError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let io_error = |source: io::Error| match source.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ControlError::Timeout {
+            path: path.to_owned(),
+            after: timeout,
+        },
+        _ => ControlError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    };
+    let left = || {
+        deadline
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(io_error)?;
+    stream
+        .set_write_timeout(Some(left().map_err(io_error)?))
+        .map_err(io_error)?;
+    let mut line = serde_json::to_vec(request).map_err(|e| io_error(io::Error::other(e)))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io_error)?;
+    let mut reader = BufReader::new(stream);
+    let mut reply = Vec::new();
+    loop {
+        reader
+            .get_ref()
+            .set_read_timeout(Some(left().map_err(io_error)?))
+            .map_err(io_error)?;
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_error(e)),
+        };
+        if buf.is_empty() {
+            break;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                reply.extend_from_slice(&buf[..=end]);
+                break;
+            }
+            None => {
+                let n = buf.len();
+                reply.extend_from_slice(buf);
+                reader.consume(n);
+            }
+        }
+    }
+    decode_reply(path, &String::from_utf8_lossy(&reply))
+}
+
+/// One request and its reply, from async code (a daemon talking to another), bounded by
+/// [`CALL_TIMEOUT`].
+pub async fn call_async<Req: Serialize, Resp: DeserializeOwned>(
+    path: &Path,
+    request: &Req,
+) -> Result<Resp, ControlError> {
+    call_async_within(path, request, CALL_TIMEOUT).await
+}
+
+/// [`call_async`] bounded by `timeout`: a daemon that is stopped or wedged costs the caller
+/// that long, not its whole loop.
+pub async fn call_async_within<Req: Serialize, Resp: DeserializeOwned>(
     path: &Path,
     request: &Req,
     timeout: Duration,
@@ -347,39 +435,25 @@ pub fn call<Req: Serialize, Resp: DeserializeOwned>(
         path: path.to_owned(),
         source,
     };
-    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(io_error)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io_error)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io_error)?;
-    let mut line = serde_json::to_vec(request).map_err(|e| io_error(io::Error::other(e)))?;
-    line.push(b'\n');
-    stream.write_all(&line).map_err(io_error)?;
-    let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .map_err(io_error)?;
-    decode_reply(path, &reply)
-}
-
-/// One request and its reply, from async code (a daemon talking to another).
-pub async fn call_async<Req: Serialize, Resp: DeserializeOwned>(
-    path: &Path,
-    request: &Req,
-) -> Result<Resp, ControlError> {
-    let io_error = |source| ControlError::Io {
-        path: path.to_owned(),
-        source,
+    let exchange = async {
+        let stream = UnixStream::connect(path).await.map_err(io_error)?;
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_vec(request).map_err(|e| io_error(io::Error::other(e)))?;
+        line.push(b'\n');
+        write.write_all(&line).await.map_err(io_error)?;
+        let mut reply = String::new();
+        tokio::io::BufReader::new(read)
+            .read_line(&mut reply)
+            .await
+            .map_err(io_error)?;
+        decode_reply(path, &reply)
     };
-    let stream = UnixStream::connect(path).await.map_err(io_error)?;
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(request).map_err(|e| io_error(io::Error::other(e)))?;
-    line.push(b'\n');
-    write.write_all(&line).await.map_err(io_error)?;
-    let mut reply = String::new();
-    tokio::io::BufReader::new(read)
-        .read_line(&mut reply)
+    tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(io_error)?;
-    decode_reply(path, &reply)
+        .map_err(|_| ControlError::Timeout {
+            path: path.to_owned(),
+            after: timeout,
+        })?
 }
 
 fn decode_reply<Resp: DeserializeOwned>(path: &Path, reply: &str) -> Result<Resp, ControlError> {
@@ -405,12 +479,21 @@ pub async fn subscribe<Ev: DeserializeOwned + Send + 'static>(
         path: path.to_owned(),
         source,
     };
-    let stream = UnixStream::connect(path).await.map_err(io_error)?;
-    let (read, mut write) = stream.into_split();
-    write
-        .write_all(format!("{SUBSCRIBE}\n").as_bytes())
+    let connecting = async {
+        let stream = UnixStream::connect(path).await.map_err(io_error)?;
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(format!("{SUBSCRIBE}\n").as_bytes())
+            .await
+            .map_err(io_error)?;
+        Ok::<_, ControlError>((read, write))
+    };
+    let (read, write) = tokio::time::timeout(CALL_TIMEOUT, connecting)
         .await
-        .map_err(io_error)?;
+        .map_err(|_| ControlError::Timeout {
+            path: path.to_owned(),
+            after: CALL_TIMEOUT,
+        })??;
     let (tx, rx) = mpsc::channel(64);
     let path = path.to_owned();
     tokio::spawn(async move {
@@ -591,10 +674,51 @@ mod tests {
         shutdown.cancel();
     }
 
-    // Caught: a second copy of a daemon removed the first one's socket and bound its own,
-    // leaving the first running and unreachable.
+    // Caught: calls had no deadline, so a daemon stopped with SIGSTOP (here: one that reads
+    // the request and never answers) held its caller for ever.
     #[tokio::test]
-    async fn a_second_daemon_refuses_to_start() {
+    async fn calls_to_a_daemon_that_never_answers_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = socket_path(dir.path(), "wedged");
+        let listener = bind(&path).unwrap();
+        let _held = tokio::spawn(async move {
+            let mut clients = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                clients.push(stream);
+            }
+        });
+        let started = std::time::Instant::now();
+        let error = call_async_within::<_, String>(
+            &path,
+            &Req::Echo { text: "x".into() },
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.cause(), "timeout", "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let blocking = path.clone();
+        let (error, took) = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let error = call::<_, String>(
+                &blocking,
+                &Req::Echo { text: "x".into() },
+                Duration::from_millis(200),
+            )
+            .unwrap_err();
+            (error, started.elapsed())
+        })
+        .await
+        .unwrap();
+        assert_eq!(error.cause(), "timeout", "{error}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    // A daemon whose reload runs its body again serves its socket again: the lock that stops
+    // a second process is shared within one (feedbackd's SIGHUP broke on it). A second process
+    // is refused: feedbackd/tests/director_signals.rs.
+    #[tokio::test]
+    async fn the_same_process_serves_again_under_its_lock() {
         let dir = tempfile::tempdir().unwrap();
         let control = lvs_config::Control {
             socket_dir: dir.path().to_owned(),
@@ -603,23 +727,21 @@ mod tests {
         let (events, _) = broadcast::channel::<Ev>(8);
         let first = daemon::serve_control::<Req, String, _>(&control, "testd", events.clone())
             .expect("the first starts");
-        let second = daemon::serve_control::<Req, String, _>(&control, "testd", events);
-        let Err(error) = second else {
-            panic!("a second testd took over the socket");
-        };
-        assert!(error.contains("another testd is running"), "{error}");
-        // The first still serves its socket.
-        let mut requests = first.requests;
+        first.shutdown.cancel();
+        let again = daemon::serve_control::<Req, String, _>(&control, "testd", events)
+            .expect("served again after a reload");
+        let mut requests = again.requests;
         tokio::spawn(async move {
             while let Some(incoming) = requests.recv().await {
                 incoming.reply(Ok("alive".to_owned()));
             }
         });
-        let reply: String = call_async(&first.path, &Req::Echo { text: "x".into() })
+        let reply: String = call_async(&again.path, &Req::Echo { text: "x".into() })
             .await
             .unwrap();
         assert_eq!(reply, "alive");
-        first.shutdown.cancel();
+        assert!(dir.path().join("testd.lock").exists());
+        again.shutdown.cancel();
     }
 
     #[tokio::test]

@@ -11,6 +11,21 @@ fn signal(child: &Child, signal: libc::c_int) {
     assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
 }
 
+/// SIGTERM, then SIGKILL after 5 s: a wedged daemon must not hang the test.
+fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
+    signal(child, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(exit) = child.try_wait().unwrap() {
+            return Some(exit);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 #[test]
 fn sigusr1_and_sigusr2_do_not_stop_a_director() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,4 +99,158 @@ fn sigusr1_and_sigusr2_do_not_stop_a_director() {
     assert!(exit.success(), "{exit:?}\n{log}");
     assert_eq!(log.matches("SIGUSR1 ignored").count(), 1, "{log}");
     assert_eq!(log.matches("SIGUSR2 ignored").count(), 1, "{log}");
+}
+
+// Caught: feedbackd awaited directord's answer with no deadline, in its own loop: a directord
+// stopped (SIGSTOP) or wedged stalled polling, status and the watchdog pings until systemd
+// killed feedbackd. Here directord's socket accepts and never answers.
+#[test]
+fn a_wedged_directord_does_not_stall_the_loop() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let wedged = std::os::unix::net::UnixListener::bind(dir.path().join("directord.sock")).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = wedged.accept() {
+            held.push(stream);
+        }
+    });
+    let agent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent_addr = agent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        while let Ok((mut stream, _)) = agent.accept() {
+            let _ = stream.write_all(b"ready 50% up\n");
+        }
+    });
+    let config = dir.path().join("director.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[control]\nsocket_dir = {:?}\n\n[[virtual_server]]\naddress = \"192.0.2.100:80\"\n\
+             forwarding = \"dr\"\n\n[[virtual_server.real]]\naddress = \"192.0.2.10:80\"\n\
+             weight = 100\n\n[feedback]\ninterval = \"200ms\"\n\n[[feedback.agent]]\n\
+             real = \"192.0.2.10:80\"\naddress = \"{agent_addr}\"\n",
+            dir.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut feedbackd = Command::new(env!("CARGO_BIN_EXE_feedbackd"))
+        .arg("--config")
+        .arg(&config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let socket = dir.path().join("feedbackd.sock");
+    let status = || {
+        lvs_control::call::<_, serde_json::Value>(
+            &socket,
+            &json!({"cmd": "status"}),
+            Duration::from_secs(1),
+        )
+    };
+    let started = Instant::now();
+    while status().is_err() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Long enough for several hand-overs to time out (2 s each).
+    let mut answers = Vec::new();
+    let watching = Instant::now();
+    while watching.elapsed() < Duration::from_secs(5) {
+        answers.push(status());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let stopped = stop(&mut feedbackd);
+    let mut log = String::new();
+    std::io::Read::read_to_string(feedbackd.stderr.as_mut().unwrap(), &mut log).unwrap();
+
+    let unanswered = answers.iter().filter(|a| a.is_err()).count();
+    assert_eq!(
+        unanswered,
+        0,
+        "{unanswered} of {} status calls unanswered while directord was wedged: {:?}\n{log}",
+        answers.len(),
+        answers.iter().find(|a| a.is_err())
+    );
+    let last = answers.last().unwrap().as_ref().unwrap();
+    assert_eq!(
+        last["agents"][0]["replies"].as_u64().map(|n| n > 5),
+        Some(true),
+        "{last}"
+    );
+    let timeouts = last["directord_failures"]["timeout"].as_u64().unwrap_or(0);
+    assert!(
+        timeouts >= 1,
+        "no hand-over counted as timed out: {last}\n{log}"
+    );
+    assert!(
+        stopped.is_some(),
+        "feedbackd did not stop on SIGTERM\n{log}"
+    );
+}
+
+// Caught: a second feedbackd on the same socket directory removed the first one's control
+// socket and bound its own, leaving the first running and unreachable.
+#[test]
+fn a_second_feedbackd_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("director.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[control]\nsocket_dir = {:?}\n\n[[virtual_server]]\naddress = \"192.0.2.100:80\"\n\
+             forwarding = \"dr\"\n\n[[virtual_server.real]]\naddress = \"192.0.2.10:80\"\n\n\
+             [feedback]\n\n[[feedback.agent]]\nreal = \"192.0.2.10:80\"\n\
+             address = \"127.0.0.1:9\"\n",
+            dir.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_feedbackd"))
+            .arg("--config")
+            .arg(&config)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    let socket = dir.path().join("feedbackd.sock");
+    let status = || {
+        lvs_control::call::<_, serde_json::Value>(
+            &socket,
+            &json!({"cmd": "status"}),
+            Duration::from_secs(2),
+        )
+    };
+    let started = Instant::now();
+    while status().is_err() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let first_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&socket).unwrap());
+    let mut second = spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = second.try_wait().unwrap() {
+            break Some(exit);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if exit.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+    }
+    let mut log = String::new();
+    std::io::Read::read_to_string(second.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&socket).unwrap());
+    let answered = status();
+    stop(&mut first);
+
+    let exit = exit.unwrap_or_else(|| panic!("the second feedbackd kept running\n{log}"));
+    assert!(!exit.success(), "{exit:?}\n{log}");
+    assert!(log.contains("another feedbackd is running"), "{log}");
+    assert_eq!(inode, first_inode, "the first one's socket was replaced");
+    answered.unwrap_or_else(|e| panic!("the first feedbackd no longer answers: {e}"));
 }
