@@ -16,20 +16,91 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use tracing::{info, warn};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::{Access, Incoming};
 
-/// Plain lines on stderr (journald timestamps and colours nothing); the level comes from
-/// `LVS_LOG` (tracing's env-filter syntax), "info" by default.
+/// Lines on stderr, the level from `LVS_LOG` (tracing's env-filter syntax), "info" by
+/// default. Under systemd (stderr is the journal's stream, [`journal_stream`]) each line starts
+/// with its sd-daemon priority (`<4>` for a warning) and has no timestamp, since journald
+/// stamps lines itself: `journalctl -p warning` then finds warnings. Elsewhere, plain lines
+/// with a timestamp.
+///
+/// A formatter of our own rather than tracing-journald: it keeps writing to stderr (no
+/// journal socket to find or lose, output the same under `systemd-run`, in tests and in a
+/// container), needs no new dependency, and journald already turns a stream's `<N>` prefix
+/// into the entry's priority.
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LVS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if journal_stream() {
+        builder.event_format(JournalFormat).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Whether stderr is connected to the journal: systemd sets `JOURNAL_STREAM` to the
+/// `device:inode` of the stream it connected, and a child whose stderr was redirected
+/// elsewhere inherits the variable but not the stream.
+pub fn journal_stream() -> bool {
+    let Some(value) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(stat) => stream_matches(&value.to_string_lossy(), stat.st_dev, stat.st_ino),
+        Err(_) => false,
+    }
+}
+
+fn stream_matches(journal_stream: &str, dev: u64, ino: u64) -> bool {
+    let Some((d, i)) = journal_stream.trim().split_once(':') else {
+        return false;
+    };
+    d.parse() == Ok(dev) && i.parse() == Ok(ino)
+}
+
+/// `<priority>target: message fields`, one line per event (sd-daemon(3) priorities).
+pub struct JournalFormat;
+
+impl JournalFormat {
+    pub fn priority(level: tracing::Level) -> u8 {
+        match level {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JournalFormat
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let metadata = event.metadata();
+        write!(
+            writer,
+            "<{}>{}: ",
+            Self::priority(*metadata.level()),
+            metadata.target()
+        )?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// A single-threaded runtime: each daemon is one event loop.
@@ -196,4 +267,66 @@ where
         shutdown,
         path,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // Caught: under journald every line carried a second timestamp and no priority, so
+    // `journalctl -p warning` found no warnings.
+    #[test]
+    fn journal_lines_carry_the_priority_and_no_timestamp() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .event_format(JournalFormat)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!("table refused");
+            tracing::warn!(real = "192.0.2.10:80", "probe failed");
+            tracing::info!("reloaded");
+            tracing::debug!("detail");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let target = module_path!();
+        assert_eq!(
+            lines,
+            [
+                format!("<3>{target}: table refused"),
+                format!("<4>{target}: probe failed real=\"192.0.2.10:80\""),
+                format!("<6>{target}: reloaded"),
+                format!("<7>{target}: detail"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_journal_is_stderr_only_when_device_and_inode_match() {
+        assert!(stream_matches("8:1234", 8, 1234));
+        assert!(stream_matches("8:1234\n", 8, 1234));
+        assert!(!stream_matches("8:1235", 8, 1234));
+        assert!(!stream_matches("9:1234", 8, 1234));
+        assert!(!stream_matches("garbage", 8, 1234));
+        assert!(!stream_matches("", 8, 1234));
+    }
 }

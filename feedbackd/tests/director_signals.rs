@@ -254,3 +254,60 @@ fn a_second_feedbackd_refuses_to_start() {
     assert_eq!(inode, first_inode, "the first one's socket was replaced");
     answered.unwrap_or_else(|e| panic!("the first feedbackd no longer answers: {e}"));
 }
+
+// Caught: the agent logged a line each time its measurement moved (~86k lines a day per real
+// server), and under journald its lines had a timestamp of their own and no priority.
+// Here the load wanders within one weight band: one line at start, none per sample; and with
+// stderr as the journal's stream (JOURNAL_STREAM naming its device:inode), lines start with
+// their priority and carry no timestamp.
+#[test]
+fn the_agent_logs_state_changes_not_samples() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let load = dir.path().join("load.sh");
+    // 40..59 % busy, a different figure each second.
+    std::fs::write(&load, "echo $(( 40 + $(date +%S) % 20 ))\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("director.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[control]\nsocket_dir = {:?}\n\n[agent]\nlisten = \"127.0.0.1:{port}\"\n\
+             report = \"command\"\ncommand = \"/bin/sh {}\"\n",
+            dir.path().display().to_string(),
+            load.display()
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("stderr");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let meta = log_file.metadata().unwrap();
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_feedbackd"))
+        .arg("--agent")
+        .arg("--config")
+        .arg(&config)
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(4500));
+    let stopped = stop(&mut agent);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}\n{log}");
+    let reporting = log.lines().filter(|l| l.contains("reporting")).count();
+    assert_eq!(reporting, 1, "a line per sample:\n{log}");
+    for line in log.lines() {
+        assert!(
+            line.starts_with("<6>") || line.starts_with("<4>") || line.starts_with("<3>"),
+            "no priority prefix: {line:?}"
+        );
+        assert!(
+            !line.contains("Z  INFO") && !line.contains("2026-"),
+            "a timestamp: {line:?}"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::listener::{CauseLabels, ListenerMetrics, Published, ReplyListener};
 use crate::procstat::{IdleWindow, LoadAvg, MemInfo, ProcStat};
-use crate::report::{self, Measurements, Override, ReportSettings, SignalOverride};
+use crate::report::{self, Measurements, Override, ReportLog, ReportSettings, SignalOverride};
 use crate::sockdiag;
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -106,7 +106,7 @@ struct Sampler {
     settings: ReportSettings,
     idle: IdleWindow,
     last_override: Override,
-    last_why: String,
+    logged: ReportLog,
     /// Measurement failures by cause (so far only the connection count's).
     failures: Family<CauseLabels, Counter>,
     connections_failing: bool,
@@ -125,7 +125,7 @@ impl Sampler {
             },
             idle: IdleWindow::new(agent.window.get()),
             last_override: Override::None,
-            last_why: String::new(),
+            logged: ReportLog::default(),
             failures,
             connections_failing: false,
         }
@@ -140,13 +140,12 @@ impl Sampler {
         if by_signal {
             built.why = format!("SIGUSR1: {}", built.why);
         }
-        if built.why != self.last_why {
+        if self.logged.worth_logging(&built.reply) {
             info!(
                 "reporting {} ({})",
                 built.reply.to_line().trim_end(),
                 built.why
             );
-            self.last_why.clone_from(&built.why);
         }
         built.reply.to_line().into_bytes()
     }
