@@ -266,20 +266,24 @@ fn the_agent_logs_state_changes_not_samples() {
     let dir = tempfile::tempdir().unwrap();
     let load = dir.path().join("load.sh");
     // 40..59 % busy, a different figure each second.
-    std::fs::write(&load, "echo $(( 40 + $(date +%S) % 20 ))\n").unwrap();
+    std::fs::write(&load, "echo $(( 40 + $(date +%s) % 20 ))\n").unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    // An override file that does not parse, read every second: said once.
+    let broken = dir.path().join("override");
+    std::fs::write(&broken, "sideways 42\n").unwrap();
     let config = dir.path().join("director.toml");
     std::fs::write(
         &config,
         format!(
             "[control]\nsocket_dir = {:?}\n\n[agent]\nlisten = \"127.0.0.1:{port}\"\n\
-             report = \"command\"\ncommand = \"/bin/sh {}\"\n",
+             report = \"command\"\ncommand = \"/bin/sh {}\"\noverride_file = {:?}\n",
             dir.path().display().to_string(),
-            load.display()
+            load.display(),
+            broken.display().to_string()
         ),
     )
     .unwrap();
@@ -300,6 +304,8 @@ fn the_agent_logs_state_changes_not_samples() {
     assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}\n{log}");
     let reporting = log.lines().filter(|l| l.contains("reporting")).count();
     assert_eq!(reporting, 1, "a line per sample:\n{log}");
+    let broken_override = log.matches("keeping the previous override").count();
+    assert_eq!(broken_override, 1, "a line per read of a broken file:\n{log}");
     for line in log.lines() {
         assert!(
             line.starts_with("<6>") || line.starts_with("<4>") || line.starts_with("<3>"),

@@ -106,6 +106,8 @@ struct Sampler {
     settings: ReportSettings,
     idle: IdleWindow,
     last_override: Override,
+    /// The override file's parse error last logged, while it lasts.
+    override_error: Option<String>,
     logged: ReportLog,
     /// Measurement failures by cause (so far only the connection count's).
     failures: Family<CauseLabels, Counter>,
@@ -125,6 +127,7 @@ impl Sampler {
             },
             idle: IdleWindow::new(agent.window.get()),
             last_override: Override::None,
+            override_error: None,
             logged: ReportLog::default(),
             failures,
             connections_failing: false,
@@ -229,12 +232,24 @@ impl Sampler {
             self.last_override = Override::None;
             return Override::None;
         };
+        // Read every second: a broken file is said once per distinct error, not per sample.
         match Override::parse(&content) {
-            Ok(parsed) => self.last_override = parsed,
-            Err(e) => warn!(
-                "{}: {e}; keeping the previous override",
-                self.override_file.display()
-            ),
+            Ok(parsed) => {
+                self.last_override = parsed;
+                if self.override_error.take().is_some() {
+                    info!("{}: readable again", self.override_file.display());
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                if self.override_error.as_ref() != Some(&error) {
+                    warn!(
+                        "{}: {error}; keeping the previous override",
+                        self.override_file.display()
+                    );
+                    self.override_error = Some(error);
+                }
+            }
         }
         self.last_override.clone()
     }
