@@ -167,6 +167,20 @@ mod tests {
         shutdown.cancel();
     }
 
+    /// `registry` served on a loopback port; cancel the token to stop.
+    async fn serve_on(registry: Registry, limits: Limits) -> (SocketAddr, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(serve_with(
+            listener,
+            Arc::new(Mutex::new(registry)),
+            shutdown.clone(),
+            limits,
+        ));
+        (addr, shutdown)
+    }
+
     // Caught: the reply was written with no timeout, so a client that asked and never read
     // (or a slow one) held its connection and descriptor for ever; enough of them and the
     // daemon ran out of descriptors, which made probes fail.
@@ -191,20 +205,12 @@ mod tests {
                 })
                 .inc();
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
         let limits = Limits {
             max_connections: 4,
             read_timeout: Duration::from_millis(300),
             write_timeout: Duration::from_millis(300),
         };
-        tokio::spawn(serve_with(
-            listener,
-            Arc::new(Mutex::new(registry)),
-            shutdown.clone(),
-            limits,
-        ));
+        let (addr, shutdown) = serve_on(registry, limits).await;
 
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
@@ -253,20 +259,12 @@ mod tests {
     // Caught: no cap on connections; each one cost a descriptor and a task.
     #[tokio::test]
     async fn connections_beyond_the_cap_wait() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
         let limits = Limits {
             max_connections: 2,
             read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
         };
-        tokio::spawn(serve_with(
-            listener,
-            Arc::new(Mutex::new(Registry::default())),
-            shutdown.clone(),
-            limits,
-        ));
+        let (addr, shutdown) = serve_on(Registry::default(), limits).await;
         let _a = tokio::net::TcpStream::connect(addr).await.unwrap();
         let _b = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -1,5 +1,6 @@
 //! A director's feedbackd outlives the drain signals meant for agents, across reloads.
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,36 +27,58 @@ fn stop(child: &mut Child) -> Option<std::process::ExitStatus> {
     None
 }
 
-#[test]
-fn sigusr1_and_sigusr2_do_not_stop_a_director() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("director.toml");
-    // The agent's port on loopback is closed: this feedbackd only has to be running.
+/// A director's config in `dir`: one real server, its agent at `agent`, `feedback` lines
+/// added to [feedback].
+fn director_config(dir: &Path, agent: &str, feedback: &str) -> PathBuf {
+    let config = dir.join("director.toml");
     std::fs::write(
         &config,
         format!(
             "[control]\nsocket_dir = {:?}\n\n[[virtual_server]]\naddress = \"192.0.2.100:80\"\n\
-             forwarding = \"dr\"\n\n[[virtual_server.real]]\naddress = \"192.0.2.10:80\"\n\n\
-             [feedback]\n\n[[feedback.agent]]\nreal = \"192.0.2.10:80\"\n\
-             address = \"127.0.0.1:9\"\n",
-            dir.path().display().to_string()
+             forwarding = \"dr\"\n\n[[virtual_server.real]]\naddress = \"192.0.2.10:80\"\n\
+             weight = 100\n\n[feedback]\n{feedback}\n\n[[feedback.agent]]\n\
+             real = \"192.0.2.10:80\"\naddress = \"{agent}\"\n",
+            dir.display().to_string()
         ),
     )
     .unwrap();
-    let mut feedbackd = Command::new(env!("CARGO_BIN_EXE_feedbackd"))
+    config
+}
+
+fn spawn_feedbackd(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_feedbackd"))
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn status_of(
+    socket: &Path,
+    within: Duration,
+) -> Result<serde_json::Value, lvs_control::ControlError> {
+    lvs_control::call(socket, &json!({"cmd": "status"}), within)
+}
+
+/// Until `socket` answers, at most 10 s.
+fn wait_for_status(socket: &Path) {
+    let started = Instant::now();
+    while status_of(socket, Duration::from_secs(1)).is_err()
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigusr1_and_sigusr2_do_not_stop_a_director() {
+    let dir = tempfile::tempdir().unwrap();
+    // The agent's port on loopback is closed: this feedbackd only has to be running.
+    let config = director_config(dir.path(), "127.0.0.1:9", "");
+    let mut feedbackd = spawn_feedbackd(&config);
     let socket = dir.path().join("feedbackd.sock");
-    let status = || {
-        lvs_control::call::<_, serde_json::Value>(
-            &socket,
-            &json!({"cmd": "status"}),
-            Duration::from_secs(2),
-        )
-    };
+    let status = || status_of(&socket, Duration::from_secs(2));
     let started = Instant::now();
     while status().is_err() {
         assert!(
@@ -122,36 +145,11 @@ fn a_wedged_directord_does_not_stall_the_loop() {
             let _ = stream.write_all(b"ready 50% up\n");
         }
     });
-    let config = dir.path().join("director.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[control]\nsocket_dir = {:?}\n\n[[virtual_server]]\naddress = \"192.0.2.100:80\"\n\
-             forwarding = \"dr\"\n\n[[virtual_server.real]]\naddress = \"192.0.2.10:80\"\n\
-             weight = 100\n\n[feedback]\ninterval = \"200ms\"\n\n[[feedback.agent]]\n\
-             real = \"192.0.2.10:80\"\naddress = \"{agent_addr}\"\n",
-            dir.path().display().to_string()
-        ),
-    )
-    .unwrap();
-    let mut feedbackd = Command::new(env!("CARGO_BIN_EXE_feedbackd"))
-        .arg("--config")
-        .arg(&config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let config = director_config(dir.path(), &agent_addr.to_string(), "interval = \"200ms\"");
+    let mut feedbackd = spawn_feedbackd(&config);
     let socket = dir.path().join("feedbackd.sock");
-    let status = || {
-        lvs_control::call::<_, serde_json::Value>(
-            &socket,
-            &json!({"cmd": "status"}),
-            Duration::from_secs(1),
-        )
-    };
-    let started = Instant::now();
-    while status().is_err() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = || status_of(&socket, Duration::from_secs(1));
+    wait_for_status(&socket);
     // Long enough for several hand-overs to time out (2 s each).
     let mut answers = Vec::new();
     let watching = Instant::now();
@@ -193,39 +191,12 @@ fn a_wedged_directord_does_not_stall_the_loop() {
 #[test]
 fn a_second_feedbackd_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("director.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[control]\nsocket_dir = {:?}\n\n[[virtual_server]]\naddress = \"192.0.2.100:80\"\n\
-             forwarding = \"dr\"\n\n[[virtual_server.real]]\naddress = \"192.0.2.10:80\"\n\n\
-             [feedback]\n\n[[feedback.agent]]\nreal = \"192.0.2.10:80\"\n\
-             address = \"127.0.0.1:9\"\n",
-            dir.path().display().to_string()
-        ),
-    )
-    .unwrap();
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_feedbackd"))
-            .arg("--config")
-            .arg(&config)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let config = director_config(dir.path(), "127.0.0.1:9", "");
+    let spawn = || spawn_feedbackd(&config);
     let mut first = spawn();
     let socket = dir.path().join("feedbackd.sock");
-    let status = || {
-        lvs_control::call::<_, serde_json::Value>(
-            &socket,
-            &json!({"cmd": "status"}),
-            Duration::from_secs(2),
-        )
-    };
-    let started = Instant::now();
-    while status().is_err() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let status = || status_of(&socket, Duration::from_secs(2));
+    wait_for_status(&socket);
     let first_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&socket).unwrap());
     let mut second = spawn();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -305,7 +276,10 @@ fn the_agent_logs_state_changes_not_samples() {
     let reporting = log.lines().filter(|l| l.contains("reporting")).count();
     assert_eq!(reporting, 1, "a line per sample:\n{log}");
     let broken_override = log.matches("keeping the previous override").count();
-    assert_eq!(broken_override, 1, "a line per read of a broken file:\n{log}");
+    assert_eq!(
+        broken_override, 1,
+        "a line per read of a broken file:\n{log}"
+    );
     for line in log.lines() {
         assert!(
             line.starts_with("<6>") || line.starts_with("<4>") || line.starts_with("<3>"),
