@@ -133,16 +133,21 @@ where
     };
     match runtime.block_on(body(config, args.path.clone())) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{daemon}: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fatal(daemon, &e),
     }
+}
+
+/// The error a daemon stops on, on stderr: at error priority under the journal, so
+/// `journalctl -p err` finds why a unit failed.
+pub fn fatal(daemon: &str, error: &str) -> ExitCode {
+    let priority = if journal_stream() { "<3>" } else { "" };
+    eprintln!("{priority}{daemon}: {error}");
+    ExitCode::FAILURE
 }
 
 /// The soft descriptor limit up to the hard one (see [`crate::limits::raise_fd_limit`]),
 /// logged: a daemon left at systemd's 1024 is what made probes fail with EMFILE.
-fn raise_fd_limit() {
+pub fn raise_fd_limit() {
     match crate::limits::raise_fd_limit() {
         Ok((before, after)) if before == after => info!("file descriptor limit: {after}"),
         Ok((before, after)) => info!("file descriptor limit: {after} (raised from {before})"),

@@ -261,20 +261,38 @@ fn the_agent_logs_state_changes_not_samples() {
     let log_path = dir.path().join("stderr");
     let log_file = std::fs::File::create(&log_path).unwrap();
     let meta = log_file.metadata().unwrap();
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_feedbackd"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_feedbackd"));
+    command
         .arg("--agent")
         .arg("--config")
         .arg(&config)
         .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
-        .stderr(log_file)
-        .spawn()
-        .unwrap();
+        .stderr(log_file);
+    // Started as systemd would without LimitNOFILE: a soft limit far below the hard one.
+    // SAFETY: getrlimit and setrlimit are async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = 256;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut agent = command.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(4500));
     let stopped = stop(&mut agent);
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(stopped.is_some_and(|s| s.success()), "{stopped:?}\n{log}");
     let reporting = log.lines().filter(|l| l.contains("reporting")).count();
     assert_eq!(reporting, 1, "a line per sample:\n{log}");
+    // Caught: feedbackd did not raise its descriptor limit (it has a main of its own).
+    assert!(log.contains("(raised from 256)"), "{log}");
     let broken_override = log.matches("keeping the previous override").count();
     assert_eq!(
         broken_override, 1,
