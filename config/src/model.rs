@@ -39,6 +39,10 @@ pub struct Control {
     pub socket_dir: PathBuf,
     /// Prometheus endpoint; off when absent.
     pub metrics: Option<SocketAddr>,
+    /// A group whose members may read status and events on the control sockets (mode 0660);
+    /// changes stay root-only. Absent: the sockets are 0600, root only.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 impl Default for Control {
@@ -46,6 +50,7 @@ impl Default for Control {
         Control {
             socket_dir: default_socket_dir(),
             metrics: None,
+            group: None,
         }
     }
 }

@@ -52,6 +52,23 @@ fn control(control: &Control, issues: &mut Issues) {
     if control.metrics.is_some_and(|addr| addr.port() == 0) {
         issues.add(path!["control", "metrics"], "metrics port must not be 0");
     }
+    if let Some(group) = &control.group {
+        // What getgrnam can name: whether it exists is checked by each daemon at start.
+        let valid = !group.is_empty()
+            && group.len() <= 32
+            && !group.starts_with('-')
+            && group
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            issues.add(
+                path!["control", "group"],
+                format!(
+                    "{group:?} is not a group name (letters, digits, '_', '-', '.'; at most 32)"
+                ),
+            );
+        }
+    }
 }
 
 /// net.ipv4.vs.* as a 6.1 kernel lists them; strings such as est_cpulist are left to sysctl(8).

@@ -659,3 +659,15 @@ fn virtual_mac_interfaces() {
     );
     assert!(lvs_config::parse(&named("vrrp.51"), "test").is_ok());
 }
+
+#[test]
+fn control_group_must_be_a_group_name() {
+    assert_error(
+        "[control]\ngroup = \"adm in\"\n",
+        "2:9",
+        "is not a group name",
+    );
+    assert_error("[control]\ngroup = \"\"\n", "2:9", "is not a group name");
+    let config = parse_ok("[control]\ngroup = \"lvs-monitor\"\n");
+    assert_eq!(config.control.group.as_deref(), Some("lvs-monitor"));
+}

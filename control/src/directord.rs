@@ -36,6 +36,13 @@ pub enum Request {
     },
 }
 
+/// Status is for the socket's group too; anything that changes state is root's.
+impl crate::Access for Request {
+    fn read_only(&self) -> bool {
+        matches!(self, Request::Status)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackState {
@@ -61,6 +68,10 @@ pub struct Status {
     pub config: PathBuf,
     pub services: Vec<ServiceStatus>,
     pub last_apply: Applied,
+    /// Probes without a result because directord ran short of a resource (emfile, enfile,
+    /// enobufs, enomem), by cause; health was left as it was.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub probe_unknown: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,9 +10,19 @@ pub enum Request {
     Status,
 }
 
+/// Status is for the socket's group too; anything that changes state is root's.
+impl crate::Access for Request {
+    fn read_only(&self) -> bool {
+        matches!(self, Request::Status)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub agents: Vec<AgentStatus>,
+    /// Hand-overs to directord that failed, by cause (timeout, io, protocol, refused).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub directord_failures: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,6 +16,13 @@ pub enum Request {
     Snapshot,
 }
 
+/// Status is for the socket's group too; anything that changes state is root's.
+impl crate::Access for Request {
+    fn read_only(&self) -> bool {
+        matches!(self, Request::Status | Request::Dump)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Response {

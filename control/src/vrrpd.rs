@@ -18,6 +18,13 @@ pub enum Request {
     Status,
 }
 
+/// Status is for the socket's group too; anything that changes state is root's.
+impl crate::Access for Request {
+    fn read_only(&self) -> bool {
+        matches!(self, Request::Status)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
     pub instances: Vec<InstanceStatus>,

@@ -446,6 +446,10 @@ impl Director {
             config: self.config_path.clone(),
             services,
             last_apply: self.last_apply.clone(),
+            probe_unknown: check::unknown_counts(&self.metrics.probe_unknown)
+                .into_iter()
+                .map(|(cause, n)| (cause.as_str().to_owned(), n))
+                .collect(),
         })
     }
 
@@ -517,13 +521,17 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         shutdown,
         path: socket,
     } = lvs_control::daemon::serve_control::<Request, Response, _>(
-        &director.config.control.socket_dir,
+        &director.config.control,
         "directord",
         events,
     )?;
 
     let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
-    let mut checker = check::Scheduler::new(check::ProbeContext::system(), check_tx);
+    let mut checker = check::Scheduler::with_unknown_counter(
+        check::ProbeContext::system(),
+        check_tx,
+        director.metrics.probe_unknown.clone(),
+    );
     checker.update(director.check_servers());
     director.checks = Some(checker.view());
     let mut checked_generation = director.generation;
@@ -531,6 +539,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     // Health changes waiting for the next reconcile, and when it may run.
     let mut held = Vec::new();
     let mut next_apply = tokio::time::Instant::now();
+    let mut apply_failures =
+        lvs_control::limits::RateLimit::new(std::time::Duration::from_secs(10));
 
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -552,11 +562,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
                     held.push(more);
                 }
                 if tokio::time::Instant::now() >= next_apply {
-                    next_apply = apply_health(&mut director, &mut held);
+                    next_apply = apply_health(&mut director, &mut held, &mut apply_failures);
                 }
             }
             () = tokio::time::sleep_until(next_apply), if !held.is_empty() => {
-                next_apply = apply_health(&mut director, &mut held);
+                next_apply = apply_health(&mut director, &mut held, &mut apply_failures);
             }
             Some(incoming) = requests.recv() => {
                 let response = director.handle(incoming.request.clone());
@@ -586,10 +596,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
 fn apply_health(
     director: &mut Director,
     held: &mut Vec<check::Event<ServerId>>,
+    failures: &mut lvs_control::limits::RateLimit,
 ) -> tokio::time::Instant {
     let started = tokio::time::Instant::now();
-    if let Err(e) = director.check_events(held.drain(..)) {
-        warn!("{e}");
+    // A kernel that keeps refusing would otherwise log once per batch of health events.
+    if let Err(e) = director.check_events(held.drain(..))
+        && let Some(held_back) = failures.allow(std::time::Instant::now())
+    {
+        warn!("{e} ({held_back} more since the last report)");
     }
     let now = tokio::time::Instant::now();
     now + (now - started)

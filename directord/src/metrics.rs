@@ -6,6 +6,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::check::UnknownLabels;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServerLabels {
     pub service: String,
@@ -29,6 +31,8 @@ pub struct Metrics {
     pub server_up: Family<ServerLabels, Gauge>,
     /// The weight directord wants for it (0 when quiesced).
     pub server_weight: Family<ServerLabels, Gauge>,
+    /// Probes that could not be made for want of a director resource (health unchanged).
+    pub probe_unknown: Family<UnknownLabels, Counter>,
 }
 
 impl Metrics {
@@ -59,6 +63,12 @@ impl Metrics {
             "server_weight",
             "The weight directord wants for a real server",
             self.server_weight.clone(),
+        );
+        registry.register(
+            "probe_unknown",
+            "Probes without a result because the director ran short of descriptors, buffers \
+             or memory; health is left as it was",
+            self.probe_unknown.clone(),
         );
     }
 }

@@ -38,11 +38,11 @@ fn http(path: &str) -> Http {
 }
 
 fn assert_up(outcome: &Outcome) {
-    assert!(outcome.up, "expected up: {}", outcome.detail);
+    assert!(outcome.is_up(), "expected up: {}", outcome.detail);
 }
 
 fn assert_down(outcome: &Outcome, reason: &str) {
-    assert!(!outcome.up, "expected down: {}", outcome.detail);
+    assert!(outcome.is_down(), "expected down: {}", outcome.detail);
     assert!(
         outcome.detail.contains(reason),
         "{:?} does not say {reason:?}",
@@ -416,7 +416,7 @@ async fn eventually_up(check: &CheckSpec, port: u16) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let outcome = run(check, port).await;
-        if outcome.up || Instant::now() > deadline {
+        if outcome.is_up() || Instant::now() > deadline {
             return outcome;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -904,7 +904,7 @@ async fn external_commands() {
     assert_down(&run(&external("false", false), 80).await, "exit 1");
     assert_down(&run(&external("exit 7", false), 80).await, "exit 7");
     let weighted = run(&external("exit 7", true), 80).await;
-    assert_eq!((weighted.up, weighted.weight), (true, Some(5)));
+    assert_eq!((weighted.is_up(), weighted.weight), (true, Some(5)));
     assert_down(&run(&external("exit 1", true), 80).await, "exit 1");
 
     let target = Target {

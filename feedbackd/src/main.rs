@@ -35,6 +35,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    lvs_control::daemon::raise_fd_limit();
     let runtime = match lvs_control::daemon::runtime("feedbackd") {
         Ok(runtime) => runtime,
         Err(code) => return code,
@@ -74,9 +75,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("feedbackd: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => lvs_control::daemon::fatal("feedbackd", &e),
     }
 }

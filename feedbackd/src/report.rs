@@ -218,6 +218,40 @@ pub struct Report {
     pub why: String,
 }
 
+/// Which reports deserve a log line, sans-IO: a change of state (ready, drain, maint; up,
+/// down, ...), of maxconn, or of the weight by at least [`ReportLog::BAND`] points from the
+/// last one logged. The weight follows the measured CPU every second: logging each sample
+/// was ~86k lines a day per real server, saying nothing an operator acts on.
+#[derive(Debug, Default)]
+pub struct ReportLog {
+    last: Option<AgentReply>,
+}
+
+impl ReportLog {
+    /// Percentage points of weight that make a change worth a line.
+    pub const BAND: u16 = 20;
+
+    pub fn worth_logging(&mut self, reply: &AgentReply) -> bool {
+        let changed = match &self.last {
+            None => true,
+            Some(last) => {
+                last.admin != reply.admin
+                    || last.health.as_ref().map(|h| h.state)
+                        != reply.health.as_ref().map(|h| h.state)
+                    || last.maxconn != reply.maxconn
+                    || match (last.weight_percent, reply.weight_percent) {
+                        (Some(a), Some(b)) => a.abs_diff(b) >= Self::BAND,
+                        (a, b) => a != b,
+                    }
+            }
+        };
+        if changed {
+            self.last = Some(reply.clone());
+        }
+        changed
+    }
+}
+
 /// Build the reply for the current measurements and override.
 pub fn build(m: &Measurements, ov: &Override, settings: &ReportSettings) -> Report {
     let ceiling = settings.ceiling_percent;
@@ -340,6 +374,47 @@ fn clamp_percent(pct: f64, floor: u16, ceiling: u16) -> u16 {
         rounded = 1.0;
     }
     (rounded as u16).clamp(floor, ceiling)
+}
+
+#[cfg(test)]
+mod report_log_tests {
+    use super::*;
+    use crate::agent_check::AdminState;
+
+    fn reply(admin: AdminState, percent: u16) -> AgentReply {
+        AgentReply {
+            weight_percent: Some(percent),
+            admin: Some(admin),
+            ..AgentReply::default()
+        }
+    }
+
+    // Caught: the agent logged a line each time the measured CPU moved (its `why` carried the
+    // figure): ~86k lines a day per real server.
+    #[test]
+    fn samples_are_not_logged_state_changes_and_band_crossings_are() {
+        let mut log = ReportLog::default();
+        assert!(
+            log.worth_logging(&reply(AdminState::Ready, 50)),
+            "the first report"
+        );
+        let wandering = [51, 47, 58, 44, 62, 39, 55, 50, 68, 33];
+        let logged = wandering
+            .iter()
+            .filter(|&&p| log.worth_logging(&reply(AdminState::Ready, p)))
+            .count();
+        assert_eq!(logged, 0, "samples within the band");
+        assert!(
+            log.worth_logging(&reply(AdminState::Ready, 75)),
+            "a band crossing"
+        );
+        assert!(!log.worth_logging(&reply(AdminState::Ready, 60)));
+        assert!(
+            log.worth_logging(&reply(AdminState::Drain, 60)),
+            "a state change"
+        );
+        assert!(log.worth_logging(&reply(AdminState::Ready, 60)), "and back");
+    }
 }
 
 #[cfg(test)]

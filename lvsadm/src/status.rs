@@ -87,9 +87,25 @@ pub fn directord(socket_dir: &Path, json: bool) -> ExitCode {
                     );
                 }
             }
+            if !status.probe_unknown.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "probes without a result (director short of a resource; health kept): {}",
+                    counts(&status.probe_unknown)
+                );
+            }
             out
         },
     )
+}
+
+/// "emfile 3, enobufs 1"
+fn counts(by_cause: &std::collections::BTreeMap<String, u64>) -> String {
+    by_cause
+        .iter()
+        .map(|(cause, n)| format!("{cause} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The last probe's latency, after its result ("; last check <result> (<latency> ms)") when
@@ -220,6 +236,13 @@ pub fn feedback(socket_dir: &Path, json: bool) -> ExitCode {
                         .as_ref()
                         .map(|e| format!("; {e}"))
                         .unwrap_or_default()
+                );
+            }
+            if !status.directord_failures.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "hand-overs directord did not take: {}",
+                    counts(&status.directord_failures)
                 );
             }
             out

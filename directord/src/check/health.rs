@@ -11,10 +11,72 @@ use std::time::{Duration, Instant};
 
 use super::spec::Timing;
 
+/// The director itself ran short of a resource while probing (file descriptors, socket
+/// buffers, memory): the probe says nothing about the server. Each is a metric label.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    prometheus_client::encoding::EncodeLabelValue,
+)]
+pub enum Exhausted {
+    /// EMFILE: this process's descriptor limit.
+    Emfile,
+    /// ENFILE: the system's descriptor table.
+    Enfile,
+    /// ENOBUFS: socket buffers.
+    Enobufs,
+    /// ENOMEM: kernel memory.
+    Enomem,
+}
+
+impl Exhausted {
+    pub const ALL: [Exhausted; 4] = [
+        Exhausted::Emfile,
+        Exhausted::Enfile,
+        Exhausted::Enobufs,
+        Exhausted::Enomem,
+    ];
+
+    /// The cause behind an I/O error, when it is the director's own shortage.
+    pub fn of(e: &std::io::Error) -> Option<Exhausted> {
+        match e.raw_os_error()? {
+            libc::EMFILE => Some(Exhausted::Emfile),
+            libc::ENFILE => Some(Exhausted::Enfile),
+            libc::ENOBUFS => Some(Exhausted::Enobufs),
+            libc::ENOMEM => Some(Exhausted::Enomem),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exhausted::Emfile => "emfile",
+            Exhausted::Enfile => "enfile",
+            Exhausted::Enobufs => "enobufs",
+            Exhausted::Enomem => "enomem",
+        }
+    }
+}
+
+/// What a probe says of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Up,
+    Down,
+    /// The probe could not be made: no evidence either way, so no health change.
+    Unknown(Exhausted),
+}
+
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub up: bool,
+    pub verdict: Verdict,
     /// A weight the probe asks for (dynamic-weight external checks); none keeps the
     /// configured one.
     pub weight: Option<u32>,
@@ -25,7 +87,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn up(detail: impl Into<String>) -> Self {
         Outcome {
-            up: true,
+            verdict: Verdict::Up,
             weight: None,
             detail: detail.into(),
         }
@@ -33,10 +95,26 @@ impl Outcome {
 
     pub fn down(detail: impl Into<String>) -> Self {
         Outcome {
-            up: false,
+            verdict: Verdict::Down,
             weight: None,
             detail: detail.into(),
         }
+    }
+
+    pub fn unknown(cause: Exhausted, detail: impl Into<String>) -> Self {
+        Outcome {
+            verdict: Verdict::Unknown(cause),
+            weight: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.verdict == Verdict::Up
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.verdict == Verdict::Down
     }
 }
 
@@ -109,8 +187,18 @@ impl HealthState {
 
     pub fn record(&mut self, now: Instant, outcome: Outcome) -> Option<Transition> {
         self.last_result = Some(now);
+        let up = match outcome.verdict {
+            Verdict::Up => true,
+            Verdict::Down => false,
+            // Neither a success nor a failure: the streak and the state stay as they were,
+            // and the next probe comes at the usual time.
+            Verdict::Unknown(_) => {
+                self.last_detail = format!("unknown: {}", outcome.detail);
+                return None;
+            }
+        };
         self.last_detail = outcome.detail;
-        if outcome.up == self.up {
+        if up == self.up {
             self.streak = 0;
             if self.up && outcome.weight != self.weight {
                 self.weight = outcome.weight;
@@ -127,7 +215,7 @@ impl HealthState {
         if self.streak < needed {
             return None;
         }
-        self.up = outcome.up;
+        self.up = up;
         self.streak = 0;
         self.weight = if self.up { outcome.weight } else { None };
         Some(self.transition())
@@ -267,7 +355,7 @@ mod tests {
         let t0 = Instant::now();
         let mut h = HealthState::new(timing(1, 1, true));
         let weighted = |w| Outcome {
-            up: true,
+            verdict: Verdict::Up,
             weight: Some(w),
             detail: format!("exit {}", w + 2),
         };
@@ -276,6 +364,30 @@ mod tests {
         assert_eq!(h.record(t0, weighted(7)).unwrap().weight, Some(7));
         let down = h.record(t0, bad()).unwrap();
         assert_eq!((down.up, down.weight), (false, None));
+    }
+
+    // Caught: a probe that failed for want of a descriptor (EMFILE) counted as a failure,
+    // so a director short of fds took healthy servers down.
+    #[test]
+    fn unknown_changes_neither_state_nor_streak() {
+        let t0 = Instant::now();
+        let mut h = HealthState::new(timing(1, 2, true));
+        let emfile = || Outcome::unknown(Exhausted::Emfile, "connect: too many open files");
+        assert_eq!(h.record(t0, bad()), None);
+        for _ in 0..10 {
+            assert_eq!(h.record(t0, emfile()), None);
+        }
+        assert!(h.is_up());
+        assert!(h.detail().starts_with("unknown:"), "{}", h.detail());
+        assert_eq!(
+            h.next_due(t0),
+            t0 + Duration::from_secs(2),
+            "a pending failure streak keeps its retry delay"
+        );
+        assert!(!h.record(t0, bad()).unwrap().up, "the streak was kept");
+        let mut down = HealthState::new(timing(1, 1, false));
+        assert_eq!(down.record(t0, emfile()), None);
+        assert!(!down.is_up());
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub mod scheduler;
 pub mod spec;
 pub mod wire;
 
-pub use health::{HealthState, Outcome, Transition};
+pub use health::{Exhausted, HealthState, Outcome, Transition, Verdict};
 pub use probe::ProbeContext;
-pub use scheduler::{Event, HealthView, Scheduler, Server};
+pub use scheduler::{Event, HealthView, Scheduler, Server, UnknownLabels, unknown_counts};
 pub use spec::{CheckSpec, Kind, Target, Timing};

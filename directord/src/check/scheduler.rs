@@ -21,7 +21,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::health::{HealthState, Transition};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use tracing::warn;
+
+use super::health::{Exhausted, HealthState, Transition, Verdict};
 use super::probe::{self, ProbeContext};
 use super::spec::{CheckSpec, SpecError, Target};
 
@@ -39,6 +44,16 @@ fn on_grid(origin: Instant, t: Instant) -> Instant {
     let slots = since.div_ceil(slot);
     origin + Duration::from_nanos(u64::try_from(slots * slot).unwrap_or(u64::MAX))
 }
+
+/// Probes whose result was unknown, by the director's resource that ran out.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnknownLabels {
+    pub cause: Exhausted,
+}
+
+/// How often a shortage is logged at most: with thousands of servers, every probe in a
+/// shortage would otherwise log the same line.
+const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// One server to check.
 #[derive(Debug, Clone)]
@@ -101,6 +116,17 @@ impl<Id: Eq + Hash> HealthView<Id> {
     }
 }
 
+/// The non-zero counts of `family`, by cause.
+pub fn unknown_counts(
+    family: &Family<UnknownLabels, Counter>,
+) -> std::collections::BTreeMap<Exhausted, u64> {
+    Exhausted::ALL
+        .into_iter()
+        .map(|cause| (cause, family.get_or_create(&UnknownLabels { cause }).get()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
 struct Running {
     spec: CheckSpec,
     target: Target,
@@ -121,6 +147,29 @@ struct Common<Id> {
     health: Arc<Mutex<HashMap<Id, ServerHealth>>>,
     /// Where the grid of probe starts begins.
     origin: Instant,
+    unknown: Family<UnknownLabels, Counter>,
+    /// When a shortage was last logged, and how many unknowns since.
+    unknown_log: Mutex<(Option<Instant>, u64)>,
+}
+
+impl<Id> Common<Id> {
+    fn count_unknown(&self, cause: Exhausted, detail: &str) {
+        self.unknown.get_or_create(&UnknownLabels { cause }).inc();
+        let now = Instant::now();
+        let mut log = self.unknown_log.lock().expect("unknown log lock");
+        log.1 += 1;
+        if log
+            .0
+            .is_none_or(|last| now.duration_since(last) >= UNKNOWN_LOG_EVERY)
+        {
+            warn!(
+                "{} probe(s) without a result: the director is short of a resource ({detail}); \
+                 health left as it was",
+                log.1
+            );
+            *log = (Some(now), 0);
+        }
+    }
 }
 
 impl<Id> Scheduler<Id>
@@ -129,12 +178,23 @@ where
 {
     /// Must be called within a tokio runtime; events go to `events`.
     pub fn new(ctx: ProbeContext, events: mpsc::Sender<Event<Id>>) -> Self {
+        Self::with_unknown_counter(ctx, events, Family::default())
+    }
+
+    /// [`Scheduler::new`], counting probes without a result in `unknown` (a metric).
+    pub fn with_unknown_counter(
+        ctx: ProbeContext,
+        events: mpsc::Sender<Event<Id>>,
+        unknown: Family<UnknownLabels, Counter>,
+    ) -> Self {
         Scheduler {
             common: Arc::new(Common {
                 ctx,
                 events,
                 health: Arc::new(Mutex::new(HashMap::new())),
                 origin: Instant::now(),
+                unknown,
+                unknown_log: Mutex::new((None, 0)),
             }),
             servers: HashMap::new(),
             added: 0,
@@ -199,6 +259,11 @@ where
             }
             None => false,
         }
+    }
+
+    /// Probes without a result so far, by cause (only causes seen).
+    pub fn unknown_probes(&self) -> std::collections::BTreeMap<Exhausted, u64> {
+        unknown_counts(&self.common.unknown)
     }
 
     pub fn health(&self, id: &Id) -> Option<ServerHealth> {
@@ -316,6 +381,9 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
         ))
         .await;
         probes += 1;
+        if let Verdict::Unknown(cause) = outcome.verdict {
+            common.count_unknown(cause, &outcome.detail);
+        }
         let now = Instant::now();
         let transition = health.record(now.into_std(), outcome);
         if let Some(entry) = common.health.lock().expect("health lock").get_mut(&id) {

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::listener::{CauseLabels, ListenerMetrics, Published, ReplyListener};
 use crate::procstat::{IdleWindow, LoadAvg, MemInfo, ProcStat};
-use crate::report::{self, Measurements, Override, ReportSettings, SignalOverride};
+use crate::report::{self, Measurements, Override, ReportLog, ReportSettings, SignalOverride};
 use crate::sockdiag;
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -106,7 +106,9 @@ struct Sampler {
     settings: ReportSettings,
     idle: IdleWindow,
     last_override: Override,
-    last_why: String,
+    /// The override file's parse error last logged, while it lasts.
+    override_error: Option<String>,
+    logged: ReportLog,
     /// Measurement failures by cause (so far only the connection count's).
     failures: Family<CauseLabels, Counter>,
     connections_failing: bool,
@@ -125,7 +127,8 @@ impl Sampler {
             },
             idle: IdleWindow::new(agent.window.get()),
             last_override: Override::None,
-            last_why: String::new(),
+            override_error: None,
+            logged: ReportLog::default(),
             failures,
             connections_failing: false,
         }
@@ -140,13 +143,12 @@ impl Sampler {
         if by_signal {
             built.why = format!("SIGUSR1: {}", built.why);
         }
-        if built.why != self.last_why {
+        if self.logged.worth_logging(&built.reply) {
             info!(
                 "reporting {} ({})",
                 built.reply.to_line().trim_end(),
                 built.why
             );
-            self.last_why.clone_from(&built.why);
         }
         built.reply.to_line().into_bytes()
     }
@@ -230,12 +232,24 @@ impl Sampler {
             self.last_override = Override::None;
             return Override::None;
         };
+        // Read every second: a broken file is said once per distinct error, not per sample.
         match Override::parse(&content) {
-            Ok(parsed) => self.last_override = parsed,
-            Err(e) => warn!(
-                "{}: {e}; keeping the previous override",
-                self.override_file.display()
-            ),
+            Ok(parsed) => {
+                self.last_override = parsed;
+                if self.override_error.take().is_some() {
+                    info!("{}: readable again", self.override_file.display());
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                if self.override_error.as_ref() != Some(&error) {
+                    warn!(
+                        "{}: {error}; keeping the previous override",
+                        self.override_file.display()
+                    );
+                    self.override_error = Some(error);
+                }
+            }
         }
         self.last_override.clone()
     }

@@ -36,6 +36,20 @@ struct Tracked {
     replies: u64,
     /// What directord last accepted, so a refused hand-over is retried.
     delivered: Option<(u32, String)>,
+    /// A hand-over to directord is under way; the next waits for its result.
+    in_flight: bool,
+}
+
+/// How long directord has to take a weight. Calls run beside the loop, each bounded, so a
+/// stopped or wedged directord delays hand-overs, never the polling, status or the watchdog.
+const DIRECTORD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A hand-over's result, back in the loop.
+struct Delivered {
+    agent: usize,
+    handed: (u32, String),
+    why: String,
+    result: Result<(), lvs_control::ControlError>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +68,7 @@ struct Metrics {
     malformed: Family<CauseLabels, Counter>,
     poll_failures: Family<RealLabels, Counter>,
     weight: Family<RealLabels, Gauge>,
+    directord_failures: Family<CauseLabels, Counter>,
 }
 
 pub fn settings(feedback: &Feedback) -> PolicySettings {
@@ -92,6 +107,7 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
             last_reply: None,
             replies: 0,
             delivered: None,
+            in_flight: false,
         })
         .collect();
     let directord = lvs_control::socket_path(&config.control.socket_dir, "directord");
@@ -117,7 +133,17 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
         "Weight handed to directord",
         metrics.weight.clone(),
     );
+    registry.register(
+        "feedbackd_directord_failures",
+        "Hand-overs to directord that failed, by cause (timeout, io, protocol, refused)",
+        metrics.directord_failures.clone(),
+    );
     super::serve_metrics(&config, registry).await?;
+    let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(256);
+    let mut failure_log = lvs_control::limits::RateLimit::new(Duration::from_secs(10));
+    let hand = |agent: usize, tracked: &mut Tracked| {
+        deliver(agent, tracked, &directord, &metrics, &delivered_tx);
+    };
 
     let (polled_tx, mut polled) = mpsc::channel::<Polled>(256);
     let pollers: Vec<_> = agents
@@ -140,7 +166,7 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
         shutdown,
         path: socket,
     } = lvs_control::daemon::serve_control::<Request, Status, _>(
-        &config.control.socket_dir,
+        &config.control,
         "feedbackd",
         events,
     )?;
@@ -186,28 +212,50 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
                     }
                 };
                 if decision.is_some() {
-                    deliver(tracked, &directord, &metrics).await;
+                    hand(agent, tracked);
+                }
+            }
+            Some(Delivered { agent, handed, why, result }) = delivered.recv() => {
+                let tracked = &mut agents[agent];
+                tracked.in_flight = false;
+                match result {
+                    Ok(()) => {
+                        info!("{}: weight {}, {} ({why})", tracked.real, handed.0, handed.1);
+                        tracked.delivered = Some(handed);
+                    }
+                    Err(e) => {
+                        metrics
+                            .directord_failures
+                            .get_or_create(&CauseLabels { cause: e.cause().to_owned() })
+                            .inc();
+                        if let Some(held) = failure_log.allow(Instant::now()) {
+                            warn!(
+                                "{}: directord did not take weight {}: {e} ({held} more failures since the last report)",
+                                tracked.real, handed.0
+                            );
+                        }
+                    }
                 }
             }
             () = sleep => {
                 let now = Instant::now();
-                for tracked in &mut agents {
+                for (agent, tracked) in agents.iter_mut().enumerate() {
                     if tracked.policy.handle_timeout(now).is_some() {
-                        deliver(tracked, &directord, &metrics).await;
+                        hand(agent, tracked);
                     }
                 }
             }
             _ = retry.tick() => {
-                for tracked in &mut agents {
+                for (agent, tracked) in agents.iter_mut().enumerate() {
                     let current = tracked.policy.decision();
                     if tracked.delivered.as_ref() != Some(&(current.weight, state_name(tracked))) && heard_from(tracked) {
-                        deliver(tracked, &directord, &metrics).await;
+                        hand(agent, tracked);
                     }
                 }
             }
             Some(incoming) = requests.recv() => {
                 let Request::Status = incoming.request;
-                incoming.reply(Ok(status(&agents)));
+                incoming.reply(Ok(status(&agents, &metrics)));
             }
             exit = super::signalled() => {
                 shutdown.cancel();
@@ -255,7 +303,18 @@ fn state_name(tracked: &Tracked) -> String {
     }
 }
 
-async fn deliver(tracked: &mut Tracked, directord: &Path, metrics: &Metrics) {
+/// Hands the current decision to directord in a task of its own; its result comes back on
+/// `done`. One at a time per agent: a newer decision waits and goes on the next retry.
+fn deliver(
+    agent: usize,
+    tracked: &mut Tracked,
+    directord: &Path,
+    metrics: &Metrics,
+    done: &mpsc::Sender<Delivered>,
+) {
+    if tracked.in_flight {
+        return;
+    }
     let Decision { weight, state, why } = tracked.policy.decision().clone();
     let feedback_state = if tracked.policy.is_lost() {
         FeedbackState::Lost
@@ -277,20 +336,27 @@ async fn deliver(tracked: &mut Tracked, directord: &Path, metrics: &Metrics) {
         weight: Some(weight),
         state: feedback_state,
     };
-    match lvs_control::call_async::<_, DirectorResponse>(directord, &request).await {
-        Ok(_) => {
-            info!(
-                "{}: weight {weight}, {} ({why})",
-                tracked.real,
-                state_name(tracked)
-            );
-            tracked.delivered = Some((weight, state_name(tracked)));
-        }
-        Err(e) => warn!(
-            "{}: directord did not take weight {weight}: {e}",
-            tracked.real
-        ),
-    }
+    tracked.in_flight = true;
+    let handed = (weight, state_name(tracked));
+    let directord = directord.to_owned();
+    let done = done.clone();
+    tokio::spawn(async move {
+        let result = lvs_control::call_async_within::<_, DirectorResponse>(
+            &directord,
+            &request,
+            DIRECTORD_TIMEOUT,
+        )
+        .await
+        .map(drop);
+        let _ = done
+            .send(Delivered {
+                agent,
+                handed,
+                why,
+                result,
+            })
+            .await;
+    });
 }
 
 fn spawn_poller(
@@ -336,7 +402,7 @@ async fn poll(address: SocketAddr) -> Result<Vec<u8>, String> {
     Ok(reply)
 }
 
-fn status(agents: &[Tracked]) -> Status {
+fn status(agents: &[Tracked], metrics: &Metrics) -> Status {
     let agents = agents
         .iter()
         .map(|t| {
@@ -357,5 +423,21 @@ fn status(agents: &[Tracked]) -> Status {
             }
         })
         .collect();
-    Status { agents }
+    let directord_failures = ["timeout", "io", "protocol", "refused"]
+        .into_iter()
+        .map(|cause| {
+            let labels = CauseLabels {
+                cause: cause.to_owned(),
+            };
+            (
+                cause.to_owned(),
+                metrics.directord_failures.get_or_create(&labels).get(),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    Status {
+        agents,
+        directord_failures,
+    }
 }

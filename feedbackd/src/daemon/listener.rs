@@ -10,11 +10,12 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use lvs_control::limits::{AcceptBackoff, is_exhaustion};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -28,9 +29,10 @@ const BACKLOG: i32 = 4096;
 /// A reply the kernel did not take at once (never seen for a fresh socket and a line under
 /// 100 bytes) is finished by a task that gives up after this long.
 const SLOW_REPLY_LIMIT: Duration = Duration::from_secs(2);
-/// After an accept error that is about resources (no file descriptors, no memory), pause rather
-/// than spin; the pending connections wait in the backlog.
-const RESOURCE_PAUSE: Duration = Duration::from_millis(50);
+/// Replies being finished by tasks at once, at most: each holds a descriptor for up to
+/// [`SLOW_REPLY_LIMIT`], so clients that do not read cannot use up the agent's descriptors;
+/// beyond it a connection is closed unanswered (counted `slow_overload`).
+const MAX_SLOW_REPLIES: usize = 256;
 
 /// The current reply, replaced by the sampler and read by the listener thread.
 #[derive(Debug)]
@@ -171,13 +173,18 @@ fn serve(
 ) {
     let mut seen = u64::MAX;
     let mut line: Arc<[u8]> = Arc::from(&b""[..]);
+    let mut backoff = AcceptBackoff::default();
+    let slow = Arc::new(AtomicUsize::new(0));
     loop {
         // Non-blocking accepted sockets: the one send can never stall this thread.
         let conn = match listener.accept4(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) {
-            Ok((conn, _)) => conn,
+            Ok((conn, _)) => {
+                backoff.succeeded();
+                conn
+            }
             Err(_) if stop.load(Ordering::Acquire) => return,
             Err(e) => {
-                accept_failed(&e, metrics);
+                accept_failed(&e, &mut backoff, metrics);
                 continue;
             }
         };
@@ -188,9 +195,9 @@ fn serve(
             Ok(n) if n == line.len() => {
                 metrics.replies.inc();
             }
-            Ok(n) => finish_later(conn, Arc::clone(&line), n, metrics, runtime),
+            Ok(n) => finish_later(conn, Arc::clone(&line), n, metrics, runtime, &slow),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                finish_later(conn, Arc::clone(&line), 0, metrics, runtime);
+                finish_later(conn, Arc::clone(&line), 0, metrics, runtime, &slow);
             }
             // The peer reset before we spoke; nothing to do but close.
             Err(_) => metrics.failed("send"),
@@ -199,21 +206,20 @@ fn serve(
     }
 }
 
-fn accept_failed(e: &io::Error, metrics: &ListenerMetrics) {
-    match e.raw_os_error() {
-        // A connection that died in the queue, or a signal: just take the next one.
-        Some(libc::ECONNABORTED | libc::EINTR) => {}
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-            metrics.failed("accept_resources");
-            warn!("accept: {e}; pausing");
-            std::thread::sleep(RESOURCE_PAUSE);
-        }
-        _ => {
-            metrics.failed("accept");
-            warn!("accept: {e}");
-            std::thread::sleep(RESOURCE_PAUSE);
-        }
+fn accept_failed(e: &io::Error, backoff: &mut AcceptBackoff, metrics: &ListenerMetrics) {
+    let failure = backoff.failed(Instant::now(), e);
+    if failure.pause.is_zero() {
+        return;
     }
+    metrics.failed(if is_exhaustion(e) {
+        "accept_resources"
+    } else {
+        "accept"
+    });
+    if let Some(line) = failure.log {
+        warn!("{line}");
+    }
+    std::thread::sleep(failure.pause);
 }
 
 fn finish_later(
@@ -222,9 +228,17 @@ fn finish_later(
     sent: usize,
     metrics: &ListenerMetrics,
     runtime: &tokio::runtime::Handle,
+    slow: &Arc<AtomicUsize>,
 ) {
+    if slow.fetch_add(1, Ordering::AcqRel) >= MAX_SLOW_REPLIES {
+        slow.fetch_sub(1, Ordering::AcqRel);
+        metrics.failed("slow_overload");
+        return;
+    }
     let metrics = metrics.clone();
+    let slow = Arc::clone(slow);
     runtime.spawn(async move {
+        let _release = SlowSlot(slow);
         let Ok(mut stream) = tokio::net::TcpStream::from_std(conn.into()) else {
             metrics.failed("send");
             return;
@@ -241,6 +255,15 @@ fn finish_later(
             _ => metrics.failed("slow_send"),
         }
     });
+}
+
+/// Gives a slow-reply slot back when its task ends, however it ends.
+struct SlowSlot(Arc<AtomicUsize>);
+
+impl Drop for SlowSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[cfg(test)]

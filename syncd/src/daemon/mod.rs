@@ -863,7 +863,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         mut requests,
         shutdown,
         path: socket,
-    } = lvs_control::daemon::serve_control::<Request, Response, _>(&socket_dir, "syncd", events)?;
+    } = lvs_control::daemon::serve_control::<Request, Response, _>(
+        &config.control,
+        "syncd",
+        events,
+    )?;
 
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

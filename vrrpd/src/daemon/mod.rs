@@ -758,11 +758,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         mut requests,
         shutdown,
         path: socket_path,
-    } = lvs_control::daemon::serve_control::<Request, Status, _>(
-        &config.control.socket_dir,
-        "vrrpd",
-        events,
-    )?;
+    } = lvs_control::daemon::serve_control::<Request, Status, _>(&config.control, "vrrpd", events)?;
     if let Some(base) = config.control.metrics {
         let address = lvs_control::metrics::address(base, "vrrpd");
         let listener = tokio::net::TcpListener::bind(address)

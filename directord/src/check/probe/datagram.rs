@@ -9,7 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::stream::{in_ranges, parse_status_line, ranges_text};
-use super::{ProbeResult, excerpt, io_reason};
+use super::{ProbeError, ProbeResult, down, excerpt, io_failure};
 use crate::check::spec::{Dns, Exchange, Radius, Rcode, Sip};
 use crate::check::wire::{WireError, dns, radius};
 
@@ -29,7 +29,7 @@ fn nonce() -> u64 {
 
 /// A UDP socket connected to `addr`, so the kernel reports ICMP port unreachable as
 /// ECONNREFUSED on the next receive and drops datagrams from anyone else.
-async fn connected(addr: SocketAddr) -> Result<UdpSocket, String> {
+async fn connected(addr: SocketAddr) -> Result<UdpSocket, ProbeError> {
     let local: SocketAddr = if addr.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
@@ -37,19 +37,19 @@ async fn connected(addr: SocketAddr) -> Result<UdpSocket, String> {
     };
     let socket = UdpSocket::bind(local)
         .await
-        .map_err(|e| io_reason("bind", &e))?;
+        .map_err(|e| io_failure("bind", &e))?;
     socket
         .connect(addr)
         .await
-        .map_err(|e| io_reason("connect", &e))?;
+        .map_err(|e| io_failure("connect", &e))?;
     Ok(socket)
 }
 
-fn recv_reason(e: &io::Error) -> String {
+fn recv_failure(e: &io::Error) -> ProbeError {
     if e.kind() == io::ErrorKind::ConnectionRefused {
-        "port unreachable".to_owned()
+        "port unreachable".into()
     } else {
-        io_reason("receive", e)
+        io_failure("receive", e)
     }
 }
 
@@ -63,15 +63,15 @@ pub async fn udp_silence(
     use super::super::Outcome;
     let socket = match connected(addr).await {
         Ok(s) => s,
-        Err(e) => return Outcome::down(e),
+        Err(e) => return super::outcome(Err(e)),
     };
     if let Err(e) = socket.send(send.unwrap_or_default()).await {
-        return Outcome::down(recv_reason(&e));
+        return super::outcome(Err(recv_failure(&e)));
     }
     let mut buf = [0u8; 512];
     match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
         Ok(Ok(_)) => Outcome::up("udp reply"),
-        Ok(Err(e)) => Outcome::down(recv_reason(&e)),
+        Ok(Err(e)) => super::outcome(Err(recv_failure(&e))),
         Err(_) => Outcome::up("no reply and no ICMP unreachable"),
     }
 }
@@ -81,12 +81,12 @@ pub async fn udp_expect(exchange: &Exchange, addr: SocketAddr, max: usize) -> Pr
     socket
         .send(exchange.send.as_deref().unwrap_or_default())
         .await
-        .map_err(|e| recv_reason(&e))?;
+        .map_err(|e| recv_failure(&e))?;
     let mut buf = vec![0u8; max.clamp(1, 65535)];
-    let n = socket.recv(&mut buf).await.map_err(|e| recv_reason(&e))?;
+    let n = socket.recv(&mut buf).await.map_err(|e| recv_failure(&e))?;
     let reply = &buf[..n];
     match &exchange.expect {
-        Some(pattern) if !pattern.is_match(reply) => Err(format!(
+        Some(pattern) if !pattern.is_match(reply) => Err(down!(
             "reply {:?} does not match {:?}",
             excerpt(reply),
             pattern.as_str()
@@ -103,10 +103,10 @@ pub async fn dns(check: &Dns, addr: SocketAddr) -> ProbeResult {
         record_type: check.record_type,
     };
     let bytes = query.to_bytes().map_err(|e| format!("query: {e}"))?;
-    socket.send(&bytes).await.map_err(|e| recv_reason(&e))?;
+    socket.send(&bytes).await.map_err(|e| recv_failure(&e))?;
     let mut buf = [0u8; 4096];
     loop {
-        let n = socket.recv(&mut buf).await.map_err(|e| recv_reason(&e))?;
+        let n = socket.recv(&mut buf).await.map_err(|e| recv_failure(&e))?;
         let reply = dns::Packet::new_checked(&buf[..n])
             .and_then(|p| dns::Reply::parse(&p))
             .map_err(|e| format!("bad DNS reply: {e}"))?;
@@ -116,24 +116,24 @@ pub async fn dns(check: &Dns, addr: SocketAddr) -> ProbeResult {
         let rcode = Rcode::name(reply.rcode);
         return match check.expect_rcode {
             Some(expected) if expected as u8 == reply.rcode => Ok(format!("rcode {rcode}")),
-            Some(expected) => Err(format!(
+            Some(expected) => Err(down!(
                 "rcode {rcode}, expected {}",
                 Rcode::name(expected as u8)
             )),
-            None if reply.rcode != 0 => Err(format!("rcode {rcode}")),
+            None if reply.rcode != 0 => Err(down!("rcode {rcode}")),
             None if reply.answer_types.contains(&check.record_type) => {
                 Ok(format!("{} answer(s)", reply.answer_types.len()))
             }
             // Over UDP a large answer comes back truncated; the server did answer.
             None if reply.truncated => Ok("truncated reply".to_owned()),
-            None => Err(format!("no answer of type {}", check.record_type)),
+            None => Err(down!("no answer of type {}", check.record_type)),
         };
     }
 }
 
 pub async fn sip(check: &Sip, addr: SocketAddr, max: usize) -> ProbeResult {
     let socket = connected(addr).await?;
-    let local = socket.local_addr().map_err(|e| io_reason("socket", &e))?;
+    let local = socket.local_addr().map_err(|e| io_failure("socket", &e))?;
     let host = check.host.clone().unwrap_or_else(|| addr.to_string());
     let tag = nonce();
     let request = format!(
@@ -151,10 +151,10 @@ pub async fn sip(check: &Sip, addr: SocketAddr, max: usize) -> ProbeResult {
     socket
         .send(request.as_bytes())
         .await
-        .map_err(|e| recv_reason(&e))?;
+        .map_err(|e| recv_failure(&e))?;
     let mut buf = vec![0u8; max.clamp(64, 65535)];
     loop {
-        let n = socket.recv(&mut buf).await.map_err(|e| recv_reason(&e))?;
+        let n = socket.recv(&mut buf).await.map_err(|e| recv_failure(&e))?;
         let text = String::from_utf8_lossy(&buf[..n]);
         let line = text.lines().next().unwrap_or_default();
         let status = parse_status_line(line, "SIP/2.0")
@@ -166,7 +166,7 @@ pub async fn sip(check: &Sip, addr: SocketAddr, max: usize) -> ProbeResult {
         return if in_ranges(status, &check.statuses) {
             Ok(format!("SIP status {status}"))
         } else {
-            Err(format!(
+            Err(down!(
                 "SIP status {status} not in {}",
                 ranges_text(&check.statuses)
             ))
@@ -195,21 +195,21 @@ pub async fn radius(check: &Radius, addr: SocketAddr) -> ProbeResult {
     let bytes = request
         .to_bytes(&check.secret)
         .map_err(|e| format!("request: {e}"))?;
-    socket.send(&bytes).await.map_err(|e| recv_reason(&e))?;
+    socket.send(&bytes).await.map_err(|e| recv_failure(&e))?;
     let mut buf = [0u8; 4096];
     loop {
-        let n = socket.recv(&mut buf).await.map_err(|e| recv_reason(&e))?;
+        let n = socket.recv(&mut buf).await.map_err(|e| recv_failure(&e))?;
         let packet =
             radius::Packet::new_checked(&buf[..n]).map_err(|e| format!("bad RADIUS reply: {e}"))?;
         match radius::verify_reply(&packet, request.identifier, &authenticator, &check.secret) {
             Ok(radius::ACCESS_ACCEPT) => return Ok("Access-Accept".to_owned()),
-            Ok(radius::ACCESS_REJECT) => return Err("Access-Reject".to_owned()),
+            Ok(radius::ACCESS_REJECT) => return Err("Access-Reject".into()),
             Ok(radius::ACCESS_CHALLENGE) => {
-                return Err("Access-Challenge (multi-round login not supported)".to_owned());
+                return Err("Access-Challenge (multi-round login not supported)".into());
             }
-            Ok(code) => return Err(format!("RADIUS reply code {code}")),
+            Ok(code) => return Err(down!("RADIUS reply code {code}")),
             Err(WireError::WrongIdentifier) => continue,
-            Err(e) => return Err(format!("RADIUS reply: {e}")),
+            Err(e) => return Err(down!("RADIUS reply: {e}")),
         }
     }
 }
@@ -254,31 +254,31 @@ fn checksum(bytes: &[u8]) -> u16 {
 }
 
 pub async fn ping(ip: IpAddr) -> ProbeResult {
-    let (socket, raw) = icmp_socket(ip).map_err(|e| io_reason("ICMP socket", &e))?;
+    let (socket, raw) = icmp_socket(ip).map_err(|e| io_failure("ICMP socket", &e))?;
     socket
         .set_nonblocking(true)
-        .map_err(|e| io_reason("ICMP socket", &e))?;
+        .map_err(|e| io_failure("ICMP socket", &e))?;
     socket
         .connect(&SockAddr::from(SocketAddr::new(ip, 0)))
-        .map_err(|e| io_reason("ICMP connect", &e))?;
+        .map_err(|e| io_failure("ICMP connect", &e))?;
     // Tokio's UDP socket only sends and receives on a connected descriptor, which is all an
     // ICMP socket needs, and spares unsafe fd registration.
     let socket = UdpSocket::from_std(std::net::UdpSocket::from(socket))
-        .map_err(|e| io_reason("ICMP socket", &e))?;
+        .map_err(|e| io_failure("ICMP socket", &e))?;
     let v6 = ip.is_ipv6();
     let bits = nonce();
     let (id, seq) = (bits as u16, (bits >> 16) as u16);
     socket
         .send(&echo_request(v6, id, seq))
         .await
-        .map_err(|e| io_reason("ICMP send", &e))?;
+        .map_err(|e| io_failure("ICMP send", &e))?;
     let reply_type = if v6 { 129 } else { 0 };
     let mut buf = [0u8; 1500];
     loop {
         let n = socket
             .recv(&mut buf)
             .await
-            .map_err(|e| io_reason("ICMP receive", &e))?;
+            .map_err(|e| io_failure("ICMP receive", &e))?;
         let bytes = &buf[..n];
         // Raw IPv4 sockets hand over the IP header too; datagram and IPv6 ones do not.
         let icmp = if raw && !v6 {

@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 
 use super::human;
-use crate::check::health::Outcome;
+use crate::check::health::{Exhausted, Outcome, Verdict};
 use crate::check::spec::{External, Target};
 
 /// Kills the command's whole process group when dropped: on timeout, and when the
@@ -43,7 +43,14 @@ pub async fn run(external: &External, target: &Target, timeout: Duration) -> Out
     }
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(e) => return Outcome::down(format!("cannot run /bin/sh: {e}")),
+        // fork/exec short of descriptors or memory says nothing about the server.
+        Err(e) => {
+            let detail = format!("cannot run /bin/sh: {e}");
+            return match Exhausted::of(&e) {
+                Some(cause) => Outcome::unknown(cause, detail),
+                None => Outcome::down(detail),
+            };
+        }
     };
     let guard = GroupGuard(child.id().map(|pid| Pid::from_raw(pid as i32)));
     let status = match tokio::time::timeout(timeout, child.wait()).await {
@@ -64,7 +71,7 @@ pub fn verdict(code: Option<i32>, dynamic_weight: bool) -> Outcome {
         None => Outcome::down("killed by a signal"),
         Some(0) => Outcome::up("exit 0"),
         Some(code @ 2..=255) if dynamic_weight => Outcome {
-            up: true,
+            verdict: Verdict::Up,
             weight: Some(code as u32 - 2),
             detail: format!("exit {code}, weight {}", code - 2),
         },
@@ -78,11 +85,11 @@ mod tests {
 
     #[test]
     fn exit_codes() {
-        assert!(verdict(Some(0), false).up);
-        assert!(!verdict(Some(7), false).up);
-        assert!(!verdict(Some(1), true).up);
+        assert!(verdict(Some(0), false).is_up());
+        assert!(verdict(Some(7), false).is_down());
+        assert!(verdict(Some(1), true).is_down());
         assert_eq!(verdict(Some(7), true).weight, Some(5));
         assert_eq!(verdict(Some(2), true).weight, Some(0));
-        assert!(!verdict(None, true).up);
+        assert!(verdict(None, true).is_down());
     }
 }

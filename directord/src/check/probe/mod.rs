@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::health::Outcome;
+use super::health::{Exhausted, Outcome};
 use super::spec::{CheckSpec, Exchange, Kind, Target};
 
 /// What probes share: TLS client settings, built once since loading the system roots reads
@@ -103,24 +103,75 @@ pub async fn run_until(
             };
             match tokio::time::timeout_at(deadline, probe).await {
                 Ok(result) => result,
-                Err(_) => Err(format!("timeout after {}", human(timeout))),
+                Err(_) => Err(ProbeError::Down(format!(
+                    "timeout after {}",
+                    human(timeout)
+                ))),
             }
         }
     };
+    outcome(result)
+}
+
+fn outcome(result: ProbeResult) -> Outcome {
     match result {
         Ok(detail) => Outcome::up(detail),
-        Err(detail) => Outcome::down(detail),
+        Err(ProbeError::Down(detail)) => Outcome::down(detail),
+        Err(ProbeError::Unknown { cause, detail }) => Outcome::unknown(cause, detail),
     }
 }
 
-/// Up with a reason, or down with a reason.
-pub(crate) type ProbeResult = Result<String, String>;
+/// `ProbeError::Down(format!(...))`.
+macro_rules! down {
+    ($($arg:tt)*) => {
+        $crate::check::probe::ProbeError::Down(format!($($arg)*))
+    };
+}
+pub(crate) use down;
+
+/// Why a probe did not find the server up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ProbeError {
+    /// The server failed the check.
+    #[error("{0}")]
+    Down(String),
+    /// The director could not make the probe (see [`Exhausted`]).
+    #[error("{detail}")]
+    Unknown { cause: Exhausted, detail: String },
+}
+
+impl From<String> for ProbeError {
+    fn from(detail: String) -> Self {
+        ProbeError::Down(detail)
+    }
+}
+
+impl From<&str> for ProbeError {
+    fn from(detail: &str) -> Self {
+        ProbeError::Down(detail.to_owned())
+    }
+}
+
+/// Up with a reason, or why not.
+pub(crate) type ProbeResult = Result<String, ProbeError>;
 
 pub(crate) fn human(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+/// An I/O error as a probe result: the director's own shortage is [`ProbeError::Unknown`],
+/// anything else the server's failure with a short reason.
+pub(crate) fn io_failure(what: &str, e: &io::Error) -> ProbeError {
+    match Exhausted::of(e) {
+        Some(cause) => ProbeError::Unknown {
+            cause,
+            detail: format!("{what}: {e}"),
+        },
+        None => ProbeError::Down(io_reason(what, e)),
     }
 }
 
@@ -156,21 +207,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
         }
     }
 
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), ProbeError> {
         self.stream
             .write_all(bytes)
             .await
-            .map_err(|e| io_reason("write", &e))?;
+            .map_err(|e| io_failure("write", &e))?;
         self.stream
             .flush()
             .await
-            .map_err(|e| io_reason("write", &e))
+            .map_err(|e| io_failure("write", &e))
     }
 
     /// Reads what is available; false at end of stream.
-    pub async fn fill(&mut self) -> Result<bool, String> {
+    pub async fn fill(&mut self) -> Result<bool, ProbeError> {
         if self.buf.len() >= self.max {
-            return Err(format!("read limit of {} bytes reached", self.max));
+            return Err(ProbeError::Down(format!(
+                "read limit of {} bytes reached",
+                self.max
+            )));
         }
         // Small while nothing has come: the buffer lives while the probe waits for the
         // server, and most answers (a status line, a greeting) fit.
@@ -180,14 +234,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
             .stream
             .read(&mut chunk)
             .await
-            .map_err(|e| io_reason("read", &e))?;
+            .map_err(|e| io_failure("read", &e))?;
         self.eof = n == 0;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }
 
     /// The next CRLF- or LF-terminated line, consumed from the buffer, without its ending.
-    pub async fn line(&mut self) -> Result<String, String> {
+    pub async fn line(&mut self) -> Result<String, ProbeError> {
         loop {
             if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=end).collect();
@@ -195,16 +249,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
                 return Ok(text.trim_end_matches(['\r', '\n']).to_owned());
             }
             if !self.fill().await? {
-                return Err("connection closed mid-line".to_owned());
+                return Err("connection closed mid-line".into());
             }
         }
     }
 
     /// Exactly `n` bytes, consumed from the buffer.
-    pub async fn take(&mut self, n: usize) -> Result<Vec<u8>, String> {
+    pub async fn take(&mut self, n: usize) -> Result<Vec<u8>, ProbeError> {
         while self.buf.len() < n {
             if !self.fill().await? {
-                return Err("connection closed mid-message".to_owned());
+                return Err("connection closed mid-message".into());
             }
         }
         Ok(self.buf.drain(..n).collect())

@@ -34,15 +34,19 @@ const BATCH: usize = 256;
 /// Started on first use, inside the runtime that runs the probes.
 #[derive(Default)]
 pub(crate) struct Reactor {
-    shared: OnceLock<Result<Arc<Shared>, String>>,
+    shared: OnceLock<Arc<Shared>>,
 }
 
 impl Reactor {
+    /// Started on first use. A failed start is not kept: an epoll refused for want of a
+    /// descriptor must not fail every later probe, and its errno (EMFILE) makes this probe's
+    /// result unknown rather than down.
     fn shared(&self) -> io::Result<&Arc<Shared>> {
-        self.shared
-            .get_or_init(|| Shared::start().map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| io::Error::other(format!("probe epoll: {e}")))
+        if let Some(shared) = self.shared.get() {
+            return Ok(shared);
+        }
+        let started = Shared::start()?;
+        Ok(self.shared.get_or_init(|| started))
     }
 
     /// A TCP connection to `addr`, established (or the error that stopped it).

@@ -7,17 +7,17 @@ use regex::bytes::Regex;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::reactor::Conn;
-use super::{Bounded, ProbeContext, ProbeResult, excerpt, io_reason};
+use super::{Bounded, ProbeContext, ProbeError, ProbeResult, down, excerpt, io_failure};
 use crate::check::spec::{Database, Dialogue, Exchange, Http, Ldap, Pattern};
 use crate::check::wire::mysql;
 
 // Nagle stays on: a probe writes a request whole, then waits for the answer, which carries
 // the ACK that lets the next request out at once.
-async fn open(addr: SocketAddr, ctx: &ProbeContext) -> Result<Conn, String> {
+async fn open(addr: SocketAddr, ctx: &ProbeContext) -> Result<Conn, ProbeError> {
     ctx.reactor
         .connect(addr)
         .await
-        .map_err(|e| io_reason("connect", &e))
+        .map_err(|e| io_failure("connect", &e))
 }
 
 pub async fn connect(addr: SocketAddr, ctx: &ProbeContext) -> ProbeResult {
@@ -75,9 +75,9 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if !conn.fill().await? {
             if conn.buf.is_empty() {
-                return Err("connection closed without a response".to_owned());
+                return Err("connection closed without a response".into());
             }
-            return Err("connection closed inside the response head".to_owned());
+            return Err("connection closed inside the response head".into());
         }
     };
     let head = String::from_utf8_lossy(&conn.buf[..head_end]).into_owned();
@@ -85,7 +85,7 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let status = parse_status_line(status_line, "HTTP/1.")
         .ok_or_else(|| format!("not an HTTP response: {}", excerpt(status_line.as_bytes())))?;
     if !in_ranges(status, &http.statuses) {
-        return Err(format!(
+        return Err(down!(
             "status {status} not in {}",
             ranges_text(&http.statuses)
         ));
@@ -110,15 +110,15 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
             || (chunked
                 && (find(raw, b"\r\n0\r\n\r\n").is_some() || raw.starts_with(b"0\r\n\r\n")));
         if complete || http.method == "HEAD" {
-            return Err(format!(
+            return Err(down!(
                 "status {status}, body does not match {:?}",
                 pattern.as_str()
             ));
         }
         match conn.fill().await {
             Ok(_) => {}
-            Err(e) if e.starts_with("read limit") => {
-                return Err(format!(
+            Err(ProbeError::Down(e)) if e.starts_with("read limit") => {
+                return Err(down!(
                     "status {status}, body does not match {:?} in the first {} bytes",
                     pattern.as_str(),
                     conn.buf.len()
@@ -215,7 +215,7 @@ async fn expect_in_stream<S: AsyncRead + AsyncWrite + Unpin>(
         match conn.fill().await {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
+                return Err(down!(
                     "reply {:?} does not match {:?}",
                     excerpt(&conn.buf),
                     pattern.as_str()
@@ -235,7 +235,7 @@ struct Talk<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Talk<S> {
-    async fn line(&mut self) -> Result<String, String> {
+    async fn line(&mut self) -> Result<String, ProbeError> {
         let line = self.conn.line().await?;
         self.transcript.extend_from_slice(line.as_bytes());
         self.transcript.push(b'\n');
@@ -244,12 +244,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Talk<S> {
 
     /// An SMTP/FTP reply, possibly multi-line ("250-..." lines then "250 ..."): its code
     /// and last line.
-    async fn coded_reply(&mut self) -> Result<(u16, String), String> {
+    async fn coded_reply(&mut self) -> Result<(u16, String), ProbeError> {
         loop {
             let line = self.line().await?;
             let code: Option<u16> = line.get(..3).and_then(|c| c.parse().ok());
             let Some(code) = code else {
-                return Err(format!("unexpected reply {:?}", excerpt(line.as_bytes())));
+                return Err(down!("unexpected reply {:?}", excerpt(line.as_bytes())));
             };
             if line.as_bytes().get(3) != Some(&b'-') {
                 return Ok((code, line));
@@ -260,25 +260,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Talk<S> {
     fn finish(&self, expect: Option<&Pattern>, detail: String) -> ProbeResult {
         match expect {
             Some(pattern) if !pattern.is_match(&self.transcript) => {
-                Err(format!("dialogue does not match {:?}", pattern.as_str()))
+                Err(down!("dialogue does not match {:?}", pattern.as_str()))
             }
             _ => Ok(detail),
         }
     }
 }
 
-async fn talk(addr: SocketAddr, max: usize, ctx: &ProbeContext) -> Result<Talk<Conn>, String> {
+async fn talk(addr: SocketAddr, max: usize, ctx: &ProbeContext) -> Result<Talk<Conn>, ProbeError> {
     Ok(Talk {
         conn: Bounded::new(open(addr, ctx).await?, max),
         transcript: Vec::new(),
     })
 }
 
-fn expect_code(what: &str, (code, line): (u16, String), accept: &[u16]) -> Result<u16, String> {
+fn expect_code(what: &str, (code, line): (u16, String), accept: &[u16]) -> Result<u16, ProbeError> {
     if accept.contains(&code) {
         Ok(code)
     } else {
-        Err(format!("{what}: {}", excerpt(line.as_bytes())))
+        Err(down!("{what}: {}", excerpt(line.as_bytes())))
     }
 }
 
@@ -308,11 +308,11 @@ pub async fn smtp(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext
 
 pub async fn pop(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
     let mut t = talk(addr, max, ctx).await?;
-    let ok = |line: String, what: &str| -> Result<(), String> {
+    let ok = |line: String, what: &str| -> Result<(), ProbeError> {
         if line.starts_with("+OK") {
             Ok(())
         } else {
-            Err(format!("{what}: {}", excerpt(line.as_bytes())))
+            Err(down!("{what}: {}", excerpt(line.as_bytes())))
         }
     };
     ok(t.line().await?, "greeting")?;
@@ -334,7 +334,7 @@ pub async fn imap(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext
     let mut t = talk(addr, max, ctx).await?;
     let greeting = t.line().await?;
     if !(greeting.starts_with("* OK") || greeting.starts_with("* PREAUTH")) {
-        return Err(format!("greeting: {}", excerpt(greeting.as_bytes())));
+        return Err(down!("greeting: {}", excerpt(greeting.as_bytes())));
     }
     if let Some(login) = &d.login {
         t.conn
@@ -353,7 +353,7 @@ pub async fn imap(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext
                 break;
             }
             if line.starts_with("a1 ") {
-                return Err(format!("LOGIN: {}", excerpt(line.as_bytes())));
+                return Err(down!("LOGIN: {}", excerpt(line.as_bytes())));
             }
         }
     }
@@ -454,17 +454,17 @@ pub fn ldap_search_base(id: u8, base: &str) -> Vec<u8> {
 /// result).
 async fn ldap_read<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Bounded<S>,
-) -> Result<(u8, Option<u8>), String> {
+) -> Result<(u8, Option<u8>), ProbeError> {
     let head = conn.take(2).await?;
     if head[0] != 0x30 {
-        return Err("not an LDAP message".to_owned());
+        return Err("not an LDAP message".into());
     }
     let len = if head[1] & 0x80 == 0 {
         usize::from(head[1])
     } else {
         let n = usize::from(head[1] & 0x7f);
         if n == 0 || n > 3 {
-            return Err("bad BER length in LDAP reply".to_owned());
+            return Err("bad BER length in LDAP reply".into());
         }
         conn.take(n)
             .await?
@@ -499,8 +499,8 @@ pub async fn ldap(ldap: &Ldap, addr: SocketAddr, max: usize, ctx: &ProbeContext)
     conn.send(&ldap_bind(1, dn, password)).await?;
     match ldap_read(&mut conn).await? {
         (0x61, Some(0)) => {}
-        (0x61, Some(code)) => return Err(format!("bind failed with resultCode {code}")),
-        (op, _) => return Err(format!("unexpected LDAP reply op 0x{op:02x} to bind")),
+        (0x61, Some(code)) => return Err(down!("bind failed with resultCode {code}")),
+        (op, _) => return Err(down!("unexpected LDAP reply op 0x{op:02x} to bind")),
     }
     let mut detail = "bind succeeded".to_owned();
     if let Some(base) = &ldap.search_base {
@@ -510,9 +510,9 @@ pub async fn ldap(ldap: &Ldap, addr: SocketAddr, max: usize, ctx: &ProbeContext)
                 (0x64 | 0x73, _) => continue,
                 (0x65, Some(0)) => break,
                 (0x65, Some(code)) => {
-                    return Err(format!("search of {base:?} failed with resultCode {code}"));
+                    return Err(down!("search of {base:?} failed with resultCode {code}"));
                 }
-                (op, _) => return Err(format!("unexpected LDAP reply op 0x{op:02x} to search")),
+                (op, _) => return Err(down!("unexpected LDAP reply op 0x{op:02x} to search")),
             }
         }
         detail = format!("bind and search of {base:?} succeeded");
@@ -528,11 +528,11 @@ pub async fn ldap(ldap: &Ldap, addr: SocketAddr, max: usize, ctx: &ProbeContext)
 async fn mysql_packet<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Bounded<S>,
     max: usize,
-) -> Result<(u8, Vec<u8>), String> {
+) -> Result<(u8, Vec<u8>), ProbeError> {
     let header = conn.take(mysql::HEADER_LEN).await?;
     let frame = mysql::Frame::parse(&header).map_err(|e| format!("mysql packet: {e}"))?;
     if frame.len == 0 || frame.len > max {
-        return Err(format!("mysql packet length {} out of bounds", frame.len));
+        return Err(down!("mysql packet length {} out of bounds", frame.len));
     }
     Ok((frame.seq, conn.take(frame.len).await?))
 }
@@ -552,12 +552,12 @@ pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
     let (seq, payload) = mysql_packet(&mut conn, max).await?;
     if payload[0] == 0xff {
         return match mysql::Reply::parse(&payload) {
-            Ok(mysql::Reply::Err { code, message }) => Err(mysql_error(code, &message)),
-            _ => Err("mysql error packet truncated".to_owned()),
+            Ok(mysql::Reply::Err { code, message }) => Err(mysql_error(code, &message).into()),
+            _ => Err("mysql error packet truncated".into()),
         };
     }
     if payload[0] != 10 {
-        return Err(format!("mysql protocol version {}, not 10", payload[0]));
+        return Err(down!("mysql protocol version {}, not 10", payload[0]));
     }
     let greeting = mysql::Greeting::parse(&payload).map_err(|e| format!("mysql greeting: {e}"))?;
     let version = greeting.version;
@@ -579,7 +579,7 @@ pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
                 let _ = conn.send(&mysql::frame(0, &[mysql::COM_QUIT])).await;
                 return Ok(format!("mysql {version}, logged in as {user}"));
             }
-            mysql::Reply::Err { code, message } => return Err(mysql_error(code, &message)),
+            mysql::Reply::Err { code, message } => return Err(mysql_error(code, &message).into()),
             mysql::Reply::AuthSwitch { plugin, data }
                 if plugin == mysql::NATIVE_PASSWORD && !switched =>
             {
@@ -589,13 +589,13 @@ pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
                     .await?;
             }
             mysql::Reply::AuthSwitch { plugin, .. } => {
-                return Err(format!(
+                return Err(down!(
                     "mysql asks for auth plugin {plugin}, only {} is supported",
                     mysql::NATIVE_PASSWORD
                 ));
             }
             mysql::Reply::Other(byte) => {
-                return Err(format!(
+                return Err(down!(
                     "mysql sent unexpected packet 0x{byte:02x} during login"
                 ));
             }
@@ -631,11 +631,11 @@ pub fn pg_startup(user: &str, database: Option<&str>) -> Vec<u8> {
 /// One backend message: its type byte and body.
 async fn pg_message<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Bounded<S>,
-) -> Result<(u8, Vec<u8>), String> {
+) -> Result<(u8, Vec<u8>), ProbeError> {
     let head = conn.take(5).await?;
     let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]);
     let Some(body_len) = usize::try_from(len).ok().and_then(|l| l.checked_sub(4)) else {
-        return Err(format!("pgsql message length {len} invalid"));
+        return Err(down!("pgsql message length {len} invalid"));
     };
     Ok((head[0], conn.take(body_len).await?))
 }
@@ -664,14 +664,14 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
                 "pgsql answered SSLRequest with {}",
                 answer[0] as char
             )),
-            other => Err(format!("pgsql answered SSLRequest with byte 0x{other:02x}")),
+            other => Err(down!("pgsql answered SSLRequest with byte 0x{other:02x}")),
         };
     };
     conn.send(&pg_startup(user, db.database.as_deref())).await?;
     loop {
         let (kind, body) = pg_message(&mut conn).await?;
         match kind {
-            b'E' => return Err(format!("pgsql: {}", pg_error_text(&body))),
+            b'E' => return Err(down!("pgsql: {}", pg_error_text(&body))),
             b'R' if body.len() >= 4 => {
                 let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
                 let password = db.password.as_deref().unwrap_or("");
@@ -694,7 +694,7 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
                     // SCRAM needs a SHA-256 HMAC exchange this check does not carry; the
                     // server is up and talking the protocol, which is what it shows.
                     10 => return Ok("pgsql up (asks for SASL authentication)".to_owned()),
-                    other => return Err(format!("pgsql asks for unsupported auth method {other}")),
+                    other => return Err(down!("pgsql asks for unsupported auth method {other}")),
                 }
             }
             // ParameterStatus, BackendKeyData, NoticeResponse: the backend starting up.
@@ -705,7 +705,7 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
                 return Ok("pgsql ready for query".to_owned());
             }
             other => {
-                return Err(format!(
+                return Err(down!(
                     "pgsql sent unexpected message {:?} during login",
                     other as char
                 ));

@@ -15,8 +15,8 @@ use tokio_rustls::rustls::{
     ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
 
-use super::io_reason;
 use super::reactor::Conn;
+use super::{ProbeError, down, io_failure};
 use crate::check::spec::Tls;
 
 pub(crate) struct Clients {
@@ -56,7 +56,7 @@ impl Clients {
         tls: &Tls,
         ip: IpAddr,
         tcp: Conn,
-    ) -> Result<TlsStream<Conn>, String> {
+    ) -> Result<TlsStream<Conn>, ProbeError> {
         // An IP address as the server name makes rustls send no SNI and verify the
         // certificate's IP SAN, which is what a check without `sni` means.
         let name = match &tls.sni {
@@ -71,8 +71,8 @@ impl Clients {
         };
         connector.connect(name, tcp).await.map_err(|e| {
             match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
-                Some(tls_error) => format!("TLS handshake failed: {tls_error}"),
-                None => io_reason("TLS handshake", &e),
+                Some(tls_error) => down!("TLS handshake failed: {tls_error}"),
+                None => io_failure("TLS handshake", &e),
             }
         })
     }
