@@ -42,12 +42,11 @@ impl ProbeError {
 /// One question to directord, bounded by `timeout`. A refusal is an answer: it is alive.
 pub async fn probe(socket: &std::path::Path, timeout: Duration) -> Result<(), ProbeError> {
     let request = lvs_control::directord::Request::Status;
-    let call = lvs_control::call_async::<_, IgnoredAny>(socket, &request);
-    match tokio::time::timeout(timeout, call).await {
-        Err(_) => Err(ProbeError::Timeout(timeout)),
-        Ok(Ok(_) | Err(ControlError::Refused(_))) => Ok(()),
-        Ok(Err(e @ ControlError::Io { .. })) => Err(ProbeError::Unreachable(e)),
-        Ok(Err(e @ ControlError::Protocol { .. })) => Err(ProbeError::Garbled(e)),
+    match lvs_control::call_async_within::<_, IgnoredAny>(socket, &request, timeout).await {
+        Ok(_) | Err(ControlError::Refused(_)) => Ok(()),
+        Err(ControlError::Timeout { .. }) => Err(ProbeError::Timeout(timeout)),
+        Err(e @ ControlError::Io { .. }) => Err(ProbeError::Unreachable(e)),
+        Err(e @ ControlError::Protocol { .. }) => Err(ProbeError::Garbled(e)),
     }
 }
 
