@@ -23,6 +23,7 @@ pub mod nlmon;
 pub mod pair;
 pub mod pcap;
 pub mod process;
+pub mod procstat;
 pub mod scale;
 pub mod soak;
 pub mod uml;
