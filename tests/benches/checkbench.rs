@@ -223,22 +223,7 @@ fn measure(
             "--config".into(),
             config.into(),
         ],
-        Checker::Keepalived => vec![
-            "keepalived".into(),
-            "--dont-fork".into(),
-            "--log-console".into(),
-            // With no syslogd in the guest, syslog falls back to UML's console, a slow host
-            // write per line: a startup's line per server held keepalived's checker for
-            // tens of seconds and once wedged the guest. The console copy is enough.
-            "--no-syslog".into(),
-            "--check".into(),
-            "--use-file".into(),
-            config.into(),
-            "--pid".into(),
-            dir.join("keepalived.pid").into(),
-            "--checkers_pid".into(),
-            dir.join("checkers.pid").into(),
-        ],
+        Checker::Keepalived => lvs_tests::keepalived::checker_argv(config, dir),
     };
     let log_file = fs::File::create(&log).map_err(|e| e.to_string())?;
     let mut command = ns.command(&argv);

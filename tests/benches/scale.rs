@@ -210,12 +210,12 @@ fn run() -> Result<(), String> {
         "", "directord", "keepalived", "k / d"
     );
     let row = |what: &str, d: f64, k: f64, unit: &str| {
-        println!(
-            "{what:<58} {:>10.2}{unit:<2} {:>10.2}{unit:<2} {:>9.2}x",
-            d,
-            k,
-            k / d
-        );
+        let ratio = if d > 0.0 {
+            format!("{:.2}x", k / d)
+        } else {
+            "-".to_owned()
+        };
+        println!("{what:<58} {d:>10.2}{unit:<2} {k:>10.2}{unit:<2} {ratio:>10}");
     };
     row(
         "start to the full table (no checks)",
@@ -236,7 +236,7 @@ fn run() -> Result<(), String> {
         "",
     );
     row(
-        "  IPVS requests of any kind (dumps included)",
+        "  IPVS requests of any kind (dumps: tcpdump may drop some)",
         ours.reload_requests as f64,
         theirs.reload_requests as f64,
         "",
@@ -350,20 +350,7 @@ impl Run<'_> {
                 "--config".into(),
                 config.into(),
             ],
-            Daemon::Keepalived => vec![
-                "keepalived".into(),
-                "--dont-fork".into(),
-                "--log-console".into(),
-                // No syslogd in the guest: syslog would fall back to UML's slow console.
-                "--no-syslog".into(),
-                "--check".into(),
-                "--use-file".into(),
-                config.into(),
-                "--pid".into(),
-                self.dir.join("keepalived.pid").into(),
-                "--checkers_pid".into(),
-                self.dir.join("checkers.pid").into(),
-            ],
+            Daemon::Keepalived => lvs_tests::keepalived::checker_argv(&config, self.dir),
         };
         let log_file = fs::File::create(&log).map_err(|e| e.to_string())?;
         let mut command = self.ns.command(&argv);
@@ -526,6 +513,17 @@ impl Run<'_> {
         }
         let mut per_target: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
         let abandoned = per_target.pop().unwrap_or(0);
+        // Targets are real servers 0.., in order.
+        let share_of = |kind: Check, due: u64| {
+            let of_kind: Vec<u64> = per_target
+                .iter()
+                .enumerate()
+                .filter(|(r, _)| checked.check(*r) == Some(kind))
+                .map(|(_, &c)| c)
+                .collect();
+            of_kind.iter().filter(|&&c| c >= due).count() as f64 * 100.0
+                / of_kind.len().max(1) as f64
+        };
         let total: u64 = per_target.iter().sum();
         // At least once per interval; one fewer allows for where the window cuts the period.
         let due = WINDOW.as_secs() / u64::from(checked.spec.interval_secs) - 1;
@@ -537,10 +535,12 @@ impl Run<'_> {
         figures.idle =
             (idle_after.0 - idle_before.0) as f64 / (idle_after.1 - idle_before.1).max(1) as f64;
         println!(
-            "{name}: {:.0} checks/s, {:.1} % of real servers on schedule, CPU {:.1} %, \
-             {abandoned} HTTP connections abandoned, {} processes",
+            "{name}: {:.0} checks/s, {:.1} % of real servers on schedule (TCP {:.1} %, HTTP \
+             {:.1} %), CPU {:.1} %, {abandoned} HTTP connections abandoned, {} processes",
             figures.checks_per_s,
             figures.on_schedule_reals * 100.0,
+            share_of(Check::Tcp, due),
+            share_of(Check::Http, due),
             figures.cpu_percent,
             pids.len()
         );
