@@ -119,13 +119,7 @@ fn run() -> Result<(), String> {
         ..base.clone()
     }
     .table();
-    let changes = plain
-        .services
-        .iter()
-        .flat_map(|s| &s.entries)
-        .zip(changed.services.iter().flat_map(|s| &s.entries))
-        .filter(|(a, b)| a.weight != b.weight)
-        .count();
+    let changes = plain.weights_changed(&changed);
 
     let ns = Netns::new("scale")?;
     // A /24 on lo makes every address of it local: the real servers' listeners bind there.
