@@ -20,7 +20,7 @@
 //! External (MISC) checks are in the generated file but left out of the timed phase: a process
 //! start costs ~15 ms in UML, so keepalived's one per entry would saturate the CPU by itself.
 //!
-//! Run: `cargo build --release --bins && cargo bench -p lvs-tests --bench scale` (about 10
+//! Run: `cargo build --release --bins && cargo bench -p lvs-tests --bench scale` (about 6
 //! minutes at full size). `LVS_SCALE_SERVICES=200` runs a small table (proportional entries and
 //! real servers) for a quick look.
 
