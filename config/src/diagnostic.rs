@@ -81,25 +81,51 @@ impl fmt::Display for Diagnostic {
 }
 
 impl Diagnostic {
-    pub(crate) fn at_offset(file: &str, text: &str, offset: usize, message: String) -> Self {
-        let (line, column) = line_column(text, offset);
-        Diagnostic {
-            file: file.to_owned(),
-            line,
-            column,
-            message,
-        }
+    /// One diagnostic per `(offset, message)`, located in one pass over `text`.
+    pub(crate) fn at_offsets(
+        file: &str,
+        text: &str,
+        found: impl IntoIterator<Item = (usize, String)>,
+    ) -> Vec<Self> {
+        let (offsets, messages): (Vec<usize>, Vec<String>) = found.into_iter().unzip();
+        line_columns(text, &offsets)
+            .into_iter()
+            .zip(messages)
+            .map(|((line, column), message)| Diagnostic {
+                file: file.to_owned(),
+                line,
+                column,
+                message,
+            })
+            .collect()
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..floor_char_boundary(text, offset)];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
+/// 1-based line and column (in characters) of each byte offset, in the order given.
+///
+/// The offsets are visited in ascending order with one cursor over the text, so the cost is
+/// the text once plus a sort, whatever the number of diagnostics. Locating each one from the
+/// start of the text instead made a file with an error per real-server entry quadratic
+/// (37,298 errors in 3.5 MB took 37 s), and so would a per-line scan on a one-line file.
+pub(crate) fn line_columns(text: &str, offsets: &[usize]) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..offsets.len()).collect();
+    order.sort_by_key(|&i| offsets[i]);
+    let mut located = vec![(1, 1); offsets.len()];
+    let (mut at, mut line, mut column) = (0, 1, 1);
+    for i in order {
+        let target = floor_char_boundary(text, offsets[i].min(text.len()));
+        for c in text[at..target].chars() {
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+        at = target;
+        located[i] = (line, column);
+    }
+    located
 }
 
 fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
@@ -150,6 +176,10 @@ impl<'i> Locator<'i> {
 mod tests {
     use super::*;
 
+    fn line_column(text: &str, offset: usize) -> (usize, usize) {
+        line_columns(text, &[offset])[0]
+    }
+
     #[test]
     fn line_and_column_are_one_based_and_count_characters() {
         let text = "a = 1\nbé = \"x\"\n";
@@ -159,6 +189,18 @@ mod tests {
         assert_eq!(line_column(text, offset), (1, 3));
         let second = text.rfind('=').unwrap();
         assert_eq!(line_column(text, second), (2, 4));
+        // Past the end, and inside a multi-byte character.
+        assert_eq!(line_column(text, 1000), (3, 1));
+        assert_eq!(line_column(text, 8), (2, 2));
+    }
+
+    #[test]
+    fn offsets_in_any_order_keep_their_order() {
+        let text = "a\nb\nc\n";
+        assert_eq!(
+            line_columns(text, &[4, 0, 2, 4]),
+            vec![(3, 1), (1, 1), (2, 1), (3, 1)]
+        );
     }
 
     #[test]

@@ -10,16 +10,17 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use lvs_tests::check_targets::Listener;
 use lvs_tests::netns::Netns;
 use lvs_tests::process::{Guarded, wait_for};
+use lvs_tests::procstat::{
+    clock_ticks_per_second, context_switches, cpu_ticks, guest_idle, process_tree,
+};
 use lvs_tests::uml::{self, Case};
 
 /// Runs of each checker per size, alternating, so a disturbance of the shared machine does not
@@ -95,7 +96,13 @@ fn compare(n: u16) -> Result<(), String> {
     lvs_tests::check_targets::raise_fd_limit(65536)?;
     let ns = Netns::new("checkbench")?;
     ns.ip(&["addr", "add", &format!("{LISTENER}/24"), "dev", "lo"])?;
-    let listener = Listener::start(&ns, n)?;
+    // TCP ports first, then HTTP ports.
+    let listener_ip: std::net::IpAddr = LISTENER.parse().map_err(|e| format!("{e}"))?;
+    let targets = (0..n)
+        .map(|i| (SocketAddr::new(listener_ip, TCP_BASE + i), false))
+        .chain((0..n).map(|i| (SocketAddr::new(listener_ip, HTTP_BASE + i), true)))
+        .collect();
+    let listener = Listener::start(&ns, targets)?;
     let dir = tempfile::Builder::new()
         .prefix("lvs-checkbench-")
         .tempdir_in("/run")
@@ -216,22 +223,7 @@ fn measure(
             "--config".into(),
             config.into(),
         ],
-        Checker::Keepalived => vec![
-            "keepalived".into(),
-            "--dont-fork".into(),
-            "--log-console".into(),
-            // With no syslogd in the guest, syslog falls back to UML's console, a slow host
-            // write per line: a startup's line per server held keepalived's checker for
-            // tens of seconds and once wedged the guest. The console copy is enough.
-            "--no-syslog".into(),
-            "--check".into(),
-            "--use-file".into(),
-            config.into(),
-            "--pid".into(),
-            dir.join("keepalived.pid").into(),
-            "--checkers_pid".into(),
-            dir.join("checkers.pid").into(),
-        ],
+        Checker::Keepalived => lvs_tests::keepalived::checker_argv(config, dir),
     };
     let log_file = fs::File::create(&log).map_err(|e| e.to_string())?;
     let mut command = ns.command(&argv);
@@ -451,185 +443,6 @@ fn keepalived_config_text(n: u16) -> String {
         text.push_str("}\n");
     }
     text
-}
-
-/// N TCP ports that accept and close, N HTTP ports that answer 200 to any request, all on one
-/// thread inside the namespace; counts the checks each port receives.
-struct Listener {
-    /// TCP ports first, then HTTP ports, then one more: HTTP connections that ended without a
-    /// whole request (the checker gave up, or never got to send it).
-    counts: Arc<Vec<AtomicU64>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Listener {
-    fn start(ns: &Netns, n: u16) -> Result<Self, String> {
-        let netns = fs::File::open(Path::new("/run/netns").join(ns.name()))
-            .map_err(|e| format!("cannot open the namespace: {e}"))?;
-        let counts: Arc<Vec<AtomicU64>> = Arc::new(
-            (0..=2 * usize::from(n))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-        );
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let (ready, is_ready) = std::sync::mpsc::channel();
-        let thread_counts = Arc::clone(&counts);
-        let thread = std::thread::spawn(move || {
-            // SAFETY: setns(2) on an open namespace file; it moves only this thread, so the
-            // sockets made below live in the test's namespace and the rest of the process
-            // stays where it was.
-            if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                let _ = ready.send(Err(format!("setns: {}", std::io::Error::last_os_error())));
-                return;
-            }
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = ready.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            runtime.block_on(async move {
-                for i in 0..2 * n {
-                    let http = i >= n;
-                    let port = if http {
-                        HTTP_BASE + i - n
-                    } else {
-                        TCP_BASE + i
-                    };
-                    let socket = match tokio::net::TcpListener::bind((LISTENER, port)).await {
-                        Ok(socket) => socket,
-                        Err(e) => {
-                            let _ = ready.send(Err(format!("bind {LISTENER}:{port}: {e}")));
-                            return;
-                        }
-                    };
-                    tokio::spawn(lvs_tests::check_targets::serve(
-                        socket,
-                        http,
-                        Arc::clone(&thread_counts),
-                        usize::from(i),
-                    ));
-                }
-                let _ = ready.send(Ok(()));
-                let _ = stopped.await;
-            });
-        });
-        is_ready
-            .recv()
-            .map_err(|_| "the listener thread ended before binding".to_owned())??;
-        Ok(Listener {
-            counts,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    fn snapshot(&self) -> Vec<u64> {
-        self.counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect()
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Idle and total jiffies of the guest's CPUs, from the first line of /proc/stat.
-fn guest_idle() -> Result<(u64, u64), String> {
-    let stat = fs::read_to_string("/proc/stat").map_err(|e| e.to_string())?;
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait ...: idle and iowait are both time nothing ran.
-    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    Ok((idle, fields.iter().sum()))
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
-}
-
-/// The fields of /proc/PID/stat after the command name (which may hold spaces), from field 3.
-fn stat_fields(pid: u32) -> Option<Vec<u64>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    Some(
-        rest.split_whitespace()
-            .skip(1)
-            .map(|f| f.parse().unwrap_or(0))
-            .collect(),
-    )
-}
-
-/// Voluntary and involuntary context switches of every thread of `pid`.
-fn context_switches(pid: u32) -> u64 {
-    fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|task| fs::read_to_string(task.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
-
-/// utime + stime: UML books nearly all process time as user time, so only the sum compares.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let fields = stat_fields(pid)?;
-    // Fields 14 and 15 of stat(5); the vector starts at field 4.
-    Some(fields[10] + fields[11])
-}
-
-/// `root` and every process descending from it (keepalived's checker child included).
-fn process_tree(root: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let ppid = *stat_fields(pid)?.first()?;
-            Some((pid, ppid as u32))
-        })
-        .collect();
-    let mut tree = vec![root];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        tree.extend(
-            parents
-                .iter()
-                .filter(|(_, ppid)| *ppid == parent)
-                .map(|(pid, _)| *pid),
-        );
-        i += 1;
-    }
-    tree
 }
 
 /// `strace -c` attached to a checker's processes for the window (LVS_CHECKBENCH_STRACE set):

@@ -95,3 +95,24 @@ impl Keepalived {
         self.parent.signal(libc::SIGTERM);
     }
 }
+
+/// The command line of keepalived's health checker alone (`--check`), in the foreground, its
+/// log on stdout, its pid files in `dir`: how the checker benchmarks run it.
+pub fn checker_argv(config: &Path, dir: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "keepalived".into(),
+        "--dont-fork".into(),
+        "--log-console".into(),
+        // With no syslogd in the guest, syslog falls back to UML's console, a slow host
+        // write per line: a startup's line per server held keepalived's checker for
+        // tens of seconds and once wedged the guest. The console copy is enough.
+        "--no-syslog".into(),
+        "--check".into(),
+        "--use-file".into(),
+        config.into(),
+        "--pid".into(),
+        dir.join("keepalived.pid").into(),
+        "--checkers_pid".into(),
+        dir.join("checkers.pid").into(),
+    ]
+}

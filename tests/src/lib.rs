@@ -7,6 +7,8 @@
 //! - [`nlmon`]: netlink captures of a namespace, decoded into the IPVS requests they hold.
 //! - [`vrrp_capture`]: VRRP and ARP captured on a LAN, and takeovers timed from the capture.
 //! - [`pcap`]: tcpdump in a namespace, and the pcap reader both captures decode with.
+//! - [`procstat`]: CPU time, context switches and process trees from /proc, for benchmarks.
+//! - [`scale`]: a generated table at keepalived#2318's size, as director.toml and keepalived.conf.
 //! - [`uml`]: a real Linux kernel with IPVS, booted as a User-Mode Linux process over the host's
 //!   root filesystem, running many test cases per boot.
 //!
@@ -22,6 +24,8 @@ pub mod nlmon;
 pub mod pair;
 pub mod pcap;
 pub mod process;
+pub mod procstat;
+pub mod scale;
 pub mod soak;
 pub mod uml;
 pub mod vrrp_capture;
