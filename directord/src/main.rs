@@ -1,3 +1,5 @@
+mod daemon;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -16,10 +18,5 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    lvs_control::daemon::main(
-        "directord",
-        &args.config,
-        args.check,
-        directord::daemon::run,
-    )
+    lvs_control::daemon::main("directord", &args.config, args.check, daemon::run)
 }

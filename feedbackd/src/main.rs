@@ -1,3 +1,5 @@
+mod daemon;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -43,33 +45,33 @@ fn main() -> ExitCode {
     // Once per process, not per run: a reload runs again on this runtime, and what a run
     // spawned would pile up.
     let _runtime = runtime.enter();
-    feedbackd::daemon::spawn_watchdog();
+    daemon::spawn_watchdog();
     if !args.agent {
-        feedbackd::daemon::director::refuse_agent_signals();
+        daemon::director::refuse_agent_signals();
     }
     let mut config = config;
     // SIGHUP ends a run; the loop re-reads the file and runs again (a bad file keeps the old one).
     let result = loop {
         let run = if args.agent {
             match config.agent.clone() {
-                Some(agent) => runtime.block_on(feedbackd::daemon::agent::run(&config, agent)),
+                Some(agent) => runtime.block_on(daemon::agent::run(&config, agent)),
                 None => Err("--agent needs an [agent] section in the config".to_owned()),
             }
         } else {
             match config.feedback.clone() {
-                Some(feedback) => runtime.block_on(feedbackd::daemon::director::run(config.clone(), feedback)),
+                Some(feedback) => runtime.block_on(daemon::director::run(config.clone(), feedback)),
                 None => Err("no [feedback] section in the config: nothing to poll (use --agent on a real server)".to_owned()),
             }
         };
         match run {
-            Ok(feedbackd::daemon::Exit::Reload) => match lvs_config::load(&args.config.path) {
+            Ok(daemon::Exit::Reload) => match lvs_config::load(&args.config.path) {
                 Ok(new) => {
                     tracing::info!("reloaded {}", args.config.path.display());
                     config = new;
                 }
                 Err(e) => tracing::error!("reload refused, keeping the running config:\n{e}"),
             },
-            Ok(feedbackd::daemon::Exit::Terminate) => break Ok(()),
+            Ok(daemon::Exit::Terminate) => break Ok(()),
             Err(e) => break Err(e),
         }
     };
