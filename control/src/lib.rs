@@ -24,6 +24,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::stat::{Mode, umask};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -88,11 +89,10 @@ pub fn bind_for(path: &Path, group: Option<u32>) -> io::Result<UnixListener> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    // SAFETY: umask only swaps the process's file-creation mask; the previous one goes back
-    // right after the bind.
-    let previous = unsafe { libc::umask(0o177) };
+    // The process's file-creation mask, for the bind only.
+    let previous = umask(Mode::from_bits_truncate(0o177));
     let bound = UnixListener::bind(path);
-    unsafe { libc::umask(previous) };
+    umask(previous);
     let listener = bound?;
     if let Some(gid) = group {
         std::os::unix::fs::chown(path, None, Some(gid))?;
@@ -132,8 +132,7 @@ pub async fn serve_with<Req, Resp, Ev>(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = AcceptBackoff::default();
     let mut refusals = RateLimit::new(Duration::from_secs(10));
-    // SAFETY: geteuid has no preconditions.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = nix::unistd::geteuid().as_raw();
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => return,
