@@ -12,8 +12,8 @@ use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use nix::sys::socket::{LinkAddr, recvfrom};
+use ipnet::IpNet;
+use nix::sys::socket::{LinkAddr, SockaddrStorage, recvfrom};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockFilter, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
@@ -28,31 +28,23 @@ pub fn local_nets(interface: &str) -> Vec<IpNet> {
     let Ok(addresses) = nix::ifaddrs::getifaddrs() else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for ifa in addresses.filter(|ifa| ifa.interface_name == interface) {
-        let Some(addr) = ifa.address else {
-            continue;
-        };
-        let mask = ifa.netmask;
-        if let Some(sin) = addr.as_sockaddr_in() {
-            let prefix = mask
-                .and_then(|m| {
-                    m.as_sockaddr_in()
-                        .map(|m| u32::from(m.ip()).count_ones() as u8)
-                })
-                .unwrap_or(32);
-            out.extend(Ipv4Net::new(sin.ip(), prefix).ok().map(IpNet::V4));
-        } else if let Some(sin6) = addr.as_sockaddr_in6() {
-            let prefix = mask
-                .and_then(|m| {
-                    m.as_sockaddr_in6()
-                        .map(|m| u128::from(m.ip()).count_ones() as u8)
-                })
-                .unwrap_or(128);
-            out.extend(Ipv6Net::new(sin6.ip(), prefix).ok().map(IpNet::V6));
-        }
-    }
-    out
+    let ip = |at: &SockaddrStorage| -> Option<IpAddr> {
+        let v4 = at.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()));
+        v4.or_else(|| at.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+    };
+    let ones = |mask: IpAddr| match mask {
+        IpAddr::V4(m) => u32::from(m).count_ones() as u8,
+        IpAddr::V6(m) => u128::from(m).count_ones() as u8,
+    };
+    addresses
+        .filter(|ifa| ifa.interface_name == interface)
+        .filter_map(|ifa| {
+            let addr = ip(ifa.address.as_ref()?)?;
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            let prefix = ifa.netmask.as_ref().and_then(ip).map_or(full, ones);
+            IpNet::new(addr, prefix).ok()
+        })
+        .collect()
 }
 
 /// The unicast port for peers: bound to the wildcard address, and (with IP_MULTICAST_ALL
