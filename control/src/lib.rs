@@ -1,29 +1,30 @@
 //! The control socket every daemon serves at `<socket_dir>/<daemon>.sock`: mode 0600, or 0660
 //! with `control.group`, whose members may read (status, events) but not change anything.
 //!
-//! Wire: one JSON value per line. A client writes a request line and reads one reply line,
-//! `{"ok": <response>}` or `{"error": "<why>"}`, and may send further requests on the same
-//! connection. The line `"subscribe"` turns the connection into an event stream: the daemon
-//! then writes one JSON event per line until either side closes.
+//! Wire: see lvs-proto, which holds the messages and the blocking client; this crate is the
+//! async side (server, client, subscriptions), the daemon harness and metrics.
 //!
 //! The server hands each request to the daemon's own loop over a channel with a oneshot for the
 //! reply, so daemon state is never shared across tasks.
 
 pub mod daemon;
-pub mod directord;
-pub mod feedbackd;
 pub mod limits;
 pub mod metrics;
 pub mod ratelimit;
-pub mod syncd;
-pub mod vrrpd;
 
-use std::io::{self, BufRead, BufReader, Write};
+// The messages and the blocking client live in lvs-proto, which the sans-IO cores and lvsadm
+// link without a runtime; they stay reachable here for the daemons.
+pub use lvs_proto::{
+    Access, ControlError, Reply, SUBSCRIBE, call, directord, feedbackd, socket_path, syncd, vrrpd,
+};
+
+use std::io;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::sys::stat::{Mode, umask};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -36,12 +37,6 @@ use crate::limits::{AcceptBackoff, RateLimit};
 
 /// Longest request line accepted; control requests are small.
 const MAX_LINE: usize = 64 * 1024;
-const SUBSCRIBE: &str = "\"subscribe\"";
-
-/// Whether a request only reads: those are open to the socket's group, the rest to root.
-pub trait Access {
-    fn read_only(&self) -> bool;
-}
 
 /// What one client may hold. A request line is bounded while it is read, not after; a client
 /// that sends no request for `idle_timeout` is dropped, one that reads no reply or events for
@@ -61,35 +56,6 @@ impl Default for Limits {
             max_line: MAX_LINE,
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// `<socket_dir>/<daemon>.sock`
-pub fn socket_path(socket_dir: &Path, daemon: &str) -> PathBuf {
-    socket_dir.join(format!("{daemon}.sock"))
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("{path}: malformed reply: {reason}")]
-    Protocol { path: PathBuf, reason: String },
-    #[error("{0}")]
-    Refused(String),
-    #[error("{path}: no answer within {after:?}")]
-    Timeout { path: PathBuf, after: Duration },
-}
-
-impl ControlError {
-    /// A metric label: timeout, io, protocol or refused.
-    pub fn cause(&self) -> &'static str {
-        match self {
-            ControlError::Io { .. } => "io",
-            ControlError::Protocol { .. } => "protocol",
-            ControlError::Refused(_) => "refused",
-            ControlError::Timeout { .. } => "timeout",
         }
     }
 }
@@ -123,11 +89,10 @@ pub fn bind_for(path: &Path, group: Option<u32>) -> io::Result<UnixListener> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    // SAFETY: umask only swaps the process's file-creation mask; the previous one goes back
-    // right after the bind.
-    let previous = unsafe { libc::umask(0o177) };
+    // The process's file-creation mask, for the bind only.
+    let previous = umask(Mode::from_bits_truncate(0o177));
     let bound = UnixListener::bind(path);
-    unsafe { libc::umask(previous) };
+    umask(previous);
     let listener = bound?;
     if let Some(gid) = group {
         std::os::unix::fs::chown(path, None, Some(gid))?;
@@ -167,8 +132,7 @@ pub async fn serve_with<Req, Resp, Ev>(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = AcceptBackoff::default();
     let mut refusals = RateLimit::new(Duration::from_secs(10));
-    // SAFETY: geteuid has no preconditions.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = nix::unistd::geteuid().as_raw();
     loop {
         let stream = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -336,13 +300,6 @@ impl Client {
     }
 }
 
-#[derive(Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Reply<T> {
-    Ok(T),
-    Error(String),
-}
-
 async fn write_line<T: Serialize>(
     write: &mut tokio::net::unix::OwnedWriteHalf,
     value: &T,
@@ -354,67 +311,6 @@ async fn write_line<T: Serialize>(
 
 /// How long [`call_async`] and [`subscribe`] wait for a daemon at most.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One request and its reply, blocking: for lvsadm and scripts. The whole exchange is bounded
-/// by `timeout`, however the daemon trickles its reply.
-pub fn call<Req: Serialize, Resp: DeserializeOwned>(
-    path: &Path,
-    request: &Req,
-    timeout: Duration,
-) -> Result<Resp, ControlError> {
-    let deadline = std::time::Instant::now() + timeout;
-    let io_error = |source: io::Error| match source.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ControlError::Timeout {
-            path: path.to_owned(),
-            after: timeout,
-        },
-        _ => ControlError::Io {
-            path: path.to_owned(),
-            source,
-        },
-    };
-    let left = || {
-        deadline
-            .checked_duration_since(std::time::Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
-    };
-    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(io_error)?;
-    stream
-        .set_write_timeout(Some(left().map_err(io_error)?))
-        .map_err(io_error)?;
-    let mut line = serde_json::to_vec(request).map_err(|e| io_error(io::Error::other(e)))?;
-    line.push(b'\n');
-    stream.write_all(&line).map_err(io_error)?;
-    let mut reader = BufReader::new(stream);
-    let mut reply = Vec::new();
-    loop {
-        reader
-            .get_ref()
-            .set_read_timeout(Some(left().map_err(io_error)?))
-            .map_err(io_error)?;
-        let buf = match reader.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_error(e)),
-        };
-        if buf.is_empty() {
-            break;
-        }
-        match buf.iter().position(|&b| b == b'\n') {
-            Some(end) => {
-                reply.extend_from_slice(&buf[..=end]);
-                break;
-            }
-            None => {
-                let n = buf.len();
-                reply.extend_from_slice(buf);
-                reader.consume(n);
-            }
-        }
-    }
-    decode_reply(path, &String::from_utf8_lossy(&reply))
-}
 
 /// One request and its reply, from async code (a daemon talking to another), bounded by
 /// [`CALL_TIMEOUT`].
@@ -447,7 +343,7 @@ pub async fn call_async_within<Req: Serialize, Resp: DeserializeOwned>(
             .read_line(&mut reply)
             .await
             .map_err(io_error)?;
-        decode_reply(path, &reply)
+        lvs_proto::decode_reply(path, &reply)
     };
     tokio::time::timeout(timeout, exchange)
         .await
@@ -455,21 +351,6 @@ pub async fn call_async_within<Req: Serialize, Resp: DeserializeOwned>(
             path: path.to_owned(),
             after: timeout,
         })?
-}
-
-fn decode_reply<Resp: DeserializeOwned>(path: &Path, reply: &str) -> Result<Resp, ControlError> {
-    let protocol = |reason: String| ControlError::Protocol {
-        path: path.to_owned(),
-        reason,
-    };
-    if reply.is_empty() {
-        return Err(protocol("the daemon closed the connection".to_owned()));
-    }
-    match serde_json::from_str::<Reply<Resp>>(reply) {
-        Ok(Reply::Ok(response)) => Ok(response),
-        Ok(Reply::Error(why)) => Err(ControlError::Refused(why)),
-        Err(e) => Err(protocol(e.to_string())),
-    }
 }
 
 /// Subscribes to a daemon's events; each item is one event, or the reason the stream ended.
@@ -530,6 +411,7 @@ pub async fn subscribe<Ev: DeserializeOwned + Send + 'static>(
 mod tests {
     use super::*;
     use serde::Deserialize;
+    use std::path::PathBuf;
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
     #[serde(tag = "cmd", rename_all = "snake_case")]

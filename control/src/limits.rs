@@ -17,23 +17,13 @@ pub fn is_exhaustion(e: &io::Error) -> bool {
 /// which a checker of a few hundred servers (each probe one socket) plus the listeners can
 /// exhaust. Returns the limit before and after.
 pub fn raise_fd_limit() -> io::Result<(u64, u64)> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (before, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if before >= hard {
+        return Ok((before, before));
     }
-    let before = limit.rlim_cur;
-    if limit.rlim_cur < limit.rlim_max {
-        limit.rlim_cur = limit.rlim_max;
-        // SAFETY: as above.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok((before, limit.rlim_cur))
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok((before, hard))
 }
 
 /// At most one line per `every`, and how many were held back meanwhile: a condition that

@@ -6,7 +6,7 @@ use std::path::Path;
 use lvs_config::SysctlValue;
 use lvs_ipvs::{IpvsClient, Request};
 
-use lvs_control::directord::Applied;
+use lvs_proto::directord::Applied;
 
 use crate::table::{Table, TableService};
 

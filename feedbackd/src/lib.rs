@@ -9,7 +9,6 @@
 //! - [`policy`]: director side, replies over time to a weight and a state.
 
 pub mod agent_check;
-pub mod daemon;
 pub mod policy;
 pub mod procstat;
 pub mod report;

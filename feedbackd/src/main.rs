@@ -1,20 +1,19 @@
+mod daemon;
+
 use std::process::ExitCode;
 
-use clap::Parser;
+use lvs_control::daemon::Args;
 
-/// feedbackd: on a director, turns real-server load reports into IPVS weights (through
-/// directord); with --agent, reports this real server's load in haproxy's agent-check protocol.
-#[derive(Debug, Parser)]
-#[command(name = "feedbackd", version, after_help = SIGNALS)]
-struct Args {
-    #[command(flatten)]
-    config: lvs_config::ConfigArgs,
+const ABOUT: &str = "feedbackd: on a director, turns real-server load reports into IPVS weights \
+                     (through directord); with --agent, reports this real server's load in \
+                     haproxy's agent-check protocol";
+
+/// feedbackd's own flag, after [`Args`]' `--config` and `--check`.
+#[derive(Debug, clap::Args)]
+struct Flags {
     /// Run the agent (the [agent] section) instead of the director-side poller
     #[arg(long)]
     agent: bool,
-    /// Validate the config and exit
-    #[arg(long)]
-    check: bool,
 }
 
 const SIGNALS: &str = "\
@@ -29,7 +28,8 @@ With --agent, operator overrides besides [agent] override_file:
   restart forgets it. Without --agent, SIGUSR1 and SIGUSR2 are logged and ignored.";
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::<Flags>::parse_for("feedbackd", ABOUT, Some(SIGNALS));
+    let agent = args.own.agent;
     lvs_control::daemon::init_logging();
     let config = match lvs_config::load_for_daemon("feedbackd", &args.config, args.check) {
         Ok(config) => config,
@@ -43,33 +43,33 @@ fn main() -> ExitCode {
     // Once per process, not per run: a reload runs again on this runtime, and what a run
     // spawned would pile up.
     let _runtime = runtime.enter();
-    feedbackd::daemon::spawn_watchdog();
-    if !args.agent {
-        feedbackd::daemon::director::refuse_agent_signals();
+    daemon::spawn_watchdog();
+    if !agent {
+        daemon::director::refuse_agent_signals();
     }
     let mut config = config;
     // SIGHUP ends a run; the loop re-reads the file and runs again (a bad file keeps the old one).
     let result = loop {
-        let run = if args.agent {
+        let run = if agent {
             match config.agent.clone() {
-                Some(agent) => runtime.block_on(feedbackd::daemon::agent::run(&config, agent)),
+                Some(agent) => runtime.block_on(daemon::agent::run(&config, agent)),
                 None => Err("--agent needs an [agent] section in the config".to_owned()),
             }
         } else {
             match config.feedback.clone() {
-                Some(feedback) => runtime.block_on(feedbackd::daemon::director::run(config.clone(), feedback)),
+                Some(feedback) => runtime.block_on(daemon::director::run(config.clone(), feedback)),
                 None => Err("no [feedback] section in the config: nothing to poll (use --agent on a real server)".to_owned()),
             }
         };
         match run {
-            Ok(feedbackd::daemon::Exit::Reload) => match lvs_config::load(&args.config.path) {
+            Ok(daemon::Exit::Reload) => match lvs_config::load(&args.config.path) {
                 Ok(new) => {
                     tracing::info!("reloaded {}", args.config.path.display());
                     config = new;
                 }
                 Err(e) => tracing::error!("reload refused, keeping the running config:\n{e}"),
             },
-            Ok(feedbackd::daemon::Exit::Terminate) => break Ok(()),
+            Ok(daemon::Exit::Terminate) => break Ok(()),
             Err(e) => break Err(e),
         }
     };

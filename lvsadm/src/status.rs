@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use lvs_control::{directord, feedbackd, syncd, vrrpd};
+use lvs_proto::{directord, feedbackd, syncd, vrrpd};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -19,8 +19,8 @@ fn ask<Req: Serialize, Resp: DeserializeOwned + Serialize>(
     json: bool,
     render: impl FnOnce(&Resp) -> String,
 ) -> ExitCode {
-    let path = lvs_control::socket_path(socket_dir, daemon);
-    match lvs_control::call::<_, Resp>(&path, request, TIMEOUT) {
+    let path = lvs_proto::socket_path(socket_dir, daemon);
+    match lvs_proto::call::<_, Resp>(&path, request, TIMEOUT) {
         Ok(response) if json => {
             println!(
                 "{}",
@@ -265,7 +265,7 @@ pub fn all(socket_dir: &Path) -> ExitCode {
     let mut reached = 0;
     for (daemon, show) in sections {
         println!("== {daemon}");
-        let socket = lvs_control::socket_path(socket_dir, daemon);
+        let socket = lvs_proto::socket_path(socket_dir, daemon);
         if !socket.exists() {
             println!("not running (no {})", socket.display());
         } else if show(socket_dir, false) == ExitCode::SUCCESS {

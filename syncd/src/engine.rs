@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use lvs_control::syncd::Counters;
+use lvs_proto::syncd::Counters;
 
 use crate::auth::Key;
 use crate::conn::{Connection, TimeoutCeilings, max_timeout_secs};

@@ -2,20 +2,11 @@ mod daemon;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use lvs_control::daemon::{Args, NoFlags};
 
-/// syncd: IPVS connection sync in the kernel's wire format, with full resync.
-#[derive(Debug, Parser)]
-#[command(name = "syncd", version)]
-struct Args {
-    #[command(flatten)]
-    config: lvs_config::ConfigArgs,
-    /// Validate the config and exit
-    #[arg(long)]
-    check: bool,
-}
+const ABOUT: &str = "syncd: IPVS connection sync in the kernel's wire format, with full resync";
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::<NoFlags>::parse_for("syncd", ABOUT, None);
     lvs_control::daemon::main("syncd", &args.config, args.check, daemon::run)
 }

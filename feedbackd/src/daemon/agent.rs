@@ -15,9 +15,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 use super::listener::{CauseLabels, ListenerMetrics, Published, ReplyListener};
-use crate::procstat::{IdleWindow, LoadAvg, MemInfo, ProcStat};
-use crate::report::{self, Measurements, Override, ReportLog, ReportSettings, SignalOverride};
-use crate::sockdiag;
+use feedbackd::procstat::{IdleWindow, LoadAvg, MemInfo, ProcStat};
+use feedbackd::report::{self, Measurements, Override, ReportLog, ReportSettings, SignalOverride};
+use feedbackd::sockdiag;
 
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 

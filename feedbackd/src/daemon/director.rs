@@ -20,8 +20,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
-use crate::agent_check::{AgentReply, MAX_REPLY_LEN, Packet};
-use crate::policy::{Decision, PolicySettings, ServerPolicy, StateHint};
+use feedbackd::agent_check::{AgentReply, MAX_REPLY_LEN, Packet};
+use feedbackd::policy::{Decision, PolicySettings, ServerPolicy, StateHint};
 
 struct Polled {
     agent: usize,

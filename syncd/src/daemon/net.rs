@@ -8,76 +8,43 @@
 //! backup's socket like a datagram from the wire.
 
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
+use ipnet::IpNet;
+use nix::sys::socket::{LinkAddr, SockaddrStorage, recvfrom};
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockFilter, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::net::UdpSocket;
 
 pub fn if_index(name: &str) -> io::Result<u32> {
-    let c = std::ffi::CString::new(name).map_err(io::Error::other)?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(index)
+    Ok(nix::net::if_::if_nametoindex(name)?)
 }
 
 /// Addresses of `interface` with their prefixes: the addresses recognise our own datagrams
 /// coming back, the subnets are who may send to the group unless `group_sources` says.
 pub fn local_nets(interface: &str) -> Vec<IpNet> {
-    let mut out = Vec::new();
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we walk read-only and free once.
-    unsafe {
-        if libc::getifaddrs(&mut head) != 0 {
-            return out;
-        }
-        let mut at = head;
-        while !at.is_null() {
-            let ifa = &*at;
-            at = ifa.ifa_next;
-            if ifa.ifa_addr.is_null() {
-                continue;
-            }
-            let name = std::ffi::CStr::from_ptr(ifa.ifa_name);
-            if name.to_bytes() != interface.as_bytes() {
-                continue;
-            }
-            let mask = ifa.ifa_netmask;
-            match i32::from((*ifa.ifa_addr).sa_family) {
-                libc::AF_INET => {
-                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    let addr = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                    let prefix = if mask.is_null() {
-                        32
-                    } else {
-                        let m = &*(mask as *const libc::sockaddr_in);
-                        u32::from_be(m.sin_addr.s_addr).count_ones() as u8
-                    };
-                    out.extend(Ipv4Net::new(addr, prefix).ok().map(IpNet::V4));
-                }
-                libc::AF_INET6 => {
-                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    let addr = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                    let prefix = if mask.is_null() {
-                        128
-                    } else {
-                        let m = &*(mask as *const libc::sockaddr_in6);
-                        u128::from_be_bytes(m.sin6_addr.s6_addr).count_ones() as u8
-                    };
-                    out.extend(Ipv6Net::new(addr, prefix).ok().map(IpNet::V6));
-                }
-                _ => {}
-            }
-        }
-        libc::freeifaddrs(head);
-    }
-    out
+    let Ok(addresses) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let ip = |at: &SockaddrStorage| -> Option<IpAddr> {
+        let v4 = at.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()));
+        v4.or_else(|| at.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+    };
+    let ones = |mask: IpAddr| match mask {
+        IpAddr::V4(m) => u32::from(m).count_ones() as u8,
+        IpAddr::V6(m) => u128::from(m).count_ones() as u8,
+    };
+    addresses
+        .filter(|ifa| ifa.interface_name == interface)
+        .filter_map(|ifa| {
+            let addr = ip(ifa.address.as_ref()?)?;
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            let prefix = ifa.netmask.as_ref().and_then(ip).map_or(full, ones);
+            IpNet::new(addr, prefix).ok()
+        })
+        .collect()
 }
 
 /// The unicast port for peers: bound to the wildcard address, and (with IP_MULTICAST_ALL
@@ -161,6 +128,7 @@ fn multicast_if_index(socket: &Socket, ifindex: u32) -> io::Result<()> {
         imr_address: libc::in_addr { s_addr: 0 },
         imr_ifindex: ifindex as i32,
     };
+    // No safe setter takes an index here (socket2's set_multicast_if_v4 takes an address).
     // SAFETY: `mreqn` is a valid ip_mreqn of the length given.
     let rc = unsafe {
         libc::setsockopt(
@@ -180,7 +148,7 @@ fn multicast_if_index(socket: &Socket, ifindex: u32) -> io::Result<()> {
 /// An AF_PACKET tap on the sync interface giving packets without link header, with a
 /// classic BPF filter so only UDP of the group's family to the sync ports reaches user space.
 pub struct Tap {
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<Socket>,
 }
 
 impl Tap {
@@ -189,29 +157,26 @@ impl Tap {
         // Outgoing packets reach only ETH_P_ALL taps (`dev_queue_xmit_nit`); the filter
         // below keeps IPv4.
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2); the result is checked and owned below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            )
+        let socket = Socket::new(
+            Domain::PACKET,
+            Type::DGRAM.nonblocking().cloexec(),
+            Some(Protocol::from(i32::from(proto))),
+        )?;
+        attach_filter(&socket, ipv6, port, ports)?;
+        let sll = libc::sockaddr_ll {
+            sll_family: libc::AF_PACKET as u16,
+            sll_protocol: proto,
+            sll_ifindex: ifindex as i32,
+            sll_hatype: 0,
+            sll_pkttype: 0,
+            sll_halen: 0,
+            sll_addr: [0; 8],
         };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        attach_filter(&fd, ipv6, port, ports)?;
-        // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
-        let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex as i32;
+        // No safe bind takes a sockaddr_ll (socket2 and nix build one only from raw memory).
         // SAFETY: `sll` is a valid sockaddr_ll of the length given.
         let rc = unsafe {
             libc::bind(
-                fd.as_raw_fd(),
+                socket.as_raw_fd(),
                 (&sll as *const libc::sockaddr_ll).cast(),
                 size_of::<libc::sockaddr_ll>() as u32,
             )
@@ -219,8 +184,9 @@ impl Tap {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: an OwnedFd is open for its whole life and always returns the same fd.
-        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
+        // SAFETY: the socket is owned by the AsyncFd from here on, so its descriptor stays open
+        // and the same for the AsyncFd's whole life.
+        let fd = unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)?;
         Ok(Tap { fd })
     }
 
@@ -229,27 +195,11 @@ impl Tap {
         loop {
             let mut guard = self.fd.readable().await?;
             let result = guard.try_io(|fd| {
-                // SAFETY: plain data, zero-initialised, filled by recvfrom.
-                let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
-                let mut len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                // SAFETY: buf and sll are valid for the lengths passed.
-                let n = unsafe {
-                    libc::recvfrom(
-                        fd.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        0,
-                        (&mut sll as *mut libc::sockaddr_ll).cast(),
-                        &mut len,
-                    )
-                };
-                if n < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok((n as usize, sll.sll_pkttype))
+                let (n, from) = recvfrom::<LinkAddr>(fd.as_raw_fd(), buf)?;
+                Ok((n, from.map(|from| from.pkttype())))
             });
             match result {
-                Ok(Ok((n, kind))) if kind == libc::PACKET_OUTGOING => return Ok(n),
+                Ok(Ok((n, Some(kind)))) if kind == libc::PACKET_OUTGOING => return Ok(n),
                 Ok(Ok(_)) => continue,
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
@@ -260,7 +210,7 @@ impl Tap {
 
 /// `ip and udp and dst portrange <port>-<port + ports - 1>` on a packet starting at the
 /// network header, fragments refused; for IPv6, `ip6` with UDP as the first next header.
-fn attach_filter(fd: &OwnedFd, ipv6: bool, port: u16, ports: u16) -> io::Result<()> {
+fn attach_filter(socket: &Socket, ipv6: bool, port: u16, ports: u16) -> io::Result<()> {
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
     const LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
@@ -272,7 +222,7 @@ fn attach_filter(fd: &OwnedFd, ipv6: bool, port: u16, ports: u16) -> io::Result<
     const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     const SKF_AD_PROTOCOL: u32 = 0xffff_f000; // SKF_AD_OFF + SKF_AD_PROTOCOL
-    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let op = SockFilter::new;
     let last = u32::from(port) + u32::from(ports.max(1)) - 1;
     let ipv6_program = [
         op(LD_W_ABS, 0, 0, SKF_AD_PROTOCOL), // ethertype
@@ -299,23 +249,51 @@ fn attach_filter(fd: &OwnedFd, ipv6: bool, port: u16, ports: u16) -> io::Result<
         op(RET_K, 0, 0, 0xffff),
         op(RET_K, 0, 0, 0),
     ];
-    let program: &[libc::sock_filter] = if ipv6 { &ipv6_program } else { &ipv4_program };
-    let fprog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: `fprog` points at `program`, which outlives the call; the kernel copies it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&fprog as *const libc::sock_fprog).cast(),
-            size_of::<libc::sock_fprog>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+    socket.attach_filter(if ipv6 { &ipv6_program } else { &ipv4_program })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn loopback_has_its_index_and_its_networks() {
+        assert!(if_index("lo").unwrap() > 0);
+        assert!(if_index("no-such-if0").is_err());
+        let nets = local_nets("lo");
+        assert!(nets.contains(&"127.0.0.1/8".parse().unwrap()), "{nets:?}");
+        assert!(local_nets("no-such-if0").is_empty());
     }
-    Ok(())
+
+    /// Needs CAP_NET_RAW for the packet socket, as the UML lane has; elsewhere it says so.
+    #[tokio::test]
+    async fn the_tap_sees_our_own_datagrams_to_the_sync_ports_only() {
+        let port = 40_000 + port_offset();
+        let tap = match Tap::open(if_index("lo").unwrap(), false, port, 2) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                assert!(!nix::unistd::geteuid().is_root(), "{e}");
+                return;
+            }
+            tap => tap.unwrap(),
+        };
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Outside the range first: the filter keeps it from user space.
+        sender.send_to(b"other", ("127.0.0.1", port + 2)).unwrap();
+        sender.send_to(b"sync", ("127.0.0.1", port + 1)).unwrap();
+        let mut buf = [0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(5), tap.recv_outgoing(&mut buf))
+            .await
+            .expect("the tap saw nothing")
+            .unwrap();
+        // IPv4 header (20 bytes on loopback), UDP header, then the payload.
+        assert_eq!(&buf[20 + 2..20 + 4], &(port + 1).to_be_bytes());
+        assert_eq!(&buf[28..n], b"sync");
+    }
+
+    /// A port offset from the process id, so parallel test runs do not share a range.
+    fn port_offset() -> u16 {
+        (std::process::id() % 20_000) as u16
+    }
 }

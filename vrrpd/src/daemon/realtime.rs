@@ -100,36 +100,26 @@ fn schedule(priority: Option<u8>) -> Result<(), RealtimeError> {
 /// (SIGXCPU, which the daemon logs and counts), at the whole it kills a runaway loop and
 /// systemd restarts vrrpd.
 fn limit_rttime(limit: Duration) -> Result<(), RealtimeError> {
+    use nix::sys::resource::{Resource, setrlimit};
     let micros = libc::rlim_t::try_from(limit.as_micros()).unwrap_or(libc::RLIM_INFINITY);
-    let rlimit = libc::rlimit {
-        rlim_cur: micros / 2,
-        rlim_max: micros,
-    };
-    // SAFETY: `rlimit` is a valid rlimit for the call's duration.
-    if unsafe { libc::setrlimit(libc::RLIMIT_RTTIME, &rlimit) } != 0 {
-        return Err(RealtimeError::RttimeLimit {
+    setrlimit(Resource::RLIMIT_RTTIME, micros / 2, micros).map_err(|errno| {
+        RealtimeError::RttimeLimit {
             limit,
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+            source: errno.into(),
+        }
+    })
 }
 
 fn lock_memory(lock: bool) -> Result<(), RealtimeError> {
-    // SAFETY: mlockall / munlockall take flags only and change no memory's contents.
-    let rc = unsafe {
-        if lock {
-            libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE)
-        } else {
-            libc::munlockall()
-        }
+    use nix::sys::mman::{MlockAllFlags, mlockall, munlockall};
+    let done = if lock {
+        mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE)
+    } else {
+        munlockall()
     };
-    if rc != 0 {
-        return Err(RealtimeError::LockMemory {
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+    done.map_err(|errno| RealtimeError::LockMemory {
+        source: errno.into(),
+    })
 }
 
 #[cfg(test)]
@@ -150,8 +140,7 @@ mod tests {
             ..Vrrp::default()
         };
         let (applied, refused) = apply(&vrrp, Applied::default());
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             assert!(
                 refused
                     .iter()

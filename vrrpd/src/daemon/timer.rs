@@ -3,33 +3,35 @@
 //! schedule; a timerfd is an hrtimer and fires within microseconds of the deadline.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Instant;
 
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::unix::AsyncFd;
 
 pub struct PreciseTimer {
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<Fd>,
+}
+
+/// nix's TimerFd as tokio's AsyncFd takes it (nix gives AsFd, tokio wants AsRawFd).
+struct Fd(TimerFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
 }
 
 impl PreciseTimer {
     pub fn new() -> io::Result<Self> {
-        // SAFETY: timerfd_create has no memory preconditions; a non-negative result is a new
-        // descriptor that nothing else owns.
-        let raw = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` was just created above and is owned by nobody else.
-        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: the descriptor is owned by the AsyncFd from here on, so it stays open and the
-        // same for the AsyncFd's whole life.
-        let fd = unsafe { AsyncFd::register(owned) }.map_err(io::Error::from)?;
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        // SAFETY: the descriptor is owned by the AsyncFd from here on (TimerFd holds it as an
+        // OwnedFd), so it stays open and the same for the AsyncFd's whole life.
+        let fd = unsafe { AsyncFd::register(Fd(timer)) }.map_err(io::Error::from)?;
         Ok(PreciseTimer { fd })
     }
 
@@ -39,40 +41,18 @@ impl PreciseTimer {
         if left.is_zero() {
             return Ok(());
         }
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: left.as_secs() as libc::time_t,
-                tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
-            },
-        };
-        // SAFETY: `spec` is a valid itimerspec for the call's duration; the old value is not
-        // asked for. Setting the time also clears any expiration still unread.
-        let rc =
-            unsafe { libc::timerfd_settime(self.fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // Setting the time also clears any expiration still unread.
+        self.fd.get_ref().0.set(
+            Expiration::OneShot(TimeSpec::from_duration(left)),
+            TimerSetTimeFlags::empty(),
+        )?;
         loop {
             let mut guard = self.fd.readable().await?;
             let read = guard.try_io(|fd| {
                 let mut expirations = [0u8; 8];
-                // SAFETY: reads at most 8 bytes into an 8-byte buffer.
-                let n = unsafe {
-                    libc::read(
-                        fd.get_ref().as_raw_fd(),
-                        expirations.as_mut_ptr().cast(),
-                        expirations.len(),
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
+                nix::unistd::read(fd.get_ref().0.as_fd(), &mut expirations)
+                    .map(drop)
+                    .map_err(io::Error::from)
             });
             match read {
                 Ok(result) => return result,

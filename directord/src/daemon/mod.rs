@@ -19,12 +19,14 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::check;
-use crate::kernel;
-use crate::metrics::{Metrics, ResultLabels, ServerLabels};
-use crate::reconcile::{Ownership, plan};
-use crate::table::{ServerId, ServerState, Table, configured, desired, service_key};
+use self::metrics::{Metrics, ResultLabels, ServerLabels};
+use directord::check;
+use directord::kernel;
+use directord::reconcile::{Ownership, plan};
+use directord::table::{ServerId, ServerState, Table, configured, desired, service_key};
 use lvs_control::directord::Applied;
+
+mod metrics;
 
 const SYSCTL_ROOT: &str = "/proc/sys/net/ipv4/vs";
 

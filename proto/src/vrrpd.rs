@@ -2,7 +2,7 @@
 //! to follow the VRRP role.
 //!
 //! The same counters are on Prometheus at `control.metrics` with vrrpd's port offset, +1 (see
-//! [`crate::metrics::address`]: directord +0, vrrpd +1, syncd +2, feedbackd +3), as
+//! `lvs_control::metrics::address`: directord +0, vrrpd +1, syncd +2, feedbackd +3), as
 //! `vrrp_state{instance,state}`, `vrrp_priority`, `vrrp_transitions_total`,
 //! `vrrp_became_master_total`, `vrrp_adverts_sent_total`, `vrrp_adverts_received_total`,
 //! `vrrp_drops_total{instance,cause}` and `vrrp_interface_drops_total{interface,cause}`.
