@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::check;
+use crate::error::Error;
 use crate::kernel;
 use crate::metrics::{Metrics, ResultLabels, ServerLabels};
 use crate::reconcile::{Ownership, plan};
@@ -66,10 +67,9 @@ impl Director {
         config: Config,
         config_path: PathBuf,
         events: broadcast::Sender<Event>,
-    ) -> Result<Self, String> {
-        let mut client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
-        let kernel =
-            kernel::read_table(&mut client).map_err(|e| format!("reading the IPVS table: {e}"))?;
+    ) -> Result<Self, Error> {
+        let mut client = IpvsClient::connect().map_err(Error::Netlink)?;
+        let kernel = kernel::read_table(&mut client).map_err(Error::ReadTable)?;
         let mut director = Director {
             config,
             config_path,
@@ -158,17 +158,15 @@ impl Director {
     }
 
     /// Makes the kernel match; returns what was sent.
-    pub fn reconcile(&mut self) -> Result<Applied, String> {
-        let current = kernel::read_table(&mut self.client)
-            .map_err(|e| format!("reading the IPVS table: {e}"))?;
+    pub fn reconcile(&mut self) -> Result<Applied, Error> {
+        let current = kernel::read_table(&mut self.client).map_err(Error::ReadTable)?;
         let want = desired(&self.config, |id| self.state_of(id));
         let requests = plan(&want, &current, &self.ownership());
         let changes: Vec<String> = requests.iter().map(kernel::describe).collect();
         for change in &changes {
             info!("{change}");
         }
-        let applied =
-            kernel::apply(&mut self.client, &requests).map_err(|e| format!("applying: {e}"))?;
+        let applied = kernel::apply(&mut self.client, &requests).map_err(Error::Apply)?;
         for failure in &applied.failures {
             warn!("{failure}");
         }
@@ -201,7 +199,7 @@ impl Director {
     }
 
     /// Re-reads the config; a bad one is refused and the running one stays.
-    pub fn reload(&mut self) -> Result<Applied, String> {
+    pub fn reload(&mut self) -> Result<Applied, Error> {
         let new = match lvs_config::load(&self.config_path) {
             Ok(config) => config,
             Err(e) => {
@@ -216,7 +214,7 @@ impl Director {
                 let _ = self.events.send(Event::ReloadRejected {
                     error: error.clone(),
                 });
-                return Err(error);
+                return Err(e.into());
             }
         };
         for (key, reals) in configured(&self.config) {
@@ -266,7 +264,7 @@ impl Director {
         real: SocketAddr,
         up: bool,
         detail: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let ids: Vec<ServerId> = self
             .config
             .virtual_servers
@@ -276,9 +274,7 @@ impl Director {
             .map(|key| (key, real))
             .collect();
         if ids.is_empty() {
-            return Err(format!(
-                "{real} is not a real server of any configured service"
-            ));
+            return Err(Error::NotAReal(real));
         }
         for id in ids {
             let before = self.health.insert(
@@ -340,7 +336,7 @@ impl Director {
     pub fn check_events(
         &mut self,
         events: impl IntoIterator<Item = check::Event<ServerId>>,
-    ) -> Result<Applied, String> {
+    ) -> Result<Applied, Error> {
         for event in events {
             self.note_health(event);
         }
@@ -380,8 +376,8 @@ impl Director {
         }
     }
 
-    fn status(&mut self) -> Result<Status, String> {
-        let kernel = kernel::read_table(&mut self.client).map_err(|e| e.to_string())?;
+    fn status(&mut self) -> Result<Status, Error> {
+        let kernel = kernel::read_table(&mut self.client).map_err(Error::Status)?;
         let mut services = Vec::new();
         for vs in &self.config.virtual_servers {
             let Some(key) = service_key(vs) else { continue };
@@ -453,7 +449,7 @@ impl Director {
         })
     }
 
-    fn handle(&mut self, request: Request) -> Result<Response, String> {
+    fn handle(&mut self, request: Request) -> Result<Response, Error> {
         match request {
             Request::Status => self.status().map(Response::Status),
             Request::Reload => self.reload().map(Response::Applied),
@@ -468,9 +464,7 @@ impl Director {
                     .iter()
                     .any(|vs| vs.real.iter().any(|r| r.address == real))
                 {
-                    return Err(format!(
-                        "{real} is not a real server of any configured service"
-                    ));
+                    return Err(Error::NotAReal(real));
                 }
                 if state == FeedbackState::Lost {
                     self.feedback.remove(&real);
@@ -494,7 +488,7 @@ impl Director {
 }
 
 /// Runs until SIGTERM/SIGINT. The table is left as it is on the way out.
-pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (events, _) = broadcast::channel(256);
     let mut director = Director::new(config, config_path, events.clone())?;
     director.apply_sysctls();
@@ -505,7 +499,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         let addr = lvs_control::metrics::address(base, "directord");
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("metrics on {addr}: {e}"))?;
+            .map_err(|source| Error::Metrics { addr, source })?;
         let mut registry = prometheus_client::registry::Registry::default();
         director.metrics.register(&mut registry);
         let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
@@ -542,9 +536,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let mut apply_failures =
         lvs_control::limits::RateLimit::new(std::time::Duration::from_secs(10));
 
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(Error::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();
     info!("serving {}", socket.display());

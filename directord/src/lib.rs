@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod daemon;
+pub mod error;
 pub mod kernel;
 pub mod metrics;
 pub mod reconcile;

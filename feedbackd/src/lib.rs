@@ -10,6 +10,7 @@
 
 pub mod agent_check;
 pub mod daemon;
+pub mod error;
 pub mod policy;
 pub mod procstat;
 pub mod report;

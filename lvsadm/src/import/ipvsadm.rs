@@ -201,7 +201,9 @@ fn service_line(
         match words[i] {
             "-s" | "--scheduler" => {
                 let name = value(words, &mut i, at)?;
-                scheduler = name.parse().map_err(|e: String| bad(at, e))?;
+                scheduler = name
+                    .parse()
+                    .map_err(|e: lvs_config::UnknownName| bad(at, e.to_string()))?;
             }
             "-p" | "--persistent" => {
                 // The timeout is optional on the command line; ipvsadm's default is 300 s.
@@ -237,7 +239,10 @@ fn service_line(
                                 }
                             }
                         }
-                        _ => flags.push(name.parse::<ServiceFlag>().map_err(|e| bad(at, e))?),
+                        _ => flags.push(
+                            name.parse::<ServiceFlag>()
+                                .map_err(|e| bad(at, e.to_string()))?,
+                        ),
                     }
                 }
             }
