@@ -8,9 +8,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::stream::{in_ranges, parse_status_line, ranges_text};
 use super::{ProbeError, ProbeResult, down, excerpt, io_failure};
 use crate::check::spec::{Dns, Exchange, Radius, Rcode, Sip};
+use crate::check::wire::http::{in_ranges, parse_status_line, ranges_text};
 use crate::check::wire::{WireError, dns, radius};
 
 /// Changing bits for ids, tags and authenticators: not secrets, only distinct per probe so a
