@@ -525,8 +525,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         check::ProbeContext::system(),
         check_tx,
         director.metrics.probe_unknown.clone(),
+        tokio::time::Instant::now(),
     );
-    checker.update(director.check_servers());
+    checker.update(director.check_servers(), tokio::time::Instant::now());
     director.checks = Some(checker.view());
     let mut checked_generation = director.generation;
     release_config_peak();
@@ -545,7 +546,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
 
     loop {
         if director.generation != checked_generation {
-            checker.update(director.check_servers());
+            checker.update(director.check_servers(), tokio::time::Instant::now());
             checked_generation = director.generation;
             release_config_peak();
         }
