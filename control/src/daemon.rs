@@ -203,7 +203,8 @@ impl<Req, Resp> ControlSocket<Req, Resp> {
     }
 }
 
-/// Why a daemon could not take its lock or serve its control socket.
+/// Why a daemon could not set up what every daemon has: its lock, its control socket, its
+/// metrics endpoint, its signal handlers.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error("control socket directory {}: {source}", path.display())]
@@ -229,6 +230,14 @@ pub enum SetupError {
     },
     #[error("control socket {}: {source}", path.display())]
     Bind { path: PathBuf, source: io::Error },
+    #[error("metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+    /// A signal handler could not be installed.
+    #[error(transparent)]
+    Signal(io::Error),
 }
 
 /// Takes `<socket_dir>/<daemon>.lock`: a second copy of a daemon would otherwise replace the

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lvs_config::Config;
+use lvs_control::daemon::SetupError;
 pub use lvs_control::directord::{
     Event, FeedbackState, Request, Response, ServerStatus, ServiceStatus, Status,
 };
@@ -499,7 +500,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         let addr = lvs_control::metrics::address(base, "directord");
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Metrics { addr, source })?;
+            .map_err(|source| SetupError::Metrics { addr, source })?;
         let mut registry = prometheus_client::registry::Registry::default();
         director.metrics.register(&mut registry);
         let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
@@ -537,9 +538,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let mut apply_failures =
         lvs_control::limits::RateLimit::new(std::time::Duration::from_secs(10));
 
-    let mut hangup = signal(SignalKind::hangup()).map_err(Error::Signal)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();
     info!("serving {}", socket.display());

@@ -1,7 +1,6 @@
 //! Why directord refused a request or could not start: one variant per cause, each with the
 //! text operators already read in logs and `lvsadm` replies.
 
-use std::io;
 use std::net::SocketAddr;
 
 /// A directord failure.
@@ -21,10 +20,7 @@ pub enum Error {
     Config(#[from] lvs_config::ConfigError),
     #[error("{0} is not a real server of any configured service")]
     NotAReal(SocketAddr),
-    #[error("metrics on {addr}: {source}")]
-    Metrics { addr: SocketAddr, source: io::Error },
+    /// The lock, control socket, metrics endpoint or signal handlers.
     #[error(transparent)]
-    Control(#[from] lvs_control::daemon::SetupError),
-    #[error(transparent)]
-    Signal(io::Error),
+    Setup(#[from] lvs_control::daemon::SetupError),
 }

@@ -16,10 +16,9 @@ pub enum Error {
     Signals(io::Error),
     #[error("listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: io::Error },
-    #[error("metrics on {addr}: {source}")]
-    Metrics { addr: SocketAddr, source: io::Error },
+    /// The lock, control socket, metrics endpoint or signal handlers.
     #[error(transparent)]
-    Control(#[from] lvs_control::daemon::SetupError),
+    Setup(#[from] lvs_control::daemon::SetupError),
 }
 
 /// Why a poll of an agent got no reply.

@@ -88,12 +88,9 @@ pub enum Error {
         interface: String,
         source: io::Error,
     },
-    #[error("metrics on {addr}: {source}")]
-    Metrics { addr: SocketAddr, source: io::Error },
+    /// The lock, control socket, metrics endpoint or signal handlers.
     #[error(transparent)]
-    Control(#[from] lvs_control::daemon::SetupError),
-    #[error(transparent)]
-    Signal(io::Error),
+    Setup(#[from] lvs_control::daemon::SetupError),
     /// Following a VRRP instance: vrrpd did not answer, or its event stream broke.
     #[error(transparent)]
     Vrrpd(#[from] lvs_control::ControlError),

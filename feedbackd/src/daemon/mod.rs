@@ -15,7 +15,7 @@ pub async fn serve_metrics(
     let addr = lvs_control::metrics::address(base, "feedbackd");
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| crate::error::Error::Metrics { addr, source })?;
+        .map_err(|source| lvs_control::daemon::SetupError::Metrics { addr, source })?;
     let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
     tokio::spawn(lvs_control::metrics::serve(
         listener,

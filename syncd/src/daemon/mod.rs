@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use lvs_config::{Config, Sync as SyncConfig, SyncRole};
+use lvs_control::daemon::SetupError;
 use lvs_control::syncd::{Dump, Entry, Event, Request, Response, SnapshotTaken, Status};
 use lvs_ipvs::{Daemon, DaemonState, IpvsClient, ServiceFlags, ServiceKey};
 use syncd::auth::Key;
@@ -866,7 +867,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         let addr = lvs_control::metrics::address(base, "syncd");
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Metrics { addr, source })?;
+            .map_err(|source| SetupError::Metrics { addr, source })?;
         let mut registry = prometheus_client::registry::Registry::default();
         syncd.metrics.register(&mut registry);
         tokio::spawn(lvs_control::metrics::serve(
@@ -889,9 +890,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         events,
     )?;
 
-    let mut hangup = signal(SignalKind::hangup()).map_err(Error::Signal)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
     let mut refresh = tokio::time::interval(ADDRESS_REFRESH);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();

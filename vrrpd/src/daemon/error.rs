@@ -2,7 +2,6 @@
 //! per cause, each with the text operators already read in logs.
 
 use std::io;
-use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
@@ -48,12 +47,9 @@ pub enum Error {
     Rtnetlink(io::Error),
     #[error("timerfd: {0}")]
     Timer(io::Error),
-    #[error("metrics on {addr}: {source}")]
-    Metrics { addr: SocketAddr, source: io::Error },
+    /// The lock, control socket, metrics endpoint or signal handlers.
     #[error(transparent)]
-    Control(#[from] lvs_control::daemon::SetupError),
-    #[error(transparent)]
-    Signal(io::Error),
+    Setup(#[from] lvs_control::daemon::SetupError),
 }
 
 /// What `--release-vips` could not remove.

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
+use lvs_control::daemon::SetupError;
 use lvs_control::ratelimit::{self, Repeats};
 use lvs_control::vrrpd::{
     Counters, DirectordStatus, Event, InstanceStatus, InterfaceStatus, Request, Status,
@@ -745,7 +746,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     }
     // Before any real-time running: the kernel's warning at half of rlimit_rttime (SIGXCPU)
     // would otherwise end vrrpd.
-    let mut rttime = signal(SignalKind::from_raw(libc::SIGXCPU)).map_err(Error::Signal)?;
+    let mut rttime = signal(SignalKind::from_raw(libc::SIGXCPU)).map_err(SetupError::Signal)?;
     let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Rtnetlink)?;
     tokio::spawn(connection);
     let (datagram_tx, mut datagrams) = mpsc::channel::<Datagram>(256);
@@ -777,9 +778,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         daemon.launch(ready, now).await?;
     }
 
-    let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(Error::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
     let lvs_control::daemon::ControlSocket {
         mut requests,
         shutdown,
@@ -789,7 +790,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         let address = lvs_control::metrics::address(base, "vrrpd");
         let listener = tokio::net::TcpListener::bind(address)
             .await
-            .map_err(|source| Error::Metrics {
+            .map_err(|source| SetupError::Metrics {
                 addr: address,
                 source,
             })?;

@@ -1,18 +1,11 @@
 //! POP3 as far as a health check goes (RFC 1939): "+OK" status lines, USER and PASS, QUIT.
 
-pub const QUIT: &[u8] = b"QUIT\r\n";
+/// USER and PASS are spelt as FTP's (RFC 1939 7, RFC 959 4.1.1).
+pub use super::ftp::{QUIT, pass, user};
 
 /// A positive status line; anything else ("-ERR ...") is a refusal.
 pub fn is_ok(line: &str) -> bool {
     line.starts_with("+OK")
-}
-
-pub fn user(name: &str) -> Vec<u8> {
-    format!("USER {name}\r\n").into_bytes()
-}
-
-pub fn pass(password: &str) -> Vec<u8> {
-    format!("PASS {password}\r\n").into_bytes()
 }
 
 #[cfg(test)]
