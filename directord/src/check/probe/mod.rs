@@ -117,6 +117,7 @@ fn outcome(result: ProbeResult) -> Outcome {
     match result {
         Ok(detail) => Outcome::up(detail),
         Err(ProbeError::Down(detail)) => Outcome::down(detail),
+        Err(limit @ ProbeError::ReadLimit(_)) => Outcome::down(limit.to_string()),
         Err(ProbeError::Unknown { cause, detail }) => Outcome::unknown(cause, detail),
     }
 }
@@ -135,6 +136,10 @@ pub(crate) enum ProbeError {
     /// The server failed the check.
     #[error("{0}")]
     Down(String),
+    /// The server sent `max_bytes` without the answer being complete: down, unless the
+    /// probe says more of what it had read.
+    #[error("read limit of {0} bytes reached")]
+    ReadLimit(usize),
     /// The director could not make the probe (see [`Exhausted`]).
     #[error("{detail}")]
     Unknown { cause: Exhausted, detail: String },
@@ -221,10 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
     /// Reads what is available; false at end of stream.
     pub async fn fill(&mut self) -> Result<bool, ProbeError> {
         if self.buf.len() >= self.max {
-            return Err(ProbeError::Down(format!(
-                "read limit of {} bytes reached",
-                self.max
-            )));
+            return Err(ProbeError::ReadLimit(self.max));
         }
         // Small while nothing has come: the buffer lives while the probe waits for the
         // server, and most answers (a status line, a greeting) fit.
@@ -273,4 +275,24 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The read budget is a cause of its own, not a text to recognise: a probe that wants to
+    // say more of what it read (the HTTP body check) matches the variant.
+    #[tokio::test]
+    async fn the_read_budget_is_a_typed_cause() {
+        let (client, mut server) = tokio::io::duplex(64);
+        server.write_all(b"0123456789").await.unwrap();
+        let mut conn = Bounded::new(client, 8);
+        while conn.fill().await.unwrap() && conn.buf.len() < 8 {}
+        let limit = conn.fill().await.unwrap_err();
+        assert_eq!(limit, ProbeError::ReadLimit(8));
+        let down = outcome(Err(limit));
+        assert!(down.is_down());
+        assert_eq!(down.detail, "read limit of 8 bytes reached");
+    }
 }

@@ -93,7 +93,7 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         match conn.fill().await {
             Ok(_) => {}
-            Err(ProbeError::Down(e)) if e.starts_with("read limit") => {
+            Err(ProbeError::ReadLimit(_)) => {
                 return Err(down!(
                     "status {status}, body does not match {:?} in the first {} bytes",
                     pattern.as_str(),
