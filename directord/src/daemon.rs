@@ -522,10 +522,13 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     )?;
 
     let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
-    let mut checker = check::Scheduler::with_unknown_counter(
+    let mut checker = check::Scheduler::with_counters(
         check::ProbeContext::system(),
         check_tx,
-        director.metrics.probe_unknown.clone(),
+        check::ProbeCounters {
+            unknown: director.metrics.probe_unknown.clone(),
+            down: director.metrics.probe_down.clone(),
+        },
         tokio::time::Instant::now(),
     );
     checker.update(director.check_servers(), tokio::time::Instant::now());

@@ -31,7 +31,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tracing::warn;
 
-use super::health::{Exhausted, HealthState, Transition, Verdict};
+use super::health::{DownCause, Exhausted, HealthState, Transition, Verdict};
 use super::probe::{self, ProbeContext};
 use super::spec::{CheckSpec, SpecError, Target};
 
@@ -54,6 +54,19 @@ fn on_grid(origin: Instant, t: Instant) -> Instant {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UnknownLabels {
     pub cause: Exhausted,
+}
+
+/// Probes that found the server down, by why.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DownLabels {
+    pub cause: DownCause,
+}
+
+/// The counters the probes feed (metrics, when registered).
+#[derive(Debug, Clone, Default)]
+pub struct ProbeCounters {
+    pub unknown: Family<UnknownLabels, Counter>,
+    pub down: Family<DownLabels, Counter>,
 }
 
 /// How often a shortage is logged at most: with thousands of servers, every probe in a
@@ -153,6 +166,7 @@ struct Common<Id> {
     /// Where the grid of probe starts begins.
     origin: Instant,
     unknown: Family<UnknownLabels, Counter>,
+    down: Family<DownLabels, Counter>,
     /// When a shortage was last logged, and how many unknowns since.
     unknown_log: Mutex<(Option<Instant>, u64)>,
 }
@@ -183,14 +197,15 @@ where
     /// Must be called within a tokio runtime; events go to `events`. Probe starts are put
     /// on a grid of [`SLOT`]s from `now`.
     pub fn new(ctx: ProbeContext, events: mpsc::Sender<Event<Id>>, now: Instant) -> Self {
-        Self::with_unknown_counter(ctx, events, Family::default(), now)
+        Self::with_counters(ctx, events, ProbeCounters::default(), now)
     }
 
-    /// [`Scheduler::new`], counting probes without a result in `unknown` (a metric).
-    pub fn with_unknown_counter(
+    /// [`Scheduler::new`], counting probes without a result and probes that found a server
+    /// down, by cause, in `counters` (metrics).
+    pub fn with_counters(
         ctx: ProbeContext,
         events: mpsc::Sender<Event<Id>>,
-        unknown: Family<UnknownLabels, Counter>,
+        counters: ProbeCounters,
         now: Instant,
     ) -> Self {
         Scheduler {
@@ -199,7 +214,8 @@ where
                 events,
                 health: Arc::new(Mutex::new(HashMap::new())),
                 origin: now,
-                unknown,
+                unknown: counters.unknown,
+                down: counters.down,
                 unknown_log: Mutex::new((None, 0)),
             }),
             servers: HashMap::new(),
@@ -389,8 +405,12 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
         .await;
         probes += 1;
         let now = Instant::now();
-        if let Verdict::Unknown(cause) = outcome.verdict {
-            common.count_unknown(cause, &outcome.detail, now);
+        match outcome.verdict {
+            Verdict::Unknown(cause) => common.count_unknown(cause, &outcome.detail, now),
+            Verdict::Down(cause) => {
+                common.down.get_or_create(&DownLabels { cause }).inc();
+            }
+            Verdict::Up => {}
         }
         let transition = health.record(now.into_std(), outcome);
         if let Some(entry) = common.health.lock().expect("health lock").get_mut(&id) {
@@ -506,6 +526,7 @@ mod tests {
             health: Arc::default(),
             origin: Instant::now(),
             unknown: Family::default(),
+            down: Family::default(),
             unknown_log: Mutex::new((None, 0)),
         };
         let t0 = Instant::now();
@@ -521,6 +542,40 @@ mod tests {
                 .into_iter()
                 .collect::<Vec<_>>(),
             [(Exhausted::Emfile, 2), (Exhausted::Enfile, 1)]
+        );
+    }
+
+    // Every probe that finds a server down is counted by its cause, the label a dashboard
+    // splits failures by.
+    #[tokio::test(start_paused = true)]
+    async fn down_probes_are_counted_by_cause() {
+        let counters = ProbeCounters::default();
+        let (tx, mut events) = mpsc::channel(16);
+        let origin = Instant::now();
+        let mut scheduler = Scheduler::with_counters(context(), tx, counters.clone(), origin);
+        let mut off = on_check(100);
+        off.spec.kind = super::super::spec::Kind::Off;
+        off.initial_up = Some(true);
+        scheduler.update([(1u32, off), (2, on_check(100))], origin);
+        // Server 1 goes down on its first probe, server 2 up.
+        for _ in 0..2 {
+            events.recv().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let off_probes = counters
+            .down
+            .get_or_create(&DownLabels {
+                cause: DownCause::Off,
+            })
+            .get();
+        // One probe every 100 ms for a second and a bit: 10 or 11, never one of server 2's.
+        assert!((10..=11).contains(&off_probes), "{off_probes}");
+        assert_eq!(
+            DownCause::ALL
+                .iter()
+                .map(|&cause| counters.down.get_or_create(&DownLabels { cause }).get())
+                .sum::<u64>(),
+            off_probes
         );
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::health::{Exhausted, Outcome};
+use super::health::{DownCause, Exhausted, Outcome};
 use super::spec::{CheckSpec, Exchange, Kind, Target};
 
 /// What probes share: TLS client settings, built once since loading the system roots reads
@@ -71,7 +71,7 @@ pub async fn run_until(
     let max = spec.max_bytes;
     let result = match &spec.kind {
         Kind::On => return Outcome::up("check is on"),
-        Kind::Off => return Outcome::down("check is off"),
+        Kind::Off => return Outcome::down(DownCause::Off, "check is off"),
         Kind::External(external) => {
             return Box::pin(external::run(external, target, timeout)).await;
         }
@@ -103,10 +103,10 @@ pub async fn run_until(
             };
             match tokio::time::timeout_at(deadline, probe).await {
                 Ok(result) => result,
-                Err(_) => Err(ProbeError::Down(format!(
-                    "timeout after {}",
-                    human(timeout)
-                ))),
+                Err(_) => Err(ProbeError::Down {
+                    cause: DownCause::Timeout,
+                    detail: format!("timeout after {}", human(timeout)),
+                }),
             }
         }
     };
@@ -116,16 +116,21 @@ pub async fn run_until(
 fn outcome(result: ProbeResult) -> Outcome {
     match result {
         Ok(detail) => Outcome::up(detail),
-        Err(ProbeError::Down(detail)) => Outcome::down(detail),
-        Err(limit @ ProbeError::ReadLimit(_)) => Outcome::down(limit.to_string()),
+        Err(ProbeError::Down { cause, detail }) => Outcome::down(cause, detail),
+        Err(limit @ ProbeError::ReadLimit(_)) => {
+            Outcome::down(DownCause::ReadLimit, limit.to_string())
+        }
         Err(ProbeError::Unknown { cause, detail }) => Outcome::unknown(cause, detail),
     }
 }
 
-/// `ProbeError::Down(format!(...))`.
+/// `ProbeError::Down` of a [`DownCause`] and a `format!`ted detail: `down!(Status, "...")`.
 macro_rules! down {
-    ($($arg:tt)*) => {
-        $crate::check::probe::ProbeError::Down(format!($($arg)*))
+    ($cause:ident, $($arg:tt)*) => {
+        $crate::check::probe::ProbeError::Down {
+            cause: $crate::check::health::DownCause::$cause,
+            detail: format!($($arg)*),
+        }
     };
 }
 pub(crate) use down;
@@ -134,8 +139,8 @@ pub(crate) use down;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ProbeError {
     /// The server failed the check.
-    #[error("{0}")]
-    Down(String),
+    #[error("{detail}")]
+    Down { cause: DownCause, detail: String },
     /// The server sent `max_bytes` without the answer being complete: down, unless the
     /// probe says more of what it had read.
     #[error("read limit of {0} bytes reached")]
@@ -145,15 +150,19 @@ pub(crate) enum ProbeError {
     Unknown { cause: Exhausted, detail: String },
 }
 
+/// An answer the probe could not make sense of (the `?` of a parse that says why).
 impl From<String> for ProbeError {
     fn from(detail: String) -> Self {
-        ProbeError::Down(detail)
+        ProbeError::Down {
+            cause: DownCause::Protocol,
+            detail,
+        }
     }
 }
 
 impl From<&str> for ProbeError {
     fn from(detail: &str) -> Self {
-        ProbeError::Down(detail.to_owned())
+        detail.to_owned().into()
     }
 }
 
@@ -176,7 +185,23 @@ pub(crate) fn io_failure(what: &str, e: &io::Error) -> ProbeError {
             cause,
             detail: format!("{what}: {e}"),
         },
-        None => ProbeError::Down(io_reason(what, e)),
+        None => ProbeError::Down {
+            cause: io_cause(e),
+            detail: io_reason(what, e),
+        },
+    }
+}
+
+/// The label of an I/O error the server caused.
+fn io_cause(e: &io::Error) -> DownCause {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => DownCause::Refused,
+        io::ErrorKind::ConnectionReset => DownCause::Reset,
+        io::ErrorKind::UnexpectedEof => DownCause::Closed,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            DownCause::Unreachable
+        }
+        _ => DownCause::Io,
     }
 }
 
@@ -251,7 +276,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
                 return Ok(text.trim_end_matches(['\r', '\n']).to_owned());
             }
             if !self.fill().await? {
-                return Err("connection closed mid-line".into());
+                return Err(down!(Closed, "connection closed mid-line"));
             }
         }
     }
@@ -260,7 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
     pub async fn take(&mut self, n: usize) -> Result<Vec<u8>, ProbeError> {
         while self.buf.len() < n {
             if !self.fill().await? {
-                return Err("connection closed mid-message".into());
+                return Err(down!(Closed, "connection closed mid-message"));
             }
         }
         Ok(self.buf.drain(..n).collect())

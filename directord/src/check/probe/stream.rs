@@ -61,9 +61,9 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if !conn.fill().await? {
             if conn.buf.is_empty() {
-                return Err("connection closed without a response".into());
+                return Err(down!(Closed, "connection closed without a response"));
             }
-            return Err("connection closed inside the response head".into());
+            return Err(down!(Closed, "connection closed inside the response head"));
         }
     };
     let head = String::from_utf8_lossy(&conn.buf[..head_end]).into_owned();
@@ -72,6 +72,7 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
         .ok_or_else(|| format!("not an HTTP response: {}", excerpt(status_line.as_bytes())))?;
     if !http::in_ranges(status, &check.statuses) {
         return Err(down!(
+            Status,
             "status {status} not in {}",
             http::ranges_text(&check.statuses)
         ));
@@ -87,6 +88,7 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if conn.eof || framing.complete(raw) || check.method == "HEAD" {
             return Err(down!(
+                Mismatch,
                 "status {status}, body does not match {:?}",
                 pattern.as_str()
             ));
@@ -95,6 +97,7 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(_) => {}
             Err(ProbeError::ReadLimit(_)) => {
                 return Err(down!(
+                    Mismatch,
                     "status {status}, body does not match {:?} in the first {} bytes",
                     pattern.as_str(),
                     conn.buf.len()
@@ -135,6 +138,7 @@ async fn expect_in_stream<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(true) => {}
             Ok(false) => {
                 return Err(down!(
+                    Mismatch,
                     "reply {:?} does not match {:?}",
                     excerpt(&conn.buf),
                     pattern.as_str()
@@ -167,7 +171,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Talk<S> {
         loop {
             let line = self.line().await?;
             let Some(reply) = smtp::ReplyLine::parse(&line) else {
-                return Err(down!("unexpected reply {:?}", excerpt(line.as_bytes())));
+                return Err(down!(
+                    Protocol,
+                    "unexpected reply {:?}",
+                    excerpt(line.as_bytes())
+                ));
             };
             if reply.last {
                 return Ok((reply.code, line));
@@ -177,9 +185,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Talk<S> {
 
     fn finish(&self, expect: Option<&Pattern>, detail: String) -> ProbeResult {
         match expect {
-            Some(pattern) if !pattern.is_match(&self.transcript) => {
-                Err(down!("dialogue does not match {:?}", pattern.as_str()))
-            }
+            Some(pattern) if !pattern.is_match(&self.transcript) => Err(down!(
+                Mismatch,
+                "dialogue does not match {:?}",
+                pattern.as_str()
+            )),
             _ => Ok(detail),
         }
     }
@@ -196,7 +206,7 @@ fn expect_code(what: &str, (code, line): (u16, String), accept: &[u16]) -> Resul
     if accept.contains(&code) {
         Ok(code)
     } else {
-        Err(down!("{what}: {}", excerpt(line.as_bytes())))
+        Err(down!(Rejected, "{what}: {}", excerpt(line.as_bytes())))
     }
 }
 
@@ -228,7 +238,7 @@ pub async fn pop(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext)
         if pop::is_ok(&line) {
             Ok(())
         } else {
-            Err(down!("{what}: {}", excerpt(line.as_bytes())))
+            Err(down!(Rejected, "{what}: {}", excerpt(line.as_bytes())))
         }
     };
     ok(t.line().await?, "greeting")?;
@@ -246,7 +256,11 @@ pub async fn imap(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext
     let mut t = talk(addr, max, ctx).await?;
     let greeting = t.line().await?;
     if !imap::greeting_ok(&greeting) {
-        return Err(down!("greeting: {}", excerpt(greeting.as_bytes())));
+        return Err(down!(
+            Rejected,
+            "greeting: {}",
+            excerpt(greeting.as_bytes())
+        ));
     }
     if let Some(login) = &d.login {
         t.conn
@@ -256,7 +270,7 @@ pub async fn imap(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext
             let line = t.line().await?;
             match imap::tagged_ok(&line, imap::LOGIN_TAG) {
                 Some(true) => break,
-                Some(false) => return Err(down!("LOGIN: {}", excerpt(line.as_bytes()))),
+                Some(false) => return Err(down!(Rejected, "LOGIN: {}", excerpt(line.as_bytes()))),
                 None => {}
             }
         }
@@ -290,12 +304,12 @@ async fn ldap_read<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Bounded<S>,
 ) -> Result<(u8, Option<u8>), ProbeError> {
     let head = conn.take(2).await?;
-    let len = match ldap::message_length([head[0], head[1]]).map_err(|e| down!("{e}"))? {
+    let len = match ldap::message_length([head[0], head[1]]).map_err(|e| down!(Protocol, "{e}"))? {
         ldap::Length::Short(len) => len,
         ldap::Length::Long(n) => ldap::long_length(&conn.take(n).await?),
     };
     let body = conn.take(len).await?;
-    ldap::parse_op(&body).map_err(|_| down!("truncated LDAP message"))
+    ldap::parse_op(&body).map_err(|_| down!(Protocol, "truncated LDAP message"))
 }
 pub async fn ldap(check: &Ldap, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
     let mut conn = Bounded::new(open(addr, ctx).await?, max);
@@ -307,9 +321,14 @@ pub async fn ldap(check: &Ldap, addr: SocketAddr, max: usize, ctx: &ProbeContext
     match ldap_read(&mut conn).await? {
         (ldap::BIND_RESPONSE, Some(0)) => {}
         (ldap::BIND_RESPONSE, Some(code)) => {
-            return Err(down!("bind failed with resultCode {code}"));
+            return Err(down!(Rejected, "bind failed with resultCode {code}"));
         }
-        (op, _) => return Err(down!("unexpected LDAP reply op 0x{op:02x} to bind")),
+        (op, _) => {
+            return Err(down!(
+                Protocol,
+                "unexpected LDAP reply op 0x{op:02x} to bind"
+            ));
+        }
     }
     let mut detail = "bind succeeded".to_owned();
     if let Some(base) = &check.search_base {
@@ -319,9 +338,17 @@ pub async fn ldap(check: &Ldap, addr: SocketAddr, max: usize, ctx: &ProbeContext
                 (ldap::SEARCH_RESULT_ENTRY | ldap::SEARCH_RESULT_REFERENCE, _) => continue,
                 (ldap::SEARCH_RESULT_DONE, Some(0)) => break,
                 (ldap::SEARCH_RESULT_DONE, Some(code)) => {
-                    return Err(down!("search of {base:?} failed with resultCode {code}"));
+                    return Err(down!(
+                        Rejected,
+                        "search of {base:?} failed with resultCode {code}"
+                    ));
                 }
-                (op, _) => return Err(down!("unexpected LDAP reply op 0x{op:02x} to search")),
+                (op, _) => {
+                    return Err(down!(
+                        Protocol,
+                        "unexpected LDAP reply op 0x{op:02x} to search"
+                    ));
+                }
             }
         }
         detail = format!("bind and search of {base:?} succeeded");
@@ -340,7 +367,11 @@ async fn mysql_packet<S: AsyncRead + AsyncWrite + Unpin>(
     let header = conn.take(mysql::HEADER_LEN).await?;
     let frame = mysql::Frame::parse(&header).map_err(|e| format!("mysql packet: {e}"))?;
     if frame.len == 0 || frame.len > max {
-        return Err(down!("mysql packet length {} out of bounds", frame.len));
+        return Err(down!(
+            Protocol,
+            "mysql packet length {} out of bounds",
+            frame.len
+        ));
     }
     Ok((frame.seq, conn.take(frame.len).await?))
 }
@@ -360,12 +391,18 @@ pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
     let (seq, payload) = mysql_packet(&mut conn, max).await?;
     if payload[0] == 0xff {
         return match mysql::Reply::parse(&payload) {
-            Ok(mysql::Reply::Err { code, message }) => Err(mysql_error(code, &message).into()),
+            Ok(mysql::Reply::Err { code, message }) => {
+                Err(down!(Rejected, "{}", mysql_error(code, &message)))
+            }
             _ => Err("mysql error packet truncated".into()),
         };
     }
     if payload[0] != 10 {
-        return Err(down!("mysql protocol version {}, not 10", payload[0]));
+        return Err(down!(
+            Protocol,
+            "mysql protocol version {}, not 10",
+            payload[0]
+        ));
     }
     let greeting = mysql::Greeting::parse(&payload).map_err(|e| format!("mysql greeting: {e}"))?;
     let version = greeting.version;
@@ -387,7 +424,9 @@ pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
                 let _ = conn.send(&mysql::frame(0, &[mysql::COM_QUIT])).await;
                 return Ok(format!("mysql {version}, logged in as {user}"));
             }
-            mysql::Reply::Err { code, message } => return Err(mysql_error(code, &message).into()),
+            mysql::Reply::Err { code, message } => {
+                return Err(down!(Rejected, "{}", mysql_error(code, &message)));
+            }
             mysql::Reply::AuthSwitch { plugin, data }
                 if plugin == mysql::NATIVE_PASSWORD && !switched =>
             {
@@ -398,12 +437,14 @@ pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
             }
             mysql::Reply::AuthSwitch { plugin, .. } => {
                 return Err(down!(
+                    Protocol,
                     "mysql asks for auth plugin {plugin}, only {} is supported",
                     mysql::NATIVE_PASSWORD
                 ));
             }
             mysql::Reply::Other(byte) => {
                 return Err(down!(
+                    Protocol,
                     "mysql sent unexpected packet 0x{byte:02x} during login"
                 ));
             }
@@ -419,7 +460,7 @@ async fn pg_message<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(u8, Vec<u8>), ProbeError> {
     let head = conn.take(pgsql::HEADER_LEN).await?;
     let (kind, body_len) = pgsql::header([head[0], head[1], head[2], head[3], head[4]])
-        .map_err(|len| down!("pgsql message length {len} invalid"))?;
+        .map_err(|len| down!(Protocol, "pgsql message length {len} invalid"))?;
     Ok((kind, conn.take(body_len).await?))
 }
 
@@ -435,7 +476,10 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
                 "pgsql answered SSLRequest with {}",
                 answer[0] as char
             )),
-            other => Err(down!("pgsql answered SSLRequest with byte 0x{other:02x}")),
+            other => Err(down!(
+                Protocol,
+                "pgsql answered SSLRequest with byte 0x{other:02x}"
+            )),
         };
     };
     conn.send(&pgsql::startup(user, db.database.as_deref()))
@@ -443,7 +487,7 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
     loop {
         let (kind, body) = pg_message(&mut conn).await?;
         match kind {
-            b'E' => return Err(down!("pgsql: {}", pgsql::error_text(&body))),
+            b'E' => return Err(down!(Rejected, "pgsql: {}", pgsql::error_text(&body))),
             b'R' if body.len() >= 4 => {
                 let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
                 let password = db.password.as_deref().unwrap_or("");
@@ -459,7 +503,12 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
                     // SCRAM needs a SHA-256 HMAC exchange this check does not carry; the
                     // server is up and talking the protocol, which is what it shows.
                     10 => return Ok("pgsql up (asks for SASL authentication)".to_owned()),
-                    other => return Err(down!("pgsql asks for unsupported auth method {other}")),
+                    other => {
+                        return Err(down!(
+                            Protocol,
+                            "pgsql asks for unsupported auth method {other}"
+                        ));
+                    }
                 }
             }
             // ParameterStatus, BackendKeyData, NoticeResponse: the backend starting up.
@@ -471,6 +520,7 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
             }
             other => {
                 return Err(down!(
+                    Protocol,
                     "pgsql sent unexpected message {:?} during login",
                     other as char
                 ));
