@@ -773,7 +773,7 @@ fn check_rules(check: &Check, inherited: Option<&Check>, at: &KeyPath, issues: &
     if let Some(ranges) = &check.expect_status {
         for (j, range) in ranges.iter().enumerate() {
             if let Err(message) = parse_status_range(range) {
-                issues.add(at.join("expect_status").join(j), message);
+                issues.add(at.join("expect_status").join(j), message.to_string());
             }
         }
     }
@@ -834,11 +834,14 @@ fn check_rules(check: &Check, inherited: Option<&Check>, at: &KeyPath, issues: &
     }
 }
 
+/// An `expect_status` entry that is neither a code nor a range of codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("status {0:?} is not a code or range such as \"200\" or \"200-299\" (100..599)")]
+pub struct BadStatusRange(pub String);
+
 /// "200" or "200-299", within 100..=599.
-pub fn parse_status_range(text: &str) -> Result<(u16, u16), String> {
-    let bad = || {
-        format!("status {text:?} is not a code or range such as \"200\" or \"200-299\" (100..599)")
-    };
+pub fn parse_status_range(text: &str) -> Result<(u16, u16), BadStatusRange> {
+    let bad = || BadStatusRange(text.to_owned());
     let (low, high) = match text.split_once('-') {
         Some((low, high)) => (low.trim(), high.trim()),
         None => (text.trim(), text.trim()),

@@ -210,6 +210,20 @@ impl Serialize for Netmask {
     }
 }
 
+/// A name that is not one of a keyword type's values (a scheduler, a check type...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown {} {given:?}; expected one of: {}",
+    kind.to_lowercase(),
+    expected.join(", ")
+)]
+pub struct UnknownName {
+    /// The type's name, as in the code: `Scheduler`.
+    pub kind: &'static str,
+    pub given: String,
+    pub expected: &'static [&'static str],
+}
+
 /// Deserializes a string through `FromStr`, so that enumerations keep their own error text.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -232,16 +246,15 @@ macro_rules! string_enum {
         }
 
         impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(format!(
-                        "unknown {} {:?}; expected one of: {}",
-                        stringify!($name).to_lowercase(),
-                        s,
-                        [$($text),+].join(", ")
-                    )),
+                    _ => Err(UnknownName {
+                        kind: stringify!($name),
+                        given: s.to_owned(),
+                        expected: &[$($text),+],
+                    }),
                 }
             }
         }
@@ -383,8 +396,12 @@ mod tests {
 
     #[test]
     fn enums_list_the_choices_on_error() {
-        let err = "wlcx".parse::<Scheduler>().unwrap_err();
+        let err = "wlcx".parse::<Scheduler>().unwrap_err().to_string();
         assert!(err.contains("rr, wrr"), "{err}");
+        assert!(
+            err.starts_with("unknown scheduler \"wlcx\"; expected one of: "),
+            "{err}"
+        );
         assert_eq!("mh".parse::<Scheduler>().unwrap(), Scheduler::Mh);
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::future::Future;
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -169,10 +170,16 @@ pub fn runtime(daemon: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
 
 /// The whole of a daemon's `main`: logging, the validated config (`--check` stops there),
 /// the runtime, then `body` until it returns.
-pub fn main<F, Fut>(daemon: &str, args: &lvs_config::ConfigArgs, check: bool, body: F) -> ExitCode
+pub fn main<F, Fut, E>(
+    daemon: &str,
+    args: &lvs_config::ConfigArgs,
+    check: bool,
+    body: F,
+) -> ExitCode
 where
     F: FnOnce(lvs_config::Config, PathBuf) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     init_logging();
     let config = match lvs_config::load_for_daemon(daemon, args, check) {
@@ -186,7 +193,7 @@ where
     };
     match runtime.block_on(body(config, args.path.clone())) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fatal(daemon, &e),
+        Err(e) => fatal(daemon, &e.to_string()),
     }
 }
 
@@ -249,33 +256,77 @@ impl<Req, Resp> ControlSocket<Req, Resp> {
     }
 }
 
+/// Why a daemon could not set up what every daemon has: its lock, its control socket, its
+/// metrics endpoint, its signal handlers.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("control socket directory {}: {source}", path.display())]
+    SocketDir { path: PathBuf, source: io::Error },
+    #[error("{}: {source}", path.display())]
+    LockFile { path: PathBuf, source: io::Error },
+    #[error(
+        "another {daemon} is running ({} is locked); refusing to take over its control socket",
+        path.display()
+    )]
+    AlreadyRunning { daemon: String, path: PathBuf },
+    #[error("{}: {errno}", path.display())]
+    Lock {
+        path: PathBuf,
+        errno: nix::errno::Errno,
+    },
+    #[error("control.group: no group named {0:?} on this host")]
+    NoGroup(String),
+    #[error("control.group {name:?}: {errno}")]
+    Group {
+        name: String,
+        errno: nix::errno::Errno,
+    },
+    #[error("control socket {}: {source}", path.display())]
+    Bind { path: PathBuf, source: io::Error },
+    #[error("metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: io::Error,
+    },
+    /// A signal handler could not be installed.
+    #[error(transparent)]
+    Signal(io::Error),
+}
+
 /// Takes `<socket_dir>/<daemon>.lock`: a second copy of a daemon would otherwise replace the
 /// first one's socket, leaving it running unreachable. Within one process the lock is shared:
 /// a daemon that restarts its body on reload serves anew while the old task still holds it.
-pub fn lock(socket_dir: &Path, daemon: &str) -> Result<Arc<Flock<File>>, String> {
+pub fn lock(socket_dir: &Path, daemon: &str) -> Result<Arc<Flock<File>>, SetupError> {
     static HELD: Mutex<BTreeMap<PathBuf, Weak<Flock<File>>>> = Mutex::new(BTreeMap::new());
     let path = socket_dir.join(format!("{daemon}.lock"));
     let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(lock) = held.get(&path).and_then(Weak::upgrade) {
         return Ok(lock);
     }
-    std::fs::create_dir_all(socket_dir)
-        .map_err(|e| format!("control socket directory {}: {e}", socket_dir.display()))?;
+    std::fs::create_dir_all(socket_dir).map_err(|source| SetupError::SocketDir {
+        path: socket_dir.to_owned(),
+        source,
+    })?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|source| SetupError::LockFile {
+            path: path.clone(),
+            source,
+        })?;
     let lock =
         Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| match errno {
-            nix::errno::Errno::EWOULDBLOCK => format!(
-                "another {daemon} is running ({} is locked); refusing to take over its control \
-                 socket",
-                path.display()
-            ),
-            errno => format!("{}: {errno}", path.display()),
+            nix::errno::Errno::EWOULDBLOCK => SetupError::AlreadyRunning {
+                daemon: daemon.to_owned(),
+                path: path.clone(),
+            },
+            errno => SetupError::Lock {
+                path: path.clone(),
+                errno,
+            },
         })?;
     let lock = Arc::new(lock);
     held.insert(path, Arc::downgrade(&lock));
@@ -283,16 +334,17 @@ pub fn lock(socket_dir: &Path, daemon: &str) -> Result<Arc<Flock<File>>, String>
 }
 
 /// The gid of `control.group`, which must exist.
-pub fn control_group(control: &lvs_config::Control) -> Result<Option<u32>, String> {
+pub fn control_group(control: &lvs_config::Control) -> Result<Option<u32>, SetupError> {
     let Some(name) = &control.group else {
         return Ok(None);
     };
     match nix::unistd::Group::from_name(name) {
         Ok(Some(group)) => Ok(Some(group.gid.as_raw())),
-        Ok(None) => Err(format!(
-            "control.group: no group named {name:?} on this host"
-        )),
-        Err(e) => Err(format!("control.group {name:?}: {e}")),
+        Ok(None) => Err(SetupError::NoGroup(name.clone())),
+        Err(errno) => Err(SetupError::Group {
+            name: name.clone(),
+            errno,
+        }),
     }
 }
 
@@ -301,7 +353,7 @@ pub fn serve_control<Req, Resp, Ev>(
     control: &lvs_config::Control,
     daemon: &str,
     events: broadcast::Sender<Ev>,
-) -> Result<ControlSocket<Req, Resp>, String>
+) -> Result<ControlSocket<Req, Resp>, SetupError>
 where
     Req: DeserializeOwned + Access + Send + 'static,
     Resp: Serialize + Send + Sync + 'static,
@@ -310,8 +362,10 @@ where
     let group = control_group(control)?;
     let lock = lock(&control.socket_dir, daemon)?;
     let path = crate::socket_path(&control.socket_dir, daemon);
-    let listener = crate::bind_for(&path, group)
-        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let listener = crate::bind_for(&path, group).map_err(|source| SetupError::Bind {
+        path: path.clone(),
+        source,
+    })?;
     let shutdown = CancellationToken::new();
     let (requests_tx, requests) = mpsc::channel(64);
     let serving = crate::serve(listener, requests_tx, events, shutdown.clone());

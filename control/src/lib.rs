@@ -64,13 +64,23 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct Incoming<Req, Resp> {
     pub request: Req,
-    reply: oneshot::Sender<Result<Resp, String>>,
+    reply: oneshot::Sender<Reply<Resp>>,
 }
 
 impl<Req, Resp> Incoming<Req, Resp> {
-    pub fn reply(self, response: Result<Resp, String>) {
+    /// The response, or why the request was refused (the error's text goes to the client).
+    pub fn reply<E: std::fmt::Display>(self, response: Result<Resp, E>) {
+        let reply = match response {
+            Ok(response) => Reply::Ok(response),
+            Err(why) => Reply::Error(why.to_string()),
+        };
         // The client may have gone; nothing to do then.
-        let _ = self.reply.send(response);
+        let _ = self.reply.send(reply);
+    }
+
+    /// [`Incoming::reply`] for a request that cannot be refused.
+    pub fn reply_ok(self, response: Resp) {
+        let _ = self.reply.send(Reply::Ok(response));
     }
 }
 
@@ -257,8 +267,7 @@ impl Client {
                         return Ok(());
                     }
                     match rx.await {
-                        Ok(Ok(response)) => Reply::Ok(response),
-                        Ok(Err(why)) => Reply::Error(why),
+                        Ok(reply) => reply,
                         Err(_) => Reply::Error("the daemon is shutting down".to_owned()),
                     }
                 }
@@ -616,7 +625,7 @@ mod tests {
         let mut requests = again.requests;
         tokio::spawn(async move {
             while let Some(incoming) = requests.recv().await {
-                incoming.reply(Ok("alive".to_owned()));
+                incoming.reply_ok("alive".to_owned());
             }
         });
         let reply: String = call_async(&again.path, &Req::Echo { text: "x".into() })

@@ -78,7 +78,7 @@ fn a_group_member_reads_status_but_changes_nothing() {
             async move {
                 while let Some(incoming) = requests.recv().await {
                     seen.lock().unwrap().push(format!("{:?}", incoming.request));
-                    incoming.reply(Ok(Response::Done {}));
+                    incoming.reply_ok(Response::Done {});
                 }
             }
         });

@@ -78,7 +78,7 @@ fn daemons_raise_the_soft_limit_to_the_hard_one() {
         let seen = Arc::clone(&seen);
         |_, _| async move {
             *seen.lock().unwrap() = Some(nofile().rlim_cur);
-            Ok(())
+            Ok::<(), std::convert::Infallible>(())
         }
     });
     assert_eq!(code, std::process::ExitCode::SUCCESS);

@@ -61,8 +61,9 @@ fn run(n: usize) {
             .collect();
         let (events, mut heard) = tokio::sync::mpsc::channel(1024);
         tokio::spawn(async move { while heard.recv().await.is_some() {} });
-        let mut scheduler = Scheduler::new(ProbeContext::system(), events);
-        scheduler.update(servers);
+        let mut scheduler =
+            Scheduler::new(ProbeContext::system(), events, tokio::time::Instant::now());
+        scheduler.update(servers, tokio::time::Instant::now());
         tokio::time::sleep(WARM_UP).await;
 
         let before: Vec<u64> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();

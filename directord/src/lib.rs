@@ -1,6 +1,7 @@
 //! directord: the one writer of the IPVS table on a director.
 
 pub mod check;
+pub mod error;
 pub mod kernel;
 pub mod reconcile;
 pub mod table;

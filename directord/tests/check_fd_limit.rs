@@ -41,7 +41,7 @@ async fn probes_out_of_descriptors_leave_health_alone() {
     });
 
     let (tx, mut events) = mpsc::channel(4096);
-    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
     let fast = |kind: Kind| {
         let mut spec = spec(kind);
         spec.timing.interval = Duration::from_millis(50);
@@ -61,7 +61,7 @@ async fn probes_out_of_descriptors_leave_health_alone() {
             })),
         )
     });
-    scheduler.update(connects.chain(externals));
+    scheduler.update(connects.chain(externals), tokio::time::Instant::now());
 
     // Healthy first: every server probed and up.
     tokio::time::sleep(Duration::from_millis(300)).await;

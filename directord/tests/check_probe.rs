@@ -17,7 +17,7 @@ use directord::check::spec::{
     Database, Dialogue, Dns, Exchange, External, Http, Kind, Ldap, Login, Pattern, Radius, Rcode,
     Sip, Target, Tls,
 };
-use directord::check::{CheckSpec, Outcome};
+use directord::check::{CheckSpec, DownCause, Outcome, Verdict};
 use regex::bytes::Regex;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UdpSocket};
@@ -50,6 +50,11 @@ fn assert_down(outcome: &Outcome, reason: &str) {
     );
 }
 
+/// Down for `cause`, the label probe_down counts it under.
+fn assert_cause(outcome: &Outcome, cause: DownCause) {
+    assert_eq!(outcome.verdict, Verdict::Down(cause), "{}", outcome.detail);
+}
+
 // ---------------------------------------------------------------- connect, tcp, udp, ping
 
 #[tokio::test]
@@ -58,7 +63,9 @@ async fn connect_up_and_refused() {
     let port = listener.local_addr().unwrap().port();
     assert_up(&run(&spec(Kind::Connect), port).await);
     drop(listener);
-    assert_down(&run(&spec(Kind::Connect), port).await, "connect refused");
+    let refused = run(&spec(Kind::Connect), port).await;
+    assert_down(&refused, "connect refused");
+    assert_cause(&refused, DownCause::Refused);
 }
 
 #[tokio::test]
@@ -162,10 +169,9 @@ async fn http_against_busybox_httpd() {
     assert_up(&outcome);
     assert_eq!(outcome.detail, "status 200");
 
-    assert_down(
-        &run(&spec(Kind::Http(http("/missing"))), port).await,
-        "status 404 not in 200-299",
-    );
+    let missing = run(&spec(Kind::Http(http("/missing"))), port).await;
+    assert_down(&missing, "status 404 not in 200-299");
+    assert_cause(&missing, DownCause::Status);
     let mut want_404 = http("/missing");
     want_404.statuses = vec![(404, 404)];
     assert_up(&run(&spec(Kind::Http(want_404)), port).await);
@@ -179,10 +185,9 @@ async fn http_against_busybox_httpd() {
     body.body = Some(Regex::new("hello from b.sybox").unwrap().into());
     assert_up(&run(&spec(Kind::Http(body.clone())), port).await);
     body.body = Some(Regex::new("goodbye").unwrap().into());
-    assert_down(
-        &run(&spec(Kind::Http(body)), port).await,
-        "body does not match",
-    );
+    let mismatch = run(&spec(Kind::Http(body)), port).await;
+    assert_down(&mismatch, "body does not match");
+    assert_cause(&mismatch, DownCause::Mismatch);
 
     let mut head = http("/");
     head.method = "HEAD".into();
@@ -265,7 +270,9 @@ async fn http_timeout_is_enforced() {
     let mut spec = spec(Kind::Http(http("/")));
     spec.timing.timeout = Duration::from_millis(300);
     let started = Instant::now();
-    assert_down(&run(&spec, port).await, "timeout after 300ms");
+    let timed_out = run(&spec, port).await;
+    assert_down(&timed_out, "timeout after 300ms");
+    assert_cause(&timed_out, DownCause::Timeout);
     assert!(started.elapsed() < Duration::from_millis(800));
 }
 
@@ -439,10 +446,9 @@ async fn smtp_against_aiosmtpd() {
     assert_up(&outcome);
     assert_eq!(outcome.detail, "smtp 220/250");
     assert_up(&run(&check(None, "^220 mx.example"), server.port).await);
-    assert_down(
-        &run(&check(login("probe", "wrong"), ""), server.port).await,
-        "AUTH: 535",
-    );
+    let refused = run(&check(login("probe", "wrong"), ""), server.port).await;
+    assert_down(&refused, "AUTH: 535");
+    assert_cause(&refused, DownCause::Rejected);
     assert_down(
         &run(&check(None, "ESMTP Exim"), server.port).await,
         "dialogue does not match \"ESMTP Exim\"",

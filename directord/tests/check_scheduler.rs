@@ -60,10 +60,12 @@ async fn first_runs_are_spread_over_the_interval() {
     let log = dir.path().join("runs");
     let command = format!("echo $LVS_REAL_PORT $(date +%s%N) >> {}", log.display());
     let (tx, _events) = mpsc::channel(16);
-    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
     let started = now_ns();
-    scheduler
-        .update((0..5u32).map(|i| (i, server(external(&command, false), 1000 + i as u16, 1000))));
+    scheduler.update(
+        (0..5u32).map(|i| (i, server(external(&command, false), 1000 + i as u16, 1000))),
+        tokio::time::Instant::now(),
+    );
     tokio::time::sleep(Duration::from_millis(950)).await;
     let mut offsets_ms: Vec<(u16, u128)> = lines(&log)
         .iter()
@@ -104,9 +106,13 @@ async fn probes_of_one_server_never_overlap() {
         log.display()
     );
     let (tx, _events) = mpsc::channel(16);
-    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
     // The interval is far shorter than a probe.
-    scheduler.insert(1u32, server(external(&command, false), 80, 20));
+    scheduler.insert(
+        1u32,
+        server(external(&command, false), 80, 20),
+        tokio::time::Instant::now(),
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     drop(scheduler);
     let seen = lines(&log);
@@ -122,11 +128,11 @@ async fn rise_and_fall_end_to_end() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, mut events) = mpsc::channel(16);
-    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
     let mut check = server(Kind::Connect, port, 50);
     check.spec.timing.rise = 2;
     check.spec.timing.fall = 3;
-    scheduler.insert(7u32, check);
+    scheduler.insert(7u32, check, tokio::time::Instant::now());
     no_event(&mut events, Duration::from_millis(300)).await;
     assert!(scheduler.health(&7).unwrap().probes >= 3);
 
@@ -155,18 +161,21 @@ async fn reload_keeps_health_of_kept_servers() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let open = listener.local_addr().unwrap().port();
     let (tx, mut events) = mpsc::channel(16);
-    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
     let failing = server(Kind::Connect, closed, 50);
-    scheduler.update([
-        (1u32, failing.clone()),
-        (2, server(Kind::Connect, open, 50)),
-    ]);
+    scheduler.update(
+        [
+            (1u32, failing.clone()),
+            (2, server(Kind::Connect, open, 50)),
+        ],
+        tokio::time::Instant::now(),
+    );
     let down = next_event(&mut events, Duration::from_secs(2)).await;
     assert_eq!((down.id, down.up), (1, false));
 
     // The same config again, less server 2: server 1 stays down (no reset to the initial
     // up state, so no event), server 2 is gone.
-    scheduler.update([(1u32, failing.clone())]);
+    scheduler.update([(1u32, failing.clone())], tokio::time::Instant::now());
     assert!(!scheduler.health(&1).unwrap().up);
     assert_eq!(scheduler.health(&2), None);
     assert_eq!(scheduler.len(), 1);
@@ -175,14 +184,14 @@ async fn reload_keeps_health_of_kept_servers() {
     // A changed check takes over from the next probe, from the state the server is in.
     let mut fixed = failing;
     fixed.spec.kind = Kind::On;
-    scheduler.update([(1u32, fixed)]);
+    scheduler.update([(1u32, fixed)], tokio::time::Instant::now());
     let up = next_event(&mut events, Duration::from_secs(2)).await;
     assert_eq!((up.id, up.up, up.detail.as_str()), (1, true, "check is on"));
 
     // A server adopted as down from the kernel table starts down whatever its check says.
     let mut adopted = server(Kind::Connect, open, 50);
     adopted.initial_up = Some(false);
-    scheduler.insert(3, adopted);
+    scheduler.insert(3, adopted, tokio::time::Instant::now());
     let up = next_event(&mut events, Duration::from_secs(2)).await;
     assert_eq!((up.id, up.up), (3, true));
     assert!(scheduler.remove(&3));
@@ -195,7 +204,7 @@ async fn dynamic_weight_follows_the_exit_code() {
     let code = dir.path().join("code");
     std::fs::write(&code, "7").unwrap();
     let (tx, mut events) = mpsc::channel(16);
-    let mut scheduler = Scheduler::new(ProbeContext::system(), tx);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
     scheduler.insert(
         1u32,
         server(
@@ -203,6 +212,7 @@ async fn dynamic_weight_follows_the_exit_code() {
             80,
             50,
         ),
+        tokio::time::Instant::now(),
     );
     let first = next_event(&mut events, Duration::from_secs(2)).await;
     assert_eq!((first.up, first.weight), (true, Some(5)));

@@ -217,7 +217,7 @@ async fn director(dir: &Path) {
     tokio::spawn(async move {
         while let Some(incoming) = requests.recv().await {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            incoming.reply(Ok(lvs_control::directord::Response::Done {}));
+            incoming.reply_ok(lvs_control::directord::Response::Done {});
         }
     });
 

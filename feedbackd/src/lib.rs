@@ -9,6 +9,7 @@
 //! - [`policy`]: director side, replies over time to a weight and a state.
 
 pub mod agent_check;
+pub mod error;
 pub mod policy;
 pub mod procstat;
 pub mod report;

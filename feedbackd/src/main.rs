@@ -53,12 +53,12 @@ fn main() -> ExitCode {
         let run = if agent {
             match config.agent.clone() {
                 Some(agent) => runtime.block_on(daemon::agent::run(&config, agent)),
-                None => Err("--agent needs an [agent] section in the config".to_owned()),
+                None => Err(feedbackd::error::Error::NoAgentSection),
             }
         } else {
             match config.feedback.clone() {
                 Some(feedback) => runtime.block_on(daemon::director::run(config.clone(), feedback)),
-                None => Err("no [feedback] section in the config: nothing to poll (use --agent on a real server)".to_owned()),
+                None => Err(feedbackd::error::Error::NoFeedbackSection),
             }
         };
         match run {
@@ -75,6 +75,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => lvs_control::daemon::fatal("feedbackd", &e),
+        Err(e) => lvs_control::daemon::fatal("feedbackd", &e.to_string()),
     }
 }

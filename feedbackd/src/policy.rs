@@ -282,7 +282,11 @@ impl ServerPolicy {
     }
 
     /// Connecting or reading failed. Changes nothing; see `lost_after`.
-    pub fn handle_poll_failure(&mut self, now: Instant, error: &str) -> Option<Decision> {
+    pub fn handle_poll_failure(
+        &mut self,
+        now: Instant,
+        error: impl std::fmt::Display,
+    ) -> Option<Decision> {
         self.poll_failures += 1;
         self.last_error = Some(format!("poll failed: {error}"));
         self.handle_timeout(now)

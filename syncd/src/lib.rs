@@ -12,6 +12,7 @@ pub mod auth;
 pub mod capture;
 pub mod conn;
 pub mod engine;
+pub mod error;
 pub mod mirror;
 pub mod procfs;
 pub mod wire;

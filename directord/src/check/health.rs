@@ -64,11 +64,93 @@ impl Exhausted {
     }
 }
 
+/// Why a probe found the server down. Each is a metric label ([`DownCause::as_str`]), so a
+/// dashboard tells a refusing server from a slow one or a wrong answer without reading the
+/// details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DownCause {
+    /// No answer within the check's timeout.
+    Timeout,
+    /// The connection was refused (or the port unreachable).
+    Refused,
+    /// The connection was reset.
+    Reset,
+    /// The server closed the connection before the answer was complete.
+    Closed,
+    /// The host or its network is unreachable.
+    Unreachable,
+    /// Another I/O error.
+    Io,
+    /// The TLS handshake failed.
+    Tls,
+    /// The answer did not fit in the check's `max_bytes`.
+    ReadLimit,
+    /// A status outside the wanted ones (HTTP, SIP, DNS rcode).
+    Status,
+    /// The answer does not match the check's pattern.
+    Mismatch,
+    /// The server refused the greeting or the login.
+    Rejected,
+    /// An answer the check could not read, or asks for what the check does not speak.
+    Protocol,
+    /// An external check's command failed.
+    Command,
+    /// The check is `off`.
+    Off,
+}
+
+impl DownCause {
+    pub const ALL: [DownCause; 14] = [
+        DownCause::Timeout,
+        DownCause::Refused,
+        DownCause::Reset,
+        DownCause::Closed,
+        DownCause::Unreachable,
+        DownCause::Io,
+        DownCause::Tls,
+        DownCause::ReadLimit,
+        DownCause::Status,
+        DownCause::Mismatch,
+        DownCause::Rejected,
+        DownCause::Protocol,
+        DownCause::Command,
+        DownCause::Off,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownCause::Timeout => "timeout",
+            DownCause::Refused => "refused",
+            DownCause::Reset => "reset",
+            DownCause::Closed => "closed",
+            DownCause::Unreachable => "unreachable",
+            DownCause::Io => "io",
+            DownCause::Tls => "tls",
+            DownCause::ReadLimit => "read_limit",
+            DownCause::Status => "status",
+            DownCause::Mismatch => "mismatch",
+            DownCause::Rejected => "rejected",
+            DownCause::Protocol => "protocol",
+            DownCause::Command => "command",
+            DownCause::Off => "off",
+        }
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for DownCause {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> std::fmt::Result {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
 /// What a probe says of the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Up,
-    Down,
+    Down(DownCause),
     /// The probe could not be made: no evidence either way, so no health change.
     Unknown(Exhausted),
 }
@@ -93,9 +175,9 @@ impl Outcome {
         }
     }
 
-    pub fn down(detail: impl Into<String>) -> Self {
+    pub fn down(cause: DownCause, detail: impl Into<String>) -> Self {
         Outcome {
-            verdict: Verdict::Down,
+            verdict: Verdict::Down(cause),
             weight: None,
             detail: detail.into(),
         }
@@ -114,7 +196,7 @@ impl Outcome {
     }
 
     pub fn is_down(&self) -> bool {
-        self.verdict == Verdict::Down
+        matches!(self.verdict, Verdict::Down(_))
     }
 }
 
@@ -189,7 +271,7 @@ impl HealthState {
         self.last_result = Some(now);
         let up = match outcome.verdict {
             Verdict::Up => true,
-            Verdict::Down => false,
+            Verdict::Down(_) => false,
             // Neither a success nor a failure: the streak and the state stay as they were,
             // and the next probe comes at the usual time.
             Verdict::Unknown(_) => {
@@ -271,7 +353,7 @@ mod tests {
     }
 
     fn bad() -> Outcome {
-        Outcome::down("connect refused")
+        Outcome::down(DownCause::Refused, "connect refused")
     }
 
     #[test]

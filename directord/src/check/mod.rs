@@ -8,7 +8,9 @@ pub mod scheduler;
 pub mod spec;
 pub mod wire;
 
-pub use health::{Exhausted, HealthState, Outcome, Transition, Verdict};
+pub use health::{DownCause, Exhausted, HealthState, Outcome, Transition, Verdict};
 pub use probe::ProbeContext;
-pub use scheduler::{Event, HealthView, Scheduler, Server, UnknownLabels, unknown_counts};
+pub use scheduler::{
+    DownLabels, Event, HealthView, ProbeCounters, Scheduler, Server, UnknownLabels, unknown_counts,
+};
 pub use spec::{CheckSpec, Kind, Target, Timing};

@@ -7,6 +7,11 @@
 //! in the same instant. Servers added later one by one take golden-ratio offsets, which stay
 //! evenly spread however many come.
 //!
+//! The clock comes in as an argument (`now`), as in the other cores: the grid starts at the
+//! `now` the scheduler was made with, and first probes are placed from the `now` of the
+//! update that added them. Each server's task sleeps and reads the time on tokio's clock, so
+//! a test on a paused runtime runs the schedule on a fake one.
+//!
 //! Probes start on a grid of [`SLOT`]s: the ones that fall in the same slot share one wake-up
 //! of the runtime (timers, epoll, clock reads) instead of one each, which at thousands of
 //! probes a second is most of what a probe costs beyond its own socket calls.
@@ -26,7 +31,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tracing::warn;
 
-use super::health::{Exhausted, HealthState, Transition, Verdict};
+use super::health::{DownCause, Exhausted, HealthState, Transition, Verdict};
 use super::probe::{self, ProbeContext};
 use super::spec::{CheckSpec, SpecError, Target};
 
@@ -49,6 +54,19 @@ fn on_grid(origin: Instant, t: Instant) -> Instant {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UnknownLabels {
     pub cause: Exhausted,
+}
+
+/// Probes that found the server down, by why.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DownLabels {
+    pub cause: DownCause,
+}
+
+/// The counters the probes feed (metrics, when registered).
+#[derive(Debug, Clone, Default)]
+pub struct ProbeCounters {
+    pub unknown: Family<UnknownLabels, Counter>,
+    pub down: Family<DownLabels, Counter>,
 }
 
 /// How often a shortage is logged at most: with thousands of servers, every probe in a
@@ -148,14 +166,14 @@ struct Common<Id> {
     /// Where the grid of probe starts begins.
     origin: Instant,
     unknown: Family<UnknownLabels, Counter>,
+    down: Family<DownLabels, Counter>,
     /// When a shortage was last logged, and how many unknowns since.
     unknown_log: Mutex<(Option<Instant>, u64)>,
 }
 
 impl<Id> Common<Id> {
-    fn count_unknown(&self, cause: Exhausted, detail: &str) {
+    fn count_unknown(&self, cause: Exhausted, detail: &str, now: Instant) {
         self.unknown.get_or_create(&UnknownLabels { cause }).inc();
-        let now = Instant::now();
         let mut log = self.unknown_log.lock().expect("unknown log lock");
         log.1 += 1;
         if log
@@ -176,24 +194,28 @@ impl<Id> Scheduler<Id>
 where
     Id: Clone + Eq + Hash + Debug + Send + Sync + 'static,
 {
-    /// Must be called within a tokio runtime; events go to `events`.
-    pub fn new(ctx: ProbeContext, events: mpsc::Sender<Event<Id>>) -> Self {
-        Self::with_unknown_counter(ctx, events, Family::default())
+    /// Must be called within a tokio runtime; events go to `events`. Probe starts are put
+    /// on a grid of [`SLOT`]s from `now`.
+    pub fn new(ctx: ProbeContext, events: mpsc::Sender<Event<Id>>, now: Instant) -> Self {
+        Self::with_counters(ctx, events, ProbeCounters::default(), now)
     }
 
-    /// [`Scheduler::new`], counting probes without a result in `unknown` (a metric).
-    pub fn with_unknown_counter(
+    /// [`Scheduler::new`], counting probes without a result and probes that found a server
+    /// down, by cause, in `counters` (metrics).
+    pub fn with_counters(
         ctx: ProbeContext,
         events: mpsc::Sender<Event<Id>>,
-        unknown: Family<UnknownLabels, Counter>,
+        counters: ProbeCounters,
+        now: Instant,
     ) -> Self {
         Scheduler {
             common: Arc::new(Common {
                 ctx,
                 events,
                 health: Arc::new(Mutex::new(HashMap::new())),
-                origin: Instant::now(),
-                unknown,
+                origin: now,
+                unknown: counters.unknown,
+                down: counters.down,
                 unknown_log: Mutex::new((None, 0)),
             }),
             servers: HashMap::new(),
@@ -203,8 +225,9 @@ where
 
     /// Makes the checked set exactly `servers` (on start and on every reload): servers no
     /// longer named stop, new ones start spread over their interval, and the ones kept keep
-    /// their health and streak, taking a changed check from their next probe on.
-    pub fn update(&mut self, servers: impl IntoIterator<Item = (Id, Server)>) {
+    /// their health and streak, taking a changed check from their next probe on. New servers'
+    /// first probes are spread from `now`.
+    pub fn update(&mut self, servers: impl IntoIterator<Item = (Id, Server)>, now: Instant) {
         let servers: Vec<(Id, Server)> = servers.into_iter().collect();
         let keep: std::collections::HashSet<&Id> = servers.iter().map(|(id, _)| id).collect();
         let gone: Vec<Id> = self
@@ -232,13 +255,13 @@ where
                     .interval
                     .mul_f64(slot as f64 / fresh as f64);
                 slot += 1;
-                self.start(id, server, offset);
+                self.start(id, server, now + offset);
             }
         }
     }
 
-    /// Adds or replaces one server.
-    pub fn insert(&mut self, id: Id, server: Server) {
+    /// Adds or replaces one server; a new one is first probed within an interval of `now`.
+    pub fn insert(&mut self, id: Id, server: Server, now: Instant) {
         if self.servers.contains_key(&id) {
             self.replace(&id, server);
             return;
@@ -246,7 +269,7 @@ where
         const GOLDEN: f64 = 0.618_033_988_749_895;
         let fraction = (self.added as f64 * GOLDEN).fract();
         let offset = server.spec.timing.interval.mul_f64(fraction);
-        self.start(id, server, offset);
+        self.start(id, server, now + offset);
     }
 
     /// Stops checking `id`; a probe in flight is dropped (an external command is killed).
@@ -297,7 +320,7 @@ where
         let _ = running.updates.send((server.spec, server.target));
     }
 
-    fn start(&mut self, id: Id, server: Server, offset: Duration) {
+    fn start(&mut self, id: Id, server: Server, first: Instant) {
         self.added += 1;
         let health = match server.initial_up {
             Some(up) => HealthState::with_state(server.spec.timing.clone(), up),
@@ -317,7 +340,7 @@ where
         let task = tokio::spawn(check_loop(
             id.clone(),
             health,
-            on_grid(self.common.origin, Instant::now() + offset),
+            on_grid(self.common.origin, first),
             receiver,
             Arc::clone(&self.common),
         ));
@@ -381,10 +404,14 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
         ))
         .await;
         probes += 1;
-        if let Verdict::Unknown(cause) = outcome.verdict {
-            common.count_unknown(cause, &outcome.detail);
-        }
         let now = Instant::now();
+        match outcome.verdict {
+            Verdict::Unknown(cause) => common.count_unknown(cause, &outcome.detail, now),
+            Verdict::Down(cause) => {
+                common.down.get_or_create(&DownLabels { cause }).inc();
+            }
+            Verdict::Up => {}
+        }
         let transition = health.record(now.into_std(), outcome);
         if let Some(entry) = common.health.lock().expect("health lock").get_mut(&id) {
             entry.up = health.is_up();
@@ -426,6 +453,129 @@ mod tests {
         assert_eq!(
             on_grid(origin, origin + SLOT * 7 + Duration::from_nanos(1)),
             origin + SLOT * 8
+        );
+    }
+
+    fn on_check(interval_ms: u64) -> Server {
+        let spec = CheckSpec {
+            timing: super::super::spec::Timing {
+                interval: Duration::from_millis(interval_ms),
+                retry_delay: Duration::from_millis(interval_ms),
+                rise: 1,
+                fall: 1,
+                ..Default::default()
+            },
+            port: None,
+            max_bytes: super::super::spec::DEFAULT_MAX_BYTES,
+            kind: super::super::spec::Kind::On,
+        };
+        let mut server = Server::new(spec, Target::new("192.0.2.10:80".parse().unwrap()));
+        // Down at first, so each server's first probe ("check is on") is an event.
+        server.initial_up = Some(false);
+        server
+    }
+
+    fn context() -> ProbeContext {
+        ProbeContext::with_roots(tokio_rustls::rustls::RootCertStore::empty())
+    }
+
+    // On a paused clock: the first probes of one update land at i/n of the interval from the
+    // `now` given, on the slot grid from the scheduler's own `now`, to the nanosecond.
+    #[tokio::test(start_paused = true)]
+    async fn first_probes_follow_the_given_now_on_a_fake_clock() {
+        let origin = Instant::now();
+        let (tx, mut events) = mpsc::channel(16);
+        let mut scheduler = Scheduler::new(context(), tx, origin);
+        // The update's `now`, not the runtime's, places the probes: 3 s on.
+        let added = origin + Duration::from_secs(3);
+        scheduler.update((0..4u32).map(|i| (i, on_check(1000))), added);
+        let mut firsts = Vec::new();
+        for _ in 0..4 {
+            let event = events.recv().await.unwrap();
+            assert!(event.up);
+            firsts.push((event.id, Instant::now() - origin));
+        }
+        let expected: Vec<(u32, Duration)> = (0..4u32)
+            .map(|i| {
+                let at = on_grid(origin, added + Duration::from_millis(250 * u64::from(i)));
+                (i, at - origin)
+            })
+            .collect();
+        assert_eq!(firsts, expected);
+        // 3 s + 250 ms falls between slots (7 ms each): the probe waits for 465 * 7 ms.
+        assert_eq!(expected[1].1, Duration::from_millis(3255));
+
+        // One server added later takes a golden-ratio offset from its own `now`.
+        let later = Instant::now() + Duration::from_secs(10);
+        scheduler.insert(9, on_check(1000), later);
+        let event = events.recv().await.unwrap();
+        assert_eq!(event.id, 9);
+        // The fifth server added: offset fract(4 * 0.618...) of the interval.
+        let offset = Duration::from_millis(1000).mul_f64((4.0 * 0.618_033_988_749_895f64).fract());
+        assert_eq!(Instant::now(), on_grid(origin, later + offset));
+    }
+
+    // A probe whose result is unknown is counted, and the log of it is limited by the `now`
+    // passed in, not by a clock read of its own.
+    #[test]
+    fn unknown_probes_are_logged_at_most_once_per_period() {
+        let (tx, _events) = mpsc::channel::<Event<u32>>(1);
+        let common = Common {
+            ctx: context(),
+            events: tx,
+            health: Arc::default(),
+            origin: Instant::now(),
+            unknown: Family::default(),
+            down: Family::default(),
+            unknown_log: Mutex::new((None, 0)),
+        };
+        let t0 = Instant::now();
+        common.count_unknown(Exhausted::Emfile, "connect: too many open files", t0);
+        assert_eq!(*common.unknown_log.lock().unwrap(), (Some(t0), 0));
+        common.count_unknown(Exhausted::Emfile, "again", t0 + Duration::from_secs(1));
+        assert_eq!(*common.unknown_log.lock().unwrap(), (Some(t0), 1));
+        let t1 = t0 + UNKNOWN_LOG_EVERY;
+        common.count_unknown(Exhausted::Enfile, "again", t1);
+        assert_eq!(*common.unknown_log.lock().unwrap(), (Some(t1), 0));
+        assert_eq!(
+            unknown_counts(&common.unknown)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [(Exhausted::Emfile, 2), (Exhausted::Enfile, 1)]
+        );
+    }
+
+    // Every probe that finds a server down is counted by its cause, the label a dashboard
+    // splits failures by.
+    #[tokio::test(start_paused = true)]
+    async fn down_probes_are_counted_by_cause() {
+        let counters = ProbeCounters::default();
+        let (tx, mut events) = mpsc::channel(16);
+        let origin = Instant::now();
+        let mut scheduler = Scheduler::with_counters(context(), tx, counters.clone(), origin);
+        let mut off = on_check(100);
+        off.spec.kind = super::super::spec::Kind::Off;
+        off.initial_up = Some(true);
+        scheduler.update([(1u32, off), (2, on_check(100))], origin);
+        // Server 1 goes down on its first probe, server 2 up.
+        for _ in 0..2 {
+            events.recv().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let off_probes = counters
+            .down
+            .get_or_create(&DownLabels {
+                cause: DownCause::Off,
+            })
+            .get();
+        // One probe every 100 ms for a second and a bit: 10 or 11, never one of server 2's.
+        assert!((10..=11).contains(&off_probes), "{off_probes}");
+        assert_eq!(
+            DownCause::ALL
+                .iter()
+                .map(|&cause| counters.down.get_or_create(&DownLabels { cause }).get())
+                .sum::<u64>(),
+            off_probes
         );
     }
 }

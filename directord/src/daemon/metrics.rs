@@ -6,7 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use directord::check::UnknownLabels;
+use directord::check::{DownLabels, UnknownLabels};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServerLabels {
@@ -33,6 +33,8 @@ pub struct Metrics {
     pub server_weight: Family<ServerLabels, Gauge>,
     /// Probes that could not be made for want of a director resource (health unchanged).
     pub probe_unknown: Family<UnknownLabels, Counter>,
+    /// Probes that found a real server down, by cause.
+    pub probe_down: Family<DownLabels, Counter>,
 }
 
 impl Metrics {
@@ -69,6 +71,37 @@ impl Metrics {
             "Probes without a result because the director ran short of descriptors, buffers \
              or memory; health is left as it was",
             self.probe_unknown.clone(),
+        );
+        registry.register(
+            "probe_down",
+            "Probes that found a real server down, by cause (timeout, refused, status, \
+             mismatch, rejected...)",
+            self.probe_down.clone(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use directord::check::DownCause;
+
+    #[test]
+    fn probe_down_is_exposed_by_cause() {
+        let metrics = Metrics::default();
+        metrics
+            .probe_down
+            .get_or_create(&DownLabels {
+                cause: DownCause::ReadLimit,
+            })
+            .inc();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("directord_probe_down_total{cause=\"read_limit\"} 1"),
+            "{text}"
         );
     }
 }

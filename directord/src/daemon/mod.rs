@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lvs_config::Config;
+use lvs_control::daemon::SetupError;
 pub use lvs_control::directord::{
     Event, FeedbackState, Request, Response, ServerStatus, ServiceStatus, Status,
 };
@@ -21,6 +22,7 @@ use tracing::{error, info, warn};
 
 use self::metrics::{Metrics, ResultLabels, ServerLabels};
 use directord::check;
+use directord::error::Error;
 use directord::kernel;
 use directord::reconcile::{Ownership, plan};
 use directord::table::{ServerId, ServerState, Table, configured, desired, service_key};
@@ -68,10 +70,9 @@ impl Director {
         config: Config,
         config_path: PathBuf,
         events: broadcast::Sender<Event>,
-    ) -> Result<Self, String> {
-        let mut client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
-        let kernel =
-            kernel::read_table(&mut client).map_err(|e| format!("reading the IPVS table: {e}"))?;
+    ) -> Result<Self, Error> {
+        let mut client = IpvsClient::connect().map_err(Error::Netlink)?;
+        let kernel = kernel::read_table(&mut client).map_err(Error::ReadTable)?;
         let mut director = Director {
             config,
             config_path,
@@ -160,17 +161,15 @@ impl Director {
     }
 
     /// Makes the kernel match; returns what was sent.
-    pub fn reconcile(&mut self) -> Result<Applied, String> {
-        let current = kernel::read_table(&mut self.client)
-            .map_err(|e| format!("reading the IPVS table: {e}"))?;
+    pub fn reconcile(&mut self) -> Result<Applied, Error> {
+        let current = kernel::read_table(&mut self.client).map_err(Error::ReadTable)?;
         let want = desired(&self.config, |id| self.state_of(id));
         let requests = plan(&want, &current, &self.ownership());
         let changes: Vec<String> = requests.iter().map(kernel::describe).collect();
         for change in &changes {
             info!("{change}");
         }
-        let applied =
-            kernel::apply(&mut self.client, &requests).map_err(|e| format!("applying: {e}"))?;
+        let applied = kernel::apply(&mut self.client, &requests).map_err(Error::Apply)?;
         for failure in &applied.failures {
             warn!("{failure}");
         }
@@ -203,7 +202,7 @@ impl Director {
     }
 
     /// Re-reads the config; a bad one is refused and the running one stays.
-    pub fn reload(&mut self) -> Result<Applied, String> {
+    pub fn reload(&mut self) -> Result<Applied, Error> {
         let new = match lvs_config::load(&self.config_path) {
             Ok(config) => config,
             Err(e) => {
@@ -218,7 +217,7 @@ impl Director {
                 let _ = self.events.send(Event::ReloadRejected {
                     error: error.clone(),
                 });
-                return Err(error);
+                return Err(e.into());
             }
         };
         for (key, reals) in configured(&self.config) {
@@ -268,7 +267,7 @@ impl Director {
         real: SocketAddr,
         up: bool,
         detail: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         let ids: Vec<ServerId> = self
             .config
             .virtual_servers
@@ -278,9 +277,7 @@ impl Director {
             .map(|key| (key, real))
             .collect();
         if ids.is_empty() {
-            return Err(format!(
-                "{real} is not a real server of any configured service"
-            ));
+            return Err(Error::NotAReal(real));
         }
         for id in ids {
             let before = self.health.insert(
@@ -342,7 +339,7 @@ impl Director {
     pub fn check_events(
         &mut self,
         events: impl IntoIterator<Item = check::Event<ServerId>>,
-    ) -> Result<Applied, String> {
+    ) -> Result<Applied, Error> {
         for event in events {
             self.note_health(event);
         }
@@ -382,8 +379,8 @@ impl Director {
         }
     }
 
-    fn status(&mut self) -> Result<Status, String> {
-        let kernel = kernel::read_table(&mut self.client).map_err(|e| e.to_string())?;
+    fn status(&mut self) -> Result<Status, Error> {
+        let kernel = kernel::read_table(&mut self.client).map_err(Error::Status)?;
         let mut services = Vec::new();
         for vs in &self.config.virtual_servers {
             let Some(key) = service_key(vs) else { continue };
@@ -455,7 +452,7 @@ impl Director {
         })
     }
 
-    fn handle(&mut self, request: Request) -> Result<Response, String> {
+    fn handle(&mut self, request: Request) -> Result<Response, Error> {
         match request {
             Request::Status => self.status().map(Response::Status),
             Request::Reload => self.reload().map(Response::Applied),
@@ -470,9 +467,7 @@ impl Director {
                     .iter()
                     .any(|vs| vs.real.iter().any(|r| r.address == real))
                 {
-                    return Err(format!(
-                        "{real} is not a real server of any configured service"
-                    ));
+                    return Err(Error::NotAReal(real));
                 }
                 if state == FeedbackState::Lost {
                     self.feedback.remove(&real);
@@ -496,7 +491,7 @@ impl Director {
 }
 
 /// Runs until SIGTERM/SIGINT. The table is left as it is on the way out.
-pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (events, _) = broadcast::channel(256);
     let mut director = Director::new(config, config_path, events.clone())?;
     director.apply_sysctls();
@@ -507,7 +502,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         let addr = lvs_control::metrics::address(base, "directord");
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("metrics on {addr}: {e}"))?;
+            .map_err(|source| SetupError::Metrics { addr, source })?;
         let mut registry = prometheus_client::registry::Registry::default();
         director.metrics.register(&mut registry);
         let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
@@ -529,12 +524,16 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     )?;
 
     let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
-    let mut checker = check::Scheduler::with_unknown_counter(
+    let mut checker = check::Scheduler::with_counters(
         check::ProbeContext::system(),
         check_tx,
-        director.metrics.probe_unknown.clone(),
+        check::ProbeCounters {
+            unknown: director.metrics.probe_unknown.clone(),
+            down: director.metrics.probe_down.clone(),
+        },
+        tokio::time::Instant::now(),
     );
-    checker.update(director.check_servers());
+    checker.update(director.check_servers(), tokio::time::Instant::now());
     director.checks = Some(checker.view());
     let mut checked_generation = director.generation;
     release_config_peak();
@@ -544,16 +543,16 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let mut apply_failures =
         lvs_control::limits::RateLimit::new(std::time::Duration::from_secs(10));
 
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();
     info!("serving {}", socket.display());
 
     loop {
         if director.generation != checked_generation {
-            checker.update(director.check_servers());
+            checker.update(director.check_servers(), tokio::time::Instant::now());
             checked_generation = director.generation;
             release_config_peak();
         }

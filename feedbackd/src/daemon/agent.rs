@@ -15,6 +15,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
 use super::listener::{CauseLabels, ListenerMetrics, Published, ReplyListener};
+use feedbackd::error::Error;
 use feedbackd::procstat::{IdleWindow, LoadAvg, MemInfo, ProcStat};
 use feedbackd::report::{self, Measurements, Override, ReportLog, ReportSettings, SignalOverride};
 use feedbackd::sockdiag;
@@ -32,14 +33,14 @@ fn signal_override() -> SignalOverride {
     }
 }
 
-pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exit, String> {
+pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exit, Error> {
     // Before anything answers: once the agent is seen up, these signals must not kill it.
     let (mut drain, mut undrain) = match (
         signal(SignalKind::user_defined1()),
         signal(SignalKind::user_defined2()),
     ) {
         (Ok(drain), Ok(undrain)) => (drain, undrain),
-        (Err(e), _) | (_, Err(e)) => return Err(format!("cannot handle SIGUSR1/SIGUSR2: {e}")),
+        (Err(e), _) | (_, Err(e)) => return Err(Error::Signals(e)),
     };
     let measure_failures = Family::<CauseLabels, Counter>::default();
     let mut sampler = Sampler::new(&agent, measure_failures.clone());
@@ -67,7 +68,10 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exi
         metrics,
         tokio::runtime::Handle::current(),
     )
-    .map_err(|e| format!("listen on {}: {e}", agent.listen))?;
+    .map_err(|source| Error::Listen {
+        addr: agent.listen,
+        source,
+    })?;
     super::serve_metrics(config, registry).await?;
     info!("agent listening on {}", agent.listen);
     super::notify_ready();

@@ -21,11 +21,12 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
 use feedbackd::agent_check::{AgentReply, MAX_REPLY_LEN, Packet};
+use feedbackd::error::{Error, PollError};
 use feedbackd::policy::{Decision, PolicySettings, ServerPolicy, StateHint};
 
 struct Polled {
     agent: usize,
-    result: Result<Vec<u8>, String>,
+    result: Result<Vec<u8>, PollError>,
 }
 
 struct Tracked {
@@ -94,7 +95,7 @@ fn configured_weight(config: &Config, real: SocketAddr) -> u32 {
         .map_or(1, |r| r.weight)
 }
 
-pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, String> {
+pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Error> {
     let now = Instant::now();
     let policy_settings = settings(&feedback);
     let mut agents: Vec<Tracked> = feedback
@@ -255,7 +256,7 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Stri
             }
             Some(incoming) = requests.recv() => {
                 let Request::Status = incoming.request;
-                incoming.reply(Ok(status(&agents, &metrics)));
+                incoming.reply_ok(status(&agents, &metrics));
             }
             exit = super::signalled() => {
                 shutdown.cancel();
@@ -373,7 +374,7 @@ fn spawn_poller(
             tick.tick().await;
             let result = match tokio::time::timeout(timeout, poll(address)).await {
                 Ok(result) => result,
-                Err(_) => Err(format!("no reply within {timeout:?}")),
+                Err(_) => Err(PollError::Timeout(timeout)),
             };
             if tx.send(Polled { agent, result }).await.is_err() {
                 return;
@@ -383,14 +384,12 @@ fn spawn_poller(
 }
 
 /// Connects and reads one line, at most haproxy's buffer size.
-async fn poll(address: SocketAddr) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect(address)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn poll(address: SocketAddr) -> Result<Vec<u8>, PollError> {
+    let mut stream = TcpStream::connect(address).await?;
     let mut reply = Vec::with_capacity(64);
     let mut chunk = [0u8; 512];
     while reply.len() < MAX_REPLY_LEN {
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let n = stream.read(&mut chunk).await?;
         if n == 0 {
             break;
         }

@@ -8,14 +8,14 @@ mod listener;
 pub async fn serve_metrics(
     config: &lvs_config::Config,
     registry: prometheus_client::registry::Registry,
-) -> Result<(), String> {
+) -> Result<(), feedbackd::error::Error> {
     let Some(base) = config.control.metrics else {
         return Ok(());
     };
     let addr = lvs_control::metrics::address(base, "feedbackd");
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("metrics on {addr}: {e}"))?;
+        .map_err(|source| lvs_control::daemon::SetupError::Metrics { addr, source })?;
     let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
     tokio::spawn(lvs_control::metrics::serve(
         listener,

@@ -1,5 +1,10 @@
 //! `ipvsadm -S` / `ipvsadm -Sn` save files: `-A` lines become virtual servers, `-a` lines their
 //! real servers. No health check is written, so directord reproduces the saved table as it is.
+//!
+//! Each line is read by the grammar of `lvsadm -R` ([`crate::ipvsadm::args::parse`]), so a
+//! file imports exactly when it restores, with the same defaults (wlc, 300 s persistence,
+//! direct routing and its port rule); this module only maps the parsed service and
+//! destination onto director.toml.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,51 +13,55 @@ use lvs_config::{
     Duration, Family, Forwarding, Netmask, OnFailure, Protocol, RealServer, Scheduler, ServiceFlag,
     VirtualServer,
 };
+use lvs_ipvs::{
+    AddressFamily, Destination, ForwardMethod, Service, ServiceFlags, ServiceKey, TunnelFlags,
+    TunnelType,
+};
 
 use super::{ErrorKind, ImportError, Origin, Output};
-
-/// How ipvsadm names a service on its command line.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Addr(Protocol, SocketAddr),
-    Mark(u32, Family),
-}
+use crate::ipvsadm::args::{self, Cmd};
 
 pub(crate) fn convert(text: &str, file: &str) -> Result<Output, ImportError> {
     let mut out = Output::default();
-    let mut index: HashMap<Key, usize> = HashMap::new();
+    let mut index: HashMap<ServiceKey, usize> = HashMap::new();
     for (n, raw) in text.lines().enumerate() {
         let at = Origin::new(file, n + 1);
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        if !matches!(
+            words[0].as_str(),
+            "-A" | "--add-service" | "-a" | "--add-server"
+        ) {
+            return Err(ImportError::new(
+                &at,
+                ErrorKind::Syntax,
+                format!(
+                    "expected an -A or -a line as ipvsadm -S writes them, found {:?}",
+                    words[0]
+                ),
+            ));
+        }
+        let invocation = args::parse(&words).map_err(|e| bad(&at, e.0))?;
         let mark = out.mark();
-        match words[0] {
-            "-A" | "--add-service" => {
-                let (key, service) = service_line(&words[1..], &at, &mut out)?;
+        match (invocation.cmd, invocation.service, invocation.dest) {
+            (Cmd::AddService, Some(service), _) => {
+                let key = service.key;
                 if index.contains_key(&key) {
-                    return Err(ImportError::new(
-                        &at,
-                        ErrorKind::BadValue,
-                        "service is added twice",
-                    ));
+                    return Err(bad(&at, "service is added twice"));
                 }
+                let service = virtual_server(&service, &at, &mut out)?;
                 index.insert(key, out.virtual_servers.len());
                 let block = out.block(at, service, mark);
                 out.virtual_servers.push(block);
             }
-            "-a" | "--add-server" => {
-                let (key, real, tunnel) = real_line(&words[1..], &at)?;
-                let Some(&i) = index.get(&key) else {
-                    return Err(ImportError::new(
-                        &at,
-                        ErrorKind::BadValue,
-                        "real server for a service that no -A line added",
-                    ));
+            (Cmd::AddDest, _, Some(dest)) => {
+                let Some(&i) = invocation.key.as_ref().and_then(|key| index.get(key)) else {
+                    return Err(bad(&at, "real server for a service that no -A line added"));
                 };
-                if let Some(tunnel) = tunnel {
+                if let Some(tunnel) = tunnel_options(&dest) {
                     out.unsupported(
                         &at,
                         tunnel,
@@ -60,17 +69,11 @@ pub(crate) fn convert(text: &str, file: &str) -> Result<Output, ImportError> {
                     );
                 }
                 let block = &mut out.virtual_servers[i];
-                block.value.real.push(real);
+                block.value.real.push(real_server(&dest));
                 block.children.push(at);
                 block.notes.end = out.unsupported.len();
             }
-            other => {
-                return Err(ImportError::new(
-                    &at,
-                    ErrorKind::Syntax,
-                    format!("expected an -A or -a line as ipvsadm -S writes them, found {other:?}"),
-                ));
-            }
+            _ => return Err(bad(&at, "incomplete command")),
         }
     }
     for block in &mut out.virtual_servers {
@@ -108,156 +111,72 @@ fn bad(at: &Origin, message: impl Into<String>) -> ImportError {
     ImportError::new(at, ErrorKind::BadValue, message)
 }
 
-fn value<'a>(words: &[&'a str], i: &mut usize, at: &Origin) -> Result<&'a str, ImportError> {
-    *i += 1;
-    words
-        .get(*i)
-        .copied()
-        .ok_or_else(|| bad(at, format!("{} needs a value", words[*i - 1])))
-}
-
-fn number<T: std::str::FromStr>(text: &str, what: &str, at: &Origin) -> Result<T, ImportError> {
-    text.parse()
-        .map_err(|_| bad(at, format!("invalid {what} {text:?}")))
-}
-
-/// `ip:port`, `[v6]:port` or a bare address (port 0), as ipvsadm prints them with -n.
-pub(crate) fn socket_addr(text: &str, at: &Origin) -> Result<SocketAddr, ImportError> {
-    if let Ok(addr) = text.parse() {
-        return Ok(addr);
-    }
-    let bare = text.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<std::net::IpAddr>()
-        .map(|ip| SocketAddr::new(ip, 0))
-        .map_err(|_| {
-            ImportError::new(
-                at,
-                ErrorKind::BadAddress,
-                format!("invalid address {text:?}; expected ip:port or [ipv6]:port"),
-            )
-        })
-}
-
-/// Reads the service-naming options shared by -A and -a; returns true when `words[*i]` was one.
-fn service_option(
-    words: &[&str],
-    i: &mut usize,
-    at: &Origin,
-    spec: &mut Option<(Option<Protocol>, String)>,
-    inet6: &mut bool,
-) -> Result<bool, ImportError> {
-    let protocol = match words[*i] {
-        "-t" | "--tcp-service" => Some(Protocol::Tcp),
-        "-u" | "--udp-service" => Some(Protocol::Udp),
-        "--sctp-service" => Some(Protocol::Sctp),
-        "-f" | "--fwmark-service" => None,
-        "-6" | "--ipv6" => {
-            *inet6 = true;
-            return Ok(true);
-        }
-        _ => return Ok(false),
-    };
-    let text = value(words, i, at)?;
-    *spec = Some((protocol, text.to_owned()));
-    Ok(true)
-}
-
-fn key_of(
-    spec: Option<(Option<Protocol>, String)>,
-    inet6: bool,
-    at: &Origin,
-) -> Result<Key, ImportError> {
-    match spec {
-        None => Err(bad(at, "no service given (-t, -u, --sctp-service or -f)")),
-        Some((Some(protocol), text)) => Ok(Key::Addr(protocol, socket_addr(&text, at)?)),
-        Some((None, text)) => {
-            let mark: u32 = number(&text, "fwmark", at)?;
-            Ok(Key::Mark(
-                mark,
-                if inet6 { Family::Inet6 } else { Family::Inet },
-            ))
-        }
-    }
-}
-
-fn service_line(
-    words: &[&str],
+/// A parsed `-A` as a virtual server; scheduler flags the model has no name for are noted.
+fn virtual_server(
+    service: &Service,
     at: &Origin,
     out: &mut Output,
-) -> Result<(Key, VirtualServer), ImportError> {
-    let mut spec = None;
-    let mut inet6 = false;
-    let mut scheduler = Scheduler::Wlc; // ipvsadm's default
-    let mut persistence = None;
-    let mut netmask = None;
-    let mut flags = Vec::new();
-    let mut engine = None;
-    let mut i = 0;
-    while i < words.len() {
-        if service_option(words, &mut i, at, &mut spec, &mut inet6)? {
-            i += 1;
-            continue;
-        }
-        match words[i] {
-            "-s" | "--scheduler" => {
-                let name = value(words, &mut i, at)?;
-                scheduler = name.parse().map_err(|e: String| bad(at, e))?;
-            }
-            "-p" | "--persistent" => {
-                // The timeout is optional on the command line; ipvsadm's default is 300 s.
-                let secs = match words.get(i + 1) {
-                    Some(next) if next.bytes().all(|b| b.is_ascii_digit()) => {
-                        i += 1;
-                        number(next, "persistence timeout", at)?
-                    }
-                    _ => 300,
-                };
-                persistence = Some(Duration::from_secs(secs));
-            }
-            "-M" | "--netmask" => {
-                let text = value(words, &mut i, at)?;
-                netmask = Some(
-                    text.parse::<Netmask>()
-                        .map_err(|e| ImportError::new(at, ErrorKind::BadAddress, e))?,
-                );
-            }
-            "-b" | "--sched-flags" => {
-                for name in value(words, &mut i, at)?.split(',') {
-                    match name {
-                        "flag-1" | "flag-2" | "flag-3" => {
-                            let named = sched_flag(name, scheduler);
-                            match named {
-                                Some(flag) => flags.push(flag),
-                                None => {
-                                    out.unsupported(
-                                        at,
-                                        format!("-b {name}"),
-                                        "the flag is not set",
-                                    );
-                                }
-                            }
-                        }
-                        _ => flags.push(name.parse::<ServiceFlag>().map_err(|e| bad(at, e))?),
-                    }
+) -> Result<VirtualServer, ImportError> {
+    let scheduler: Scheduler = service
+        .scheduler
+        .parse()
+        .map_err(|e: lvs_config::UnknownName| bad(at, e.to_string()))?;
+    let (address, fwmark, family, protocol) = match service.key {
+        ServiceKey::Inet {
+            protocol,
+            addr,
+            port,
+            ..
+        } => {
+            let protocol = match protocol {
+                lvs_ipvs::Protocol::Tcp => Protocol::Tcp,
+                lvs_ipvs::Protocol::Udp => Protocol::Udp,
+                lvs_ipvs::Protocol::Sctp => Protocol::Sctp,
+                lvs_ipvs::Protocol::Other(n) => {
+                    return Err(bad(
+                        at,
+                        format!("protocol {n} has no name in director.toml"),
+                    ));
                 }
-            }
-            "-o" | "--ops" => flags.push(ServiceFlag::OnePacket),
-            "--pe" => engine = Some(value(words, &mut i, at)?.to_owned()),
-            other => return Err(bad(at, format!("unknown service option {other:?}"))),
+            };
+            (Some(SocketAddr::new(addr, port)), None, None, protocol)
         }
-        i += 1;
-    }
-    let key = key_of(spec, inet6, at)?;
-    let (address, fwmark, family, protocol) = match &key {
-        Key::Addr(protocol, addr) => (Some(*addr), None, None, *protocol),
-        Key::Mark(mark, family) => (
+        ServiceKey::Fwmark { af, mark } => (
             None,
-            Some(*mark),
-            (*family == Family::Inet6).then_some(Family::Inet6),
+            Some(mark),
+            (af == AddressFamily::Inet6).then_some(Family::Inet6),
             Protocol::Tcp,
         ),
     };
-    let service = VirtualServer {
+    let af = service.key.af();
+    // -M: the grammar leaves the default (a host's mask) when none is given.
+    let netmask = (service.netmask != Service::default_netmask(af)).then(|| match af {
+        AddressFamily::Inet6 => Netmask {
+            prefix_len: service.netmask as u8,
+            dotted: false,
+        },
+        _ => Netmask {
+            prefix_len: service.netmask.count_ones() as u8,
+            dotted: true,
+        },
+    });
+    let mut flags = Vec::new();
+    if service.flags.contains(ServiceFlags::ONEPACKET) {
+        flags.push(ServiceFlag::OnePacket);
+    }
+    for (bit, name) in [
+        (ServiceFlags::SCHED1, "flag-1"),
+        (ServiceFlags::SCHED2, "flag-2"),
+        (ServiceFlags::SCHED3, "flag-3"),
+    ] {
+        if service.flags.contains(bit) {
+            match sched_flag(name, scheduler) {
+                Some(flag) => flags.push(flag),
+                None => out.unsupported(at, format!("-b {name}"), "the flag is not set"),
+            }
+        }
+    }
+    Ok(VirtualServer {
         name: None,
         address,
         fwmark,
@@ -265,16 +184,18 @@ fn service_line(
         protocol,
         scheduler,
         forwarding: Forwarding::Dr,
-        persistence,
+        persistence: service
+            .flags
+            .contains(ServiceFlags::PERSISTENT)
+            .then(|| Duration::from_secs(u64::from(service.timeout))),
         netmask,
         flags,
-        persistence_engine: engine,
+        persistence_engine: service.pe_name.clone(),
         on_failure: OnFailure::Quiescent,
         fallback: None,
         check: None,
         real: Vec::new(),
-    };
-    Ok((key, service))
+    })
 }
 
 /// flag-N is how ipvsadm names sh-*/mh-* flags for other schedulers.
@@ -288,67 +209,96 @@ pub(crate) fn sched_flag(name: &str, scheduler: Scheduler) -> Option<ServiceFlag
     }
 }
 
-fn real_line(
-    words: &[&str],
-    at: &Origin,
-) -> Result<(Key, RealServer, Option<String>), ImportError> {
-    let mut spec = None;
-    let mut inet6 = false;
-    let mut address = None;
-    let mut forwarding = Forwarding::Dr; // ipvsadm's default (-g)
-    let mut weight = 1;
-    let mut upper = 0;
-    let mut lower = 0;
-    let mut tunnel: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < words.len() {
-        if service_option(words, &mut i, at, &mut spec, &mut inet6)? {
-            i += 1;
-            continue;
-        }
-        match words[i] {
-            "-r" | "--real-server" => {
-                address = Some(socket_addr(value(words, &mut i, at)?, at)?);
-            }
-            "-g" | "--gatewaying" => forwarding = Forwarding::Dr,
-            "-m" | "--masquerading" => forwarding = Forwarding::Nat,
-            "-i" | "--ipip" => forwarding = Forwarding::Tun,
-            "-w" | "--weight" => weight = number(value(words, &mut i, at)?, "weight", at)?,
-            "-x" | "--u-threshold" => {
-                upper = number(value(words, &mut i, at)?, "upper threshold", at)?;
-            }
-            "-y" | "--l-threshold" => {
-                lower = number(value(words, &mut i, at)?, "lower threshold", at)?;
-            }
-            "--tun-type" => {
-                let kind = value(words, &mut i, at)?;
-                if kind != "ipip" {
-                    tunnel.push(format!("--tun-type {kind}"));
-                }
-            }
-            "--tun-port" => {
-                let port = value(words, &mut i, at)?;
-                tunnel.push(format!("--tun-port {port}"));
-            }
-            flag @ ("--tun-nocsum" | "--tun-csum" | "--tun-remcsum") => {
-                tunnel.push(flag.to_owned());
-            }
-            other => return Err(bad(at, format!("unknown real server option {other:?}"))),
-        }
-        i += 1;
-    }
-    let key = key_of(spec, inet6, at)?;
-    let Some(address) = address else {
-        return Err(bad(at, "-a without -r <real server>"));
+fn real_server(dest: &Destination) -> RealServer {
+    let forwarding = match dest.fwd {
+        ForwardMethod::Masq => Forwarding::Nat,
+        ForwardMethod::Tunnel => Forwarding::Tun,
+        ForwardMethod::Route | ForwardMethod::Local => Forwarding::Dr,
     };
-    let real = RealServer {
-        address,
-        weight,
+    RealServer {
+        address: SocketAddr::new(dest.addr, dest.port),
+        weight: dest.weight,
         forwarding: Some(forwarding),
-        upper_threshold: upper,
-        lower_threshold: lower,
+        upper_threshold: dest.u_threshold,
+        lower_threshold: dest.l_threshold,
         check: None,
-    };
-    let tunnel = (!tunnel.is_empty()).then(|| tunnel.join(" "));
-    Ok((key, real, tunnel))
+    }
+}
+
+/// The tunnel options of a `-a` as ipvsadm -S writes them, when the tunnel is not plain
+/// IPIP (the only one the model has); `None` for IPIP, whose checksum flags do not apply.
+fn tunnel_options(dest: &Destination) -> Option<String> {
+    if dest.fwd != ForwardMethod::Tunnel || dest.tun_type == TunnelType::Ipip {
+        return None;
+    }
+    let mut options = vec![format!(
+        "--tun-type {}",
+        match dest.tun_type {
+            TunnelType::Gue => "gue",
+            TunnelType::Gre => "gre",
+            TunnelType::Ipip => "ipip",
+        }
+    )];
+    if dest.tun_port != 0 {
+        options.push(format!("--tun-port {}", dest.tun_port));
+    }
+    for (flag, name) in [
+        (TunnelFlags::NOCSUM, "--tun-nocsum"),
+        (TunnelFlags::CSUM, "--tun-csum"),
+        (TunnelFlags::REMCSUM, "--tun-remcsum"),
+    ] {
+        if dest.tun_flags == flag {
+            options.push(name.to_owned());
+        }
+    }
+    Some(options.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvsadm::restore;
+
+    // Caught: the importer had a grammar of its own, looser than -R's, so files that
+    // `lvsadm -R` refuses imported anyway (a repeated option silently took the last value).
+    #[test]
+    fn a_file_imports_exactly_when_it_restores() {
+        for (file, refused_at, says) in [
+            (
+                "-A -t 192.0.2.1:80 -s wlc -s rr\n",
+                1,
+                "Multiple 'scheduler' options specified",
+            ),
+            (
+                "-A -t 192.0.2.1:80\n-a -t 192.0.2.1:80 -r 198.51.100.1:80 -m --tun-type gue\n",
+                2,
+                "tunnel options need the ipip forwarding method (-i)",
+            ),
+            (
+                "-A -t 192.0.2.1:80\n-a -t 192.0.2.1:80 -r 198.51.100.1:80 -w 1 --bogus\n",
+                2,
+                "unrecognized option '--bogus'",
+            ),
+        ] {
+            let restored = restore::parse(file).unwrap_err();
+            assert_eq!(restored, [format!("line {refused_at}: {says}")]);
+            let imported = convert(file, "t.save").unwrap_err();
+            assert_eq!(
+                (imported.line, imported.kind, imported.message.as_str()),
+                (refused_at, ErrorKind::BadValue, says),
+                "{file}"
+            );
+        }
+        let good = "-A -u 192.0.2.1:53 -s sh -b sh-port\n-a -u 192.0.2.1:53 -r 198.51.100.1 -m\n";
+        assert!(restore::parse(good).is_ok());
+        let out = convert(good, "t.save").unwrap();
+        let service = &out.virtual_servers[0].value;
+        assert_eq!(service.flags, [ServiceFlag::ShPort]);
+        // -R's rule: a real server without a port takes the service's.
+        assert_eq!(
+            service.real[0].address,
+            "198.51.100.1:53".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(service.forwarding, Forwarding::Nat);
+    }
 }

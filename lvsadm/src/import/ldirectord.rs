@@ -355,7 +355,10 @@ const OPTIONS: &[(&str, Setter)] = &[
         Ok(())
     }),
     ("scheduler", |o, at, _, v| {
-        o.scheduler = Some(v.parse().map_err(|e: String| bad(at, e))?);
+        o.scheduler = Some(
+            v.parse()
+                .map_err(|e: lvs_config::UnknownName| bad(at, e.to_string()))?,
+        );
         Ok(())
     }),
     ("persistent", |o, at, _, v| {
@@ -380,7 +383,10 @@ const OPTIONS: &[(&str, Setter)] = &[
     }),
     ("schedflags", |o, at, _, v| {
         for flag in v.split(',') {
-            o.flags.push(flag.parse().map_err(|e: String| bad(at, e))?);
+            o.flags.push(
+                flag.parse()
+                    .map_err(|e: lvs_config::UnknownName| bad(at, e.to_string()))?,
+            );
         }
         Ok(())
     }),

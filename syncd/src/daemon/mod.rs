@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use lvs_config::{Config, Sync as SyncConfig, SyncRole};
+use lvs_control::daemon::SetupError;
 use lvs_control::syncd::{Dump, Entry, Event, Request, Response, SnapshotTaken, Status};
 use lvs_ipvs::{Daemon, DaemonState, IpvsClient, ServiceFlags, ServiceKey};
 use syncd::auth::Key;
 use syncd::engine::{Action, Engine, EngineConfig, Role};
+use syncd::error::Error;
 use syncd::procfs::ToConnection;
 use syncd::wire::ProtocolVersion;
 use syncd::{Connection, FwdMethod, TimeoutCeilings, capture, procfs};
@@ -87,22 +89,22 @@ impl Syncd {
 
     /// Runs exactly the kernel daemon of `role`: the other one stopped, a running one with
     /// other settings restarted, a matching one adopted.
-    fn apply_kernel_role(&mut self, role: Role) -> Result<(), String> {
+    fn apply_kernel_role(&mut self, role: Role) -> Result<(), Error> {
         let (want, other) = match role {
             Role::Master => (DaemonState::Master, DaemonState::Backup),
             Role::Backup => (DaemonState::Backup, DaemonState::Master),
         };
         let wanted = self.kernel_daemon(want);
-        let running = self
-            .client
-            .daemons()
-            .map_err(|e| format!("listing kernel sync daemons: {e}"))?;
+        let running = self.client.daemons().map_err(Error::ListDaemons)?;
         let mut matching = false;
         for daemon in &running {
             if daemon.state == other {
                 self.client
                     .stop_daemon(other)
-                    .map_err(|e| format!("stopping the kernel {} daemon: {e}", other.as_str()))?;
+                    .map_err(|source| Error::StopDaemon {
+                        state: other,
+                        source,
+                    })?;
                 info!("stopped the kernel {} sync daemon", other.as_str());
             } else if daemon.mcast_ifn == wanted.mcast_ifn
                 && daemon.syncid == wanted.syncid
@@ -117,7 +119,10 @@ impl Syncd {
             } else {
                 self.client
                     .stop_daemon(want)
-                    .map_err(|e| format!("stopping the kernel {} daemon: {e}", want.as_str()))?;
+                    .map_err(|source| Error::StopDaemon {
+                        state: want,
+                        source,
+                    })?;
                 info!(
                     "stopped a kernel {} sync daemon with other settings",
                     want.as_str()
@@ -130,7 +135,10 @@ impl Syncd {
         }
         self.client
             .start_daemon(&wanted)
-            .map_err(|e| format!("starting the kernel {} daemon: {e}", want.as_str()))?;
+            .map_err(|source| Error::StartDaemon {
+                state: want,
+                source,
+            })?;
         info!(
             "started the kernel {} sync daemon on {} (syncid {}, group {})",
             want.as_str(),
@@ -320,9 +328,15 @@ impl Syncd {
     }
 
     /// Reads the kernel's table into the mirror (and, as master, resyncs the peers with it).
-    fn snapshot(&mut self) -> Result<usize, String> {
-        let text = std::fs::read_to_string(IP_VS_CONN).map_err(|e| format!("{IP_VS_CONN}: {e}"))?;
-        let rows = procfs::parse(&text).map_err(|e| format!("{IP_VS_CONN}: {e}"))?;
+    fn snapshot(&mut self) -> Result<usize, Error> {
+        let text = std::fs::read_to_string(IP_VS_CONN).map_err(|source| Error::ConnTableRead {
+            path: IP_VS_CONN,
+            source,
+        })?;
+        let rows = procfs::parse(&text).map_err(|source| Error::ConnTableParse {
+            path: IP_VS_CONN,
+            source,
+        })?;
         let methods = ForwardingMethods::read(&mut self.client)?;
         let mut conns = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -451,17 +465,13 @@ impl Syncd {
         Dump { entries }
     }
 
-    fn handle(&mut self, request: &Request) -> Result<Response, String> {
+    fn handle(&mut self, request: &Request) -> Result<Response, Error> {
         match request {
             Request::Status => Ok(Response::Status(Box::new(self.status()))),
             Request::Dump => Ok(Response::Dump(self.dump())),
             Request::Snapshot => {
                 if self.engine.role() != Role::Master {
-                    return Err(
-                        "a snapshot of the kernel table is taken in the master role only; \
-                                a backup's table comes from its master"
-                            .to_owned(),
-                    );
+                    return Err(Error::SnapshotOnBackup);
                 }
                 self.snapshot()
                     .map(|entries| Response::Snapshot(SnapshotTaken { entries }))
@@ -500,18 +510,20 @@ struct ForwardingMethods {
 }
 
 impl ForwardingMethods {
-    fn read(client: &mut IpvsClient) -> Result<ForwardingMethods, String> {
+    fn read(client: &mut IpvsClient) -> Result<ForwardingMethods, Error> {
         let mut methods = ForwardingMethods {
             by_service: HashMap::new(),
             by_dest: HashMap::new(),
         };
-        let services = client
-            .services()
-            .map_err(|e| format!("listing IPVS services: {e}"))?;
+        let services = client.services().map_err(Error::ListServices)?;
         for service in services {
-            let dests = client
-                .destinations(&service.key)
-                .map_err(|e| format!("listing destinations of {}: {e}", service.key))?;
+            let dests =
+                client
+                    .destinations(&service.key)
+                    .map_err(|source| Error::ListDestinations {
+                        key: service.key,
+                        source,
+                    })?;
             for dest in dests {
                 let addr = SocketAddr::new(dest.addr, dest.port);
                 let method = FwdMethod::from_bits(dest.fwd.to_u32());
@@ -577,18 +589,24 @@ fn longest_persistence(config: &Config) -> u32 {
 
 /// The shared key in `path`, which only its owner may read: a key others can read is no
 /// secret, and refusing it says so before the key leaks further.
-fn read_key(path: &Path) -> Result<Key, String> {
+fn read_key(path: &Path) -> Result<Key, Error> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("key_file {}: {e}", path.display()))?;
+    let io_error = |source| Error::KeyFile {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io_error)?;
     if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "key_file {}: mode {:o} lets others read the key; chmod 600 it",
-            path.display(),
-            meta.mode() & 0o777
-        ));
+        return Err(Error::KeyReadable {
+            path: path.to_owned(),
+            mode: meta.mode() & 0o777,
+        });
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("key_file {}: {e}", path.display()))?;
-    Key::from_file_contents(bytes).map_err(|e| format!("key_file {}: {e}", path.display()))
+    let bytes = std::fs::read(path).map_err(io_error)?;
+    Key::from_file_contents(bytes).map_err(|source| Error::Key {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// How many ports the kernel's sync daemons use from the group's port on
@@ -605,17 +623,16 @@ fn sync_ports(first: u16) -> u16 {
 
 /// The sync group, checked against the peers: one socket of the group's family talks to
 /// them all.
-fn one_family(sync: &SyncConfig) -> Result<SocketAddr, String> {
+fn one_family(sync: &SyncConfig) -> Result<SocketAddr, Error> {
     if let Some(peer) = sync
         .peers
         .iter()
         .find(|p| p.ip.is_ipv6() != sync.group.is_ipv6())
     {
-        return Err(format!(
-            "sync peer {peer}: not of the sync group {}'s family; syncd talks to its peers \
-             from one socket of that family",
-            sync.group
-        ));
+        return Err(Error::MixedFamilies {
+            peer: *peer,
+            group: sync.group,
+        });
     }
     Ok(sync.group)
 }
@@ -693,24 +710,20 @@ async fn follow_once(
     path: &Path,
     instance: &str,
     inputs: &mpsc::Sender<Input>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     use lvs_control::vrrpd;
-    let mut events = lvs_control::subscribe::<vrrpd::Event>(path)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status: vrrpd::Status = lvs_control::call_async(path, &vrrpd::Request::Status)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut events = lvs_control::subscribe::<vrrpd::Event>(path).await?;
+    let status: vrrpd::Status = lvs_control::call_async(path, &vrrpd::Request::Status).await?;
     let state = status
         .instances
         .iter()
         .find(|i| i.name == instance)
         .map(|i| i.state.clone())
-        .ok_or_else(|| format!("vrrpd has no instance {instance:?}"))?;
+        .ok_or_else(|| Error::NoInstance(instance.to_owned()))?;
     info!("VRRP instance {instance} is {state}");
     let _ = inputs.send(Input::Role(role_of_vrrp_state(&state))).await;
     while let Some(event) = events.recv().await {
-        match event.map_err(|e| e.to_string())? {
+        match event? {
             vrrpd::Event::State {
                 instance: name,
                 new,
@@ -722,18 +735,17 @@ async fn follow_once(
             _ => {}
         }
     }
-    Err("the event stream ended".to_owned())
+    Err(Error::EventsEnded)
 }
 
 /// Runs until SIGTERM/SIGINT.
-pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
-    let sync = config
-        .sync
-        .clone()
-        .ok_or("the config has no [sync] section")?;
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
+    let sync = config.sync.clone().ok_or(Error::NoSyncSection)?;
     let group = one_family(&sync)?;
-    let ifindex = net::if_index(&sync.interface)
-        .map_err(|e| format!("sync interface {}: {e}", sync.interface))?;
+    let ifindex = net::if_index(&sync.interface).map_err(|source| Error::Interface {
+        interface: sync.interface.clone(),
+        source,
+    })?;
     let (initial_role, role_source, follow) = match &sync.role {
         SyncRole::Master => (Role::Master, "static".to_owned(), None),
         SyncRole::Backup => (Role::Backup, "static".to_owned(), None),
@@ -744,12 +756,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             Some(instance.clone()),
         ),
     };
-    let client = IpvsClient::connect().map_err(|e| format!("IPVS netlink: {e}"))?;
+    let client = IpvsClient::connect().map_err(Error::Netlink)?;
     let unicast_port = sync.unicast_port();
-    let unicast_socket = Arc::new(
-        net::unicast_socket(group.is_ipv6(), unicast_port)
-            .map_err(|e| format!("unicast port {unicast_port}: {e}"))?,
-    );
+    let unicast_socket = Arc::new(net::unicast_socket(group.is_ipv6(), unicast_port).map_err(
+        |source| Error::UnicastSocket {
+            port: unicast_port,
+            source,
+        },
+    )?);
     let ports = sync_ports(group.port());
     if ports > 1 {
         info!(
@@ -761,15 +775,22 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let mut group_sockets = Vec::new();
     for port in group.port()..=group.port() + (ports - 1) {
         let at = SocketAddr::new(group.ip(), port);
-        group_sockets.push(
-            net::group_socket(at, ifindex)
-                .map_err(|e| format!("sync group {at} on {}: {e}", sync.interface))?,
-        );
+        group_sockets.push(net::group_socket(at, ifindex).map_err(|source| {
+            Error::GroupSocket {
+                group: at,
+                interface: sync.interface.clone(),
+                source,
+            }
+        })?);
     }
-    let inject_socket = net::inject_socket(group, ifindex, sync.ttl)
-        .map_err(|e| format!("injector socket: {e}"))?;
-    let tap = net::Tap::open(ifindex, group.is_ipv6(), group.port(), ports)
-        .map_err(|e| format!("packet tap on {}: {e}", sync.interface))?;
+    let inject_socket =
+        net::inject_socket(group, ifindex, sync.ttl).map_err(Error::InjectSocket)?;
+    let tap = net::Tap::open(ifindex, group.is_ipv6(), group.port(), ports).map_err(|source| {
+        Error::Tap {
+            interface: sync.interface.clone(),
+            source,
+        }
+    })?;
 
     let (inputs_tx, mut inputs) = mpsc::channel::<Input>(1024);
     tokio::spawn(receive_datagrams(
@@ -846,7 +867,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         let addr = lvs_control::metrics::address(base, "syncd");
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("metrics on {addr}: {e}"))?;
+            .map_err(|source| SetupError::Metrics { addr, source })?;
         let mut registry = prometheus_client::registry::Registry::default();
         syncd.metrics.register(&mut registry);
         tokio::spawn(lvs_control::metrics::serve(
@@ -869,9 +890,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         events,
     )?;
 
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
     let mut refresh = tokio::time::interval(ADDRESS_REFRESH);
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();

@@ -3,6 +3,7 @@
 //! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
 mod directord;
+mod error;
 mod link;
 mod metrics;
 mod realtime;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
+use lvs_control::daemon::SetupError;
 use lvs_control::ratelimit::{self, Repeats};
 use lvs_control::vrrpd::{
     Counters, DirectordStatus, Event, InstanceStatus, InterfaceStatus, Request, Status,
@@ -31,6 +33,7 @@ use vrrpd::instance::{Action, GarpConfig, Instance, InstanceConfig, State};
 use vrrpd::rx;
 use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
 
+use error::{Error, ReleaseFailure};
 use link::Link;
 use metrics::Metrics;
 use socket::VrrpSocket;
@@ -178,11 +181,14 @@ impl Daemon {
 
     /// The interface's index in `interfaces`, opening it on first use and, with `socket`,
     /// its socket of the family (with a receiver task).
-    fn interface(&mut self, name: &str, ipv6: bool, socket: bool) -> Result<usize, String> {
+    fn interface(&mut self, name: &str, ipv6: bool, socket: bool) -> Result<usize, Error> {
         let index = match self.interfaces.iter().position(|i| i.link.name == name) {
             Some(index) => index,
             None => {
-                let link = Link::open(name).map_err(|e| format!("interface {name}: {e}"))?;
+                let link = Link::open(name).map_err(|source| Error::Interface {
+                    name: name.to_owned(),
+                    source,
+                })?;
                 if let Err(e) = link::promote_secondaries(name) {
                     warn!(
                         "interface {name}: cannot set promote_secondaries, removing a VIP may remove others of its subnet: {e}"
@@ -213,7 +219,10 @@ impl Daemon {
             } else {
                 VrrpSocket::open_v4(name, ifindex)
             };
-            let socket = Arc::new(opened.map_err(|e| format!("VRRP socket on {name}: {e}"))?);
+            let socket = Arc::new(opened.map_err(|source| Error::Socket {
+                name: name.to_owned(),
+                source,
+            })?);
             spawn_receiver(
                 index,
                 false,
@@ -229,15 +238,21 @@ impl Daemon {
     /// Everything an instance needs that can fail (its interface and socket, its advert
     /// source, its virtual MAC), made without touching a running instance, so a reload can
     /// check every new instance before it changes anything.
-    async fn prepare(&mut self, instance: &VrrpInstance) -> Result<Prepared, String> {
+    async fn prepare(&mut self, instance: &VrrpInstance) -> Result<Prepared, Error> {
         let ipv6 = instance.is_ipv6();
         // A multicast vmac instance hears its peer on the macvlan (see vmac.rs), not here.
         let on_base = !instance.virtual_mac || !instance.unicast_peers.is_empty();
         let link = self
             .interface(&instance.interface, ipv6, on_base)
-            .map_err(|e| format!("{}: {e}", instance.name))?;
-        let core = Instance::new(instance_config(instance)?)
-            .map_err(|e| format!("{}: {e}", instance.name))?;
+            .map_err(|e| Error::Instance {
+                instance: instance.name.clone(),
+                source: Box::new(e),
+            })?;
+        let core =
+            Instance::new(instance_config(instance)?).map_err(|source| Error::InstanceConfig {
+                instance: instance.name.clone(),
+                source,
+            })?;
         // The macvlan of an instance this one replaces has its name: made once that one is gone.
         let vmac_deferred = instance.virtual_mac_name().is_some_and(|name| {
             self.instances
@@ -249,7 +264,10 @@ impl Daemon {
         } else {
             self.create_vmac(instance, link, core.config().primary_addr)
                 .await
-                .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?
+                .map_err(|source| Error::Vmac {
+                    instance: instance.name.clone(),
+                    source,
+                })?
         };
         let peers = instance
             .unicast_peers
@@ -276,7 +294,7 @@ impl Daemon {
     }
 
     /// Runs a prepared instance: from here it takes part in the election.
-    async fn launch(&mut self, prepared: Prepared, now: Instant) -> Result<(), String> {
+    async fn launch(&mut self, prepared: Prepared, now: Instant) -> Result<(), Error> {
         let Prepared {
             config: instance,
             core,
@@ -289,7 +307,10 @@ impl Daemon {
             vmac = self
                 .create_vmac(&instance, link, core.config().primary_addr)
                 .await
-                .map_err(|e| format!("{}: virtual MAC: {e}", instance.name))?;
+                .map_err(|source| Error::Vmac {
+                    instance: instance.name.clone(),
+                    source,
+                })?;
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -322,7 +343,7 @@ impl Daemon {
 
     /// Prepares every instance of `wanted`; if any cannot be, undoes the others and says why
     /// for each that failed.
-    async fn prepare_all(&mut self, wanted: &[&VrrpInstance]) -> Result<Vec<Prepared>, String> {
+    async fn prepare_all(&mut self, wanted: &[&VrrpInstance]) -> Result<Vec<Prepared>, Error> {
         let mut prepared = Vec::new();
         let mut failed = Vec::new();
         for instance in wanted {
@@ -337,7 +358,7 @@ impl Daemon {
         for ready in prepared {
             self.discard(ready).await;
         }
-        Err(failed.join("\n"))
+        Err(Error::Prepare(failed))
     }
 
     /// A reload changed fields of a running instance that do not take part in the election
@@ -582,8 +603,8 @@ impl Daemon {
     /// config stays as it was. Then instances whose election settings did not change keep
     /// running, those whose other fields changed (notify, tracking, gratuitous ARP) change in
     /// place, with no transition; changed ones restart, removed ones leave, new ones start.
-    async fn reload(&mut self) -> Result<(), String> {
-        let config = lvs_config::load(&self.config_path).map_err(|e| e.to_string())?;
+    async fn reload(&mut self) -> Result<(), Error> {
+        let config = lvs_config::load(&self.config_path)?;
         let wanted = &config.vrrp.instance;
         let mut in_place = Vec::new();
         let mut restart = Vec::new();
@@ -637,7 +658,7 @@ impl Daemon {
         self.apply_tracking(now);
         if !failed.is_empty() {
             // Only a virtual MAC made after its old instance went can fail here.
-            return Err(failed.join("\n"));
+            return Err(Error::Prepare(failed));
         }
         info!("reloaded {}", self.config_path.display());
         Ok(())
@@ -673,12 +694,11 @@ struct Prepared {
 /// Every instance's VIPs go from its interface, and its macvlan (with the VIPs on it) when it
 /// has a virtual MAC. A clean stop already released them (systemd says `SERVICE_RESULT=success`),
 /// and the peer may hold them by now: then nothing is done.
-pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), String> {
+pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), Error> {
     if std::env::var("SERVICE_RESULT").is_ok_and(|result| result == "success") {
         return Ok(());
     }
-    let (connection, handle, _) =
-        rtnetlink::new_connection().map_err(|e| format!("rtnetlink: {e}"))?;
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Rtnetlink)?;
     tokio::spawn(connection);
     let mut failed = Vec::new();
     for instance in &config.vrrp.instance {
@@ -686,7 +706,11 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), S
             match vmac::remove_stale(&handle, &name).await {
                 Ok(true) => info!(instance = %instance.name, "removed macvlan {name}"),
                 Ok(false) => {}
-                Err(e) => failed.push(format!("{}: {name}: {e}", instance.name)),
+                Err(source) => failed.push(ReleaseFailure::Macvlan {
+                    instance: instance.name.clone(),
+                    name,
+                    source,
+                }),
             }
         }
         // An interface that is gone took its addresses with it.
@@ -701,26 +725,29 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), S
                         info!(instance = %instance.name, "removed {vip} from {interface}");
                     }
                 }
-                Err(e) => failed.push(format!("{}: {vip}: {e}", instance.name)),
+                Err(source) => failed.push(ReleaseFailure::Address {
+                    instance: instance.name.clone(),
+                    vip: *vip,
+                    source,
+                }),
             }
         }
     }
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!("could not release:\n{}", failed.join("\n")))
+        Err(Error::Release(failed))
     }
 }
 
-pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     if config.vrrp.instance.is_empty() {
-        return Err("no [[vrrp.instance]] in the config: nothing to do".to_owned());
+        return Err(Error::NoInstances);
     }
     // Before any real-time running: the kernel's warning at half of rlimit_rttime (SIGXCPU)
     // would otherwise end vrrpd.
-    let mut rttime = signal(SignalKind::from_raw(libc::SIGXCPU)).map_err(|e| e.to_string())?;
-    let (connection, handle, _) =
-        rtnetlink::new_connection().map_err(|e| format!("rtnetlink: {e}"))?;
+    let mut rttime = signal(SignalKind::from_raw(libc::SIGXCPU)).map_err(SetupError::Signal)?;
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Rtnetlink)?;
     tokio::spawn(connection);
     let (datagram_tx, mut datagrams) = mpsc::channel::<Datagram>(256);
     let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
@@ -751,9 +778,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         daemon.launch(ready, now).await?;
     }
 
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
     let lvs_control::daemon::ControlSocket {
         mut requests,
         shutdown,
@@ -763,7 +790,10 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
         let address = lvs_control::metrics::address(base, "vrrpd");
         let listener = tokio::net::TcpListener::bind(address)
             .await
-            .map_err(|e| format!("metrics on {address}: {e}"))?;
+            .map_err(|source| SetupError::Metrics {
+                addr: address,
+                source,
+            })?;
         tokio::spawn(lvs_control::metrics::serve(
             listener,
             daemon.metrics.registry(),
@@ -774,7 +804,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();
 
     let mut poll_tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    let timer = PreciseTimer::new().map_err(|e| format!("timerfd: {e}"))?;
+    let timer = PreciseTimer::new().map_err(Error::Timer)?;
     loop {
         daemon.carry_out_all().await;
         let deadline = daemon
@@ -831,7 +861,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), String> {
             }
             Some(incoming) = requests.recv() => {
                 let Request::Status = incoming.request;
-                incoming.reply(Ok(status(&daemon)));
+                incoming.reply_ok(status(&daemon));
             }
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
@@ -1226,7 +1256,7 @@ fn notify(config: &VrrpInstance, old: State, new: State) {
     }
 }
 
-fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, String> {
+fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, Error> {
     let version = if instance.version == 3 {
         Version::V3
     } else {
@@ -1236,25 +1266,22 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, String> {
         Some(addr) => addr,
         None if instance.is_ipv6() => link::link_local_ipv6(&instance.interface)
             .map(IpAddr::V6)
-            .ok_or_else(|| {
-                format!(
-                    "{}: {} has no link-local IPv6 address to send adverts from",
-                    instance.name, instance.interface
-                )
+            .ok_or_else(|| Error::NoLinkLocal {
+                instance: instance.name.clone(),
+                interface: instance.interface.clone(),
             })?,
         None => link::primary_ipv4(&instance.interface)
             .map(IpAddr::V4)
-            .ok_or_else(|| {
-                format!(
-                    "{}: {} has no IPv4 address to send adverts from",
-                    instance.name, instance.interface
-                )
+            .ok_or_else(|| Error::NoIpv4 {
+                instance: instance.name.clone(),
+                interface: instance.interface.clone(),
             })?,
     };
     let auth = match &instance.auth {
         None | Some(ConfigAuth::None) => Auth::None,
-        Some(ConfigAuth::Pass { password }) => Auth::simple(password)
-            .ok_or_else(|| format!("{}: password longer than 8 bytes", instance.name))?,
+        Some(ConfigAuth::Pass { password }) => {
+            Auth::simple(password).ok_or_else(|| Error::PasswordTooLong(instance.name.clone()))?
+        }
     };
     let garp = garp_config(instance);
     Ok(InstanceConfig {

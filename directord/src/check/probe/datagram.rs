@@ -8,9 +8,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::stream::{in_ranges, parse_status_line, ranges_text};
 use super::{ProbeError, ProbeResult, down, excerpt, io_failure};
 use crate::check::spec::{Dns, Exchange, Radius, Rcode, Sip};
+use crate::check::wire::http::{in_ranges, parse_status_line, ranges_text};
 use crate::check::wire::{WireError, dns, radius};
 
 /// Changing bits for ids, tags and authenticators: not secrets, only distinct per probe so a
@@ -87,6 +87,7 @@ pub async fn udp_expect(exchange: &Exchange, addr: SocketAddr, max: usize) -> Pr
     let reply = &buf[..n];
     match &exchange.expect {
         Some(pattern) if !pattern.is_match(reply) => Err(down!(
+            Mismatch,
             "reply {:?} does not match {:?}",
             excerpt(reply),
             pattern.as_str()
@@ -117,16 +118,17 @@ pub async fn dns(check: &Dns, addr: SocketAddr) -> ProbeResult {
         return match check.expect_rcode {
             Some(expected) if expected as u8 == reply.rcode => Ok(format!("rcode {rcode}")),
             Some(expected) => Err(down!(
+                Status,
                 "rcode {rcode}, expected {}",
                 Rcode::name(expected as u8)
             )),
-            None if reply.rcode != 0 => Err(down!("rcode {rcode}")),
+            None if reply.rcode != 0 => Err(down!(Status, "rcode {rcode}")),
             None if reply.answer_types.contains(&check.record_type) => {
                 Ok(format!("{} answer(s)", reply.answer_types.len()))
             }
             // Over UDP a large answer comes back truncated; the server did answer.
             None if reply.truncated => Ok("truncated reply".to_owned()),
-            None => Err(down!("no answer of type {}", check.record_type)),
+            None => Err(down!(Mismatch, "no answer of type {}", check.record_type)),
         };
     }
 }
@@ -167,6 +169,7 @@ pub async fn sip(check: &Sip, addr: SocketAddr, max: usize) -> ProbeResult {
             Ok(format!("SIP status {status}"))
         } else {
             Err(down!(
+                Status,
                 "SIP status {status} not in {}",
                 ranges_text(&check.statuses)
             ))
@@ -203,13 +206,13 @@ pub async fn radius(check: &Radius, addr: SocketAddr) -> ProbeResult {
             radius::Packet::new_checked(&buf[..n]).map_err(|e| format!("bad RADIUS reply: {e}"))?;
         match radius::verify_reply(&packet, request.identifier, &authenticator, &check.secret) {
             Ok(radius::ACCESS_ACCEPT) => return Ok("Access-Accept".to_owned()),
-            Ok(radius::ACCESS_REJECT) => return Err("Access-Reject".into()),
+            Ok(radius::ACCESS_REJECT) => return Err(down!(Rejected, "Access-Reject")),
             Ok(radius::ACCESS_CHALLENGE) => {
                 return Err("Access-Challenge (multi-round login not supported)".into());
             }
-            Ok(code) => return Err(down!("RADIUS reply code {code}")),
+            Ok(code) => return Err(down!(Protocol, "RADIUS reply code {code}")),
             Err(WireError::WrongIdentifier) => continue,
-            Err(e) => return Err(down!("RADIUS reply: {e}")),
+            Err(e) => return Err(down!(Protocol, "RADIUS reply: {e}")),
         }
     }
 }

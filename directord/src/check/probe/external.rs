@@ -9,7 +9,7 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 
 use super::human;
-use crate::check::health::{Exhausted, Outcome, Verdict};
+use crate::check::health::{DownCause, Exhausted, Outcome, Verdict};
 use crate::check::spec::{External, Target};
 
 /// Kills the command's whole process group when dropped: on timeout, and when the
@@ -48,15 +48,22 @@ pub async fn run(external: &External, target: &Target, timeout: Duration) -> Out
             let detail = format!("cannot run /bin/sh: {e}");
             return match Exhausted::of(&e) {
                 Some(cause) => Outcome::unknown(cause, detail),
-                None => Outcome::down(detail),
+                None => Outcome::down(DownCause::Io, detail),
             };
         }
     };
     let guard = GroupGuard(child.id().map(|pid| Pid::from_raw(pid as i32)));
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => status,
-        Ok(Err(e)) => return Outcome::down(format!("waiting for the command: {e}")),
-        Err(_) => return Outcome::down(format!("timeout after {}, killed", human(timeout))),
+        Ok(Err(e)) => {
+            return Outcome::down(DownCause::Io, format!("waiting for the command: {e}"));
+        }
+        Err(_) => {
+            return Outcome::down(
+                DownCause::Timeout,
+                format!("timeout after {}, killed", human(timeout)),
+            );
+        }
     };
     // The shell has exited; whatever it left running in its group goes too, since a check
     // must not leave processes behind.
@@ -68,14 +75,14 @@ pub async fn run(external: &External, target: &Target, timeout: Duration) -> Out
 /// code - 2. Without it: 0 up, anything else down.
 pub fn verdict(code: Option<i32>, dynamic_weight: bool) -> Outcome {
     match code {
-        None => Outcome::down("killed by a signal"),
+        None => Outcome::down(DownCause::Command, "killed by a signal"),
         Some(0) => Outcome::up("exit 0"),
         Some(code @ 2..=255) if dynamic_weight => Outcome {
             verdict: Verdict::Up,
             weight: Some(code as u32 - 2),
             detail: format!("exit {code}, weight {}", code - 2),
         },
-        Some(code) => Outcome::down(format!("exit {code}")),
+        Some(code) => Outcome::down(DownCause::Command, format!("exit {code}")),
     }
 }
 

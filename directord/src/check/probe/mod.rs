@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::health::{Exhausted, Outcome};
+use super::health::{DownCause, Exhausted, Outcome};
 use super::spec::{CheckSpec, Exchange, Kind, Target};
 
 /// What probes share: TLS client settings, built once since loading the system roots reads
@@ -71,7 +71,7 @@ pub async fn run_until(
     let max = spec.max_bytes;
     let result = match &spec.kind {
         Kind::On => return Outcome::up("check is on"),
-        Kind::Off => return Outcome::down("check is off"),
+        Kind::Off => return Outcome::down(DownCause::Off, "check is off"),
         Kind::External(external) => {
             return Box::pin(external::run(external, target, timeout)).await;
         }
@@ -103,10 +103,10 @@ pub async fn run_until(
             };
             match tokio::time::timeout_at(deadline, probe).await {
                 Ok(result) => result,
-                Err(_) => Err(ProbeError::Down(format!(
-                    "timeout after {}",
-                    human(timeout)
-                ))),
+                Err(_) => Err(ProbeError::Down {
+                    cause: DownCause::Timeout,
+                    detail: format!("timeout after {}", human(timeout)),
+                }),
             }
         }
     };
@@ -116,15 +116,21 @@ pub async fn run_until(
 fn outcome(result: ProbeResult) -> Outcome {
     match result {
         Ok(detail) => Outcome::up(detail),
-        Err(ProbeError::Down(detail)) => Outcome::down(detail),
+        Err(ProbeError::Down { cause, detail }) => Outcome::down(cause, detail),
+        Err(limit @ ProbeError::ReadLimit(_)) => {
+            Outcome::down(DownCause::ReadLimit, limit.to_string())
+        }
         Err(ProbeError::Unknown { cause, detail }) => Outcome::unknown(cause, detail),
     }
 }
 
-/// `ProbeError::Down(format!(...))`.
+/// `ProbeError::Down` of a [`DownCause`] and a `format!`ted detail: `down!(Status, "...")`.
 macro_rules! down {
-    ($($arg:tt)*) => {
-        $crate::check::probe::ProbeError::Down(format!($($arg)*))
+    ($cause:ident, $($arg:tt)*) => {
+        $crate::check::probe::ProbeError::Down {
+            cause: $crate::check::health::DownCause::$cause,
+            detail: format!($($arg)*),
+        }
     };
 }
 pub(crate) use down;
@@ -133,22 +139,30 @@ pub(crate) use down;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ProbeError {
     /// The server failed the check.
-    #[error("{0}")]
-    Down(String),
+    #[error("{detail}")]
+    Down { cause: DownCause, detail: String },
+    /// The server sent `max_bytes` without the answer being complete: down, unless the
+    /// probe says more of what it had read.
+    #[error("read limit of {0} bytes reached")]
+    ReadLimit(usize),
     /// The director could not make the probe (see [`Exhausted`]).
     #[error("{detail}")]
     Unknown { cause: Exhausted, detail: String },
 }
 
+/// An answer the probe could not make sense of (the `?` of a parse that says why).
 impl From<String> for ProbeError {
     fn from(detail: String) -> Self {
-        ProbeError::Down(detail)
+        ProbeError::Down {
+            cause: DownCause::Protocol,
+            detail,
+        }
     }
 }
 
 impl From<&str> for ProbeError {
     fn from(detail: &str) -> Self {
-        ProbeError::Down(detail.to_owned())
+        detail.to_owned().into()
     }
 }
 
@@ -171,7 +185,23 @@ pub(crate) fn io_failure(what: &str, e: &io::Error) -> ProbeError {
             cause,
             detail: format!("{what}: {e}"),
         },
-        None => ProbeError::Down(io_reason(what, e)),
+        None => ProbeError::Down {
+            cause: io_cause(e),
+            detail: io_reason(what, e),
+        },
+    }
+}
+
+/// The label of an I/O error the server caused.
+fn io_cause(e: &io::Error) -> DownCause {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => DownCause::Refused,
+        io::ErrorKind::ConnectionReset => DownCause::Reset,
+        io::ErrorKind::UnexpectedEof => DownCause::Closed,
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+            DownCause::Unreachable
+        }
+        _ => DownCause::Io,
     }
 }
 
@@ -221,10 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
     /// Reads what is available; false at end of stream.
     pub async fn fill(&mut self) -> Result<bool, ProbeError> {
         if self.buf.len() >= self.max {
-            return Err(ProbeError::Down(format!(
-                "read limit of {} bytes reached",
-                self.max
-            )));
+            return Err(ProbeError::ReadLimit(self.max));
         }
         // Small while nothing has come: the buffer lives while the probe waits for the
         // server, and most answers (a status line, a greeting) fit.
@@ -249,7 +276,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
                 return Ok(text.trim_end_matches(['\r', '\n']).to_owned());
             }
             if !self.fill().await? {
-                return Err("connection closed mid-line".into());
+                return Err(down!(Closed, "connection closed mid-line"));
             }
         }
     }
@@ -258,7 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
     pub async fn take(&mut self, n: usize) -> Result<Vec<u8>, ProbeError> {
         while self.buf.len() < n {
             if !self.fill().await? {
-                return Err("connection closed mid-message".into());
+                return Err(down!(Closed, "connection closed mid-message"));
             }
         }
         Ok(self.buf.drain(..n).collect())
@@ -273,4 +300,24 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The read budget is a cause of its own, not a text to recognise: a probe that wants to
+    // say more of what it read (the HTTP body check) matches the variant.
+    #[tokio::test]
+    async fn the_read_budget_is_a_typed_cause() {
+        let (client, mut server) = tokio::io::duplex(64);
+        server.write_all(b"0123456789").await.unwrap();
+        let mut conn = Bounded::new(client, 8);
+        while conn.fill().await.unwrap() && conn.buf.len() < 8 {}
+        let limit = conn.fill().await.unwrap_err();
+        assert_eq!(limit, ProbeError::ReadLimit(8));
+        let down = outcome(Err(limit));
+        assert!(down.is_down());
+        assert_eq!(down.detail, "read limit of 8 bytes reached");
+    }
 }

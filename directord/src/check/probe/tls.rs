@@ -71,7 +71,7 @@ impl Clients {
         };
         connector.connect(name, tcp).await.map_err(|e| {
             match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
-                Some(tls_error) => down!("TLS handshake failed: {tls_error}"),
+                Some(tls_error) => down!(Tls, "TLS handshake failed: {tls_error}"),
                 None => io_failure("TLS handshake", &e),
             }
         })

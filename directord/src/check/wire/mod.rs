@@ -2,8 +2,15 @@
 //! representations, in the smoltcp style.
 
 pub mod dns;
+pub mod ftp;
+pub mod http;
+pub mod imap;
+pub mod ldap;
 pub mod mysql;
+pub mod pgsql;
+pub mod pop;
 pub mod radius;
+pub mod smtp;
 
 /// Why a reply could not be understood; one variant per cause, each with a stable label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +33,10 @@ pub enum WireError {
     BadAuthenticator,
     #[error("not a protocol 10 greeting")]
     NotAGreeting,
+    #[error("not an LDAP message")]
+    NotLdap,
+    #[error("bad BER length in LDAP reply")]
+    BadBerLength,
 }
 
 impl WireError {
@@ -40,6 +51,8 @@ impl WireError {
             WireError::WrongIdentifier => "wrong_identifier",
             WireError::BadAuthenticator => "bad_authenticator",
             WireError::NotAGreeting => "not_a_greeting",
+            WireError::NotLdap => "not_ldap",
+            WireError::BadBerLength => "bad_ber_length",
         }
     }
 }

@@ -378,7 +378,7 @@ impl Context {
                 }
             }
             if let Err(reason) = self.fit_reals(&mut service, node) {
-                self.skip(node, &reason);
+                self.skip(node, &reason.to_string());
                 continue;
             }
             let key = match (service.address, service.fwmark) {
@@ -403,7 +403,7 @@ impl Context {
 
     /// Drops what the model cannot hold for this particular address (family mismatches,
     /// DR port rewrites); `Err` when nothing usable is left.
-    fn fit_reals(&mut self, service: &mut VirtualServer, node: &Node) -> Result<(), String> {
+    fn fit_reals(&mut self, service: &mut VirtualServer, node: &Node) -> Result<(), NoRealFits> {
         let v6 = service.is_ipv6();
         let vport = service.address.map(|a| a.port()).filter(|p| *p != 0);
         let mut kept = Vec::new();
@@ -442,7 +442,7 @@ impl Context {
             kept.push(real);
         }
         if kept.is_empty() {
-            return Err("no real server fits the service; not imported".to_owned());
+            return Err(NoRealFits);
         }
         service.real = kept;
         if let Some(fallback) = service.fallback
@@ -528,8 +528,8 @@ impl Context {
                 }
                 "protocol" => {
                     let name = required_arg(child, 1, "TCP, UDP or SCTP")?;
-                    s.protocol = Some(name.to_ascii_lowercase().parse().map_err(|e: String| {
-                        ImportError::new(&child.at, ErrorKind::BadValue, e)
+                    s.protocol = Some(name.to_ascii_lowercase().parse().map_err(|e: lvs_config::UnknownName| {
+                        ImportError::new(&child.at, ErrorKind::BadValue, e.to_string())
                     })?);
                 }
                 "ops" => s.flags.push((child.clone(), "ops".to_owned())),
@@ -999,3 +999,8 @@ fn to_u128(address: IpAddr) -> u128 {
         IpAddr::V6(v6) => u128::from(v6),
     }
 }
+
+/// A service none of whose real servers the model can hold: it is left out of the import.
+#[derive(Debug, thiserror::Error)]
+#[error("no real server fits the service; not imported")]
+struct NoRealFits;
