@@ -363,6 +363,54 @@ fn a_restarted_crashed_master_releases_its_vips_and_the_client_stays_on_the_new_
     Ok(())
 }
 
+/// Caught by the fault soak: a master whose own link went down stayed MASTER, unheard; the
+/// backup took over and its gratuitous ARPs drew the client to it; when the link returned
+/// nothing drew the client back (the master never changed state) and the service was lost
+/// for 40 s. As keepalived (unless dont_track_primary), the instance's own interface is
+/// tracked: link down is FAULT, and the return goes through BACKUP to a takeover with
+/// gratuitous ARPs.
+#[test]
+fn a_master_whose_link_goes_down_faults_and_draws_the_client_back_on_its_return()
+-> Result<(), String> {
+    let Some((dir, lan)) = lan(&[
+        ("la", "192.0.2.11/24"),
+        ("lb", "192.0.2.12/24"),
+        ("lc", "192.0.2.50/24"),
+    ])?
+    else {
+        return Ok(());
+    };
+    let (a, b, client) = (lan.host(0), lan.host(1), lan.host(2));
+    let _a = start_vrrpd(a, &vrrpd_config(dir.path(), "la", 150, FAST)?)?;
+    let _b = start_vrrpd(b, &vrrpd_config(dir.path(), "lb", 100, FAST)?)?;
+    wait_for(TAKEOVER, || (has_vip(a) && !has_vip(b)).then_some(()))
+        .ok_or("the priority-150 vrrpd never took the VIP alone")?;
+    let (mac_a, mac_b) = (mac_of(a)?, mac_of(b)?);
+    let client_on = |mac: &str| {
+        let _ = client.run(&["ping", "-c", "1", "-W", "1", VIP]);
+        (neighbour_mac(client, VIP).as_deref() == Some(mac)).then_some(())
+    };
+    wait_for(TAKEOVER, || client_on(&mac_a)).ok_or("the client never reached a")?;
+
+    a.ip(&["link", "set", "eth0", "down"])?;
+    wait_for(TAKEOVER, || has_vip(b).then_some(())).ok_or("b never took over")?;
+    wait_for(Duration::from_secs(3), || {
+        (vrrpd_status(dir.path(), "la").ok()?["instances"][0]["state"] == "FAULT").then_some(())
+    })
+    .ok_or("a master whose own link is down must go to FAULT")?;
+    assert!(!has_vip(a), "a in FAULT gives up the VIP");
+    wait_for(TAKEOVER, || client_on(&mac_b))
+        .ok_or("b's gratuitous ARPs never reached the client")?;
+
+    a.ip(&["link", "set", "eth0", "up"])?;
+    wait_for(TAKEOVER, || (has_vip(a) && !has_vip(b)).then_some(()))
+        .ok_or("a did not take the VIP back when its link returned")?;
+    // No flush: the client must be drawn back by a's gratuitous ARPs.
+    wait_for(Duration::from_secs(3), || client_on(&mac_a))
+        .ok_or("the client's neighbour entry stayed on b after a took the VIP back")?;
+    Ok(())
+}
+
 /// Caught: nothing released the VIPs of a vrrpd that died uncleanly (the unit's ExecStopPost
 /// now runs `vrrpd --release-vips`). After a clean stop (`SERVICE_RESULT=success`) it does
 /// nothing, as the peer may hold the VIP by then.

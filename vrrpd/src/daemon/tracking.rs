@@ -55,6 +55,23 @@ impl Tracking {
                 observation: Observation::Healthy(up),
             });
         }
+        // keepalived tracks an instance's own interface unless told not to (dont_track_primary):
+        // a master whose link goes down goes to FAULT and gives up its addresses, so when the
+        // link returns it comes back through BACKUP and takes over with gratuitous ARPs. Left
+        // master, it stayed unheard while the backup drew the neighbours to itself, and nothing
+        // drew them back when the link returned (the fault soak: the client lost the service
+        // for 40 s after the master's link went down and up).
+        if !config
+            .track_interfaces
+            .iter()
+            .any(|t| t.name == config.interface)
+        {
+            objects.push(Object {
+                weight: 0,
+                source: Source::Interface(config.interface.clone()),
+                observation: Observation::Healthy(true),
+            });
+        }
         for t in &config.track_interfaces {
             objects.push(Object {
                 weight: t.weight,
