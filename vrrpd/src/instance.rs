@@ -602,7 +602,6 @@ impl Instance {
             if let Some(delay) = delay {
                 self.schedule_burst(now + delay, GarpBurst::LowerPriority, repeat);
             }
-            self.drain_garps(now);
         }
         // Equal priority from our own address is a looped-back copy: ignore.
     }
