@@ -6,6 +6,7 @@
 
 pub mod diagnostic;
 pub mod model;
+pub mod reference;
 mod validate;
 pub mod values;
 
