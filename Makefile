@@ -1,5 +1,5 @@
 # The two commands of README.md, and the install target packagers use.
-.PHONY: test demo build install
+.PHONY: test demo build install deb
 
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -20,6 +20,10 @@ demo:
 
 build:
 	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) cargo build --locked --workspace --bins $(if $(filter release,$(PROFILE)),--release,)
+
+# lvs-director_VERSION_ARCH.deb in target/deb: binaries, units, manual pages, completions.
+deb:
+	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) scripts/build-deb --profile $(PROFILE)
 
 # DESTDIR-aware: `make install DESTDIR=/tmp/root PREFIX=/usr`.
 install: build
