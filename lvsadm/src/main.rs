@@ -43,6 +43,8 @@ enum Command {
     Sync(Daemon),
     /// feedbackd: each agent's last reply and the weight derived from it
     Feedback(Daemon),
+    /// keepalived's genhash: the MD5 digest of a page, as an http check's `digest` wants it
+    Genhash(lvsadm::genhash::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +109,7 @@ const SUBCOMMANDS: &[&str] = &[
     "vrrp",
     "sync",
     "feedback",
+    "genhash",
     "help",
 ];
 
@@ -172,5 +175,6 @@ fn main() -> ExitCode {
         Command::Vrrp(d) => lvsadm::status::vrrp(&d.socket_dir(), d.json),
         Command::Sync(d) => lvsadm::status::sync(&d.socket_dir(), d.json),
         Command::Feedback(d) => lvsadm::status::feedback(&d.socket_dir(), d.json),
+        Command::Genhash(args) => lvsadm::genhash::run(&args),
     }
 }
