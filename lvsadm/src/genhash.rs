@@ -126,6 +126,11 @@ fn verbose(page: &probe::Page) -> String {
     out += &delimiter(" HTTP Header Ascii Buffer ");
     out += &page.head;
     out += "\n";
+    // keepalived prints this line only when body bytes came in the read that ended the
+    // head, which is how a small page arrives from most servers.
+    if !page.body.is_empty() {
+        out += &delimiter("        HTML Buffer        ");
+    }
     out += &dump(&page.body);
     out += "\n";
     out += &delimiter("    HTML hash resulting    ");
