@@ -901,6 +901,12 @@ fn check_rules(check: &Check, inherited: Option<&Check>, at: &KeyPath, issues: &
         CheckType::Radius if !own_or_inherited(|c| c.secret.is_some()) => {
             issues.add(at.clone(), "a radius check needs secret = \"...\"");
         }
+        CheckType::Mysql | CheckType::Pgsql
+            if own_or_inherited(|c| c.query.is_some())
+                && !own_or_inherited(|c| c.user.is_some()) =>
+        {
+            issues.add(at.clone(), "a query runs after a login: set user too");
+        }
         _ => {}
     }
 }

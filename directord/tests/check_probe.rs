@@ -693,6 +693,27 @@ async fn mysql_against_mariadb() {
         &run(&check(Some("probe"), "secret", Some("other")), server.port).await,
         "mysql error 1044",
     );
+
+    // ldirectord's request for a mysql check: the query runs after the login, and only a
+    // query returning rows is up.
+    let query = |sql: &str| {
+        let mut spec = check(Some("probe"), "secret", Some("app"));
+        let Kind::Mysql(db) = &mut spec.kind else {
+            unreachable!()
+        };
+        db.query = Some(sql.to_owned());
+        spec
+    };
+    let rows = run(&query("SELECT 1 UNION SELECT 2"), server.port).await;
+    assert_up(&rows);
+    assert_eq!(rows.detail, "query returned 2 rows");
+    let none = run(&query("SELECT 1 FROM DUAL WHERE 0"), server.port).await;
+    assert_down(&none, "query returned no rows");
+    assert_cause(&none, DownCause::Mismatch);
+    assert_down(
+        &run(&query("SELECT * FROM pool"), server.port).await,
+        "query: mysql error 1146: Table 'app.pool' doesn't exist",
+    );
 }
 
 /// Answers one connection with `reply`, then reads until the client closes.
@@ -788,6 +809,27 @@ async fn pgsql_against_postgres() {
     let scram = run(&check(Some("app"), None), port).await;
     assert_up(&scram);
     assert!(scram.detail.contains("SASL"), "{}", scram.detail);
+
+    // ldirectord's request for a pgsql check: rows returned are up, none or an error down.
+    let query = |sql: &str| {
+        let mut spec = check(Some("probe"), Some("postgres"));
+        let Kind::Pgsql(db) = &mut spec.kind else {
+            unreachable!()
+        };
+        db.query = Some(sql.to_owned());
+        spec
+    };
+    let rows = run(&query("SELECT generate_series(1, 3)"), port).await;
+    assert_up(&rows);
+    assert_eq!(rows.detail, "query returned 3 rows");
+    assert_down(
+        &run(&query("SELECT 1 WHERE false"), port).await,
+        "query returned no rows",
+    );
+    assert_down(
+        &run(&query("SELECT * FROM pool"), port).await,
+        "query: pgsql: relation \"pool\" does not exist",
+    );
 }
 
 // ---------------------------------------------------------------- dns, sip, radius: real servers

@@ -540,8 +540,12 @@ pub async fn mysql(db: &Database, route: Route, max: usize, ctx: &ProbeContext) 
         let reply = mysql::Reply::parse(&payload).map_err(|e| format!("mysql reply: {e}"))?;
         match reply {
             mysql::Reply::Ok => {
+                let detail = match &db.query {
+                    None => format!("mysql {version}, logged in as {user}"),
+                    Some(sql) => mysql_query(&mut conn, sql, max).await?,
+                };
                 let _ = conn.send(&mysql::frame(0, &[mysql::COM_QUIT])).await;
-                return Ok(format!("mysql {version}, logged in as {user}"));
+                return Ok(detail);
             }
             mysql::Reply::Err { code, message } => {
                 return Err(down!(Rejected, "{}", mysql_error(code, &message)));
@@ -568,6 +572,58 @@ pub async fn mysql(db: &Database, route: Route, max: usize, ctx: &ProbeContext) 
                 ));
             }
         }
+    }
+}
+
+/// ldirectord's SQL check: the query must succeed and return (or affect) at least one row.
+async fn mysql_query<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Bounded<S>,
+    sql: &str,
+    max: usize,
+) -> ProbeResult {
+    conn.send(&mysql::frame(0, &mysql::query(sql))).await?;
+    let mut reply = mysql::QueryReply::default();
+    loop {
+        let (_, payload) = mysql_packet(conn, max).await?;
+        match reply
+            .feed(&payload)
+            .map_err(|e| format!("mysql query reply: {e}"))?
+        {
+            mysql::QueryStep::More => {}
+            mysql::QueryStep::Done(0) => return Err(down!(Mismatch, "query returned no rows")),
+            mysql::QueryStep::Done(rows) => return Ok(format!("query returned {rows} rows")),
+            mysql::QueryStep::Err { code, message } => {
+                return Err(down!(Rejected, "query: {}", mysql_error(code, &message)));
+            }
+        }
+    }
+}
+
+/// The same for PostgreSQL: rows are the DataRows sent, else the CommandComplete count.
+async fn pgsql_query<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Bounded<S>,
+    sql: &str,
+) -> ProbeResult {
+    conn.send(&pgsql::query(sql)).await?;
+    let (mut data_rows, mut counted) = (0u64, None);
+    let mut error = None;
+    loop {
+        let (kind, body) = pg_message(conn).await?;
+        match kind {
+            b'D' => data_rows += 1,
+            b'C' => counted = pgsql::command_rows(&body),
+            b'E' => error = Some(pgsql::error_text(&body)),
+            b'Z' => break,
+            // RowDescription, EmptyQueryResponse, notices.
+            _ => {}
+        }
+    }
+    if let Some(message) = error {
+        return Err(down!(Rejected, "query: pgsql: {message}"));
+    }
+    match data_rows.max(counted.unwrap_or(0)) {
+        0 => Err(down!(Mismatch, "query returned no rows")),
+        rows => Ok(format!("query returned {rows} rows")),
     }
 }
 
@@ -633,9 +689,13 @@ pub async fn pgsql(db: &Database, route: Route, max: usize, ctx: &ProbeContext) 
             // ParameterStatus, BackendKeyData, NoticeResponse: the backend starting up.
             b'S' | b'K' | b'N' => {}
             b'Z' => {
+                let detail = match &db.query {
+                    None => "pgsql ready for query".to_owned(),
+                    Some(sql) => pgsql_query(&mut conn, sql).await?,
+                };
                 // Terminate, so the server logs a clean disconnect.
                 let _ = conn.send(&pgsql::TERMINATE).await;
-                return Ok("pgsql ready for query".to_owned());
+                return Ok(detail);
             }
             other => {
                 return Err(down!(
