@@ -658,98 +658,44 @@ fn real_servers(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
 /// Keys each check type takes beyond the common timing keys. Every probe over TCP may be
 /// sent from a chosen source (keepalived's bindto and bind_port), and every probe but an
 /// external command may go to another address (connect_ip) and port (connect_port).
-fn check_keys(kind: CheckType) -> &'static [&'static str] {
+fn check_keys(kind: CheckType) -> Vec<&'static str> {
     use CheckType::*;
-    match kind {
-        Http => &[
-            "port",
-            "address",
-            "bind_address",
-            "bind_port",
-            "max_bytes",
-            "method",
-            "path",
-            "host",
-            "expect_status",
-            "expect_body",
-            "digest",
-            "url",
-        ],
-        Https => &[
-            "port",
-            "address",
-            "bind_address",
-            "bind_port",
-            "max_bytes",
-            "method",
-            "path",
-            "host",
-            "expect_status",
-            "expect_body",
-            "digest",
-            "url",
-            "tls_verify",
-            "sni",
-        ],
-        Tcp => &[
-            "port",
-            "address",
-            "bind_address",
-            "bind_port",
-            "max_bytes",
-            "send",
-            "expect",
-        ],
-        Udp => &["port", "address", "max_bytes", "send", "expect"],
-        Dns => &["port", "address", "query", "record_type", "expect_rcode"],
+    const TO: &[&str] = &["port", "address"];
+    const FROM: &[&str] = &["bind_address", "bind_port"];
+    const PAGE: &[&str] = &[
+        "max_bytes",
+        "method",
+        "path",
+        "host",
+        "expect_status",
+        "expect_body",
+        "digest",
+        "url",
+    ];
+    const LOGIN: &[&str] = &["user", "password"];
+    let groups: &[&[&str]] = match kind {
+        Http => &[TO, FROM, PAGE],
+        Https => &[TO, FROM, PAGE, &["tls_verify", "sni"]],
+        Tcp => &[TO, FROM, &["max_bytes", "send", "expect"]],
+        Udp => &[TO, &["max_bytes", "send", "expect"]],
+        Dns => &[TO, &["query", "record_type", "expect_rcode"]],
         Smtp => &[
-            "port",
-            "address",
-            "bind_address",
-            "bind_port",
-            "max_bytes",
-            "user",
-            "password",
-            "expect",
-            "helo_name",
-            "hosts",
+            TO,
+            FROM,
+            LOGIN,
+            &["max_bytes", "expect", "helo_name", "hosts"],
         ],
-        Pop | Imap | Ftp => &[
-            "port",
-            "address",
-            "bind_address",
-            "bind_port",
-            "max_bytes",
-            "user",
-            "password",
-            "expect",
-        ],
-        Ldap => &[
-            "port",
-            "address",
-            "bind_address",
-            "bind_port",
-            "user",
-            "password",
-            "path",
-        ],
-        Mysql | Pgsql => &[
-            "port",
-            "address",
-            "bind_address",
-            "bind_port",
-            "user",
-            "password",
-            "database",
-            "query",
-        ],
-        Sip => &["port", "address", "max_bytes", "host", "expect_status"],
-        Radius => &["port", "address", "user", "password", "secret"],
-        Connect => &["port", "address", "bind_address", "bind_port"],
-        External => &["command", "dynamic_weight"],
-        Ping => &["address"],
+        Pop | Imap | Ftp => &[TO, FROM, LOGIN, &["max_bytes", "expect"]],
+        Ldap => &[TO, FROM, LOGIN, &["path"]],
+        Mysql | Pgsql => &[TO, FROM, LOGIN, &["database", "query"]],
+        Sip => &[TO, &["max_bytes", "host", "expect_status"]],
+        Radius => &[TO, LOGIN, &["secret"]],
+        Connect => &[TO, FROM],
+        External => &[&["command", "dynamic_weight"]],
+        Ping => &[&["address"]],
         On | Off => &[],
-    }
+    };
+    groups.concat()
 }
 
 /// The type-specific keys that are set, by name.

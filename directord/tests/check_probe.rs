@@ -153,8 +153,7 @@ async fn ping_loopback() {
 
 #[tokio::test]
 async fn http_against_busybox_httpd() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::write(root.path().join("index.html"), "hello from busybox\n").unwrap();
+    let (port, _httpd, root) = httpd(&[("index.html", b"hello from busybox\n")]);
     std::fs::create_dir(root.path().join("cgi-bin")).unwrap();
     let cgi = root.path().join("cgi-bin/busy");
     std::fs::write(
@@ -163,15 +162,6 @@ async fn http_against_busybox_httpd() {
     )
     .unwrap();
     std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let port = free_tcp_port();
-    let _httpd = Daemon::spawn(
-        Command::new("busybox")
-            .args(["httpd", "-f", "-p"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-h")
-            .arg(root.path()),
-    );
-    wait_for_tcp(port);
 
     let outcome = run(&spec(Kind::Http(http("/"))), port).await;
     assert_up(&outcome);
@@ -286,6 +276,45 @@ async fn http_timeout_is_enforced() {
 
 // ---------------------------------------------------------------- https against openssl s_server
 
+/// `openssl req -x509` making a P-256 key and a certificate for `subject`, self-signed
+/// unless the caller adds -CA.
+fn openssl_req(subject: &str, key_out: &std::path::Path, out: &std::path::Path) -> Command {
+    let mut command = Command::new("openssl");
+    command
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", subject])
+        .arg("-keyout")
+        .arg(key_out)
+        .arg("-out")
+        .arg(out)
+        .stderr(Stdio::null());
+    command
+}
+
+/// `openssl s_server` on 127.0.0.1:`port` with this certificate, quiet.
+fn s_server_on(port: u16, cert: &std::path::Path, key: &std::path::Path) -> Command {
+    let mut command = Command::new("openssl");
+    command
+        .arg("s_server")
+        .arg("-accept")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
 struct TlsServer {
     port: u16,
     _daemon: Daemon,
@@ -301,25 +330,6 @@ fn s_server() -> TlsServer {
     let ca_key = dir.path().join("ca.key");
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
-    let openssl_req = |subject: &str, key_out: &std::path::Path, out: &std::path::Path| {
-        let mut command = Command::new("openssl");
-        command
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", subject])
-            .arg("-keyout")
-            .arg(key_out)
-            .arg("-out")
-            .arg(out)
-            .stderr(Stdio::null());
-        command
-    };
     assert!(
         openssl_req("/CN=test-ca", &ca_key, &ca)
             .status()
@@ -338,14 +348,7 @@ fn s_server() -> TlsServer {
     assert!(leaf.success());
     let port = free_tcp_port();
     let daemon = Daemon::spawn(
-        Command::new("openssl")
-            .arg("s_server")
-            .arg("-accept")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(&cert)
-            .arg("-key")
-            .arg(&key)
+        s_server_on(port, &cert, &key)
             .arg("-cert2")
             .arg(&cert)
             .arg("-key2")
@@ -356,10 +359,7 @@ fn s_server() -> TlsServer {
                 "-servername",
                 "localhost",
                 "-servername_fatal",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            ]),
     );
     wait_for_tcp(port);
     TlsServer {
@@ -1092,32 +1092,17 @@ async fn https_digest_as_keepalived_genhash_prints_it() {
     std::fs::write(dir.path().join("page.txt"), body).unwrap();
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(made.success());
+    assert!(
+        openssl_req("/CN=localhost", &key, &cert)
+            .status()
+            .unwrap()
+            .success()
+    );
     let port = free_tcp_port();
     let _server = Daemon::spawn(
-        Command::new("openssl")
-            .arg("s_server")
-            .arg("-accept")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(&cert)
-            .arg("-key")
-            .arg(&key)
+        s_server_on(port, &cert, &key)
             .args(["-WWW", "-quiet"])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            .current_dir(dir.path()),
     );
     wait_for_tcp(port);
     let digest = keepalived_genhash(port, "/page.txt", true).unwrap_or_else(|| md5_of(body));

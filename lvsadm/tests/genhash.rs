@@ -18,6 +18,19 @@ fn genhash(args: &[&str]) -> Option<Output> {
     Command::new("genhash").args(args).output().ok()
 }
 
+/// The request's head, up to its blank line.
+fn read_head(stream: &mut impl Read) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap_or(0) == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    head
+}
+
 /// A server answering every request with `response`, then closing: no Date header, so
 /// two fetches are byte for byte the same.
 fn fixed_server(response: &'static [u8]) -> u16 {
@@ -26,14 +39,7 @@ fn fixed_server(response: &'static [u8]) -> u16 {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                if stream.read(&mut byte).unwrap_or(0) == 0 {
-                    break;
-                }
-                head.push(byte[0]);
-            }
+            read_head(&mut stream);
             let _ = stream.write_all(response);
         }
     });
@@ -96,15 +102,7 @@ fn virtualhost_is_the_host_header() {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                if stream.read(&mut byte).unwrap_or(0) == 0 {
-                    break;
-                }
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+            let head = String::from_utf8_lossy(&read_head(&mut stream)).to_ascii_lowercase();
             let body = if head.contains("\r\nhost: www.example.com\r\n") {
                 "named\n"
             } else {

@@ -521,24 +521,6 @@ fn ldirectord_options() {
         (Some(CheckType::Connect), Some(3307), secs(4))
     );
 
-    // ldirectord's request on a pgsql negotiate check is the query run after the login.
-    let pg = config.virtual_servers[3].check.as_ref().unwrap();
-    assert_eq!(
-        (pg.kind, pg.user.as_deref(), pg.database.as_deref()),
-        (Some(CheckType::Pgsql), Some("monitor"), Some("app"))
-    );
-    assert_eq!(
-        pg.query.as_deref(),
-        Some("SELECT 1 FROM pool WHERE enabled")
-    );
-    assert!(notes.iter().all(|n| !n.contains("SQL")), "{notes:#?}");
-    assert!(
-        notes.iter().any(|n| n.contains(
-            "fork=yes not supported: not needed: directord probes every real server concurrently"
-        )),
-        "{notes:#?}"
-    );
-
     let mark = &config.virtual_servers[4];
     assert_eq!(
         (mark.fwmark, mark.flags.as_slice()),
@@ -556,6 +538,29 @@ fn ldirectord_options() {
         notes
             .iter()
             .any(|n| n.contains("logfile=\"local0\" not supported"))
+    );
+}
+
+// ldirectord's request on a pgsql negotiate check is the query run after the login, and
+// fork=yes is not needed, for the reason it is not.
+#[test]
+fn ldirectord_sql_request_and_fork() {
+    let (config, notes) = load(Source::Ldirectord, "ldirectord/options.cf");
+    let pg = config.virtual_servers[3].check.as_ref().unwrap();
+    assert_eq!(
+        (pg.kind, pg.user.as_deref(), pg.database.as_deref()),
+        (Some(CheckType::Pgsql), Some("monitor"), Some("app"))
+    );
+    assert_eq!(
+        pg.query.as_deref(),
+        Some("SELECT 1 FROM pool WHERE enabled")
+    );
+    assert!(notes.iter().all(|n| !n.contains("SQL")), "{notes:#?}");
+    assert!(
+        notes.iter().any(|n| n.contains(
+            "fork=yes not supported: not needed: directord probes every real server concurrently"
+        )),
+        "{notes:#?}"
     );
 }
 

@@ -973,6 +973,74 @@ address = "198.51.100.1:53"
         assert_ne!(a, spec("password = \"aaaa\", expect = \"^[+]OK \""));
     }
 
+    // Each url block takes the check's own path, status codes, pattern and digest for the
+    // keys it leaves out, as the single-page form reads them; a bad digest is refused.
+    #[test]
+    fn url_pages_take_the_checks_keys_as_defaults() {
+        let vs = service(
+            r#"address = "192.0.2.1:80"
+check = { type = "http", expect_status = ["200"], digest = "9b3a0c85a887a256d6939da88aabd8cd", url = [{ path = "/a" }, { path = "/b", host = "b.example", expect_status = ["204"], expect_body = "ok", digest = "640205b7b0fc66c1ea91c463fac6334d" }] }
+[[real]]
+address = "198.51.100.1:80"
+"#,
+        );
+        let Kind::Http(http) = CheckSpec::resolve(&vs, &vs.real[0]).unwrap().kind else {
+            panic!()
+        };
+        let [a, b] = &http.urls[..] else {
+            panic!("{:?}", http.urls)
+        };
+        assert_eq!((a.path.as_str(), &a.statuses), ("/a", &vec![(200, 200)]));
+        assert_eq!(a.digest.map(|d| d[0]), Some(0x9b));
+        assert_eq!(
+            (b.host.as_deref(), &b.statuses),
+            (Some("b.example"), &vec![(204, 204)])
+        );
+        assert_eq!(b.digest.map(|d| d[0]), Some(0x64));
+        assert!(b.body.as_ref().is_some_and(|p| p.is_match(b"ok")));
+        let bad = service(
+            "address = \"192.0.2.1:80\"\ncheck = { type = \"http\", digest = \"xyz\" }\n[[real]]\naddress = \"198.51.100.1:80\"\n",
+        );
+        assert_eq!(
+            CheckSpec::resolve(&bad, &bad.real[0]).unwrap_err(),
+            SpecError::Digest("xyz".into())
+        );
+    }
+
+    // keepalived checks the check's own address too when any connection key is set beside
+    // host blocks; the route of each goes to the real server for what it leaves out.
+    #[test]
+    fn smtp_hosts_and_routes() {
+        let vs = service(
+            r#"address = "192.0.2.1:25"
+check = { type = "smtp", bind_address = "192.0.2.5", hosts = [{ port = 587 }, { address = "198.51.100.9", bind_port = 4000 }] }
+[[real]]
+address = "198.51.100.1:25"
+"#,
+        );
+        let Kind::Smtp(smtp) = CheckSpec::resolve(&vs, &vs.real[0]).unwrap().kind else {
+            panic!()
+        };
+        let target = CheckSpec::target(&vs, &vs.real[0]);
+        let routes: Vec<Route> = smtp
+            .hosts
+            .iter()
+            .map(|h| target.endpoint_route(h))
+            .collect();
+        let route = |to: &str, from: Option<&str>| Route {
+            to: to.parse().unwrap(),
+            from: from.map(|f| f.parse().unwrap()),
+        };
+        assert_eq!(
+            routes,
+            [
+                route("198.51.100.1:25", Some("192.0.2.5:0")),
+                route("198.51.100.1:587", None),
+                route("198.51.100.9:25", Some("0.0.0.0:4000")),
+            ]
+        );
+    }
+
     #[test]
     fn unescapes_request_strings() {
         assert_eq!(unescape(r"PING\r\n"), b"PING\r\n");
