@@ -21,11 +21,18 @@ use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::uml::{self, Case};
 
 fn main() -> ExitCode {
-    uml::main(&[Case::new(
-        "keepalived_and_directord_build_the_same_table",
-        keepalived_and_directord_build_the_same_table,
-    )
-    .with_timeout(Duration::from_secs(240))])
+    uml::main(&[
+        Case::new(
+            "keepalived_and_directord_build_the_same_table",
+            keepalived_and_directord_build_the_same_table,
+        )
+        .with_timeout(Duration::from_secs(240)),
+        Case::new(
+            "digests_and_url_blocks_judge_servers_as_keepalived_does",
+            digests_and_url_blocks_judge_servers_as_keepalived_does,
+        )
+        .with_timeout(Duration::from_secs(90)),
+    ])
 }
 
 const SAMPLES: &[&str] = &[
@@ -211,4 +218,139 @@ fn keepalived_and_directord_build_the_same_table() -> Result<(), String> {
     } else {
         Err(failures.join("\n"))
     }
+}
+
+/// Waits until the table has been the same for `quiet`, and `not_before` has passed (and
+/// says what it is). keepalived's first checks come seconds after it fills the table.
+fn unchanged_for(
+    director: &Netns,
+    quiet: Duration,
+    not_before: Duration,
+) -> Result<String, String> {
+    let start = std::time::Instant::now();
+    let mut last = save(director)?;
+    let mut since = start;
+    let deadline = since + Duration::from_secs(30);
+    while since.elapsed() < quiet || start.elapsed() < not_before {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("the table did not settle:\n{last}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let now = save(director)?;
+        if now != last {
+            last = now;
+            since = std::time::Instant::now();
+        }
+    }
+    Ok(last)
+}
+
+/// keepalived's HTTP_GET with two url blocks and a digest on each, run by keepalived on the
+/// original file and by directord on the imported one, against the same two busybox web
+/// servers: .11 serves both pages as digested, .12 serves the second page changed. keepalived
+/// removes .12 (one url failing fails the check) and keeps .11; directord must build the
+/// same table.
+fn digests_and_url_blocks_judge_servers_as_keepalived_does() -> Result<(), String> {
+    let run = PathBuf::from(format!("/run/lvs-digest-test-{}", std::process::id()));
+    let director = Netns::new("digest")?;
+    director.ip(&["link", "set", "lo", "up"])?;
+    director.ip(&["link", "add", "d0", "type", "dummy"])?;
+    director.ip(&["link", "set", "d0", "up"])?;
+    let mut servers = Vec::new();
+    for (host, second) in [("11", "page b\n"), ("12", "page b, changed\n")] {
+        let root = run.join(host);
+        std::fs::create_dir_all(&root).map_err(|e| e.to_string())?;
+        std::fs::write(root.join("a.html"), "page a\n").map_err(|e| e.to_string())?;
+        std::fs::write(root.join("b.html"), second).map_err(|e| e.to_string())?;
+        let address = format!("198.51.100.{host}");
+        director.ip(&["addr", "add", &format!("{address}/32"), "dev", "d0"])?;
+        servers.push(director.spawn(&[
+            "busybox".as_ref(),
+            "httpd".as_ref(),
+            "-f".as_ref(),
+            "-p".as_ref(),
+            format!("{address}:80").as_ref(),
+            "-h".as_ref(),
+            root.as_os_str(),
+        ])?);
+    }
+    // md5sum of "page a\n" and "page b\n".
+    let conf = "virtual_server 192.0.2.100 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 198.51.100.11 80 {
+        HTTP_GET {
+            url {
+                path /a.html
+                digest 1a85c5d2b89ebf112364d20305564f76
+            }
+            url {
+                path /b.html
+                digest ff2a34a5dd0a614ea005acb7223d83f2
+            }
+            connect_timeout 1
+            retry 0
+        }
+    }
+    real_server 198.51.100.12 80 {
+        HTTP_GET {
+            url {
+                path /a.html
+                digest 1a85c5d2b89ebf112364d20305564f76
+            }
+            url {
+                path /b.html
+                digest ff2a34a5dd0a614ea005acb7223d83f2
+            }
+            connect_timeout 1
+            retry 0
+        }
+    }
+}
+";
+    let original = run.join("digest.conf");
+    std::fs::write(&original, conf).map_err(|e| e.to_string())?;
+    director.run(&["ipvsadm", "-C"])?;
+    let mut oracle = keepalived(&director, &original, &run)?;
+    // keepalived checked the servers 4 s after its start here (UML, one CPU).
+    let expected = unchanged_for(&director, Duration::from_secs(3), Duration::from_secs(8));
+    oracle.signal(libc::SIGTERM);
+    oracle.wait_timeout(Duration::from_secs(10))?;
+    let expected = expected?;
+    director.run(&["ipvsadm", "-C"])?;
+
+    let imported =
+        import::import(import::Source::Keepalived, &original, false).map_err(|e| e.to_string())?;
+    if !imported.unsupported.is_empty() {
+        return Err(format!(
+            "not imported one to one: {:?}",
+            imported.unsupported
+        ));
+    }
+    let toml = run.join("digest.toml");
+    let control = format!("\n[control]\nsocket_dir = \"{}\"\n", run.display());
+    std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
+    let mut ours = directord(&director, &toml)?;
+    let got = unchanged_for(&director, Duration::from_secs(3), Duration::from_secs(3));
+    ours.signal(libc::SIGTERM);
+    ours.wait_timeout(Duration::from_secs(10))?;
+    let got = got?;
+    director.run(&["ipvsadm", "-C"])?;
+    drop(servers);
+
+    let reals: Vec<String> = canonical(&expected).into_values().flatten().collect();
+    if reals.len() != 1 || !reals[0].starts_with("198.51.100.11:80") {
+        return Err(format!(
+            "keepalived was expected to keep .11 only:\n{expected}"
+        ));
+    }
+    if canonical(&expected) != canonical(&got) {
+        return Err(format!(
+            "keepalived:\n{expected}directord (imported):\n{got}"
+        ));
+    }
+    println!("same table: {}", got.replace('\n', " | "));
+    Ok(())
 }
