@@ -145,8 +145,11 @@ fn tcp_smtp_ping_udp_misc_checks() {
     assert_eq!(first.interval, secs(60));
     assert_eq!(first.helo_name.as_deref(), Some("foo.bar.com"));
     // Every host block is a server the check must find up, with its own address, port and
-    // source.
-    let hosts = vs.real[2].check.as_ref().unwrap().hosts.as_deref().unwrap();
+    // source; and, as keepalived 2.2.7 does when the SMTP_CHECK block sets connect_timeout,
+    // the real server itself first.
+    let all = vs.real[2].check.as_ref().unwrap().hosts.as_deref().unwrap();
+    assert_eq!(all[0], lvs_config::CheckHost::default());
+    let hosts = &all[1..];
     let host = |i: usize| {
         (
             hosts[i].address.map(|a| a.to_string()),
@@ -780,7 +783,13 @@ fn checker_options_keep_their_meaning() {
     assert!(one.urls[0].digest.is_some());
 
     let mail = &config.virtual_servers[1];
-    let Kind::Smtp(smtp) = CheckSpec::resolve(mail, &mail.real[0]).unwrap().kind else {
+    let spec = CheckSpec::resolve(mail, &mail.real[0]).unwrap();
+    assert_eq!(
+        spec.timing.timeout,
+        std::time::Duration::from_secs(4),
+        "the host blocks' connect_timeout"
+    );
+    let Kind::Smtp(smtp) = spec.kind else {
         panic!()
     };
     assert_eq!(smtp.helo.as_deref(), Some("mx-check.example.com"));

@@ -32,6 +32,11 @@ fn main() -> ExitCode {
             digests_and_url_blocks_judge_servers_as_keepalived_does,
         )
         .with_timeout(Duration::from_secs(90)),
+        Case::new(
+            "smtp_host_blocks_and_helo_name_as_keepalived_does",
+            smtp_host_blocks_and_helo_name_as_keepalived_does,
+        )
+        .with_timeout(Duration::from_secs(90)),
     ])
 }
 
@@ -352,5 +357,193 @@ fn digests_and_url_blocks_judge_servers_as_keepalived_does() -> Result<(), Strin
         ));
     }
     println!("same table: {}", got.replace('\n', " | "));
+    Ok(())
+}
+
+/// A line server for SMTP checks: greets with `greeting`, answers HELO/EHLO 250 and QUIT
+/// 221, and appends every line it is sent to `log`.
+const SMTP_SERVER: &str = r#"
+import socket, sys, threading
+address, greeting, log = sys.argv[1], sys.argv[2], sys.argv[3]
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((address, 25))
+server.listen(16)
+def serve(conn):
+    with conn, conn.makefile("rb") as lines:
+        conn.sendall(greeting.encode() + b"\r\n")
+        for line in lines:
+            with open(log, "ab") as f:
+                f.write(line)
+            verb = line[:4].upper()
+            reply = b"221 bye" if verb == b"QUIT" else b"250 hello" if verb in (b"HELO", b"EHLO") else b"500 what"
+            conn.sendall(reply + b"\r\n")
+            if verb == b"QUIT":
+                return
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+/// keepalived's SMTP_CHECK with helo_name and two host blocks, run by keepalived on the
+/// original file and by directord on the imported one: .11's hosts both greet, .12's second
+/// host refuses (554), .13 is checked itself as well and does not answer; keepalived keeps
+/// .11 only, and greets with the configured name. directord must build the same table and
+/// greet the hosts with the same name.
+fn smtp_host_blocks_and_helo_name_as_keepalived_does() -> Result<(), String> {
+    let run = PathBuf::from(format!("/run/lvs-smtp-test-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let director = Netns::new("smtp")?;
+    director.ip(&["link", "set", "lo", "up"])?;
+    director.ip(&["link", "add", "d0", "type", "dummy"])?;
+    director.ip(&["link", "set", "d0", "up"])?;
+    let mut servers = Vec::new();
+    for (host, greeting) in [("21", "220 one"), ("22", "220 two"), ("23", "554 no")] {
+        let address = format!("198.51.100.{host}");
+        director.ip(&["addr", "add", &format!("{address}/32"), "dev", "d0"])?;
+        let log = run.join(format!("{host}.log"));
+        servers.push(director.spawn(&[
+            "python3".as_ref(),
+            "-c".as_ref(),
+            SMTP_SERVER.as_ref(),
+            address.as_ref(),
+            greeting.as_ref(),
+            log.as_os_str(),
+        ])?);
+    }
+    for real in ["11", "12", "13"] {
+        director.ip(&["addr", "add", &format!("198.51.100.{real}/32"), "dev", "d0"])?;
+    }
+    // .11: both hosts greet. .12: its second host refuses. .13: both hosts greet, but
+    // connect_timeout inside SMTP_CHECK makes keepalived 2.2.7 check .13 itself too, where
+    // nothing listens. Each host block sets its connect_timeout: without one keepalived
+    // 2.2.7 gives a host none (its reads time out at once).
+    let conf = "virtual_server 192.0.2.100 25 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 198.51.100.11 25 {
+        SMTP_CHECK {
+            retry 0
+            helo_name mx-check.example.com
+            host {
+                connect_ip 198.51.100.21
+                connect_timeout 3
+            }
+            host {
+                connect_ip 198.51.100.22
+                connect_timeout 3
+            }
+        }
+    }
+    real_server 198.51.100.12 25 {
+        SMTP_CHECK {
+            retry 0
+            helo_name mx-check.example.com
+            host {
+                connect_ip 198.51.100.21
+                connect_timeout 3
+            }
+            host {
+                connect_ip 198.51.100.23
+                connect_timeout 3
+            }
+        }
+    }
+    real_server 198.51.100.13 25 {
+        SMTP_CHECK {
+            connect_timeout 3
+            retry 0
+            helo_name mx-check.example.com
+            host {
+                connect_ip 198.51.100.21
+                connect_timeout 3
+            }
+            host {
+                connect_ip 198.51.100.22
+                connect_timeout 3
+            }
+        }
+    }
+}
+";
+    let original = run.join("smtp.conf");
+    std::fs::write(&original, conf).map_err(|e| e.to_string())?;
+    // The servers are up when their port answers.
+    for host in ["21", "22", "23"] {
+        let connect = format!("exec 3<>/dev/tcp/198.51.100.{host}/25");
+        wait_for(Duration::from_secs(10), || {
+            director
+                .run(&["timeout", "1", "bash", "-c", &connect])
+                .ok()
+                .filter(|o| o.status.success())
+        })
+        .ok_or_else(|| format!("198.51.100.{host}:25 did not start"))?;
+    }
+    let greeted = |side: &str| -> Result<Vec<String>, String> {
+        let mut names = Vec::new();
+        for host in ["21", "22"] {
+            let log = run.join(format!("{host}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            let name = text
+                .lines()
+                .find_map(|l| l.strip_prefix("HELO ").or_else(|| l.strip_prefix("EHLO ")))
+                .map(|n| n.trim().to_owned())
+                .ok_or_else(|| format!("{side} did not greet 198.51.100.{host}: {text:?}"))?;
+            names.push(name);
+        }
+        Ok(names)
+    };
+    director.run(&["ipvsadm", "-C"])?;
+    let mut oracle = keepalived(&director, &original, &run)?;
+    let expected = unchanged_for(&director, Duration::from_secs(3), Duration::from_secs(8));
+    oracle.signal(libc::SIGTERM);
+    oracle.wait_timeout(Duration::from_secs(10))?;
+    let expected = expected?;
+    let keepalived_names = greeted("keepalived")?;
+    director.run(&["ipvsadm", "-C"])?;
+
+    let imported =
+        import::import(import::Source::Keepalived, &original, false).map_err(|e| e.to_string())?;
+    if !imported.unsupported.is_empty() {
+        return Err(format!(
+            "not imported one to one: {:?}",
+            imported.unsupported
+        ));
+    }
+    let toml = run.join("smtp.toml");
+    let control = format!("\n[control]\nsocket_dir = \"{}\"\n", run.display());
+    std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
+    let mut ours = directord(&director, &toml)?;
+    let got = unchanged_for(&director, Duration::from_secs(3), Duration::from_secs(3));
+    ours.signal(libc::SIGTERM);
+    ours.wait_timeout(Duration::from_secs(10))?;
+    let got = got?;
+    let directord_names = greeted("directord")?;
+    director.run(&["ipvsadm", "-C"])?;
+    drop(servers);
+
+    let reals: Vec<String> = canonical(&expected).into_values().flatten().collect();
+    if reals.len() != 1 || !reals[0].starts_with("198.51.100.11:25") {
+        return Err(format!(
+            "keepalived was expected to keep .11 only:\n{expected}"
+        ));
+    }
+    if canonical(&expected) != canonical(&got) {
+        return Err(format!(
+            "keepalived:\n{expected}directord (imported):\n{got}"
+        ));
+    }
+    if keepalived_names != directord_names {
+        return Err(format!(
+            "keepalived greeted as {keepalived_names:?}, directord as {directord_names:?}"
+        ));
+    }
+    println!(
+        "same table: {}; both greet as {directord_names:?}",
+        got.replace('\n', " | ")
+    );
     Ok(())
 }

@@ -301,8 +301,8 @@ pub struct Smtp {
     pub dialogue: Dialogue,
     /// Sent with EHLO / HELO (keepalived helo_name); directord's own name when absent.
     pub helo: Option<String>,
-    /// Each checked in turn, all must pass (keepalived's host blocks); empty: the check's
-    /// own address, port and source.
+    /// All checked at once, all must pass (keepalived's host blocks); empty: the check's own
+    /// address, port and source.
     pub hosts: Vec<Endpoint>,
 }
 

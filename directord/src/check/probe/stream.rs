@@ -306,20 +306,20 @@ fn expect_code(what: &str, (code, line): (u16, String), accept: &[u16]) -> Resul
     }
 }
 
-/// Each of the check's servers in turn (keepalived's host blocks); the first that fails is
-/// the check's failure.
+/// Every one of the check's servers at once (keepalived runs a checker per host block, each
+/// on its own); the first failing, in the order written, is the check's failure.
 pub async fn smtp(check: &Smtp, routes: &[Route], max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let probes = routes.iter().map(|route| smtp_one(check, *route, max, ctx));
+    let results = futures::future::join_all(probes).await;
     let mut last = String::new();
-    for route in routes {
-        last = smtp_one(check, *route, max, ctx)
-            .await
-            .map_err(|e| match e {
-                ProbeError::Down { cause, detail } if routes.len() > 1 => ProbeError::Down {
-                    cause,
-                    detail: format!("{}: {detail}", route.to),
-                },
-                other => other,
-            })?;
+    for (route, result) in routes.iter().zip(results) {
+        last = result.map_err(|e| match e {
+            ProbeError::Down { cause, detail } if routes.len() > 1 => ProbeError::Down {
+                cause,
+                detail: format!("{}: {detail}", route.to),
+            },
+            other => other,
+        })?;
     }
     if routes.len() > 1 {
         return Ok(format!("{last} from {} servers", routes.len()));

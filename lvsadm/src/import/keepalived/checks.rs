@@ -104,7 +104,13 @@ pub(super) fn convert(
     let mut misc_timeout = None;
     let mut urls = Vec::new();
     let mut hosts = Vec::new();
+    // keepalived 2.2.7 (check_smtp.c) checks the real server itself besides the host blocks
+    // when the SMTP_CHECK block sets any connection option of its own, connect_timeout and
+    // bind_if included.
+    let mut own_connection = false;
+    let mut host_timeout = Vec::new();
     for child in node.children() {
+        own_connection |= matches!(child.key(), "connect_timeout" | "bind_if" | "fwmark");
         match child.key() {
             key if timing_key(key) => timing.read(child, ctx)?,
             key if route_key(key) => {
@@ -126,7 +132,11 @@ pub(super) fn convert(
             "helo_name" if kind == CheckType::Smtp => {
                 check.helo_name = Some(super::required_arg(child, 1, "a name")?.to_owned());
             }
-            "host" if kind == CheckType::Smtp => hosts.push(smtp_host(ctx, child, real)?),
+            "host" if kind == CheckType::Smtp => {
+                let (host, timeout) = smtp_host(ctx, child, real)?;
+                hosts.push(host);
+                host_timeout.extend(timeout);
+            }
             "type" if kind == CheckType::Dns => {
                 check.record_type =
                     Some(super::required_arg(child, 1, "a record type")?.to_ascii_uppercase());
@@ -147,6 +157,9 @@ pub(super) fn convert(
             _ => ctx.skip(child, "ignored"),
         }
     }
+    if own_connection && !hosts.is_empty() && !hosts.contains(&CheckHost::default()) {
+        hosts.insert(0, CheckHost::default());
+    }
     if !hosts.is_empty() {
         check.hosts = Some(hosts);
     }
@@ -159,6 +172,7 @@ pub(super) fn convert(
         return Ok(None);
     }
     defaults(&mut check, kind, &timing, misc_timeout, host, sni);
+    host_timeouts(ctx, node, &mut check, &host_timeout);
     Ok(Some(check))
 }
 
@@ -288,22 +302,45 @@ impl Route {
     }
 }
 
-/// An SMTP_CHECK host block: one more server the check must find up.
-fn smtp_host(ctx: &mut Context, node: &Node, real: SocketAddr) -> Result<CheckHost, ImportError> {
+/// An SMTP_CHECK host block: one more server the check must find up, and its own
+/// connect_timeout if it has one.
+fn smtp_host(
+    ctx: &mut Context,
+    node: &Node,
+    real: SocketAddr,
+) -> Result<(CheckHost, Option<Duration>), ImportError> {
     let mut route = Route::default();
+    let mut timeout = None;
     for option in node.children() {
-        if route_key(option.key()) {
-            route.read(ctx, option, real)?;
-        } else {
-            ctx.skip(option, "a host block takes connection options only here");
+        match option.key() {
+            key if route_key(key) => route.read(ctx, option, real)?,
+            "connect_timeout" => timeout = Some(timer(option, 1)?),
+            _ => ctx.skip(option, "a host block takes connection options only here"),
         }
     }
-    Ok(CheckHost {
+    let host = CheckHost {
         address: route.address,
         port: route.port,
         bind_address: route.bind_address,
         bind_port: route.bind_port,
-    })
+    };
+    Ok((host, timeout))
+}
+
+/// The hosts are probed together under the check's one timeout: it becomes the longest a
+/// host block gives (keepalived gives each host its own, and a host without one none at all:
+/// 2.2.7 times its reads out at once).
+fn host_timeouts(ctx: &mut Context, node: &Node, check: &mut Check, timeouts: &[Duration]) {
+    let Some(longest) = timeouts.iter().copied().max() else {
+        return;
+    };
+    if timeouts.iter().any(|t| *t != longest) {
+        ctx.skip(
+            node,
+            "host blocks with different connect_timeout: every host gets the longest",
+        );
+    }
+    check.timeout = Some(longest);
 }
 
 /// One url block as the check shows it: one page on the check itself, several as its
