@@ -655,9 +655,9 @@ fn real_servers(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
 
 // ---------------------------------------------------------------- health checks
 
-/// Keys each check type takes beyond the common timing keys. Every probe over TCP may be
-/// sent from a chosen source (keepalived's bindto and bind_port), and every probe but an
-/// external command may go to another address (connect_ip) and port (connect_port).
+/// Keys each check type takes beyond the common timing keys. Every probe but a ping and an
+/// external command may be sent from a chosen source (keepalived's bindto and bind_port) and
+/// go to another address (connect_ip) and port (connect_port); a ping to another address.
 fn check_keys(kind: CheckType) -> Vec<&'static str> {
     use CheckType::*;
     const TO: &[&str] = &["port", "address"];
@@ -677,8 +677,8 @@ fn check_keys(kind: CheckType) -> Vec<&'static str> {
         Http => &[TO, FROM, PAGE],
         Https => &[TO, FROM, PAGE, &["tls_verify", "sni"]],
         Tcp => &[TO, FROM, &["max_bytes", "send", "expect"]],
-        Udp => &[TO, &["max_bytes", "send", "expect"]],
-        Dns => &[TO, &["query", "record_type", "expect_rcode"]],
+        Udp => &[TO, FROM, &["max_bytes", "send", "expect"]],
+        Dns => &[TO, FROM, &["query", "record_type", "expect_rcode"]],
         Smtp => &[
             TO,
             FROM,
@@ -688,8 +688,8 @@ fn check_keys(kind: CheckType) -> Vec<&'static str> {
         Pop | Imap | Ftp => &[TO, FROM, LOGIN, &["max_bytes", "expect"]],
         Ldap => &[TO, FROM, LOGIN, &["path"]],
         Mysql | Pgsql => &[TO, FROM, LOGIN, &["database", "query"]],
-        Sip => &[TO, &["max_bytes", "host", "expect_status"]],
-        Radius => &[TO, LOGIN, &["secret"]],
+        Sip => &[TO, FROM, &["max_bytes", "host", "expect_status"]],
+        Radius => &[TO, FROM, LOGIN, &["secret"]],
         Connect => &[TO, FROM],
         External => &[&["command", "dynamic_weight"]],
         Ping => &[&["address"]],

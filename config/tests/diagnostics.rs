@@ -446,10 +446,13 @@ fn keepalived_checker_options_are_checked() {
         "4:37",
         "hosts does not apply to a connect check",
     );
+    parse_ok(&with(
+        r#"{ type = "dns", query = "a.example", bind_address = "192.0.2.1" }"#,
+    ));
     assert_error(
-        &with(r#"{ type = "dns", query = "a.example", bind_address = "192.0.2.1" }"#),
-        "4:61",
-        "bind_address does not apply to a dns check",
+        &with(r#"{ type = "ping", bind_address = "192.0.2.1" }"#),
+        "4:41",
+        "bind_address does not apply to a ping check",
     );
     assert_error(
         &with(r#"{ type = "connect", address = "192.0.2.9", bind_address = "2001:db8::1" }"#),

@@ -1144,6 +1144,32 @@ async fn bound_source_is_what_the_server_sees() {
     assert_up(&probe::run(&check, &target, &ProbeContext::system()).await);
     let (_, peer) = listener.accept().await.unwrap();
     assert_eq!(peer.ip().to_string(), "127.0.0.2");
+
+    // The same over UDP (keepalived's DNS_CHECK and UDP_CHECK take bindto too).
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let udp_port = server.local_addr().unwrap().port();
+    let source_port = free_udp_port();
+    let mut udp = spec(Kind::Udp(Exchange {
+        send: Some(b"hello".to_vec()),
+        expect: Some(Regex::new("^ok$").unwrap().into()),
+    }));
+    udp.address = Some("127.0.0.1".parse().unwrap());
+    udp.port = Some(udp_port);
+    udp.bind = Bind {
+        address: Some("127.0.0.2".parse().unwrap()),
+        port: Some(source_port),
+    };
+    let answer = tokio::spawn(async move {
+        let mut buf = [0u8; 16];
+        let (_, from) = server.recv_from(&mut buf).await.unwrap();
+        server.send_to(b"ok", from).await.unwrap();
+        from
+    });
+    assert_up(&probe::run(&udp, &target, &ProbeContext::system()).await);
+    assert_eq!(
+        answer.await.unwrap(),
+        SocketAddr::from(([127, 0, 0, 2], source_port))
+    );
 }
 
 // SMTP_CHECK with helo_name and two host blocks: both servers are talked to, greeted with

@@ -78,7 +78,7 @@ pub async fn run_until(
         }
         // Silence is the healthy answer here, so the probe owns its deadline.
         Kind::Udp(Exchange { expect: None, send }) => {
-            return Box::pin(datagram::udp_silence(addr, send.as_deref(), deadline)).await;
+            return Box::pin(datagram::udp_silence(route, send.as_deref(), deadline)).await;
         }
         kind => {
             let smtp_routes: Vec<Route>;
@@ -90,8 +90,8 @@ pub async fn run_until(
                 Kind::Ping => Box::pin(datagram::ping(addr.ip())),
                 Kind::Http(http) => Box::pin(stream::http(http, route, max, ctx)),
                 Kind::Tcp(exchange) => Box::pin(stream::tcp(exchange, route, max, ctx)),
-                Kind::Udp(exchange) => Box::pin(datagram::udp_expect(exchange, addr, max)),
-                Kind::Dns(dns) => Box::pin(datagram::dns(dns, addr)),
+                Kind::Udp(exchange) => Box::pin(datagram::udp_expect(exchange, route, max)),
+                Kind::Dns(dns) => Box::pin(datagram::dns(dns, route)),
                 Kind::Smtp(smtp) => {
                     smtp_routes = if smtp.hosts.is_empty() {
                         vec![route]
@@ -109,8 +109,8 @@ pub async fn run_until(
                 Kind::Ldap(ldap) => Box::pin(stream::ldap(ldap, route, max, ctx)),
                 Kind::Mysql(db) => Box::pin(stream::mysql(db, route, max, ctx)),
                 Kind::Pgsql(db) => Box::pin(stream::pgsql(db, route, max, ctx)),
-                Kind::Sip(sip) => Box::pin(datagram::sip(sip, addr, max)),
-                Kind::Radius(radius) => Box::pin(datagram::radius(radius, addr)),
+                Kind::Sip(sip) => Box::pin(datagram::sip(sip, route, max)),
+                Kind::Radius(radius) => Box::pin(datagram::radius(radius, route)),
                 Kind::On | Kind::Off | Kind::External(_) => unreachable!("handled above"),
             };
             match tokio::time::timeout_at(deadline, probe).await {

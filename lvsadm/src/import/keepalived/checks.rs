@@ -113,6 +113,12 @@ pub(super) fn convert(
         own_connection |= matches!(child.key(), "connect_timeout" | "bind_if" | "fwmark");
         match child.key() {
             key if timing_key(key) => timing.read(child, ctx)?,
+            "bindto" | "bind_port" if matches!(kind, CheckType::Ping | CheckType::External) => {
+                ctx.skip(
+                    child,
+                    "a ping or a command goes from the routing table's source",
+                );
+            }
             key if route_key(key) => {
                 let mut route = Route::of_check(&check);
                 route.read(ctx, child, real)?;
