@@ -250,6 +250,61 @@ fn unchanged_for(
     Ok(last)
 }
 
+/// keepalived on `original`, then directord on its import (which must be one to one), in
+/// `director`; each side's table once it has settled, `after` called as each side stops.
+fn both_sides(
+    director: &Netns,
+    original: &Path,
+    run: &Path,
+    mut after: impl FnMut(&str) -> Result<(), String>,
+) -> Result<(String, String), String> {
+    director.run(&["ipvsadm", "-C"])?;
+    let mut oracle = keepalived(director, original, run)?;
+    // keepalived checked the servers up to 4 s after its start here (UML, one CPU).
+    let expected = unchanged_for(director, Duration::from_secs(3), Duration::from_secs(8));
+    oracle.signal(libc::SIGTERM);
+    oracle.wait_timeout(Duration::from_secs(10))?;
+    let expected = expected?;
+    after("keepalived")?;
+    director.run(&["ipvsadm", "-C"])?;
+
+    let imported =
+        import::import(import::Source::Keepalived, original, false).map_err(|e| e.to_string())?;
+    if !imported.unsupported.is_empty() {
+        return Err(format!(
+            "not imported one to one: {:?}",
+            imported.unsupported
+        ));
+    }
+    let toml = original.with_extension("toml");
+    let control = format!("\n[control]\nsocket_dir = \"{}\"\n", run.display());
+    std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
+    let mut ours = directord(director, &toml)?;
+    let got = unchanged_for(director, Duration::from_secs(3), Duration::from_secs(3));
+    ours.signal(libc::SIGTERM);
+    ours.wait_timeout(Duration::from_secs(10))?;
+    let got = got?;
+    after("directord")?;
+    director.run(&["ipvsadm", "-C"])?;
+    Ok((expected, got))
+}
+
+/// keepalived's table holds `real` alone, and directord's is the same.
+fn keeps_only(expected: &str, got: &str, real: &str) -> Result<(), String> {
+    let reals: Vec<String> = canonical(expected).into_values().flatten().collect();
+    if reals.len() != 1 || !reals[0].starts_with(real) {
+        return Err(format!(
+            "keepalived was expected to keep {real} only:\n{expected}"
+        ));
+    }
+    if canonical(expected) != canonical(got) {
+        return Err(format!(
+            "keepalived:\n{expected}directord (imported):\n{got}"
+        ));
+    }
+    Ok(())
+}
+
 /// keepalived's HTTP_GET with two url blocks and a digest on each, run by keepalived on the
 /// original file and by directord on the imported one, against the same two busybox web
 /// servers: .11 serves both pages as digested, .12 serves the second page changed. keepalived
@@ -317,45 +372,9 @@ fn digests_and_url_blocks_judge_servers_as_keepalived_does() -> Result<(), Strin
 ";
     let original = run.join("digest.conf");
     std::fs::write(&original, conf).map_err(|e| e.to_string())?;
-    director.run(&["ipvsadm", "-C"])?;
-    let mut oracle = keepalived(&director, &original, &run)?;
-    // keepalived checked the servers 4 s after its start here (UML, one CPU).
-    let expected = unchanged_for(&director, Duration::from_secs(3), Duration::from_secs(8));
-    oracle.signal(libc::SIGTERM);
-    oracle.wait_timeout(Duration::from_secs(10))?;
-    let expected = expected?;
-    director.run(&["ipvsadm", "-C"])?;
-
-    let imported =
-        import::import(import::Source::Keepalived, &original, false).map_err(|e| e.to_string())?;
-    if !imported.unsupported.is_empty() {
-        return Err(format!(
-            "not imported one to one: {:?}",
-            imported.unsupported
-        ));
-    }
-    let toml = run.join("digest.toml");
-    let control = format!("\n[control]\nsocket_dir = \"{}\"\n", run.display());
-    std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
-    let mut ours = directord(&director, &toml)?;
-    let got = unchanged_for(&director, Duration::from_secs(3), Duration::from_secs(3));
-    ours.signal(libc::SIGTERM);
-    ours.wait_timeout(Duration::from_secs(10))?;
-    let got = got?;
-    director.run(&["ipvsadm", "-C"])?;
+    let (expected, got) = both_sides(&director, &original, &run, |_| Ok(()))?;
     drop(servers);
-
-    let reals: Vec<String> = canonical(&expected).into_values().flatten().collect();
-    if reals.len() != 1 || !reals[0].starts_with("198.51.100.11:80") {
-        return Err(format!(
-            "keepalived was expected to keep .11 only:\n{expected}"
-        ));
-    }
-    if canonical(&expected) != canonical(&got) {
-        return Err(format!(
-            "keepalived:\n{expected}directord (imported):\n{got}"
-        ));
-    }
+    keeps_only(&expected, &got, "198.51.100.11:80")?;
     println!("same table: {}", got.replace('\n', " | "));
     Ok(())
 }
@@ -496,46 +515,14 @@ fn smtp_host_blocks_and_helo_name_as_keepalived_does() -> Result<(), String> {
         }
         Ok(names)
     };
-    director.run(&["ipvsadm", "-C"])?;
-    let mut oracle = keepalived(&director, &original, &run)?;
-    let expected = unchanged_for(&director, Duration::from_secs(3), Duration::from_secs(8));
-    oracle.signal(libc::SIGTERM);
-    oracle.wait_timeout(Duration::from_secs(10))?;
-    let expected = expected?;
-    let keepalived_names = greeted("keepalived")?;
-    director.run(&["ipvsadm", "-C"])?;
-
-    let imported =
-        import::import(import::Source::Keepalived, &original, false).map_err(|e| e.to_string())?;
-    if !imported.unsupported.is_empty() {
-        return Err(format!(
-            "not imported one to one: {:?}",
-            imported.unsupported
-        ));
-    }
-    let toml = run.join("smtp.toml");
-    let control = format!("\n[control]\nsocket_dir = \"{}\"\n", run.display());
-    std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
-    let mut ours = directord(&director, &toml)?;
-    let got = unchanged_for(&director, Duration::from_secs(3), Duration::from_secs(3));
-    ours.signal(libc::SIGTERM);
-    ours.wait_timeout(Duration::from_secs(10))?;
-    let got = got?;
-    let directord_names = greeted("directord")?;
-    director.run(&["ipvsadm", "-C"])?;
+    let mut names = Vec::new();
+    let (expected, got) = both_sides(&director, &original, &run, |side| {
+        names.push(greeted(side)?);
+        Ok(())
+    })?;
     drop(servers);
-
-    let reals: Vec<String> = canonical(&expected).into_values().flatten().collect();
-    if reals.len() != 1 || !reals[0].starts_with("198.51.100.11:25") {
-        return Err(format!(
-            "keepalived was expected to keep .11 only:\n{expected}"
-        ));
-    }
-    if canonical(&expected) != canonical(&got) {
-        return Err(format!(
-            "keepalived:\n{expected}directord (imported):\n{got}"
-        ));
-    }
+    keeps_only(&expected, &got, "198.51.100.11:25")?;
+    let (keepalived_names, directord_names) = (&names[0], &names[1]);
     if keepalived_names != directord_names {
         return Err(format!(
             "keepalived greeted as {keepalived_names:?}, directord as {directord_names:?}"
