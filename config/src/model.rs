@@ -548,6 +548,12 @@ pub struct Check {
     pub initial: Option<InitialState>,
     /// Check a different port than the real server's (keepalived connect_port).
     pub port: Option<u16>,
+    /// Check a different address than the real server's (keepalived connect_ip).
+    pub address: Option<IpAddr>,
+    /// The probe's source address (keepalived bindto); absent: the routing table's choice.
+    pub bind_address: Option<IpAddr>,
+    /// The probe's source port (keepalived bind_port); absent: an ephemeral port.
+    pub bind_port: Option<u16>,
     /// Most bytes a negotiate check reads from the server.
     pub max_bytes: Option<u32>,
     // http / https / sip
@@ -564,10 +570,21 @@ pub struct Check {
     pub expect_status: Option<Vec<String>>,
     /// A regular expression the body must match (ldirectord `receive`; keepalived `regex`).
     pub expect_body: Option<String>,
+    /// MD5 of the body, 32 hex digits, as keepalived's digest and genhash print it.
+    pub digest: Option<String>,
+    /// Several pages, each fetched on its own connection; all must pass (keepalived's
+    /// url blocks). The check's own path, digest, expect_status and expect_body then
+    /// are defaults for them.
+    pub url: Option<Vec<CheckUrl>>,
     /// https: verify the server's certificate against the system roots; default true.
     pub tls_verify: Option<bool>,
     /// https: the TLS server name; default `host`.
     pub sni: Option<String>,
+    // smtp
+    /// Name sent with EHLO / HELO (keepalived helo_name).
+    pub helo_name: Option<String>,
+    /// Several servers, each checked; all must pass (keepalived's SMTP_CHECK host blocks).
+    pub hosts: Option<Vec<CheckHost>>,
     // tcp / udp and the line protocols
     /// tcp/udp: bytes to send, with C escapes (\r\n, \x00) as ldirectord's `request`.
     pub send: Option<String>,
@@ -596,6 +613,37 @@ pub struct Check {
     pub command: Option<String>,
     /// The command's exit code sets the weight (keepalived misc_dynamic).
     pub dynamic_weight: Option<bool>,
+}
+
+/// One page of an http / https check (keepalived's `url` block).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckUrl {
+    /// The page's path; the check's `path` when absent (keepalived url `path`).
+    pub path: Option<String>,
+    /// Host header (keepalived's url virtualhost); the check's `host` when absent.
+    pub host: Option<String>,
+    /// Accepted status codes and ranges; the check's when absent (keepalived url `status_code`).
+    pub expect_status: Option<Vec<String>>,
+    /// A regular expression the body must match; the check's when absent (keepalived url `regex`).
+    pub expect_body: Option<String>,
+    /// MD5 of the page's body; the check's when absent (keepalived url `digest`).
+    pub digest: Option<String>,
+}
+
+/// One server an smtp check talks to (keepalived's SMTP_CHECK `host` block); each key
+/// absent is the real server's.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckHost {
+    /// The server's address; the real server's when absent (keepalived host `connect_ip`).
+    pub address: Option<IpAddr>,
+    /// The server's port; the real server's when absent (keepalived host `connect_port`).
+    pub port: Option<u16>,
+    /// The probe's source address (keepalived host `bindto`).
+    pub bind_address: Option<IpAddr>,
+    /// The probe's source port (keepalived host `bind_port`).
+    pub bind_port: Option<u16>,
 }
 
 // ---------------------------------------------------------------- syncd

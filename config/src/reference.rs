@@ -175,7 +175,7 @@ impl Walk {
                 key.kind = "table".to_owned();
                 key.default = None;
                 self.object(&child, false, &inner, ref_name(property));
-            } else if inner.get("type").and_then(Value::as_str) == Some("array")
+            } else if has_type(&inner, "array")
                 && let Some(items) = inner.get("items")
                 && self.struct_like(items).is_some()
             {
@@ -266,6 +266,15 @@ trait OrElseOwned {
 impl OrElseOwned for String {
     fn or_else_owned(self, f: impl FnOnce() -> String) -> String {
         if self.is_empty() { f() } else { self }
+    }
+}
+
+/// `"type": "array"`, or an `Option`'s `"type": ["array", "null"]`.
+fn has_type(schema: &Value, wanted: &str) -> bool {
+    match schema.get("type") {
+        Some(Value::String(t)) => t == wanted,
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == wanted),
+        _ => false,
     }
 }
 

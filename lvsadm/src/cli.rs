@@ -45,6 +45,8 @@ pub enum Command {
     Sync(Daemon),
     /// feedbackd: each agent's last reply and the weight derived from it
     Feedback(Daemon),
+    /// keepalived's genhash: the MD5 digest of a page, as an http check's `digest` wants it
+    Genhash(crate::genhash::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,5 +111,6 @@ pub const SUBCOMMANDS: &[&str] = &[
     "vrrp",
     "sync",
     "feedback",
+    "genhash",
     "help",
 ];

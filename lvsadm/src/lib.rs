@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod cli;
+pub mod genhash;
 pub mod import;
 pub mod ipvsadm;
 pub mod status;

@@ -65,5 +65,6 @@ fn main() -> ExitCode {
         Command::Vrrp(d) => lvsadm::status::vrrp(&d.socket_dir(), d.json),
         Command::Sync(d) => lvsadm::status::sync(&d.socket_dir(), d.json),
         Command::Feedback(d) => lvsadm::status::feedback(&d.socket_dir(), d.json),
+        Command::Genhash(args) => lvsadm::genhash::run(&args),
     }
 }

@@ -43,9 +43,11 @@ fn workspace() -> PathBuf {
 
 fn dpkg(root: &Path) -> Command {
     let mut command = Command::new("dpkg");
-    command
-        .arg(format!("--root={}", root.display()))
-        .args(["--force-script-chrootless", "--force-depends", "--log=/dev/null"]);
+    command.arg(format!("--root={}", root.display())).args([
+        "--force-script-chrootless",
+        "--force-depends",
+        "--log=/dev/null",
+    ]);
     command
 }
 
@@ -90,6 +92,7 @@ fn the_package_installs_verifies_and_purges_clean() {
         "./usr/lib/systemd/system/feedbackd-agent.service",
         "./usr/share/man/man8/lvsadm.8.gz",
         "./usr/share/man/man8/lvsadm-import.8.gz",
+        "./usr/share/man/man8/lvsadm-genhash.8.gz",
         "./usr/share/man/man8/vrrpd.8.gz",
         "./usr/share/man/man5/director.toml.5.gz",
         "./usr/share/bash-completion/completions/lvsadm",
@@ -106,7 +109,10 @@ fn the_package_installs_verifies_and_purges_clean() {
         );
     }
     let control = scratch.path().join("control");
-    run(Command::new("dpkg-deb").arg("--control").arg(&deb).arg(&control));
+    run(Command::new("dpkg-deb")
+        .arg("--control")
+        .arg(&deb)
+        .arg(&control));
     assert_eq!(
         std::fs::read_to_string(control.join("conffiles")).expect("conffiles"),
         "/etc/lvs-director/director.toml\n"
@@ -120,15 +126,24 @@ fn the_package_installs_verifies_and_purges_clean() {
     std::fs::write(root.join("var/lib/dpkg/status"), "").expect("status");
     run(dpkg(&root).arg("--install").arg(&deb));
     let installed = run(dpkg(&root).args(["--status", "lvs-director"]));
-    assert!(installed.contains("Status: install ok installed"), "{installed}");
+    assert!(
+        installed.contains("Status: install ok installed"),
+        "{installed}"
+    );
 
     // The units as installed, against the binaries as installed.
     let verify = Command::new("systemd-analyze")
         .arg(format!("--root={}", root.display()))
         .arg("verify")
         .args(
-            ["vrrpd", "directord", "syncd", "feedbackd", "feedbackd-agent"]
-                .map(|unit| root.join(format!("usr/lib/systemd/system/{unit}.service"))),
+            [
+                "vrrpd",
+                "directord",
+                "syncd",
+                "feedbackd",
+                "feedbackd-agent",
+            ]
+            .map(|unit| root.join(format!("usr/lib/systemd/system/{unit}.service"))),
         )
         .output()
         .expect("systemd-analyze");
@@ -137,7 +152,10 @@ fn the_package_installs_verifies_and_purges_clean() {
         .filter(|line| line.contains(&root.display().to_string()) || line.contains("lvs"))
         .map(str::to_owned)
         .collect();
-    assert!(complaints.is_empty(), "systemd-analyze verify: {complaints:#?}");
+    assert!(
+        complaints.is_empty(),
+        "systemd-analyze verify: {complaints:#?}"
+    );
 
     // The conffile is the example, and the installed lvsadm accepts it.
     let config = root.join("etc/lvs-director/director.toml");
@@ -152,12 +170,22 @@ fn the_package_installs_verifies_and_purges_clean() {
     assert_eq!(files_under(&root), ["etc/lvs-director/director.toml"]);
     run(dpkg(&root).args(["--purge", "lvs-director"]));
     assert_eq!(files_under(&root), Vec::<String>::new());
-    let dirs = run(Command::new("find")
-        .arg(&root)
-        .args(["-mindepth", "1", "-type", "d", "-not", "-path", "*/var/lib/dpkg*"]));
+    let dirs = run(Command::new("find").arg(&root).args([
+        "-mindepth",
+        "1",
+        "-type",
+        "d",
+        "-not",
+        "-path",
+        "*/var/lib/dpkg*",
+    ]));
     let left: Vec<&str> = dirs
         .lines()
-        .filter(|d| !["var", "var/lib"].iter().any(|k| d.ends_with(&format!("/{k}"))))
+        .filter(|d| {
+            !["var", "var/lib"]
+                .iter()
+                .any(|k| d.ends_with(&format!("/{k}")))
+        })
         .collect();
     assert!(left.is_empty(), "directories left after purge: {left:?}");
 }

@@ -229,7 +229,7 @@ mod tests {
     fn pages_render_without_warnings() {
         let dir = tempfile::tempdir().unwrap();
         let pages = write_man(dir.path()).unwrap();
-        assert_eq!(pages.len(), 13);
+        assert_eq!(pages.len(), 14);
         if std::process::Command::new("groff")
             .arg("--version")
             .output()
