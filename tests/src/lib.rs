@@ -26,6 +26,7 @@ pub mod pcap;
 pub mod process;
 pub mod procstat;
 pub mod scale;
+pub mod scale_vrrp;
 pub mod soak;
 pub mod uml;
 pub mod vrrp_capture;
