@@ -133,12 +133,7 @@ impl Spec {
 }
 
 /// A frame of interest on the LAN, with the kernel's timestamp.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Frame {
-    pub ts: f64,
-    pub src_mac: [u8; 6],
-    pub kind: Kind,
-}
+pub type Frame = pcap::Frame<Kind>;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
@@ -154,21 +149,7 @@ pub enum Kind {
 
 /// The IPv6 adverts and neighbour advertisements of an Ethernet pcap.
 pub fn frames(pcap: &[u8]) -> Result<Vec<Frame>, String> {
-    let (linktype, records) = pcap::records(pcap)?;
-    if linktype != 1 {
-        return Err(format!("link type {linktype}, not Ethernet"));
-    }
-    Ok(records
-        .iter()
-        .filter_map(|r| {
-            let (src_mac, kind) = decode(r.data)?;
-            Some(Frame {
-                ts: r.ts,
-                src_mac,
-                kind,
-            })
-        })
-        .collect())
+    pcap::ethernet_frames(pcap, decode)
 }
 
 fn decode(frame: &[u8]) -> Option<([u8; 6], Kind)> {
