@@ -351,6 +351,12 @@ impl Instance {
         self.actions.pop_front()
     }
 
+    /// Whether [`poll_action`](Self::poll_action) has anything: the shell skips instances
+    /// with nothing to carry out (hundreds of them, most of the time).
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
