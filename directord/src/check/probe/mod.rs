@@ -136,6 +136,15 @@ pub struct Page {
     pub digest: [u8; 16],
 }
 
+/// Why [`page`] has no page: the reason a check of it would give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("timeout after {0}")]
+    Timeout(String),
+    #[error(transparent)]
+    Probe(ProbeError),
+}
+
 /// Fetches the first page of `check` from `route` within `timeout`, keeping at most `max`
 /// bytes of the body (the digest covers all of it). The error is the reason a check of
 /// this page would give.
@@ -145,10 +154,10 @@ pub async fn page(
     ctx: &ProbeContext,
     timeout: Duration,
     max: usize,
-) -> Result<Page, String> {
+) -> Result<Page, PageError> {
     match tokio::time::timeout(timeout, stream::page(check, route, max, ctx)).await {
-        Err(_) => Err(format!("timeout after {}", human(timeout))),
-        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(PageError::Timeout(human(timeout))),
+        Ok(Err(e)) => Err(PageError::Probe(e)),
         Ok(Ok(answer)) => Ok(Page {
             status: answer.status,
             head: answer.head,
@@ -182,7 +191,7 @@ pub(crate) use down;
 
 /// Why a probe did not find the server up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ProbeError {
+pub enum ProbeError {
     /// The server failed the check.
     #[error("{detail}")]
     Down { cause: DownCause, detail: String },
