@@ -1,5 +1,5 @@
-//! The Debian package `make deb` builds (here from the debug binaries, which the test run has
-//! already built): it holds what an operator expects, installs into a clean root with its
+//! The Debian package `make deb` builds (here from the debug binaries the test run has already
+//! built: `--no-build`): it holds what an operator expects, installs into a clean root with its
 //! units verified and its conffile valid, and remove and purge leave nothing behind.
 //!
 //! dpkg installs into a scratch root (`--root`) with the maintainer scripts run outside a
@@ -72,7 +72,7 @@ fn the_package_installs_verifies_and_purges_clean() {
         .expect("target dir")
         .to_owned();
     let built = run(Command::new(workspace().join("scripts/build-deb"))
-        .args(["--profile", "debug", "--out"])
+        .args(["--profile", "debug", "--no-build", "--out"])
         .arg(scratch.path().join("out"))
         .env("CARGO_TARGET_DIR", &target));
     let deb = PathBuf::from(built.trim().lines().last().expect("the .deb's path"));
