@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use lvs_config::SysctlValue;
-use lvs_ipvs::{IpvsClient, Request};
+use lvs_ipvs::{BatchReport, IpvsClient, Request};
+use tokio::sync::oneshot;
 
-use lvs_proto::directord::Applied;
-
+use crate::cache::Backend;
 use crate::table::{Table, TableService};
 
 /// The kernel's table, every service with its destinations.
@@ -30,28 +30,66 @@ pub fn read_table(client: &mut IpvsClient) -> Result<Table, lvs_ipvs::Error> {
     Ok(table)
 }
 
-/// Sends the whole plan as one batch; every failure is reported, none stops the rest.
-pub fn apply(client: &mut IpvsClient, plan: &[Request]) -> Result<Applied, lvs_ipvs::Error> {
-    if plan.is_empty() {
-        return Ok(Applied::default());
+/// The IPVS socket on a std thread of its own: a dump of 37,000 destinations takes seconds of
+/// blocking recvmsg, and on the daemon's (single-threaded) runtime that would stop the checks
+/// and the control socket for as long. Requests go over a channel; answers come back on
+/// oneshots the runtime awaits.
+pub struct NetlinkThread {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+enum Job {
+    Dump(oneshot::Sender<Result<Table, lvs_ipvs::Error>>),
+    Execute(Vec<Request>, oneshot::Sender<Executed>),
+}
+
+type Executed = Result<(Vec<Request>, BatchReport), lvs_ipvs::Error>;
+
+impl NetlinkThread {
+    /// Moves `client` to a new thread, which ends when this handle is dropped.
+    pub fn spawn(mut client: IpvsClient) -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("ipvs-netlink".to_owned())
+            .spawn(move || {
+                for job in queue {
+                    // A dropped receiver means the daemon stopped waiting: nothing to tell.
+                    match job {
+                        Job::Dump(reply) => {
+                            let _ = reply.send(read_table(&mut client));
+                        }
+                        Job::Execute(plan, reply) => {
+                            let report = client.execute_batch(&plan);
+                            let _ = reply.send(report.map(|report| (plan, report)));
+                        }
+                    }
+                }
+            })?;
+        Ok(NetlinkThread { jobs })
     }
-    let report = client.execute_batch(plan)?;
-    let failures = report
-        .results
-        .iter()
-        .zip(plan)
-        .filter_map(|(result, request)| {
-            result
-                .as_ref()
-                .err()
-                .map(|e| format!("{}: {e}", describe(request)))
-        })
-        .collect();
-    Ok(Applied {
-        requests: plan.len(),
-        sendmsg_calls: report.sendmsg_calls,
-        failures,
-    })
+
+    async fn ask<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, lvs_ipvs::Error>>) -> Job,
+    ) -> Result<T, lvs_ipvs::Error> {
+        let gone = || lvs_ipvs::Error::Io {
+            context: "netlink thread",
+            source: std::io::Error::other("the IPVS netlink thread has stopped"),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(job(reply)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+impl Backend for NetlinkThread {
+    async fn dump(&mut self) -> Result<Table, lvs_ipvs::Error> {
+        self.ask(Job::Dump).await
+    }
+
+    async fn execute(&mut self, plan: Vec<Request>) -> Executed {
+        self.ask(|reply| Job::Execute(plan, reply)).await
+    }
 }
 
 /// One line per request, for logs and the control socket.

@@ -6,14 +6,52 @@ use std::net::SocketAddr;
 
 use lvs_config::{Config, Family, Forwarding, OnFailure, Protocol, ServiceFlag, VirtualServer};
 use lvs_ipvs::{
-    AddressFamily, Destination, ForwardMethod, Protocol as IpvsProtocol, Service, ServiceFlags,
-    ServiceKey,
+    AddressFamily, Destination, ForwardMethod, Protocol as IpvsProtocol, Request, Service,
+    ServiceFlags, ServiceKey,
 };
 
 /// Services and their destinations, keyed as the kernel keys them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     pub services: BTreeMap<ServiceKey, TableService>,
+}
+
+impl Table {
+    /// What the kernel's table becomes once it has accepted `request`: how the cache of it
+    /// follows directord's own writes without reading it back. Counters are not tracked.
+    pub fn apply(&mut self, request: &Request) {
+        match request {
+            Request::AddService(service) | Request::EditService(service) => {
+                let entry = self
+                    .services
+                    .entry(service.key)
+                    .or_insert_with(|| TableService {
+                        service: service.clone(),
+                        destinations: BTreeMap::new(),
+                    });
+                entry.service.clone_from(service);
+            }
+            Request::DelService(key) => {
+                self.services.remove(key);
+            }
+            Request::AddDestination(key, destination)
+            | Request::EditDestination(key, destination) => {
+                if let Some(service) = self.services.get_mut(key) {
+                    service
+                        .destinations
+                        .insert(destination.socket_addr(), destination.clone());
+                }
+            }
+            Request::DelDestination(key, addr) => {
+                if let Some(service) = self.services.get_mut(key) {
+                    service.destinations.remove(addr);
+                }
+            }
+            Request::Flush => self.services.clear(),
+            // Reads, counters and sync daemons leave the table as it is.
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use self::metrics::{Metrics, ResultLabels, ServerLabels};
+use directord::cache::{self, KernelCache};
 use directord::check;
 use directord::error::Error;
-use directord::kernel;
-use directord::reconcile::{Ownership, plan};
+use directord::kernel::{self, NetlinkThread};
+use directord::reconcile::Ownership;
 use directord::table::{ServerId, ServerState, Table, configured, desired, service_key};
 use lvs_control::directord::Applied;
 
@@ -47,7 +48,9 @@ struct Feedback {
 pub struct Director {
     config: Config,
     config_path: PathBuf,
-    client: IpvsClient,
+    netlink: NetlinkThread,
+    /// The kernel's table as of directord's last dump and its own writes since.
+    kernel: KernelCache,
     health: HashMap<ServerId, Health>,
     /// What the probes found last, for status; set once the checker runs.
     checks: Option<check::HealthView<ServerId>>,
@@ -72,11 +75,22 @@ impl Director {
         events: broadcast::Sender<Event>,
     ) -> Result<Self, Error> {
         let mut client = IpvsClient::connect().map_err(Error::Netlink)?;
-        let kernel = kernel::read_table(&mut client).map_err(Error::ReadTable)?;
+        // Read here, before the runtime has anything else to do, so the first reconcile
+        // diffs against it instead of dumping again.
+        let table = kernel::read_table(&mut client).map_err(Error::ReadTable)?;
+        let mut cache = KernelCache::new(verify_every(&config));
+        cache.dumped(table, std::time::Instant::now());
+        let netlink = NetlinkThread::spawn(client).map_err(|source| {
+            Error::Netlink(lvs_ipvs::Error::Io {
+                context: "netlink thread",
+                source,
+            })
+        })?;
         let mut director = Director {
             config,
             config_path,
-            client,
+            netlink,
+            kernel: cache,
             health: HashMap::new(),
             checks: None,
             feedback: HashMap::new(),
@@ -88,7 +102,9 @@ impl Director {
             check_weights: HashMap::new(),
             generation: 0,
         };
-        director.adopt(&kernel);
+        let kernel = std::mem::take(&mut director.kernel);
+        director.adopt(kernel.table());
+        director.kernel = kernel;
         Ok(director)
     }
 
@@ -160,16 +176,19 @@ impl Director {
         }
     }
 
-    /// Makes the kernel match; returns what was sent.
-    pub fn reconcile(&mut self) -> Result<Applied, Error> {
-        let current = kernel::read_table(&mut self.client).map_err(Error::ReadTable)?;
+    /// Makes the kernel match by difference from the cached table; returns what was sent.
+    pub async fn reconcile(&mut self) -> Result<Applied, Error> {
         let want = desired(&self.config, |id| self.state_of(id));
-        let requests = plan(&want, &current, &self.ownership());
-        let changes: Vec<String> = requests.iter().map(kernel::describe).collect();
-        for change in &changes {
+        let owned = self.ownership();
+        let now = std::time::Instant::now();
+        let synced = cache::sync(&mut self.kernel, &mut self.netlink, &want, &owned, now).await?;
+        if synced.dumped {
+            self.metrics.ipvs_dumps.inc();
+        }
+        for change in &synced.changes {
             info!("{change}");
         }
-        let applied = kernel::apply(&mut self.client, &requests).map_err(Error::Apply)?;
+        let applied = synced.applied;
         for failure in &applied.failures {
             warn!("{failure}");
         }
@@ -177,32 +196,58 @@ impl Director {
         self.metrics
             .ipvs_failures
             .inc_by(applied.failures.len() as u64);
-        for (key, service) in &want.services {
-            for (addr, destination) in &service.destinations {
-                let labels = ServerLabels {
-                    service: key.to_string(),
-                    real: addr.to_string(),
-                };
-                let up = self.health.get(&(*key, *addr)).is_none_or(|h| h.up);
-                self.metrics
-                    .server_up
-                    .get_or_create(&labels)
-                    .set(i64::from(up));
-                self.metrics
-                    .server_weight
-                    .get_or_create(&labels)
-                    .set(i64::from(destination.weight));
-            }
-        }
-        if !changes.is_empty() {
-            let _ = self.events.send(Event::Applied { changes });
+        // Every server's gauges after a dump; after a diff, only the servers it touched.
+        let touched = (!synced.dumped).then_some(&synced.touched);
+        self.server_metrics(&want, touched);
+        if !synced.changes.is_empty() {
+            let _ = self.events.send(Event::Applied {
+                changes: synced.changes,
+            });
         }
         self.last_apply = applied.clone();
         Ok(applied)
     }
 
+    fn server_metrics(&self, want: &Table, only: Option<&Vec<ServerId>>) {
+        let set = |key: &ServiceKey, addr: &SocketAddr, weight: u32| {
+            let labels = ServerLabels {
+                service: key.to_string(),
+                real: addr.to_string(),
+            };
+            let up = self.health.get(&(*key, *addr)).is_none_or(|h| h.up);
+            self.metrics
+                .server_up
+                .get_or_create(&labels)
+                .set(i64::from(up));
+            self.metrics
+                .server_weight
+                .get_or_create(&labels)
+                .set(i64::from(weight));
+        };
+        match only {
+            None => {
+                for (key, service) in &want.services {
+                    for (addr, destination) in &service.destinations {
+                        set(key, addr, destination.weight);
+                    }
+                }
+            }
+            Some(touched) => {
+                for (key, addr) in touched {
+                    let weight = want
+                        .services
+                        .get(key)
+                        .and_then(|s| s.destinations.get(addr));
+                    if let Some(destination) = weight {
+                        set(key, addr, destination.weight);
+                    }
+                }
+            }
+        }
+    }
+
     /// Re-reads the config; a bad one is refused and the running one stays.
-    pub fn reload(&mut self) -> Result<Applied, Error> {
+    pub async fn reload(&mut self) -> Result<Applied, Error> {
         let new = match lvs_config::load(&self.config_path) {
             Ok(config) => config,
             Err(e) => {
@@ -240,6 +285,8 @@ impl Director {
         self.adopted
             .retain(|id, _| weights.get(id) == old_weights.get(id));
         self.config = new;
+        self.kernel
+            .set_verify_every(verify_every(&self.config), std::time::Instant::now());
         self.metrics
             .reloads
             .get_or_create(&ResultLabels {
@@ -252,6 +299,7 @@ impl Director {
         });
         info!("reloaded {}", self.config_path.display());
         self.reconcile()
+            .await
             .inspect_err(|e| warn!("after the reload: {e}"))
     }
 
@@ -336,14 +384,14 @@ impl Director {
     /// reads and diffs the whole table, so one per event would cost O(servers) per change and
     /// fall behind exactly when many servers change at once (start, a switch failing, a
     /// starved checker), turning slow checks into more timeouts.
-    pub fn check_events(
+    pub async fn check_events(
         &mut self,
         events: impl IntoIterator<Item = check::Event<ServerId>>,
     ) -> Result<Applied, Error> {
         for event in events {
             self.note_health(event);
         }
-        self.reconcile()
+        self.reconcile().await
     }
 
     fn note_health(&mut self, event: check::Event<ServerId>) {
@@ -379,8 +427,10 @@ impl Director {
         }
     }
 
-    fn status(&mut self) -> Result<Status, Error> {
-        let kernel = kernel::read_table(&mut self.client).map_err(Error::Status)?;
+    /// The kernel side is the cached table: exact for directord's own writes, and for
+    /// out-of-band changes as of the last verify.
+    fn status(&self) -> Result<Status, Error> {
+        let kernel = self.kernel.table();
         let mut services = Vec::new();
         for vs in &self.config.virtual_servers {
             let Some(key) = service_key(vs) else { continue };
@@ -452,10 +502,10 @@ impl Director {
         })
     }
 
-    fn handle(&mut self, request: Request) -> Result<Response, Error> {
+    async fn handle(&mut self, request: Request) -> Result<Response, Error> {
         match request {
             Request::Status => self.status().map(Response::Status),
-            Request::Reload => self.reload().map(Response::Applied),
+            Request::Reload => self.reload().await.map(Response::Applied),
             Request::Feedback {
                 real,
                 weight,
@@ -475,7 +525,7 @@ impl Director {
                     self.feedback.insert(real, Feedback { weight, state });
                 }
                 self.adopted.retain(|(_, addr), _| *addr != real);
-                self.reconcile().map(Response::Applied)
+                self.reconcile().await.map(Response::Applied)
             }
             Request::Health {
                 service,
@@ -484,7 +534,7 @@ impl Director {
                 detail,
             } => {
                 self.set_health(service.as_deref(), real, up, &detail)?;
-                self.reconcile().map(Response::Applied)
+                self.reconcile().await.map(Response::Applied)
             }
         }
     }
@@ -495,7 +545,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (events, _) = broadcast::channel(256);
     let mut director = Director::new(config, config_path, events.clone())?;
     director.apply_sysctls();
-    let applied = director.reconcile()?;
+    let applied = director.reconcile().await?;
     info!("table reconciled at start: {} change(s)", applied.requests);
 
     if let Some(base) = director.config.control.metrics {
@@ -551,6 +601,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     info!("serving {}", socket.display());
 
     loop {
+        let verify_at = director.kernel.next_verify();
         if director.generation != checked_generation {
             checker.update(director.check_servers(), tokio::time::Instant::now());
             checked_generation = director.generation;
@@ -563,20 +614,26 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                     held.push(more);
                 }
                 if tokio::time::Instant::now() >= next_apply {
-                    next_apply = apply_health(&mut director, &mut held, &mut apply_failures);
+                    next_apply = apply_health(&mut director, &mut held, &mut apply_failures).await;
                 }
             }
             () = tokio::time::sleep_until(next_apply), if !held.is_empty() => {
-                next_apply = apply_health(&mut director, &mut held, &mut apply_failures);
+                next_apply = apply_health(&mut director, &mut held, &mut apply_failures).await;
+            }
+            () = sleep_until_std(verify_at), if verify_at.is_some() => {
+                // The cache is due for a dump: reconcile reads the table and repairs it.
+                if let Err(e) = director.reconcile().await {
+                    warn!("verifying the IPVS table: {e}");
+                }
             }
             Some(incoming) = requests.recv() => {
-                let response = director.handle(incoming.request.clone());
+                let response = director.handle(incoming.request.clone()).await;
                 incoming.reply(response);
             }
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                 // reload() logs and counts both a refusal and a failure to apply.
-                let _ = director.reload();
+                let _ = director.reload().await;
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
             () = watchdog.ping_when_due() => {}
@@ -594,20 +651,34 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
 /// reconcile reads the whole kernel table, so with thousands of servers changing state it is
 /// kept to half of the time at most: changes arriving meanwhile wait for at most one
 /// reconcile's duration and then go together, instead of starving the checks that found them.
-fn apply_health(
+async fn apply_health(
     director: &mut Director,
     held: &mut Vec<check::Event<ServerId>>,
     failures: &mut lvs_control::limits::RateLimit,
 ) -> tokio::time::Instant {
     let started = tokio::time::Instant::now();
     // A kernel that keeps refusing would otherwise log once per batch of health events.
-    if let Err(e) = director.check_events(held.drain(..))
+    if let Err(e) = director.check_events(held.drain(..)).await
         && let Some(held_back) = failures.allow(std::time::Instant::now())
     {
         warn!("{e} ({held_back} more since the last report)");
     }
     let now = tokio::time::Instant::now();
     now + (now - started)
+}
+
+/// `[ipvs] verify_interval`, 0 meaning never.
+fn verify_every(config: &Config) -> Option<std::time::Duration> {
+    let every = config.ipvs.verify_interval;
+    (!every.is_zero()).then(|| every.get())
+}
+
+/// Sleeps until `at` (a std instant, as the sans-IO cache keeps time); forever when None.
+async fn sleep_until_std(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Hands the heap that loading a config left free back to the system. Parsing a config of
