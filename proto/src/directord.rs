@@ -19,6 +19,9 @@ pub struct Applied {
 pub enum Request {
     /// The table as directord sees it: each server's health, weights and why.
     Status,
+    /// Whether directord's main loop answers, at no cost: vrrpd's liveness probe (a full
+    /// Status at 37,000 entries is megabytes of JSON every second).
+    Ping,
     /// Re-read the config file (as SIGHUP does).
     Reload,
     /// A weight or state from feedbackd for a real server (every service it is in).
@@ -39,7 +42,7 @@ pub enum Request {
 /// Status is for the socket's group too; anything that changes state is root's.
 impl crate::Access for Request {
     fn read_only(&self) -> bool {
-        matches!(self, Request::Status)
+        matches!(self, Request::Status | Request::Ping)
     }
 }
 

@@ -681,6 +681,11 @@ fn verify_repairs_out_of_band_changes(
         "out-of-band weight change repaired by the verify after {:?}",
         tampered.elapsed()
     );
+    // vrrpd's liveness probe: an empty answer, from the same loop that applies changes.
+    let pong = control(&run.join("directord.sock"), &json!({"cmd": "ping"}))?;
+    if pong != json!({}) {
+        return Err(format!("ping answered {pong}"));
+    }
     Ok(())
 }
 

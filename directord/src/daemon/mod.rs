@@ -505,6 +505,7 @@ impl Director {
     async fn handle(&mut self, request: Request) -> Result<Response, Error> {
         match request {
             Request::Status => self.status().map(Response::Status),
+            Request::Ping => Ok(Response::Done {}),
             Request::Reload => self.reload().await.map(Response::Applied),
             Request::Feedback {
                 real,
