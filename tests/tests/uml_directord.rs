@@ -686,6 +686,27 @@ fn verify_repairs_out_of_band_changes(
     if pong != json!({}) {
         return Err(format!("ping answered {pong}"));
     }
+    // Status a page at a time: each answer says where the next page starts, the last none.
+    let socket = run.join("directord.sock");
+    let first = control(&socket, &json!({"cmd": "status", "limit": 1}))?;
+    let second = control(&socket, &json!({"cmd": "status", "from": 1, "limit": 1}))?;
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["services"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if names(&first) != ["web"]
+        || first["next"] != 1
+        || names(&second) != ["new"]
+        || !second["next"].is_null()
+    {
+        return Err(format!("status pages: {first}\n{second}"));
+    }
     Ok(())
 }
 

@@ -298,9 +298,13 @@ impl Director {
             config: self.config_path.clone(),
         });
         info!("reloaded {}", self.config_path.display());
-        self.reconcile()
+        let applied = self
+            .reconcile()
             .await
-            .inspect_err(|e| warn!("after the reload: {e}"))
+            .inspect_err(|e| warn!("after the reload: {e}"));
+        // Two configs were alive at once: give the peak back, or RSS stays there.
+        release_config_peak();
+        applied
     }
 
     pub fn apply_sysctls(&self) {
@@ -427,84 +431,96 @@ impl Director {
         }
     }
 
-    /// The kernel side is the cached table: exact for directord's own writes, and for
+    /// One page of services (`limit` of them from the `from`-th, in config order; all when no
+    /// limit). The kernel side is the cached table: exact for directord's own writes, and for
     /// out-of-band changes as of the last verify.
-    fn status(&self) -> Result<Status, Error> {
-        let kernel = self.kernel.table();
-        let mut services = Vec::new();
-        for vs in &self.config.virtual_servers {
-            let Some(key) = service_key(vs) else { continue };
-            let in_kernel = kernel.services.get(&key);
-            let kernel_weight = |addr: &SocketAddr| {
-                in_kernel
-                    .and_then(|s| s.destinations.get(addr))
-                    .map(|d| d.weight)
-            };
-            let mut servers: Vec<ServerStatus> = vs
-                .real
-                .iter()
-                .map(|real| {
-                    let id = (key, real.address);
-                    let health = self.health.get(&id);
-                    let probed = self
-                        .checks
-                        .as_ref()
-                        .and_then(|view| view.get(&id))
-                        .filter(|probed| probed.probes > 0);
-                    ServerStatus {
-                        address: real.address,
-                        configured_weight: real.weight,
-                        kernel_weight: kernel_weight(&real.address),
-                        up: self.state_of(&id).up,
-                        health: health.map_or_else(|| "no check".to_owned(), |h| h.detail.clone()),
-                        last_check: probed.as_ref().map(|p| p.detail.clone()),
-                        latency_ms: probed
-                            .and_then(|p| p.latency)
-                            .map(|l| l.as_secs_f64() * 1000.0),
-                        feedback: self.feedback.get(&real.address).map(|f| match f.weight {
-                            Some(w) => format!("{:?} weight {w}", f.state).to_lowercase(),
-                            None => format!("{:?}", f.state).to_lowercase(),
-                        }),
-                        fallback: false,
-                    }
-                })
-                .collect();
-            if let Some(fallback) = vs.fallback {
-                servers.push(ServerStatus {
-                    address: fallback,
-                    configured_weight: 1,
-                    kernel_weight: kernel_weight(&fallback),
-                    up: true,
-                    health: "fallback: in the table only while every real server is down"
-                        .to_owned(),
-                    last_check: None,
-                    latency_ms: None,
-                    feedback: None,
-                    fallback: true,
-                });
-            }
-            services.push(ServiceStatus {
-                name: vs.label(),
-                service: key.to_string(),
-                scheduler: vs.scheduler.to_string(),
-                in_kernel: in_kernel.is_some(),
-                servers,
-            });
-        }
-        Ok(Status {
+    fn status(&self, from: usize, limit: Option<usize>) -> Status {
+        let configured = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter_map(|vs| service_key(vs).map(|key| (vs, key)));
+        let total = configured.clone().count();
+        let end = limit.map_or(total, |limit| from.saturating_add(limit).min(total));
+        let services = configured
+            .skip(from)
+            .take(end.saturating_sub(from))
+            .map(|(vs, key)| self.service_status(vs, key))
+            .collect();
+        Status {
             config: self.config_path.clone(),
             services,
+            next: (end < total).then_some(end),
             last_apply: self.last_apply.clone(),
             probe_unknown: check::unknown_counts(&self.metrics.probe_unknown)
                 .into_iter()
                 .map(|(cause, n)| (cause.as_str().to_owned(), n))
                 .collect(),
-        })
+        }
+    }
+
+    fn service_status(&self, vs: &lvs_config::VirtualServer, key: ServiceKey) -> ServiceStatus {
+        let kernel = self.kernel.table();
+        let in_kernel = kernel.services.get(&key);
+        let kernel_weight = |addr: &SocketAddr| {
+            in_kernel
+                .and_then(|s| s.destinations.get(addr))
+                .map(|d| d.weight)
+        };
+        let mut servers: Vec<ServerStatus> = vs
+            .real
+            .iter()
+            .map(|real| {
+                let id = (key, real.address);
+                let health = self.health.get(&id);
+                let probed = self
+                    .checks
+                    .as_ref()
+                    .and_then(|view| view.get(&id))
+                    .filter(|probed| probed.probes > 0);
+                ServerStatus {
+                    address: real.address,
+                    configured_weight: real.weight,
+                    kernel_weight: kernel_weight(&real.address),
+                    up: self.state_of(&id).up,
+                    health: health.map_or_else(|| "no check".to_owned(), |h| h.detail.clone()),
+                    last_check: probed.as_ref().map(|p| p.detail.clone()),
+                    latency_ms: probed
+                        .and_then(|p| p.latency)
+                        .map(|l| l.as_secs_f64() * 1000.0),
+                    feedback: self.feedback.get(&real.address).map(|f| match f.weight {
+                        Some(w) => format!("{:?} weight {w}", f.state).to_lowercase(),
+                        None => format!("{:?}", f.state).to_lowercase(),
+                    }),
+                    fallback: false,
+                }
+            })
+            .collect();
+        if let Some(fallback) = vs.fallback {
+            servers.push(ServerStatus {
+                address: fallback,
+                configured_weight: 1,
+                kernel_weight: kernel_weight(&fallback),
+                up: true,
+                health: "fallback: in the table only while every real server is down".to_owned(),
+                last_check: None,
+                latency_ms: None,
+                feedback: None,
+                fallback: true,
+            });
+        }
+        ServiceStatus {
+            name: vs.label(),
+            service: key.to_string(),
+            scheduler: vs.scheduler.to_string(),
+            in_kernel: in_kernel.is_some(),
+            servers,
+        }
     }
 
     async fn handle(&mut self, request: Request) -> Result<Response, Error> {
         match request {
-            Request::Status => self.status().map(Response::Status),
+            Request::Status { from, limit } => Ok(Response::Status(self.status(from, limit))),
             Request::Ping => Ok(Response::Done {}),
             Request::Reload => self.reload().await.map(Response::Applied),
             Request::Feedback {
@@ -543,6 +559,12 @@ impl Director {
 
 /// Runs until SIGTERM/SIGINT. The table is left as it is on the way out.
 pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
+    // First: at thousands of services start takes seconds, and a SIGHUP meanwhile (a deploy
+    // tool reloading right after a restart) would otherwise end the process by default.
+    // Signals caught before the loop are handled once it runs.
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
     let (events, _) = broadcast::channel(256);
     let mut director = Director::new(config, config_path, events.clone())?;
     director.apply_sysctls();
@@ -594,9 +616,6 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let mut apply_failures =
         lvs_control::limits::RateLimit::new(std::time::Duration::from_secs(10));
 
-    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();
     info!("serving {}", socket.display());
