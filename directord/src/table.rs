@@ -212,3 +212,43 @@ pub fn same_destination(a: &Destination, b: &Destination) -> bool {
         && a.l_threshold == b.l_threshold
         && tunnel(a) == tunnel(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lvs_ipvs::Service;
+
+    /// The cache follows each accepted write as the kernel's table would: services appear
+    /// empty and keep their destinations across an edit, destinations are added, edited and
+    /// removed in place, and a deleted service takes its destinations with it.
+    #[test]
+    fn applying_requests_follows_the_kernel() {
+        let key = ServiceKey::inet(IpvsProtocol::Tcp, "192.0.2.100:80".parse().unwrap());
+        let real: SocketAddr = "198.51.100.11:80".parse().unwrap();
+        let other: SocketAddr = "198.51.100.12:80".parse().unwrap();
+        let mut table = Table::default();
+        table.apply(&Request::AddService(Service::new(key, "wrr")));
+        table.apply(&Request::AddDestination(
+            key,
+            Destination::new(real, ForwardMethod::Masq, 5),
+        ));
+        table.apply(&Request::AddDestination(
+            key,
+            Destination::new(other, ForwardMethod::Masq, 1),
+        ));
+        table.apply(&Request::EditService(Service::new(key, "lc")));
+        table.apply(&Request::EditDestination(
+            key,
+            Destination::new(real, ForwardMethod::Masq, 9),
+        ));
+        table.apply(&Request::DelDestination(key, other));
+        let service = &table.services[&key];
+        assert_eq!(service.service.scheduler, "lc");
+        assert_eq!(service.destinations.len(), 1);
+        assert_eq!(service.destinations[&real].weight, 9);
+        table.apply(&Request::GetServices);
+        assert_eq!(table.services.len(), 1, "a read changes nothing");
+        table.apply(&Request::DelService(key));
+        assert!(table.services.is_empty());
+    }
+}
