@@ -60,7 +60,7 @@ fn default_socket_dir() -> PathBuf {
     PathBuf::from("/run/lvs-director")
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ipvs {
     /// `net.ipv4.vs.*` values directord applies at start and on reload.
@@ -70,6 +70,25 @@ pub struct Ipvs {
     /// alone what it did not create, so a hand-made service survives a reload.
     #[serde(default)]
     pub own_whole_table: bool,
+    /// How often directord reads the whole kernel table back to check its cached copy (and
+    /// repair out-of-band changes); between verifies it trusts its own writes. 0: only at
+    /// start and after a netlink error, as keepalived (which never reads the table back).
+    #[serde(default = "default_verify_interval")]
+    pub verify_interval: Duration,
+}
+
+fn default_verify_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for Ipvs {
+    fn default() -> Self {
+        Ipvs {
+            sysctl: BTreeMap::new(),
+            own_whole_table: false,
+            verify_interval: default_verify_interval(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -105,6 +105,13 @@ const INTEGER_SYSCTLS: &[&str] = &[
 const PAIR_SYSCTLS: &[&str] = &["sync_threshold"];
 
 fn sysctls(ipvs: &Ipvs, issues: &mut Issues) {
+    let verify = ipvs.verify_interval;
+    if !verify.is_zero() && verify.get() < std::time::Duration::from_secs(1) {
+        issues.add(
+            path!["ipvs", "verify_interval"],
+            "verify_interval is 0 (never) or at least 1s: each verify reads the whole table",
+        );
+    }
     for (name, value) in &ipvs.sysctl {
         let at = path!["ipvs", "sysctl", name.as_str()];
         match value {

@@ -745,3 +745,21 @@ fn control_group_must_be_a_group_name() {
     let config = parse_ok("[control]\ngroup = \"lvs-monitor\"\n");
     assert_eq!(config.control.group.as_deref(), Some("lvs-monitor"));
 }
+
+/// `[ipvs] verify_interval`: 60 s by default, 0 turns the periodic read-back off, and anything
+/// between is refused where it is written (each verify dumps the whole table).
+#[test]
+fn ipvs_verify_interval_defaults_to_a_minute_and_is_checked() {
+    let default = parse_ok(SERVICE);
+    assert_eq!(
+        default.ipvs.verify_interval.get(),
+        std::time::Duration::from_secs(60)
+    );
+    let off = parse_ok(&format!("[ipvs]\nverify_interval = \"0s\"\n{SERVICE}"));
+    assert!(off.ipvs.verify_interval.is_zero());
+    assert_error(
+        &format!("[ipvs]\nverify_interval = \"100ms\"\n{SERVICE}"),
+        "2:19",
+        "at least 1s",
+    );
+}
