@@ -35,7 +35,8 @@ pub enum Command {
         output: Option<std::path::PathBuf>,
         file: std::path::PathBuf,
     },
-    /// Everything on one screen: VRRP, the IPVS table with health and weights, sync, feedback
+    /// Everything on one screen: VRRP, the IPVS table with health and weights, sync, feedback;
+    /// exits 69 while a daemon the config needs does not answer (a health check)
     Status(Daemon),
     /// directord only: services, real servers, health and weights
     Table(Daemon),
@@ -59,6 +60,13 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The daemons the config needs running; `None` when it cannot be read as valid.
+    pub fn needed(&self) -> Option<Vec<&'static str>> {
+        lvs_config::load(&self.config.path)
+            .ok()
+            .map(|config| crate::status::needed_daemons(&config))
+    }
+
     /// Where the daemons' sockets are: the config's control.socket_dir, or the default.
     /// An operator halfway through editing the config still wants to see the daemons, so an
     /// invalid file is reported and its `socket_dir` used if it can be read at all.

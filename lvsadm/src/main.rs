@@ -58,7 +58,9 @@ fn main() -> ExitCode {
             output,
             file,
         } => import(from, strict, output.as_deref(), &file),
-        Command::Status(d) if !d.json => lvsadm::status::all(&d.socket_dir()),
+        Command::Status(d) if !d.json => {
+            lvsadm::status::all(&d.socket_dir(), d.needed().as_deref())
+        }
         Command::Status(d) | Command::Table(d) => {
             lvsadm::status::directord(&d.socket_dir(), d.json)
         }

@@ -297,7 +297,27 @@ pub fn feedback(socket_dir: &Path, json: bool) -> ExitCode {
 /// Shows one daemon's section.
 type Section = fn(&Path, bool) -> ExitCode;
 
-pub fn all(socket_dir: &Path) -> ExitCode {
+/// The daemons a config needs running: those with a section to serve.
+pub fn needed_daemons(config: &lvs_config::Config) -> Vec<&'static str> {
+    let mut needed = Vec::new();
+    if !config.vrrp.instance.is_empty() {
+        needed.push("vrrpd");
+    }
+    if !config.virtual_servers.is_empty() {
+        needed.push("directord");
+    }
+    if config.sync.is_some() {
+        needed.push("syncd");
+    }
+    if config.feedback.is_some() {
+        needed.push("feedbackd");
+    }
+    needed
+}
+
+/// Every daemon's status. Fails (EX_UNAVAILABLE) when a daemon in `needed` does not answer, so
+/// it serves as a health check; without a config to say what is needed, when none answers.
+pub fn all(socket_dir: &Path, needed: Option<&[&str]>) -> ExitCode {
     let sections: [(&str, Section); 4] = [
         ("vrrpd", vrrp),
         ("directord", directord),
@@ -305,20 +325,41 @@ pub fn all(socket_dir: &Path) -> ExitCode {
         ("feedbackd", feedback),
     ];
     let mut reached = 0;
+    let mut missing = Vec::new();
     for (daemon, show) in sections {
         println!("== {daemon}");
+        let wanted = needed.is_none_or(|n| n.contains(&daemon));
         let socket = lvs_proto::socket_path(socket_dir, daemon);
-        if !socket.exists() {
-            println!("not running (no {})", socket.display());
-        } else if show(socket_dir, false) == ExitCode::SUCCESS {
+        let answered = if !socket.exists() {
+            if wanted {
+                println!("not running (no {})", socket.display());
+            } else {
+                println!("not configured");
+            }
+            false
+        } else {
+            show(socket_dir, false) == ExitCode::SUCCESS
+        };
+        if answered {
             reached += 1;
+        } else if wanted {
+            missing.push(daemon);
         }
     }
-    if reached > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let healthy = match needed {
+        Some(_) => missing.is_empty(),
+        None => reached > 0,
+    };
+    if healthy {
+        return ExitCode::SUCCESS;
     }
+    if needed.is_some() {
+        eprintln!(
+            "lvsadm status: the config needs {}, not answering",
+            missing.join(", ")
+        );
+    }
+    ExitCode::from(lvs_config::EX_UNAVAILABLE)
 }
 
 #[cfg(test)]
@@ -378,5 +419,45 @@ mod tests {
             "{}",
             asked[0]
         );
+    }
+
+    /// `lvsadm status` is a health check: it fails while a daemon the config needs does not
+    /// answer, and a daemon the config does not need is not one. Caught: it succeeded as soon
+    /// as any daemon answered, so a director with a dead vrrpd looked healthy.
+    #[test]
+    fn status_fails_while_a_needed_daemon_is_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(lvs_proto::socket_path(dir.path(), "directord")).unwrap();
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (stream, _) = listener.accept().unwrap();
+                let mut request = String::new();
+                BufReader::new(&stream).read_line(&mut request).unwrap();
+                (&stream).write_all(page(0, 1, None).as_bytes()).unwrap();
+            }
+        });
+        assert_eq!(all(dir.path(), Some(&["directord"])), ExitCode::SUCCESS);
+        assert_eq!(
+            all(dir.path(), Some(&["vrrpd", "directord"])),
+            ExitCode::from(lvs_config::EX_UNAVAILABLE)
+        );
+        server.join().unwrap();
+        // Nothing answers any more; nothing needed is still healthy, anything needed is not.
+        assert_eq!(all(dir.path(), Some(&[])), ExitCode::SUCCESS);
+        assert_eq!(
+            all(dir.path(), None),
+            ExitCode::from(lvs_config::EX_UNAVAILABLE)
+        );
+    }
+
+    #[test]
+    fn the_daemons_a_config_needs() {
+        let config = lvs_config::parse(
+            "[[virtual_server]]\naddress = \"192.0.2.1:80\"\n[[virtual_server.real]]\naddress = \"198.51.100.1:80\"\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(needed_daemons(&config), ["directord"]);
+        assert!(needed_daemons(&lvs_config::Config::default()).is_empty());
     }
 }

@@ -81,6 +81,9 @@ save into director.toml, and lists on stderr each directive that has no equivale
 (with \fB\-\-strict\fR, any such directive fails the import with exit status 65).
 .SH EXIT STATUS
 0 on success; 1 when the kernel refuses a table change or a daemon does not answer;
+69 (EX_UNAVAILABLE) when
+.B status
+finds a daemon the config needs not answering;
 2 on a usage error; 65 when an import's input is malformed; 78 (EX_CONFIG) when
 .B check\-config
 finds the config invalid; 255 as ipvsadm when the kernel refuses a change made with ipvsadm syntax.
