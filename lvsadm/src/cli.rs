@@ -48,6 +48,28 @@ pub enum Command {
     Feedback(Daemon),
     /// keepalived's genhash: the MD5 digest of a page, as an http check's `digest` wants it
     Genhash(crate::genhash::Args),
+    /// Every daemon's events as they happen (VRRP transitions, health changes, reloads, sync
+    /// roles), one JSON line each after the daemon's name, until interrupted
+    Watch(Watch),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Watch {
+    #[command(flatten)]
+    pub config: lvs_config::ConfigArgs,
+    /// Stop after this many events (a script waiting for the next one)
+    #[arg(long, value_name = "N")]
+    pub events: Option<usize>,
+}
+
+impl Watch {
+    pub fn socket_dir(&self) -> std::path::PathBuf {
+        Daemon {
+            config: self.config.clone(),
+            json: false,
+        }
+        .socket_dir()
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -120,5 +142,6 @@ pub const SUBCOMMANDS: &[&str] = &[
     "sync",
     "feedback",
     "genhash",
+    "watch",
     "help",
 ];

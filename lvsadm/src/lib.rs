@@ -6,3 +6,4 @@ pub mod genhash;
 pub mod import;
 pub mod ipvsadm;
 pub mod status;
+pub mod watch;

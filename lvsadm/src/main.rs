@@ -68,5 +68,6 @@ fn main() -> ExitCode {
         Command::Sync(d) => lvsadm::status::sync(&d.socket_dir(), d.json),
         Command::Feedback(d) => lvsadm::status::feedback(&d.socket_dir(), d.json),
         Command::Genhash(args) => lvsadm::genhash::run(&args),
+        Command::Watch(watch) => lvsadm::watch::run(&watch.socket_dir(), watch.events),
     }
 }
