@@ -34,16 +34,16 @@ impl std::fmt::Display for Line {
 }
 
 /// One daemon's events: subscribes, reads lines until the stream ends, and tries again.
-fn follow(daemon: &'static str, path: PathBuf, out: mpsc::Sender<Line>) {
+fn follow(daemon: &'static str, path: &Path, out: &mpsc::Sender<Line>) {
     let mut lost_reported = false;
     loop {
-        match subscribe(&path) {
+        match subscribe(path) {
             Ok(stream) => {
                 lost_reported = false;
                 if out.send(Line::Followed { daemon }).is_err() {
                     return;
                 }
-                let why = read_events(daemon, stream, &out);
+                let why = read_events(daemon, stream, out);
                 if out.send(Line::Lost { daemon, why }).is_err() {
                     return;
                 }
@@ -90,7 +90,7 @@ pub fn run(socket_dir: &Path, events: Option<usize>) -> ExitCode {
     for daemon in DAEMONS {
         let path = lvs_proto::socket_path(socket_dir, daemon);
         let tx = tx.clone();
-        std::thread::spawn(move || follow(daemon, path, tx));
+        std::thread::spawn(move || follow(daemon, &path, &tx));
     }
     drop(tx);
     let mut seen = 0;
@@ -141,7 +141,7 @@ mod tests {
         );
         let (tx, rx) = mpsc::channel();
         let follower_path = path.clone();
-        std::thread::spawn(move || follow("vrrpd", follower_path, tx));
+        std::thread::spawn(move || follow("vrrpd", &follower_path, &tx));
         let next = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(next(), Line::Followed { daemon: "vrrpd" });
         assert_eq!(
