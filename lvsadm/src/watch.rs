@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -114,6 +114,7 @@ pub fn run(socket_dir: &Path, events: Option<usize>) -> ExitCode {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
 
     /// A daemon's events arrive in order; when it goes away that is said, and when it is back
     /// (a restart) its events are followed again without the watcher doing anything.
