@@ -7,6 +7,7 @@
 pub mod diagnostic;
 pub mod model;
 pub mod reference;
+mod shape;
 mod validate;
 pub mod values;
 
@@ -100,9 +101,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and validates config text; `origin` names it in diagnostics.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |span| span.start);
-        let message = e.message().trim_end().replace('\n', "; ");
-        ConfigError::Invalid(Diagnostic::at_offsets(origin, text, [(offset, message)]))
+        // serde stops at the first error; the file may hold more, and an operator fixing
+        // them wants all of them at once.
+        let mut found = shape::errors(text);
+        if found.is_empty() {
+            let offset = e.span().map_or(0, |span| span.start);
+            found.push((offset, e.message().trim_end().replace('\n', "; ")));
+        }
+        ConfigError::Invalid(Diagnostic::at_offsets(origin, text, found))
     })?;
     let issues = validate::validate(&config);
     if issues.is_empty() {

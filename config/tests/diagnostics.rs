@@ -763,3 +763,61 @@ fn ipvs_verify_interval_defaults_to_a_minute_and_is_checked() {
         "at least 1s",
     );
 }
+
+/// Every shape error at once, each where it is: caught when written, the first wrong type
+/// stopped the parse (serde stops there), so an operator fixed one error per run.
+#[test]
+fn every_shape_error_is_reported_at_once() {
+    let text = r#"[control]
+socket_dir = 5
+
+[[vrrp.instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 300
+virtual_addresses = ["192.0.2.100/24"]
+
+[[vrrp.instance]]
+name = "VI_2"
+interface = "eth0"
+vrid = 52
+virtual_addresses = ["192.0.2.101/24"]
+colour = "blue"
+
+[[virtual_server]]
+address = "192.0.2.100:80"
+scheduler = "fastest"
+
+[[virtual_server]]
+address = "192.0.2.100:81"
+persistence = 300
+
+[sync]
+interface = "eth1"
+role = "leader"
+"#;
+    let found = errors(text);
+    for (line, fragment) in [
+        ("2:", "invalid type"),
+        ("7:", "300"),
+        ("15:", "colour"),
+        ("19:", "fastest"),
+        ("23:", "no unit"),
+        ("27:", "role"),
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|e| e.starts_with(line) && e.contains(fragment)),
+            "expected line {line} ...{fragment}... in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn every_syntax_error_is_reported_at_once() {
+    let found = errors("[control\nsocket_dir = \"/run\"\n[ipvs]\nown_whole_table = = true\n");
+    assert!(found.len() >= 2, "{found:#?}");
+    assert!(found[0].starts_with("1:"), "{found:#?}");
+    assert!(found.iter().any(|e| e.starts_with("4:")), "{found:#?}");
+}
