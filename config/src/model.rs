@@ -116,6 +116,13 @@ pub struct Vrrp {
     /// directord's table (frozen or empty) is worth less than the peer's.
     #[serde(default)]
     pub track_directord: TrackDirectord,
+    /// A FIFO vrrpd writes a line to at every state change, in keepalived's format
+    /// (`INSTANCE "VI_1" MASTER 150`, `GROUP "G1" BACKUP 0`); made (mode 0644) if absent.
+    /// keepalived's `notify_fifo` / `vrrp_notify_fifo`.
+    pub notify_fifo: Option<PathBuf>,
+    /// Started with the FIFO's path as last argument when vrrpd starts, to read it.
+    /// keepalived's `notify_fifo_script` / `vrrp_notify_fifo_script`.
+    pub notify_fifo_script: Option<String>,
 }
 
 /// `[vrrp] track_directord`: vrrpd asks directord for its status every `interval`; no answer
@@ -173,6 +180,8 @@ impl Default for Vrrp {
             rlimit_rttime: default_rlimit_rttime(),
             no_swap: false,
             track_directord: TrackDirectord::default(),
+            notify_fifo: None,
+            notify_fifo_script: None,
         }
     }
 }
@@ -212,6 +221,18 @@ pub struct VrrpInstance {
     pub virtual_mac_interface: Option<String>,
     /// Called with: instance, old state, new state.
     pub notify: Option<String>,
+    /// Run with no extra argument on entering MASTER (keepalived `notify_master`). Each script
+    /// is a command line (words split as a shell would, quotes kept together), not waited for.
+    pub notify_master: Option<String>,
+    /// On entering BACKUP (keepalived `notify_backup`).
+    pub notify_backup: Option<String>,
+    /// On entering FAULT (keepalived `notify_fault`).
+    pub notify_fault: Option<String>,
+    /// When vrrpd stops (keepalived `notify_stop`).
+    pub notify_stop: Option<String>,
+    /// keepalived's `notify`: run at every state change with `INSTANCE <name>
+    /// MASTER|BACKUP|FAULT|STOP <priority>`.
+    pub notify_state: Option<String>,
     #[serde(default)]
     pub track_interfaces: Vec<TrackInterface>,
     #[serde(default)]
@@ -370,7 +391,73 @@ pub struct TrackProcess {
 pub struct SyncGroup {
     pub name: String,
     pub instances: Vec<String>,
+    /// Called with: group, old state, new state.
     pub notify: Option<String>,
+    /// Run with no extra argument on entering MASTER (keepalived `notify_master`). Each script
+    /// is a command line (words split as a shell would, quotes kept together), not waited for.
+    pub notify_master: Option<String>,
+    /// On entering BACKUP (keepalived `notify_backup`).
+    pub notify_backup: Option<String>,
+    /// On entering FAULT (keepalived `notify_fault`).
+    pub notify_fault: Option<String>,
+    /// When vrrpd stops (keepalived `notify_stop`).
+    pub notify_stop: Option<String>,
+    /// keepalived's `notify`: run at every state change with `GROUP <name>
+    /// MASTER|BACKUP|FAULT|STOP <priority>` (a group's priority is 0).
+    pub notify_state: Option<String>,
+}
+
+/// The scripts of an instance or a sync group, as keepalived runs them.
+#[derive(Debug, Clone, Copy)]
+pub struct NotifyScripts<'a> {
+    pub master: Option<&'a str>,
+    pub backup: Option<&'a str>,
+    pub fault: Option<&'a str>,
+    pub stop: Option<&'a str>,
+    pub state: Option<&'a str>,
+}
+
+/// A script's command line as words, split as keepalived splits it (quotes group words);
+/// `None` when it is empty or its quotes do not close.
+pub fn command_words(command: &str) -> Option<Vec<String>> {
+    shlex::split(command).filter(|words| !words.is_empty())
+}
+
+impl NotifyScripts<'_> {
+    /// Each script with its key, for validation.
+    pub fn keyed(&self) -> [(&'static str, Option<&str>); 5] {
+        [
+            ("notify_master", self.master),
+            ("notify_backup", self.backup),
+            ("notify_fault", self.fault),
+            ("notify_stop", self.stop),
+            ("notify_state", self.state),
+        ]
+    }
+}
+
+impl VrrpInstance {
+    pub fn notify_scripts(&self) -> NotifyScripts<'_> {
+        NotifyScripts {
+            master: self.notify_master.as_deref(),
+            backup: self.notify_backup.as_deref(),
+            fault: self.notify_fault.as_deref(),
+            stop: self.notify_stop.as_deref(),
+            state: self.notify_state.as_deref(),
+        }
+    }
+}
+
+impl SyncGroup {
+    pub fn notify_scripts(&self) -> NotifyScripts<'_> {
+        NotifyScripts {
+            master: self.notify_master.as_deref(),
+            backup: self.notify_backup.as_deref(),
+            fault: self.notify_fault.as_deref(),
+            stop: self.notify_stop.as_deref(),
+            state: self.notify_state.as_deref(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- directord

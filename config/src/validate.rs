@@ -177,6 +177,21 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
             }
         }
     }
+    for (i, instance) in vrrp.instance.iter().enumerate() {
+        notify_scripts(
+            instance.notify_scripts(),
+            &path!["vrrp", "instance", i],
+            issues,
+        );
+    }
+    for (g, group) in vrrp.sync_group.iter().enumerate() {
+        notify_scripts(
+            group.notify_scripts(),
+            &path!["vrrp", "sync_group", g],
+            issues,
+        );
+    }
+    notify_fifo(vrrp, issues);
     sync_groups(vrrp, issues);
     if vrrp.rt_priority.is_some_and(|p| !(1..=99).contains(&p)) {
         issues.add(
@@ -202,6 +217,46 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
             issues.add(
                 path!["vrrp", "track_directord", key],
                 format!("track_directord {key} must be at least 10ms"),
+            );
+        }
+    }
+}
+
+fn notify_scripts(scripts: NotifyScripts<'_>, at: &KeyPath, issues: &mut Issues) {
+    for (key, command) in scripts.keyed() {
+        if let Some(command) = command
+            && command_words(command).is_none()
+        {
+            issues.add(
+                at.join(key),
+                format!(
+                    "{key} {command:?} is not a command line (empty, or a quote is not closed)"
+                ),
+            );
+        }
+    }
+}
+
+fn notify_fifo(vrrp: &Vrrp, issues: &mut Issues) {
+    if let Some(path) = &vrrp.notify_fifo
+        && !path.is_absolute()
+    {
+        issues.add(
+            path!["vrrp", "notify_fifo"],
+            "notify_fifo must be an absolute path",
+        );
+    }
+    if let Some(script) = &vrrp.notify_fifo_script {
+        let at = path!["vrrp", "notify_fifo_script"];
+        if vrrp.notify_fifo.is_none() {
+            issues.add(
+                at,
+                "notify_fifo_script needs notify_fifo (the FIFO it reads)",
+            );
+        } else if command_words(script).is_none() {
+            issues.add(
+                at,
+                format!("notify_fifo_script {script:?} is not a command line"),
             );
         }
     }

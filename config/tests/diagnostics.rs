@@ -317,6 +317,43 @@ fn sync_groups_name_real_instances() {
     assert_error(&text, "10:22", "unknown VRRP instance \"VI_9\"");
 }
 
+/// keepalived's notify scripts: a command line whose quotes do not close (which keepalived
+/// would run cut short) and a FIFO script without a FIFO are refused at their value.
+#[test]
+fn notify_scripts_are_command_lines_and_the_fifo_script_needs_a_fifo() {
+    let good = format!(
+        "[vrrp]\nnotify_fifo = \"/run/vrrp.fifo\"\nnotify_fifo_script = \"/bin/reader -v\"\n{INSTANCE}notify_fault = \"/bin/x 'a b'\"\nnotify_state = \"/bin/y\"\n"
+    );
+    let config = parse_ok(&good);
+    assert_eq!(
+        config.vrrp.instance[0].notify_fault.as_deref(),
+        Some("/bin/x 'a b'")
+    );
+    assert_eq!(
+        lvs_config::command_words("/bin/x 'a b'"),
+        Some(vec!["/bin/x".to_owned(), "a b".to_owned()])
+    );
+    assert_error(
+        &good.replace("/bin/x 'a b'", "/bin/x 'a b"),
+        "10:16",
+        "is not a command line",
+    );
+    assert_error(
+        &good.replace("notify_fifo = \"/run/vrrp.fifo\"\n", ""),
+        "2:22",
+        "needs notify_fifo",
+    );
+    assert_error(
+        &good.replace("/run/vrrp.fifo", "vrrp.fifo"),
+        "2:15",
+        "absolute path",
+    );
+    let group = format!(
+        "{INSTANCE}\n[[vrrp.sync_group]]\nname = \"G1\"\ninstances = [\"VI_1\"]\nnotify_master = \"\"\n"
+    );
+    assert_error(&group, "11:17", "is not a command line");
+}
+
 #[test]
 fn virtual_server_identity() {
     assert_error(

@@ -329,7 +329,11 @@ fn parameters_includes_and_service_options() {
         ["192.0.2.3".parse::<std::net::IpAddr>().unwrap()]
     );
     assert_eq!(vi.source_address, Some("192.0.2.2".parse().unwrap()));
-    assert_eq!(vi.notify.as_deref(), Some("/usr/local/bin/notify"));
+    assert_eq!(
+        (vi.notify.as_deref(), vi.notify_state.as_deref()),
+        (None, Some("/usr/local/bin/notify")),
+        "keepalived's notify, called with its own arguments"
+    );
     assert!(vi.virtual_mac);
     assert_eq!(vi.virtual_mac_interface.as_deref(), Some("vmac42"));
     assert!(
@@ -337,9 +341,8 @@ fn parameters_includes_and_service_options() {
         "vrrpd always promotes secondaries: nothing to report"
     );
     assert!(
-        notes
-            .iter()
-            .any(|n| n.contains("notify /usr/local/bin/notify not supported"))
+        notes.iter().all(|n| !n.contains("notify")),
+        "notify carries over: {notes:#?}"
     );
     let sync = config.sync.as_ref().unwrap();
     assert_eq!((sync.syncid, sync.group.port()), (7, 8850));

@@ -59,6 +59,9 @@ use lvs_tests::process::{Guarded, which};
 use lvs_tests::{lane_available, netns_missing};
 use lvsadm::import::{self, Source};
 
+#[path = "vrrp_import/notify.rs"]
+mod notify;
+
 /// The samples with `vrrp_instance` blocks; `every_vrrp_sample_is_covered` keeps this complete.
 const SAMPLES: &[&str] = &[
     "SSL_GET",

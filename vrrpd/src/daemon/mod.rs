@@ -6,6 +6,7 @@ mod directord;
 mod error;
 mod link;
 mod metrics;
+mod notify;
 mod realtime;
 mod socket;
 mod timer;
@@ -15,7 +16,6 @@ mod vmac;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +36,7 @@ use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
 use error::{Error, ReleaseFailure};
 use link::Link;
 use metrics::Metrics;
+use notify::Notifier;
 use socket::VrrpSocket;
 use timer::PreciseTimer;
 use tracking::{ScriptResult, Tracking};
@@ -113,6 +114,10 @@ struct Daemon {
     /// Dropped packets are counted one by one but logged once per instance (or interface) and
     /// cause, then summed per interval: a flood must not flood the journal.
     rx_logs: Repeats<(String, &'static str)>,
+    /// Notify scripts and FIFO.
+    notifier: Notifier,
+    /// Each sync group's state as last notified (see [`vrrpd::notify::group_state`]).
+    group_states: BTreeMap<String, State>,
 }
 
 impl Daemon {
@@ -539,11 +544,13 @@ impl Daemon {
                 )
                 .await;
                 for (old, new) in transitions {
+                    notify_instance(&mut self.notifier, running, old, new);
                     if old == State::Master && new == State::Backup {
                         dropped_to_backup.push(running.config.name.clone());
                     }
                 }
             }
+            self.notify_groups(None);
             let mut yielded = false;
             for name in dropped_to_backup {
                 let members = self.group_members(&name);
@@ -564,12 +571,48 @@ impl Daemon {
         }
     }
 
+    /// Notifies each sync group whose state changed, from its members' states; `to` forces
+    /// one state on every group (STOP, as Initialize, when vrrpd stops).
+    fn notify_groups(&mut self, to: Option<State>) {
+        for group in &self.sync_groups {
+            let members: Vec<State> = group
+                .instances
+                .iter()
+                .filter_map(|m| self.instances.iter().find(|r| r.config.name == *m))
+                .map(|r| r.core.state())
+                .collect();
+            let Some(new) = to.or_else(|| vrrpd::notify::group_state(&members)) else {
+                continue;
+            };
+            let old = self
+                .group_states
+                .insert(group.name.clone(), new)
+                .unwrap_or(State::Initialize);
+            if old == new {
+                continue;
+            }
+            info!(group = %group.name, "sync group {} -> {}", old.as_str(), new.as_str());
+            let notice = vrrpd::notify::Notice {
+                subject: vrrpd::notify::Subject::Group,
+                name: &group.name,
+                state: new,
+                priority: 0,
+            };
+            self.notifier.notify(
+                group.notify_scripts(),
+                group.notify.as_deref(),
+                old,
+                &notice,
+            );
+        }
+    }
+
     /// Leaves gracefully: a master sends priority 0 and drops its addresses.
     async fn stop(&mut self, index: usize) {
         let mut running = self.instances.remove(index);
         running.core.shutdown();
         let protected = masters_vips(&self.instances, None);
-        carry_out(
+        let transitions = carry_out(
             &mut running,
             &mut self.interfaces,
             &self.handle,
@@ -577,6 +620,9 @@ impl Daemon {
             &protected,
         )
         .await;
+        for (old, new) in transitions {
+            notify_instance(&mut self.notifier, &running, old, new);
+        }
         running
             .metrics
             .forget(&running.config.name, running.counters.drops.keys().cloned());
@@ -629,6 +675,7 @@ impl Daemon {
         let prepared = self.prepare_all(&to_start).await?;
 
         self.apply_realtime(&config.vrrp);
+        self.notifier.configure(&config.vrrp);
         self.sync_groups.clone_from(&config.vrrp.sync_group);
         self.configure_directord(&config, false).await;
         let now = Instant::now();
@@ -670,6 +717,11 @@ impl Daemon {
 fn same_election(old: &VrrpInstance, new: &VrrpInstance) -> bool {
     let mut election = new.clone();
     election.notify.clone_from(&old.notify);
+    election.notify_master.clone_from(&old.notify_master);
+    election.notify_backup.clone_from(&old.notify_backup);
+    election.notify_fault.clone_from(&old.notify_fault);
+    election.notify_stop.clone_from(&old.notify_stop);
+    election.notify_state.clone_from(&old.notify_state);
     election.garp = old.garp.clone();
     election.track_interfaces.clone_from(&old.track_interfaces);
     election.track_files.clone_from(&old.track_files);
@@ -768,8 +820,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         directord: None,
         directord_results: directord_tx,
         rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
+        notifier: Notifier::default(),
+        group_states: BTreeMap::new(),
     };
     daemon.apply_realtime(&config.vrrp);
+    daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
     let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
     let prepared = daemon.prepare_all(&all).await?;
@@ -885,6 +940,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     while !daemon.instances.is_empty() {
         daemon.stop(0).await;
     }
+    daemon.notify_groups(Some(State::Initialize));
+    daemon.notifier.close();
     shutdown.cancel();
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
@@ -1123,6 +1180,22 @@ fn masters_vips(instances: &[Running], except: Option<usize>) -> Vec<(usize, IpA
         .collect()
 }
 
+/// keepalived's notifies for an instance's transition, with its effective priority.
+fn notify_instance(notifier: &mut Notifier, running: &Running, old: State, new: State) {
+    let notice = vrrpd::notify::Notice {
+        subject: vrrpd::notify::Subject::Instance,
+        name: &running.config.name,
+        state: new,
+        priority: running.core.priority(),
+    };
+    notifier.notify(
+        running.config.notify_scripts(),
+        running.config.notify.as_deref(),
+        old,
+        &notice,
+    );
+}
+
 async fn carry_out(
     running: &mut Running,
     interfaces: &mut [Interface],
@@ -1147,7 +1220,6 @@ async fn carry_out(
                     old: old.as_str().to_owned(),
                     new: new.as_str().to_owned(),
                 });
-                notify(&running.config, old, new);
             }
             Action::SendAdvert { priority } => {
                 let repr = running.core.advert(priority);
@@ -1234,26 +1306,6 @@ async fn carry_out(
         }
     }
     transitions
-}
-
-/// keepalived-style notify: `<command> <instance> <old state> <new state>`, not waited for.
-fn notify(config: &VrrpInstance, old: State, new: State) {
-    let Some(command) = &config.notify else {
-        return;
-    };
-    let mut words = command.split_whitespace();
-    let Some(program) = words.next() else { return };
-    let spawned = Command::new(program)
-        .args(words)
-        .args([config.name.as_str(), old.as_str(), new.as_str()])
-        .spawn();
-    match spawned {
-        // Reaped by a thread so no zombie is left behind.
-        Ok(mut child) => {
-            std::thread::spawn(move || child.wait());
-        }
-        Err(e) => warn!(instance = %config.name, "notify {command}: {e}"),
-    }
 }
 
 fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, Error> {

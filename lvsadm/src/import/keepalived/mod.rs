@@ -288,6 +288,16 @@ impl Context {
                     ));
                 }
                 "vrrp_no_swap" => self.scheduling(child).no_swap = true,
+                "notify_fifo" | "vrrp_notify_fifo" => self.notify_fifo(child)?,
+                "notify_fifo_script" | "vrrp_notify_fifo_script" => {
+                    let command = vrrp::script_command(self, child)?;
+                    let scheduling = self.scheduling(child);
+                    if scheduling.notify_fifo_script.is_none() {
+                        scheduling.notify_fifo_script = Some(command);
+                    } else {
+                        self.skip(child, "vrrpd starts one FIFO script; this one is left out");
+                    }
+                }
                 "router_id" => self.skip(child, "ignored: the directors are named by their VRRP source addresses"),
                 "notification_email" | "notification_email_from" | "smtp_server"
                 | "smtp_helo_name" | "smtp_connect_timeout" | "smtp_alert"
@@ -303,6 +313,31 @@ impl Context {
                 ),
                 _ => self.skip(child, "ignored"),
             }
+        }
+        Ok(())
+    }
+
+    /// keepalived writes its VRRP lines to both `notify_fifo` and `vrrp_notify_fifo`; vrrpd
+    /// writes them to one FIFO, the first given.
+    fn notify_fifo(&mut self, node: &Node) -> Result<(), ImportError> {
+        let path = std::path::PathBuf::from(required_arg(node, 1, "a FIFO path")?);
+        if node.words.len() > 2 {
+            self.skip(
+                node,
+                "the FIFO's user and group are ignored: vrrpd's user owns it",
+            );
+        }
+        let scheduling = self.scheduling(node);
+        if scheduling.notify_fifo.is_none() {
+            scheduling.notify_fifo = Some(path);
+        } else {
+            self.skip(node, "vrrpd writes to one FIFO; this one is left out");
+        }
+        if node.key() == "notify_fifo" {
+            self.out.remarks.push(format!(
+                "{}: notify_fifo gets vrrpd's VRRP lines; directord writes no LVS lines to it",
+                node.at
+            ));
         }
         Ok(())
     }

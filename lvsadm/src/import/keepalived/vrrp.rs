@@ -46,7 +46,7 @@ struct Draft {
     garp: Garp,
     vmac: bool,
     vmac_interface: Option<String>,
-    notify: Option<String>,
+    notifies: Notifies,
     interfaces: Vec<TrackInterface>,
     scripts: Vec<TrackScript>,
     files: Vec<TrackFile>,
@@ -157,14 +157,11 @@ const DIRECTIVES: &[(&str, Directive)] = &[
         }
         Ok(())
     }),
-    ("notify", |ctx, d, n| {
-        d.notify = Some(required_arg(n, 1, "a script")?.to_owned());
-        ctx.skip(
-            n,
-            "the script is called with (instance, old state, new state), not keepalived's (type, name, state, priority)",
-        );
-        Ok(())
-    }),
+    ("notify", |ctx, d, n| d.notifies.set(ctx, n)),
+    ("notify_master", |ctx, d, n| d.notifies.set(ctx, n)),
+    ("notify_backup", |ctx, d, n| d.notifies.set(ctx, n)),
+    ("notify_fault", |ctx, d, n| d.notifies.set(ctx, n)),
+    ("notify_stop", |ctx, d, n| d.notifies.set(ctx, n)),
     ("garp_master_delay", |_, d, n| {
         d.garp.delay = timer(n, 1)?;
         Ok(())
@@ -208,24 +205,8 @@ const DIRECTIVES: &[(&str, Directive)] = &[
 /// The vrrp_instance directives that do not carry over, with what happens instead.
 const NOT_CARRIED: &[(&str, &str)] = &[
     (
-        "notify_master",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
-        "notify_backup",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
-        "notify_fault",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
-        "notify_stop",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
         "notify_master_rx_lower_pri",
-        "no per-state script; use notify, called with (instance, old state, new state)",
+        "no script when a lower-priority master is heard; the master sends gratuitous ARPs again (garp_lower_prio_repeat)",
     ),
     (
         "virtual_routes",
@@ -279,7 +260,7 @@ impl Context {
             garp: self.globals.garp.clone(),
             vmac: false,
             vmac_interface: None,
-            notify: None,
+            notifies: Notifies::default(),
             interfaces: Vec::new(),
             scripts: Vec::new(),
             files: Vec::new(),
@@ -408,7 +389,12 @@ impl Context {
             garp: d.garp,
             virtual_mac: d.vmac,
             virtual_mac_interface: d.vmac_interface,
-            notify: d.notify,
+            notify: None,
+            notify_master: d.notifies.master,
+            notify_backup: d.notifies.backup,
+            notify_fault: d.notifies.fault,
+            notify_stop: d.notifies.stop,
+            notify_state: d.notifies.state,
             track_interfaces: d.interfaces,
             track_scripts: d.scripts,
             track_files: d.files,
@@ -559,7 +545,7 @@ impl Context {
         let mark = self.out.mark();
         let name = required_arg(node, 1, "a group name")?.to_owned();
         let mut instances = Vec::new();
-        let mut notify = None;
+        let mut notifies = Notifies::default();
         for child in node.children() {
             match child.key() {
                 "group" => {
@@ -586,17 +572,9 @@ impl Context {
                         }
                     }
                 }
-                "notify" => {
-                    notify = Some(required_arg(child, 1, "a script")?.to_owned());
-                    self.skip(
-                        child,
-                        "the script is called with (group, old state, new state), not keepalived's arguments",
-                    );
+                "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
+                    notifies.set(self, child)?;
                 }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => self.skip(
-                    child,
-                    "no per-state script; use notify, called with (group, old state, new state)",
-                ),
                 _ => self.skip(
                     child,
                     "ignored (keepalived 2 lists members inside group { })",
@@ -610,12 +588,57 @@ impl Context {
         let group = SyncGroup {
             name,
             instances,
-            notify,
+            notify: None,
+            notify_master: notifies.master,
+            notify_backup: notifies.backup,
+            notify_fault: notifies.fault,
+            notify_stop: notifies.stop,
+            notify_state: notifies.state,
         };
         let block = self.out.block(node.at.clone(), group, mark);
         self.out.sync_groups.push(block);
         Ok(())
     }
+}
+
+/// keepalived's notify scripts of an instance or a group, kept as written: vrrpd calls them
+/// with keepalived's arguments (`notify` becomes `notify_state`).
+#[derive(Default)]
+struct Notifies {
+    master: Option<String>,
+    backup: Option<String>,
+    fault: Option<String>,
+    stop: Option<String>,
+    state: Option<String>,
+}
+
+impl Notifies {
+    fn set(&mut self, ctx: &mut Context, node: &Node) -> Result<(), ImportError> {
+        let command = script_command(ctx, node)?;
+        let slot = match node.key() {
+            "notify_master" => &mut self.master,
+            "notify_backup" => &mut self.backup,
+            "notify_fault" => &mut self.fault,
+            "notify_stop" => &mut self.stop,
+            _ => &mut self.state,
+        };
+        *slot = Some(command);
+        Ok(())
+    }
+}
+
+/// A script directive's command line: its first word after the keyword (quoted when it has
+/// arguments: keepalived splits it at its spaces, as vrrpd does). The words after it are
+/// keepalived's `[username [groupname]]`.
+pub(super) fn script_command(ctx: &mut Context, node: &Node) -> Result<String, ImportError> {
+    let command = required_arg(node, 1, "a script")?.to_owned();
+    if node.words.len() > 2 {
+        ctx.skip(
+            node,
+            "the user and group to run it as are ignored: it runs as vrrpd's user",
+        );
+    }
+    Ok(command)
 }
 
 /// `weight N` after an object name; 0 (FAULT while failing) when absent.
