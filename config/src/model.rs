@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::values::{
     AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
-    Percent, Protocol, Scheduler, ServiceFlag,
+    Percent, Protocol, Scheduler, Scope, ServiceFlag,
 };
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -204,6 +204,11 @@ pub struct VrrpInstance {
     #[serde(default)]
     pub preempt_delay: Duration,
     pub virtual_addresses: Vec<IpNet>,
+    /// Virtual addresses with keepalived's options (another device, label, scope, broadcast),
+    /// or not advertised (keepalived's `virtual_ipaddress_excluded`): added and removed with
+    /// the state like `virtual_addresses`, listed after them in adverts.
+    #[serde(default)]
+    pub vips: Vec<Vip>,
     /// Empty: multicast to 224.0.0.18 / ff02::12.
     #[serde(default)]
     pub unicast_peers: Vec<IpAddr>,
@@ -243,11 +248,63 @@ pub struct VrrpInstance {
     pub track_processes: Vec<TrackProcess>,
 }
 
+/// A virtual address with keepalived's `virtual_ipaddress` options.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vip {
+    pub address: IpNet,
+    /// The device that holds it; the instance's interface (or its macvlan) when absent
+    /// (keepalived `dev`): a NAT director's inside gateway while VRRP runs outside.
+    pub dev: Option<String>,
+    /// keepalived `label`: `<device>` or `<device>:<anything>`, at most 15 bytes.
+    pub label: Option<String>,
+    /// keepalived `scope`; global when absent.
+    pub scope: Option<Scope>,
+    /// keepalived `brd` (IPv4); none when absent, as keepalived adds none.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// false: not listed in adverts, and of either family (keepalived
+    /// `virtual_ipaddress_excluded`).
+    #[serde(default = "yes")]
+    pub advertised: bool,
+}
+
+impl Vip {
+    /// An address with no option: on the instance's interface, advertised.
+    pub fn plain(address: IpNet) -> Vip {
+        Vip {
+            address,
+            dev: None,
+            label: None,
+            scope: None,
+            broadcast: None,
+            advertised: true,
+        }
+    }
+}
+
 impl VrrpInstance {
-    /// An instance's family is its VIPs' (validation refuses mixed lists).
-    pub fn is_ipv6(&self) -> bool {
+    /// Every address the instance holds while master: `virtual_addresses` as plain `Vip`s,
+    /// then `vips`.
+    pub fn all_vips(&self) -> Vec<Vip> {
         self.virtual_addresses
-            .first()
+            .iter()
+            .map(|net| Vip::plain(*net))
+            .chain(self.vips.iter().cloned())
+            .collect()
+    }
+
+    /// What the adverts list: `virtual_addresses`, then the advertised `vips`.
+    pub fn advertised(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.virtual_addresses
+            .iter()
+            .copied()
+            .chain(self.vips.iter().filter(|v| v.advertised).map(|v| v.address))
+    }
+
+    /// An instance's family is its advertised VIPs' (validation refuses mixed lists).
+    pub fn is_ipv6(&self) -> bool {
+        self.advertised()
+            .next()
             .is_some_and(|vip| vip.addr().is_ipv6())
     }
 

@@ -354,6 +354,45 @@ fn notify_scripts_are_command_lines_and_the_fifo_script_needs_a_fifo() {
     assert_error(&group, "11:17", "is not a command line");
 }
 
+/// keepalived's address options: a label the kernel would refuse for the device, a broadcast
+/// on IPv6, an advertised address of the other family are refused at their value; an excluded
+/// one may be of either family.
+#[test]
+fn vips_options_are_checked() {
+    let vip = |options: &str| {
+        format!("{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"198.51.100.1/24\"\n{options}\n")
+    };
+    parse_ok(&vip(
+        "dev = \"eth1\"\nlabel = \"eth1:gw\"\nscope = \"link\"\nbroadcast = \"198.51.100.255\"",
+    ));
+    parse_ok(&format!(
+        "{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"2001:db8::1/64\"\nadvertised = false\n"
+    ));
+    assert_error(
+        &vip("dev = \"eth1\"\nlabel = \"eth0:gw\""),
+        "11:9",
+        "must be \"eth1\" or start with",
+    );
+    assert_error(&vip("scope = \"planet\""), "10:9", "unknown scope");
+    assert_error(
+        &format!("{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"2001:db8::1/64\"\n"),
+        "9:11",
+        "VRRPv2 carries IPv4 addresses only",
+    );
+    assert_error(
+        &format!(
+            "{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"2001:db8::1/64\"\nadvertised = false\nbroadcast = \"192.0.2.255\"\n"
+        ),
+        "11:13",
+        "broadcast is for IPv4",
+    );
+    assert_error(
+        &format!("{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"192.0.2.100/24\"\n"),
+        "9:11",
+        "listed twice",
+    );
+}
+
 #[test]
 fn virtual_server_identity() {
     assert_error(

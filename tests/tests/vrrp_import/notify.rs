@@ -16,10 +16,9 @@ use std::time::Duration;
 
 use lvs_tests::keepalived::Keepalived;
 use lvs_tests::lan::Lan;
+use lvs_tests::lane_available;
 use lvs_tests::netns::Netns;
 use lvs_tests::process::wait_for;
-use lvs_tests::{lane_available, workspace_bin};
-use lvsadm::import::{self, Source};
 
 /// VRRPv3 at 100 ms, so each phase settles in well under a second.
 const CONFIG: &str = r#"global_defs {
@@ -134,13 +133,7 @@ fn notify_scripts_and_fifo_are_called_as_keepalived_calls_them() -> Result<(), S
     let keepalived = Daemon::Keepalived(Keepalived::start(host, dir, &config)?);
     let expected = record(host, dir, keepalived)?;
 
-    let imported =
-        import::import(Source::Keepalived, &config, true).map_err(|e| format!("import: {e}"))?;
-    let toml = dir.join("director.toml");
-    let control = format!("\n[control]\nsocket_dir = \"{}/ctl\"\n", dir.display());
-    std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
-    let vrrpd = workspace_bin("vrrpd");
-    let vrrpd = host.spawn(&[vrrpd.as_os_str(), "--config".as_ref(), toml.as_os_str()])?;
+    let vrrpd = super::imported_vrrpd(host, dir, &config, "vrrpd")?;
     let got = record(host, dir, Daemon::Vrrpd(vrrpd))?;
 
     // Not a comparison of two empty logs: keepalived made every kind of call.

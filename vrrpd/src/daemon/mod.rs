@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
+use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, Vip, VrrpInstance};
 use lvs_control::daemon::SetupError;
 use lvs_control::ratelimit::{self, Repeats};
 use lvs_control::vrrpd::{
@@ -58,6 +58,8 @@ struct Running {
     own_fault: bool,
     /// The macvlan holding the VIPs when `virtual_mac` is on.
     vmac: Option<Vmac>,
+    /// Every VIP, with the index in `interfaces` of its own `dev` (None: the instance's).
+    placed: Vec<(Vip, Option<usize>)>,
 }
 
 impl Running {
@@ -253,6 +255,20 @@ impl Daemon {
                 instance: instance.name.clone(),
                 source: Box::new(e),
             })?;
+        let mut placed = Vec::new();
+        for vip in instance.all_vips() {
+            let on = match &vip.dev {
+                Some(dev) if *dev != instance.interface => Some(
+                    self.interface(dev, vip.address.addr().is_ipv6(), false)
+                        .map_err(|e| Error::Instance {
+                            instance: instance.name.clone(),
+                            source: Box::new(e),
+                        })?,
+                ),
+                _ => None,
+            };
+            placed.push((vip, on));
+        }
         let core =
             Instance::new(instance_config(instance)?).map_err(|source| Error::InstanceConfig {
                 instance: instance.name.clone(),
@@ -287,6 +303,7 @@ impl Daemon {
             peers,
             vmac,
             vmac_deferred,
+            placed,
         })
     }
 
@@ -307,6 +324,7 @@ impl Daemon {
             peers,
             mut vmac,
             vmac_deferred,
+            placed,
         } = prepared;
         if vmac_deferred {
             vmac = self
@@ -331,6 +349,7 @@ impl Daemon {
             metrics: self.metrics.clone(),
             own_fault: false,
             vmac,
+            placed,
         };
         running
             .metrics
@@ -739,6 +758,7 @@ struct Prepared {
     vmac: Option<Vmac>,
     /// The macvlan's name is held by the instance this one replaces: made at launch.
     vmac_deferred: bool,
+    placed: Vec<(Vip, Option<usize>)>,
 }
 
 /// `vrrpd --release-vips`: what a stopping master does to its interfaces, for a run that could
@@ -765,21 +785,21 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), E
                 }),
             }
         }
-        // An interface that is gone took its addresses with it.
-        let Some(index) = link::index_of(&instance.interface) else {
-            continue;
-        };
-        for vip in &instance.virtual_addresses {
-            match link::del_address(&handle, index, vip.addr()).await {
+        for vip in instance.all_vips() {
+            let interface = vip.dev.as_deref().unwrap_or(&instance.interface);
+            // An interface that is gone took its addresses with it.
+            let Some(index) = link::index_of(interface) else {
+                continue;
+            };
+            match link::del_address(&handle, index, vip.address.addr()).await {
                 Ok(removed) => {
-                    let interface = &instance.interface;
                     if removed > 0 {
-                        info!(instance = %instance.name, "removed {vip} from {interface}");
+                        info!(instance = %instance.name, "removed {} from {interface}", vip.address);
                     }
                 }
                 Err(source) => failed.push(ReleaseFailure::Address {
                     instance: instance.name.clone(),
-                    vip: *vip,
+                    vip: vip.address,
                     source,
                 }),
             }
@@ -1172,12 +1192,90 @@ fn masters_vips(instances: &[Running], except: Option<usize>) -> Vec<(usize, IpA
         .enumerate()
         .filter(|&(i, r)| Some(i) != except && r.core.state() == State::Master)
         .flat_map(|(_, r)| {
-            r.config
-                .virtual_addresses
+            r.placed
                 .iter()
-                .map(|v| (r.link, v.addr()))
+                .map(|(vip, on)| (on.unwrap_or(r.link), vip.address.addr()))
         })
         .collect()
+}
+
+/// Where a VIP goes: its own `dev`, else the instance's macvlan or interface.
+fn vip_link<'a>(running: &'a Running, interfaces: &'a [Interface], on: Option<usize>) -> &'a Link {
+    match on {
+        Some(index) => &interfaces[index].link,
+        None => running
+            .vmac
+            .as_ref()
+            .map_or(&interfaces[running.link].link, |v| &v.link),
+    }
+}
+
+async fn add_vips(running: &Running, interfaces: &[Interface], handle: &Handle) {
+    for (vip, on) in &running.placed {
+        let link = vip_link(running, interfaces, *on);
+        if let Err(e) = link::add_vip(handle, link.index, vip).await {
+            warn!(instance = %running.config.name, "adding {} to {}: {e}", vip.address, link.name);
+        }
+    }
+}
+
+/// Removes the VIPs (but those in `protected`, a master's) wherever they are. A vmac
+/// instance's VIPs live on the macvlan; the base is swept too, for a crashed run that had no
+/// virtual MAC.
+async fn remove_vips(
+    running: &Running,
+    interfaces: &[Interface],
+    handle: &Handle,
+    protected: &[(usize, IpAddr)],
+) {
+    for (vip, on) in &running.placed {
+        let addr = vip.address.addr();
+        if protected.contains(&(on.unwrap_or(running.link), addr)) {
+            continue;
+        }
+        let base = on.map_or(&interfaces[running.link].link, |i| &interfaces[i].link);
+        let vmac = running
+            .vmac
+            .as_ref()
+            .filter(|_| on.is_none())
+            .map(|v| &v.link);
+        for link in std::iter::once(base).chain(vmac) {
+            match link::del_address(handle, link.index, addr).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    info!(instance = %running.config.name, "removed {} from {}", vip.address, link.name);
+                }
+                Err(e) => {
+                    warn!(instance = %running.config.name, "removing {} from {}: {e}", vip.address, link.name);
+                }
+            }
+        }
+    }
+}
+
+/// Gratuitous ARP (IPv6: unsolicited NA) for every VIP from the link that holds it; from the
+/// vmac, the frames carry the virtual MAC as source and sender.
+fn announce(running: &mut Running, interfaces: &mut [Interface]) {
+    let primary = running.core.config().primary_addr;
+    for (vip, on) in &running.placed {
+        let link = match (on, &mut running.vmac) {
+            (Some(index), _) => &mut interfaces[*index].link,
+            (None, Some(vmac)) => &mut vmac.link,
+            (None, None) => &mut interfaces[running.link].link,
+        };
+        let sent = match (vip.address.addr(), primary) {
+            (IpAddr::V4(v4), _) => link.gratuitous_arp(v4),
+            (IpAddr::V6(v6), _) if on.is_some() => match link::link_local_ipv6(&link.name) {
+                Some(source) => link.unsolicited_na(source, v6),
+                None => continue,
+            },
+            (IpAddr::V6(v6), IpAddr::V6(source)) => link.unsolicited_na(source, v6),
+            (IpAddr::V6(_), IpAddr::V4(_)) => continue,
+        };
+        if let Err(e) = sent {
+            warn!(instance = %running.config.name, "announcing {}: {e}", vip.address);
+        }
+    }
 }
 
 /// keepalived's notifies for an instance's transition, with its effective priority.
@@ -1254,55 +1352,9 @@ async fn carry_out(
                     }
                 }
             }
-            Action::AddVips => {
-                let link = running.vmac.as_ref().map_or(&interface.link, |v| &v.link);
-                for vip in &running.config.virtual_addresses {
-                    if let Err(e) =
-                        link::add_address(handle, link.index, vip.addr(), vip.prefix_len()).await
-                    {
-                        warn!(instance = %running.config.name, "adding {vip} to {}: {e}", link.name);
-                    }
-                }
-            }
-            Action::RemoveVips => {
-                // A vmac instance's VIPs live on the macvlan; the base is swept too, for a
-                // crashed run that had no virtual MAC.
-                let links =
-                    std::iter::once(&interface.link).chain(running.vmac.as_ref().map(|v| &v.link));
-                for link in links {
-                    for vip in &running.config.virtual_addresses {
-                        if protected.contains(&(running.link, vip.addr())) {
-                            continue;
-                        }
-                        match link::del_address(handle, link.index, vip.addr()).await {
-                            Ok(0) => {}
-                            Ok(_) => {
-                                info!(instance = %running.config.name, "removed {vip} from {}", link.name);
-                            }
-                            Err(e) => {
-                                warn!(instance = %running.config.name, "removing {vip} from {}: {e}", link.name);
-                            }
-                        }
-                    }
-                }
-            }
-            Action::SendGratuitousArp { .. } => {
-                // From the vmac, the frames carry the virtual MAC as source and sender.
-                let link = match &mut running.vmac {
-                    Some(vmac) => &mut vmac.link,
-                    None => &mut interface.link,
-                };
-                for vip in &running.config.virtual_addresses {
-                    let sent = match (vip.addr(), running.core.config().primary_addr) {
-                        (IpAddr::V4(v4), _) => link.gratuitous_arp(v4),
-                        (IpAddr::V6(v6), IpAddr::V6(source)) => link.unsolicited_na(source, v6),
-                        (IpAddr::V6(_), IpAddr::V4(_)) => continue,
-                    };
-                    if let Err(e) = sent {
-                        warn!(instance = %running.config.name, "announcing {vip}: {e}");
-                    }
-                }
-            }
+            Action::AddVips => add_vips(running, interfaces, handle).await,
+            Action::RemoveVips => remove_vips(running, interfaces, handle, protected).await,
+            Action::SendGratuitousArp { .. } => announce(running, interfaces),
         }
     }
     transitions
@@ -1344,11 +1396,7 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, Error> {
         preempt: instance.preempt,
         preempt_delay: instance.preempt_delay.get(),
         primary_addr,
-        vips: instance
-            .virtual_addresses
-            .iter()
-            .map(ipnet::IpNet::addr)
-            .collect(),
+        vips: instance.advertised().map(|net| net.addr()).collect(),
         auth,
         garp,
     })

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lvs_config::{
-    Auth, Duration, Garp, SyncGroup, TrackFile, TrackInterface, TrackProcess, TrackScript,
+    Auth, Duration, Garp, SyncGroup, TrackFile, TrackInterface, TrackProcess, TrackScript, Vip,
     VrrpInstance,
 };
 
@@ -40,6 +40,8 @@ struct Draft {
     preempt: bool,
     preempt_delay: Duration,
     addresses: Vec<(Node, IpNet)>,
+    /// Addresses with options, or excluded from adverts.
+    vips: Vec<Vip>,
     peers: Vec<IpAddr>,
     source: Option<IpAddr>,
     auth: Option<Auth>,
@@ -106,13 +108,11 @@ const DIRECTIVES: &[(&str, Directive)] = &[
         d.auth = ctx.authentication(n)?;
         Ok(())
     }),
-    ("virtual_ipaddress", Context::virtual_addresses),
+    ("virtual_ipaddress", |ctx, d, n| {
+        ctx.virtual_addresses(d, n, true)
+    }),
     ("virtual_ipaddress_excluded", |ctx, d, n| {
-        ctx.skip(
-            n,
-            "the addresses are added as ordinary virtual addresses, so adverts list them too",
-        );
-        ctx.virtual_addresses(d, n)
+        ctx.virtual_addresses(d, n, false)
     }),
     ("unicast_peer", |ctx, d, n| {
         for entry in n.children() {
@@ -254,6 +254,7 @@ impl Context {
             preempt: true,
             preempt_delay: Duration::ZERO,
             addresses: Vec::new(),
+            vips: Vec::new(),
             peers: Vec::new(),
             source: None,
             auth: None,
@@ -288,14 +289,62 @@ impl Context {
         Ok(())
     }
 
-    fn virtual_addresses(&mut self, draft: &mut Draft, node: &Node) -> Result<(), ImportError> {
+    /// `ADDR[/LEN] [dev D] [label L] [scope S] [brd B]` lines: plain advertised ones go to
+    /// `virtual_addresses`, the others (options, or `advertised` false) to `vips`.
+    fn virtual_addresses(
+        &mut self,
+        draft: &mut Draft,
+        node: &Node,
+        advertised: bool,
+    ) -> Result<(), ImportError> {
         for entry in node.children() {
-            draft.addresses.push((entry.clone(), vip(entry)?));
-            if entry.words.len() > 1 {
-                self.skip(
-                    entry,
-                    "the address goes on the instance's interface without label, scope or broadcast options",
-                );
+            let address = vip(entry)?;
+            let mut options = Vip {
+                advertised,
+                ..Vip::plain(address)
+            };
+            let mut words = entry.words[1..].iter();
+            while let Some(word) = words.next() {
+                let mut value = || {
+                    words
+                        .next()
+                        .map(String::as_str)
+                        .ok_or_else(|| bad(entry, format!("{word} needs a value")))
+                };
+                match word.as_str() {
+                    "dev" => options.dev = Some(value()?.to_owned()),
+                    "label" => options.label = Some(value()?.to_owned()),
+                    "scope" => {
+                        let text = value()?;
+                        options.scope = Some(text.parse().map_err(|e| bad(entry, format!("{e}")))?);
+                    }
+                    "brd" | "broadcast" => {
+                        let text = value()?;
+                        options.broadcast = Some(text.parse().map_err(|_| {
+                            bad(entry, format!("brd needs an IPv4 address, got {text:?}"))
+                        })?);
+                    }
+                    other => {
+                        self.skip(entry, &format!("address option {other:?} is ignored"));
+                        break;
+                    }
+                }
+            }
+            let listed = draft
+                .addresses
+                .iter()
+                .any(|(_, a)| a.addr() == address.addr())
+                || draft
+                    .vips
+                    .iter()
+                    .any(|v| v.address.addr() == address.addr());
+            if listed {
+                // keepalived keeps the first, options and all.
+                self.skip(entry, "the address is listed twice; the first is kept");
+            } else if options == Vip::plain(address) {
+                draft.addresses.push((entry.clone(), address));
+            } else {
+                draft.vips.push(options);
             }
         }
         Ok(())
@@ -330,11 +379,11 @@ impl Context {
             p
         });
         let virtual_addresses = self.one_family(std::mem::take(&mut d.addresses));
-        if virtual_addresses
+        let first_advertised = virtual_addresses
             .first()
-            .is_some_and(|a| a.addr().is_ipv6())
-            && d.version == 2
-        {
+            .copied()
+            .or_else(|| d.vips.iter().find(|v| v.advertised).map(|v| v.address));
+        if first_advertised.is_some_and(|a| a.addr().is_ipv6()) && d.version == 2 {
             d.comments
                 .push("IPv6 addresses: VRRP version 3, as keepalived switches to".to_owned());
             d.version = 3;
@@ -369,7 +418,7 @@ impl Context {
             );
             d.preempt = true;
         }
-        if virtual_addresses.is_empty() {
+        if first_advertised.is_none() {
             self.skip(node, "the instance has no virtual address; not imported");
             return Ok(None);
         }
@@ -383,6 +432,7 @@ impl Context {
             preempt: d.preempt,
             preempt_delay: d.preempt_delay,
             virtual_addresses,
+            vips: d.vips,
             unicast_peers: d.peers,
             source_address: d.source,
             auth: d.auth,
