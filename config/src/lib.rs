@@ -16,7 +16,7 @@ pub use diagnostic::{Diagnostic, KeyPath, Segment};
 pub use model::*;
 pub use values::{
     AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
-    Percent, Protocol, Scheduler, Scope, ServiceFlag, UnknownName,
+    Percent, Protocol, RouteType, Scheduler, Scope, ServiceFlag, UnknownName,
 };
 
 /// Where the daemons look when neither `--config` nor the environment says otherwise.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::values::{
     AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
-    Percent, Protocol, Scheduler, Scope, ServiceFlag,
+    Percent, Protocol, RouteType, Scheduler, Scope, ServiceFlag,
 };
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -209,6 +209,12 @@ pub struct VrrpInstance {
     /// the state like `virtual_addresses`, listed after them in adverts.
     #[serde(default)]
     pub vips: Vec<Vip>,
+    /// Routes added while MASTER and removed otherwise (keepalived `virtual_routes`).
+    #[serde(default)]
+    pub routes: Vec<VirtualRoute>,
+    /// Policy rules added while MASTER and removed otherwise (keepalived `virtual_rules`).
+    #[serde(default)]
+    pub rules: Vec<VirtualRule>,
     /// Empty: multicast to 224.0.0.18 / ff02::12.
     #[serde(default)]
     pub unicast_peers: Vec<IpAddr>,
@@ -266,6 +272,41 @@ pub struct Vip {
     /// `virtual_ipaddress_excluded`).
     #[serde(default = "yes")]
     pub advertised: bool,
+}
+
+/// A route that follows the VRRP state, as `ip route add [type] to [via] [dev] [src] [table]
+/// [metric] [scope]` would add it, with keepalived's protocol (`proto keepalived`, 18), so
+/// `ip route` shows the routes as keepalived's.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualRoute {
+    pub to: IpNet,
+    /// unicast (default), blackhole, unreachable or prohibit.
+    #[serde(rename = "type", default = "unicast")]
+    pub kind: RouteType,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub src: Option<IpAddr>,
+    /// The main table when absent.
+    pub table: Option<u32>,
+    pub metric: Option<u32>,
+    /// global when absent, as keepalived.
+    pub scope: Option<Scope>,
+}
+
+fn unicast() -> RouteType {
+    RouteType::Unicast
+}
+
+/// A policy rule that follows the VRRP state: `ip rule add [from] [to] table [priority]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualRule {
+    pub from: Option<IpNet>,
+    pub to: Option<IpNet>,
+    pub table: u32,
+    /// The kernel picks one when absent.
+    pub priority: Option<u32>,
 }
 
 impl Vip {

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use crate::diagnostic::KeyPath;
 use crate::model::*;
 use crate::path;
-use crate::values::{CheckType, Duration, Family, Forwarding, Scheduler, ServiceFlag};
+use crate::values::{CheckType, Duration, Family, Forwarding, RouteType, Scheduler, ServiceFlag};
 
 pub(crate) struct Issue {
     pub path: KeyPath,
@@ -448,6 +448,54 @@ fn vip_options(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) {
     }
 }
 
+/// Every address of a route or rule of one family; a gateway only on a unicast route.
+fn routes_and_rules(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) {
+    for (j, route) in instance.routes.iter().enumerate() {
+        let at = at.join("routes").join(j);
+        let v6 = route.to.addr().is_ipv6();
+        for (key, addr) in [("via", route.via), ("src", route.src)] {
+            if addr.is_some_and(|a| a.is_ipv6() != v6) {
+                issues.add(
+                    at.join(key),
+                    format!("{key} must be {} like to", family_name(v6)),
+                );
+            }
+        }
+        if route.kind != RouteType::Unicast && (route.via.is_some() || route.dev.is_some()) {
+            issues.add(
+                at.join("type"),
+                format!("a {} route has no via or dev", route.kind),
+            );
+        }
+        if route.dev.as_deref().is_some_and(|d| !interface_name_ok(d)) {
+            issues.add(
+                at.join("dev"),
+                "not an interface name (1 to 15 bytes, no '/', ':' or spaces)",
+            );
+        }
+        if route.table.is_some_and(|t| t == 0 || t == 255) {
+            issues.add(
+                at.join("table"),
+                "table 0 is none and 255 the kernel's local table",
+            );
+        }
+    }
+    for (j, rule) in instance.rules.iter().enumerate() {
+        let at = at.join("rules").join(j);
+        if let (Some(from), Some(to)) = (rule.from, rule.to)
+            && from.addr().is_ipv6() != to.addr().is_ipv6()
+        {
+            issues.add(at.join("to"), "from and to must be of one family");
+        }
+        if rule.table == 0 || rule.table == 255 {
+            issues.add(
+                at.join("table"),
+                "table 0 is none and 255 the kernel's local table",
+            );
+        }
+    }
+}
+
 fn interface_name_ok(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 15
@@ -497,6 +545,7 @@ fn vrrp_addresses(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) ->
         }
     }
     vip_options(instance, at, issues);
+    routes_and_rules(instance, at, issues);
     for (j, peer) in instance.unicast_peers.iter().enumerate() {
         if peer.is_ipv6() != is_ipv6 {
             issues.add(

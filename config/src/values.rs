@@ -309,6 +309,11 @@ impl Scope {
 }
 
 string_enum!(
+    /// What a virtual route does (`ip route add <type> ...`): forward, or drop one way or another.
+    RouteType { Unicast = "unicast", Blackhole = "blackhole", Unreachable = "unreachable", Prohibit = "prohibit" }
+);
+
+string_enum!(
     /// IPVS forwarding method (ipvsadm -g / -m / -i).
     Forwarding { Dr = "dr", Nat = "nat", Tun = "tun" }
 );

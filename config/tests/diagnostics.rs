@@ -393,6 +393,50 @@ fn vips_options_are_checked() {
     );
 }
 
+/// keepalived's virtual routes and rules: one family per route, no gateway on a blackhole,
+/// no table 0 or 255 (none, and the kernel's local table), each refused at its value.
+#[test]
+fn virtual_routes_and_rules_are_checked() {
+    let route = |body: &str| format!("{INSTANCE}\n[[vrrp.instance.routes]]\n{body}\n");
+    let config = parse_ok(&route(
+        "to = \"203.0.113.0/26\"\nvia = \"192.0.2.254\"\ndev = \"eth0\"\nsrc = \"192.0.2.100\"\ntable = 100\nmetric = 5\nscope = \"link\"",
+    ));
+    assert_eq!(
+        config.vrrp.instance[0].routes[0].kind,
+        lvs_config::RouteType::Unicast
+    );
+    assert_error(
+        &route("to = \"203.0.113.0/26\"\nvia = \"2001:db8::1\""),
+        "10:7",
+        "via must be IPv4",
+    );
+    assert_error(
+        &route("to = \"203.0.113.0/26\"\ntype = \"blackhole\"\nvia = \"192.0.2.254\""),
+        "10:8",
+        "a blackhole route has no via or dev",
+    );
+    assert_error(
+        &route("to = \"203.0.113.0/26\"\ntype = \"throw\""),
+        "10:8",
+        "unknown routetype",
+    );
+    assert_error(
+        &route("to = \"203.0.113.0/26\"\ntable = 255"),
+        "10:9",
+        "local table",
+    );
+    let rule = |body: &str| format!("{INSTANCE}\n[[vrrp.instance.rules]]\n{body}\n");
+    parse_ok(&rule(
+        "from = \"203.0.113.0/24\"\ntable = 100\npriority = 200",
+    ));
+    assert_error(
+        &rule("from = \"203.0.113.0/24\"\nto = \"2001:db8::/64\"\ntable = 100"),
+        "10:6",
+        "one family",
+    );
+    assert_error(&rule("table = 0"), "9:9", "table 0 is none");
+}
+
 #[test]
 fn virtual_server_identity() {
     assert_error(

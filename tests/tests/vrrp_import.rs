@@ -15,10 +15,13 @@
 //!   namespaces made here.
 //! - Left out (lines blanked): `virtual_server` and `virtual_server_group` (the IPVS side,
 //!   which `keepalived --vrrp` does not read and `uml_import` compares), `static_ipaddress`,
-//!   `static_routes`, `static_rules`, `virtual_routes`, `virtual_rules` (addresses, routes and
-//!   rules that do not follow the election, and that the importer reports as unsupported),
-//!   `notify*` lines (scripts that do not exist here) and `lvs_sync_daemon_interface` (IPVS
-//!   connection sync, covered by syncd's own lanes).
+//!   `static_routes`, `static_rules` (addresses, routes and rules that do not follow the
+//!   election, and that the importer reports as unsupported), `virtual_routes` and
+//!   `virtual_rules` (the samples' gateways lie outside the address mapping, one route is
+//!   multipath and one rule's address is malformed; the `routes` module compares them on a
+//!   file of its own), `notify*` lines (scripts that do not exist here; the `notify` module
+//!   compares the calls) and `lvs_sync_daemon_interface` (IPVS connection sync, covered by
+//!   syncd's own lanes).
 //! - Added: `promote_secondaries` in every instance. vrrpd always sets it on its interfaces;
 //!   keepalived does only when told, and without it a backup instance giving up its VIP (as
 //!   one does when both nodes start together and briefly both claim it) makes the kernel drop
@@ -61,6 +64,8 @@ use lvsadm::import::{self, Source};
 mod addresses;
 #[path = "vrrp_import/notify.rs"]
 mod notify;
+#[path = "vrrp_import/routes.rs"]
+mod routes;
 
 /// vrrpd in `host` on what `lvsadm import --strict` makes of `config`, its control socket in
 /// `<dir>/<tag>`.

@@ -8,6 +8,7 @@ mod link;
 mod metrics;
 mod notify;
 mod realtime;
+mod routes;
 mod socket;
 mod timer;
 mod tracking;
@@ -785,6 +786,7 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), E
                 }),
             }
         }
+        routes::remove(&handle, &instance.name, &instance.routes, &instance.rules).await;
         for vip in instance.all_vips() {
             let interface = vip.dev.as_deref().unwrap_or(&instance.interface);
             // An interface that is gone took its addresses with it.
@@ -1352,8 +1354,16 @@ async fn carry_out(
                     }
                 }
             }
-            Action::AddVips => add_vips(running, interfaces, handle).await,
-            Action::RemoveVips => remove_vips(running, interfaces, handle, protected).await,
+            Action::AddVips => {
+                add_vips(running, interfaces, handle).await;
+                let config = &running.config;
+                routes::add(handle, &config.name, &config.routes, &config.rules).await;
+            }
+            Action::RemoveVips => {
+                let config = &running.config;
+                routes::remove(handle, &config.name, &config.routes, &config.rules).await;
+                remove_vips(running, interfaces, handle, protected).await;
+            }
             Action::SendGratuitousArp { .. } => announce(running, interfaces),
         }
     }

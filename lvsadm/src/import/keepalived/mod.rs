@@ -207,6 +207,9 @@ impl Context {
     }
 
     fn top_level_other(&mut self, node: &Node, key: &str) -> Result<(), ImportError> {
+        if key == "static_rules" {
+            self.number_static_rules(node);
+        }
         let instead = match key {
             "static_ipaddress" | "static_routes" | "static_rules" => {
                 "not managed: configure static addresses, routes and rules with the system's network configuration"

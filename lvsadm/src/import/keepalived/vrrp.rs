@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lvs_config::{
-    Auth, Duration, Garp, SyncGroup, TrackFile, TrackInterface, TrackProcess, TrackScript, Vip,
-    VrrpInstance,
+    Auth, Duration, Garp, RouteType, SyncGroup, TrackFile, TrackInterface, TrackProcess,
+    TrackScript, Vip, VirtualRoute, VirtualRule, VrrpInstance,
 };
 
 use super::parse::Node;
@@ -17,6 +17,9 @@ use super::{Context, ErrorKind, ImportError, ip, number, number_between, require
 pub(super) struct Globals {
     pub version: u8,
     pub garp: Garp,
+    /// The priority keepalived gives the next IPv4 / IPv6 rule that names none: 16384, then
+    /// one less for each (vrrp_iprule.c).
+    pub next_rule_priority: [u32; 2],
 }
 
 impl Default for Globals {
@@ -24,6 +27,7 @@ impl Default for Globals {
         Globals {
             version: 2,
             garp: Garp::default(),
+            next_rule_priority: [16384, 16384],
         }
     }
 }
@@ -42,6 +46,8 @@ struct Draft {
     addresses: Vec<(Node, IpNet)>,
     /// Addresses with options, or excluded from adverts.
     vips: Vec<Vip>,
+    routes: Vec<VirtualRoute>,
+    rules: Vec<VirtualRule>,
     peers: Vec<IpAddr>,
     source: Option<IpAddr>,
     auth: Option<Auth>,
@@ -120,6 +126,18 @@ const DIRECTIVES: &[(&str, Directive)] = &[
             if entry.words.len() > 1 {
                 ctx.skip(entry, "peer options are ignored");
             }
+        }
+        Ok(())
+    }),
+    ("virtual_routes", |ctx, d, n| {
+        for entry in n.children() {
+            d.routes.extend(ctx.virtual_route(entry)?);
+        }
+        Ok(())
+    }),
+    ("virtual_rules", |ctx, d, n| {
+        for entry in n.children() {
+            d.rules.extend(ctx.virtual_rule(entry)?);
         }
         Ok(())
     }),
@@ -208,14 +226,6 @@ const NOT_CARRIED: &[(&str, &str)] = &[
         "notify_master_rx_lower_pri",
         "no script when a lower-priority master is heard; the master sends gratuitous ARPs again (garp_lower_prio_repeat)",
     ),
-    (
-        "virtual_routes",
-        "routes and rules do not follow the VRRP state; configure them separately",
-    ),
-    (
-        "virtual_rules",
-        "routes and rules do not follow the VRRP state; configure them separately",
-    ),
     ("smtp_alert", "ignored: no e-mail alerts"),
     (
         "dont_track_primary",
@@ -255,6 +265,8 @@ impl Context {
             preempt_delay: Duration::ZERO,
             addresses: Vec::new(),
             vips: Vec::new(),
+            routes: Vec::new(),
+            rules: Vec::new(),
             peers: Vec::new(),
             source: None,
             auth: None,
@@ -350,6 +362,105 @@ impl Context {
         Ok(())
     }
 
+    /// A `virtual_routes` line: `[blackhole|unreachable|prohibit] [src A] [to] DEST [via|gw G]
+    /// [dev D] [scope S] [table T] [metric N]`; None (reported) for what vrrpd cannot add.
+    fn virtual_route(&mut self, entry: &Node) -> Result<Option<VirtualRoute>, ImportError> {
+        let mut route = VirtualRoute {
+            to: IpNet::from(std::net::IpAddr::from([0, 0, 0, 0])),
+            kind: RouteType::Unicast,
+            via: None,
+            dev: None,
+            src: None,
+            table: None,
+            metric: None,
+            scope: None,
+        };
+        let mut to = None;
+        let mut words = entry.words.iter().map(String::as_str);
+        while let Some(word) = words.next() {
+            let mut value = || {
+                words
+                    .next()
+                    .ok_or_else(|| bad(entry, format!("{word} needs a value")))
+            };
+            match word {
+                "blackhole" => route.kind = RouteType::Blackhole,
+                "unreachable" => route.kind = RouteType::Unreachable,
+                "prohibit" => route.kind = RouteType::Prohibit,
+                "src" => route.src = Some(ip(entry, value()?)?),
+                "to" => to = Some(value()?.to_owned()),
+                "via" | "gw" => route.via = Some(ip(entry, value()?)?),
+                "dev" | "oif" => route.dev = Some(value()?.to_owned()),
+                "scope" => {
+                    route.scope = Some(value()?.parse().map_err(|e| bad(entry, format!("{e}")))?);
+                }
+                "table" => route.table = Some(route_number(entry, value()?)?),
+                "metric" | "preference" | "priority" => {
+                    route.metric = Some(route_number(entry, value()?)?);
+                }
+                // vrrpd does not track a route's device.
+                "no_track" => {}
+                _ if to.is_none() && (word == "default" || word.contains(['.', ':'])) => {
+                    to = Some(word.to_owned());
+                }
+                _ => {
+                    self.skip(
+                        entry,
+                        &format!("route option {word:?} is not supported; the route is left out"),
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(to) = to else {
+            return Err(bad(entry, "a route needs a destination"));
+        };
+        let to = if to == "default" {
+            "0.0.0.0/0"
+        } else {
+            to.as_str()
+        };
+        route.to = to
+            .parse::<IpNet>()
+            .or_else(|_| ip(entry, to).map(IpNet::from))?;
+        Ok(Some(route))
+    }
+
+    /// A `virtual_rules` line, numbered as keepalived numbers a rule without a priority;
+    /// None (reported) for what keepalived or vrrpd cannot add.
+    fn virtual_rule(&mut self, entry: &Node) -> Result<Option<VirtualRule>, ImportError> {
+        match parse_rule(entry) {
+            Ok(mut rule) => {
+                self.number_rule(&mut rule);
+                Ok(Some(rule))
+            }
+            Err(why) => {
+                self.skip(entry, &format!("{why}; the rule is left out"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// keepalived numbers the rules without a priority in file order, 16384 down, static
+    /// ones included (vrrp_iprule.c).
+    fn number_rule(&mut self, rule: &mut VirtualRule) {
+        if rule.priority.is_none() {
+            let v6 = rule.from.or(rule.to).is_some_and(|n| n.addr().is_ipv6());
+            let next = &mut self.globals.next_rule_priority[usize::from(v6)];
+            rule.priority = Some(*next);
+            *next = next.saturating_sub(1);
+        }
+    }
+
+    /// `static_rules` are not imported, but their numbers are taken all the same.
+    pub(super) fn number_static_rules(&mut self, node: &Node) {
+        for entry in node.children() {
+            if let Ok(mut rule) = parse_rule(entry) {
+                self.number_rule(&mut rule);
+            }
+        }
+    }
+
     /// The instance as keepalived would run it, with a comment for each value it settles
     /// differently from what the file says; None when there is nothing to import.
     fn complete(
@@ -433,6 +544,8 @@ impl Context {
             preempt_delay: d.preempt_delay,
             virtual_addresses,
             vips: d.vips,
+            routes: d.routes,
+            rules: d.rules,
             unicast_peers: d.peers,
             source_address: d.source,
             auth: d.auth,
@@ -689,6 +802,47 @@ pub(super) fn script_command(ctx: &mut Context, node: &Node) -> Result<String, I
         );
     }
     Ok(command)
+}
+
+/// `[from A] [to B] table|lookup T [priority|preference|prio N]`, or why not.
+fn parse_rule(entry: &Node) -> Result<VirtualRule, String> {
+    let mut rule = VirtualRule {
+        from: None,
+        to: None,
+        table: 0,
+        priority: None,
+    };
+    let net = |text: &str| {
+        text.parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("invalid address {text:?} (keepalived skips the rule too)"))
+    };
+    let number = |text: &str| {
+        text.parse::<u32>()
+            .map_err(|_| format!("expected a number, got {text:?}"))
+    };
+    let mut words = entry.words.iter().map(String::as_str);
+    while let Some(word) = words.next() {
+        let value = words
+            .next()
+            .ok_or_else(|| format!("{word} needs a value"))?;
+        match word {
+            "from" => rule.from = Some(net(value)?),
+            "to" => rule.to = Some(net(value)?),
+            "table" | "lookup" => rule.table = number(value)?,
+            "priority" | "preference" | "prio" => rule.priority = Some(number(value)?),
+            _ => return Err(format!("rule option {word:?} is not supported")),
+        }
+    }
+    if rule.table == 0 {
+        return Err("a rule without a table is not supported".to_owned());
+    }
+    Ok(rule)
+}
+
+fn route_number(entry: &Node, text: &str) -> Result<u32, ImportError> {
+    text.parse()
+        .map_err(|_| bad(entry, format!("expected a number, got {text:?}")))
 }
 
 /// `weight N` after an object name; 0 (FAULT while failing) when absent.
