@@ -67,6 +67,18 @@ mod notify;
 #[path = "vrrp_import/routes.rs"]
 mod routes;
 
+/// A scratch directory and a LAN of IPv4 hosts (`(role, cidr)`, each with eth0 on one bridge)
+/// with keepalived at hand; `None` when the lane is missing here.
+fn scratch_lan(
+    hosts: &[(&str, &str)],
+) -> Result<Option<(tempfile::TempDir, lvs_tests::lan::Lan)>, String> {
+    if !lane_available("netns", missing()) {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    Ok(Some((dir, lvs_tests::lan::Lan::new(hosts)?)))
+}
+
 /// vrrpd in `host` on what `lvsadm import --strict` makes of `config`, its control socket in
 /// `<dir>/<tag>`.
 fn imported_vrrpd(host: &Netns, dir: &Path, config: &Path, tag: &str) -> Result<Guarded, String> {

@@ -12,8 +12,7 @@
 use std::time::Duration;
 
 use lvs_tests::keepalived::Keepalived;
-use lvs_tests::lan::{Lan, holds};
-use lvs_tests::lane_available;
+use lvs_tests::lan::holds;
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::process::wait_for;
 
@@ -45,12 +44,12 @@ const GATEWAY: &str = "198.51.100.1";
 #[test]
 fn vips_on_another_device_with_options_are_keepalived_s_and_move_on_takeover() -> Result<(), String>
 {
-    if !lane_available("netns", super::missing()) {
+    let Some((dir, outside)) =
+        super::scratch_lan(&[("va", "192.0.2.1/24"), ("vb", "192.0.2.2/24")])?
+    else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    };
     let dir = dir.path();
-    let outside = Lan::new(&[("va", "192.0.2.1/24"), ("vb", "192.0.2.2/24")])?;
     let (a, b) = (outside.host(0), outside.host(1));
     let inside = Netns::new("vin")?;
     inside.bridge("br0")?;

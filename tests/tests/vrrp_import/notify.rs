@@ -15,8 +15,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use lvs_tests::keepalived::Keepalived;
-use lvs_tests::lan::Lan;
-use lvs_tests::lane_available;
 use lvs_tests::netns::Netns;
 use lvs_tests::process::wait_for;
 
@@ -111,12 +109,10 @@ enum Daemon {
 
 #[test]
 fn notify_scripts_and_fifo_are_called_as_keepalived_calls_them() -> Result<(), String> {
-    if !lane_available("netns", super::missing()) {
+    let Some((dir, lan)) = super::scratch_lan(&[("nf", "192.0.2.91/24")])? else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    };
     let dir = dir.path();
-    let lan = Lan::new(&[("nf", "192.0.2.91/24")])?;
     let host = lan.host(0);
     host.ip(&[
         "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",

@@ -10,8 +10,6 @@
 use std::time::Duration;
 
 use lvs_tests::keepalived::Keepalived;
-use lvs_tests::lan::Lan;
-use lvs_tests::lane_available;
 use lvs_tests::netns::Netns;
 use lvs_tests::process::wait_for;
 
@@ -108,12 +106,11 @@ fn back_to(host: &Netns, baseline: &Tables, what: &str) -> Result<(), String> {
 #[test]
 fn virtual_routes_and_rules_are_keepalived_s_and_a_restart_sweeps_stale_ones() -> Result<(), String>
 {
-    if !lane_available("netns", super::missing()) {
+    let Some((dir, lan)) = super::scratch_lan(&[("ra", "192.0.2.1/24"), ("rb", "192.0.2.2/24")])?
+    else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    };
     let dir = dir.path();
-    let lan = Lan::new(&[("ra", "192.0.2.1/24"), ("rb", "192.0.2.2/24")])?;
     let (a, b) = (lan.host(0), lan.host(1));
     a.ip(&[
         "link", "add", "eth1", "type", "veth", "peer", "name", "peer1",

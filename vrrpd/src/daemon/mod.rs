@@ -591,6 +591,36 @@ impl Daemon {
         }
     }
 
+    /// Once a second: the summaries of rate-limited drop logs, and tracking polled.
+    fn tick(&mut self, now: Instant) {
+        for ((source, cause), n) in self.rx_logs.summaries(now) {
+            log_dropped(
+                &source,
+                cause,
+                &format_args!(
+                    "{n} more packets dropped ({cause}) in the last {:?}",
+                    ratelimit::DEFAULT_INTERVAL
+                ),
+            );
+        }
+        let mut changed = false;
+        for running in &mut self.instances {
+            changed |= running.tracking.poll();
+        }
+        if changed {
+            self.apply_tracking(now);
+        }
+    }
+
+    /// Every instance leaves (STOP notified), then the groups.
+    async fn stop_all(&mut self) {
+        while !self.instances.is_empty() {
+            self.stop(0).await;
+        }
+        self.notify_groups(Some(State::Initialize));
+        self.notifier.close();
+    }
+
     /// Notifies each sync group whose state changed, from its members' states; `to` forces
     /// one state on every group (STOP, as Initialize, when vrrpd stops).
     fn notify_groups(&mut self, to: Option<State>) {
@@ -863,20 +893,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         shutdown,
         path: socket_path,
     } = lvs_control::daemon::serve_control::<Request, Status, _>(&config.control, "vrrpd", events)?;
-    if let Some(base) = config.control.metrics {
-        let address = lvs_control::metrics::address(base, "vrrpd");
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| SetupError::Metrics {
-                addr: address,
-                source,
-            })?;
-        tokio::spawn(lvs_control::metrics::serve(
-            listener,
-            daemon.metrics.registry(),
-            shutdown.clone(),
-        ));
-    }
+    serve_metrics(&config, &daemon.metrics, &shutdown).await?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();
 
@@ -889,17 +906,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             .iter()
             .filter_map(|r| r.core.poll_timeout())
             .min();
-        let sleep = async {
-            match deadline {
-                Some(at) => {
-                    if let Err(e) = timer.sleep_until(at).await {
-                        warn!("timerfd: {e}; falling back to tokio's timer");
-                        tokio::time::sleep_until(at.into()).await;
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(&timer, deadline);
         tokio::select! {
             () = sleep => {
                 let now = Instant::now();
@@ -910,22 +917,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             Some(datagram) = datagrams.recv() => {
                 dispatch(&mut daemon, &datagram);
             }
-            _ = poll_tick.tick() => {
-                let now = Instant::now();
-                for ((source, cause), n) in daemon.rx_logs.summaries(now) {
-                    log_dropped(&source, cause, &format_args!(
-                        "{n} more packets dropped ({cause}) in the last {:?}",
-                        ratelimit::DEFAULT_INTERVAL
-                    ));
-                }
-                let mut changed = false;
-                for running in &mut daemon.instances {
-                    changed |= running.tracking.poll();
-                }
-                if changed {
-                    daemon.apply_tracking(now);
-                }
-            }
+            _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(result, Instant::now());
             }
@@ -959,14 +951,47 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         }
     }
 
-    while !daemon.instances.is_empty() {
-        daemon.stop(0).await;
-    }
-    daemon.notify_groups(Some(State::Initialize));
-    daemon.notifier.close();
+    daemon.stop_all().await;
     shutdown.cancel();
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// Prometheus on `control.metrics` (vrrpd's port: the base + 1), when configured.
+async fn serve_metrics(
+    config: &Config,
+    metrics: &Metrics,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<(), Error> {
+    let Some(base) = config.control.metrics else {
+        return Ok(());
+    };
+    let address = lvs_control::metrics::address(base, "vrrpd");
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| SetupError::Metrics {
+            addr: address,
+            source,
+        })?;
+    tokio::spawn(lvs_control::metrics::serve(
+        listener,
+        metrics.registry(),
+        shutdown.clone(),
+    ));
+    Ok(())
+}
+
+/// Until the earliest instance timer (never without one), on the precise timer if it works.
+async fn sleep_until(timer: &PreciseTimer, deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => {
+            if let Err(e) = timer.sleep_until(at).await {
+                warn!("timerfd: {e}; falling back to tokio's timer");
+                tokio::time::sleep_until(at.into()).await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads one interface's socket in its own task, so the main loop waits on a single channel.
@@ -1156,11 +1181,11 @@ fn status(daemon: &Daemon) -> Status {
             configured_priority: running.config.priority,
             priority: running.core.priority(),
             master: running.core.master_addr(),
+            // Every address held while master, the `vips` (other devices, excluded) too.
             virtual_addresses: running
-                .config
-                .virtual_addresses
+                .placed
                 .iter()
-                .map(ToString::to_string)
+                .map(|(vip, _)| vip.address.to_string())
                 .collect(),
             counters: running.counters.clone(),
         })
