@@ -268,6 +268,9 @@ pub struct Vip {
     pub scope: Option<Scope>,
     /// keepalived `brd` (IPv4); none when absent, as keepalived adds none.
     pub broadcast: Option<std::net::Ipv4Addr>,
+    /// As keepalived, the instance is in FAULT while `dev` is down; false: not (`no_track`).
+    #[serde(default = "yes")]
+    pub track: bool,
     /// false: not listed in adverts, and of either family (keepalived
     /// `virtual_ipaddress_excluded`).
     #[serde(default = "yes")]
@@ -292,6 +295,9 @@ pub struct VirtualRoute {
     pub metric: Option<u32>,
     /// global when absent, as keepalived.
     pub scope: Option<Scope>,
+    /// As keepalived, the instance is in FAULT while `dev` is down; false: not (`no_track`).
+    #[serde(default = "yes")]
+    pub track: bool,
 }
 
 fn unicast() -> RouteType {
@@ -319,11 +325,41 @@ impl Vip {
             scope: None,
             broadcast: None,
             advertised: true,
+            track: true,
         }
     }
 }
 
 impl VrrpInstance {
+    /// The devices keepalived tracks besides `track_interfaces`: those of the VIPs and routes
+    /// on another device than the instance's (unless `track = false`), each at weight 0, so
+    /// a NAT director whose inside link is down gives up mastership.
+    pub fn device_tracking(&self) -> Vec<TrackInterface> {
+        let vips = self
+            .vips
+            .iter()
+            .filter(|v| v.track)
+            .filter_map(|v| v.dev.as_ref());
+        let routes = self
+            .routes
+            .iter()
+            .filter(|r| r.track)
+            .filter_map(|r| r.dev.as_ref());
+        let mut tracked: Vec<TrackInterface> = Vec::new();
+        for dev in vips.chain(routes) {
+            let known = *dev == self.interface
+                || self.track_interfaces.iter().any(|t| t.name == *dev)
+                || tracked.iter().any(|t| t.name == *dev);
+            if !known {
+                tracked.push(TrackInterface {
+                    name: dev.clone(),
+                    weight: 0,
+                });
+            }
+        }
+        tracked
+    }
+
     /// Every address the instance holds while master: `virtual_addresses` as plain `Vip`s,
     /// then `vips`.
     pub fn all_vips(&self) -> Vec<Vip> {

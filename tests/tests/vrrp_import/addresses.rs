@@ -5,7 +5,8 @@
 //!
 //! On director A, keepalived and then vrrpd (on what `lvsadm import --strict` makes of the
 //! same file) must leave the same `ip -d addr` and send adverts listing the same addresses
-//! (the excluded ones not). Then B runs vrrpd as backup; when A leaves, B takes the inside VIP
+//! (the excluded ones not), and both go to FAULT while the inside link is down (keepalived
+//! tracks a VIP's device) and back when it returns. Then B runs vrrpd as backup; when A leaves, B takes the inside VIP
 //! over on its eth1, with its label, and the real server's neighbour entry for the gateway
 //! moves to B's inside MAC by B's gratuitous ARP on eth1 alone.
 
@@ -90,6 +91,7 @@ fn vips_on_another_device_with_options_are_keepalived_s_and_move_on_takeover() -
     let vrrpd_a = super::imported_vrrpd(a, dir, &config, "a")?;
     let got = snapshot(a)?;
     assert_eq!(got, expected, "vrrpd (left) and keepalived (right) differ");
+    faults_with_the_inside_link(a, &inside, "vrrpd")?;
 
     let backup = dir.join("b.conf");
     let backup_text = CONFIG
@@ -124,6 +126,20 @@ fn vips_on_another_device_with_options_are_keepalived_s_and_move_on_takeover() -
             gateway_mac(&real)
         )
     })?;
+    Ok(())
+}
+
+/// keepalived tracks the devices of VIPs on another device: A's inside link down puts it in
+/// FAULT (its outside VIP goes too), and its return brings it back to MASTER.
+fn faults_with_the_inside_link(a: &Netns, inside: &Netns, who: &str) -> Result<(), String> {
+    inside.ip(&["link", "set", "q0", "down"])?;
+    wait_for(Duration::from_secs(5), || {
+        (!holds(a, "192.0.2.100")).then_some(())
+    })
+    .ok_or_else(|| format!("{who} kept its VIPs with the inside link down"))?;
+    inside.ip(&["link", "set", "q0", "up"])?;
+    wait_for(Duration::from_secs(10), || holds(a, GATEWAY).then_some(()))
+        .ok_or_else(|| format!("{who} did not come back when the inside link did"))?;
     Ok(())
 }
 

@@ -155,7 +155,7 @@ impl Daemon {
             .set_directord_up(self.directord.as_ref().map(|w| w.up));
         let tracking = self.directord_tracking();
         for running in &mut self.instances {
-            let mut fresh = Tracking::new(&running.config, tracking);
+            let mut fresh = Tracking::new(&device_tracked(&running.config), tracking);
             fresh.carry_over(&running.tracking);
             running.tracking = fresh;
         }
@@ -340,7 +340,7 @@ impl Daemon {
         self.next_id += 1;
         let mut running = Running {
             id,
-            tracking: Tracking::new(&instance, self.directord_tracking()),
+            tracking: Tracking::new(&device_tracked(&instance), self.directord_tracking()),
             scripts: tracking::spawn_scripts(id, &instance, &self.scripts),
             config: instance,
             core,
@@ -406,7 +406,7 @@ impl Daemon {
             for script in running.scripts.drain(..) {
                 script.abort();
             }
-            let mut tracking = Tracking::new(new, directord);
+            let mut tracking = Tracking::new(&device_tracked(new), directord);
             tracking.carry_over(&running.tracking);
             tracking.poll();
             running.tracking = tracking;
@@ -1224,6 +1224,14 @@ fn masters_vips(instances: &[Running], except: Option<usize>) -> Vec<(usize, IpA
                 .map(|(vip, on)| (on.unwrap_or(r.link), vip.address.addr()))
         })
         .collect()
+}
+
+/// The instance with the devices of its VIPs and routes among its tracked interfaces, as
+/// keepalived tracks them (see [`VrrpInstance::device_tracking`]).
+fn device_tracked(instance: &VrrpInstance) -> VrrpInstance {
+    let mut tracked = instance.clone();
+    tracked.track_interfaces.extend(instance.device_tracking());
+    tracked
 }
 
 /// Where a VIP goes: its own `dev`, else the instance's macvlan or interface.

@@ -330,6 +330,7 @@ impl Context {
                         let text = value()?;
                         options.scope = Some(text.parse().map_err(|e| bad(entry, format!("{e}")))?);
                     }
+                    "no_track" => options.track = false,
                     "brd" | "broadcast" => {
                         let text = value()?;
                         options.broadcast = Some(text.parse().map_err(|_| {
@@ -374,6 +375,7 @@ impl Context {
             table: None,
             metric: None,
             scope: None,
+            track: true,
         };
         let mut to = None;
         let mut words = entry.words.iter().map(String::as_str);
@@ -398,8 +400,7 @@ impl Context {
                 "metric" | "preference" | "priority" => {
                     route.metric = Some(route_number(entry, value()?)?);
                 }
-                // vrrpd does not track a route's device.
-                "no_track" => {}
+                "no_track" => route.track = false,
                 _ if to.is_none() && (word == "default" || word.contains(['.', ':'])) => {
                     to = Some(word.to_owned());
                 }
