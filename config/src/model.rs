@@ -123,6 +123,12 @@ pub struct Vrrp {
     /// Started with the FIFO's path as last argument when vrrpd starts, to read it.
     /// keepalived's `notify_fifo_script` / `vrrp_notify_fifo_script`.
     pub notify_fifo_script: Option<String>,
+    /// Refuse to run a notify script (or the FIFO script) that anyone but root could change:
+    /// the file or a directory above it not owned by root, or writable by a group other than
+    /// root's or by all (a directory with the sticky bit excepted). keepalived's
+    /// `enable_script_security`; off by default there too.
+    #[serde(default)]
+    pub script_security: bool,
 }
 
 /// `[vrrp] track_directord`: vrrpd asks directord for its status every `interval`; no answer
@@ -182,6 +188,7 @@ impl Default for Vrrp {
             track_directord: TrackDirectord::default(),
             notify_fifo: None,
             notify_fifo_script: None,
+            script_security: false,
         }
     }
 }

@@ -51,6 +51,8 @@ pub(crate) struct VrrpScheduling {
     pub notify_fifo: Option<std::path::PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify_fifo_script: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub script_security: bool,
 }
 
 impl Output {

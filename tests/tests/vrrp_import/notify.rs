@@ -1,7 +1,7 @@
 //! keepalived's notify scripts and notify FIFO, with keepalived as the oracle: one
 //! keepalived.conf with per-state scripts (`notify_master` ... `notify_stop`), `notify`,
 //! a quoted script with arguments, a sync group with its own scripts, `notify_fifo` and
-//! `notify_fifo_script`, run by keepalived and then by vrrpd on what `lvsadm import --strict`
+//! `notify_fifo_script`, `enable_script_security` with one script world-writable (never run), run by keepalived and then by vrrpd on what `lvsadm import --strict`
 //! makes of it, on the same host, through the same state changes: start (BACKUP then
 //! MASTER), the tracked link down (FAULT, spread over the group), up again (BACKUP, MASTER)
 //! and a graceful stop (STOP). Every script records its name and arguments in one file; the
@@ -20,6 +20,8 @@ use lvs_tests::process::wait_for;
 
 /// VRRPv3 at 100 ms, so each phase settles in well under a second.
 const CONFIG: &str = r#"global_defs {
+  enable_script_security
+  script_user root
   notify_fifo @DIR@/fifo
   notify_fifo_script @DIR@/fifo_script
 }
@@ -122,6 +124,12 @@ fn notify_scripts_and_fifo_are_called_as_keepalived_calls_them() -> Result<(), S
     for script in SCRIPTS {
         write_script(dir, script)?;
     }
+    // Anyone may change it: with enable_script_security neither runs it.
+    std::fs::set_permissions(
+        dir.join("backup"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o757),
+    )
+    .map_err(|e| e.to_string())?;
     let config = dir.join("keepalived.conf");
     std::fs::write(&config, CONFIG.replace("@DIR@", &dir.display().to_string()))
         .map_err(|e| e.to_string())?;
@@ -132,6 +140,10 @@ fn notify_scripts_and_fifo_are_called_as_keepalived_calls_them() -> Result<(), S
     let vrrpd = super::imported_vrrpd(host, dir, &config, "vrrpd")?;
     let got = record(host, dir, Daemon::Vrrpd(vrrpd))?;
 
+    assert!(
+        !expected.phases[0].1.iter().any(|c| c == "backup"),
+        "keepalived ran the world-writable script: {expected:#?}"
+    );
     // Not a comparison of two empty logs: keepalived made every kind of call.
     let first = &expected.phases[0].1;
     let fifo_script = format!("fifo_script [{}/fifo]", dir.display());

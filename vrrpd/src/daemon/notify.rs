@@ -27,11 +27,14 @@ pub struct Notifier {
     fifo: Option<Fifo>,
     /// The `[vrrp]` keys the FIFO came from, so a reload that keeps them keeps it.
     settings: (Option<PathBuf>, Option<String>),
+    /// `[vrrp] script_security`.
+    security: bool,
 }
 
 impl Notifier {
     /// Opens (or, after a reload that changed it, reopens) the FIFO of `[vrrp] notify_fifo`.
     pub fn configure(&mut self, vrrp: &Vrrp) {
+        self.security = vrrp.script_security;
         let settings = (vrrp.notify_fifo.clone(), vrrp.notify_fifo_script.clone());
         if settings == self.settings {
             return;
@@ -41,7 +44,7 @@ impl Notifier {
         let Some(path) = &vrrp.notify_fifo else {
             return;
         };
-        match Fifo::open(path, vrrp.notify_fifo_script.as_deref()) {
+        match Fifo::open(path, vrrp.notify_fifo_script.as_deref(), self.security) {
             Ok(fifo) => self.fifo = Some(fifo),
             Err(e) => warn!("notify_fifo {}: {e}; not used", path.display()),
         }
@@ -63,10 +66,10 @@ impl Notifier {
             State::Initialize => scripts.stop,
         };
         if let Some(command) = per_state {
-            spawn(notice.name, command, &[]);
+            spawn(notice.name, command, &[], self.security);
         }
         if let Some(command) = scripts.state {
-            spawn(notice.name, command, &notice.arguments());
+            spawn(notice.name, command, &notice.arguments(), self.security);
         }
         if let Some(command) = legacy {
             let args = [
@@ -74,7 +77,7 @@ impl Notifier {
                 old.as_str().to_owned(),
                 notice.state.as_str().to_owned(),
             ];
-            spawn(notice.name, command, &args);
+            spawn(notice.name, command, &args, self.security);
         }
         if let Some(fifo) = &mut self.fifo {
             fifo.write(&notice.fifo_line());
@@ -95,7 +98,7 @@ impl Notifier {
 }
 
 impl Fifo {
-    fn open(path: &Path, script: Option<&str>) -> Result<Fifo, String> {
+    fn open(path: &Path, script: Option<&str>, security: bool) -> Result<Fifo, String> {
         let made = match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644))
         {
             Ok(()) => true,
@@ -118,7 +121,7 @@ impl Fifo {
         }
         let script = script.and_then(|command| {
             let path = path.display().to_string();
-            let child = start(command, &[path])
+            let child = start(command, &[path], security)
                 .map_err(|e| warn!("notify_fifo_script {command}: {e}"))
                 .ok()?;
             info!("notify_fifo_script {command} started");
@@ -142,8 +145,11 @@ impl Fifo {
     }
 }
 
-fn start(command: &str, extra: &[String]) -> Result<Child, String> {
+fn start(command: &str, extra: &[String], security: bool) -> Result<Child, String> {
     let words = command_words(command).ok_or("not a command line")?;
+    if security {
+        secure(Path::new(&words[0]))?;
+    }
     Command::new(&words[0])
         .args(&words[1..])
         .args(extra)
@@ -152,11 +158,75 @@ fn start(command: &str, extra: &[String]) -> Result<Child, String> {
 }
 
 /// Runs `command` with `extra` arguments, reaped by a thread so no zombie is left behind.
-fn spawn(name: &str, command: &str, extra: &[String]) {
-    match start(command, extra) {
+fn spawn(name: &str, command: &str, extra: &[String], security: bool) {
+    match start(command, extra, security) {
         Ok(mut child) => {
             std::thread::spawn(move || child.wait());
         }
         Err(e) => warn!(instance = name, "notify {command}: {e}"),
+    }
+}
+
+/// keepalived's `enable_script_security` test (core/notify.c, check_security): every
+/// component of the script's real path, from `/`, is owned by root and, unless it is a
+/// directory with the sticky bit, writable neither by a group other than root's nor by all.
+fn secure(program: &Path) -> Result<(), String> {
+    let found = if program.is_absolute() || program.components().count() > 1 {
+        program.to_owned()
+    } else {
+        std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join(program))
+                    .find(|candidate| candidate.is_file())
+            })
+            .ok_or("not found on PATH; not run (script_security)")?
+    };
+    let real = std::fs::canonicalize(&found).map_err(|e| format!("{}: {e}", found.display()))?;
+    for path in real.ancestors().collect::<Vec<_>>().into_iter().rev() {
+        let meta =
+            std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mode = meta.mode();
+        let sticky_dir = meta.is_dir() && mode & libc::S_ISVTX != 0;
+        let writable = (meta.gid() != 0 && mode & libc::S_IWGRP != 0) || mode & libc::S_IWOTH != 0;
+        if meta.uid() != 0 || (!sticky_dir && writable) {
+            return Err(format!(
+                "{} may be changed by others than root; not run (script_security)",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// As keepalived: a root-owned script in root-owned directories runs; one that a group
+    /// other than root's or everyone may write, or that sits in such a directory, does not.
+    /// (Root-owned files: the test runs as root, as vrrpd does; elsewhere it checks nothing.)
+    #[test]
+    fn only_scripts_no_one_but_root_can_change_pass() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("notify.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let mode = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        mode(&script, 0o755);
+        assert_eq!(secure(&script), Ok(()));
+        mode(&script, 0o757);
+        assert!(secure(&script).is_err());
+        mode(&script, 0o755);
+        mode(dir.path(), 0o777);
+        assert!(secure(&script).is_err(), "a world-writable directory");
+        mode(dir.path(), 0o1777);
+        assert_eq!(secure(&script), Ok(()), "the sticky bit, as /tmp");
+        assert_eq!(secure(Path::new("sh")), Ok(()), "found on PATH");
     }
 }

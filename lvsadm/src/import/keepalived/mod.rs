@@ -307,8 +307,11 @@ impl Context {
                 | "smtp_alert_vrrp" | "smtp_alert_checker" => {
                     self.skip(child, "ignored: no e-mail alerts; watch the state events and metrics instead");
                 }
-                "enable_script_security" | "script_user" => {
-                    self.skip(child, "ignored: scripts run as the daemon's user");
+                "enable_script_security" => self.scheduling(child).script_security = true,
+                // vrrpd runs its scripts as itself, root: what `script_user root` asks.
+                "script_user" if child.words[1..].iter().all(|w| w == "root") => {}
+                "script_user" => {
+                    self.skip(child, "ignored: scripts run as vrrpd's user (root)");
                 }
                 "lvs_flush" | "lvs_flush_onstop" => self.skip(
                     child,
