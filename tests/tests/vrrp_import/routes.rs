@@ -41,20 +41,6 @@ const CONFIG: &str = r#"vrrp_instance VI_1 {
 }
 "#;
 
-/// B: the same router at a higher priority, without routes (it has no eth1).
-const PEER: &str = r#"vrrp_instance VI_1 {
-  state MASTER
-  interface eth0
-  virtual_router_id 51
-  priority 200
-  version 3
-  advert_int 0.1
-  virtual_ipaddress {
-    192.0.2.100/24
-  }
-}
-"#;
-
 /// Routes (every table, the kernel's own local and multicast ones left out) and rules.
 #[derive(Debug, PartialEq)]
 struct Tables {
@@ -112,15 +98,20 @@ fn virtual_routes_and_rules_are_keepalived_s_and_a_restart_sweeps_stale_ones() -
     };
     let dir = dir.path();
     let (a, b) = (lan.host(0), lan.host(1));
-    a.ip(&[
-        "link", "add", "eth1", "type", "veth", "peer", "name", "peer1",
-    ])?;
-    a.ip(&["link", "set", "peer1", "up"])?;
-    a.addr("eth1", "198.51.100.2/24")?;
+    // B is the same router at a higher priority: the same addresses, or A would drop its
+    // adverts (another address list) and take over.
+    for (host, cidr) in [(a, "198.51.100.2/24"), (b, "198.51.100.3/24")] {
+        host.ip(&[
+            "link", "add", "eth1", "type", "veth", "peer", "name", "peer1",
+        ])?;
+        host.ip(&["link", "set", "peer1", "up"])?;
+        host.addr("eth1", cidr)?;
+    }
     let config = dir.join("a.conf");
     std::fs::write(&config, CONFIG).map_err(|e| e.to_string())?;
     let peer = dir.join("b.conf");
-    std::fs::write(&peer, PEER).map_err(|e| e.to_string())?;
+    std::fs::write(&peer, CONFIG.replace("priority 150", "priority 200"))
+        .map_err(|e| e.to_string())?;
     let baseline = tables(a)?;
 
     let keepalived = Keepalived::start(a, dir, &config)?;
@@ -162,6 +153,8 @@ fn virtual_routes_and_rules_are_keepalived_s_and_a_restart_sweeps_stale_ones() -
     .ok_or("B never became master")?;
     let _vrrpd = super::imported_vrrpd(a, dir, &config, "a")?;
     back_to(a, &baseline, "the restarted backup")?;
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(tables(a)?, baseline, "the restarted backup stays backup");
     keepalived_b.leave();
     let again = settled_with_routes(a)?;
     assert_eq!(again, expected, "A took over again");
