@@ -79,13 +79,20 @@ fn scratch_lan(
     Ok(Some((dir, lvs_tests::lan::Lan::new(hosts)?)))
 }
 
+/// Where [`imported_vrrpd`] serves its metrics, inside its namespace (control.metrics + 1).
+const METRICS: &str = "http://127.0.0.1:19641/metrics";
+
 /// vrrpd in `host` on what `lvsadm import --strict` makes of `config`, its control socket in
-/// `<dir>/<tag>`.
+/// `<dir>/<tag>`, its metrics at [`METRICS`].
 fn imported_vrrpd(host: &Netns, dir: &Path, config: &Path, tag: &str) -> Result<Guarded, String> {
     let imported =
         import::import(Source::Keepalived, config, true).map_err(|e| format!("import: {e}"))?;
     let toml = dir.join(format!("{tag}.toml"));
-    let control = format!("\n[control]\nsocket_dir = \"{}/{tag}\"\n", dir.display());
+    // Metrics on the namespace's own loopback: vrrpd's are at METRICS.
+    let control = format!(
+        "\n[control]\nsocket_dir = \"{}/{tag}\"\nmetrics = \"127.0.0.1:19640\"\n",
+        dir.display()
+    );
     std::fs::write(&toml, imported.toml + &control).map_err(|e| e.to_string())?;
     let vrrpd = lvs_tests::workspace_bin("vrrpd");
     host.spawn(&[vrrpd.as_os_str(), "--config".as_ref(), toml.as_os_str()])

@@ -1,7 +1,8 @@
 //! keepalived's notify scripts and notify FIFO, with keepalived as the oracle: one
 //! keepalived.conf with per-state scripts (`notify_master` ... `notify_stop`), `notify`,
 //! a quoted script with arguments, a sync group with its own scripts, `notify_fifo` and
-//! `notify_fifo_script`, `enable_script_security` with one script world-writable (never run), run by keepalived and then by vrrpd on what `lvsadm import --strict`
+//! `notify_fifo_script`, `enable_script_security` with one script world-writable (never run; vrrpd counts each
+//! refusal in `vrrp_notify_failures_total{cause="insecure"}`), run by keepalived and then by vrrpd on what `lvsadm import --strict`
 //! makes of it, on the same host, through the same state changes: start (BACKUP then
 //! MASTER), the tracked link down (FAULT, spread over the group), up again (BACKUP, MASTER)
 //! and a graceful stop (STOP). Every script records its name and arguments in one file; the
@@ -158,6 +159,21 @@ fn notify_scripts_and_fifo_are_called_as_keepalived_calls_them() -> Result<(), S
     Ok(())
 }
 
+/// vrrpd counted each refusal of the world-writable script (at start and at link up).
+fn refusals_counted(host: &Netns) -> Result<(), String> {
+    let code = format!(
+        "import urllib.request; print(urllib.request.urlopen('{}', timeout=5).read().decode())",
+        super::METRICS
+    );
+    let metrics = host.stdout(&["python3", "-c", &code])?;
+    let line = "vrrp_notify_failures_total{cause=\"insecure\"} 2";
+    if metrics.lines().any(|l| l == line) {
+        Ok(())
+    } else {
+        Err(format!("no {line} in:\n{metrics}"))
+    }
+}
+
 fn write_script(dir: &Path, name: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
@@ -199,7 +215,10 @@ fn record(host: &Netns, dir: &Path, mut daemon: Daemon) -> Result<Recording, Str
             "link up" => drop(host.ip(&["link", "set", "trk0", "up"])?),
             "stop" => match &mut daemon {
                 Daemon::Keepalived(k) => k.leave(),
-                Daemon::Vrrpd(v) => v.signal(libc::SIGTERM),
+                Daemon::Vrrpd(v) => {
+                    refusals_counted(host)?;
+                    v.signal(libc::SIGTERM);
+                }
             },
             _ => {}
         }

@@ -857,6 +857,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
     let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
+    let metrics = Metrics::new();
     let mut daemon = Daemon {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
@@ -867,12 +868,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         datagrams: datagram_tx,
         scripts: script_tx,
         events: events.clone(),
-        metrics: Metrics::new(),
+        metrics: metrics.clone(),
         realtime: realtime::Applied::default(),
         directord: None,
         directord_results: directord_tx,
         rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
-        notifier: Notifier::default(),
+        notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
     };
     daemon.apply_realtime(&config.vrrp);

@@ -13,6 +13,8 @@ use tracing::{info, warn};
 use vrrpd::instance::State;
 use vrrpd::notify::Notice;
 
+use super::metrics::Metrics;
+
 /// The FIFO and its reader script, with keepalived's `notify_fifo` rules: made (0644) when
 /// absent, opened read-write and non-blocking so vrrpd never
 /// waits for a reader, refused unless it is a FIFO owned by vrrpd's user.
@@ -22,16 +24,70 @@ struct Fifo {
     script: Option<Child>,
 }
 
-#[derive(Default)]
+/// Why a script did not run or a FIFO line was not written; each cause is counted
+/// (`vrrp_notify_failures_total{cause}`).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("not a command line")]
+    Command,
+    #[error("{0} may be changed by others than root; not run (script_security)")]
+    Insecure(PathBuf),
+    #[error("{path}: {source}")]
+    Unresolved {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Spawn(std::io::Error),
+    #[error("notify_fifo: {0}")]
+    Fifo(std::io::Error),
+}
+
+impl NotifyError {
+    fn cause(&self) -> &'static str {
+        match self {
+            NotifyError::Command => "command",
+            NotifyError::Insecure(_) | NotifyError::Unresolved { .. } => "insecure",
+            NotifyError::Spawn(_) => "spawn",
+            NotifyError::Fifo(_) => "fifo",
+        }
+    }
+}
+
 pub struct Notifier {
     fifo: Option<Fifo>,
     /// The `[vrrp]` keys the FIFO came from, so a reload that keeps them keeps it.
     settings: (Option<PathBuf>, Option<String>),
     /// `[vrrp] script_security`.
     security: bool,
+    metrics: Metrics,
 }
 
 impl Notifier {
+    pub fn new(metrics: Metrics) -> Self {
+        Notifier {
+            fifo: None,
+            settings: (None, None),
+            security: false,
+            metrics,
+        }
+    }
+
+    /// Runs `command` with `extra` arguments, reaped by a thread so no zombie is left behind.
+    fn spawn(&self, name: &str, command: &str, extra: &[String]) {
+        match start(command, extra, self.security) {
+            Ok(mut child) => {
+                std::thread::spawn(move || child.wait());
+            }
+            Err(e) => self.failed(name, command, &e),
+        }
+    }
+
+    fn failed(&self, name: &str, what: &str, e: &NotifyError) {
+        warn!(instance = name, "{what}: {e}");
+        self.metrics.notify_failed(e.cause());
+    }
+
     /// Opens (or, after a reload that changed it, reopens) the FIFO of `[vrrp] notify_fifo`.
     pub fn configure(&mut self, vrrp: &Vrrp) {
         self.security = vrrp.script_security;
@@ -44,7 +100,12 @@ impl Notifier {
         let Some(path) = &vrrp.notify_fifo else {
             return;
         };
-        match Fifo::open(path, vrrp.notify_fifo_script.as_deref(), self.security) {
+        match Fifo::open(
+            path,
+            vrrp.notify_fifo_script.as_deref(),
+            self.security,
+            &self.metrics,
+        ) {
             Ok(fifo) => self.fifo = Some(fifo),
             Err(e) => warn!("notify_fifo {}: {e}; not used", path.display()),
         }
@@ -66,10 +127,10 @@ impl Notifier {
             State::Initialize => scripts.stop,
         };
         if let Some(command) = per_state {
-            spawn(notice.name, command, &[], self.security);
+            self.spawn(notice.name, command, &[]);
         }
         if let Some(command) = scripts.state {
-            spawn(notice.name, command, &notice.arguments(), self.security);
+            self.spawn(notice.name, command, &notice.arguments());
         }
         if let Some(command) = legacy {
             let args = [
@@ -77,10 +138,13 @@ impl Notifier {
                 old.as_str().to_owned(),
                 notice.state.as_str().to_owned(),
             ];
-            spawn(notice.name, command, &args, self.security);
+            self.spawn(notice.name, command, &args);
         }
-        if let Some(fifo) = &mut self.fifo {
-            fifo.write(&notice.fifo_line());
+        if let Some(fifo) = &mut self.fifo
+            && let Err(e) = fifo.write(&notice.fifo_line())
+        {
+            let what = format!("notify_fifo {}", fifo.path.display());
+            self.failed(notice.name, &what, &e);
         }
     }
 
@@ -98,7 +162,12 @@ impl Notifier {
 }
 
 impl Fifo {
-    fn open(path: &Path, script: Option<&str>, security: bool) -> Result<Fifo, String> {
+    fn open(
+        path: &Path,
+        script: Option<&str>,
+        security: bool,
+        metrics: &Metrics,
+    ) -> Result<Fifo, String> {
         let made = match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644))
         {
             Ok(()) => true,
@@ -122,7 +191,10 @@ impl Fifo {
         let script = script.and_then(|command| {
             let path = path.display().to_string();
             let child = start(command, &[path], security)
-                .map_err(|e| warn!("notify_fifo_script {command}: {e}"))
+                .map_err(|e| {
+                    warn!("notify_fifo_script {command}: {e}");
+                    metrics.notify_failed(e.cause());
+                })
                 .ok()?;
             info!("notify_fifo_script {command} started");
             Some(child)
@@ -134,19 +206,18 @@ impl Fifo {
         })
     }
 
-    fn write(&mut self, line: &str) {
+    fn write(&mut self, line: &str) -> Result<(), NotifyError> {
         // A full FIFO (no reader keeping up) loses the line, as in keepalived: vrrpd must
         // not block on it.
-        if let Err(e) = self.file.write_all(line.as_bytes())
-            && e.kind() != std::io::ErrorKind::WouldBlock
-        {
-            warn!("notify_fifo {}: {e}", self.path.display());
+        match self.file.write_all(line.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => Err(NotifyError::Fifo(e)),
+            _ => Ok(()),
         }
     }
 }
 
-fn start(command: &str, extra: &[String], security: bool) -> Result<Child, String> {
-    let words = command_words(command).ok_or("not a command line")?;
+fn start(command: &str, extra: &[String], security: bool) -> Result<Child, NotifyError> {
+    let words = command_words(command).ok_or(NotifyError::Command)?;
     if security {
         secure(Path::new(&words[0]))?;
     }
@@ -154,23 +225,13 @@ fn start(command: &str, extra: &[String], security: bool) -> Result<Child, Strin
         .args(&words[1..])
         .args(extra)
         .spawn()
-        .map_err(|e| e.to_string())
-}
-
-/// Runs `command` with `extra` arguments, reaped by a thread so no zombie is left behind.
-fn spawn(name: &str, command: &str, extra: &[String], security: bool) {
-    match start(command, extra, security) {
-        Ok(mut child) => {
-            std::thread::spawn(move || child.wait());
-        }
-        Err(e) => warn!(instance = name, "notify {command}: {e}"),
-    }
+        .map_err(NotifyError::Spawn)
 }
 
 /// keepalived's `enable_script_security` test (core/notify.c, check_security): every
 /// component of the script's real path, from `/`, is owned by root and, unless it is a
 /// directory with the sticky bit, writable neither by a group other than root's nor by all.
-fn secure(program: &Path) -> Result<(), String> {
+fn secure(program: &Path) -> Result<(), NotifyError> {
     let found = if program.is_absolute() || program.components().count() > 1 {
         program.to_owned()
     } else {
@@ -180,20 +241,20 @@ fn secure(program: &Path) -> Result<(), String> {
                     .map(|dir| dir.join(program))
                     .find(|candidate| candidate.is_file())
             })
-            .ok_or("not found on PATH; not run (script_security)")?
+            .ok_or_else(|| NotifyError::Insecure(program.to_owned()))?
     };
-    let real = std::fs::canonicalize(&found).map_err(|e| format!("{}: {e}", found.display()))?;
+    let unresolved = |path: &Path| {
+        let path = path.to_owned();
+        move |source| NotifyError::Unresolved { path, source }
+    };
+    let real = std::fs::canonicalize(&found).map_err(unresolved(&found))?;
     for path in real.ancestors().collect::<Vec<_>>().into_iter().rev() {
-        let meta =
-            std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let meta = std::fs::symlink_metadata(path).map_err(unresolved(path))?;
         let mode = meta.mode();
         let sticky_dir = meta.is_dir() && mode & libc::S_ISVTX != 0;
         let writable = (meta.gid() != 0 && mode & libc::S_IWGRP != 0) || mode & libc::S_IWOTH != 0;
         if meta.uid() != 0 || (!sticky_dir && writable) {
-            return Err(format!(
-                "{} may be changed by others than root; not run (script_security)",
-                path.display()
-            ));
+            return Err(NotifyError::Insecure(path.to_owned()));
         }
     }
     Ok(())
@@ -219,14 +280,20 @@ mod tests {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
         };
         mode(&script, 0o755);
-        assert_eq!(secure(&script), Ok(()));
+        assert!(secure(&script).is_ok());
         mode(&script, 0o757);
         assert!(secure(&script).is_err());
         mode(&script, 0o755);
         mode(dir.path(), 0o777);
         assert!(secure(&script).is_err(), "a world-writable directory");
         mode(dir.path(), 0o1777);
-        assert_eq!(secure(&script), Ok(()), "the sticky bit, as /tmp");
-        assert_eq!(secure(Path::new("sh")), Ok(()), "found on PATH");
+        assert!(secure(&script).is_ok(), "the sticky bit, as /tmp");
+        assert!(secure(Path::new("sh")).is_ok(), "found on PATH");
+        let refused = secure(&dir.path().join("missing")).map_err(|e| e.cause());
+        assert_eq!(
+            refused.err(),
+            Some("insecure"),
+            "what cannot be checked is not run"
+        );
     }
 }
