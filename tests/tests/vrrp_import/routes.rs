@@ -5,7 +5,8 @@
 //! destination, table and priority, keepalived's 16384 for one that names none), and take
 //! them all away when they stop. Then the crash: vrrpd is killed (-9) as master, leaving its
 //! routes and rules; B takes over (keepalived, higher priority), and vrrpd restarted on A
-//! comes up as BACKUP and removes the stale ones; when B goes, A puts them back.
+//! comes up as BACKUP and removes the stale ones; when B goes, A puts them back. Killed
+//! again, `vrrpd --release-vips` (the unit's ExecStopPost=) removes them and every VIP.
 
 use std::time::Duration;
 
@@ -151,12 +152,33 @@ fn virtual_routes_and_rules_are_keepalived_s_and_a_restart_sweeps_stale_ones() -
         lvs_tests::lan::holds(b, "192.0.2.100").then_some(())
     })
     .ok_or("B never became master")?;
-    let _vrrpd = super::imported_vrrpd(a, dir, &config, "a")?;
+    let vrrpd = super::imported_vrrpd(a, dir, &config, "a")?;
     back_to(a, &baseline, "the restarted backup")?;
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(tables(a)?, baseline, "the restarted backup stays backup");
     keepalived_b.leave();
     let again = settled_with_routes(a)?;
     assert_eq!(again, expected, "A took over again");
+
+    // What the unit's ExecStopPost= runs after a crash: routes, rules and every VIP go, the
+    // one on eth1 included.
+    vrrpd.signal(libc::SIGKILL);
+    drop(vrrpd);
+    let binary = lvs_tests::workspace_bin("vrrpd");
+    let toml = dir.join("a.toml");
+    let mut release = a.command(&[
+        binary.as_os_str(),
+        "--release-vips".as_ref(),
+        "--config".as_ref(),
+        toml.as_os_str(),
+    ]);
+    release.env("SERVICE_RESULT", "signal");
+    lvs_tests::process::run(&mut release)?;
+    assert_eq!(tables(a)?, baseline, "--release-vips after kill -9");
+    let held = a.stdout(&["ip", "-o", "addr", "show"])?;
+    assert!(
+        !held.contains("192.0.2.100/") && !held.contains("198.51.100.1/"),
+        "{held}"
+    );
     Ok(())
 }
