@@ -91,6 +91,22 @@ fn vips_on_another_device_with_options_are_keepalived_s_and_move_on_takeover() -
     let vrrpd_a = super::imported_vrrpd(a, dir, &config, "a")?;
     let got = snapshot(a)?;
     assert_eq!(got, expected, "vrrpd (left) and keepalived (right) differ");
+    // Its status lists every address it holds, those on eth1 and the excluded ones too.
+    let status: serde_json::Value = lvs_control::call(
+        &dir.join("a").join("vrrpd.sock"),
+        &serde_json::json!({"cmd": "status"}),
+        Duration::from_secs(2),
+    )
+    .map_err(|e| e.to_string())?;
+    let listed = &status["instances"][0]["virtual_addresses"];
+    for vip in ["192.0.2.100/24", "198.51.100.1/24", "2001:db8::10/64"] {
+        assert!(
+            listed
+                .as_array()
+                .is_some_and(|l| l.iter().any(|v| v == vip)),
+            "{vip} not in {listed}"
+        );
+    }
     faults_with_the_inside_link(a, &inside, "vrrpd")?;
 
     let backup = dir.join("b.conf");
