@@ -39,9 +39,11 @@ impl ProbeError {
     }
 }
 
-/// One question to directord, bounded by `timeout`. A refusal is an answer: it is alive.
+/// One question to directord, bounded by `timeout`. A refusal is an answer: it is alive (a
+/// directord older than Ping refuses it, and so still counts). Ping goes through directord's
+/// main loop like any request, so a wedged loop is caught, but costs no table walk.
 pub async fn probe(socket: &std::path::Path, timeout: Duration) -> Result<(), ProbeError> {
-    let request = lvs_control::directord::Request::Status;
+    let request = lvs_control::directord::Request::Ping;
     match lvs_control::call_async_within::<_, IgnoredAny>(socket, &request, timeout).await {
         Ok(_) | Err(ControlError::Refused(_)) => Ok(()),
         Err(ControlError::Timeout { .. }) => Err(ProbeError::Timeout(timeout)),
@@ -138,5 +140,36 @@ impl Watch {
             ),
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// The probe asks directord for a Ping, not the full Status (megabytes at issue 20's
+    /// size, every second), and an answer or a refusal both count as alive.
+    #[tokio::test]
+    async fn the_probe_is_a_ping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lvs_control::socket_path(dir.path(), "directord");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for reply in ["{\"ok\":{}}\n", "{\"error\":\"unknown cmd\"}\n"] {
+                let (stream, _) = listener.accept().unwrap();
+                let mut request = String::new();
+                BufReader::new(&stream).read_line(&mut request).unwrap();
+                (&stream).write_all(reply.as_bytes()).unwrap();
+                asked.push(request);
+            }
+            asked
+        });
+        for _ in 0..2 {
+            probe(&path, Duration::from_secs(5)).await.unwrap();
+        }
+        assert_eq!(server.join().unwrap(), ["{\"cmd\":\"ping\"}\n"; 2]);
     }
 }

@@ -12,6 +12,7 @@ mod routes;
 mod socket;
 mod timer;
 mod tracking;
+mod vips;
 mod vmac;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,11 @@ struct Running {
     vmac: Option<Vmac>,
     /// Every VIP, with the index in `interfaces` of its own `dev` (None: the instance's).
     placed: Vec<(Vip, Option<usize>)>,
+    /// The generation of the VIP add the address task has not finished yet, and the
+    /// gratuitous ARP bursts waiting for it.
+    adding: Option<u64>,
+    add_generation: u64,
+    deferred_garps: u32,
 }
 
 impl Running {
@@ -103,6 +109,8 @@ struct Daemon {
     config_path: PathBuf,
     sync_groups: Vec<SyncGroup>,
     handle: Handle,
+    /// The task that adds and removes VIPs, in order, off the event loop.
+    vips: mpsc::UnboundedSender<vips::Job>,
     interfaces: Vec<Interface>,
     instances: Vec<Running>,
     next_id: u64,
@@ -351,6 +359,9 @@ impl Daemon {
             own_fault: false,
             vmac,
             placed,
+            adding: None,
+            add_generation: 0,
+            deferred_garps: 0,
         };
         running
             .metrics
@@ -553,12 +564,17 @@ impl Daemon {
             self.hold_sync_groups(now);
             let mut dropped_to_backup = Vec::new();
             for index in 0..self.instances.len() {
+                // The other masters' VIPs cost O(instances x VIPs) to gather: at 255 x 20 it
+                // was 1.3 M copies per wake-up when gathered for every instance, every time.
+                if !self.instances[index].core.has_actions() {
+                    continue;
+                }
                 let protected = masters_vips(&self.instances, Some(index));
                 let running = &mut self.instances[index];
                 let transitions = carry_out(
                     running,
                     &mut self.interfaces,
-                    &self.handle,
+                    &self.vips,
                     &self.events,
                     &protected,
                 )
@@ -612,11 +628,13 @@ impl Daemon {
         }
     }
 
-    /// Every instance leaves (STOP notified), then the groups.
+    /// Every instance leaves (STOP notified), its VIPs, routes and rules removed by the
+    /// address task before vrrpd goes on; then the groups.
     async fn stop_all(&mut self) {
         while !self.instances.is_empty() {
             self.stop(0).await;
         }
+        vips::flush(&self.vips).await;
         self.notify_groups(Some(State::Initialize));
         self.notifier.close();
     }
@@ -657,6 +675,21 @@ impl Daemon {
         }
     }
 
+    /// The address task added an instance's VIPs: its gratuitous ARPs may go out now, unless
+    /// it has left MASTER (or added again) since.
+    fn vips_added(&mut self, added: vips::Added) {
+        let Some(running) = self.instances.iter_mut().find(|r| r.id == added.instance) else {
+            return;
+        };
+        if running.adding != Some(added.generation) {
+            return;
+        }
+        running.adding = None;
+        for _ in 0..std::mem::take(&mut running.deferred_garps) {
+            announce(running, &mut self.interfaces);
+        }
+    }
+
     /// Leaves gracefully: a master sends priority 0 and drops its addresses.
     async fn stop(&mut self, index: usize) {
         let mut running = self.instances.remove(index);
@@ -665,7 +698,7 @@ impl Daemon {
         let transitions = carry_out(
             &mut running,
             &mut self.interfaces,
-            &self.handle,
+            &self.vips,
             &self.events,
             &protected,
         )
@@ -677,6 +710,8 @@ impl Daemon {
             .metrics
             .forget(&running.config.name, running.counters.drops.keys().cloned());
         if let Some(made) = running.vmac.take() {
+            // The VIPs go before their macvlan, or removing them would fail on a missing link.
+            vips::flush(&self.vips).await;
             self.remove_vmac(&running.config.name, running.link, made)
                 .await;
         }
@@ -823,7 +858,9 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), E
             let Some(index) = link::index_of(interface) else {
                 continue;
             };
-            match link::del_address(&handle, index, vip.address.addr()).await {
+            match link::del_address(&handle, index, vip.address.addr(), vip.address.prefix_len())
+                .await
+            {
                 Ok(removed) => {
                     if removed > 0 {
                         info!(instance = %instance.name, "removed {} from {interface}", vip.address);
@@ -853,6 +890,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let mut rttime = signal(SignalKind::from_raw(libc::SIGXCPU)).map_err(SetupError::Signal)?;
     let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Rtnetlink)?;
     tokio::spawn(connection);
+    let (vips, mut vips_added) = vips::spawn().map_err(Error::Rtnetlink)?;
     let (datagram_tx, mut datagrams) = mpsc::channel::<Datagram>(256);
     let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
     let (directord_tx, mut directord_results) = mpsc::channel(4);
@@ -862,6 +900,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
         handle,
+        vips,
         interfaces: Vec::new(),
         instances: Vec::new(),
         next_id: 0,
@@ -918,6 +957,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             Some(datagram) = datagrams.recv() => {
                 dispatch(&mut daemon, &datagram);
             }
+            Some(added) = vips_added.recv() => daemon.vips_added(added),
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(result, Instant::now());
@@ -1246,46 +1286,71 @@ fn vip_link<'a>(running: &'a Running, interfaces: &'a [Interface], on: Option<us
     }
 }
 
-async fn add_vips(running: &Running, interfaces: &[Interface], handle: &Handle) {
-    for (vip, on) in &running.placed {
-        let link = vip_link(running, interfaces, *on);
-        if let Err(e) = link::add_vip(handle, link.index, vip).await {
-            warn!(instance = %running.config.name, "adding {} to {}: {e}", vip.address, link.name);
-        }
-    }
+/// Asks the address task to add every VIP on its own link, then the routes and rules; the
+/// gratuitous ARPs wait for its answer ([`Daemon::vips_added`]).
+fn add_vips(
+    running: &mut Running,
+    interfaces: &[Interface],
+    vips: &mpsc::UnboundedSender<vips::Job>,
+) {
+    running.add_generation += 1;
+    running.adding = Some(running.add_generation);
+    let placed = running
+        .placed
+        .iter()
+        .map(|(vip, on)| (vip.clone(), target(vip_link(running, interfaces, *on))))
+        .collect();
+    let config = &running.config;
+    let _ = vips.send(vips::Job::Add {
+        instance: running.id,
+        generation: running.add_generation,
+        name: config.name.clone(),
+        vips: placed,
+        routes: config.routes.clone(),
+        rules: config.rules.clone(),
+    });
 }
 
-/// Removes the VIPs (but those in `protected`, a master's) wherever they are. A vmac
-/// instance's VIPs live on the macvlan; the base is swept too, for a crashed run that had no
-/// virtual MAC.
-async fn remove_vips(
-    running: &Running,
+/// Asks the address task to remove the routes and rules, then the VIPs (but those in
+/// `protected`, a master's) wherever they are. A vmac instance's VIPs live on the macvlan;
+/// the base is swept too, for a crashed run that had no virtual MAC.
+fn remove_vips(
+    running: &mut Running,
     interfaces: &[Interface],
-    handle: &Handle,
+    vips: &mpsc::UnboundedSender<vips::Job>,
     protected: &[(usize, IpAddr)],
 ) {
-    for (vip, on) in &running.placed {
-        let addr = vip.address.addr();
-        if protected.contains(&(on.unwrap_or(running.link), addr)) {
-            continue;
-        }
-        let base = on.map_or(&interfaces[running.link].link, |i| &interfaces[i].link);
-        let vmac = running
-            .vmac
-            .as_ref()
-            .filter(|_| on.is_none())
-            .map(|v| &v.link);
-        for link in std::iter::once(base).chain(vmac) {
-            match link::del_address(handle, link.index, addr).await {
-                Ok(0) => {}
-                Ok(_) => {
-                    info!(instance = %running.config.name, "removed {} from {}", vip.address, link.name);
-                }
-                Err(e) => {
-                    warn!(instance = %running.config.name, "removing {} from {}: {e}", vip.address, link.name);
-                }
-            }
-        }
+    // Leaving MASTER: ARPs still waiting for the addresses must not go out.
+    running.adding = None;
+    running.deferred_garps = 0;
+    let placed = running
+        .placed
+        .iter()
+        .filter(|(vip, on)| !protected.contains(&(on.unwrap_or(running.link), vip.address.addr())))
+        .map(|(vip, on)| {
+            let base = on.map_or(&interfaces[running.link].link, |i| &interfaces[i].link);
+            let vmac = running
+                .vmac
+                .as_ref()
+                .filter(|_| on.is_none())
+                .map(|v| &v.link);
+            let links = std::iter::once(base).chain(vmac).map(target).collect();
+            (vip.clone(), links)
+        })
+        .collect();
+    let config = &running.config;
+    let _ = vips.send(vips::Job::Remove {
+        name: config.name.clone(),
+        vips: placed,
+        routes: config.routes.clone(),
+        rules: config.rules.clone(),
+    });
+}
+
+fn target(link: &Link) -> vips::Target {
+    vips::Target {
+        index: link.index,
+        name: link.name.clone(),
     }
 }
 
@@ -1293,6 +1358,13 @@ async fn remove_vips(
 /// vmac, the frames carry the virtual MAC as source and sender.
 fn announce(running: &mut Running, interfaces: &mut [Interface]) {
     let primary = running.core.config().primary_addr;
+    // Whether the instance's own link forwards IPv6 (the NA's router flag), read once per
+    // burst, not per VIP; a VIP on another device reads its own.
+    let own_router = primary.is_ipv6()
+        && match &running.vmac {
+            Some(vmac) => vmac.link.forwards_v6(),
+            None => interfaces[running.link].link.forwards_v6(),
+        };
     for (vip, on) in &running.placed {
         let link = match (on, &mut running.vmac) {
             (Some(index), _) => &mut interfaces[*index].link,
@@ -1302,10 +1374,13 @@ fn announce(running: &mut Running, interfaces: &mut [Interface]) {
         let sent = match (vip.address.addr(), primary) {
             (IpAddr::V4(v4), _) => link.gratuitous_arp(v4),
             (IpAddr::V6(v6), _) if on.is_some() => match link::link_local_ipv6(&link.name) {
-                Some(source) => link.unsolicited_na(source, v6),
+                Some(source) => {
+                    let router = link.forwards_v6();
+                    link.unsolicited_na(source, v6, router)
+                }
                 None => continue,
             },
-            (IpAddr::V6(v6), IpAddr::V6(source)) => link.unsolicited_na(source, v6),
+            (IpAddr::V6(v6), IpAddr::V6(source)) => link.unsolicited_na(source, v6, own_router),
             (IpAddr::V6(_), IpAddr::V4(_)) => continue,
         };
         if let Err(e) = sent {
@@ -1333,7 +1408,7 @@ fn notify_instance(notifier: &mut Notifier, running: &Running, old: State, new: 
 async fn carry_out(
     running: &mut Running,
     interfaces: &mut [Interface],
-    handle: &Handle,
+    vips: &mpsc::UnboundedSender<vips::Job>,
     events: &broadcast::Sender<Event>,
     protected: &[(usize, IpAddr)],
 ) -> Vec<(State, State)> {
@@ -1389,14 +1464,11 @@ async fn carry_out(
                 }
             }
             Action::AddVips => {
-                add_vips(running, interfaces, handle).await;
-                let config = &running.config;
-                routes::add(handle, &config.name, &config.routes, &config.rules).await;
+                add_vips(running, interfaces, vips);
             }
-            Action::RemoveVips => {
-                let config = &running.config;
-                routes::remove(handle, &config.name, &config.routes, &config.rules).await;
-                remove_vips(running, interfaces, handle, protected).await;
+            Action::RemoveVips => remove_vips(running, interfaces, vips, protected),
+            Action::SendGratuitousArp { .. } if running.adding.is_some() => {
+                running.deferred_garps += 1;
             }
             Action::SendGratuitousArp { .. } => announce(running, interfaces),
         }
