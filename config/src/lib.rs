@@ -19,7 +19,7 @@ pub use model::*;
 pub use validate::parse_digest;
 pub use values::{
     AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
-    Percent, Protocol, Scheduler, ServiceFlag, UnknownName,
+    Percent, Protocol, RouteType, Scheduler, Scope, ServiceFlag, UnknownName,
 };
 
 /// Where the daemons look when neither `--config` nor the environment says otherwise.

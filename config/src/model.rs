@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::values::{
     AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
-    Percent, Protocol, Scheduler, ServiceFlag,
+    Percent, Protocol, RouteType, Scheduler, Scope, ServiceFlag,
 };
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
@@ -136,6 +136,19 @@ pub struct Vrrp {
     /// directord's table (frozen or empty) is worth less than the peer's.
     #[serde(default)]
     pub track_directord: TrackDirectord,
+    /// A FIFO vrrpd writes a line to at every state change, in keepalived's format
+    /// (`INSTANCE "VI_1" MASTER 150`, `GROUP "G1" BACKUP 0`); made (mode 0644) if absent.
+    /// keepalived's `notify_fifo` / `vrrp_notify_fifo`.
+    pub notify_fifo: Option<PathBuf>,
+    /// Started with the FIFO's path as last argument when vrrpd starts, to read it.
+    /// keepalived's `notify_fifo_script` / `vrrp_notify_fifo_script`.
+    pub notify_fifo_script: Option<String>,
+    /// Refuse to run a notify script (or the FIFO script) that anyone but root could change:
+    /// the file or a directory above it not owned by root, or writable by a group other than
+    /// root's or by all (a directory with the sticky bit excepted). keepalived's
+    /// `enable_script_security`; off by default there too.
+    #[serde(default)]
+    pub script_security: bool,
 }
 
 /// `[vrrp] track_directord`: vrrpd asks directord for its status every `interval`; no answer
@@ -195,6 +208,9 @@ impl Default for Vrrp {
             rlimit_rttime: default_rlimit_rttime(),
             no_swap: false,
             track_directord: TrackDirectord::default(),
+            notify_fifo: None,
+            notify_fifo_script: None,
+            script_security: false,
         }
     }
 }
@@ -233,6 +249,17 @@ pub struct VrrpInstance {
     /// The VIPs, address/prefix, all of one family; version 2 is IPv4 only (keepalived
     /// `virtual_ipaddress`).
     pub virtual_addresses: Vec<IpNet>,
+    /// Virtual addresses with keepalived's options (another device, label, scope, broadcast),
+    /// or not advertised (keepalived's `virtual_ipaddress_excluded`): added and removed with
+    /// the state like `virtual_addresses`, listed after them in adverts.
+    #[serde(default)]
+    pub vips: Vec<Vip>,
+    /// Routes added while MASTER and removed otherwise (keepalived `virtual_routes`).
+    #[serde(default)]
+    pub routes: Vec<VirtualRoute>,
+    /// Policy rules added while MASTER and removed otherwise (keepalived `virtual_rules`).
+    #[serde(default)]
+    pub rules: Vec<VirtualRule>,
     /// Empty: multicast to 224.0.0.18 / ff02::12.
     #[serde(default)]
     pub unicast_peers: Vec<IpAddr>,
@@ -252,6 +279,18 @@ pub struct VrrpInstance {
     pub virtual_mac_interface: Option<String>,
     /// Called with: instance, old state, new state.
     pub notify: Option<String>,
+    /// Run with no extra argument on entering MASTER (keepalived `notify_master`). Each script
+    /// is a command line (words split as a shell would, quotes kept together), not waited for.
+    pub notify_master: Option<String>,
+    /// On entering BACKUP (keepalived `notify_backup`).
+    pub notify_backup: Option<String>,
+    /// On entering FAULT (keepalived `notify_fault`).
+    pub notify_fault: Option<String>,
+    /// When vrrpd stops (keepalived `notify_stop`).
+    pub notify_stop: Option<String>,
+    /// keepalived's `notify`: run at every state change with `INSTANCE <name>
+    /// MASTER|BACKUP|FAULT|STOP <priority>`.
+    pub notify_state: Option<String>,
     #[serde(default)]
     pub track_interfaces: Vec<TrackInterface>,
     #[serde(default)]
@@ -262,11 +301,143 @@ pub struct VrrpInstance {
     pub track_processes: Vec<TrackProcess>,
 }
 
+/// A virtual address with keepalived's `virtual_ipaddress` options.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Vip {
+    /// The address/prefix (keepalived's `virtual_ipaddress` entry's first word).
+    pub address: IpNet,
+    /// The device that holds it; the instance's interface (or its macvlan) when absent
+    /// (keepalived `dev`): a NAT director's inside gateway while VRRP runs outside.
+    pub dev: Option<String>,
+    /// keepalived `label`: `<device>` or `<device>:<anything>`, at most 15 bytes.
+    pub label: Option<String>,
+    /// keepalived `scope`; global when absent.
+    pub scope: Option<Scope>,
+    /// keepalived `brd` (IPv4); none when absent, as keepalived adds none.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+    /// As keepalived, the instance is in FAULT while `dev` is down; false: not (`no_track`).
+    #[serde(default = "yes")]
+    pub track: bool,
+    /// false: not listed in adverts, and of either family (keepalived
+    /// `virtual_ipaddress_excluded`).
+    #[serde(default = "yes")]
+    pub advertised: bool,
+}
+
+/// A route that follows the VRRP state, as `ip route add [type] to [via] [dev] [src] [table]
+/// [metric] [scope]` would add it, with keepalived's protocol (`proto keepalived`, 18), so
+/// `ip route` shows the routes as keepalived's.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualRoute {
+    /// The destination, address/prefix (`0.0.0.0/0` for a default route).
+    pub to: IpNet,
+    /// unicast (default), blackhole, unreachable or prohibit.
+    #[serde(rename = "type", default = "unicast")]
+    pub kind: RouteType,
+    /// The gateway (`via`).
+    pub via: Option<IpAddr>,
+    /// The output device (`dev`); tracked as keepalived tracks it unless `track = false`.
+    pub dev: Option<String>,
+    /// The preferred source address (`src`), often one of the instance's VIPs.
+    pub src: Option<IpAddr>,
+    /// The main table when absent.
+    pub table: Option<u32>,
+    /// The route's metric (`metric`, the kernel's priority); 0 when absent.
+    pub metric: Option<u32>,
+    /// global when absent, as keepalived.
+    pub scope: Option<Scope>,
+    /// As keepalived, the instance is in FAULT while `dev` is down; false: not (`no_track`).
+    #[serde(default = "yes")]
+    pub track: bool,
+}
+
+fn unicast() -> RouteType {
+    RouteType::Unicast
+}
+
+/// A policy rule that follows the VRRP state: `ip rule add [from] [to] table [priority]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualRule {
+    /// Packets from this source, address/prefix (`from`); any when absent.
+    pub from: Option<IpNet>,
+    /// Packets to this destination, address/prefix (`to`); any when absent.
+    pub to: Option<IpNet>,
+    /// The routing table the rule looks up (`table`).
+    pub table: u32,
+    /// The kernel picks one when absent.
+    pub priority: Option<u32>,
+}
+
+impl Vip {
+    /// An address with no option: on the instance's interface, advertised.
+    pub fn plain(address: IpNet) -> Vip {
+        Vip {
+            address,
+            dev: None,
+            label: None,
+            scope: None,
+            broadcast: None,
+            advertised: true,
+            track: true,
+        }
+    }
+}
+
 impl VrrpInstance {
-    /// An instance's family is its VIPs' (validation refuses mixed lists).
-    pub fn is_ipv6(&self) -> bool {
+    /// The devices keepalived tracks besides `track_interfaces`: those of the VIPs and routes
+    /// on another device than the instance's (unless `track = false`), each at weight 0, so
+    /// a NAT director whose inside link is down gives up mastership.
+    pub fn device_tracking(&self) -> Vec<TrackInterface> {
+        let vips = self
+            .vips
+            .iter()
+            .filter(|v| v.track)
+            .filter_map(|v| v.dev.as_ref());
+        let routes = self
+            .routes
+            .iter()
+            .filter(|r| r.track)
+            .filter_map(|r| r.dev.as_ref());
+        let mut tracked: Vec<TrackInterface> = Vec::new();
+        for dev in vips.chain(routes) {
+            let known = *dev == self.interface
+                || self.track_interfaces.iter().any(|t| t.name == *dev)
+                || tracked.iter().any(|t| t.name == *dev);
+            if !known {
+                tracked.push(TrackInterface {
+                    name: dev.clone(),
+                    weight: 0,
+                });
+            }
+        }
+        tracked
+    }
+
+    /// Every address the instance holds while master: `virtual_addresses` as plain `Vip`s,
+    /// then `vips`.
+    pub fn all_vips(&self) -> Vec<Vip> {
         self.virtual_addresses
-            .first()
+            .iter()
+            .map(|net| Vip::plain(*net))
+            .chain(self.vips.iter().cloned())
+            .collect()
+    }
+
+    /// What the adverts list: `virtual_addresses`, then the advertised `vips`.
+    pub fn advertised(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.virtual_addresses
+            .iter()
+            .copied()
+            .chain(self.vips.iter().filter(|v| v.advertised).map(|v| v.address))
+    }
+
+    /// An instance's family is its advertised VIPs' (validation refuses mixed lists).
+    pub fn is_ipv6(&self) -> bool {
+        self.advertised()
+            .next()
             .is_some_and(|vip| vip.addr().is_ipv6())
     }
 
@@ -427,6 +598,71 @@ pub struct SyncGroup {
     /// Called with the group's name, old state and new state on each change of the group
     /// (keepalived `notify` in a sync group).
     pub notify: Option<String>,
+    /// Run with no extra argument on entering MASTER (keepalived `notify_master`). Each script
+    /// is a command line (words split as a shell would, quotes kept together), not waited for.
+    pub notify_master: Option<String>,
+    /// On entering BACKUP (keepalived `notify_backup`).
+    pub notify_backup: Option<String>,
+    /// On entering FAULT (keepalived `notify_fault`).
+    pub notify_fault: Option<String>,
+    /// When vrrpd stops (keepalived `notify_stop`).
+    pub notify_stop: Option<String>,
+    /// keepalived's `notify`: run at every state change with `GROUP <name>
+    /// MASTER|BACKUP|FAULT|STOP <priority>` (a group's priority is 0).
+    pub notify_state: Option<String>,
+}
+
+/// The scripts of an instance or a sync group, as keepalived runs them.
+#[derive(Debug, Clone, Copy)]
+pub struct NotifyScripts<'a> {
+    pub master: Option<&'a str>,
+    pub backup: Option<&'a str>,
+    pub fault: Option<&'a str>,
+    pub stop: Option<&'a str>,
+    pub state: Option<&'a str>,
+}
+
+/// A script's command line as words, split as keepalived splits it (quotes group words);
+/// `None` when it is empty or its quotes do not close.
+pub fn command_words(command: &str) -> Option<Vec<String>> {
+    shlex::split(command).filter(|words| !words.is_empty())
+}
+
+impl NotifyScripts<'_> {
+    /// Each script with its key, for validation.
+    pub fn keyed(&self) -> [(&'static str, Option<&str>); 5] {
+        [
+            ("notify_master", self.master),
+            ("notify_backup", self.backup),
+            ("notify_fault", self.fault),
+            ("notify_stop", self.stop),
+            ("notify_state", self.state),
+        ]
+    }
+}
+
+impl VrrpInstance {
+    pub fn notify_scripts(&self) -> NotifyScripts<'_> {
+        NotifyScripts {
+            master: self.notify_master.as_deref(),
+            backup: self.notify_backup.as_deref(),
+            fault: self.notify_fault.as_deref(),
+            stop: self.notify_stop.as_deref(),
+            state: self.notify_state.as_deref(),
+        }
+    }
+}
+
+impl SyncGroup {
+    pub fn notify_scripts(&self) -> NotifyScripts<'_> {
+        NotifyScripts {
+            master: self.notify_master.as_deref(),
+            backup: self.notify_backup.as_deref(),
+            fault: self.notify_fault.as_deref(),
+            stop: self.notify_stop.as_deref(),
+            state: self.notify_state.as_deref(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- directord

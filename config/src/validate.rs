@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
+use ipnet::IpNet;
+
 use crate::diagnostic::KeyPath;
 use crate::model::*;
 use crate::path;
-use crate::values::{CheckType, Duration, Family, Forwarding, Scheduler, ServiceFlag};
+use crate::values::{CheckType, Duration, Family, Forwarding, RouteType, Scheduler, ServiceFlag};
 
 pub(crate) struct Issue {
     pub path: KeyPath,
@@ -170,20 +172,43 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
                 ),
             );
         }
-        for (j, vip) in instance.virtual_addresses.iter().enumerate() {
-            if let Some(other) = vips.insert(vip.addr(), instance.name.as_str()) {
+        let all =
+            instance
+                .virtual_addresses
+                .iter()
+                .enumerate()
+                .map(|(j, vip)| (at.join("virtual_addresses").join(j), vip.addr()))
+                .chain(
+                    instance.vips.iter().enumerate().map(|(j, vip)| {
+                        (at.join("vips").join(j).join("address"), vip.address.addr())
+                    }),
+                );
+        for (path, vip) in all {
+            if let Some(other) = vips.insert(vip, instance.name.as_str()) {
                 let message = if other == instance.name {
-                    format!("virtual address {} is listed twice", vip.addr())
+                    format!("virtual address {vip} is listed twice")
                 } else {
-                    format!(
-                        "virtual address {} is also held by instance {other:?}",
-                        vip.addr()
-                    )
+                    format!("virtual address {vip} is also held by instance {other:?}")
                 };
-                issues.add(at.join("virtual_addresses").join(j), message);
+                issues.add(path, message);
             }
         }
     }
+    for (i, instance) in vrrp.instance.iter().enumerate() {
+        notify_scripts(
+            instance.notify_scripts(),
+            &path!["vrrp", "instance", i],
+            issues,
+        );
+    }
+    for (g, group) in vrrp.sync_group.iter().enumerate() {
+        notify_scripts(
+            group.notify_scripts(),
+            &path!["vrrp", "sync_group", g],
+            issues,
+        );
+    }
+    notify_fifo(vrrp, issues);
     sync_groups(vrrp, issues);
     if vrrp.rt_priority.is_some_and(|p| !(1..=99).contains(&p)) {
         issues.add(
@@ -214,6 +239,46 @@ fn vrrp(vrrp: &Vrrp, issues: &mut Issues) {
     }
 }
 
+fn notify_scripts(scripts: NotifyScripts<'_>, at: &KeyPath, issues: &mut Issues) {
+    for (key, command) in scripts.keyed() {
+        if let Some(command) = command
+            && command_words(command).is_none()
+        {
+            issues.add(
+                at.join(key),
+                format!(
+                    "{key} {command:?} is not a command line (empty, or a quote is not closed)"
+                ),
+            );
+        }
+    }
+}
+
+fn notify_fifo(vrrp: &Vrrp, issues: &mut Issues) {
+    if let Some(path) = &vrrp.notify_fifo
+        && !path.is_absolute()
+    {
+        issues.add(
+            path!["vrrp", "notify_fifo"],
+            "notify_fifo must be an absolute path",
+        );
+    }
+    if let Some(script) = &vrrp.notify_fifo_script {
+        let at = path!["vrrp", "notify_fifo_script"];
+        if vrrp.notify_fifo.is_none() {
+            issues.add(
+                at,
+                "notify_fifo_script needs notify_fifo (the FIFO it reads)",
+            );
+        } else if command_words(script).is_none() {
+            issues.add(
+                at,
+                format!("notify_fifo_script {script:?} is not a command line"),
+            );
+        }
+    }
+}
+
 /// The macvlan name must be one the kernel accepts and belong to one instance only.
 fn virtual_mac_interface<'a>(
     instance: &'a VrrpInstance,
@@ -229,11 +294,7 @@ fn virtual_mac_interface<'a>(
         return;
     };
     // IFNAMSIZ less the terminating NUL; '/' and whitespace cannot appear in a device name.
-    if name.is_empty()
-        || name.len() > 15
-        || name.contains(['/', ':'])
-        || name.contains(char::is_whitespace)
-    {
+    if !interface_name_ok(&name) {
         issues.add(
             at,
             format!(
@@ -361,33 +422,137 @@ fn track_weight(weight: i32, at: &KeyPath, issues: &mut Issues) {
     }
 }
 
+/// keepalived's address options: a device name the kernel takes, a label the kernel takes
+/// for that device, a broadcast only for IPv4.
+fn vip_options(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) {
+    for (j, vip) in instance.vips.iter().enumerate() {
+        let at = at.join("vips").join(j);
+        let dev = vip.dev.as_deref().unwrap_or(&instance.interface);
+        if !interface_name_ok(dev) {
+            issues.add(
+                at.join("dev"),
+                format!("{dev:?} is not an interface name (1 to 15 bytes, no '/', ':' or spaces)"),
+            );
+        }
+        if let Some(label) = &vip.label {
+            let ok = label.len() <= 15
+                && (label == dev
+                    || label
+                        .strip_prefix(dev)
+                        .is_some_and(|rest| rest.starts_with(':')));
+            if !ok {
+                issues.add(
+                    at.join("label"),
+                    format!(
+                        "label {label:?} must be {dev:?} or start with \"{dev}:\", at most 15 bytes"
+                    ),
+                );
+            }
+        }
+        if vip.broadcast.is_some() && vip.address.addr().is_ipv6() {
+            issues.add(at.join("broadcast"), "broadcast is for IPv4 addresses");
+        }
+    }
+}
+
+/// Every address of a route or rule of one family; a gateway only on a unicast route.
+fn routes_and_rules(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) {
+    for (j, route) in instance.routes.iter().enumerate() {
+        let at = at.join("routes").join(j);
+        let v6 = route.to.addr().is_ipv6();
+        for (key, addr) in [("via", route.via), ("src", route.src)] {
+            if addr.is_some_and(|a| a.is_ipv6() != v6) {
+                issues.add(
+                    at.join(key),
+                    format!("{key} must be {} like to", family_name(v6)),
+                );
+            }
+        }
+        if route.kind != RouteType::Unicast && (route.via.is_some() || route.dev.is_some()) {
+            issues.add(
+                at.join("type"),
+                format!("a {} route has no via or dev", route.kind),
+            );
+        }
+        if route.dev.as_deref().is_some_and(|d| !interface_name_ok(d)) {
+            issues.add(
+                at.join("dev"),
+                "not an interface name (1 to 15 bytes, no '/', ':' or spaces)",
+            );
+        }
+        if route.table.is_some_and(|t| t == 0 || t == 255) {
+            issues.add(
+                at.join("table"),
+                "table 0 is none and 255 the kernel's local table",
+            );
+        }
+    }
+    for (j, rule) in instance.rules.iter().enumerate() {
+        let at = at.join("rules").join(j);
+        if let (Some(from), Some(to)) = (rule.from, rule.to)
+            && from.addr().is_ipv6() != to.addr().is_ipv6()
+        {
+            issues.add(at.join("to"), "from and to must be of one family");
+        }
+        if rule.table == 0 || rule.table == 255 {
+            issues.add(
+                at.join("table"),
+                "table 0 is none and 255 the kernel's local table",
+            );
+        }
+    }
+}
+
+fn interface_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && !name.contains(['/', ':'])
+        && !name.contains(char::is_whitespace)
+}
+
 /// Checks the address lists; returns the instance's family when it has a consistent one.
 fn vrrp_addresses(instance: &VrrpInstance, at: &KeyPath, issues: &mut Issues) -> Option<bool> {
-    let Some(first) = instance.virtual_addresses.first() else {
+    let advertised: Vec<(KeyPath, IpNet)> = instance
+        .virtual_addresses
+        .iter()
+        .enumerate()
+        .map(|(j, vip)| (at.join("virtual_addresses").join(j), *vip))
+        .chain(
+            instance
+                .vips
+                .iter()
+                .enumerate()
+                .filter(|(_, vip)| vip.advertised)
+                .map(|(j, vip)| (at.join("vips").join(j).join("address"), vip.address)),
+        )
+        .collect();
+    let Some((_, first)) = advertised.first() else {
         issues.add(
             at.join("virtual_addresses"),
-            "an instance needs at least one virtual address",
+            "an instance needs at least one advertised virtual address",
         );
         return None;
     };
-    let is_ipv6 = matches!(first, ipnet::IpNet::V6(_));
-    for (j, vip) in instance.virtual_addresses.iter().enumerate() {
-        let vip_ipv6 = matches!(vip, ipnet::IpNet::V6(_));
+    let is_ipv6 = matches!(first, IpNet::V6(_));
+    for (path, vip) in &advertised {
+        let vip_ipv6 = matches!(vip, IpNet::V6(_));
         if instance.version == 2 && vip_ipv6 {
             issues.add(
-                at.join("virtual_addresses").join(j),
+                path.clone(),
                 "VRRPv2 carries IPv4 addresses only; use version = 3 for IPv6",
             );
             return None;
         }
         if vip_ipv6 != is_ipv6 {
             issues.add(
-                at.join("virtual_addresses").join(j),
+                path.clone(),
                 "an instance's virtual addresses must all be IPv4 or all IPv6 (RFC 5798); use one instance per family",
             );
             return None;
         }
     }
+    vip_options(instance, at, issues);
+    routes_and_rules(instance, at, issues);
     for (j, peer) in instance.unicast_peers.iter().enumerate() {
         if peer.is_ipv6() != is_ipv6 {
             issues.add(

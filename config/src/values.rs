@@ -330,6 +330,29 @@ impl Protocol {
 }
 
 string_enum!(
+    /// The scope of an address or route (`ip addr add ... scope`), as keepalived names them.
+    Scope { Global = "global", Site = "site", Link = "link", Host = "host", Nowhere = "nowhere" }
+);
+
+impl Scope {
+    /// The kernel's number (rtnetlink's RT_SCOPE_*).
+    pub fn number(self) -> u8 {
+        match self {
+            Scope::Global => 0,
+            Scope::Site => 200,
+            Scope::Link => 253,
+            Scope::Host => 254,
+            Scope::Nowhere => 255,
+        }
+    }
+}
+
+string_enum!(
+    /// What a virtual route does (`ip route add <type> ...`): forward, or drop one way or another.
+    RouteType { Unicast = "unicast", Blackhole = "blackhole", Unreachable = "unreachable", Prohibit = "prohibit" }
+);
+
+string_enum!(
     /// IPVS forwarding method (ipvsadm -g / -m / -i).
     Forwarding { Dr = "dr", Nat = "nat", Tun = "tun" }
 );

@@ -317,6 +317,126 @@ fn sync_groups_name_real_instances() {
     assert_error(&text, "10:22", "unknown VRRP instance \"VI_9\"");
 }
 
+/// keepalived's notify scripts: a command line whose quotes do not close (which keepalived
+/// would run cut short) and a FIFO script without a FIFO are refused at their value.
+#[test]
+fn notify_scripts_are_command_lines_and_the_fifo_script_needs_a_fifo() {
+    let good = format!(
+        "[vrrp]\nnotify_fifo = \"/run/vrrp.fifo\"\nnotify_fifo_script = \"/bin/reader -v\"\n{INSTANCE}notify_fault = \"/bin/x 'a b'\"\nnotify_state = \"/bin/y\"\n"
+    );
+    let config = parse_ok(&good);
+    assert_eq!(
+        config.vrrp.instance[0].notify_fault.as_deref(),
+        Some("/bin/x 'a b'")
+    );
+    assert_eq!(
+        lvs_config::command_words("/bin/x 'a b'"),
+        Some(vec!["/bin/x".to_owned(), "a b".to_owned()])
+    );
+    assert_error(
+        &good.replace("/bin/x 'a b'", "/bin/x 'a b"),
+        "10:16",
+        "is not a command line",
+    );
+    assert_error(
+        &good.replace("notify_fifo = \"/run/vrrp.fifo\"\n", ""),
+        "2:22",
+        "needs notify_fifo",
+    );
+    assert_error(
+        &good.replace("/run/vrrp.fifo", "vrrp.fifo"),
+        "2:15",
+        "absolute path",
+    );
+    let group = format!(
+        "{INSTANCE}\n[[vrrp.sync_group]]\nname = \"G1\"\ninstances = [\"VI_1\"]\nnotify_master = \"\"\n"
+    );
+    assert_error(&group, "11:17", "is not a command line");
+}
+
+/// keepalived's address options: a label the kernel would refuse for the device, a broadcast
+/// on IPv6, an advertised address of the other family are refused at their value; an excluded
+/// one may be of either family.
+#[test]
+fn vips_options_are_checked() {
+    let vip = |options: &str| {
+        format!("{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"198.51.100.1/24\"\n{options}\n")
+    };
+    parse_ok(&vip(
+        "dev = \"eth1\"\nlabel = \"eth1:gw\"\nscope = \"link\"\nbroadcast = \"198.51.100.255\"",
+    ));
+    parse_ok(&format!(
+        "{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"2001:db8::1/64\"\nadvertised = false\n"
+    ));
+    assert_error(
+        &vip("dev = \"eth1\"\nlabel = \"eth0:gw\""),
+        "11:9",
+        "must be \"eth1\" or start with",
+    );
+    assert_error(&vip("scope = \"planet\""), "10:9", "unknown scope");
+    assert_error(
+        &format!("{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"2001:db8::1/64\"\n"),
+        "9:11",
+        "VRRPv2 carries IPv4 addresses only",
+    );
+    assert_error(
+        &format!(
+            "{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"2001:db8::1/64\"\nadvertised = false\nbroadcast = \"192.0.2.255\"\n"
+        ),
+        "11:13",
+        "broadcast is for IPv4",
+    );
+    assert_error(
+        &format!("{INSTANCE}\n[[vrrp.instance.vips]]\naddress = \"192.0.2.100/24\"\n"),
+        "9:11",
+        "listed twice",
+    );
+}
+
+/// keepalived's virtual routes and rules: one family per route, no gateway on a blackhole,
+/// no table 0 or 255 (none, and the kernel's local table), each refused at its value.
+#[test]
+fn virtual_routes_and_rules_are_checked() {
+    let route = |body: &str| format!("{INSTANCE}\n[[vrrp.instance.routes]]\n{body}\n");
+    let config = parse_ok(&route(
+        "to = \"203.0.113.0/26\"\nvia = \"192.0.2.254\"\ndev = \"eth0\"\nsrc = \"192.0.2.100\"\ntable = 100\nmetric = 5\nscope = \"link\"",
+    ));
+    assert_eq!(
+        config.vrrp.instance[0].routes[0].kind,
+        lvs_config::RouteType::Unicast
+    );
+    assert_error(
+        &route("to = \"203.0.113.0/26\"\nvia = \"2001:db8::1\""),
+        "10:7",
+        "via must be IPv4",
+    );
+    assert_error(
+        &route("to = \"203.0.113.0/26\"\ntype = \"blackhole\"\nvia = \"192.0.2.254\""),
+        "10:8",
+        "a blackhole route has no via or dev",
+    );
+    assert_error(
+        &route("to = \"203.0.113.0/26\"\ntype = \"throw\""),
+        "10:8",
+        "unknown routetype",
+    );
+    assert_error(
+        &route("to = \"203.0.113.0/26\"\ntable = 255"),
+        "10:9",
+        "local table",
+    );
+    let rule = |body: &str| format!("{INSTANCE}\n[[vrrp.instance.rules]]\n{body}\n");
+    parse_ok(&rule(
+        "from = \"203.0.113.0/24\"\ntable = 100\npriority = 200",
+    ));
+    assert_error(
+        &rule("from = \"203.0.113.0/24\"\nto = \"2001:db8::/64\"\ntable = 100"),
+        "10:6",
+        "one family",
+    );
+    assert_error(&rule("table = 0"), "9:9", "table 0 is none");
+}
+
 #[test]
 fn virtual_server_identity() {
     assert_error(

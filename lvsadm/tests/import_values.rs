@@ -364,7 +364,11 @@ fn parameters_includes_and_service_options() {
         ["192.0.2.3".parse::<std::net::IpAddr>().unwrap()]
     );
     assert_eq!(vi.source_address, Some("192.0.2.2".parse().unwrap()));
-    assert_eq!(vi.notify.as_deref(), Some("/usr/local/bin/notify"));
+    assert_eq!(
+        (vi.notify.as_deref(), vi.notify_state.as_deref()),
+        (None, Some("/usr/local/bin/notify")),
+        "keepalived's notify, called with its own arguments"
+    );
     assert!(vi.virtual_mac);
     assert_eq!(vi.virtual_mac_interface.as_deref(), Some("vmac42"));
     assert!(
@@ -372,9 +376,8 @@ fn parameters_includes_and_service_options() {
         "vrrpd always promotes secondaries: nothing to report"
     );
     assert!(
-        notes
-            .iter()
-            .any(|n| n.contains("notify /usr/local/bin/notify not supported"))
+        notes.iter().all(|n| !n.contains("notify")),
+        "notify carries over: {notes:#?}"
     );
     let sync = config.sync.as_ref().unwrap();
     assert_eq!((sync.syncid, sync.group.port()), (7, 8850));
@@ -723,6 +726,57 @@ fn unsupported_entries_display_as_file_line_directive() {
         "blocks carry their origin"
     );
     assert!(imported.toml.contains("ldirectord.cf:25\n"));
+}
+
+/// keepalived's virtual_routes and virtual_rules carry over: each option of the Debian
+/// samples, the multipath route (`or`) and the malformed rule reported and left out, and a
+/// rule without a priority numbered as keepalived numbers it (16384 down, the static rules'
+/// numbers taken first: `keepalived -t` says 16383 for this one).
+#[test]
+fn virtual_routes_and_rules() {
+    let (config, notes) = sample("vrrp.routes");
+    let routes = &config.vrrp.instance[0].routes;
+    let shown: Vec<String> = routes
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} via {:?} dev {:?} src {:?} table {:?}",
+                r.kind, r.to, r.via, r.dev, r.src, r.table
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "unicast 192.168.109.0/24 via Some(192.168.200.254) dev Some(\"eth1\") src Some(192.168.100.1) table None",
+            "unicast 192.168.110.0/24 via Some(192.168.200.254) dev Some(\"eth1\") src None table None",
+            "unicast 192.168.111.0/24 via None dev Some(\"eth2\") src None table None",
+            "unicast 192.168.112.0/24 via Some(192.168.100.254) dev None src None table None",
+            "blackhole 192.168.113.1/32 via None dev None src None table None",
+            "unicast 0.0.0.0/0 via Some(192.168.0.1) dev None src None table Some(100)",
+        ]
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("route option \"or\"")),
+        "{notes:#?}"
+    );
+    let (config, notes) = sample("vrrp.rules");
+    let rules = &config.vrrp.instance[0].rules;
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        (
+            rules[0].from.map(|n| n.to_string()),
+            rules[0].table,
+            rules[0].priority
+        ),
+        (Some("192.168.200.0/24".to_owned()), 2, Some(16383))
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("invalid address \"192.168.200./24\"")),
+        "{notes:#?}"
+    );
 }
 
 // Each checker option keepalived keeps per check arrives one to one, and directord's probe

@@ -6,10 +6,12 @@
 //! - [`instance`]: the per-instance state machine (Initialize, Backup, Master,
 //!   Fault); inputs carry `now`, outputs are [`instance::Action`]s and a timer.
 //! - [`track`], [`sync`]: what tracked objects and sync groups make of an instance.
+//! - [`notify`]: what keepalived's notify scripts and FIFO are told of a state change.
 //!
 //! No sockets, clocks or threads live here: the daemon owns those.
 
 pub mod instance;
+pub mod notify;
 pub mod rx;
 pub mod sync;
 pub mod track;

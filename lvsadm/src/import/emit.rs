@@ -47,6 +47,12 @@ pub(crate) struct VrrpScheduling {
     pub rlimit_rttime: Option<lvs_config::Duration>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_swap: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_fifo: Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_fifo_script: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub script_security: bool,
 }
 
 impl Output {

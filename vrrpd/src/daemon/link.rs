@@ -5,6 +5,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
+use ipnet::IpNet;
+use lvs_config::Vip;
 use pnet::datalink::{
     self, Channel, Config as ChannelConfig, DataLinkSender, MacAddr, NetworkInterface,
 };
@@ -15,7 +17,7 @@ use pnet::packet::icmpv6::{self, Icmpv6Packet};
 use pnet::packet::ip::IpNextHeaderProtocols;
 use pnet::packet::ipv6::MutableIpv6Packet;
 use rtnetlink::Handle;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressScope};
 
 /// One interface vrrpd manages.
 pub struct Link {
@@ -195,19 +197,45 @@ pub fn promote_secondaries(interface: &str) -> io::Result<()> {
     )
 }
 
+/// Adds `addr`/`prefix` to the interface; already there is fine.
 pub async fn add_address(
     handle: &Handle,
     index: u32,
     addr: IpAddr,
     prefix: u8,
 ) -> Result<(), rtnetlink::Error> {
-    let mut request = handle.address().add(index, addr, prefix);
+    let net = IpNet::new(addr, prefix).unwrap_or_else(|_| IpNet::from(addr));
+    add_vip(handle, index, &Vip::plain(net)).await
+}
+
+/// Adds a VIP with keepalived's options (label, scope, broadcast); already there is fine.
+pub async fn add_vip(handle: &Handle, index: u32, vip: &Vip) -> Result<(), rtnetlink::Error> {
+    let addr = vip.address.addr();
+    let mut request = handle.address().add(index, addr, vip.address.prefix_len());
+    let message = request.message_mut();
+    // rtnetlink adds the subnet's broadcast to every IPv4 address; keepalived adds one only
+    // when told (`brd`), and `ip addr` should show the same.
+    message
+        .attributes
+        .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+    if let Some(broadcast) = vip.broadcast {
+        message
+            .attributes
+            .push(AddressAttribute::Broadcast(broadcast));
+    }
+    if let Some(label) = &vip.label {
+        message
+            .attributes
+            .push(AddressAttribute::Label(label.clone()));
+    }
+    if let Some(scope) = vip.scope {
+        message.header.scope = AddressScope::from(scope.number());
+    }
     if addr.is_ipv6() {
         // A VIP is moving to us, not new on the link: duplicate address detection would hold
         // it tentative for a second and might even see the old master's copy (keepalived
         // adds them NODAD too).
-        request
-            .message_mut()
+        message
             .attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
     }

@@ -61,6 +61,7 @@ pub struct Metrics {
     scheduling: Family<CauseLabel, Counter>,
     directord_up: Gauge,
     directord_checks: Family<ResultLabel, Counter>,
+    notify_failures: Family<CauseLabel, Counter>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +85,7 @@ impl Metrics {
             scheduling: Family::default(),
             directord_up: Gauge::default(),
             directord_checks: Family::default(),
+            notify_failures: Family::default(),
         };
         registry.register(
             "state",
@@ -139,6 +141,11 @@ impl Metrics {
             "directord_checks",
             "track_directord: status requests to directord by result (answered, timeout, unreachable, malformed_reply)",
             metrics.directord_checks.clone(),
+        );
+        registry.register(
+            "notify_failures",
+            "Notify scripts not run and FIFO lines not written, by cause (command, insecure, spawn, fifo)",
+            metrics.notify_failures.clone(),
         );
         *metrics.registry.lock().expect("fresh mutex") = registry;
         metrics
@@ -203,6 +210,14 @@ impl Metrics {
 
     pub fn scheduling(&self, cause: &str) {
         self.scheduling
+            .get_or_create(&CauseLabel {
+                cause: cause.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn notify_failed(&self, cause: &str) {
+        self.notify_failures
             .get_or_create(&CauseLabel {
                 cause: cause.to_owned(),
             })

@@ -6,7 +6,9 @@ mod directord;
 mod error;
 mod link;
 mod metrics;
+mod notify;
 mod realtime;
+mod routes;
 mod socket;
 mod timer;
 mod tracking;
@@ -16,11 +18,10 @@ mod vmac;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, VrrpInstance};
+use lvs_config::{Auth as ConfigAuth, Config, SyncGroup, Vip, VrrpInstance};
 use lvs_control::daemon::SetupError;
 use lvs_control::ratelimit::{self, Repeats};
 use lvs_control::vrrpd::{
@@ -37,6 +38,7 @@ use vrrpd::wire::{Auth, IpPair, Packet, VRRP_GROUP_V4, VRRP_GROUP_V6, Version};
 use error::{Error, ReleaseFailure};
 use link::Link;
 use metrics::Metrics;
+use notify::Notifier;
 use socket::VrrpSocket;
 use timer::PreciseTimer;
 use tracking::{ScriptResult, Tracking};
@@ -58,6 +60,8 @@ struct Running {
     own_fault: bool,
     /// The macvlan holding the VIPs when `virtual_mac` is on.
     vmac: Option<Vmac>,
+    /// Every VIP, with the index in `interfaces` of its own `dev` (None: the instance's).
+    placed: Vec<(Vip, Option<usize>)>,
     /// The generation of the VIP add the address task has not finished yet, and the
     /// gratuitous ARP bursts waiting for it.
     adding: Option<u64>,
@@ -121,6 +125,10 @@ struct Daemon {
     /// Dropped packets are counted one by one but logged once per instance (or interface) and
     /// cause, then summed per interval: a flood must not flood the journal.
     rx_logs: Repeats<(String, &'static str)>,
+    /// Notify scripts and FIFO.
+    notifier: Notifier,
+    /// Each sync group's state as last notified (see [`vrrpd::notify::group_state`]).
+    group_states: BTreeMap<String, State>,
 }
 
 impl Daemon {
@@ -155,7 +163,7 @@ impl Daemon {
             .set_directord_up(self.directord.as_ref().map(|w| w.up));
         let tracking = self.directord_tracking();
         for running in &mut self.instances {
-            let mut fresh = Tracking::new(&running.config, tracking);
+            let mut fresh = Tracking::new(&device_tracked(&running.config), tracking);
             fresh.carry_over(&running.tracking);
             running.tracking = fresh;
         }
@@ -256,6 +264,20 @@ impl Daemon {
                 instance: instance.name.clone(),
                 source: Box::new(e),
             })?;
+        let mut placed = Vec::new();
+        for vip in instance.all_vips() {
+            let on = match &vip.dev {
+                Some(dev) if *dev != instance.interface => Some(
+                    self.interface(dev, vip.address.addr().is_ipv6(), false)
+                        .map_err(|e| Error::Instance {
+                            instance: instance.name.clone(),
+                            source: Box::new(e),
+                        })?,
+                ),
+                _ => None,
+            };
+            placed.push((vip, on));
+        }
         let core =
             Instance::new(instance_config(instance)?).map_err(|source| Error::InstanceConfig {
                 instance: instance.name.clone(),
@@ -290,6 +312,7 @@ impl Daemon {
             peers,
             vmac,
             vmac_deferred,
+            placed,
         })
     }
 
@@ -310,6 +333,7 @@ impl Daemon {
             peers,
             mut vmac,
             vmac_deferred,
+            placed,
         } = prepared;
         if vmac_deferred {
             vmac = self
@@ -324,7 +348,7 @@ impl Daemon {
         self.next_id += 1;
         let mut running = Running {
             id,
-            tracking: Tracking::new(&instance, self.directord_tracking()),
+            tracking: Tracking::new(&device_tracked(&instance), self.directord_tracking()),
             scripts: tracking::spawn_scripts(id, &instance, &self.scripts),
             config: instance,
             core,
@@ -334,6 +358,7 @@ impl Daemon {
             metrics: self.metrics.clone(),
             own_fault: false,
             vmac,
+            placed,
             adding: None,
             add_generation: 0,
             deferred_garps: 0,
@@ -392,7 +417,7 @@ impl Daemon {
             for script in running.scripts.drain(..) {
                 script.abort();
             }
-            let mut tracking = Tracking::new(new, directord);
+            let mut tracking = Tracking::new(&device_tracked(new), directord);
             tracking.carry_over(&running.tracking);
             tracking.poll();
             running.tracking = tracking;
@@ -555,11 +580,13 @@ impl Daemon {
                 )
                 .await;
                 for (old, new) in transitions {
+                    notify_instance(&mut self.notifier, running, old, new);
                     if old == State::Master && new == State::Backup {
                         dropped_to_backup.push(running.config.name.clone());
                     }
                 }
             }
+            self.notify_groups(None);
             let mut yielded = false;
             for name in dropped_to_backup {
                 let members = self.group_members(&name);
@@ -580,6 +607,74 @@ impl Daemon {
         }
     }
 
+    /// Once a second: the summaries of rate-limited drop logs, and tracking polled.
+    fn tick(&mut self, now: Instant) {
+        for ((source, cause), n) in self.rx_logs.summaries(now) {
+            log_dropped(
+                &source,
+                cause,
+                &format_args!(
+                    "{n} more packets dropped ({cause}) in the last {:?}",
+                    ratelimit::DEFAULT_INTERVAL
+                ),
+            );
+        }
+        let mut changed = false;
+        for running in &mut self.instances {
+            changed |= running.tracking.poll();
+        }
+        if changed {
+            self.apply_tracking(now);
+        }
+    }
+
+    /// Every instance leaves (STOP notified), its VIPs, routes and rules removed by the
+    /// address task before vrrpd goes on; then the groups.
+    async fn stop_all(&mut self) {
+        while !self.instances.is_empty() {
+            self.stop(0).await;
+        }
+        vips::flush(&self.vips).await;
+        self.notify_groups(Some(State::Initialize));
+        self.notifier.close();
+    }
+
+    /// Notifies each sync group whose state changed, from its members' states; `to` forces
+    /// one state on every group (STOP, as Initialize, when vrrpd stops).
+    fn notify_groups(&mut self, to: Option<State>) {
+        for group in &self.sync_groups {
+            let members: Vec<State> = group
+                .instances
+                .iter()
+                .filter_map(|m| self.instances.iter().find(|r| r.config.name == *m))
+                .map(|r| r.core.state())
+                .collect();
+            let Some(new) = to.or_else(|| vrrpd::notify::group_state(&members)) else {
+                continue;
+            };
+            let old = self
+                .group_states
+                .insert(group.name.clone(), new)
+                .unwrap_or(State::Initialize);
+            if old == new {
+                continue;
+            }
+            info!(group = %group.name, "sync group {} -> {}", old.as_str(), new.as_str());
+            let notice = vrrpd::notify::Notice {
+                subject: vrrpd::notify::Subject::Group,
+                name: &group.name,
+                state: new,
+                priority: 0,
+            };
+            self.notifier.notify(
+                group.notify_scripts(),
+                group.notify.as_deref(),
+                old,
+                &notice,
+            );
+        }
+    }
+
     /// The address task added an instance's VIPs: its gratuitous ARPs may go out now, unless
     /// it has left MASTER (or added again) since.
     fn vips_added(&mut self, added: vips::Added) {
@@ -590,9 +685,8 @@ impl Daemon {
             return;
         }
         running.adding = None;
-        let interface = &mut self.interfaces[running.link];
         for _ in 0..std::mem::take(&mut running.deferred_garps) {
-            announce(running, interface);
+            announce(running, &mut self.interfaces);
         }
     }
 
@@ -601,7 +695,7 @@ impl Daemon {
         let mut running = self.instances.remove(index);
         running.core.shutdown();
         let protected = masters_vips(&self.instances, None);
-        carry_out(
+        let transitions = carry_out(
             &mut running,
             &mut self.interfaces,
             &self.vips,
@@ -609,6 +703,9 @@ impl Daemon {
             &protected,
         )
         .await;
+        for (old, new) in transitions {
+            notify_instance(&mut self.notifier, &running, old, new);
+        }
         running
             .metrics
             .forget(&running.config.name, running.counters.drops.keys().cloned());
@@ -663,6 +760,7 @@ impl Daemon {
         let prepared = self.prepare_all(&to_start).await?;
 
         self.apply_realtime(&config.vrrp);
+        self.notifier.configure(&config.vrrp);
         self.sync_groups.clone_from(&config.vrrp.sync_group);
         self.configure_directord(&config, false).await;
         let now = Instant::now();
@@ -704,6 +802,11 @@ impl Daemon {
 fn same_election(old: &VrrpInstance, new: &VrrpInstance) -> bool {
     let mut election = new.clone();
     election.notify.clone_from(&old.notify);
+    election.notify_master.clone_from(&old.notify_master);
+    election.notify_backup.clone_from(&old.notify_backup);
+    election.notify_fault.clone_from(&old.notify_fault);
+    election.notify_stop.clone_from(&old.notify_stop);
+    election.notify_state.clone_from(&old.notify_state);
     election.garp = old.garp.clone();
     election.track_interfaces.clone_from(&old.track_interfaces);
     election.track_files.clone_from(&old.track_files);
@@ -721,6 +824,7 @@ struct Prepared {
     vmac: Option<Vmac>,
     /// The macvlan's name is held by the instance this one replaces: made at launch.
     vmac_deferred: bool,
+    placed: Vec<(Vip, Option<usize>)>,
 }
 
 /// `vrrpd --release-vips`: what a stopping master does to its interfaces, for a run that could
@@ -747,21 +851,24 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), E
                 }),
             }
         }
-        // An interface that is gone took its addresses with it.
-        let Some(index) = link::index_of(&instance.interface) else {
-            continue;
-        };
-        for vip in &instance.virtual_addresses {
-            match link::del_address(&handle, index, vip.addr(), vip.prefix_len()).await {
+        routes::remove(&handle, &instance.name, &instance.routes, &instance.rules).await;
+        for vip in instance.all_vips() {
+            let interface = vip.dev.as_deref().unwrap_or(&instance.interface);
+            // An interface that is gone took its addresses with it.
+            let Some(index) = link::index_of(interface) else {
+                continue;
+            };
+            match link::del_address(&handle, index, vip.address.addr(), vip.address.prefix_len())
+                .await
+            {
                 Ok(removed) => {
-                    let interface = &instance.interface;
                     if removed > 0 {
-                        info!(instance = %instance.name, "removed {vip} from {interface}");
+                        info!(instance = %instance.name, "removed {} from {interface}", vip.address);
                     }
                 }
                 Err(source) => failed.push(ReleaseFailure::Address {
                     instance: instance.name.clone(),
-                    vip: *vip,
+                    vip: vip.address,
                     source,
                 }),
             }
@@ -788,6 +895,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
     let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
+    let metrics = Metrics::new();
     let mut daemon = Daemon {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
@@ -799,13 +907,16 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         datagrams: datagram_tx,
         scripts: script_tx,
         events: events.clone(),
-        metrics: Metrics::new(),
+        metrics: metrics.clone(),
         realtime: realtime::Applied::default(),
         directord: None,
         directord_results: directord_tx,
         rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
+        notifier: Notifier::new(metrics),
+        group_states: BTreeMap::new(),
     };
     daemon.apply_realtime(&config.vrrp);
+    daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
     let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
     let prepared = daemon.prepare_all(&all).await?;
@@ -822,20 +933,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         shutdown,
         path: socket_path,
     } = lvs_control::daemon::serve_control::<Request, Status, _>(&config.control, "vrrpd", events)?;
-    if let Some(base) = config.control.metrics {
-        let address = lvs_control::metrics::address(base, "vrrpd");
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .map_err(|source| SetupError::Metrics {
-                addr: address,
-                source,
-            })?;
-        tokio::spawn(lvs_control::metrics::serve(
-            listener,
-            daemon.metrics.registry(),
-            shutdown.clone(),
-        ));
-    }
+    serve_metrics(&config, &daemon.metrics, &shutdown).await?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();
 
@@ -848,17 +946,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             .iter()
             .filter_map(|r| r.core.poll_timeout())
             .min();
-        let sleep = async {
-            match deadline {
-                Some(at) => {
-                    if let Err(e) = timer.sleep_until(at).await {
-                        warn!("timerfd: {e}; falling back to tokio's timer");
-                        tokio::time::sleep_until(at.into()).await;
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(&timer, deadline);
         tokio::select! {
             () = sleep => {
                 let now = Instant::now();
@@ -870,22 +958,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 dispatch(&mut daemon, &datagram);
             }
             Some(added) = vips_added.recv() => daemon.vips_added(added),
-            _ = poll_tick.tick() => {
-                let now = Instant::now();
-                for ((source, cause), n) in daemon.rx_logs.summaries(now) {
-                    log_dropped(&source, cause, &format_args!(
-                        "{n} more packets dropped ({cause}) in the last {:?}",
-                        ratelimit::DEFAULT_INTERVAL
-                    ));
-                }
-                let mut changed = false;
-                for running in &mut daemon.instances {
-                    changed |= running.tracking.poll();
-                }
-                if changed {
-                    daemon.apply_tracking(now);
-                }
-            }
+            _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(result, Instant::now());
             }
@@ -919,13 +992,47 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         }
     }
 
-    while !daemon.instances.is_empty() {
-        daemon.stop(0).await;
-    }
-    vips::flush(&daemon.vips).await;
+    daemon.stop_all().await;
     shutdown.cancel();
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// Prometheus on `control.metrics` (vrrpd's port: the base + 1), when configured.
+async fn serve_metrics(
+    config: &Config,
+    metrics: &Metrics,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<(), Error> {
+    let Some(base) = config.control.metrics else {
+        return Ok(());
+    };
+    let address = lvs_control::metrics::address(base, "vrrpd");
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| SetupError::Metrics {
+            addr: address,
+            source,
+        })?;
+    tokio::spawn(lvs_control::metrics::serve(
+        listener,
+        metrics.registry(),
+        shutdown.clone(),
+    ));
+    Ok(())
+}
+
+/// Until the earliest instance timer (never without one), on the precise timer if it works.
+async fn sleep_until(timer: &PreciseTimer, deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => {
+            if let Err(e) = timer.sleep_until(at).await {
+                warn!("timerfd: {e}; falling back to tokio's timer");
+                tokio::time::sleep_until(at.into()).await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads one interface's socket in its own task, so the main loop waits on a single channel.
@@ -1115,11 +1222,11 @@ fn status(daemon: &Daemon) -> Status {
             configured_priority: running.config.priority,
             priority: running.core.priority(),
             master: running.core.master_addr(),
+            // Every address held while master, the `vips` (other devices, excluded) too.
             virtual_addresses: running
-                .config
-                .virtual_addresses
+                .placed
                 .iter()
-                .map(ToString::to_string)
+                .map(|(vip, _)| vip.address.to_string())
                 .collect(),
             counters: running.counters.clone(),
         })
@@ -1153,12 +1260,149 @@ fn masters_vips(instances: &[Running], except: Option<usize>) -> Vec<(usize, IpA
         .enumerate()
         .filter(|&(i, r)| Some(i) != except && r.core.state() == State::Master)
         .flat_map(|(_, r)| {
-            r.config
-                .virtual_addresses
+            r.placed
                 .iter()
-                .map(|v| (r.link, v.addr()))
+                .map(|(vip, on)| (on.unwrap_or(r.link), vip.address.addr()))
         })
         .collect()
+}
+
+/// The instance with the devices of its VIPs and routes among its tracked interfaces, as
+/// keepalived tracks them (see [`VrrpInstance::device_tracking`]).
+fn device_tracked(instance: &VrrpInstance) -> VrrpInstance {
+    let mut tracked = instance.clone();
+    tracked.track_interfaces.extend(instance.device_tracking());
+    tracked
+}
+
+/// Where a VIP goes: its own `dev`, else the instance's macvlan or interface.
+fn vip_link<'a>(running: &'a Running, interfaces: &'a [Interface], on: Option<usize>) -> &'a Link {
+    match on {
+        Some(index) => &interfaces[index].link,
+        None => running
+            .vmac
+            .as_ref()
+            .map_or(&interfaces[running.link].link, |v| &v.link),
+    }
+}
+
+/// Asks the address task to add every VIP on its own link, then the routes and rules; the
+/// gratuitous ARPs wait for its answer ([`Daemon::vips_added`]).
+fn add_vips(
+    running: &mut Running,
+    interfaces: &[Interface],
+    vips: &mpsc::UnboundedSender<vips::Job>,
+) {
+    running.add_generation += 1;
+    running.adding = Some(running.add_generation);
+    let placed = running
+        .placed
+        .iter()
+        .map(|(vip, on)| (vip.clone(), target(vip_link(running, interfaces, *on))))
+        .collect();
+    let config = &running.config;
+    let _ = vips.send(vips::Job::Add {
+        instance: running.id,
+        generation: running.add_generation,
+        name: config.name.clone(),
+        vips: placed,
+        routes: config.routes.clone(),
+        rules: config.rules.clone(),
+    });
+}
+
+/// Asks the address task to remove the routes and rules, then the VIPs (but those in
+/// `protected`, a master's) wherever they are. A vmac instance's VIPs live on the macvlan;
+/// the base is swept too, for a crashed run that had no virtual MAC.
+fn remove_vips(
+    running: &mut Running,
+    interfaces: &[Interface],
+    vips: &mpsc::UnboundedSender<vips::Job>,
+    protected: &[(usize, IpAddr)],
+) {
+    // Leaving MASTER: ARPs still waiting for the addresses must not go out.
+    running.adding = None;
+    running.deferred_garps = 0;
+    let placed = running
+        .placed
+        .iter()
+        .filter(|(vip, on)| !protected.contains(&(on.unwrap_or(running.link), vip.address.addr())))
+        .map(|(vip, on)| {
+            let base = on.map_or(&interfaces[running.link].link, |i| &interfaces[i].link);
+            let vmac = running
+                .vmac
+                .as_ref()
+                .filter(|_| on.is_none())
+                .map(|v| &v.link);
+            let links = std::iter::once(base).chain(vmac).map(target).collect();
+            (vip.clone(), links)
+        })
+        .collect();
+    let config = &running.config;
+    let _ = vips.send(vips::Job::Remove {
+        name: config.name.clone(),
+        vips: placed,
+        routes: config.routes.clone(),
+        rules: config.rules.clone(),
+    });
+}
+
+fn target(link: &Link) -> vips::Target {
+    vips::Target {
+        index: link.index,
+        name: link.name.clone(),
+    }
+}
+
+/// Gratuitous ARP (IPv6: unsolicited NA) for every VIP from the link that holds it; from the
+/// vmac, the frames carry the virtual MAC as source and sender.
+fn announce(running: &mut Running, interfaces: &mut [Interface]) {
+    let primary = running.core.config().primary_addr;
+    // Whether the instance's own link forwards IPv6 (the NA's router flag), read once per
+    // burst, not per VIP; a VIP on another device reads its own.
+    let own_router = primary.is_ipv6()
+        && match &running.vmac {
+            Some(vmac) => vmac.link.forwards_v6(),
+            None => interfaces[running.link].link.forwards_v6(),
+        };
+    for (vip, on) in &running.placed {
+        let link = match (on, &mut running.vmac) {
+            (Some(index), _) => &mut interfaces[*index].link,
+            (None, Some(vmac)) => &mut vmac.link,
+            (None, None) => &mut interfaces[running.link].link,
+        };
+        let sent = match (vip.address.addr(), primary) {
+            (IpAddr::V4(v4), _) => link.gratuitous_arp(v4),
+            (IpAddr::V6(v6), _) if on.is_some() => match link::link_local_ipv6(&link.name) {
+                Some(source) => {
+                    let router = link.forwards_v6();
+                    link.unsolicited_na(source, v6, router)
+                }
+                None => continue,
+            },
+            (IpAddr::V6(v6), IpAddr::V6(source)) => link.unsolicited_na(source, v6, own_router),
+            (IpAddr::V6(_), IpAddr::V4(_)) => continue,
+        };
+        if let Err(e) = sent {
+            warn!(instance = %running.config.name, "announcing {}: {e}", vip.address);
+        }
+    }
+}
+
+/// keepalived's notifies for an instance's transition, with its effective priority.
+fn notify_instance(notifier: &mut Notifier, running: &Running, old: State, new: State) {
+    let notice = vrrpd::notify::Notice {
+        subject: vrrpd::notify::Subject::Instance,
+        name: &running.config.name,
+        state: new,
+        priority: running.core.priority(),
+    };
+    notifier.notify(
+        running.config.notify_scripts(),
+        running.config.notify.as_deref(),
+        old,
+        &notice,
+    );
 }
 
 async fn carry_out(
@@ -1185,7 +1429,6 @@ async fn carry_out(
                     old: old.as_str().to_owned(),
                     new: new.as_str().to_owned(),
                 });
-                notify(&running.config, old, new);
             }
             Action::SendAdvert { priority } => {
                 let repr = running.core.advert(priority);
@@ -1221,93 +1464,16 @@ async fn carry_out(
                 }
             }
             Action::AddVips => {
-                let link = running.vmac.as_ref().map_or(&interface.link, |v| &v.link);
-                running.add_generation += 1;
-                running.adding = Some(running.add_generation);
-                let _ = vips.send(vips::Job::Add {
-                    instance: running.id,
-                    generation: running.add_generation,
-                    name: running.config.name.clone(),
-                    link: target(link),
-                    vips: running.config.virtual_addresses.clone(),
-                });
+                add_vips(running, interfaces, vips);
             }
-            Action::RemoveVips => {
-                // Leaving MASTER: ARPs still waiting for the addresses must not go out.
-                running.adding = None;
-                running.deferred_garps = 0;
-                // A vmac instance's VIPs live on the macvlan; the base is swept too, for a
-                // crashed run that had no virtual MAC.
-                let links = std::iter::once(&interface.link)
-                    .chain(running.vmac.as_ref().map(|v| &v.link))
-                    .map(target)
-                    .collect();
-                let _ = vips.send(vips::Job::Remove {
-                    name: running.config.name.clone(),
-                    links,
-                    vips: running
-                        .config
-                        .virtual_addresses
-                        .iter()
-                        .filter(|vip| !protected.contains(&(running.link, vip.addr())))
-                        .copied()
-                        .collect(),
-                });
-            }
+            Action::RemoveVips => remove_vips(running, interfaces, vips, protected),
             Action::SendGratuitousArp { .. } if running.adding.is_some() => {
                 running.deferred_garps += 1;
             }
-            Action::SendGratuitousArp { .. } => announce(running, interface),
+            Action::SendGratuitousArp { .. } => announce(running, interfaces),
         }
     }
     transitions
-}
-
-fn target(link: &Link) -> vips::Target {
-    vips::Target {
-        index: link.index,
-        name: link.name.clone(),
-    }
-}
-
-/// One gratuitous ARP (IPv6: unsolicited NA) for each of the instance's VIPs.
-fn announce(running: &mut Running, interface: &mut Interface) {
-    // From the vmac, the frames carry the virtual MAC as source and sender.
-    let link = match &mut running.vmac {
-        Some(vmac) => &mut vmac.link,
-        None => &mut interface.link,
-    };
-    let router = running.core.config().primary_addr.is_ipv6() && link.forwards_v6();
-    for vip in &running.config.virtual_addresses {
-        let sent = match (vip.addr(), running.core.config().primary_addr) {
-            (IpAddr::V4(v4), _) => link.gratuitous_arp(v4),
-            (IpAddr::V6(v6), IpAddr::V6(source)) => link.unsolicited_na(source, v6, router),
-            (IpAddr::V6(_), IpAddr::V4(_)) => continue,
-        };
-        if let Err(e) = sent {
-            warn!(instance = %running.config.name, "announcing {vip}: {e}");
-        }
-    }
-}
-
-/// keepalived-style notify: `<command> <instance> <old state> <new state>`, not waited for.
-fn notify(config: &VrrpInstance, old: State, new: State) {
-    let Some(command) = &config.notify else {
-        return;
-    };
-    let mut words = command.split_whitespace();
-    let Some(program) = words.next() else { return };
-    let spawned = Command::new(program)
-        .args(words)
-        .args([config.name.as_str(), old.as_str(), new.as_str()])
-        .spawn();
-    match spawned {
-        // Reaped by a thread so no zombie is left behind.
-        Ok(mut child) => {
-            std::thread::spawn(move || child.wait());
-        }
-        Err(e) => warn!(instance = %config.name, "notify {command}: {e}"),
-    }
 }
 
 fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, Error> {
@@ -1346,11 +1512,7 @@ fn instance_config(instance: &VrrpInstance) -> Result<InstanceConfig, Error> {
         preempt: instance.preempt,
         preempt_delay: instance.preempt_delay.get(),
         primary_addr,
-        vips: instance
-            .virtual_addresses
-            .iter()
-            .map(ipnet::IpNet::addr)
-            .collect(),
+        vips: instance.advertised().map(|net| net.addr()).collect(),
         auth,
         garp,
     })

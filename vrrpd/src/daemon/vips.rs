@@ -6,15 +6,18 @@
 //! the work inside the netlink send, which on the daemon's single-threaded runtime would
 //! still hold the adverts back. The adverts now go out on time; an instance's gratuitous ARPs
 //! wait for its `Added` (they must not draw traffic before the addresses are there).
+//!
+//! An instance's virtual routes and rules go on the same thread, in keepalived's order: added
+//! after its VIPs (a route's `src` may be one of them), removed before them.
 
 use std::io;
 
-use ipnet::IpNet;
+use lvs_config::{Vip, VirtualRoute, VirtualRule};
 use rtnetlink::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use super::link;
+use super::{link, routes};
 
 /// An interface by index, and its name for the log.
 #[derive(Clone, Debug)]
@@ -24,19 +27,23 @@ pub struct Target {
 }
 
 pub enum Job {
-    /// Adds `vips` to `link`, then answers with [`Added`].
+    /// Adds each of `vips` to its own link, then `routes` and `rules`, then answers with
+    /// [`Added`].
     Add {
         instance: u64,
         generation: u64,
         name: String,
-        link: Target,
-        vips: Vec<IpNet>,
+        vips: Vec<(Vip, Target)>,
+        routes: Vec<VirtualRoute>,
+        rules: Vec<VirtualRule>,
     },
-    /// Removes `vips` from every one of `links` where they are.
+    /// Removes `rules` and `routes`, then each of `vips` from every one of its links where it
+    /// is.
     Remove {
         name: String,
-        links: Vec<Target>,
-        vips: Vec<IpNet>,
+        vips: Vec<(Vip, Vec<Target>)>,
+        routes: Vec<VirtualRoute>,
+        rules: Vec<VirtualRule>,
     },
     /// Answered once every job sent before it is done.
     Flush(oneshot::Sender<()>),
@@ -80,16 +87,26 @@ async fn serve(
                 instance,
                 generation,
                 name,
-                link,
                 vips,
+                routes,
+                rules,
             } => {
-                add(handle, &name, &link, &vips).await;
+                add(handle, &name, &vips).await;
+                routes::add(handle, &name, &routes, &rules).await;
                 let _ = added.send(Added {
                     instance,
                     generation,
                 });
             }
-            Job::Remove { name, links, vips } => remove(handle, &name, &links, &vips).await,
+            Job::Remove {
+                name,
+                vips,
+                routes,
+                rules,
+            } => {
+                routes::remove(handle, &name, &routes, &rules).await;
+                remove(handle, &name, &vips).await;
+            }
             Job::Flush(done) => {
                 let _ = done.send(());
             }
@@ -105,21 +122,22 @@ pub async fn flush(jobs: &mpsc::UnboundedSender<Job>) {
     }
 }
 
-async fn add(handle: &Handle, instance: &str, link: &Target, vips: &[IpNet]) {
-    for vip in vips {
-        if let Err(e) = link::add_address(handle, link.index, vip.addr(), vip.prefix_len()).await {
-            warn!(instance, "adding {vip} to {}: {e}", link.name);
+async fn add(handle: &Handle, instance: &str, vips: &[(Vip, Target)]) {
+    for (vip, link) in vips {
+        if let Err(e) = link::add_vip(handle, link.index, vip).await {
+            warn!(instance, "adding {} to {}: {e}", vip.address, link.name);
         }
     }
 }
 
-async fn remove(handle: &Handle, instance: &str, links: &[Target], vips: &[IpNet]) {
-    for link in links {
-        for vip in vips {
-            match link::del_address(handle, link.index, vip.addr(), vip.prefix_len()).await {
+async fn remove(handle: &Handle, instance: &str, vips: &[(Vip, Vec<Target>)]) {
+    for (vip, links) in vips {
+        let (addr, prefix) = (vip.address.addr(), vip.address.prefix_len());
+        for link in links {
+            match link::del_address(handle, link.index, addr, prefix).await {
                 Ok(0) => {}
-                Ok(_) => info!(instance, "removed {vip} from {}", link.name),
-                Err(e) => warn!(instance, "removing {vip} from {}: {e}", link.name),
+                Ok(_) => info!(instance, "removed {} from {}", vip.address, link.name),
+                Err(e) => warn!(instance, "removing {} from {}: {e}", vip.address, link.name),
             }
         }
     }

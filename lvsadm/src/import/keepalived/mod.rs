@@ -207,6 +207,9 @@ impl Context {
     }
 
     fn top_level_other(&mut self, node: &Node, key: &str) -> Result<(), ImportError> {
+        if key == "static_rules" {
+            self.number_static_rules(node);
+        }
         let instead = match key {
             "static_ipaddress" | "static_routes" | "static_rules" => {
                 "not managed: configure static addresses, routes and rules with the system's network configuration"
@@ -288,14 +291,27 @@ impl Context {
                     ));
                 }
                 "vrrp_no_swap" => self.scheduling(child).no_swap = true,
+                "notify_fifo" | "vrrp_notify_fifo" => self.notify_fifo(child)?,
+                "notify_fifo_script" | "vrrp_notify_fifo_script" => {
+                    let command = vrrp::script_command(self, child)?;
+                    let scheduling = self.scheduling(child);
+                    if scheduling.notify_fifo_script.is_none() {
+                        scheduling.notify_fifo_script = Some(command);
+                    } else {
+                        self.skip(child, "vrrpd starts one FIFO script; this one is left out");
+                    }
+                }
                 "router_id" => self.skip(child, "ignored: the directors are named by their VRRP source addresses"),
                 "notification_email" | "notification_email_from" | "smtp_server"
                 | "smtp_helo_name" | "smtp_connect_timeout" | "smtp_alert"
                 | "smtp_alert_vrrp" | "smtp_alert_checker" => {
                     self.skip(child, "ignored: no e-mail alerts; watch the state events and metrics instead");
                 }
-                "enable_script_security" | "script_user" => {
-                    self.skip(child, "ignored: scripts run as the daemon's user");
+                "enable_script_security" => self.scheduling(child).script_security = true,
+                // vrrpd runs its scripts as itself, root: what `script_user root` asks.
+                "script_user" if child.words[1..].iter().all(|w| w == "root") => {}
+                "script_user" => {
+                    self.skip(child, "ignored: scripts run as vrrpd's user (root)");
                 }
                 "lvs_flush" | "lvs_flush_onstop" => self.skip(
                     child,
@@ -303,6 +319,31 @@ impl Context {
                 ),
                 _ => self.skip(child, "ignored"),
             }
+        }
+        Ok(())
+    }
+
+    /// keepalived writes its VRRP lines to both `notify_fifo` and `vrrp_notify_fifo`; vrrpd
+    /// writes them to one FIFO, the first given.
+    fn notify_fifo(&mut self, node: &Node) -> Result<(), ImportError> {
+        let path = std::path::PathBuf::from(required_arg(node, 1, "a FIFO path")?);
+        if node.words.len() > 2 {
+            self.skip(
+                node,
+                "the FIFO's user and group are ignored: vrrpd's user owns it",
+            );
+        }
+        let scheduling = self.scheduling(node);
+        if scheduling.notify_fifo.is_none() {
+            scheduling.notify_fifo = Some(path);
+        } else {
+            self.skip(node, "vrrpd writes to one FIFO; this one is left out");
+        }
+        if node.key() == "notify_fifo" {
+            self.out.remarks.push(format!(
+                "{}: notify_fifo gets vrrpd's VRRP lines; directord writes no LVS lines to it",
+                node.at
+            ));
         }
         Ok(())
     }

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lvs_config::{
-    Auth, Duration, Garp, SyncGroup, TrackFile, TrackInterface, TrackProcess, TrackScript,
-    VrrpInstance,
+    Auth, Duration, Garp, RouteType, SyncGroup, TrackFile, TrackInterface, TrackProcess,
+    TrackScript, Vip, VirtualRoute, VirtualRule, VrrpInstance,
 };
 
 use super::parse::Node;
@@ -17,6 +17,9 @@ use super::{Context, ErrorKind, ImportError, ip, number, number_between, require
 pub(super) struct Globals {
     pub version: u8,
     pub garp: Garp,
+    /// The priority keepalived gives the next IPv4 / IPv6 rule that names none: 16384, then
+    /// one less for each (vrrp_iprule.c).
+    pub next_rule_priority: [u32; 2],
 }
 
 impl Default for Globals {
@@ -24,6 +27,7 @@ impl Default for Globals {
         Globals {
             version: 2,
             garp: Garp::default(),
+            next_rule_priority: [16384, 16384],
         }
     }
 }
@@ -40,13 +44,17 @@ struct Draft {
     preempt: bool,
     preempt_delay: Duration,
     addresses: Vec<(Node, IpNet)>,
+    /// Addresses with options, or excluded from adverts.
+    vips: Vec<Vip>,
+    routes: Vec<VirtualRoute>,
+    rules: Vec<VirtualRule>,
     peers: Vec<IpAddr>,
     source: Option<IpAddr>,
     auth: Option<Auth>,
     garp: Garp,
     vmac: bool,
     vmac_interface: Option<String>,
-    notify: Option<String>,
+    notifies: Notifies,
     interfaces: Vec<TrackInterface>,
     scripts: Vec<TrackScript>,
     files: Vec<TrackFile>,
@@ -106,13 +114,11 @@ const DIRECTIVES: &[(&str, Directive)] = &[
         d.auth = ctx.authentication(n)?;
         Ok(())
     }),
-    ("virtual_ipaddress", Context::virtual_addresses),
+    ("virtual_ipaddress", |ctx, d, n| {
+        ctx.virtual_addresses(d, n, true)
+    }),
     ("virtual_ipaddress_excluded", |ctx, d, n| {
-        ctx.skip(
-            n,
-            "the addresses are added as ordinary virtual addresses, so adverts list them too",
-        );
-        ctx.virtual_addresses(d, n)
+        ctx.virtual_addresses(d, n, false)
     }),
     ("unicast_peer", |ctx, d, n| {
         for entry in n.children() {
@@ -120,6 +126,18 @@ const DIRECTIVES: &[(&str, Directive)] = &[
             if entry.words.len() > 1 {
                 ctx.skip(entry, "peer options are ignored");
             }
+        }
+        Ok(())
+    }),
+    ("virtual_routes", |ctx, d, n| {
+        for entry in n.children() {
+            d.routes.extend(ctx.virtual_route(entry)?);
+        }
+        Ok(())
+    }),
+    ("virtual_rules", |ctx, d, n| {
+        for entry in n.children() {
+            d.rules.extend(ctx.virtual_rule(entry)?);
         }
         Ok(())
     }),
@@ -157,14 +175,11 @@ const DIRECTIVES: &[(&str, Directive)] = &[
         }
         Ok(())
     }),
-    ("notify", |ctx, d, n| {
-        d.notify = Some(required_arg(n, 1, "a script")?.to_owned());
-        ctx.skip(
-            n,
-            "the script is called with (instance, old state, new state), not keepalived's (type, name, state, priority)",
-        );
-        Ok(())
-    }),
+    ("notify", |ctx, d, n| d.notifies.set(ctx, n)),
+    ("notify_master", |ctx, d, n| d.notifies.set(ctx, n)),
+    ("notify_backup", |ctx, d, n| d.notifies.set(ctx, n)),
+    ("notify_fault", |ctx, d, n| d.notifies.set(ctx, n)),
+    ("notify_stop", |ctx, d, n| d.notifies.set(ctx, n)),
     ("garp_master_delay", |_, d, n| {
         d.garp.delay = timer(n, 1)?;
         Ok(())
@@ -208,32 +223,8 @@ const DIRECTIVES: &[(&str, Directive)] = &[
 /// The vrrp_instance directives that do not carry over, with what happens instead.
 const NOT_CARRIED: &[(&str, &str)] = &[
     (
-        "notify_master",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
-        "notify_backup",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
-        "notify_fault",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
-        "notify_stop",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
         "notify_master_rx_lower_pri",
-        "no per-state script; use notify, called with (instance, old state, new state)",
-    ),
-    (
-        "virtual_routes",
-        "routes and rules do not follow the VRRP state; configure them separately",
-    ),
-    (
-        "virtual_rules",
-        "routes and rules do not follow the VRRP state; configure them separately",
+        "no script when a lower-priority master is heard; the master sends gratuitous ARPs again (garp_lower_prio_repeat)",
     ),
     ("smtp_alert", "ignored: no e-mail alerts"),
     (
@@ -273,13 +264,16 @@ impl Context {
             preempt: true,
             preempt_delay: Duration::ZERO,
             addresses: Vec::new(),
+            vips: Vec::new(),
+            routes: Vec::new(),
+            rules: Vec::new(),
             peers: Vec::new(),
             source: None,
             auth: None,
             garp: self.globals.garp.clone(),
             vmac: false,
             vmac_interface: None,
-            notify: None,
+            notifies: Notifies::default(),
             interfaces: Vec::new(),
             scripts: Vec::new(),
             files: Vec::new(),
@@ -307,17 +301,165 @@ impl Context {
         Ok(())
     }
 
-    fn virtual_addresses(&mut self, draft: &mut Draft, node: &Node) -> Result<(), ImportError> {
+    /// `ADDR[/LEN] [dev D] [label L] [scope S] [brd B]` lines: plain advertised ones go to
+    /// `virtual_addresses`, the others (options, or `advertised` false) to `vips`.
+    fn virtual_addresses(
+        &mut self,
+        draft: &mut Draft,
+        node: &Node,
+        advertised: bool,
+    ) -> Result<(), ImportError> {
         for entry in node.children() {
-            draft.addresses.push((entry.clone(), vip(entry)?));
-            if entry.words.len() > 1 {
-                self.skip(
-                    entry,
-                    "the address goes on the instance's interface without label, scope or broadcast options",
-                );
+            let address = vip(entry)?;
+            let mut options = Vip {
+                advertised,
+                ..Vip::plain(address)
+            };
+            let mut words = entry.words[1..].iter();
+            while let Some(word) = words.next() {
+                let mut value = || {
+                    words
+                        .next()
+                        .map(String::as_str)
+                        .ok_or_else(|| bad(entry, format!("{word} needs a value")))
+                };
+                match word.as_str() {
+                    "dev" => options.dev = Some(value()?.to_owned()),
+                    "label" => options.label = Some(value()?.to_owned()),
+                    "scope" => {
+                        let text = value()?;
+                        options.scope = Some(text.parse().map_err(|e| bad(entry, format!("{e}")))?);
+                    }
+                    "no_track" => options.track = false,
+                    "brd" | "broadcast" => {
+                        let text = value()?;
+                        options.broadcast = Some(text.parse().map_err(|_| {
+                            bad(entry, format!("brd needs an IPv4 address, got {text:?}"))
+                        })?);
+                    }
+                    other => {
+                        self.skip(entry, &format!("address option {other:?} is ignored"));
+                        break;
+                    }
+                }
+            }
+            let listed = draft
+                .addresses
+                .iter()
+                .any(|(_, a)| a.addr() == address.addr())
+                || draft
+                    .vips
+                    .iter()
+                    .any(|v| v.address.addr() == address.addr());
+            if listed {
+                // keepalived keeps the first, options and all.
+                self.skip(entry, "the address is listed twice; the first is kept");
+            } else if options == Vip::plain(address) {
+                draft.addresses.push((entry.clone(), address));
+            } else {
+                draft.vips.push(options);
             }
         }
         Ok(())
+    }
+
+    /// A `virtual_routes` line: `[blackhole|unreachable|prohibit] [src A] [to] DEST [via|gw G]
+    /// [dev D] [scope S] [table T] [metric N]`; None (reported) for what vrrpd cannot add.
+    fn virtual_route(&mut self, entry: &Node) -> Result<Option<VirtualRoute>, ImportError> {
+        let mut route = VirtualRoute {
+            to: IpNet::from(std::net::IpAddr::from([0, 0, 0, 0])),
+            kind: RouteType::Unicast,
+            via: None,
+            dev: None,
+            src: None,
+            table: None,
+            metric: None,
+            scope: None,
+            track: true,
+        };
+        let mut to = None;
+        let mut words = entry.words.iter().map(String::as_str);
+        while let Some(word) = words.next() {
+            let mut value = || {
+                words
+                    .next()
+                    .ok_or_else(|| bad(entry, format!("{word} needs a value")))
+            };
+            match word {
+                "blackhole" => route.kind = RouteType::Blackhole,
+                "unreachable" => route.kind = RouteType::Unreachable,
+                "prohibit" => route.kind = RouteType::Prohibit,
+                "src" => route.src = Some(ip(entry, value()?)?),
+                "to" => to = Some(value()?.to_owned()),
+                "via" | "gw" => route.via = Some(ip(entry, value()?)?),
+                "dev" | "oif" => route.dev = Some(value()?.to_owned()),
+                "scope" => {
+                    route.scope = Some(value()?.parse().map_err(|e| bad(entry, format!("{e}")))?);
+                }
+                "table" => route.table = Some(route_number(entry, value()?)?),
+                "metric" | "preference" | "priority" => {
+                    route.metric = Some(route_number(entry, value()?)?);
+                }
+                "no_track" => route.track = false,
+                _ if to.is_none() && (word == "default" || word.contains(['.', ':'])) => {
+                    to = Some(word.to_owned());
+                }
+                _ => {
+                    self.skip(
+                        entry,
+                        &format!("route option {word:?} is not supported; the route is left out"),
+                    );
+                    return Ok(None);
+                }
+            }
+        }
+        let Some(to) = to else {
+            return Err(bad(entry, "a route needs a destination"));
+        };
+        let to = if to == "default" {
+            "0.0.0.0/0"
+        } else {
+            to.as_str()
+        };
+        route.to = to
+            .parse::<IpNet>()
+            .or_else(|_| ip(entry, to).map(IpNet::from))?;
+        Ok(Some(route))
+    }
+
+    /// A `virtual_rules` line, numbered as keepalived numbers a rule without a priority;
+    /// None (reported) for what keepalived or vrrpd cannot add.
+    fn virtual_rule(&mut self, entry: &Node) -> Result<Option<VirtualRule>, ImportError> {
+        match parse_rule(entry) {
+            Ok(mut rule) => {
+                self.number_rule(&mut rule);
+                Ok(Some(rule))
+            }
+            Err(why) => {
+                self.skip(entry, &format!("{why}; the rule is left out"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// keepalived numbers the rules without a priority in file order, 16384 down, static
+    /// ones included (vrrp_iprule.c).
+    fn number_rule(&mut self, rule: &mut VirtualRule) {
+        if rule.priority.is_none() {
+            let v6 = rule.from.or(rule.to).is_some_and(|n| n.addr().is_ipv6());
+            let next = &mut self.globals.next_rule_priority[usize::from(v6)];
+            rule.priority = Some(*next);
+            *next = next.saturating_sub(1);
+        }
+    }
+
+    /// `static_rules` are not imported, but their numbers are taken all the same.
+    pub(super) fn number_static_rules(&mut self, node: &Node) {
+        for entry in node.children() {
+            if let Ok(mut rule) = parse_rule(entry) {
+                self.number_rule(&mut rule);
+            }
+        }
     }
 
     /// The instance as keepalived would run it, with a comment for each value it settles
@@ -349,11 +491,11 @@ impl Context {
             p
         });
         let virtual_addresses = self.one_family(std::mem::take(&mut d.addresses));
-        if virtual_addresses
+        let first_advertised = virtual_addresses
             .first()
-            .is_some_and(|a| a.addr().is_ipv6())
-            && d.version == 2
-        {
+            .copied()
+            .or_else(|| d.vips.iter().find(|v| v.advertised).map(|v| v.address));
+        if first_advertised.is_some_and(|a| a.addr().is_ipv6()) && d.version == 2 {
             d.comments
                 .push("IPv6 addresses: VRRP version 3, as keepalived switches to".to_owned());
             d.version = 3;
@@ -388,7 +530,7 @@ impl Context {
             );
             d.preempt = true;
         }
-        if virtual_addresses.is_empty() {
+        if first_advertised.is_none() {
             self.skip(node, "the instance has no virtual address; not imported");
             return Ok(None);
         }
@@ -402,13 +544,21 @@ impl Context {
             preempt: d.preempt,
             preempt_delay: d.preempt_delay,
             virtual_addresses,
+            vips: d.vips,
+            routes: d.routes,
+            rules: d.rules,
             unicast_peers: d.peers,
             source_address: d.source,
             auth: d.auth,
             garp: d.garp,
             virtual_mac: d.vmac,
             virtual_mac_interface: d.vmac_interface,
-            notify: d.notify,
+            notify: None,
+            notify_master: d.notifies.master,
+            notify_backup: d.notifies.backup,
+            notify_fault: d.notifies.fault,
+            notify_stop: d.notifies.stop,
+            notify_state: d.notifies.state,
             track_interfaces: d.interfaces,
             track_scripts: d.scripts,
             track_files: d.files,
@@ -559,7 +709,7 @@ impl Context {
         let mark = self.out.mark();
         let name = required_arg(node, 1, "a group name")?.to_owned();
         let mut instances = Vec::new();
-        let mut notify = None;
+        let mut notifies = Notifies::default();
         for child in node.children() {
             match child.key() {
                 "group" => {
@@ -586,17 +736,9 @@ impl Context {
                         }
                     }
                 }
-                "notify" => {
-                    notify = Some(required_arg(child, 1, "a script")?.to_owned());
-                    self.skip(
-                        child,
-                        "the script is called with (group, old state, new state), not keepalived's arguments",
-                    );
+                "notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => {
+                    notifies.set(self, child)?;
                 }
-                "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" => self.skip(
-                    child,
-                    "no per-state script; use notify, called with (group, old state, new state)",
-                ),
                 _ => self.skip(
                     child,
                     "ignored (keepalived 2 lists members inside group { })",
@@ -610,12 +752,98 @@ impl Context {
         let group = SyncGroup {
             name,
             instances,
-            notify,
+            notify: None,
+            notify_master: notifies.master,
+            notify_backup: notifies.backup,
+            notify_fault: notifies.fault,
+            notify_stop: notifies.stop,
+            notify_state: notifies.state,
         };
         let block = self.out.block(node.at.clone(), group, mark);
         self.out.sync_groups.push(block);
         Ok(())
     }
+}
+
+/// keepalived's notify scripts of an instance or a group, kept as written: vrrpd calls them
+/// with keepalived's arguments (`notify` becomes `notify_state`).
+#[derive(Default)]
+struct Notifies {
+    master: Option<String>,
+    backup: Option<String>,
+    fault: Option<String>,
+    stop: Option<String>,
+    state: Option<String>,
+}
+
+impl Notifies {
+    fn set(&mut self, ctx: &mut Context, node: &Node) -> Result<(), ImportError> {
+        let command = script_command(ctx, node)?;
+        let slot = match node.key() {
+            "notify_master" => &mut self.master,
+            "notify_backup" => &mut self.backup,
+            "notify_fault" => &mut self.fault,
+            "notify_stop" => &mut self.stop,
+            _ => &mut self.state,
+        };
+        *slot = Some(command);
+        Ok(())
+    }
+}
+
+/// A script directive's command line: its first word after the keyword (quoted when it has
+/// arguments: keepalived splits it at its spaces, as vrrpd does). The words after it are
+/// keepalived's `[username [groupname]]`.
+pub(super) fn script_command(ctx: &mut Context, node: &Node) -> Result<String, ImportError> {
+    let command = required_arg(node, 1, "a script")?.to_owned();
+    if node.words.len() > 2 {
+        ctx.skip(
+            node,
+            "the user and group to run it as are ignored: it runs as vrrpd's user",
+        );
+    }
+    Ok(command)
+}
+
+/// `[from A] [to B] table|lookup T [priority|preference|prio N]`, or why not.
+fn parse_rule(entry: &Node) -> Result<VirtualRule, String> {
+    let mut rule = VirtualRule {
+        from: None,
+        to: None,
+        table: 0,
+        priority: None,
+    };
+    let net = |text: &str| {
+        text.parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("invalid address {text:?} (keepalived skips the rule too)"))
+    };
+    let number = |text: &str| {
+        text.parse::<u32>()
+            .map_err(|_| format!("expected a number, got {text:?}"))
+    };
+    let mut words = entry.words.iter().map(String::as_str);
+    while let Some(word) = words.next() {
+        let value = words
+            .next()
+            .ok_or_else(|| format!("{word} needs a value"))?;
+        match word {
+            "from" => rule.from = Some(net(value)?),
+            "to" => rule.to = Some(net(value)?),
+            "table" | "lookup" => rule.table = number(value)?,
+            "priority" | "preference" | "prio" => rule.priority = Some(number(value)?),
+            _ => return Err(format!("rule option {word:?} is not supported")),
+        }
+    }
+    if rule.table == 0 {
+        return Err("a rule without a table is not supported".to_owned());
+    }
+    Ok(rule)
+}
+
+fn route_number(entry: &Node, text: &str) -> Result<u32, ImportError> {
+    text.parse()
+        .map_err(|_| bad(entry, format!("expected a number, got {text:?}")))
 }
 
 /// `weight N` after an object name; 0 (FAULT while failing) when absent.
