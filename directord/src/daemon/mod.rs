@@ -50,7 +50,9 @@ pub struct Director {
     client: IpvsClient,
     health: HashMap<ServerId, Health>,
     /// What the probes found last, for status; set once the checker runs.
-    checks: Option<check::HealthView<ServerId>>,
+    checks: Option<check::HealthView<check::CheckId>>,
+    /// One probe per (real server, check), and the entries each answers for.
+    shared: check::Checks<ServerId>,
     feedback: HashMap<SocketAddr, Feedback>,
     /// Weights found in the kernel at start, kept until feedback or a config change says otherwise.
     adopted: HashMap<ServerId, u32>,
@@ -79,6 +81,7 @@ impl Director {
             client,
             health: HashMap::new(),
             checks: None,
+            shared: check::Checks::new(),
             feedback: HashMap::new(),
             adopted: HashMap::new(),
             previously_owned: BTreeMap::new(),
@@ -240,6 +243,7 @@ impl Director {
         self.adopted
             .retain(|id, _| weights.get(id) == old_weights.get(id));
         self.config = new;
+        self.generation += 1;
         self.metrics
             .reloads
             .get_or_create(&ResultLabels {
@@ -308,24 +312,54 @@ impl Director {
         Ok(())
     }
 
-    /// Every configured real server's check, starting from the health directord holds now
-    /// (adopted from the kernel, or the last result).
-    pub fn check_servers(&self) -> Vec<(ServerId, check::Server)> {
-        let mut servers = Vec::new();
+    /// The shared checks of every configured real server, each starting from the health its
+    /// entries hold now (adopted from the kernel, or the last result).
+    pub fn check_servers(&mut self) -> Vec<(check::CheckId, check::Server)> {
+        let entries = self.check_entries();
+        self.shared.update(entries)
+    }
+
+    /// An entry new to a check that is already running (a service added by a reload next to
+    /// others sharing its real server) takes the state that check holds, since no transition
+    /// will tell it. True when one joined a check that holds its server down.
+    fn join_running_checks(&mut self, view: &check::HealthView<check::CheckId>) -> bool {
+        let mut joined_down = false;
         for vs in &self.config.virtual_servers {
             let Some(key) = service_key(vs) else { continue };
             for real in &vs.real {
                 let id = (key, real.address);
-                match check::Server::from_config(vs, real) {
-                    Ok(mut server) => {
-                        server.initial_up = self.health.get(&id).map(|h| h.up);
-                        servers.push((id, server));
-                    }
-                    Err(e) => warn!(
-                        "{} in {key}: check not runnable, left unchecked: {e}",
-                        real.address
-                    ),
+                if self.health.contains_key(&id) {
+                    continue;
                 }
+                let Some(running) = self.shared.check_of(&id).and_then(|c| view.get(&c)) else {
+                    continue;
+                };
+                joined_down |= !running.up;
+                self.health.insert(
+                    id,
+                    Health {
+                        up: running.up,
+                        detail: running.detail,
+                    },
+                );
+            }
+        }
+        joined_down
+    }
+
+    /// Every configured real-server entry's check.
+    fn check_entries(&self) -> Vec<(ServerId, check::Server)> {
+        let mut servers = Vec::new();
+        for (id, server) in check::dedup::entries(&self.config) {
+            match server {
+                Ok(mut server) => {
+                    server.initial_up = self.health.get(&id).map(|h| h.up);
+                    servers.push((id, server));
+                }
+                Err(e) => warn!(
+                    "{} in {}: check not runnable, left unchecked: {e}",
+                    id.1, id.0
+                ),
             }
         }
         servers
@@ -338,10 +372,19 @@ impl Director {
     /// starved checker), turning slow checks into more timeouts.
     pub fn check_events(
         &mut self,
-        events: impl IntoIterator<Item = check::Event<ServerId>>,
+        events: impl IntoIterator<Item = check::Event<check::CheckId>>,
     ) -> Result<Applied, Error> {
         for event in events {
-            self.note_health(event);
+            // A shared probe's result is every entry's that it answers for.
+            let entries = self.shared.entries(event.id).to_vec();
+            for id in entries {
+                self.note_health(check::Event {
+                    id,
+                    up: event.up,
+                    weight: event.weight,
+                    detail: event.detail.clone(),
+                });
+            }
         }
         self.reconcile()
     }
@@ -399,7 +442,8 @@ impl Director {
                     let probed = self
                         .checks
                         .as_ref()
-                        .and_then(|view| view.get(&id))
+                        .zip(self.shared.check_of(&id))
+                        .and_then(|(view, check)| view.get(&check))
                         .filter(|probed| probed.probes > 0);
                     ServerStatus {
                         address: real.address,
@@ -523,7 +567,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         events,
     )?;
 
-    let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
+    let (check_tx, mut check_events) = mpsc::channel::<check::Event<check::CheckId>>(1024);
     let mut checker = check::Scheduler::with_counters(
         check::ProbeContext::system(),
         check_tx,
@@ -533,7 +577,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         },
         tokio::time::Instant::now(),
     );
-    checker.update(director.check_servers(), tokio::time::Instant::now());
+    let servers = director.check_servers();
+    checker.update(servers, tokio::time::Instant::now());
     director.checks = Some(checker.view());
     let mut checked_generation = director.generation;
     release_config_peak();
@@ -552,7 +597,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
 
     loop {
         if director.generation != checked_generation {
-            checker.update(director.check_servers(), tokio::time::Instant::now());
+            let servers = director.check_servers();
+            checker.update(servers, tokio::time::Instant::now());
+            // The reload's reconcile took such entries as up; they follow their check now.
+            if director.join_running_checks(&checker.view())
+                && let Err(e) = director.reconcile()
+            {
+                warn!("after the reload: {e}");
+            }
             checked_generation = director.generation;
             release_config_peak();
         }
@@ -596,7 +648,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
 /// reconcile's duration and then go together, instead of starving the checks that found them.
 fn apply_health(
     director: &mut Director,
-    held: &mut Vec<check::Event<ServerId>>,
+    held: &mut Vec<check::Event<check::CheckId>>,
     failures: &mut lvs_control::limits::RateLimit,
 ) -> tokio::time::Instant {
     let started = tokio::time::Instant::now();
