@@ -11,8 +11,8 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::values::{
-    AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
-    Percent, Protocol, Scheduler, ServiceFlag,
+    AgentReport, CheckType, Duration, Family, Forwarding, GroupMember, InitialState, Netmask,
+    OnFailure, Percent, Protocol, Scheduler, ServiceFlag,
 };
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
@@ -404,6 +404,13 @@ pub struct VirtualServer {
     pub check: Option<Check>,
     #[serde(default)]
     pub real: Vec<RealServer>,
+    /// keepalived virtual_server_group: instead of `address`/`fwmark`, the services this block
+    /// stands for, one per member, with one set of checks for all of them. Loading expands it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<GroupMember>,
+    /// Set by loading on the services a group expanded to: the index of their block.
+    #[serde(skip)]
+    pub group_of: Option<usize>,
 }
 
 fn default_protocol() -> Protocol {
@@ -432,12 +439,36 @@ impl VirtualServer {
         }
     }
 
+    /// A group block's family: its first address member's, else `family`.
+    pub fn is_group_ipv6(&self) -> bool {
+        self.group
+            .iter()
+            .find_map(|m| match m {
+                GroupMember::Address { first, .. } => Some(first.is_ipv6()),
+                GroupMember::Fwmark(_) => None,
+            })
+            .unwrap_or(self.family == Some(Family::Inet6))
+    }
+
     /// The family of the service; for fwmark services, `family` (IPv4 unless said otherwise).
     pub fn is_ipv6(&self) -> bool {
         match self.address {
             Some(addr) => addr.is_ipv6(),
+            None if !self.group.is_empty() => self.is_group_ipv6(),
             None => self.family == Some(Family::Inet6),
         }
+    }
+
+    /// The virtual port real servers are checked against: the address's, or a group's first
+    /// address member's.
+    pub fn virtual_port(&self) -> Option<u16> {
+        let group_port = || {
+            self.group.iter().find_map(|m| match m {
+                GroupMember::Address { first, .. } => Some(first.port()),
+                GroupMember::Fwmark(_) => None,
+            })
+        };
+        self.address.map(|a| a.port()).or_else(group_port)
     }
 }
 

@@ -326,3 +326,41 @@ async fn services_sharing_a_real_server_probe_it_once_per_interval() {
     assert_eq!(fanned.len(), 4, "{fanned:?}");
     assert!(fanned.iter().all(|(_, real)| real.port() == gone));
 }
+
+// keepalived virtual_server_group: eight services of one group, two real servers, one
+// external check. The command runs once per real server per interval for the whole group
+// (an import used to make it eight services whose command ran eight times), counted by the
+// command itself; it sees the group's first address.
+#[tokio::test]
+async fn a_groups_external_check_runs_once_per_interval() {
+    use directord::check::{Checks, dedup};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let text = format!(
+        "[[virtual_server]]\ngroup = [\"192.0.2.100-107:80\"]\nforwarding = \"nat\"\n\
+         check = {{ type = \"external\", command = \"echo $LVS_VIRTUAL_IP $LVS_REAL_PORT >> {}\", \
+         interval = \"250ms\", timeout = \"1s\" }}\n\
+         real = [{{ address = \"127.0.0.1:1001\" }}, {{ address = \"127.0.0.1:1002\" }}]\n",
+        log.display()
+    );
+    let config = lvs_config::parse(&text, "group.toml").expect("valid config");
+    assert_eq!(config.virtual_servers.len(), 8);
+    let entries: Vec<_> = dedup::entries(&config)
+        .map(|(id, server)| (id, server.unwrap()))
+        .collect();
+    let mut checks = Checks::new();
+    let (tx, _events) = mpsc::channel(16);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
+    scheduler.update(checks.update(entries), tokio::time::Instant::now());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let runs = lines(&log);
+    for port in ["1001", "1002"] {
+        let n = runs.iter().filter(|l| l.ends_with(port)).count();
+        // 1.1 s at 250 ms: 4 or 5 runs; one per service would be 32 or more.
+        assert!((3..=6).contains(&n), "{n} runs for port {port}: {runs:?}");
+    }
+    assert!(
+        runs.iter().all(|l| l.starts_with("192.0.2.100 ")),
+        "{runs:?}"
+    );
+}

@@ -188,6 +188,27 @@ fn inhibit_quorum_and_groups() {
     assert!(keys.contains(&"tcp 192.168.200.7:80".to_owned()));
     assert!(keys.contains(&"fwmark 2".to_owned()));
     assert!(config.virtual_servers.iter().all(|vs| vs.real.len() == 2));
+    // The group stays one block (one set of checks): every service it loads to comes from it.
+    assert!(
+        config
+            .virtual_servers
+            .iter()
+            .all(|vs| vs.group_of == Some(0))
+    );
+    let imported = import(
+        Source::Keepalived,
+        &fixture("keepalived-samples/keepalived.conf.virtual_server_group"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(imported.toml.matches("[[virtual_server]]").count(), 1);
+    assert!(
+        imported.toml.contains(
+            r#"group = ["10.0.0.1:8080", "10.0.0.2:80", "192.168.200.1:1358", "192.168.200.3-10:80", "fwmark 1", "fwmark 2"]"#
+        ),
+        "{}",
+        imported.toml
+    );
 }
 
 #[test]

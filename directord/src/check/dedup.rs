@@ -57,13 +57,31 @@ pub fn probe_target(spec: &CheckSpec, target: Target) -> Target {
     Target::new(target.probe_addr(spec))
 }
 
-/// Every real-server entry of `config` with its check, before sharing.
+/// Every real-server entry of `config` with its check, before sharing. The services of one
+/// group (keepalived virtual_server_group) show an external command the group's first
+/// address, so the group runs each command once, as keepalived does.
 pub fn entries(config: &Config) -> impl Iterator<Item = (ServerId, Result<Server, SpecError>)> {
-    config.virtual_servers.iter().flat_map(|vs| {
+    let mut group_address: HashMap<usize, Option<std::net::SocketAddr>> = HashMap::new();
+    for vs in &config.virtual_servers {
+        if let Some(block) = vs.group_of {
+            let first = group_address.entry(block).or_insert(None);
+            *first = first.or(vs.address);
+        }
+    }
+    config.virtual_servers.iter().flat_map(move |vs| {
         let key = service_key(vs);
+        let shown = vs
+            .group_of
+            .map(|block| group_address.get(&block).copied().flatten());
         vs.real.iter().filter_map(move |real| {
             let key = key?;
-            Some(((key, real.address), Server::from_config(vs, real)))
+            let server = Server::from_config(vs, real).map(|mut server| {
+                if let Some(address) = shown {
+                    server.target.virtual_addr = address;
+                }
+                server
+            });
+            Some(((key, real.address), server))
         })
     })
 }

@@ -195,6 +195,8 @@ fn virtual_server(
         fallback: None,
         check: None,
         real: Vec::new(),
+        group: Vec::new(),
+        group_of: None,
     })
 }
 

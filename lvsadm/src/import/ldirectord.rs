@@ -488,6 +488,8 @@ fn service(
         fallback,
         check,
         real: reals,
+        group: Vec::new(),
+        group_of: None,
     };
     if vs.persistence.is_some() {
         vs.netmask = o.netmask;

@@ -326,7 +326,10 @@ impl Context {
             Some("group") => {
                 let name = required_arg(node, 2, "a group name")?;
                 match self.groups.get(name).cloned() {
-                    Some(group) => self.expand_group(&group)?,
+                    Some(group) => {
+                        let targets = self.expand_group(&group)?;
+                        return self.group_service(node, targets, mark);
+                    }
                     None => {
                         self.skip(
                             node,
@@ -401,11 +404,87 @@ impl Context {
         Ok(())
     }
 
+    /// A `virtual_server group NAME` as one block whose `group` lists the members: one set of
+    /// checks for all of them, as keepalived runs them.
+    fn group_service(
+        &mut self,
+        node: &Node,
+        targets: Vec<Target>,
+        mark: usize,
+    ) -> Result<(), ImportError> {
+        let settings = self.service_settings(node)?;
+        if settings.reals.is_empty() {
+            self.skip(
+                node,
+                "has no real_server; not imported (keepalived ignores such a virtual server)",
+            );
+            return Ok(());
+        }
+        let template = self.build_service(node, &settings)?;
+        let mut service = template.value.clone();
+        let mut addresses = Vec::new();
+        for target in targets {
+            let key = match target {
+                Target::Addr(addr) => format!("{} {addr}", service.protocol),
+                Target::Mark(m, family) => format!("fwmark {m} {:?}", family.or(settings.family)),
+            };
+            if !self.service_keys.insert(key.clone()) {
+                self.skip(
+                    node,
+                    &format!("{key} is defined again; only the first definition is imported"),
+                );
+                continue;
+            }
+            match target {
+                Target::Addr(addr) => {
+                    if addr.port() == 0 && service.persistence.is_none() {
+                        // keepalived: "zero port only valid for persistent services - setting"
+                        service.persistence = Some(Duration::from_secs(360));
+                    }
+                    addresses.push(addr);
+                }
+                Target::Mark(m, family) => {
+                    service.group.push(lvs_config::GroupMember::Fwmark(m));
+                    if family.is_some() && service.family.is_none() {
+                        service.family = family.filter(|f| *f == Family::Inet6);
+                    }
+                }
+            }
+        }
+        let mut members = compact_ranges(&addresses);
+        members.append(&mut service.group);
+        service.group = members;
+        if service.group.is_empty() {
+            return Ok(());
+        }
+        if service
+            .group
+            .iter()
+            .any(|m| matches!(m, lvs_config::GroupMember::Address { .. }))
+        {
+            service.family = None;
+        } else if service.family.is_none()
+            && (settings.family == Some(Family::Inet6)
+                || service.real.first().is_some_and(|r| r.address.is_ipv6()))
+        {
+            service.family = Some(Family::Inet6);
+        }
+        if let Err(reason) = self.fit_reals(&mut service, node) {
+            self.skip(node, &reason.to_string());
+            return Ok(());
+        }
+        let mut block = self.out.block(node.at.clone(), service, mark);
+        block.children = template.children;
+        block.comments = template.comments;
+        self.out.virtual_servers.push(block);
+        Ok(())
+    }
+
     /// Drops what the model cannot hold for this particular address (family mismatches,
     /// DR port rewrites); `Err` when nothing usable is left.
     fn fit_reals(&mut self, service: &mut VirtualServer, node: &Node) -> Result<(), NoRealFits> {
         let v6 = service.is_ipv6();
-        let vport = service.address.map(|a| a.port()).filter(|p| *p != 0);
+        let vport = service.virtual_port().filter(|p| *p != 0);
         let mut kept = Vec::new();
         for mut real in std::mem::take(&mut service.real) {
             if real.address.is_ipv6() != v6 {
@@ -756,6 +835,8 @@ impl Context {
             fallback: s.sorry,
             check: service_check,
             real: reals,
+            group: Vec::new(),
+            group_of: None,
         };
         if s.netmask.is_some() && s.persistence.is_none() {
             comments.push(
@@ -991,6 +1072,34 @@ fn address_range(node: &Node, text: &str) -> Result<Vec<IpAddr>, ImportError> {
             IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::from(n)),
         })
         .collect())
+}
+
+/// Group members from addresses in keepalived's order: runs of consecutive IPv4 addresses
+/// on one port within one /24 become a range, as keepalived's `A-LAST port` wrote them.
+fn compact_ranges(addresses: &[SocketAddr]) -> Vec<lvs_config::GroupMember> {
+    let mut members: Vec<lvs_config::GroupMember> = Vec::new();
+    for &address in addresses {
+        if let (Some(lvs_config::GroupMember::Address { first, last }), IpAddr::V4(next)) =
+            (members.last_mut(), address.ip())
+            && let IpAddr::V4(start) = first.ip()
+            && first.port() == address.port()
+        {
+            let end = match last {
+                Some(IpAddr::V4(end)) => *end,
+                _ => start,
+            };
+            let follows = u32::from(end).checked_add(1) == Some(u32::from(next));
+            if follows && start.octets()[..3] == next.octets()[..3] {
+                *last = Some(IpAddr::V4(next));
+                continue;
+            }
+        }
+        members.push(lvs_config::GroupMember::Address {
+            first: address,
+            last: None,
+        });
+    }
+    members
 }
 
 fn to_u128(address: IpAddr) -> u128 {
