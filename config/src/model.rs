@@ -404,6 +404,15 @@ pub struct VirtualServer {
     pub check: Option<Check>,
     #[serde(default)]
     pub real: Vec<RealServer>,
+    /// keepalived quorum: the least sum of live real servers' weights the service works with;
+    /// below it the fallback (sorry server) takes the service. keepalived's default, 1, is
+    /// "while any real server is live".
+    #[serde(default = "default_quorum", skip_serializing_if = "is_default_quorum")]
+    pub quorum: u32,
+    /// keepalived hysteresis: quorum is gained at `quorum + hysteresis` and lost below
+    /// `quorum - hysteresis`, so a service on the edge does not flap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hysteresis: u32,
     /// keepalived virtual_server_group: instead of `address`/`fwmark`, the services this block
     /// stands for, one per member, with one set of checks for all of them. Loading expands it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -421,6 +430,15 @@ fn default_scheduler() -> Scheduler {
 }
 fn default_forwarding() -> Forwarding {
     Forwarding::Dr
+}
+fn default_quorum() -> u32 {
+    1
+}
+fn is_default_quorum(quorum: &u32) -> bool {
+    *quorum == 1
+}
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 fn default_on_failure() -> OnFailure {
     OnFailure::Quiescent
@@ -489,6 +507,10 @@ pub struct RealServer {
     pub lower_threshold: u32,
     /// Overrides the service's check; timing keys it leaves out are inherited.
     pub check: Option<Check>,
+    /// Overrides the service's `on_failure` for this real server (keepalived's
+    /// inhibit_on_failure inside real_server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
 }
 
 fn default_weight() -> u32 {

@@ -603,6 +603,12 @@ fn group_keys(
 }
 
 fn service_options(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
+    if service.quorum == 0 {
+        issues.add(
+            at.join("quorum"),
+            "quorum is a live weight of at least 1 (keepalived's range too)",
+        );
+    }
     if let Some(timeout) = service.persistence
         && (timeout.get().as_secs() == 0 || timeout.get().subsec_nanos() != 0)
     {

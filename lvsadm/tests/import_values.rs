@@ -175,7 +175,15 @@ fn inhibit_quorum_and_groups() {
     let (config, notes) = sample("quorum");
     assert_eq!(config.virtual_servers[0].real.len(), 10);
     assert_eq!(config.virtual_servers[0].scheduler, Scheduler::Wrr);
-    assert!(notes.iter().any(|n| n.contains(": quorum 7 not supported")));
+    assert_eq!(
+        (
+            config.virtual_servers[0].quorum,
+            config.virtual_servers[0].hysteresis
+        ),
+        (7, 2),
+        "quorum and hysteresis are imported one to one"
+    );
+    assert!(!notes.iter().any(|n| n.contains("quorum 7")), "{notes:?}");
     assert_eq!(
         config.virtual_servers[0].check.as_ref().unwrap().initial,
         Some(InitialState::Down),
@@ -686,4 +694,34 @@ fn unsupported_entries_display_as_file_line_directive() {
         "blocks carry their origin"
     );
     assert!(imported.toml.contains("ldirectord.cf:25\n"));
+}
+
+// keepalived's inhibit_on_failure is per real server: the service takes the majority's and
+// the others keep their own (it used to make the whole service one or the other).
+#[test]
+fn inhibit_on_failure_stays_per_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keepalived.conf");
+    std::fs::write(
+        &path,
+        "virtual_server 192.0.2.100 80 {\n  lb_kind DR\n  protocol TCP\n\
+         real_server 198.51.100.1 80 {\n    inhibit_on_failure\n    TCP_CHECK {\n    }\n  }\n\
+         real_server 198.51.100.2 80 {\n    inhibit_on_failure\n    TCP_CHECK {\n    }\n  }\n\
+         real_server 198.51.100.3 80 {\n    TCP_CHECK {\n    }\n  }\n}\n",
+    )
+    .unwrap();
+    let imported = import(Source::Keepalived, &path, false).unwrap();
+    let config = lvs_config::parse(&imported.toml, "k.toml").unwrap();
+    let vs = &config.virtual_servers[0];
+    assert_eq!(vs.on_failure, OnFailure::Quiescent);
+    let own: Vec<Option<OnFailure>> = vs.real.iter().map(|r| r.on_failure).collect();
+    assert_eq!(own, [None, None, Some(OnFailure::Remove)]);
+    assert!(
+        !imported
+            .unsupported
+            .iter()
+            .any(|n| n.to_string().contains("inhibit_on_failure")),
+        "{:?}",
+        imported.unsupported
+    );
 }

@@ -25,7 +25,9 @@ use directord::check;
 use directord::error::Error;
 use directord::kernel;
 use directord::reconcile::{Ownership, plan};
-use directord::table::{ServerId, ServerState, Table, configured, desired, service_key};
+use directord::table::{
+    Quorums, ServerId, ServerState, Table, configured, desired_with, service_key,
+};
 use lvs_control::directord::Applied;
 
 mod metrics;
@@ -63,6 +65,8 @@ pub struct Director {
     pub metrics: Metrics,
     /// Weights set by dynamic-weight checks (keepalived misc_dynamic).
     check_weights: HashMap<ServerId, u32>,
+    /// Each service's quorum state, for keepalived's hysteresis.
+    quorums: Quorums,
     /// Bumped by every accepted reload, so the checker follows the config.
     generation: u64,
 }
@@ -89,6 +93,7 @@ impl Director {
             events,
             metrics: Metrics::default(),
             check_weights: HashMap::new(),
+            quorums: Quorums::default(),
             generation: 0,
         };
         director.adopt(&kernel);
@@ -166,7 +171,7 @@ impl Director {
     /// Makes the kernel match; returns what was sent.
     pub fn reconcile(&mut self) -> Result<Applied, Error> {
         let current = kernel::read_table(&mut self.client).map_err(Error::ReadTable)?;
-        let want = desired(&self.config, |id| self.state_of(id));
+        let want = self.desired_table();
         let requests = plan(&want, &current, &self.ownership());
         let changes: Vec<String> = requests.iter().map(kernel::describe).collect();
         for change in &changes {
@@ -202,6 +207,28 @@ impl Director {
         }
         self.last_apply = applied.clone();
         Ok(applied)
+    }
+
+    /// The table config, health and feedback ask for, following each service's quorum.
+    fn desired_table(&mut self) -> Table {
+        let mut quorums = std::mem::take(&mut self.quorums);
+        let changes = quorums.update(&self.config, |id| self.state_of(id));
+        self.quorums = quorums;
+        for change in changes {
+            let vs = self
+                .config
+                .virtual_servers
+                .iter()
+                .find(|vs| service_key(vs) == Some(change.key));
+            let (quorum, hysteresis) = vs.map_or((1, 0), |vs| (vs.quorum, vs.hysteresis));
+            info!(
+                "{} {} quorum: live weight {} against quorum {quorum} +/- {hysteresis}",
+                change.key,
+                if change.up { "gained" } else { "lost" },
+                change.live
+            );
+        }
+        desired_with(&self.config, |id| self.state_of(id), &self.quorums)
     }
 
     /// Re-reads the config; a bad one is refused and the running one stays.

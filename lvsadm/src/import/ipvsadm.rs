@@ -195,6 +195,8 @@ fn virtual_server(
         fallback: None,
         check: None,
         real: Vec::new(),
+        quorum: 1,
+        hysteresis: 0,
         group: Vec::new(),
         group_of: None,
     })
@@ -224,6 +226,7 @@ fn real_server(dest: &Destination) -> RealServer {
         upper_threshold: dest.u_threshold,
         lower_threshold: dest.l_threshold,
         check: None,
+        on_failure: None,
     }
 }
 

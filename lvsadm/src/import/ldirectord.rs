@@ -488,6 +488,8 @@ fn service(
         fallback,
         check,
         real: reals,
+        quorum: 1,
+        hysteresis: 0,
         group: Vec::new(),
         group_of: None,
     };
@@ -955,6 +957,7 @@ fn real_line(
             upper_threshold: upper,
             lower_threshold: lower,
             check: check.clone(),
+            on_failure: None,
         })
         .collect())
 }

@@ -598,18 +598,21 @@ impl Context {
                 }
                 "persistence_granularity" => {
                     let text = required_arg(child, 1, "a netmask")?;
-                    s.netmask = Some(text.parse::<Netmask>().map_err(|e| {
-                        ImportError::new(&child.at, ErrorKind::BadAddress, e)
-                    })?);
+                    s.netmask = Some(
+                        text.parse::<Netmask>()
+                            .map_err(|e| ImportError::new(&child.at, ErrorKind::BadAddress, e))?,
+                    );
                 }
                 "persistence_engine" => {
                     s.engine = Some(required_arg(child, 1, "an engine name")?.to_owned());
                 }
                 "protocol" => {
                     let name = required_arg(child, 1, "TCP, UDP or SCTP")?;
-                    s.protocol = Some(name.to_ascii_lowercase().parse().map_err(|e: lvs_config::UnknownName| {
-                        ImportError::new(&child.at, ErrorKind::BadValue, e.to_string())
-                    })?);
+                    s.protocol = Some(name.to_ascii_lowercase().parse().map_err(
+                        |e: lvs_config::UnknownName| {
+                            ImportError::new(&child.at, ErrorKind::BadValue, e.to_string())
+                        },
+                    )?);
                 }
                 "ops" => s.flags.push((child.clone(), "ops".to_owned())),
                 "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" | "flag-1" | "flag-2"
@@ -619,7 +622,9 @@ impl Context {
                     s.virtualhost = Some(required_arg(child, 1, "a host name")?.to_owned());
                 }
                 "sorry_server" => s.sorry = Some(ip_port(child, 1)?),
-                "sorry_server_lvs_method" => s.sorry_method = Some((child.clone(), self.forwarding(child)?)),
+                "sorry_server_lvs_method" => {
+                    s.sorry_method = Some((child.clone(), self.forwarding(child)?));
+                }
                 "inhibit_on_failure" => s.inhibit = Some(flag(child)?),
                 "ip_family" => {
                     s.family = match child.arg(1) {
@@ -634,18 +639,11 @@ impl Context {
                         }
                     }
                 }
-                "quorum" => {
-                    let quorum: u32 = number(child, 1)?;
-                    if quorum != 1 {
-                        self.skip(
-                            child,
-                            "the service stays in the table with any number of live real servers; the sorry server takes over only when all are down",
-                        );
-                    }
-                }
-                "hysteresis" | "quorum_up" | "quorum_down" => self.skip(
+                "quorum" => s.quorum = Some(number_between(child, 1, "quorum", 1u32, u32::MAX)?),
+                "hysteresis" => s.hysteresis = Some(number(child, 1)?),
+                "quorum_up" | "quorum_down" => self.skip(
                     child,
-                    "no quorum: the service stays in the table with any number of live real servers",
+                    "no quorum scripts yet: quorum changes are logged by directord",
                 ),
                 "omega" => self.skip(child, "ignored: no scripts run on shutdown"),
                 "ha_suspend" => self.skip(child, "checks run whether or not the VIP is present"),
@@ -728,7 +726,8 @@ impl Context {
     }
 
     /// The real servers, each once, where each came from, and the service's on-failure
-    /// behaviour: the real servers' inhibit_on_failure when they agree, else the majority's.
+    /// behaviour: the real servers' inhibit_on_failure when they agree, else the majority's,
+    /// the others carrying their own.
     fn service_reals(
         &mut self,
         s: &ServiceSettings,
@@ -758,15 +757,14 @@ impl Context {
         } else {
             majority
         };
-        for (real_node, own) in &inhibits {
+        // The odd ones out keep their own, as keepalived's per-real inhibit_on_failure.
+        for (real, (_, own)) in reals.iter_mut().zip(&inhibits) {
             if *own != inhibit {
-                self.skip(
-                    real_node,
-                    &format!(
-                        "inhibit_on_failure differs from the other real servers; on_failure is per service here and is \"{}\"",
-                        if inhibit { "quiescent" } else { "remove" }
-                    ),
-                );
+                real.on_failure = Some(if *own {
+                    OnFailure::Quiescent
+                } else {
+                    OnFailure::Remove
+                });
             }
         }
         Ok((reals, children, inhibit))
@@ -835,6 +833,8 @@ impl Context {
             fallback: s.sorry,
             check: service_check,
             real: reals,
+            quorum: s.quorum.unwrap_or(1),
+            hysteresis: s.hysteresis.unwrap_or(0),
             group: Vec::new(),
             group_of: None,
         };
@@ -904,6 +904,7 @@ impl Context {
                 upper_threshold: upper,
                 lower_threshold: lower,
                 check,
+                on_failure: None,
             },
             inhibit,
         }))
@@ -1019,6 +1020,8 @@ struct ServiceSettings {
     sorry: Option<SocketAddr>,
     sorry_method: Option<(Node, Forwarding)>,
     inhibit: Option<bool>,
+    quorum: Option<u32>,
+    hysteresis: Option<u32>,
     family: Option<Family>,
     timing: checks::Timing,
     reals: Vec<Node>,
