@@ -413,6 +413,13 @@ pub struct VirtualServer {
     /// `quorum - hysteresis`, so a service on the edge does not flap.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hysteresis: u32,
+    /// keepalived quorum_up: run (`/bin/sh -c`) when the service gains its quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_up: Option<String>,
+    /// keepalived quorum_down: run when the service loses it, and at start when it starts
+    /// without it and has a fallback (keepalived's "Starting with quorum down").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_down: Option<String>,
     /// keepalived virtual_server_group: instead of `address`/`fwmark`, the services this block
     /// stands for, one per member, with one set of checks for all of them. Loading expands it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -511,6 +518,12 @@ pub struct RealServer {
     /// inhibit_on_failure inside real_server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<OnFailure>,
+    /// keepalived notify_up: run (`/bin/sh -c`) when this entry's check brings it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_up: Option<String>,
+    /// keepalived notify_down: run when this entry's check takes it down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_down: Option<String>,
 }
 
 fn default_weight() -> u32 {

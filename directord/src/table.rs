@@ -158,7 +158,7 @@ pub struct Quorums {
 
 impl Quorums {
     /// Follows the live weights; returns the services that gained or lost quorum since the
-    /// last update (none at the first sight of a service).
+    /// last update, and those first seen without it that have a fallback.
     pub fn update(
         &mut self,
         config: &Config,
@@ -171,7 +171,10 @@ impl Quorums {
             let live = live_weight(vs, key, &state);
             let was = self.up.get(&key).copied();
             let up = quorum_up(vs, live, was);
-            if was.is_some_and(|was| was != up) {
+            // keepalived also says so at start when the service starts without quorum and
+            // a sorry server takes it ("Starting with quorum down").
+            let starts_down = was.is_none() && !up && vs.fallback.is_some();
+            if was.is_some_and(|was| was != up) || starts_down {
                 changes.push(QuorumChange { key, up, live });
             }
             next.insert(key, up);

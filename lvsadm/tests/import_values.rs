@@ -185,6 +185,17 @@ fn inhibit_quorum_and_groups() {
     );
     assert!(!notes.iter().any(|n| n.contains("quorum 7")), "{notes:?}");
     assert_eq!(
+        (
+            config.virtual_servers[0].quorum_up.as_deref(),
+            config.virtual_servers[0].quorum_down.as_deref()
+        ),
+        (
+            Some("/usr/local/sbin/quorum-up.sh"),
+            Some("/usr/local/sbin/quorum-down.sh")
+        ),
+        "quorum scripts are imported as keepalived runs them"
+    );
+    assert_eq!(
         config.virtual_servers[0].check.as_ref().unwrap().initial,
         Some(InitialState::Down),
         "alpha: servers start down"

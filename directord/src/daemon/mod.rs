@@ -31,6 +31,7 @@ use directord::table::{
 use lvs_control::directord::Applied;
 
 mod metrics;
+mod scripts;
 
 const SYSCTL_ROOT: &str = "/proc/sys/net/ipv4/vs";
 
@@ -67,6 +68,8 @@ pub struct Director {
     check_weights: HashMap<ServerId, u32>,
     /// Each service's quorum state, for keepalived's hysteresis.
     quorums: Quorums,
+    /// Real servers' notify_up / notify_down, by entry.
+    real_scripts: HashMap<ServerId, scripts::RealScripts>,
     /// Bumped by every accepted reload, so the checker follows the config.
     generation: u64,
 }
@@ -94,9 +97,11 @@ impl Director {
             metrics: Metrics::default(),
             check_weights: HashMap::new(),
             quorums: Quorums::default(),
+            real_scripts: HashMap::new(),
             generation: 0,
         };
         director.adopt(&kernel);
+        director.real_scripts = scripts::real_scripts(&director.config);
         Ok(director)
     }
 
@@ -221,12 +226,23 @@ impl Director {
                 .iter()
                 .find(|vs| service_key(vs) == Some(change.key));
             let (quorum, hysteresis) = vs.map_or((1, 0), |vs| (vs.quorum, vs.hysteresis));
-            info!(
+            let what = format!(
                 "{} {} quorum: live weight {} against quorum {quorum} +/- {hysteresis}",
                 change.key,
                 if change.up { "gained" } else { "lost" },
                 change.live
             );
+            info!("{what}");
+            let script = vs.and_then(|vs| {
+                if change.up {
+                    vs.quorum_up.as_deref()
+                } else {
+                    vs.quorum_down.as_deref()
+                }
+            });
+            if let Some(script) = script {
+                scripts::run(script, what);
+            }
         }
         desired_with(&self.config, |id| self.state_of(id), &self.quorums)
     }
@@ -270,6 +286,7 @@ impl Director {
         self.adopted
             .retain(|id, _| weights.get(id) == old_weights.get(id));
         self.config = new;
+        self.real_scripts = scripts::real_scripts(&self.config);
         self.generation += 1;
         self.metrics
             .reloads
@@ -436,6 +453,17 @@ impl Director {
                 if event.up { "up" } else { "down" },
                 event.detail
             );
+            let script = self.real_scripts.get(&event.id).and_then(|s| {
+                if event.up {
+                    s.up.as_deref()
+                } else {
+                    s.down.as_deref()
+                }
+            });
+            if let Some(script) = script {
+                let state = if event.up { "up" } else { "down" };
+                scripts::run(script, format!("{real} in {key} {state}"));
+            }
             let labels = ServerLabels {
                 service: key.to_string(),
                 real: real.to_string(),

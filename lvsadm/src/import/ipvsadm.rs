@@ -197,6 +197,8 @@ fn virtual_server(
         real: Vec::new(),
         quorum: 1,
         hysteresis: 0,
+        quorum_up: None,
+        quorum_down: None,
         group: Vec::new(),
         group_of: None,
     })
@@ -227,6 +229,8 @@ fn real_server(dest: &Destination) -> RealServer {
         lower_threshold: dest.l_threshold,
         check: None,
         on_failure: None,
+        notify_up: None,
+        notify_down: None,
     }
 }
 

@@ -490,6 +490,8 @@ fn service(
         real: reals,
         quorum: 1,
         hysteresis: 0,
+        quorum_up: None,
+        quorum_down: None,
         group: Vec::new(),
         group_of: None,
     };
@@ -958,6 +960,8 @@ fn real_line(
             lower_threshold: lower,
             check: check.clone(),
             on_failure: None,
+            notify_up: None,
+            notify_down: None,
         })
         .collect())
 }

@@ -641,10 +641,8 @@ impl Context {
                 }
                 "quorum" => s.quorum = Some(number_between(child, 1, "quorum", 1u32, u32::MAX)?),
                 "hysteresis" => s.hysteresis = Some(number(child, 1)?),
-                "quorum_up" | "quorum_down" => self.skip(
-                    child,
-                    "no quorum scripts yet: quorum changes are logged by directord",
-                ),
+                "quorum_up" => s.quorum_up = Some(self.notify_script(child)?),
+                "quorum_down" => s.quorum_down = Some(self.notify_script(child)?),
                 "omega" => self.skip(child, "ignored: no scripts run on shutdown"),
                 "ha_suspend" => self.skip(child, "checks run whether or not the VIP is present"),
                 "smtp_alert" | "snmp_name" => self.skip(child, "ignored"),
@@ -658,6 +656,19 @@ impl Context {
             }
         }
         Ok(s)
+    }
+
+    /// A checker notify script (`notify_up`, `quorum_down`...): the command as keepalived
+    /// runs it; a user and group after it are not taken (scripts run as directord's user).
+    fn notify_script(&mut self, node: &Node) -> Result<String, ImportError> {
+        let command = required_arg(node, 1, "a script")?.to_owned();
+        if node.words.len() > 2 {
+            self.skip(
+                node,
+                "the user and group are not taken: the script runs as directord's user",
+            );
+        }
+        Ok(command)
     }
 
     fn forwarding(&mut self, node: &Node) -> Result<Forwarding, ImportError> {
@@ -835,6 +846,8 @@ impl Context {
             real: reals,
             quorum: s.quorum.unwrap_or(1),
             hysteresis: s.hysteresis.unwrap_or(0),
+            quorum_up: s.quorum_up.clone(),
+            quorum_down: s.quorum_down.clone(),
             group: Vec::new(),
             group_of: None,
         };
@@ -865,6 +878,7 @@ impl Context {
         let mut timing = s.timing.clone();
         let mut virtualhost = s.virtualhost.clone();
         let mut checkers = Vec::new();
+        let (mut notify_up, mut notify_down) = (None, None);
         for child in node.children() {
             match child.key() {
                 "weight" => weight = number_between(child, 1, "weight", 0i64, 65535)? as u32,
@@ -875,10 +889,8 @@ impl Context {
                 "virtualhost" => {
                     virtualhost = Some(required_arg(child, 1, "a host name")?.to_owned());
                 }
-                "notify_up" | "notify_down" => self.skip(
-                    child,
-                    "no script runs on real server state changes; directord logs them and exports metrics",
-                ),
+                "notify_up" => notify_up = Some(self.notify_script(child)?),
+                "notify_down" => notify_down = Some(self.notify_script(child)?),
                 "smtp_alert" | "snmp_name" => self.skip(child, "ignored"),
                 key if checks::timing_key(key) => timing.read(child, self)?,
                 key if checks::is_checker(key) => checkers.push(child.clone()),
@@ -905,6 +917,8 @@ impl Context {
                 lower_threshold: lower,
                 check,
                 on_failure: None,
+                notify_up,
+                notify_down,
             },
             inhibit,
         }))
@@ -1022,6 +1036,8 @@ struct ServiceSettings {
     inhibit: Option<bool>,
     quorum: Option<u32>,
     hysteresis: Option<u32>,
+    quorum_up: Option<String>,
+    quorum_down: Option<String>,
     family: Option<Family>,
     timing: checks::Timing,
     reals: Vec<Node>,
