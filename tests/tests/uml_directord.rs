@@ -34,6 +34,11 @@ fn main() -> ExitCode {
             sighup_applies_exactly_the_difference,
         )
         .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "quorum_hysteresis_sorry_server_and_scripts",
+            quorum_hysteresis_sorry_server_and_scripts,
+        )
+        .with_timeout(Duration::from_secs(120)),
     ])
 }
 
@@ -775,5 +780,160 @@ fn health_checks_quiesce_remove_and_fall_back(forward: Forward) -> Result<(), St
         return Err(format!("expected the sorry server, got {body:?}"));
     }
     println!("{}", table());
+    Ok(())
+}
+
+const QUORUM_CONFIG: &str = r#"
+[control]
+socket_dir = "SOCKET_DIR"
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+scheduler = "rr"
+forwarding = "nat"
+on_failure = "quiescent"
+quorum = 25
+hysteresis = 5
+quorum_up = "echo quorum-up web >> LOG"
+quorum_down = "echo quorum-down web >> LOG"
+fallback = "198.51.100.250:8080"
+check = { type = "connect", interval = "300ms", timeout = "250ms", rise = 1, fall = 1 }
+
+[[virtual_server.real]]
+address = "198.51.100.11:8080"
+weight = 10
+notify_up = "echo up r0 >> LOG"
+notify_down = "echo down r0 >> LOG"
+
+[[virtual_server.real]]
+address = "198.51.100.12:8080"
+weight = 10
+on_failure = "remove"
+notify_down = "echo down r1 >> LOG"
+
+[[virtual_server.real]]
+address = "198.51.100.13:8080"
+weight = 10
+
+# The same real servers and check: one probe each, whose result reaches both services.
+[[virtual_server]]
+name = "mirror"
+address = "192.0.2.100:81"
+scheduler = "rr"
+forwarding = "nat"
+on_failure = "remove"
+check = { type = "connect", interval = "300ms", timeout = "250ms", rise = 1, fall = 1 }
+real = [
+  { address = "198.51.100.11:8080" },
+  { address = "198.51.100.12:8080" },
+  { address = "198.51.100.13:8080" },
+]
+"#;
+
+/// keepalived's quorum with hysteresis on a real kernel table, read back with ipvsadm -Sn:
+/// three real servers of weight 10, quorum 25 +/- 5. One down (20 live) keeps quorum; two
+/// down (10) loses it, and the sorry server alone takes the service (the live server
+/// quiesced, the failed `on_failure = "remove"` one gone); one back (20) is still short of
+/// 30; both back gains it. quorum_up/quorum_down and the real servers' notify_up/notify_down
+/// run at those moments (recorded by the scripts). A second service on the same real servers
+/// and check follows every change from the same probes.
+fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
+    let mut site = site_with(3, Forward::Nat)?;
+    let sorry = lan_host(&site.director, "sorry", 250, Forward::Nat)?;
+    let sorry_www = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let _sorry_httpd = serve(&sorry, sorry_www.path(), "sorry\n", Forward::Nat)?;
+    let run = PathBuf::from(format!("/run/lvs-directord-quorum-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let log = run.join("scripts.log");
+    let config = run.join("director.toml");
+    let text = QUORUM_CONFIG.replace("LOG", &log.display().to_string());
+    write_config(&config, &run, &text)?;
+    let socket = run.join("directord.sock");
+    let _directord = start(&site.director, &config, &socket)?;
+    let table = || save(&site.director).unwrap_or_default();
+    let calls = || {
+        let mut lines: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let settle = |what: &str, ok: &dyn Fn(&str) -> bool, scripts: &[&str]| {
+        wait_for(Duration::from_secs(15), || {
+            let mut want: Vec<String> = scripts.iter().map(|s| (*s).to_owned()).collect();
+            want.sort();
+            (ok(&table()) && calls() == want).then_some(())
+        })
+        .ok_or_else(|| format!("{what}; table:\n{}\nscripts: {:?}", table(), calls()))
+    };
+    let web = "-t 192.0.2.100:80";
+    let mirror = "-t 192.0.2.100:81";
+    let has = |t: &str, service: &str, real: &str, weight: u32| {
+        t.contains(&format!(
+            "-a {service} -r 198.51.100.{real}:8080 -m -w {weight}"
+        ))
+    };
+    let absent = |t: &str, service: &str, real: &str| {
+        !t.contains(&format!("-a {service} -r 198.51.100.{real}:8080 "))
+    };
+
+    settle(
+        "all up, quorum held, no sorry server",
+        &|t| {
+            ["11", "12", "13"]
+                .iter()
+                .all(|r| has(t, web, r, 10) && has(t, mirror, r, 1))
+                && absent(t, web, "250")
+        },
+        &[],
+    )?;
+    site._httpd.remove(0);
+    settle(
+        "r0 down: 20 live is not below 25 - 5",
+        &|t| has(t, web, "11", 0) && has(t, web, "12", 10) && absent(t, mirror, "11"),
+        &["down r0"],
+    )?;
+    site._httpd.remove(0);
+    settle(
+        "r1 down: 10 live, quorum lost, the sorry server alone",
+        &|t| {
+            has(t, web, "250", 1)
+                && has(t, web, "11", 0)
+                && absent(t, web, "12")
+                && has(t, web, "13", 0)
+                && has(t, mirror, "13", 1)
+                && absent(t, mirror, "12")
+        },
+        &["down r0", "down r1", "quorum-down web"],
+    )?;
+    let www = site._www.path().to_owned();
+    site._httpd.insert(
+        0,
+        serve(&site.reals[0], &www.join("r0"), "real-0\n", Forward::Nat)?,
+    );
+    settle(
+        "r0 back: 20 live is short of 25 + 5, the sorry server stays",
+        &|t| has(t, web, "250", 1) && has(t, web, "11", 0) && has(t, mirror, "11", 1),
+        &["down r0", "down r1", "quorum-down web", "up r0"],
+    )?;
+    site._httpd.insert(
+        1,
+        serve(&site.reals[1], &www.join("r1"), "real-1\n", Forward::Nat)?,
+    );
+    settle(
+        "r1 back: 30 live, quorum gained, the sorry server out",
+        &|t| ["11", "12", "13"].iter().all(|r| has(t, web, r, 10)) && absent(t, web, "250"),
+        &[
+            "down r0",
+            "down r1",
+            "quorum-down web",
+            "quorum-up web",
+            "up r0",
+        ],
+    )?;
+    println!("{}\nscripts: {:?}", table(), calls());
     Ok(())
 }
