@@ -220,6 +220,10 @@ pub struct VrrpInstance {
     pub track_files: Vec<TrackFile>,
     #[serde(default)]
     pub track_processes: Vec<TrackProcess>,
+    /// Virtual servers whose quorum the instance tracks (no keepalived equivalent): a
+    /// director whose services lost quorum is worth less than its peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_services: Vec<TrackService>,
 }
 
 impl VrrpInstance {
@@ -354,6 +358,17 @@ pub struct TrackFile {
 
 fn one_i32() -> i32 {
     1
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackService {
+    /// The virtual server's `name` (a group's services share it: all must hold quorum).
+    pub service: String,
+    /// 0: the instance goes to FAULT while the service is below quorum; negative: its
+    /// priority drops by that much; positive: it rises by that much while quorum holds.
+    #[serde(default)]
+    pub weight: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

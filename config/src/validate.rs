@@ -32,6 +32,7 @@ pub(crate) fn validate(config: &Config) -> Vec<Issue> {
     sysctls(&config.ipvs, &mut issues);
     vrrp(&config.vrrp, &mut issues);
     virtual_servers(&config.virtual_servers, &mut issues);
+    track_services(config, &mut issues);
     if let Some(sync) = &config.sync {
         sync_section(sync, &config.vrrp, &mut issues);
     }
@@ -342,6 +343,33 @@ fn vrrp_instance_numbers(instance: &VrrpInstance, at: &KeyPath, issues: &mut Iss
     }
     for (j, track) in instance.track_processes.iter().enumerate() {
         track_weight(track.weight, &at.join("track_processes").join(j), issues);
+    }
+}
+
+/// Tracked services must be named virtual servers, and vrrpd must be asking directord.
+fn track_services(config: &Config, issues: &mut Issues) {
+    let names: HashSet<&str> = config
+        .virtual_servers
+        .iter()
+        .filter_map(|vs| vs.name.as_deref())
+        .collect();
+    for (i, instance) in config.vrrp.instance.iter().enumerate() {
+        for (j, track) in instance.track_services.iter().enumerate() {
+            let at = path!["vrrp", "instance", i, "track_services", j];
+            if !names.contains(track.service.as_str()) {
+                issues.add(
+                    at.join("service"),
+                    format!("no virtual server is named {:?}", track.service),
+                );
+            }
+            if !config.tracks_directord() {
+                issues.add(
+                    at.clone(),
+                    "tracking a service needs [vrrp] track_directord on: vrrpd learns quorum from directord",
+                );
+            }
+            track_weight(track.weight, &at, issues);
+        }
     }
 }
 

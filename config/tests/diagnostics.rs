@@ -728,3 +728,27 @@ real = [{ address = "198.51.100.11:80" }]
         "leave out address and fwmark",
     );
 }
+
+// A VRRP instance may track a named virtual server's quorum; the name must exist and vrrpd
+// must be asking directord.
+#[test]
+fn track_services_name_a_virtual_server() {
+    let named = SERVICE.replace(
+        "[[virtual_server]]\n",
+        "[[virtual_server]]\nname = \"web\"\n",
+    );
+    let tracked =
+        format!("{INSTANCE}track_services = [{{ service = \"web\", weight = -60 }}]\n{named}");
+    let config = parse_ok(&tracked);
+    assert_eq!(config.vrrp.instance[0].track_services[0].weight, -60);
+    assert_error(
+        &tracked.replace("service = \"web\"", "service = \"api\""),
+        "7:31",
+        "no virtual server is named \"api\"",
+    );
+    assert_error(
+        &format!("[vrrp.track_directord]\nenabled = false\n{tracked}"),
+        "9:19",
+        "needs [vrrp] track_directord on",
+    );
+}

@@ -19,6 +19,9 @@ pub struct Applied {
 pub enum Request {
     /// The table as directord sees it: each server's health, weights and why.
     Status,
+    /// Each named virtual server's quorum: what vrrpd tracks (`track_services`), small at
+    /// any table size.
+    Quorum,
     /// Re-read the config file (as SIGHUP does).
     Reload,
     /// A weight or state from feedbackd for a real server (every service it is in).
@@ -39,7 +42,7 @@ pub enum Request {
 /// Status is for the socket's group too; anything that changes state is root's.
 impl crate::Access for Request {
     fn read_only(&self) -> bool {
-        matches!(self, Request::Status)
+        matches!(self, Request::Status | Request::Quorum)
     }
 }
 
@@ -59,8 +62,16 @@ pub enum FeedbackState {
 #[serde(untagged)]
 pub enum Response {
     Status(Status),
+    // Before Applied, whose fields all have defaults and would match anything.
+    Quorum(QuorumReport),
     Applied(Applied),
     Done {},
+}
+
+/// Whether each named virtual server holds its quorum (a group's services: all of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumReport {
+    pub quorum: std::collections::BTreeMap<String, bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

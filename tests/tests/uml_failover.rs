@@ -49,6 +49,11 @@ fn main() -> ExitCode {
             a_master_whose_directord_stops_hands_over_and_takes_back,
         )
         .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "a_master_whose_service_loses_quorum_hands_over",
+            a_master_whose_service_loses_quorum_hands_over,
+        )
+        .with_timeout(Duration::from_secs(120)),
     ])
 }
 
@@ -619,5 +624,100 @@ fn a_master_whose_directord_stops_hands_over_and_takes_back() -> Result<(), Stri
     if status["directord"]["checks"]["unreachable"].as_u64() < Some(1) {
         return Err(format!("a dead directord is unreachable: {status}"));
     }
+    Ok(())
+}
+
+/// A's and B's director.toml for the quorum tracking case: service "web" whose one real
+/// server's check is the existence of `flag`, and VI_1 tracking web's quorum at -60.
+fn quorum_tracked_config(socket_dir: &Path, priority: u8, flag: &Path) -> String {
+    format!(
+        r#"[control]
+socket_dir = "{dir}"
+
+[[vrrp.instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+priority = {priority}
+advert_interval = "1s"
+virtual_addresses = ["{VIP}/24"]
+track_services = [{{ service = "web", weight = -60 }}]
+
+[[virtual_server]]
+name = "web"
+address = "{VIP}:80"
+forwarding = "nat"
+check = {{ type = "external", command = "test -e {flag}", interval = "300ms", timeout = "1s" }}
+
+[[virtual_server.real]]
+address = "192.0.2.50:8080"
+"#,
+        dir = socket_dir.display(),
+        flag = flag.display()
+    )
+}
+
+/// A VRRP instance tracks a service's quorum (`track_services`): when A's only real server
+/// fails its check, web loses quorum, A's priority drops by 60 (150 -> 90, below B's 100)
+/// and B takes the VIP; when the server passes again A preempts back. directord reports the
+/// quorum, vrrpd reads it on its directord watch.
+fn a_master_whose_service_loses_quorum_hands_over() -> Result<(), String> {
+    let lan = lvs_tests::lan::Lan::new(&[("qa", "192.0.2.1/24"), ("qb", "192.0.2.3/24")])?;
+    let (a, b) = (lan.host(0), lan.host(1));
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut daemons = Vec::new();
+    let mut sockets = Vec::new();
+    for (host, name, priority) in [(a, "a", 150), (b, "b", 100)] {
+        let dir = scratch.path().join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let flag = dir.join("real-is-up");
+        std::fs::write(&flag, "").map_err(|e| e.to_string())?;
+        let config = dir.join("director.toml");
+        std::fs::write(&config, quorum_tracked_config(&dir, priority, &flag))
+            .map_err(|e| e.to_string())?;
+        let directord = daemon::start(host, "directord", &config, &dir.join("directord.sock"))?;
+        let vrrpd = daemon::start(host, "vrrpd", &config, &dir.join("vrrpd.sock"))?;
+        daemons.push((directord, vrrpd, flag));
+        sockets.push(dir.join("vrrpd.sock"));
+    }
+    let status = |i: usize| control(&sockets[i], &json!({"cmd": "status"}));
+    let state = |i: usize| -> String {
+        status(i)
+            .map(|s| {
+                s["instances"][0]["state"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned()
+            })
+            .unwrap_or_else(|e| e)
+    };
+    let holder = |want: usize| {
+        let other = 1 - want;
+        (state(want) == "MASTER" && state(other) != "MASTER").then_some(())
+    };
+    wait_for(Duration::from_secs(20), || holder(0)).ok_or("A never became the only master")?;
+
+    std::fs::remove_file(&daemons[0].2).map_err(|e| e.to_string())?;
+    let lost = std::time::Instant::now();
+    wait_for(MASTER_DOWN + Duration::from_secs(8), || holder(1)).ok_or_else(|| {
+        format!(
+            "B never took over after A's service lost quorum: A {}",
+            status(0).map_or_else(|e| e, |s| s.to_string())
+        )
+    })?;
+    println!(
+        "A's service lost quorum: B master after {:?}",
+        lost.elapsed()
+    );
+    let a = status(0)?;
+    if a["instances"][0]["priority"] != 90 {
+        return Err(format!(
+            "A's priority must be 150 - 60 while web is below quorum: {a}"
+        ));
+    }
+
+    std::fs::write(&daemons[0].2, "").map_err(|e| e.to_string())?;
+    wait_for(Duration::from_secs(15), || holder(0))
+        .ok_or("A never took the VIP back when its service regained quorum")?;
     Ok(())
 }

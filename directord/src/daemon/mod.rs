@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use lvs_config::Config;
 use lvs_control::daemon::SetupError;
 pub use lvs_control::directord::{
-    Event, FeedbackState, Request, Response, ServerStatus, ServiceStatus, Status,
+    Event, FeedbackState, QuorumReport, Request, Response, ServerStatus, ServiceStatus, Status,
 };
 use lvs_ipvs::{IpvsClient, ServiceKey};
 use tokio::signal::unix::{SignalKind, signal};
@@ -245,6 +245,20 @@ impl Director {
             }
         }
         desired_with(&self.config, |id| self.state_of(id), &self.quorums)
+    }
+
+    /// Each named service's quorum as the last table computed it.
+    fn quorum_report(&self) -> QuorumReport {
+        let mut quorum = std::collections::BTreeMap::new();
+        for vs in &self.config.virtual_servers {
+            let (Some(name), Some(key)) = (&vs.name, service_key(vs)) else {
+                continue;
+            };
+            let up = self.quorums.is_up(&key).unwrap_or(true);
+            let held = quorum.entry(name.clone()).or_insert(true);
+            *held &= up;
+        }
+        QuorumReport { quorum }
     }
 
     /// Re-reads the config; a bad one is refused and the running one stays.
@@ -554,6 +568,7 @@ impl Director {
     fn handle(&mut self, request: Request) -> Result<Response, Error> {
         match request {
             Request::Status => self.status().map(Response::Status),
+            Request::Quorum => Ok(Response::Quorum(self.quorum_report())),
             Request::Reload => self.reload().map(Response::Applied),
             Request::Feedback {
                 real,

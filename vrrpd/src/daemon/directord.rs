@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use lvs_config::TrackDirectord;
 use lvs_control::ControlError;
-use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -39,11 +38,16 @@ impl ProbeError {
     }
 }
 
-/// One question to directord, bounded by `timeout`. A refusal is an answer: it is alive.
-pub async fn probe(socket: &std::path::Path, timeout: Duration) -> Result<(), ProbeError> {
-    let request = lvs_control::directord::Request::Status;
-    match lvs_control::call_async_within::<_, IgnoredAny>(socket, &request, timeout).await {
-        Ok(_) | Err(ControlError::Refused(_)) => Ok(()),
+/// What one question to directord found: each named service's quorum (`track_services`).
+pub type ProbeResult = Result<BTreeMap<String, bool>, ProbeError>;
+
+/// One question to directord, bounded by `timeout`: its services' quorum, which is small at
+/// any table size (its status lists every real server). A refusal is an answer: it is alive.
+pub async fn probe(socket: &std::path::Path, timeout: Duration) -> ProbeResult {
+    use lvs_control::directord::{Request, Response};
+    match lvs_control::call_async_within::<_, Response>(socket, &Request::Quorum, timeout).await {
+        Ok(Response::Quorum(report)) => Ok(report.quorum),
+        Ok(_) | Err(ControlError::Refused(_)) => Ok(BTreeMap::new()),
         Err(ControlError::Timeout { .. }) => Err(ProbeError::Timeout(timeout)),
         Err(e @ ControlError::Io { .. }) => Err(ProbeError::Unreachable(e)),
         Err(e @ ControlError::Protocol { .. }) => Err(ProbeError::Garbled(e)),
@@ -56,6 +60,8 @@ pub struct Watch {
     pub up: bool,
     pub checks: BTreeMap<String, u64>,
     pub last_error: Option<String>,
+    /// Each named service's quorum, as directord last said.
+    pub quorum: BTreeMap<String, bool>,
     task: JoinHandle<()>,
 }
 
@@ -74,7 +80,7 @@ impl Watch {
     pub async fn start(
         settings: TrackDirectord,
         socket_dir: &std::path::Path,
-        results: mpsc::Sender<Result<(), ProbeError>>,
+        results: mpsc::Sender<ProbeResult>,
         first_answer: bool,
         metrics: &Metrics,
     ) -> Watch {
@@ -84,6 +90,7 @@ impl Watch {
             up: true,
             checks: BTreeMap::new(),
             last_error: None,
+            quorum: BTreeMap::new(),
             task: tokio::spawn(async {}),
         };
         if first_answer {
@@ -95,7 +102,7 @@ impl Watch {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 last = probe(&socket, left.min(settings.timeout.get())).await;
             }
-            watch.record(last, metrics);
+            watch.record(&last, metrics);
         }
         let (interval, timeout) = (settings.interval.get(), settings.timeout.get());
         info!(
@@ -115,15 +122,18 @@ impl Watch {
     }
 
     /// Counts one probe (status and metrics); returns whether directord's up/down changed.
-    pub fn record(&mut self, result: Result<(), ProbeError>, metrics: &Metrics) -> bool {
+    pub fn record(&mut self, result: &ProbeResult, metrics: &Metrics) -> bool {
         let up = result.is_ok();
-        let cause = match &result {
-            Ok(()) => "answered",
+        let cause = match result {
+            Ok(quorum) => {
+                self.quorum.clone_from(quorum);
+                "answered"
+            }
             Err(e) => e.cause(),
         };
         *self.checks.entry(cause.to_owned()).or_default() += 1;
         metrics.directord_checked(cause);
-        if let Err(e) = &result {
+        if let Err(e) = result {
             self.last_error = Some(e.to_string());
         }
         if up == self.up {
@@ -131,7 +141,7 @@ impl Watch {
         }
         self.up = up;
         match result {
-            Ok(()) => info!("directord answers again"),
+            Ok(_) => info!("directord answers again"),
             Err(e) => warn!(
                 "directord is down ({e}): weight {} on every instance",
                 self.settings.weight
