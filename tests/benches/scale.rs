@@ -254,6 +254,14 @@ fn run() -> Result<(), String> {
         theirs.checks_per_s / schedule * 100.0,
         "%",
     );
+    // directord probes each (real server, check) once for all the services listing it.
+    let per_real = plain.distinct_reals() as f64 / f64::from(base.interval_secs);
+    row(
+        "  of the per-real-server schedule (one probe per real server)",
+        ours.checks_per_s / per_real * 100.0,
+        theirs.checks_per_s / per_real * 100.0,
+        "%",
+    );
     row(
         "  real servers checked at least once per interval",
         ours.on_schedule_reals * 100.0,
