@@ -349,15 +349,9 @@ impl Context {
                 ));
             }
         };
-        let settings = self.service_settings(node)?;
-        if settings.reals.is_empty() {
-            self.skip(
-                node,
-                "has no real_server; not imported (keepalived ignores such a virtual server)",
-            );
+        let Some((settings, template)) = self.service_template(node)? else {
             return Ok(());
-        }
-        let template = self.build_service(node, &settings)?;
+        };
         for target in targets {
             let mut service = template.value.clone();
             match target {
@@ -404,6 +398,24 @@ impl Context {
         Ok(())
     }
 
+    /// The block's settings and the service every target of it shares; none when it has no
+    /// real server (keepalived ignores such a virtual server).
+    fn service_template(
+        &mut self,
+        node: &Node,
+    ) -> Result<Option<(ServiceSettings, super::emit::Block<VirtualServer>)>, ImportError> {
+        let settings = self.service_settings(node)?;
+        if settings.reals.is_empty() {
+            self.skip(
+                node,
+                "has no real_server; not imported (keepalived ignores such a virtual server)",
+            );
+            return Ok(None);
+        }
+        let template = self.build_service(node, &settings)?;
+        Ok(Some((settings, template)))
+    }
+
     /// A `virtual_server group NAME` as one block whose `group` lists the members: one set of
     /// checks for all of them, as keepalived runs them.
     fn group_service(
@@ -412,15 +424,9 @@ impl Context {
         targets: Vec<Target>,
         mark: usize,
     ) -> Result<(), ImportError> {
-        let settings = self.service_settings(node)?;
-        if settings.reals.is_empty() {
-            self.skip(
-                node,
-                "has no real_server; not imported (keepalived ignores such a virtual server)",
-            );
+        let Some((settings, template)) = self.service_template(node)? else {
             return Ok(());
-        }
-        let template = self.build_service(node, &settings)?;
+        };
         let mut service = template.value.clone();
         let mut addresses = Vec::new();
         for target in targets {
