@@ -435,6 +435,11 @@ pub struct VirtualServer {
     /// without it and has a fallback (keepalived's "Starting with quorum down").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum_down: Option<String>,
+    /// keepalived omega: at shutdown (SIGTERM), run the notify_down of every live real server
+    /// and then quorum_down, each given a second. The table is left as it is (directord
+    /// never empties it on the way out), unlike keepalived, which removes its services.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub omega: bool,
     /// keepalived virtual_server_group: instead of `address`/`fwmark`, the services this block
     /// stands for, one per member, with one set of checks for all of them. Loading expands it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -195,6 +195,8 @@ fn inhibit_quorum_and_groups() {
         ),
         "quorum scripts are imported as keepalived runs them"
     );
+    assert!(config.virtual_servers[0].omega, "omega is imported");
+    assert!(!notes.iter().any(|n| n.contains("omega")), "{notes:?}");
     assert_eq!(
         config.virtual_servers[0].check.as_ref().unwrap().initial,
         Some(InitialState::Down),

@@ -513,6 +513,19 @@ impl Run<'_> {
         if let Some(status) = daemon.try_status() {
             return Err(self.with_log(&format!("exited while measured: {status}")));
         }
+        if self.daemon == Daemon::Directord {
+            // Health changes make directord recompute and write the table on its one thread:
+            // at this size they are what can hold the probes back.
+            let log = self.dir.join("directord.log");
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            let count = |what: &str| text.lines().filter(|l| l.contains(what)).count();
+            println!(
+                "directord during the checks: {} down, {} up transitions logged; last lines:\n{}",
+                count(") is down (").max(count(" is down (")),
+                count(" is up ("),
+                text.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+            );
+        }
         let mut per_target: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
         let abandoned = per_target.pop().unwrap_or(0);
         // Targets are real servers 0.., in order.

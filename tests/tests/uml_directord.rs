@@ -797,6 +797,7 @@ quorum = 25
 hysteresis = 5
 quorum_up = "echo quorum-up web >> LOG"
 quorum_down = "echo quorum-down web >> LOG"
+omega = true
 fallback = "198.51.100.250:8080"
 check = { type = "connect", interval = "300ms", timeout = "250ms", rise = 1, fall = 1 }
 
@@ -837,7 +838,8 @@ real = [
 /// quiesced, the failed `on_failure = "remove"` one gone); one back (20) is still short of
 /// 30; both back gains it. quorum_up/quorum_down and the real servers' notify_up/notify_down
 /// run at those moments (recorded by the scripts). A second service on the same real servers
-/// and check follows every change from the same probes.
+/// and check follows every change from the same probes. With omega, SIGTERM runs the live
+/// servers' notify_down and quorum_down, and leaves the table.
 fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
     let mut site = site_with(3, Forward::Nat)?;
     let sorry = lan_host(&site.director, "sorry", 250, Forward::Nat)?;
@@ -850,7 +852,7 @@ fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
     let text = QUORUM_CONFIG.replace("LOG", &log.display().to_string());
     write_config(&config, &run, &text)?;
     let socket = run.join("directord.sock");
-    let _directord = start(&site.director, &config, &socket)?;
+    let mut directord = start(&site.director, &config, &socket)?;
     let table = || save(&site.director).unwrap_or_default();
     let calls = || {
         let mut lines: Vec<String> = std::fs::read_to_string(&log)
@@ -934,6 +936,28 @@ fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
             "up r0",
         ],
     )?;
-    println!("{}\nscripts: {:?}", table(), calls());
+    // omega: SIGTERM runs the live real servers' notify_down (r0 and r1 have one), then
+    // quorum_down, before directord exits; the table stays.
+    let before = table();
+    directord.signal(libc::SIGTERM);
+    directord.wait_timeout(Duration::from_secs(10))?;
+    let mut want = vec![
+        "down r0",
+        "down r0",
+        "down r1",
+        "down r1",
+        "quorum-down web",
+        "quorum-down web",
+        "quorum-up web",
+        "up r0",
+    ];
+    want.sort_unstable();
+    if calls() != want {
+        return Err(format!("omega at shutdown: scripts {:?}", calls()));
+    }
+    if table() != before {
+        return Err(format!("the table changed at shutdown:\n{}", table()));
+    }
+    println!("{before}\nscripts: {:?}", calls());
     Ok(())
 }

@@ -247,6 +247,30 @@ impl Director {
         desired_with(&self.config, |id| self.state_of(id), &self.quorums)
     }
 
+    /// keepalived omega: what runs at shutdown, in order: for each omega service, the
+    /// notify_down of its live real servers, then its quorum_down.
+    fn omega_scripts(&self) -> Vec<(String, String)> {
+        let mut scripts = Vec::new();
+        for vs in self.config.virtual_servers.iter().filter(|vs| vs.omega) {
+            let Some(key) = service_key(vs) else { continue };
+            for real in &vs.real {
+                let id = (key, real.address);
+                if let Some(down) = &real.notify_down
+                    && self.state_of(&id).up
+                {
+                    scripts.push((
+                        down.clone(),
+                        format!("{} in {key} at shutdown", real.address),
+                    ));
+                }
+            }
+            if let Some(down) = &vs.quorum_down {
+                scripts.push((down.clone(), format!("{key} quorum at shutdown")));
+            }
+        }
+        scripts
+    }
+
     /// Each named service's quorum as the last table computed it.
     fn quorum_report(&self) -> QuorumReport {
         let mut quorum = std::collections::BTreeMap::new();
@@ -707,6 +731,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         }
     }
     shutdown.cancel();
+    for (command, why) in director.omega_scripts() {
+        scripts::run_within(&command, &why, scripts::AT_SHUTDOWN).await;
+    }
     let _ = std::fs::remove_file(&socket);
     info!("stopped; the IPVS table is left as it is");
     Ok(())

@@ -55,3 +55,23 @@ pub fn run(command: &str, why: String) {
         }
     });
 }
+
+/// How long a script run at shutdown may take: keepalived gives each one a second too.
+pub const AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs `command` to its end or `timeout` (then it is killed), for the scripts at shutdown,
+/// which must have run before the daemon exits.
+pub async fn run_within(command: &str, why: &str, timeout: std::time::Duration) {
+    let child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(timeout, child).await {
+        Ok(Ok(status)) if status.success() => info!("{why}: ran {command:?}"),
+        Ok(Ok(status)) => warn!("{why}: {command:?} ended with {status}"),
+        Ok(Err(e)) => warn!("{why}: cannot run {command:?}: {e}"),
+        Err(_) => warn!("{why}: {command:?} still running after {timeout:?}, killed"),
+    }
+}

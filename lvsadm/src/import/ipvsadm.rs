@@ -199,6 +199,7 @@ fn virtual_server(
         hysteresis: 0,
         quorum_up: None,
         quorum_down: None,
+        omega: false,
         group: Vec::new(),
         group_of: None,
     })

@@ -492,6 +492,7 @@ fn service(
         hysteresis: 0,
         quorum_up: None,
         quorum_down: None,
+        omega: false,
         group: Vec::new(),
         group_of: None,
     };

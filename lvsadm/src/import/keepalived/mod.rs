@@ -649,7 +649,7 @@ impl Context {
                 "hysteresis" => s.hysteresis = Some(number(child, 1)?),
                 "quorum_up" => s.quorum_up = Some(self.notify_script(child)?),
                 "quorum_down" => s.quorum_down = Some(self.notify_script(child)?),
-                "omega" => self.skip(child, "ignored: no scripts run on shutdown"),
+                "omega" => s.omega = flag(child)?,
                 "ha_suspend" => self.skip(child, "checks run whether or not the VIP is present"),
                 "smtp_alert" | "snmp_name" => self.skip(child, "ignored"),
                 "sorry_server_inhibit" => self.skip(
@@ -854,6 +854,7 @@ impl Context {
             hysteresis: s.hysteresis.unwrap_or(0),
             quorum_up: s.quorum_up.clone(),
             quorum_down: s.quorum_down.clone(),
+            omega: s.omega,
             group: Vec::new(),
             group_of: None,
         };
@@ -1044,6 +1045,7 @@ struct ServiceSettings {
     hysteresis: Option<u32>,
     quorum_up: Option<String>,
     quorum_down: Option<String>,
+    omega: bool,
     family: Option<Family>,
     timing: checks::Timing,
     reals: Vec<Node>,
