@@ -428,7 +428,8 @@ pub struct VirtualServer {
     /// `quorum - hysteresis`, so a service on the edge does not flap.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub hysteresis: u32,
-    /// keepalived quorum_up: run (`/bin/sh -c`) when the service gains its quorum.
+    /// keepalived quorum_up: run (`/bin/sh -c`) when the service gains its quorum, and at
+    /// start when it has it (keepalived's "Gained quorum" at start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum_up: Option<String>,
     /// keepalived quorum_down: run when the service loses it, and at start when it starts

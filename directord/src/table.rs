@@ -158,7 +158,7 @@ pub struct Quorums {
 
 impl Quorums {
     /// Follows the live weights; returns the services that gained or lost quorum since the
-    /// last update, and those first seen without it that have a fallback.
+    /// last update, and those first seen with it, or without it and with a fallback.
     pub fn update(
         &mut self,
         config: &Config,
@@ -171,10 +171,11 @@ impl Quorums {
             let live = live_weight(vs, key, &state);
             let was = self.up.get(&key).copied();
             let up = quorum_up(vs, live, was);
-            // keepalived also says so at start when the service starts without quorum and
-            // a sorry server takes it ("Starting with quorum down").
-            let starts_down = was.is_none() && !up && vs.fallback.is_some();
-            if was.is_some_and(|was| was != up) || starts_down {
+            // keepalived also says so at start (its quorum_up or quorum_down runs): "Gained
+            // quorum" when it is met, "Starting with quorum down" when it is not and a sorry
+            // server takes the service (found against keepalived 2.2.7 in uml_import).
+            let at_start = was.is_none() && (up || vs.fallback.is_some());
+            if was.is_some_and(|was| was != up) || at_start {
                 changes.push(QuorumChange { key, up, live });
             }
             next.insert(key, up);
@@ -338,7 +339,11 @@ real = [
                 weights(&desired_with(&config, live(n), &quorums)),
             )
         };
-        assert_eq!(step(3), (vec![], vec![(1, 10), (2, 10), (3, 10)]));
+        assert_eq!(
+            step(3),
+            (vec![(true, 30)], vec![(1, 10), (2, 10), (3, 10)]),
+            "gained at start, as keepalived says"
+        );
         assert_eq!(step(2), (vec![], vec![(1, 10), (2, 10), (3, 0)]));
         assert_eq!(
             step(1),

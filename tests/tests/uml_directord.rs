@@ -890,13 +890,13 @@ fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
                 .all(|r| has(t, web, r, 10) && has(t, mirror, r, 1))
                 && absent(t, web, "250")
         },
-        &[],
+        &["quorum-up web"],
     )?;
     site._httpd.remove(0);
     settle(
         "r0 down: 20 live is not below 25 - 5",
         &|t| has(t, web, "11", 0) && has(t, web, "12", 10) && absent(t, mirror, "11"),
-        &["down r0"],
+        &["down r0", "quorum-up web"],
     )?;
     site._httpd.remove(0);
     settle(
@@ -909,7 +909,7 @@ fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
                 && has(t, mirror, "13", 1)
                 && absent(t, mirror, "12")
         },
-        &["down r0", "down r1", "quorum-down web"],
+        &["down r0", "down r1", "quorum-down web", "quorum-up web"],
     )?;
     let www = site._www.path().to_owned();
     site._httpd.insert(
@@ -919,7 +919,13 @@ fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
     settle(
         "r0 back: 20 live is short of 25 + 5, the sorry server stays",
         &|t| has(t, web, "250", 1) && has(t, web, "11", 0) && has(t, mirror, "11", 1),
-        &["down r0", "down r1", "quorum-down web", "up r0"],
+        &[
+            "down r0",
+            "down r1",
+            "quorum-down web",
+            "quorum-up web",
+            "up r0",
+        ],
     )?;
     site._httpd.insert(
         1,
@@ -932,6 +938,7 @@ fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
             "down r0",
             "down r1",
             "quorum-down web",
+            "quorum-up web",
             "quorum-up web",
             "up r0",
         ],
@@ -948,6 +955,7 @@ fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
         "down r1",
         "quorum-down web",
         "quorum-down web",
+        "quorum-up web",
         "quorum-up web",
         "up r0",
     ];
