@@ -39,6 +39,11 @@ fn main() -> ExitCode {
             quorum_hysteresis_sorry_server_and_scripts,
         )
         .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "a_group_runs_its_external_check_once_per_interval",
+            a_group_runs_its_external_check_once_per_interval,
+        )
+        .with_timeout(Duration::from_secs(60)),
     ])
 }
 
@@ -967,5 +972,59 @@ fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
         return Err(format!("the table changed at shutdown:\n{}", table()));
     }
     println!("{before}\nscripts: {:?}", calls());
+    Ok(())
+}
+
+const GROUP_CONFIG: &str = r#"
+[control]
+socket_dir = "SOCKET_DIR"
+
+[[virtual_server]]
+name = "vsg"
+group = ["192.0.2.100-103:80", "fwmark 7"]
+forwarding = "nat"
+check = { type = "external", command = "echo $LVS_REAL_IP >> LOG", interval = "300ms", timeout = "1s" }
+real = [{ address = "198.51.100.11:8080" }, { address = "198.51.100.12:8080" }]
+"#;
+
+/// keepalived's virtual_server_group through the daemon: one block of five services (four
+/// addresses and a fwmark) in the kernel, and its external check run once per real server
+/// per interval for the whole group, counted by the command itself (one run per service and
+/// real server would be five times as many).
+fn a_group_runs_its_external_check_once_per_interval() -> Result<(), String> {
+    let director = Netns::new("g")?;
+    director.ip(&["link", "add", "d0", "type", "dummy"])?;
+    director.ip(&["link", "set", "d0", "up"])?;
+    director.ip(&["route", "add", "default", "dev", "d0"])?;
+    let run = PathBuf::from(format!("/run/lvs-directord-group-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let log = run.join("runs");
+    let config = run.join("director.toml");
+    write_config(
+        &config,
+        &run,
+        &GROUP_CONFIG.replace("LOG", &log.display().to_string()),
+    )?;
+    let socket = run.join("directord.sock");
+    let _directord = start(&director, &config, &socket)?;
+    let table = || save(&director).unwrap_or_default();
+    wait_for(Duration::from_secs(15), || {
+        (table().matches("-r 198.51.100.1").count() == 10).then_some(())
+    })
+    .ok_or_else(|| format!("five services of two real servers; table:\n{}", table()))?;
+    let runs = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = runs();
+    std::thread::sleep(Duration::from_secs(3));
+    let during = runs() - before;
+    // 3 s at 300 ms for 2 real servers: about 20 runs; one per service would be about 100.
+    println!("{during} runs in 3 s for 2 real servers in a group of 5 services");
+    if !(10..=30).contains(&during) {
+        return Err(format!("{during} external check runs in 3 s"));
+    }
     Ok(())
 }
