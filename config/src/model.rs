@@ -441,6 +441,11 @@ pub struct VirtualServer {
     /// never empties it on the way out), unlike keepalived, which removes its services.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub omega: bool,
+    /// keepalived ha_suspend: the service's checks pause while its virtual address is not on
+    /// this host (the VRRP backup), its real servers keeping their state. Address services
+    /// only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ha_suspend: bool,
     /// keepalived virtual_server_group: instead of `address`/`fwmark`, the services this block
     /// stands for, one per member, with one set of checks for all of them. Loading expands it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -631,6 +631,12 @@ fn group_keys(
 }
 
 fn service_options(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
+    if service.ha_suspend && service.address.is_none() && service.group.is_empty() {
+        issues.add(
+            at.join("ha_suspend"),
+            "ha_suspend follows the service's address; a fwmark service has none",
+        );
+    }
     if service.quorum == 0 {
         issues.add(
             at.join("quorum"),

@@ -710,14 +710,15 @@ fn unsupported_entries_display_as_file_line_directive() {
 }
 
 // keepalived's inhibit_on_failure is per real server: the service takes the majority's and
-// the others keep their own (it used to make the whole service one or the other).
+// the others keep their own (it used to make the whole service one or the other); and
+// ha_suspend is taken as it is.
 #[test]
 fn inhibit_on_failure_stays_per_real_server() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keepalived.conf");
     std::fs::write(
         &path,
-        "virtual_server 192.0.2.100 80 {\n  lb_kind DR\n  protocol TCP\n\
+        "virtual_server 192.0.2.100 80 {\n  lb_kind DR\n  protocol TCP\n  ha_suspend\n\
          real_server 198.51.100.1 80 {\n    inhibit_on_failure\n    TCP_CHECK {\n    }\n  }\n\
          real_server 198.51.100.2 80 {\n    inhibit_on_failure\n    TCP_CHECK {\n    }\n  }\n\
          real_server 198.51.100.3 80 {\n    TCP_CHECK {\n    }\n  }\n}\n",
@@ -727,6 +728,7 @@ fn inhibit_on_failure_stays_per_real_server() {
     let config = lvs_config::parse(&imported.toml, "k.toml").unwrap();
     let vs = &config.virtual_servers[0];
     assert_eq!(vs.on_failure, OnFailure::Quiescent);
+    assert!(vs.ha_suspend, "ha_suspend is imported");
     let own: Vec<Option<OnFailure>> = vs.real.iter().map(|r| r.on_failure).collect();
     assert_eq!(own, [None, None, Some(OnFailure::Remove)]);
     assert!(

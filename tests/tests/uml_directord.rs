@@ -44,6 +44,11 @@ fn main() -> ExitCode {
             a_group_runs_its_external_check_once_per_interval,
         )
         .with_timeout(Duration::from_secs(60)),
+        Case::new(
+            "ha_suspend_checks_only_while_the_address_is_here",
+            ha_suspend_checks_only_while_the_address_is_here,
+        )
+        .with_timeout(Duration::from_secs(60)),
     ])
 }
 
@@ -1026,5 +1031,65 @@ fn a_group_runs_its_external_check_once_per_interval() -> Result<(), String> {
     if !(10..=30).contains(&during) {
         return Err(format!("{during} external check runs in 3 s"));
     }
+    Ok(())
+}
+
+const HA_SUSPEND_CONFIG: &str = r#"
+[control]
+socket_dir = "SOCKET_DIR"
+
+[[virtual_server]]
+address = "192.0.2.100:80"
+forwarding = "nat"
+ha_suspend = true
+check = { type = "external", command = "echo run >> LOG", interval = "200ms", timeout = "1s" }
+real = [{ address = "198.51.100.11:8080" }]
+"#;
+
+/// keepalived's ha_suspend: the service's check runs only while its virtual address is on
+/// the host (counted by the command): none while the address is absent, runs once it is
+/// added, none again once it is removed; the real server stays in the table throughout.
+fn ha_suspend_checks_only_while_the_address_is_here() -> Result<(), String> {
+    let director = Netns::new("h")?;
+    director.ip(&["link", "add", "d0", "type", "dummy"])?;
+    director.ip(&["link", "set", "d0", "up"])?;
+    director.ip(&["route", "add", "default", "dev", "d0"])?;
+    let run = PathBuf::from(format!("/run/lvs-directord-ha-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let log = run.join("runs");
+    let config = run.join("director.toml");
+    let text = HA_SUSPEND_CONFIG.replace("LOG", &log.display().to_string());
+    write_config(&config, &run, &text)?;
+    let _directord = start(&director, &config, &run.join("directord.sock"))?;
+    let in_table = || {
+        save(&director)
+            .unwrap_or_default()
+            .contains("-r 198.51.100.11:8080")
+    };
+    wait_for(Duration::from_secs(15), || in_table().then_some(())).ok_or("no table")?;
+    let runs = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    if runs() != 0 {
+        return Err(format!("{} runs while the address is absent", runs()));
+    }
+    director.ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])?;
+    wait_for(Duration::from_secs(5), || (runs() >= 3).then_some(()))
+        .ok_or("no run once the address is here")?;
+    director.ip(&["addr", "del", "192.0.2.100/32", "dev", "lo"])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let paused = runs();
+    std::thread::sleep(Duration::from_millis(1500));
+    if runs() != paused {
+        return Err(format!("{} runs after the address left", runs() - paused));
+    }
+    if !in_table() {
+        return Err("the real server left the table".to_owned());
+    }
+    println!("{paused} runs while the address was here, none before or after");
     Ok(())
 }

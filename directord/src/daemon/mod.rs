@@ -70,6 +70,8 @@ pub struct Director {
     quorums: Quorums,
     /// Real servers' notify_up / notify_down, by entry.
     real_scripts: HashMap<ServerId, scripts::RealScripts>,
+    /// ha_suspend services whose virtual address is not on this host: not checked.
+    suspended: BTreeSet<ServiceKey>,
     /// Bumped by every accepted reload, so the checker follows the config.
     generation: u64,
 }
@@ -98,6 +100,7 @@ impl Director {
             check_weights: HashMap::new(),
             quorums: Quorums::default(),
             real_scripts: HashMap::new(),
+            suspended: BTreeSet::new(),
             generation: 0,
         };
         director.adopt(&kernel);
@@ -245,6 +248,51 @@ impl Director {
             }
         }
         desired_with(&self.config, |id| self.state_of(id), &self.quorums)
+    }
+
+    /// keepalived ha_suspend: rereads the host's addresses; true when a service's checks
+    /// must pause or resume (the checker then follows, its entries keeping their state).
+    fn follow_ha_suspend(&mut self) -> bool {
+        let watched: Vec<(ServiceKey, std::net::IpAddr)> = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter(|vs| vs.ha_suspend)
+            .filter_map(|vs| Some((service_key(vs)?, vs.address?.ip())))
+            .collect();
+        if watched.is_empty() && self.suspended.is_empty() {
+            return false;
+        }
+        let local: BTreeSet<std::net::IpAddr> = nix::ifaddrs::getifaddrs()
+            .map(|addrs| {
+                addrs
+                    .filter_map(|a| a.address)
+                    .filter_map(|a| {
+                        a.as_sockaddr_in()
+                            .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                            .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let suspended: BTreeSet<ServiceKey> = watched
+            .into_iter()
+            .filter(|(_, vip)| !local.contains(vip))
+            .map(|(key, _)| key)
+            .collect();
+        if suspended == self.suspended {
+            return false;
+        }
+        for key in suspended.symmetric_difference(&self.suspended) {
+            let pausing = suspended.contains(key);
+            info!(
+                "{key}: checks {} (ha_suspend: its address is {} this host)",
+                if pausing { "paused" } else { "resumed" },
+                if pausing { "not on" } else { "on" }
+            );
+        }
+        self.suspended = suspended;
+        true
     }
 
     /// keepalived omega: what runs at shutdown, in order: for each omega service, the
@@ -429,10 +477,13 @@ impl Director {
         joined_down
     }
 
-    /// Every configured real-server entry's check.
+    /// Every configured real-server entry's check, but those of suspended services.
     fn check_entries(&self) -> Vec<(ServerId, check::Server)> {
         let mut servers = Vec::new();
         for (id, server) in check::dedup::entries(&self.config) {
+            if self.suspended.contains(&id.0) {
+                continue;
+            }
             match server {
                 Ok(mut server) => {
                     server.initial_up = self.health.get(&id).map(|h| h.up);
@@ -671,9 +722,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         },
         tokio::time::Instant::now(),
     );
+    director.follow_ha_suspend();
     let servers = director.check_servers();
     checker.update(servers, tokio::time::Instant::now());
     director.checks = Some(checker.view());
+    let mut addresses = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut checked_generation = director.generation;
     release_config_peak();
     // Health changes waiting for the next reconcile, and when it may run.
@@ -726,6 +779,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
             () = watchdog.ping_when_due() => {}
+            _ = addresses.tick() => {
+                if director.follow_ha_suspend() {
+                    director.generation += 1;
+                }
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }

@@ -200,6 +200,7 @@ fn virtual_server(
         quorum_up: None,
         quorum_down: None,
         omega: false,
+        ha_suspend: false,
         group: Vec::new(),
         group_of: None,
     })

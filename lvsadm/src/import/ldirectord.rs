@@ -493,6 +493,7 @@ fn service(
         quorum_up: None,
         quorum_down: None,
         omega: false,
+        ha_suspend: false,
         group: Vec::new(),
         group_of: None,
     };

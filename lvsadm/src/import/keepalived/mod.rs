@@ -650,7 +650,7 @@ impl Context {
                 "quorum_up" => s.quorum_up = Some(self.notify_script(child)?),
                 "quorum_down" => s.quorum_down = Some(self.notify_script(child)?),
                 "omega" => s.omega = flag(child)?,
-                "ha_suspend" => self.skip(child, "checks run whether or not the VIP is present"),
+                "ha_suspend" => s.ha_suspend = flag(child)?,
                 "smtp_alert" | "snmp_name" => self.skip(child, "ignored"),
                 "sorry_server_inhibit" => self.skip(
                     child,
@@ -855,6 +855,7 @@ impl Context {
             quorum_up: s.quorum_up.clone(),
             quorum_down: s.quorum_down.clone(),
             omega: s.omega,
+            ha_suspend: s.ha_suspend,
             group: Vec::new(),
             group_of: None,
         };
@@ -1046,6 +1047,7 @@ struct ServiceSettings {
     quorum_up: Option<String>,
     quorum_down: Option<String>,
     omega: bool,
+    ha_suspend: bool,
     family: Option<Family>,
     timing: checks::Timing,
     reals: Vec<Node>,
