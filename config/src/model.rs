@@ -477,6 +477,38 @@ fn default_on_failure() -> OnFailure {
     OnFailure::Quiescent
 }
 
+/// What a file's `[[virtual_server]]` with none of its keys set would be (it has neither
+/// address nor fwmark, which validation refuses): the defaults the importers start from.
+impl Default for VirtualServer {
+    fn default() -> Self {
+        VirtualServer {
+            name: None,
+            address: None,
+            fwmark: None,
+            family: None,
+            protocol: default_protocol(),
+            scheduler: default_scheduler(),
+            forwarding: default_forwarding(),
+            persistence: None,
+            netmask: None,
+            flags: Vec::new(),
+            persistence_engine: None,
+            on_failure: default_on_failure(),
+            fallback: None,
+            check: None,
+            real: Vec::new(),
+            quorum: default_quorum(),
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            omega: false,
+            ha_suspend: false,
+            group: Vec::new(),
+            group_of: None,
+        }
+    }
+}
+
 impl VirtualServer {
     /// How operators and logs name the service: its name, or what ipvsadm would print.
     pub fn label(&self) -> String {

@@ -195,14 +195,7 @@ fn virtual_server(
         fallback: None,
         check: None,
         real: Vec::new(),
-        quorum: 1,
-        hysteresis: 0,
-        quorum_up: None,
-        quorum_down: None,
-        omega: false,
-        ha_suspend: false,
-        group: Vec::new(),
-        group_of: None,
+        ..VirtualServer::default()
     })
 }
 

@@ -488,14 +488,7 @@ fn service(
         fallback,
         check,
         real: reals,
-        quorum: 1,
-        hysteresis: 0,
-        quorum_up: None,
-        quorum_down: None,
-        omega: false,
-        ha_suspend: false,
-        group: Vec::new(),
-        group_of: None,
+        ..VirtualServer::default()
     };
     if vs.persistence.is_some() {
         vs.netmask = o.netmask;
