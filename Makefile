@@ -1,5 +1,5 @@
 # The two commands of README.md, and the install target packagers use.
-.PHONY: test demo build install
+.PHONY: test demo build install install-files deb
 
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -21,8 +21,15 @@ demo:
 build:
 	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) cargo build --locked --workspace --bins $(if $(filter release,$(PROFILE)),--release,)
 
-# DESTDIR-aware: `make install DESTDIR=/tmp/root PREFIX=/usr`.
-install: build
+# lvs-director_VERSION_ARCH.deb in target/deb: binaries, units, manual pages, completions.
+deb:
+	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) scripts/build-deb --profile $(PROFILE)
+
+# DESTDIR-aware: `make install DESTDIR=/tmp/root PREFIX=/usr`. install-files installs what
+# is already built.
+install: build install-files
+
+install-files:
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/lvs-director
 	for bin in $(BINARIES); do install -m 0755 $(CARGO_TARGET_DIR)/$(if $(filter release,$(PROFILE)),release,debug)/$$bin $(DESTDIR)$(SBINDIR)/$$bin; done
 	for unit in $(UNITS); do \

@@ -6,6 +6,7 @@
 
 pub mod diagnostic;
 pub mod model;
+pub mod reference;
 mod validate;
 pub mod values;
 
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, KeyPath, Segment};
 pub use model::*;
+pub use validate::parse_digest;
 pub use values::{
     AgentReport, CheckType, Duration, Family, Forwarding, GROUP_RANGE_MAX, GroupMember,
     InitialState, Netmask, OnFailure, Percent, Protocol, Scheduler, ServiceFlag, UnknownName,

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::values::{
@@ -15,7 +16,7 @@ use crate::values::{
     OnFailure, Percent, Protocol, Scheduler, ServiceFlag,
 };
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -31,7 +32,7 @@ pub struct Config {
     pub agent: Option<Agent>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
     /// Each daemon serves `<socket_dir>/<daemon>.sock`.
@@ -59,7 +60,7 @@ fn default_socket_dir() -> PathBuf {
     PathBuf::from("/run/lvs-director")
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ipvs {
     /// `net.ipv4.vs.*` values directord applies at start and on reload.
@@ -69,9 +70,28 @@ pub struct Ipvs {
     /// alone what it did not create, so a hand-made service survives a reload.
     #[serde(default)]
     pub own_whole_table: bool,
+    /// How often directord reads the whole kernel table back to check its cached copy (and
+    /// repair out-of-band changes); between verifies it trusts its own writes. 0: only at
+    /// start and after a netlink error, as keepalived (which never reads the table back).
+    #[serde(default = "default_verify_interval")]
+    pub verify_interval: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+fn default_verify_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for Ipvs {
+    fn default() -> Self {
+        Ipvs {
+            sysctl: BTreeMap::new(),
+            own_whole_table: false,
+            verify_interval: default_verify_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum SysctlValue {
     Int(i64),
@@ -92,7 +112,7 @@ impl std::fmt::Display for SysctlValue {
 
 // ---------------------------------------------------------------- vrrpd
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Vrrp {
     #[serde(default)]
@@ -120,7 +140,7 @@ pub struct Vrrp {
 
 /// `[vrrp] track_directord`: vrrpd asks directord for its status every `interval`; no answer
 /// within `timeout` counts as down, and so does every instance's tracking (keepalived style).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackDirectord {
     /// Absent: on when the file has virtual servers (directord then has a table to keep).
@@ -129,8 +149,10 @@ pub struct TrackDirectord {
     /// lowered by that much (-254..-1), as a keepalived tracking weight.
     #[serde(default)]
     pub weight: i32,
+    /// How often vrrpd asks directord.
     #[serde(default = "default_track_directord_interval")]
     pub interval: Duration,
+    /// No answer within this counts as directord down.
     #[serde(default = "default_track_directord_interval")]
     pub timeout: Duration,
 }
@@ -177,29 +199,47 @@ impl Default for Vrrp {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VrrpInstance {
+    /// The instance's name in logs, status, scripts and sync groups (keepalived's `vrrp_instance
+    /// NAME`).
     pub name: String,
+    /// The interface adverts are sent and heard on, and the VIPs live on (keepalived `interface`).
+    /// The instance goes to FAULT while its link is down.
     pub interface: String,
+    /// Virtual router id, 1..255, the same on every director of the pair (keepalived
+    /// `virtual_router_id`).
     pub vrid: u8,
     /// keepalived's default priority.
     #[serde(default = "default_priority")]
     pub priority: u8,
+    /// VRRP version: 2 (RFC 3768, IPv4) or 3 (RFC 5798, IPv4 and IPv6, centisecond adverts);
+    /// keepalived `version`.
     #[serde(default = "default_vrrp_version")]
     pub version: u8,
+    /// Time between adverts; whole seconds with version 2, down to 10ms with version 3 (keepalived
+    /// `advert_int`).
     #[serde(default = "default_advert_interval")]
     pub advert_interval: Duration,
+    /// A higher-priority backup takes over from a lower-priority master; false is keepalived's
+    /// `nopreempt`.
     #[serde(default = "yes")]
     pub preempt: bool,
+    /// After start, wait this long before preempting a lower-priority master (keepalived
+    /// `preempt_delay`).
     #[serde(default)]
     pub preempt_delay: Duration,
+    /// The VIPs, address/prefix, all of one family; version 2 is IPv4 only (keepalived
+    /// `virtual_ipaddress`).
     pub virtual_addresses: Vec<IpNet>,
     /// Empty: multicast to 224.0.0.18 / ff02::12.
     #[serde(default)]
     pub unicast_peers: Vec<IpAddr>,
     /// Source address for adverts; the interface's primary address when absent.
     pub source_address: Option<IpAddr>,
+    /// RFC 3768 authentication, version 2 only: `{ type = "pass", password = "..." }` (keepalived
+    /// `authentication { auth_type PASS }`); absent or `{ type = "none" }`: none.
     pub auth: Option<Auth>,
     #[serde(default)]
     pub garp: Garp,
@@ -260,7 +300,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
 pub enum Auth {
     None,
@@ -271,7 +311,7 @@ pub enum Auth {
 }
 
 /// Gratuitous ARP / unsolicited NA on becoming master; keepalived's garp_master_* defaults.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Garp {
     /// Packets per burst (garp_master_repeat).
@@ -313,9 +353,10 @@ fn default_garp_delay() -> Duration {
     Duration::from_secs(5)
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackInterface {
+    /// The interface whose link state is tracked (keepalived `track_interface`).
     pub name: String,
     /// keepalived semantics: a negative weight is added to the priority while the interface is
     /// down, a positive one while it is up; 0 puts the instance in FAULT while it is down.
@@ -323,15 +364,20 @@ pub struct TrackInterface {
     pub weight: i32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackScript {
+    /// Run without a shell; exit 0 is success (keepalived `vrrp_script { script }`).
     pub command: String,
+    /// Time between runs (keepalived `interval`).
     #[serde(default = "default_script_interval")]
     pub interval: Duration,
+    /// A run taking longer fails (keepalived `timeout`); absent: `interval`.
     pub timeout: Option<Duration>,
+    /// Consecutive successes before the script counts as up (keepalived `rise`).
     #[serde(default = "one")]
     pub rise: u32,
+    /// Consecutive failures before the script counts as down (keepalived `fall`).
     #[serde(default = "one")]
     pub fall: u32,
     /// keepalived semantics: a negative weight is added to the priority while the script fails,
@@ -347,11 +393,13 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackFile {
     /// The file holds an integer; weight x value is added to the priority (keepalived track_file).
     pub path: PathBuf,
+    /// Multiplies the file's integer before it is added to the priority (keepalived `track_file`
+    /// weight).
     #[serde(default = "one_i32")]
     pub weight: i32,
 }
@@ -360,7 +408,7 @@ fn one_i32() -> i32 {
     1
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackService {
     /// The virtual server's `name` (a group's services share it: all must hold quorum).
@@ -371,33 +419,48 @@ pub struct TrackService {
     pub weight: i32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackProcess {
     /// Process name as in /proc/<pid>/comm.
     pub name: String,
+    /// keepalived semantics: a negative weight is added to the priority while no such process runs,
+    /// a positive one while one does; 0 puts the instance in FAULT while none runs (keepalived
+    /// `track_process`).
     #[serde(default)]
     pub weight: i32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncGroup {
+    /// The group's name in logs, status and scripts (keepalived `vrrp_sync_group NAME`).
     pub name: String,
+    /// Instances that change state together: when one leaves MASTER, the others follow (keepalived
+    /// `group`).
     pub instances: Vec<String>,
+    /// Called with the group's name, old state and new state on each change of the group
+    /// (keepalived `notify` in a sync group).
     pub notify: Option<String>,
 }
 
 // ---------------------------------------------------------------- directord
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualServer {
+    /// How logs, status and lvsadm name the service; default: what ipvsadm prints (`TCP
+    /// 192.0.2.100:80`).
     pub name: Option<String>,
+    /// The virtual address and port (ipvsadm -t/-u/--sctp-service; keepalived `virtual_server IP
+    /// PORT`). Port 0 with persistence: all ports. Either this or `fwmark`.
     pub address: Option<SocketAddr>,
+    /// A firewall-mark service instead of an address (ipvsadm -f; keepalived `virtual_server fwmark
+    /// N`).
     pub fwmark: Option<u32>,
     /// Address family of a fwmark service.
     pub family: Option<Family>,
+    /// Transport protocol (keepalived `protocol`; ldirectord `protocol`).
     #[serde(default = "default_protocol")]
     pub protocol: Protocol,
     /// ldirectord's default scheduler.
@@ -406,8 +469,15 @@ pub struct VirtualServer {
     /// ldirectord's default forwarding method (gate).
     #[serde(default = "default_forwarding")]
     pub forwarding: Forwarding,
+    /// Persistent service: a client sticks to its real server for this long after its last
+    /// connection (ipvsadm -p; keepalived `persistence_timeout`; ldirectord `persistent`). Absent:
+    /// not persistent.
     pub persistence: Option<Duration>,
+    /// Persistence granularity: clients in one such network share a real server (ipvsadm -M;
+    /// keepalived `persistence_granularity`; ldirectord `netmask`).
     pub netmask: Option<Netmask>,
+    /// Scheduler flags (ipvsadm -b): sh-fallback and sh-port need the sh scheduler, mh-fallback and
+    /// mh-port mh; ops (one-packet scheduling) needs udp.
     #[serde(default)]
     pub flags: Vec<ServiceFlag>,
     /// Persistence engine (only "sip" exists in the kernel).
@@ -415,6 +485,8 @@ pub struct VirtualServer {
     /// ldirectord's quiescent = yes.
     #[serde(default = "default_on_failure")]
     pub on_failure: OnFailure,
+    /// Sorry server: added with weight 1 only while every real server is down (keepalived
+    /// `sorry_server`; ldirectord `fallback`).
     pub fallback: Option<SocketAddr>,
     pub check: Option<Check>,
     #[serde(default)]
@@ -555,9 +627,11 @@ impl VirtualServer {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RealServer {
+    /// The real server's address and port (ipvsadm -r; keepalived `real_server IP PORT`; ldirectord
+    /// `real`). Port 0 or the virtual port with dr and tun.
     pub address: SocketAddr,
     /// ipvsadm's and ldirectord's default weight.
     #[serde(default = "default_weight")]
@@ -589,63 +663,158 @@ fn default_weight() -> u32 {
 }
 
 /// One table for every check kind; validation refuses keys that do not apply to `type`.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
+    /// The check kind: connect (TCP connect), http, https, tcp (send/expect), dns, smtp, pop, imap,
+    /// ftp, ldap, mysql, pgsql, sip, radius, udp, ping, external (a command), on (always up), off
+    /// (always down). keepalived TCP_CHECK, HTTP_GET, SSL_GET, SMTP_CHECK, DNS_CHECK, MISC_CHECK;
+    /// ldirectord `checktype`/`service`.
     #[serde(rename = "type")]
     pub kind: Option<CheckType>,
+    /// Time between checks of one real server; default 10s (keepalived `delay_loop`; ldirectord
+    /// `checkinterval`).
     pub interval: Option<Duration>,
+    /// A check taking longer fails; default 5s (keepalived `connect_timeout`; ldirectord
+    /// `checktimeout`).
     pub timeout: Option<Duration>,
+    /// Consecutive successes before a down server comes up; default 1, as keepalived and
+    /// ldirectord, which bring a server back on its first success.
     pub rise: Option<u32>,
+    /// Consecutive failures before an up server goes down; default 1 (keepalived `retry` + 1;
+    /// ldirectord `failurecount`).
     pub fall: Option<u32>,
     /// Wait between a failed attempt and its retry (keepalived delay_before_retry).
     pub retry_delay: Option<Duration>,
+    /// The state before the first result: up or down; default down for every kind but on
+    /// (keepalived `alpha` starts down).
     pub initial: Option<InitialState>,
     /// Check a different port than the real server's (keepalived connect_port).
     pub port: Option<u16>,
+    /// Check a different address than the real server's (keepalived connect_ip).
+    pub address: Option<IpAddr>,
+    /// The probe's source address (keepalived bindto); absent: the routing table's choice.
+    pub bind_address: Option<IpAddr>,
+    /// The probe's source port (keepalived bind_port); absent: an ephemeral port.
+    pub bind_port: Option<u16>,
     /// Most bytes a negotiate check reads from the server.
     pub max_bytes: Option<u32>,
     // http / https / sip
+    /// HTTP method; default GET (ldirectord `httpmethod`).
     pub method: Option<String>,
+    /// http/https/sip: the request path, default /; ldap: the search base (keepalived `url { path
+    /// }`; ldirectord `request`).
     pub path: Option<String>,
+    /// http/https: the Host header (and the TLS SNI unless `sni` is set); default the real server's
+    /// address (keepalived `virtualhost`; ldirectord `virtualhost`).
     pub host: Option<String>,
+    /// Accepted HTTP status codes and ranges, e.g. ["200", "300-399"]; default 200-299 (keepalived
+    /// `status_code`).
     pub expect_status: Option<Vec<String>>,
+    /// A regular expression the body must match (ldirectord `receive`; keepalived `regex`).
     pub expect_body: Option<String>,
+    /// MD5 of the body, 32 hex digits, as keepalived's digest and genhash print it.
+    pub digest: Option<String>,
+    /// Several pages, each fetched on its own connection; all must pass (keepalived's
+    /// url blocks). The check's own path, digest, expect_status and expect_body then
+    /// are defaults for them.
+    pub url: Option<Vec<CheckUrl>>,
+    /// https: verify the server's certificate against the system roots; default true.
     pub tls_verify: Option<bool>,
+    /// https: the TLS server name; default `host`.
     pub sni: Option<String>,
+    // smtp
+    /// Name sent with EHLO / HELO (keepalived helo_name).
+    pub helo_name: Option<String>,
+    /// Several servers, each checked; all must pass (keepalived's SMTP_CHECK host blocks).
+    pub hosts: Option<Vec<CheckHost>>,
     // tcp / udp and the line protocols
+    /// tcp/udp: bytes to send, with C escapes (\r\n, \x00) as ldirectord's `request`.
     pub send: Option<String>,
+    /// tcp/udp and the line protocols: a regular expression the reply must match (ldirectord
+    /// `receive`).
     pub expect: Option<String>,
     // dns
+    /// dns: the name to resolve (keepalived DNS_CHECK `name`; ldirectord `request`).
     pub query: Option<String>,
+    /// dns: the record type asked for, A by default (keepalived `type`).
     pub record_type: Option<String>,
+    /// dns: the response code that counts as success, NOERROR by default.
     pub expect_rcode: Option<String>,
     // ldap / mysql / pgsql / radius / pop / imap / ftp
+    /// ldap, mysql, pgsql, radius, pop, imap, ftp: the login (ldirectord `login`).
     pub user: Option<String>,
+    /// The login's password (ldirectord `passwd`).
     pub password: Option<String>,
+    /// mysql, pgsql: the database to connect to (ldirectord `database`).
     pub database: Option<String>,
+    /// radius: the shared secret (ldirectord `secret`).
     pub secret: Option<String>,
     // external
+    /// external: the command, run without a shell with the real server's address and port appended;
+    /// exit 0 is up (keepalived MISC_CHECK `misc_path`; ldirectord `checkcommand`).
     pub command: Option<String>,
     /// The command's exit code sets the weight (keepalived misc_dynamic).
     pub dynamic_weight: Option<bool>,
 }
 
+/// One page of an http / https check (keepalived's `url` block).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckUrl {
+    /// The page's path; the check's `path` when absent (keepalived url `path`).
+    pub path: Option<String>,
+    /// Host header (keepalived's url virtualhost); the check's `host` when absent.
+    pub host: Option<String>,
+    /// Accepted status codes and ranges; the check's when absent (keepalived url `status_code`).
+    pub expect_status: Option<Vec<String>>,
+    /// A regular expression the body must match; the check's when absent (keepalived url `regex`).
+    pub expect_body: Option<String>,
+    /// MD5 of the page's body; the check's when absent (keepalived url `digest`).
+    pub digest: Option<String>,
+}
+
+/// One server an smtp check talks to (keepalived's SMTP_CHECK `host` block); each key
+/// absent is the real server's.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckHost {
+    /// The server's address; the real server's when absent (keepalived host `connect_ip`).
+    pub address: Option<IpAddr>,
+    /// The server's port; the real server's when absent (keepalived host `connect_port`).
+    pub port: Option<u16>,
+    /// The probe's source address (keepalived host `bindto`).
+    pub bind_address: Option<IpAddr>,
+    /// The probe's source port (keepalived host `bind_port`).
+    pub bind_port: Option<u16>,
+}
+
 // ---------------------------------------------------------------- syncd
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Sync {
+    /// The interface the kernel's sync daemons and syncd send and hear the sync group on (ipvsadm
+    /// --mcast-interface; keepalived `lvs_sync_daemon`).
     pub interface: String,
+    /// Sync id; messages with another id are ignored (ipvsadm --syncid); 0 accepts every id.
     #[serde(default)]
     pub syncid: u8,
+    /// "master", "backup", or { follow = "VI_1" }: master while that VRRP instance is, backup
+    /// otherwise (keepalived `lvs_sync_daemon IF INSTANCE`).
     pub role: SyncRole,
+    /// Multicast group and port of the sync messages (ipvsadm --mcast-group/--mcast-port).
     #[serde(default = "default_sync_group")]
     pub group: SocketAddr,
+    /// Sync message format: 1 (the kernel default, IPv6 and persistence engines) or 0
+    /// (net.ipv4.vs.sync_version).
     #[serde(default = "default_sync_version")]
     pub version: u8,
+    /// Largest sync message, in bytes (ipvsadm --sync-maxlen): the interface MTU less IP and UDP
+    /// headers.
     #[serde(default = "default_sync_maxlen")]
     pub maxlen: u16,
+    /// Multicast TTL of sync messages (ipvsadm --mcast-ttl).
     #[serde(default = "one_u8")]
     pub ttl: u8,
     /// Other directors' syncd: an address, which syncd reaches at `unicast_port`, or an
@@ -725,6 +894,8 @@ impl std::fmt::Display for SyncPeer {
     }
 }
 
+crate::values::string_schema!(SyncPeer, "address or address:port");
+
 impl Serialize for SyncPeer {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -769,6 +940,29 @@ pub enum SyncRole {
     Master,
     Backup,
     Follow(String),
+}
+
+impl JsonSchema for SyncRole {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SyncRole".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                { "type": "string", "enum": ["master", "backup"] },
+                {
+                    "type": "object",
+                    "properties": { "follow": { "type": "string" } },
+                    "required": ["follow"]
+                }
+            ]
+        })
+    }
 }
 
 /// Written the way it is read, so a serialized config parses again.
@@ -818,18 +1012,23 @@ impl<'de> Deserialize<'de> for SyncRole {
 
 // ---------------------------------------------------------------- feedbackd
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Feedback {
+    /// Time between polls of each agent (haproxy `agent-inter`).
     #[serde(default = "default_feedback_interval")]
     pub interval: Duration,
+    /// A poll without a reply within this fails.
     #[serde(default = "default_feedback_timeout")]
     pub timeout: Duration,
     /// EWMA factor on reported load, 0 < smoothing <= 1 (1: no smoothing).
     #[serde(default = "default_smoothing")]
     pub smoothing: f64,
+    /// The lowest weight feedback sets, as a share of the configured weight (an idle-looking but
+    /// loaded server keeps some traffic).
     #[serde(default = "default_min_weight")]
     pub min_weight: Percent,
+    /// The highest weight feedback sets, as a share of the configured weight.
     #[serde(default = "default_max_weight")]
     pub max_weight: Percent,
     /// Changes smaller than this share of the configured weight are not applied.
@@ -838,6 +1037,8 @@ pub struct Feedback {
     /// At most one weight change per real server this often.
     #[serde(default = "default_min_change_interval")]
     pub min_change_interval: Duration,
+    /// An agent that has not answered for this long is lost: the server keeps its configured weight
+    /// and health decides.
     #[serde(default = "default_lost_after")]
     pub lost_after: Duration,
     #[serde(default)]
@@ -869,21 +1070,27 @@ fn default_lost_after() -> Duration {
     Duration::from_secs(10)
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackAgent {
     /// The real server (as written under a virtual_server) whose weight this agent drives.
     pub real: SocketAddr,
+    /// Where the agent answers (feedbackd --agent, or haproxy agent-check compatible),
+    /// address:port.
     pub address: SocketAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Agent {
+    /// Where the agent answers directors' polls (haproxy agent-check protocol).
     #[serde(default = "default_agent_listen")]
     pub listen: SocketAddr,
+    /// What the reply is made of: cpu (idle share), load (load average against the CPU count), or
+    /// command (its first line).
     #[serde(default = "default_agent_report")]
     pub report: AgentReport,
+    /// The measurement window for cpu and load.
     #[serde(default = "default_agent_window")]
     pub window: Duration,
     /// Its first output line is the reply when `report = "command"`.
@@ -898,10 +1105,12 @@ pub struct Agent {
 /// Load as connections: established TCP connections whose local port is one of `ports` (IPv4
 /// and IPv6), against `max_connections`. 0 connections is 100% idle, `max_connections` is 0%;
 /// like every signal, it only lowers the reported weight when it is the smallest headroom.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConnections {
+    /// Local TCP ports whose established connections are counted.
     pub ports: Vec<u16>,
+    /// The connection count that reads as 0% headroom.
     pub max_connections: u32,
 }
 

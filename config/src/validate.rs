@@ -106,6 +106,13 @@ const INTEGER_SYSCTLS: &[&str] = &[
 const PAIR_SYSCTLS: &[&str] = &["sync_threshold"];
 
 fn sysctls(ipvs: &Ipvs, issues: &mut Issues) {
+    let verify = ipvs.verify_interval;
+    if !verify.is_zero() && verify.get() < std::time::Duration::from_secs(1) {
+        issues.add(
+            path!["ipvs", "verify_interval"],
+            "verify_interval is 0 (never) or at least 1s: each verify reads the whole table",
+        );
+    }
     for (name, value) in &ipvs.sysctl {
         let at = path!["ipvs", "sysctl", name.as_str()];
         match value {
@@ -786,53 +793,66 @@ fn real_servers(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
 
 // ---------------------------------------------------------------- health checks
 
-/// Keys each check type takes beyond the common timing keys.
-fn check_keys(kind: CheckType) -> &'static [&'static str] {
+/// Keys each check type takes beyond the common timing keys. Every probe but a ping and an
+/// external command may be sent from a chosen source (keepalived's bindto and bind_port) and
+/// go to another address (connect_ip) and port (connect_port); a ping to another address.
+fn check_keys(kind: CheckType) -> Vec<&'static str> {
     use CheckType::*;
-    match kind {
-        Http => &[
-            "port",
-            "max_bytes",
-            "method",
-            "path",
-            "host",
-            "expect_status",
-            "expect_body",
+    const TO: &[&str] = &["port", "address"];
+    const FROM: &[&str] = &["bind_address", "bind_port"];
+    const PAGE: &[&str] = &[
+        "max_bytes",
+        "method",
+        "path",
+        "host",
+        "expect_status",
+        "expect_body",
+        "digest",
+        "url",
+    ];
+    const LOGIN: &[&str] = &["user", "password"];
+    let groups: &[&[&str]] = match kind {
+        Http => &[TO, FROM, PAGE],
+        Https => &[TO, FROM, PAGE, &["tls_verify", "sni"]],
+        Tcp => &[TO, FROM, &["max_bytes", "send", "expect"]],
+        Udp => &[TO, FROM, &["max_bytes", "send", "expect"]],
+        Dns => &[TO, FROM, &["query", "record_type", "expect_rcode"]],
+        Smtp => &[
+            TO,
+            FROM,
+            LOGIN,
+            &["max_bytes", "expect", "helo_name", "hosts"],
         ],
-        Https => &[
-            "port",
-            "max_bytes",
-            "method",
-            "path",
-            "host",
-            "expect_status",
-            "expect_body",
-            "tls_verify",
-            "sni",
-        ],
-        Tcp | Udp => &["port", "max_bytes", "send", "expect"],
-        Dns => &["port", "query", "record_type", "expect_rcode"],
-        Smtp | Pop | Imap | Ftp => &["port", "max_bytes", "user", "password", "expect"],
-        Ldap => &["port", "user", "password", "path"],
-        Mysql | Pgsql => &["port", "user", "password", "database"],
-        Sip => &["port", "max_bytes", "host", "expect_status"],
-        Radius => &["port", "user", "password", "secret"],
-        Connect => &["port"],
-        External => &["command", "dynamic_weight"],
-        Ping | On | Off => &[],
-    }
+        Pop | Imap | Ftp => &[TO, FROM, LOGIN, &["max_bytes", "expect"]],
+        Ldap => &[TO, FROM, LOGIN, &["path"]],
+        Mysql | Pgsql => &[TO, FROM, LOGIN, &["database", "query"]],
+        Sip => &[TO, FROM, &["max_bytes", "host", "expect_status"]],
+        Radius => &[TO, FROM, LOGIN, &["secret"]],
+        Connect => &[TO, FROM],
+        External => &[&["command", "dynamic_weight"]],
+        Ping => &[&["address"]],
+        On | Off => &[],
+    };
+    groups.concat()
 }
 
 /// The type-specific keys that are set, by name.
 fn set_keys(check: &Check) -> Vec<&'static str> {
     let flags = [
         ("port", check.port.is_some()),
+        ("address", check.address.is_some()),
+        ("bind_address", check.bind_address.is_some()),
+        ("bind_port", check.bind_port.is_some()),
         ("max_bytes", check.max_bytes.is_some()),
         ("method", check.method.is_some()),
         ("path", check.path.is_some()),
         ("host", check.host.is_some()),
         ("expect_status", check.expect_status.is_some()),
         ("expect_body", check.expect_body.is_some()),
+        ("digest", check.digest.is_some()),
+        ("url", check.url.is_some()),
+        ("helo_name", check.helo_name.is_some()),
+        ("hosts", check.hosts.is_some()),
         ("tls_verify", check.tls_verify.is_some()),
         ("sni", check.sni.is_some()),
         ("send", check.send.is_some()),
@@ -884,15 +904,16 @@ fn check_rules(check: &Check, inherited: Option<&Check>, at: &KeyPath, issues: &
             issues.add(at.join(key), format!("{key} must be at least 1"));
         }
     }
-    if check.port == Some(0) {
-        issues.add(at.join("port"), "check port must not be 0");
-    }
-    if let Some(path) = &check.path
-        && kind != CheckType::Ldap
-        && !path.starts_with('/')
-    {
-        issues.add(at.join("path"), "an HTTP path starts with '/'");
-    }
+    route_rules(
+        (
+            check.address,
+            check.port,
+            check.bind_address,
+            check.bind_port,
+        ),
+        at,
+        issues,
+    );
     if let Some(method) = &check.method
         && (method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()))
     {
@@ -901,32 +922,35 @@ fn check_rules(check: &Check, inherited: Option<&Check>, at: &KeyPath, issues: &
             "method is an upper-case HTTP method such as GET or HEAD",
         );
     }
-    if let Some(ranges) = &check.expect_status {
-        for (j, range) in ranges.iter().enumerate() {
-            if let Err(message) = parse_status_range(range) {
-                issues.add(at.join("expect_status").join(j), message.to_string());
-            }
-        }
+    let page = Page {
+        // An ldap check's path is its search base.
+        path: check.path.as_ref().filter(|_| kind != CheckType::Ldap),
+        expect_status: check.expect_status.as_ref(),
+        expect_body: check.expect_body.as_ref(),
+        digest: check.digest.as_ref(),
+    };
+    page_rules(&page, at, issues);
+    for (j, url) in check.url.iter().flatten().enumerate() {
+        let page = Page {
+            path: url.path.as_ref(),
+            expect_status: url.expect_status.as_ref(),
+            expect_body: url.expect_body.as_ref(),
+            digest: url.digest.as_ref(),
+        };
+        page_rules(&page, &at.join("url").join(j), issues);
     }
-    for (key, pattern) in [
-        ("expect_body", &check.expect_body),
-        ("expect", &check.expect),
-    ] {
-        if let Some(pattern) = pattern
-            && let Err(e) = regex::Regex::new(pattern)
-        {
-            let first_line = e
-                .to_string()
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            issues.add(
-                at.join(key),
-                format!("invalid regular expression: {first_line}"),
-            );
-        }
+    if check.url.as_ref().is_some_and(Vec::is_empty) {
+        issues.add(
+            at.join("url"),
+            "url needs at least one page, or leave it out",
+        );
+    }
+    for (j, host) in check.hosts.iter().flatten().enumerate() {
+        let route = (host.address, host.port, host.bind_address, host.bind_port);
+        route_rules(route, &at.join("hosts").join(j), issues);
+    }
+    if let Some(pattern) = &check.expect {
+        pattern_rule(pattern, &at.join("expect"), issues);
     }
     if let Some(record) = &check.record_type
         && !DNS_RECORD_TYPES.contains(&record.as_str())
@@ -961,8 +985,104 @@ fn check_rules(check: &Check, inherited: Option<&Check>, at: &KeyPath, issues: &
         CheckType::Radius if !own_or_inherited(|c| c.secret.is_some()) => {
             issues.add(at.clone(), "a radius check needs secret = \"...\"");
         }
+        CheckType::Mysql | CheckType::Pgsql
+            if own_or_inherited(|c| c.query.is_some())
+                && !own_or_inherited(|c| c.user.is_some()) =>
+        {
+            issues.add(at.clone(), "a query runs after a login: set user too");
+        }
         _ => {}
     }
+}
+
+/// What one page of an http check says about the answer.
+struct Page<'a> {
+    path: Option<&'a String>,
+    expect_status: Option<&'a Vec<String>>,
+    expect_body: Option<&'a String>,
+    digest: Option<&'a String>,
+}
+
+fn page_rules(page: &Page<'_>, at: &KeyPath, issues: &mut Issues) {
+    if let Some(path) = page.path
+        && !path.starts_with('/')
+    {
+        issues.add(at.join("path"), "an HTTP path starts with '/'");
+    }
+    for (j, range) in page.expect_status.iter().copied().flatten().enumerate() {
+        if let Err(message) = parse_status_range(range) {
+            issues.add(at.join("expect_status").join(j), message.to_string());
+        }
+    }
+    if let Some(pattern) = page.expect_body {
+        pattern_rule(pattern, &at.join("expect_body"), issues);
+    }
+    if let Some(digest) = page.digest
+        && parse_digest(digest).is_none()
+    {
+        issues.add(
+            at.join("digest"),
+            "digest is an MD5 of 32 hex digits, as `lvsadm genhash` prints it",
+        );
+    }
+}
+
+fn pattern_rule(pattern: &str, at: &KeyPath, issues: &mut Issues) {
+    if let Err(e) = regex::Regex::new(pattern) {
+        let first_line = e
+            .to_string()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        issues.add(
+            at.clone(),
+            format!("invalid regular expression: {first_line}"),
+        );
+    }
+}
+
+/// Where a probe goes and comes from: (address, port, bind_address, bind_port).
+fn route_rules(
+    (address, port, bind_address, bind_port): (
+        Option<IpAddr>,
+        Option<u16>,
+        Option<IpAddr>,
+        Option<u16>,
+    ),
+    at: &KeyPath,
+    issues: &mut Issues,
+) {
+    if port == Some(0) {
+        issues.add(at.join("port"), "check port must not be 0");
+    }
+    if bind_port == Some(0) {
+        issues.add(
+            at.join("bind_port"),
+            "bind_port must not be 0; leave it out for an ephemeral port",
+        );
+    }
+    if let (Some(to), Some(from)) = (address, bind_address)
+        && to.is_ipv4() != from.is_ipv4()
+    {
+        issues.add(
+            at.join("bind_address"),
+            format!("bind_address {from} is not of the same family as address {to}"),
+        );
+    }
+}
+
+/// A keepalived digest: 32 hex digits, either case, as the 16 bytes of an MD5.
+pub fn parse_digest(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// An `expect_status` entry that is neither a code nor a range of codes.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
@@ -224,6 +225,30 @@ pub struct UnknownName {
     pub expected: &'static [&'static str],
 }
 
+/// A value written as a string in a form of its own: `kind` names the form in director.toml(5).
+macro_rules! string_schema {
+    ($name:ident, $kind:literal) => {
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "format": $kind })
+            }
+        }
+    };
+}
+pub(crate) use string_schema;
+
+string_schema!(Duration, "duration");
+string_schema!(Percent, "percent");
+string_schema!(Netmask, "netmask");
+
 /// Deserializes a string through `FromStr`, so that enumerations keep their own error text.
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -269,6 +294,20 @@ macro_rules! string_enum {
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                json_schema!({ "type": "string", "enum": [$($text),+] })
             }
         }
     };
@@ -418,6 +457,8 @@ pub enum GroupMember {
     },
     Fwmark(u32),
 }
+
+crate::values::string_schema!(GroupMember, "ip:port, first-last:port range or fwmark N");
 
 /// Most services one group member may stand for: an IPv4 range ends at a byte, but an IPv6
 /// range may span 65,536 addresses (the importer's limit too).

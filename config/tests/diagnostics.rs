@@ -405,6 +405,80 @@ fn checks_take_only_their_own_keys() {
     assert_error(&text, "4:18", "unknown checktype \"fancy\"");
 }
 
+// keepalived's digest, url blocks, SMTP host blocks and connection options: each shaped
+// where it is written, and only on the checks that have them.
+#[test]
+fn keepalived_checker_options_are_checked() {
+    let with = |check: &str| SERVICE.replace(":80\"\n\n", &format!(":80\"\ncheck = {check}\n\n"));
+    parse_ok(&with(
+        r#"{ type = "http", digest = "9B3A0C85A887A256D6939DA88AABD8CD", address = "192.0.2.9", bind_address = "192.0.2.1", bind_port = 4000, url = [{ path = "/a", digest = "9b3a0c85a887a256d6939da88aabd8cd" }, { path = "/b", host = "b.example", expect_status = ["204"] }] }"#,
+    ));
+    parse_ok(&with(
+        r#"{ type = "smtp", helo_name = "mx.example", hosts = [{}, { address = "192.0.2.9", port = 587, bind_address = "192.0.2.1" }] }"#,
+    ));
+    assert_error(
+        &with(r#"{ type = "http", digest = "abc" }"#),
+        "4:35",
+        "digest is an MD5 of 32 hex digits",
+    );
+    assert_error(
+        &with(r#"{ type = "http", url = [{ path = "/a" }, { path = "b", digest = "xyz" }] }"#),
+        "4:59",
+        "an HTTP path starts with '/'",
+    );
+    assert_error(
+        &with(r#"{ type = "http", url = [{ path = "/a" }, { path = "/b", digest = "xyz" }] }"#),
+        "4:74",
+        "digest is an MD5",
+    );
+    assert_error(
+        &with(r#"{ type = "http", url = [] }"#),
+        "4:32",
+        "at least one page",
+    );
+    assert_error(
+        &with(r#"{ type = "http", url = [{ path = "/", code = 1 }] }"#),
+        "4:47",
+        "unknown field `code`",
+    );
+    assert_error(
+        &with(r#"{ type = "connect", hosts = [{}] }"#),
+        "4:37",
+        "hosts does not apply to a connect check",
+    );
+    parse_ok(&with(
+        r#"{ type = "dns", query = "a.example", bind_address = "192.0.2.1" }"#,
+    ));
+    assert_error(
+        &with(r#"{ type = "ping", bind_address = "192.0.2.1" }"#),
+        "4:41",
+        "bind_address does not apply to a ping check",
+    );
+    assert_error(
+        &with(r#"{ type = "connect", address = "192.0.2.9", bind_address = "2001:db8::1" }"#),
+        "4:67",
+        "not of the same family",
+    );
+    assert_error(
+        &with(r#"{ type = "smtp", hosts = [{ port = 0 }] }"#),
+        "4:44",
+        "check port must not be 0",
+    );
+    parse_ok(&with(
+        r#"{ type = "pgsql", user = "monitor", query = "SELECT 1" }"#,
+    ));
+    assert_error(
+        &with(r#"{ type = "mysql", query = "SELECT 1" }"#),
+        "4:9",
+        "a query runs after a login: set user too",
+    );
+    assert_error(
+        &with(r#"{ type = "connect", bind_port = 0 }"#),
+        "4:41",
+        "bind_port must not be 0",
+    );
+}
+
 #[test]
 fn a_real_servers_check_inherits_the_type() {
     let text = SERVICE.replace(
@@ -750,5 +824,23 @@ fn track_services_name_a_virtual_server() {
         &format!("[vrrp.track_directord]\nenabled = false\n{tracked}"),
         "9:19",
         "needs [vrrp] track_directord on",
+    );
+}
+
+/// `[ipvs] verify_interval`: 60 s by default, 0 turns the periodic read-back off, and anything
+/// between is refused where it is written (each verify dumps the whole table).
+#[test]
+fn ipvs_verify_interval_defaults_to_a_minute_and_is_checked() {
+    let default = parse_ok(SERVICE);
+    assert_eq!(
+        default.ipvs.verify_interval.get(),
+        std::time::Duration::from_secs(60)
+    );
+    let off = parse_ok(&format!("[ipvs]\nverify_interval = \"0s\"\n{SERVICE}"));
+    assert!(off.ipvs.verify_interval.is_zero());
+    assert_error(
+        &format!("[ipvs]\nverify_interval = \"100ms\"\n{SERVICE}"),
+        "2:19",
+        "at least 1s",
     );
 }

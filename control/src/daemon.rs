@@ -134,6 +134,24 @@ impl<X: clap::Args> Args<X> {
             .unwrap_or_else(|e| e.exit())
     }
 
+    /// The daemon's command line as clap describes it: what `--help`, the manual page and the
+    /// shell completions are made of.
+    pub fn command_for(
+        name: &'static str,
+        about: &'static str,
+        after_help: Option<&'static str>,
+    ) -> clap::Command {
+        let mut command = <Self as clap::CommandFactory>::command()
+            .name(name)
+            .bin_name(name)
+            .about(about)
+            .version(env!("CARGO_PKG_VERSION"));
+        if let Some(text) = after_help {
+            command = command.after_help(text);
+        }
+        command
+    }
+
     /// [`Args::parse_for`] on given arguments (the program's name first).
     pub fn try_parse_for<I, T>(
         name: &'static str,
@@ -145,14 +163,7 @@ impl<X: clap::Args> Args<X> {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let mut command = <Self as clap::CommandFactory>::command()
-            .name(name)
-            .bin_name(name)
-            .about(about);
-        if let Some(text) = after_help {
-            command = command.after_help(text);
-        }
-        let matches = command.try_get_matches_from(args)?;
+        let matches = Self::command_for(name, about, after_help).try_get_matches_from(args)?;
         <Self as clap::FromArgMatches>::from_arg_matches(&matches)
     }
 }

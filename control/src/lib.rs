@@ -7,6 +7,7 @@
 //! The server hands each request to the daemon's own loop over a channel with a oneshot for the
 //! reply, so daemon state is never shared across tasks.
 
+pub mod cli;
 pub mod daemon;
 pub mod limits;
 pub mod metrics;

@@ -28,7 +28,7 @@ fn client_as_nobody() {
         0,
         "the client must not be root"
     );
-    let status = lvs_control::call::<_, Response>(&path, &Request::Status, Duration::from_secs(5));
+    let status = lvs_control::call::<_, Response>(&path, &Request::STATUS, Duration::from_secs(5));
     assert!(status.is_ok(), "status refused: {:?}", status.err());
     let reload = lvs_control::call::<_, Response>(&path, &Request::Reload, Duration::from_secs(5));
     let error = reload.expect_err("a non-root peer reloaded").to_string();

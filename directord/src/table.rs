@@ -6,14 +6,52 @@ use std::net::SocketAddr;
 
 use lvs_config::{Config, Family, Forwarding, OnFailure, Protocol, ServiceFlag, VirtualServer};
 use lvs_ipvs::{
-    AddressFamily, Destination, ForwardMethod, Protocol as IpvsProtocol, Service, ServiceFlags,
-    ServiceKey,
+    AddressFamily, Destination, ForwardMethod, Protocol as IpvsProtocol, Request, Service,
+    ServiceFlags, ServiceKey,
 };
 
 /// Services and their destinations, keyed as the kernel keys them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     pub services: BTreeMap<ServiceKey, TableService>,
+}
+
+impl Table {
+    /// What the kernel's table becomes once it has accepted `request`: how the cache of it
+    /// follows directord's own writes without reading it back. Counters are not tracked.
+    pub fn apply(&mut self, request: &Request) {
+        match request {
+            Request::AddService(service) | Request::EditService(service) => {
+                let entry = self
+                    .services
+                    .entry(service.key)
+                    .or_insert_with(|| TableService {
+                        service: service.clone(),
+                        destinations: BTreeMap::new(),
+                    });
+                entry.service.clone_from(service);
+            }
+            Request::DelService(key) => {
+                self.services.remove(key);
+            }
+            Request::AddDestination(key, destination)
+            | Request::EditDestination(key, destination) => {
+                if let Some(service) = self.services.get_mut(key) {
+                    service
+                        .destinations
+                        .insert(destination.socket_addr(), destination.clone());
+                }
+            }
+            Request::DelDestination(key, addr) => {
+                if let Some(service) = self.services.get_mut(key) {
+                    service.destinations.remove(addr);
+                }
+            }
+            Request::Flush => self.services.clear(),
+            // Reads, counters and sync daemons leave the table as it is.
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,5 +414,39 @@ real = [
             weights(&desired_with(&config, live(1), &quorums)),
             vec![(1, 10), (2, 0), (3, 0)]
         );
+    }
+
+    /// The cache follows each accepted write as the kernel's table would: services appear
+    /// empty and keep their destinations across an edit, destinations are added, edited and
+    /// removed in place, and a deleted service takes its destinations with it.
+    #[test]
+    fn applying_requests_follows_the_kernel() {
+        let key = ServiceKey::inet(IpvsProtocol::Tcp, "192.0.2.100:80".parse().unwrap());
+        let real: SocketAddr = "198.51.100.11:80".parse().unwrap();
+        let other: SocketAddr = "198.51.100.12:80".parse().unwrap();
+        let mut table = Table::default();
+        table.apply(&Request::AddService(Service::new(key, "wrr")));
+        table.apply(&Request::AddDestination(
+            key,
+            Destination::new(real, ForwardMethod::Masq, 5),
+        ));
+        table.apply(&Request::AddDestination(
+            key,
+            Destination::new(other, ForwardMethod::Masq, 1),
+        ));
+        table.apply(&Request::EditService(Service::new(key, "lc")));
+        table.apply(&Request::EditDestination(
+            key,
+            Destination::new(real, ForwardMethod::Masq, 9),
+        ));
+        table.apply(&Request::DelDestination(key, other));
+        let service = &table.services[&key];
+        assert_eq!(service.service.scheduler, "lc");
+        assert_eq!(service.destinations.len(), 1);
+        assert_eq!(service.destinations[&real].weight, 9);
+        table.apply(&Request::GetServices);
+        assert_eq!(table.services.len(), 1, "a read changes nothing");
+        table.apply(&Request::DelService(key));
+        assert!(table.services.is_empty());
     }
 }

@@ -7,6 +7,7 @@
 
 mod check_support;
 
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 use check_support::{Daemon, free_tcp_port, free_udp_port, local, peers, spec, wait_for_tcp};
 use directord::check::probe::{self, ProbeContext};
 use directord::check::spec::{
-    Database, Dialogue, Dns, Exchange, External, Http, Kind, Ldap, Login, Pattern, Radius, Rcode,
-    Sip, Target, Tls,
+    Bind, Database, Dialogue, Dns, Endpoint, Exchange, External, Http, Kind, Ldap, Login, Pattern,
+    Radius, Rcode, Sip, Smtp, Target, Tls, Url,
 };
 use directord::check::{CheckSpec, DownCause, Outcome, Verdict};
 use regex::bytes::Regex;
@@ -29,11 +30,18 @@ async fn run(spec: &CheckSpec, port: u16) -> Outcome {
 fn http(path: &str) -> Http {
     Http {
         method: "GET".into(),
-        path: path.into(),
         host: None,
-        statuses: vec![(200, 299)],
-        body: None,
         tls: None,
+        urls: vec![Url::new(path)],
+    }
+}
+
+/// An smtp check of the real server alone, greeting with directord's own name.
+fn smtp(dialogue: Dialogue) -> Smtp {
+    Smtp {
+        dialogue,
+        helo: None,
+        hosts: Vec::new(),
     }
 }
 
@@ -145,8 +153,7 @@ async fn ping_loopback() {
 
 #[tokio::test]
 async fn http_against_busybox_httpd() {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::write(root.path().join("index.html"), "hello from busybox\n").unwrap();
+    let (port, _httpd, root) = httpd(&[("index.html", b"hello from busybox\n")]);
     std::fs::create_dir(root.path().join("cgi-bin")).unwrap();
     let cgi = root.path().join("cgi-bin/busy");
     std::fs::write(
@@ -155,15 +162,6 @@ async fn http_against_busybox_httpd() {
     )
     .unwrap();
     std::fs::set_permissions(&cgi, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let port = free_tcp_port();
-    let _httpd = Daemon::spawn(
-        Command::new("busybox")
-            .args(["httpd", "-f", "-p"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-h")
-            .arg(root.path()),
-    );
-    wait_for_tcp(port);
 
     let outcome = run(&spec(Kind::Http(http("/"))), port).await;
     assert_up(&outcome);
@@ -173,7 +171,7 @@ async fn http_against_busybox_httpd() {
     assert_down(&missing, "status 404 not in 200-299");
     assert_cause(&missing, DownCause::Status);
     let mut want_404 = http("/missing");
-    want_404.statuses = vec![(404, 404)];
+    want_404.urls[0].statuses = vec![(404, 404)];
     assert_up(&run(&spec(Kind::Http(want_404)), port).await);
 
     assert_down(
@@ -182,9 +180,9 @@ async fn http_against_busybox_httpd() {
     );
 
     let mut body = http("/index.html");
-    body.body = Some(Regex::new("hello from b.sybox").unwrap().into());
+    body.urls[0].body = Some(Regex::new("hello from b.sybox").unwrap().into());
     assert_up(&run(&spec(Kind::Http(body.clone())), port).await);
-    body.body = Some(Regex::new("goodbye").unwrap().into());
+    body.urls[0].body = Some(Regex::new("goodbye").unwrap().into());
     let mismatch = run(&spec(Kind::Http(body)), port).await;
     assert_down(&mismatch, "body does not match");
     assert_cause(&mismatch, DownCause::Mismatch);
@@ -233,7 +231,7 @@ async fn http_sends_host_and_decodes_chunked_bodies() {
     .await;
     let mut check = http("/x");
     check.host = Some("www.example.com".into());
-    check.body = Some(Regex::new("all good!").unwrap().into());
+    check.urls[0].body = Some(Regex::new("all good!").unwrap().into());
     assert_up(&run(&spec(Kind::Http(check)), port).await);
     assert_down(
         &run(&spec(Kind::Http(http("/x"))), port).await,
@@ -252,7 +250,7 @@ async fn http_read_is_bounded_by_max_bytes() {
         while stream.write_all(&filler).await.is_ok() {}
     });
     let mut check = http("/");
-    check.body = Some(Regex::new("needle").unwrap().into());
+    check.urls[0].body = Some(Regex::new("needle").unwrap().into());
     let mut spec = spec(Kind::Http(check));
     spec.max_bytes = 10_000;
     let outcome = run(&spec, port).await;
@@ -278,6 +276,45 @@ async fn http_timeout_is_enforced() {
 
 // ---------------------------------------------------------------- https against openssl s_server
 
+/// `openssl req -x509` making a P-256 key and a certificate for `subject`, self-signed
+/// unless the caller adds -CA.
+fn openssl_req(subject: &str, key_out: &std::path::Path, out: &std::path::Path) -> Command {
+    let mut command = Command::new("openssl");
+    command
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", subject])
+        .arg("-keyout")
+        .arg(key_out)
+        .arg("-out")
+        .arg(out)
+        .stderr(Stdio::null());
+    command
+}
+
+/// `openssl s_server` on 127.0.0.1:`port` with this certificate, quiet.
+fn s_server_on(port: u16, cert: &std::path::Path, key: &std::path::Path) -> Command {
+    let mut command = Command::new("openssl");
+    command
+        .arg("s_server")
+        .arg("-accept")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
 struct TlsServer {
     port: u16,
     _daemon: Daemon,
@@ -293,25 +330,6 @@ fn s_server() -> TlsServer {
     let ca_key = dir.path().join("ca.key");
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
-    let openssl_req = |subject: &str, key_out: &std::path::Path, out: &std::path::Path| {
-        let mut command = Command::new("openssl");
-        command
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", subject])
-            .arg("-keyout")
-            .arg(key_out)
-            .arg("-out")
-            .arg(out)
-            .stderr(Stdio::null());
-        command
-    };
     assert!(
         openssl_req("/CN=test-ca", &ca_key, &ca)
             .status()
@@ -330,14 +348,7 @@ fn s_server() -> TlsServer {
     assert!(leaf.success());
     let port = free_tcp_port();
     let daemon = Daemon::spawn(
-        Command::new("openssl")
-            .arg("s_server")
-            .arg("-accept")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("-cert")
-            .arg(&cert)
-            .arg("-key")
-            .arg(&key)
+        s_server_on(port, &cert, &key)
             .arg("-cert2")
             .arg(&cert)
             .arg("-key2")
@@ -348,10 +359,7 @@ fn s_server() -> TlsServer {
                 "-servername",
                 "localhost",
                 "-servername_fatal",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            ]),
     );
     wait_for_tcp(port);
     TlsServer {
@@ -436,10 +444,10 @@ async fn smtp_against_aiosmtpd() {
         return;
     };
     let check = |login: Option<Login>, expect: &str| {
-        spec(Kind::Smtp(Dialogue {
+        spec(Kind::Smtp(smtp(Dialogue {
             login,
             expect: pattern(expect),
-        }))
+        })))
     };
     // The transcript holds aiosmtpd's EHLO reply, which offers AUTH.
     let outcome = eventually_up(&check(login("probe", "secret"), "250-AUTH "), server.port).await;
@@ -562,10 +570,10 @@ async fn smtp_falls_back_to_helo() {
         ],
     )
     .await;
-    let check = spec(Kind::Smtp(Dialogue {
+    let check = spec(Kind::Smtp(smtp(Dialogue {
         login: None,
         expect: None,
-    }));
+    })));
     assert_up(&run(&check, port).await);
     assert_eq!(
         server.await.unwrap(),
@@ -581,7 +589,7 @@ async fn greeting_refusals_are_down() {
     };
     let cases = [
         (
-            Kind::Smtp(dialogue.clone()),
+            Kind::Smtp(smtp(dialogue.clone())),
             "554 go away\r\n",
             "greeting: 554 go away",
         ),
@@ -654,6 +662,7 @@ async fn mysql_against_mariadb() {
             user: user.map(str::to_owned),
             password: Some(password.to_owned()),
             database: database.map(str::to_owned),
+            query: None,
         }))
     };
     // The init file creating the user runs as the server starts listening.
@@ -684,6 +693,27 @@ async fn mysql_against_mariadb() {
         &run(&check(Some("probe"), "secret", Some("other")), server.port).await,
         "mysql error 1044",
     );
+
+    // ldirectord's request for a mysql check: the query runs after the login, and only a
+    // query returning rows is up.
+    let query = |sql: &str| {
+        let mut spec = check(Some("probe"), "secret", Some("app"));
+        let Kind::Mysql(db) = &mut spec.kind else {
+            unreachable!()
+        };
+        db.query = Some(sql.to_owned());
+        spec
+    };
+    let rows = run(&query("SELECT 1 UNION SELECT 2"), server.port).await;
+    assert_up(&rows);
+    assert_eq!(rows.detail, "query returned 2 rows");
+    let none = run(&query("SELECT 1 FROM DUAL WHERE 0"), server.port).await;
+    assert_down(&none, "query returned no rows");
+    assert_cause(&none, DownCause::Mismatch);
+    assert_down(
+        &run(&query("SELECT * FROM pool"), server.port).await,
+        "query: mysql error 1146: Table 'app.pool' doesn't exist",
+    );
 }
 
 /// Answers one connection with `reply`, then reads until the client closes.
@@ -712,6 +742,7 @@ async fn mysql_error_instead_of_greeting_is_down() {
         user: None,
         password: None,
         database: None,
+        query: None,
     }));
     assert_down(&run(&check, port).await, "mysql error 1130: Host");
 }
@@ -763,6 +794,7 @@ async fn pgsql_against_postgres() {
             user: user.map(str::to_owned),
             password: None,
             database: database.map(str::to_owned),
+            query: None,
         }))
     };
     let outcome = eventually_up(&check(Some("probe"), Some("postgres")), port).await;
@@ -777,6 +809,27 @@ async fn pgsql_against_postgres() {
     let scram = run(&check(Some("app"), None), port).await;
     assert_up(&scram);
     assert!(scram.detail.contains("SASL"), "{}", scram.detail);
+
+    // ldirectord's request for a pgsql check: rows returned are up, none or an error down.
+    let query = |sql: &str| {
+        let mut spec = check(Some("probe"), Some("postgres"));
+        let Kind::Pgsql(db) = &mut spec.kind else {
+            unreachable!()
+        };
+        db.query = Some(sql.to_owned());
+        spec
+    };
+    let rows = run(&query("SELECT generate_series(1, 3)"), port).await;
+    assert_up(&rows);
+    assert_eq!(rows.detail, "query returned 3 rows");
+    assert_down(
+        &run(&query("SELECT 1 WHERE false"), port).await,
+        "query returned no rows",
+    );
+    assert_down(
+        &run(&query("SELECT * FROM pool"), port).await,
+        "query: pgsql: relation \"pool\" does not exist",
+    );
 }
 
 // ---------------------------------------------------------------- dns, sip, radius: real servers
@@ -938,4 +991,223 @@ async fn external_timeout_kills_the_process_group() {
     assert!(started.elapsed() < Duration::from_millis(800));
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert!(!marker.exists(), "a grandchild outlived the check");
+}
+
+// ---------------------------------------------------------------- keepalived's digest, url blocks, bindto
+
+/// What keepalived's own genhash prints for a page: the digest a keepalived.conf carries.
+/// None when keepalived is not installed (the test command installs it).
+fn keepalived_genhash(port: u16, path: &str, ssl: bool) -> Option<[u8; 16]> {
+    let mut command = Command::new("genhash");
+    command.args(["-s", "127.0.0.1", "-p", &port.to_string(), "-u", path]);
+    if ssl {
+        command.arg("-S");
+    }
+    let out = command.stderr(Stdio::null()).output().ok()?;
+    let text = String::from_utf8(out.stdout).unwrap();
+    lvs_config::parse_digest(text.trim())
+}
+
+/// The MD5 of `data`, computed here, for when genhash is absent.
+fn md5_of(data: &[u8]) -> [u8; 16] {
+    use md5::Digest;
+    md5::Md5::digest(data).into()
+}
+
+fn page(path: &str, digest: [u8; 16]) -> Url {
+    Url {
+        digest: Some(digest),
+        ..Url::new(path)
+    }
+}
+
+/// busybox httpd serving `files` from a fresh directory.
+fn httpd(files: &[(&str, &[u8])]) -> (u16, Daemon, tempfile::TempDir) {
+    let root = tempfile::tempdir().unwrap();
+    for (name, data) in files {
+        std::fs::write(root.path().join(name), data).unwrap();
+    }
+    let port = free_tcp_port();
+    let daemon = Daemon::spawn(
+        Command::new("busybox")
+            .args(["httpd", "-f", "-p"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-h")
+            .arg(root.path()),
+    );
+    wait_for_tcp(port);
+    (port, daemon, root)
+}
+
+// keepalived's HTTP_GET digest: the check is up when the body's MD5 is the one genhash
+// printed for the page, down (a mismatch, saying both digests) when the page changed; and
+// with two url blocks, every page must pass, so a wrong digest on the second alone is down.
+#[tokio::test]
+async fn http_digest_as_keepalived_genhash_prints_it() {
+    let a: &[u8] = b"<html>page a</html>\n";
+    let b: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let (port, _httpd, _root) = httpd(&[("a.html", a), ("b.bin", &b)]);
+    let digest_a = keepalived_genhash(port, "/a.html", false).unwrap_or_else(|| md5_of(a));
+    let digest_b = keepalived_genhash(port, "/b.bin", false).unwrap_or_else(|| md5_of(&b));
+    assert_eq!((digest_a, digest_b), (md5_of(a), md5_of(&b)));
+
+    let mut check = http("/");
+    check.urls = vec![page("/a.html", digest_a)];
+    let right = run(&spec(Kind::Http(check.clone())), port).await;
+    assert_up(&right);
+    assert_eq!(right.detail, "status 200, digest matches");
+    let mut wrong = digest_a;
+    wrong[0] ^= 1;
+    check.urls = vec![page("/a.html", wrong)];
+    let changed = run(&spec(Kind::Http(check.clone())), port).await;
+    assert_down(&changed, "digest");
+    assert_cause(&changed, DownCause::Mismatch);
+
+    // The second page is larger than max_bytes: the digest still covers all of it.
+    check.urls = vec![page("/a.html", digest_a), page("/b.bin", digest_b)];
+    let both = run(&spec(Kind::Http(check.clone())), port).await;
+    assert_up(&both);
+    assert!(both.detail.starts_with("2 urls: "), "{}", both.detail);
+    check.urls[1].digest = Some(digest_a);
+    assert_down(
+        &run(&spec(Kind::Http(check.clone())), port).await,
+        "/b.bin: ",
+    );
+    check.urls[1] = Url {
+        statuses: vec![(200, 200)],
+        ..Url::new("/missing")
+    };
+    assert_down(
+        &run(&spec(Kind::Http(check)), port).await,
+        "/missing: status 404",
+    );
+}
+
+// SSL_GET's digest: the page over TLS (openssl s_server -WWW serving a file), the digest
+// genhash -S prints.
+#[tokio::test]
+async fn https_digest_as_keepalived_genhash_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = b"served over TLS\n";
+    std::fs::write(dir.path().join("page.txt"), body).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    assert!(
+        openssl_req("/CN=localhost", &key, &cert)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let port = free_tcp_port();
+    let _server = Daemon::spawn(
+        s_server_on(port, &cert, &key)
+            .args(["-WWW", "-quiet"])
+            .current_dir(dir.path()),
+    );
+    wait_for_tcp(port);
+    let digest = keepalived_genhash(port, "/page.txt", true).unwrap_or_else(|| md5_of(body));
+    assert_eq!(digest, md5_of(body));
+    let mut check = http("/");
+    check.tls = Some(Tls {
+        verify: false,
+        sni: None,
+    });
+    check.urls = vec![page("/page.txt", digest)];
+    assert_up(&run(&spec(Kind::Http(check.clone())), port).await);
+    check.urls = vec![page("/page.txt", md5_of(b"another page"))];
+    assert_down(&run(&spec(Kind::Http(check)), port).await, "digest");
+}
+
+// keepalived's bindto and bind_port: the server sees the connection come from the chosen
+// source address and port; connect_ip and connect_port send it to another address.
+#[tokio::test]
+async fn bound_source_is_what_the_server_sees() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let source_port = free_tcp_port();
+    let mut check = spec(Kind::Connect);
+    check.address = Some("127.0.0.1".parse().unwrap());
+    check.port = Some(port);
+    check.bind = Bind {
+        address: Some("127.0.0.2".parse().unwrap()),
+        port: Some(source_port),
+    };
+    // The real server's own address is closed: only connect_ip/connect_port reach the
+    // listener.
+    let target = Target::new("127.0.0.3:9".parse().unwrap());
+    let outcome = probe::run(&check, &target, &ProbeContext::system()).await;
+    assert_up(&outcome);
+    let (_, peer) = listener.accept().await.unwrap();
+    assert_eq!(peer, SocketAddr::from(([127, 0, 0, 2], source_port)));
+
+    check.bind.port = None;
+    assert_up(&probe::run(&check, &target, &ProbeContext::system()).await);
+    let (_, peer) = listener.accept().await.unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.0.2");
+
+    // The same over UDP (keepalived's DNS_CHECK and UDP_CHECK take bindto too).
+    let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let udp_port = server.local_addr().unwrap().port();
+    let source_port = free_udp_port();
+    let mut udp = spec(Kind::Udp(Exchange {
+        send: Some(b"hello".to_vec()),
+        expect: Some(Regex::new("^ok$").unwrap().into()),
+    }));
+    udp.address = Some("127.0.0.1".parse().unwrap());
+    udp.port = Some(udp_port);
+    udp.bind = Bind {
+        address: Some("127.0.0.2".parse().unwrap()),
+        port: Some(source_port),
+    };
+    let answer = tokio::spawn(async move {
+        let mut buf = [0u8; 16];
+        let (_, from) = server.recv_from(&mut buf).await.unwrap();
+        server.send_to(b"ok", from).await.unwrap();
+        from
+    });
+    assert_up(&probe::run(&udp, &target, &ProbeContext::system()).await);
+    assert_eq!(
+        answer.await.unwrap(),
+        SocketAddr::from(([127, 0, 0, 2], source_port))
+    );
+}
+
+// SMTP_CHECK with helo_name and two host blocks: both servers are talked to, greeted with
+// the configured name; the check is down when the second refuses, saying which.
+#[tokio::test]
+async fn smtp_hosts_all_pass_and_greet_with_helo_name() {
+    let rules: &'static [(&str, &str)] = &[("EHLO", "250 hi\r\n"), ("QUIT", "221 bye\r\n")];
+    let (first, first_seen) = line_fake("220 one\r\n", rules).await;
+    let (second, second_seen) = line_fake("220 two\r\n", rules).await;
+    let endpoint = |port: u16| Endpoint {
+        address: Some("127.0.0.1".parse().unwrap()),
+        port: Some(port),
+        bind: Bind::default(),
+    };
+    let mut check = smtp(Dialogue {
+        login: None,
+        expect: None,
+    });
+    check.helo = Some("foo.bar.com".into());
+    check.hosts = vec![endpoint(first), endpoint(second)];
+    let target = Target::new("127.0.0.3:25".parse().unwrap());
+    let outcome = probe::run(
+        &spec(Kind::Smtp(check.clone())),
+        &target,
+        &ProbeContext::system(),
+    )
+    .await;
+    assert_up(&outcome);
+    assert_eq!(outcome.detail, "smtp 220/250 from 2 servers");
+    for seen in [first_seen, second_seen] {
+        assert_eq!(seen.await.unwrap(), ["EHLO foo.bar.com", "QUIT"]);
+    }
+
+    let (first, _) = line_fake("220 one\r\n", rules).await;
+    let (refusing, _) = line_fake("554 no\r\n", rules).await;
+    check.hosts = vec![endpoint(first), endpoint(refusing)];
+    assert_down(
+        &probe::run(&spec(Kind::Smtp(check)), &target, &ProbeContext::system()).await,
+        &format!("127.0.0.1:{refusing}: greeting: 554"),
+    );
 }

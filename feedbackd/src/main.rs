@@ -2,33 +2,8 @@ mod daemon;
 
 use std::process::ExitCode;
 
-use lvs_control::daemon::Args;
-
-const ABOUT: &str = "feedbackd: on a director, turns real-server load reports into IPVS weights \
-                     (through directord); with --agent, reports this real server's load in \
-                     haproxy's agent-check protocol";
-
-/// feedbackd's own flag, after [`Args`]' `--config` and `--check`.
-#[derive(Debug, clap::Args)]
-struct Flags {
-    /// Run the agent (the [agent] section) instead of the director-side poller
-    #[arg(long)]
-    agent: bool,
-}
-
-const SIGNALS: &str = "\
-Signals:
-  SIGHUP   reload the config file (a bad file is refused and the running config stays)
-  SIGTERM  stop
-With --agent, operator overrides besides [agent] override_file:
-  SIGUSR1  drain: replies say \"drain\" (existing connections stay, no new ones)
-  SIGUSR2  lift SIGUSR1's drain: back to the measured reply (or the override file's)
-  The stronger of the two wins: the file's maint or down/fail/stopped beats a signalled drain,
-  a signalled drain beats the file's ready or none. A reload keeps the signalled drain, a
-  restart forgets it. Without --agent, SIGUSR1 and SIGUSR2 are logged and ignored.";
-
 fn main() -> ExitCode {
-    let args = Args::<Flags>::parse_for("feedbackd", ABOUT, Some(SIGNALS));
+    let args = lvs_control::cli::feedbackd();
     let agent = args.own.agent;
     lvs_control::daemon::init_logging();
     let config = match lvs_config::load_for_daemon("feedbackd", &args.config, args.check) {

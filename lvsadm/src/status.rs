@@ -39,64 +39,106 @@ fn ask<Req: Serialize, Resp: DeserializeOwned + Serialize>(
     }
 }
 
+/// Services per status request. At thousands of services the whole status is megabytes of
+/// JSON that directord would build between two health checks; a page at a time keeps each
+/// answer short, and each page is printed before the next is asked for.
+const STATUS_PAGE: usize = 100;
+
 pub fn directord(socket_dir: &Path, json: bool) -> ExitCode {
-    ask(
-        socket_dir,
-        "directord",
-        &directord::Request::Status,
-        json,
-        |response: &directord::Response| {
-            let directord::Response::Status(status) = response else {
-                return "unexpected reply\n".to_owned();
-            };
-            let mut out = format!("directord: {}\n", status.config.display());
-            for service in &status.services {
-                let _ = writeln!(
-                    out,
-                    "{} ({}) {}{}",
-                    service.name,
-                    service.service,
-                    service.scheduler,
-                    if service.in_kernel {
-                        ""
-                    } else {
-                        "  [not in the kernel table]"
-                    }
-                );
-                for s in &service.servers {
-                    let weight = s.kernel_weight.map_or("-".to_owned(), |w| w.to_string());
-                    let _ = writeln!(
-                        out,
-                        "  -> {:<28} {:<5} weight {:>5} of {:<5} {}{}{}",
-                        s.address,
-                        if s.fallback {
-                            "sorry"
-                        } else if s.up {
-                            "up"
-                        } else {
-                            "down"
-                        },
-                        weight,
-                        s.configured_weight,
-                        s.health,
-                        last_check(s),
-                        s.feedback
-                            .as_ref()
-                            .map(|f| format!("; feedback {f}"))
-                            .unwrap_or_default()
-                    );
-                }
+    let path = lvs_proto::socket_path(socket_dir, "directord");
+    let mut whole: Option<directord::Status> = None;
+    let mut from = 0;
+    loop {
+        let request = directord::Request::Status {
+            from,
+            limit: Some(STATUS_PAGE),
+        };
+        let page = match lvs_proto::call::<_, directord::Response>(&path, &request, TIMEOUT) {
+            Ok(directord::Response::Status(status)) => status,
+            Ok(_) => {
+                eprintln!("lvsadm: directord: unexpected reply");
+                return ExitCode::FAILURE;
             }
-            if !status.probe_unknown.is_empty() {
-                let _ = writeln!(
-                    out,
+            Err(e) => {
+                eprintln!("lvsadm: directord: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // A directord that does not page answers everything with no `next`.
+        let next = page.next.filter(|&next| next > from);
+        if json {
+            match &mut whole {
+                Some(status) => status.services.extend(page.services),
+                None => whole = Some(page),
+            }
+        } else {
+            if from == 0 {
+                println!("directord: {}", page.config.display());
+            }
+            print!("{}", render_services(&page.services));
+            if next.is_none() && !page.probe_unknown.is_empty() {
+                println!(
                     "probes without a result (director short of a resource; health kept): {}",
-                    counts(&status.probe_unknown)
+                    counts(&page.probe_unknown)
                 );
             }
-            out
-        },
-    )
+        }
+        match next {
+            Some(next) => from = next,
+            None => break,
+        }
+    }
+    if let Some(mut status) = whole {
+        status.next = None;
+        let response = directord::Response::Status(status);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&response).unwrap_or_default()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn render_services(services: &[directord::ServiceStatus]) -> String {
+    let mut out = String::new();
+    for service in services {
+        let _ = writeln!(
+            out,
+            "{} ({}) {}{}",
+            service.name,
+            service.service,
+            service.scheduler,
+            if service.in_kernel {
+                ""
+            } else {
+                "  [not in the kernel table]"
+            }
+        );
+        for s in &service.servers {
+            let weight = s.kernel_weight.map_or("-".to_owned(), |w| w.to_string());
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<5} weight {:>5} of {:<5} {}{}{}",
+                s.address,
+                if s.fallback {
+                    "sorry"
+                } else if s.up {
+                    "up"
+                } else {
+                    "down"
+                },
+                weight,
+                s.configured_weight,
+                s.health,
+                last_check(s),
+                s.feedback
+                    .as_ref()
+                    .map(|f| format!("; feedback {f}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    out
 }
 
 /// "emfile 3, enobufs 1"
@@ -276,5 +318,65 @@ pub fn all(socket_dir: &Path) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    fn page(from: usize, count: usize, next: Option<usize>) -> String {
+        let services: Vec<_> = (from..from + count)
+            .map(|i| {
+                serde_json::json!({"name": format!("s{i}"), "service": format!("tcp 192.0.2.1:{i}"),
+                    "scheduler": "wlc", "in_kernel": true, "servers": []})
+            })
+            .collect();
+        let status = serde_json::json!({"config": "/etc/d.toml", "services": services,
+            "next": next, "last_apply": {"requests": 0, "sendmsg_calls": 0, "failures": []}});
+        format!("{}\n", serde_json::json!({ "ok": status }))
+    }
+
+    /// `lvsadm status` asks directord for a page of services at a time, following `next`
+    /// until there is none, so no single answer is the whole table.
+    #[test]
+    fn directord_status_is_read_page_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(lvs_proto::socket_path(dir.path(), "directord")).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for answer in [
+                page(0, STATUS_PAGE, Some(STATUS_PAGE)),
+                page(STATUS_PAGE, STATUS_PAGE, Some(2 * STATUS_PAGE)),
+                page(2 * STATUS_PAGE, 3, None),
+            ] {
+                let (stream, _) = listener.accept().unwrap();
+                let mut request = String::new();
+                BufReader::new(&stream).read_line(&mut request).unwrap();
+                (&stream).write_all(answer.as_bytes()).unwrap();
+                asked.push(request);
+            }
+            asked
+        });
+        assert_eq!(directord(dir.path(), true), ExitCode::SUCCESS);
+        let asked = server.join().unwrap();
+        let expected: Vec<String> = [0, STATUS_PAGE, 2 * STATUS_PAGE]
+            .iter()
+            .map(|&from| {
+                let request = directord::Request::Status {
+                    from,
+                    limit: Some(STATUS_PAGE),
+                };
+                format!("{}\n", serde_json::to_string(&request).unwrap())
+            })
+            .collect();
+        assert_eq!(asked, expected);
+        assert!(
+            asked[0].starts_with("{\"cmd\":\"status\",\"limit\":100}"),
+            "{}",
+            asked[0]
+        );
     }
 }

@@ -69,9 +69,12 @@ fn http_get_becomes_an_http_check_with_keepalived_timing() {
     assert_eq!(check.retry_delay, secs(3));
     assert_eq!(check.initial, Some(InitialState::Up));
     assert_eq!(vs.real[0].weight, 1);
-    assert!(notes.iter().any(|n| n.ends_with(
-        "keepalived.conf.sample:40: digest 640205b7b0fc66c1ea91c463fac6334d not supported: the body's MD5 digest is not compared; only the status code is checked"
-    )), "{notes:#?}");
+    // keepalived's digest is compared, as it was written.
+    assert_eq!(
+        check.digest.as_deref(),
+        Some("640205b7b0fc66c1ea91c463fac6334d")
+    );
+    assert!(notes.iter().all(|n| !n.contains("digest")), "{notes:#?}");
     let vrrp = &config.vrrp.instance[0];
     assert_eq!((vrrp.vrid, vrrp.priority, vrrp.preempt), (50, 100, false));
 }
@@ -96,10 +99,18 @@ fn ssl_get_status_codes_and_connect_port() {
         Some(false),
         "keepalived does not verify certificates"
     );
+    // Two url blocks: both pages are checked, each with its own status codes and digest.
+    let urls = check.url.as_deref().unwrap();
     assert_eq!(
-        check.expect_status.as_deref().unwrap(),
+        urls[0].expect_status.as_deref().unwrap(),
         ["200-299", "400-499", "503", "505"]
     );
+    assert_eq!(urls[1].path.as_deref(), Some("/mrtg/"));
+    assert_eq!(
+        urls[1].digest.as_deref(),
+        Some("9b3a0c85a887a256d6939da88aabd8cd")
+    );
+    assert_eq!(urls[1].expect_status.as_deref().unwrap(), ["200"]);
     let (config, notes) = sample("HTTP_GET.port");
     assert_eq!(
         config.virtual_servers[0].check.as_ref().unwrap().port,
@@ -132,12 +143,36 @@ fn tcp_smtp_ping_udp_misc_checks() {
         (secs(30), Some(3), secs(5))
     );
     assert_eq!(first.interval, secs(60));
-    assert_eq!(vs.real[2].check.as_ref().unwrap().port, Some(25));
-    assert!(notes.iter().any(|n| n.contains("helo_name")));
+    assert_eq!(first.helo_name.as_deref(), Some("foo.bar.com"));
+    // Every host block is a server the check must find up, with its own address, port and
+    // source; and, as keepalived 2.2.7 does when the SMTP_CHECK block sets connect_timeout,
+    // the real server itself first.
+    let all = vs.real[2].check.as_ref().unwrap().hosts.as_deref().unwrap();
+    assert_eq!(all[0], lvs_config::CheckHost::default());
+    let hosts = &all[1..];
+    let host = |i: usize| {
+        (
+            hosts[i].address.map(|a| a.to_string()),
+            hosts[i].port,
+            hosts[i].bind_address.map(|a| a.to_string()),
+        )
+    };
+    assert_eq!(hosts.len(), 3);
+    assert_eq!(host(0), (None, Some(25), Some("172.16.1.2".into())));
+    assert_eq!(
+        host(1),
+        (
+            Some("192.168.155.11".into()),
+            Some(25),
+            Some("192.168.155.2".into())
+        )
+    );
+    assert_eq!(host(2), (Some("64.233.167.100".into()), Some(587), None));
     assert!(
         notes
             .iter()
-            .any(|n| n.contains("only the first host is checked"))
+            .all(|n| !n.contains("helo_name") && !n.contains("host {") && !n.contains("bindto")),
+        "{notes:#?}"
     );
 
     let (config, _) = sample("PING_CHECK");
@@ -531,7 +566,7 @@ fn ldirectord_options() {
         (Some(CheckType::Connect), Some(3307), secs(4))
     );
 
-    let mark = &config.virtual_servers[3];
+    let mark = &config.virtual_servers[4];
     assert_eq!(
         (mark.fwmark, mark.flags.as_slice()),
         (Some(7), [ServiceFlag::ShPort].as_slice())
@@ -541,13 +576,36 @@ fn ldirectord_options() {
         Some("/usr/local/bin/check")
     );
 
-    let v6 = &config.virtual_servers[4];
+    let v6 = &config.virtual_servers[5];
     assert_eq!(v6.check.as_ref().unwrap().kind, Some(CheckType::Off));
     assert_eq!(v6.fallback, Some("[2001:db8::1:99]:443".parse().unwrap()));
     assert!(
         notes
             .iter()
             .any(|n| n.contains("logfile=\"local0\" not supported"))
+    );
+}
+
+// ldirectord's request on a pgsql negotiate check is the query run after the login, and
+// fork=yes is not needed, for the reason it is not.
+#[test]
+fn ldirectord_sql_request_and_fork() {
+    let (config, notes) = load(Source::Ldirectord, "ldirectord/options.cf");
+    let pg = config.virtual_servers[3].check.as_ref().unwrap();
+    assert_eq!(
+        (pg.kind, pg.user.as_deref(), pg.database.as_deref()),
+        (Some(CheckType::Pgsql), Some("monitor"), Some("app"))
+    );
+    assert_eq!(
+        pg.query.as_deref(),
+        Some("SELECT 1 FROM pool WHERE enabled")
+    );
+    assert!(notes.iter().all(|n| !n.contains("SQL")), "{notes:#?}");
+    assert!(
+        notes.iter().any(|n| n.contains(
+            "fork=yes not supported: not needed: directord probes every real server concurrently"
+        )),
+        "{notes:#?}"
     );
 }
 
@@ -738,5 +796,93 @@ fn inhibit_on_failure_stays_per_real_server() {
             .any(|n| n.to_string().contains("inhibit_on_failure")),
         "{:?}",
         imported.unsupported
+    );
+}
+
+// Each checker option keepalived keeps per check arrives one to one, and directord's probe
+// spec resolves it to the same meaning: the check's virtualhost as the Host header, a url's
+// own virtualhost over it, each url's digest and status codes, connect_ip / connect_port as
+// where the probe goes, bindto / bind_port as where it comes from, and every SMTP host block
+// as one more server the check talks to, greeting with helo_name. keepalived itself accepts
+// the file (`keepalived --config-test`), so it is a configuration keepalived runs.
+#[test]
+fn checker_options_keep_their_meaning() {
+    use directord::check::spec::{Bind, CheckSpec, Endpoint, Kind};
+    let path = fixture("keepalived-features/checks.conf");
+    if let Ok(status) = std::process::Command::new("keepalived")
+        .arg("--config-test")
+        .arg("-f")
+        .arg(&path)
+        .status()
+    {
+        assert!(status.success(), "keepalived refuses {}", path.display());
+    }
+    let (config, notes) = load(Source::Keepalived, "keepalived-features/checks.conf");
+    assert!(notes.is_empty(), "{notes:#?}");
+    let web = &config.virtual_servers[0];
+    let spec = CheckSpec::resolve(web, &web.real[0]).unwrap();
+    let target = CheckSpec::target(web, &web.real[0]);
+    let route = target.route(&spec);
+    assert_eq!(route.to, "198.51.100.21:8080".parse().unwrap());
+    assert_eq!(route.from, Some("198.51.100.2:40001".parse().unwrap()));
+    let Kind::Http(http) = spec.kind else {
+        panic!("{:?}", spec.kind)
+    };
+    assert_eq!(http.host.as_deref(), Some("www.example.com"));
+    let pages: Vec<_> = http
+        .urls
+        .iter()
+        .map(|u| (u.path.as_str(), u.host.as_deref(), u.statuses.clone()))
+        .collect();
+    assert_eq!(
+        pages,
+        [
+            ("/health", None, vec![(200, 299)]),
+            (
+                "/status",
+                Some("status.example.com"),
+                vec![(200, 200), (204, 204)]
+            ),
+        ]
+    );
+    assert_eq!(
+        http.urls[1].digest.map(|d| d[0]),
+        Some(0x64),
+        "upper-case hex reads as keepalived reads it"
+    );
+    let one = CheckSpec::resolve(web, &web.real[1]).unwrap();
+    let Kind::Http(one) = one.kind else { panic!() };
+    assert_eq!(one.urls.len(), 1);
+    assert_eq!(one.urls[0].path, "/only");
+    assert!(one.urls[0].digest.is_some());
+
+    let mail = &config.virtual_servers[1];
+    let spec = CheckSpec::resolve(mail, &mail.real[0]).unwrap();
+    assert_eq!(
+        spec.timing.timeout,
+        std::time::Duration::from_secs(4),
+        "the host blocks' connect_timeout"
+    );
+    let Kind::Smtp(smtp) = spec.kind else {
+        panic!()
+    };
+    assert_eq!(smtp.helo.as_deref(), Some("mx-check.example.com"));
+    assert_eq!(
+        smtp.hosts,
+        [
+            Endpoint {
+                address: None,
+                port: None,
+                bind: Bind {
+                    address: Some("198.51.100.2".parse().unwrap()),
+                    port: None
+                }
+            },
+            Endpoint {
+                address: Some("198.51.100.31".parse().unwrap()),
+                port: Some(587),
+                bind: Bind::default()
+            },
+        ]
     );
 }

@@ -17,11 +17,22 @@ pub struct Applied {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    /// The table as directord sees it: each server's health, weights and why.
-    Status,
+    /// The table as directord sees it: each server's health, weights and why. At thousands
+    /// of services the whole answer is megabytes: `from` and `limit` ask for a page of services
+    /// (in config order), and the answer's `next` says where the following page starts.
+    Status {
+        #[serde(default, skip_serializing_if = "is_zero")]
+        from: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
     /// Each named virtual server's quorum: what vrrpd tracks (`track_services`), small at
-    /// any table size.
+    /// any table size. It goes through directord's main loop like any request, so it is also
+    /// vrrpd's liveness probe: one question a second gives both.
     Quorum,
+    /// Whether directord's main loop answers, at no cost (a full Status at 37,000 entries is
+    /// megabytes of JSON every second).
+    Ping,
     /// Re-read the config file (as SIGHUP does).
     Reload,
     /// A weight or state from feedbackd for a real server (every service it is in).
@@ -42,8 +53,23 @@ pub enum Request {
 /// Status is for the socket's group too; anything that changes state is root's.
 impl crate::Access for Request {
     fn read_only(&self) -> bool {
-        matches!(self, Request::Status | Request::Quorum)
+        matches!(
+            self,
+            Request::Status { .. } | Request::Quorum | Request::Ping
+        )
     }
+}
+
+impl Request {
+    /// Every service in one answer.
+    pub const STATUS: Request = Request::Status {
+        from: 0,
+        limit: None,
+    };
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +104,9 @@ pub struct QuorumReport {
 pub struct Status {
     pub config: PathBuf,
     pub services: Vec<ServiceStatus>,
+    /// Where the next page starts (the `from` to ask for), when a `limit` left services out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<usize>,
     pub last_apply: Applied,
     /// Probes without a result because directord ran short of a resource (emfile, enfile,
     /// enobufs, enomem), by cause; health was left as it was.

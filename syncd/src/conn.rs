@@ -206,6 +206,49 @@ pub struct SeqData {
 
 impl SeqData {
     pub const LEN: usize = 24;
+
+    /// The six words in the kernel's order (`struct ip_vs_sync_conn_options`): in, then out.
+    pub fn words(&self) -> [u32; 6] {
+        [
+            self.in_seq.init_seq,
+            self.in_seq.delta,
+            self.in_seq.previous_delta,
+            self.out_seq.init_seq,
+            self.out_seq.delta,
+            self.out_seq.previous_delta,
+        ]
+    }
+
+    pub fn from_words(w: [u32; 6]) -> SeqData {
+        SeqData {
+            in_seq: Seq {
+                init_seq: w[0],
+                delta: w[1],
+                previous_delta: w[2],
+            },
+            out_seq: Seq {
+                init_seq: w[3],
+                delta: w[4],
+                previous_delta: w[5],
+            },
+        }
+    }
+
+    /// Reads the block with `word` decoding each 4-byte word (the formats differ in byte order).
+    pub fn read(block: &[u8], word: fn([u8; 4]) -> u32) -> SeqData {
+        SeqData::from_words(std::array::from_fn(|i| {
+            let mut a = [0; 4];
+            a.copy_from_slice(&block[4 * i..4 * i + 4]);
+            word(a)
+        }))
+    }
+
+    /// Writes the block with `word` encoding each word.
+    pub fn write(&self, block: &mut [u8], word: fn(u32) -> [u8; 4]) {
+        for (i, w) in self.words().into_iter().enumerate() {
+            block[4 * i..4 * i + 4].copy_from_slice(&word(w));
+        }
+    }
 }
 
 /// A connection (or persistence template) as the sync protocol describes it.

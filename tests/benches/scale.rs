@@ -14,7 +14,7 @@
 //!    per check, the guest's idle share;
 //!
 //! then `lvsadm -Ln` against `ipvsadm -Ln` on the full table, `lvsadm table` (directord's
-//! status), and `lvsadm check-config` on the valid file and on one with an error per entry
+//! status, read a page at a time), one status page, the quorum request (vrrpd's probe) and a ping on directord's socket, and `lvsadm check-config` on the valid file and on one with an error per entry
 //! against `keepalived --config-test`. Each figure is printed with keepalived's and the ratio.
 //!
 //! External (MISC) checks are in the generated file but left out of the timed phase: a process
@@ -96,6 +96,13 @@ struct Figures {
     cpu_percent: f64,
     idle: f64,
     status: Option<f64>,
+    /// One page (100 services) of directord's status, the services' quorum (vrrpd's probe)
+    /// and a ping, over its socket: medians.
+    status_page: Option<f64>,
+    quorum: Option<f64>,
+    ping: Option<f64>,
+    /// Whole-table reads (dumps) during the reload.
+    reload_dumps: usize,
 }
 
 fn run() -> Result<(), String> {
@@ -230,6 +237,18 @@ fn run() -> Result<(), String> {
         "",
     );
     row(
+        "  IPVS writes per changed weight (goal: 1)",
+        ours.reload_writes as f64 / changes.max(1) as f64,
+        theirs.reload_writes as f64 / changes.max(1) as f64,
+        "",
+    );
+    println!(
+        "{:<58} {:>12} {:>12}",
+        "  whole-table dumps by the daemon during the reload",
+        ours.reload_dumps,
+        theirs.reload_dumps
+    );
+    row(
         "  IPVS requests of any kind (dumps: tcpdump may drop some)",
         ours.reload_requests as f64,
         theirs.reload_requests as f64,
@@ -240,6 +259,15 @@ fn run() -> Result<(), String> {
         ours.rss_mb,
         theirs.rss_mb,
         "MB",
+    );
+    println!(
+        "{:<58} {:>12}",
+        "  directord within the goal (<= 60 MB and <= keepalived's)",
+        if ours.rss_mb <= 60.0_f64.min(theirs.rss_mb) {
+            "yes"
+        } else {
+            "no"
+        }
     );
     row(
         "checks per second (5 s interval)",
@@ -292,11 +320,21 @@ fn run() -> Result<(), String> {
         ipvsadm_list,
         "s",
     );
-    if let Some(status) = ours.status {
-        println!(
-            "{:<58} {:>10.2}s  (no keepalived equivalent)",
-            "lvsadm table (directord's status, full table)", status
-        );
+    for (what, time) in [
+        ("lvsadm table (directord's status, every page)", ours.status),
+        (
+            "  one status page of 100 services (goal < 0.2 s)",
+            ours.status_page,
+        ),
+        (
+            "  quorum (vrrpd's liveness and track_services probe)",
+            ours.quorum,
+        ),
+        ("  ping", ours.ping),
+    ] {
+        if let Some(time) = time {
+            println!("{what:<58} {time:>10.3}s  (no keepalived equivalent)");
+        }
     }
     row(
         "check-config, valid (keepalived --config-test)",
@@ -461,6 +499,10 @@ impl Run<'_> {
                 .or_default() += 1;
         }
         figures.reload_writes = requests.iter().filter(|r| r.writes()).count();
+        figures.reload_dumps = requests
+            .iter()
+            .filter(|r| r.dump && r.port == daemon.pid())
+            .count();
         figures.reload_requests = requests.len();
         let mut commands: Vec<_> = by_command.into_iter().collect();
         commands.sort();
@@ -489,6 +531,12 @@ impl Run<'_> {
             / 1024.0;
         if self.daemon == Daemon::Directord {
             figures.status = Some(status_time(self.ns, &self.config_path())?);
+            let socket = self.dir.join("directord.sock");
+            let page = serde_json::json!({"cmd": "status", "limit": 100});
+            figures.status_page = Some(control_time(&socket, &page)?);
+            let quorum = serde_json::json!({"cmd": "quorum"});
+            figures.quorum = Some(control_time(&socket, &quorum)?);
+            figures.ping = Some(control_time(&socket, &serde_json::json!({"cmd": "ping"}))?);
         }
         self.stop(daemon)?;
 
@@ -642,6 +690,17 @@ fn status_time(ns: &Netns, config: &Path) -> Result<f64, String> {
     let config = config.to_str().ok_or("utf-8 path")?;
     let samples = (0..LIST_REPEATS)
         .map(|_| timed(ns, &[lvsadm, "table", "--config", config]))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(median(samples))
+}
+
+/// One request on a daemon's control socket, median of three round trips.
+fn control_time(socket: &Path, request: &serde_json::Value) -> Result<f64, String> {
+    let samples = (0..LIST_REPEATS)
+        .map(|_| {
+            let started = Instant::now();
+            lvs_tests::daemon::control(socket, request).map(|_| started.elapsed().as_secs_f64())
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(median(samples))
 }

@@ -9,6 +9,8 @@
 //! - [`pcap`]: tcpdump in a namespace, and the pcap reader both captures decode with.
 //! - [`procstat`]: CPU time, context switches and process trees from /proc, for benchmarks.
 //! - [`scale`]: a generated table at keepalived#2318's size, as director.toml and keepalived.conf.
+//! - [`scale_vrrp`], [`scale_sync`]: vrrpd (255 instances of 20 VIPs, against keepalived) and
+//!   syncd's engine (4 M connections, a paced resync) at issue 20's sizes.
 //! - [`uml`]: a real Linux kernel with IPVS, booted as a User-Mode Linux process over the host's
 //!   root filesystem, running many test cases per boot.
 //!
@@ -26,6 +28,8 @@ pub mod pcap;
 pub mod process;
 pub mod procstat;
 pub mod scale;
+pub mod scale_sync;
+pub mod scale_vrrp;
 pub mod soak;
 pub mod uml;
 pub mod vrrp_capture;

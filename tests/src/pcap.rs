@@ -80,6 +80,38 @@ impl Tcpdump {
     }
 }
 
+/// An Ethernet frame a capture's decoder recognised as `kind`, with the kernel's timestamp
+/// (seconds since the epoch) and its source MAC.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Frame<K> {
+    pub ts: f64,
+    pub src_mac: [u8; 6],
+    pub kind: K,
+}
+
+/// The frames of an Ethernet pcap that `decode` (given a whole frame, returning its source
+/// MAC and kind) recognises; the others are skipped.
+pub fn ethernet_frames<K>(
+    pcap: &[u8],
+    decode: impl Fn(&[u8]) -> Option<([u8; 6], K)>,
+) -> Result<Vec<Frame<K>>, String> {
+    const LINKTYPE_ETHERNET: u32 = 1;
+    let (linktype, records) = records(pcap)?;
+    if linktype != LINKTYPE_ETHERNET {
+        return Err(format!("link type {linktype}, not Ethernet"));
+    }
+    Ok(records
+        .iter()
+        .filter_map(|r| {
+            decode(r.data).map(|(src_mac, kind)| Frame {
+                ts: r.ts,
+                src_mac,
+                kind,
+            })
+        })
+        .collect())
+}
+
 /// One captured packet: when the kernel saw it (seconds since the epoch) and its bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Record<'a> {

@@ -467,15 +467,11 @@ fn inject(
                     );
                 }
             }
-            let director = &mut pair.directors[at];
             crate::process::run(std::process::Command::new("prlimit").args([
                 "--pid",
                 &pid.to_string(),
                 &format!("--nofile={soft}:{hard}"),
             ]))?;
-            if director.daemon(daemon).is_none() {
-                return Ok(format!("fd limit of {name}'s {daemon} cut (it is gone)"));
-            }
             format!(
                 "fd limit of {name}'s {daemon} cut to {} for {hold:?}",
                 open + 1

@@ -15,18 +15,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::netns::Netns;
 use crate::pcap::{self, Tcpdump};
 
-const LINKTYPE_ETHERNET: u32 = 1;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
 const IPPROTO_VRRP: u8 = 112;
 
 /// One frame of interest, with the kernel's timestamp (seconds since the epoch).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Frame {
-    pub ts: f64,
-    pub src_mac: [u8; 6],
-    pub kind: Kind,
-}
+pub type Frame = pcap::Frame<Kind>;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
@@ -41,20 +35,7 @@ pub enum Kind {
 
 /// The adverts and gratuitous ARPs of an Ethernet pcap; other frames are skipped.
 pub fn frames(pcap: &[u8]) -> Result<Vec<Frame>, String> {
-    let (linktype, records) = pcap::records(pcap)?;
-    if linktype != LINKTYPE_ETHERNET {
-        return Err(format!("link type {linktype}, not Ethernet"));
-    }
-    Ok(records
-        .iter()
-        .filter_map(|r| {
-            decode(r.data).map(|(src_mac, kind)| Frame {
-                ts: r.ts,
-                src_mac,
-                kind,
-            })
-        })
-        .collect())
+    pcap::ethernet_frames(pcap, decode)
 }
 
 fn decode(frame: &[u8]) -> Option<([u8; 6], Kind)> {

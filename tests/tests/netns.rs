@@ -92,3 +92,26 @@ fn a_workspace_binary_runs_inside_a_namespace() -> Result<(), String> {
     assert!(out.contains(": valid"), "{out}");
     Ok(())
 }
+
+/// syncd's engine learns every connection sent to the group through real sockets, and a
+/// late backup's resync of them keeps to the configured `resync_rate`: 150,000 entries at
+/// 100,000/s must take about 1.5 s (the first tenth of a second's tokens go at once), not
+/// burst out unpaced nor crawl. A small run of what `cargo bench --bench scale_peers` does
+/// with 4 M connections.
+#[test]
+fn syncd_engine_learns_every_entry_from_the_group_and_paces_the_resync() -> Result<(), String> {
+    if !available() {
+        return Ok(());
+    }
+    let figures = lvs_tests::scale_sync::run(150_000, 100_000)?;
+    println!("{}", lvs_tests::scale_sync::report(&figures));
+    assert_eq!(figures.learned, 150_000);
+    assert_eq!(figures.resync_received, 150_000);
+    assert_eq!(figures.resync_announced, 150_000);
+    let rate = figures.resync_rate();
+    assert!(
+        (90_000.0..=115_000.0).contains(&rate),
+        "resync at {rate:.0} entries/s, configured 100,000"
+    );
+    Ok(())
+}

@@ -535,7 +535,24 @@ fn sighup_applies_exactly_the_difference() -> Result<(), String> {
             save(&site.director).unwrap_or_default()
         )
     })?;
-    let writes = describe_writes(&capture.finish(family)?);
+    let requests = capture.finish(family)?;
+    let writes = describe_writes(&requests);
+    // directord diffs against its cached table: the reload sends the changes and nothing else
+    // (before the cache it dumped every service first, one GET_DEST per service).
+    let by_directord: Vec<String> = requests
+        .iter()
+        .filter(|r| r.port == directord.pid())
+        .map(ToString::to_string)
+        .collect();
+    if by_directord.len() != 5
+        || requests
+            .iter()
+            .any(|r| r.port == directord.pid() && !r.writes())
+    {
+        return Err(format!(
+            "the SIGHUP must cost directord exactly its 5 changes, no reads; it sent {by_directord:#?}"
+        ));
+    }
     let expected = sorted(&[
         "NewService tcp 192.0.2.100:82",
         "NewDest tcp 192.0.2.100:82 -> 198.51.100.11:8080 weight 3",
@@ -626,6 +643,95 @@ fn sighup_applies_exactly_the_difference() -> Result<(), String> {
         return Err(format!("lvsadm status after a refused reload:\n{shown}"));
     }
     println!("lvsadm status:\n{shown}");
+    verify_repairs_out_of_band_changes(&site.director, &directord, &config, &run, &after_hup)
+}
+
+/// With `verify_interval` short, an operator's `ipvsadm -e` on a server directord owns is
+/// undone by the next verify (a whole-table read), with nothing else prompting directord.
+fn verify_repairs_out_of_band_changes(
+    director: &Netns,
+    directord: &Guarded,
+    config: &Path,
+    run: &Path,
+    text: &str,
+) -> Result<(), String> {
+    let text = text.replace(
+        "[ipvs.sysctl]",
+        "[ipvs]\nverify_interval = \"1s\"\n\n[ipvs.sysctl]",
+    );
+    write_config(config, run, &text)?;
+    directord.signal(libc::SIGHUP);
+    let owned = "-a -t 192.0.2.100:80 -r 198.51.100.12:8080 -m -w 70";
+    wait_for(Duration::from_secs(15), || {
+        save(director).ok().filter(|t| t.contains(owned))
+    })
+    .ok_or("the reload to verify_interval = 1s was not applied")?;
+    let tampered = std::time::Instant::now();
+    director.run(&[
+        "ipvsadm",
+        "-e",
+        "-t",
+        "192.0.2.100:80",
+        "-r",
+        "198.51.100.12:8080",
+        "-m",
+        "-w",
+        "1",
+    ])?;
+    let repaired = wait_for(Duration::from_secs(10), || {
+        save(director).ok().filter(|t| t.contains(owned))
+    })
+    .ok_or_else(|| {
+        format!(
+            "the verify did not put weight 70 back:\n{}",
+            save(director).unwrap_or_default()
+        )
+    })?;
+    if !repaired.contains("-r 198.51.100.99:8080") {
+        return Err(format!(
+            "the verify removed the operator's own server:\n{repaired}"
+        ));
+    }
+    println!(
+        "out-of-band weight change repaired by the verify after {:?}",
+        tampered.elapsed()
+    );
+    // A ping: an empty answer, from the same loop that applies changes.
+    let pong = control(&run.join("directord.sock"), &json!({"cmd": "ping"}))?;
+    if pong != json!({}) {
+        return Err(format!("ping answered {pong}"));
+    }
+    // vrrpd's probe (liveness and track_services): one flag per named service, no servers.
+    let quorum = control(&run.join("directord.sock"), &json!({"cmd": "quorum"}))?;
+    let held = quorum["quorum"].as_object().map(|q| {
+        q.iter()
+            .map(|(name, up)| (name.as_str(), up.is_boolean()))
+            .collect::<Vec<_>>()
+    });
+    if held != Some(vec![("new", true), ("web", true)]) {
+        return Err(format!("quorum answered {quorum}"));
+    }
+    // Status a page at a time: each answer says where the next page starts, the last none.
+    let socket = run.join("directord.sock");
+    let first = control(&socket, &json!({"cmd": "status", "limit": 1}))?;
+    let second = control(&socket, &json!({"cmd": "status", "from": 1, "limit": 1}))?;
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["services"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if names(&first) != ["web"]
+        || first["next"] != 1
+        || names(&second) != ["new"]
+        || !second["next"].is_null()
+    {
+        return Err(format!("status pages: {first}\n{second}"));
+    }
     Ok(())
 }
 

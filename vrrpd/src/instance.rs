@@ -351,6 +351,12 @@ impl Instance {
         self.actions.pop_front()
     }
 
+    /// Whether [`poll_action`](Self::poll_action) has anything: the shell skips instances
+    /// with nothing to carry out (hundreds of them, most of the time).
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
@@ -386,7 +392,7 @@ impl Instance {
     pub fn shutdown(&mut self) {
         match self.state {
             State::Initialize => {}
-            State::Master => self.leave_master(State::Initialize),
+            State::Master => self.leave_master(State::Initialize, true),
             State::Backup | State::Fault => {
                 self.transition(State::Initialize);
                 self.clear_timers();
@@ -476,14 +482,7 @@ impl Instance {
         if self.state != State::Master {
             return;
         }
-        self.transition(State::Backup);
-        self.actions.push_back(Action::SendAdvert {
-            priority: PRIORITY_STOP,
-        });
-        self.actions.push_back(Action::RemoveVips);
-        self.clear_timers();
-        self.master_adver_int = self.cfg.advert_interval;
-        self.master_addr = None;
+        self.leave_master(State::Backup, true);
         self.master_down_at = Some(now + self.master_down_interval());
     }
 
@@ -512,7 +511,7 @@ impl Instance {
         }
         self.fault = fault;
         match (fault, self.state) {
-            (true, State::Master) => self.leave_master(State::Fault),
+            (true, State::Master) => self.leave_master(State::Fault, true),
             (true, State::Backup) => {
                 self.transition(State::Fault);
                 self.actions.push_back(Action::RemoveVips);
@@ -581,7 +580,8 @@ impl Instance {
         let higher = advert.priority > self.priority
             || (advert.priority == self.priority && advert.src > ours);
         if higher {
-            self.leave_master(State::Backup);
+            // A higher-priority master is already advertising: no priority 0 advert.
+            self.leave_master(State::Backup, false);
             if self.cfg.version == Version::V3 && !advert.interval.is_zero() {
                 self.master_adver_int = advert.interval;
             }
@@ -629,9 +629,11 @@ impl Instance {
         self.drain_garps(now);
     }
 
-    fn leave_master(&mut self, to: State) {
+    /// Gives up the addresses; with `stop_advert`, a priority 0 advert tells the backups to
+    /// take over after their skew time rather than a whole Master_Down interval.
+    fn leave_master(&mut self, to: State, stop_advert: bool) {
         self.transition(to);
-        if to != State::Backup {
+        if stop_advert {
             self.actions.push_back(Action::SendAdvert {
                 priority: PRIORITY_STOP,
             });

@@ -785,3 +785,24 @@ fn garp_settings_change_in_place_without_a_transition() {
         .count();
     assert_eq!(refreshes, 1);
 }
+
+/// `has_actions` says whether `poll_action` would give something, so the daemon can skip the
+/// instances with nothing to do (and the cost of gathering the other masters' VIPs for them).
+#[test]
+fn has_actions_tells_whether_poll_action_has_something() {
+    let t0 = Instant::now();
+    let mut inst = Instance::new(v2(100)).unwrap();
+    assert!(!inst.has_actions());
+    inst.startup(t0);
+    assert!(inst.has_actions());
+    drain(&mut inst);
+    assert!(!inst.has_actions());
+    // Master_Down passes unheard: the takeover's actions are queued until polled.
+    let at = inst.poll_timeout().unwrap();
+    inst.handle_timeout(at);
+    assert!(inst.has_actions());
+    while inst.has_actions() {
+        assert!(inst.poll_action().is_some());
+    }
+    assert_eq!(inst.poll_action(), None);
+}

@@ -46,15 +46,19 @@ impl<E> Default for Checks<E> {
     }
 }
 
-/// What makes two entries' probes the same: the address the probe goes to and the check.
-/// Only an external command sees the virtual address (LVS_VIRTUAL_IP), and only it sees the
-/// real server's own port when the check has a port of its own, so the others leave those
-/// out of the key.
+/// What makes two entries' probes the same: the address the probe goes to and the check
+/// (compared whole, so its `address` (connect_ip), `port` and `bind` (bindto, bind_port) are
+/// part of it: the same server probed from two sources is two probes). Only an external
+/// command sees the virtual address (LVS_VIRTUAL_IP), and only it sees the real server's own
+/// port when the check has a port of its own, so the others leave those out of the key. SMTP
+/// host blocks go to the real server's own address and port for what they leave out, so such
+/// a check is keyed by the real server, not by where its own connection goes.
 pub fn probe_target(spec: &CheckSpec, target: Target) -> Target {
-    if matches!(spec.kind, Kind::External(_)) {
-        return target;
+    match &spec.kind {
+        Kind::External(_) => target,
+        Kind::Smtp(smtp) if !smtp.hosts.is_empty() => Target::new(target.real),
+        _ => Target::new(target.probe_addr(spec)),
     }
-    Target::new(target.probe_addr(spec))
 }
 
 /// Every real-server entry of `config` with its check, before sharing. The services of one
@@ -307,6 +311,63 @@ real = [{ address = "198.51.100.11:8443" }]
         );
         let mut checks = Checks::new();
         assert_eq!(checks.update(servers(&config)).len(), 3);
+    }
+
+    // A check's address and bind are part of what it is: the same real server probed from
+    // two source addresses (or ports) is two probes, two real servers whose checks connect
+    // to the same address from the same source are one, and SMTP host blocks, which go to
+    // their real server for what they leave out, keep real servers apart.
+    #[test]
+    fn address_and_bind_are_part_of_the_key() {
+        let config = config(
+            r#"
+[[virtual_server]]
+address = "192.0.2.100:80"
+check = { type = "connect", bind_address = "192.0.2.5" }
+real = [{ address = "198.51.100.11:80" }]
+
+[[virtual_server]]
+address = "192.0.2.101:80"
+check = { type = "connect", bind_address = "192.0.2.6" }
+real = [{ address = "198.51.100.11:80" }]
+
+[[virtual_server]]
+address = "192.0.2.102:80"
+check = { type = "connect", bind_address = "192.0.2.6", bind_port = 4000 }
+real = [{ address = "198.51.100.11:80" }]
+
+[[virtual_server]]
+address = "192.0.2.103:80"
+check = { type = "connect", address = "198.51.100.50", port = 8080 }
+real = [{ address = "198.51.100.11:80" }, { address = "198.51.100.12:80" }]
+
+[[virtual_server]]
+address = "192.0.2.104:25"
+check = { type = "smtp", address = "198.51.100.50", hosts = [{ port = 587 }] }
+real = [{ address = "198.51.100.11:25" }, { address = "198.51.100.12:25" }]
+"#,
+        );
+        let mut checks = Checks::new();
+        let shared = checks.update(servers(&config));
+        let ids: Vec<ServerId> = servers(&config).into_iter().map(|(id, _)| id).collect();
+        let of = |i: usize| checks.check_of(&ids[i]).unwrap();
+        assert_ne!(of(0), of(1), "another bind address");
+        assert_ne!(of(1), of(2), "another bind port");
+        assert_eq!(of(3), of(4), "one connect_ip from the same source");
+        assert_ne!(of(5), of(6), "SMTP hosts default to their real server");
+        assert_eq!(shared.len(), 6, "{shared:?}");
+        let smtp: Vec<SocketAddr> = shared
+            .iter()
+            .filter(|(_, s)| matches!(s.spec.kind, Kind::Smtp(_)))
+            .map(|(_, s)| s.target.real)
+            .collect();
+        assert_eq!(
+            smtp,
+            [
+                "198.51.100.11:25".parse().unwrap(),
+                "198.51.100.12:25".parse::<SocketAddr>().unwrap()
+            ]
+        );
     }
 
     // A reload keeps the ids of checks that stay (so the scheduler keeps their health), gives

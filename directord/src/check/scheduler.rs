@@ -477,6 +477,8 @@ mod tests {
                 ..Default::default()
             },
             port: None,
+            address: None,
+            bind: Default::default(),
             max_bytes: super::super::spec::DEFAULT_MAX_BYTES,
             kind: super::super::spec::Kind::On,
         };

@@ -19,11 +19,13 @@
 //! - no `[check]` anywhere: `on`, the server stays in the pool (keepalived without a
 //!   checker).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lvs_config::{Check, CheckType, InitialState, Protocol, RealServer, VirtualServer};
+use lvs_config::{
+    Check, CheckHost, CheckType, CheckUrl, InitialState, Protocol, RealServer, VirtualServer,
+};
 use regex::bytes::Regex;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -63,6 +65,10 @@ pub struct CheckSpec {
     pub timing: Timing,
     /// Port probed instead of the real server's (keepalived connect_port).
     pub port: Option<u16>,
+    /// Address probed instead of the real server's (keepalived connect_ip).
+    pub address: Option<IpAddr>,
+    /// The source of the probe's connection (keepalived bindto and bind_port).
+    pub bind: Bind,
     /// Most bytes read from the server in one probe.
     pub max_bytes: usize,
     pub kind: Kind,
@@ -94,6 +100,45 @@ impl From<Regex> for Pattern {
     }
 }
 
+/// A connection's source: either part absent is the kernel's choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Bind {
+    pub address: Option<IpAddr>,
+    pub port: Option<u16>,
+}
+
+impl Bind {
+    /// The address to bind before connecting to `to`, if anything is chosen: a port alone
+    /// binds the unspecified address of `to`'s family.
+    pub fn source_for(&self, to: SocketAddr) -> Option<SocketAddr> {
+        if self.address.is_none() && self.port.is_none() {
+            return None;
+        }
+        let any: IpAddr = if to.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        Some(SocketAddr::new(
+            self.address.unwrap_or(any),
+            self.port.unwrap_or(0),
+        ))
+    }
+}
+
+/// Where one connection of a probe goes and comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub to: SocketAddr,
+    pub from: Option<SocketAddr>,
+}
+
+impl Route {
+    pub fn to(to: SocketAddr) -> Route {
+        Route { to, from: None }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// Always up.
@@ -109,7 +154,7 @@ pub enum Kind {
     /// A datagram exchange; without `expect`, silence is up and ICMP port unreachable down.
     Udp(Exchange),
     Dns(Dns),
-    Smtp(Dialogue),
+    Smtp(Smtp),
     Pop(Dialogue),
     Imap(Dialogue),
     Ftp(Dialogue),
@@ -150,13 +195,38 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Http {
     pub method: String,
-    pub path: String,
     /// Host header and default SNI; the target address when absent.
+    pub host: Option<String>,
+    pub tls: Option<Tls>,
+    /// Fetched in turn, each on its own connection; every one must pass (keepalived's url
+    /// blocks). Never empty.
+    pub urls: Vec<Url>,
+}
+
+/// One page of an http check and what its answer must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub path: String,
+    /// This page's Host header, over the check's.
     pub host: Option<String>,
     /// Inclusive ranges of accepted status codes.
     pub statuses: Vec<(u16, u16)>,
     pub body: Option<Pattern>,
-    pub tls: Option<Tls>,
+    /// MD5 of the (de-chunked) body, as keepalived's digest.
+    pub digest: Option<[u8; 16]>,
+}
+
+impl Url {
+    /// A page with the default answer: status 200-299, any body.
+    pub fn new(path: &str) -> Url {
+        Url {
+            path: path.to_owned(),
+            host: None,
+            statuses: vec![(200, 299)],
+            body: None,
+            digest: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +295,25 @@ pub struct Dialogue {
     pub expect: Option<Pattern>,
 }
 
+/// An SMTP check: the dialogue, the name it greets with, and the servers it talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    pub dialogue: Dialogue,
+    /// Sent with EHLO / HELO (keepalived helo_name); directord's own name when absent.
+    pub helo: Option<String>,
+    /// All checked at once, all must pass (keepalived's host blocks); empty: the check's own
+    /// address, port and source.
+    pub hosts: Vec<Endpoint>,
+}
+
+/// One server of a check with several: each part absent is the real server's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub address: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub bind: Bind,
+}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Login {
     pub user: String,
@@ -256,6 +345,9 @@ pub struct Database {
     pub user: Option<String>,
     pub password: Option<String>,
     pub database: Option<String>,
+    /// Run after the login; up only when it returns at least one row (ldirectord's
+    /// request for mysql and pgsql checks).
+    pub query: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,6 +396,8 @@ pub enum SpecError {
     Rcode(String),
     #[error("{0} check needs {1}")]
     Missing(&'static str, &'static str),
+    #[error("invalid digest {0:?}: 32 hex digits")]
+    Digest(String),
 }
 
 /// Where a probe goes, and what an external command is told.
@@ -321,9 +415,34 @@ impl Target {
         }
     }
 
-    /// The address probed: the real server's, on the check's port when it has one.
+    /// The address probed: the real server's, or the check's address and port when it has
+    /// them.
     pub fn probe_addr(&self, spec: &CheckSpec) -> SocketAddr {
-        SocketAddr::new(self.real.ip(), spec.port.unwrap_or(self.real.port()))
+        SocketAddr::new(
+            spec.address.unwrap_or(self.real.ip()),
+            spec.port.unwrap_or(self.real.port()),
+        )
+    }
+
+    /// Where the probe's connection goes and comes from.
+    pub fn route(&self, spec: &CheckSpec) -> Route {
+        let to = self.probe_addr(spec);
+        Route {
+            to,
+            from: spec.bind.source_for(to),
+        }
+    }
+
+    /// Where a connection to one of a check's several servers goes and comes from.
+    pub fn endpoint_route(&self, endpoint: &Endpoint) -> Route {
+        let to = SocketAddr::new(
+            endpoint.address.unwrap_or(self.real.ip()),
+            endpoint.port.unwrap_or(self.real.port()),
+        );
+        Route {
+            to,
+            from: endpoint.bind.source_for(to),
+        }
     }
 }
 
@@ -354,6 +473,8 @@ impl CheckSpec {
                 ..Timing::default()
             },
             port: None,
+            address: None,
+            bind: Bind::default(),
             max_bytes: DEFAULT_MAX_BYTES,
             kind: if up { Kind::On } else { Kind::Off },
         }
@@ -410,102 +531,114 @@ fn regex(pattern: Option<&String>) -> Result<Option<Pattern>, SpecError> {
         .transpose()
 }
 
+/// A real server's check keys over its service's: timing keys are inherited whatever the
+/// types, protocol keys only when both checks are of the same type (an http path makes no
+/// sense to a dns check).
+struct Keys<'a> {
+    own: &'a Check,
+    base: Option<&'a Check>,
+    same_type: bool,
+}
+
+impl<'a> Keys<'a> {
+    fn get<T: ?Sized>(&self, key: fn(&'a Check) -> Option<&'a T>) -> Option<&'a T> {
+        key(self.own).or_else(|| {
+            if self.same_type {
+                self.base.and_then(key)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn copied<T: Copy>(&self, key: fn(&'a Check) -> Option<T>) -> Option<T> {
+        key(self.own).or_else(|| {
+            if self.same_type {
+                self.base.and_then(key)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn string(&self, key: fn(&'a Check) -> Option<&'a String>) -> Option<String> {
+        self.get(key).cloned()
+    }
+
+    fn inherited<T: Copy>(&self, key: fn(&'a Check) -> Option<T>) -> Option<T> {
+        key(self.own).or_else(|| self.base.and_then(key))
+    }
+}
+
 fn from_check(
     own: &Check,
     base: Option<&Check>,
     protocol: Protocol,
 ) -> Result<CheckSpec, SpecError> {
-    // A real server naming a different type than its service takes none of the service's
-    // protocol keys: an http path makes no sense to a dns check.
     let kind = own
         .kind
         .or(base.and_then(|b| b.kind))
         .ok_or(SpecError::NoType)?;
-    let same_type = base.is_some_and(|b| own.kind.is_none() || b.kind == own.kind);
-    let pick = |get: fn(&Check) -> Option<&String>| -> Option<&String> {
-        get(own).or_else(|| if same_type { base.and_then(get) } else { None })
+    let keys = Keys {
+        own,
+        base,
+        same_type: base.is_some_and(|b| own.kind.is_none() || b.kind == own.kind),
     };
-    let timed = |get: fn(&Check) -> Option<lvs_config::Duration>| {
-        get(own).or_else(|| base.and_then(get)).map(|d| d.get())
-    };
-    let count = |get: fn(&Check) -> Option<u32>| get(own).or_else(|| base.and_then(get));
+    Ok(CheckSpec {
+        timing: timing(&keys, kind),
+        port: keys.copied(|c| c.port),
+        address: keys.copied(|c| c.address),
+        bind: Bind {
+            address: keys.copied(|c| c.bind_address),
+            port: keys.copied(|c| c.bind_port),
+        },
+        max_bytes: keys
+            .copied(|c| c.max_bytes)
+            .map_or(DEFAULT_MAX_BYTES, |n| n as usize),
+        kind: kind_of(&keys, kind, protocol)?,
+    })
+}
 
+fn timing(keys: &Keys<'_>, kind: CheckType) -> Timing {
+    let timed =
+        |key: fn(&Check) -> Option<lvs_config::Duration>| keys.inherited(key).map(|d| d.get());
     let interval = timed(|c| c.interval).unwrap_or(DEFAULT_INTERVAL);
-    let initial = own.initial.or_else(|| base.and_then(|b| b.initial));
-    let timing = Timing {
+    Timing {
         interval,
         timeout: timed(|c| c.timeout).unwrap_or(DEFAULT_TIMEOUT),
-        rise: count(|c| c.rise).unwrap_or(1).max(1),
-        fall: count(|c| c.fall).unwrap_or(1).max(1),
+        rise: keys.inherited(|c| c.rise).unwrap_or(1).max(1),
+        fall: keys.inherited(|c| c.fall).unwrap_or(1).max(1),
         retry_delay: timed(|c| c.retry_delay)
             .unwrap_or(DEFAULT_RETRY_DELAY)
             .min(interval),
-        initial_up: match (initial, kind) {
+        initial_up: match (keys.inherited(|c| c.initial), kind) {
             (Some(state), _) => state == InitialState::Up,
             (None, CheckType::Off) => false,
             (None, _) => true,
         },
-    };
-    let port = own.port.or_else(|| {
-        if same_type {
-            base.and_then(|b| b.port)
-        } else {
-            None
-        }
-    });
-    let max_bytes = own
-        .max_bytes
-        .or_else(|| {
-            if same_type {
-                base.and_then(|b| b.max_bytes)
-            } else {
-                None
-            }
-        })
-        .map_or(DEFAULT_MAX_BYTES, |n| n as usize);
+    }
+}
+
+fn kind_of(keys: &Keys<'_>, kind: CheckType, protocol: Protocol) -> Result<Kind, SpecError> {
     let login = || {
-        pick(|c| c.user.as_ref()).map(|user| Login {
-            user: user.clone(),
-            password: pick(|c| c.password.as_ref()).cloned().unwrap_or_default(),
+        keys.string(|c| c.user.as_ref()).map(|user| Login {
+            user,
+            password: keys.string(|c| c.password.as_ref()).unwrap_or_default(),
         })
     };
     let dialogue = || -> Result<Dialogue, SpecError> {
         Ok(Dialogue {
             login: login(),
-            expect: regex(pick(|c| c.expect.as_ref()))?,
+            expect: regex(keys.get(|c| c.expect.as_ref()))?,
         })
     };
     let database = || Database {
-        user: pick(|c| c.user.as_ref()).cloned(),
-        password: pick(|c| c.password.as_ref()).cloned(),
-        database: pick(|c| c.database.as_ref()).cloned(),
+        user: keys.string(|c| c.user.as_ref()),
+        password: keys.string(|c| c.password.as_ref()),
+        database: keys.string(|c| c.database.as_ref()),
+        query: keys.string(|c| c.query.as_ref()),
     };
-    let http = |tls: Option<Tls>| -> Result<Http, SpecError> {
-        Ok(Http {
-            method: pick(|c| c.method.as_ref())
-                .cloned()
-                .unwrap_or_else(|| "GET".to_owned()),
-            path: pick(|c| c.path.as_ref())
-                .cloned()
-                .unwrap_or_else(|| "/".to_owned()),
-            host: pick(|c| c.host.as_ref()).cloned(),
-            statuses: statuses(
-                own.expect_status.as_ref().or(if same_type {
-                    base.and_then(|b| b.expect_status.as_ref())
-                } else {
-                    None
-                }),
-                (200, 299),
-            )?,
-            body: regex(pick(|c| c.expect_body.as_ref()))?,
-            tls,
-        })
-    };
-    let flag = |get: fn(&Check) -> Option<bool>| {
-        get(own).or_else(|| if same_type { base.and_then(get) } else { None })
-    };
-
-    let kind = match kind {
+    Ok(match kind {
         CheckType::On => Kind::On,
         CheckType::Off => Kind::Off,
         CheckType::Connect if protocol == Protocol::Udp => Kind::Udp(Exchange {
@@ -514,17 +647,21 @@ fn from_check(
         }),
         CheckType::Connect => Kind::Connect,
         CheckType::Ping => Kind::Ping,
-        CheckType::Http => Kind::Http(http(None)?),
-        CheckType::Https => Kind::Http(http(Some(Tls {
-            verify: flag(|c| c.tls_verify).unwrap_or(true),
-            sni: pick(|c| c.sni.as_ref())
-                .or_else(|| pick(|c| c.host.as_ref()))
-                .cloned(),
-        }))?),
+        CheckType::Http => Kind::Http(http(keys, None)?),
+        CheckType::Https => Kind::Http(http(
+            keys,
+            Some(Tls {
+                verify: keys.copied(|c| c.tls_verify).unwrap_or(true),
+                sni: keys
+                    .get(|c| c.sni.as_ref())
+                    .or_else(|| keys.get(|c| c.host.as_ref()))
+                    .cloned(),
+            }),
+        )?),
         CheckType::Tcp | CheckType::Udp => {
             let exchange = Exchange {
-                send: pick(|c| c.send.as_ref()).map(|s| unescape(s)),
-                expect: regex(pick(|c| c.expect.as_ref()))?,
+                send: keys.get(|c| c.send.as_ref()).map(|s| unescape(s)),
+                expect: regex(keys.get(|c| c.expect.as_ref()))?,
             };
             if kind == CheckType::Tcp {
                 Kind::Tcp(exchange)
@@ -532,67 +669,139 @@ fn from_check(
                 Kind::Udp(exchange)
             }
         }
-        CheckType::Dns => {
-            let record = pick(|c| c.record_type.as_ref());
-            let rcode = pick(|c| c.expect_rcode.as_ref());
-            Kind::Dns(Dns {
-                query: pick(|c| c.query.as_ref())
-                    .cloned()
-                    .ok_or(SpecError::Missing("dns", "query"))?,
-                record_type: match record {
-                    None => 1,
-                    Some(name) => {
-                        record_type_code(name).ok_or_else(|| SpecError::RecordType(name.clone()))?
-                    }
-                },
-                expect_rcode: rcode
-                    .map(|name| {
-                        Rcode::from_name(name).ok_or_else(|| SpecError::Rcode(name.clone()))
-                    })
-                    .transpose()?,
-            })
-        }
-        CheckType::Smtp => Kind::Smtp(dialogue()?),
+        CheckType::Dns => Kind::Dns(dns(keys)?),
+        CheckType::Smtp => Kind::Smtp(Smtp {
+            dialogue: dialogue()?,
+            helo: keys.string(|c| c.helo_name.as_ref()),
+            hosts: smtp_hosts(keys),
+        }),
         CheckType::Pop => Kind::Pop(dialogue()?),
         CheckType::Imap => Kind::Imap(dialogue()?),
         CheckType::Ftp => Kind::Ftp(dialogue()?),
         CheckType::Ldap => Kind::Ldap(Ldap {
             login: login(),
-            search_base: pick(|c| c.path.as_ref()).cloned(),
+            search_base: keys.string(|c| c.path.as_ref()),
         }),
         CheckType::Mysql => Kind::Mysql(database()),
         CheckType::Pgsql => Kind::Pgsql(database()),
         CheckType::Sip => Kind::Sip(Sip {
-            host: pick(|c| c.host.as_ref()).cloned(),
-            statuses: statuses(
-                own.expect_status.as_ref().or(if same_type {
-                    base.and_then(|b| b.expect_status.as_ref())
-                } else {
-                    None
-                }),
-                (200, 200),
-            )?,
+            host: keys.string(|c| c.host.as_ref()),
+            statuses: statuses(keys.get(|c| c.expect_status.as_ref()), (200, 200))?,
         }),
         CheckType::Radius => Kind::Radius(Radius {
-            user: pick(|c| c.user.as_ref()).cloned().unwrap_or_default(),
-            password: pick(|c| c.password.as_ref()).cloned().unwrap_or_default(),
-            secret: pick(|c| c.secret.as_ref())
+            user: keys.string(|c| c.user.as_ref()).unwrap_or_default(),
+            password: keys.string(|c| c.password.as_ref()).unwrap_or_default(),
+            secret: keys
+                .get(|c| c.secret.as_ref())
                 .ok_or(SpecError::Missing("radius", "secret"))?
                 .as_bytes()
                 .into(),
         }),
         CheckType::External => Kind::External(External {
-            command: pick(|c| c.command.as_ref())
-                .cloned()
+            command: keys
+                .string(|c| c.command.as_ref())
                 .ok_or(SpecError::Missing("external", "command"))?,
-            dynamic_weight: flag(|c| c.dynamic_weight).unwrap_or(false),
+            dynamic_weight: keys.copied(|c| c.dynamic_weight).unwrap_or(false),
         }),
+    })
+}
+
+/// The check's pages: its `url` list, each page's keys over the check's own, or the one
+/// page the check's own keys describe.
+fn http(keys: &Keys<'_>, tls: Option<Tls>) -> Result<Http, SpecError> {
+    let default = CheckUrl {
+        path: keys.string(|c| c.path.as_ref()),
+        host: None,
+        expect_status: keys.get(|c| c.expect_status.as_ref()).cloned(),
+        expect_body: keys.string(|c| c.expect_body.as_ref()),
+        digest: keys.string(|c| c.digest.as_ref()),
     };
-    Ok(CheckSpec {
-        timing,
-        port,
-        max_bytes,
-        kind,
+    let pages = match keys.get(|c| c.url.as_ref()) {
+        Some(urls) if !urls.is_empty() => urls.clone(),
+        _ => vec![CheckUrl::default()],
+    };
+    let urls = pages
+        .iter()
+        .map(|page| {
+            Ok(Url {
+                path: page
+                    .path
+                    .clone()
+                    .or_else(|| default.path.clone())
+                    .unwrap_or_else(|| "/".to_owned()),
+                host: page.host.clone(),
+                statuses: statuses(
+                    page.expect_status
+                        .as_ref()
+                        .or(default.expect_status.as_ref()),
+                    (200, 299),
+                )?,
+                body: regex(page.expect_body.as_ref().or(default.expect_body.as_ref()))?,
+                digest: page
+                    .digest
+                    .as_ref()
+                    .or(default.digest.as_ref())
+                    .map(|d| {
+                        lvs_config::parse_digest(d).ok_or_else(|| SpecError::Digest(d.clone()))
+                    })
+                    .transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, SpecError>>()?;
+    Ok(Http {
+        method: keys
+            .string(|c| c.method.as_ref())
+            .unwrap_or_else(|| "GET".to_owned()),
+        host: keys.string(|c| c.host.as_ref()),
+        tls,
+        urls,
+    })
+}
+
+/// keepalived probes the check's own address when any of its connection keys is set or it
+/// has no host blocks, and each host block besides.
+fn smtp_hosts(keys: &Keys<'_>) -> Vec<Endpoint> {
+    let Some(hosts) = keys.get(|c| c.hosts.as_ref()).filter(|h| !h.is_empty()) else {
+        return Vec::new();
+    };
+    let endpoint = |h: &CheckHost| Endpoint {
+        address: h.address,
+        port: h.port,
+        bind: Bind {
+            address: h.bind_address,
+            port: h.bind_port,
+        },
+    };
+    let own = CheckHost {
+        address: keys.copied(|c| c.address),
+        port: keys.copied(|c| c.port),
+        bind_address: keys.copied(|c| c.bind_address),
+        bind_port: keys.copied(|c| c.bind_port),
+    };
+    let mut endpoints = Vec::with_capacity(hosts.len() + 1);
+    if own != CheckHost::default() {
+        endpoints.push(endpoint(&own));
+    }
+    endpoints.extend(hosts.iter().map(endpoint));
+    endpoints
+}
+
+fn dns(keys: &Keys<'_>) -> Result<Dns, SpecError> {
+    let record = keys.get(|c| c.record_type.as_ref());
+    let rcode = keys.get(|c| c.expect_rcode.as_ref());
+    Ok(Dns {
+        query: keys
+            .string(|c| c.query.as_ref())
+            .ok_or(SpecError::Missing("dns", "query"))?,
+        record_type: match record {
+            None => 1,
+            Some(name) => {
+                record_type_code(name).ok_or_else(|| SpecError::RecordType(name.clone()))?
+            }
+        },
+        expect_rcode: rcode
+            .map(|name| Rcode::from_name(name).ok_or_else(|| SpecError::Rcode(name.clone())))
+            .transpose()?,
     })
 }
 
@@ -660,9 +869,9 @@ mod tests {
         let Kind::Http(http) = spec.kind else {
             panic!()
         };
-        assert_eq!((http.method.as_str(), http.path.as_str()), ("GET", "/"));
-        assert_eq!(http.statuses, vec![(200, 299)]);
-        assert!(http.tls.is_none() && http.body.is_none());
+        assert_eq!(http.method, "GET");
+        assert_eq!(http.urls, vec![Url::new("/")]);
+        assert!(http.tls.is_none());
     }
 
     #[test]
@@ -683,8 +892,8 @@ check = { type = "connect", port = 8443 }
         assert_eq!(a.timing.timeout, Duration::from_secs(1));
         assert_eq!(a.timing.fall, 3);
         let Kind::Http(http) = a.kind else { panic!() };
-        assert_eq!(http.path, "/ready");
-        assert_eq!(http.statuses, vec![(200, 200), (301, 302)]);
+        assert_eq!(http.urls[0].path, "/ready");
+        assert_eq!(http.urls[0].statuses, vec![(200, 200), (301, 302)]);
         assert_eq!(
             http.tls,
             Some(Tls {
@@ -762,6 +971,74 @@ address = "198.51.100.1:53"
         assert_eq!(a, spec("password = \"aaaa\", expect = \"^[+]OK\""));
         assert_ne!(a, spec("password = \"bbbb\", expect = \"^[+]OK\""));
         assert_ne!(a, spec("password = \"aaaa\", expect = \"^[+]OK \""));
+    }
+
+    // Each url block takes the check's own path, status codes, pattern and digest for the
+    // keys it leaves out, as the single-page form reads them; a bad digest is refused.
+    #[test]
+    fn url_pages_take_the_checks_keys_as_defaults() {
+        let vs = service(
+            r#"address = "192.0.2.1:80"
+check = { type = "http", expect_status = ["200"], digest = "9b3a0c85a887a256d6939da88aabd8cd", url = [{ path = "/a" }, { path = "/b", host = "b.example", expect_status = ["204"], expect_body = "ok", digest = "640205b7b0fc66c1ea91c463fac6334d" }] }
+[[real]]
+address = "198.51.100.1:80"
+"#,
+        );
+        let Kind::Http(http) = CheckSpec::resolve(&vs, &vs.real[0]).unwrap().kind else {
+            panic!()
+        };
+        let [a, b] = &http.urls[..] else {
+            panic!("{:?}", http.urls)
+        };
+        assert_eq!((a.path.as_str(), &a.statuses), ("/a", &vec![(200, 200)]));
+        assert_eq!(a.digest.map(|d| d[0]), Some(0x9b));
+        assert_eq!(
+            (b.host.as_deref(), &b.statuses),
+            (Some("b.example"), &vec![(204, 204)])
+        );
+        assert_eq!(b.digest.map(|d| d[0]), Some(0x64));
+        assert!(b.body.as_ref().is_some_and(|p| p.is_match(b"ok")));
+        let bad = service(
+            "address = \"192.0.2.1:80\"\ncheck = { type = \"http\", digest = \"xyz\" }\n[[real]]\naddress = \"198.51.100.1:80\"\n",
+        );
+        assert_eq!(
+            CheckSpec::resolve(&bad, &bad.real[0]).unwrap_err(),
+            SpecError::Digest("xyz".into())
+        );
+    }
+
+    // keepalived checks the check's own address too when any connection key is set beside
+    // host blocks; the route of each goes to the real server for what it leaves out.
+    #[test]
+    fn smtp_hosts_and_routes() {
+        let vs = service(
+            r#"address = "192.0.2.1:25"
+check = { type = "smtp", bind_address = "192.0.2.5", hosts = [{ port = 587 }, { address = "198.51.100.9", bind_port = 4000 }] }
+[[real]]
+address = "198.51.100.1:25"
+"#,
+        );
+        let Kind::Smtp(smtp) = CheckSpec::resolve(&vs, &vs.real[0]).unwrap().kind else {
+            panic!()
+        };
+        let target = CheckSpec::target(&vs, &vs.real[0]);
+        let routes: Vec<Route> = smtp
+            .hosts
+            .iter()
+            .map(|h| target.endpoint_route(h))
+            .collect();
+        let route = |to: &str, from: Option<&str>| Route {
+            to: to.parse().unwrap(),
+            from: from.map(|f| f.parse().unwrap()),
+        };
+        assert_eq!(
+            routes,
+            [
+                route("198.51.100.1:25", Some("192.0.2.5:0")),
+                route("198.51.100.1:587", None),
+                route("198.51.100.9:25", Some("0.0.0.0:4000")),
+            ]
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub ipvs_requests: Counter,
     /// Of those, refused by the kernel.
     pub ipvs_failures: Counter,
+    /// Whole-table reads: start, periodic verify, after a netlink error.
+    pub ipvs_dumps: Counter,
     pub reloads: Family<ResultLabels, Counter>,
     pub health_transitions: Family<ServerLabels, Counter>,
     /// 1 while the real server counts as up (health and feedback together).
@@ -49,6 +51,11 @@ impl Metrics {
             "ipvs_failures",
             "Table changes the kernel refused",
             self.ipvs_failures.clone(),
+        );
+        registry.register(
+            "ipvs_dumps",
+            "Whole IPVS table reads (start, periodic verify, after a netlink error)",
+            self.ipvs_dumps.clone(),
         );
         registry.register("reloads", "Config reloads by result", self.reloads.clone());
         registry.register(

@@ -21,10 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use self::metrics::{Metrics, ResultLabels, ServerLabels};
+use directord::cache::{self, KernelCache};
 use directord::check;
 use directord::error::Error;
-use directord::kernel;
-use directord::reconcile::{Ownership, plan};
+use directord::kernel::{self, NetlinkThread};
+use directord::reconcile::Ownership;
 use directord::table::{
     Quorums, ServerId, ServerState, Table, configured, desired_with, service_key,
 };
@@ -50,7 +51,9 @@ struct Feedback {
 pub struct Director {
     config: Config,
     config_path: PathBuf,
-    client: IpvsClient,
+    netlink: NetlinkThread,
+    /// The kernel's table as of directord's last dump and its own writes since.
+    kernel: KernelCache,
     health: HashMap<ServerId, Health>,
     /// What the probes found last, for status; set once the checker runs.
     checks: Option<check::HealthView<check::CheckId>>,
@@ -83,11 +86,22 @@ impl Director {
         events: broadcast::Sender<Event>,
     ) -> Result<Self, Error> {
         let mut client = IpvsClient::connect().map_err(Error::Netlink)?;
-        let kernel = kernel::read_table(&mut client).map_err(Error::ReadTable)?;
+        // Read here, before the runtime has anything else to do, so the first reconcile
+        // diffs against it instead of dumping again.
+        let table = kernel::read_table(&mut client).map_err(Error::ReadTable)?;
+        let mut cache = KernelCache::new(verify_every(&config));
+        cache.dumped(table, std::time::Instant::now());
+        let netlink = NetlinkThread::spawn(client).map_err(|source| {
+            Error::Netlink(lvs_ipvs::Error::Io {
+                context: "netlink thread",
+                source,
+            })
+        })?;
         let mut director = Director {
             config,
             config_path,
-            client,
+            netlink,
+            kernel: cache,
             health: HashMap::new(),
             checks: None,
             shared: check::Checks::new(),
@@ -103,7 +117,9 @@ impl Director {
             suspended: BTreeSet::new(),
             generation: 0,
         };
-        director.adopt(&kernel);
+        let kernel = std::mem::take(&mut director.kernel);
+        director.adopt(kernel.table());
+        director.kernel = kernel;
         director.real_scripts = scripts::real_scripts(&director.config);
         Ok(director)
     }
@@ -176,16 +192,19 @@ impl Director {
         }
     }
 
-    /// Makes the kernel match; returns what was sent.
-    pub fn reconcile(&mut self) -> Result<Applied, Error> {
-        let current = kernel::read_table(&mut self.client).map_err(Error::ReadTable)?;
+    /// Makes the kernel match by difference from the cached table; returns what was sent.
+    pub async fn reconcile(&mut self) -> Result<Applied, Error> {
         let want = self.desired_table();
-        let requests = plan(&want, &current, &self.ownership());
-        let changes: Vec<String> = requests.iter().map(kernel::describe).collect();
-        for change in &changes {
+        let owned = self.ownership();
+        let now = std::time::Instant::now();
+        let synced = cache::sync(&mut self.kernel, &mut self.netlink, &want, &owned, now).await?;
+        if synced.dumped {
+            self.metrics.ipvs_dumps.inc();
+        }
+        for change in &synced.changes {
             info!("{change}");
         }
-        let applied = kernel::apply(&mut self.client, &requests).map_err(Error::Apply)?;
+        let applied = synced.applied;
         for failure in &applied.failures {
             warn!("{failure}");
         }
@@ -193,25 +212,13 @@ impl Director {
         self.metrics
             .ipvs_failures
             .inc_by(applied.failures.len() as u64);
-        for (key, service) in &want.services {
-            for (addr, destination) in &service.destinations {
-                let labels = ServerLabels {
-                    service: key.to_string(),
-                    real: addr.to_string(),
-                };
-                let up = self.health.get(&(*key, *addr)).is_none_or(|h| h.up);
-                self.metrics
-                    .server_up
-                    .get_or_create(&labels)
-                    .set(i64::from(up));
-                self.metrics
-                    .server_weight
-                    .get_or_create(&labels)
-                    .set(i64::from(destination.weight));
-            }
-        }
-        if !changes.is_empty() {
-            let _ = self.events.send(Event::Applied { changes });
+        // Every server's gauges after a dump; after a diff, only the servers it touched.
+        let touched = (!synced.dumped).then_some(&synced.touched);
+        self.server_metrics(&want, touched);
+        if !synced.changes.is_empty() {
+            let _ = self.events.send(Event::Applied {
+                changes: synced.changes,
+            });
         }
         self.last_apply = applied.clone();
         Ok(applied)
@@ -333,8 +340,46 @@ impl Director {
         QuorumReport { quorum }
     }
 
+    fn server_metrics(&self, want: &Table, only: Option<&Vec<ServerId>>) {
+        let set = |key: &ServiceKey, addr: &SocketAddr, weight: u32| {
+            let labels = ServerLabels {
+                service: key.to_string(),
+                real: addr.to_string(),
+            };
+            let up = self.health.get(&(*key, *addr)).is_none_or(|h| h.up);
+            self.metrics
+                .server_up
+                .get_or_create(&labels)
+                .set(i64::from(up));
+            self.metrics
+                .server_weight
+                .get_or_create(&labels)
+                .set(i64::from(weight));
+        };
+        match only {
+            None => {
+                for (key, service) in &want.services {
+                    for (addr, destination) in &service.destinations {
+                        set(key, addr, destination.weight);
+                    }
+                }
+            }
+            Some(touched) => {
+                for (key, addr) in touched {
+                    let weight = want
+                        .services
+                        .get(key)
+                        .and_then(|s| s.destinations.get(addr));
+                    if let Some(destination) = weight {
+                        set(key, addr, destination.weight);
+                    }
+                }
+            }
+        }
+    }
+
     /// Re-reads the config; a bad one is refused and the running one stays.
-    pub fn reload(&mut self) -> Result<Applied, Error> {
+    pub async fn reload(&mut self) -> Result<Applied, Error> {
         let new = match lvs_config::load(&self.config_path) {
             Ok(config) => config,
             Err(e) => {
@@ -374,6 +419,8 @@ impl Director {
         self.config = new;
         self.real_scripts = scripts::real_scripts(&self.config);
         self.generation += 1;
+        self.kernel
+            .set_verify_every(verify_every(&self.config), std::time::Instant::now());
         self.metrics
             .reloads
             .get_or_create(&ResultLabels {
@@ -385,8 +432,13 @@ impl Director {
             config: self.config_path.clone(),
         });
         info!("reloaded {}", self.config_path.display());
-        self.reconcile()
-            .inspect_err(|e| warn!("after the reload: {e}"))
+        let applied = self
+            .reconcile()
+            .await
+            .inspect_err(|e| warn!("after the reload: {e}"));
+        // Two configs were alive at once: give the peak back, or RSS stays there.
+        release_config_peak();
+        applied
     }
 
     pub fn apply_sysctls(&self) {
@@ -503,7 +555,7 @@ impl Director {
     /// reads and diffs the whole table, so one per event would cost O(servers) per change and
     /// fall behind exactly when many servers change at once (start, a switch failing, a
     /// starved checker), turning slow checks into more timeouts.
-    pub fn check_events(
+    pub async fn check_events(
         &mut self,
         events: impl IntoIterator<Item = check::Event<check::CheckId>>,
     ) -> Result<Applied, Error> {
@@ -519,7 +571,7 @@ impl Director {
                 });
             }
         }
-        self.reconcile()
+        self.reconcile().await
     }
 
     fn note_health(&mut self, event: check::Event<ServerId>) {
@@ -566,85 +618,100 @@ impl Director {
         }
     }
 
-    fn status(&mut self) -> Result<Status, Error> {
-        let kernel = kernel::read_table(&mut self.client).map_err(Error::Status)?;
-        let mut services = Vec::new();
-        for vs in &self.config.virtual_servers {
-            let Some(key) = service_key(vs) else { continue };
-            let in_kernel = kernel.services.get(&key);
-            let kernel_weight = |addr: &SocketAddr| {
-                in_kernel
-                    .and_then(|s| s.destinations.get(addr))
-                    .map(|d| d.weight)
-            };
-            let mut servers: Vec<ServerStatus> = vs
-                .real
-                .iter()
-                .map(|real| {
-                    let id = (key, real.address);
-                    let health = self.health.get(&id);
-                    let probed = self
-                        .checks
-                        .as_ref()
-                        .zip(self.shared.check_of(&id))
-                        .and_then(|(view, check)| view.get(&check))
-                        .filter(|probed| probed.probes > 0);
-                    ServerStatus {
-                        address: real.address,
-                        configured_weight: real.weight,
-                        kernel_weight: kernel_weight(&real.address),
-                        up: self.state_of(&id).up,
-                        health: health.map_or_else(|| "no check".to_owned(), |h| h.detail.clone()),
-                        last_check: probed.as_ref().map(|p| p.detail.clone()),
-                        latency_ms: probed
-                            .and_then(|p| p.latency)
-                            .map(|l| l.as_secs_f64() * 1000.0),
-                        feedback: self.feedback.get(&real.address).map(|f| match f.weight {
-                            Some(w) => format!("{:?} weight {w}", f.state).to_lowercase(),
-                            None => format!("{:?}", f.state).to_lowercase(),
-                        }),
-                        fallback: false,
-                    }
-                })
-                .collect();
-            if let Some(fallback) = vs.fallback {
-                servers.push(ServerStatus {
-                    address: fallback,
-                    configured_weight: 1,
-                    kernel_weight: kernel_weight(&fallback),
-                    up: true,
-                    health: "fallback: in the table only while every real server is down"
-                        .to_owned(),
-                    last_check: None,
-                    latency_ms: None,
-                    feedback: None,
-                    fallback: true,
-                });
-            }
-            services.push(ServiceStatus {
-                name: vs.label(),
-                service: key.to_string(),
-                scheduler: vs.scheduler.to_string(),
-                in_kernel: in_kernel.is_some(),
-                servers,
-            });
-        }
-        Ok(Status {
+    /// One page of services (`limit` of them from the `from`-th, in config order; all when no
+    /// limit). The kernel side is the cached table: exact for directord's own writes, and for
+    /// out-of-band changes as of the last verify.
+    fn status(&self, from: usize, limit: Option<usize>) -> Status {
+        let configured = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter_map(|vs| service_key(vs).map(|key| (vs, key)));
+        let total = configured.clone().count();
+        let end = limit.map_or(total, |limit| from.saturating_add(limit).min(total));
+        let services = configured
+            .skip(from)
+            .take(end.saturating_sub(from))
+            .map(|(vs, key)| self.service_status(vs, key))
+            .collect();
+        Status {
             config: self.config_path.clone(),
             services,
+            next: (end < total).then_some(end),
             last_apply: self.last_apply.clone(),
             probe_unknown: check::unknown_counts(&self.metrics.probe_unknown)
                 .into_iter()
                 .map(|(cause, n)| (cause.as_str().to_owned(), n))
                 .collect(),
-        })
+        }
     }
 
-    fn handle(&mut self, request: Request) -> Result<Response, Error> {
+    fn service_status(&self, vs: &lvs_config::VirtualServer, key: ServiceKey) -> ServiceStatus {
+        let kernel = self.kernel.table();
+        let in_kernel = kernel.services.get(&key);
+        let kernel_weight = |addr: &SocketAddr| {
+            in_kernel
+                .and_then(|s| s.destinations.get(addr))
+                .map(|d| d.weight)
+        };
+        let mut servers: Vec<ServerStatus> = vs
+            .real
+            .iter()
+            .map(|real| {
+                let id = (key, real.address);
+                let health = self.health.get(&id);
+                let probed = self
+                    .checks
+                    .as_ref()
+                    .zip(self.shared.check_of(&id))
+                    .and_then(|(view, check)| view.get(&check))
+                    .filter(|probed| probed.probes > 0);
+                ServerStatus {
+                    address: real.address,
+                    configured_weight: real.weight,
+                    kernel_weight: kernel_weight(&real.address),
+                    up: self.state_of(&id).up,
+                    health: health.map_or_else(|| "no check".to_owned(), |h| h.detail.clone()),
+                    last_check: probed.as_ref().map(|p| p.detail.clone()),
+                    latency_ms: probed
+                        .and_then(|p| p.latency)
+                        .map(|l| l.as_secs_f64() * 1000.0),
+                    feedback: self.feedback.get(&real.address).map(|f| match f.weight {
+                        Some(w) => format!("{:?} weight {w}", f.state).to_lowercase(),
+                        None => format!("{:?}", f.state).to_lowercase(),
+                    }),
+                    fallback: false,
+                }
+            })
+            .collect();
+        if let Some(fallback) = vs.fallback {
+            servers.push(ServerStatus {
+                address: fallback,
+                configured_weight: 1,
+                kernel_weight: kernel_weight(&fallback),
+                up: true,
+                health: "fallback: in the table only while every real server is down".to_owned(),
+                last_check: None,
+                latency_ms: None,
+                feedback: None,
+                fallback: true,
+            });
+        }
+        ServiceStatus {
+            name: vs.label(),
+            service: key.to_string(),
+            scheduler: vs.scheduler.to_string(),
+            in_kernel: in_kernel.is_some(),
+            servers,
+        }
+    }
+
+    async fn handle(&mut self, request: Request) -> Result<Response, Error> {
         match request {
-            Request::Status => self.status().map(Response::Status),
+            Request::Status { from, limit } => Ok(Response::Status(self.status(from, limit))),
             Request::Quorum => Ok(Response::Quorum(self.quorum_report())),
-            Request::Reload => self.reload().map(Response::Applied),
+            Request::Ping => Ok(Response::Done {}),
+            Request::Reload => self.reload().await.map(Response::Applied),
             Request::Feedback {
                 real,
                 weight,
@@ -664,7 +731,7 @@ impl Director {
                     self.feedback.insert(real, Feedback { weight, state });
                 }
                 self.adopted.retain(|(_, addr), _| *addr != real);
-                self.reconcile().map(Response::Applied)
+                self.reconcile().await.map(Response::Applied)
             }
             Request::Health {
                 service,
@@ -673,7 +740,7 @@ impl Director {
                 detail,
             } => {
                 self.set_health(service.as_deref(), real, up, &detail)?;
-                self.reconcile().map(Response::Applied)
+                self.reconcile().await.map(Response::Applied)
             }
         }
     }
@@ -681,10 +748,16 @@ impl Director {
 
 /// Runs until SIGTERM/SIGINT. The table is left as it is on the way out.
 pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
+    // First: at thousands of services start takes seconds, and a SIGHUP meanwhile (a deploy
+    // tool reloading right after a restart) would otherwise end the process by default.
+    // Signals caught before the loop are handled once it runs.
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
     let (events, _) = broadcast::channel(256);
     let mut director = Director::new(config, config_path, events.clone())?;
     director.apply_sysctls();
-    let applied = director.reconcile()?;
+    let applied = director.reconcile().await?;
     info!("table reconciled at start: {} change(s)", applied.requests);
 
     if let Some(base) = director.config.control.metrics {
@@ -735,20 +808,18 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let mut apply_failures =
         lvs_control::limits::RateLimit::new(std::time::Duration::from_secs(10));
 
-    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut watchdog = lvs_control::daemon::Watchdog::from_env();
     info!("serving {}", socket.display());
 
     loop {
+        let verify_at = director.kernel.next_verify();
         if director.generation != checked_generation {
             let servers = director.check_servers();
             checker.update(servers, tokio::time::Instant::now());
             // The reload's reconcile took such entries as up; they follow their check now.
             if director.join_running_checks(&checker.view())
-                && let Err(e) = director.reconcile()
+                && let Err(e) = director.reconcile().await
             {
                 warn!("after the reload: {e}");
             }
@@ -762,20 +833,26 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                     held.push(more);
                 }
                 if tokio::time::Instant::now() >= next_apply {
-                    next_apply = apply_health(&mut director, &mut held, &mut apply_failures);
+                    next_apply = apply_health(&mut director, &mut held, &mut apply_failures).await;
                 }
             }
             () = tokio::time::sleep_until(next_apply), if !held.is_empty() => {
-                next_apply = apply_health(&mut director, &mut held, &mut apply_failures);
+                next_apply = apply_health(&mut director, &mut held, &mut apply_failures).await;
+            }
+            () = sleep_until_std(verify_at), if verify_at.is_some() => {
+                // The cache is due for a dump: reconcile reads the table and repairs it.
+                if let Err(e) = director.reconcile().await {
+                    warn!("verifying the IPVS table: {e}");
+                }
             }
             Some(incoming) = requests.recv() => {
-                let response = director.handle(incoming.request.clone());
+                let response = director.handle(incoming.request.clone()).await;
                 incoming.reply(response);
             }
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                 // reload() logs and counts both a refusal and a failure to apply.
-                let _ = director.reload();
+                let _ = director.reload().await;
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
             () = watchdog.ping_when_due() => {}
@@ -801,20 +878,34 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
 /// reconcile reads the whole kernel table, so with thousands of servers changing state it is
 /// kept to half of the time at most: changes arriving meanwhile wait for at most one
 /// reconcile's duration and then go together, instead of starving the checks that found them.
-fn apply_health(
+async fn apply_health(
     director: &mut Director,
     held: &mut Vec<check::Event<check::CheckId>>,
     failures: &mut lvs_control::limits::RateLimit,
 ) -> tokio::time::Instant {
     let started = tokio::time::Instant::now();
     // A kernel that keeps refusing would otherwise log once per batch of health events.
-    if let Err(e) = director.check_events(held.drain(..))
+    if let Err(e) = director.check_events(held.drain(..)).await
         && let Some(held_back) = failures.allow(std::time::Instant::now())
     {
         warn!("{e} ({held_back} more since the last report)");
     }
     let now = tokio::time::Instant::now();
     now + (now - started)
+}
+
+/// `[ipvs] verify_interval`, 0 meaning never.
+fn verify_every(config: &Config) -> Option<std::time::Duration> {
+    let every = config.ipvs.verify_interval;
+    (!every.is_zero()).then(|| every.get())
+}
+
+/// Sleeps until `at` (a std instant, as the sans-IO cache keeps time); forever when None.
+async fn sleep_until_std(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Hands the heap that loading a config left free back to the system. Parsing a config of

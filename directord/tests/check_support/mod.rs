@@ -43,6 +43,8 @@ pub fn spec(kind: Kind) -> CheckSpec {
             initial_up: true,
         },
         port: None,
+        address: None,
+        bind: Default::default(),
         max_bytes: DEFAULT_MAX_BYTES,
         kind,
     }

@@ -95,10 +95,160 @@ fn configured_weight(config: &Config, real: SocketAddr) -> u32 {
         .map_or(1, |r| r.weight)
 }
 
+impl Metrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "feedbackd_replies",
+            "Agent replies received",
+            self.replies.clone(),
+        );
+        registry.register(
+            "feedbackd_malformed_replies",
+            "Malformed agent replies by cause",
+            self.malformed.clone(),
+        );
+        registry.register(
+            "feedbackd_poll_failures",
+            "Agent polls that failed",
+            self.poll_failures.clone(),
+        );
+        registry.register(
+            "feedbackd_weight",
+            "Weight handed to directord",
+            self.weight.clone(),
+        );
+        registry.register(
+            "feedbackd_directord_failures",
+            "Hand-overs to directord that failed, by cause (timeout, io, protocol, refused)",
+            self.directord_failures.clone(),
+        );
+    }
+}
+
+/// The director side's state: every agent's policy, and the hand-overs to directord.
+struct Director {
+    agents: Vec<Tracked>,
+    metrics: Metrics,
+    directord: std::path::PathBuf,
+    delivered: mpsc::Sender<Delivered>,
+    failure_log: lvs_control::limits::RateLimit,
+}
+
+impl Director {
+    fn hand(&mut self, agent: usize) {
+        deliver(
+            agent,
+            &mut self.agents[agent],
+            &self.directord,
+            &self.metrics,
+            &self.delivered,
+        );
+    }
+
+    fn on_polled(&mut self, Polled { agent, result }: Polled) {
+        let tracked = &mut self.agents[agent];
+        let now = Instant::now();
+        let labels = RealLabels {
+            real: tracked.real.to_string(),
+        };
+        let decision = match result {
+            Ok(bytes) => {
+                tracked.last_reply = Some(String::from_utf8_lossy(&bytes).trim_end().to_owned());
+                match Packet::new_checked(&bytes[..]).and_then(|p| AgentReply::parse(&p)) {
+                    Ok(reply) => {
+                        tracked.replies += 1;
+                        self.metrics.replies.get_or_create(&labels).inc();
+                        tracked.policy.handle_reply(now, &reply)
+                    }
+                    Err(e) => {
+                        self.metrics
+                            .malformed
+                            .get_or_create(&CauseLabels {
+                                cause: e.as_str().to_owned(),
+                            })
+                            .inc();
+                        tracked.policy.handle_malformed(now, &e)
+                    }
+                }
+            }
+            Err(e) => {
+                self.metrics.poll_failures.get_or_create(&labels).inc();
+                tracked.policy.handle_poll_failure(now, &e)
+            }
+        };
+        if decision.is_some() {
+            self.hand(agent);
+        }
+    }
+
+    fn on_delivered(&mut self, delivered: Delivered) {
+        let Delivered {
+            agent,
+            handed,
+            why,
+            result,
+        } = delivered;
+        let tracked = &mut self.agents[agent];
+        tracked.in_flight = false;
+        match result {
+            Ok(()) => {
+                info!(
+                    "{}: weight {}, {} ({why})",
+                    tracked.real, handed.0, handed.1
+                );
+                tracked.delivered = Some(handed);
+            }
+            Err(e) => {
+                self.metrics
+                    .directord_failures
+                    .get_or_create(&CauseLabels {
+                        cause: e.cause().to_owned(),
+                    })
+                    .inc();
+                if let Some(held) = self.failure_log.allow(Instant::now()) {
+                    warn!(
+                        "{}: directord did not take weight {}: {e} ({held} more failures since the last report)",
+                        tracked.real, handed.0
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        for agent in 0..self.agents.len() {
+            if self.agents[agent].policy.handle_timeout(now).is_some() {
+                self.hand(agent);
+            }
+        }
+    }
+
+    /// Hands over again what directord has not taken yet.
+    fn on_retry(&mut self) {
+        for agent in 0..self.agents.len() {
+            let tracked = &self.agents[agent];
+            let current = tracked.policy.decision();
+            if tracked.delivered.as_ref() != Some(&(current.weight, state_name(tracked)))
+                && heard_from(tracked)
+            {
+                self.hand(agent);
+            }
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Instant> {
+        self.agents
+            .iter()
+            .filter_map(|a| a.policy.poll_timeout())
+            .min()
+    }
+}
+
 pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Error> {
     let now = Instant::now();
     let policy_settings = settings(&feedback);
-    let mut agents: Vec<Tracked> = feedback
+    let agents: Vec<Tracked> = feedback
         .agent
         .iter()
         .map(|a| Tracked {
@@ -111,41 +261,11 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Erro
             in_flight: false,
         })
         .collect();
-    let directord = lvs_control::socket_path(&config.control.socket_dir, "directord");
     let metrics = Metrics::default();
     let mut registry = Registry::default();
-    registry.register(
-        "feedbackd_replies",
-        "Agent replies received",
-        metrics.replies.clone(),
-    );
-    registry.register(
-        "feedbackd_malformed_replies",
-        "Malformed agent replies by cause",
-        metrics.malformed.clone(),
-    );
-    registry.register(
-        "feedbackd_poll_failures",
-        "Agent polls that failed",
-        metrics.poll_failures.clone(),
-    );
-    registry.register(
-        "feedbackd_weight",
-        "Weight handed to directord",
-        metrics.weight.clone(),
-    );
-    registry.register(
-        "feedbackd_directord_failures",
-        "Hand-overs to directord that failed, by cause (timeout, io, protocol, refused)",
-        metrics.directord_failures.clone(),
-    );
+    metrics.register(&mut registry);
     super::serve_metrics(&config, registry).await?;
     let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(256);
-    let mut failure_log = lvs_control::limits::RateLimit::new(Duration::from_secs(10));
-    let hand = |agent: usize, tracked: &mut Tracked| {
-        deliver(agent, tracked, &directord, &metrics, &delivered_tx);
-    };
-
     let (polled_tx, mut polled) = mpsc::channel::<Polled>(256);
     let pollers: Vec<_> = agents
         .iter()
@@ -160,6 +280,13 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Erro
             )
         })
         .collect();
+    let mut director = Director {
+        agents,
+        metrics,
+        directord: lvs_control::socket_path(&config.control.socket_dir, "directord"),
+        delivered: delivered_tx,
+        failure_log: lvs_control::limits::RateLimit::new(Duration::from_secs(10)),
+    };
 
     let (events, _) = broadcast::channel::<()>(1);
     let lvs_control::daemon::ControlSocket {
@@ -173,14 +300,14 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Erro
     )?;
     info!(
         "polling {} agent(s) every {}",
-        agents.len(),
+        director.agents.len(),
         feedback.interval
     );
     super::notify_ready();
 
     let mut retry = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let deadline = agents.iter().filter_map(|a| a.policy.poll_timeout()).min();
+        let deadline = director.next_timeout();
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -188,75 +315,13 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Erro
             }
         };
         tokio::select! {
-            Some(Polled { agent, result }) = polled.recv() => {
-                let tracked = &mut agents[agent];
-                let now = Instant::now();
-                let labels = RealLabels { real: tracked.real.to_string() };
-                let decision = match result {
-                    Ok(bytes) => {
-                        tracked.last_reply = Some(String::from_utf8_lossy(&bytes).trim_end().to_owned());
-                        match Packet::new_checked(&bytes[..]).and_then(|p| AgentReply::parse(&p)) {
-                            Ok(reply) => {
-                                tracked.replies += 1;
-                                metrics.replies.get_or_create(&labels).inc();
-                                tracked.policy.handle_reply(now, &reply)
-                            }
-                            Err(e) => {
-                                metrics.malformed.get_or_create(&CauseLabels { cause: e.as_str().to_owned() }).inc();
-                                tracked.policy.handle_malformed(now, &e)
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        metrics.poll_failures.get_or_create(&labels).inc();
-                        tracked.policy.handle_poll_failure(now, &e)
-                    }
-                };
-                if decision.is_some() {
-                    hand(agent, tracked);
-                }
-            }
-            Some(Delivered { agent, handed, why, result }) = delivered.recv() => {
-                let tracked = &mut agents[agent];
-                tracked.in_flight = false;
-                match result {
-                    Ok(()) => {
-                        info!("{}: weight {}, {} ({why})", tracked.real, handed.0, handed.1);
-                        tracked.delivered = Some(handed);
-                    }
-                    Err(e) => {
-                        metrics
-                            .directord_failures
-                            .get_or_create(&CauseLabels { cause: e.cause().to_owned() })
-                            .inc();
-                        if let Some(held) = failure_log.allow(Instant::now()) {
-                            warn!(
-                                "{}: directord did not take weight {}: {e} ({held} more failures since the last report)",
-                                tracked.real, handed.0
-                            );
-                        }
-                    }
-                }
-            }
-            () = sleep => {
-                let now = Instant::now();
-                for (agent, tracked) in agents.iter_mut().enumerate() {
-                    if tracked.policy.handle_timeout(now).is_some() {
-                        hand(agent, tracked);
-                    }
-                }
-            }
-            _ = retry.tick() => {
-                for (agent, tracked) in agents.iter_mut().enumerate() {
-                    let current = tracked.policy.decision();
-                    if tracked.delivered.as_ref() != Some(&(current.weight, state_name(tracked))) && heard_from(tracked) {
-                        hand(agent, tracked);
-                    }
-                }
-            }
+            Some(p) = polled.recv() => director.on_polled(p),
+            Some(d) = delivered.recv() => director.on_delivered(d),
+            () = sleep => director.on_timeout(),
+            _ = retry.tick() => director.on_retry(),
             Some(incoming) = requests.recv() => {
                 let Request::Status = incoming.request;
-                incoming.reply_ok(status(&agents, &metrics));
+                incoming.reply_ok(status(&director.agents, &director.metrics));
             }
             exit = super::signalled() => {
                 shutdown.cancel();

@@ -102,7 +102,12 @@ pub(crate) fn convert(text: &str, file: &str) -> Result<Output, ImportError> {
                 format!("{key}={value}"),
                 "directord reloads on SIGHUP (systemctl reload), not by watching the file",
             ),
-            "logfile" | "fork" | "supervised" | "execute" | "callback" | "cleanstop"
+            "fork" => out.unsupported(
+                &at,
+                format!("{key}={value}"),
+                "not needed: directord probes every real server concurrently in one process, which is what fork=yes buys ldirectord",
+            ),
+            "logfile" | "supervised" | "execute" | "callback" | "cleanstop"
             | "maintenancedir" | "readdquiescent" | "fallbackcommand" | "emailalert"
             | "emailalertfreq" | "emailalertstatus" | "emailalertfrom" | "smtp" => out.unsupported(
                 &at,
@@ -826,11 +831,14 @@ fn negotiate(c: &mut Check, kind: CheckType, v: &Virtual, o: &Options, out: &mut
             c.user = o.login.clone();
             c.password = o.passwd.clone();
             c.database = o.database.clone();
-            if request.is_some() {
-                unsupported(
-                    "request (SQL query)",
-                    "the query is not run; a login is checked",
-                );
+            // ldirectord runs the request after logging in, and wants both.
+            match (request, &c.user) {
+                (Some(sql), Some(_)) => c.query = Some(sql.trim_start_matches('/').to_owned()),
+                (Some(_), None) => unsupported(
+                    "request (SQL query) without login",
+                    "ldirectord marks such a server down; the server's greeting is checked instead",
+                ),
+                (None, _) => {}
             }
         }
         CheckType::Radius => {

@@ -21,8 +21,9 @@ pub const EXIT_KERNEL: u8 = 1;
 /// also for `-R`).
 pub const EXIT_KERNEL_COMMAND: u8 = 255;
 
-const HELP: &str = "\
-Usage:
+/// ipvsadm's usage, in lvsadm's name: printed on a usage error and ending `lvsadm --help`.
+pub const USAGE: &str = "\
+ipvsadm syntax:
   lvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [-b sched-flags] [-o]
   lvsadm -D virtual-service
   lvsadm -C
@@ -35,7 +36,6 @@ Usage:
   lvsadm --set tcp tcpfin udp
   lvsadm --start-daemon {master|backup} --mcast-interface interface [--syncid sid] [...]
   lvsadm --stop-daemon {master|backup}
-  lvsadm check-config [--config FILE]
 virtual-service: --tcp-service|-t addr:port, --udp-service|-u addr:port,
   --sctp-service addr:port, --fwmark-service|-f fwmark [-6]
 ";
@@ -61,7 +61,7 @@ pub fn run(argv: &[String]) -> ExitCode {
     };
     match inv.cmd {
         Cmd::Help => {
-            print!("{HELP}");
+            print!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         Cmd::Version => {

@@ -738,15 +738,88 @@ async fn follow_once(
     Err(Error::EventsEnded)
 }
 
-/// Runs until SIGTERM/SIGINT.
-pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
-    let sync = config.sync.clone().ok_or(Error::NoSyncSection)?;
-    let group = one_family(&sync)?;
-    let ifindex = net::if_index(&sync.interface).map_err(|source| Error::Interface {
-        interface: sync.interface.clone(),
-        source,
-    })?;
-    let (initial_role, role_source, follow) = match &sync.role {
+/// The sockets syncd reads and writes, opened before anything runs so a setup error stops
+/// the start.
+struct Sockets {
+    unicast: Arc<UdpSocket>,
+    groups: Vec<UdpSocket>,
+    inject: UdpSocket,
+    tap: net::Tap,
+    ports: u16,
+}
+
+impl Sockets {
+    fn open(sync: &SyncConfig, group: SocketAddr, ifindex: u32) -> Result<Self, Error> {
+        let unicast_port = sync.unicast_port();
+        let unicast = Arc::new(net::unicast_socket(group.is_ipv6(), unicast_port).map_err(
+            |source| Error::UnicastSocket {
+                port: unicast_port,
+                source,
+            },
+        )?);
+        let ports = sync_ports(group.port());
+        if ports > 1 {
+            info!(
+                "net.ipv4.vs.sync_ports is {ports}: the kernel syncs on ports {} to {}",
+                group.port(),
+                group.port() + (ports - 1)
+            );
+        }
+        let mut groups = Vec::new();
+        for port in group.port()..=group.port() + (ports - 1) {
+            let at = SocketAddr::new(group.ip(), port);
+            groups.push(
+                net::group_socket(at, ifindex).map_err(|source| Error::GroupSocket {
+                    group: at,
+                    interface: sync.interface.clone(),
+                    source,
+                })?,
+            );
+        }
+        let inject = net::inject_socket(group, ifindex, sync.ttl).map_err(Error::InjectSocket)?;
+        let tap =
+            net::Tap::open(ifindex, group.is_ipv6(), group.port(), ports).map_err(|source| {
+                Error::Tap {
+                    interface: sync.interface.clone(),
+                    source,
+                }
+            })?;
+        Ok(Self {
+            unicast,
+            groups,
+            inject,
+            tap,
+            ports,
+        })
+    }
+
+    /// Starts the readers that feed `inputs`; returns the injector, which the daemon keeps.
+    fn spawn_readers(self, group: SocketAddr, inputs: &mpsc::Sender<Input>) -> UdpSocket {
+        tokio::spawn(receive_datagrams(
+            self.unicast,
+            Input::Unicast,
+            inputs.clone(),
+        ));
+        for socket in self.groups {
+            tokio::spawn(receive_datagrams(
+                Arc::new(socket),
+                Input::Group,
+                inputs.clone(),
+            ));
+        }
+        tokio::spawn(observe_kernel_master(
+            self.tap,
+            group,
+            self.ports,
+            inputs.clone(),
+        ));
+        self.inject
+    }
+}
+
+/// The role syncd starts in, where it comes from, and the VRRP instance it follows if any.
+fn initial_role(role: &SyncRole) -> (Role, String, Option<String>) {
+    match role {
         SyncRole::Master => (Role::Master, "static".to_owned(), None),
         SyncRole::Backup => (Role::Backup, "static".to_owned(), None),
         // Until vrrpd says otherwise: a backup never sends, so it cannot do harm.
@@ -755,61 +828,70 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             format!("follow {instance}"),
             Some(instance.clone()),
         ),
-    };
-    let client = IpvsClient::connect().map_err(Error::Netlink)?;
-    let unicast_port = sync.unicast_port();
-    let unicast_socket = Arc::new(net::unicast_socket(group.is_ipv6(), unicast_port).map_err(
-        |source| Error::UnicastSocket {
-            port: unicast_port,
-            source,
-        },
-    )?);
-    let ports = sync_ports(group.port());
-    if ports > 1 {
-        info!(
-            "net.ipv4.vs.sync_ports is {ports}: the kernel syncs on ports {} to {}",
-            group.port(),
-            group.port() + (ports - 1)
-        );
     }
-    let mut group_sockets = Vec::new();
-    for port in group.port()..=group.port() + (ports - 1) {
-        let at = SocketAddr::new(group.ip(), port);
-        group_sockets.push(net::group_socket(at, ifindex).map_err(|source| {
-            Error::GroupSocket {
-                group: at,
-                interface: sync.interface.clone(),
-                source,
-            }
-        })?);
-    }
-    let inject_socket =
-        net::inject_socket(group, ifindex, sync.ttl).map_err(Error::InjectSocket)?;
-    let tap = net::Tap::open(ifindex, group.is_ipv6(), group.port(), ports).map_err(|source| {
-        Error::Tap {
-            interface: sync.interface.clone(),
-            source,
-        }
-    })?;
+}
 
-    let (inputs_tx, mut inputs) = mpsc::channel::<Input>(1024);
-    tokio::spawn(receive_datagrams(
-        unicast_socket.clone(),
-        Input::Unicast,
-        inputs_tx.clone(),
+fn log_start(syncd: &Syncd) {
+    let peers: Vec<String> = syncd
+        .sync
+        .peer_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let sources: Vec<String> = syncd
+        .group_sources()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    info!(
+        "unicast on port {}; peers: [{}]; group heard from [{}] and the peers; \
+         mirror of at most {} entries; unicast {}",
+        syncd.sync.unicast_port(),
+        peers.join(", "),
+        sources.join(", "),
+        syncd.sync.max_entries,
+        if syncd.key.is_some() {
+            "authenticated with the key_file"
+        } else {
+            "not authenticated (no key_file)"
+        }
+    );
+}
+
+async fn serve_metrics(base: SocketAddr, metrics: &metrics::Metrics) -> Result<(), SetupError> {
+    let addr = lvs_control::metrics::address(base, "syncd");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SetupError::Metrics { addr, source })?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    tokio::spawn(lvs_control::metrics::serve(
+        listener,
+        Arc::new(std::sync::Mutex::new(registry)),
+        CancellationToken::new(),
     ));
-    for socket in group_sockets {
-        tokio::spawn(receive_datagrams(
-            Arc::new(socket),
-            Input::Group,
-            inputs_tx.clone(),
-        ));
-    }
-    tokio::spawn(observe_kernel_master(tap, group, ports, inputs_tx.clone()));
-    let socket_dir = config.control.socket_dir.clone();
+    info!("metrics on http://{addr}/metrics");
+    Ok(())
+}
+
+/// Runs until SIGTERM/SIGINT.
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
+    let sync = config.sync.clone().ok_or(Error::NoSyncSection)?;
+    let group = one_family(&sync)?;
+    let ifindex = net::if_index(&sync.interface).map_err(|source| Error::Interface {
+        interface: sync.interface.clone(),
+        source,
+    })?;
+    let (initial_role, role_source, follow) = initial_role(&sync.role);
+    let client = IpvsClient::connect().map_err(Error::Netlink)?;
+    let sockets = Sockets::open(&sync, group, ifindex)?;
+    let unicast_socket = sockets.unicast.clone();
+
+    let (inputs_tx, inputs) = mpsc::channel::<Input>(1024);
+    let inject_socket = sockets.spawn_readers(group, &inputs_tx);
     let following = follow.is_some();
     if let Some(instance) = follow {
-        let path = lvs_control::socket_path(&socket_dir, "vrrpd");
+        let path = lvs_control::socket_path(&config.control.socket_dir, "vrrpd");
         tokio::spawn(follow_vrrpd(path, instance, inputs_tx.clone()));
     }
 
@@ -840,90 +922,68 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         drop_warnings: drops::DropWarnings::default(),
     };
     syncd.refresh();
-    let peers: Vec<String> = syncd
-        .sync
-        .peer_addrs()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let sources: Vec<String> = syncd
-        .group_sources()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    info!(
-        "unicast on port {unicast_port}; peers: [{}]; group heard from [{}] and the peers; \
-         mirror of at most {} entries; unicast {}",
-        peers.join(", "),
-        sources.join(", "),
-        syncd.sync.max_entries,
-        if syncd.key.is_some() {
-            "authenticated with the key_file"
-        } else {
-            "not authenticated (no key_file)"
-        }
-    );
+    log_start(&syncd);
     if let Some(base) = config.control.metrics {
-        let addr = lvs_control::metrics::address(base, "syncd");
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| SetupError::Metrics { addr, source })?;
-        let mut registry = prometheus_client::registry::Registry::default();
-        syncd.metrics.register(&mut registry);
-        tokio::spawn(lvs_control::metrics::serve(
-            listener,
-            Arc::new(std::sync::Mutex::new(registry)),
-            CancellationToken::new(),
-        ));
-        info!("metrics on http://{addr}/metrics");
+        serve_metrics(base, &syncd.metrics).await?;
     }
     syncd.set_role(initial_role, true);
     syncd.flush().await;
 
-    let lvs_control::daemon::ControlSocket {
-        mut requests,
-        shutdown,
-        path: socket,
-    } = lvs_control::daemon::serve_control::<Request, Response, _>(
+    let control = lvs_control::daemon::serve_control::<Request, Response, _>(
         &config.control,
         "syncd",
         events,
     )?;
+    syncd.serve(inputs, control).await
+}
 
-    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
-    let mut refresh = tokio::time::interval(ADDRESS_REFRESH);
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let mut watchdog = lvs_control::daemon::Watchdog::from_env();
-    info!("serving {}", socket.display());
+impl Syncd {
+    /// The event loop: inputs, control requests, the engine's timer and signals.
+    async fn serve(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        control: lvs_control::daemon::ControlSocket<Request, Response>,
+    ) -> Result<(), Error> {
+        let lvs_control::daemon::ControlSocket {
+            mut requests,
+            shutdown,
+            path: socket,
+        } = control;
+        let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
+        let mut refresh = tokio::time::interval(ADDRESS_REFRESH);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        let mut watchdog = lvs_control::daemon::Watchdog::from_env();
+        info!("serving {}", socket.display());
 
-    loop {
-        let timer = syncd.engine.poll_timeout().map_or_else(
-            || tokio::time::Instant::now() + Duration::from_secs(3600),
-            Into::into,
-        );
-        tokio::select! {
-            Some(input) = inputs.recv() => syncd.handle_input(input),
-            Some(incoming) = requests.recv() => {
-                let response = syncd.handle(&incoming.request);
-                incoming.reply(response);
+        loop {
+            let timer = self.engine.poll_timeout().map_or_else(
+                || tokio::time::Instant::now() + Duration::from_secs(3600),
+                Into::into,
+            );
+            tokio::select! {
+                Some(input) = inputs.recv() => self.handle_input(input),
+                Some(incoming) = requests.recv() => {
+                    let response = self.handle(&incoming.request);
+                    incoming.reply(response);
+                }
+                () = tokio::time::sleep_until(timer) => self.engine.handle_timeout(Instant::now()),
+                _ = refresh.tick() => self.refresh(),
+                () = watchdog.ping_when_due() => {}
+                _ = hangup.recv() => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                    self.reload();
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
             }
-            () = tokio::time::sleep_until(timer) => syncd.engine.handle_timeout(Instant::now()),
-            _ = refresh.tick() => syncd.refresh(),
-            () = watchdog.ping_when_due() => {}
-            _ = hangup.recv() => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                syncd.reload();
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-            }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            self.flush().await;
         }
-        syncd.flush().await;
+        shutdown.cancel();
+        let _ = std::fs::remove_file(&socket);
+        info!("stopped; the kernel sync daemons keep running");
+        Ok(())
     }
-    shutdown.cancel();
-    let _ = std::fs::remove_file(&socket);
-    info!("stopped; the kernel sync daemons keep running");
-    Ok(())
 }

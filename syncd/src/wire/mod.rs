@@ -8,6 +8,87 @@
 //! a kernel backup would treat the same input ([`Error::scope`]): drop the datagram, drop
 //! only that entry, or accept it although it is not what a kernel sends.
 
+/// Big-endian fields at fixed ranges; callers have checked the lengths.
+mod bytes {
+    use std::net::Ipv4Addr;
+    use std::ops::Range;
+
+    pub fn be16(b: &[u8], r: Range<usize>) -> u16 {
+        let mut a = [0; 2];
+        a.copy_from_slice(&b[r]);
+        u16::from_be_bytes(a)
+    }
+
+    pub fn be32(b: &[u8], r: Range<usize>) -> u32 {
+        let mut a = [0; 4];
+        a.copy_from_slice(&b[r]);
+        u32::from_be_bytes(a)
+    }
+
+    pub fn ipv4(b: &[u8], r: Range<usize>) -> Ipv4Addr {
+        Ipv4Addr::from(be32(b, r))
+    }
+}
+
+/// What both formats check first, as `ip_vs_process_message` does: a whole header, and a size
+/// field equal to the datagram's length.
+fn check_message_len(
+    buf: &[u8],
+    header_len: usize,
+    size_field: std::ops::Range<usize>,
+) -> Result<(), Error> {
+    let len = buf.len();
+    if len < header_len {
+        return Err(Error::HeaderTruncated);
+    }
+    let size = bytes::be16(buf, size_field);
+    if usize::from(size) != len {
+        return Err(Error::SizeMismatch {
+            field: size,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
+/// The owned message of one format: its sync id and connections. `parse` is strict:
+/// entry-scope faults and lints are errors too.
+macro_rules! message_repr {
+    ($version:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Repr {
+            pub sync_id: u8,
+            pub conns: Vec<Connection>,
+        }
+
+        impl Repr {
+            pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr, Error> {
+                let (sync_id, conns) = decode_packet(packet)?.strict()?;
+                Ok(Repr { sync_id, conns })
+            }
+
+            pub fn buffer_len(&self) -> Result<usize, EmitError> {
+                $version.message_len(&self.conns)
+            }
+
+            /// Writes the message into `packet`, whose buffer must be exactly
+            /// [`Repr::buffer_len`] long or longer (the size field then says how much of it is
+            /// the message).
+            pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+                &self,
+                packet: &mut Packet<T>,
+            ) -> Result<(), EmitError> {
+                $version.emit_message(self.sync_id, &self.conns, packet.buffer.as_mut())
+            }
+
+            pub fn to_bytes(&self) -> Result<Vec<u8>, EmitError> {
+                $version.message_bytes(self.sync_id, &self.conns)
+            }
+        }
+    };
+}
+
 mod builder;
 pub mod hello;
 pub mod v0;

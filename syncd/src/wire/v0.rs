@@ -14,8 +14,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Decoded, EmitError, Error, ProtocolVersion, check_semantics};
-use crate::conn::{Addrs, ConnFlags, Connection, Protocol, Seq, SeqData};
+use super::bytes::{be16, ipv4};
+use super::{Decoded, EmitError, Error, ProtocolVersion, check_message_len, check_semantics};
+use crate::conn::{Addrs, ConnFlags, Connection, Protocol, SeqData};
 
 pub const HEADER_LEN: usize = 4;
 /// `SIMPLE_CONN_SIZE`.
@@ -43,18 +44,6 @@ mod field {
     pub const E_SEQ: Range<usize> = 24..48;
 }
 
-fn be16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
-    let mut a = [0; 2];
-    a.copy_from_slice(&b[r]);
-    u16::from_be_bytes(a)
-}
-
-fn ipv4(b: &[u8], r: std::ops::Range<usize>) -> Ipv4Addr {
-    let mut a = [0; 4];
-    a.copy_from_slice(&b[r]);
-    Ipv4Addr::from(a)
-}
-
 /// A borrowed version 0 message.
 #[derive(Debug, Clone)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -74,17 +63,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn check_len(&self) -> Result<(), Error> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::HeaderTruncated);
-        }
-        if usize::from(self.size()) != len {
-            return Err(Error::SizeMismatch {
-                field: self.size(),
-                actual: len,
-            });
-        }
-        Ok(())
+        check_message_len(self.buffer.as_ref(), HEADER_LEN, field::SIZE)
     }
 
     pub fn into_inner(self) -> T {
@@ -254,24 +233,10 @@ impl<T: AsRef<[u8]>> Entry<T> {
         if !self.has_seq() {
             return None;
         }
-        let b = &self.buffer.as_ref()[field::E_SEQ];
-        let w = |i: usize| {
-            let mut a = [0; 4];
-            a.copy_from_slice(&b[4 * i..4 * i + 4]);
-            u32::from_le_bytes(a)
-        };
-        Some(SeqData {
-            in_seq: Seq {
-                init_seq: w(0),
-                delta: w(1),
-                previous_delta: w(2),
-            },
-            out_seq: Seq {
-                init_seq: w(3),
-                delta: w(4),
-                previous_delta: w(5),
-            },
-        })
+        Some(SeqData::read(
+            &self.buffer.as_ref()[field::E_SEQ],
+            u32::from_le_bytes,
+        ))
     }
 }
 
@@ -318,18 +283,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Entry<T> {
 
     /// Writes the sequence block; the buffer must hold [`FULL_ENTRY_LEN`] bytes.
     pub fn set_seq(&mut self, seq: &SeqData) {
-        let words = [
-            seq.in_seq.init_seq,
-            seq.in_seq.delta,
-            seq.in_seq.previous_delta,
-            seq.out_seq.init_seq,
-            seq.out_seq.delta,
-            seq.out_seq.previous_delta,
-        ];
-        let b = &mut self.buffer.as_mut()[field::E_SEQ];
-        for (i, w) in words.into_iter().enumerate() {
-            b[4 * i..4 * i + 4].copy_from_slice(&w.to_le_bytes());
-        }
+        seq.write(&mut self.buffer.as_mut()[field::E_SEQ], u32::to_le_bytes);
     }
 }
 
@@ -406,37 +360,7 @@ pub fn emit_entry<T: AsRef<[u8]> + AsMut<[u8]>>(
     Ok(())
 }
 
-/// An owned version 0 message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repr {
-    pub sync_id: u8,
-    pub conns: Vec<Connection>,
-}
-
-impl Repr {
-    /// Strict parse: entry-scope faults and lints are errors too.
-    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr, Error> {
-        let (sync_id, conns) = decode_packet(packet)?.strict()?;
-        Ok(Repr { sync_id, conns })
-    }
-
-    pub fn buffer_len(&self) -> Result<usize, EmitError> {
-        ProtocolVersion::V0.message_len(&self.conns)
-    }
-
-    /// Writes the message into `packet`, whose buffer must be exactly [`Repr::buffer_len`]
-    /// long or longer (the size field then says how much of it is the message).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
-        &self,
-        packet: &mut Packet<T>,
-    ) -> Result<(), EmitError> {
-        ProtocolVersion::V0.emit_message(self.sync_id, &self.conns, packet.buffer.as_mut())
-    }
-
-    pub fn to_bytes(&self) -> Result<Vec<u8>, EmitError> {
-        ProtocolVersion::V0.message_bytes(self.sync_id, &self.conns)
-    }
-}
+message_repr!(ProtocolVersion::V0, "An owned version 0 message.");
 
 fn decode_packet<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Decoded, Error> {
     let mut entries = packet.entries();

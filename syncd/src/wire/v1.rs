@@ -10,8 +10,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Decoded, EmitError, Error, ProtocolVersion, check_semantics};
-use crate::conn::{Addrs, ConnFlags, Connection, Protocol, Seq, SeqData};
+use super::bytes::{be16, be32};
+use super::{Decoded, EmitError, Error, ProtocolVersion, check_message_len, check_semantics};
+use crate::conn::{Addrs, ConnFlags, Connection, Protocol, SeqData};
 
 pub const HEADER_LEN: usize = 8;
 pub const VERSION: u8 = 1;
@@ -58,18 +59,6 @@ mod field {
     pub const E_ADDRS: usize = 24;
 }
 
-fn be16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
-    let mut a = [0; 2];
-    a.copy_from_slice(&b[r]);
-    u16::from_be_bytes(a)
-}
-
-fn be32(b: &[u8], r: std::ops::Range<usize>) -> u32 {
-    let mut a = [0; 4];
-    a.copy_from_slice(&b[r]);
-    u32::from_be_bytes(a)
-}
-
 fn pad4(n: usize) -> usize {
     (n + 3) & !3
 }
@@ -97,17 +86,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn check_len(&self) -> Result<(), Error> {
-        let len = self.buffer.as_ref().len();
-        if len < HEADER_LEN {
-            return Err(Error::HeaderTruncated);
-        }
-        if usize::from(self.size()) != len {
-            return Err(Error::SizeMismatch {
-                field: self.size(),
-                actual: len,
-            });
-        }
-        Ok(())
+        check_message_len(self.buffer.as_ref(), HEADER_LEN, field::SIZE)
     }
 
     pub fn into_inner(self) -> T {
@@ -533,33 +512,11 @@ impl<'a> Iterator for Options<'a> {
 }
 
 fn parse_seq(data: &[u8]) -> SeqData {
-    let w = |i: usize| be32(data, 4 * i..4 * i + 4);
-    SeqData {
-        in_seq: Seq {
-            init_seq: w(0),
-            delta: w(1),
-            previous_delta: w(2),
-        },
-        out_seq: Seq {
-            init_seq: w(3),
-            delta: w(4),
-            previous_delta: w(5),
-        },
-    }
+    SeqData::read(data, u32::from_be_bytes)
 }
 
 fn emit_seq(seq: &SeqData, out: &mut [u8]) {
-    let words = [
-        seq.in_seq.init_seq,
-        seq.in_seq.delta,
-        seq.in_seq.previous_delta,
-        seq.out_seq.init_seq,
-        seq.out_seq.delta,
-        seq.out_seq.previous_delta,
-    ];
-    for (i, w) in words.into_iter().enumerate() {
-        out[4 * i..4 * i + 4].copy_from_slice(&w.to_be_bytes());
-    }
+    seq.write(out, u32::to_be_bytes);
 }
 
 /// Decodes one entry with the checks of `ip_vs_proc_sync_conn`, in its order.
@@ -691,37 +648,7 @@ pub fn emit_entry<T: AsRef<[u8]> + AsMut<[u8]>>(
     Ok(())
 }
 
-/// An owned version 1 message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repr {
-    pub sync_id: u8,
-    pub conns: Vec<Connection>,
-}
-
-impl Repr {
-    /// Strict parse: entry-scope faults and lints are errors too.
-    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr, Error> {
-        let (sync_id, conns) = decode_packet(packet)?.strict()?;
-        Ok(Repr { sync_id, conns })
-    }
-
-    pub fn buffer_len(&self) -> Result<usize, EmitError> {
-        ProtocolVersion::V1.message_len(&self.conns)
-    }
-
-    /// Writes the message into `packet`, whose buffer must be exactly [`Repr::buffer_len`]
-    /// long or longer (the size field then says how much of it is the message).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
-        &self,
-        packet: &mut Packet<T>,
-    ) -> Result<(), EmitError> {
-        ProtocolVersion::V1.emit_message(self.sync_id, &self.conns, packet.buffer.as_mut())
-    }
-
-    pub fn to_bytes(&self) -> Result<Vec<u8>, EmitError> {
-        ProtocolVersion::V1.message_bytes(self.sync_id, &self.conns)
-    }
-}
+message_repr!(ProtocolVersion::V1, "An owned version 1 message.");
 
 fn decode_packet<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Decoded, Error> {
     let mut entries = packet.entries();

@@ -1,8 +1,9 @@
 //! vrrpd's watch on directord (`[vrrp] track_directord`): a VIP is only worth holding over a
-//! table someone keeps. A task asks directord for its status every `interval`; no answer
-//! within `timeout` (dead: the connection is refused; wedged, e.g. SIGSTOP: it is accepted by
-//! the kernel and never answered) is down. The main loop turns each result into every
-//! instance's tracking, as keepalived's weights do: 0 faults, negative lowers the priority.
+//! table someone keeps. A task asks directord for its services' quorum (`track_services`)
+//! every `interval`, which is also the liveness question; no answer within `timeout` (dead:
+//! the connection is refused; wedged, e.g. SIGSTOP: it is accepted by the kernel and never
+//! answered) is down. The main loop turns each result into every instance's tracking, as
+//! keepalived's weights do: 0 faults, negative lowers the priority.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,7 +43,10 @@ impl ProbeError {
 pub type ProbeResult = Result<BTreeMap<String, bool>, ProbeError>;
 
 /// One question to directord, bounded by `timeout`: its services' quorum, which is small at
-/// any table size (its status lists every real server). A refusal is an answer: it is alive.
+/// any table size (its status lists every real server, megabytes at issue 20's size). The
+/// same question is the liveness probe: it goes through directord's main loop like any
+/// request, so a wedged loop is caught, and costs no table walk. A refusal is an answer: it is
+/// alive (a directord older than Quorum refuses it, and so still counts, telling no quorum).
 pub async fn probe(socket: &std::path::Path, timeout: Duration) -> ProbeResult {
     use lvs_control::directord::{Request, Response};
     match lvs_control::call_async_within::<_, Response>(socket, &Request::Quorum, timeout).await {
@@ -148,5 +152,56 @@ impl Watch {
             ),
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// The probe is one small question, not the full Status (megabytes at issue 20's size,
+    /// every second): the services' quorum, which is also the liveness probe. A quorum
+    /// answer, any other answer and a refusal (a directord older than Quorum) all count as
+    /// alive; only the quorum answer says anything of the services.
+    #[tokio::test]
+    async fn the_probe_is_a_quorum_request_and_a_liveness_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lvs_control::socket_path(dir.path(), "directord");
+        let listener = UnixListener::bind(&path).unwrap();
+        let replies = [
+            "{\"ok\":{\"quorum\":{\"web\":false,\"api\":true}}}\n",
+            "{\"ok\":{}}\n",
+            "{\"error\":\"unknown cmd\"}\n",
+        ];
+        let server = std::thread::spawn(move || {
+            let mut asked = Vec::new();
+            for reply in replies {
+                let (stream, _) = listener.accept().unwrap();
+                let mut request = String::new();
+                BufReader::new(&stream).read_line(&mut request).unwrap();
+                (&stream).write_all(reply.as_bytes()).unwrap();
+                asked.push(request);
+            }
+            asked
+        });
+        let mut found = Vec::new();
+        for _ in 0..replies.len() {
+            found.push(probe(&path, Duration::from_secs(5)).await.unwrap());
+        }
+        let held = BTreeMap::from([("api".to_owned(), true), ("web".to_owned(), false)]);
+        assert_eq!(found, [held, BTreeMap::new(), BTreeMap::new()]);
+        assert_eq!(server.join().unwrap(), ["{\"cmd\":\"quorum\"}\n"; 3]);
+    }
+
+    /// Silence is down: a socket nobody answers on is a timeout.
+    #[tokio::test]
+    async fn a_silent_directord_is_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lvs_control::socket_path(dir.path(), "directord");
+        let _listener = UnixListener::bind(&path).unwrap();
+        let result = probe(&path, Duration::from_millis(200)).await;
+        assert!(matches!(result, Err(ProbeError::Timeout(_))), "{result:?}");
     }
 }

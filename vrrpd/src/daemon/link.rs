@@ -68,20 +68,28 @@ impl Link {
 
 impl Link {
     /// One unsolicited neighbour advertisement for `vip` from our link-local `source`: the IPv6
-    /// counterpart of the gratuitous ARP (RFC 5798 section 6.4.2).
-    pub fn unsolicited_na(&mut self, source: Ipv6Addr, vip: Ipv6Addr) -> io::Result<()> {
-        let frame = unsolicited_na_frame(self.mac, source, vip, forwarding_v6(&self.name));
+    /// counterpart of the gratuitous ARP (RFC 5798 section 6.4.2). `router`: whether the
+    /// interface forwards IPv6 ([`Link::forwards_v6`], read once per burst, not per VIP).
+    pub fn unsolicited_na(
+        &mut self,
+        source: Ipv6Addr,
+        vip: Ipv6Addr,
+        router: bool,
+    ) -> io::Result<()> {
+        let frame = unsolicited_na_frame(self.mac, source, vip, router);
         self.garp
             .send_to(&frame, None)
             .unwrap_or_else(|| Err(io::Error::other("no sender")))
     }
 }
 
-/// keepalived sets the NA's router flag only when the interface forwards IPv6, so a host-only
-/// pair does not make its neighbours list it as a router.
-fn forwarding_v6(interface: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{interface}/forwarding"))
-        .is_ok_and(|value| value.trim() == "1")
+impl Link {
+    /// keepalived sets the NA's router flag only when the interface forwards IPv6, so a
+    /// host-only pair does not make its neighbours list it as a router.
+    pub fn forwards_v6(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{}/forwarding", self.name))
+            .is_ok_and(|value| value.trim() == "1")
+    }
 }
 
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
@@ -210,11 +218,26 @@ pub async fn add_address(
 }
 
 /// Removes `addr` from the interface if it is there; returns how many copies went.
+///
+/// First asked for by address and `prefix` (the configured one), which the kernel finds
+/// without a dump; only when that finds nothing is the interface's list searched for a copy
+/// with another prefix (a crashed run of an older config). A search per VIP was quadratic:
+/// a master of 5,100 VIPs took minutes to leave, its event loop stalled all along.
 pub async fn del_address(
     handle: &Handle,
     index: u32,
     addr: IpAddr,
+    prefix: u8,
 ) -> Result<usize, rtnetlink::Error> {
+    // The add request's message names exactly this address (IPv4: local and peer address),
+    // which is what a delete must match.
+    let mut template = handle.address().add(index, addr, prefix);
+    let message = template.message_mut().clone();
+    match handle.address().del(message).execute().await {
+        Ok(()) => return Ok(1),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => {}
+        Err(e) => return Err(e),
+    }
     let mut found = handle
         .address()
         .get()

@@ -9,7 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use super::{ProbeError, ProbeResult, down, excerpt, io_failure};
-use crate::check::spec::{Dns, Exchange, Radius, Rcode, Sip};
+use crate::check::spec::{Dns, Exchange, Radius, Rcode, Route, Sip};
 use crate::check::wire::http::{in_ranges, parse_status_line, ranges_text};
 use crate::check::wire::{WireError, dns, radius};
 
@@ -29,17 +29,18 @@ fn nonce() -> u64 {
 
 /// A UDP socket connected to `addr`, so the kernel reports ICMP port unreachable as
 /// ECONNREFUSED on the next receive and drops datagrams from anyone else.
-async fn connected(addr: SocketAddr) -> Result<UdpSocket, ProbeError> {
-    let local: SocketAddr = if addr.is_ipv4() {
+/// From the check's source when it has one (keepalived's bindto and bind_port).
+async fn connected(route: Route) -> Result<UdpSocket, ProbeError> {
+    let local: SocketAddr = route.from.unwrap_or(if route.to.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
+    });
     let socket = UdpSocket::bind(local)
         .await
         .map_err(|e| io_failure("bind", &e))?;
     socket
-        .connect(addr)
+        .connect(route.to)
         .await
         .map_err(|e| io_failure("connect", &e))?;
     Ok(socket)
@@ -56,12 +57,12 @@ fn recv_failure(e: &io::Error) -> ProbeError {
 /// keepalived UDP_CHECK without require_reply: an ICMP port unreachable is down, a reply or
 /// silence until the deadline is up.
 pub async fn udp_silence(
-    addr: SocketAddr,
+    route: Route,
     send: Option<&[u8]>,
     deadline: Instant,
 ) -> super::super::Outcome {
     use super::super::Outcome;
-    let socket = match connected(addr).await {
+    let socket = match connected(route).await {
         Ok(s) => s,
         Err(e) => return super::outcome(Err(e)),
     };
@@ -76,8 +77,8 @@ pub async fn udp_silence(
     }
 }
 
-pub async fn udp_expect(exchange: &Exchange, addr: SocketAddr, max: usize) -> ProbeResult {
-    let socket = connected(addr).await?;
+pub async fn udp_expect(exchange: &Exchange, route: Route, max: usize) -> ProbeResult {
+    let socket = connected(route).await?;
     socket
         .send(exchange.send.as_deref().unwrap_or_default())
         .await
@@ -96,8 +97,8 @@ pub async fn udp_expect(exchange: &Exchange, addr: SocketAddr, max: usize) -> Pr
     }
 }
 
-pub async fn dns(check: &Dns, addr: SocketAddr) -> ProbeResult {
-    let socket = connected(addr).await?;
+pub async fn dns(check: &Dns, route: Route) -> ProbeResult {
+    let socket = connected(route).await?;
     let query = dns::Query {
         id: nonce() as u16,
         name: check.query.clone(),
@@ -133,10 +134,10 @@ pub async fn dns(check: &Dns, addr: SocketAddr) -> ProbeResult {
     }
 }
 
-pub async fn sip(check: &Sip, addr: SocketAddr, max: usize) -> ProbeResult {
-    let socket = connected(addr).await?;
+pub async fn sip(check: &Sip, route: Route, max: usize) -> ProbeResult {
+    let socket = connected(route).await?;
     let local = socket.local_addr().map_err(|e| io_failure("socket", &e))?;
-    let host = check.host.clone().unwrap_or_else(|| addr.to_string());
+    let host = check.host.clone().unwrap_or_else(|| route.to.to_string());
     let tag = nonce();
     let request = format!(
         "OPTIONS sip:{host} SIP/2.0\r\n\
@@ -182,8 +183,8 @@ pub async fn sip(check: &Sip, addr: SocketAddr, max: usize) -> ProbeResult {
 /// reject means the backend behind the server (files, LDAP, SQL) turns the configured user
 /// away, which real users would meet too; a challenge asks for a second round the check
 /// cannot answer.
-pub async fn radius(check: &Radius, addr: SocketAddr) -> ProbeResult {
-    let socket = connected(addr).await?;
+pub async fn radius(check: &Radius, route: Route) -> ProbeResult {
+    let socket = connected(route).await?;
     let bits = nonce();
     let mut authenticator = [0u8; 16];
     authenticator[..8].copy_from_slice(&bits.to_be_bytes());

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::health::{DownCause, Exhausted, Outcome};
-use super::spec::{CheckSpec, Exchange, Kind, Target};
+use super::spec::{CheckSpec, Exchange, Kind, Route, Target};
 
 /// What probes share: TLS client settings, built once since loading the system roots reads
 /// hundreds of files.
@@ -68,6 +68,7 @@ pub async fn run_until(
 ) -> Outcome {
     let timeout = spec.timing.timeout;
     let addr = target.probe_addr(spec);
+    let route = target.route(spec);
     let max = spec.max_bytes;
     let result = match &spec.kind {
         Kind::On => return Outcome::up("check is on"),
@@ -77,28 +78,39 @@ pub async fn run_until(
         }
         // Silence is the healthy answer here, so the probe owns its deadline.
         Kind::Udp(Exchange { expect: None, send }) => {
-            return Box::pin(datagram::udp_silence(addr, send.as_deref(), deadline)).await;
+            return Box::pin(datagram::udp_silence(route, send.as_deref(), deadline)).await;
         }
         kind => {
+            let smtp_routes: Vec<Route>;
             // Each protocol's state machine boxed on its own: a probe in flight holds only
             // its own (a connect check's is tens of bytes, a TLS one's kilobytes), and with a
             // thousand probes waiting on slow servers that is most of directord's memory.
             let probe: Pin<Box<dyn Future<Output = ProbeResult> + Send + '_>> = match kind {
-                Kind::Connect => Box::pin(stream::connect(addr, ctx)),
+                Kind::Connect => Box::pin(stream::connect(route, ctx)),
                 Kind::Ping => Box::pin(datagram::ping(addr.ip())),
-                Kind::Http(http) => Box::pin(stream::http(http, addr, max, ctx)),
-                Kind::Tcp(exchange) => Box::pin(stream::tcp(exchange, addr, max, ctx)),
-                Kind::Udp(exchange) => Box::pin(datagram::udp_expect(exchange, addr, max)),
-                Kind::Dns(dns) => Box::pin(datagram::dns(dns, addr)),
-                Kind::Smtp(d) => Box::pin(stream::smtp(d, addr, max, ctx)),
-                Kind::Pop(d) => Box::pin(stream::pop(d, addr, max, ctx)),
-                Kind::Imap(d) => Box::pin(stream::imap(d, addr, max, ctx)),
-                Kind::Ftp(d) => Box::pin(stream::ftp(d, addr, max, ctx)),
-                Kind::Ldap(ldap) => Box::pin(stream::ldap(ldap, addr, max, ctx)),
-                Kind::Mysql(db) => Box::pin(stream::mysql(db, addr, max, ctx)),
-                Kind::Pgsql(db) => Box::pin(stream::pgsql(db, addr, max, ctx)),
-                Kind::Sip(sip) => Box::pin(datagram::sip(sip, addr, max)),
-                Kind::Radius(radius) => Box::pin(datagram::radius(radius, addr)),
+                Kind::Http(http) => Box::pin(stream::http(http, route, max, ctx)),
+                Kind::Tcp(exchange) => Box::pin(stream::tcp(exchange, route, max, ctx)),
+                Kind::Udp(exchange) => Box::pin(datagram::udp_expect(exchange, route, max)),
+                Kind::Dns(dns) => Box::pin(datagram::dns(dns, route)),
+                Kind::Smtp(smtp) => {
+                    smtp_routes = if smtp.hosts.is_empty() {
+                        vec![route]
+                    } else {
+                        smtp.hosts
+                            .iter()
+                            .map(|h| target.endpoint_route(h))
+                            .collect()
+                    };
+                    Box::pin(stream::smtp(smtp, &smtp_routes, max, ctx))
+                }
+                Kind::Pop(d) => Box::pin(stream::pop(d, route, max, ctx)),
+                Kind::Imap(d) => Box::pin(stream::imap(d, route, max, ctx)),
+                Kind::Ftp(d) => Box::pin(stream::ftp(d, route, max, ctx)),
+                Kind::Ldap(ldap) => Box::pin(stream::ldap(ldap, route, max, ctx)),
+                Kind::Mysql(db) => Box::pin(stream::mysql(db, route, max, ctx)),
+                Kind::Pgsql(db) => Box::pin(stream::pgsql(db, route, max, ctx)),
+                Kind::Sip(sip) => Box::pin(datagram::sip(sip, route, max)),
+                Kind::Radius(radius) => Box::pin(datagram::radius(radius, route)),
                 Kind::On | Kind::Off | Kind::External(_) => unreachable!("handled above"),
             };
             match tokio::time::timeout_at(deadline, probe).await {
@@ -111,6 +123,48 @@ pub async fn run_until(
         }
     };
     outcome(result)
+}
+
+/// One page as an http check fetches it, read whole: what `lvsadm genhash` prints.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub status: u16,
+    pub head: String,
+    /// The body's data (de-chunked), up to the `max` asked for.
+    pub body: Vec<u8>,
+    /// MD5 of the whole body's data, as a check's `digest` compares it.
+    pub digest: [u8; 16],
+}
+
+/// Why [`page`] has no page: the reason a check of it would give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("timeout after {0}")]
+    Timeout(String),
+    #[error(transparent)]
+    Probe(ProbeError),
+}
+
+/// Fetches the first page of `check` from `route` within `timeout`, keeping at most `max`
+/// bytes of the body (the digest covers all of it). The error is the reason a check of
+/// this page would give.
+pub async fn page(
+    check: &super::spec::Http,
+    route: Route,
+    ctx: &ProbeContext,
+    timeout: Duration,
+    max: usize,
+) -> Result<Page, PageError> {
+    match tokio::time::timeout(timeout, stream::page(check, route, max, ctx)).await {
+        Err(_) => Err(PageError::Timeout(human(timeout))),
+        Ok(Err(e)) => Err(PageError::Probe(e)),
+        Ok(Ok(answer)) => Ok(Page {
+            status: answer.status,
+            head: answer.head,
+            body: answer.body.kept().to_vec(),
+            digest: answer.body.digest(),
+        }),
+    }
 }
 
 fn outcome(result: ProbeResult) -> Outcome {
@@ -137,7 +191,7 @@ pub(crate) use down;
 
 /// Why a probe did not find the server up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ProbeError {
+pub enum ProbeError {
     /// The server failed the check.
     #[error("{detail}")]
     Down { cause: DownCause, detail: String },
@@ -223,7 +277,7 @@ pub(crate) fn io_reason(what: &str, e: &io::Error) -> String {
 pub(crate) struct Bounded<S> {
     stream: S,
     pub buf: Vec<u8>,
-    max: usize,
+    pub max: usize,
     pub eof: bool,
 }
 

@@ -49,14 +49,23 @@ impl Reactor {
         Ok(self.shared.get_or_init(|| started))
     }
 
-    /// A TCP connection to `addr`, established (or the error that stopped it).
-    pub async fn connect(&self, addr: SocketAddr) -> io::Result<Conn> {
+    /// A TCP connection to `addr`, from `from` when the check chooses its source
+    /// (keepalived's bindto and bind_port), established (or the error that stopped it).
+    pub async fn connect(&self, addr: SocketAddr, from: Option<SocketAddr>) -> io::Result<Conn> {
         let shared = self.shared()?;
         let socket = Socket::new(
             Domain::for_address(addr),
             Type::STREAM.nonblocking(),
             Some(Protocol::TCP),
         )?;
+        if let Some(from) = from {
+            // A fixed source port is taken again by the next probe while the last
+            // connection may linger in TIME_WAIT.
+            if from.port() != 0 {
+                socket.set_reuse_address(true)?;
+            }
+            socket.bind(&from.into())?;
+        }
         match socket.connect(&addr.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {}
@@ -345,7 +354,7 @@ mod tests {
             .map(|i| {
                 let reactor = Arc::clone(&reactor);
                 tokio::spawn(async move {
-                    let mut conn = reactor.connect(addr).await?;
+                    let mut conn = reactor.connect(addr, None).await?;
                     conn.write_all(&[i as u8]).await?;
                     let mut echo = [0u8; 1];
                     conn.read_exact(&mut echo).await?;
@@ -371,7 +380,7 @@ mod tests {
             .local_addr()
             .unwrap();
         let reactor = Reactor::default();
-        let error = reactor.connect(addr).await.err().expect("refused");
+        let error = reactor.connect(addr, None).await.err().expect("refused");
         assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
     }
 }

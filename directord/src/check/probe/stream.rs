@@ -7,54 +7,98 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::reactor::Conn;
 use super::{Bounded, ProbeContext, ProbeError, ProbeResult, down, excerpt, io_failure};
-use crate::check::spec::{Database, Dialogue, Exchange, Http, Ldap, Pattern};
+use crate::check::spec::{Database, Dialogue, Exchange, Http, Ldap, Pattern, Route, Smtp, Url};
 use crate::check::wire::{ftp, http, imap, ldap, mysql, pgsql, pop, smtp};
 
 // Nagle stays on: a probe writes a request whole, then waits for the answer, which carries
 // the ACK that lets the next request out at once.
-async fn open(addr: SocketAddr, ctx: &ProbeContext) -> Result<Conn, ProbeError> {
+async fn open(route: Route, ctx: &ProbeContext) -> Result<Conn, ProbeError> {
     ctx.reactor
-        .connect(addr)
+        .connect(route.to, route.from)
         .await
         .map_err(|e| io_failure("connect", &e))
 }
 
-pub async fn connect(addr: SocketAddr, ctx: &ProbeContext) -> ProbeResult {
-    open(addr, ctx).await?;
+pub async fn connect(route: Route, ctx: &ProbeContext) -> ProbeResult {
+    open(route, ctx).await?;
     Ok("connected".to_owned())
 }
 
 // ---------------------------------------------------------------- http / https
 
-pub async fn http(check: &Http, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let tcp = open(addr, ctx).await?;
+/// Every page of the check in turn, each on its own connection (keepalived's url blocks);
+/// the first that fails is the check's failure.
+pub async fn http(check: &Http, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut details = Vec::with_capacity(check.urls.len());
+    for url in &check.urls {
+        let detail = fetch(check, url, route, max, ctx).await.map_err(|e| {
+            if check.urls.len() == 1 {
+                return e;
+            }
+            match e {
+                ProbeError::Down { cause, detail } => ProbeError::Down {
+                    cause,
+                    detail: format!("{}: {detail}", url.path),
+                },
+                other => other,
+            }
+        })?;
+        details.push(detail);
+    }
+    if check.urls.len() == 1 {
+        return Ok(details.remove(0));
+    }
+    Ok(format!("{} urls: {}", check.urls.len(), details.join("; ")))
+}
+
+/// One page: the connection, TLS when the check has it, the exchange.
+async fn fetch(
+    check: &Http,
+    url: &Url,
+    route: Route,
+    max: usize,
+    ctx: &ProbeContext,
+) -> ProbeResult {
+    let tcp = open(route, ctx).await?;
     match &check.tls {
-        None => http_exchange(check, addr, Bounded::new(tcp, max)).await,
+        None => http_exchange(check, url, route.to, Bounded::new(tcp, max)).await,
         Some(tls) => {
             // The handshake writes several records in a row; Nagle would hold the later ones
             // for the ACK of the first.
             let _ = tcp.set_nodelay();
-            let stream = ctx.tls.connect(tls, addr.ip(), tcp).await?;
-            http_exchange(check, addr, Bounded::new(stream, max)).await
+            let stream = ctx.tls.connect(tls, route.to.ip(), tcp).await?;
+            http_exchange(check, url, route.to, Bounded::new(stream, max)).await
         }
     }
 }
 
-/// The request as sent: the configured Host, or the address.
-pub fn request(check: &Http, addr: SocketAddr) -> Vec<u8> {
-    let host = check
+/// The request as sent: the page's Host, else the check's, else the address.
+pub fn request(check: &Http, url: &Url, addr: SocketAddr) -> Vec<u8> {
+    let host = url
         .host
         .clone()
+        .or_else(|| check.host.clone())
         .unwrap_or_else(|| http::host_header(addr, check.tls.is_some()));
-    http::request(&check.method, &check.path, &host)
+    http::request(&check.method, &url.path, &host)
 }
 
-async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    check: &Http,
-    addr: SocketAddr,
-    mut conn: Bounded<S>,
-) -> ProbeResult {
-    conn.send(&request(check, addr)).await?;
+/// What a page answered: its status, head and body, as far as the check reads it.
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: http::Body,
+}
+
+/// Sends the request and reads the head; then the body, all of it when `whole` (a digest
+/// covers every byte), else while `enough` does not say it has what it needs and at most
+/// `max` bytes of it.
+pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    request: &[u8],
+    conn: &mut Bounded<S>,
+    whole: bool,
+    enough: impl Fn(&[u8]) -> bool,
+) -> Result<Answer, ProbeError> {
+    conn.send(request).await?;
     let head_end = loop {
         if let Some(at) = http::head_end(&conn.buf) {
             break at;
@@ -70,53 +114,105 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let status_line = head.lines().next().unwrap_or_default();
     let status = http::parse_status_line(status_line, "HTTP/1.")
         .ok_or_else(|| format!("not an HTTP response: {}", excerpt(status_line.as_bytes())))?;
-    if !http::in_ranges(status, &check.statuses) {
-        return Err(down!(
-            Status,
-            "status {status} not in {}",
-            http::ranges_text(&check.statuses)
-        ));
+    let mut body = http::Body::new(http::Framing::of(&head), conn.max);
+    body.feed(&conn.buf[head_end..]);
+    conn.buf.clear();
+    // A HEAD answer has no body whatever its head says.
+    let head_only = request.starts_with(b"HEAD ");
+    while !head_only && !body.complete() && !conn.eof {
+        if !whole && (body.full() || enough(body.kept())) {
+            break;
+        }
+        conn.fill().await?;
+        body.feed(&conn.buf);
+        conn.buf.clear();
     }
-    let Some(pattern) = &check.body else {
-        return Ok(format!("status {status}"));
-    };
-    let framing = http::Framing::of(&head);
-    loop {
-        let raw = &conn.buf[head_end..];
-        if pattern.is_match(&framing.body(raw)) {
-            return Ok(format!("status {status}, body matches"));
-        }
-        if conn.eof || framing.complete(raw) || check.method == "HEAD" {
-            return Err(down!(
-                Mismatch,
-                "status {status}, body does not match {:?}",
-                pattern.as_str()
-            ));
-        }
-        match conn.fill().await {
-            Ok(_) => {}
-            Err(ProbeError::ReadLimit(_)) => {
-                return Err(down!(
-                    Mismatch,
-                    "status {status}, body does not match {:?} in the first {} bytes",
-                    pattern.as_str(),
-                    conn.buf.len()
-                ));
-            }
-            Err(e) => return Err(e),
+    if body.broken() {
+        return Err(down!(Protocol, "status {status}, chunked body unreadable"));
+    }
+    Ok(Answer { status, head, body })
+}
+
+/// One page read whole, for `lvsadm genhash`: the connection and request are the check's.
+pub(crate) async fn page(
+    check: &Http,
+    route: Route,
+    max: usize,
+    ctx: &ProbeContext,
+) -> Result<Answer, ProbeError> {
+    let url = &check.urls[0];
+    let tcp = open(route, ctx).await?;
+    let request = request(check, url, route.to);
+    match &check.tls {
+        None => exchange(&request, &mut Bounded::new(tcp, max), true, |_| false).await,
+        Some(tls) => {
+            let _ = tcp.set_nodelay();
+            let stream = ctx.tls.connect(tls, route.to.ip(), tcp).await?;
+            exchange(&request, &mut Bounded::new(stream, max), true, |_| false).await
         }
     }
 }
 
+/// keepalived's order: the status, then the digest, then the pattern.
+async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    check: &Http,
+    url: &Url,
+    addr: SocketAddr,
+    mut conn: Bounded<S>,
+) -> ProbeResult {
+    let wants_body = url.digest.is_some() || url.body.is_some();
+    let pattern = url.body.as_ref();
+    let answer = exchange(
+        &request(check, url, addr),
+        &mut conn,
+        url.digest.is_some(),
+        |kept| !wants_body || pattern.is_some_and(|p| p.is_match(kept)),
+    )
+    .await?;
+    let status = answer.status;
+    if !http::in_ranges(status, &url.statuses) {
+        return Err(down!(
+            Status,
+            "status {status} not in {}",
+            http::ranges_text(&url.statuses)
+        ));
+    }
+    let body = &answer.body;
+    let mut detail = format!("status {status}");
+    if let Some(want) = &url.digest {
+        let got = body.digest();
+        if &got != want {
+            return Err(down!(
+                Mismatch,
+                "status {status}, digest {} is not {}",
+                http::hex(&got),
+                http::hex(want)
+            ));
+        }
+        detail.push_str(", digest matches");
+    }
+    if let Some(pattern) = pattern {
+        if !pattern.is_match(body.kept()) {
+            let within = if body.full() {
+                format!(" in the first {} bytes", body.kept().len())
+            } else {
+                String::new()
+            };
+            return Err(down!(
+                Mismatch,
+                "status {status}, body does not match {:?}{within}",
+                pattern.as_str()
+            ));
+        }
+        detail.push_str(", body matches");
+    }
+    Ok(detail)
+}
+
 // ---------------------------------------------------------------- tcp send / expect
 
-pub async fn tcp(
-    exchange: &Exchange,
-    addr: SocketAddr,
-    max: usize,
-    ctx: &ProbeContext,
-) -> ProbeResult {
-    let mut conn = Bounded::new(open(addr, ctx).await?, max);
+pub async fn tcp(exchange: &Exchange, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut conn = Bounded::new(open(route, ctx).await?, max);
     if let Some(send) = &exchange.send {
         conn.send(send).await?;
     }
@@ -195,9 +291,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Talk<S> {
     }
 }
 
-async fn talk(addr: SocketAddr, max: usize, ctx: &ProbeContext) -> Result<Talk<Conn>, ProbeError> {
+async fn talk(route: Route, max: usize, ctx: &ProbeContext) -> Result<Talk<Conn>, ProbeError> {
     Ok(Talk {
-        conn: Bounded::new(open(addr, ctx).await?, max),
+        conn: Bounded::new(open(route, ctx).await?, max),
         transcript: Vec::new(),
     })
 }
@@ -210,14 +306,37 @@ fn expect_code(what: &str, (code, line): (u16, String), accept: &[u16]) -> Resul
     }
 }
 
-pub async fn smtp(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let mut t = talk(addr, max, ctx).await?;
+/// Every one of the check's servers at once (keepalived runs a checker per host block, each
+/// on its own); the first failing, in the order written, is the check's failure.
+pub async fn smtp(check: &Smtp, routes: &[Route], max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let probes = routes.iter().map(|route| smtp_one(check, *route, max, ctx));
+    let results = futures::future::join_all(probes).await;
+    let mut last = String::new();
+    for (route, result) in routes.iter().zip(results) {
+        last = result.map_err(|e| match e {
+            ProbeError::Down { cause, detail } if routes.len() > 1 => ProbeError::Down {
+                cause,
+                detail: format!("{}: {detail}", route.to),
+            },
+            other => other,
+        })?;
+    }
+    if routes.len() > 1 {
+        return Ok(format!("{last} from {} servers", routes.len()));
+    }
+    Ok(last)
+}
+
+async fn smtp_one(check: &Smtp, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let d = &check.dialogue;
+    let mut t = talk(route, max, ctx).await?;
     let greeting = t.coded_reply().await?;
     expect_code("greeting", greeting, &[220])?;
-    t.conn.send(smtp::EHLO).await?;
+    let name = check.helo.as_deref().unwrap_or(smtp::OWN_NAME);
+    t.conn.send(&smtp::greet("EHLO", name)).await?;
     let ehlo = t.coded_reply().await?;
     if ehlo.0 != 250 {
-        t.conn.send(smtp::HELO).await?;
+        t.conn.send(&smtp::greet("HELO", name)).await?;
         let helo = t.coded_reply().await?;
         expect_code("HELO", helo, &[250])?;
     }
@@ -232,8 +351,8 @@ pub async fn smtp(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext
     t.finish(d.expect.as_ref(), "smtp 220/250".to_owned())
 }
 
-pub async fn pop(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let mut t = talk(addr, max, ctx).await?;
+pub async fn pop(d: &Dialogue, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut t = talk(route, max, ctx).await?;
     let ok = |line: String, what: &str| -> Result<(), ProbeError> {
         if pop::is_ok(&line) {
             Ok(())
@@ -252,8 +371,8 @@ pub async fn pop(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext)
     t.finish(d.expect.as_ref(), "pop +OK".to_owned())
 }
 
-pub async fn imap(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let mut t = talk(addr, max, ctx).await?;
+pub async fn imap(d: &Dialogue, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut t = talk(route, max, ctx).await?;
     let greeting = t.line().await?;
     if !imap::greeting_ok(&greeting) {
         return Err(down!(
@@ -279,8 +398,8 @@ pub async fn imap(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext
     t.finish(d.expect.as_ref(), "imap * OK".to_owned())
 }
 
-pub async fn ftp(d: &Dialogue, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let mut t = talk(addr, max, ctx).await?;
+pub async fn ftp(d: &Dialogue, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut t = talk(route, max, ctx).await?;
     let greeting = t.coded_reply().await?;
     expect_code("greeting", greeting, &[220])?;
     if let Some(login) = &d.login {
@@ -311,8 +430,8 @@ async fn ldap_read<S: AsyncRead + AsyncWrite + Unpin>(
     let body = conn.take(len).await?;
     ldap::parse_op(&body).map_err(|_| down!(Protocol, "truncated LDAP message"))
 }
-pub async fn ldap(check: &Ldap, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let mut conn = Bounded::new(open(addr, ctx).await?, max);
+pub async fn ldap(check: &Ldap, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut conn = Bounded::new(open(route, ctx).await?, max);
     let (dn, password) = check
         .login
         .as_ref()
@@ -386,8 +505,8 @@ fn mysql_error(code: u16, message: &str) -> String {
 /// and only the server's OK is up: a wrong password, an unknown user or a database the user
 /// may not use are down. caching_sha2_password needs TLS or RSA for a full login, which
 /// this check does not carry, so an account using it is reported as such.
-pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let mut conn = Bounded::new(open(addr, ctx).await?, max);
+pub async fn mysql(db: &Database, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut conn = Bounded::new(open(route, ctx).await?, max);
     let (seq, payload) = mysql_packet(&mut conn, max).await?;
     if payload[0] == 0xff {
         return match mysql::Reply::parse(&payload) {
@@ -421,8 +540,12 @@ pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
         let reply = mysql::Reply::parse(&payload).map_err(|e| format!("mysql reply: {e}"))?;
         match reply {
             mysql::Reply::Ok => {
+                let detail = match &db.query {
+                    None => format!("mysql {version}, logged in as {user}"),
+                    Some(sql) => mysql_query(&mut conn, sql, max).await?,
+                };
                 let _ = conn.send(&mysql::frame(0, &[mysql::COM_QUIT])).await;
-                return Ok(format!("mysql {version}, logged in as {user}"));
+                return Ok(detail);
             }
             mysql::Reply::Err { code, message } => {
                 return Err(down!(Rejected, "{}", mysql_error(code, &message)));
@@ -452,6 +575,58 @@ pub async fn mysql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
     }
 }
 
+/// ldirectord's SQL check: the query must succeed and return (or affect) at least one row.
+async fn mysql_query<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Bounded<S>,
+    sql: &str,
+    max: usize,
+) -> ProbeResult {
+    conn.send(&mysql::frame(0, &mysql::query(sql))).await?;
+    let mut reply = mysql::QueryReply::default();
+    loop {
+        let (_, payload) = mysql_packet(conn, max).await?;
+        match reply
+            .feed(&payload)
+            .map_err(|e| format!("mysql query reply: {e}"))?
+        {
+            mysql::QueryStep::More => {}
+            mysql::QueryStep::Done(0) => return Err(down!(Mismatch, "query returned no rows")),
+            mysql::QueryStep::Done(rows) => return Ok(format!("query returned {rows} rows")),
+            mysql::QueryStep::Err { code, message } => {
+                return Err(down!(Rejected, "query: {}", mysql_error(code, &message)));
+            }
+        }
+    }
+}
+
+/// The same for PostgreSQL: rows are the DataRows sent, else the CommandComplete count.
+async fn pgsql_query<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Bounded<S>,
+    sql: &str,
+) -> ProbeResult {
+    conn.send(&pgsql::query(sql)).await?;
+    let (mut data_rows, mut counted) = (0u64, None);
+    let mut error = None;
+    loop {
+        let (kind, body) = pg_message(conn).await?;
+        match kind {
+            b'D' => data_rows += 1,
+            b'C' => counted = pgsql::command_rows(&body),
+            b'E' => error = Some(pgsql::error_text(&body)),
+            b'Z' => break,
+            // RowDescription, EmptyQueryResponse, notices.
+            _ => {}
+        }
+    }
+    if let Some(message) = error {
+        return Err(down!(Rejected, "query: pgsql: {message}"));
+    }
+    match data_rows.max(counted.unwrap_or(0)) {
+        0 => Err(down!(Mismatch, "query returned no rows")),
+        rows => Ok(format!("query returned {rows} rows")),
+    }
+}
+
 // ---------------------------------------------------------------- pgsql
 
 /// One backend message: its type byte and body.
@@ -464,8 +639,8 @@ async fn pg_message<S: AsyncRead + AsyncWrite + Unpin>(
     Ok((kind, conn.take(body_len).await?))
 }
 
-pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeContext) -> ProbeResult {
-    let mut conn = Bounded::new(open(addr, ctx).await?, max);
+pub async fn pgsql(db: &Database, route: Route, max: usize, ctx: &ProbeContext) -> ProbeResult {
+    let mut conn = Bounded::new(open(route, ctx).await?, max);
     let Some(user) = &db.user else {
         // Without a user, ask for TLS: any server answers 'S' or 'N' without logging a
         // failed login.
@@ -514,9 +689,13 @@ pub async fn pgsql(db: &Database, addr: SocketAddr, max: usize, ctx: &ProbeConte
             // ParameterStatus, BackendKeyData, NoticeResponse: the backend starting up.
             b'S' | b'K' | b'N' => {}
             b'Z' => {
+                let detail = match &db.query {
+                    None => "pgsql ready for query".to_owned(),
+                    Some(sql) => pgsql_query(&mut conn, sql).await?,
+                };
                 // Terminate, so the server logs a clean disconnect.
                 let _ = conn.send(&pgsql::TERMINATE).await;
-                return Ok("pgsql ready for query".to_owned());
+                return Ok(detail);
             }
             other => {
                 return Err(down!(

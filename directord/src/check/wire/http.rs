@@ -76,49 +76,182 @@ impl Framing {
                 .and_then(|v| v.trim().parse().ok()),
         }
     }
-
-    /// The body's data, as much of it as has arrived in `raw`.
-    pub fn body(self, raw: &[u8]) -> Vec<u8> {
-        if self.chunked {
-            dechunk(raw)
-        } else {
-            raw.to_vec()
-        }
-    }
-
-    /// Whether `raw` holds the whole body (the connection's end aside).
-    pub fn complete(self, raw: &[u8]) -> bool {
-        self.length.is_some_and(|n| raw.len() >= n)
-            || (self.chunked
-                && (find(raw, b"\r\n0\r\n\r\n").is_some() || raw.starts_with(b"0\r\n\r\n")))
-    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The data of a chunked body, as much of it as has arrived.
-pub fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = find(raw, b"\r\n") {
-        let size_text = String::from_utf8_lossy(&raw[..eol]);
-        let Ok(size) = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-        else {
-            break;
-        };
-        if size == 0 {
-            break;
+/// A chunk-size or trailer line longer than this is not HTTP a check wants to read.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// Where a chunked body's decoder is (RFC 9112 7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Chunked {
+    /// Reading a chunk-size line, so far.
+    Size(Vec<u8>),
+    /// This many data bytes to come.
+    Data(usize),
+    /// This many bytes of the CRLF after a chunk's data to skip.
+    DataEnd(usize),
+    /// Reading trailer lines until an empty one; the line so far.
+    Trailer(Vec<u8>),
+    Done,
+    /// The framing is broken; nothing more is taken.
+    Broken,
+}
+
+/// A response body as it arrives: de-chunked, hashed whole with MD5 (keepalived's digest,
+/// over the data of the body only, up to Content-Length), and kept up to a limit for a
+/// pattern. Sans-IO: the probe feeds what it read and asks whether the body is complete.
+pub struct Body {
+    length: Option<usize>,
+    chunked: Option<Chunked>,
+    /// Data bytes taken so far.
+    taken: usize,
+    md5: md5::Md5,
+    kept: Vec<u8>,
+    keep: usize,
+}
+
+impl Body {
+    pub fn new(framing: Framing, keep: usize) -> Body {
+        use md5::Digest;
+        Body {
+            length: framing.length.filter(|_| !framing.chunked),
+            chunked: framing.chunked.then(|| Chunked::Size(Vec::new())),
+            taken: 0,
+            md5: md5::Md5::new(),
+            kept: Vec::new(),
+            keep,
         }
-        let data = &raw[eol + 2..];
-        let take = size.min(data.len());
-        out.extend_from_slice(&data[..take]);
-        if take < size || data.len() < size + 2 {
-            break;
-        }
-        raw = &data[size + 2..];
     }
-    out
+
+    /// Takes bytes of the body as they came off the connection.
+    pub fn feed(&mut self, raw: &[u8]) {
+        match self.chunked.take() {
+            Some(mut state) => {
+                let mut rest = raw;
+                while !rest.is_empty() {
+                    let (next, used) = dechunk_step(state, rest, &mut |data| self.data(data));
+                    state = next;
+                    rest = &rest[used..];
+                }
+                self.chunked = Some(state);
+            }
+            None => {
+                let want = self
+                    .length
+                    .map_or(raw.len(), |n| n.saturating_sub(self.taken));
+                self.data(&raw[..want.min(raw.len())]);
+            }
+        }
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        use md5::Digest;
+        self.md5.update(data);
+        self.taken += data.len();
+        let room = self.keep.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&data[..room.min(data.len())]);
+    }
+
+    /// Whether the framing says the body is whole (a body without length or chunks ends
+    /// only with the connection).
+    pub fn complete(&self) -> bool {
+        match &self.chunked {
+            Some(state) => matches!(state, Chunked::Done | Chunked::Broken),
+            None => self.length.is_some_and(|n| self.taken >= n),
+        }
+    }
+
+    /// Whether the chunked framing could not be read.
+    pub fn broken(&self) -> bool {
+        self.chunked == Some(Chunked::Broken)
+    }
+
+    /// The first `keep` bytes of the body's data.
+    pub fn kept(&self) -> &[u8] {
+        &self.kept
+    }
+
+    /// Whether `keep` bytes have been kept and more may be coming.
+    pub fn full(&self) -> bool {
+        self.kept.len() >= self.keep
+    }
+
+    pub fn digest(&self) -> [u8; 16] {
+        use md5::Digest;
+        self.md5.clone().finalize().into()
+    }
+}
+
+/// One step of the chunked decoder over `raw`: the next state and how many bytes it used.
+fn dechunk_step(state: Chunked, raw: &[u8], data: &mut impl FnMut(&[u8])) -> (Chunked, usize) {
+    match state {
+        Chunked::Size(mut line) | Chunked::Trailer(mut line) if line.len() > MAX_CHUNK_LINE => {
+            line.clear();
+            (Chunked::Broken, raw.len())
+        }
+        Chunked::Size(mut line) => match raw.iter().position(|&b| b == b'\n') {
+            None => {
+                line.extend_from_slice(raw);
+                (Chunked::Size(line), raw.len())
+            }
+            Some(end) => {
+                line.extend_from_slice(&raw[..end]);
+                let text = String::from_utf8_lossy(&line);
+                let size = text.split(';').next().unwrap_or("").trim();
+                let next = match usize::from_str_radix(size, 16) {
+                    Ok(0) => Chunked::Trailer(Vec::new()),
+                    Ok(n) => Chunked::Data(n),
+                    Err(_) => Chunked::Broken,
+                };
+                (next, end + 1)
+            }
+        },
+        Chunked::Data(n) => {
+            let take = n.min(raw.len());
+            data(&raw[..take]);
+            let next = if take == n {
+                Chunked::DataEnd(2)
+            } else {
+                Chunked::Data(n - take)
+            };
+            (next, take)
+        }
+        Chunked::DataEnd(k) => {
+            let skip = k.min(raw.len());
+            let next = if skip == k {
+                Chunked::Size(Vec::new())
+            } else {
+                Chunked::DataEnd(k - skip)
+            };
+            (next, skip)
+        }
+        Chunked::Trailer(mut line) => match raw.iter().position(|&b| b == b'\n') {
+            None => {
+                line.extend_from_slice(raw);
+                (Chunked::Trailer(line), raw.len())
+            }
+            Some(end) => {
+                line.extend_from_slice(&raw[..end]);
+                let blank = line.iter().all(|&b| b == b'\r');
+                let next = if blank {
+                    Chunked::Done
+                } else {
+                    Chunked::Trailer(Vec::new())
+                };
+                (next, end + 1)
+            }
+        },
+        Chunked::Done | Chunked::Broken => (state, raw.len()),
+    }
+}
+
+/// The lower-case hex of a digest, as keepalived's genhash prints it.
+pub fn hex(digest: &[u8; 16]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -169,13 +302,64 @@ mod tests {
         assert_eq!(ranges_text(&[(200, 299), (404, 404)]), "200-299,404");
     }
 
+    fn body_of(framing: Framing, pieces: &[&[u8]], keep: usize) -> Body {
+        let mut body = Body::new(framing, keep);
+        for piece in pieces {
+            body.feed(piece);
+        }
+        body
+    }
+
+    const CHUNKED: Framing = Framing {
+        chunked: true,
+        length: None,
+    };
+
+    // The decoder takes the body in whatever pieces the connection gives, down to a byte
+    // at a time, and hashes only the data: the digest of a chunked page is the one genhash
+    // prints for the same page sent whole.
     #[test]
-    fn chunked_bodies() {
-        assert_eq!(
-            dechunk(b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n"),
-            b"Wikipedia"
+    fn chunked_bodies_in_any_pieces() {
+        let raw: &[u8] = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        let whole = body_of(CHUNKED, &[raw], 100);
+        assert_eq!(whole.kept(), b"Wikipedia");
+        assert!(whole.complete());
+        let bytes: Vec<&[u8]> = raw.chunks(1).collect();
+        let bytewise = body_of(CHUNKED, &bytes, 100);
+        assert_eq!(bytewise.kept(), b"Wikipedia");
+        assert!(bytewise.complete());
+        let plain = body_of(
+            Framing {
+                chunked: false,
+                length: Some(9),
+            },
+            &[b"Wikipedia"],
+            100,
         );
-        assert_eq!(dechunk(b"4\r\nWi"), b"Wi");
+        assert_eq!(whole.digest(), plain.digest());
+        // md5sum of "Wikipedia" without a newline.
+        assert_eq!(hex(&plain.digest()), "9c677286866aad38f8e9b660f5411814");
+
+        let partial = body_of(CHUNKED, &[b"4\r\nWi"], 100);
+        assert_eq!(partial.kept(), b"Wi");
+        assert!(!partial.complete());
+        let broken = body_of(CHUNKED, &[b"zz\r\nWiki"], 100);
+        assert!(broken.broken() && broken.complete());
+    }
+
+    // keepalived hashes no more than Content-Length says, and a pattern sees only the first
+    // bytes while the digest covers the whole body.
+    #[test]
+    fn length_bounds_the_digest_and_keep_bounds_the_pattern() {
+        let framing = Framing {
+            chunked: false,
+            length: Some(5),
+        };
+        let body = body_of(framing, &[b"hel", b"lo, and more"], 3);
+        assert!(body.complete());
+        assert_eq!(body.kept(), b"hel");
+        assert!(body.full());
+        assert_eq!(hex(&body.digest()), "5d41402abc4b2a76b9719d911017c592");
     }
 
     #[test]
@@ -191,15 +375,8 @@ mod tests {
                 length: Some(5)
             }
         );
-        assert!(!framing.complete(b"hell"));
-        assert!(framing.complete(b"hello"));
-
         let chunked = Framing::of("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(chunked.chunked);
-        assert!(!chunked.complete(b"4\r\nWiki\r\n"));
-        assert!(chunked.complete(b"4\r\nWiki\r\n0\r\n\r\n"));
-        assert!(chunked.complete(b"0\r\n\r\n"));
-        assert_eq!(chunked.body(b"4\r\nWiki\r\n0\r\n\r\n"), b"Wiki");
         assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n"), None);
     }
 }

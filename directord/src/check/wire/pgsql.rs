@@ -48,6 +48,27 @@ pub fn header(head: [u8; HEADER_LEN]) -> Result<(u8, usize), i32> {
     }
 }
 
+/// Query: the simple query protocol, one statement as text.
+pub fn query(sql: &str) -> Vec<u8> {
+    let mut out = vec![b'Q'];
+    out.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
+    out.extend_from_slice(sql.as_bytes());
+    out.push(0);
+    out
+}
+
+/// The rows a CommandComplete tag counts: its last word ("SELECT 2", "UPDATE 3",
+/// "INSERT 0 1"); none for a tag without a count ("CREATE TABLE").
+pub fn command_rows(body: &[u8]) -> Option<u64> {
+    let tag = body.strip_suffix(&[0]).unwrap_or(body);
+    std::str::from_utf8(tag)
+        .ok()?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The 'M' (message) field of an ErrorResponse.
 pub fn error_text(body: &[u8]) -> String {
     body.split(|&b| b == 0)
@@ -86,6 +107,14 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_and_command_tags() {
+        assert_eq!(query("SELECT 1"), b"Q\0\0\0\x0dSELECT 1\0");
+        assert_eq!(command_rows(b"SELECT 2\0"), Some(2));
+        assert_eq!(command_rows(b"INSERT 0 1\0"), Some(1));
+        assert_eq!(command_rows(b"CREATE TABLE\0"), None);
+    }
 
     #[test]
     fn startup_layout() {

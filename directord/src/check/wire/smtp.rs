@@ -5,9 +5,13 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-pub const EHLO: &[u8] = b"EHLO directord-check\r\n";
-/// RFC 5321 4.1.1.1: a server that does not know EHLO still knows HELO.
-pub const HELO: &[u8] = b"HELO directord-check\r\n";
+/// The name a check greets with unless told another (keepalived's helo_name).
+pub const OWN_NAME: &str = "directord-check";
+
+/// `EHLO name` or, RFC 5321 4.1.1.1, to a server that does not know EHLO, `HELO name`.
+pub fn greet(verb: &str, name: &str) -> Vec<u8> {
+    format!("{verb} {name}\r\n").into_bytes()
+}
 pub const QUIT: &[u8] = b"QUIT\r\n";
 
 /// One line of a coded reply: "250-first" continues the reply, "250 last" ends it.

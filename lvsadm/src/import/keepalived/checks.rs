@@ -5,9 +5,9 @@
 //! `delay_before_retry` apart, before the server goes down; one success brings it back. That
 //! is `fall = retry + 1`, `retry_delay = delay_before_retry`, `rise = 1` here.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use lvs_config::{Check, CheckType, Duration, InitialState};
+use lvs_config::{Check, CheckHost, CheckType, CheckUrl, Duration, InitialState};
 
 use super::parse::Node;
 use super::{Context, ImportError, flag, number, timer};
@@ -102,41 +102,46 @@ pub(super) fn convert(
     let mut host = virtualhost.map(str::to_owned);
     let mut sni = false;
     let mut misc_timeout = None;
-    let mut urls = 0;
-    let mut hosts = 0;
+    let mut urls = Vec::new();
+    let mut hosts = Vec::new();
+    // keepalived 2.2.7 (check_smtp.c) checks the real server itself besides the host blocks
+    // when the SMTP_CHECK block sets any connection option of its own, connect_timeout and
+    // bind_if included.
+    let mut own_connection = false;
+    let mut host_timeout = Vec::new();
     for child in node.children() {
+        own_connection |= matches!(child.key(), "connect_timeout" | "bind_if" | "fwmark");
         match child.key() {
             key if timing_key(key) => timing.read(child, ctx)?,
-            "connect_port" => check.port = Some(number(child, 1)?),
-            "connect_ip" => {
-                if child.arg(1).and_then(|a| a.parse().ok()) != Some(real.ip()) {
-                    ctx.skip(child, "the check goes to the real server's own address");
-                }
+            "bindto" | "bind_port" if matches!(kind, CheckType::Ping | CheckType::External) => {
+                ctx.skip(
+                    child,
+                    "a ping or a command goes from the routing table's source",
+                );
             }
-            "bindto" | "bind_port" | "bind_if" | "fwmark" => {
-                ctx.skip(child, "the check's source is chosen by the routing table");
+            key if route_key(key) => {
+                let mut route = Route::of_check(&check);
+                route.read(ctx, child, real)?;
+                route.set_on_check(&mut check);
             }
             "log_all_failures" => ctx.skip(child, "ignored: state changes are logged"),
             "url" if matches!(kind, CheckType::Http | CheckType::Https) => {
-                urls += 1;
-                if urls > 1 {
-                    ctx.skip(child, "only the first url is checked");
-                    continue;
-                }
-                url(ctx, child, &mut check, &mut host)?;
+                urls.push(url(ctx, child)?);
+            }
+            "virtualhost" if matches!(kind, CheckType::Http | CheckType::Https) => {
+                host = Some(super::required_arg(child, 1, "a host name")?.to_owned());
             }
             "http_protocol" | "fast_recovery" => {
                 ctx.skip(child, "requests are HTTP/1.1 with Connection: close");
             }
             "enable_sni" => sni = flag(child)?,
-            "helo_name" => ctx.skip(child, "the SMTP check sends its own HELO name"),
+            "helo_name" if kind == CheckType::Smtp => {
+                check.helo_name = Some(super::required_arg(child, 1, "a name")?.to_owned());
+            }
             "host" if kind == CheckType::Smtp => {
-                hosts += 1;
-                if hosts > 1 {
-                    ctx.skip(child, "only the first host is checked");
-                    continue;
-                }
-                smtp_host(ctx, child, &mut check, real)?;
+                let (host, timeout) = smtp_host(ctx, child, real)?;
+                hosts.push(host);
+                host_timeout.extend(timeout);
             }
             "type" if kind == CheckType::Dns => {
                 check.record_type =
@@ -158,6 +163,13 @@ pub(super) fn convert(
             _ => ctx.skip(child, "ignored"),
         }
     }
+    if own_connection && !hosts.is_empty() && !hosts.contains(&CheckHost::default()) {
+        hosts.insert(0, CheckHost::default());
+    }
+    if !hosts.is_empty() {
+        check.hosts = Some(hosts);
+    }
+    pages(&mut check, urls, &mut host);
     if kind == CheckType::External && check.command.is_none() {
         ctx.skip(
             node,
@@ -166,6 +178,7 @@ pub(super) fn convert(
         return Ok(None);
     }
     defaults(&mut check, kind, &timing, misc_timeout, host, sni);
+    host_timeouts(ctx, node, &mut check, &host_timeout);
     Ok(Some(check))
 }
 
@@ -206,7 +219,7 @@ fn defaults(
     });
     match kind {
         CheckType::Http | CheckType::Https => {
-            if check.path.is_none() {
+            if check.path.is_none() && check.url.is_none() {
                 check.path = Some("/".to_owned());
             }
             if check.expect_status.is_none() {
@@ -229,34 +242,137 @@ fn defaults(
     }
 }
 
-/// An SMTP_CHECK host block: only the port carries over; the check goes to the real server.
+/// keepalived's connection options, valid in a checker and in an SMTP host block.
+fn route_key(key: &str) -> bool {
+    matches!(
+        key,
+        "connect_ip" | "connect_port" | "bindto" | "bind_port" | "bind_if" | "fwmark"
+    )
+}
+
+/// Where a check connects to and from, as keepalived's conn_opts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Route {
+    address: Option<IpAddr>,
+    port: Option<u16>,
+    bind_address: Option<IpAddr>,
+    bind_port: Option<u16>,
+}
+
+impl Route {
+    fn of_check(check: &Check) -> Route {
+        Route {
+            address: check.address,
+            port: check.port,
+            bind_address: check.bind_address,
+            bind_port: check.bind_port,
+        }
+    }
+
+    fn set_on_check(self, check: &mut Check) {
+        check.address = self.address;
+        check.port = self.port;
+        check.bind_address = self.bind_address;
+        check.bind_port = self.bind_port;
+    }
+
+    /// One option; connect_ip naming the real server itself is left out, as it is the
+    /// default.
+    fn read(
+        &mut self,
+        ctx: &mut Context,
+        node: &Node,
+        real: SocketAddr,
+    ) -> Result<(), ImportError> {
+        let address = |node: &Node| -> Result<IpAddr, ImportError> {
+            let text = super::required_arg(node, 1, "an address")?;
+            text.parse().map_err(|_| {
+                ImportError::new(
+                    &node.at,
+                    super::ErrorKind::BadValue,
+                    format!("{} needs an IP address, got {text:?}", node.key()),
+                )
+            })
+        };
+        match node.key() {
+            "connect_ip" => self.address = Some(address(node)?).filter(|ip| *ip != real.ip()),
+            "connect_port" => self.port = Some(number(node, 1)?),
+            "bindto" => self.bind_address = Some(address(node)?),
+            "bind_port" => self.bind_port = Some(number(node, 1)?),
+            _ => ctx.skip(
+                node,
+                "the check's packets are neither marked nor tied to an interface; bind_address picks the source",
+            ),
+        }
+        Ok(())
+    }
+}
+
+/// An SMTP_CHECK host block: one more server the check must find up, and its own
+/// connect_timeout if it has one.
 fn smtp_host(
     ctx: &mut Context,
     node: &Node,
-    check: &mut Check,
     real: SocketAddr,
-) -> Result<(), ImportError> {
+) -> Result<(CheckHost, Option<Duration>), ImportError> {
+    let mut route = Route::default();
+    let mut timeout = None;
     for option in node.children() {
         match option.key() {
-            "connect_port" => check.port = Some(number(option, 1)?),
-            "connect_ip" if option.arg(1).and_then(|a| a.parse().ok()) == Some(real.ip()) => {}
-            _ => ctx.skip(option, "the check goes to the real server itself"),
+            key if route_key(key) => route.read(ctx, option, real)?,
+            "connect_timeout" => timeout = Some(timer(option, 1)?),
+            _ => ctx.skip(option, "a host block takes connection options only here"),
         }
     }
-    Ok(())
+    let host = CheckHost {
+        address: route.address,
+        port: route.port,
+        bind_address: route.bind_address,
+        bind_port: route.bind_port,
+    };
+    Ok((host, timeout))
 }
 
-fn url(
-    ctx: &mut Context,
-    node: &Node,
-    check: &mut Check,
-    host: &mut Option<String>,
-) -> Result<(), ImportError> {
+/// The hosts are probed together under the check's one timeout: it becomes the longest a
+/// host block gives (keepalived gives each host its own, and a host without one none at all:
+/// 2.2.7 times its reads out at once).
+fn host_timeouts(ctx: &mut Context, node: &Node, check: &mut Check, timeouts: &[Duration]) {
+    let Some(longest) = timeouts.iter().copied().max() else {
+        return;
+    };
+    if timeouts.iter().any(|t| *t != longest) {
+        ctx.skip(
+            node,
+            "host blocks with different connect_timeout: every host gets the longest",
+        );
+    }
+    check.timeout = Some(longest);
+}
+
+/// One url block as the check shows it: one page on the check itself, several as its
+/// `url` list.
+fn pages(check: &mut Check, mut urls: Vec<CheckUrl>, host: &mut Option<String>) {
+    if urls.len() != 1 {
+        check.url = (!urls.is_empty()).then_some(urls);
+        return;
+    }
+    let only = urls.remove(0);
+    check.path = only.path;
+    check.expect_status = only.expect_status;
+    check.expect_body = only.expect_body;
+    check.digest = only.digest;
+    if only.host.is_some() {
+        *host = only.host;
+    }
+}
+
+fn url(ctx: &mut Context, node: &Node) -> Result<CheckUrl, ImportError> {
+    let mut page = CheckUrl::default();
     for child in node.children() {
         match child.key() {
             "path" => {
                 let path = super::required_arg(child, 1, "a path")?;
-                check.path = Some(if path.starts_with('/') {
+                page.path = Some(if path.starts_with('/') {
                     path.to_owned()
                 } else {
                     format!("/{path}")
@@ -273,17 +389,26 @@ fn url(
                         ));
                     }
                 }
-                check.expect_status = Some(codes);
+                page.expect_status = Some(codes);
             }
-            "digest" => ctx.skip(
-                child,
-                "the body's MD5 digest is not compared; only the status code is checked",
-            ),
-            "virtualhost" => *host = Some(super::required_arg(child, 1, "a host name")?.to_owned()),
+            "digest" => {
+                let digest = super::required_arg(child, 1, "an MD5 digest")?;
+                if lvs_config::parse_digest(digest).is_none() {
+                    return Err(ImportError::new(
+                        &child.at,
+                        super::ErrorKind::BadValue,
+                        format!("digest {digest:?} is not 32 hex digits"),
+                    ));
+                }
+                page.digest = Some(digest.to_ascii_lowercase());
+            }
+            "virtualhost" => {
+                page.host = Some(super::required_arg(child, 1, "a host name")?.to_owned());
+            }
             "regex" => {
                 let pattern = super::required_arg(child, 1, "a pattern")?;
                 if regex::Regex::new(pattern).is_ok() {
-                    check.expect_body = Some(pattern.to_owned());
+                    page.expect_body = Some(pattern.to_owned());
                 } else {
                     ctx.skip(child, "the pattern is not valid here (Rust regex syntax); the body is not checked");
                 }
@@ -291,7 +416,7 @@ fn url(
             _ => ctx.skip(child, "ignored"),
         }
     }
-    Ok(())
+    Ok(page)
 }
 
 /// "200" or "200-299" within 100..=599, as lvs-config accepts them.

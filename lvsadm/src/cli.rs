@@ -1,0 +1,116 @@
+//! lvsadm's command line: the subcommands clap parses; any other first word is ipvsadm syntax
+//! ([`crate::ipvsadm`]). The manual page and the shell completions are generated from here.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lvsadm",
+    version,
+    about = "lvs-director's command line: ipvsadm-compatible table management and daemon status",
+    after_help = crate::ipvsadm::USAGE
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate director.toml and print what it describes; exit 78 (EX_CONFIG) when invalid
+    CheckConfig {
+        #[command(flatten)]
+        config: lvs_config::ConfigArgs,
+    },
+    /// Convert a keepalived.conf, ldirectord.cf or `ipvsadm -Sn` save into director.toml
+    Import {
+        /// What FILE is
+        #[arg(long = "from", value_enum)]
+        from: ImportSource,
+        /// Fail (exit 65) on any directive that has no equivalent
+        #[arg(long)]
+        strict: bool,
+        /// Write here instead of stdout
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<std::path::PathBuf>,
+        file: std::path::PathBuf,
+    },
+    /// Everything on one screen: VRRP, the IPVS table with health and weights, sync, feedback
+    Status(Daemon),
+    /// directord only: services, real servers, health and weights
+    Table(Daemon),
+    /// vrrpd: instances, states, priorities and counters
+    Vrrp(Daemon),
+    /// syncd: role, mirror table and counters
+    Sync(Daemon),
+    /// feedbackd: each agent's last reply and the weight derived from it
+    Feedback(Daemon),
+    /// keepalived's genhash: the MD5 digest of a page, as an http check's `digest` wants it
+    Genhash(crate::genhash::Args),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Daemon {
+    #[command(flatten)]
+    pub config: lvs_config::ConfigArgs,
+    /// Print the daemon's answer as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Daemon {
+    /// Where the daemons' sockets are: the config's control.socket_dir, or the default.
+    /// An operator halfway through editing the config still wants to see the daemons, so an
+    /// invalid file is reported and its `socket_dir` used if it can be read at all.
+    pub fn socket_dir(&self) -> std::path::PathBuf {
+        let path = &self.config.path;
+        let fallback = lvs_config::Control::default().socket_dir;
+        match lvs_config::load(path) {
+            Ok(config) => config.control.socket_dir,
+            Err(lvs_config::ConfigError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                fallback
+            }
+            Err(e) => {
+                let dir = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|text| text.parse::<toml::Table>().ok())
+                    .and_then(|table| {
+                        table
+                            .get("control")?
+                            .get("socket_dir")?
+                            .as_str()
+                            .map(Into::into)
+                    })
+                    .unwrap_or(fallback);
+                eprintln!(
+                    "lvsadm: warning: the config is not valid (the daemons keep their last good \
+                     one):\n{e}\nlvsadm: asking the daemons in {}",
+                    dir.display()
+                );
+                dir
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ImportSource {
+    Keepalived,
+    Ldirectord,
+    Ipvsadm,
+}
+
+/// Words that select a clap subcommand; anything else is ipvsadm syntax.
+pub const SUBCOMMANDS: &[&str] = &[
+    "check-config",
+    "import",
+    "status",
+    "table",
+    "vrrp",
+    "sync",
+    "feedback",
+    "genhash",
+    "help",
+];
