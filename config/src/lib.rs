@@ -18,8 +18,9 @@ pub use diagnostic::{Diagnostic, KeyPath, Segment};
 pub use model::*;
 pub use validate::parse_digest;
 pub use values::{
-    AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
-    Percent, Protocol, RouteType, Scheduler, Scope, ServiceFlag, UnknownName,
+    AgentReport, CheckType, Duration, Family, Forwarding, GROUP_RANGE_MAX, GroupMember,
+    InitialState, Netmask, OnFailure, Percent, Protocol, RouteType, Scheduler, Scope, ServiceFlag,
+    UnknownName,
 };
 
 /// Where the daemons look when neither `--config` nor the environment says otherwise.
@@ -112,7 +113,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     })?;
     let issues = validate::validate(&config);
     if issues.is_empty() {
-        return Ok(config);
+        return Ok(expand_groups(config));
     }
     let locator = diagnostic::Locator::new(text)
         .expect("text that deserialized must parse again for locating");
@@ -122,6 +123,37 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     Err(ConfigError::Invalid(Diagnostic::at_offsets(
         origin, text, located,
     )))
+}
+
+/// One service per member of each virtual-server group, in the block's place: every daemon
+/// sees plain services; `group_of` says which block each came from, so the checks see one
+/// group.
+fn expand_groups(mut config: Config) -> Config {
+    if config.virtual_servers.iter().all(|vs| vs.group.is_empty()) {
+        return config;
+    }
+    let mut expanded = Vec::with_capacity(config.virtual_servers.len());
+    for (block, mut vs) in std::mem::take(&mut config.virtual_servers)
+        .into_iter()
+        .enumerate()
+    {
+        let members = std::mem::take(&mut vs.group);
+        if members.is_empty() {
+            expanded.push(vs);
+            continue;
+        }
+        vs.group_of = Some(block);
+        for service in members.into_iter().flat_map(GroupMember::expand) {
+            let mut member = vs.clone();
+            match service {
+                Ok(address) => member.address = Some(address),
+                Err(mark) => member.fwmark = Some(mark),
+            }
+            expanded.push(member);
+        }
+    }
+    config.virtual_servers = expanded;
+    config
 }
 
 /// sysexits.h EX_UNAVAILABLE.

@@ -12,8 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::values::{
-    AgentReport, CheckType, Duration, Family, Forwarding, InitialState, Netmask, OnFailure,
-    Percent, Protocol, RouteType, Scheduler, Scope, ServiceFlag,
+    AgentReport, CheckType, Duration, Family, Forwarding, GroupMember, InitialState, Netmask,
+    OnFailure, Percent, Protocol, RouteType, Scheduler, Scope, ServiceFlag,
 };
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
@@ -299,6 +299,10 @@ pub struct VrrpInstance {
     pub track_files: Vec<TrackFile>,
     #[serde(default)]
     pub track_processes: Vec<TrackProcess>,
+    /// Virtual servers whose quorum the instance tracks (no keepalived equivalent): a
+    /// director whose services lost quorum is worth less than its peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_services: Vec<TrackService>,
 }
 
 /// A virtual address with keepalived's `virtual_ipaddress` options.
@@ -577,6 +581,17 @@ fn one_i32() -> i32 {
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct TrackService {
+    /// The virtual server's `name` (a group's services share it: all must hold quorum).
+    pub service: String,
+    /// 0: the instance goes to FAULT while the service is below quorum; negative: its
+    /// priority drops by that much; positive: it rises by that much while quorum holds.
+    #[serde(default)]
+    pub weight: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TrackProcess {
     /// Process name as in /proc/<pid>/comm.
     pub name: String,
@@ -712,6 +727,40 @@ pub struct VirtualServer {
     pub check: Option<Check>,
     #[serde(default)]
     pub real: Vec<RealServer>,
+    /// keepalived quorum: the least sum of live real servers' weights the service works with;
+    /// below it the fallback (sorry server) takes the service. keepalived's default, 1, is
+    /// "while any real server is live".
+    #[serde(default = "default_quorum", skip_serializing_if = "is_default_quorum")]
+    pub quorum: u32,
+    /// keepalived hysteresis: quorum is gained at `quorum + hysteresis` and lost below
+    /// `quorum - hysteresis`, so a service on the edge does not flap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hysteresis: u32,
+    /// keepalived quorum_up: run (`/bin/sh -c`) when the service gains its quorum, and at
+    /// start when it has it (keepalived's "Gained quorum" at start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_up: Option<String>,
+    /// keepalived quorum_down: run when the service loses it, and at start when it starts
+    /// without it and has a fallback (keepalived's "Starting with quorum down").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_down: Option<String>,
+    /// keepalived omega: at shutdown (SIGTERM), run the notify_down of every live real server
+    /// and then quorum_down, each given a second. The table is left as it is (directord
+    /// never empties it on the way out), unlike keepalived, which removes its services.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub omega: bool,
+    /// keepalived ha_suspend: the service's checks pause while its virtual address is not on
+    /// this host (the VRRP backup), its real servers keeping their state. Address services
+    /// only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ha_suspend: bool,
+    /// keepalived virtual_server_group: instead of `address`/`fwmark`, the services this block
+    /// stands for, one per member, with one set of checks for all of them. Loading expands it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group: Vec<GroupMember>,
+    /// Set by loading on the services a group expanded to: the index of their block.
+    #[serde(skip)]
+    pub group_of: Option<usize>,
 }
 
 fn default_protocol() -> Protocol {
@@ -723,8 +772,49 @@ fn default_scheduler() -> Scheduler {
 fn default_forwarding() -> Forwarding {
     Forwarding::Dr
 }
+fn default_quorum() -> u32 {
+    1
+}
+fn is_default_quorum(quorum: &u32) -> bool {
+    *quorum == 1
+}
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
 fn default_on_failure() -> OnFailure {
     OnFailure::Quiescent
+}
+
+/// What a file's `[[virtual_server]]` with none of its keys set would be (it has neither
+/// address nor fwmark, which validation refuses): the defaults the importers start from.
+impl Default for VirtualServer {
+    fn default() -> Self {
+        VirtualServer {
+            name: None,
+            address: None,
+            fwmark: None,
+            family: None,
+            protocol: default_protocol(),
+            scheduler: default_scheduler(),
+            forwarding: default_forwarding(),
+            persistence: None,
+            netmask: None,
+            flags: Vec::new(),
+            persistence_engine: None,
+            on_failure: default_on_failure(),
+            fallback: None,
+            check: None,
+            real: Vec::new(),
+            quorum: default_quorum(),
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            omega: false,
+            ha_suspend: false,
+            group: Vec::new(),
+            group_of: None,
+        }
+    }
 }
 
 impl VirtualServer {
@@ -740,12 +830,36 @@ impl VirtualServer {
         }
     }
 
+    /// A group block's family: its first address member's, else `family`.
+    pub fn is_group_ipv6(&self) -> bool {
+        self.group
+            .iter()
+            .find_map(|m| match m {
+                GroupMember::Address { first, .. } => Some(first.is_ipv6()),
+                GroupMember::Fwmark(_) => None,
+            })
+            .unwrap_or(self.family == Some(Family::Inet6))
+    }
+
     /// The family of the service; for fwmark services, `family` (IPv4 unless said otherwise).
     pub fn is_ipv6(&self) -> bool {
         match self.address {
             Some(addr) => addr.is_ipv6(),
+            None if !self.group.is_empty() => self.is_group_ipv6(),
             None => self.family == Some(Family::Inet6),
         }
+    }
+
+    /// The virtual port real servers are checked against: the address's, or a group's first
+    /// address member's.
+    pub fn virtual_port(&self) -> Option<u16> {
+        let group_port = || {
+            self.group.iter().find_map(|m| match m {
+                GroupMember::Address { first, .. } => Some(first.port()),
+                GroupMember::Fwmark(_) => None,
+            })
+        };
+        self.address.map(|a| a.port()).or_else(group_port)
     }
 }
 
@@ -768,6 +882,16 @@ pub struct RealServer {
     pub lower_threshold: u32,
     /// Overrides the service's check; timing keys it leaves out are inherited.
     pub check: Option<Check>,
+    /// Overrides the service's `on_failure` for this real server (keepalived's
+    /// inhibit_on_failure inside real_server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+    /// keepalived notify_up: run (`/bin/sh -c`) when this entry's check brings it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_up: Option<String>,
+    /// keepalived notify_down: run when this entry's check takes it down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_down: Option<String>,
 }
 
 fn default_weight() -> u32 {

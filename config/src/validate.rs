@@ -34,6 +34,7 @@ pub(crate) fn validate(config: &Config) -> Vec<Issue> {
     sysctls(&config.ipvs, &mut issues);
     vrrp(&config.vrrp, &mut issues);
     virtual_servers(&config.virtual_servers, &mut issues);
+    track_services(config, &mut issues);
     if let Some(sync) = &config.sync {
         sync_section(sync, &config.vrrp, &mut issues);
     }
@@ -413,6 +414,33 @@ fn vrrp_instance_numbers(instance: &VrrpInstance, at: &KeyPath, issues: &mut Iss
     }
 }
 
+/// Tracked services must be named virtual servers, and vrrpd must be asking directord.
+fn track_services(config: &Config, issues: &mut Issues) {
+    let names: HashSet<&str> = config
+        .virtual_servers
+        .iter()
+        .filter_map(|vs| vs.name.as_deref())
+        .collect();
+    for (i, instance) in config.vrrp.instance.iter().enumerate() {
+        for (j, track) in instance.track_services.iter().enumerate() {
+            let at = path!["vrrp", "instance", i, "track_services", j];
+            if !names.contains(track.service.as_str()) {
+                issues.add(
+                    at.join("service"),
+                    format!("no virtual server is named {:?}", track.service),
+                );
+            }
+            if !config.tracks_directord() {
+                issues.add(
+                    at.clone(),
+                    "tracking a service needs [vrrp] track_directord on: vrrpd learns quorum from directord",
+                );
+            }
+            track_weight(track.weight, &at, issues);
+        }
+    }
+}
+
 fn track_weight(weight: i32, at: &KeyPath, issues: &mut Issues) {
     if !(-254..=254).contains(&weight) {
         issues.add(
@@ -628,52 +656,18 @@ fn virtual_servers(services: &[VirtualServer], issues: &mut Issues) {
                 format!("duplicate virtual server name {name:?}"),
             );
         }
-        let key = match (service.address, service.fwmark) {
-            (Some(_), Some(_)) => {
-                issues.add(
-                    at.join("fwmark"),
-                    "a virtual server has either address or fwmark, not both",
-                );
+        if service.group.is_empty() {
+            let Some(key) = single_key(service, &at, issues) else {
                 continue;
-            }
-            (None, None) => {
-                issues.add(
-                    at,
-                    "a virtual server needs address = \"ip:port\" or fwmark = N",
-                );
-                continue;
-            }
-            (Some(address), None) => {
-                if service.family.is_some() {
-                    issues.add(
-                        at.join("family"),
-                        "family applies to fwmark services only; the address gives it",
-                    );
-                }
-                if address.port() == 0 && service.persistence.is_none() {
-                    issues.add(
-                        at.join("address"),
-                        "port 0 (all ports) is only allowed for a persistent service; set persistence or a port",
-                    );
-                }
-                format!("{} {address}", service.protocol)
-            }
-            (None, Some(mark)) => {
-                if mark == 0 {
-                    issues.add(at.join("fwmark"), "fwmark must be above 0");
-                }
-                format!("fwmark {mark} {}", service.family.unwrap_or(Family::Inet))
-            }
-        };
-        if let Some(other) = keys.insert(key.clone(), i) {
-            issues.add(
-                at.join(if service.address.is_some() {
-                    "address"
-                } else {
-                    "fwmark"
-                }),
-                format!("virtual service {key} is already defined by virtual_server[{other}]"),
-            );
+            };
+            let place = at.join(if service.address.is_some() {
+                "address"
+            } else {
+                "fwmark"
+            });
+            unique_key(&mut keys, key, i, place, issues);
+        } else {
+            group_keys(service, i, &at, &mut keys, issues);
         }
         service_options(service, &at, issues);
         real_servers(service, &at, issues);
@@ -683,7 +677,144 @@ fn virtual_servers(services: &[VirtualServer], issues: &mut Issues) {
     }
 }
 
+/// The service's key from its address or fwmark, with what is wrong with them.
+fn single_key(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) -> Option<String> {
+    match (service.address, service.fwmark) {
+        (Some(_), Some(_)) => {
+            issues.add(
+                at.join("fwmark"),
+                "a virtual server has either address or fwmark, not both",
+            );
+            None
+        }
+        (None, None) => {
+            issues.add(
+                at.clone(),
+                "a virtual server needs address = \"ip:port\", fwmark = N or group = [...]",
+            );
+            None
+        }
+        (Some(address), None) => {
+            if service.family.is_some() {
+                issues.add(
+                    at.join("family"),
+                    "family applies to fwmark services only; the address gives it",
+                );
+            }
+            port_zero(service, address, at.join("address"), issues);
+            Some(format!("{} {address}", service.protocol))
+        }
+        (None, Some(mark)) => {
+            if mark == 0 {
+                issues.add(at.join("fwmark"), "fwmark must be above 0");
+            }
+            Some(format!(
+                "fwmark {mark} {}",
+                service.family.unwrap_or(Family::Inet)
+            ))
+        }
+    }
+}
+
+fn port_zero(service: &VirtualServer, address: SocketAddr, place: KeyPath, issues: &mut Issues) {
+    if address.port() == 0 && service.persistence.is_none() {
+        issues.add(
+            place,
+            "port 0 (all ports) is only allowed for a persistent service; set persistence or a port",
+        );
+    }
+}
+
+fn unique_key(
+    keys: &mut HashMap<String, usize>,
+    key: String,
+    i: usize,
+    place: KeyPath,
+    issues: &mut Issues,
+) {
+    match keys.get(&key) {
+        Some(&other) if other != i => issues.add(
+            place,
+            format!("virtual service {key} is already defined by virtual_server[{other}]"),
+        ),
+        Some(_) => issues.add(place, format!("virtual service {key} is listed twice")),
+        None => {
+            keys.insert(key, i);
+        }
+    }
+}
+
+/// A group's members: each a service of the block's family, none defined twice.
+fn group_keys(
+    service: &VirtualServer,
+    i: usize,
+    at: &KeyPath,
+    keys: &mut HashMap<String, usize>,
+    issues: &mut Issues,
+) {
+    if service.address.is_some() || service.fwmark.is_some() {
+        issues.add(
+            at.join("group"),
+            "a group stands for its members' services: leave out address and fwmark",
+        );
+    }
+    let v6 = service.is_group_ipv6();
+    for (j, member) in service.group.iter().enumerate() {
+        let place = at.join("group").join(j);
+        let services = member.expand();
+        if services.len() > crate::values::GROUP_RANGE_MAX {
+            issues.add(
+                place,
+                format!(
+                    "a range of {} addresses; at most {} per member",
+                    services.len(),
+                    crate::values::GROUP_RANGE_MAX
+                ),
+            );
+            continue;
+        }
+        for one in services {
+            let key = match one {
+                Ok(address) => {
+                    if address.is_ipv6() != v6 {
+                        issues.add(
+                            place.clone(),
+                            "a group's members are all IPv4 or all IPv6, like its real servers",
+                        );
+                        break;
+                    }
+                    port_zero(service, address, place.clone(), issues);
+                    format!("{} {address}", service.protocol)
+                }
+                Err(0) => {
+                    issues.add(place.clone(), "fwmark must be above 0");
+                    break;
+                }
+                Err(mark) => format!(
+                    "fwmark {mark} {}",
+                    service
+                        .family
+                        .unwrap_or(if v6 { Family::Inet6 } else { Family::Inet })
+                ),
+            };
+            unique_key(keys, key, i, place.clone(), issues);
+        }
+    }
+}
+
 fn service_options(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
+    if service.ha_suspend && service.address.is_none() && service.group.is_empty() {
+        issues.add(
+            at.join("ha_suspend"),
+            "ha_suspend follows the service's address; a fwmark service has none",
+        );
+    }
+    if service.quorum == 0 {
+        issues.add(
+            at.join("quorum"),
+            "quorum is a live weight of at least 1 (keepalived's range too)",
+        );
+    }
     if let Some(timeout) = service.persistence
         && (timeout.get().as_secs() == 0 || timeout.get().subsec_nanos() != 0)
     {
@@ -789,7 +920,7 @@ fn real_servers(service: &VirtualServer, at: &KeyPath, issues: &mut Issues) {
             );
         }
         let forwarding = real.forwarding.unwrap_or(service.forwarding);
-        let virtual_port = service.address.map(|a| a.port()).filter(|port| *port != 0);
+        let virtual_port = service.virtual_port().filter(|port| *port != 0);
         match forwarding {
             Forwarding::Nat if address.port() == 0 && virtual_port.is_some() => {
                 issues.add(at.join("address"), "a NAT real server needs a port");

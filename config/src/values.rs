@@ -467,3 +467,151 @@ mod tests {
         assert_eq!("mh".parse::<Scheduler>().unwrap(), Scheduler::Mh);
     }
 }
+
+/// One member of a virtual-server group (keepalived virtual_server_group): `"ip:port"`,
+/// a range `"192.0.2.100-110:80"` (up to the last byte, keepalived's `A-LAST port`;
+/// `"[2001:db8::10-1f]:80"` up to the last 16 bits for IPv6) or `"fwmark N"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupMember {
+    Address {
+        first: std::net::SocketAddr,
+        /// The last address of a range, at the same port.
+        last: Option<std::net::IpAddr>,
+    },
+    Fwmark(u32),
+}
+
+crate::values::string_schema!(GroupMember, "ip:port, first-last:port range or fwmark N");
+
+/// Most services one group member may stand for: an IPv4 range ends at a byte, but an IPv6
+/// range may span 65,536 addresses (the importer's limit too).
+pub const GROUP_RANGE_MAX: usize = 1024;
+
+impl GroupMember {
+    /// The services the member stands for: addresses (with their port) or a mark.
+    pub fn expand(self) -> Vec<Result<std::net::SocketAddr, u32>> {
+        match self {
+            GroupMember::Fwmark(mark) => vec![Err(mark)],
+            GroupMember::Address { first, last: None } => vec![Ok(first)],
+            GroupMember::Address {
+                first,
+                last: Some(last),
+            } => {
+                let (low, high) = match (first.ip(), last) {
+                    (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+                        (u128::from(u32::from(a)), u128::from(u32::from(b)))
+                    }
+                    (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
+                        (u128::from(a), u128::from(b))
+                    }
+                    _ => return vec![Ok(first)],
+                };
+                (low..=high)
+                    .map(|n| {
+                        let ip = match first.ip() {
+                            std::net::IpAddr::V4(_) => {
+                                std::net::IpAddr::from(std::net::Ipv4Addr::from(n as u32))
+                            }
+                            std::net::IpAddr::V6(_) => {
+                                std::net::IpAddr::from(std::net::Ipv6Addr::from(n))
+                            }
+                        };
+                        Ok(std::net::SocketAddr::new(ip, first.port()))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl FromStr for GroupMember {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(mark) = s.strip_prefix("fwmark") {
+            return mark
+                .trim()
+                .parse()
+                .map(GroupMember::Fwmark)
+                .map_err(|_| format!("invalid group member {s:?}: fwmark needs a number"));
+        }
+        let bad = || {
+            format!(
+                "invalid group member {s:?}; expected \"ip:port\", \"192.0.2.10-20:port\", \
+                 \"[2001:db8::10-1f]:port\" or \"fwmark N\""
+            )
+        };
+        if let Ok(first) = s.parse::<std::net::SocketAddr>() {
+            return Ok(GroupMember::Address { first, last: None });
+        }
+        // A range: the first address with "-LAST" before the port.
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let (first, last) = host.rsplit_once('-').ok_or_else(bad)?;
+        let first: std::net::IpAddr = first.parse().map_err(|_| bad())?;
+        let last = match first {
+            std::net::IpAddr::V4(a) => {
+                let byte: u8 = last.parse().map_err(|_| bad())?;
+                let [x, y, z, _] = a.octets();
+                std::net::IpAddr::from([x, y, z, byte])
+            }
+            std::net::IpAddr::V6(a) => {
+                let low = u16::from_str_radix(last, 16).map_err(|_| bad())?;
+                let mut segments = a.segments();
+                segments[7] = low;
+                std::net::IpAddr::from(segments)
+            }
+        };
+        let below = match (first, last) {
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => b < a,
+            (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => b < a,
+            _ => true,
+        };
+        if below {
+            return Err(format!(
+                "group member {s:?}: the range ends below its start"
+            ));
+        }
+        Ok(GroupMember::Address {
+            first: std::net::SocketAddr::new(first, port),
+            last: Some(last),
+        })
+    }
+}
+
+impl fmt::Display for GroupMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupMember::Fwmark(mark) => write!(f, "fwmark {mark}"),
+            GroupMember::Address { first, last: None } => write!(f, "{first}"),
+            GroupMember::Address {
+                first,
+                last: Some(std::net::IpAddr::V4(last)),
+            } => write!(f, "{}-{}:{}", first.ip(), last.octets()[3], first.port()),
+            GroupMember::Address {
+                first,
+                last: Some(std::net::IpAddr::V6(last)),
+            } => write!(
+                f,
+                "[{}-{:x}]:{}",
+                first.ip(),
+                last.segments()[7],
+                first.port()
+            ),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupMember {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+impl Serialize for GroupMember {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}

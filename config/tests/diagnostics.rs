@@ -866,6 +866,87 @@ fn control_group_must_be_a_group_name() {
     assert_eq!(config.control.group.as_deref(), Some("lvs-monitor"));
 }
 
+// A group block loads as one service per member (a range counts each address), all marked
+// with the block they came from; what is wrong with a member is reported at the member.
+#[test]
+fn virtual_server_groups_expand_and_report_at_the_member() {
+    let group = r#"
+[[virtual_server]]
+name = "web"
+group = ["192.0.2.100:80", "192.0.2.110-112:80", "fwmark 7"]
+real = [{ address = "198.51.100.11:80" }]
+"#;
+    let config = parse_ok(group);
+    let labels: Vec<String> = config
+        .virtual_servers
+        .iter()
+        .map(|vs| format!("{:?} {:?} {:?}", vs.address, vs.fwmark, vs.group_of))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "Some(192.0.2.100:80) None Some(0)",
+            "Some(192.0.2.110:80) None Some(0)",
+            "Some(192.0.2.111:80) None Some(0)",
+            "Some(192.0.2.112:80) None Some(0)",
+            "None Some(7) Some(0)",
+        ]
+    );
+    // The first SERVICE already has 192.0.2.100:80: the member is reported where it is.
+    assert_error(
+        &format!("{SERVICE}{group}"),
+        "10:10",
+        "virtual service tcp 192.0.2.100:80 is already defined by virtual_server[0]",
+    );
+    assert_error(
+        &group.replace("\"fwmark 7\"", "\"192.0.2.111:80\""),
+        "4:50",
+        "virtual service tcp 192.0.2.111:80 is listed twice",
+    );
+    assert_error(
+        &group.replace("192.0.2.110-112:80", "192.0.2.110-100:80"),
+        "4:9",
+        "the range ends below its start",
+    );
+    assert_error(
+        &group.replace("\"fwmark 7\"", "\"[2001:db8::1]:80\""),
+        "4:50",
+        "all IPv4 or all IPv6",
+    );
+    assert_error(
+        &group.replace(
+            "name = \"web\"",
+            "name = \"web\"\naddress = \"192.0.2.1:80\"",
+        ),
+        "5:9",
+        "leave out address and fwmark",
+    );
+}
+
+// A VRRP instance may track a named virtual server's quorum; the name must exist and vrrpd
+// must be asking directord.
+#[test]
+fn track_services_name_a_virtual_server() {
+    let named = SERVICE.replace(
+        "[[virtual_server]]\n",
+        "[[virtual_server]]\nname = \"web\"\n",
+    );
+    let tracked =
+        format!("{INSTANCE}track_services = [{{ service = \"web\", weight = -60 }}]\n{named}");
+    let config = parse_ok(&tracked);
+    assert_eq!(config.vrrp.instance[0].track_services[0].weight, -60);
+    assert_error(
+        &tracked.replace("service = \"web\"", "service = \"api\""),
+        "7:31",
+        "no virtual server is named \"api\"",
+    );
+    assert_error(
+        &format!("[vrrp.track_directord]\nenabled = false\n{tracked}"),
+        "9:19",
+        "needs [vrrp] track_directord on",
+    );
+}
+
 /// `[ipvs] verify_interval`: 60 s by default, 0 turns the periodic read-back off, and anything
 /// between is refused where it is written (each verify dumps the whole table).
 #[test]

@@ -1,7 +1,7 @@
 //! The IPVS table as directord reasons about it: what the config, health and feedback want
 //! ([`desired`]), and what the kernel has, in one shape so the two can be compared.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use lvs_config::{Config, Family, Forwarding, OnFailure, Protocol, ServiceFlag, VirtualServer};
@@ -147,31 +147,125 @@ pub fn configured(config: &Config) -> BTreeMap<ServiceKey, BTreeSet<SocketAddr>>
         .collect()
 }
 
-/// The table the config asks for, given each real server's state. A failed health check always
-/// wins over feedback: a down server is quiesced (weight 0) or removed as the service says; the
-/// fallback server is in the table exactly when no real server is up.
+/// The sum of the weights of `vs`'s live real servers, what keepalived holds against the
+/// quorum (weigh_live_realservers).
+pub fn live_weight(
+    vs: &VirtualServer,
+    key: ServiceKey,
+    state: impl Fn(&ServerId) -> ServerState,
+) -> u64 {
+    vs.real
+        .iter()
+        .map(|real| {
+            let server = state(&(key, real.address));
+            if server.up {
+                u64::from(server.weight.unwrap_or(real.weight))
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+/// Whether a service's live weight reaches its quorum, given the state it was in: gained at
+/// `quorum + hysteresis`, lost at none or below `quorum - hysteresis` (keepalived's
+/// update_quorum_state); at start (`was` none) the gain rule decides (set_quorum_states).
+pub fn quorum_up(vs: &VirtualServer, live: u64, was: Option<bool>) -> bool {
+    let (quorum, hysteresis) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
+    let live = i64::try_from(live).unwrap_or(i64::MAX);
+    match was {
+        Some(true) => live > 0 && live >= quorum - hysteresis,
+        Some(false) | None => live >= quorum + hysteresis,
+    }
+}
+
+/// A service gained or lost its quorum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumChange {
+    pub key: ServiceKey,
+    pub up: bool,
+    /// The live weight that decided it.
+    pub live: u64,
+}
+
+/// Every service's quorum state, kept from one table to the next for the hysteresis.
+#[derive(Debug, Clone, Default)]
+pub struct Quorums {
+    up: HashMap<ServiceKey, bool>,
+}
+
+impl Quorums {
+    /// Follows the live weights; returns the services that gained or lost quorum since the
+    /// last update, and those first seen with it, or without it and with a fallback.
+    pub fn update(
+        &mut self,
+        config: &Config,
+        state: impl Fn(&ServerId) -> ServerState,
+    ) -> Vec<QuorumChange> {
+        let mut next = HashMap::with_capacity(self.up.len());
+        let mut changes = Vec::new();
+        for vs in &config.virtual_servers {
+            let Some(key) = service_key(vs) else { continue };
+            let live = live_weight(vs, key, &state);
+            let was = self.up.get(&key).copied();
+            let up = quorum_up(vs, live, was);
+            // keepalived also says so at start (its quorum_up or quorum_down runs): "Gained
+            // quorum" when it is met, "Starting with quorum down" when it is not and a sorry
+            // server takes the service (found against keepalived 2.2.7 in uml_import).
+            let at_start = was.is_none() && (up || vs.fallback.is_some());
+            if was.is_some_and(|was| was != up) || at_start {
+                changes.push(QuorumChange { key, up, live });
+            }
+            next.insert(key, up);
+        }
+        self.up = next;
+        changes
+    }
+
+    /// The service's quorum state, once seen.
+    pub fn is_up(&self, key: &ServiceKey) -> Option<bool> {
+        self.up.get(key).copied()
+    }
+}
+
+/// The table the config asks for, given each real server's state, without a memory of quorum
+/// (no hysteresis across calls): [`desired_with`] and fresh [`Quorums`].
 pub fn desired(config: &Config, state: impl Fn(&ServerId) -> ServerState) -> Table {
+    desired_with(config, state, &Quorums::default())
+}
+
+/// The table the config asks for, given each real server's state and each service's quorum.
+/// A failed health check always wins over feedback: a down server is quiesced (weight 0) or
+/// removed as its entry or the service says. A service below its quorum with a fallback (sorry
+/// server) has the fallback alone, its live servers taken out the same way, as keepalived
+/// does; without a fallback, losing quorum changes nothing in the table.
+pub fn desired_with(
+    config: &Config,
+    state: impl Fn(&ServerId) -> ServerState,
+    quorums: &Quorums,
+) -> Table {
     let mut table = Table::default();
     for vs in &config.virtual_servers {
         let Some(key) = service_key(vs) else { continue };
+        let up = quorums
+            .is_up(&key)
+            .unwrap_or_else(|| quorum_up(vs, live_weight(vs, key, &state), None));
+        let sorry = vs.fallback.filter(|_| !up);
         let mut destinations = BTreeMap::new();
-        let mut any_up = false;
         for real in &vs.real {
             let server = state(&(key, real.address));
-            let weight = match (server.up, vs.on_failure) {
+            let in_pool = server.up && sorry.is_none();
+            let weight = match (in_pool, real.on_failure.unwrap_or(vs.on_failure)) {
                 (true, _) => server.weight.unwrap_or(real.weight),
                 (false, OnFailure::Quiescent) => 0,
                 (false, OnFailure::Remove) => continue,
             };
-            any_up |= server.up && weight > 0;
             let fwd = forward_method(real.forwarding.unwrap_or(vs.forwarding));
             let destination = Destination::new(real.address, fwd, weight)
                 .with_thresholds(real.upper_threshold, real.lower_threshold);
             destinations.insert(real.address, destination);
         }
-        if let Some(fallback) = vs.fallback
-            && !any_up
-        {
+        if let Some(fallback) = sorry {
             destinations.insert(
                 fallback,
                 Destination::new(fallback, forward_method(vs.forwarding), 1),
@@ -216,7 +310,111 @@ pub fn same_destination(a: &Destination, b: &Destination) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lvs_ipvs::Service;
+
+    /// Four real servers of weight 10 each, quorum 25 with hysteresis 5: gained at 30 live,
+    /// lost below 20; a sorry server; r4 removed on failure while the service quiesces.
+    const QUORUM: &str = r#"
+[[virtual_server]]
+address = "192.0.2.100:80"
+forwarding = "nat"
+quorum = 25
+hysteresis = 5
+fallback = "198.51.100.250:80"
+real = [
+  { address = "198.51.100.1:80", weight = 10 },
+  { address = "198.51.100.2:80", weight = 10 },
+  { address = "198.51.100.3:80", weight = 10 },
+  { address = "198.51.100.4:80", weight = 10, on_failure = "remove" },
+]
+"#;
+
+    fn live(n: u8) -> impl Fn(&ServerId) -> ServerState {
+        move |(_, addr): &ServerId| ServerState {
+            up: addr
+                .ip()
+                .to_string()
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .parse::<u8>()
+                .unwrap()
+                <= n,
+            weight: None,
+        }
+    }
+
+    fn weights(table: &Table) -> Vec<(u8, u32)> {
+        let service = table.services.values().next().unwrap();
+        service
+            .destinations
+            .values()
+            .map(|d| {
+                (
+                    d.addr
+                        .to_string()
+                        .rsplit('.')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap(),
+                    d.weight,
+                )
+            })
+            .collect()
+    }
+
+    // keepalived's quorum with hysteresis: starting at 3 live (30) it is up; 2 live (20) keeps
+    // it (not below 25 - 5); 1 live (10) loses it: the sorry server alone, the live server
+    // quiesced, the removable one gone; back at 2 live (20) it stays lost until 30.
+    #[test]
+    fn quorum_follows_the_live_weight_with_hysteresis() {
+        let config = lvs_config::parse(QUORUM, "q.toml").unwrap();
+        let mut quorums = Quorums::default();
+        let mut step = |n: u8| {
+            let changes = quorums.update(&config, live(n));
+            (
+                changes.iter().map(|c| (c.up, c.live)).collect::<Vec<_>>(),
+                weights(&desired_with(&config, live(n), &quorums)),
+            )
+        };
+        assert_eq!(
+            step(3),
+            (vec![(true, 30)], vec![(1, 10), (2, 10), (3, 10)]),
+            "gained at start, as keepalived says"
+        );
+        assert_eq!(step(2), (vec![], vec![(1, 10), (2, 10), (3, 0)]));
+        assert_eq!(
+            step(1),
+            (vec![(false, 10)], vec![(1, 0), (2, 0), (3, 0), (250, 1)])
+        );
+        assert_eq!(step(2), (vec![], vec![(1, 0), (2, 0), (3, 0), (250, 1)]));
+        assert_eq!(step(3), (vec![(true, 30)], vec![(1, 10), (2, 10), (3, 10)]));
+        assert_eq!(step(4).1, vec![(1, 10), (2, 10), (3, 10), (4, 10)]);
+        // Without a memory of the last state, 20 live is below quorum + hysteresis.
+        assert_eq!(
+            weights(&desired(&config, live(2))),
+            vec![(1, 0), (2, 0), (3, 0), (250, 1)]
+        );
+    }
+
+    // Without a sorry server, losing quorum changes nothing in the table (keepalived only
+    // runs its scripts then).
+    #[test]
+    fn without_a_sorry_server_quorum_changes_only_the_state() {
+        let config = lvs_config::parse(
+            &QUORUM.replace("fallback = \"198.51.100.250:80\"\n", ""),
+            "q.toml",
+        )
+        .unwrap();
+        let mut quorums = Quorums::default();
+        quorums.update(&config, live(4));
+        let changes = quorums.update(&config, live(1));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            weights(&desired_with(&config, live(1), &quorums)),
+            vec![(1, 10), (2, 0), (3, 0)]
+        );
+    }
 
     /// The cache follows each accepted write as the kernel's table would: services appear
     /// empty and keep their destinations across an edit, destinations are added, edited and

@@ -33,7 +33,7 @@ fn now_ns() -> u128 {
         .as_nanos()
 }
 
-async fn next_event(events: &mut mpsc::Receiver<Event<u32>>, within: Duration) -> Event<u32> {
+async fn next_event<Id>(events: &mut mpsc::Receiver<Event<Id>>, within: Duration) -> Event<Id> {
     tokio::time::timeout(within, events.recv())
         .await
         .expect("no event in time")
@@ -224,5 +224,143 @@ async fn dynamic_weight_follows_the_exit_code() {
     assert_eq!(
         (third.up, third.weight, third.detail.as_str()),
         (false, None, "exit 1")
+    );
+}
+
+/// A loopback listener that counts the connections it accepts, until dropped.
+struct Counting {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Counting {
+    fn start() -> Counting {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, done) = (accepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Counting {
+            port,
+            accepted,
+            stop,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Counting {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+// Four services list the same two real servers with the same connect check: each server is
+// connected to once per interval, not once per service (keepalived: four times), counted by
+// the listeners themselves; and a server that stops answering is one event that the daemon
+// fans out to all four of its entries.
+#[tokio::test]
+async fn services_sharing_a_real_server_probe_it_once_per_interval() {
+    use directord::check::{Checks, dedup};
+    let reals = [Counting::start(), Counting::start()];
+    let mut text = String::new();
+    for service in 0..4 {
+        text.push_str(&format!(
+            "[[virtual_server]]\naddress = \"192.0.2.{}:80\"\nforwarding = \"nat\"\n\
+             check = {{ type = \"connect\", interval = \"200ms\", timeout = \"1s\" }}\n\
+             real = [{{ address = \"127.0.0.1:{}\" }}, {{ address = \"127.0.0.1:{}\" }}]\n",
+            100 + service,
+            reals[0].port,
+            reals[1].port
+        ));
+    }
+    let config = lvs_config::parse(&text, "shared.toml").expect("valid config");
+    let entries: Vec<_> = dedup::entries(&config)
+        .map(|(id, server)| (id, server.unwrap()))
+        .collect();
+    assert_eq!(entries.len(), 8);
+    let mut checks = Checks::new();
+    let (tx, mut events) = mpsc::channel(16);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
+    scheduler.update(checks.update(entries), tokio::time::Instant::now());
+    assert_eq!(scheduler.len(), 2);
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // 2.1 s at 200 ms: 10 or 11 probes each; one per entry would be 40 or more.
+    for real in &reals {
+        let n = real.count();
+        assert!(
+            (8..=12).contains(&n),
+            "{n} connections to port {}",
+            real.port
+        );
+    }
+
+    let [first, _second] = reals;
+    let gone = first.port;
+    drop(first);
+    // The port closes with the listener's thread: wait for the refusal.
+    let event = loop {
+        let event = next_event(&mut events, Duration::from_secs(3)).await;
+        if !event.up {
+            break event;
+        }
+    };
+    let fanned: Vec<_> = checks.entries(event.id).to_vec();
+    assert_eq!(fanned.len(), 4, "{fanned:?}");
+    assert!(fanned.iter().all(|(_, real)| real.port() == gone));
+}
+
+// keepalived virtual_server_group: eight services of one group, two real servers, one
+// external check. The command runs once per real server per interval for the whole group
+// (an import used to make it eight services whose command ran eight times), counted by the
+// command itself; it sees the group's first address.
+#[tokio::test]
+async fn a_groups_external_check_runs_once_per_interval() {
+    use directord::check::{Checks, dedup};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs");
+    let text = format!(
+        "[[virtual_server]]\ngroup = [\"192.0.2.100-107:80\"]\nforwarding = \"nat\"\n\
+         check = {{ type = \"external\", command = \"echo $LVS_VIRTUAL_IP $LVS_REAL_PORT >> {}\", \
+         interval = \"250ms\", timeout = \"1s\" }}\n\
+         real = [{{ address = \"127.0.0.1:1001\" }}, {{ address = \"127.0.0.1:1002\" }}]\n",
+        log.display()
+    );
+    let config = lvs_config::parse(&text, "group.toml").expect("valid config");
+    assert_eq!(config.virtual_servers.len(), 8);
+    let entries: Vec<_> = dedup::entries(&config)
+        .map(|(id, server)| (id, server.unwrap()))
+        .collect();
+    let mut checks = Checks::new();
+    let (tx, _events) = mpsc::channel(16);
+    let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
+    scheduler.update(checks.update(entries), tokio::time::Instant::now());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let runs = lines(&log);
+    for port in ["1001", "1002"] {
+        let n = runs.iter().filter(|l| l.ends_with(port)).count();
+        // 1.1 s at 250 ms: 4 or 5 runs; one per service would be 32 or more.
+        assert!((3..=6).contains(&n), "{n} runs for port {port}: {runs:?}");
+    }
+    assert!(
+        runs.iter().all(|l| l.starts_with("192.0.2.100 ")),
+        "{runs:?}"
     );
 }

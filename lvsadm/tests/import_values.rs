@@ -210,7 +210,28 @@ fn inhibit_quorum_and_groups() {
     let (config, notes) = sample("quorum");
     assert_eq!(config.virtual_servers[0].real.len(), 10);
     assert_eq!(config.virtual_servers[0].scheduler, Scheduler::Wrr);
-    assert!(notes.iter().any(|n| n.contains(": quorum 7 not supported")));
+    assert_eq!(
+        (
+            config.virtual_servers[0].quorum,
+            config.virtual_servers[0].hysteresis
+        ),
+        (7, 2),
+        "quorum and hysteresis are imported one to one"
+    );
+    assert!(!notes.iter().any(|n| n.contains("quorum 7")), "{notes:?}");
+    assert_eq!(
+        (
+            config.virtual_servers[0].quorum_up.as_deref(),
+            config.virtual_servers[0].quorum_down.as_deref()
+        ),
+        (
+            Some("/usr/local/sbin/quorum-up.sh"),
+            Some("/usr/local/sbin/quorum-down.sh")
+        ),
+        "quorum scripts are imported as keepalived runs them"
+    );
+    assert!(config.virtual_servers[0].omega, "omega is imported");
+    assert!(!notes.iter().any(|n| n.contains("omega")), "{notes:?}");
     assert_eq!(
         config.virtual_servers[0].check.as_ref().unwrap().initial,
         Some(InitialState::Down),
@@ -223,6 +244,27 @@ fn inhibit_quorum_and_groups() {
     assert!(keys.contains(&"tcp 192.168.200.7:80".to_owned()));
     assert!(keys.contains(&"fwmark 2".to_owned()));
     assert!(config.virtual_servers.iter().all(|vs| vs.real.len() == 2));
+    // The group stays one block (one set of checks): every service it loads to comes from it.
+    assert!(
+        config
+            .virtual_servers
+            .iter()
+            .all(|vs| vs.group_of == Some(0))
+    );
+    let imported = import(
+        Source::Keepalived,
+        &fixture("keepalived-samples/keepalived.conf.virtual_server_group"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(imported.toml.matches("[[virtual_server]]").count(), 1);
+    assert!(
+        imported.toml.contains(
+            r#"group = ["10.0.0.1:8080", "10.0.0.2:80", "192.168.200.1:1358", "192.168.200.3-10:80", "fwmark 1", "fwmark 2"]"#
+        ),
+        "{}",
+        imported.toml
+    );
 }
 
 #[test]
@@ -776,6 +818,38 @@ fn virtual_routes_and_rules() {
             .iter()
             .any(|n| n.contains("invalid address \"192.168.200./24\"")),
         "{notes:#?}"
+    );
+}
+
+// keepalived's inhibit_on_failure is per real server: the service takes the majority's and
+// the others keep their own (it used to make the whole service one or the other); and
+// ha_suspend is taken as it is.
+#[test]
+fn inhibit_on_failure_stays_per_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keepalived.conf");
+    std::fs::write(
+        &path,
+        "virtual_server 192.0.2.100 80 {\n  lb_kind DR\n  protocol TCP\n  ha_suspend\n\
+         real_server 198.51.100.1 80 {\n    inhibit_on_failure\n    TCP_CHECK {\n    }\n  }\n\
+         real_server 198.51.100.2 80 {\n    inhibit_on_failure\n    TCP_CHECK {\n    }\n  }\n\
+         real_server 198.51.100.3 80 {\n    TCP_CHECK {\n    }\n  }\n}\n",
+    )
+    .unwrap();
+    let imported = import(Source::Keepalived, &path, false).unwrap();
+    let config = lvs_config::parse(&imported.toml, "k.toml").unwrap();
+    let vs = &config.virtual_servers[0];
+    assert_eq!(vs.on_failure, OnFailure::Quiescent);
+    assert!(vs.ha_suspend, "ha_suspend is imported");
+    let own: Vec<Option<OnFailure>> = vs.real.iter().map(|r| r.on_failure).collect();
+    assert_eq!(own, [None, None, Some(OnFailure::Remove)]);
+    assert!(
+        !imported
+            .unsupported
+            .iter()
+            .any(|n| n.to_string().contains("inhibit_on_failure")),
+        "{:?}",
+        imported.unsupported
     );
 }
 

@@ -26,8 +26,12 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
     },
-    /// Whether directord's main loop answers, at no cost: vrrpd's liveness probe (a full
-    /// Status at 37,000 entries is megabytes of JSON every second).
+    /// Each named virtual server's quorum: what vrrpd tracks (`track_services`), small at
+    /// any table size. It goes through directord's main loop like any request, so it is also
+    /// vrrpd's liveness probe: one question a second gives both.
+    Quorum,
+    /// Whether directord's main loop answers, at no cost (a full Status at 37,000 entries is
+    /// megabytes of JSON every second).
     Ping,
     /// Re-read the config file (as SIGHUP does).
     Reload,
@@ -49,7 +53,10 @@ pub enum Request {
 /// Status is for the socket's group too; anything that changes state is root's.
 impl crate::Access for Request {
     fn read_only(&self) -> bool {
-        matches!(self, Request::Status { .. } | Request::Ping)
+        matches!(
+            self,
+            Request::Status { .. } | Request::Quorum | Request::Ping
+        )
     }
 }
 
@@ -81,8 +88,16 @@ pub enum FeedbackState {
 #[serde(untagged)]
 pub enum Response {
     Status(Status),
+    // Before Applied, whose fields all have defaults and would match anything.
+    Quorum(QuorumReport),
     Applied(Applied),
     Done {},
+}
+
+/// Whether each named virtual server holds its quorum (a group's services: all of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumReport {
+    pub quorum: std::collections::BTreeMap<String, bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -17,8 +17,9 @@
 //! every service that lists it): real `r` is checked by TCP connect, HTTP or an external command
 //! according to [`Mix`]. So the services that share a real server share its check, which is
 //! what a checker can deduplicate. Some services come in groups of two (keepalived's
-//! `virtual_server_group`; director.toml has no groups, so they are two services with the same
-//! real servers, which is what `lvsadm import` makes of a group).
+//! `virtual_server_group`; the director.toml written here lists them as two services with the
+//! same real servers, which directord probes once all the same; `lvsadm import` of the
+//! keepalived.conf makes each group one `group = [...]` block).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};

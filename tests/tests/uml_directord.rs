@@ -34,6 +34,21 @@ fn main() -> ExitCode {
             sighup_applies_exactly_the_difference,
         )
         .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "quorum_hysteresis_sorry_server_and_scripts",
+            quorum_hysteresis_sorry_server_and_scripts,
+        )
+        .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "a_group_runs_its_external_check_once_per_interval",
+            a_group_runs_its_external_check_once_per_interval,
+        )
+        .with_timeout(Duration::from_secs(60)),
+        Case::new(
+            "ha_suspend_checks_only_while_the_address_is_here",
+            ha_suspend_checks_only_while_the_address_is_here,
+        )
+        .with_timeout(Duration::from_secs(60)),
     ])
 }
 
@@ -681,10 +696,20 @@ fn verify_repairs_out_of_band_changes(
         "out-of-band weight change repaired by the verify after {:?}",
         tampered.elapsed()
     );
-    // vrrpd's liveness probe: an empty answer, from the same loop that applies changes.
+    // A ping: an empty answer, from the same loop that applies changes.
     let pong = control(&run.join("directord.sock"), &json!({"cmd": "ping"}))?;
     if pong != json!({}) {
         return Err(format!("ping answered {pong}"));
+    }
+    // vrrpd's probe (liveness and track_services): one flag per named service, no servers.
+    let quorum = control(&run.join("directord.sock"), &json!({"cmd": "quorum"}))?;
+    let held = quorum["quorum"].as_object().map(|q| {
+        q.iter()
+            .map(|(name, up)| (name.as_str(), up.is_boolean()))
+            .collect::<Vec<_>>()
+    });
+    if held != Some(vec![("new", true), ("web", true)]) {
+        return Err(format!("quorum answered {quorum}"));
     }
     // Status a page at a time: each answer says where the next page starts, the last none.
     let socket = run.join("directord.sock");
@@ -871,5 +896,306 @@ fn health_checks_quiesce_remove_and_fall_back(forward: Forward) -> Result<(), St
         return Err(format!("expected the sorry server, got {body:?}"));
     }
     println!("{}", table());
+    Ok(())
+}
+
+const QUORUM_CONFIG: &str = r#"
+[control]
+socket_dir = "SOCKET_DIR"
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+scheduler = "rr"
+forwarding = "nat"
+on_failure = "quiescent"
+quorum = 25
+hysteresis = 5
+quorum_up = "echo quorum-up web >> LOG"
+quorum_down = "echo quorum-down web >> LOG"
+omega = true
+fallback = "198.51.100.250:8080"
+check = { type = "connect", interval = "300ms", timeout = "250ms", rise = 1, fall = 1 }
+
+[[virtual_server.real]]
+address = "198.51.100.11:8080"
+weight = 10
+notify_up = "echo up r0 >> LOG"
+notify_down = "echo down r0 >> LOG"
+
+[[virtual_server.real]]
+address = "198.51.100.12:8080"
+weight = 10
+on_failure = "remove"
+notify_down = "echo down r1 >> LOG"
+
+[[virtual_server.real]]
+address = "198.51.100.13:8080"
+weight = 10
+
+# The same real servers and check: one probe each, whose result reaches both services.
+[[virtual_server]]
+name = "mirror"
+address = "192.0.2.100:81"
+scheduler = "rr"
+forwarding = "nat"
+on_failure = "remove"
+check = { type = "connect", interval = "300ms", timeout = "250ms", rise = 1, fall = 1 }
+real = [
+  { address = "198.51.100.11:8080" },
+  { address = "198.51.100.12:8080" },
+  { address = "198.51.100.13:8080" },
+]
+"#;
+
+/// keepalived's quorum with hysteresis on a real kernel table, read back with ipvsadm -Sn:
+/// three real servers of weight 10, quorum 25 +/- 5. One down (20 live) keeps quorum; two
+/// down (10) loses it, and the sorry server alone takes the service (the live server
+/// quiesced, the failed `on_failure = "remove"` one gone); one back (20) is still short of
+/// 30; both back gains it. quorum_up/quorum_down and the real servers' notify_up/notify_down
+/// run at those moments (recorded by the scripts). A second service on the same real servers
+/// and check follows every change from the same probes. With omega, SIGTERM runs the live
+/// servers' notify_down and quorum_down, and leaves the table.
+fn quorum_hysteresis_sorry_server_and_scripts() -> Result<(), String> {
+    let mut site = site_with(3, Forward::Nat)?;
+    let sorry = lan_host(&site.director, "sorry", 250, Forward::Nat)?;
+    let sorry_www = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let _sorry_httpd = serve(&sorry, sorry_www.path(), "sorry\n", Forward::Nat)?;
+    let run = PathBuf::from(format!("/run/lvs-directord-quorum-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let log = run.join("scripts.log");
+    let config = run.join("director.toml");
+    let text = QUORUM_CONFIG.replace("LOG", &log.display().to_string());
+    write_config(&config, &run, &text)?;
+    let socket = run.join("directord.sock");
+    let mut directord = start(&site.director, &config, &socket)?;
+    let table = || save(&site.director).unwrap_or_default();
+    let calls = || {
+        let mut lines: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let settle = |what: &str, ok: &dyn Fn(&str) -> bool, scripts: &[&str]| {
+        wait_for(Duration::from_secs(15), || {
+            let mut want: Vec<String> = scripts.iter().map(|s| (*s).to_owned()).collect();
+            want.sort();
+            (ok(&table()) && calls() == want).then_some(())
+        })
+        .ok_or_else(|| format!("{what}; table:\n{}\nscripts: {:?}", table(), calls()))
+    };
+    let web = "-t 192.0.2.100:80";
+    let mirror = "-t 192.0.2.100:81";
+    let has = |t: &str, service: &str, real: &str, weight: u32| {
+        t.contains(&format!(
+            "-a {service} -r 198.51.100.{real}:8080 -m -w {weight}"
+        ))
+    };
+    let absent = |t: &str, service: &str, real: &str| {
+        !t.contains(&format!("-a {service} -r 198.51.100.{real}:8080 "))
+    };
+
+    settle(
+        "all up, quorum held, no sorry server",
+        &|t| {
+            ["11", "12", "13"]
+                .iter()
+                .all(|r| has(t, web, r, 10) && has(t, mirror, r, 1))
+                && absent(t, web, "250")
+        },
+        &["quorum-up web"],
+    )?;
+    site._httpd.remove(0);
+    settle(
+        "r0 down: 20 live is not below 25 - 5",
+        &|t| has(t, web, "11", 0) && has(t, web, "12", 10) && absent(t, mirror, "11"),
+        &["down r0", "quorum-up web"],
+    )?;
+    site._httpd.remove(0);
+    settle(
+        "r1 down: 10 live, quorum lost, the sorry server alone",
+        &|t| {
+            has(t, web, "250", 1)
+                && has(t, web, "11", 0)
+                && absent(t, web, "12")
+                && has(t, web, "13", 0)
+                && has(t, mirror, "13", 1)
+                && absent(t, mirror, "12")
+        },
+        &["down r0", "down r1", "quorum-down web", "quorum-up web"],
+    )?;
+    let www = site._www.path().to_owned();
+    site._httpd.insert(
+        0,
+        serve(&site.reals[0], &www.join("r0"), "real-0\n", Forward::Nat)?,
+    );
+    settle(
+        "r0 back: 20 live is short of 25 + 5, the sorry server stays",
+        &|t| has(t, web, "250", 1) && has(t, web, "11", 0) && has(t, mirror, "11", 1),
+        &[
+            "down r0",
+            "down r1",
+            "quorum-down web",
+            "quorum-up web",
+            "up r0",
+        ],
+    )?;
+    site._httpd.insert(
+        1,
+        serve(&site.reals[1], &www.join("r1"), "real-1\n", Forward::Nat)?,
+    );
+    settle(
+        "r1 back: 30 live, quorum gained, the sorry server out",
+        &|t| ["11", "12", "13"].iter().all(|r| has(t, web, r, 10)) && absent(t, web, "250"),
+        &[
+            "down r0",
+            "down r1",
+            "quorum-down web",
+            "quorum-up web",
+            "quorum-up web",
+            "up r0",
+        ],
+    )?;
+    // omega: SIGTERM runs the live real servers' notify_down (r0 and r1 have one), then
+    // quorum_down, before directord exits; the table stays.
+    let before = table();
+    directord.signal(libc::SIGTERM);
+    directord.wait_timeout(Duration::from_secs(10))?;
+    let mut want = vec![
+        "down r0",
+        "down r0",
+        "down r1",
+        "down r1",
+        "quorum-down web",
+        "quorum-down web",
+        "quorum-up web",
+        "quorum-up web",
+        "up r0",
+    ];
+    want.sort_unstable();
+    if calls() != want {
+        return Err(format!("omega at shutdown: scripts {:?}", calls()));
+    }
+    if table() != before {
+        return Err(format!("the table changed at shutdown:\n{}", table()));
+    }
+    println!("{before}\nscripts: {:?}", calls());
+    Ok(())
+}
+
+const GROUP_CONFIG: &str = r#"
+[control]
+socket_dir = "SOCKET_DIR"
+
+[[virtual_server]]
+name = "vsg"
+group = ["192.0.2.100-103:80", "fwmark 7"]
+forwarding = "nat"
+check = { type = "external", command = "echo $LVS_REAL_IP >> LOG", interval = "300ms", timeout = "1s" }
+real = [{ address = "198.51.100.11:8080" }, { address = "198.51.100.12:8080" }]
+"#;
+
+/// keepalived's virtual_server_group through the daemon: one block of five services (four
+/// addresses and a fwmark) in the kernel, and its external check run once per real server
+/// per interval for the whole group, counted by the command itself (one run per service and
+/// real server would be five times as many).
+fn a_group_runs_its_external_check_once_per_interval() -> Result<(), String> {
+    let director = Netns::new("g")?;
+    director.ip(&["link", "add", "d0", "type", "dummy"])?;
+    director.ip(&["link", "set", "d0", "up"])?;
+    director.ip(&["route", "add", "default", "dev", "d0"])?;
+    let run = PathBuf::from(format!("/run/lvs-directord-group-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let log = run.join("runs");
+    let config = run.join("director.toml");
+    write_config(
+        &config,
+        &run,
+        &GROUP_CONFIG.replace("LOG", &log.display().to_string()),
+    )?;
+    let socket = run.join("directord.sock");
+    let _directord = start(&director, &config, &socket)?;
+    let table = || save(&director).unwrap_or_default();
+    wait_for(Duration::from_secs(15), || {
+        (table().matches("-r 198.51.100.1").count() == 10).then_some(())
+    })
+    .ok_or_else(|| format!("five services of two real servers; table:\n{}", table()))?;
+    let runs = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let before = runs();
+    std::thread::sleep(Duration::from_secs(3));
+    let during = runs() - before;
+    // 3 s at 300 ms for 2 real servers: about 20 runs; one per service would be about 100.
+    println!("{during} runs in 3 s for 2 real servers in a group of 5 services");
+    if !(10..=30).contains(&during) {
+        return Err(format!("{during} external check runs in 3 s"));
+    }
+    Ok(())
+}
+
+const HA_SUSPEND_CONFIG: &str = r#"
+[control]
+socket_dir = "SOCKET_DIR"
+
+[[virtual_server]]
+address = "192.0.2.100:80"
+forwarding = "nat"
+ha_suspend = true
+check = { type = "external", command = "echo run >> LOG", interval = "200ms", timeout = "1s" }
+real = [{ address = "198.51.100.11:8080" }]
+"#;
+
+/// keepalived's ha_suspend: the service's check runs only while its virtual address is on
+/// the host (counted by the command): none while the address is absent, runs once it is
+/// added, none again once it is removed; the real server stays in the table throughout.
+fn ha_suspend_checks_only_while_the_address_is_here() -> Result<(), String> {
+    let director = Netns::new("h")?;
+    director.ip(&["link", "add", "d0", "type", "dummy"])?;
+    director.ip(&["link", "set", "d0", "up"])?;
+    director.ip(&["route", "add", "default", "dev", "d0"])?;
+    let run = PathBuf::from(format!("/run/lvs-directord-ha-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let log = run.join("runs");
+    let config = run.join("director.toml");
+    let text = HA_SUSPEND_CONFIG.replace("LOG", &log.display().to_string());
+    write_config(&config, &run, &text)?;
+    let _directord = start(&director, &config, &run.join("directord.sock"))?;
+    let in_table = || {
+        save(&director)
+            .unwrap_or_default()
+            .contains("-r 198.51.100.11:8080")
+    };
+    wait_for(Duration::from_secs(15), || in_table().then_some(())).ok_or("no table")?;
+    let runs = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    if runs() != 0 {
+        return Err(format!("{} runs while the address is absent", runs()));
+    }
+    director.ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])?;
+    wait_for(Duration::from_secs(5), || (runs() >= 3).then_some(()))
+        .ok_or("no run once the address is here")?;
+    director.ip(&["addr", "del", "192.0.2.100/32", "dev", "lo"])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let paused = runs();
+    std::thread::sleep(Duration::from_millis(1500));
+    if runs() != paused {
+        return Err(format!("{} runs after the address left", runs() - paused));
+    }
+    if !in_table() {
+        return Err("the real server left the table".to_owned());
+    }
+    println!("{paused} runs while the address was here, none before or after");
     Ok(())
 }

@@ -49,6 +49,11 @@ fn main() -> ExitCode {
             a_master_whose_directord_stops_hands_over_and_takes_back,
         )
         .with_timeout(Duration::from_secs(120)),
+        Case::new(
+            "a_master_whose_service_loses_quorum_hands_over",
+            a_master_whose_service_loses_quorum_hands_over,
+        )
+        .with_timeout(Duration::from_secs(120)),
     ])
 }
 
@@ -513,6 +518,50 @@ fn failover_with_kernel_sync_alone_loses_a_late_backup(method: Method) -> Result
     Ok(())
 }
 
+/// Directors A (192.0.2.1) and B (192.0.2.3) on one LAN, as namespaces named `names`.
+fn lan(names: [&str; 2]) -> Result<lvs_tests::lan::Lan, String> {
+    lvs_tests::lan::Lan::new(&[(names[0], "192.0.2.1/24"), (names[1], "192.0.2.3/24")])
+}
+
+/// directord and vrrpd on A (priority 150) and B (100), each on the config `config` writes
+/// for its directory and priority: (directord, vrrpd, config path, directory) per director.
+fn tracked_pair(
+    lan: &lvs_tests::lan::Lan,
+    scratch: &Path,
+    config: impl Fn(&Path, u8) -> String,
+) -> Result<Vec<(Guarded, Guarded, PathBuf, PathBuf)>, String> {
+    let mut daemons = Vec::new();
+    for (i, name, priority) in [(0, "a", 150), (1, "b", 100)] {
+        let dir = scratch.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join("director.toml");
+        std::fs::write(&path, config(&dir, priority)).map_err(|e| e.to_string())?;
+        let host = lan.host(i);
+        let directord = daemon::start(host, "directord", &path, &dir.join("directord.sock"))?;
+        let vrrpd = daemon::start(host, "vrrpd", &path, &dir.join("vrrpd.sock"))?;
+        daemons.push((directord, vrrpd, path, dir));
+    }
+    Ok(daemons)
+}
+
+/// VI_1's state as the vrrpd on `socket` reports it (or why it could not say).
+fn vrrp_state(socket: &Path) -> String {
+    control(socket, &json!({"cmd": "status"}))
+        .map(|s| {
+            s["instances"][0]["state"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .unwrap_or_else(|e| e)
+}
+
+/// Some when director `want` is MASTER and the other is not.
+fn only_master(sockets: &[PathBuf], want: usize) -> Option<()> {
+    (vrrp_state(&sockets[want]) == "MASTER" && vrrp_state(&sockets[1 - want]) != "MASTER")
+        .then_some(())
+}
+
 /// B's Master_Down_Interval at priority 100 and 1 s adverts (3 x 1 s + 156/256 s).
 const MASTER_DOWN: Duration = Duration::from_millis(3609);
 
@@ -549,35 +598,15 @@ address = "192.0.2.50:8080"
 /// SIGSTOP of A's directord hands the VIP to B within B's Master_Down, counted from the stop;
 /// SIGCONT gives it back (A preempts); kill -9 hands it over again, and a new directord back.
 fn a_master_whose_directord_stops_hands_over_and_takes_back() -> Result<(), String> {
-    let lan = lvs_tests::lan::Lan::new(&[("ta", "192.0.2.1/24"), ("tb", "192.0.2.3/24")])?;
-    let (a, b) = (lan.host(0), lan.host(1));
-    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut daemons = Vec::new();
-    let mut sockets = Vec::new();
-    for (host, name, priority) in [(a, "a", 150), (b, "b", 100)] {
-        let dir = scratch.path().join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let config = dir.join("director.toml");
-        std::fs::write(&config, tracked_config(&dir, priority)).map_err(|e| e.to_string())?;
-        let directord = daemon::start(host, "directord", &config, &dir.join("directord.sock"))?;
-        let vrrpd = daemon::start(host, "vrrpd", &config, &dir.join("vrrpd.sock"))?;
-        daemons.push((directord, vrrpd, config));
-        sockets.push(dir.join("vrrpd.sock"));
-    }
-    let state = |i: usize| -> String {
-        control(&sockets[i], &json!({"cmd": "status"}))
-            .map(|s| {
-                s["instances"][0]["state"]
-                    .as_str()
-                    .unwrap_or("?")
-                    .to_owned()
-            })
-            .unwrap_or_else(|e| e)
-    };
-    let holder = |want: usize| {
-        let other = 1 - want;
-        (state(want) == "MASTER" && state(other) != "MASTER").then_some(())
-    };
+    let (lan, scratch) = (
+        lan(["ta", "tb"])?,
+        tempfile::tempdir().map_err(|e| e.to_string())?,
+    );
+    let a = lan.host(0);
+    let mut daemons = tracked_pair(&lan, scratch.path(), tracked_config)?;
+    let sockets: Vec<PathBuf> = daemons.iter().map(|d| d.3.join("vrrpd.sock")).collect();
+    let state = |i: usize| vrrp_state(&sockets[i]);
+    let holder = |want: usize| only_master(&sockets, want);
     wait_for(Duration::from_secs(20), || holder(0)).ok_or("A never became the only master")?;
 
     let handed_over = |event: &str| -> Result<Duration, String> {
@@ -619,5 +648,66 @@ fn a_master_whose_directord_stops_hands_over_and_takes_back() -> Result<(), Stri
     if status["directord"]["checks"]["unreachable"].as_u64() < Some(1) {
         return Err(format!("a dead directord is unreachable: {status}"));
     }
+    Ok(())
+}
+
+/// A's and B's director.toml for the quorum tracking case: service "web" whose one real
+/// server's check is the existence of `flag`, and VI_1 tracking web's quorum at -60.
+fn quorum_tracked_config(socket_dir: &Path, priority: u8, flag: &Path) -> String {
+    tracked_config(socket_dir, priority)
+        .replace(
+            "virtual_addresses = [",
+            "track_services = [{ service = \"web\", weight = -60 }]\nvirtual_addresses = [",
+        )
+        .replace(
+            "check = { type = \"off\" }",
+            &format!(
+                "check = {{ type = \"external\", command = \"test -e {}\", interval = \"300ms\", timeout = \"1s\" }}",
+                flag.display()
+            ),
+        )
+}
+
+/// A VRRP instance tracks a service's quorum (`track_services`): when A's only real server
+/// fails its check, web loses quorum, A's priority drops by 60 (150 -> 90, below B's 100)
+/// and B takes the VIP; when the server passes again A preempts back. directord reports the
+/// quorum, vrrpd reads it on its directord watch.
+fn a_master_whose_service_loses_quorum_hands_over() -> Result<(), String> {
+    let (lan, scratch) = (
+        lan(["qa", "qb"])?,
+        tempfile::tempdir().map_err(|e| e.to_string())?,
+    );
+    let daemons = tracked_pair(&lan, scratch.path(), |dir, priority| {
+        std::fs::write(dir.join("real-is-up"), "").expect("scratch is writable");
+        quorum_tracked_config(dir, priority, &dir.join("real-is-up"))
+    })?;
+    let flag = daemons[0].3.join("real-is-up");
+    let sockets: Vec<PathBuf> = daemons.iter().map(|d| d.3.join("vrrpd.sock")).collect();
+    let status = |i: usize| control(&sockets[i], &json!({"cmd": "status"}));
+    let holder = |want: usize| only_master(&sockets, want);
+    wait_for(Duration::from_secs(20), || holder(0)).ok_or("A never became the only master")?;
+
+    std::fs::remove_file(&flag).map_err(|e| e.to_string())?;
+    let lost = std::time::Instant::now();
+    wait_for(MASTER_DOWN + Duration::from_secs(8), || holder(1)).ok_or_else(|| {
+        format!(
+            "B never took over after A's service lost quorum: A {}",
+            status(0).map_or_else(|e| e, |s| s.to_string())
+        )
+    })?;
+    println!(
+        "A's service lost quorum: B master after {:?}",
+        lost.elapsed()
+    );
+    let a = status(0)?;
+    if a["instances"][0]["priority"] != 90 {
+        return Err(format!(
+            "A's priority must be 150 - 60 while web is below quorum: {a}"
+        ));
+    }
+
+    std::fs::write(&flag, "").map_err(|e| e.to_string())?;
+    wait_for(Duration::from_secs(15), || holder(0))
+        .ok_or("A never took the VIP back when its service regained quorum")?;
     Ok(())
 }

@@ -28,6 +28,11 @@ fn main() -> ExitCode {
         )
         .with_timeout(Duration::from_secs(240)),
         Case::new(
+            "keepalived_and_directord_react_alike_below_quorum",
+            keepalived_and_directord_react_alike_below_quorum,
+        )
+        .with_timeout(Duration::from_secs(120)),
+        Case::new(
             "digests_and_url_blocks_judge_servers_as_keepalived_does",
             digests_and_url_blocks_judge_servers_as_keepalived_does,
         )
@@ -223,6 +228,153 @@ fn keepalived_and_directord_build_the_same_table() -> Result<(), String> {
     } else {
         Err(failures.join("\n"))
     }
+}
+
+/// The quorum case as keepalived.conf: three real servers of weight 10 whose MISC_CHECK is the
+/// existence of a flag file, quorum 25 +/- 5, a sorry server, r0 and r2 inhibited on failure,
+/// and every notify script recording its call.
+const QUORUM_CONF: &str = r#"
+virtual_server 192.0.2.100 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    quorum 25
+    hysteresis 5
+    quorum_up "RUN/note quorum-up"
+    quorum_down "RUN/note quorum-down"
+    sorry_server 198.51.100.250 8080
+    real_server 198.51.100.11 8080 {
+        weight 10
+        inhibit_on_failure
+        notify_up "RUN/note up-r0"
+        notify_down "RUN/note down-r0"
+        MISC_CHECK {
+            misc_path "/usr/bin/test -e RUN/r0"
+            misc_timeout 1
+        }
+    }
+    real_server 198.51.100.12 8080 {
+        weight 10
+        notify_down "RUN/note down-r1"
+        MISC_CHECK {
+            misc_path "/usr/bin/test -e RUN/r1"
+            misc_timeout 1
+        }
+    }
+    real_server 198.51.100.13 8080 {
+        weight 10
+        inhibit_on_failure
+        MISC_CHECK {
+            misc_path "/usr/bin/test -e RUN/r2"
+            misc_timeout 1
+        }
+    }
+}
+"#;
+
+/// Flags present or not at each step: all up; r0 down (20 live keeps quorum); r1 down (10:
+/// lost, the sorry server); r0 back (20: still short of 30); r1 back (30: gained).
+const QUORUM_STEPS: &[(&str, bool)] = &[("r0", false), ("r1", false), ("r0", true), ("r1", true)];
+
+/// Runs the quorum steps under one daemon: the table after each step and the scripts called.
+fn quorum_steps(
+    director: &Netns,
+    run: &Path,
+    daemon: &dyn Fn() -> Result<Guarded, String>,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let log = run.join("notes");
+    let _ = std::fs::remove_file(&log);
+    for flag in ["r0", "r1", "r2"] {
+        std::fs::write(run.join(flag), "").map_err(|e| e.to_string())?;
+    }
+    director.run(&["ipvsadm", "-C"])?;
+    let mut process = daemon()?;
+    let mut tables = vec![settled(director)?];
+    for (flag, present) in QUORUM_STEPS {
+        if *present {
+            std::fs::write(run.join(flag), "").map_err(|e| e.to_string())?;
+        } else {
+            std::fs::remove_file(run.join(flag)).map_err(|e| e.to_string())?;
+        }
+        // A check round or two at delay_loop 1, then a table that holds still for a second.
+        std::thread::sleep(Duration::from_secs(2));
+        tables.push(settled(director)?);
+    }
+    process.signal(libc::SIGTERM);
+    process.wait_timeout(Duration::from_secs(10))?;
+    director.run(&["ipvsadm", "-C"])?;
+    let mut notes: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    notes.sort();
+    Ok((tables, notes))
+}
+
+/// keepalived as the oracle for quorum: the same keepalived.conf run by keepalived and, after
+/// `lvsadm import`, by directord, through the same real-server failures: the same IPVS table
+/// at every step (the sorry server in and out at the same moments, inhibited servers at
+/// weight 0, the others removed) and the same notify and quorum scripts called.
+fn keepalived_and_directord_react_alike_below_quorum() -> Result<(), String> {
+    let run = PathBuf::from(format!("/run/lvs-import-quorum-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let note = run.join("note");
+    std::fs::write(
+        &note,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\n",
+            run.join("notes").display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    std::process::Command::new("chmod")
+        .args(["+x", &note.display().to_string()])
+        .status()
+        .map_err(|e| e.to_string())?;
+    let conf = run.join("quorum.conf");
+    std::fs::write(
+        &conf,
+        QUORUM_CONF.replace("RUN", &run.display().to_string()),
+    )
+    .map_err(|e| e.to_string())?;
+    let director = Netns::new("quorum")?;
+    director.ip(&["link", "add", "d0", "type", "dummy"])?;
+    director.ip(&["link", "set", "d0", "up"])?;
+    director.ip(&["route", "add", "default", "dev", "d0"])?;
+
+    let theirs = quorum_steps(&director, &run, &|| keepalived(&director, &conf, &run))?;
+    let imported = import::import(import::Source::Keepalived, &conf, false)
+        .map_err(|e| format!("import: {e}"))?;
+    let toml = run.join("quorum.toml");
+    let control = format!("\n[control]\nsocket_dir = \"{}\"\n", run.display());
+    std::fs::write(&toml, imported.toml.clone() + &control).map_err(|e| e.to_string())?;
+    let ours = quorum_steps(&director, &run, &|| directord(&director, &toml))?;
+    let _ = std::fs::remove_file(run.join("directord.sock"));
+
+    let canonical_all = |tables: &[String]| tables.iter().map(|t| canonical(t)).collect::<Vec<_>>();
+    if canonical_all(&theirs.0) != canonical_all(&ours.0) {
+        return Err(format!(
+            "tables differ step by step:\nkeepalived:\n{}\ndirectord:\n{}\nimported:\n{}",
+            theirs.0.join("--\n"),
+            ours.0.join("--\n"),
+            imported.toml
+        ));
+    }
+    if theirs.1 != ours.1 {
+        return Err(format!(
+            "scripts differ: keepalived {:?}, directord {:?}",
+            theirs.1, ours.1
+        ));
+    }
+    println!(
+        "same {} tables; scripts {:?}\n{}",
+        ours.0.len(),
+        ours.1,
+        ours.0.join("--\n")
+    );
+    Ok(())
 }
 
 /// Waits until the table has been the same for `quiet`, and `not_before` has passed (and

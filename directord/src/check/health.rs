@@ -303,6 +303,12 @@ impl HealthState {
         Some(self.transition())
     }
 
+    /// The state as a transition would report it, for a caller that must announce it even
+    /// though it did not change.
+    pub fn current(&self) -> Transition {
+        self.transition()
+    }
+
     fn transition(&self) -> Transition {
         Transition {
             up: self.up,

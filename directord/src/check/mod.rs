@@ -2,12 +2,14 @@
 //! results ([`health`]), the probes themselves ([`probe`]) and the task that runs them for
 //! every server ([`scheduler`]).
 
+pub mod dedup;
 pub mod health;
 pub mod probe;
 pub mod scheduler;
 pub mod spec;
 pub mod wire;
 
+pub use dedup::{CheckId, Checks};
 pub use health::{DownCause, Exhausted, HealthState, Outcome, Transition, Verdict};
 pub use probe::ProbeContext;
 pub use scheduler::{

@@ -80,6 +80,9 @@ pub struct Server {
     pub target: Target,
     /// Overrides the check's initial state (a server adopted from the kernel table).
     pub initial_up: Option<bool>,
+    /// Reports the first result even when it confirms the state: a shared check whose
+    /// entries started in different states brings them all to it.
+    pub report_first: bool,
 }
 
 impl Server {
@@ -88,6 +91,7 @@ impl Server {
             spec,
             target,
             initial_up: None,
+            report_first: false,
         }
     }
 
@@ -342,6 +346,7 @@ where
             health,
             on_grid(self.common.origin, first),
             receiver,
+            server.report_first,
             Arc::clone(&self.common),
         ));
         self.servers.insert(
@@ -369,6 +374,7 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
     mut health: HealthState,
     mut due: Instant,
     mut updates: watch::Receiver<(CheckSpec, Target)>,
+    mut report_first: bool,
     common: Arc<Common<Id>>,
 ) {
     let origin = common.origin;
@@ -412,7 +418,12 @@ async fn check_loop<Id: Clone + Eq + Hash + Send + 'static>(
             }
             Verdict::Up => {}
         }
-        let transition = health.record(now.into_std(), outcome);
+        let known = !matches!(outcome.verdict, Verdict::Unknown(_));
+        let mut transition = health.record(now.into_std(), outcome);
+        if report_first && known {
+            report_first = false;
+            transition = transition.or_else(|| Some(health.current()));
+        }
         if let Some(entry) = common.health.lock().expect("health lock").get_mut(&id) {
             entry.up = health.is_up();
             entry.weight = health.weight();

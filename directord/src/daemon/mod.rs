@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use lvs_config::Config;
 use lvs_control::daemon::SetupError;
 pub use lvs_control::directord::{
-    Event, FeedbackState, Request, Response, ServerStatus, ServiceStatus, Status,
+    Event, FeedbackState, QuorumReport, Request, Response, ServerStatus, ServiceStatus, Status,
 };
 use lvs_ipvs::{IpvsClient, ServiceKey};
 use tokio::signal::unix::{SignalKind, signal};
@@ -26,10 +26,13 @@ use directord::check;
 use directord::error::Error;
 use directord::kernel::{self, NetlinkThread};
 use directord::reconcile::Ownership;
-use directord::table::{ServerId, ServerState, Table, configured, desired, service_key};
+use directord::table::{
+    Quorums, ServerId, ServerState, Table, configured, desired_with, service_key,
+};
 use lvs_control::directord::Applied;
 
 mod metrics;
+mod scripts;
 
 const SYSCTL_ROOT: &str = "/proc/sys/net/ipv4/vs";
 
@@ -53,7 +56,9 @@ pub struct Director {
     kernel: KernelCache,
     health: HashMap<ServerId, Health>,
     /// What the probes found last, for status; set once the checker runs.
-    checks: Option<check::HealthView<ServerId>>,
+    checks: Option<check::HealthView<check::CheckId>>,
+    /// One probe per (real server, check), and the entries each answers for.
+    shared: check::Checks<ServerId>,
     feedback: HashMap<SocketAddr, Feedback>,
     /// Weights found in the kernel at start, kept until feedback or a config change says otherwise.
     adopted: HashMap<ServerId, u32>,
@@ -64,6 +69,12 @@ pub struct Director {
     pub metrics: Metrics,
     /// Weights set by dynamic-weight checks (keepalived misc_dynamic).
     check_weights: HashMap<ServerId, u32>,
+    /// Each service's quorum state, for keepalived's hysteresis.
+    quorums: Quorums,
+    /// Real servers' notify_up / notify_down, by entry.
+    real_scripts: HashMap<ServerId, scripts::RealScripts>,
+    /// ha_suspend services whose virtual address is not on this host: not checked.
+    suspended: BTreeSet<ServiceKey>,
     /// Bumped by every accepted reload, so the checker follows the config.
     generation: u64,
 }
@@ -93,6 +104,7 @@ impl Director {
             kernel: cache,
             health: HashMap::new(),
             checks: None,
+            shared: check::Checks::new(),
             feedback: HashMap::new(),
             adopted: HashMap::new(),
             previously_owned: BTreeMap::new(),
@@ -100,11 +112,15 @@ impl Director {
             events,
             metrics: Metrics::default(),
             check_weights: HashMap::new(),
+            quorums: Quorums::default(),
+            real_scripts: HashMap::new(),
+            suspended: BTreeSet::new(),
             generation: 0,
         };
         let kernel = std::mem::take(&mut director.kernel);
         director.adopt(kernel.table());
         director.kernel = kernel;
+        director.real_scripts = scripts::real_scripts(&director.config);
         Ok(director)
     }
 
@@ -178,7 +194,7 @@ impl Director {
 
     /// Makes the kernel match by difference from the cached table; returns what was sent.
     pub async fn reconcile(&mut self) -> Result<Applied, Error> {
-        let want = desired(&self.config, |id| self.state_of(id));
+        let want = self.desired_table();
         let owned = self.ownership();
         let now = std::time::Instant::now();
         let synced = cache::sync(&mut self.kernel, &mut self.netlink, &want, &owned, now).await?;
@@ -206,6 +222,122 @@ impl Director {
         }
         self.last_apply = applied.clone();
         Ok(applied)
+    }
+
+    /// The table config, health and feedback ask for, following each service's quorum.
+    fn desired_table(&mut self) -> Table {
+        let mut quorums = std::mem::take(&mut self.quorums);
+        let changes = quorums.update(&self.config, |id| self.state_of(id));
+        self.quorums = quorums;
+        for change in changes {
+            let vs = self
+                .config
+                .virtual_servers
+                .iter()
+                .find(|vs| service_key(vs) == Some(change.key));
+            let (quorum, hysteresis) = vs.map_or((1, 0), |vs| (vs.quorum, vs.hysteresis));
+            let what = format!(
+                "{} {} quorum: live weight {} against quorum {quorum} +/- {hysteresis}",
+                change.key,
+                if change.up { "gained" } else { "lost" },
+                change.live
+            );
+            info!("{what}");
+            let script = vs.and_then(|vs| {
+                if change.up {
+                    vs.quorum_up.as_deref()
+                } else {
+                    vs.quorum_down.as_deref()
+                }
+            });
+            if let Some(script) = script {
+                scripts::run(script, what);
+            }
+        }
+        desired_with(&self.config, |id| self.state_of(id), &self.quorums)
+    }
+
+    /// keepalived ha_suspend: rereads the host's addresses; true when a service's checks
+    /// must pause or resume (the checker then follows, its entries keeping their state).
+    fn follow_ha_suspend(&mut self) -> bool {
+        let watched: Vec<(ServiceKey, std::net::IpAddr)> = self
+            .config
+            .virtual_servers
+            .iter()
+            .filter(|vs| vs.ha_suspend)
+            .filter_map(|vs| Some((service_key(vs)?, vs.address?.ip())))
+            .collect();
+        if watched.is_empty() && self.suspended.is_empty() {
+            return false;
+        }
+        let local: BTreeSet<std::net::IpAddr> = nix::ifaddrs::getifaddrs()
+            .map(|addrs| {
+                addrs
+                    .filter_map(|a| a.address)
+                    .filter_map(|a| {
+                        a.as_sockaddr_in()
+                            .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                            .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let suspended: BTreeSet<ServiceKey> = watched
+            .into_iter()
+            .filter(|(_, vip)| !local.contains(vip))
+            .map(|(key, _)| key)
+            .collect();
+        if suspended == self.suspended {
+            return false;
+        }
+        for key in suspended.symmetric_difference(&self.suspended) {
+            let pausing = suspended.contains(key);
+            info!(
+                "{key}: checks {} (ha_suspend: its address is {} this host)",
+                if pausing { "paused" } else { "resumed" },
+                if pausing { "not on" } else { "on" }
+            );
+        }
+        self.suspended = suspended;
+        true
+    }
+
+    /// keepalived omega: what runs at shutdown, in order: for each omega service, the
+    /// notify_down of its live real servers, then its quorum_down.
+    fn omega_scripts(&self) -> Vec<(String, String)> {
+        let mut scripts = Vec::new();
+        for vs in self.config.virtual_servers.iter().filter(|vs| vs.omega) {
+            let Some(key) = service_key(vs) else { continue };
+            for real in &vs.real {
+                let id = (key, real.address);
+                if let Some(down) = &real.notify_down
+                    && self.state_of(&id).up
+                {
+                    scripts.push((
+                        down.clone(),
+                        format!("{} in {key} at shutdown", real.address),
+                    ));
+                }
+            }
+            if let Some(down) = &vs.quorum_down {
+                scripts.push((down.clone(), format!("{key} quorum at shutdown")));
+            }
+        }
+        scripts
+    }
+
+    /// Each named service's quorum as the last table computed it.
+    fn quorum_report(&self) -> QuorumReport {
+        let mut quorum = std::collections::BTreeMap::new();
+        for vs in &self.config.virtual_servers {
+            let (Some(name), Some(key)) = (&vs.name, service_key(vs)) else {
+                continue;
+            };
+            let up = self.quorums.is_up(&key).unwrap_or(true);
+            let held = quorum.entry(name.clone()).or_insert(true);
+            *held &= up;
+        }
+        QuorumReport { quorum }
     }
 
     fn server_metrics(&self, want: &Table, only: Option<&Vec<ServerId>>) {
@@ -285,6 +417,8 @@ impl Director {
         self.adopted
             .retain(|id, _| weights.get(id) == old_weights.get(id));
         self.config = new;
+        self.real_scripts = scripts::real_scripts(&self.config);
+        self.generation += 1;
         self.kernel
             .set_verify_every(verify_every(&self.config), std::time::Instant::now());
         self.metrics
@@ -360,24 +494,57 @@ impl Director {
         Ok(())
     }
 
-    /// Every configured real server's check, starting from the health directord holds now
-    /// (adopted from the kernel, or the last result).
-    pub fn check_servers(&self) -> Vec<(ServerId, check::Server)> {
-        let mut servers = Vec::new();
+    /// The shared checks of every configured real server, each starting from the health its
+    /// entries hold now (adopted from the kernel, or the last result).
+    pub fn check_servers(&mut self) -> Vec<(check::CheckId, check::Server)> {
+        let entries = self.check_entries();
+        self.shared.update(entries)
+    }
+
+    /// An entry new to a check that is already running (a service added by a reload next to
+    /// others sharing its real server) takes the state that check holds, since no transition
+    /// will tell it. True when one joined a check that holds its server down.
+    fn join_running_checks(&mut self, view: &check::HealthView<check::CheckId>) -> bool {
+        let mut joined_down = false;
         for vs in &self.config.virtual_servers {
             let Some(key) = service_key(vs) else { continue };
             for real in &vs.real {
                 let id = (key, real.address);
-                match check::Server::from_config(vs, real) {
-                    Ok(mut server) => {
-                        server.initial_up = self.health.get(&id).map(|h| h.up);
-                        servers.push((id, server));
-                    }
-                    Err(e) => warn!(
-                        "{} in {key}: check not runnable, left unchecked: {e}",
-                        real.address
-                    ),
+                if self.health.contains_key(&id) {
+                    continue;
                 }
+                let Some(running) = self.shared.check_of(&id).and_then(|c| view.get(&c)) else {
+                    continue;
+                };
+                joined_down |= !running.up;
+                self.health.insert(
+                    id,
+                    Health {
+                        up: running.up,
+                        detail: running.detail,
+                    },
+                );
+            }
+        }
+        joined_down
+    }
+
+    /// Every configured real-server entry's check, but those of suspended services.
+    fn check_entries(&self) -> Vec<(ServerId, check::Server)> {
+        let mut servers = Vec::new();
+        for (id, server) in check::dedup::entries(&self.config) {
+            if self.suspended.contains(&id.0) {
+                continue;
+            }
+            match server {
+                Ok(mut server) => {
+                    server.initial_up = self.health.get(&id).map(|h| h.up);
+                    servers.push((id, server));
+                }
+                Err(e) => warn!(
+                    "{} in {}: check not runnable, left unchecked: {e}",
+                    id.1, id.0
+                ),
             }
         }
         servers
@@ -390,10 +557,19 @@ impl Director {
     /// starved checker), turning slow checks into more timeouts.
     pub async fn check_events(
         &mut self,
-        events: impl IntoIterator<Item = check::Event<ServerId>>,
+        events: impl IntoIterator<Item = check::Event<check::CheckId>>,
     ) -> Result<Applied, Error> {
         for event in events {
-            self.note_health(event);
+            // A shared probe's result is every entry's that it answers for.
+            let entries = self.shared.entries(event.id).to_vec();
+            for id in entries {
+                self.note_health(check::Event {
+                    id,
+                    up: event.up,
+                    weight: event.weight,
+                    detail: event.detail.clone(),
+                });
+            }
         }
         self.reconcile().await
     }
@@ -418,6 +594,17 @@ impl Director {
                 if event.up { "up" } else { "down" },
                 event.detail
             );
+            let script = self.real_scripts.get(&event.id).and_then(|s| {
+                if event.up {
+                    s.up.as_deref()
+                } else {
+                    s.down.as_deref()
+                }
+            });
+            if let Some(script) = script {
+                let state = if event.up { "up" } else { "down" };
+                scripts::run(script, format!("{real} in {key} {state}"));
+            }
             let labels = ServerLabels {
                 service: key.to_string(),
                 real: real.to_string(),
@@ -476,7 +663,8 @@ impl Director {
                 let probed = self
                     .checks
                     .as_ref()
-                    .and_then(|view| view.get(&id))
+                    .zip(self.shared.check_of(&id))
+                    .and_then(|(view, check)| view.get(&check))
                     .filter(|probed| probed.probes > 0);
                 ServerStatus {
                     address: real.address,
@@ -521,6 +709,7 @@ impl Director {
     async fn handle(&mut self, request: Request) -> Result<Response, Error> {
         match request {
             Request::Status { from, limit } => Ok(Response::Status(self.status(from, limit))),
+            Request::Quorum => Ok(Response::Quorum(self.quorum_report())),
             Request::Ping => Ok(Response::Done {}),
             Request::Reload => self.reload().await.map(Response::Applied),
             Request::Feedback {
@@ -596,7 +785,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         events,
     )?;
 
-    let (check_tx, mut check_events) = mpsc::channel::<check::Event<ServerId>>(1024);
+    let (check_tx, mut check_events) = mpsc::channel::<check::Event<check::CheckId>>(1024);
     let mut checker = check::Scheduler::with_counters(
         check::ProbeContext::system(),
         check_tx,
@@ -606,8 +795,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         },
         tokio::time::Instant::now(),
     );
-    checker.update(director.check_servers(), tokio::time::Instant::now());
+    director.follow_ha_suspend();
+    let servers = director.check_servers();
+    checker.update(servers, tokio::time::Instant::now());
     director.checks = Some(checker.view());
+    let mut addresses = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut checked_generation = director.generation;
     release_config_peak();
     // Health changes waiting for the next reconcile, and when it may run.
@@ -623,7 +815,14 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     loop {
         let verify_at = director.kernel.next_verify();
         if director.generation != checked_generation {
-            checker.update(director.check_servers(), tokio::time::Instant::now());
+            let servers = director.check_servers();
+            checker.update(servers, tokio::time::Instant::now());
+            // The reload's reconcile took such entries as up; they follow their check now.
+            if director.join_running_checks(&checker.view())
+                && let Err(e) = director.reconcile().await
+            {
+                warn!("after the reload: {e}");
+            }
             checked_generation = director.generation;
             release_config_peak();
         }
@@ -657,11 +856,19 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
             () = watchdog.ping_when_due() => {}
+            _ = addresses.tick() => {
+                if director.follow_ha_suspend() {
+                    director.generation += 1;
+                }
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     shutdown.cancel();
+    for (command, why) in director.omega_scripts() {
+        scripts::run_within(&command, &why, scripts::AT_SHUTDOWN).await;
+    }
     let _ = std::fs::remove_file(&socket);
     info!("stopped; the IPVS table is left as it is");
     Ok(())
@@ -673,7 +880,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
 /// reconcile's duration and then go together, instead of starving the checks that found them.
 async fn apply_health(
     director: &mut Director,
-    held: &mut Vec<check::Event<ServerId>>,
+    held: &mut Vec<check::Event<check::CheckId>>,
     failures: &mut lvs_control::limits::RateLimit,
 ) -> tokio::time::Instant {
     let started = tokio::time::Instant::now();

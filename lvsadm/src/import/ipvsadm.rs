@@ -195,6 +195,7 @@ fn virtual_server(
         fallback: None,
         check: None,
         real: Vec::new(),
+        ..VirtualServer::default()
     })
 }
 
@@ -222,6 +223,9 @@ fn real_server(dest: &Destination) -> RealServer {
         upper_threshold: dest.u_threshold,
         lower_threshold: dest.l_threshold,
         check: None,
+        on_failure: None,
+        notify_up: None,
+        notify_down: None,
     }
 }
 

@@ -493,6 +493,7 @@ fn service(
         fallback,
         check,
         real: reals,
+        ..VirtualServer::default()
     };
     if vs.persistence.is_some() {
         vs.netmask = o.netmask;
@@ -961,6 +962,9 @@ fn real_line(
             upper_threshold: upper,
             lower_threshold: lower,
             check: check.clone(),
+            on_failure: None,
+            notify_up: None,
+            notify_down: None,
         })
         .collect())
 }

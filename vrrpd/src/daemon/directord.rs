@@ -1,8 +1,9 @@
 //! vrrpd's watch on directord (`[vrrp] track_directord`): a VIP is only worth holding over a
-//! table someone keeps. A task asks directord for its status every `interval`; no answer
-//! within `timeout` (dead: the connection is refused; wedged, e.g. SIGSTOP: it is accepted by
-//! the kernel and never answered) is down. The main loop turns each result into every
-//! instance's tracking, as keepalived's weights do: 0 faults, negative lowers the priority.
+//! table someone keeps. A task asks directord for its services' quorum (`track_services`)
+//! every `interval`, which is also the liveness question; no answer within `timeout` (dead:
+//! the connection is refused; wedged, e.g. SIGSTOP: it is accepted by the kernel and never
+//! answered) is down. The main loop turns each result into every instance's tracking, as
+//! keepalived's weights do: 0 faults, negative lowers the priority.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +11,6 @@ use std::time::Duration;
 
 use lvs_config::TrackDirectord;
 use lvs_control::ControlError;
-use serde::de::IgnoredAny;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -39,13 +39,19 @@ impl ProbeError {
     }
 }
 
-/// One question to directord, bounded by `timeout`. A refusal is an answer: it is alive (a
-/// directord older than Ping refuses it, and so still counts). Ping goes through directord's
-/// main loop like any request, so a wedged loop is caught, but costs no table walk.
-pub async fn probe(socket: &std::path::Path, timeout: Duration) -> Result<(), ProbeError> {
-    let request = lvs_control::directord::Request::Ping;
-    match lvs_control::call_async_within::<_, IgnoredAny>(socket, &request, timeout).await {
-        Ok(_) | Err(ControlError::Refused(_)) => Ok(()),
+/// What one question to directord found: each named service's quorum (`track_services`).
+pub type ProbeResult = Result<BTreeMap<String, bool>, ProbeError>;
+
+/// One question to directord, bounded by `timeout`: its services' quorum, which is small at
+/// any table size (its status lists every real server, megabytes at issue 20's size). The
+/// same question is the liveness probe: it goes through directord's main loop like any
+/// request, so a wedged loop is caught, and costs no table walk. A refusal is an answer: it is
+/// alive (a directord older than Quorum refuses it, and so still counts, telling no quorum).
+pub async fn probe(socket: &std::path::Path, timeout: Duration) -> ProbeResult {
+    use lvs_control::directord::{Request, Response};
+    match lvs_control::call_async_within::<_, Response>(socket, &Request::Quorum, timeout).await {
+        Ok(Response::Quorum(report)) => Ok(report.quorum),
+        Ok(_) | Err(ControlError::Refused(_)) => Ok(BTreeMap::new()),
         Err(ControlError::Timeout { .. }) => Err(ProbeError::Timeout(timeout)),
         Err(e @ ControlError::Io { .. }) => Err(ProbeError::Unreachable(e)),
         Err(e @ ControlError::Protocol { .. }) => Err(ProbeError::Garbled(e)),
@@ -58,6 +64,8 @@ pub struct Watch {
     pub up: bool,
     pub checks: BTreeMap<String, u64>,
     pub last_error: Option<String>,
+    /// Each named service's quorum, as directord last said.
+    pub quorum: BTreeMap<String, bool>,
     task: JoinHandle<()>,
 }
 
@@ -76,7 +84,7 @@ impl Watch {
     pub async fn start(
         settings: TrackDirectord,
         socket_dir: &std::path::Path,
-        results: mpsc::Sender<Result<(), ProbeError>>,
+        results: mpsc::Sender<ProbeResult>,
         first_answer: bool,
         metrics: &Metrics,
     ) -> Watch {
@@ -86,6 +94,7 @@ impl Watch {
             up: true,
             checks: BTreeMap::new(),
             last_error: None,
+            quorum: BTreeMap::new(),
             task: tokio::spawn(async {}),
         };
         if first_answer {
@@ -97,7 +106,7 @@ impl Watch {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 last = probe(&socket, left.min(settings.timeout.get())).await;
             }
-            watch.record(last, metrics);
+            watch.record(&last, metrics);
         }
         let (interval, timeout) = (settings.interval.get(), settings.timeout.get());
         info!(
@@ -117,15 +126,18 @@ impl Watch {
     }
 
     /// Counts one probe (status and metrics); returns whether directord's up/down changed.
-    pub fn record(&mut self, result: Result<(), ProbeError>, metrics: &Metrics) -> bool {
+    pub fn record(&mut self, result: &ProbeResult, metrics: &Metrics) -> bool {
         let up = result.is_ok();
-        let cause = match &result {
-            Ok(()) => "answered",
+        let cause = match result {
+            Ok(quorum) => {
+                self.quorum.clone_from(quorum);
+                "answered"
+            }
             Err(e) => e.cause(),
         };
         *self.checks.entry(cause.to_owned()).or_default() += 1;
         metrics.directord_checked(cause);
-        if let Err(e) = &result {
+        if let Err(e) = result {
             self.last_error = Some(e.to_string());
         }
         if up == self.up {
@@ -133,7 +145,7 @@ impl Watch {
         }
         self.up = up;
         match result {
-            Ok(()) => info!("directord answers again"),
+            Ok(_) => info!("directord answers again"),
             Err(e) => warn!(
                 "directord is down ({e}): weight {} on every instance",
                 self.settings.weight
@@ -149,16 +161,23 @@ mod tests {
     use std::io::{BufRead, BufReader, Write};
     use std::os::unix::net::UnixListener;
 
-    /// The probe asks directord for a Ping, not the full Status (megabytes at issue 20's
-    /// size, every second), and an answer or a refusal both count as alive.
+    /// The probe is one small question, not the full Status (megabytes at issue 20's size,
+    /// every second): the services' quorum, which is also the liveness probe. A quorum
+    /// answer, any other answer and a refusal (a directord older than Quorum) all count as
+    /// alive; only the quorum answer says anything of the services.
     #[tokio::test]
-    async fn the_probe_is_a_ping() {
+    async fn the_probe_is_a_quorum_request_and_a_liveness_probe() {
         let dir = tempfile::tempdir().unwrap();
         let path = lvs_control::socket_path(dir.path(), "directord");
         let listener = UnixListener::bind(&path).unwrap();
+        let replies = [
+            "{\"ok\":{\"quorum\":{\"web\":false,\"api\":true}}}\n",
+            "{\"ok\":{}}\n",
+            "{\"error\":\"unknown cmd\"}\n",
+        ];
         let server = std::thread::spawn(move || {
             let mut asked = Vec::new();
-            for reply in ["{\"ok\":{}}\n", "{\"error\":\"unknown cmd\"}\n"] {
+            for reply in replies {
                 let (stream, _) = listener.accept().unwrap();
                 let mut request = String::new();
                 BufReader::new(&stream).read_line(&mut request).unwrap();
@@ -167,9 +186,22 @@ mod tests {
             }
             asked
         });
-        for _ in 0..2 {
-            probe(&path, Duration::from_secs(5)).await.unwrap();
+        let mut found = Vec::new();
+        for _ in 0..replies.len() {
+            found.push(probe(&path, Duration::from_secs(5)).await.unwrap());
         }
-        assert_eq!(server.join().unwrap(), ["{\"cmd\":\"ping\"}\n"; 2]);
+        let held = BTreeMap::from([("api".to_owned(), true), ("web".to_owned(), false)]);
+        assert_eq!(found, [held, BTreeMap::new(), BTreeMap::new()]);
+        assert_eq!(server.join().unwrap(), ["{\"cmd\":\"quorum\"}\n"; 3]);
+    }
+
+    /// Silence is down: a socket nobody answers on is a timeout.
+    #[tokio::test]
+    async fn a_silent_directord_is_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lvs_control::socket_path(dir.path(), "directord");
+        let _listener = UnixListener::bind(&path).unwrap();
+        let result = probe(&path, Duration::from_millis(200)).await;
+        assert!(matches!(result, Err(ProbeError::Timeout(_))), "{result:?}");
     }
 }

@@ -121,7 +121,7 @@ struct Daemon {
     realtime: realtime::Applied,
     /// `[vrrp] track_directord`, when on.
     directord: Option<directord::Watch>,
-    directord_results: mpsc::Sender<Result<(), directord::ProbeError>>,
+    directord_results: mpsc::Sender<directord::ProbeResult>,
     /// Dropped packets are counted one by one but logged once per instance (or interface) and
     /// cause, then summed per interval: a flood must not flood the journal.
     rx_logs: Repeats<(String, &'static str)>,
@@ -171,19 +171,25 @@ impl Daemon {
     }
 
     /// One answer (or silence) from directord.
-    fn directord_probed(&mut self, result: Result<(), directord::ProbeError>, now: Instant) {
+    fn directord_probed(&mut self, result: &directord::ProbeResult, now: Instant) {
         let Some(watch) = &mut self.directord else {
             return;
         };
-        if !watch.record(result, &self.metrics) {
-            return;
-        }
+        let changed = watch.record(result, &self.metrics);
         let up = watch.up;
-        self.metrics.set_directord_up(Some(up));
+        let mut moved = false;
         for running in &mut self.instances {
-            running.tracking.set_directord(up);
+            if changed {
+                running.tracking.set_directord(up);
+            }
+            moved |= running.tracking.set_services(&watch.quorum);
         }
-        self.apply_tracking(now);
+        if changed {
+            self.metrics.set_directord_up(Some(up));
+        }
+        if changed || moved {
+            self.apply_tracking(now);
+        }
     }
 
     /// The scheduling and memory locking `vrrp` asks for, each refusal counted.
@@ -960,7 +966,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             Some(added) = vips_added.recv() => daemon.vips_added(added),
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
-                daemon.directord_probed(result, Instant::now());
+                daemon.directord_probed(&result, Instant::now());
             }
             Some(result) = script_results.recv() => {
                 if let Some(running) = daemon.instances.iter_mut().find(|r| r.id == result.instance)

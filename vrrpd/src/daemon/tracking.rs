@@ -16,6 +16,8 @@ enum Source {
     Process(String),
     /// `[vrrp] track_directord`, observed by the daemon's watch (see directord.rs).
     Directord,
+    /// A virtual server's quorum (`track_services`), as directord reports it to that watch.
+    Service(String),
     Script {
         index: usize,
         state: RiseFall,
@@ -93,6 +95,14 @@ impl Tracking {
                 observation: Observation::Healthy(true),
             });
         }
+        // Held until directord says otherwise: a service is in quorum by default (quorum 1).
+        for t in &config.track_services {
+            objects.push(Object {
+                weight: t.weight,
+                source: Source::Service(t.service.clone()),
+                observation: Observation::Healthy(true),
+            });
+        }
         for (index, t) in config.track_scripts.iter().enumerate() {
             objects.push(Object {
                 weight: t.weight,
@@ -137,7 +147,7 @@ impl Tracking {
                 Source::Interface(name) => Observation::Healthy(interface_up(name)),
                 Source::File(path) => Observation::Value(read_value(path)),
                 Source::Process(name) => Observation::Healthy(processes.iter().any(|p| p == name)),
-                Source::Script { .. } | Source::Directord => continue,
+                Source::Script { .. } | Source::Directord | Source::Service(_) => continue,
             };
             if observation != object.observation {
                 info!(instance = %self.instance, "tracked {} is now {observation:?}", describe(&object.source));
@@ -197,10 +207,34 @@ impl Tracking {
     }
 }
 
+impl Tracking {
+    /// directord answered with its services' quorum; returns whether a tracked one changed.
+    /// A service it does not name (not loaded yet, or renamed) keeps its last state.
+    pub fn set_services(&mut self, quorum: &std::collections::BTreeMap<String, bool>) -> bool {
+        let mut changed = false;
+        for object in &mut self.objects {
+            let Source::Service(name) = &object.source else {
+                continue;
+            };
+            let Some(&held) = quorum.get(name) else {
+                continue;
+            };
+            let observation = Observation::Healthy(held);
+            if observation != object.observation {
+                info!(instance = %self.instance, "tracked service {name} is {} quorum", if held { "back in" } else { "below" });
+                object.observation = observation;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
 impl Source {
     fn same(&self, other: &Source) -> bool {
         match (self, other) {
             (Source::Directord, Source::Directord) => true,
+            (Source::Service(a), Source::Service(b)) => a == b,
             (Source::Interface(a), Source::Interface(b)) => a == b,
             (Source::File(a), Source::File(b)) => a == b,
             (Source::Process(a), Source::Process(b)) => a == b,
@@ -216,6 +250,7 @@ fn describe(source: &Source) -> String {
         Source::File(path) => format!("file {}", path.display()),
         Source::Process(name) => format!("process {name}"),
         Source::Directord => "directord".to_owned(),
+        Source::Service(name) => format!("service {name}"),
         Source::Script { index, .. } => format!("script {index}"),
     }
 }

@@ -367,7 +367,10 @@ impl Context {
             Some("group") => {
                 let name = required_arg(node, 2, "a group name")?;
                 match self.groups.get(name).cloned() {
-                    Some(group) => self.expand_group(&group)?,
+                    Some(group) => {
+                        let targets = self.expand_group(&group)?;
+                        return self.group_service(node, targets, mark);
+                    }
                     None => {
                         self.skip(
                             node,
@@ -387,15 +390,9 @@ impl Context {
                 ));
             }
         };
-        let settings = self.service_settings(node)?;
-        if settings.reals.is_empty() {
-            self.skip(
-                node,
-                "has no real_server; not imported (keepalived ignores such a virtual server)",
-            );
+        let Some((settings, template)) = self.service_template(node)? else {
             return Ok(());
-        }
-        let template = self.build_service(node, &settings)?;
+        };
         for target in targets {
             let mut service = template.value.clone();
             match target {
@@ -442,11 +439,99 @@ impl Context {
         Ok(())
     }
 
+    /// The block's settings and the service every target of it shares; none when it has no
+    /// real server (keepalived ignores such a virtual server).
+    fn service_template(
+        &mut self,
+        node: &Node,
+    ) -> Result<Option<(ServiceSettings, super::emit::Block<VirtualServer>)>, ImportError> {
+        let settings = self.service_settings(node)?;
+        if settings.reals.is_empty() {
+            self.skip(
+                node,
+                "has no real_server; not imported (keepalived ignores such a virtual server)",
+            );
+            return Ok(None);
+        }
+        let template = self.build_service(node, &settings)?;
+        Ok(Some((settings, template)))
+    }
+
+    /// A `virtual_server group NAME` as one block whose `group` lists the members: one set of
+    /// checks for all of them, as keepalived runs them.
+    fn group_service(
+        &mut self,
+        node: &Node,
+        targets: Vec<Target>,
+        mark: usize,
+    ) -> Result<(), ImportError> {
+        let Some((settings, template)) = self.service_template(node)? else {
+            return Ok(());
+        };
+        let mut service = template.value.clone();
+        let mut addresses = Vec::new();
+        for target in targets {
+            let key = match target {
+                Target::Addr(addr) => format!("{} {addr}", service.protocol),
+                Target::Mark(m, family) => format!("fwmark {m} {:?}", family.or(settings.family)),
+            };
+            if !self.service_keys.insert(key.clone()) {
+                self.skip(
+                    node,
+                    &format!("{key} is defined again; only the first definition is imported"),
+                );
+                continue;
+            }
+            match target {
+                Target::Addr(addr) => {
+                    if addr.port() == 0 && service.persistence.is_none() {
+                        // keepalived: "zero port only valid for persistent services - setting"
+                        service.persistence = Some(Duration::from_secs(360));
+                    }
+                    addresses.push(addr);
+                }
+                Target::Mark(m, family) => {
+                    service.group.push(lvs_config::GroupMember::Fwmark(m));
+                    if family.is_some() && service.family.is_none() {
+                        service.family = family.filter(|f| *f == Family::Inet6);
+                    }
+                }
+            }
+        }
+        let mut members = compact_ranges(&addresses);
+        members.append(&mut service.group);
+        service.group = members;
+        if service.group.is_empty() {
+            return Ok(());
+        }
+        if service
+            .group
+            .iter()
+            .any(|m| matches!(m, lvs_config::GroupMember::Address { .. }))
+        {
+            service.family = None;
+        } else if service.family.is_none()
+            && (settings.family == Some(Family::Inet6)
+                || service.real.first().is_some_and(|r| r.address.is_ipv6()))
+        {
+            service.family = Some(Family::Inet6);
+        }
+        if let Err(reason) = self.fit_reals(&mut service, node) {
+            self.skip(node, &reason.to_string());
+            return Ok(());
+        }
+        let mut block = self.out.block(node.at.clone(), service, mark);
+        block.children = template.children;
+        block.comments = template.comments;
+        self.out.virtual_servers.push(block);
+        Ok(())
+    }
+
     /// Drops what the model cannot hold for this particular address (family mismatches,
     /// DR port rewrites); `Err` when nothing usable is left.
     fn fit_reals(&mut self, service: &mut VirtualServer, node: &Node) -> Result<(), NoRealFits> {
         let v6 = service.is_ipv6();
-        let vport = service.address.map(|a| a.port()).filter(|p| *p != 0);
+        let vport = service.virtual_port().filter(|p| *p != 0);
         let mut kept = Vec::new();
         for mut real in std::mem::take(&mut service.real) {
             if real.address.is_ipv6() != v6 {
@@ -560,18 +645,21 @@ impl Context {
                 }
                 "persistence_granularity" => {
                     let text = required_arg(child, 1, "a netmask")?;
-                    s.netmask = Some(text.parse::<Netmask>().map_err(|e| {
-                        ImportError::new(&child.at, ErrorKind::BadAddress, e)
-                    })?);
+                    s.netmask = Some(
+                        text.parse::<Netmask>()
+                            .map_err(|e| ImportError::new(&child.at, ErrorKind::BadAddress, e))?,
+                    );
                 }
                 "persistence_engine" => {
                     s.engine = Some(required_arg(child, 1, "an engine name")?.to_owned());
                 }
                 "protocol" => {
                     let name = required_arg(child, 1, "TCP, UDP or SCTP")?;
-                    s.protocol = Some(name.to_ascii_lowercase().parse().map_err(|e: lvs_config::UnknownName| {
-                        ImportError::new(&child.at, ErrorKind::BadValue, e.to_string())
-                    })?);
+                    s.protocol = Some(name.to_ascii_lowercase().parse().map_err(
+                        |e: lvs_config::UnknownName| {
+                            ImportError::new(&child.at, ErrorKind::BadValue, e.to_string())
+                        },
+                    )?);
                 }
                 "ops" => s.flags.push((child.clone(), "ops".to_owned())),
                 "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" | "flag-1" | "flag-2"
@@ -581,7 +669,9 @@ impl Context {
                     s.virtualhost = Some(required_arg(child, 1, "a host name")?.to_owned());
                 }
                 "sorry_server" => s.sorry = Some(ip_port(child, 1)?),
-                "sorry_server_lvs_method" => s.sorry_method = Some((child.clone(), self.forwarding(child)?)),
+                "sorry_server_lvs_method" => {
+                    s.sorry_method = Some((child.clone(), self.forwarding(child)?));
+                }
                 "inhibit_on_failure" => s.inhibit = Some(flag(child)?),
                 "ip_family" => {
                     s.family = match child.arg(1) {
@@ -596,21 +686,12 @@ impl Context {
                         }
                     }
                 }
-                "quorum" => {
-                    let quorum: u32 = number(child, 1)?;
-                    if quorum != 1 {
-                        self.skip(
-                            child,
-                            "the service stays in the table with any number of live real servers; the sorry server takes over only when all are down",
-                        );
-                    }
-                }
-                "hysteresis" | "quorum_up" | "quorum_down" => self.skip(
-                    child,
-                    "no quorum: the service stays in the table with any number of live real servers",
-                ),
-                "omega" => self.skip(child, "ignored: no scripts run on shutdown"),
-                "ha_suspend" => self.skip(child, "checks run whether or not the VIP is present"),
+                "quorum" => s.quorum = Some(number_between(child, 1, "quorum", 1u32, u32::MAX)?),
+                "hysteresis" => s.hysteresis = Some(number(child, 1)?),
+                "quorum_up" => s.quorum_up = Some(self.notify_script(child)?),
+                "quorum_down" => s.quorum_down = Some(self.notify_script(child)?),
+                "omega" => s.omega = flag(child)?,
+                "ha_suspend" => s.ha_suspend = flag(child)?,
                 "smtp_alert" | "snmp_name" => self.skip(child, "ignored"),
                 "sorry_server_inhibit" => self.skip(
                     child,
@@ -622,6 +703,19 @@ impl Context {
             }
         }
         Ok(s)
+    }
+
+    /// A checker notify script (`notify_up`, `quorum_down`...): the command as keepalived
+    /// runs it; a user and group after it are not taken (scripts run as directord's user).
+    fn notify_script(&mut self, node: &Node) -> Result<String, ImportError> {
+        let command = required_arg(node, 1, "a script")?.to_owned();
+        if node.words.len() > 2 {
+            self.skip(
+                node,
+                "the user and group are not taken: the script runs as directord's user",
+            );
+        }
+        Ok(command)
     }
 
     fn forwarding(&mut self, node: &Node) -> Result<Forwarding, ImportError> {
@@ -690,7 +784,8 @@ impl Context {
     }
 
     /// The real servers, each once, where each came from, and the service's on-failure
-    /// behaviour: the real servers' inhibit_on_failure when they agree, else the majority's.
+    /// behaviour: the real servers' inhibit_on_failure when they agree, else the majority's,
+    /// the others carrying their own.
     fn service_reals(
         &mut self,
         s: &ServiceSettings,
@@ -720,15 +815,14 @@ impl Context {
         } else {
             majority
         };
-        for (real_node, own) in &inhibits {
+        // The odd ones out keep their own, as keepalived's per-real inhibit_on_failure.
+        for (real, (_, own)) in reals.iter_mut().zip(&inhibits) {
             if *own != inhibit {
-                self.skip(
-                    real_node,
-                    &format!(
-                        "inhibit_on_failure differs from the other real servers; on_failure is per service here and is \"{}\"",
-                        if inhibit { "quiescent" } else { "remove" }
-                    ),
-                );
+                real.on_failure = Some(if *own {
+                    OnFailure::Quiescent
+                } else {
+                    OnFailure::Remove
+                });
             }
         }
         Ok((reals, children, inhibit))
@@ -797,6 +891,14 @@ impl Context {
             fallback: s.sorry,
             check: service_check,
             real: reals,
+            quorum: s.quorum.unwrap_or(1),
+            hysteresis: s.hysteresis.unwrap_or(0),
+            quorum_up: s.quorum_up.clone(),
+            quorum_down: s.quorum_down.clone(),
+            omega: s.omega,
+            ha_suspend: s.ha_suspend,
+            group: Vec::new(),
+            group_of: None,
         };
         if s.netmask.is_some() && s.persistence.is_none() {
             comments.push(
@@ -825,6 +927,7 @@ impl Context {
         let mut timing = s.timing.clone();
         let mut virtualhost = s.virtualhost.clone();
         let mut checkers = Vec::new();
+        let (mut notify_up, mut notify_down) = (None, None);
         for child in node.children() {
             match child.key() {
                 "weight" => weight = number_between(child, 1, "weight", 0i64, 65535)? as u32,
@@ -835,10 +938,8 @@ impl Context {
                 "virtualhost" => {
                     virtualhost = Some(required_arg(child, 1, "a host name")?.to_owned());
                 }
-                "notify_up" | "notify_down" => self.skip(
-                    child,
-                    "no script runs on real server state changes; directord logs them and exports metrics",
-                ),
+                "notify_up" => notify_up = Some(self.notify_script(child)?),
+                "notify_down" => notify_down = Some(self.notify_script(child)?),
                 "smtp_alert" | "snmp_name" => self.skip(child, "ignored"),
                 key if checks::timing_key(key) => timing.read(child, self)?,
                 key if checks::is_checker(key) => checkers.push(child.clone()),
@@ -864,6 +965,9 @@ impl Context {
                 upper_threshold: upper,
                 lower_threshold: lower,
                 check,
+                on_failure: None,
+                notify_up,
+                notify_down,
             },
             inhibit,
         }))
@@ -979,6 +1083,12 @@ struct ServiceSettings {
     sorry: Option<SocketAddr>,
     sorry_method: Option<(Node, Forwarding)>,
     inhibit: Option<bool>,
+    quorum: Option<u32>,
+    hysteresis: Option<u32>,
+    quorum_up: Option<String>,
+    quorum_down: Option<String>,
+    omega: bool,
+    ha_suspend: bool,
     family: Option<Family>,
     timing: checks::Timing,
     reals: Vec<Node>,
@@ -1032,6 +1142,34 @@ fn address_range(node: &Node, text: &str) -> Result<Vec<IpAddr>, ImportError> {
             IpAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::from(n)),
         })
         .collect())
+}
+
+/// Group members from addresses in keepalived's order: runs of consecutive IPv4 addresses
+/// on one port within one /24 become a range, as keepalived's `A-LAST port` wrote them.
+fn compact_ranges(addresses: &[SocketAddr]) -> Vec<lvs_config::GroupMember> {
+    let mut members: Vec<lvs_config::GroupMember> = Vec::new();
+    for &address in addresses {
+        if let (Some(lvs_config::GroupMember::Address { first, last }), IpAddr::V4(next)) =
+            (members.last_mut(), address.ip())
+            && let IpAddr::V4(start) = first.ip()
+            && first.port() == address.port()
+        {
+            let end = match last {
+                Some(IpAddr::V4(end)) => *end,
+                _ => start,
+            };
+            let follows = u32::from(end).checked_add(1) == Some(u32::from(next));
+            if follows && start.octets()[..3] == next.octets()[..3] {
+                *last = Some(IpAddr::V4(next));
+                continue;
+            }
+        }
+        members.push(lvs_config::GroupMember::Address {
+            first: address,
+            last: None,
+        });
+    }
+    members
 }
 
 fn to_u128(address: IpAddr) -> u128 {

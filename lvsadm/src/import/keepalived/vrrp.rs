@@ -563,6 +563,7 @@ impl Context {
             track_scripts: d.scripts,
             track_files: d.files,
             track_processes: d.processes,
+            track_services: Vec::new(),
         };
         Ok(Some((instance, d.comments)))
     }
