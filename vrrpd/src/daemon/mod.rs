@@ -67,6 +67,9 @@ struct Running {
     adding: Option<u64>,
     add_generation: u64,
     deferred_garps: u32,
+    /// Transitions to MASTER whose notifies wait for the add, as keepalived runs
+    /// `notify_master` once its addresses are in (a script may bind to them).
+    deferred_notifies: Vec<(State, State)>,
 }
 
 impl Running {
@@ -368,6 +371,7 @@ impl Daemon {
             adding: None,
             add_generation: 0,
             deferred_garps: 0,
+            deferred_notifies: Vec::new(),
         };
         running
             .metrics
@@ -586,7 +590,7 @@ impl Daemon {
                 )
                 .await;
                 for (old, new) in transitions {
-                    notify_instance(&mut self.notifier, running, old, new);
+                    notify_in_order(&mut self.notifier, running, old, new);
                     if old == State::Master && new == State::Backup {
                         dropped_to_backup.push(running.config.name.clone());
                     }
@@ -694,6 +698,9 @@ impl Daemon {
         for _ in 0..std::mem::take(&mut running.deferred_garps) {
             announce(running, &mut self.interfaces);
         }
+        for (old, new) in std::mem::take(&mut running.deferred_notifies) {
+            notify_instance(&mut self.notifier, running, old, new);
+        }
     }
 
     /// Leaves gracefully: a master sends priority 0 and drops its addresses.
@@ -709,7 +716,10 @@ impl Daemon {
             &protected,
         )
         .await;
-        for (old, new) in transitions {
+        for (old, new) in std::mem::take(&mut running.deferred_notifies)
+            .into_iter()
+            .chain(transitions)
+        {
             notify_instance(&mut self.notifier, &running, old, new);
         }
         running
@@ -1393,6 +1403,19 @@ fn announce(running: &mut Running, interfaces: &mut [Interface]) {
             warn!(instance = %running.config.name, "announcing {}: {e}", vip.address);
         }
     }
+}
+
+/// A transition's notifies, in the order they happened: one to MASTER waits while its
+/// addresses are being added ([`Daemon::vips_added`] runs it), and any later one waits behind it.
+fn notify_in_order(notifier: &mut Notifier, running: &mut Running, old: State, new: State) {
+    if running.adding.is_some() && new == State::Master {
+        running.deferred_notifies.push((old, new));
+        return;
+    }
+    for (old, new) in std::mem::take(&mut running.deferred_notifies) {
+        notify_instance(notifier, running, old, new);
+    }
+    notify_instance(notifier, running, old, new);
 }
 
 /// keepalived's notifies for an instance's transition, with its effective priority.
