@@ -44,6 +44,10 @@ pub struct Control {
     /// changes stay root-only. Absent: the sockets are 0600, root only.
     #[serde(default)]
     pub group: Option<String>,
+    /// Where the daemons keep what must outlive a restart: the operator's drains and
+    /// maintenance (`lvsadm drain|maint|enable`, in `admin.json`). The units' StateDirectory.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
 }
 
 impl Default for Control {
@@ -52,12 +56,17 @@ impl Default for Control {
             socket_dir: default_socket_dir(),
             metrics: None,
             group: None,
+            state_dir: default_state_dir(),
         }
     }
 }
 
 fn default_socket_dir() -> PathBuf {
     PathBuf::from("/run/lvs-director")
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/lvs-director")
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -20,6 +20,10 @@ pub enum Error {
     Config(#[from] lvs_config::ConfigError),
     #[error("{0} is not a real server of any configured service")]
     NotAReal(SocketAddr),
+    /// An operator's drain, maintenance or enable that names nothing configured, or that
+    /// could not be kept.
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     /// The lock, control socket, metrics endpoint or signal handlers.
     #[error(transparent)]
     Setup(#[from] lvs_control::daemon::SetupError),

@@ -1,5 +1,6 @@
 //! directord: the one writer of the IPVS table on a director.
 
+pub mod admin;
 pub mod cache;
 pub mod check;
 pub mod error;

@@ -170,6 +170,7 @@ weight = 50
         let one_down = desired(&config, |(_, addr)| ServerState {
             up: addr.port() != 80 || addr.ip().to_string() != "198.51.100.11",
             weight: None,
+            removed: false,
         });
         assert_eq!(
             names(&plan(&one_down, &all_up(&config), &owned(&config))),
@@ -179,6 +180,7 @@ weight = 50
         let all_down = desired(&config, |_| ServerState {
             up: false,
             weight: None,
+            removed: false,
         });
         assert_eq!(
             names(&plan(&all_down, &all_up(&config), &owned(&config))),
@@ -196,6 +198,7 @@ weight = 50
         let removed = desired(&remove, |(_, addr)| ServerState {
             up: addr.port() == 80 && addr.ip().to_string() != "198.51.100.11",
             weight: None,
+            removed: false,
         });
         assert_eq!(
             names(&plan(&removed, &all_up(&remove), &owned(&remove))),
@@ -209,6 +212,7 @@ weight = 50
         let fed = desired(&config, |_| ServerState {
             up: true,
             weight: Some(7),
+            removed: false,
         });
         assert!(
             fed.services
@@ -218,6 +222,7 @@ weight = 50
         let down = desired(&config, |_| ServerState {
             up: false,
             weight: Some(7),
+            removed: false,
         });
         assert!(down.services.values().all(|s| {
             s.destinations

@@ -66,12 +66,15 @@ pub struct ServerState {
     pub up: bool,
     /// A weight from feedback or from a dynamic-weight check; the configured one otherwise.
     pub weight: Option<u32>,
+    /// In maintenance (`lvsadm maint`): out of the service whatever its health.
+    pub removed: bool,
 }
 
 impl ServerState {
     pub const UP: ServerState = ServerState {
         up: true,
         weight: None,
+        removed: false,
     };
 }
 
@@ -254,6 +257,9 @@ pub fn desired_with(
         let mut destinations = BTreeMap::new();
         for real in &vs.real {
             let server = state(&(key, real.address));
+            if server.removed {
+                continue;
+            }
             let in_pool = server.up && sorry.is_none();
             let weight = match (in_pool, real.on_failure.unwrap_or(vs.on_failure)) {
                 (true, _) => server.weight.unwrap_or(real.weight),
@@ -340,6 +346,7 @@ real = [
                 .unwrap()
                 <= n,
             weight: None,
+            removed: false,
         }
     }
 

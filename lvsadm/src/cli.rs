@@ -48,9 +48,37 @@ pub enum Command {
     Feedback(Daemon),
     /// keepalived's genhash: the MD5 digest of a page, as an http check's `digest` wants it
     Genhash(crate::genhash::Args),
+    /// Drain a real server of a service (its name or label): weight 0, its connections go on,
+    /// no new ones; kept across reloads and restarts until `enable`
+    Drain(Admin),
+    /// Take a real server out of a service for maintenance (out of the table whatever its
+    /// health); kept across reloads and restarts until `enable`
+    Maint(Admin),
+    /// Undo drain or maint: health and feedback decide again
+    Enable(Admin),
     /// Every daemon's events as they happen (VRRP transitions, health changes, reloads, sync
     /// roles), one JSON line each after the daemon's name, until interrupted
     Watch(Watch),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Admin {
+    #[command(flatten)]
+    pub config: lvs_config::ConfigArgs,
+    /// The virtual server: its name, or its label as status shows it ("tcp 192.0.2.100:80")
+    pub service: String,
+    /// The real server, address:port as in the config
+    pub real: std::net::SocketAddr,
+}
+
+impl Admin {
+    pub fn socket_dir(&self) -> std::path::PathBuf {
+        Daemon {
+            config: self.config.clone(),
+            json: false,
+        }
+        .socket_dir()
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,5 +171,8 @@ pub const SUBCOMMANDS: &[&str] = &[
     "feedback",
     "genhash",
     "watch",
+    "drain",
+    "maint",
+    "enable",
     "help",
 ];

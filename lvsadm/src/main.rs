@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use lvs_proto::directord::AdminState;
 use lvsadm::cli::{Cli, Command, ImportSource, SUBCOMMANDS};
 
 /// sysexits.h EX_DATAERR: the input to import is malformed or, with --strict, not convertible.
@@ -41,6 +42,10 @@ fn import(
     }
 }
 
+fn admin(a: &lvsadm::cli::Admin, state: AdminState) -> ExitCode {
+    lvsadm::status::admin(&a.socket_dir(), &a.service, a.real, state)
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let subcommand = argv.get(1).is_some_and(|a| {
@@ -69,5 +74,8 @@ fn main() -> ExitCode {
         Command::Feedback(d) => lvsadm::status::feedback(&d.socket_dir(), d.json),
         Command::Genhash(args) => lvsadm::genhash::run(&args),
         Command::Watch(watch) => lvsadm::watch::run(&watch.socket_dir(), watch.events),
+        Command::Drain(a) => admin(&a, AdminState::Drain),
+        Command::Maint(a) => admin(&a, AdminState::Maint),
+        Command::Enable(a) => admin(&a, AdminState::Enabled),
     }
 }

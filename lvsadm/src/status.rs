@@ -39,6 +39,28 @@ fn ask<Req: Serialize, Resp: DeserializeOwned + Serialize>(
     }
 }
 
+/// `lvsadm drain|maint|enable SERVICE REAL`: directord applies it at once and keeps it in its
+/// state directory, so reloads and restarts keep it.
+pub fn admin(
+    socket_dir: &Path,
+    service: &str,
+    real: std::net::SocketAddr,
+    state: directord::AdminState,
+) -> ExitCode {
+    let request = directord::Request::Admin {
+        service: service.to_owned(),
+        real,
+        state,
+    };
+    ask(
+        socket_dir,
+        "directord",
+        &request,
+        false,
+        |_: &directord::Response| format!("{service} {real}: {}\n", state.as_str()),
+    )
+}
+
 /// Services per status request. At thousands of services the whole status is megabytes of
 /// JSON that directord would build between two health checks; a page at a time keeps each
 /// answer short, and each page is printed before the next is asked for.
@@ -122,6 +144,8 @@ fn render_services(services: &[directord::ServiceStatus]) -> String {
                 s.address,
                 if s.fallback {
                     "sorry"
+                } else if let Some(admin) = s.admin {
+                    admin.as_str()
                 } else if s.up {
                     "up"
                 } else {

@@ -41,6 +41,14 @@ pub enum Request {
         weight: Option<u32>,
         state: FeedbackState,
     },
+    /// An operator's drain, maintenance or return of one real server of one service (by the
+    /// service's name or its `tcp 192.0.2.100:80` label), kept in the state directory so it
+    /// survives reloads and restarts.
+    Admin {
+        service: String,
+        real: SocketAddr,
+        state: AdminState,
+    },
     /// A health result from outside (a checker, or an operator marking maintenance).
     Health {
         service: Option<String>,
@@ -70,6 +78,29 @@ impl Request {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// What an operator made of a real server, over what health and feedback say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminState {
+    /// Health and feedback decide (`lvsadm enable`).
+    #[default]
+    Enabled,
+    /// Weight 0: its connections go on, no new ones (`lvsadm drain`).
+    Drain,
+    /// Out of the service, as a failed server with `on_failure = "remove"` (`lvsadm maint`).
+    Maint,
+}
+
+impl AdminState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Enabled => "enabled",
+            AdminState::Drain => "drain",
+            AdminState::Maint => "maint",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +169,9 @@ pub struct ServerStatus {
     pub latency_ms: Option<f64>,
     pub feedback: Option<String>,
     pub fallback: bool,
+    /// An operator's drain or maintenance (`lvsadm drain|maint`); absent: enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminState>,
 }
 
 /// Events on the control socket's subscription stream.

@@ -94,6 +94,7 @@ fn the_package_installs_verifies_and_purges_clean() {
         "./usr/share/man/man8/lvsadm-import.8.gz",
         "./usr/share/man/man8/lvsadm-genhash.8.gz",
         "./usr/share/man/man8/lvsadm-watch.8.gz",
+        "./usr/share/man/man8/lvsadm-drain.8.gz",
         "./usr/share/man/man8/vrrpd.8.gz",
         "./usr/share/man/man5/director.toml.5.gz",
         "./usr/share/bash-completion/completions/lvsadm",

@@ -49,6 +49,11 @@ fn main() -> ExitCode {
             ha_suspend_checks_only_while_the_address_is_here,
         )
         .with_timeout(Duration::from_secs(60)),
+        Case::new(
+            "drain_and_maint_outlive_reload_and_restart",
+            drain_and_maint_outlive_reload_and_restart,
+        )
+        .with_timeout(Duration::from_secs(60)),
     ])
 }
 
@@ -1197,5 +1202,101 @@ fn ha_suspend_checks_only_while_the_address_is_here() -> Result<(), String> {
         return Err("the real server left the table".to_owned());
     }
     println!("{paused} runs while the address was here, none before or after");
+    Ok(())
+}
+
+const ADMIN_CONFIG: &str = r#"
+[control]
+socket_dir = "SOCKET_DIR"
+state_dir = "SOCKET_DIR/state"
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+forwarding = "nat"
+real = [
+  { address = "198.51.100.11:8080", weight = 10 },
+  { address = "198.51.100.12:8080", weight = 20 },
+  { address = "198.51.100.13:8080", weight = 30 },
+]
+"#;
+
+/// `lvsadm drain|maint|enable`: a drained server stays at weight 0 and one in maintenance
+/// leaves the table, through a reload and a kill -9 and restart of directord (kept in
+/// `state_dir`), until `enable` gives it back. Caught when written: an operator's only tool
+/// was `ipvsadm -e -w 0`, which directord's next reconcile undid.
+fn drain_and_maint_outlive_reload_and_restart() -> Result<(), String> {
+    let director = Netns::new("m")?;
+    let run = PathBuf::from(format!("/run/lvs-directord-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let config = run.join("director.toml");
+    write_config(&config, &run, ADMIN_CONFIG)?;
+    let socket = run.join("directord.sock");
+    let mut directord = start(&director, &config, &socket)?;
+    let lvsadm = lvs_tests::workspace_bin("lvsadm");
+    let admin = |what: &str, real: &str| {
+        director.stdout(&[
+            lvsadm.as_os_str(),
+            what.as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "web".as_ref(),
+            real.as_ref(),
+        ])
+    };
+    let table = || save(&director).unwrap_or_default();
+    let expect = |what: &str, lines: &[&str]| {
+        wait_for(Duration::from_secs(10), || {
+            let now = table();
+            lines
+                .iter()
+                .all(|line| match line.strip_prefix('!') {
+                    Some(absent) => !now.contains(absent),
+                    None => now.contains(line),
+                })
+                .then_some(())
+        })
+        .ok_or_else(|| format!("{what}; table:\n{}", table()))
+    };
+    expect(
+        "three servers",
+        &["198.51.100.11:8080 -m -w 10", "198.51.100.13:8080 -m -w 30"],
+    )?;
+    admin("drain", "198.51.100.11:8080")?;
+    admin("maint", "198.51.100.13:8080")?;
+    let held = [
+        "198.51.100.11:8080 -m -w 0",
+        "198.51.100.12:8080 -m -w 20",
+        "!198.51.100.13:8080",
+    ];
+    expect("drained and in maintenance", &held)?;
+    let shown = director.stdout(&[
+        lvsadm.as_os_str(),
+        "table".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ])?;
+    if !shown.contains("drain") || !shown.contains("maint") {
+        return Err(format!("lvsadm table does not show them:\n{shown}"));
+    }
+    director.run(&["kill", "-HUP", &directord.pid().to_string()])?;
+    std::thread::sleep(Duration::from_secs(1));
+    expect("after a reload", &held)?;
+    director.run(&["kill", "-9", &directord.pid().to_string()])?;
+    let _ = directord.child_mut().wait();
+    drop(directord);
+    let _ = std::fs::remove_file(&socket);
+    let _directord = start(&director, &config, &socket)?;
+    std::thread::sleep(Duration::from_secs(1));
+    expect("after kill -9 and a restart", &held)?;
+    admin("enable", "198.51.100.11:8080")?;
+    admin("enable", "198.51.100.13:8080")?;
+    expect(
+        "enabled again",
+        &["198.51.100.11:8080 -m -w 10", "198.51.100.13:8080 -m -w 30"],
+    )?;
+    if admin("drain", "198.51.100.99:8080").is_ok() {
+        return Err("a server the service does not have was accepted".to_owned());
+    }
     Ok(())
 }

@@ -9,10 +9,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use directord::admin::Admin;
 use lvs_config::Config;
 use lvs_control::daemon::SetupError;
 pub use lvs_control::directord::{
-    Event, FeedbackState, QuorumReport, Request, Response, ServerStatus, ServiceStatus, Status,
+    AdminState, Event, FeedbackState, QuorumReport, Request, Response, ServerStatus, ServiceStatus,
+    Status,
 };
 use lvs_ipvs::{IpvsClient, ServiceKey};
 use tokio::signal::unix::{SignalKind, signal};
@@ -77,6 +79,10 @@ pub struct Director {
     suspended: BTreeSet<ServiceKey>,
     /// Bumped by every accepted reload, so the checker follows the config.
     generation: u64,
+    /// The operator's drains and maintenance, as kept in the state directory...
+    admin: Admin,
+    /// ...and resolved against the running config.
+    admin_states: BTreeMap<ServerId, AdminState>,
 }
 
 impl Director {
@@ -116,7 +122,10 @@ impl Director {
             real_scripts: HashMap::new(),
             suspended: BTreeSet::new(),
             generation: 0,
+            admin: Admin::default(),
+            admin_states: BTreeMap::new(),
         };
+        director.load_admin();
         let kernel = std::mem::take(&mut director.kernel);
         director.adopt(kernel.table());
         director.kernel = kernel;
@@ -160,11 +169,27 @@ impl Director {
         }
     }
 
+    /// Reads the operator's drains and maintenance from the state directory, as a start or
+    /// a reload (which may name another `state_dir`) finds them.
+    fn load_admin(&mut self) {
+        let (admin, problem) = Admin::load(&self.config.control.state_dir);
+        if let Some(problem) = problem {
+            error!("operator states not read (the file is left as it is): {problem}");
+        }
+        self.admin = admin;
+        self.admin_states = self.admin.resolve(&self.config);
+        for ((key, real), state) in &self.admin_states {
+            info!("{key} {real}: {} (lvsadm)", state.as_str());
+        }
+    }
+
     fn state_of(&self, id: &ServerId) -> ServerState {
-        let health = self.health.get(id).is_none_or(|h| h.up);
+        let admin = self.admin_states.get(id).copied().unwrap_or_default();
+        let health = self.health.get(id).is_none_or(|h| h.up) && admin != AdminState::Maint;
         let feedback = self.feedback.get(&id.1);
         let up = health && !matches!(feedback.map(|f| f.state), Some(FeedbackState::Down));
         let weight = match feedback {
+            _ if admin == AdminState::Drain => Some(0),
             Some(Feedback {
                 state: FeedbackState::Drain,
                 ..
@@ -175,7 +200,11 @@ impl Director {
             }) => *weight,
             _ => self.adopted.get(id).copied(),
         };
-        ServerState { up, weight }
+        ServerState {
+            up,
+            weight,
+            removed: admin == AdminState::Maint,
+        }
     }
 
     fn ownership(&self) -> Ownership {
@@ -417,6 +446,7 @@ impl Director {
         self.adopted
             .retain(|id, _| weights.get(id) == old_weights.get(id));
         self.config = new;
+        self.load_admin();
         self.real_scripts = scripts::real_scripts(&self.config);
         self.generation += 1;
         self.kernel
@@ -681,6 +711,7 @@ impl Director {
                         None => format!("{:?}", f.state).to_lowercase(),
                     }),
                     fallback: false,
+                    admin: self.admin_states.get(&id).copied(),
                 }
             })
             .collect();
@@ -695,6 +726,7 @@ impl Director {
                 latency_ms: None,
                 feedback: None,
                 fallback: true,
+                admin: None,
             });
         }
         ServiceStatus {
@@ -731,6 +763,16 @@ impl Director {
                     self.feedback.insert(real, Feedback { weight, state });
                 }
                 self.adopted.retain(|(_, addr), _| *addr != real);
+                self.reconcile().await.map(Response::Applied)
+            }
+            Request::Admin {
+                service,
+                real,
+                state,
+            } => {
+                self.admin.set(&self.config, &service, real, state)?;
+                self.admin_states = self.admin.resolve(&self.config);
+                info!("{service} {real}: {} (lvsadm)", state.as_str());
                 self.reconcile().await.map(Response::Applied)
             }
             Request::Health {
