@@ -5,6 +5,11 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -49,6 +54,148 @@ impl Default for Limits {
     }
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    daemon: String,
+}
+
+/// What every daemon publishes besides its own series: `lvs_director_build_info` (1, with the
+/// version and the daemon's name, for dashboards that tell releases apart) and the standard
+/// `process_*` series client_golang's process collector has, which prometheus-client lacks.
+pub fn register_common(registry: &mut Registry) {
+    let daemon = std::env::current_exe()
+        .ok()
+        .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let build: Family<BuildLabels, Gauge> = Family::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            daemon,
+        })
+        .set(1);
+    registry.register(
+        "lvs_director_build_info",
+        "1, labelled with the running lvs-director version and daemon",
+        build,
+    );
+    registry.register_collector(Box::new(ProcessCollector));
+}
+
+/// Reads /proc/self on each scrape, as client_golang's process collector does.
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// The process's figures, from /proc/self.
+#[derive(Debug, Default, PartialEq)]
+struct ProcessStat {
+    cpu_seconds: f64,
+    start_time_seconds: f64,
+    virtual_bytes: f64,
+    resident_bytes: f64,
+}
+
+impl ProcessStat {
+    /// Parses /proc/self/stat; `btime` is /proc/stat's boot time (seconds since the epoch).
+    fn parse(stat: &str, btime: f64, ticks: f64, page: f64) -> Option<ProcessStat> {
+        // The command name, field 2, may hold spaces and parentheses: count from its end.
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // Field n of proc(5) is fields[n - 3] here.
+        let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
+        Some(ProcessStat {
+            cpu_seconds: (field(14)? + field(15)?) / ticks,
+            start_time_seconds: btime + field(22)? / ticks,
+            virtual_bytes: field(23)?,
+            resident_bytes: field(24)? * page,
+        })
+    }
+
+    fn read() -> Option<ProcessStat> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let boot = std::fs::read_to_string("/proc/stat").ok()?;
+        let btime = boot
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        ProcessStat::parse(&stat, btime, ticks as f64, page as f64)
+    }
+}
+
+fn encode_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        // A /proc that cannot be read leaves the series out rather than failing the scrape.
+        if let Some(stat) = ProcessStat::read() {
+            let cpu = ConstCounter::new(stat.cpu_seconds);
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                cpu.metric_type(),
+            )?)?;
+            for (name, help, value) in [
+                (
+                    "process_start_time_seconds",
+                    "Start time of the process since unix epoch in seconds",
+                    stat.start_time_seconds,
+                ),
+                (
+                    "process_virtual_memory_bytes",
+                    "Virtual memory size in bytes",
+                    stat.virtual_bytes,
+                ),
+                (
+                    "process_resident_memory_bytes",
+                    "Resident memory size in bytes",
+                    stat.resident_bytes,
+                ),
+            ] {
+                encode_gauge(&mut encoder, name, help, value)?;
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            let open = fds.count() as f64;
+            encode_gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Number of open file descriptors",
+                open,
+            )?;
+        }
+        if let Ok((soft, _)) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        {
+            encode_gauge(
+                &mut encoder,
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                soft as f64,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Serves `registry` until `shutdown`. Anything but `GET /metrics` gets a 404.
 pub async fn serve(
     listener: TcpListener,
@@ -65,6 +212,9 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     limits: Limits,
 ) {
+    if let Ok(mut registry) = registry.lock() {
+        register_common(&mut registry);
+    }
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -163,6 +313,25 @@ mod tests {
         let metrics = fetch("/metrics").await;
         assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
         assert!(metrics.contains("adverts_sent_total 3"), "{metrics}");
+        // Every daemon's scrape carries the build and process series.
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            metrics.contains(&format!(
+                "lvs_director_build_info{{version=\"{version}\",daemon="
+            )),
+            "{metrics}"
+        );
+        for name in [
+            "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(
+                metrics.lines().any(|l| l.starts_with(name)),
+                "{name}: {metrics}"
+            );
+        }
         assert!(fetch("/").await.starts_with("HTTP/1.1 404"));
         shutdown.cancel();
     }
@@ -283,6 +452,27 @@ mod tests {
             .unwrap();
         assert!(reply.starts_with(b"HTTP/1.1 200 OK"));
         shutdown.cancel();
+    }
+
+    // A command name with spaces and parentheses would shift the fields if the line were
+    // split from its start: they are counted from the name's closing parenthesis.
+    #[test]
+    fn process_stat_counts_fields_from_the_end_of_the_command_name() {
+        let mut line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 ".to_owned();
+        // utime 250, stime 50 (fields 14, 15), then 16..21, starttime 1000 (22),
+        // vsize 8 MiB (23), rss 300 pages (24).
+        line.push_str("250 50 0 0 20 0 1 0 1000 8388608 300 18446744073709551615");
+        let stat = ProcessStat::parse(&line, 1_700_000_000.0, 100.0, 4096.0).unwrap();
+        assert_eq!(
+            stat,
+            ProcessStat {
+                cpu_seconds: 3.0,
+                start_time_seconds: 1_700_000_010.0,
+                virtual_bytes: 8_388_608.0,
+                resident_bytes: 1_228_800.0,
+            }
+        );
+        assert_eq!(ProcessStat::parse("4242 (cut", 0.0, 100.0, 4096.0), None);
     }
 
     #[test]
