@@ -263,14 +263,13 @@ fn respond(request: &[u8], registry: &Mutex<Registry>) -> String {
         return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             .to_owned();
     }
-    let mut body = String::new();
-    let encoded = registry
-        .lock()
-        .map_err(|_| std::fmt::Error)
-        .and_then(|registry| prometheus_client::encoding::text::encode(&mut body, &registry));
-    match encoded {
-        Ok(()) => format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let accept = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("accept").then_some(value)
+    });
+    match encode(registry, accept.unwrap_or("")) {
+        Ok((content_type, body)) => format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ),
         Err(_) => {
@@ -280,13 +279,71 @@ fn respond(request: &[u8], registry: &Mutex<Registry>) -> String {
     }
 }
 
+/// The scrape for a client whose Accept header is `accept`, with its content type:
+/// OpenMetrics for those that ask for it (Prometheus does), else Prometheus's text format
+/// 0.0.4, which older scrapers, `promtool check metrics` and node_exporter's textfile
+/// collector read.
+pub fn encode(
+    registry: &Mutex<Registry>,
+    accept: &str,
+) -> Result<(&'static str, String), std::fmt::Error> {
+    let mut body = String::new();
+    let registry = registry.lock().map_err(|_| std::fmt::Error)?;
+    prometheus_client::encoding::text::encode(&mut body, &registry)?;
+    if accept.contains("application/openmetrics-text") {
+        Ok((CONTENT_TYPE, body))
+    } else {
+        Ok((TEXT_CONTENT_TYPE, openmetrics_to_text(&body)))
+    }
+}
+
+const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text as prometheus-client writes it, in Prometheus's 0.0.4 format: a counter
+/// family is named with its `_total` there (OpenMetrics names it without), and 0.0.4 has
+/// neither `# UNIT` nor `# EOF`. Samples are the same in both.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.strip_suffix(" counter"))
+        {
+            counters.insert(name);
+        }
+    }
+    let mut text = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|prefix| Some((prefix, line.strip_prefix(prefix)?)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                text.push_str(&format!("{prefix}{name}{suffix} {tail}"));
+            }
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use prometheus_client::metrics::counter::Counter;
 
     #[tokio::test]
-    async fn serves_the_registry_in_openmetrics_text() {
+    async fn serves_the_registry() {
         let mut registry = Registry::default();
         let counter: Counter = Counter::default();
         registry.register("adverts_sent", "Adverts sent", counter.clone());
@@ -473,6 +530,31 @@ mod tests {
             }
         );
         assert_eq!(ProcessStat::parse("4242 (cut", 0.0, 100.0, 4096.0), None);
+    }
+
+    // promtool and pre-OpenMetrics scrapers read 0.0.4, where a counter's family carries its
+    // `_total`: without the rewrite they saw `x_total` samples under a `x` family.
+    #[test]
+    fn text_format_unless_openmetrics_is_asked_for() {
+        let mut registry = Registry::default();
+        let counter: Counter = Counter::default();
+        registry.register("adverts_sent", "Adverts sent", counter.clone());
+        counter.inc();
+        let registry = Mutex::new(registry);
+        let (kind, text) = encode(&registry, "*/*").unwrap();
+        assert_eq!(kind, TEXT_CONTENT_TYPE);
+        assert_eq!(
+            text,
+            "# HELP adverts_sent_total Adverts sent.\n# TYPE adverts_sent_total counter\nadverts_sent_total 1\n"
+        );
+        let (kind, open) = encode(
+            &registry,
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .unwrap();
+        assert_eq!(kind, CONTENT_TYPE);
+        assert!(open.contains("# TYPE adverts_sent counter\n"), "{open}");
+        assert!(open.ends_with("# EOF\n"), "{open}");
     }
 
     #[test]

@@ -1131,6 +1131,27 @@ fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result
         .find_map(|l| l.strip_prefix("vrrp_adverts_sent_total{instance=\"VI_1\"} "))
         .and_then(|v| v.parse::<u64>().ok());
     assert!(sent > Some(0), "{metrics}");
+    // keepalived-exporter's series, as its dashboards read them: MASTER is keepalived's 2, one
+    // state series per VIP, the VIP as keepalived writes it, and the drops under keepalived's
+    // counters (bad_checksum has none the exporter publishes).
+    let ka = "iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"";
+    let received = received(&status);
+    for line in [
+        format!("keepalived_vrrp_state{{{ka},ip_address=\"{VIP}/24\"}} 2"),
+        format!("keepalived_become_master_total{{{ka}}} 1"),
+        format!("keepalived_release_master_total{{{ka}}} 0"),
+        format!("keepalived_ip_ttl_errors_total{{{ka}}} 3"),
+        format!("keepalived_authentication_failure_total{{{ka}}} 3"),
+        format!("keepalived_advertisements_received_total{{{ka}}} {received}"),
+        "keepalived_up 1".to_owned(),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line}:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("lvs_director_build_info{"), "{metrics}");
+    lvs_tests::promtool::check_metrics(&metrics)?;
     Ok(())
 }
 
