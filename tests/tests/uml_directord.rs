@@ -180,6 +180,54 @@ fn serve(ns: &Netns, root: &Path, body: &str, forward: Forward) -> Result<Guarde
     ])
 }
 
+/// node_exporter's totals and connection counts against what ipvsadm reads from the same
+/// kernel (the 4 fetches above went through the VIP), and the scrape passes promtool.
+fn node_ipvs_agrees_with_the_kernel(director: &Netns, scrape: &str) -> Result<(), String> {
+    let value = |metrics: &str, prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    // The kernel folds its per-CPU counters into the totals every 2 s (the estimator), so
+    // the fetches show up in a later scrape.
+    let mut metrics = scrape.to_owned();
+    let url = "http://127.0.0.1:9542/metrics";
+    wait_for(Duration::from_secs(6), || {
+        metrics = director
+            .stdout(&["busybox", "wget", "-q", "-O", "-", url])
+            .ok()?;
+        (value(&metrics, "node_ipvs_connections_total ") >= 4).then_some(())
+    });
+    let conns = value(&metrics, "node_ipvs_connections_total ");
+    let packets = value(&metrics, "node_ipvs_incoming_packets_total ");
+    if conns < 4 || packets < conns {
+        return Err(format!(
+            "node_ipvs totals {conns} conns, {packets} packets:\n{metrics}"
+        ));
+    }
+    // ipvsadm -Ln: "  -> RIP:PORT Masq WEIGHT ACTIVE INACTIVE"; the scrape came after, and
+    // the connections of the fetches are still counted (TIME_WAIT is inactive for minutes).
+    let listing = director.stdout(&["ipvsadm", "-Ln"])?;
+    let kernel: u64 = listing
+        .lines()
+        .filter(|l| l.trim_start().starts_with("->") && !l.contains("RemoteAddress"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(f.get(4)?.parse::<u64>().ok()? + f.get(5)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    let ours = value(&metrics, "node_ipvs_backend_connections_active{")
+        + value(&metrics, "node_ipvs_backend_connections_inactive{");
+    if ours == 0 || ours != kernel {
+        return Err(format!(
+            "connections: {ours} in the scrape, {kernel} in ipvsadm:\n{listing}\n{metrics}"
+        ));
+    }
+    lvs_tests::promtool::check_metrics(&metrics)
+}
+
 const CONFIG: &str = r#"
 [control]
 socket_dir = "SOCKET_DIR"
@@ -337,11 +385,14 @@ fn directord_owns_the_table_by_difference() -> Result<(), String> {
         "directord_server_weight{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.12:8080\"} 70",
         "directord_health_transitions_total{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.11:8080\"} 2",
         "directord_reloads_total{result=\"refused\"} 1",
+        // node_exporter's ipvs series, read from the kernel: the weight the kernel holds.
+        "node_ipvs_backend_weight{local_address=\"192.0.2.100\",local_port=\"80\",remote_address=\"198.51.100.12\",remote_port=\"8080\",proto=\"TCP\",local_mark=\"\"} 70",
     ] {
         if !metrics.contains(expected) {
             return Err(format!("metrics lack {expected}:\n{metrics}"));
         }
     }
+    node_ipvs_agrees_with_the_kernel(&site.director, &metrics)?;
 
     // kill -9 and restart, recorded with nlmon: the table stays exactly as it was, and neither
     // the crash nor the restart sends a single write (no DEL, no FLUSH, no weight change).

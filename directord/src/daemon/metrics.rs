@@ -8,6 +8,8 @@ use prometheus_client::registry::Registry;
 
 use directord::check::{DownLabels, UnknownLabels};
 
+mod ipvs;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServerLabels {
     pub service: String,
@@ -39,6 +41,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(ipvs::IpvsCollector::default()));
         let registry = registry.sub_registry_with_prefix("directord");
         registry.register(
             "ipvs_requests",
