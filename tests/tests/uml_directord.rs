@@ -668,6 +668,7 @@ fn sighup_applies_exactly_the_difference() -> Result<(), String> {
 const HEALTH_CONFIG: &str = r#"
 [control]
 socket_dir = "SOCKET_DIR"
+metrics = "127.0.0.1:9542"
 
 [[virtual_server]]
 name = "web"
@@ -826,5 +827,39 @@ fn health_checks_quiesce_remove_and_fall_back(forward: Forward) -> Result<(), St
         return Err(format!("expected the sorry server, got {body:?}"));
     }
     println!("{}", table());
-    Ok(())
+    every_real_down_in_the_metrics(&site.director, web, port)
+}
+
+/// What the dashboard and the all-down alert read: each real server's last check latency
+/// (within the 400 ms timeout), its check count, and up at 0 for all three.
+fn every_real_down_in_the_metrics(director: &Netns, web: &str, port: u16) -> Result<(), String> {
+    let metrics = director.stdout(&[
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:9542/metrics",
+    ])?;
+    let sample = |name: &str, real: &str| {
+        let prefix = format!("{name}{{service=\"tcp {web}\",real=\"{real}:{port}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    for real in ["198.51.100.11", "198.51.100.12", "198.51.100.13"] {
+        let latency = sample("directord_check_latency_seconds", real);
+        let checks = sample("directord_checks_total", real);
+        let up = sample("directord_server_up", real);
+        let fine = latency.is_some_and(|l| (0.0..=0.45).contains(&l))
+            && checks.is_some_and(|c| c >= 4.0)
+            && up == Some(0.0);
+        if !fine {
+            return Err(format!(
+                "{real}: latency {latency:?}, checks {checks:?}, up {up:?}:\n{metrics}"
+            ));
+        }
+    }
+    lvs_tests::promtool::check_metrics(&metrics)
 }

@@ -6,7 +6,15 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use directord::check::{DownLabels, UnknownLabels};
+use std::sync::{Arc, OnceLock};
+
+use directord::check::{DownLabels, HealthView, UnknownLabels};
+use directord::table::ServerId;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 mod ipvs;
 
@@ -37,11 +45,66 @@ pub struct Metrics {
     pub probe_unknown: Family<UnknownLabels, Counter>,
     /// Probes that found a real server down, by cause.
     pub probe_down: Family<DownLabels, Counter>,
+    /// The checker's view, once checks run.
+    checks: Checks,
+}
+
+/// The health checker's per-server view, read on each scrape.
+#[derive(Clone, Default)]
+struct Checks(Arc<OnceLock<HealthView<ServerId>>>);
+
+impl std::fmt::Debug for Checks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Checks")
+    }
+}
+
+impl Collector for Checks {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(view) = self.0.get() else {
+            return Ok(());
+        };
+        let mut rows = Vec::new();
+        view.for_each(|(key, real), health| {
+            let labels = ServerLabels {
+                service: key.to_string(),
+                real: real.to_string(),
+            };
+            rows.push((labels, health.latency, health.probes));
+        });
+        let mut latency = encoder.encode_descriptor(
+            "directord_check_latency_seconds",
+            "How long the last health check of a real server took",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (labels, took, _) in &rows {
+            if let Some(took) = took {
+                ConstGauge::new(took.as_secs_f64()).encode(latency.encode_family(labels)?)?;
+            }
+        }
+        let mut probes = encoder.encode_descriptor(
+            "directord_checks",
+            "Health checks made of a real server",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, _, count) in &rows {
+            ConstCounter::new(*count).encode(probes.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
 }
 
 impl Metrics {
+    /// Publishes the checker's latency and probe counts from now on.
+    pub fn watch_checks(&self, view: HealthView<ServerId>) {
+        let _ = self.checks.0.set(view);
+    }
+
     pub fn register(&self, registry: &mut Registry) {
         registry.register_collector(Box::new(ipvs::IpvsCollector::default()));
+        registry.register_collector(Box::new(self.checks.clone()));
         let registry = registry.sub_registry_with_prefix("directord");
         registry.register(
             "ipvs_requests",

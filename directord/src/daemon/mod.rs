@@ -535,6 +535,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     );
     checker.update(director.check_servers(), tokio::time::Instant::now());
     director.checks = Some(checker.view());
+    director.metrics.watch_checks(checker.view());
     let mut checked_generation = director.generation;
     release_config_peak();
     // Health changes waiting for the next reconcile, and when it may run.
