@@ -225,7 +225,9 @@ fn node_ipvs_agrees_with_the_kernel(director: &Netns, scrape: &str) -> Result<()
             "connections: {ours} in the scrape, {kernel} in ipvsadm:\n{listing}\n{metrics}"
         ));
     }
-    lvs_tests::promtool::check_metrics(&metrics)
+    lvs_tests::promtool::check_metrics(&metrics)?;
+    // What monitoring/'s dashboard and alerts query of directord is in its scrape.
+    lvs_tests::promtool::check_exported(&metrics, &["directord_", "node_ipvs_"])
 }
 
 const CONFIG: &str = r#"

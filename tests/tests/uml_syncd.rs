@@ -389,6 +389,7 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
         return Err(format!("last update {updated}, now {now}:\n{metrics}"));
     }
     lvs_tests::promtool::check_metrics(&metrics)?;
+    lvs_tests::promtool::check_exported(&metrics, &["syncd_"])?;
 
     // Garbage on the sync port is counted by cause and changes nothing.
     site.a.run(&[

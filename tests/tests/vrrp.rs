@@ -1152,6 +1152,16 @@ fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result
     }
     assert!(metrics.contains("lvs_director_build_info{"), "{metrics}");
     lvs_tests::promtool::check_metrics(&metrics)?;
+    // What monitoring/'s dashboard and alerts query of vrrpd is in its scrape.
+    lvs_tests::promtool::check_exported(
+        &metrics,
+        &[
+            "keepalived_",
+            "vrrp_",
+            "process_",
+            "lvs_director_build_info",
+        ],
+    )?;
     Ok(())
 }
 
