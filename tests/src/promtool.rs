@@ -45,16 +45,21 @@ pub fn check_metrics(scrape: &str) -> Result<(), String> {
     let out = child
         .wait_with_output()
         .map_err(|e| format!("promtool: {e}"))?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = said(&out);
     if out.status.success() && said.trim().is_empty() {
         Ok(())
     } else {
         Err(format!("promtool check metrics: {said}\non:\n{scrape}"))
     }
+}
+
+/// What promtool printed, stdout then stderr.
+fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Runs `promtool ARGS...` and returns its output, or the output as the error when it fails.
@@ -63,11 +68,7 @@ pub fn run(args: &[&str]) -> Result<String, String> {
         .args(args)
         .output()
         .map_err(|e| format!("promtool: {e}"))?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = said(&out);
     if out.status.success() {
         Ok(said)
     } else {

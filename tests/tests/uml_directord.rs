@@ -180,9 +180,22 @@ fn serve(ns: &Netns, root: &Path, body: &str, forward: Forward) -> Result<Guarde
     ])
 }
 
+/// directord's /metrics (control.metrics in the configs here), fetched in the director's
+/// namespace.
+fn scrape(director: &Netns) -> Result<String, String> {
+    director.stdout(&[
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:9542/metrics",
+    ])
+}
+
 /// node_exporter's totals and connection counts against what ipvsadm reads from the same
 /// kernel (the 4 fetches above went through the VIP), and the scrape passes promtool.
-fn node_ipvs_agrees_with_the_kernel(director: &Netns, scrape: &str) -> Result<(), String> {
+fn node_ipvs_agrees_with_the_kernel(director: &Netns, first: &str) -> Result<(), String> {
     let value = |metrics: &str, prefix: &str| -> u64 {
         metrics
             .lines()
@@ -192,12 +205,9 @@ fn node_ipvs_agrees_with_the_kernel(director: &Netns, scrape: &str) -> Result<()
     };
     // The kernel folds its per-CPU counters into the totals every 2 s (the estimator), so
     // the fetches show up in a later scrape.
-    let mut metrics = scrape.to_owned();
-    let url = "http://127.0.0.1:9542/metrics";
+    let mut metrics = first.to_owned();
     wait_for(Duration::from_secs(6), || {
-        metrics = director
-            .stdout(&["busybox", "wget", "-q", "-O", "-", url])
-            .ok()?;
+        metrics = scrape(director).ok()?;
         (value(&metrics, "node_ipvs_connections_total ") >= 4).then_some(())
     });
     let conns = value(&metrics, "node_ipvs_connections_total ");
@@ -225,9 +235,7 @@ fn node_ipvs_agrees_with_the_kernel(director: &Netns, scrape: &str) -> Result<()
             "connections: {ours} in the scrape, {kernel} in ipvsadm:\n{listing}\n{metrics}"
         ));
     }
-    lvs_tests::promtool::check_metrics(&metrics)?;
-    // What monitoring/'s dashboard and alerts query of directord is in its scrape.
-    lvs_tests::promtool::check_exported(&metrics, &["directord_", "node_ipvs_"])
+    lvs_tests::promtool::check_metrics(&metrics)
 }
 
 const CONFIG: &str = r#"
@@ -375,14 +383,7 @@ fn directord_owns_the_table_by_difference() -> Result<(), String> {
         &json!({"cmd": "health", "real": "198.51.100.11:8080", "up": true, "detail": "test"}),
     )?;
 
-    let metrics = site.director.stdout(&[
-        "busybox",
-        "wget",
-        "-q",
-        "-O",
-        "-",
-        "http://127.0.0.1:9542/metrics",
-    ])?;
+    let metrics = scrape(&site.director)?;
     for expected in [
         "directord_server_weight{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.12:8080\"} 70",
         "directord_health_transitions_total{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.11:8080\"} 2",
@@ -835,14 +836,7 @@ fn health_checks_quiesce_remove_and_fall_back(forward: Forward) -> Result<(), St
 /// What the dashboard and the all-down alert read: each real server's last check latency
 /// (within the 400 ms timeout), its check count, and up at 0 for all three.
 fn every_real_down_in_the_metrics(director: &Netns, web: &str, port: u16) -> Result<(), String> {
-    let metrics = director.stdout(&[
-        "busybox",
-        "wget",
-        "-q",
-        "-O",
-        "-",
-        "http://127.0.0.1:9542/metrics",
-    ])?;
+    let metrics = scrape(director)?;
     let sample = |name: &str, real: &str| {
         let prefix = format!("{name}{{service=\"tcp {web}\",real=\"{real}:{port}\"}} ");
         metrics
@@ -863,5 +857,8 @@ fn every_real_down_in_the_metrics(director: &Netns, web: &str, port: u16) -> Res
             ));
         }
     }
-    lvs_tests::promtool::check_metrics(&metrics)
+    lvs_tests::promtool::check_metrics(&metrics)?;
+    // What monitoring/'s dashboard and alerts query of directord is in its scrape (probe
+    // failures by cause only show once a probe has failed, as here).
+    lvs_tests::promtool::check_exported(&metrics, &["directord_", "node_ipvs_"])
 }
