@@ -141,7 +141,9 @@ impl KaCounter {
 
     /// The keepalived counter a drop cause of vrrpd's moves, where keepalived counts that
     /// cause at all (keepalived/vrrp/vrrp.c, vrrp_check_packet). keepalived keeps checksum,
-    /// version, VRID and family errors in counters the exporter does not publish.
+    /// version, VRID and family errors in counters the exporter does not publish. One
+    /// departure: keepalived never moves advert_interval_err (it drops a VRRPv2 interval
+    /// mismatch uncounted); vrrpd counts those there, as the name promises.
     fn for_drop(cause: &str) -> Option<KaCounter> {
         Some(match cause {
             "too_short" | "address_count_mismatch" => KaCounter::PacketLenErr,
