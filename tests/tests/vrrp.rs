@@ -1052,6 +1052,27 @@ fn a_flood_of_bad_adverts_is_counted_in_full_and_logged_once_per_cause() -> Resu
     Ok(())
 }
 
+/// Turns on Prometheus in a vrrpd config: control.metrics is the base port, vrrpd serves on
+/// base + 1 (see [`scrape_vrrpd`]).
+fn with_metrics(config: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(config).map_err(|e| e.to_string())?;
+    let text = text.replacen(
+        "[control]\n",
+        "[control]\nmetrics = \"127.0.0.1:19540\"\n",
+        1,
+    );
+    std::fs::write(config, text).map_err(|e| e.to_string())
+}
+
+/// vrrpd's /metrics, fetched inside its namespace.
+fn scrape_vrrpd(host: &Netns) -> Result<String, String> {
+    host.stdout(&[
+        "python3",
+        "-c",
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:19541/metrics', timeout=5).read().decode())",
+    ])
+}
+
 #[test]
 fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result<(), String> {
     let Some((dir, lan)) = lan(&[("da", "192.0.2.81/24"), ("dx", "192.0.2.66/24")])? else {
@@ -1060,14 +1081,7 @@ fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result
     let (a, attacker) = (lan.host(0), lan.host(1));
     let auth = "auth = { type = \"pass\", password = \"s3cret\" }";
     let config = vrrpd_config(dir.path(), "da", 150, auth)?;
-    // control.metrics is the base port: vrrpd serves on base + 1.
-    let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
-    let text = text.replacen(
-        "[control]\n",
-        "[control]\nmetrics = \"127.0.0.1:19540\"\n",
-        1,
-    );
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    with_metrics(&config)?;
     let _vrrpd = start_vrrpd(a, &config)?;
     wait_for(TAKEOVER, || has_vip(a).then_some(())).ok_or("vrrpd never became master")?;
     let before = vrrpd_status(dir.path(), "da")?;
@@ -1109,11 +1123,7 @@ fn crafted_bad_packets_are_dropped_and_counted_in_status_and_metrics() -> Result
     assert!(has_vip(a), "the master must keep its VIP");
 
     // The same numbers over Prometheus, fetched inside the namespace.
-    let metrics = a.stdout(&[
-        "python3",
-        "-c",
-        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:19541/metrics', timeout=5).read().decode())",
-    ])?;
+    let metrics = scrape_vrrpd(a)?;
     for line in [
         "vrrp_state{instance=\"VI_1\",state=\"MASTER\"} 1",
         "vrrp_state{instance=\"VI_1\",state=\"BACKUP\"} 0",
@@ -1272,22 +1282,12 @@ fn keepalived_counters_match_keepalived_on_the_same_packets() -> Result<(), Stri
     wait_for(TAKEOVER, || (!holds(k, VIP)).then_some(())).ok_or("keepalived kept the VIP")?;
 
     let config = vrrpd_config(dir.path(), "ov", 150, &mode.vrrpd_lines())?;
-    let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
-    let text = text.replacen(
-        "[control]\n",
-        "[control]\nmetrics = \"127.0.0.1:19540\"\n",
-        1,
-    );
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    with_metrics(&config)?;
     let _vrrpd = start_vrrpd(v, &config)?;
     wait_for(TAKEOVER, || holds(v, VIP).then_some(())).ok_or("vrrpd never became master")?;
     attacker.run(&argv)?;
     std::thread::sleep(Duration::from_secs(1));
-    let metrics = v.stdout(&[
-        "python3",
-        "-c",
-        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:19541/metrics', timeout=5).read().decode())",
-    ])?;
+    let metrics = scrape_vrrpd(v)?;
     let mut ours = scraped_keepalived_counters(&metrics);
     let mut theirs = theirs;
     for sent in [
