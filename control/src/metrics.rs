@@ -97,7 +97,7 @@ struct ProcessStat {
 }
 
 impl ProcessStat {
-    /// Parses /proc/self/stat; `btime` is /proc/stat's boot time (seconds since the epoch).
+    /// Parses /proc/self/stat; `btime` is the boot time (seconds since the epoch).
     fn parse(stat: &str, btime: f64, ticks: f64, page: f64) -> Option<ProcessStat> {
         // The command name, field 2, may hold spaces and parentheses: count from its end.
         let rest = stat.get(stat.rfind(')')? + 2..)?;
@@ -113,14 +113,16 @@ impl ProcessStat {
     }
 
     fn read() -> Option<ProcessStat> {
+        use nix::time::{ClockId, clock_gettime};
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let boot = std::fs::read_to_string("/proc/stat").ok()?;
-        let btime = boot
-            .lines()
-            .find_map(|l| l.strip_prefix("btime "))?
-            .trim()
-            .parse()
+        // The boot time as the wall clock minus the time since boot (CLOCK_BOOTTIME, the clock
+        // of stat's start time), not /proc/stat's btime: a unit with ProcSubset=pid
+        // (feedbackd's) cannot read /proc/stat.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .ok()?;
+        let since_boot = Duration::from(clock_gettime(ClockId::CLOCK_BOOTTIME).ok()?);
+        let btime = now.checked_sub(since_boot)?.as_secs_f64();
         // SAFETY: sysconf has no preconditions.
         let (ticks, page) = unsafe {
             (
@@ -389,6 +391,20 @@ mod tests {
                 "{name}: {metrics}"
             );
         }
+        // This test's process started moments ago, by the wall clock.
+        let started: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("process_start_time_seconds "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (now - 600.0..=now + 1.0).contains(&started),
+            "{started} {now}"
+        );
         assert!(fetch("/").await.starts_with("HTTP/1.1 404"));
         shutdown.cancel();
     }
