@@ -39,6 +39,8 @@ install-files:
 	done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -m 0644 config/examples/director.toml $(DESTDIR)$(DOCDIR)/director.toml.example
+	install -d $(DESTDIR)$(DOCDIR)/monitoring
+	install -m 0644 monitoring/alerts.yml monitoring/alerts.test.yml monitoring/grafana-dashboard.json $(DESTDIR)$(DOCDIR)/monitoring/
 	# Never overwrite an operator's config.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lvs-director/director.toml ] || \
 	  install -m 0640 config/examples/director.toml $(DESTDIR)$(SYSCONFDIR)/lvs-director/director.toml

@@ -16,6 +16,8 @@ use crate::process::{Guarded, wait_for};
 pub struct Keepalived {
     parent: Guarded,
     vrrp_pid_file: PathBuf,
+    /// keepalived's TMPDIR, where it writes keepalived.stats.
+    tmp_dir: PathBuf,
 }
 
 impl Keepalived {
@@ -49,6 +51,7 @@ impl Keepalived {
             argv.push("--log-console".as_ref());
         }
         let mut command = host.command(&argv);
+        command.env("TMPDIR", dir);
         if quiet {
             command.stdout(Stdio::null()).stderr(Stdio::null());
         }
@@ -56,6 +59,7 @@ impl Keepalived {
         Ok(Keepalived {
             parent,
             vrrp_pid_file,
+            tmp_dir: dir.to_owned(),
         })
     }
 
@@ -88,6 +92,28 @@ impl Keepalived {
             ));
         }
         Ok(())
+    }
+
+    /// keepalived's own counters, as SIGUSR2 has its VRRP child write them to
+    /// `$TMPDIR/keepalived.stats` (what keepalived-exporter reads).
+    pub fn stats(&self) -> Result<String, String> {
+        let file = self.tmp_dir.join("keepalived.stats");
+        let _ = std::fs::remove_file(&file);
+        let pid = self.vrrp_pid()?;
+        // SAFETY: kill(2) has no memory-safety preconditions; the PID is keepalived's VRRP
+        // child, started by this guard's process.
+        if unsafe { libc::kill(pid, libc::SIGUSR2) } != 0 {
+            return Err(format!(
+                "kill -USR2 {pid}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // Written at once; complete when its last section (Priority Zero) is there.
+        wait_for(Duration::from_secs(5), || {
+            let text = std::fs::read_to_string(&file).ok()?;
+            text.contains("Priority Zero").then_some(text)
+        })
+        .ok_or_else(|| format!("keepalived wrote no {}", file.display()))
     }
 
     /// A graceful stop: SIGTERM to the parent, whose VRRP child sends priority 0 and leaves.

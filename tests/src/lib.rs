@@ -7,6 +7,7 @@
 //! - [`nlmon`]: netlink captures of a namespace, decoded into the IPVS requests they hold.
 //! - [`vrrp_capture`]: VRRP and ARP captured on a LAN, and takeovers timed from the capture.
 //! - [`pcap`]: tcpdump in a namespace, and the pcap reader both captures decode with.
+//! - [`promtool`]: Prometheus's checker over the daemons' scrapes and the alert rules.
 //! - [`procstat`]: CPU time, context switches and process trees from /proc, for benchmarks.
 //! - [`scale`]: a generated table at keepalived#2318's size, as director.toml and keepalived.conf.
 //! - [`scale_vrrp`], [`scale_sync`]: vrrpd (255 instances of 20 VIPs, against keepalived) and
@@ -27,6 +28,7 @@ pub mod pair;
 pub mod pcap;
 pub mod process;
 pub mod procstat;
+pub mod promtool;
 pub mod scale;
 pub mod scale_sync;
 pub mod scale_vrrp;

@@ -200,6 +200,64 @@ fn serve(ns: &Netns, root: &Path, body: &str, forward: Forward) -> Result<Guarde
     ])
 }
 
+/// directord's /metrics (control.metrics in the configs here), fetched in the director's
+/// namespace.
+fn scrape(director: &Netns) -> Result<String, String> {
+    director.stdout(&[
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:9542/metrics",
+    ])
+}
+
+/// node_exporter's totals and connection counts against what ipvsadm reads from the same
+/// kernel (the 4 fetches above went through the VIP), and the scrape passes promtool.
+fn node_ipvs_agrees_with_the_kernel(director: &Netns, first: &str) -> Result<(), String> {
+    let value = |metrics: &str, prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    // The kernel folds its per-CPU counters into the totals every 2 s (the estimator), so
+    // the fetches show up in a later scrape.
+    let mut metrics = first.to_owned();
+    wait_for(Duration::from_secs(6), || {
+        metrics = scrape(director).ok()?;
+        (value(&metrics, "node_ipvs_connections_total ") >= 4).then_some(())
+    });
+    let conns = value(&metrics, "node_ipvs_connections_total ");
+    let packets = value(&metrics, "node_ipvs_incoming_packets_total ");
+    if conns < 4 || packets < conns {
+        return Err(format!(
+            "node_ipvs totals {conns} conns, {packets} packets:\n{metrics}"
+        ));
+    }
+    // ipvsadm -Ln: "  -> RIP:PORT Masq WEIGHT ACTIVE INACTIVE"; the scrape came after, and
+    // the connections of the fetches are still counted (TIME_WAIT is inactive for minutes).
+    let listing = director.stdout(&["ipvsadm", "-Ln"])?;
+    let kernel: u64 = listing
+        .lines()
+        .filter(|l| l.trim_start().starts_with("->") && !l.contains("RemoteAddress"))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some(f.get(4)?.parse::<u64>().ok()? + f.get(5)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    let ours = value(&metrics, "node_ipvs_backend_connections_active{")
+        + value(&metrics, "node_ipvs_backend_connections_inactive{");
+    if ours == 0 || ours != kernel {
+        return Err(format!(
+            "connections: {ours} in the scrape, {kernel} in ipvsadm:\n{listing}\n{metrics}"
+        ));
+    }
+    lvs_tests::promtool::check_metrics(&metrics)
+}
+
 const CONFIG: &str = r#"
 [control]
 socket_dir = "SOCKET_DIR"
@@ -345,23 +403,19 @@ fn directord_owns_the_table_by_difference() -> Result<(), String> {
         &json!({"cmd": "health", "real": "198.51.100.11:8080", "up": true, "detail": "test"}),
     )?;
 
-    let metrics = site.director.stdout(&[
-        "busybox",
-        "wget",
-        "-q",
-        "-O",
-        "-",
-        "http://127.0.0.1:9542/metrics",
-    ])?;
+    let metrics = scrape(&site.director)?;
     for expected in [
         "directord_server_weight{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.12:8080\"} 70",
         "directord_health_transitions_total{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.11:8080\"} 2",
         "directord_reloads_total{result=\"refused\"} 1",
+        // node_exporter's ipvs series, read from the kernel: the weight the kernel holds.
+        "node_ipvs_backend_weight{local_address=\"192.0.2.100\",local_port=\"80\",remote_address=\"198.51.100.12\",remote_port=\"8080\",proto=\"TCP\",local_mark=\"\"} 70",
     ] {
         if !metrics.contains(expected) {
             return Err(format!("metrics lack {expected}:\n{metrics}"));
         }
     }
+    node_ipvs_agrees_with_the_kernel(&site.director, &metrics)?;
 
     // kill -9 and restart, recorded with nlmon: the table stays exactly as it was, and neither
     // the crash nor the restart sends a single write (no DEL, no FLUSH, no weight change).
@@ -743,6 +797,7 @@ fn verify_repairs_out_of_band_changes(
 const HEALTH_CONFIG: &str = r#"
 [control]
 socket_dir = "SOCKET_DIR"
+metrics = "127.0.0.1:9542"
 
 [[virtual_server]]
 name = "web"
@@ -901,7 +956,37 @@ fn health_checks_quiesce_remove_and_fall_back(forward: Forward) -> Result<(), St
         return Err(format!("expected the sorry server, got {body:?}"));
     }
     println!("{}", table());
-    Ok(())
+    every_real_down_in_the_metrics(&site.director, web, port)
+}
+
+/// What the dashboard and the all-down alert read: each real server's last check latency
+/// (within the 400 ms timeout), its check count, and up at 0 for all three.
+fn every_real_down_in_the_metrics(director: &Netns, web: &str, port: u16) -> Result<(), String> {
+    let metrics = scrape(director)?;
+    let sample = |name: &str, real: &str| {
+        let prefix = format!("{name}{{service=\"tcp {web}\",real=\"{real}:{port}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    for real in ["198.51.100.11", "198.51.100.12", "198.51.100.13"] {
+        let latency = sample("directord_check_latency_seconds", real);
+        let checks = sample("directord_checks_total", real);
+        let up = sample("directord_server_up", real);
+        let fine = latency.is_some_and(|l| (0.0..=0.45).contains(&l))
+            && checks.is_some_and(|c| c >= 4.0)
+            && up == Some(0.0);
+        if !fine {
+            return Err(format!(
+                "{real}: latency {latency:?}, checks {checks:?}, up {up:?}:\n{metrics}"
+            ));
+        }
+    }
+    lvs_tests::promtool::check_metrics(&metrics)?;
+    // What monitoring/'s dashboard and alerts query of directord is in its scrape (probe
+    // failures by cause only show once a probe has failed, as here).
+    lvs_tests::promtool::check_exported(&metrics, &["directord_", "node_ipvs_"])
 }
 
 const QUORUM_CONFIG: &str = r#"

@@ -30,6 +30,19 @@ fn kernel_weight(director: &Netns, real: &str) -> Option<u32> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// feedbackd's scrape (control.metrics + 3): the weight it handed directord for the busy
+/// server is the one in the kernel, and the scrape has what monitoring/ queries of feedbackd.
+fn feedback_weight_in_the_metrics(director: &Netns, kernel: &[u32; 3]) -> Result<(), String> {
+    let url = "http://127.0.0.1:9545/metrics";
+    let metrics = director.stdout(&["busybox", "wget", "-q", "-O", "-", url])?;
+    let line = format!("feedbackd_weight{{real=\"{}:80\"}} {}", REALS[0], kernel[0]);
+    if !metrics.lines().any(|l| l == line) {
+        return Err(format!("missing {line}:\n{metrics}"));
+    }
+    lvs_tests::promtool::check_metrics(&metrics)?;
+    lvs_tests::promtool::check_exported(&metrics, &["feedbackd_"])
+}
+
 fn ipvs_weights_follow_the_agents() -> Result<(), String> {
     let run = std::path::PathBuf::from(format!("/run/lvs-feedback-test-{}", std::process::id()));
     std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
@@ -72,7 +85,7 @@ fn ipvs_weights_follow_the_agents() -> Result<(), String> {
     }
 
     let mut config = format!(
-        "[control]\nsocket_dir = \"{}\"\n\n[[virtual_server]]\naddress = \"192.0.2.100:80\"\nforwarding = \"dr\"\n",
+        "[control]\nsocket_dir = \"{}\"\nmetrics = \"127.0.0.1:9542\"\n\n[[virtual_server]]\naddress = \"192.0.2.100:80\"\nforwarding = \"dr\"\n",
         run.display()
     );
     for ip in REALS {
@@ -156,6 +169,7 @@ fn ipvs_weights_follow_the_agents() -> Result<(), String> {
         "{}",
         serde_json::to_string_pretty(&status).unwrap_or_default()
     );
+    feedback_weight_in_the_metrics(&director, &weights())?;
     drop(reals);
     Ok(())
 }

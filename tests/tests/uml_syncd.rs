@@ -375,6 +375,21 @@ fn syncd_relays_master_to_backup() -> Result<(), String> {
     if sent.is_none_or(|n| n == 0) || !metrics.contains("syncd_master 1") {
         return Err(format!("metrics of syncd A:\n{metrics}"));
     }
+    // The sync lag for dashboards and alerts: the newest update is a moment old, not 0.
+    let updated = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("syncd_last_update_timestamp_seconds "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs_f64();
+    if !(now - 120.0..=now + 5.0).contains(&updated) {
+        return Err(format!("last update {updated}, now {now}:\n{metrics}"));
+    }
+    lvs_tests::promtool::check_metrics(&metrics)?;
+    lvs_tests::promtool::check_exported(&metrics, &["syncd_"])?;
 
     // Garbage on the sync port is counted by cause and changes nothing.
     site.a.run(&[

@@ -177,6 +177,13 @@ impl<E: Clone + Eq + Hash> Checks<E> {
         self.shared.get(&id).map_or(&[], |s| s.entries.as_slice())
     }
 
+    /// Every shared check with the entries it answers for.
+    pub fn all_entries(&self) -> impl Iterator<Item = (CheckId, &[E])> {
+        self.shared
+            .iter()
+            .map(|(id, s)| (*id, s.entries.as_slice()))
+    }
+
     /// The shared check of `entry`.
     pub fn check_of(&self, entry: &E) -> Option<CheckId> {
         self.of_entry.get(entry).copied()

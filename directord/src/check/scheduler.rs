@@ -136,6 +136,13 @@ impl<Id: Eq + Hash> HealthView<Id> {
     pub fn get(&self, id: &Id) -> Option<ServerHealth> {
         self.0.lock().expect("health lock").get(id).cloned()
     }
+
+    /// Visits every checked server, for the metrics.
+    pub fn for_each(&self, mut visit: impl FnMut(&Id, &ServerHealth)) {
+        for (id, health) in self.0.lock().expect("health lock").iter() {
+            visit(id, health);
+        }
+    }
 }
 
 /// The non-zero counts of `family`, by cause.

@@ -528,7 +528,14 @@ impl Director {
     /// entries hold now (adopted from the kernel, or the last result).
     pub fn check_servers(&mut self) -> Vec<(check::CheckId, check::Server)> {
         let entries = self.check_entries();
-        self.shared.update(entries)
+        let servers = self.shared.update(entries);
+        self.metrics.check_entries(
+            self.shared
+                .all_entries()
+                .map(|(id, entries)| (id, entries.to_vec()))
+                .collect(),
+        );
+        servers
     }
 
     /// An entry new to a check that is already running (a service added by a reload next to
@@ -841,6 +848,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let servers = director.check_servers();
     checker.update(servers, tokio::time::Instant::now());
     director.checks = Some(checker.view());
+    director.metrics.watch_checks(checker.view());
     let mut addresses = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut checked_generation = director.generation;
     release_config_peak();

@@ -74,6 +74,8 @@ pub struct Metrics {
     drops: Family<CauseLabels, Counter>,
     mirror_entries: Gauge,
     master: Gauge,
+    /// When the newest update reached the mirror, in seconds since the epoch (0: none yet).
+    last_update: Gauge<f64, std::sync::atomic::AtomicU64>,
     published: Counters,
 }
 
@@ -101,10 +103,32 @@ impl Metrics {
             self.mirror_entries.clone(),
         );
         registry.register("master", "1 in the master role", self.master.clone());
+        // A timestamp rather than a lag: a gauge set at each turn of the loop would stand
+        // still while the loop idles, the timestamp stays true until the next update.
+        registry.register(
+            "last_update_timestamp_seconds",
+            "When the newest connection update reached the mirror (seconds since the epoch, 0 before the first); time() minus this is the sync lag",
+            self.last_update.clone(),
+        );
     }
 
     /// Brings the metrics up to `counters` (which only grow).
-    pub fn publish(&mut self, counters: &Counters, mirror_entries: usize, master: bool) {
+    /// `lag`: the age of the newest update in the mirror, if any.
+    pub fn publish(
+        &mut self,
+        counters: &Counters,
+        mirror_entries: usize,
+        master: bool,
+        lag: Option<std::time::Duration>,
+    ) {
+        if let Some(lag) = lag {
+            let at = std::time::SystemTime::now()
+                .checked_sub(lag)
+                .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok());
+            if let Some(at) = at {
+                self.last_update.set(at.as_secs_f64());
+            }
+        }
         for ((_, _, get), counter) in FIELDS.iter().zip(&self.counters) {
             counter.inc_by(get(counters).saturating_sub(get(&self.published)));
         }

@@ -417,6 +417,7 @@ impl Syncd {
             self.engine.counters(),
             self.engine.mirror().len(),
             self.engine.role() == Role::Master,
+            self.engine.lag(Instant::now()),
         );
     }
 

@@ -1,9 +1,19 @@
 //! vrrpd's Prometheus metrics, served by [`lvs_control::metrics::serve`] on `control.metrics`
 //! with vrrpd's port offset (+1). They move at the same places as the control socket's
 //! [`lvs_control::vrrpd::Counters`], so the two never disagree.
+//!
+//! Besides vrrpd's own `vrrp_*` series, the same events feed the series keepalived-exporter
+//! (github.com/mehdy/keepalived-exporter, internal/collector/collector.go) publishes for
+//! keepalived, with its names, labels and meanings, so dashboards and alerts written for
+//! keepalived read vrrpd unchanged. Not filled, for want of a counterpart in vrrpd:
+//! `keepalived_gratuitous_arp_delay_total` (keepalived exports a config value there),
+//! `keepalived_script_status`/`_state`, `keepalived_vrrp_excluded_state` and
+//! `keepalived_exporter_check_script_status`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use ipnet::IpNet;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,6 +36,138 @@ struct StateLabels {
 struct DropLabels {
     instance: String,
     cause: String,
+}
+
+/// keepalived-exporter's labels on its per-instance counters.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KaLabels {
+    iname: String,
+    intf: String,
+    vrid: String,
+}
+
+/// keepalived-exporter's labels on `keepalived_vrrp_state`: one series per VIP.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KaStateLabels {
+    iname: String,
+    intf: String,
+    vrid: String,
+    ip_address: String,
+}
+
+/// What keepalived-exporter labels an instance with, recorded when it starts.
+#[derive(Debug, Clone)]
+struct KaInstance {
+    labels: KaLabels,
+    vips: Vec<String>,
+}
+
+/// keepalived's own counters (vrrp_stats in keepalived/vrrp/vrrp.h), as the exporter names
+/// them without `_total`, which the registry adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum KaCounter {
+    AdvertRcvd,
+    AdvertSent,
+    BecomeMaster,
+    ReleaseMaster,
+    PacketLenErr,
+    AdvertIntervalErr,
+    IpTtlErr,
+    InvalidTypeRcvd,
+    AddrListErr,
+    InvalidAuthtype,
+    AuthtypeMismatch,
+    AuthFailure,
+    PriZeroRcvd,
+    PriZeroSent,
+}
+
+impl KaCounter {
+    const ALL: [KaCounter; 14] = [
+        KaCounter::AdvertRcvd,
+        KaCounter::AdvertSent,
+        KaCounter::BecomeMaster,
+        KaCounter::ReleaseMaster,
+        KaCounter::PacketLenErr,
+        KaCounter::AdvertIntervalErr,
+        KaCounter::IpTtlErr,
+        KaCounter::InvalidTypeRcvd,
+        KaCounter::AddrListErr,
+        KaCounter::InvalidAuthtype,
+        KaCounter::AuthtypeMismatch,
+        KaCounter::AuthFailure,
+        KaCounter::PriZeroRcvd,
+        KaCounter::PriZeroSent,
+    ];
+
+    fn name_and_help(self) -> (&'static str, &'static str) {
+        match self {
+            KaCounter::AdvertRcvd => (
+                "keepalived_advertisements_received",
+                "Advertisements received",
+            ),
+            KaCounter::AdvertSent => ("keepalived_advertisements_sent", "Advertisements sent"),
+            KaCounter::BecomeMaster => ("keepalived_become_master", "Became master"),
+            KaCounter::ReleaseMaster => ("keepalived_release_master", "Released master"),
+            KaCounter::PacketLenErr => ("keepalived_packet_length_errors", "Packet length errors"),
+            KaCounter::AdvertIntervalErr => (
+                "keepalived_advertisements_interval_errors",
+                "Advertisement interval errors",
+            ),
+            KaCounter::IpTtlErr => ("keepalived_ip_ttl_errors", "TTL errors"),
+            KaCounter::InvalidTypeRcvd => {
+                ("keepalived_invalid_type_received", "Invalid type errors")
+            }
+            KaCounter::AddrListErr => ("keepalived_address_list_errors", "Address list errors"),
+            KaCounter::InvalidAuthtype => (
+                "keepalived_authentication_invalid",
+                "Authentication invalid",
+            ),
+            KaCounter::AuthtypeMismatch => (
+                "keepalived_authentication_mismatch",
+                "Authentication mismatch",
+            ),
+            KaCounter::AuthFailure => (
+                "keepalived_authentication_failure",
+                "Authentication failure",
+            ),
+            KaCounter::PriZeroRcvd => (
+                "keepalived_priority_zero_received",
+                "Priority zero received",
+            ),
+            KaCounter::PriZeroSent => ("keepalived_priority_zero_sent", "Priority zero sent"),
+        }
+    }
+
+    /// The keepalived counter a drop cause of vrrpd's moves, where keepalived counts that
+    /// cause at all (keepalived/vrrp/vrrp.c, vrrp_check_packet). keepalived keeps checksum,
+    /// version, VRID and family errors in counters the exporter does not publish. One
+    /// departure: keepalived never moves advert_interval_err (it drops a VRRPv2 interval
+    /// mismatch uncounted); vrrpd counts those there, as the name promises.
+    fn for_drop(cause: &str) -> Option<KaCounter> {
+        Some(match cause {
+            "too_short" | "address_count_mismatch" => KaCounter::PacketLenErr,
+            "bad_type" => KaCounter::InvalidTypeRcvd,
+            "ttl" => KaCounter::IpTtlErr,
+            "auth_ah_deprecated" | "auth_type_unknown" => KaCounter::InvalidAuthtype,
+            "auth_type_mismatch" => KaCounter::AuthtypeMismatch,
+            "auth_failure" => KaCounter::AuthFailure,
+            "address_list_mismatch" | "address_list_mismatch_accepted" => KaCounter::AddrListErr,
+            "advert_interval_mismatch" | "zero_interval" => KaCounter::AdvertIntervalErr,
+            _ => return None,
+        })
+    }
+}
+
+/// keepalived's state numbering (VRRP_STATE_* in keepalived/include/vrrp.h), which the
+/// exporter publishes as is.
+fn keepalived_state(state: State) -> i64 {
+    match state {
+        State::Initialize => 0,
+        State::Backup => 1,
+        State::Master => 2,
+        State::Fault => 3,
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,6 +204,9 @@ pub struct Metrics {
     directord_up: Gauge,
     directord_checks: Family<ResultLabel, Counter>,
     notify_failures: Family<CauseLabel, Counter>,
+    ka_instances: Arc<Mutex<HashMap<String, KaInstance>>>,
+    ka_state: Family<KaStateLabels, Gauge>,
+    ka_counters: Arc<HashMap<KaCounter, Family<KaLabels, Counter>>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -71,7 +216,7 @@ struct ResultLabel {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("vrrp");
+        let mut top = Registry::default();
         let metrics = Metrics {
             registry: Arc::new(Mutex::new(Registry::default())),
             state: Family::default(),
@@ -86,7 +231,17 @@ impl Metrics {
             directord_up: Gauge::default(),
             directord_checks: Family::default(),
             notify_failures: Family::default(),
+            ka_instances: Arc::default(),
+            ka_state: Family::default(),
+            ka_counters: Arc::new(
+                KaCounter::ALL
+                    .into_iter()
+                    .map(|c| (c, Family::default()))
+                    .collect(),
+            ),
         };
+        metrics.register_keepalived(&mut top);
+        let registry = top.sub_registry_with_prefix("vrrp");
         registry.register(
             "state",
             "1 for the state the instance is in (INIT, BACKUP, MASTER, FAULT), 0 for the others",
@@ -147,8 +302,72 @@ impl Metrics {
             "Notify scripts not run and FIFO lines not written, by cause (command, insecure, spawn, fifo)",
             metrics.notify_failures.clone(),
         );
-        *metrics.registry.lock().expect("fresh mutex") = registry;
+        *metrics.registry.lock().expect("fresh mutex") = top;
         metrics
+    }
+
+    fn register_keepalived(&self, registry: &mut Registry) {
+        // Constant while vrrpd serves: the exporter's 0 means it could not read keepalived,
+        // and a vrrpd that does not answer leaves Prometheus's `up` at 0 instead.
+        let up: Gauge = Gauge::default();
+        up.set(1);
+        registry.register("keepalived_up", "Status", up);
+        registry.register(
+            "keepalived_vrrp_state",
+            "State of vrrp (keepalived's numbering: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT), one series per virtual address",
+            self.ka_state.clone(),
+        );
+        for counter in KaCounter::ALL {
+            let (name, help) = counter.name_and_help();
+            registry.register(name, help, self.ka_counters[&counter].clone());
+        }
+    }
+
+    /// Records the labels keepalived-exporter would give the instance, and sets its series
+    /// to zero so a dashboard sees them before the first event.
+    pub fn describe(&self, instance: &str, interface: &str, vrid: u8, vips: &[IpNet]) {
+        let described = KaInstance {
+            labels: KaLabels {
+                iname: instance.to_owned(),
+                intf: interface.to_owned(),
+                vrid: vrid.to_string(),
+            },
+            vips: vips.iter().map(keepalived_address).collect(),
+        };
+        for family in self.ka_counters.values() {
+            let _ = family.get_or_create(&described.labels);
+        }
+        self.ka_instances
+            .lock()
+            .expect("metrics lock")
+            .insert(instance.to_owned(), described);
+    }
+
+    fn ka_inc(&self, instance: &str, counter: KaCounter) {
+        let instances = self.ka_instances.lock().expect("metrics lock");
+        if let Some(described) = instances.get(instance) {
+            self.ka_counters[&counter]
+                .get_or_create(&described.labels)
+                .inc();
+        }
+    }
+
+    /// One series per VIP as the exporter has it; an instance without VIPs gets one with an
+    /// empty `ip_address`, as the exporter does for keepalived releases that list none.
+    fn ka_state_labels(described: &KaInstance) -> Vec<KaStateLabels> {
+        let vips: Vec<&str> = if described.vips.is_empty() {
+            vec![""]
+        } else {
+            described.vips.iter().map(String::as_str).collect()
+        };
+        vips.into_iter()
+            .map(|ip| KaStateLabels {
+                iname: described.labels.iname.clone(),
+                intf: described.labels.intf.clone(),
+                vrid: described.labels.vrid.clone(),
+                ip_address: ip.to_owned(),
+            })
+            .collect()
     }
 
     pub fn registry(&self) -> Arc<Mutex<Registry>> {
@@ -163,6 +382,14 @@ impl Metrics {
             };
             self.state.get_or_create(&labels).set(i64::from(s == state));
         }
+        let instances = self.ka_instances.lock().expect("metrics lock");
+        if let Some(described) = instances.get(instance) {
+            for labels in Self::ka_state_labels(described) {
+                self.ka_state
+                    .get_or_create(&labels)
+                    .set(keepalived_state(state));
+            }
+        }
     }
 
     pub fn set_priority(&self, instance: &str, priority: u8) {
@@ -171,20 +398,34 @@ impl Metrics {
             .set(i64::from(priority));
     }
 
-    pub fn transition(&self, instance: &str, new: State) {
+    pub fn transition(&self, instance: &str, old: State, new: State) {
         self.transitions.get_or_create(&label(instance)).inc();
         if new == State::Master {
             self.became_master.get_or_create(&label(instance)).inc();
+            self.ka_inc(instance, KaCounter::BecomeMaster);
+        }
+        if old == State::Master && new != State::Master {
+            self.ka_inc(instance, KaCounter::ReleaseMaster);
         }
         self.set_state(instance, new);
     }
 
-    pub fn advert_sent(&self, instance: &str) {
+    /// An advert with `priority` went out.
+    pub fn advert_sent(&self, instance: &str, priority: u8) {
         self.adverts_sent.get_or_create(&label(instance)).inc();
+        self.ka_inc(instance, KaCounter::AdvertSent);
+        if priority == 0 {
+            self.ka_inc(instance, KaCounter::PriZeroSent);
+        }
     }
 
-    pub fn advert_received(&self, instance: &str) {
+    /// An advert with `priority` passed validation.
+    pub fn advert_received(&self, instance: &str, priority: u8) {
         self.adverts_received.get_or_create(&label(instance)).inc();
+        self.ka_inc(instance, KaCounter::AdvertRcvd);
+        if priority == 0 {
+            self.ka_inc(instance, KaCounter::PriZeroRcvd);
+        }
     }
 
     pub fn dropped(&self, instance: &str, cause: &str) {
@@ -193,6 +434,14 @@ impl Metrics {
             cause: cause.to_owned(),
         };
         self.drops.get_or_create(&labels).inc();
+        if let Some(counter) = KaCounter::for_drop(cause) {
+            self.ka_inc(instance, counter);
+        }
+        // keepalived counts an advert as received once its type, version, length and
+        // authentication pass, before it compares the address list.
+        if cause == "address_list_mismatch" {
+            self.ka_inc(instance, KaCounter::AdvertRcvd);
+        }
     }
 
     /// `None`: directord is not tracked.
@@ -257,6 +506,29 @@ impl Metrics {
                 cause,
             });
         }
+        let described = self
+            .ka_instances
+            .lock()
+            .expect("metrics lock")
+            .remove(instance);
+        if let Some(described) = described {
+            for family in self.ka_counters.values() {
+                family.remove(&described.labels);
+            }
+            for labels in Self::ka_state_labels(&described) {
+                self.ka_state.remove(&labels);
+            }
+        }
+    }
+}
+
+/// A virtual address as keepalived writes it (ipaddresstos in vrrp_ipaddress.c): the prefix
+/// length only when it is not a host's.
+fn keepalived_address(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
     }
 }
 
@@ -280,8 +552,8 @@ mod tests {
     #[test]
     fn state_is_one_hot_and_forgetting_removes_the_series() {
         let metrics = Metrics::new();
-        metrics.transition("VI_1", State::Backup);
-        metrics.transition("VI_1", State::Master);
+        metrics.transition("VI_1", State::Initialize, State::Backup);
+        metrics.transition("VI_1", State::Backup, State::Master);
         metrics.dropped("VI_1", "ttl");
         metrics.interface_dropped("eth0", "vrid_mismatch");
         let out = text(&metrics);
@@ -315,5 +587,81 @@ mod tests {
         let out = text(&metrics);
         assert!(!out.contains("instance=\"VI_1\""), "{out}");
         assert!(out.contains("interface=\"eth0\""), "{out}");
+    }
+
+    // What keepalived-exporter's dashboards read: keepalived's state numbers, one state series
+    // per VIP, and keepalived's counters moved by the events keepalived counts them for.
+    #[test]
+    fn keepalived_exporter_series_follow_keepalived_counting() {
+        let metrics = Metrics::new();
+        let vips: Vec<IpNet> = vec![
+            "192.0.2.100/32".parse().unwrap(),
+            "192.0.2.101/24".parse().unwrap(),
+        ];
+        metrics.describe("VI_1", "eth0", 51, &vips);
+        metrics.set_state("VI_1", State::Initialize);
+        let labels = "iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"";
+        let out = text(&metrics);
+        assert!(out.contains("keepalived_up 1"), "{out}");
+        assert!(
+            out.contains(&format!(
+                "keepalived_vrrp_state{{{labels},ip_address=\"192.0.2.100\"}} 0"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("keepalived_release_master_total{{{labels}}} 0")),
+            "{out}"
+        );
+
+        metrics.transition("VI_1", State::Initialize, State::Backup);
+        metrics.advert_received("VI_1", 100);
+        metrics.advert_received("VI_1", 0);
+        metrics.transition("VI_1", State::Backup, State::Master);
+        metrics.advert_sent("VI_1", 100);
+        for cause in [
+            "ttl",
+            "auth_failure",
+            "address_list_mismatch",
+            "bad_checksum",
+            "advert_interval_mismatch",
+        ] {
+            metrics.dropped("VI_1", cause);
+        }
+        metrics.advert_sent("VI_1", 0);
+        metrics.transition("VI_1", State::Master, State::Backup);
+        let out = text(&metrics);
+        for (name, value) in [
+            ("keepalived_become_master_total", 1),
+            ("keepalived_release_master_total", 1),
+            ("keepalived_advertisements_sent_total", 2),
+            ("keepalived_priority_zero_sent_total", 1),
+            ("keepalived_priority_zero_received_total", 1),
+            // The one with a foreign address list counts as received, as in keepalived.
+            ("keepalived_advertisements_received_total", 3),
+            ("keepalived_address_list_errors_total", 1),
+            ("keepalived_ip_ttl_errors_total", 1),
+            ("keepalived_authentication_failure_total", 1),
+            ("keepalived_advertisements_interval_errors_total", 1),
+            ("keepalived_packet_length_errors_total", 0),
+        ] {
+            let line = format!("{name}{{{labels}}} {value}");
+            assert!(out.lines().any(|l| l == line), "missing {line}:\n{out}");
+        }
+        assert!(
+            out.contains(&format!(
+                "keepalived_vrrp_state{{{labels},ip_address=\"192.0.2.100\"}} 1"
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "keepalived_vrrp_state{{{labels},ip_address=\"192.0.2.101/24\"}} 1"
+            )),
+            "{out}"
+        );
+
+        metrics.forget("VI_1", Vec::new());
+        assert!(!text(&metrics).contains("iname=\"VI_1\""));
     }
 }

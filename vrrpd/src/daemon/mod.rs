@@ -373,6 +373,12 @@ impl Daemon {
             deferred_garps: 0,
             deferred_notifies: Vec::new(),
         };
+        running.metrics.describe(
+            &running.config.name,
+            &running.config.interface,
+            running.config.vrid,
+            &running.config.virtual_addresses,
+        );
         running
             .metrics
             .set_state(&running.config.name, running.core.state());
@@ -1155,7 +1161,9 @@ fn dispatch(daemon: &mut Daemon, datagram: &Datagram) {
     match rx::validate(payload, &ip, datagram.ttl, running.core.config()) {
         Ok(valid) => {
             running.counters.adverts_received += 1;
-            running.metrics.advert_received(&running.config.name);
+            running
+                .metrics
+                .advert_received(&running.config.name, valid.repr.priority);
             if valid.address_mismatch {
                 // Accepted as keepalived does, but counted: the two configs disagree.
                 let cause = "address_list_mismatch_accepted";
@@ -1448,7 +1456,7 @@ async fn carry_out(
             Action::StateChanged { old, new } => {
                 transitions.push((old, new));
                 running.counters.transitions += 1;
-                running.metrics.transition(&running.config.name, new);
+                running.metrics.transition(&running.config.name, old, new);
                 if new == State::Master {
                     running.counters.became_master += 1;
                 }
@@ -1486,7 +1494,7 @@ async fn carry_out(
                     match socket.send(&bytes, src, dst) {
                         Ok(()) => {
                             running.counters.adverts_sent += 1;
-                            running.metrics.advert_sent(&running.config.name);
+                            running.metrics.advert_sent(&running.config.name, priority);
                         }
                         Err(e) => warn!(instance = %running.config.name, "advert to {dst}: {e}"),
                     }
