@@ -123,13 +123,9 @@ impl ProcessStat {
             .ok()?;
         let since_boot = Duration::from(clock_gettime(ClockId::CLOCK_BOOTTIME).ok()?);
         let btime = now.checked_sub(since_boot)?.as_secs_f64();
-        // SAFETY: sysconf has no preconditions.
-        let (ticks, page) = unsafe {
-            (
-                libc::sysconf(libc::_SC_CLK_TCK),
-                libc::sysconf(libc::_SC_PAGESIZE),
-            )
-        };
+        use nix::unistd::{SysconfVar, sysconf};
+        let ticks = sysconf(SysconfVar::CLK_TCK).ok().flatten()?;
+        let page = sysconf(SysconfVar::PAGE_SIZE).ok().flatten()?;
         ProcessStat::parse(&stat, btime, ticks as f64, page as f64)
     }
 }

@@ -795,46 +795,35 @@ impl Director {
     }
 }
 
-/// Runs until SIGTERM/SIGINT. The table is left as it is on the way out.
-pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
-    // First: at thousands of services start takes seconds, and a SIGHUP meanwhile (a deploy
-    // tool reloading right after a restart) would otherwise end the process by default.
-    // Signals caught before the loop are handled once it runs.
-    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
-    let (events, _) = broadcast::channel(256);
-    let mut director = Director::new(config, config_path, events.clone())?;
-    director.apply_sysctls();
-    let applied = director.reconcile().await?;
-    info!("table reconciled at start: {} change(s)", applied.requests);
+async fn serve_metrics(director: &Director) -> Result<(), Error> {
+    let Some(base) = director.config.control.metrics else {
+        return Ok(());
+    };
+    let addr = lvs_control::metrics::address(base, "directord");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SetupError::Metrics { addr, source })?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    director.metrics.register(&mut registry);
+    let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
+    tokio::spawn(lvs_control::metrics::serve(
+        listener,
+        registry,
+        CancellationToken::new(),
+    ));
+    info!("metrics on http://{addr}/metrics");
+    Ok(())
+}
 
-    if let Some(base) = director.config.control.metrics {
-        let addr = lvs_control::metrics::address(base, "directord");
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| SetupError::Metrics { addr, source })?;
-        let mut registry = prometheus_client::registry::Registry::default();
-        director.metrics.register(&mut registry);
-        let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
-        tokio::spawn(lvs_control::metrics::serve(
-            listener,
-            registry,
-            CancellationToken::new(),
-        ));
-        info!("metrics on http://{addr}/metrics");
-    }
-    let lvs_control::daemon::ControlSocket {
-        mut requests,
-        shutdown,
-        path: socket,
-    } = lvs_control::daemon::serve_control::<Request, Response, _>(
-        &director.config.control,
-        "directord",
-        events,
-    )?;
-
-    let (check_tx, mut check_events) = mpsc::channel::<check::Event<check::CheckId>>(1024);
+/// The health checker, running the config's shared checks; their results come on the
+/// returned channel.
+fn start_checks(
+    director: &mut Director,
+) -> (
+    check::Scheduler<check::CheckId>,
+    mpsc::Receiver<check::Event<check::CheckId>>,
+) {
+    let (check_tx, check_events) = mpsc::channel::<check::Event<check::CheckId>>(1024);
     let mut checker = check::Scheduler::with_counters(
         check::ProbeContext::system(),
         check_tx,
@@ -849,6 +838,35 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     checker.update(servers, tokio::time::Instant::now());
     director.checks = Some(checker.view());
     director.metrics.watch_checks(checker.view());
+    (checker, check_events)
+}
+
+/// Runs until SIGTERM/SIGINT. The table is left as it is on the way out.
+pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
+    // First: at thousands of services start takes seconds, and a SIGHUP meanwhile (a deploy
+    // tool reloading right after a restart) would otherwise end the process by default.
+    // Signals caught before the loop are handled once it runs.
+    let mut hangup = signal(SignalKind::hangup()).map_err(SetupError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
+    let (events, _) = broadcast::channel(256);
+    let mut director = Director::new(config, config_path, events.clone())?;
+    director.apply_sysctls();
+    let applied = director.reconcile().await?;
+    info!("table reconciled at start: {} change(s)", applied.requests);
+
+    serve_metrics(&director).await?;
+    let lvs_control::daemon::ControlSocket {
+        mut requests,
+        shutdown,
+        path: socket,
+    } = lvs_control::daemon::serve_control::<Request, Response, _>(
+        &director.config.control,
+        "directord",
+        events,
+    )?;
+
+    let (mut checker, mut check_events) = start_checks(&mut director);
     let mut addresses = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut checked_generation = director.generation;
     release_config_peak();

@@ -161,32 +161,43 @@ impl Notifier {
     }
 }
 
+/// Why the notify FIFO is not used.
+#[derive(Debug, thiserror::Error)]
+enum FifoError {
+    #[error("cannot make it: {0}")]
+    Make(nix::errno::Errno),
+    #[error("cannot open it: {0}")]
+    Open(std::io::Error),
+    #[error("not a FIFO owned by vrrpd's user")]
+    NotOurs,
+}
+
 impl Fifo {
     fn open(
         path: &Path,
         script: Option<&str>,
         security: bool,
         metrics: &Metrics,
-    ) -> Result<Fifo, String> {
+    ) -> Result<Fifo, FifoError> {
         let made = match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644))
         {
             Ok(()) => true,
             Err(nix::errno::Errno::EEXIST) => false,
-            Err(e) => return Err(format!("cannot make it: {e}")),
+            Err(e) => return Err(FifoError::Make(e)),
         };
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(path)
-            .map_err(|e| format!("cannot open it: {e}"))?;
-        let meta = file.metadata().map_err(|e| e.to_string())?;
+            .map_err(FifoError::Open)?;
+        let meta = file.metadata().map_err(FifoError::Open)?;
         // Anyone else's FIFO (or a plain file put there) could feed a reader false states.
         if !meta.file_type().is_fifo() || meta.uid() != nix::unistd::geteuid().as_raw() {
             if made {
                 let _ = std::fs::remove_file(path);
             }
-            return Err("not a FIFO owned by vrrpd's user".to_owned());
+            return Err(FifoError::NotOurs);
         }
         let script = script.and_then(|command| {
             let path = path.display().to_string();

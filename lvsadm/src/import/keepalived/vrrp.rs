@@ -806,8 +806,23 @@ pub(super) fn script_command(ctx: &mut Context, node: &Node) -> Result<String, I
     Ok(command)
 }
 
+/// Why a `virtual_rules` line is left out: the importer's note says so.
+#[derive(Debug, thiserror::Error)]
+enum RuleError {
+    #[error("invalid address {0:?} (keepalived skips the rule too)")]
+    Address(String),
+    #[error("expected a number, got {0:?}")]
+    Number(String),
+    #[error("{0} needs a value")]
+    NoValue(String),
+    #[error("rule option {0:?} is not supported")]
+    Option(String),
+    #[error("a rule without a table is not supported")]
+    NoTable,
+}
+
 /// `[from A] [to B] table|lookup T [priority|preference|prio N]`, or why not.
-fn parse_rule(entry: &Node) -> Result<VirtualRule, String> {
+fn parse_rule(entry: &Node) -> Result<VirtualRule, RuleError> {
     let mut rule = VirtualRule {
         from: None,
         to: None,
@@ -817,27 +832,27 @@ fn parse_rule(entry: &Node) -> Result<VirtualRule, String> {
     let net = |text: &str| {
         text.parse::<IpNet>()
             .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-            .map_err(|_| format!("invalid address {text:?} (keepalived skips the rule too)"))
+            .map_err(|_| RuleError::Address(text.to_owned()))
     };
     let number = |text: &str| {
         text.parse::<u32>()
-            .map_err(|_| format!("expected a number, got {text:?}"))
+            .map_err(|_| RuleError::Number(text.to_owned()))
     };
     let mut words = entry.words.iter().map(String::as_str);
     while let Some(word) = words.next() {
         let value = words
             .next()
-            .ok_or_else(|| format!("{word} needs a value"))?;
+            .ok_or_else(|| RuleError::NoValue(word.to_owned()))?;
         match word {
             "from" => rule.from = Some(net(value)?),
             "to" => rule.to = Some(net(value)?),
             "table" | "lookup" => rule.table = number(value)?,
             "priority" | "preference" | "prio" => rule.priority = Some(number(value)?),
-            _ => return Err(format!("rule option {word:?} is not supported")),
+            _ => return Err(RuleError::Option(word.to_owned())),
         }
     }
     if rule.table == 0 {
-        return Err("a rule without a table is not supported".to_owned());
+        return Err(RuleError::NoTable);
     }
     Ok(rule)
 }
