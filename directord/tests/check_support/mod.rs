@@ -85,6 +85,19 @@ impl Drop for Daemon {
     }
 }
 
+/// Waits until something accepts TCP connections on `port`; false if `daemon` exits first
+/// or nothing listens within 30 s.
+pub fn listens_while_running(port: u16, daemon: &mut Daemon) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(local(port)).is_err() {
+        if !matches!(daemon.0.try_wait(), Ok(None)) || Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_for_tcp(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
-use super::{Daemon, free_tcp_port, free_udp_port, wait_for_tcp};
+use super::{Daemon, free_tcp_port, free_udp_port, listens_while_running, wait_for_tcp};
 
 /// A running peer: where it listens; the process and its files go away on drop.
 pub struct Peer {
@@ -181,6 +181,18 @@ pub struct Dovecot {
 
 pub fn dovecot(password: &str) -> Option<Dovecot> {
     let dovecot = program("dovecot", "dovecot-imapd")?;
+    // Caught in CI: a port picked free was taken by another test's server before dovecot
+    // bound it, and dovecot, which binds all its listeners or none, exited. Such a start
+    // is tried again on other ports.
+    for _ in 0..3 {
+        if let Some(started) = start_dovecot(&dovecot, password) {
+            return Some(started);
+        }
+    }
+    panic!("dovecot did not start on three pairs of free ports");
+}
+
+fn start_dovecot(dovecot: &std::path::Path, password: &str) -> Option<Dovecot> {
     let dir = workdir();
     let d = dir.path().display();
     let (imap, pop3) = (free_tcp_port(), free_tcp_port());
@@ -229,14 +241,19 @@ service pop3-login {{
 "#
         ),
     );
-    let daemon = Daemon::spawn(
+    let mut daemon = Daemon::spawn(
         quiet(&mut Command::new(dovecot))
             .arg("-F")
             .arg("-c")
             .arg(&config),
     );
-    wait_for_tcp(imap);
-    wait_for_tcp(pop3);
+    for port in [imap, pop3] {
+        if !listens_while_running(port, &mut daemon) {
+            let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+            eprintln!("dovecot on ports {imap} and {pop3} did not start:\n{log}");
+            return None;
+        }
+    }
     Some(Dovecot {
         imap,
         pop3,
