@@ -45,7 +45,9 @@ pub struct Control {
     #[serde(default)]
     pub group: Option<String>,
     /// Where the daemons keep what must outlive a restart: the operator's drains and
-    /// maintenance (`lvsadm drain|maint|enable`, in `admin.json`). The units' StateDirectory.
+    /// maintenance (`lvsadm drain|maint|enable`, directord's `admin.json`) and forced backups
+    /// (`lvsadm vrrp force-backup|release`, vrrpd's `vrrp-forced.json`). The units'
+    /// StateDirectory.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
 }

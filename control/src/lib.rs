@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod limits;
 pub mod metrics;
 pub mod ratelimit;
+pub mod state;
 
 // The messages and the blocking client live in lvs-proto, which the sans-IO cores and lvsadm
 // link without a runtime; they stay reachable here for the daemons.

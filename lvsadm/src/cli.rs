@@ -40,8 +40,9 @@ pub enum Command {
     Status(Daemon),
     /// directord only: services, real servers, health and weights
     Table(Daemon),
-    /// vrrpd: instances, states, priorities and counters
-    Vrrp(Daemon),
+    /// vrrpd: instances, states, priorities and counters; `force-backup` and `release` for
+    /// director maintenance
+    Vrrp(Vrrp),
     /// syncd: role, mirror table and counters
     Sync(Daemon),
     /// feedbackd: each agent's last reply and the weight derived from it
@@ -79,6 +80,35 @@ impl Admin {
         }
         .socket_dir()
     }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Vrrp {
+    #[command(subcommand)]
+    pub action: Option<VrrpAction>,
+    #[command(flatten)]
+    pub daemon: Daemon,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VrrpAction {
+    /// Give up mastership of an instance (or of every instance of a sync group) and stay
+    /// backup, for director maintenance: a master leaves with priority 0, so the peer takes
+    /// over at once. Kept in the state directory across restarts and reboots until `release`.
+    /// With no other director the addresses are then held by nobody.
+    ForceBackup(VrrpTarget),
+    /// Undo force-backup: the election decides again (a backup takes over when no master is
+    /// heard for Master_Down_Interval, or preempts a lower-priority master)
+    Release(VrrpTarget),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VrrpTarget {
+    #[command(flatten)]
+    pub config: lvs_config::ConfigArgs,
+    /// A [[vrrp.instance]] or [[vrrp.sync_group]] name
+    pub name: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lvs_proto::directord::AdminState;
-use lvsadm::cli::{Cli, Command, ImportSource, SUBCOMMANDS};
+use lvsadm::cli::{Cli, Command, ImportSource, SUBCOMMANDS, VrrpAction};
 
 /// sysexits.h EX_DATAERR: the input to import is malformed or, with --strict, not convertible.
 const EX_DATAERR: u8 = 65;
@@ -69,7 +69,25 @@ fn main() -> ExitCode {
         Command::Status(d) | Command::Table(d) => {
             lvsadm::status::directord(&d.socket_dir(), d.json)
         }
-        Command::Vrrp(d) => lvsadm::status::vrrp(&d.socket_dir(), d.json),
+        Command::Vrrp(lvsadm::cli::Vrrp {
+            action: None,
+            daemon,
+        }) => lvsadm::status::vrrp(&daemon.socket_dir(), daemon.json),
+        Command::Vrrp(lvsadm::cli::Vrrp {
+            action: Some(action),
+            ..
+        }) => {
+            let (target, forced) = match &action {
+                VrrpAction::ForceBackup(t) => (t, true),
+                VrrpAction::Release(t) => (t, false),
+            };
+            let socket_dir = lvsadm::cli::Daemon {
+                config: target.config.clone(),
+                json: false,
+            }
+            .socket_dir();
+            lvsadm::status::force_backup(&socket_dir, &target.name, forced)
+        }
         Command::Sync(d) => lvsadm::status::sync(&d.socket_dir(), d.json),
         Command::Feedback(d) => lvsadm::status::feedback(&d.socket_dir(), d.json),
         Command::Genhash(args) => lvsadm::genhash::run(&args),

@@ -190,48 +190,62 @@ pub fn vrrp(socket_dir: &Path, json: bool) -> ExitCode {
         "vrrpd",
         &vrrpd::Request::Status,
         json,
-        |status: &vrrpd::Status| {
-            let mut out = String::new();
-            for i in &status.instances {
-                let _ = writeln!(
-                    out,
-                    "{} {} vrid {}: {} priority {}/{} master {} VIPs {}",
-                    i.name,
-                    i.interface,
-                    i.vrid,
-                    i.state,
-                    i.priority,
-                    i.configured_priority,
-                    i.master.map_or("-".to_owned(), |m| m.to_string()),
-                    i.virtual_addresses.join(" ")
-                );
-                let c = &i.counters;
-                let _ = writeln!(
-                    out,
-                    "  adverts sent {} received {}, transitions {}, became master {}",
-                    c.adverts_sent, c.adverts_received, c.transitions, c.became_master
-                );
-                for (cause, n) in &c.drops {
-                    let _ = writeln!(out, "  dropped {n} ({cause})");
-                }
-            }
-            if let Some(d) = &status.directord {
-                let checks: Vec<String> =
-                    d.checks.iter().map(|(k, n)| format!("{k} {n}")).collect();
-                let _ = writeln!(
-                    out,
-                    "directord {} (weight {} while down; checks: {}){}",
-                    if d.up { "up" } else { "DOWN" },
-                    d.weight,
-                    checks.join(", "),
-                    d.last_error
-                        .as_ref()
-                        .map_or(String::new(), |e| format!("; last error: {e}"))
-                );
-            }
-            out
-        },
+        render_vrrp,
     )
+}
+
+/// `lvsadm vrrp force-backup|release NAME`: vrrpd keeps it in its state directory, applies it
+/// and answers its status after the change.
+pub fn force_backup(socket_dir: &Path, name: &str, forced: bool) -> ExitCode {
+    let name = name.to_owned();
+    let request = if forced {
+        vrrpd::Request::ForceBackup { name }
+    } else {
+        vrrpd::Request::Release { name }
+    };
+    ask(socket_dir, "vrrpd", &request, false, render_vrrp)
+}
+
+fn render_vrrp(status: &vrrpd::Status) -> String {
+    let mut out = String::new();
+    for i in &status.instances {
+        let _ = writeln!(
+            out,
+            "{} {} vrid {}: {}{} priority {}/{} master {} VIPs {}",
+            i.name,
+            i.interface,
+            i.vrid,
+            i.state,
+            if i.forced_backup { " (forced)" } else { "" },
+            i.priority,
+            i.configured_priority,
+            i.master.map_or("-".to_owned(), |m| m.to_string()),
+            i.virtual_addresses.join(" ")
+        );
+        let c = &i.counters;
+        let _ = writeln!(
+            out,
+            "  adverts sent {} received {}, transitions {}, became master {}",
+            c.adverts_sent, c.adverts_received, c.transitions, c.became_master
+        );
+        for (cause, n) in &c.drops {
+            let _ = writeln!(out, "  dropped {n} ({cause})");
+        }
+    }
+    if let Some(d) = &status.directord {
+        let checks: Vec<String> = d.checks.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "directord {} (weight {} while down; checks: {}){}",
+            if d.up { "up" } else { "DOWN" },
+            d.weight,
+            checks.join(", "),
+            d.last_error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; last error: {e}"))
+        );
+    }
+    out
 }
 
 pub fn sync(socket_dir: &Path, json: bool) -> ExitCode {

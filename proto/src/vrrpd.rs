@@ -16,6 +16,16 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// `lvsadm vrrp force-backup NAME`: the instance (or every instance of the sync group) gives
+    /// up mastership and stays backup, kept in the state directory until `Release`. Answers the
+    /// status after the change.
+    ForceBackup {
+        name: String,
+    },
+    /// `lvsadm vrrp release NAME`: the election decides again.
+    Release {
+        name: String,
+    },
 }
 
 /// Status is for the socket's group too; anything that changes state is root's.
@@ -68,6 +78,9 @@ pub struct InstanceStatus {
     pub master: Option<IpAddr>,
     pub virtual_addresses: Vec<String>,
     pub counters: Counters,
+    /// Held in BACKUP by `lvsadm vrrp force-backup` until released.
+    #[serde(default)]
+    pub forced_backup: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -599,6 +599,7 @@ impl FakeVrrpd {
                                 master: None,
                                 virtual_addresses: vec![format!("{VIP}/32")],
                                 counters: lvs_control::vrrpd::Counters::default(),
+                                forced_backup: false,
                             }],
                             interfaces: Vec::new(),
                             directord: None,

@@ -1796,3 +1796,91 @@ fn vrrpd_adverts_keep_their_schedule_while_thousands_of_vips_are_added() -> Resu
     );
     Ok(())
 }
+
+fn lvsadm_vrrp(config: &Path, action: &str, name: &str) -> Result<std::process::Output, String> {
+    let lvsadm = workspace_bin("lvsadm");
+    lvs_tests::process::run(&mut lvs_tests::process::command(&[
+        lvsadm.as_os_str(),
+        "vrrp".as_ref(),
+        action.as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        name.as_ref(),
+    ]))
+}
+
+/// `lvsadm vrrp force-backup` for director maintenance, with keepalived as the peer: our
+/// master leaves with priority 0 and keepalived takes over within its skew time; ours stays
+/// backup though it has the higher priority and preempts, across a kill -9 and restart (the
+/// state directory keeps it) and even with no master left; `release` lets it take over again.
+#[test]
+fn force_backup_hands_over_to_keepalived_and_holds_across_a_restart_until_released()
+-> Result<(), String> {
+    let Some((dir, lan)) = lan(&[("fbk", "192.0.2.71/24"), ("fbv", "192.0.2.72/24")])? else {
+        return Ok(());
+    };
+    let (k, v) = (lan.host(0), lan.host(1));
+    let mode = KeepalivedMode::V3Centis(10);
+    let cidr = format!("{VIP}/24");
+    let instance = vrrpd_instance("VI_1", 51, 150, &cidr, &mode.vrrpd_lines());
+    let state_dir = dir.path().join("fbv-state");
+    let sections = format!("state_dir = \"{}\"\n\n{instance}", state_dir.display());
+    let vrrpd_conf = write_vrrpd_config(dir.path(), "fbv", &sections)?;
+    let keepalived_conf = keepalived_config(
+        dir.path(),
+        "fbk",
+        "BACKUP",
+        100,
+        &cidr,
+        &mode.keepalived_lines(),
+    )?;
+    let mut vrrpd = start_vrrpd(v, &vrrpd_conf)?;
+    wait_for(TAKEOVER, || holds(v, VIP).then_some(())).ok_or("vrrpd never took the VIP")?;
+    let keepalived = Keepalived::start(k, dir.path(), &keepalived_conf)?;
+    std::thread::sleep(Duration::from_secs(2));
+    steady_single_master(v, k, VIP, Duration::from_secs(1))?;
+
+    let unknown = lvsadm_vrrp(&vrrpd_conf, "force-backup", "VI_9");
+    assert!(unknown.is_err(), "an unknown instance must be refused");
+    let forced_at = std::time::Instant::now();
+    let out = lvsadm_vrrp(&vrrpd_conf, "force-backup", "VI_1")?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("BACKUP (forced)"), "{printed}");
+    wait_for(Duration::from_secs(2), || holds(k, VIP).then_some(()))
+        .ok_or("keepalived did not take over from a forced backup")?;
+    let took = forced_at.elapsed();
+    // keepalived's skew time at 100 and 10 cs is 6 ms; Master_Down would be 36 ms more.
+    assert!(took < Duration::from_secs(1), "handover took {took:?}");
+    steady_single_master(k, v, VIP, Duration::from_secs(1))?;
+
+    // A crash and restart during maintenance keeps it out.
+    vrrpd.signal(libc::SIGKILL);
+    let _ = vrrpd.wait_timeout(Duration::from_secs(5));
+    let mut vrrpd = start_vrrpd(v, &vrrpd_conf)?;
+    wait_for(Duration::from_secs(5), || {
+        vrrpd_status(dir.path(), "fbv").ok().filter(|s| {
+            s["instances"][0]["state"] == "BACKUP" && s["instances"][0]["forced_backup"] == true
+        })
+    })
+    .ok_or("restarted vrrpd is not a forced backup")?;
+    steady_single_master(k, v, VIP, Duration::from_secs(1))?;
+
+    // keepalived leaves (priority 0) and no master is left: still out (Master_Down, 0.36 s,
+    // passes three times over).
+    keepalived.leave();
+    wait_for(Duration::from_secs(2), || (!holds(k, VIP)).then_some(()))
+        .ok_or("keepalived kept its VIP after leaving")?;
+    assert!(
+        always(Duration::from_secs(1), || !holds(v, VIP)),
+        "a forced backup took over"
+    );
+
+    lvsadm_vrrp(&vrrpd_conf, "release", "VI_1")?;
+    wait_for(Duration::from_secs(2), || holds(v, VIP).then_some(()))
+        .ok_or("released vrrpd did not take over")?;
+    let status = vrrpd_status(dir.path(), "fbv")?;
+    assert_eq!(status["instances"][0]["forced_backup"], false, "{status}");
+    vrrpd.end();
+    drop(keepalived);
+    Ok(())
+}

@@ -275,6 +275,8 @@ pub struct Instance {
     hold: bool,
     /// Master_Down ran out while held: the instance would be master now.
     ready: bool,
+    /// The operator's `lvsadm vrrp force-backup`: never master until released.
+    forced_backup: bool,
     actions: VecDeque<Action>,
 }
 
@@ -295,6 +297,7 @@ impl Instance {
             master_addr: None,
             hold: false,
             ready: false,
+            forced_backup: false,
             actions: VecDeque::new(),
         })
     }
@@ -417,7 +420,11 @@ impl Instance {
         match self.state {
             State::Backup => {
                 if self.master_down_at.is_some_and(|at| at <= now) {
-                    if self.hold {
+                    if self.forced_backup {
+                        // No master left, and this one may not be it: nobody holds the addresses.
+                        self.master_down_at = None;
+                        self.master_addr = None;
+                    } else if self.hold {
                         self.ready = true;
                         self.master_down_at = None;
                     } else {
@@ -492,6 +499,34 @@ impl Instance {
         self.state == State::Master || (self.state == State::Backup && self.ready)
     }
 
+    /// Whether the operator forced this instance to backup.
+    pub fn forced_backup(&self) -> bool {
+        self.forced_backup
+    }
+
+    /// The operator's `lvsadm vrrp force-backup` (true) and `release` (false), for director
+    /// maintenance. Forced, a master leaves as on shutdown (priority 0, so the peer takes over
+    /// after its skew time) and the instance stays backup, following the master's adverts but
+    /// never taking over, even as the address owner or with no master left. Released, it
+    /// counts Master_Down afresh (the owner takes over at once), as a backup that just started.
+    pub fn set_forced_backup(&mut self, now: Instant, forced: bool) {
+        if forced == self.forced_backup {
+            return;
+        }
+        self.forced_backup = forced;
+        match (forced, self.state) {
+            (true, State::Master) => self.leave_master(State::Backup, true),
+            (true, State::Backup) => self.ready = false,
+            (false, State::Backup) if self.priority == PRIORITY_OWNER => self.become_master(now),
+            (false, State::Backup) => {
+                self.master_down_at = Some(now + self.master_down_interval());
+            }
+            // Initialize and Fault consult the flag when they end.
+            _ => {}
+        }
+        self.drain_garps(now);
+    }
+
     /// A sync group holds a backup whose Master_Down runs out until every member wants to
     /// be master (keepalived's rule, which prefers backup to thrashing). Releasing the hold
     /// of a ready instance makes it master now.
@@ -525,7 +560,7 @@ impl Instance {
     }
 
     fn enter_from_idle(&mut self, now: Instant) {
-        if self.priority == PRIORITY_OWNER {
+        if self.priority == PRIORITY_OWNER && !self.forced_backup {
             self.become_master(now);
             return;
         }

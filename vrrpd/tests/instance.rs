@@ -806,3 +806,85 @@ fn has_actions_tells_whether_poll_action_has_something() {
     }
     assert_eq!(inst.poll_action(), None);
 }
+
+/// `lvsadm vrrp force-backup`: a master leaves as on shutdown (priority 0, addresses removed)
+/// and stays backup whatever happens, even when no master is left; `release` counts
+/// Master_Down afresh and takes over when it runs out.
+#[test]
+fn forced_backup_leaves_mastership_and_keeps_out_until_released() {
+    let t0 = Instant::now();
+    let mut inst = started(v2(200), t0);
+    let down = inst.poll_timeout().unwrap();
+    run_until(&mut inst, down);
+    assert_eq!(inst.state(), State::Master);
+
+    let forced_at = down + secs(1);
+    inst.set_forced_backup(forced_at, true);
+    assert_eq!(
+        drain(&mut inst),
+        vec![
+            changed(State::Master, State::Backup),
+            Action::SendAdvert { priority: 0 },
+            Action::RemoveVips,
+        ]
+    );
+    // A lower-priority master advertises, then leaves: a forced backup takes over from neither.
+    inst.handle_advert(forced_at + secs(1), &advert(50, LOWER_PEER, secs(1)));
+    inst.handle_advert(forced_at + secs(2), &advert(0, LOWER_PEER, secs(1)));
+    assert!(run_until(&mut inst, forced_at + secs(60)).is_empty());
+    assert_eq!(inst.state(), State::Backup);
+    assert!(!inst.wants_master());
+    assert_eq!(inst.master_addr(), None);
+
+    let released = forced_at + secs(60);
+    inst.set_forced_backup(released, false);
+    assert!(
+        drain(&mut inst).is_empty(),
+        "release alone changes no state"
+    );
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(released + inst.master_down_interval())
+    );
+    let actions = run_until(&mut inst, released + secs(10));
+    assert_eq!(
+        actions.first().map(|(_, a)| a),
+        Some(&changed(State::Backup, State::Master))
+    );
+}
+
+/// The address owner, forced at startup (a restart during maintenance) or across a fault,
+/// stays backup; released, it takes over at once as an owner does.
+#[test]
+fn a_forced_owner_stays_backup_through_startup_and_faults() {
+    let t0 = Instant::now();
+    let mut inst = Instance::new(v2(255)).unwrap();
+    inst.set_forced_backup(t0, true);
+    inst.startup(t0);
+    assert_eq!(
+        drain(&mut inst),
+        vec![
+            changed(State::Initialize, State::Backup),
+            Action::RemoveVips
+        ]
+    );
+    inst.set_fault(t0 + secs(1), true);
+    inst.set_fault(t0 + secs(2), false);
+    assert_eq!(
+        drain(&mut inst),
+        vec![
+            changed(State::Backup, State::Fault),
+            Action::RemoveVips,
+            changed(State::Fault, State::Backup),
+            Action::RemoveVips
+        ]
+    );
+    assert!(run_until(&mut inst, t0 + secs(30)).is_empty());
+
+    inst.set_forced_backup(t0 + secs(30), false);
+    let mut expected = takeover_actions(255);
+    let actions = drain(&mut inst);
+    expected.truncate(3);
+    assert_eq!(actions[..3], expected[..]);
+    assert_eq!(inst.state(), State::Master);
+}

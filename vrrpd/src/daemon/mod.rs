@@ -4,6 +4,7 @@
 
 mod directord;
 mod error;
+mod forced;
 mod link;
 mod metrics;
 mod notify;
@@ -132,6 +133,8 @@ struct Daemon {
     notifier: Notifier,
     /// Each sync group's state as last notified (see [`vrrpd::notify::group_state`]).
     group_states: BTreeMap<String, State>,
+    /// `lvsadm vrrp force-backup`, kept in the state directory.
+    forced: forced::Forced,
 }
 
 impl Daemon {
@@ -383,6 +386,10 @@ impl Daemon {
             .metrics
             .set_state(&running.config.name, running.core.state());
         running.tracking.poll();
+        if self.forced.contains(&running.config.name) {
+            info!(instance = %running.config.name, "forced to BACKUP (lvsadm vrrp release ends it)");
+            running.core.set_forced_backup(now, true);
+        }
         self.instances.push(running);
         // Tracking first: startup consults the fault, the group's included.
         self.apply_tracking(now);
@@ -918,6 +925,10 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
     let metrics = Metrics::new();
+    let (forced, problem) = forced::Forced::load(&config.control.state_dir);
+    if let Some(problem) = problem {
+        warn!("forced backups: {problem}");
+    }
     let mut daemon = Daemon {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
@@ -936,6 +947,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
         notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
+        forced,
     };
     daemon.apply_realtime(&config.vrrp);
     daemon.notifier.configure(&config.vrrp);
@@ -992,8 +1004,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 }
             }
             Some(incoming) = requests.recv() => {
-                let Request::Status = incoming.request;
-                incoming.reply_ok(status(&daemon));
+                let answer = daemon.answer(&incoming.request, Instant::now());
+                incoming.reply(answer);
             }
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
@@ -1018,6 +1030,50 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     shutdown.cancel();
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+impl Daemon {
+    /// A control request; anything that changes state answers the status after the change.
+    fn answer(&mut self, request: &Request, now: Instant) -> Result<Status, forced::ForceError> {
+        match request {
+            Request::Status => {}
+            Request::ForceBackup { name } => self.force_backup(name, true, now)?,
+            Request::Release { name } => self.force_backup(name, false, now)?,
+        }
+        Ok(status(self))
+    }
+
+    fn force_backup(
+        &mut self,
+        name: &str,
+        forced: bool,
+        now: Instant,
+    ) -> Result<(), forced::ForceError> {
+        let instances: Vec<&str> = self
+            .instances
+            .iter()
+            .map(|r| r.config.name.as_str())
+            .collect();
+        let groups: Vec<(&str, &[String])> = self
+            .sync_groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.instances.as_slice()))
+            .collect();
+        let members = forced::Forced::resolve(name, &instances, &groups)?;
+        self.forced.set(&members, forced)?;
+        for running in &mut self.instances {
+            if members.contains(&running.config.name) {
+                let verb = if forced {
+                    "forced to BACKUP"
+                } else {
+                    "released"
+                };
+                info!(instance = %running.config.name, "{verb} by the operator");
+                running.core.set_forced_backup(now, forced);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Prometheus on `control.metrics` (vrrpd's port: the base + 1), when configured.
@@ -1253,6 +1309,7 @@ fn status(daemon: &Daemon) -> Status {
                 .map(|(vip, _)| vip.address.to_string())
                 .collect(),
             counters: running.counters.clone(),
+            forced_backup: running.core.forced_backup(),
         })
         .collect();
     let interfaces = interfaces
