@@ -574,9 +574,11 @@ fn ldirectord_options() {
         (mark.fwmark, mark.flags.as_slice()),
         (Some(7), [ServiceFlag::ShPort].as_slice())
     );
+    // ldirectord runs `checkcommand VIP VPORT RIP RPORT`, the fwmark in place of the VIP and no
+    // port for a fwmark service; the command passes directord's LVS_* variables on in that order.
     assert_eq!(
         mark.check.as_ref().unwrap().command.as_deref(),
-        Some("/usr/local/bin/check")
+        Some(r#"/usr/local/bin/check 7 "" "$LVS_REAL_IP" "$LVS_REAL_PORT""#)
     );
 
     let v6 = &config.virtual_servers[5];

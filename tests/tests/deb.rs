@@ -103,6 +103,8 @@ fn the_package_installs_verifies_and_purges_clean() {
         "./usr/share/doc/lvs-director/copyright",
         "./usr/share/doc/lvs-director/changelog.Debian.gz",
         "./usr/share/doc/lvs-director/CHANGELOG.md",
+        "./usr/share/doc/lvs-director/operations.md",
+        "./usr/share/doc/lvs-director/migration.md",
         "./usr/share/doc/lvs-director/monitoring/grafana-dashboard.json",
         "./usr/share/doc/lvs-director/monitoring/alerts.yml",
         "./etc/lvs-director/director.toml",

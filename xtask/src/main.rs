@@ -51,9 +51,14 @@ file with \fB\-\-check\fR, fails and says why when it is invalid, and otherwise 
 A daemon given an invalid file on reload keeps its last good config.
 A restart or crash never flushes the IPVS table or a healthy master's virtual addresses.
 .SS Rolling upgrade
-Upgrade the backup director first, then stop the master's \fBvrrpd\fR (its VIPs move to the
-upgraded backup, with the connection table that \fBsyncd\fR kept there), upgrade it, and start
-it again: with preemption it takes the VIPs back after its \fBpreempt_delay\fR.
+Upgrade the backup director first, then hand the master's VIPs over with
+\fBlvsadm vrrp force\-backup\fR \fIINSTANCE\fR (or stop its \fBvrrpd\fR; either way they move to
+the upgraded backup after its skew time, with the connection table that \fBsyncd\fR kept
+there), upgrade it, restart its daemons, and \fBlvsadm vrrp release\fR \fIINSTANCE\fR: with
+preemption it takes the VIPs back after its \fBpreempt_delay\fR. A forced backup stays backup
+across restarts and reboots until released. The whole procedure, exit codes and environment:
+\fI/usr/share/doc/lvs\-director/operations.md\fR; coming from keepalived or ldirectord:
+\fImigration.md\fR there.
 .SH SEE ALSO
 .BR director.toml (5),
 .BR lvsadm (8),

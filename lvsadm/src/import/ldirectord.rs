@@ -254,6 +254,18 @@ fn virtual_line(at: &Origin, v6: bool, value: &str) -> Result<Virtual, ImportErr
     Ok(block)
 }
 
+/// ldirectord runs `checkcommand` with four arguments: the virtual server (its fwmark for a
+/// fwmark service), the virtual port, the real server and the real port. directord gives them
+/// to the command in the environment, so the imported command passes them on in that order and
+/// scripts written for ldirectord run unchanged.
+fn external_command(command: &str, fwmark: Option<u32>) -> String {
+    let virtual_server = match fwmark {
+        Some(mark) => format!("{mark} \"\""),
+        None => "\"$LVS_VIRTUAL_IP\" \"$LVS_VIRTUAL_PORT\"".to_owned(),
+    };
+    format!("{command} {virtual_server} \"$LVS_REAL_IP\" \"$LVS_REAL_PORT\"")
+}
+
 /// `fallback=host[:port] [gate|masq|ipip]`; the port defaults to the virtual service's.
 fn fallback(
     at: &Origin,
@@ -731,11 +743,10 @@ fn check(
                 );
             }
             c.kind = Some(CheckType::External);
-            c.command = Some(
-                o.checkcommand
-                    .clone()
-                    .unwrap_or_else(|| "/bin/true".to_owned()),
-            );
+            c.command = Some(external_command(
+                o.checkcommand.as_deref().unwrap_or("/bin/true"),
+                v.fwmark,
+            ));
             return Ok(Some(c));
         }
         other => return Err(bad(&v.at, format!("unknown checktype {other:?}"))),
@@ -967,4 +978,39 @@ fn real_line(
             notify_down: None,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    /// What /bin/sh makes of the imported command line, with directord's variables set: the
+    /// four arguments ldirectord passes, in its order.
+    #[test]
+    fn external_command_gives_the_script_ldirectords_arguments() {
+        let command = super::external_command("printf '%s|'", None);
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&command)
+            .env("LVS_VIRTUAL_IP", "192.0.2.100")
+            .env("LVS_VIRTUAL_PORT", "80")
+            .env("LVS_REAL_IP", "198.51.100.11")
+            .env("LVS_REAL_PORT", "8080")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "192.0.2.100|80|198.51.100.11|8080|"
+        );
+        let marked = super::external_command("printf '%s|'", Some(7));
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&marked)
+            .env("LVS_REAL_IP", "198.51.100.11")
+            .env("LVS_REAL_PORT", "8080")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "7||198.51.100.11|8080|"
+        );
+    }
 }
