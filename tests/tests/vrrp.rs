@@ -1884,3 +1884,49 @@ fn force_backup_hands_over_to_keepalived_and_holds_across_a_restart_until_releas
     drop(keepalived);
     Ok(())
 }
+
+/// keepalived runs `notify_master` once its addresses are in (a script may bind to them) and
+/// `notify_backup` once they are out; so does vrrpd, though its address task runs apart from
+/// the protocol: each script looks at the interface when called and logs what it saw.
+#[test]
+fn notify_master_sees_the_vip_in_place_and_notify_backup_sees_it_gone() -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((dir, lan)) = lan(&[("nv", "192.0.2.73/24")])? else {
+        return Ok(());
+    };
+    let a = lan.host(0);
+    let log = dir.path().join("seen.log");
+    let script = dir.path().join("seen.sh");
+    let text = format!(
+        "#!/bin/sh\nif ip -o addr show dev eth0 | grep -q ' {VIP}/'; then seen=has; else seen=lacks; fi\n\
+         echo \"$1 $seen\" >> {}\n",
+        log.display()
+    );
+    std::fs::write(&script, text).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let extra = format!(
+        "{FAST}\nnotify_master = \"{s} master\"\nnotify_backup = \"{s} backup\"",
+        s = script.display()
+    );
+    let config = vrrpd_config(dir.path(), "nv", 150, &extra)?;
+    let mut vrrpd = start_vrrpd(a, &config)?;
+    let logged = |lines: usize| {
+        wait_for(Duration::from_secs(5), || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            (text.lines().count() >= lines).then_some(text)
+        })
+    };
+    logged(2).ok_or("no notify_backup then notify_master at start")?;
+    lvsadm_vrrp(&config, "force-backup", "VI_1")?;
+    logged(3).ok_or("no notify_backup on force-backup")?;
+    lvsadm_vrrp(&config, "release", "VI_1")?;
+    let seen = logged(4).ok_or("no notify_master after release")?;
+    vrrpd.end();
+    assert_eq!(
+        seen.lines().collect::<Vec<_>>(),
+        ["backup lacks", "master has", "backup lacks", "master has"],
+        "{seen}"
+    );
+    Ok(())
+}

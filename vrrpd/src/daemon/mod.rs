@@ -63,13 +63,14 @@ struct Running {
     vmac: Option<Vmac>,
     /// Every VIP, with the index in `interfaces` of its own `dev` (None: the instance's).
     placed: Vec<(Vip, Option<usize>)>,
-    /// The generation of the VIP add the address task has not finished yet, and the
-    /// gratuitous ARP bursts waiting for it.
-    adding: Option<u64>,
-    add_generation: u64,
+    /// The generation of the address job (add or remove) the address task has not finished
+    /// yet, and the gratuitous ARP bursts waiting for it.
+    pending: Option<u64>,
+    address_generation: u64,
     deferred_garps: u32,
-    /// Transitions to MASTER whose notifies wait for the add, as keepalived runs
-    /// `notify_master` once its addresses are in (a script may bind to them).
+    /// Transitions whose notifies wait for the pending address job, as keepalived runs
+    /// `notify_master` once its addresses are in (a script may bind to them) and
+    /// `notify_backup` once they are out.
     deferred_notifies: Vec<(State, State)>,
 }
 
@@ -371,8 +372,8 @@ impl Daemon {
             own_fault: false,
             vmac,
             placed,
-            adding: None,
-            add_generation: 0,
+            pending: None,
+            address_generation: 0,
             deferred_garps: 0,
             deferred_notifies: Vec::new(),
         };
@@ -700,14 +701,14 @@ impl Daemon {
 
     /// The address task added an instance's VIPs: its gratuitous ARPs may go out now, unless
     /// it has left MASTER (or added again) since.
-    fn vips_added(&mut self, added: vips::Added) {
-        let Some(running) = self.instances.iter_mut().find(|r| r.id == added.instance) else {
+    fn vips_done(&mut self, done: vips::Done) {
+        let Some(running) = self.instances.iter_mut().find(|r| r.id == done.instance) else {
             return;
         };
-        if running.adding != Some(added.generation) {
+        if running.pending != Some(done.generation) {
             return;
         }
-        running.adding = None;
+        running.pending = None;
         for _ in 0..std::mem::take(&mut running.deferred_garps) {
             announce(running, &mut self.interfaces);
         }
@@ -919,7 +920,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let mut rttime = signal(SignalKind::from_raw(libc::SIGXCPU)).map_err(SetupError::Signal)?;
     let (connection, handle, _) = rtnetlink::new_connection().map_err(Error::Rtnetlink)?;
     tokio::spawn(connection);
-    let (vips, mut vips_added) = vips::spawn().map_err(Error::Rtnetlink)?;
+    let (vips, mut vips_done) = vips::spawn().map_err(Error::Rtnetlink)?;
     let (datagram_tx, mut datagrams) = mpsc::channel::<Datagram>(256);
     let (script_tx, mut script_results) = mpsc::channel::<ScriptResult>(64);
     let (directord_tx, mut directord_results) = mpsc::channel(4);
@@ -991,7 +992,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             Some(datagram) = datagrams.recv() => {
                 dispatch(&mut daemon, &datagram);
             }
-            Some(added) = vips_added.recv() => daemon.vips_added(added),
+            Some(done) = vips_done.recv() => daemon.vips_done(done),
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(&result, Instant::now());
@@ -1368,14 +1369,13 @@ fn vip_link<'a>(running: &'a Running, interfaces: &'a [Interface], on: Option<us
 }
 
 /// Asks the address task to add every VIP on its own link, then the routes and rules; the
-/// gratuitous ARPs wait for its answer ([`Daemon::vips_added`]).
+/// gratuitous ARPs wait for its answer ([`Daemon::vips_done`]).
 fn add_vips(
     running: &mut Running,
     interfaces: &[Interface],
     vips: &mpsc::UnboundedSender<vips::Job>,
 ) {
-    running.add_generation += 1;
-    running.adding = Some(running.add_generation);
+    let generation = next_address_job(running);
     let placed = running
         .placed
         .iter()
@@ -1384,7 +1384,7 @@ fn add_vips(
     let config = &running.config;
     let _ = vips.send(vips::Job::Add {
         instance: running.id,
-        generation: running.add_generation,
+        generation,
         name: config.name.clone(),
         vips: placed,
         routes: config.routes.clone(),
@@ -1402,8 +1402,8 @@ fn remove_vips(
     protected: &[(usize, IpAddr)],
 ) {
     // Leaving MASTER: ARPs still waiting for the addresses must not go out.
-    running.adding = None;
     running.deferred_garps = 0;
+    let generation = next_address_job(running);
     let placed = running
         .placed
         .iter()
@@ -1421,6 +1421,8 @@ fn remove_vips(
         .collect();
     let config = &running.config;
     let _ = vips.send(vips::Job::Remove {
+        instance: running.id,
+        generation,
         name: config.name.clone(),
         vips: placed,
         routes: config.routes.clone(),
@@ -1470,10 +1472,18 @@ fn announce(running: &mut Running, interfaces: &mut [Interface]) {
     }
 }
 
-/// A transition's notifies, in the order they happened: one to MASTER waits while its
-/// addresses are being added ([`Daemon::vips_added`] runs it), and any later one waits behind it.
+/// The generation of an address job about to be sent; the instance's ARPs and notifies wait
+/// for it, and an earlier job's answer no longer counts.
+fn next_address_job(running: &mut Running) -> u64 {
+    running.address_generation += 1;
+    running.pending = Some(running.address_generation);
+    running.address_generation
+}
+
+/// A transition's notifies, in the order they happened, each once the address job its
+/// transition sent is done ([`Daemon::vips_done`] runs them).
 fn notify_in_order(notifier: &mut Notifier, running: &mut Running, old: State, new: State) {
-    if running.adding.is_some() && new == State::Master {
+    if running.pending.is_some() {
         running.deferred_notifies.push((old, new));
         return;
     }
@@ -1561,7 +1571,7 @@ async fn carry_out(
                 add_vips(running, interfaces, vips);
             }
             Action::RemoveVips => remove_vips(running, interfaces, vips, protected),
-            Action::SendGratuitousArp { .. } if running.adding.is_some() => {
+            Action::SendGratuitousArp { .. } if running.pending.is_some() => {
                 running.deferred_garps += 1;
             }
             Action::SendGratuitousArp { .. } => announce(running, interfaces),

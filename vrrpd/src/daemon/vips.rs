@@ -5,7 +5,9 @@
 //! over every instance and both sides held every VIP. A thread, not a task: the kernel does
 //! the work inside the netlink send, which on the daemon's single-threaded runtime would
 //! still hold the adverts back. The adverts now go out on time; an instance's gratuitous ARPs
-//! wait for its `Added` (they must not draw traffic before the addresses are there).
+//! and its notify scripts wait for the [`Done`] of its last job (ARPs must not draw traffic
+//! before the addresses are there; keepalived runs `notify_master` once they are in and
+//! `notify_backup` once they are out).
 //!
 //! An instance's virtual routes and rules go on the same thread, in keepalived's order: added
 //! after its VIPs (a route's `src` may be one of them), removed before them.
@@ -28,7 +30,7 @@ pub struct Target {
 
 pub enum Job {
     /// Adds each of `vips` to its own link, then `routes` and `rules`, then answers with
-    /// [`Added`].
+    /// [`Done`].
     Add {
         instance: u64,
         generation: u64,
@@ -38,8 +40,10 @@ pub enum Job {
         rules: Vec<VirtualRule>,
     },
     /// Removes `rules` and `routes`, then each of `vips` from every one of its links where it
-    /// is.
+    /// is, then answers with [`Done`].
     Remove {
+        instance: u64,
+        generation: u64,
         name: String,
         vips: Vec<(Vip, Vec<Target>)>,
         routes: Vec<VirtualRoute>,
@@ -49,28 +53,28 @@ pub enum Job {
     Flush(oneshot::Sender<()>),
 }
 
-/// Instance `instance`'s `generation`-th add is done (whether every address took or not: a
-/// failure is logged, and the ARPs for the others are still due).
+/// Instance `instance`'s `generation`-th add or remove is done (whether every address took or
+/// not: a failure is logged, and the ARPs for the others are still due).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Added {
+pub struct Done {
     pub instance: u64,
     pub generation: u64,
 }
 
 /// Starts the thread, with its own netlink socket; it ends when the sender is dropped.
-pub fn spawn() -> io::Result<(mpsc::UnboundedSender<Job>, mpsc::UnboundedReceiver<Added>)> {
+pub fn spawn() -> io::Result<(mpsc::UnboundedSender<Job>, mpsc::UnboundedReceiver<Done>)> {
     let (connection, handle, _) = rtnetlink::new_connection()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
     let (jobs, queue) = mpsc::unbounded_channel::<Job>();
-    let (added, answers) = mpsc::unbounded_channel();
+    let (done, answers) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("vips".to_owned())
         .spawn(move || {
             runtime.block_on(async move {
                 tokio::spawn(connection);
-                serve(&handle, queue, &added).await;
+                serve(&handle, queue, &done).await;
             });
         })?;
     Ok((jobs, answers))
@@ -79,7 +83,7 @@ pub fn spawn() -> io::Result<(mpsc::UnboundedSender<Job>, mpsc::UnboundedReceive
 async fn serve(
     handle: &Handle,
     mut queue: mpsc::UnboundedReceiver<Job>,
-    added: &mpsc::UnboundedSender<Added>,
+    done: &mpsc::UnboundedSender<Done>,
 ) {
     while let Some(job) = queue.recv().await {
         match job {
@@ -93,12 +97,14 @@ async fn serve(
             } => {
                 add(handle, &name, &vips).await;
                 routes::add(handle, &name, &routes, &rules).await;
-                let _ = added.send(Added {
+                let _ = done.send(Done {
                     instance,
                     generation,
                 });
             }
             Job::Remove {
+                instance,
+                generation,
                 name,
                 vips,
                 routes,
@@ -106,6 +112,10 @@ async fn serve(
             } => {
                 routes::remove(handle, &name, &routes, &rules).await;
                 remove(handle, &name, &vips).await;
+                let _ = done.send(Done {
+                    instance,
+                    generation,
+                });
             }
             Job::Flush(done) => {
                 let _ = done.send(());
