@@ -28,7 +28,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Every program: lvsadm and the four daemons.
 fn commands() -> Vec<clap::Command> {
     let mut all = vec![lvsadm::cli::Cli::command()];
-    all.extend(lvs_control::cli::daemon_commands());
+    all.extend(lvs_config::cli::daemon_commands());
     all
 }
 
