@@ -4,6 +4,7 @@
 //! accepts is never refused by another. [`load`] returns either a fully validated [`Config`] or
 //! every problem found, each at its file:line:column.
 
+pub mod cli;
 pub mod diagnostic;
 pub mod model;
 pub mod reference;

@@ -7,12 +7,14 @@
 //! The server hands each request to the daemon's own loop over a channel with a oneshot for the
 //! reply, so daemon state is never shared across tasks.
 
-pub mod cli;
 pub mod daemon;
 pub mod limits;
 pub mod metrics;
 pub mod ratelimit;
 pub mod state;
+
+// The daemons' command lines live in lvs-config, for the manual pages without a runtime.
+pub use lvs_config::cli;
 
 // The messages and the blocking client live in lvs-proto, which the sans-IO cores and lvsadm
 // link without a runtime; they stay reachable here for the daemons.

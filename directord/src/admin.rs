@@ -8,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use lvs_config::Config;
+use lvs_config::{Config, VirtualServer};
 use lvs_ipvs::ServiceKey;
 use lvs_proto::directord::AdminState;
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,7 @@ impl Admin {
         let vs = config
             .virtual_servers
             .iter()
-            .find(|vs| vs.name.as_deref() == Some(service) || vs.label() == service)
+            .find(|vs| names(vs, service))
             .ok_or_else(|| AdminError::NoService(service.to_owned()))?;
         if !vs.real.iter().any(|r| r.address == real) {
             return Err(AdminError::NoReal {
@@ -132,16 +132,20 @@ impl Admin {
         let mut resolved = BTreeMap::new();
         for vs in &config.virtual_servers {
             let Some(key) = service_key(vs) else { continue };
-            let label = vs.label();
             for ((service, real), state) in &self.entries {
-                let named = vs.name.as_deref() == Some(service.as_str()) || label == *service;
-                if named && vs.real.iter().any(|r| r.address == *real) {
+                if names(vs, service) && vs.real.iter().any(|r| r.address == *real) {
                     resolved.insert((key, *real), *state);
                 }
             }
         }
         resolved
     }
+}
+
+/// Whether the operator's `service` is this one: by its name, or by its label as
+/// `lvsadm status` shows it ("TCP 192.0.2.100:80").
+fn names(vs: &VirtualServer, service: &str) -> bool {
+    vs.name.as_deref() == Some(service) || vs.label() == service
 }
 
 #[cfg(test)]

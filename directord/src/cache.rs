@@ -168,23 +168,14 @@ pub async fn sync<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{ServerState, configured, desired};
+    use crate::fixtures::{all_up, config, owned, web_service};
     use lvs_ipvs::KernelError;
     use std::net::SocketAddr;
 
-    const CONFIG: &str = r#"
-[[virtual_server]]
-address = "192.0.2.100:80"
-forwarding = "nat"
-
-[[virtual_server.real]]
-address = "198.51.100.11:80"
-weight = 100
-
-[[virtual_server.real]]
-address = "198.51.100.12:80"
-weight = 50
-
+    // A second service sharing a real server with the first.
+    const CONFIG: &str = concat!(
+        web_service!(),
+        r#"
 [[virtual_server]]
 address = "192.0.2.101:80"
 forwarding = "nat"
@@ -192,7 +183,8 @@ forwarding = "nat"
 [[virtual_server.real]]
 address = "198.51.100.11:80"
 weight = 10
-"#;
+"#
+    );
 
     /// A kernel in memory: counts what it is asked, refuses what it is told to.
     #[derive(Default)]
@@ -246,17 +238,9 @@ weight = 10
         }
     }
 
-    fn config(text: &str) -> lvs_config::Config {
-        lvs_config::parse(text, "test.toml").unwrap()
-    }
-
     fn want(text: &str) -> (Table, Ownership) {
         let config = config(text);
-        let owned = Ownership {
-            whole_table: false,
-            servers: configured(&config),
-        };
-        (desired(&config, |_| ServerState::UP), owned)
+        (all_up(&config), owned(&config))
     }
 
     fn run(

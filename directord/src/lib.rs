@@ -4,6 +4,8 @@ pub mod admin;
 pub mod cache;
 pub mod check;
 pub mod error;
+#[cfg(test)]
+mod fixtures;
 pub mod kernel;
 pub mod reconcile;
 pub mod table;

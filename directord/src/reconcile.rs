@@ -78,39 +78,10 @@ pub fn plan(desired: &Table, current: &Table, owned: &Ownership) -> Vec<Request>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{all_up, config, owned, web_service};
     use crate::table::{ServerState, configured, desired};
 
-    const CONFIG: &str = r#"
-[ipvs]
-[[virtual_server]]
-address = "192.0.2.100:80"
-scheduler = "wrr"
-forwarding = "nat"
-fallback = "198.51.100.250:80"
-
-[[virtual_server.real]]
-address = "198.51.100.11:80"
-weight = 100
-
-[[virtual_server.real]]
-address = "198.51.100.12:80"
-weight = 50
-"#;
-
-    fn config(text: &str) -> lvs_config::Config {
-        lvs_config::parse(text, "test.toml").unwrap()
-    }
-
-    fn owned(config: &lvs_config::Config) -> Ownership {
-        Ownership {
-            whole_table: config.ipvs.own_whole_table,
-            servers: configured(config),
-        }
-    }
-
-    fn all_up(config: &lvs_config::Config) -> Table {
-        desired(config, |_| ServerState::UP)
-    }
+    const CONFIG: &str = web_service!();
 
     fn names(requests: &[Request]) -> Vec<String> {
         requests

@@ -305,10 +305,9 @@ impl Destination {
         ]
     }
 
-    /// Attributes for NEW_DEST / SET_DEST, in ipvsadm's order.
-    pub fn to_nlas(&self) -> Vec<DestNla> {
-        let mut nlas = Self::key_nlas(self.socket_addr());
-        nlas.extend([
+    /// The settings, after the address in ipvsadm's requests and in the kernel's dumps alike.
+    fn setting_nlas(&self) -> [DestNla; 7] {
+        [
             DestNla::FwdMethod(self.fwd.to_u32()),
             DestNla::Weight(self.weight),
             DestNla::TunType(self.tun_type.to_u8()),
@@ -316,7 +315,13 @@ impl Destination {
             DestNla::TunFlags(self.tun_flags.0),
             DestNla::UThresh(self.u_threshold),
             DestNla::LThresh(self.l_threshold),
-        ]);
+        ]
+    }
+
+    /// Attributes for NEW_DEST / SET_DEST, in ipvsadm's order.
+    pub fn to_nlas(&self) -> Vec<DestNla> {
+        let mut nlas = Self::key_nlas(self.socket_addr());
+        nlas.extend(self.setting_nlas());
         nlas
     }
 
@@ -325,18 +330,14 @@ impl Destination {
         let mut nlas = vec![
             DestNla::Addr(attr::raw_from_addr(&self.addr)),
             DestNla::Port(self.port),
-            DestNla::FwdMethod(self.fwd.to_u32()),
-            DestNla::Weight(self.weight),
-            DestNla::TunType(self.tun_type.to_u8()),
-            DestNla::TunPort(self.tun_port),
-            DestNla::TunFlags(self.tun_flags.0),
-            DestNla::UThresh(self.u_threshold),
-            DestNla::LThresh(self.l_threshold),
+        ];
+        nlas.extend(self.setting_nlas());
+        nlas.extend([
             DestNla::ActiveConns(self.active_conns),
             DestNla::InactConns(self.inactive_conns),
             DestNla::PersistConns(self.persist_conns),
             DestNla::AddrFamily(self.af().to_u16()),
-        ];
+        ]);
         if let Some(stats) = &self.stats {
             nlas.push(DestNla::Stats(stats.to_nlas32()));
             nlas.push(DestNla::Stats64(stats.to_nlas64()));

@@ -72,16 +72,6 @@ pub struct Admin {
     pub real: std::net::SocketAddr,
 }
 
-impl Admin {
-    pub fn socket_dir(&self) -> std::path::PathBuf {
-        Daemon {
-            config: self.config.clone(),
-            json: false,
-        }
-        .socket_dir()
-    }
-}
-
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Vrrp {
@@ -120,16 +110,6 @@ pub struct Watch {
     pub events: Option<usize>,
 }
 
-impl Watch {
-    pub fn socket_dir(&self) -> std::path::PathBuf {
-        Daemon {
-            config: self.config.clone(),
-            json: false,
-        }
-        .socket_dir()
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Daemon {
     #[command(flatten)]
@@ -147,38 +127,43 @@ impl Daemon {
             .map(|config| crate::status::needed_daemons(&config))
     }
 
-    /// Where the daemons' sockets are: the config's control.socket_dir, or the default.
-    /// An operator halfway through editing the config still wants to see the daemons, so an
-    /// invalid file is reported and its `socket_dir` used if it can be read at all.
+    /// Where the daemons' sockets are: [`socket_dir`].
     pub fn socket_dir(&self) -> std::path::PathBuf {
-        let path = &self.config.path;
-        let fallback = lvs_config::Control::default().socket_dir;
-        match lvs_config::load(path) {
-            Ok(config) => config.control.socket_dir,
-            Err(lvs_config::ConfigError::Read { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                fallback
-            }
-            Err(e) => {
-                let dir = std::fs::read_to_string(path)
-                    .ok()
-                    .and_then(|text| text.parse::<toml::Table>().ok())
-                    .and_then(|table| {
-                        table
-                            .get("control")?
-                            .get("socket_dir")?
-                            .as_str()
-                            .map(Into::into)
-                    })
-                    .unwrap_or(fallback);
-                eprintln!(
-                    "lvsadm: warning: the config is not valid (the daemons keep their last good \
-                     one):\n{e}\nlvsadm: asking the daemons in {}",
-                    dir.display()
-                );
-                dir
-            }
+        socket_dir(&self.config)
+    }
+}
+
+/// Where the daemons' sockets are: the config's control.socket_dir, or the default.
+/// An operator halfway through editing the config still wants to see the daemons, so an
+/// invalid file is reported and its `socket_dir` used if it can be read at all.
+pub fn socket_dir(config: &lvs_config::ConfigArgs) -> std::path::PathBuf {
+    let path = &config.path;
+    let fallback = lvs_config::Control::default().socket_dir;
+    match lvs_config::load(path) {
+        Ok(config) => config.control.socket_dir,
+        Err(lvs_config::ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            fallback
+        }
+        Err(e) => {
+            let dir = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| text.parse::<toml::Table>().ok())
+                .and_then(|table| {
+                    table
+                        .get("control")?
+                        .get("socket_dir")?
+                        .as_str()
+                        .map(Into::into)
+                })
+                .unwrap_or(fallback);
+            eprintln!(
+                "lvsadm: warning: the config is not valid (the daemons keep their last good \
+                 one):\n{e}\nlvsadm: asking the daemons in {}",
+                dir.display()
+            );
+            dir
         }
     }
 }

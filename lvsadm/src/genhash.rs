@@ -1,6 +1,6 @@
 //! `lvsadm genhash`: keepalived's genhash, with its options and output, fetching the page
-//! exactly as directord's http / https check does, so the digest it prints is the one a
-//! check's `digest` compares.
+//! exactly as directord's http / https check does (lvs-checks' blocking fetch, no runtime),
+//! so the digest it prints is the one a check's `digest` compares.
 //!
 //! keepalived's genhash sends HTTP/1.0 unless told `-P 1.1`; the check sends HTTP/1.1 with
 //! `Connection: close` and reads a chunked answer de-chunked, so both digest the same bytes:
@@ -11,10 +11,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use directord::check::ProbeContext;
-use directord::check::probe;
-use directord::check::spec::{Http, Route, Tls, Url};
-use directord::check::wire::http::hex;
+use lvs_checks::page::{self, Page};
+use lvs_checks::spec::{Http, Tls, Url};
+use lvs_checks::wire::http::hex;
 
 /// The most of a page genhash keeps to dump with `-v`; the digest covers the whole page.
 const MAX_DUMP: usize = 16 << 20;
@@ -75,29 +74,13 @@ pub fn run(args: &Args) -> ExitCode {
         eprintln!("lvsadm genhash: --fwmark is not supported: checks do not mark their packets");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("lvsadm genhash: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let route = Route::to(SocketAddr::new(args.server, args.port));
+    let to = SocketAddr::new(args.server, args.port);
     let started = Instant::now();
-    let page = runtime.block_on(probe::page(
-        &args.check(),
-        route,
-        &ProbeContext::system(),
-        Duration::from_secs(args.timeout.max(1)),
-        MAX_DUMP,
-    ));
-    let page = match page {
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let page = match page::fetch(&args.check(), to, timeout, MAX_DUMP) {
         Ok(page) => page,
         Err(reason) => {
-            eprintln!("lvsadm genhash: {}: {reason}", route.to);
+            eprintln!("lvsadm genhash: {to}: {reason}");
             return ExitCode::FAILURE;
         }
     };
@@ -120,7 +103,7 @@ fn delimiter(title: &str) -> String {
 }
 
 /// genhash -v's dumps, before the final digest line.
-fn verbose(page: &probe::Page) -> String {
+fn verbose(page: &Page) -> String {
     let mut out = delimiter("    HTTP Header Buffer    ");
     out += &dump(page.head.as_bytes());
     out += &delimiter(" HTTP Header Ascii Buffer ");

@@ -43,7 +43,12 @@ fn import(
 }
 
 fn admin(a: &lvsadm::cli::Admin, state: AdminState) -> ExitCode {
-    lvsadm::status::admin(&a.socket_dir(), &a.service, a.real, state)
+    lvsadm::status::admin(
+        &lvsadm::cli::socket_dir(&a.config),
+        &a.service,
+        a.real,
+        state,
+    )
 }
 
 fn main() -> ExitCode {
@@ -91,7 +96,9 @@ fn main() -> ExitCode {
         Command::Sync(d) => lvsadm::status::sync(&d.socket_dir(), d.json),
         Command::Feedback(d) => lvsadm::status::feedback(&d.socket_dir(), d.json),
         Command::Genhash(args) => lvsadm::genhash::run(&args),
-        Command::Watch(watch) => lvsadm::watch::run(&watch.socket_dir(), watch.events),
+        Command::Watch(watch) => {
+            lvsadm::watch::run(&lvsadm::cli::socket_dir(&watch.config), watch.events)
+        }
         Command::Drain(a) => admin(&a, AdminState::Drain),
         Command::Maint(a) => admin(&a, AdminState::Maint),
         Command::Enable(a) => admin(&a, AdminState::Enabled),

@@ -190,3 +190,37 @@ fn ssl_page_digests_as_keepalived_genhash() {
         assert_eq!(stdout(&ours), stdout(&theirs));
     }
 }
+
+// -t bounds the whole fetch, as the check's timeout bounds a probe: a server that takes the
+// request and never answers (here: holds the connection open) fails with the check's
+// reason once the time is up, not later and not never.
+#[test]
+fn a_silent_server_times_out() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let started = std::time::Instant::now();
+    let out = lvsadm(&[
+        "-s",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-u",
+        "/",
+        "-t",
+        "1",
+    ]);
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timeout after 1s"), "{stderr}");
+    assert!(
+        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(3),
+        "{took:?}"
+    );
+}

@@ -863,7 +863,7 @@ fn inhibit_on_failure_stays_per_real_server() {
 // the file (`keepalived --config-test`), so it is a configuration keepalived runs.
 #[test]
 fn checker_options_keep_their_meaning() {
-    use directord::check::spec::{Bind, CheckSpec, Endpoint, Kind};
+    use lvs_checks::spec::{Bind, CheckSpec, Endpoint, Kind};
     let path = fixture("keepalived-features/checks.conf");
     if let Ok(status) = std::process::Command::new("keepalived")
         .arg("--config-test")

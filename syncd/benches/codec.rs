@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use syncd::engine::{Action, Engine, EngineConfig, Role};
 use syncd::wire::{self, MessageBuilder, ProtocolVersion};
-use syncd::{Addrs, ConnFlags, Connection, FwdMethod, Mirror, Protocol};
+use syncd::{Connection, Mirror};
 
 /// Counts live heap bytes, so the mirror's footprint is measured rather than estimated.
 struct Counting;
@@ -56,25 +56,12 @@ static ALLOCATOR: Counting = Counting;
 fn connection(n: u32) -> Connection {
     let client = Ipv4Addr::from(0xc000_0000 | (n >> 16));
     let dest = Ipv4Addr::new(198, 51, 100, 11 + (n % 4) as u8);
-    Connection {
-        protocol: Protocol::TCP,
-        addrs: Addrs::new(
-            client.into(),
-            Ipv4Addr::new(203, 0, 113, 100).into(),
-            dest.into(),
-        )
-        .expect("one family"),
-        cport: (n & 0xffff) as u16,
-        vport: 80,
-        dport: 8080,
-        fwmark: 0,
-        flags: ConnFlags(0).with_fwd_method(FwdMethod::Masq),
-        state: 1,
-        timeout: 900,
-        seq: None,
-        pe_data: None,
-        pe_name: None,
-    }
+    Connection::tcp(
+        SocketAddr::new(client.into(), (n & 0xffff) as u16),
+        "203.0.113.100:80".parse().unwrap(),
+        SocketAddr::new(dest.into(), 8080),
+    )
+    .expect("one family")
 }
 
 fn connections(count: u32) -> Vec<Connection> {

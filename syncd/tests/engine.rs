@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use syncd::engine::{Action, Engine, EngineConfig, Role};
 use syncd::wire::{self, ProtocolVersion, hello};
-use syncd::{Addrs, ConnFlags, Connection, Protocol, TimeoutCeilings};
+use syncd::{Addrs, ConnFlags, Connection, TimeoutCeilings};
 
 const PEER: &str = "203.0.113.2:8848";
 
@@ -34,23 +34,12 @@ fn neighbour() -> SocketAddr {
 }
 
 fn conn(cport: u16, state: u16, timeout: u32) -> Connection {
+    let client = SocketAddr::new(Ipv4Addr::new(192, 0, 2, 2).into(), cport);
+    let vip = "192.0.2.100:80".parse().unwrap();
     Connection {
-        protocol: Protocol::TCP,
-        addrs: Addrs::V4 {
-            client: Ipv4Addr::new(192, 0, 2, 2),
-            virtual_addr: Ipv4Addr::new(192, 0, 2, 100),
-            dest: Ipv4Addr::new(198, 51, 100, 11),
-        },
-        cport,
-        vport: 80,
-        dport: 8080,
-        fwmark: 0,
-        flags: ConnFlags::default(),
         state,
         timeout,
-        seq: None,
-        pe_data: None,
-        pe_name: None,
+        ..Connection::tcp(client, vip, "198.51.100.11:8080".parse().unwrap()).unwrap()
     }
 }
 

@@ -2,31 +2,20 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{fixture, pcap_udp_payloads};
 use syncd::wire::{self, ProtocolVersion};
-use syncd::{Addrs, Applied, ConnFlags, ConnKey, Connection, Mirror, Protocol};
+use syncd::{Addrs, Applied, ConnFlags, ConnKey, Connection, Mirror};
 
 fn conn(cport: u16, dest: &str, state: u16, timeout: u32) -> Connection {
+    let client = SocketAddr::new("192.0.2.2".parse().unwrap(), cport);
+    let dest = SocketAddr::new(dest.parse().unwrap(), 8080);
     Connection {
-        protocol: Protocol::TCP,
-        addrs: Addrs::new(
-            "192.0.2.2".parse().unwrap(),
-            "192.0.2.100".parse().unwrap(),
-            dest.parse().unwrap(),
-        )
-        .unwrap(),
-        cport,
-        vport: 80,
-        dport: 8080,
-        fwmark: 0,
-        flags: ConnFlags::default(),
         state,
         timeout,
-        seq: None,
-        pe_data: None,
-        pe_name: None,
+        ..Connection::tcp(client, "192.0.2.100:80".parse().unwrap(), dest).unwrap()
     }
 }
 

@@ -1,28 +1,33 @@
 //! Round trips and every decode fault, on hand-built messages.
 
+use std::net::SocketAddr;
+
 use syncd::wire::{self, EmitError, Error, MessageBuilder, ProtocolVersion, Scope, v0, v1};
 use syncd::{Addrs, ConnFlags, Connection, FwdMethod, Protocol, Seq, SeqData};
 
 fn tcp4(cport: u16) -> Connection {
-    Connection {
-        protocol: Protocol::TCP,
-        addrs: Addrs::new(
-            "192.0.2.2".parse().unwrap(),
-            "192.0.2.100".parse().unwrap(),
-            "198.51.100.2".parse().unwrap(),
-        )
-        .unwrap(),
-        cport,
-        vport: 80,
-        dport: 8080,
-        fwmark: 0,
-        flags: ConnFlags::default(),
-        state: 1,
-        timeout: 900,
-        seq: None,
-        pe_data: None,
-        pe_name: None,
-    }
+    let client = SocketAddr::new("192.0.2.2".parse().unwrap(), cport);
+    Connection::tcp(
+        client,
+        "192.0.2.100:80".parse().unwrap(),
+        "198.51.100.2:8080".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+// The shorthand is the kernel's entry for an established NAT connection, and will not mix
+// address families.
+#[test]
+fn the_tcp_shorthand_is_an_established_nat_connection() {
+    let conn = tcp4(40000);
+    assert_eq!(
+        (conn.state_name(), conn.fwd_method(), conn.timeout),
+        ("ESTABLISHED", FwdMethod::Masq, 900)
+    );
+    assert_eq!(conn.client().to_string(), "192.0.2.2:40000");
+    assert_eq!(conn.dest().to_string(), "198.51.100.2:8080");
+    let v6: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+    assert!(Connection::tcp(conn.client(), v6, conn.dest()).is_none());
 }
 
 fn tcp6(cport: u16) -> Connection {

@@ -34,7 +34,7 @@ use ipnet::IpNet;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use syncd::engine::{Action, Engine, EngineConfig, Role};
 use syncd::wire::hello;
-use syncd::{Addrs, ConnFlags, Connection, FwdMethod, MessageBuilder, Protocol, ProtocolVersion};
+use syncd::{Connection, MessageBuilder, ProtocolVersion};
 
 use crate::lan::Lan;
 
@@ -70,25 +70,12 @@ pub fn connection(i: usize) -> Connection {
         u8::try_from(1 + i / PORTS_PER_CLIENT).expect("at most ~16 M connections"),
     );
     let dest = Ipv4Addr::new(198, 51, 100, 10 + (i % 50) as u8);
-    Connection {
-        protocol: Protocol::TCP,
-        addrs: Addrs::new(
-            client.into(),
-            Ipv4Addr::new(192, 0, 2, 100).into(),
-            dest.into(),
-        )
-        .expect("one family"),
-        cport: (1024 + i % PORTS_PER_CLIENT) as u16,
-        vport: 80,
-        dport: 8080,
-        fwmark: 0,
-        flags: ConnFlags(0).with_fwd_method(FwdMethod::Masq),
-        state: 1,
-        timeout: 900,
-        seq: None,
-        pe_data: None,
-        pe_name: None,
-    }
+    Connection::tcp(
+        SocketAddr::new(client.into(), (1024 + i % PORTS_PER_CLIENT) as u16),
+        "192.0.2.100:80".parse().unwrap(),
+        SocketAddr::new(dest.into(), 8080),
+    )
+    .expect("one family")
 }
 
 /// What a run measured.

@@ -486,42 +486,37 @@ fn digests_and_url_blocks_judge_servers_as_keepalived_does() -> Result<(), Strin
             root.as_os_str(),
         ])?);
     }
-    // md5sum of "page a\n" and "page b\n".
-    let conf = "virtual_server 192.0.2.100 80 {
+    // md5sum of "page a\n" and "page b\n"; both servers are checked alike.
+    let real = |address: &str| {
+        format!(
+            "    real_server {address} 80 {{
+        HTTP_GET {{
+            url {{
+                path /a.html
+                digest 1a85c5d2b89ebf112364d20305564f76
+            }}
+            url {{
+                path /b.html
+                digest ff2a34a5dd0a614ea005acb7223d83f2
+            }}
+            connect_timeout 1
+            retry 0
+        }}
+    }}
+"
+        )
+    };
+    let conf = format!(
+        "virtual_server 192.0.2.100 80 {{
     delay_loop 1
     lb_algo rr
     lb_kind DR
     protocol TCP
-    real_server 198.51.100.11 80 {
-        HTTP_GET {
-            url {
-                path /a.html
-                digest 1a85c5d2b89ebf112364d20305564f76
-            }
-            url {
-                path /b.html
-                digest ff2a34a5dd0a614ea005acb7223d83f2
-            }
-            connect_timeout 1
-            retry 0
-        }
-    }
-    real_server 198.51.100.12 80 {
-        HTTP_GET {
-            url {
-                path /a.html
-                digest 1a85c5d2b89ebf112364d20305564f76
-            }
-            url {
-                path /b.html
-                digest ff2a34a5dd0a614ea005acb7223d83f2
-            }
-            connect_timeout 1
-            retry 0
-        }
-    }
-}
-";
+{}{}}}
+",
+        real("198.51.100.11"),
+        real("198.51.100.12")
+    );
     let original = run.join("digest.conf");
     std::fs::write(&original, conf).map_err(|e| e.to_string())?;
     let (expected, got) = both_sides(&director, &original, &run, |_| Ok(()))?;
@@ -589,56 +584,42 @@ fn smtp_host_blocks_and_helo_name_as_keepalived_does() -> Result<(), String> {
     // connect_timeout inside SMTP_CHECK makes keepalived 2.2.7 check .13 itself too, where
     // nothing listens. Each host block sets its connect_timeout: without one keepalived
     // 2.2.7 gives a host none (its reads time out at once).
-    let conf = "virtual_server 192.0.2.100 25 {
+    let real = |address: &str, second_host: &str, own_timeout: bool| {
+        let own_timeout = if own_timeout {
+            "            connect_timeout 3\n"
+        } else {
+            ""
+        };
+        format!(
+            "    real_server {address} 25 {{
+        SMTP_CHECK {{
+{own_timeout}            retry 0
+            helo_name mx-check.example.com
+            host {{
+                connect_ip 198.51.100.21
+                connect_timeout 3
+            }}
+            host {{
+                connect_ip {second_host}
+                connect_timeout 3
+            }}
+        }}
+    }}
+"
+        )
+    };
+    let conf = format!(
+        "virtual_server 192.0.2.100 25 {{
     delay_loop 1
     lb_algo rr
     lb_kind DR
     protocol TCP
-    real_server 198.51.100.11 25 {
-        SMTP_CHECK {
-            retry 0
-            helo_name mx-check.example.com
-            host {
-                connect_ip 198.51.100.21
-                connect_timeout 3
-            }
-            host {
-                connect_ip 198.51.100.22
-                connect_timeout 3
-            }
-        }
-    }
-    real_server 198.51.100.12 25 {
-        SMTP_CHECK {
-            retry 0
-            helo_name mx-check.example.com
-            host {
-                connect_ip 198.51.100.21
-                connect_timeout 3
-            }
-            host {
-                connect_ip 198.51.100.23
-                connect_timeout 3
-            }
-        }
-    }
-    real_server 198.51.100.13 25 {
-        SMTP_CHECK {
-            connect_timeout 3
-            retry 0
-            helo_name mx-check.example.com
-            host {
-                connect_ip 198.51.100.21
-                connect_timeout 3
-            }
-            host {
-                connect_ip 198.51.100.22
-                connect_timeout 3
-            }
-        }
-    }
-}
-";
+{}{}{}}}
+",
+        real("198.51.100.11", "198.51.100.22", false),
+        real("198.51.100.12", "198.51.100.23", false),
+        real("198.51.100.13", "198.51.100.22", true)
+    );
     let original = run.join("smtp.conf");
     std::fs::write(&original, conf).map_err(|e| e.to_string())?;
     // The servers are up when their port answers.

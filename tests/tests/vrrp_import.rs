@@ -60,6 +60,23 @@ use lvs_tests::process::{Guarded, which};
 use lvs_tests::{lane_available, netns_missing};
 use lvsadm::import::{self, Source};
 
+/// The instance the addresses and routes oracles run, up to its first VIP: master A on eth0,
+/// VRRPv3 at 100 ms; each file goes on with its own addresses and blocks.
+macro_rules! vi1_master_head {
+    () => {
+        r#"vrrp_instance VI_1 {
+  state MASTER
+  interface eth0
+  virtual_router_id 51
+  priority 150
+  version 3
+  advert_int 0.1
+  virtual_ipaddress {
+    192.0.2.100/24
+"#
+    };
+}
+
 #[path = "vrrp_import/addresses.rs"]
 mod addresses;
 #[path = "vrrp_import/notify.rs"]

@@ -28,7 +28,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Every program: lvsadm and the four daemons.
 fn commands() -> Vec<clap::Command> {
     let mut all = vec![lvsadm::cli::Cli::command()];
-    all.extend(lvs_control::cli::daemon_commands());
+    all.extend(lvs_config::cli::daemon_commands());
     all
 }
 
@@ -230,6 +230,42 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `cargo tree -p PACKAGE -i tokio`: Some(tree) when tokio is in the package's graph
+    /// (dev-dependencies included, as cargo tree counts them), None when it is not.
+    fn tokio_under(package: &str) -> Option<String> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = std::process::Command::new(cargo)
+            .args(["tree", "--locked", "-p", package, "-i", "tokio"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            return Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        assert!(stderr.contains("did not match any packages"), "{stderr}");
+        None
+    }
+
+    /// Issue 21's layering: a runtime only where something runs on one (the daemons,
+    /// lvs-control, the test harness). lvsadm's genhash fetches blocking through lvs-checks
+    /// and xtask reads the daemons' command lines from lvs-config, so neither links tokio;
+    /// directord does, which shows the question is asked right.
+    #[test]
+    fn only_the_daemons_and_their_runtime_link_tokio() {
+        for light in [
+            "lvsadm",
+            "xtask",
+            "lvs-checks",
+            "lvs-config",
+            "lvs-proto",
+            "lvs-ipvs",
+        ] {
+            assert_eq!(tokio_under(light), None, "{light} links tokio");
+        }
+        assert!(tokio_under("directord").is_some_and(|tree| tree.contains("directord")));
+    }
 
     /// Every page renders without a warning from groff (`-ww`: all warnings), and names what
     /// it documents. Skipped, with a note, where groff is not installed.

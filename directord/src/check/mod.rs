@@ -6,8 +6,10 @@ pub mod dedup;
 pub mod health;
 pub mod probe;
 pub mod scheduler;
-pub mod spec;
-pub mod wire;
+
+// What a check is and the codecs it speaks live in lvs-checks, without a runtime, for
+// lvsadm too.
+pub use lvs_checks::{spec, wire};
 
 pub use dedup::{CheckId, Checks};
 pub use health::{DownCause, Exhausted, HealthState, Outcome, Transition, Verdict};

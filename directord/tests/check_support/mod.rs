@@ -85,12 +85,12 @@ impl Drop for Daemon {
     }
 }
 
-/// Waits until something accepts TCP connections on `port`; false if `daemon` exits first
-/// or nothing listens within 30 s.
-pub fn listens_while_running(port: u16, daemon: &mut Daemon) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// Whether something accepts TCP connections on `port` within `wait`; gives up at once when
+/// `alive` says the server has gone.
+fn listens(port: u16, wait: Duration, mut alive: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + wait;
     while TcpStream::connect(local(port)).is_err() {
-        if !matches!(daemon.0.try_wait(), Ok(None)) || Instant::now() >= deadline {
+        if !alive() || Instant::now() >= deadline {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -98,11 +98,16 @@ pub fn listens_while_running(port: u16, daemon: &mut Daemon) -> bool {
     true
 }
 
+/// Waits until something accepts TCP connections on `port`; false if `daemon` exits first
+/// or nothing listens within 30 s.
+pub fn listens_while_running(port: u16, daemon: &mut Daemon) -> bool {
+    listens(port, Duration::from_secs(30), || {
+        matches!(daemon.0.try_wait(), Ok(None))
+    })
+}
+
 /// Waits until something accepts TCP connections on `port`.
 pub fn wait_for_tcp(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(local(port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let listening = listens(port, Duration::from_secs(10), || true);
+    assert!(listening, "nothing listens on port {port}");
 }

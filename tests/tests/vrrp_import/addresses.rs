@@ -17,16 +17,9 @@ use lvs_tests::lan::holds;
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::process::wait_for;
 
-const CONFIG: &str = r#"vrrp_instance VI_1 {
-  state MASTER
-  interface eth0
-  virtual_router_id 51
-  priority 150
-  version 3
-  advert_int 0.1
-  virtual_ipaddress {
-    192.0.2.100/24
-    198.51.100.1/24 dev eth1 label eth1:gw
+const CONFIG: &str = concat!(
+    vi1_master_head!(),
+    r#"    198.51.100.1/24 dev eth1 label eth1:gw
     203.0.113.20/28 brd 203.0.113.31 scope link
     192.0.2.102 label eth0:x
     203.0.113.40/29 dev eth1 scope host
@@ -37,7 +30,8 @@ const CONFIG: &str = r#"vrrp_instance VI_1 {
     2001:db8::10/64 dev eth1
   }
 }
-"#;
+"#
+);
 
 /// The real servers' gateway, on the inside.
 const GATEWAY: &str = "198.51.100.1";

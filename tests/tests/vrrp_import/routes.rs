@@ -14,16 +14,9 @@ use lvs_tests::keepalived::Keepalived;
 use lvs_tests::netns::Netns;
 use lvs_tests::process::wait_for;
 
-const CONFIG: &str = r#"vrrp_instance VI_1 {
-  state MASTER
-  interface eth0
-  virtual_router_id 51
-  priority 150
-  version 3
-  advert_int 0.1
-  virtual_ipaddress {
-    192.0.2.100/24
-    198.51.100.1/24 dev eth1
+const CONFIG: &str = concat!(
+    vi1_master_head!(),
+    r#"    198.51.100.1/24 dev eth1
   }
   virtual_routes {
     src 192.0.2.100 203.0.113.0/26 via 192.0.2.254 dev eth0
@@ -40,7 +33,8 @@ const CONFIG: &str = r#"vrrp_instance VI_1 {
     from 192.0.2.100 to 203.0.113.64/26 table 101 priority 201
   }
 }
-"#;
+"#
+);
 
 /// Routes (every table, the kernel's own local and multicast ones left out) and rules.
 #[derive(Debug, PartialEq)]

@@ -12,10 +12,13 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+
+use lvs_checks::reason::io_reason;
+pub(crate) use lvs_checks::reason::{excerpt, human};
+use lvs_checks::wire::http::ResponseError;
 
 use super::health::{DownCause, Exhausted, Outcome};
 use super::spec::{CheckSpec, Exchange, Kind, Route, Target};
@@ -125,48 +128,6 @@ pub async fn run_until(
     outcome(result)
 }
 
-/// One page as an http check fetches it, read whole: what `lvsadm genhash` prints.
-#[derive(Debug, Clone)]
-pub struct Page {
-    pub status: u16,
-    pub head: String,
-    /// The body's data (de-chunked), up to the `max` asked for.
-    pub body: Vec<u8>,
-    /// MD5 of the whole body's data, as a check's `digest` compares it.
-    pub digest: [u8; 16],
-}
-
-/// Why [`page`] has no page: the reason a check of it would give.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PageError {
-    #[error("timeout after {0}")]
-    Timeout(String),
-    #[error(transparent)]
-    Probe(ProbeError),
-}
-
-/// Fetches the first page of `check` from `route` within `timeout`, keeping at most `max`
-/// bytes of the body (the digest covers all of it). The error is the reason a check of
-/// this page would give.
-pub async fn page(
-    check: &super::spec::Http,
-    route: Route,
-    ctx: &ProbeContext,
-    timeout: Duration,
-    max: usize,
-) -> Result<Page, PageError> {
-    match tokio::time::timeout(timeout, stream::page(check, route, max, ctx)).await {
-        Err(_) => Err(PageError::Timeout(human(timeout))),
-        Ok(Err(e)) => Err(PageError::Probe(e)),
-        Ok(Ok(answer)) => Ok(Page {
-            status: answer.status,
-            head: answer.head,
-            body: answer.body.kept().to_vec(),
-            digest: answer.body.digest(),
-        }),
-    }
-}
-
 fn outcome(result: ProbeResult) -> Outcome {
     match result {
         Ok(detail) => Outcome::up(detail),
@@ -214,6 +175,20 @@ impl From<String> for ProbeError {
     }
 }
 
+/// An HTTP answer the probe could not read: the connection closed early, or it was not HTTP.
+impl From<ResponseError> for ProbeError {
+    fn from(e: ResponseError) -> Self {
+        let cause = match e {
+            ResponseError::NoResponse | ResponseError::ClosedInHead => DownCause::Closed,
+            ResponseError::NotHttp(_) | ResponseError::BodyUnreadable(_) => DownCause::Protocol,
+        };
+        ProbeError::Down {
+            cause,
+            detail: e.to_string(),
+        }
+    }
+}
+
 impl From<&str> for ProbeError {
     fn from(detail: &str) -> Self {
         detail.to_owned().into()
@@ -222,14 +197,6 @@ impl From<&str> for ProbeError {
 
 /// Up with a reason, or why not.
 pub(crate) type ProbeResult = Result<String, ProbeError>;
-
-pub(crate) fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
 
 /// An I/O error as a probe result: the director's own shortage is [`ProbeError::Unknown`],
 /// anything else the server's failure with a short reason.
@@ -259,26 +226,12 @@ fn io_cause(e: &io::Error) -> DownCause {
     }
 }
 
-/// A short reason for an I/O error, as operators read it in status output.
-pub(crate) fn io_reason(what: &str, e: &io::Error) -> String {
-    let cause = match e.kind() {
-        io::ErrorKind::ConnectionRefused => "refused".to_owned(),
-        io::ErrorKind::ConnectionReset => "reset".to_owned(),
-        io::ErrorKind::UnexpectedEof => "closed by the server".to_owned(),
-        io::ErrorKind::HostUnreachable => "host unreachable".to_owned(),
-        io::ErrorKind::NetworkUnreachable => "network unreachable".to_owned(),
-        _ => e.to_string(),
-    };
-    format!("{what} {cause}")
-}
-
 /// A stream with a read budget: every probe reads through this so a server streaming
 /// forever costs at most `max` bytes.
 pub(crate) struct Bounded<S> {
     stream: S,
     pub buf: Vec<u8>,
     pub max: usize,
-    pub eof: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
@@ -287,7 +240,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
             stream,
             buf: Vec::new(),
             max,
-            eof: false,
         }
     }
 
@@ -316,7 +268,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
             .read(&mut chunk)
             .await
             .map_err(|e| io_failure("read", &e))?;
-        self.eof = n == 0;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }
@@ -344,16 +295,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Bounded<S> {
         }
         Ok(self.buf.drain(..n).collect())
     }
-}
-
-/// Printable start of what a server said, for a reason string.
-pub(crate) fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]);
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
 }
 
 #[cfg(test)]

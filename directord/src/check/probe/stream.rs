@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use regex::bytes::Regex;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use lvs_checks::page::request;
+
 use super::reactor::Conn;
 use super::{Bounded, ProbeContext, ProbeError, ProbeResult, down, excerpt, io_failure};
 use crate::check::spec::{Database, Dialogue, Exchange, Http, Ldap, Pattern, Route, Smtp, Url};
@@ -72,85 +74,21 @@ async fn fetch(
     }
 }
 
-/// The request as sent: the page's Host, else the check's, else the address.
-pub fn request(check: &Http, url: &Url, addr: SocketAddr) -> Vec<u8> {
-    let host = url
-        .host
-        .clone()
-        .or_else(|| check.host.clone())
-        .unwrap_or_else(|| http::host_header(addr, check.tls.is_some()));
-    http::request(&check.method, &url.path, &host)
-}
-
-/// What a page answered: its status, head and body, as far as the check reads it.
-pub struct Answer {
-    pub status: u16,
-    pub head: String,
-    pub body: http::Body,
-}
-
-/// Sends the request and reads the head; then the body, all of it when `whole` (a digest
-/// covers every byte), else while `enough` does not say it has what it needs and at most
-/// `max` bytes of it.
-pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+/// Sends the request and reads the answer as [`http::Response`] says: all of the body when
+/// `whole`, else until `enough`.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     request: &[u8],
     conn: &mut Bounded<S>,
     whole: bool,
     enough: impl Fn(&[u8]) -> bool,
-) -> Result<Answer, ProbeError> {
+) -> Result<http::Answer, ProbeError> {
     conn.send(request).await?;
-    let head_end = loop {
-        if let Some(at) = http::head_end(&conn.buf) {
-            break at;
-        }
-        if !conn.fill().await? {
-            if conn.buf.is_empty() {
-                return Err(down!(Closed, "connection closed without a response"));
-            }
-            return Err(down!(Closed, "connection closed inside the response head"));
-        }
-    };
-    let head = String::from_utf8_lossy(&conn.buf[..head_end]).into_owned();
-    let status_line = head.lines().next().unwrap_or_default();
-    let status = http::parse_status_line(status_line, "HTTP/1.")
-        .ok_or_else(|| format!("not an HTTP response: {}", excerpt(status_line.as_bytes())))?;
-    let mut body = http::Body::new(http::Framing::of(&head), conn.max);
-    body.feed(&conn.buf[head_end..]);
-    conn.buf.clear();
-    // A HEAD answer has no body whatever its head says.
-    let head_only = request.starts_with(b"HEAD ");
-    while !head_only && !body.complete() && !conn.eof {
-        if !whole && (body.full() || enough(body.kept())) {
-            break;
-        }
-        conn.fill().await?;
-        body.feed(&conn.buf);
-        conn.buf.clear();
+    let mut response = http::Response::new(request, conn.max);
+    while response.wants_more(whole, &enough) {
+        let more = conn.fill().await?;
+        response.take(&mut conn.buf, !more)?;
     }
-    if body.broken() {
-        return Err(down!(Protocol, "status {status}, chunked body unreadable"));
-    }
-    Ok(Answer { status, head, body })
-}
-
-/// One page read whole, for `lvsadm genhash`: the connection and request are the check's.
-pub(crate) async fn page(
-    check: &Http,
-    route: Route,
-    max: usize,
-    ctx: &ProbeContext,
-) -> Result<Answer, ProbeError> {
-    let url = &check.urls[0];
-    let tcp = open(route, ctx).await?;
-    let request = request(check, url, route.to);
-    match &check.tls {
-        None => exchange(&request, &mut Bounded::new(tcp, max), true, |_| false).await,
-        Some(tls) => {
-            let _ = tcp.set_nodelay();
-            let stream = ctx.tls.connect(tls, route.to.ip(), tcp).await?;
-            exchange(&request, &mut Bounded::new(stream, max), true, |_| false).await
-        }
-    }
+    Ok(response.finish()?)
 }
 
 /// keepalived's order: the status, then the digest, then the pattern.

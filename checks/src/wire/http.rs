@@ -254,6 +254,101 @@ pub fn hex(digest: &[u8; 16]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why a response could not be read; the `Display` is the check's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("connection closed without a response")]
+    NoResponse,
+    #[error("connection closed inside the response head")]
+    ClosedInHead,
+    #[error("not an HTTP response: {0}")]
+    NotHttp(String),
+    #[error("status {0}, chunked body unreadable")]
+    BodyUnreadable(u16),
+}
+
+/// What a page answered: its status, head and body, as far as the check reads it.
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: Body,
+}
+
+/// A response as it comes off the connection (sans-IO): the head, then the body. The
+/// async probe and the blocking fetch read through this one, so both stop, fail and digest
+/// alike.
+pub struct Response {
+    keep: usize,
+    head_only: bool,
+    eof: bool,
+    answer: Option<Answer>,
+}
+
+impl Response {
+    /// Reading the answer to `request`, keeping up to `keep` bytes of its body.
+    pub fn new(request: &[u8], keep: usize) -> Response {
+        Response {
+            keep,
+            // A HEAD answer has no body whatever its head says.
+            head_only: request.starts_with(b"HEAD "),
+            eof: false,
+            answer: None,
+        }
+    }
+
+    /// Takes what the connection buffered (`eof`: the last read had nothing). The head
+    /// stays in `buf` until all of it has come, so the reader's budget bounds it; body
+    /// bytes are consumed.
+    pub fn take(&mut self, buf: &mut Vec<u8>, eof: bool) -> Result<(), ResponseError> {
+        self.eof |= eof;
+        let Some(answer) = &mut self.answer else {
+            let Some(end) = head_end(buf) else {
+                return match (eof, buf.is_empty()) {
+                    (false, _) => Ok(()),
+                    (true, true) => Err(ResponseError::NoResponse),
+                    (true, false) => Err(ResponseError::ClosedInHead),
+                };
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let status_line = head.lines().next().unwrap_or_default();
+            let status = parse_status_line(status_line, "HTTP/1.").ok_or_else(|| {
+                ResponseError::NotHttp(crate::reason::excerpt(status_line.as_bytes()))
+            })?;
+            let mut body = Body::new(Framing::of(&head), self.keep);
+            body.feed(&buf[end..]);
+            buf.clear();
+            self.answer = Some(Answer { status, head, body });
+            return Ok(());
+        };
+        answer.body.feed(buf);
+        buf.clear();
+        Ok(())
+    }
+
+    /// Whether to read on: until the head, then the body while it may go on, all of it when
+    /// `whole` (a digest covers every byte), else until it is full or `enough` says it has
+    /// what it needs.
+    pub fn wants_more(&self, whole: bool, enough: impl Fn(&[u8]) -> bool) -> bool {
+        let Some(answer) = &self.answer else {
+            return true;
+        };
+        let body = &answer.body;
+        !self.head_only
+            && !body.complete()
+            && !self.eof
+            && (whole || !(body.full() || enough(body.kept())))
+    }
+
+    /// The answer, once [`Response::wants_more`] is false.
+    pub fn finish(self) -> Result<Answer, ResponseError> {
+        let answer = self.answer.ok_or(ResponseError::ClosedInHead)?;
+        if answer.body.broken() {
+            return Err(ResponseError::BodyUnreadable(answer.status));
+        }
+        Ok(answer)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,5 +473,72 @@ mod tests {
         let chunked = Framing::of("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert!(chunked.chunked);
         assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n"), None);
+    }
+
+    /// Feeds `reads` to a [`Response`] as a connection would deliver them (an empty read
+    /// is the end of the stream), until it wants no more.
+    fn read(request: &[u8], reads: &[&[u8]], whole: bool) -> Result<Answer, ResponseError> {
+        let mut response = Response::new(request, 64);
+        let mut buf = Vec::new();
+        let mut reads = reads.iter();
+        while response.wants_more(whole, |kept| kept.starts_with(b"ok")) {
+            let next = reads
+                .next()
+                .expect("the reader stopped at the end of the stream");
+            buf.extend_from_slice(next);
+            response.take(&mut buf, next.is_empty())?;
+        }
+        response.finish()
+    }
+
+    // The one reader both the async probe and genhash's blocking fetch use: a head split
+    // across reads waits for its blank line, a chunked body is de-chunked, a HEAD answer has
+    // no body, and a check that only wants a pattern stops reading once it matched.
+    #[test]
+    fn a_response_is_read_as_the_check_reads_it() {
+        const GET: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+        let chunked: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nTransfer-",
+            b"Encoding: chunked\r\n\r\n2\r\nok\r\n",
+            b"3\r\n!!!\r\n0\r\n\r\n",
+        ];
+        let answer = read(GET, chunked, true).unwrap();
+        assert_eq!((answer.status, answer.body.kept()), (200, &b"ok!!!"[..]));
+        let enough = read(GET, &chunked[..2], false).unwrap();
+        assert_eq!(enough.body.kept(), b"ok");
+        let head = read(
+            b"HEAD / HTTP/1.1\r\n\r\n",
+            &[b"HTTP/1.1 204 No\r\nContent-Length: 9\r\n\r\n"],
+            true,
+        );
+        assert!(head.unwrap().body.kept().is_empty());
+        let until_close = read(GET, &[b"HTTP/1.0 200 OK\r\n\r\nall", b" of it", b""], true);
+        assert_eq!(until_close.unwrap().body.kept(), b"all of it");
+    }
+
+    // Each way an answer fails is its own cause, with the reason the check has always given.
+    #[test]
+    fn unreadable_responses_say_why() {
+        const GET: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
+        assert_eq!(
+            read(GET, &[b""], true).err(),
+            Some(ResponseError::NoResponse)
+        );
+        assert_eq!(
+            read(GET, &[b"HTTP/1.1 200", b""], true).err(),
+            Some(ResponseError::ClosedInHead)
+        );
+        let not_http = read(GET, &[b"SSH-2.0-OpenSSH\r\n\r\n"], true)
+            .err()
+            .unwrap();
+        assert_eq!(
+            not_http.to_string(),
+            "not an HTTP response: SSH-2.0-OpenSSH"
+        );
+        let broken = b"HTTP/1.1 502 Bad\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(
+            read(GET, &[broken], true).err(),
+            Some(ResponseError::BodyUnreadable(502))
+        );
     }
 }
