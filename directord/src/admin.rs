@@ -4,11 +4,11 @@
 //! config to the entries they name.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use lvs_config::{Config, VirtualServer};
+use lvs_control::state::{self, StateError};
 use lvs_ipvs::ServiceKey;
 use lvs_proto::directord::AdminState;
 use serde::{Deserialize, Serialize};
@@ -31,8 +31,8 @@ pub enum AdminError {
     NoService(String),
     #[error("{real} is not a real server of {service}")]
     NoReal { service: String, real: SocketAddr },
-    #[error("cannot keep it in {path}: {source}")]
-    Save { path: PathBuf, source: io::Error },
+    #[error("cannot keep it: {0}")]
+    Save(#[from] StateError),
 }
 
 #[derive(Debug, Default)]
@@ -47,25 +47,15 @@ impl Admin {
     /// reported and left as it is (nothing held until the next change rewrites it).
     pub fn load(state_dir: &Path) -> (Admin, Option<String>) {
         let path = state_dir.join(FILE);
-        let mut admin = Admin {
-            path: path.clone(),
-            entries: BTreeMap::new(),
+        let (entries, problem) = match state::load::<Vec<Entry>>(&path) {
+            Ok(entries) => (entries, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return (admin, None),
-            Err(e) => return (admin, Some(format!("{}: {e}", path.display()))),
-        };
-        match serde_json::from_str::<Vec<Entry>>(&text) {
-            Ok(entries) => {
-                admin.entries = entries
-                    .into_iter()
-                    .map(|e| ((e.service, e.real), e.state))
-                    .collect();
-                (admin, None)
-            }
-            Err(e) => (admin, Some(format!("{}: {e}", path.display()))),
-        }
+        let entries = entries
+            .into_iter()
+            .map(|e| ((e.service, e.real), e.state))
+            .collect();
+        (Admin { path, entries }, problem)
     }
 
     /// Sets one entry's state (enabled forgets it) and writes the file before answering, so a
@@ -113,17 +103,7 @@ impl Admin {
                 state: *state,
             })
             .collect();
-        let text = serde_json::to_string_pretty(&entries).unwrap_or_default();
-        let failed = |source| AdminError::Save {
-            path: self.path.clone(),
-            source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(failed)?;
-        }
-        let partial = self.path.with_extension("json.partial");
-        std::fs::write(&partial, text).map_err(failed)?;
-        std::fs::rename(&partial, &self.path).map_err(failed)
+        Ok(state::save(&self.path, &entries)?)
     }
 
     /// Every entry the config has, by its table key; entries naming what the config no longer

@@ -86,11 +86,7 @@ fn main() -> ExitCode {
                 VrrpAction::ForceBackup(t) => (t, true),
                 VrrpAction::Release(t) => (t, false),
             };
-            let socket_dir = lvsadm::cli::Daemon {
-                config: target.config.clone(),
-                json: false,
-            }
-            .socket_dir();
+            let socket_dir = lvsadm::cli::socket_dir(&target.config);
             lvsadm::status::force_backup(&socket_dir, &target.name, forced)
         }
         Command::Sync(d) => lvsadm::status::sync(&d.socket_dir(), d.json),
