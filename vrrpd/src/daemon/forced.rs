@@ -37,6 +37,15 @@ impl Forced {
         (Forced { path, names }, problem)
     }
 
+    /// [`Forced::load`], a damaged file logged.
+    pub fn load_reporting(state_dir: &Path) -> Forced {
+        let (forced, problem) = Forced::load(state_dir);
+        if let Some(problem) = problem {
+            tracing::warn!("forced backups: {problem}");
+        }
+        forced
+    }
+
     pub fn contains(&self, instance: &str) -> bool {
         self.names.contains(instance)
     }

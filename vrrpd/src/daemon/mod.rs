@@ -926,10 +926,6 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
     let metrics = Metrics::new();
-    let (forced, problem) = forced::Forced::load(&config.control.state_dir);
-    if let Some(problem) = problem {
-        warn!("forced backups: {problem}");
-    }
     let mut daemon = Daemon {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
@@ -948,7 +944,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
         notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
-        forced,
+        forced: forced::Forced::load_reporting(&config.control.state_dir),
     };
     daemon.apply_realtime(&config.vrrp);
     daemon.notifier.configure(&config.vrrp);
