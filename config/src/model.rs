@@ -30,6 +30,8 @@ pub struct Config {
     pub sync: Option<Sync>,
     pub feedback: Option<Feedback>,
     pub agent: Option<Agent>,
+    /// VIPs announced over BGP by a routing engine (issue 18); see [`crate::announce`].
+    pub announce: Option<crate::announce::Announce>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
