@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn ask<Req: Serialize, Resp: DeserializeOwned + Serialize>(
+pub(crate) fn ask<Req: Serialize, Resp: DeserializeOwned + Serialize>(
     socket_dir: &Path,
     daemon: &str,
     request: &Req,
@@ -229,6 +229,9 @@ pub fn vrrp(socket_dir: &Path, json: bool) -> ExitCode {
                         .map_or(String::new(), |e| format!("; last error: {e}"))
                 );
             }
+            if let Some(announce) = &status.announce {
+                out.push_str(&crate::routing::text(announce));
+            }
             out
         },
     )
@@ -324,7 +327,7 @@ type Section = fn(&Path, bool) -> ExitCode;
 /// The daemons a config needs running: those with a section to serve.
 pub fn needed_daemons(config: &lvs_config::Config) -> Vec<&'static str> {
     let mut needed = Vec::new();
-    if !config.vrrp.instance.is_empty() {
+    if !config.vrrp.instance.is_empty() || config.announce.is_some() {
         needed.push("vrrpd");
     }
     if !config.virtual_servers.is_empty() {

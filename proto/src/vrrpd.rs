@@ -16,6 +16,13 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// `lvsadm announce drain|resume [VIP]`: withdraw an announced VIP (`drain`), or let it be
+    /// announced again; every `[announce]` VIP when `vip` is absent. Answered with the status.
+    Announce {
+        drain: bool,
+        #[serde(default)]
+        vip: Option<IpAddr>,
+    },
 }
 
 /// Status is for the socket's group too; anything that changes state is root's.
@@ -35,6 +42,33 @@ pub struct Status {
     /// `[vrrp] track_directord`; absent when vrrpd does not track directord.
     #[serde(default)]
     pub directord: Option<DirectordStatus>,
+    /// `[announce]`: each VIP announced over BGP (through the routing engine) or not.
+    #[serde(default)]
+    pub announce: Option<AnnounceStatus>,
+}
+
+/// What vrrpd announces for the routing engine to redistribute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnnounceStatus {
+    /// The kernel route protocol number of the VIP routes.
+    pub protocol: u8,
+    pub vips: Vec<AnnouncedVip>,
+    /// Route changes the kernel refused, by cause (add_route, del_route, ...).
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnnouncedVip {
+    pub address: IpAddr,
+    pub announced: bool,
+    /// Why not, when withdrawn: starting, directord_down, no_quorum, drained, stopping.
+    pub reason: Option<String>,
+    /// The service below quorum, with `no_quorum`.
+    pub service: Option<String>,
+    pub drained: bool,
+    /// Seconds since it was last announced or withdrawn.
+    pub for_secs: f64,
 }
 
 /// What vrrpd's watch on directord has seen.

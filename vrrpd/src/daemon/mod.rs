@@ -2,6 +2,7 @@
 //! gratuitous ARP / unsolicited NA, notify hooks and signals. IPv4 instances (VRRPv2 and v3)
 //! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
+mod announce;
 mod directord;
 mod error;
 mod link;
@@ -132,6 +133,8 @@ struct Daemon {
     notifier: Notifier,
     /// Each sync group's state as last notified (see [`vrrpd::notify::group_state`]).
     group_states: BTreeMap<String, State>,
+    /// `[announce]`: VIPs announced over BGP by the routing engine.
+    announce: Option<announce::Announcing>,
 }
 
 impl Daemon {
@@ -171,6 +174,30 @@ impl Daemon {
             running.tracking = fresh;
         }
         true
+    }
+
+    /// Announces and withdraws `[announce]` VIPs as directord's last answer says.
+    async fn update_announce(&mut self) {
+        if let Some(announcing) = &mut self.announce {
+            let directord = self.directord.as_ref().map(|w| (w.up, &w.quorum));
+            announcing.update(&self.handle, directord, false).await;
+        }
+    }
+
+    /// `[announce]` as `config` says: started, reconfigured or stopped.
+    async fn configure_announce(&mut self, config: &Config) {
+        match (&mut self.announce, &config.announce) {
+            (Some(announcing), Some(wanted)) => announcing.configure(&self.handle, wanted).await,
+            (None, Some(wanted)) => {
+                self.announce = Some(announce::Announcing::start(&self.handle, wanted).await);
+            }
+            (Some(announcing), None) => {
+                announcing.stop(&self.handle).await;
+                self.announce = None;
+            }
+            (None, None) => {}
+        }
+        self.update_announce().await;
     }
 
     /// One answer (or silence) from directord.
@@ -785,6 +812,7 @@ impl Daemon {
         self.notifier.configure(&config.vrrp);
         self.sync_groups.clone_from(&config.vrrp.sync_group);
         self.configure_directord(&config, false).await;
+        self.configure_announce(&config).await;
         let now = Instant::now();
         for (index, instance) in in_place {
             self.change_in_place(index, instance, now);
@@ -896,6 +924,16 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), E
             }
         }
     }
+    if let Some(wanted) = &config.announce {
+        match announce::sweep(&handle, wanted.protocol).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                "removed {n} announced routes of protocol {}",
+                wanted.protocol
+            ),
+            Err(source) => failed.push(ReleaseFailure::Announce(source)),
+        }
+    }
     if failed.is_empty() {
         Ok(())
     } else {
@@ -904,7 +942,7 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), E
 }
 
 pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
-    if config.vrrp.instance.is_empty() {
+    if config.vrrp.instance.is_empty() && config.announce.is_none() {
         return Err(Error::NoInstances);
     }
     // Before any real-time running: the kernel's warning at half of rlimit_rttime (SIGXCPU)
@@ -936,10 +974,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
         notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
+        announce: None,
     };
     daemon.apply_realtime(&config.vrrp);
     daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
+    daemon.configure_announce(&config).await;
     let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
     let prepared = daemon.prepare_all(&all).await?;
     let now = Instant::now();
@@ -983,6 +1023,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(&result, Instant::now());
+                daemon.update_announce().await;
             }
             Some(result) = script_results.recv() => {
                 if let Some(running) = daemon.instances.iter_mut().find(|r| r.id == result.instance)
@@ -992,8 +1033,18 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 }
             }
             Some(incoming) = requests.recv() => {
-                let Request::Status = incoming.request;
-                incoming.reply_ok(status(&daemon));
+                match incoming.request {
+                    Request::Status => incoming.reply_ok(status(&daemon)),
+                    Request::Announce { drain, vip } => {
+                        let known = daemon.announce.as_mut().is_some_and(|a| a.drain(vip, drain));
+                        daemon.update_announce().await;
+                        incoming.reply(if known {
+                            Ok(status(&daemon))
+                        } else {
+                            Err("not an [announce] VIP of this director")
+                        });
+                    }
+                }
             }
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
@@ -1014,6 +1065,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         }
     }
 
+    if let Some(announcing) = &mut daemon.announce {
+        announcing.stop(&daemon.handle).await;
+    }
     daemon.stop_all().await;
     shutdown.cancel();
     let _ = std::fs::remove_file(&socket_path);
@@ -1272,6 +1326,7 @@ fn status(daemon: &Daemon) -> Status {
         instances,
         interfaces,
         directord,
+        announce: daemon.announce.as_ref().map(announce::Announcing::status),
     }
 }
 
