@@ -20,6 +20,7 @@
 
 pub mod check_targets;
 pub mod daemon;
+pub mod frr;
 pub mod keepalived;
 pub mod lan;
 pub mod netns;

@@ -1,0 +1,273 @@
+//! Active-active directors announced over BGP through FRR (issue 18), routing only: a router
+//! (FRR bgpd, ECMP) and two directors (FRR with `lvsadm routing-config --engine frr` applied
+//! through vtysh, and vrrpd with `[announce]`), each in its own namespace on one LAN.
+//!
+//! directord needs IPVS, which this kernel lacks; each director's directord socket is served
+//! here by the test, answering the quorum request vrrpd asks every 200 ms as directord's loop
+//! would, so the test can take a service's quorum away or make directord vanish. The same
+//! with the real directord and IPVS is the UML proof's (next step of issue 18).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use lvs_tests::frr::{self, Frr};
+use lvs_tests::netns::{Netns, veth};
+use lvs_tests::process::{Guarded, wait_for};
+use lvs_tests::{lane_available, workspace_bin};
+
+const VIP: &str = "192.0.2.100";
+const PREFIX: &str = "192.0.2.100/32";
+const ROUTER: &str = "203.0.113.1";
+const DIRECTORS: [&str; 2] = ["203.0.113.11", "203.0.113.12"];
+
+/// directord's control socket as vrrpd sees it: `{"cmd":"quorum"}` answered with the `web`
+/// service's quorum as the test sets it; gone (connection refused) once dropped.
+struct Directord {
+    quorum: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    socket: PathBuf,
+}
+
+impl Directord {
+    fn serve(dir: &Path) -> Result<Directord, String> {
+        let socket = dir.join("directord.sock");
+        let listener = UnixListener::bind(&socket).map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let quorum = Arc::new(AtomicBool::new(true));
+        let running = Arc::new(AtomicBool::new(true));
+        let (held, live) = (quorum.clone(), running.clone());
+        let thread = std::thread::spawn(move || {
+            while live.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let mut request = String::new();
+                let _ = BufReader::new(&stream).read_line(&mut request);
+                let reply = format!(
+                    "{{\"ok\":{{\"quorum\":{{\"web\":{}}}}}}}\n",
+                    held.load(Ordering::Relaxed)
+                );
+                let _ = (&stream).write_all(reply.as_bytes());
+            }
+        });
+        Ok(Directord {
+            quorum,
+            running,
+            thread: Some(thread),
+            socket,
+        })
+    }
+}
+
+impl Drop for Directord {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn vrrpd_config(dir: &Path) -> String {
+    format!(
+        r#"[control]
+socket_dir = "{dir}"
+[vrrp]
+track_directord = {{ interval = "200ms", timeout = "200ms" }}
+[[virtual_server]]
+name = "web"
+address = "{VIP}:80"
+[[virtual_server.real]]
+address = "198.51.100.11:80"
+[announce]
+[[announce.vip]]
+address = "{VIP}"
+services = ["web"]
+communities = ["65001:100"]
+"#,
+        dir = dir.display()
+    )
+}
+
+/// Polls the router's installed next hops for the VIP until they are `want`; the time taken.
+fn until_hops(router: &Frr, want: &[&str], limit: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut last = Vec::new();
+    wait_for(limit, || {
+        last = router.fib_next_hops(PREFIX).ok()?;
+        (last == want).then_some(())
+    })
+    .ok_or_else(|| format!("router's next hops for {PREFIX}: {last:?}, wanted {want:?}"))?;
+    Ok(start.elapsed())
+}
+
+struct Director {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    vrrpd: Option<Guarded>,
+    directord: Option<Directord>,
+    _frr: Frr,
+    netns: Netns,
+}
+
+/// A director: FRR with its neighbor and our snippet, directord's socket, vrrpd.
+fn director(n: usize, lan: &Netns) -> Result<Director, String> {
+    let netns = Netns::new(&format!("bgpd{n}"))?;
+    let (here, there) = (format!("d{n}"), format!("r{n}"));
+    veth(&netns, &here, lan, &there)?;
+    lan.attach(&there, "br0")?;
+    netns.addr(&here, &format!("{}/24", DIRECTORS[n]))?;
+    let frr = Frr::start(&netns)?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let config = dir.path().join("director.toml");
+    std::fs::write(&config, vrrpd_config(dir.path())).map_err(|e| e.to_string())?;
+    let lvsadm = workspace_bin("lvsadm");
+    let snippet = lvs_tests::process::run_stdout(std::process::Command::new(lvsadm).args([
+        "routing-config".as_ref(),
+        "--engine".as_ref(),
+        "frr".as_ref(),
+        "--asn".as_ref(),
+        "65001".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]))?;
+    frr.apply(&format!(
+        "router bgp 65001\n bgp router-id {id}\n no bgp ebgp-requires-policy\n \
+         neighbor {ROUTER} remote-as 65000\n neighbor {ROUTER} timers connect 1\n \
+         neighbor {ROUTER} advertisement-interval 0\nexit\n{snippet}",
+        id = DIRECTORS[n]
+    ))?;
+    let directord = Directord::serve(dir.path())?;
+    let vrrpd = lvs_tests::daemon::start(&netns, "vrrpd", &config, &dir.path().join("vrrpd.sock"))?;
+    Ok(Director {
+        dir,
+        config,
+        vrrpd: Some(vrrpd),
+        directord: Some(directord),
+        _frr: frr,
+        netns,
+    })
+}
+
+fn router(lan: &Netns) -> Result<Frr, String> {
+    lan.bridge("br0")?;
+    lan.addr("br0", &format!("{ROUTER}/24"))?;
+    lan.sysctl("net.ipv4.ip_forward=1")?;
+    lan.sysctl("net.ipv4.fib_multipath_hash_policy=1")?;
+    let frr = Frr::start(lan)?;
+    let neighbors: String = DIRECTORS
+        .iter()
+        .map(|d| format!(" neighbor {d} remote-as 65001\n neighbor {d} timers connect 1\n"))
+        .collect();
+    frr.apply(&format!(
+        "router bgp 65000\n bgp router-id {ROUTER}\n no bgp ebgp-requires-policy\n{neighbors} \
+         address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\nexit\n"
+    ))?;
+    Ok(frr)
+}
+
+/// The router learns the VIP from both directors (ECMP, both in its kernel FIB, with the
+/// snippet's community), and loses a director's path when: a service it announces for loses
+/// quorum, directord vanishes, the operator drains it (`lvsadm announce drain`), vrrpd is
+/// killed -9 and the unit's ExecStopPost (`vrrpd --release-vips`) runs, and vrrpd stops. Each
+/// withdrawal's time to the router's FIB is printed; the health ones are bounded by the probe
+/// interval and timeout (0.4 s) plus FRR's propagation, held to 3 s. Without vrrpd's routes,
+/// health tracking or sweep, the router would keep (or never get) the path and this fails.
+#[test]
+fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
+    if !lane_available("netns", lvs_tests::netns_missing())
+        || !lane_available("frr", frr::missing())
+    {
+        return Ok(());
+    }
+    let lan = Netns::new("bgpr")?;
+    let router = router(&lan)?;
+    let mut d = [director(0, &lan)?, director(1, &lan)?];
+    let both = DIRECTORS;
+    let bound = Duration::from_secs(3);
+
+    let took = until_hops(&router, &both, Duration::from_secs(30))?;
+    println!("router: {PREFIX} via both directors {took:?} after the last start");
+    let bgp = router.json(&format!("show ip bgp {PREFIX} json"))?;
+    assert!(
+        bgp.to_string().contains("65001:100"),
+        "the snippet's community reaches the router: {bgp}"
+    );
+    let local = d[0].netns.sh(&format!("ip route show table local {VIP}"))?;
+    assert!(
+        local.contains("local"),
+        "the director takes the VIP's packets: {local}"
+    );
+
+    let quorum = d[0]
+        .directord
+        .as_ref()
+        .ok_or("no directord")?
+        .quorum
+        .clone();
+    quorum.store(false, Ordering::Relaxed);
+    let took = until_hops(&router, &[both[1]], bound)?;
+    println!("web below quorum on director 1: withdrawn from the router in {took:?}");
+    quorum.store(true, Ordering::Relaxed);
+    until_hops(&router, &both, bound)?;
+
+    d[0].directord = None;
+    let took = until_hops(&router, &[both[1]], bound)?;
+    println!("directord gone on director 1: withdrawn in {took:?}");
+    d[0].directord = Some(Directord::serve(d[0].dir.path())?);
+    until_hops(&router, &both, bound)?;
+
+    let lvsadm = workspace_bin("lvsadm");
+    let drain = |verb: &str, who: &Director| {
+        let mut command = std::process::Command::new(&lvsadm);
+        command
+            .args(["announce", verb, VIP, "--config"])
+            .arg(&who.config);
+        lvs_tests::process::run_stdout(&mut command)
+    };
+    let said = drain("drain", &d[1])?;
+    assert!(said.contains("WITHDRAWN (drained)"), "{said}");
+    let took = until_hops(&router, &[both[0]], bound)?;
+    println!("lvsadm announce drain on director 2: withdrawn in {took:?}");
+    drain("resume", &d[1])?;
+    until_hops(&router, &both, bound)?;
+
+    d[0].vrrpd.as_ref().ok_or("no vrrpd")?.signal(libc::SIGKILL);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        router.fib_next_hops(PREFIX)?,
+        both,
+        "after kill -9 the kernel route stays, and FRR keeps announcing it"
+    );
+    let mut release = d[0].netns.command(&[
+        workspace_bin("vrrpd").as_os_str(),
+        "--release-vips".as_ref(),
+        "--config".as_ref(),
+        d[0].config.as_os_str(),
+    ]);
+    let started = Instant::now();
+    lvs_tests::process::run(&mut release)?;
+    until_hops(&router, &[both[1]], bound)?;
+    println!(
+        "kill -9 of vrrpd on director 1, then its ExecStopPost (--release-vips): withdrawn {:?} after it ran",
+        started.elapsed()
+    );
+    let left = d[0].netns.sh("ip route show table all proto 250")?;
+    assert!(
+        left.trim().is_empty(),
+        "--release-vips sweeps every route: {left}"
+    );
+
+    d[1].vrrpd.take();
+    until_hops(&router, &[], bound)?;
+    Ok(())
+}
