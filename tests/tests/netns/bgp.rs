@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use lvs_tests::bird::{self, Bird};
 use lvs_tests::frr::{self, Frr};
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::process::{Guarded, wait_for};
@@ -24,6 +25,8 @@ const VIP: &str = "192.0.2.100";
 const PREFIX: &str = "192.0.2.100/32";
 const ROUTER: &str = "203.0.113.1";
 const DIRECTORS: [&str; 2] = ["203.0.113.11", "203.0.113.12"];
+/// The director running BIRD instead of FRR.
+const BIRD_DIRECTOR: &str = "203.0.113.13";
 
 /// directord's control socket as vrrpd sees it: `{"cmd":"quorum"}` answered with the `web`
 /// service's quorum as the test sets it; gone (connection refused) once dropped.
@@ -115,37 +118,58 @@ struct Director {
     config: PathBuf,
     vrrpd: Option<Guarded>,
     directord: Option<Directord>,
-    _frr: Frr,
+    /// The routing engine (FRR or BIRD), held until the director drops.
+    _engine: Box<dyn std::any::Any>,
     netns: Netns,
 }
 
-/// A director: FRR with its neighbor and our snippet, directord's socket, vrrpd.
-fn director(n: usize, lan: &Netns) -> Result<Director, String> {
+/// `lvsadm routing-config` for the director's config.
+fn snippet(config: &Path, engine: &str) -> Result<String, String> {
+    let mut command = std::process::Command::new(workspace_bin("lvsadm"));
+    command
+        .args([
+            "routing-config",
+            "--engine",
+            engine,
+            "--asn",
+            "65001",
+            "--config",
+        ])
+        .arg(config);
+    lvs_tests::process::run_stdout(&mut command)
+}
+
+/// A director at `address` on the router's LAN: the engine (FRR, or BIRD with `bird`) with
+/// its BGP session to the router and our snippet, directord's socket, vrrpd.
+fn director(n: usize, address: &str, lan: &Netns, bird: bool) -> Result<Director, String> {
     let netns = Netns::new(&format!("bgpd{n}"))?;
     let (here, there) = (format!("d{n}"), format!("r{n}"));
     veth(&netns, &here, lan, &there)?;
     lan.attach(&there, "br0")?;
-    netns.addr(&here, &format!("{}/24", DIRECTORS[n]))?;
-    let frr = Frr::start(&netns)?;
+    netns.addr(&here, &format!("{address}/24"))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("director.toml");
     std::fs::write(&config, vrrpd_config(dir.path())).map_err(|e| e.to_string())?;
-    let lvsadm = workspace_bin("lvsadm");
-    let snippet = lvs_tests::process::run_stdout(std::process::Command::new(lvsadm).args([
-        "routing-config".as_ref(),
-        "--engine".as_ref(),
-        "frr".as_ref(),
-        "--asn".as_ref(),
-        "65001".as_ref(),
-        "--config".as_ref(),
-        config.as_os_str(),
-    ]))?;
-    frr.apply(&format!(
-        "router bgp 65001\n bgp router-id {id}\n no bgp ebgp-requires-policy\n \
-         neighbor {ROUTER} remote-as 65000\n neighbor {ROUTER} timers connect 1\n \
-         neighbor {ROUTER} advertisement-interval 0\nexit\n{snippet}",
-        id = DIRECTORS[n]
-    ))?;
+    let engine = if bird {
+        let bird: Box<dyn std::any::Any> = Box::new(Bird::start(
+            &netns,
+            &format!(
+                "router id {address};\nprotocol device {{}}\n{}\
+                 protocol bgp r1 from lvs_director {{ local {address} as 65001; neighbor {ROUTER} as 65000; }}\n",
+                snippet(&config, "bird")?
+            ),
+        )?);
+        bird
+    } else {
+        let frr = Frr::start(&netns)?;
+        frr.apply(&format!(
+            "router bgp 65001\n bgp router-id {address}\n no bgp ebgp-requires-policy\n \
+             neighbor {ROUTER} remote-as 65000\n neighbor {ROUTER} timers connect 1\n \
+             neighbor {ROUTER} advertisement-interval 0\nexit\n{}",
+            snippet(&config, "frr")?
+        ))?;
+        Box::new(frr)
+    };
     let directord = Directord::serve(dir.path())?;
     let vrrpd = lvs_tests::daemon::start(&netns, "vrrpd", &config, &dir.path().join("vrrpd.sock"))?;
     Ok(Director {
@@ -153,18 +177,31 @@ fn director(n: usize, lan: &Netns) -> Result<Director, String> {
         config,
         vrrpd: Some(vrrpd),
         directord: Some(directord),
-        _frr: frr,
+        _engine: engine,
         netns,
     })
 }
 
-fn router(lan: &Netns) -> Result<Frr, String> {
+/// What the unit's ExecStopPost does after vrrpd died: `vrrpd --release-vips`.
+fn release(director: &Director) -> Result<(), String> {
+    let mut release = director.netns.command(&[
+        workspace_bin("vrrpd").as_os_str(),
+        "--release-vips".as_ref(),
+        "--config".as_ref(),
+        director.config.as_os_str(),
+    ]);
+    lvs_tests::process::run(&mut release).map(drop)
+}
+
+/// The router: FRR with a session to each of `directors`, ECMP over up to 8 paths with the
+/// layer-4 hash.
+fn router(lan: &Netns, directors: &[&str]) -> Result<Frr, String> {
     lan.bridge("br0")?;
     lan.addr("br0", &format!("{ROUTER}/24"))?;
     lan.sysctl("net.ipv4.ip_forward=1")?;
     lan.sysctl("net.ipv4.fib_multipath_hash_policy=1")?;
     let frr = Frr::start(lan)?;
-    let neighbors: String = DIRECTORS
+    let neighbors: String = directors
         .iter()
         .map(|d| format!(" neighbor {d} remote-as 65001\n neighbor {d} timers connect 1\n"))
         .collect();
@@ -190,8 +227,11 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
         return Ok(());
     }
     let lan = Netns::new("bgpr")?;
-    let router = router(&lan)?;
-    let mut d = [director(0, &lan)?, director(1, &lan)?];
+    let router = router(&lan, &DIRECTORS)?;
+    let mut d = [
+        director(0, DIRECTORS[0], &lan, false)?,
+        director(1, DIRECTORS[1], &lan, false)?,
+    ];
     let both = DIRECTORS;
     let bound = Duration::from_secs(3);
 
@@ -248,14 +288,8 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
         both,
         "after kill -9 the kernel route stays, and FRR keeps announcing it"
     );
-    let mut release = d[0].netns.command(&[
-        workspace_bin("vrrpd").as_os_str(),
-        "--release-vips".as_ref(),
-        "--config".as_ref(),
-        d[0].config.as_os_str(),
-    ]);
     let started = Instant::now();
-    lvs_tests::process::run(&mut release)?;
+    release(&d[0])?;
     until_hops(&router, &[both[1]], bound)?;
     println!(
         "kill -9 of vrrpd on director 1, then its ExecStopPost (--release-vips): withdrawn {:?} after it ran",
@@ -269,5 +303,48 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
 
     d[1].vrrpd.take();
     until_hops(&router, &[], bound)?;
+    Ok(())
+}
+
+/// The same with BIRD 2 as the director's engine: the snippet's kernel protocol learns the
+/// route of our protocol number (`krt_source`) and its filter exports it with the community;
+/// the router loses it when the service loses quorum and after kill -9 plus `--release-vips`.
+/// BIRD must also accept the whole snippet (`bird -p`) and start with it.
+#[test]
+fn a_bird_director_announces_the_vip_over_bgp_while_healthy() -> Result<(), String> {
+    if !lane_available("netns", lvs_tests::netns_missing())
+        || !lane_available("frr", frr::missing())
+        || !lane_available("bird", bird::missing())
+    {
+        return Ok(());
+    }
+    let lan = Netns::new("bgpr")?;
+    let router = router(&lan, &[BIRD_DIRECTOR])?;
+    let d = director(2, BIRD_DIRECTOR, &lan, true)?;
+    let bound = Duration::from_secs(3);
+
+    let took = until_hops(&router, &[BIRD_DIRECTOR], Duration::from_secs(30))?;
+    println!("router: {PREFIX} via the BIRD director {took:?} after its start");
+    let bgp = router.json(&format!("show ip bgp {PREFIX} json"))?;
+    assert!(
+        bgp.to_string().contains("65001:100"),
+        "BIRD's filter sets the community: {bgp}"
+    );
+
+    let quorum = d.directord.as_ref().ok_or("no directord")?.quorum.clone();
+    quorum.store(false, Ordering::Relaxed);
+    let took = until_hops(&router, &[], bound)?;
+    println!("web below quorum on the BIRD director: withdrawn in {took:?}");
+    quorum.store(true, Ordering::Relaxed);
+    until_hops(&router, &[BIRD_DIRECTOR], bound)?;
+
+    d.vrrpd.as_ref().ok_or("no vrrpd")?.signal(libc::SIGKILL);
+    let started = Instant::now();
+    release(&d)?;
+    until_hops(&router, &[], bound)?;
+    println!(
+        "kill -9 of vrrpd, then --release-vips, on the BIRD director: withdrawn {:?} after it ran",
+        started.elapsed()
+    );
     Ok(())
 }
