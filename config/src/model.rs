@@ -47,7 +47,8 @@ pub struct Control {
     #[serde(default)]
     pub group: Option<String>,
     /// Where the daemons keep what must outlive a restart: the operator's drains and
-    /// maintenance (`lvsadm drain|maint|enable`, in `admin.json`). The units' StateDirectory.
+    /// maintenance (`lvsadm drain|maint|enable`, in `admin.json`) and drained announced VIPs
+    /// (`lvsadm announce drain`, in `announce.json`). The units' StateDirectory.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
 }

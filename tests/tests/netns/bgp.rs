@@ -84,6 +84,7 @@ fn vrrpd_config(dir: &Path) -> String {
     format!(
         r#"[control]
 socket_dir = "{dir}"
+state_dir = "{dir}"
 [vrrp]
 track_directord = {{ interval = "200ms", timeout = "200ms" }}
 [[virtual_server]]
@@ -278,6 +279,20 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
     assert!(said.contains("WITHDRAWN (drained)"), "{said}");
     let took = until_hops(&router, &[both[0]], bound)?;
     println!("lvsadm announce drain on director 2: withdrawn in {took:?}");
+    // The drain outlives a restart: a restarted vrrpd does not announce the VIP again.
+    d[1].vrrpd.take();
+    d[1].vrrpd = Some(lvs_tests::daemon::start(
+        &d[1].netns,
+        "vrrpd",
+        &d[1].config,
+        &d[1].dir.path().join("vrrpd.sock"),
+    )?);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        router.fib_next_hops(PREFIX)?,
+        [both[0]],
+        "drained after a restart"
+    );
     drain("resume", &d[1])?;
     until_hops(&router, &both, bound)?;
 

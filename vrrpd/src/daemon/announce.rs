@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use futures::TryStreamExt;
@@ -30,9 +31,11 @@ use super::link;
 /// The kernel's local routing table (RT_TABLE_LOCAL).
 const LOCAL_TABLE: u32 = 255;
 
-/// A route the kernel refused.
+/// What the announcer could not do: a route the kernel refused, or the drains' file.
 #[derive(Debug, thiserror::Error)]
-pub enum RouteError {
+pub enum AnnounceError {
+    #[error("{path}: {message}")]
+    State { path: String, message: String },
     #[error("there is no loopback device \"lo\"")]
     NoLoopback,
     #[error("adding the route to {vip}: {source}")]
@@ -49,24 +52,58 @@ pub enum RouteError {
     Dump(rtnetlink::Error),
 }
 
-impl RouteError {
+impl AnnounceError {
     /// The per-cause counter.
     pub fn cause(&self) -> &'static str {
         match self {
-            RouteError::NoLoopback => "no_loopback",
-            RouteError::Add { .. } => "add_route",
-            RouteError::Del { .. } => "del_route",
-            RouteError::Dump(_) => "dump_routes",
+            AnnounceError::State { .. } => "state_file",
+            AnnounceError::NoLoopback => "no_loopback",
+            AnnounceError::Add { .. } => "add_route",
+            AnnounceError::Del { .. } => "del_route",
+            AnnounceError::Dump(_) => "dump_routes",
         }
     }
 }
+
+/// The operator's drains, in `<state_dir>/announce.json` so that a restarted vrrpd (systemd's
+/// restart after a crash, a reboot) does not announce a VIP the operator took out.
+const STATE_FILE: &str = "announce.json";
 
 /// The announcer and its routes.
 pub struct Announcing {
     protocol: u8,
     core: Announcer,
     drained: BTreeSet<IpAddr>,
+    state_file: PathBuf,
     errors: BTreeMap<String, u64>,
+}
+
+/// The drains kept in `path`; none when it is missing.
+fn load_drains(path: &Path) -> Result<BTreeSet<IpAddr>, AnnounceError> {
+    let failed = |message: String| AnnounceError::State {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| failed(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// Writes the drains whole (a partial file renamed over the old one).
+fn save_drains(path: &Path, drained: &BTreeSet<IpAddr>) -> Result<(), AnnounceError> {
+    let failed = |e: std::io::Error| AnnounceError::State {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+    }
+    let partial = path.with_extension("json.partial");
+    let text = serde_json::to_string(drained).unwrap_or_default();
+    std::fs::write(&partial, text).map_err(failed)?;
+    std::fs::rename(&partial, path).map_err(failed)
 }
 
 fn host_prefix(vip: IpAddr) -> u8 {
@@ -74,8 +111,8 @@ fn host_prefix(vip: IpAddr) -> u8 {
 }
 
 /// The VIP's route in `table`: `local` (taken as this host's) or unicast over lo.
-fn route(vip: IpAddr, protocol: u8, table: u32) -> Result<RouteMessage, RouteError> {
-    let lo = link::index_of("lo").ok_or(RouteError::NoLoopback)?;
+fn route(vip: IpAddr, protocol: u8, table: u32) -> Result<RouteMessage, AnnounceError> {
+    let lo = link::index_of("lo").ok_or(AnnounceError::NoLoopback)?;
     let (kind, scope) = if table == LOCAL_TABLE {
         (RouteType::Local, RouteScope::Host)
     } else {
@@ -83,7 +120,7 @@ fn route(vip: IpAddr, protocol: u8, table: u32) -> Result<RouteMessage, RouteErr
     };
     let builder = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(vip, host_prefix(vip))
-        .map_err(|e| RouteError::Add {
+        .map_err(|e| AnnounceError::Add {
             vip,
             source: rtnetlink::Error::InvalidIp(e.to_string().into_bytes()),
         })?;
@@ -105,33 +142,33 @@ fn absent(e: &rtnetlink::Error) -> bool {
         if m.raw_code() == -libc::ESRCH || m.raw_code() == -libc::ENOENT)
 }
 
-async fn add(handle: &Handle, vip: IpAddr, protocol: u8, table: u32) -> Result<(), RouteError> {
+async fn add(handle: &Handle, vip: IpAddr, protocol: u8, table: u32) -> Result<(), AnnounceError> {
     match handle
         .route()
         .add(route(vip, protocol, table)?)
         .execute()
         .await
     {
-        Err(e) if !exists(&e) => Err(RouteError::Add { vip, source: e }),
+        Err(e) if !exists(&e) => Err(AnnounceError::Add { vip, source: e }),
         _ => Ok(()),
     }
 }
 
-async fn del(handle: &Handle, vip: IpAddr, protocol: u8, table: u32) -> Result<(), RouteError> {
+async fn del(handle: &Handle, vip: IpAddr, protocol: u8, table: u32) -> Result<(), AnnounceError> {
     match handle
         .route()
         .del(route(vip, protocol, table)?)
         .execute()
         .await
     {
-        Err(e) if !absent(&e) => Err(RouteError::Del { vip, source: e }),
+        Err(e) if !absent(&e) => Err(AnnounceError::Del { vip, source: e }),
         _ => Ok(()),
     }
 }
 
 /// Removes every route of `protocol`, in every table and both families: what a crashed or
 /// killed run left. Returns how many went.
-pub async fn sweep(handle: &Handle, protocol: u8) -> Result<usize, RouteError> {
+pub async fn sweep(handle: &Handle, protocol: u8) -> Result<usize, AnnounceError> {
     let mut removed = 0;
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
         let mut request = match family {
@@ -147,13 +184,13 @@ pub async fn sweep(handle: &Handle, protocol: u8) -> Result<usize, RouteError> {
             .try_filter(|r| std::future::ready(u8::from(r.header.protocol) == protocol))
             .try_collect()
             .await
-            .map_err(RouteError::Dump)?;
+            .map_err(AnnounceError::Dump)?;
         for message in ours {
             match handle.route().del(message).execute().await {
                 Ok(()) => removed += 1,
                 Err(e) if absent(&e) => {}
                 Err(source) => {
-                    return Err(RouteError::Del {
+                    return Err(AnnounceError::Del {
                         vip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                         source,
                     });
@@ -167,13 +204,26 @@ pub async fn sweep(handle: &Handle, protocol: u8) -> Result<usize, RouteError> {
 impl Announcing {
     /// Sweeps what an earlier run left, then takes every VIP's packets as local; nothing is
     /// announced until directord has answered.
-    pub async fn start(handle: &Handle, config: &Announce) -> Announcing {
+    pub async fn start(handle: &Handle, config: &Announce, state_dir: &Path) -> Announcing {
         let mut announcing = Announcing {
             protocol: config.protocol,
             core: Announcer::new(&config.vip, Instant::now()),
             drained: BTreeSet::new(),
+            state_file: state_dir.join(STATE_FILE),
             errors: BTreeMap::new(),
         };
+        match load_drains(&announcing.state_file) {
+            Ok(drained) => announcing.drained = drained,
+            // Nothing drained rather than no announcement: the file is rewritten at the next
+            // drain or resume.
+            Err(e) => announcing.failed(&e),
+        }
+        if !announcing.drained.is_empty() {
+            info!(
+                "drained by the operator, not announced: {:?}",
+                announcing.drained
+            );
+        }
         match sweep(handle, config.protocol).await {
             Ok(0) => {}
             Ok(n) => info!(
@@ -191,7 +241,7 @@ impl Announcing {
         announcing
     }
 
-    fn failed(&mut self, error: &RouteError) {
+    fn failed(&mut self, error: &AnnounceError) {
         warn!("announce: {error}");
         *self.errors.entry(error.cause().to_owned()).or_default() += 1;
     }
@@ -233,22 +283,31 @@ impl Announcing {
         }
     }
 
-    /// `lvsadm announce drain|resume [VIP]`; false when `vip` is not announced by config.
-    pub fn drain(&mut self, vip: Option<IpAddr>, drain: bool) -> bool {
+    /// `lvsadm announce drain|resume [VIP]`, kept in the state file before it applies (a drain
+    /// that could not be kept is refused, so a restart cannot undo it behind the operator).
+    pub fn drain(&mut self, vip: Option<IpAddr>, drain: bool) -> Result<(), String> {
         let all: Vec<IpAddr> = self.core.vips().iter().map(|v| v.address).collect();
         let chosen = match vip {
-            Some(vip) if !all.contains(&vip) => return false,
+            Some(vip) if !all.contains(&vip) => {
+                return Err(format!("{vip} is not an [announce] VIP of this director"));
+            }
             Some(vip) => vec![vip],
             None => all,
         };
+        let mut wanted = self.drained.clone();
         for vip in chosen {
             if drain {
-                self.drained.insert(vip);
+                wanted.insert(vip);
             } else {
-                self.drained.remove(&vip);
+                wanted.remove(&vip);
             }
         }
-        true
+        save_drains(&self.state_file, &wanted).map_err(|e| {
+            self.failed(&e);
+            e.to_string()
+        })?;
+        self.drained = wanted;
+        Ok(())
     }
 
     /// A reload: new VIPs taken as local, removed ones withdrawn and let go. A changed
@@ -259,7 +318,6 @@ impl Announcing {
         self.apply(handle, gone).await;
         let new: Vec<IpAddr> = config.vip.iter().map(|v| v.address).collect();
         for vip in old.iter().filter(|v| !new.contains(v)) {
-            self.drained.remove(vip);
             if let Err(e) = del(handle, *vip, self.protocol, LOCAL_TABLE).await {
                 self.failed(&e);
             }
@@ -309,5 +367,33 @@ fn reason(why: &Withdrawn) -> String {
     match why {
         Withdrawn::NoQuorum(service) => format!("{service} is below quorum"),
         other => other.as_str().replace('_', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The drains survive as written; a missing file is no drain; a file that does not parse
+    /// or cannot be written is an error (counted as `state_file`), never a silent empty set
+    /// written over the operator's drains.
+    #[test]
+    fn drains_are_kept_in_the_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(STATE_FILE);
+        assert_eq!(load_drains(&path).unwrap(), BTreeSet::new());
+        let drained: BTreeSet<IpAddr> = [
+            "192.0.2.100".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        ]
+        .into();
+        save_drains(&path, &drained).unwrap();
+        assert_eq!(load_drains(&path).unwrap(), drained);
+        std::fs::write(&path, "[\"not an address\"]").unwrap();
+        let error = load_drains(&path).unwrap_err();
+        assert_eq!(error.cause(), "state_file");
+        let blocked = dir.path().join("file").join(STATE_FILE);
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        assert!(save_drains(&blocked, &drained).is_err());
     }
 }

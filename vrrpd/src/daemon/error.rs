@@ -68,7 +68,7 @@ pub enum ReleaseFailure {
         source: rtnetlink::Error,
     },
     #[error("[announce]: {0}")]
-    Announce(super::announce::RouteError),
+    Announce(super::announce::AnnounceError),
 }
 
 fn lines<T: std::fmt::Display>(errors: &[T]) -> String {

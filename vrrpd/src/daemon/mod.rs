@@ -189,7 +189,9 @@ impl Daemon {
         match (&mut self.announce, &config.announce) {
             (Some(announcing), Some(wanted)) => announcing.configure(&self.handle, wanted).await,
             (None, Some(wanted)) => {
-                self.announce = Some(announce::Announcing::start(&self.handle, wanted).await);
+                let state_dir = &config.control.state_dir;
+                self.announce =
+                    Some(announce::Announcing::start(&self.handle, wanted, state_dir).await);
             }
             (Some(announcing), None) => {
                 announcing.stop(&self.handle).await;
@@ -1036,13 +1038,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 match incoming.request {
                     Request::Status => incoming.reply_ok(status(&daemon)),
                     Request::Announce { drain, vip } => {
-                        let known = daemon.announce.as_mut().is_some_and(|a| a.drain(vip, drain));
+                        let done = match daemon.announce.as_mut() {
+                            Some(announcing) => announcing.drain(vip, drain),
+                            None => Err("no [announce] in vrrpd's config".to_owned()),
+                        };
                         daemon.update_announce().await;
-                        incoming.reply(if known {
-                            Ok(status(&daemon))
-                        } else {
-                            Err("not an [announce] VIP of this director")
-                        });
+                        incoming.reply(done.map(|()| status(&daemon)));
                     }
                 }
             }
