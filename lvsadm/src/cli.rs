@@ -70,8 +70,8 @@ pub enum Command {
     },
     /// `[announce]` VIPs: `drain` withdraws (the router moves new flows to the other
     /// directors; established ones here go on while the router still sends them), `resume`
-    /// lets vrrpd announce again while healthy. Every VIP when none is named; until resume
-    /// or vrrpd's restart
+    /// lets vrrpd announce again while healthy. Every VIP when none is named; kept across
+    /// vrrpd's restarts until resume
     Announce(AnnounceArgs),
     /// Every daemon's events as they happen (VRRP transitions, health changes, reloads, sync
     /// roles), one JSON line each after the daemon's name, until interrupted

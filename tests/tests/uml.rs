@@ -57,12 +57,9 @@ fn lvsadm_nat_service_forwards_http() -> Result<(), String> {
     nat_service_forwards_http(lvsadm.to_str().ok_or("utf-8 path")?)
 }
 
-/// Client, director and real server as namespaces; a NAT virtual service made with `tool`;
-/// a real HTTP fetch through the VIP; the kernel's connection entry and counters.
-fn nat_service_forwards_http(tool: &str) -> Result<(), String> {
-    if let Some(missing) = uml::tools_missing(&["ipvsadm", "busybox"]) {
-        return Err(missing);
-    }
+/// Client (192.0.2.2), director (192.0.2.1 and 198.51.100.1, forwarding) and real server
+/// (198.51.100.2, its gateway the director) as namespaces: a NAT site.
+fn nat_site() -> Result<(Netns, Netns, Netns), String> {
     let client = Netns::new("c")?;
     let director = Netns::new("d")?;
     let real = Netns::new("r")?;
@@ -73,9 +70,19 @@ fn nat_service_forwards_http(tool: &str) -> Result<(), String> {
     director.addr("d0", "192.0.2.1/24")?;
     director.addr("d1", "198.51.100.1/24")?;
     director.sysctl("net.ipv4.ip_forward=1")?;
-    director.ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])?;
     real.addr("r0", "198.51.100.2/24")?;
     real.default_route("198.51.100.1")?;
+    Ok((client, director, real))
+}
+
+/// Client, director and real server as namespaces; a NAT virtual service made with `tool`;
+/// a real HTTP fetch through the VIP; the kernel's connection entry and counters.
+fn nat_service_forwards_http(tool: &str) -> Result<(), String> {
+    if let Some(missing) = uml::tools_missing(&["ipvsadm", "busybox"]) {
+        return Err(missing);
+    }
+    let (client, director, real) = nat_site()?;
+    director.ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])?;
 
     let www = tempfile::tempdir().map_err(|e| e.to_string())?;
     let body = format!("served-by-real-{}\n", std::process::id());
@@ -209,18 +216,7 @@ fn announced_vip_is_served_by_ipvs() -> Result<(), String> {
     if let Some(missing) = uml::tools_missing(&["busybox"]) {
         return Err(missing);
     }
-    let client = Netns::new("c")?;
-    let director = Netns::new("d")?;
-    let real = Netns::new("r")?;
-    veth(&client, "c0", &director, "d0")?;
-    veth(&director, "d1", &real, "r0")?;
-    client.addr("c0", "192.0.2.2/24")?;
-    client.default_route("192.0.2.1")?;
-    director.addr("d0", "192.0.2.1/24")?;
-    director.addr("d1", "198.51.100.1/24")?;
-    director.sysctl("net.ipv4.ip_forward=1")?;
-    real.addr("r0", "198.51.100.2/24")?;
-    real.default_route("198.51.100.1")?;
+    let (client, director, real) = nat_site()?;
     let www = tempfile::tempdir().map_err(|e| e.to_string())?;
     std::fs::write(www.path().join("index.html"), "announced\n").map_err(|e| e.to_string())?;
     let www_path = www.path().to_str().ok_or("utf-8 path")?;

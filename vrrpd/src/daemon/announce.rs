@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use vrrpd::announce::{Announcer, Change, Inputs, Withdrawn};
 
 use super::link;
+use super::routes::{absent, exists};
 
 /// The kernel's local routing table (RT_TABLE_LOCAL).
 const LOCAL_TABLE: u32 = 255;
@@ -131,15 +132,6 @@ fn route(vip: IpAddr, protocol: u8, table: u32) -> Result<RouteMessage, Announce
         .kind(kind)
         .protocol(RouteProtocol::from(protocol))
         .build())
-}
-
-fn exists(e: &rtnetlink::Error) -> bool {
-    matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::EEXIST)
-}
-
-fn absent(e: &rtnetlink::Error) -> bool {
-    matches!(e, rtnetlink::Error::NetlinkError(m)
-        if m.raw_code() == -libc::ESRCH || m.raw_code() == -libc::ENOENT)
 }
 
 async fn add(handle: &Handle, vip: IpAddr, protocol: u8, table: u32) -> Result<(), AnnounceError> {
