@@ -133,6 +133,28 @@ impl Frr {
         Ok(())
     }
 
+    /// kill -9 of every daemon of the instance at once: a crashed routing engine, which
+    /// sends no NOTIFICATION and withdraws nothing itself.
+    pub fn kill(&self) {
+        for daemon in &self.daemons {
+            daemon.signal(libc::SIGKILL);
+        }
+    }
+
+    /// The BFD peers whose session is up, from `show bfd peers json`.
+    pub fn bfd_up(&self) -> Result<Vec<String>, String> {
+        let peers = self.json("show bfd peers json")?;
+        let mut up: Vec<String> = peers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p.get("status").and_then(Value::as_str) == Some("up"))
+            .filter_map(|p| p.get("peer").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        up.sort();
+        Ok(up)
+    }
+
     /// `show ... json`, parsed.
     pub fn json(&self, show: &str) -> Result<Value, String> {
         let out = self.vtysh(&[show])?;

@@ -20,6 +20,7 @@ use lvs_tests::frr::{self, Frr};
 use lvs_tests::netns::{Netns, veth};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::{lane_available, workspace_bin};
+use lvsadm::routing::NAME;
 
 const VIP: &str = "192.0.2.100";
 const PREFIX: &str = "192.0.2.100/32";
@@ -166,7 +167,8 @@ fn director(n: usize, address: &str, lan: &Netns, bird: bool) -> Result<Director
         frr.apply(&format!(
             "router bgp 65001\n bgp router-id {address}\n no bgp ebgp-requires-policy\n \
              neighbor {ROUTER} remote-as 65000\n neighbor {ROUTER} timers connect 1\n \
-             neighbor {ROUTER} advertisement-interval 0\nexit\n{}",
+             neighbor {ROUTER} advertisement-interval 0\n neighbor {ROUTER} bfd profile {NAME}\n\
+             exit\n{}",
             snippet(&config, "frr")?
         ))?;
         Box::new(frr)
@@ -195,8 +197,8 @@ fn release(director: &Director) -> Result<(), String> {
 }
 
 /// The router: FRR with a session to each of `directors`, ECMP over up to 8 paths with the
-/// layer-4 hash.
-fn router(lan: &Netns, directors: &[&str]) -> Result<Frr, String> {
+/// layer-4 hash; with `bfd`, a BFD session to each at the snippet's 100 ms x 3.
+fn router(lan: &Netns, directors: &[&str], bfd: bool) -> Result<Frr, String> {
     lan.bridge("br0")?;
     lan.addr("br0", &format!("{ROUTER}/24"))?;
     lan.sysctl("net.ipv4.ip_forward=1")?;
@@ -204,8 +206,20 @@ fn router(lan: &Netns, directors: &[&str]) -> Result<Frr, String> {
     let frr = Frr::start(lan)?;
     let neighbors: String = directors
         .iter()
-        .map(|d| format!(" neighbor {d} remote-as 65001\n neighbor {d} timers connect 1\n"))
+        .map(|d| {
+            let bfd = if bfd {
+                format!(" neighbor {d} bfd profile {NAME}\n")
+            } else {
+                String::new()
+            };
+            format!(" neighbor {d} remote-as 65001\n neighbor {d} timers connect 1\n{bfd}")
+        })
         .collect();
+    if bfd {
+        frr.apply(&format!(
+            "bfd\n profile {NAME}\n  receive-interval 100\n  transmit-interval 100\n exit\nexit\n"
+        ))?;
+    }
     frr.apply(&format!(
         "router bgp 65000\n bgp router-id {ROUTER}\n no bgp ebgp-requires-policy\n{neighbors} \
          address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\nexit\n"
@@ -228,7 +242,7 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
         return Ok(());
     }
     let lan = Netns::new("bgpr")?;
-    let router = router(&lan, &DIRECTORS)?;
+    let router = router(&lan, &DIRECTORS, true)?;
     let mut d = [
         director(0, DIRECTORS[0], &lan, false)?,
         director(1, DIRECTORS[1], &lan, false)?,
@@ -316,9 +330,44 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
         "--release-vips sweeps every route: {left}"
     );
 
-    d[1].vrrpd.take();
+    d[0].vrrpd = Some(lvs_tests::daemon::start(
+        &d[0].netns,
+        "vrrpd",
+        &d[0].config,
+        &d[0].dir.path().join("vrrpd.sock"),
+    )?);
+    until_hops(&router, &both, bound)?;
+    let took = dead_director(&router, &d[1], both[0])?;
+    println!(
+        "director 2 dead (link down, kill -9 of FRR and vrrpd): gone from the router in {took:?}"
+    );
+    d[0].vrrpd.take();
     until_hops(&router, &[], bound)?;
     Ok(())
+}
+
+/// A director dies whole: its link goes down and every process of its stack is killed -9, so
+/// no BGP NOTIFICATION, no withdrawal and no TCP close reach the router; only BFD (100 ms x 3)
+/// can tell it. Returns how long the router kept the dead director as a next hop; held to a
+/// second (the BGP hold time alone would be minutes).
+fn dead_director(router: &Frr, dead: &Director, survivor: &str) -> Result<Duration, String> {
+    let address = DIRECTORS[1];
+    wait_for(Duration::from_secs(20), || {
+        router
+            .bfd_up()
+            .ok()
+            .filter(|up| up.iter().any(|p| p == address))
+    })
+    .ok_or("the router's BFD session to the director never came up")?;
+    let started = Instant::now();
+    dead.netns.ip(&["link", "set", "d1", "down"])?;
+    dead.vrrpd.as_ref().ok_or("no vrrpd")?.signal(libc::SIGKILL);
+    dead._engine
+        .downcast_ref::<Frr>()
+        .ok_or("not an FRR director")?
+        .kill();
+    until_hops(router, &[survivor], Duration::from_secs(1))?;
+    Ok(started.elapsed())
 }
 
 /// The same with BIRD 2 as the director's engine: the snippet's kernel protocol learns the
@@ -334,7 +383,7 @@ fn a_bird_director_announces_the_vip_over_bgp_while_healthy() -> Result<(), Stri
         return Ok(());
     }
     let lan = Netns::new("bgpr")?;
-    let router = router(&lan, &[BIRD_DIRECTOR])?;
+    let router = router(&lan, &[BIRD_DIRECTOR], false)?;
     let d = director(2, BIRD_DIRECTOR, &lan, true)?;
     let bound = Duration::from_secs(3);
 
