@@ -176,6 +176,21 @@ impl Daemon {
         true
     }
 
+    /// One request on the control socket.
+    async fn answer(&mut self, incoming: lvs_control::Incoming<Request, Status>) {
+        match incoming.request {
+            Request::Status => incoming.reply_ok(status(self)),
+            Request::Announce { drain, vip } => {
+                let done = match self.announce.as_mut() {
+                    Some(announcing) => announcing.drain(vip, drain),
+                    None => Err("no [announce] in vrrpd's config".to_owned()),
+                };
+                self.update_announce().await;
+                incoming.reply(done.map(|()| status(self)));
+            }
+        }
+    }
+
     /// Announces and withdraws `[announce]` VIPs as directord's last answer says.
     async fn update_announce(&mut self) {
         if let Some(announcing) = &mut self.announce {
@@ -673,9 +688,13 @@ impl Daemon {
         }
     }
 
-    /// Every instance leaves (STOP notified), its VIPs, routes and rules removed by the
+    /// Announced VIPs are withdrawn first (the router moves their flows while the rest
+    /// stops); every instance leaves (STOP notified), its VIPs, routes and rules removed by the
     /// address task before vrrpd goes on; then the groups.
     async fn stop_all(&mut self) {
+        if let Some(announcing) = &mut self.announce {
+            announcing.stop(&self.handle).await;
+        }
         while !self.instances.is_empty() {
             self.stop(0).await;
         }
@@ -1034,19 +1053,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                     daemon.apply_tracking(Instant::now());
                 }
             }
-            Some(incoming) = requests.recv() => {
-                match incoming.request {
-                    Request::Status => incoming.reply_ok(status(&daemon)),
-                    Request::Announce { drain, vip } => {
-                        let done = match daemon.announce.as_mut() {
-                            Some(announcing) => announcing.drain(vip, drain),
-                            None => Err("no [announce] in vrrpd's config".to_owned()),
-                        };
-                        daemon.update_announce().await;
-                        incoming.reply(done.map(|()| status(&daemon)));
-                    }
-                }
-            }
+            Some(incoming) = requests.recv() => daemon.answer(incoming).await,
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                 if let Err(e) = daemon.reload().await {
@@ -1066,9 +1073,6 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         }
     }
 
-    if let Some(announcing) = &mut daemon.announce {
-        announcing.stop(&daemon.handle).await;
-    }
     daemon.stop_all().await;
     shutdown.cancel();
     let _ = std::fs::remove_file(&socket_path);
