@@ -24,6 +24,9 @@ use lvsadm::routing::NAME;
 
 const VIP: &str = "192.0.2.100";
 const PREFIX: &str = "192.0.2.100/32";
+/// An IPv6 VIP beside it: its routes and the engines' IPv6 parts of the snippet (the router
+/// has IPv4 sessions only, so it is checked in the director's own BGP table).
+const VIP6: &str = "2001:db8::100";
 const ROUTER: &str = "203.0.113.1";
 const DIRECTORS: [&str; 2] = ["203.0.113.11", "203.0.113.12"];
 /// The director running BIRD instead of FRR.
@@ -98,6 +101,9 @@ address = "198.51.100.11:80"
 address = "{VIP}"
 services = ["web"]
 communities = ["65001:100"]
+[[announce.vip]]
+address = "{VIP6}"
+services = ["web"]
 "#,
         dir = dir.display()
     )
@@ -262,6 +268,14 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
         local.contains("local"),
         "the director takes the VIP's packets: {local}"
     );
+    let frr0 = d[0]._engine.downcast_ref::<Frr>().ok_or("not FRR")?;
+    wait_for(Duration::from_secs(5), || {
+        let table = frr0
+            .json(&format!("show bgp ipv6 unicast {VIP6}/128 json"))
+            .ok()?;
+        table.get("paths").is_some().then_some(())
+    })
+    .ok_or("FRR did not take the IPv6 VIP's kernel route into BGP")?;
 
     let quorum = d[0]
         .directord
@@ -394,6 +408,14 @@ fn a_bird_director_announces_the_vip_over_bgp_while_healthy() -> Result<(), Stri
         bgp.to_string().contains("65001:100"),
         "BIRD's filter sets the community: {bgp}"
     );
+    let bird = d._engine.downcast_ref::<Bird>().ok_or("not BIRD")?;
+    let learned = wait_for(Duration::from_secs(5), || {
+        bird.birdc(&format!("show route {VIP6}/128 all"))
+            .ok()
+            .filter(|out| out.contains("lvs_vips_ipv6"))
+    })
+    .ok_or("BIRD did not learn the IPv6 VIP's route")?;
+    assert!(learned.contains("Kernel.source: 250"), "{learned}");
 
     let quorum = d.directord.as_ref().ok_or("no directord")?.quorum.clone();
     quorum.store(false, Ordering::Relaxed);
