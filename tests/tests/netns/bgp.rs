@@ -434,3 +434,64 @@ fn a_bird_director_announces_the_vip_over_bgp_while_healthy() -> Result<(), Stri
     );
     Ok(())
 }
+
+/// vrrpd's routes on one director, no engine: a start sweeps a route of our protocol that an
+/// earlier run left (`198.51.100.77`), both routes of a VIP carry the configured protocol
+/// number, and a reload (SIGHUP) that swaps one VIP for another takes the old one's routes
+/// away and gives the new one its own, announced at once when healthy.
+#[test]
+fn vrrpd_sweeps_at_start_and_follows_a_reload() -> Result<(), String> {
+    if !lane_available("netns", lvs_tests::netns_missing()) {
+        return Ok(());
+    }
+    let netns = Netns::new("bgpv")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let config = dir.path().join("director.toml");
+    let text = |vip: &str| {
+        vrrpd_config(dir.path())
+            .replace("[announce]\n", "[announce]\nprotocol = 251\n")
+            .replace(&format!("\"{VIP}\""), &format!("\"{vip}\""))
+    };
+    std::fs::write(&config, text(VIP)).map_err(|e| e.to_string())?;
+    netns.ip(&[
+        "route",
+        "add",
+        "198.51.100.77/32",
+        "dev",
+        "lo",
+        "proto",
+        "251",
+    ])?;
+    let _directord = Directord::serve(dir.path())?;
+    let vrrpd = lvs_tests::daemon::start(&netns, "vrrpd", &config, &dir.path().join("vrrpd.sock"))?;
+    let routes = || {
+        netns
+            .sh("ip route show table all proto 251; ip -6 route show table all proto 251")
+            .unwrap_or_default()
+    };
+    let has = |routes: &str, vip: &str| {
+        routes.contains(&format!("local {vip} dev lo table local"))
+            && routes
+                .lines()
+                .any(|l| l.starts_with(&format!("{vip} dev lo")) && !l.contains("table"))
+    };
+    wait_for(Duration::from_secs(5), || {
+        let now = routes();
+        (has(&now, VIP) && has(&now, VIP6)).then_some(())
+    })
+    .ok_or_else(|| format!("the VIPs' two routes of protocol 251:\n{}", routes()))?;
+    assert!(
+        !routes().contains("198.51.100.77"),
+        "the earlier run's route is swept"
+    );
+
+    std::fs::write(&config, text("192.0.2.101")).map_err(|e| e.to_string())?;
+    vrrpd.signal(libc::SIGHUP);
+    wait_for(Duration::from_secs(5), || {
+        let now = routes();
+        (has(&now, "192.0.2.101") && !now.contains(&format!("{VIP} "))).then_some(())
+    })
+    .ok_or_else(|| format!("after the reload:\n{}", routes()))?;
+    assert!(has(&routes(), VIP6), "the kept VIP keeps its routes");
+    Ok(())
+}
