@@ -62,7 +62,8 @@ pub struct AnnounceStatus {
 pub struct AnnouncedVip {
     pub address: IpAddr,
     pub announced: bool,
-    /// Why not, when withdrawn: starting, directord_down, no_quorum, drained, stopping.
+    /// Why not, when withdrawn: starting, directord_down, no_quorum, drained, stopping,
+    /// route_failed (the kernel refused the route; tried again at the next probe).
     pub reason: Option<String>,
     /// The service below quorum, with `no_quorum`.
     pub service: Option<String>,

@@ -26,6 +26,8 @@ pub enum Withdrawn {
     Drained,
     /// vrrpd is stopping.
     Stopping,
+    /// The kernel refused the route; tried again at the next update.
+    RouteFailed,
 }
 
 impl Withdrawn {
@@ -37,6 +39,7 @@ impl Withdrawn {
             Withdrawn::NoQuorum(_) => "no_quorum",
             Withdrawn::Drained => "drained",
             Withdrawn::Stopping => "stopping",
+            Withdrawn::RouteFailed => "route_failed",
         }
     }
 }
@@ -120,6 +123,19 @@ impl Announcer {
 
     pub fn vips(&self) -> &[VipState] {
         &self.vips
+    }
+
+    /// The kernel refused `change`: the VIP's state goes back to what the kernel has, so the
+    /// next [`Announcer::update`] tries again (a withdrawal that did not happen must not be
+    /// taken for one: the engine would go on announcing an unhealthy VIP).
+    pub fn failed(&mut self, change: &Change) {
+        let (address, withdrawn) = match change {
+            Change::Announce(address) => (address, Some(Withdrawn::RouteFailed)),
+            Change::Withdraw(address, _) => (address, None),
+        };
+        if let Some(vip) = self.vips.iter_mut().find(|v| v.address == *address) {
+            vip.withdrawn = withdrawn;
+        }
     }
 
     /// Brings every VIP to what `inputs` say; returns the routes to change, in config order.
@@ -307,6 +323,33 @@ mod tests {
                 Change::Withdraw(ip("192.0.2.100"), Withdrawn::Stopping),
                 Change::Withdraw(ip("192.0.2.101"), Withdrawn::Stopping)
             ]
+        );
+    }
+
+    /// A route the kernel refused is tried again at the next update, an announcement and a
+    /// withdrawal alike.
+    #[test]
+    fn a_refused_route_is_tried_again() {
+        let t0 = Instant::now();
+        let mut announcer = Announcer::new(&[vip("192.0.2.100", &["web"])], t0);
+        let ok = quorum(&[("web", true)]);
+        let down = quorum(&[("web", false)]);
+        let none = BTreeSet::new();
+        let announce = announcer.update(inputs(Some(true), &ok, &none), t0);
+        announcer.failed(&announce[0]);
+        assert_eq!(announcer.vips()[0].withdrawn, Some(Withdrawn::RouteFailed));
+        assert_eq!(
+            announcer.update(inputs(Some(true), &ok, &none), t0),
+            announce,
+            "announced again"
+        );
+        let withdraw = announcer.update(inputs(Some(true), &down, &none), t0);
+        announcer.failed(&withdraw[0]);
+        assert!(announcer.vips()[0].announced(), "the route is still there");
+        assert_eq!(
+            announcer.update(inputs(Some(true), &down, &none), t0),
+            withdraw,
+            "withdrawn again"
         );
     }
 

@@ -271,6 +271,7 @@ impl Announcing {
             };
             if let Err(e) = result {
                 self.failed(&e);
+                self.core.failed(&change);
             }
         }
     }
