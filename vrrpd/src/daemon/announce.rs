@@ -306,6 +306,12 @@ impl Announcing {
     /// A reload: new VIPs taken as local, removed ones withdrawn and let go. A changed
     /// protocol number takes effect at the next start.
     pub async fn configure(&mut self, handle: &Handle, config: &Announce) {
+        if config.protocol != self.protocol {
+            warn!(
+                "announce: protocol {} takes effect at vrrpd's next start; the routes keep {}",
+                config.protocol, self.protocol
+            );
+        }
         let old: Vec<IpAddr> = self.core.vips().iter().map(|v| v.address).collect();
         let gone = self.core.configure(&config.vip, Instant::now());
         self.apply(handle, gone).await;
