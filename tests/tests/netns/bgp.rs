@@ -234,12 +234,14 @@ fn router(lan: &Netns, directors: &[&str], bfd: bool) -> Result<Frr, String> {
 }
 
 /// The router learns the VIP from both directors (ECMP, both in its kernel FIB, with the
-/// snippet's community), and loses a director's path when: a service it announces for loses
-/// quorum, directord vanishes, the operator drains it (`lvsadm announce drain`), vrrpd is
-/// killed -9 and the unit's ExecStopPost (`vrrpd --release-vips`) runs, and vrrpd stops. Each
-/// withdrawal's time to the router's FIB is printed; the health ones are bounded by the probe
-/// interval and timeout (0.4 s) plus FRR's propagation, held to 3 s. Without vrrpd's routes,
-/// health tracking or sweep, the router would keep (or never get) the path and this fails.
+/// snippet's community) and spreads a client's connections over them, and loses a director's
+/// path when: a service it announces for loses quorum, directord vanishes, the operator drains
+/// it (`lvsadm announce drain`, also across a restart), vrrpd is killed -9 and the unit's
+/// ExecStopPost (`vrrpd --release-vips`) runs, the director dies whole (BFD), and vrrpd stops.
+/// Each withdrawal's time to the router's FIB is printed; the health ones are bounded by the
+/// probe interval and timeout (0.4 s) plus FRR's propagation, held to 3 s. Without vrrpd's
+/// routes, health tracking or sweep, the router would keep (or never get) the path and this
+/// fails.
 #[test]
 fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
     if !lane_available("netns", lvs_tests::netns_missing())
@@ -249,12 +251,12 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
     }
     let lan = Netns::new("bgpr")?;
     let router = router(&lan, &DIRECTORS, true)?;
+    let client = client(&lan)?;
     let mut d = [
         director(0, DIRECTORS[0], &lan, false)?,
         director(1, DIRECTORS[1], &lan, false)?,
     ];
     let both = DIRECTORS;
-    let bound = Duration::from_secs(3);
 
     let took = until_hops(&router, &both, Duration::from_secs(30))?;
     println!("router: {PREFIX} via both directors {took:?} after the last start");
@@ -262,11 +264,6 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
     assert!(
         bgp.to_string().contains("65001:100"),
         "the snippet's community reaches the router: {bgp}"
-    );
-    let local = d[0].netns.sh(&format!("ip route show table local {VIP}"))?;
-    assert!(
-        local.contains("local"),
-        "the director takes the VIP's packets: {local}"
     );
     let frr0 = d[0]._engine.downcast_ref::<Frr>().ok_or("not FRR")?;
     wait_for(Duration::from_secs(5), || {
@@ -276,25 +273,95 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
         table.get("paths").is_some().then_some(())
     })
     .ok_or("FRR did not take the IPv6 VIP's kernel route into BGP")?;
+    spread(&client, &d)?;
 
-    let quorum = d[0]
+    health_withdraws(&router, &mut d[0], both[1])?;
+    drain_withdraws(&router, &mut d[1], both[0])?;
+    kill_and_release(&router, &mut d[0], both[1])?;
+    restart(&mut d[0])?;
+    until_hops(&router, &both, Duration::from_secs(3))?;
+    let took = dead_director(&router, &d[1], both[0])?;
+    println!(
+        "director 2 dead (link down, kill -9 of FRR and vrrpd): gone from the router in {took:?}"
+    );
+    d[0].vrrpd.take();
+    until_hops(&router, &[], Duration::from_secs(3))?;
+    Ok(())
+}
+
+/// A client behind the router (198.51.100.2, the router 198.51.100.1).
+fn client(lan: &Netns) -> Result<Netns, String> {
+    let client = Netns::new("bgpc")?;
+    veth(&client, "c0", lan, "rc")?;
+    lan.addr("rc", "198.51.100.1/24")?;
+    client.addr("c0", "198.51.100.2/24")?;
+    client.default_route("198.51.100.1")?;
+    Ok(client)
+}
+
+/// Each director serves its own name on port 80 of the VIP (taken as local through vrrpd's
+/// route alone: no address); the client opens 200 connections to the VIP from as many source
+/// ports, which the router's layer-4 hash spreads. Each director must answer 30-70 % of them
+/// (a fair split's standard deviation is 3.5 %).
+fn spread(client: &Netns, d: &[Director; 2]) -> Result<(), String> {
+    let mut servers = Vec::new();
+    for (n, director) in d.iter().enumerate() {
+        director.netns.default_route(ROUTER)?;
+        std::fs::write(director.dir.path().join("index.html"), format!("d{n}\n"))
+            .map_err(|e| e.to_string())?;
+        let www = director.dir.path().to_string_lossy().into_owned();
+        servers.push(
+            director
+                .netns
+                .spawn(&["busybox", "httpd", "-f", "-p", "80", "-h", &www])?,
+        );
+    }
+    let fetch =
+        format!("for i in $(seq 200); do busybox wget -q -O - http://{VIP}/ || echo failed; done");
+    wait_for(Duration::from_secs(5), || {
+        client
+            .sh(&format!("busybox wget -q -O - http://{VIP}/"))
+            .ok()
+    })
+    .ok_or("no answer through the VIP")?;
+    let answers = client.sh(&fetch)?;
+    let count = |name: &str| answers.lines().filter(|l| *l == name).count();
+    let (first, second) = (count("d0"), count("d1"));
+    println!("200 connections to the VIP: director 1 answered {first}, director 2 {second}");
+    for share in [first, second] {
+        assert!((60..=140).contains(&share), "uneven spread:\n{answers}");
+    }
+    assert_eq!(first + second, 200, "every connection answered");
+    Ok(())
+}
+
+/// A service below quorum, then directord gone, on `director`: withdrawn each time, back after.
+fn health_withdraws(router: &Frr, director: &mut Director, other: &str) -> Result<(), String> {
+    let bound = Duration::from_secs(3);
+    let both = DIRECTORS;
+    let quorum = director
         .directord
         .as_ref()
         .ok_or("no directord")?
         .quorum
         .clone();
     quorum.store(false, Ordering::Relaxed);
-    let took = until_hops(&router, &[both[1]], bound)?;
+    let took = until_hops(router, &[other], bound)?;
     println!("web below quorum on director 1: withdrawn from the router in {took:?}");
     quorum.store(true, Ordering::Relaxed);
-    until_hops(&router, &both, bound)?;
+    until_hops(router, &both, bound)?;
 
-    d[0].directord = None;
-    let took = until_hops(&router, &[both[1]], bound)?;
+    director.directord = None;
+    let took = until_hops(router, &[other], bound)?;
     println!("directord gone on director 1: withdrawn in {took:?}");
-    d[0].directord = Some(Directord::serve(d[0].dir.path())?);
-    until_hops(&router, &both, bound)?;
+    director.directord = Some(Directord::serve(director.dir.path())?);
+    until_hops(router, &both, bound)?;
+    Ok(())
+}
 
+/// `lvsadm announce drain` withdraws, also across a restart of vrrpd; `resume` announces.
+fn drain_withdraws(router: &Frr, director: &mut Director, other: &str) -> Result<(), String> {
+    let bound = Duration::from_secs(3);
     let lvsadm = workspace_bin("lvsadm");
     let drain = |verb: &str, who: &Director| {
         let mut command = std::process::Command::new(&lvsadm);
@@ -303,60 +370,59 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
             .arg(&who.config);
         lvs_tests::process::run_stdout(&mut command)
     };
-    let said = drain("drain", &d[1])?;
+    let said = drain("drain", director)?;
     assert!(said.contains("WITHDRAWN (drained)"), "{said}");
-    let took = until_hops(&router, &[both[0]], bound)?;
+    let took = until_hops(router, &[other], bound)?;
     println!("lvsadm announce drain on director 2: withdrawn in {took:?}");
-    // The drain outlives a restart: a restarted vrrpd does not announce the VIP again.
-    d[1].vrrpd.take();
-    d[1].vrrpd = Some(lvs_tests::daemon::start(
-        &d[1].netns,
-        "vrrpd",
-        &d[1].config,
-        &d[1].dir.path().join("vrrpd.sock"),
-    )?);
+    restart(director)?;
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         router.fib_next_hops(PREFIX)?,
-        [both[0]],
+        [other],
         "drained after a restart"
     );
-    drain("resume", &d[1])?;
-    until_hops(&router, &both, bound)?;
+    drain("resume", director)?;
+    until_hops(router, &DIRECTORS, bound)?;
+    Ok(())
+}
 
-    d[0].vrrpd.as_ref().ok_or("no vrrpd")?.signal(libc::SIGKILL);
+/// kill -9 of vrrpd leaves the route (FRR goes on announcing it) until `--release-vips`.
+fn kill_and_release(router: &Frr, director: &mut Director, other: &str) -> Result<(), String> {
+    director
+        .vrrpd
+        .as_ref()
+        .ok_or("no vrrpd")?
+        .signal(libc::SIGKILL);
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(
         router.fib_next_hops(PREFIX)?,
-        both,
+        DIRECTORS,
         "after kill -9 the kernel route stays, and FRR keeps announcing it"
     );
     let started = Instant::now();
-    release(&d[0])?;
-    until_hops(&router, &[both[1]], bound)?;
+    release(director)?;
+    until_hops(router, &[other], Duration::from_secs(3))?;
     println!(
         "kill -9 of vrrpd on director 1, then its ExecStopPost (--release-vips): withdrawn {:?} after it ran",
         started.elapsed()
     );
-    let left = d[0].netns.sh("ip route show table all proto 250")?;
+    let left = director.netns.sh("ip route show table all proto 250")?;
     assert!(
         left.trim().is_empty(),
         "--release-vips sweeps every route: {left}"
     );
+    Ok(())
+}
 
-    d[0].vrrpd = Some(lvs_tests::daemon::start(
-        &d[0].netns,
+/// vrrpd stopped (if running) and started again on the director's config.
+fn restart(director: &mut Director) -> Result<(), String> {
+    director.vrrpd.take();
+    director.vrrpd = Some(lvs_tests::daemon::start(
+        &director.netns,
         "vrrpd",
-        &d[0].config,
-        &d[0].dir.path().join("vrrpd.sock"),
+        &director.config,
+        &director.dir.path().join("vrrpd.sock"),
     )?);
-    until_hops(&router, &both, bound)?;
-    let took = dead_director(&router, &d[1], both[0])?;
-    println!(
-        "director 2 dead (link down, kill -9 of FRR and vrrpd): gone from the router in {took:?}"
-    );
-    d[0].vrrpd.take();
-    until_hops(&router, &[], bound)?;
     Ok(())
 }
 
