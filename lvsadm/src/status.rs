@@ -486,5 +486,14 @@ mod tests {
         .unwrap();
         assert_eq!(needed_daemons(&config), ["directord"]);
         assert!(needed_daemons(&lvs_config::Config::default()).is_empty());
+        // A director that announces VIPs over BGP needs vrrpd even without a VRRP instance.
+        let announcing = lvs_config::parse(
+            "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\n\
+             [[virtual_server.real]]\naddress = \"198.51.100.1:80\"\n\
+             [[announce.vip]]\naddress = \"192.0.2.1\"\nservices = [\"web\"]\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(needed_daemons(&announcing), ["vrrpd", "directord"]);
     }
 }
