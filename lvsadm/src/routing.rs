@@ -270,6 +270,21 @@ services = ["web"]
         );
     }
 
+    /// A config that announces nothing, or is invalid, prints no snippet and exits 78
+    /// (EX_CONFIG): an engine config without the route-map would redistribute nothing, or
+    /// everything, silently.
+    #[test]
+    fn no_snippet_without_announced_vips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("director.toml");
+        let args = lvs_config::ConfigArgs { path: path.clone() };
+        let refused = ExitCode::from(lvs_config::EX_CONFIG as u8);
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(run(&args, Engine::Frr, None), refused);
+        std::fs::write(&path, "[announce]\nprotocol = 186\n").unwrap();
+        assert_eq!(run(&args, Engine::Bird, None), refused);
+    }
+
     /// BIRD learns routes of the configured protocol number only, and sets MED, local
     /// preference and communities (well-known ones by number) per VIP.
     #[test]
