@@ -101,6 +101,7 @@ address = "198.51.100.11:80"
 address = "{VIP}"
 services = ["web"]
 communities = ["65001:100"]
+med = 50
 [[announce.vip]]
 address = "{VIP6}"
 services = ["web"]
@@ -262,8 +263,8 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
     println!("router: {PREFIX} via both directors {took:?} after the last start");
     let bgp = router.json(&format!("show ip bgp {PREFIX} json"))?;
     assert!(
-        bgp.to_string().contains("65001:100"),
-        "the snippet's community reaches the router: {bgp}"
+        bgp.to_string().contains("65001:100") && bgp.to_string().contains("\"metric\":50"),
+        "the snippet's community and MED reach the router: {bgp}"
     );
     let frr0 = d[0]._engine.downcast_ref::<Frr>().ok_or("not FRR")?;
     wait_for(Duration::from_secs(5), || {
@@ -471,8 +472,8 @@ fn a_bird_director_announces_the_vip_over_bgp_while_healthy() -> Result<(), Stri
     println!("router: {PREFIX} via the BIRD director {took:?} after its start");
     let bgp = router.json(&format!("show ip bgp {PREFIX} json"))?;
     assert!(
-        bgp.to_string().contains("65001:100"),
-        "BIRD's filter sets the community: {bgp}"
+        bgp.to_string().contains("65001:100") && bgp.to_string().contains("\"metric\":50"),
+        "BIRD's filter sets the community and the MED: {bgp}"
     );
     let bird = d._engine.downcast_ref::<Bird>().ok_or("not BIRD")?;
     let learned = wait_for(Duration::from_secs(5), || {
