@@ -5,7 +5,8 @@
 //! `lvs_control::metrics::address`: directord +0, vrrpd +1, syncd +2, feedbackd +3), as
 //! `vrrp_state{instance,state}`, `vrrp_priority`, `vrrp_transitions_total`,
 //! `vrrp_became_master_total`, `vrrp_adverts_sent_total`, `vrrp_adverts_received_total`,
-//! `vrrp_drops_total{instance,cause}` and `vrrp_interface_drops_total{interface,cause}`.
+//! `vrrp_drops_total{instance,cause}` and `vrrp_interface_drops_total{interface,cause}`;
+//! with `[announce]`, `vrrp_announced{vip}` and `vrrp_announce_errors_total{cause}`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

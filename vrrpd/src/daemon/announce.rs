@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use vrrpd::announce::{Announcer, Change, Inputs, Withdrawn};
 
 use super::link;
+use super::metrics::Metrics;
 use super::routes::{absent, exists};
 
 /// The kernel's local routing table (RT_TABLE_LOCAL).
@@ -77,6 +78,7 @@ pub struct Announcing {
     drained: BTreeSet<IpAddr>,
     state_file: PathBuf,
     errors: BTreeMap<String, u64>,
+    metrics: Metrics,
 }
 
 /// The drains kept in `path`; none when it is missing.
@@ -196,8 +198,17 @@ pub async fn sweep(handle: &Handle, protocol: u8) -> Result<usize, AnnounceError
 impl Announcing {
     /// Sweeps what an earlier run left, then takes every VIP's packets as local; nothing is
     /// announced until directord has answered.
-    pub async fn start(handle: &Handle, config: &Announce, state_dir: &Path) -> Announcing {
+    pub async fn start(
+        handle: &Handle,
+        config: &Announce,
+        state_dir: &Path,
+        metrics: Metrics,
+    ) -> Announcing {
+        for vip in &config.vip {
+            metrics.set_announced(vip.address, Some(false));
+        }
         let mut announcing = Announcing {
+            metrics,
             protocol: config.protocol,
             core: Announcer::new(&config.vip, Instant::now()),
             drained: BTreeSet::new(),
@@ -236,6 +247,7 @@ impl Announcing {
     fn failed(&mut self, error: &AnnounceError) {
         warn!("announce: {error}");
         *self.errors.entry(error.cause().to_owned()).or_default() += 1;
+        self.metrics.announce_failed(error.cause());
     }
 
     /// Brings the routes to what directord's state (`None`: not tracked or not heard yet),
@@ -272,6 +284,12 @@ impl Announcing {
             if let Err(e) = result {
                 self.failed(&e);
                 self.core.failed(&change);
+            }
+            if let Some(vip) = self.core.vips().iter().find(|v| match &change {
+                Change::Announce(a) | Change::Withdraw(a, _) => v.address == *a,
+            }) {
+                self.metrics
+                    .set_announced(vip.address, Some(vip.announced()));
             }
         }
     }
@@ -317,11 +335,13 @@ impl Announcing {
         self.apply(handle, gone).await;
         let new: Vec<IpAddr> = config.vip.iter().map(|v| v.address).collect();
         for vip in old.iter().filter(|v| !new.contains(v)) {
+            self.metrics.set_announced(*vip, None);
             if let Err(e) = del(handle, *vip, self.protocol, LOCAL_TABLE).await {
                 self.failed(&e);
             }
         }
         for vip in new.iter().filter(|v| !old.contains(v)) {
+            self.metrics.set_announced(*vip, Some(false));
             if let Err(e) = add(handle, *vip, self.protocol, LOCAL_TABLE).await {
                 self.failed(&e);
             }

@@ -205,8 +205,10 @@ impl Daemon {
             (Some(announcing), Some(wanted)) => announcing.configure(&self.handle, wanted).await,
             (None, Some(wanted)) => {
                 let state_dir = &config.control.state_dir;
-                self.announce =
-                    Some(announce::Announcing::start(&self.handle, wanted, state_dir).await);
+                let metrics = self.metrics.clone();
+                self.announce = Some(
+                    announce::Announcing::start(&self.handle, wanted, state_dir, metrics).await,
+                );
             }
             (Some(announcing), None) => {
                 announcing.stop(&self.handle).await;
