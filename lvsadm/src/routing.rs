@@ -146,7 +146,13 @@ pub fn bird(announce: &Announce) -> String {
         out,
         "protocol bfd lvs_bfd {{\n  interface \"*\" {{ interval {BFD_INTERVAL_MS} ms; multiplier {BFD_MULTIPLIER}; }};\n}}\n"
     );
-    let _ = writeln!(out, "template bgp lvs_director {{\n  bfd on;");
+    // BIRD closes a session whose BFD session is down, then waits `error wait time` (60 s at
+    // first by default) before it tries again: a BFD session still coming up at the start
+    // cost a director a minute out of the router's paths (seen in the netns test).
+    let _ = writeln!(
+        out,
+        "template bgp lvs_director {{\n  bfd on;\n  error wait time 1, 30;\n  connect retry time 5;"
+    );
     for (family, v4) in [("ipv4", true), ("ipv6", false)] {
         if announce.vip.iter().any(|v| v.address.is_ipv4() == v4) {
             let _ = writeln!(

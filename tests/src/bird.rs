@@ -75,4 +75,9 @@ impl Bird {
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
+
+    /// kill -9: a crashed engine, which withdraws nothing itself.
+    pub fn kill(&self) {
+        self.process.signal(libc::SIGKILL);
+    }
 }

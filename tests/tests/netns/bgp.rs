@@ -123,6 +123,9 @@ fn until_hops(router: &Frr, want: &[&str], limit: Duration) -> Result<Duration, 
 }
 
 struct Director {
+    /// Its address on the router's LAN, and its link there.
+    address: String,
+    link: String,
     dir: tempfile::TempDir,
     config: PathBuf,
     vrrpd: Option<Guarded>,
@@ -183,6 +186,8 @@ fn director(n: usize, address: &str, lan: &Netns, bird: bool) -> Result<Director
     let directord = Directord::serve(dir.path())?;
     let vrrpd = lvs_tests::daemon::start(&netns, "vrrpd", &config, &dir.path().join("vrrpd.sock"))?;
     Ok(Director {
+        address: address.to_owned(),
+        link: here,
         dir,
         config,
         vrrpd: Some(vrrpd),
@@ -281,7 +286,7 @@ fn directors_announce_the_vip_over_bgp_while_healthy() -> Result<(), String> {
     kill_and_release(&router, &mut d[0], both[1])?;
     restart(&mut d[0])?;
     until_hops(&router, &both, Duration::from_secs(3))?;
-    let took = dead_director(&router, &d[1], both[0])?;
+    let took = dead_director(&router, &d[1], &[both[0]])?;
     println!(
         "director 2 dead (link down, kill -9 of FRR and vrrpd): gone from the router in {took:?}"
     );
@@ -431,29 +436,29 @@ fn restart(director: &mut Director) -> Result<(), String> {
 /// no BGP NOTIFICATION, no withdrawal and no TCP close reach the router; only BFD (100 ms x 3)
 /// can tell it. Returns how long the router kept the dead director as a next hop; held to a
 /// second (the BGP hold time alone would be minutes).
-fn dead_director(router: &Frr, dead: &Director, survivor: &str) -> Result<Duration, String> {
-    let address = DIRECTORS[1];
+fn dead_director(router: &Frr, dead: &Director, survivors: &[&str]) -> Result<Duration, String> {
     wait_for(Duration::from_secs(20), || {
-        router
-            .bfd_up()
-            .ok()
-            .filter(|up| up.iter().any(|p| p == address))
+        router.bfd_up().ok().filter(|up| up.contains(&dead.address))
     })
     .ok_or("the router's BFD session to the director never came up")?;
     let started = Instant::now();
-    dead.netns.ip(&["link", "set", "d1", "down"])?;
+    dead.netns.ip(&["link", "set", &dead.link, "down"])?;
     dead.vrrpd.as_ref().ok_or("no vrrpd")?.signal(libc::SIGKILL);
-    dead._engine
-        .downcast_ref::<Frr>()
-        .ok_or("not an FRR director")?
-        .kill();
-    until_hops(router, &[survivor], Duration::from_secs(1))?;
+    if let Some(frr) = dead._engine.downcast_ref::<Frr>() {
+        frr.kill();
+    }
+    if let Some(bird) = dead._engine.downcast_ref::<Bird>() {
+        bird.kill();
+    }
+    until_hops(router, survivors, Duration::from_secs(1))?;
     Ok(started.elapsed())
 }
 
 /// The same with BIRD 2 as the director's engine: the snippet's kernel protocol learns the
 /// route of our protocol number (`krt_source`) and its filter exports it with the community;
-/// the router loses it when the service loses quorum and after kill -9 plus `--release-vips`.
+/// the router loses it when the service loses quorum, after kill -9 plus `--release-vips`, and
+/// through BFD (the snippet's `protocol bfd`, 100 ms x 3, against FRR's bfdd) when the
+/// director dies whole.
 /// BIRD must also accept the whole snippet (`bird -p`) and start with it.
 #[test]
 fn a_bird_director_announces_the_vip_over_bgp_while_healthy() -> Result<(), String> {
@@ -464,8 +469,8 @@ fn a_bird_director_announces_the_vip_over_bgp_while_healthy() -> Result<(), Stri
         return Ok(());
     }
     let lan = Netns::new("bgpr")?;
-    let router = router(&lan, &[BIRD_DIRECTOR], false)?;
-    let d = director(2, BIRD_DIRECTOR, &lan, true)?;
+    let router = router(&lan, &[BIRD_DIRECTOR], true)?;
+    let mut d = director(2, BIRD_DIRECTOR, &lan, true)?;
     let bound = Duration::from_secs(3);
 
     let took = until_hops(&router, &[BIRD_DIRECTOR], Duration::from_secs(30))?;
@@ -499,6 +504,10 @@ fn a_bird_director_announces_the_vip_over_bgp_while_healthy() -> Result<(), Stri
         "kill -9 of vrrpd, then --release-vips, on the BIRD director: withdrawn {:?} after it ran",
         started.elapsed()
     );
+    restart(&mut d)?;
+    until_hops(&router, &[BIRD_DIRECTOR], bound)?;
+    let took = dead_director(&router, &d, &[])?;
+    println!("the BIRD director dead (link down, kill -9 of BIRD and vrrpd): gone in {took:?}");
     Ok(())
 }
 
