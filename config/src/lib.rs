@@ -4,6 +4,7 @@
 //! accepts is never refused by another. [`load`] returns either a fully validated [`Config`] or
 //! every problem found, each at its file:line:column.
 
+pub mod announce;
 pub mod cli;
 pub mod diagnostic;
 pub mod model;
@@ -15,6 +16,7 @@ pub mod values;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use announce::{Announce, AnnounceVip, Community};
 pub use diagnostic::{Diagnostic, KeyPath, Segment};
 pub use model::*;
 pub use validate::parse_digest;

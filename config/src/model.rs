@@ -30,6 +30,8 @@ pub struct Config {
     pub sync: Option<Sync>,
     pub feedback: Option<Feedback>,
     pub agent: Option<Agent>,
+    /// VIPs announced over BGP by a routing engine (issue 18); see [`crate::announce`].
+    pub announce: Option<crate::announce::Announce>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -45,9 +47,9 @@ pub struct Control {
     #[serde(default)]
     pub group: Option<String>,
     /// Where the daemons keep what must outlive a restart: the operator's drains and
-    /// maintenance (`lvsadm drain|maint|enable`, directord's `admin.json`) and forced backups
-    /// (`lvsadm vrrp force-backup|release`, vrrpd's `vrrp-forced.json`). The units'
-    /// StateDirectory.
+    /// maintenance (`lvsadm drain|maint|enable`, directord's `admin.json`), forced backups
+    /// (`lvsadm vrrp force-backup|release`, vrrpd's `vrrp-forced.json`) and drained announced
+    /// VIPs (`lvsadm announce drain`, vrrpd's `announce.json`). The units' StateDirectory.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
 }

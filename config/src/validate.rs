@@ -44,6 +44,9 @@ pub(crate) fn validate(config: &Config) -> Vec<Issue> {
     if let Some(agent) = &config.agent {
         agent_section(agent, &mut issues);
     }
+    for (path, message) in crate::announce::problems(config) {
+        issues.add(path, message);
+    }
     issues.0
 }
 

@@ -1022,3 +1022,65 @@ fn every_syntax_error_is_reported_at_once() {
     assert!(found[0].starts_with("1:"), "{found:#?}");
     assert!(found.iter().any(|e| e.starts_with("4:")), "{found:#?}");
 }
+
+/// `[announce]` (issue 18): a VIP names services that exist and directord is asked about, a
+/// protocol number FRR, BIRD, keepalived or the kernel own is refused, a VIP is announced
+/// once, communities are ASN:VALUE or well-known.
+#[test]
+fn announced_vips_are_checked() {
+    let named = SERVICE.replace(
+        "[[virtual_server]]\n",
+        "[[virtual_server]]\nname = \"web\"\n",
+    );
+    let good = parse_ok(&format!(
+        "{named}[announce]\n[[announce.vip]]\naddress = \"192.0.2.100\"\nservices = [\"web\"]\n\
+         med = 10\ncommunities = [\"65000:100\", \"no-export\"]\n"
+    ));
+    let announce = good.announce.unwrap();
+    assert_eq!(announce.protocol, 250, "the default protocol number");
+    assert_eq!(
+        announce.vip[0].communities,
+        [
+            lvs_config::Community::Value(65000, 100),
+            lvs_config::Community::NoExport
+        ]
+    );
+    let vip = "[[announce.vip]]\naddress = \"192.0.2.100\"\nservices = [\"web\"]\n";
+    for (protocol, whose) in [
+        (186, "FRR's"),
+        (12, "rt_protos"),
+        (18, "keepalived's"),
+        (2, "kernel"),
+    ] {
+        assert_error(
+            &format!("{named}[announce]\nprotocol = {protocol}\n{vip}"),
+            "9:12",
+            whose,
+        );
+    }
+    assert_error(
+        &format!("{named}[announce]\n{vip}{vip}"),
+        "13:11",
+        "announced twice",
+    );
+    assert_error(
+        &format!("{named}[[announce.vip]]\naddress = \"192.0.2.100\"\nservices = [\"api\"]\n"),
+        "10:13",
+        "no virtual server is named \"api\"",
+    );
+    assert_error(
+        &format!("{named}[[announce.vip]]\naddress = \"127.0.0.1\"\nservices = [\"web\"]\n"),
+        "9:11",
+        "cannot be a VIP",
+    );
+    assert_error(
+        &format!("{named}{vip}communities = [\"65536:1\"]\n"),
+        "11:15",
+        "not a BGP community",
+    );
+    assert_error(
+        &format!("[vrrp]\ntrack_directord = {{ enabled = false }}\n{named}{vip}"),
+        "10:1",
+        "needs [vrrp] track_directord",
+    );
+}

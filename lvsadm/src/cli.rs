@@ -57,6 +57,23 @@ pub enum Command {
     Maint(Admin),
     /// Undo drain or maint: health and feedback decide again
     Enable(Admin),
+    /// The routing engine's part of `[announce]`: FRR's prefix-lists, route-map and BFD profile
+    /// (and with --asn the `router bgp` lines), or BIRD's kernel protocol, filter, BFD and BGP
+    /// template, redistributing exactly the VIP routes vrrpd installs
+    RoutingConfig {
+        #[command(flatten)]
+        config: lvs_config::ConfigArgs,
+        #[arg(long, value_enum)]
+        engine: crate::routing::Engine,
+        /// FRR: the local AS of the `router bgp` block to redistribute in
+        #[arg(long, value_name = "ASN")]
+        asn: Option<u32>,
+    },
+    /// `[announce]` VIPs: `drain` withdraws (the router moves new flows to the other
+    /// directors; established ones here go on while the router still sends them), `resume`
+    /// lets vrrpd announce again while healthy. Every VIP when none is named; kept across
+    /// vrrpd's restarts until resume
+    Announce(AnnounceArgs),
     /// Every daemon's events as they happen (VRRP transitions, health changes, reloads, sync
     /// roles), one JSON line each after the daemon's name, until interrupted
     Watch(Watch),
@@ -99,6 +116,32 @@ pub struct VrrpTarget {
     pub config: lvs_config::ConfigArgs,
     /// A [[vrrp.instance]] or [[vrrp.sync_group]] name
     pub name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnnounceArgs {
+    #[command(flatten)]
+    pub config: lvs_config::ConfigArgs,
+    #[arg(value_enum)]
+    pub action: AnnounceAction,
+    /// One `[[announce.vip]]` address; all of them when absent
+    pub vip: Option<std::net::IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AnnounceAction {
+    Drain,
+    Resume,
+}
+
+impl AnnounceArgs {
+    pub fn socket_dir(&self) -> std::path::PathBuf {
+        Daemon {
+            config: self.config.clone(),
+            json: false,
+        }
+        .socket_dir()
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -189,5 +232,7 @@ pub const SUBCOMMANDS: &[&str] = &[
     "drain",
     "maint",
     "enable",
+    "routing-config",
+    "announce",
     "help",
 ];

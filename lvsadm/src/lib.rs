@@ -5,5 +5,6 @@ pub mod cli;
 pub mod genhash;
 pub mod import;
 pub mod ipvsadm;
+pub mod routing;
 pub mod status;
 pub mod watch;

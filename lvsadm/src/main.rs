@@ -98,5 +98,15 @@ fn main() -> ExitCode {
         Command::Drain(a) => admin(&a, AdminState::Drain),
         Command::Maint(a) => admin(&a, AdminState::Maint),
         Command::Enable(a) => admin(&a, AdminState::Enabled),
+        Command::RoutingConfig {
+            config,
+            engine,
+            asn,
+        } => lvsadm::routing::run(&config, engine, asn),
+        Command::Announce(a) => lvsadm::routing::drain(
+            &a.socket_dir(),
+            a.vip,
+            matches!(a.action, lvsadm::cli::AnnounceAction::Drain),
+        ),
     }
 }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn ask<Req: Serialize, Resp: DeserializeOwned + Serialize>(
+pub(crate) fn ask<Req: Serialize, Resp: DeserializeOwned + Serialize>(
     socket_dir: &Path,
     daemon: &str,
     request: &Req,
@@ -245,6 +245,9 @@ fn render_vrrp(status: &vrrpd::Status) -> String {
                 .map_or(String::new(), |e| format!("; last error: {e}"))
         );
     }
+    if let Some(announce) = &status.announce {
+        out.push_str(&crate::routing::text(announce));
+    }
     out
 }
 
@@ -338,7 +341,7 @@ type Section = fn(&Path, bool) -> ExitCode;
 /// The daemons a config needs running: those with a section to serve.
 pub fn needed_daemons(config: &lvs_config::Config) -> Vec<&'static str> {
     let mut needed = Vec::new();
-    if !config.vrrp.instance.is_empty() {
+    if !config.vrrp.instance.is_empty() || config.announce.is_some() {
         needed.push("vrrpd");
     }
     if !config.virtual_servers.is_empty() {
@@ -497,5 +500,14 @@ mod tests {
         .unwrap();
         assert_eq!(needed_daemons(&config), ["directord"]);
         assert!(needed_daemons(&lvs_config::Config::default()).is_empty());
+        // A director that announces VIPs over BGP needs vrrpd even without a VRRP instance.
+        let announcing = lvs_config::parse(
+            "[[virtual_server]]\nname = \"web\"\naddress = \"192.0.2.1:80\"\n\
+             [[virtual_server.real]]\naddress = \"198.51.100.1:80\"\n\
+             [[announce.vip]]\naddress = \"192.0.2.1\"\nservices = [\"web\"]\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(needed_daemons(&announcing), ["vrrpd", "directord"]);
     }
 }

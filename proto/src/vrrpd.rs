@@ -5,7 +5,8 @@
 //! `lvs_control::metrics::address`: directord +0, vrrpd +1, syncd +2, feedbackd +3), as
 //! `vrrp_state{instance,state}`, `vrrp_priority`, `vrrp_transitions_total`,
 //! `vrrp_became_master_total`, `vrrp_adverts_sent_total`, `vrrp_adverts_received_total`,
-//! `vrrp_drops_total{instance,cause}` and `vrrp_interface_drops_total{interface,cause}`.
+//! `vrrp_drops_total{instance,cause}` and `vrrp_interface_drops_total{interface,cause}`;
+//! with `[announce]`, `vrrp_announced{vip}` and `vrrp_announce_errors_total{cause}`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,6 +27,13 @@ pub enum Request {
     Release {
         name: String,
     },
+    /// `lvsadm announce drain|resume [VIP]`: withdraw an announced VIP (`drain`), or let it be
+    /// announced again; every `[announce]` VIP when `vip` is absent. Answered with the status.
+    Announce {
+        drain: bool,
+        #[serde(default)]
+        vip: Option<IpAddr>,
+    },
 }
 
 /// Status is for the socket's group too; anything that changes state is root's.
@@ -45,6 +53,34 @@ pub struct Status {
     /// `[vrrp] track_directord`; absent when vrrpd does not track directord.
     #[serde(default)]
     pub directord: Option<DirectordStatus>,
+    /// `[announce]`: each VIP announced over BGP (through the routing engine) or not.
+    #[serde(default)]
+    pub announce: Option<AnnounceStatus>,
+}
+
+/// What vrrpd announces for the routing engine to redistribute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnnounceStatus {
+    /// The kernel route protocol number of the VIP routes.
+    pub protocol: u8,
+    pub vips: Vec<AnnouncedVip>,
+    /// Route changes the kernel refused, by cause (add_route, del_route, ...).
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnnouncedVip {
+    pub address: IpAddr,
+    pub announced: bool,
+    /// Why not, when withdrawn: starting, directord_down, no_quorum, drained, stopping,
+    /// route_failed (the kernel refused the route; tried again at the next probe).
+    pub reason: Option<String>,
+    /// The service below quorum, with `no_quorum`.
+    pub service: Option<String>,
+    pub drained: bool,
+    /// Seconds since it was last announced or withdrawn.
+    pub for_secs: f64,
 }
 
 /// What vrrpd's watch on directord has seen.

@@ -18,8 +18,10 @@
 //! A lane whose capability is missing is skipped with a printed reason, unless
 //! `LVS_REQUIRE_LANES=1` (set by the project's test command) makes that a failure.
 
+pub mod bird;
 pub mod check_targets;
 pub mod daemon;
+pub mod frr;
 pub mod keepalived;
 pub mod lan;
 pub mod netns;

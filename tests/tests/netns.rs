@@ -1,5 +1,8 @@
 //! netns lane: hosts as namespaces on the running kernel.
 
+#[path = "netns/bgp.rs"]
+mod bgp;
+
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;

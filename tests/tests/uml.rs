@@ -21,6 +21,10 @@ fn main() -> ExitCode {
             "lvsadm_nat_service_forwards_http",
             lvsadm_nat_service_forwards_http,
         ),
+        Case::new(
+            "announced_vip_is_served_by_ipvs",
+            announced_vip_is_served_by_ipvs,
+        ),
         Case::new("lvsadm_matches_ipvsadm", lvsadm_matches_ipvsadm)
             .with_timeout(std::time::Duration::from_secs(300)),
     ])
@@ -53,12 +57,9 @@ fn lvsadm_nat_service_forwards_http() -> Result<(), String> {
     nat_service_forwards_http(lvsadm.to_str().ok_or("utf-8 path")?)
 }
 
-/// Client, director and real server as namespaces; a NAT virtual service made with `tool`;
-/// a real HTTP fetch through the VIP; the kernel's connection entry and counters.
-fn nat_service_forwards_http(tool: &str) -> Result<(), String> {
-    if let Some(missing) = uml::tools_missing(&["ipvsadm", "busybox"]) {
-        return Err(missing);
-    }
+/// Client (192.0.2.2), director (192.0.2.1 and 198.51.100.1, forwarding) and real server
+/// (198.51.100.2, its gateway the director) as namespaces: a NAT site.
+fn nat_site() -> Result<(Netns, Netns, Netns), String> {
     let client = Netns::new("c")?;
     let director = Netns::new("d")?;
     let real = Netns::new("r")?;
@@ -69,9 +70,19 @@ fn nat_service_forwards_http(tool: &str) -> Result<(), String> {
     director.addr("d0", "192.0.2.1/24")?;
     director.addr("d1", "198.51.100.1/24")?;
     director.sysctl("net.ipv4.ip_forward=1")?;
-    director.ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])?;
     real.addr("r0", "198.51.100.2/24")?;
     real.default_route("198.51.100.1")?;
+    Ok((client, director, real))
+}
+
+/// Client, director and real server as namespaces; a NAT virtual service made with `tool`;
+/// a real HTTP fetch through the VIP; the kernel's connection entry and counters.
+fn nat_service_forwards_http(tool: &str) -> Result<(), String> {
+    if let Some(missing) = uml::tools_missing(&["ipvsadm", "busybox"]) {
+        return Err(missing);
+    }
+    let (client, director, real) = nat_site()?;
+    director.ip(&["addr", "add", "192.0.2.100/32", "dev", "lo"])?;
 
     let www = tempfile::tempdir().map_err(|e| e.to_string())?;
     let body = format!("served-by-real-{}\n", std::process::id());
@@ -170,5 +181,103 @@ fn lvsadm_matches_ipvsadm() -> Result<(), String> {
     if !report.contains("PASS: lvsadm matches ipvsadm") {
         return Err("the comparison did not report PASS".to_owned());
     }
+    Ok(())
+}
+
+const ANNOUNCE_CONFIG: &str = r#"
+[vrrp]
+track_directord = { interval = "200ms", timeout = "500ms" }
+
+[[virtual_server]]
+name = "web"
+address = "192.0.2.100:80"
+scheduler = "rr"
+forwarding = "nat"
+check = { type = "connect", interval = "300ms", timeout = "200ms", rise = 1, fall = 1 }
+
+[[virtual_server.real]]
+address = "198.51.100.2:8080"
+
+[announce]
+[[announce.vip]]
+address = "192.0.2.100"
+services = ["web"]
+"#;
+
+/// `[announce]` on a real IPVS kernel with the real directord (issue 18): vrrpd makes the VIP
+/// this host's by a `local` route of its protocol, not an address (an address would give FRR's
+/// zebra a connected route that hides the kernel route it must redistribute), and IPVS serves
+/// it so: a client's fetch through the VIP reaches the real server. The main-table route the
+/// routing engine redistributes is there while the service holds quorum, goes when the real
+/// server's check fails (the local route stays, so flows the router still sends are served)
+/// and comes back with it; at vrrpd's stop both go.
+fn announced_vip_is_served_by_ipvs() -> Result<(), String> {
+    use std::time::Duration;
+    if let Some(missing) = uml::tools_missing(&["busybox"]) {
+        return Err(missing);
+    }
+    let (client, director, real) = nat_site()?;
+    let www = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(www.path().join("index.html"), "announced\n").map_err(|e| e.to_string())?;
+    let www_path = www.path().to_str().ok_or("utf-8 path")?;
+    let httpd = ["busybox", "httpd", "-f", "-p", "8080", "-h", www_path];
+    let mut server = Some(real.spawn(&httpd)?);
+
+    let run = std::path::PathBuf::from(format!("/run/lvs-announce-{}", std::process::id()));
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+    let config = run.join("director.toml");
+    let text = format!(
+        "[control]\nsocket_dir = \"{}\"\n{ANNOUNCE_CONFIG}",
+        run.display()
+    );
+    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    let _directord =
+        lvs_tests::daemon::start(&director, "directord", &config, &run.join("directord.sock"))?;
+    let mut vrrpd = lvs_tests::daemon::start(&director, "vrrpd", &config, &run.join("vrrpd.sock"))?;
+
+    let announced = || {
+        director
+            .sh("ip route show table main proto 250")
+            .unwrap_or_default()
+            .contains("192.0.2.100 dev lo")
+    };
+    let local = || {
+        director
+            .sh("ip route show table local proto 250")
+            .unwrap_or_default()
+            .contains("local 192.0.2.100 dev lo")
+    };
+    wait_for(Duration::from_secs(10), || announced().then_some(()))
+        .ok_or("vrrpd never announced the VIP once the check passed")?;
+    let addresses = director.sh("ip -o addr show")?;
+    if addresses.contains("192.0.2.100") || !local() {
+        return Err(format!(
+            "the VIP must be a local route, not an address:\n{addresses}"
+        ));
+    }
+    let fetch = || client.stdout(&["busybox", "wget", "-q", "-O", "-", "http://192.0.2.100/"]);
+    if fetch()? != "announced\n" {
+        return Err("the fetch through the announced VIP failed".to_owned());
+    }
+
+    server.take();
+    wait_for(Duration::from_secs(5), || (!announced()).then_some(()))
+        .ok_or("the route stayed after the service lost quorum")?;
+    if !local() {
+        return Err("the local route went with the announcement".to_owned());
+    }
+    server = Some(real.spawn(&httpd)?);
+    wait_for(Duration::from_secs(5), || announced().then_some(()))
+        .ok_or("not announced again after the real server came back")?;
+    if fetch()? != "announced\n" {
+        return Err("the fetch after the re-announcement failed".to_owned());
+    }
+    vrrpd.end();
+    let left = director.sh("ip route show table all proto 250")?;
+    if !left.trim().is_empty() {
+        return Err(format!("routes left after vrrpd stopped:\n{left}"));
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&run);
     Ok(())
 }

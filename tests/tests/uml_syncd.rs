@@ -603,6 +603,7 @@ impl FakeVrrpd {
                             }],
                             interfaces: Vec::new(),
                             directord: None,
+                            announce: None,
                         };
                         let reply = json!({ "ok": status });
                         if writeln!(writer, "{reply}").is_err() {

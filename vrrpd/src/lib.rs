@@ -7,9 +7,11 @@
 //!   Fault); inputs carry `now`, outputs are [`instance::Action`]s and a timer.
 //! - [`track`], [`sync`]: what tracked objects and sync groups make of an instance.
 //! - [`notify`]: what keepalived's notify scripts and FIFO are told of a state change.
+//! - [`announce`]: which VIPs are announced over BGP (`[announce]`), from directord's health.
 //!
 //! No sockets, clocks or threads live here: the daemon owns those.
 
+pub mod announce;
 pub mod instance;
 pub mod notify;
 pub mod rx;

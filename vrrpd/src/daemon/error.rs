@@ -10,7 +10,7 @@ use super::vmac::VmacError;
 /// A vrrpd failure.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("no [[vrrp.instance]] in the config: nothing to do")]
+    #[error("no [[vrrp.instance]] nor [announce] in the config: nothing to do")]
     NoInstances,
     /// A reload's config was refused; the running one stays.
     #[error(transparent)]
@@ -67,6 +67,8 @@ pub enum ReleaseFailure {
         vip: IpNet,
         source: rtnetlink::Error,
     },
+    #[error("[announce]: {0}")]
+    Announce(super::announce::AnnounceError),
 }
 
 fn lines<T: std::fmt::Display>(errors: &[T]) -> String {

@@ -207,6 +207,14 @@ pub struct Metrics {
     ka_instances: Arc<Mutex<HashMap<String, KaInstance>>>,
     ka_state: Family<KaStateLabels, Gauge>,
     ka_counters: Arc<HashMap<KaCounter, Family<KaLabels, Counter>>>,
+    announced: Family<VipLabel, Gauge>,
+    announce_errors: Family<CauseLabel, Counter>,
+}
+
+/// `[announce]`: one series per announced VIP.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VipLabel {
+    vip: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -239,6 +247,8 @@ impl Metrics {
                     .map(|c| (c, Family::default()))
                     .collect(),
             ),
+            announced: Family::default(),
+            announce_errors: Family::default(),
         };
         metrics.register_keepalived(&mut top);
         let registry = top.sub_registry_with_prefix("vrrp");
@@ -301,6 +311,16 @@ impl Metrics {
             "notify_failures",
             "Notify scripts not run and FIFO lines not written, by cause (command, insecure, spawn, fifo)",
             metrics.notify_failures.clone(),
+        );
+        registry.register(
+            "announced",
+            "[announce]: 1 while the VIP's route is installed for the routing engine to announce, 0 while withdrawn",
+            metrics.announced.clone(),
+        );
+        registry.register(
+            "announce_errors",
+            "[announce]: route changes the kernel refused and drains not kept, by cause (add_route, del_route, dump_routes, no_loopback, state_file)",
+            metrics.announce_errors.clone(),
         );
         *metrics.registry.lock().expect("fresh mutex") = top;
         metrics
@@ -442,6 +462,29 @@ impl Metrics {
         if cause == "address_list_mismatch" {
             self.ka_inc(instance, KaCounter::AdvertRcvd);
         }
+    }
+
+    /// `[announce]`: whether `vip` is announced; `None` removes its series (a VIP reloaded away).
+    pub fn set_announced(&self, vip: std::net::IpAddr, announced: Option<bool>) {
+        let label = VipLabel {
+            vip: vip.to_string(),
+        };
+        match announced {
+            Some(up) => {
+                self.announced.get_or_create(&label).set(i64::from(up));
+            }
+            None => {
+                self.announced.remove(&label);
+            }
+        }
+    }
+
+    pub fn announce_failed(&self, cause: &str) {
+        self.announce_errors
+            .get_or_create(&CauseLabel {
+                cause: cause.to_owned(),
+            })
+            .inc();
     }
 
     /// `None`: directord is not tracked.
@@ -587,6 +630,29 @@ mod tests {
         let out = text(&metrics);
         assert!(!out.contains("instance=\"VI_1\""), "{out}");
         assert!(out.contains("interface=\"eth0\""), "{out}");
+    }
+
+    /// `[announce]`: a VIP's series follows its announcement and goes with it; refusals are
+    /// counted by cause.
+    #[test]
+    fn announced_vips_and_refusals() {
+        let metrics = Metrics::new();
+        let vip: std::net::IpAddr = "192.0.2.100".parse().unwrap();
+        metrics.set_announced(vip, Some(false));
+        assert!(text(&metrics).contains("vrrp_announced{vip=\"192.0.2.100\"} 0"));
+        metrics.set_announced(vip, Some(true));
+        metrics.announce_failed("add_route");
+        let out = text(&metrics);
+        assert!(
+            out.contains("vrrp_announced{vip=\"192.0.2.100\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("vrrp_announce_errors_total{cause=\"add_route\"} 1"),
+            "{out}"
+        );
+        metrics.set_announced(vip, None);
+        assert!(!text(&metrics).contains("vrrp_announced{"));
     }
 
     // What keepalived-exporter's dashboards read: keepalived's state numbers, one state series

@@ -2,6 +2,7 @@
 //! gratuitous ARP / unsolicited NA, notify hooks and signals. IPv4 instances (VRRPv2 and v3)
 //! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
+mod announce;
 mod directord;
 mod error;
 mod forced;
@@ -136,6 +137,8 @@ struct Daemon {
     group_states: BTreeMap<String, State>,
     /// `lvsadm vrrp force-backup`, kept in the state directory.
     forced: forced::Forced,
+    /// `[announce]`: VIPs announced over BGP by the routing engine.
+    announce: Option<announce::Announcing>,
 }
 
 impl Daemon {
@@ -175,6 +178,54 @@ impl Daemon {
             running.tracking = fresh;
         }
         true
+    }
+
+    /// One request on the control socket.
+    async fn answer(&mut self, incoming: lvs_control::Incoming<Request, Status>) {
+        match incoming.request {
+            Request::Status => incoming.reply_ok(status(self)),
+            Request::ForceBackup { ref name } | Request::Release { ref name } => {
+                let forced = matches!(incoming.request, Request::ForceBackup { .. });
+                let done = self.force_backup(name, forced, Instant::now());
+                incoming.reply(done.map(|()| status(self)));
+            }
+            Request::Announce { drain, vip } => {
+                let done = match self.announce.as_mut() {
+                    Some(announcing) => announcing.drain(vip, drain),
+                    None => Err(announce::AnnounceError::NoAnnounce),
+                };
+                self.update_announce().await;
+                incoming.reply(done.map(|()| status(self)));
+            }
+        }
+    }
+
+    /// Announces and withdraws `[announce]` VIPs as directord's last answer says.
+    async fn update_announce(&mut self) {
+        if let Some(announcing) = &mut self.announce {
+            let directord = self.directord.as_ref().map(|w| (w.up, &w.quorum));
+            announcing.update(&self.handle, directord, false).await;
+        }
+    }
+
+    /// `[announce]` as `config` says: started, reconfigured or stopped.
+    async fn configure_announce(&mut self, config: &Config) {
+        match (&mut self.announce, &config.announce) {
+            (Some(announcing), Some(wanted)) => announcing.configure(&self.handle, wanted).await,
+            (None, Some(wanted)) => {
+                let state_dir = &config.control.state_dir;
+                let metrics = self.metrics.clone();
+                self.announce = Some(
+                    announce::Announcing::start(&self.handle, wanted, state_dir, metrics).await,
+                );
+            }
+            (Some(announcing), None) => {
+                announcing.stop(&self.handle).await;
+                self.announce = None;
+            }
+            (None, None) => {}
+        }
+        self.update_announce().await;
     }
 
     /// One answer (or silence) from directord.
@@ -652,9 +703,13 @@ impl Daemon {
         }
     }
 
-    /// Every instance leaves (STOP notified), its VIPs, routes and rules removed by the
+    /// Announced VIPs are withdrawn first (the router moves their flows while the rest
+    /// stops); every instance leaves (STOP notified), its VIPs, routes and rules removed by the
     /// address task before vrrpd goes on; then the groups.
     async fn stop_all(&mut self) {
+        if let Some(announcing) = &mut self.announce {
+            announcing.stop(&self.handle).await;
+        }
         while !self.instances.is_empty() {
             self.stop(0).await;
         }
@@ -793,6 +848,7 @@ impl Daemon {
         self.notifier.configure(&config.vrrp);
         self.sync_groups.clone_from(&config.vrrp.sync_group);
         self.configure_directord(&config, false).await;
+        self.configure_announce(&config).await;
         let now = Instant::now();
         for (index, instance) in in_place {
             self.change_in_place(index, instance, now);
@@ -904,6 +960,16 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), E
             }
         }
     }
+    if let Some(wanted) = &config.announce {
+        match announce::sweep(&handle, wanted.protocol).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                "removed {n} announced routes of protocol {}",
+                wanted.protocol
+            ),
+            Err(source) => failed.push(ReleaseFailure::Announce(source)),
+        }
+    }
     if failed.is_empty() {
         Ok(())
     } else {
@@ -912,7 +978,7 @@ pub async fn release_vips(config: Config, _config_path: PathBuf) -> Result<(), E
 }
 
 pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
-    if config.vrrp.instance.is_empty() {
+    if config.vrrp.instance.is_empty() && config.announce.is_none() {
         return Err(Error::NoInstances);
     }
     // Before any real-time running: the kernel's warning at half of rlimit_rttime (SIGXCPU)
@@ -945,10 +1011,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
         forced: forced::Forced::load_reporting(&config.control.state_dir),
+        announce: None,
     };
     daemon.apply_realtime(&config.vrrp);
     daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
+    daemon.configure_announce(&config).await;
     let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
     let prepared = daemon.prepare_all(&all).await?;
     let now = Instant::now();
@@ -992,6 +1060,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(&result, Instant::now());
+                daemon.update_announce().await;
             }
             Some(result) = script_results.recv() => {
                 if let Some(running) = daemon.instances.iter_mut().find(|r| r.id == result.instance)
@@ -1000,10 +1069,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                     daemon.apply_tracking(Instant::now());
                 }
             }
-            Some(incoming) = requests.recv() => {
-                let answer = daemon.answer(&incoming.request, Instant::now());
-                incoming.reply(answer);
-            }
+            Some(incoming) = requests.recv() => daemon.answer(incoming).await,
             _ = hangup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                 if let Err(e) = daemon.reload().await {
@@ -1030,16 +1096,6 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
 }
 
 impl Daemon {
-    /// A control request; anything that changes state answers the status after the change.
-    fn answer(&mut self, request: &Request, now: Instant) -> Result<Status, forced::ForceError> {
-        match request {
-            Request::Status => {}
-            Request::ForceBackup { name } => self.force_backup(name, true, now)?,
-            Request::Release { name } => self.force_backup(name, false, now)?,
-        }
-        Ok(status(self))
-    }
-
     fn force_backup(
         &mut self,
         name: &str,
@@ -1326,6 +1382,7 @@ fn status(daemon: &Daemon) -> Status {
         instances,
         interfaces,
         directord,
+        announce: daemon.announce.as_ref().map(announce::Announcing::status),
     }
 }
 

@@ -81,11 +81,13 @@ fn rule_message(rule: &VirtualRule) -> RuleMessage {
     message
 }
 
-fn exists(e: &rtnetlink::Error) -> bool {
+/// The kernel already has it (an add that is fine).
+pub(super) fn exists(e: &rtnetlink::Error) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m) if m.raw_code() == -libc::EEXIST)
 }
 
-fn absent(e: &rtnetlink::Error) -> bool {
+/// The kernel does not have it (a delete that is fine).
+pub(super) fn absent(e: &rtnetlink::Error) -> bool {
     matches!(e, rtnetlink::Error::NetlinkError(m)
         if m.raw_code() == -libc::ESRCH || m.raw_code() == -libc::ENOENT)
 }
