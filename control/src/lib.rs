@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod ratelimit;

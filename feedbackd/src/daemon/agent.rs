@@ -72,7 +72,7 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exi
         addr: agent.listen,
         source,
     })?;
-    super::serve_metrics(config, registry).await?;
+    super::serve_metrics(config, registry, false).await?;
     info!("agent listening on {}", agent.listen);
     super::notify_ready();
     let sampling = async {

@@ -1,0 +1,285 @@
+//! The director's live status page on directord's HTTP listener, in the spirit of haproxy's
+//! stats page: `/` is one self-contained HTML page (its CSS and script inline, compiled in),
+//! `/events` the server-sent events that keep it live.
+//!
+//! directord owns the IPVS table, so it serves the page; what the other daemons know it asks
+//! them over their control sockets, as `lvsadm status` and `lvsadm watch` do: their status
+//! requests for the periodic snapshot, their event streams for what happens in between. A
+//! snapshot goes to each new client at once and to all of them every [`SNAPSHOT_EVERY`], so a
+//! page that missed an event (a lagging client, a daemon restarting) heals within that.
+//! Read-only: the page has no action that changes anything.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use lvs_control::http::{Body, Pages, event_stream, sse_frame, whole};
+use lvs_control::{directord, feedbackd, syncd, vrrpd};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+/// The page: HTML, CSS and script in one file, no external asset.
+pub const PAGE: &str = include_str!("status.html");
+
+/// How often every open page gets a fresh snapshot.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(2);
+/// Events kept for a page that opens later.
+const RECENT: usize = 50;
+/// How long a snapshot waits for each daemon: one that is stopped or wedged shows as such.
+const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How soon a daemon whose event stream ended is followed again.
+const FOLLOW_RETRY: Duration = Duration::from_secs(1);
+/// The daemons whose events the page follows (those `lvsadm watch` follows).
+const DAEMONS: [&str; 4] = ["vrrpd", "directord", "syncd", "feedbackd"];
+
+pub struct StatusPage {
+    socket_dir: PathBuf,
+    /// The last events of every daemon, oldest first.
+    recent: Mutex<VecDeque<Value>>,
+    /// SSE frames for every open page: events as they come, and the periodic snapshot.
+    frames: broadcast::Sender<String>,
+}
+
+impl StatusPage {
+    /// Starts following the daemons in `socket_dir` and the periodic snapshot.
+    pub fn start(socket_dir: PathBuf) -> Arc<StatusPage> {
+        let (frames, _) = broadcast::channel(256);
+        let page = Arc::new(StatusPage {
+            socket_dir,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
+            frames,
+        });
+        for daemon in DAEMONS {
+            tokio::spawn(Arc::clone(&page).follow(daemon));
+        }
+        tokio::spawn(Arc::clone(&page).snapshots());
+        page
+    }
+
+    /// One daemon's events, for as long as directord runs; a daemon that is away is tried
+    /// again every [`FOLLOW_RETRY`], and its coming and going is an event too.
+    async fn follow(self: Arc<Self>, daemon: &'static str) {
+        let path = lvs_control::socket_path(&self.socket_dir, daemon);
+        let mut away: Option<String> = None;
+        loop {
+            match lvs_control::subscribe::<Value>(&path).await {
+                Ok(mut events) => {
+                    if away.take().is_some() {
+                        self.publish(daemon, &json!({ "event": "followed" }));
+                    }
+                    let why = loop {
+                        match events.recv().await {
+                            Some(Ok(event)) => self.publish(daemon, &event),
+                            Some(Err(e)) => break e.to_string(),
+                            None => break "stream ended".to_owned(),
+                        }
+                    };
+                    self.publish(daemon, &json!({ "event": "lost", "why": why }));
+                    away = Some(why);
+                }
+                Err(e) => {
+                    if away.is_none() {
+                        self.publish(daemon, &json!({ "event": "lost", "why": e.to_string() }));
+                    }
+                    away = Some(e.to_string());
+                }
+            }
+            tokio::time::sleep(FOLLOW_RETRY).await;
+        }
+    }
+
+    /// Keeps the event and sends it to every open page.
+    fn publish(&self, daemon: &str, event: &Value) {
+        let record = json!({ "daemon": daemon, "at": unix_ms(), "event": event });
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(record.clone());
+        }
+        // No page open: nobody to tell.
+        let _ = self.frames.send(sse_frame("event", &record.to_string()));
+    }
+
+    /// A snapshot for the open pages every [`SNAPSHOT_EVERY`], none while no page is open.
+    async fn snapshots(self: Arc<Self>) {
+        let mut every = tokio::time::interval(SNAPSHOT_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if self.frames.receiver_count() > 0 {
+                let frame = sse_frame("snapshot", &self.snapshot().await.to_string());
+                let _ = self.frames.send(frame);
+            }
+        }
+    }
+
+    /// Everything the page shows, as one JSON value.
+    pub async fn snapshot(&self) -> Value {
+        let dir = &self.socket_dir;
+        let ask = |daemon: &'static str| lvs_control::socket_path(dir, daemon);
+        let (own, vrrp, sync, feedback, kernel) = tokio::join!(
+            ask_daemon::<_, directord::Response>(ask("directord"), directord::Request::STATUS),
+            ask_daemon::<_, vrrpd::Status>(ask("vrrpd"), vrrpd::Request::Status),
+            ask_daemon::<_, syncd::Response>(ask("syncd"), syncd::Request::Status),
+            ask_daemon::<_, feedbackd::Status>(ask("feedbackd"), feedbackd::Request::Status),
+            read_kernel(),
+        );
+        let mut errors = BTreeMap::new();
+        let mut value = |name: &str, answer: Result<Value, String>| match answer {
+            Ok(v) => v,
+            Err(e) => {
+                errors.insert(name.to_owned(), e);
+                Value::Null
+            }
+        };
+        let recent: Vec<Value> = self
+            .recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default();
+        json!({
+            "at": unix_ms(),
+            "host": std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned()),
+            "directord": value("directord", own),
+            "vrrpd": value("vrrpd", vrrp),
+            "syncd": value("syncd", sync),
+            "feedbackd": value("feedbackd", feedback),
+            "kernel": value("kernel", kernel),
+            "errors": errors,
+            "events": recent,
+        })
+    }
+
+    /// An open page's stream: a snapshot at once, then what every page gets. A client that
+    /// falls behind the broadcast is told, and the next snapshot mends what it missed.
+    async fn stream(self: Arc<Self>, out: mpsc::Sender<String>) {
+        let mut frames = self.frames.subscribe();
+        let first = sse_frame("snapshot", &self.snapshot().await.to_string());
+        if out.send(first).await.is_err() {
+            return;
+        }
+        loop {
+            let frame = match frames.recv().await {
+                Ok(frame) => frame,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    sse_frame("lagged", &missed.to_string())
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            // The page was closed: the response body, and so the receiver, is gone.
+            if out.send(frame).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Pages for StatusPage {
+    fn serves(&self, path: &str) -> bool {
+        matches!(path, "/" | "/index.html" | "/events")
+    }
+
+    fn get(self: Arc<Self>, path: &str) -> BoxFuture<'static, hyper::Response<Body>> {
+        if path == "/events" {
+            let (tx, rx) = mpsc::channel(16);
+            tokio::spawn(self.stream(tx));
+            return Box::pin(async move { event_stream(rx) });
+        }
+        Box::pin(async {
+            whole(
+                hyper::StatusCode::OK,
+                "text/html; charset=utf-8",
+                PAGE.as_bytes(),
+            )
+        })
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A daemon's answer to `request` as JSON (its own status type, so the page sees what
+/// `lvsadm status --json` prints), or why there is none.
+async fn ask_daemon<Req, Resp>(path: PathBuf, request: Req) -> Result<Value, String>
+where
+    Req: serde::Serialize,
+    Resp: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let answer: Resp = lvs_control::call_async_within(&path, &request, ASK_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::to_value(answer).map_err(|e| e.to_string())
+}
+
+/// Per service (`tcp 192.0.2.100:80`, as directord's status names it) and real server: the
+/// kernel's weight, active and inactive connections and the estimator's rates.
+async fn read_kernel() -> Result<Value, String> {
+    let read = tokio::task::spawn_blocking(|| -> Result<Value, lvs_ipvs::Error> {
+        let mut client = lvs_ipvs::IpvsClient::connect()?;
+        let mut services = serde_json::Map::new();
+        for service in client.services()? {
+            let mut reals = serde_json::Map::new();
+            for dest in client.destinations(&service.key)? {
+                let stats = dest.stats.unwrap_or_default();
+                reals.insert(
+                    SocketAddrText(dest.addr, dest.port).to_string(),
+                    json!({
+                        "weight": dest.weight,
+                        "active": dest.active_conns,
+                        "inactive": dest.inactive_conns,
+                        "conns": stats.conns,
+                        "cps": stats.cps,
+                        "inpps": stats.inpps,
+                        "outpps": stats.outpps,
+                        "inbps": stats.inbps,
+                        "outbps": stats.outbps,
+                    }),
+                );
+            }
+            services.insert(service.key.to_string(), Value::Object(reals));
+        }
+        Ok(Value::Object(services))
+    });
+    match read.await {
+        Ok(table) => table.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A real server's address as directord's status writes it (`[2001:db8::1]:80` for IPv6).
+struct SocketAddrText(std::net::IpAddr, u16);
+
+impl std::fmt::Display for SocketAddrText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::net::SocketAddr::new(self.0, self.1).fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Caught in review of haproxy's page: a stats page that pulls a font or a script from a
+    // CDN breaks on a director with no route out, and leaks that someone looked. Nothing in
+    // the page may name another host or load a file.
+    #[test]
+    fn the_page_has_no_external_asset() {
+        let lower = PAGE.to_lowercase();
+        for needle in [
+            "http://", "https://", "src=", "href=", "@import", "url(", "//cdn",
+        ] {
+            assert!(!lower.contains(needle), "the page holds {needle:?}");
+        }
+        assert!(lower.starts_with("<!doctype html>"));
+        // The script reads what /events sends.
+        for name in ["new eventsource(\"/events\")", "\"snapshot\"", "\"event\""] {
+            assert!(lower.contains(name), "the page lacks {name}");
+        }
+    }
+}
