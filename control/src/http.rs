@@ -203,21 +203,42 @@ pub fn event_stream(frames: mpsc::Receiver<String>) -> Response<Body> {
     response
 }
 
+/// A listener [`start`] runs.
+pub struct Serving {
+    pub addr: std::net::SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    /// Closes the port, and returns once it is closed: a daemon whose reload runs its body
+    /// again binds the same port right after (feedbackd's did, and failed with EADDRINUSE).
+    /// Requests in flight finish on their own.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
 /// Binds `daemon`'s port of `base` ([`crate::metrics::address`]) and serves `routes` there
-/// until `shutdown`; the address bound.
+/// until `shutdown` (or [`Serving::stop`]).
 pub async fn start(
     base: std::net::SocketAddr,
     daemon: &str,
     routes: Routes,
     shutdown: CancellationToken,
-) -> Result<std::net::SocketAddr, crate::daemon::SetupError> {
+) -> Result<Serving, crate::daemon::SetupError> {
     let addr = crate::metrics::address(base, daemon);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| crate::daemon::SetupError::Metrics { addr, source })?;
-    tokio::spawn(serve(listener, routes, shutdown, Limits::default()));
+    let task = tokio::spawn(serve(listener, routes, shutdown.clone(), Limits::default()));
     tracing::info!("http on http://{addr}/ (metrics, status.json)");
-    Ok(addr)
+    Ok(Serving {
+        addr,
+        shutdown,
+        task,
+    })
 }
 
 /// Serves `routes` until `shutdown`.

@@ -5,14 +5,14 @@ pub mod director;
 mod listener;
 
 /// Starts the HTTP listener when `control.metrics` is set: Prometheus, and on a director (which
-/// has a control socket) /status.json.
+/// has a control socket) /status.json. The run stops it before a reload runs again.
 pub async fn serve_metrics(
     config: &lvs_config::Config,
     registry: prometheus_client::registry::Registry,
     director: bool,
-) -> Result<(), feedbackd::error::Error> {
+) -> Result<Option<lvs_control::http::Serving>, feedbackd::error::Error> {
     let Some(base) = config.control.metrics else {
-        return Ok(());
+        return Ok(None);
     };
     let mut routes =
         lvs_control::http::Routes::new(std::sync::Arc::new(std::sync::Mutex::new(registry)));
@@ -24,8 +24,8 @@ pub async fn serve_metrics(
         );
     }
     let shutdown = tokio_util::sync::CancellationToken::new();
-    lvs_control::http::start(base, "feedbackd", routes, shutdown).await?;
-    Ok(())
+    let serving = lvs_control::http::start(base, "feedbackd", routes, shutdown).await?;
+    Ok(Some(serving))
 }
 
 /// Why a loop ended.
