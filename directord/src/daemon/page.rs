@@ -265,9 +265,96 @@ impl std::fmt::Display for SocketAddrText {
 mod tests {
     use super::*;
 
-    // Caught in review of haproxy's page: a stats page that pulls a font or a script from a
-    // CDN breaks on a director with no route out, and leaks that someone looked. Nothing in
-    // the page may name another host or load a file.
+    /// A fake vrrpd on `dir`'s socket: its status has VI_1 in BACKUP; its events are sent on
+    /// the returned sender.
+    fn fake_vrrpd(dir: &std::path::Path) -> broadcast::Sender<vrrpd::Event> {
+        let listener = lvs_control::bind(&lvs_control::socket_path(dir, "vrrpd")).unwrap();
+        let (tx, mut rx) = mpsc::channel::<lvs_control::Incoming<vrrpd::Request, Value>>(4);
+        let (events, _) = broadcast::channel(16);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(lvs_control::serve(listener, tx, events.clone(), shutdown));
+        tokio::spawn(async move {
+            while let Some(incoming) = rx.recv().await {
+                incoming.reply_ok(json!({"instances": [{
+                    "name": "VI_1", "interface": "eth0", "vrid": 51, "state": "BACKUP",
+                    "configured_priority": 100, "priority": 100, "master": "192.0.2.11",
+                    "virtual_addresses": ["192.0.2.100/24"],
+                    "counters": {"adverts_sent": 0, "adverts_received": 3, "transitions": 1,
+                                 "became_master": 0, "drops": {}}
+                }]}));
+            }
+        });
+        events
+    }
+
+    /// The next frame's event name and data.
+    async fn next_frame(frames: &mut mpsc::Receiver<String>) -> (String, Value) {
+        let frame = tokio::time::timeout(Duration::from_secs(10), frames.recv())
+            .await
+            .expect("no frame")
+            .expect("stream ended");
+        let (head, data) = frame.split_once('\n').unwrap();
+        let data = data.trim_end().strip_prefix("data: ").unwrap();
+        (
+            head.strip_prefix("event: ").unwrap().to_owned(),
+            serde_json::from_str(data).unwrap(),
+        )
+    }
+
+    // What /events sends: a snapshot at once with each daemon's status (or why it has none),
+    // then a daemon's event as it happens, without waiting for the next snapshot.
+    #[tokio::test]
+    async fn a_page_gets_a_snapshot_then_events_as_they_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let vrrp_events = fake_vrrpd(dir.path());
+        let page = StatusPage::start(dir.path().to_owned());
+        let (tx, mut frames) = mpsc::channel(16);
+        tokio::spawn(Arc::clone(&page).stream(tx));
+        let (name, snapshot) = next_frame(&mut frames).await;
+        assert_eq!(name, "snapshot");
+        assert_eq!(
+            snapshot["vrrpd"]["instances"][0]["state"], "BACKUP",
+            "{snapshot}"
+        );
+        for daemon in ["directord", "syncd", "feedbackd"] {
+            assert!(snapshot[daemon].is_null(), "{snapshot}");
+            assert!(snapshot["errors"][daemon].is_string(), "{snapshot}");
+        }
+        assert!(snapshot["events"].is_array(), "{snapshot}");
+
+        // The follower subscribes in the background: send until one comes through.
+        let started = std::time::Instant::now();
+        let event = loop {
+            let _ = vrrp_events.send(vrrpd::Event::State {
+                instance: "VI_1".into(),
+                old: "BACKUP".into(),
+                new: "MASTER".into(),
+            });
+            match tokio::time::timeout(Duration::from_millis(100), next_frame(&mut frames)).await {
+                Ok((name, event)) if name == "event" && event["daemon"] == "vrrpd" => break event,
+                _ => assert!(started.elapsed() < Duration::from_secs(10), "no event"),
+            }
+        };
+        assert_eq!(event["event"]["event"], "state", "{event}");
+        assert_eq!(event["event"]["new"], "MASTER", "{event}");
+        // Within the snapshot period: it came as an event, not with a snapshot.
+        assert!(
+            started.elapsed() < SNAPSHOT_EVERY,
+            "{:?}",
+            started.elapsed()
+        );
+        // A page opened later finds it among the last events.
+        let later = page.snapshot().await;
+        let recent = later["events"].as_array().unwrap();
+        assert!(
+            recent.iter().any(|e| e["event"]["new"] == "MASTER"),
+            "{later}"
+        );
+    }
+
+    // A status page that pulls a font or a script from elsewhere breaks on a director with no
+    // route out, and tells a third party that someone looked: nothing in the page may name
+    // another host or load a file.
     #[test]
     fn the_page_has_no_external_asset() {
         let lower = PAGE.to_lowercase();
