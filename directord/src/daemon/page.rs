@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use lvs_control::http::{Body, Pages, event_stream, sse_frame, whole};
-use lvs_control::{directord, feedbackd, syncd, vrrpd};
+use lvs_control::{Followed, directord, feedbackd, syncd, vrrpd};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
@@ -29,8 +29,6 @@ pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(2);
 const RECENT: usize = 50;
 /// How long a snapshot waits for each daemon: one that is stopped or wedged shows as such.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
-/// How soon a daemon whose event stream ended is followed again.
-const FOLLOW_RETRY: Duration = Duration::from_secs(1);
 /// The daemons whose events the page follows (those `lvsadm watch` follows).
 const DAEMONS: [&str; 4] = ["vrrpd", "directord", "syncd", "feedbackd"];
 
@@ -51,42 +49,27 @@ impl StatusPage {
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             frames,
         });
-        for daemon in DAEMONS {
-            tokio::spawn(Arc::clone(&page).follow(daemon));
-        }
+        tokio::spawn(Arc::clone(&page).follow());
         tokio::spawn(Arc::clone(&page).snapshots());
         page
     }
 
-    /// One daemon's events, for as long as directord runs; a daemon that is away is tried
-    /// again every [`FOLLOW_RETRY`], and its coming and going is an event too.
-    async fn follow(self: Arc<Self>, daemon: &'static str) {
-        let path = lvs_control::socket_path(&self.socket_dir, daemon);
-        let mut away: Option<String> = None;
-        loop {
-            match lvs_control::subscribe::<Value>(&path).await {
-                Ok(mut events) => {
-                    if away.take().is_some() {
-                        self.publish(daemon, &json!({ "event": "followed" }));
-                    }
-                    let why = loop {
-                        match events.recv().await {
-                            Some(Ok(event)) => self.publish(daemon, &event),
-                            Some(Err(e)) => break e.to_string(),
-                            None => break "stream ended".to_owned(),
-                        }
-                    };
-                    self.publish(daemon, &json!({ "event": "lost", "why": why }));
-                    away = Some(why);
-                }
-                Err(e) => {
-                    if away.is_none() {
-                        self.publish(daemon, &json!({ "event": "lost", "why": e.to_string() }));
-                    }
-                    away = Some(e.to_string());
-                }
-            }
-            tokio::time::sleep(FOLLOW_RETRY).await;
+    /// Every daemon's events ([`lvs_control::follow`], as `lvsadm watch` follows them), for
+    /// as long as directord runs; a daemon's going away and coming back are events too.
+    async fn follow(self: Arc<Self>) {
+        let (tx, mut rx) = mpsc::channel(64);
+        for daemon in DAEMONS {
+            let path = lvs_control::socket_path(&self.socket_dir, daemon);
+            tokio::spawn(lvs_control::follow(daemon, path, tx.clone()));
+        }
+        drop(tx);
+        while let Some((daemon, followed)) = rx.recv().await {
+            let event = match followed {
+                Followed::Event(event) => event,
+                Followed::Following => json!({ "event": "followed" }),
+                Followed::Lost(why) => json!({ "event": "lost", "why": why }),
+            };
+            self.publish(daemon, &event);
         }
     }
 
@@ -331,11 +314,13 @@ mod tests {
                 new: "MASTER".into(),
             });
             match tokio::time::timeout(Duration::from_millis(100), next_frame(&mut frames)).await {
-                Ok((name, event)) if name == "event" && event["daemon"] == "vrrpd" => break event,
+                Ok((name, event)) if name == "event" && event["event"]["event"] == "state" => {
+                    break event;
+                }
                 _ => assert!(started.elapsed() < Duration::from_secs(10), "no event"),
             }
         };
-        assert_eq!(event["event"]["event"], "state", "{event}");
+        assert_eq!(event["daemon"], "vrrpd", "{event}");
         assert_eq!(event["event"]["new"], "MASTER", "{event}");
         // Within the snapshot period: it came as an event, not with a snapshot.
         assert!(
