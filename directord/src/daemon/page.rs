@@ -25,6 +25,8 @@ pub const PAGE: &str = include_str!("status.html");
 
 /// How often every open page gets a fresh snapshot.
 pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(2);
+/// Pages open at once (of the listener's 32 connections); one more is told to try later.
+pub const MAX_STREAMS: usize = 8;
 /// Events kept for a page that opens later.
 const RECENT: usize = 50;
 /// How long a snapshot waits for each daemon: one that is stopped or wedged shows as such.
@@ -38,6 +40,9 @@ pub struct StatusPage {
     recent: Mutex<VecDeque<Value>>,
     /// SSE frames for every open page: events as they come, and the periodic snapshot.
     frames: broadcast::Sender<String>,
+    /// Open event streams: each holds one of the listener's few connections for as long as
+    /// the page is open, so they are capped below them, leaving room for scrapes.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl StatusPage {
@@ -48,6 +53,7 @@ impl StatusPage {
             socket_dir,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             frames,
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
         });
         tokio::spawn(Arc::clone(&page).follow());
         tokio::spawn(Arc::clone(&page).snapshots());
@@ -167,8 +173,19 @@ impl Pages for StatusPage {
 
     fn get(self: Arc<Self>, path: &str) -> BoxFuture<'static, hyper::Response<Body>> {
         if path == "/events" {
+            let Ok(slot) = Arc::clone(&self.streams).try_acquire_owned() else {
+                return Box::pin(async {
+                    lvs_control::http::plain(
+                        hyper::StatusCode::SERVICE_UNAVAILABLE,
+                        "too many status pages open; try again later\n",
+                    )
+                });
+            };
             let (tx, rx) = mpsc::channel(16);
-            tokio::spawn(self.stream(tx));
+            tokio::spawn(async move {
+                let _slot = slot;
+                self.stream(tx).await;
+            });
             return Box::pin(async move { event_stream(rx) });
         }
         Box::pin(async {
@@ -335,6 +352,35 @@ mod tests {
             recent.iter().any(|e| e["event"]["new"] == "MASTER"),
             "{later}"
         );
+    }
+
+    // Each open page holds a connection of the listener's 32 for as long as it is open:
+    // without a cap, 32 open pages would leave none for Prometheus. The one beyond the cap is
+    // told so, and a closed page frees its place.
+    #[tokio::test]
+    async fn open_pages_are_capped_below_the_listeners_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = StatusPage::start(dir.path().to_owned());
+        let mut open = Vec::new();
+        for _ in 0..MAX_STREAMS {
+            let response = Arc::clone(&page).get("/events").await;
+            assert_eq!(response.status(), hyper::StatusCode::OK);
+            open.push(response);
+        }
+        let refused = Arc::clone(&page).get("/events").await;
+        assert_eq!(refused.status(), hyper::StatusCode::SERVICE_UNAVAILABLE);
+        // The stream notices the closed page when it next sends: the next snapshot, within
+        // SNAPSHOT_EVERY.
+        drop(open.pop());
+        let started = std::time::Instant::now();
+        loop {
+            let again = Arc::clone(&page).get("/events").await;
+            if again.status() == hyper::StatusCode::OK {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "no place freed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     // A status page that pulls a font or a script from elsewhere breaks on a director with no
