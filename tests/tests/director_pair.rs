@@ -38,7 +38,7 @@ const TOLERANCE: Duration = Duration::from_millis(20);
 /// How long after B's vrrpd reports MASTER (on its control socket, polled) B's status page may
 /// show it in Chromium: the event goes vrrpd -> directord -> server-sent event -> the page's
 /// script -> the host's poll (20 ms) -> the guest's poll of the shared file (10 ms). Measured:
-/// 13-32 ms. Half the page's 2 s snapshot period: a page fed by snapshots alone would miss it
+/// 12-32 ms. Half the page's 2 s snapshot period: a page fed by snapshots alone would miss it
 /// about half the time.
 const PAGE_LAG: Duration = Duration::from_millis(1000);
 /// The host's end of the link, a host on the LAN.
