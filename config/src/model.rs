@@ -40,7 +40,8 @@ pub struct Control {
     /// Each daemon serves `<socket_dir>/<daemon>.sock`.
     #[serde(default = "default_socket_dir")]
     pub socket_dir: PathBuf,
-    /// Prometheus endpoint; off when absent.
+    /// The daemons' HTTP listener (directord here, vrrpd +1, syncd +2, feedbackd +3): /metrics,
+    /// /status.json, and directord's live status page at /; off when absent.
     pub metrics: Option<SocketAddr>,
     /// A group whose members may read status and events on the control sockets (mode 0660);
     /// changes stay root-only. Absent: the sockets are 0600, root only.

@@ -8,6 +8,7 @@
 //! reply, so daemon state is never shared across tasks.
 
 pub mod daemon;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod ratelimit;
@@ -418,6 +419,69 @@ pub async fn subscribe<Ev: DeserializeOwned + Send + 'static>(
         }
     });
     Ok(rx)
+}
+
+/// How soon [`follow`] tries a daemon again whose events it lost.
+pub const FOLLOW_RETRY: Duration = Duration::from_secs(1);
+
+/// What [`follow`] reports about one daemon's event stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Followed {
+    /// Subscribed (again, after a loss).
+    Following,
+    /// One event, as the daemon sent it.
+    Event(serde_json::Value),
+    /// The stream ended or could not be had; said once until it is back.
+    Lost(String),
+}
+
+/// Follows `daemon`'s events at `path` for as long as `out` is open: subscribes, passes each
+/// event on, and when the daemon goes away (stopped, restarted) says so once and subscribes
+/// again every [`FOLLOW_RETRY`]. `lvsadm watch` and directord's status page follow the
+/// daemons with it.
+pub async fn follow(
+    daemon: &'static str,
+    path: std::path::PathBuf,
+    out: mpsc::Sender<(&'static str, Followed)>,
+) {
+    let mut lost_reported = false;
+    loop {
+        match subscribe::<serde_json::Value>(&path).await {
+            Ok(mut events) => {
+                lost_reported = false;
+                if out.send((daemon, Followed::Following)).await.is_err() {
+                    return;
+                }
+                let why = loop {
+                    match events.recv().await {
+                        Some(Ok(event)) => {
+                            if out.send((daemon, Followed::Event(event))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(e)) => break e.to_string(),
+                        None => break "the stream ended".to_owned(),
+                    }
+                };
+                if out.send((daemon, Followed::Lost(why))).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) if !lost_reported => {
+                lost_reported = true;
+                if out
+                    .send((daemon, Followed::Lost(e.to_string())))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(_) if out.is_closed() => return,
+            Err(_) => {}
+        }
+        tokio::time::sleep(FOLLOW_RETRY).await;
+    }
 }
 
 #[cfg(test)]

@@ -12,14 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
-
-use crate::limits::AcceptBackoff;
 
 /// Port offsets from `control.metrics`.
 pub fn address(base: SocketAddr, daemon: &str) -> SocketAddr {
@@ -194,7 +188,8 @@ impl Collector for ProcessCollector {
     }
 }
 
-/// Serves `registry` until `shutdown`. Anything but `GET /metrics` gets a 404.
+/// Serves `registry` at `/metrics` until `shutdown` (hyper: [`crate::http`]); other paths get a
+/// 404. A daemon that also serves `/status.json` or pages builds its own [`crate::http::Routes`].
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Mutex<Registry>>,
@@ -210,71 +205,13 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     limits: Limits,
 ) {
-    if let Ok(mut registry) = registry.lock() {
-        register_common(&mut registry);
-    }
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut backoff = AcceptBackoff::default();
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = async {
-                let slot = Arc::clone(&slots).acquire_owned().await;
-                (slot, listener.accept().await)
-            } => accepted,
-        };
-        let (slot, mut stream) = match accepted {
-            (Ok(slot), Ok((stream, _))) => {
-                backoff.succeeded();
-                (slot, stream)
-            }
-            (_, Err(e)) => {
-                backoff.pause_after("metrics", &e).await;
-                continue;
-            }
-            (Err(_), Ok(_)) => return,
-        };
-        let registry = Arc::clone(&registry);
-        tokio::spawn(async move {
-            let _slot = slot;
-            let mut request = [0u8; 2048];
-            let read =
-                match tokio::time::timeout(limits.read_timeout, stream.read(&mut request)).await {
-                    Ok(Ok(n)) => n,
-                    _ => return,
-                };
-            let response = respond(&request[..read], &registry);
-            match tokio::time::timeout(limits.write_timeout, stream.write_all(response.as_bytes()))
-                .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => debug!("metrics client: {e}"),
-                Err(_) => debug!("metrics client: not reading, cut off"),
-            }
-        });
-    }
-}
-
-fn respond(request: &[u8], registry: &Mutex<Registry>) -> String {
-    let head = String::from_utf8_lossy(request);
-    if !(head.starts_with("GET /metrics ") || head.starts_with("GET /metrics?")) {
-        return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            .to_owned();
-    }
-    let accept = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("accept").then_some(value)
-    });
-    match encode(registry, accept.unwrap_or("")) {
-        Ok((content_type, body)) => format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-        Err(_) => {
-            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                .to_owned()
-        }
-    }
+    crate::http::serve(
+        listener,
+        crate::http::Routes::new(registry),
+        shutdown,
+        limits,
+    )
+    .await;
 }
 
 /// The scrape for a client whose Accept header is `accept`, with its content type:
@@ -339,6 +276,7 @@ fn openmetrics_to_text(openmetrics: &str) -> String {
 mod tests {
     use super::*;
     use prometheus_client::metrics::counter::Counter;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
     async fn serves_the_registry() {

@@ -309,3 +309,61 @@ fn the_agent_logs_state_changes_not_samples() {
         );
     }
 }
+
+/// One HTTP GET on loopback, the whole reply (the listener closes after one request).
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+// Caught: with `control.metrics` set, a SIGHUP made feedbackd run again and bind its HTTP port
+// while the previous run's listener still held it: "Address already in use", and feedbackd
+// exited (seen in the director pair). Also: /status.json is the control socket's status.
+#[test]
+fn a_reload_serves_http_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // feedbackd's port is the base + 3: a free one, found by binding it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = director_config(dir.path(), "127.0.0.1:9", "");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "[control]\n",
+        &format!("[control]\nmetrics = \"127.0.0.1:{}\"\n", port - 3),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut feedbackd = spawn_feedbackd(&config);
+    let socket = dir.path().join("feedbackd.sock");
+    wait_for_status(&socket);
+    for round in 0..3 {
+        if round > 0 {
+            signal(&feedbackd, libc::SIGHUP);
+            std::thread::sleep(Duration::from_millis(300));
+            wait_for_status(&socket);
+        }
+        let reply = http_get(port, "/status.json");
+        let alive = feedbackd.try_wait().unwrap();
+        if alive.is_some() || reply.is_err() {
+            stop(&mut feedbackd);
+            let mut log = String::new();
+            std::io::Read::read_to_string(feedbackd.stderr.as_mut().unwrap(), &mut log).unwrap();
+            panic!("round {round}: exited {alive:?}, reply {reply:?}\n{log}");
+        }
+        let reply = reply.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        let body = reply.split_once("\r\n\r\n").unwrap().1;
+        let status: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(status["agents"][0]["real"], "192.0.2.10:80", "{status}");
+        let metrics = http_get(port, "/metrics").unwrap();
+        assert!(metrics.contains("lvs_director_build_info{"), "{metrics}");
+    }
+    assert!(stop(&mut feedbackd).is_some_and(|exit| exit.success()));
+}

@@ -8,6 +8,7 @@
 //! - [`vrrp_capture`]: VRRP and ARP captured on a LAN, and takeovers timed from the capture.
 //! - [`pcap`]: tcpdump in a namespace, and the pcap reader both captures decode with.
 //! - [`promtool`]: Prometheus's checker over the daemons' scrapes and the alert rules.
+//! - [`browser`]: headless Chromium over the DevTools protocol, for the status page.
 //! - [`procstat`]: CPU time, context switches and process trees from /proc, for benchmarks.
 //! - [`scale`]: a generated table at keepalived#2318's size, as director.toml and keepalived.conf.
 //! - [`scale_vrrp`], [`scale_sync`]: vrrpd (255 instances of 20 VIPs, against keepalived) and
@@ -19,6 +20,7 @@
 //! `LVS_REQUIRE_LANES=1` (set by the project's test command) makes that a failure.
 
 pub mod bird;
+pub mod browser;
 pub mod check_targets;
 pub mod daemon;
 pub mod frr;

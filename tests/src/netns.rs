@@ -37,8 +37,13 @@ impl Netns {
 
     /// A command that runs `argv` inside the namespace.
     pub fn command<S: AsRef<OsStr>>(&self, argv: &[S]) -> Command {
+        Self::command_in(&self.name, argv)
+    }
+
+    /// [`Netns::command`] in the namespace named `name`.
+    pub fn command_in<S: AsRef<OsStr>>(name: &str, argv: &[S]) -> Command {
         let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.name]).args(argv);
+        command.args(["netns", "exec", name]).args(argv);
         command
     }
 

@@ -23,6 +23,8 @@ pub const DAEMONS: [&str; 4] = ["directord", "vrrpd", "syncd", "feedbackd"];
 /// [`Pair::directors`].
 pub const A: usize = 0;
 pub const B: usize = 1;
+/// directord's HTTP port on every director (`control.metrics`): its status page is at `/`.
+pub const HTTP_PORT: u16 = 9542;
 /// Each director's address on the LAN, the source of its VRRP adverts; indexed by [`A`], [`B`].
 pub const DIRECTOR_IPS: [Ipv4Addr; 2] =
     [Ipv4Addr::new(192, 0, 2, 11), Ipv4Addr::new(192, 0, 2, 12)];
@@ -256,6 +258,8 @@ fn config(run: &Path, me: &str, peer: &str, priority: u8) -> String {
         r#"# director {me}
 [control]
 socket_dir = "{run}"
+# HTTP: each daemon's /metrics and /status.json, directord's status page on :9542.
+metrics = "0.0.0.0:{HTTP_PORT}"
 
 # Adverts and takeovers on time while the director forwards 1,000 flows (keepalived's
 # vrrp_rt_priority). The limit is far above the 10 ms default: a debug build starting in UML,
@@ -416,6 +420,19 @@ impl Pair {
             });
         }
         Ok(pair)
+    }
+
+    /// Puts `interface` of the namespace the test runs in (the UML guest's link to the host,
+    /// [`crate::uml::UPLINK`]) on the LAN's bridge: the host's end is then a host on the LAN.
+    pub fn attach_uplink(&self, interface: &str) -> Result<(), String> {
+        crate::process::run(std::process::Command::new("ip").args([
+            "link",
+            "set",
+            interface,
+            "netns",
+            self.lan.name(),
+        ]))?;
+        self.lan.attach(interface, "br0")
     }
 
     /// A new namespace whose eth0 is on the LAN with address `cidr`.

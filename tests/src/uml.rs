@@ -24,6 +24,8 @@ pub struct Case {
     pub name: &'static str,
     pub run: fn() -> Result<(), String>,
     pub timeout: Duration,
+    /// Runs on the host, on a thread of its own, while the guest runs; see [`HostSide`].
+    pub host: Option<fn(&HostSide<'_>)>,
 }
 
 impl Case {
@@ -32,12 +34,46 @@ impl Case {
             name,
             run,
             timeout: Duration::from_secs(60),
+            host: None,
         }
     }
 
     pub const fn with_timeout(self, timeout: Duration) -> Self {
         Case { timeout, ..self }
     }
+
+    /// A host side for the case, and a link between host and guest: what the guest cannot
+    /// afford to run itself (a browser costs 20-40 s of the guest's one CPU to start, under 3 s
+    /// on the host) runs on the host and reaches the guest's topology over that link.
+    pub const fn with_host(self, host: fn(&HostSide<'_>)) -> Self {
+        Case {
+            host: Some(host),
+            ..self
+        }
+    }
+}
+
+/// The guest's interface of the host-guest link, an ethernet whose other end is [`UPLINK_TAP`]
+/// in the namespace [`HostSide::netns`] on the host. The case moves it where its topology
+/// needs it (onto a bridge), the host side gives its end an address. UML names it `eth0`;
+/// the init script renames it, since topologies name their veths eth0 and the kernel checks
+/// a new link's name in the namespace it is created in.
+pub const UPLINK: &str = "uplink0";
+/// The host's end of the link: a tap device UML's tuntap transport opens.
+pub const UPLINK_TAP: &str = "umltap0";
+
+/// What a case's host side is given: the namespace holding [`UPLINK_TAP`], and the results
+/// folder, shared with the guest (hostfs), through which the two talk in files. It should end
+/// when `done` returns true (the guest has halted).
+pub struct HostSide<'a> {
+    pub netns: &'a str,
+    pub dir: &'a Path,
+    pub done: &'a dyn Fn() -> bool,
+}
+
+/// In the guest: the folder shared with the case's host side.
+pub fn shared_dir() -> Option<PathBuf> {
+    std::env::var_os("LVS_UML_RESULTS").map(PathBuf::from)
 }
 
 pub const UML_KERNEL: &str = "/usr/bin/linux.uml";
@@ -227,7 +263,25 @@ fn boot(selected: &[&Case]) -> Result<Report, String> {
     write_init(&init, &exe, dir, &names)?;
 
     let console = fs::File::create(dir.join("console.log")).map_err(|e| e.to_string())?;
-    let mut command = Command::new(UML_KERNEL);
+    // A case with a host side gets the link: the tap waits in a namespace of its own (the
+    // host's own network is left alone), and UML runs in that namespace to open it.
+    let hosted: Vec<fn(&HostSide<'_>)> = selected.iter().filter_map(|c| c.host).collect();
+    let link = if hosted.is_empty() {
+        None
+    } else {
+        let ns = crate::netns::Netns::new("uml-uplink")?;
+        ns.ip(&["tuntap", "add", "dev", UPLINK_TAP, "mode", "tap"])?;
+        ns.ip(&["link", "set", UPLINK_TAP, "up"])?;
+        Some(ns)
+    };
+    let mut command = match &link {
+        Some(ns) => {
+            let mut command = ns.command(&[UML_KERNEL]);
+            command.arg(format!("eth0=tuntap,{UPLINK_TAP}"));
+            command
+        }
+        None => Command::new(UML_KERNEL),
+    };
     command
         .args([
             "mem=1024M",
@@ -244,7 +298,23 @@ fn boot(selected: &[&Case]) -> Result<Report, String> {
         .stderr(console);
     let limit = BOOT_ALLOWANCE + selected.iter().map(|c| c.timeout).sum::<Duration>();
     let mut uml = Guarded::spawn(&mut command)?;
-    let waited = uml.wait_timeout(limit);
+    let halted = std::sync::atomic::AtomicBool::new(false);
+    let waited = std::thread::scope(|scope| {
+        for host in &hosted {
+            let netns = link.as_ref().map_or("", |ns| ns.name());
+            let halted = &halted;
+            scope.spawn(move || {
+                host(&HostSide {
+                    netns,
+                    dir,
+                    done: &|| halted.load(std::sync::atomic::Ordering::Relaxed),
+                });
+            });
+        }
+        let waited = uml.wait_timeout(limit);
+        halted.store(true, std::sync::atomic::Ordering::Relaxed);
+        waited
+    });
 
     let console_tail = tail(
         &fs::read_to_string(dir.join("console.log")).unwrap_or_default(),
@@ -303,7 +373,8 @@ fn write_init(init: &Path, exe: &Path, dir: &Path, cases: &[&str]) -> Result<(),
          # serves the UML modules without touching the host's /lib/modules.\n\
          mkdir -p /run/uml-modroot/lib\n\
          ln -s /usr/lib/uml/modules /run/uml-modroot/lib/modules\n\
-         ip link set lo up\n",
+         ip link set lo up\n\
+         [ -e /sys/class/net/eth0 ] && ip link set eth0 name uplink0\n",
     );
     // The guest starts with an empty environment; the knobs of the cases (LVS_BIN_DIR,
     // LVS_REQUIRE_LANES, a bench's options) must reach them as set on the host.

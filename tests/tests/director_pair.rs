@@ -5,19 +5,26 @@
 //! while established connections are flowing; each time the backup takes over and the flows
 //! survive; the master comes back and takes over again.
 //!
+//! Headless Chromium, on the host over the host-guest link ([`uml::UPLINK`], on the LAN's
+//! bridge), follows B's status page (directord's HTTP listener): the page must show B become
+//! MASTER as the graceful failover happens, from the event stream, and a screenshot of it is
+//! kept under the target directory.
+//!
 //! This is both a test (in `make test`) and the demo (`make demo` prints its narrative).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use lvs_tests::pair::{A, B, DIRECTOR_IPS, Pair, say};
+use lvs_tests::browser::{self, Remote};
+use lvs_tests::pair::{A, B, DIRECTOR_IPS, HTTP_PORT, Pair, say};
 use lvs_tests::uml::{self, Case};
 use lvs_tests::vrrp_capture::{self, Leave};
 
 fn main() -> ExitCode {
     uml::main(&[
         Case::new("director_pair_fails_over_with_live_traffic", director_pair)
-            .with_timeout(Duration::from_secs(600)),
+            .with_timeout(Duration::from_secs(600))
+            .with_host(|side| browser::host_side(side, BROWSER_CIDR)),
     ])
 }
 
@@ -28,6 +35,68 @@ const MASTER_DOWN: Duration = Duration::from_millis(3609);
 const SKEW: Duration = Duration::from_millis(609);
 /// How far past the RFC bound B's first advert as master may come, timed on the wire.
 const TOLERANCE: Duration = Duration::from_millis(20);
+/// How long after B's vrrpd reports MASTER (on its control socket, polled) B's status page may
+/// show it in Chromium: the event goes vrrpd -> directord -> server-sent event -> the page's
+/// script -> the host's poll (20 ms) -> the guest's poll of the shared file (10 ms). Measured:
+/// 12-32 ms. Half the page's 2 s snapshot period: a page fed by snapshots alone would miss it
+/// about half the time.
+const PAGE_LAG: Duration = Duration::from_millis(1000);
+/// The host's end of the link, a host on the LAN.
+const BROWSER_CIDR: &str = "192.0.2.3/24";
+/// The expression the browser polls: VI_1's state as B's page shows it.
+const PAGE_STATE: &str = "(document.querySelector('#vrrp-VI_1 .state') || {}).textContent || null";
+
+/// Once the page shows B as BACKUP, waits on a thread of its own for it to show MASTER, and
+/// says when.
+fn watch_page(mut page: Remote, t0: Instant) -> Result<Watching, String> {
+    page.wait_seen(Duration::from_secs(90), |v| v.as_str() == Some("BACKUP"))
+        .map_err(|e| format!("B's status page in Chromium: {e}"))?;
+    say(
+        t0,
+        "Chromium (on the host) shows B's status page: VI_1 BACKUP",
+    );
+    Ok(std::thread::spawn(move || {
+        let seen = page
+            .wait_seen(Duration::from_secs(20), |v| v.as_str() == Some("MASTER"))
+            .map(|(_, at)| at);
+        (seen, page)
+    }))
+}
+
+type Watching = std::thread::JoinHandle<(Result<Instant, String>, Remote)>;
+
+/// When the page showed B MASTER against when its vrrpd reported it, within [`PAGE_LAG`]; the
+/// page's screenshot is kept under the target directory.
+fn page_after_failover(
+    watching: Watching,
+    stopped: Instant,
+    reported: Instant,
+    t0: Instant,
+) -> Result<(), String> {
+    let (seen, page) = watching.join().map_err(|_| "the page's watcher panicked")?;
+    let on_page = seen.map_err(|e| format!("B's status page never showed MASTER: {e}"))?;
+    let page_lag = on_page.saturating_duration_since(reported);
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("director_pair");
+    std::fs::create_dir_all(&shot).map_err(|e| e.to_string())?;
+    let shot = shot.join("status-page-B-master.png");
+    page.screenshot(&shot, Duration::from_secs(30))?;
+    say(
+        t0,
+        &format!(
+            "Chromium showed B MASTER on its status page {:.3}s after the signal, {:.0} ms after \
+             B's vrrpd reported it (bound {PAGE_LAG:?}); screenshot: {}",
+            (on_page - stopped).as_secs_f64(),
+            page_lag.as_secs_f64() * 1e3,
+            shot.display()
+        ),
+    );
+    if page_lag > PAGE_LAG {
+        return Err(format!(
+            "B's status page showed MASTER {page_lag:?} after vrrpd reported it (bound {PAGE_LAG:?})"
+        ));
+    }
+    Ok(())
+}
 
 fn director_pair() -> Result<(), String> {
     let t0 = Instant::now();
@@ -43,6 +112,18 @@ fn director_pair() -> Result<(), String> {
     for director in &mut pair.directors {
         director.start()?;
     }
+    // The host's browser opens B's status page, over the link to the host put on the LAN;
+    // without Chromium (scripts/install-deps installs it) the rest runs without the page.
+    let page = if lvs_tests::lane_available("browser", browser::missing()) {
+        pair.attach_uplink(uml::UPLINK)?;
+        Some(Remote::open(
+            &format!("http://{}:{HTTP_PORT}/", DIRECTOR_IPS[B]),
+            "!!document.getElementById('vrrp')",
+            PAGE_STATE,
+        )?)
+    } else {
+        None
+    };
     pair.wait_a_master(Duration::from_secs(60))
         .map_err(|e| format!("no election: {e}"))?;
     let [a, b] = [&pair.directors[A], &pair.directors[B]];
@@ -134,11 +215,16 @@ fn director_pair() -> Result<(), String> {
     // A leaves gracefully: its vrrpd, on SIGTERM, says goodbye with priority 0 and B takes over
     // after its skew time (0.609 s). Stopped just after an advert, a silent exit would leave B
     // waiting its whole Master_Down_Interval; the goodbye must make it much faster.
+    let watching = page.map(|page| watch_page(page, t0)).transpose()?;
     pair.directors[B].next_advert(Duration::from_secs(10))?;
     let at = vrrp_capture::now();
     let stopped = Instant::now();
     pair.directors[A].stop_daemon("vrrpd", libc::SIGTERM, Duration::from_secs(10))?;
-    let takeover = pair.wait_master(B, Duration::from_secs(20))? - stopped;
+    let reported = pair.wait_master(B, Duration::from_secs(20))?;
+    let takeover = reported - stopped;
+    if let Some(watching) = watching {
+        page_after_failover(watching, stopped, reported, t0)?;
+    }
     let [a_ip, b_ip] = DIRECTOR_IPS;
     let wire = capture.takeover(Duration::from_secs(10), at, a_ip, b_ip, Leave::Goodbye)?;
     let survived = flows.settle()?;

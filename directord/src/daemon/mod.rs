@@ -34,6 +34,7 @@ use directord::table::{
 use lvs_control::directord::Applied;
 
 mod metrics;
+pub mod page;
 mod scripts;
 
 const SYSCTL_ROOT: &str = "/proc/sys/net/ipv4/vs";
@@ -795,23 +796,20 @@ impl Director {
     }
 }
 
+/// directord's HTTP listener on `control.metrics`: Prometheus, /status.json and the live
+/// status page (`page`).
 async fn serve_metrics(director: &Director) -> Result<(), Error> {
     let Some(base) = director.config.control.metrics else {
         return Ok(());
     };
-    let addr = lvs_control::metrics::address(base, "directord");
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| SetupError::Metrics { addr, source })?;
     let mut registry = prometheus_client::registry::Registry::default();
     director.metrics.register(&mut registry);
-    let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
-    tokio::spawn(lvs_control::metrics::serve(
-        listener,
-        registry,
-        CancellationToken::new(),
-    ));
-    info!("metrics on http://{addr}/metrics");
+    let control = &director.config.control;
+    let routes =
+        lvs_control::http::Routes::new(std::sync::Arc::new(std::sync::Mutex::new(registry)))
+            .with_daemon_status(control, "directord", &Request::STATUS)
+            .with_pages(page::StatusPage::start(control.socket_dir.clone()));
+    lvs_control::http::start(base, "directord", routes, CancellationToken::new()).await?;
     Ok(())
 }
 

@@ -72,7 +72,7 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exi
         addr: agent.listen,
         source,
     })?;
-    super::serve_metrics(config, registry).await?;
+    let http = super::serve_metrics(config, registry, false).await?;
     info!("agent listening on {}", agent.listen);
     super::notify_ready();
     let sampling = async {
@@ -97,8 +97,11 @@ pub async fn run(config: &lvs_config::Config, agent: Agent) -> Result<super::Exi
         () = sampling => super::Exit::Terminate,
         exit = super::signalled() => exit,
     };
-    // Closes the port before a reload binds it again.
+    // Closes the ports before a reload binds them again.
     listener.stop();
+    if let Some(http) = http {
+        http.stop().await;
+    }
     Ok(exit)
 }
 

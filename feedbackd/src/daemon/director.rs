@@ -264,7 +264,7 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Erro
     let metrics = Metrics::default();
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    super::serve_metrics(&config, registry).await?;
+    let http = super::serve_metrics(&config, registry, true).await?;
     let (delivered_tx, mut delivered) = mpsc::channel::<Delivered>(256);
     let (polled_tx, mut polled) = mpsc::channel::<Polled>(256);
     let pollers: Vec<_> = agents
@@ -329,6 +329,10 @@ pub async fn run(config: Config, feedback: Feedback) -> Result<super::Exit, Erro
                     poller.abort();
                 }
                 let _ = std::fs::remove_file(&socket);
+                // Closed before a reload binds the port again.
+                if let Some(http) = http {
+                    http.stop().await;
+                }
                 return Ok(exit);
             }
         }

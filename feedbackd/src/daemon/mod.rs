@@ -4,25 +4,28 @@ pub mod agent;
 pub mod director;
 mod listener;
 
-/// Starts the Prometheus endpoint when `control.metrics` is set.
+/// Starts the HTTP listener when `control.metrics` is set: Prometheus, and on a director (which
+/// has a control socket) /status.json. The run stops it before a reload runs again.
 pub async fn serve_metrics(
     config: &lvs_config::Config,
     registry: prometheus_client::registry::Registry,
-) -> Result<(), feedbackd::error::Error> {
+    director: bool,
+) -> Result<Option<lvs_control::http::Serving>, feedbackd::error::Error> {
     let Some(base) = config.control.metrics else {
-        return Ok(());
+        return Ok(None);
     };
-    let addr = lvs_control::metrics::address(base, "feedbackd");
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| lvs_control::daemon::SetupError::Metrics { addr, source })?;
-    let registry = std::sync::Arc::new(std::sync::Mutex::new(registry));
-    tokio::spawn(lvs_control::metrics::serve(
-        listener,
-        registry,
-        tokio_util::sync::CancellationToken::new(),
-    ));
-    Ok(())
+    let mut routes =
+        lvs_control::http::Routes::new(std::sync::Arc::new(std::sync::Mutex::new(registry)));
+    if director {
+        routes = routes.with_daemon_status(
+            &config.control,
+            "feedbackd",
+            &lvs_control::feedbackd::Request::Status,
+        );
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let serving = lvs_control::http::start(base, "feedbackd", routes, shutdown).await?;
+    Ok(Some(serving))
 }
 
 /// Why a loop ended.

@@ -859,19 +859,17 @@ fn log_start(syncd: &Syncd) {
     );
 }
 
-async fn serve_metrics(base: SocketAddr, metrics: &metrics::Metrics) -> Result<(), SetupError> {
-    let addr = lvs_control::metrics::address(base, "syncd");
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| SetupError::Metrics { addr, source })?;
+/// Prometheus and /status.json on `control.metrics` (syncd's port: the base + 2).
+async fn serve_metrics(
+    base: SocketAddr,
+    control: &lvs_config::Control,
+    metrics: &metrics::Metrics,
+) -> Result<(), SetupError> {
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
-    tokio::spawn(lvs_control::metrics::serve(
-        listener,
-        Arc::new(std::sync::Mutex::new(registry)),
-        CancellationToken::new(),
-    ));
-    info!("metrics on http://{addr}/metrics");
+    let routes = lvs_control::http::Routes::new(Arc::new(std::sync::Mutex::new(registry)))
+        .with_daemon_status(control, "syncd", &lvs_control::syncd::Request::Status);
+    lvs_control::http::start(base, "syncd", routes, CancellationToken::new()).await?;
     Ok(())
 }
 
@@ -925,7 +923,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     syncd.refresh();
     log_start(&syncd);
     if let Some(base) = config.control.metrics {
-        serve_metrics(base, &syncd.metrics).await?;
+        serve_metrics(base, &config.control, &syncd.metrics).await?;
     }
     syncd.set_role(initial_role, true);
     syncd.flush().await;

@@ -1129,7 +1129,8 @@ impl Daemon {
     }
 }
 
-/// Prometheus on `control.metrics` (vrrpd's port: the base + 1), when configured.
+/// Prometheus and /status.json on `control.metrics` (vrrpd's port: the base + 1), when
+/// configured.
 async fn serve_metrics(
     config: &Config,
     metrics: &Metrics,
@@ -1138,18 +1139,12 @@ async fn serve_metrics(
     let Some(base) = config.control.metrics else {
         return Ok(());
     };
-    let address = lvs_control::metrics::address(base, "vrrpd");
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| SetupError::Metrics {
-            addr: address,
-            source,
-        })?;
-    tokio::spawn(lvs_control::metrics::serve(
-        listener,
-        metrics.registry(),
-        shutdown.clone(),
-    ));
+    let routes = lvs_control::http::Routes::new(metrics.registry()).with_daemon_status(
+        &config.control,
+        "vrrpd",
+        &lvs_control::vrrpd::Request::Status,
+    );
+    lvs_control::http::start(base, "vrrpd", routes, shutdown.clone()).await?;
     Ok(())
 }
 
