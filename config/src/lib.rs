@@ -4,6 +4,7 @@
 //! accepts is never refused by another. [`load`] returns either a fully validated [`Config`] or
 //! every problem found, each at its file:line:column.
 
+pub mod bfd;
 pub mod diagnostic;
 pub mod model;
 pub mod reference;
@@ -14,6 +15,7 @@ pub mod values;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use bfd::{Bfd, BfdAuthType, BfdAuthentication, BfdSession};
 pub use diagnostic::{Diagnostic, KeyPath, Segment};
 pub use model::*;
 pub use validate::parse_digest;

@@ -25,6 +25,9 @@ pub struct Config {
     pub ipvs: Ipvs,
     #[serde(default)]
     pub vrrp: Vrrp,
+    /// BFD sessions vrrpd runs to its peers.
+    #[serde(default)]
+    pub bfd: crate::bfd::Bfd,
     #[serde(default, rename = "virtual_server")]
     pub virtual_servers: Vec<VirtualServer>,
     pub sync: Option<Sync>,
