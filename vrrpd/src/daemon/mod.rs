@@ -2,6 +2,7 @@
 //! gratuitous ARP / unsolicited NA, notify hooks and signals. IPv4 instances (VRRPv2 and v3)
 //! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
+mod bfd_sessions;
 mod directord;
 mod error;
 mod link;
@@ -132,6 +133,8 @@ struct Daemon {
     notifier: Notifier,
     /// Each sync group's state as last notified (see [`vrrpd::notify::group_state`]).
     group_states: BTreeMap<String, State>,
+    /// `[[bfd.session]]`, on their own thread; None without sessions.
+    bfd: Option<bfd_sessions::Bfd>,
 }
 
 impl Daemon {
@@ -936,8 +939,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
         notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
+        bfd: None,
     };
     daemon.apply_realtime(&config.vrrp);
+    // After the scheduling, which the BFD thread inherits.
+    daemon.bfd = bfd_sessions::start(&config.bfd.session, &daemon.metrics.registry())?;
     daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
     let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
@@ -1272,6 +1278,11 @@ fn status(daemon: &Daemon) -> Status {
         instances,
         interfaces,
         directord,
+        bfd: daemon
+            .bfd
+            .as_ref()
+            .map(bfd_sessions::Bfd::status)
+            .unwrap_or_default(),
     }
 }
 
