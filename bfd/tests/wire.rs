@@ -209,3 +209,14 @@ fn auth_section_must_end_at_length() {
     b[27..30].copy_from_slice(b"xyz");
     assert!(Repr::decode(&b).is_ok());
 }
+
+/// Found by the fuzzer: Length 26 without the A bit. RFC 5880 only sets a lower bound,
+/// so the packet is accepted (as FRR does) and re-emitted at the 24 bytes it needs.
+#[test]
+fn length_past_the_header_without_auth_is_accepted() {
+    let mut b = hex(FRR_UP);
+    b[3] = 26;
+    b.extend_from_slice(&[0x0e, 0x50]);
+    let repr = Repr::decode(&b).unwrap();
+    assert_eq!(repr.to_bytes(), hex(FRR_UP));
+}

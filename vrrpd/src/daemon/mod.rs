@@ -942,8 +942,11 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         bfd: None,
     };
     daemon.apply_realtime(&config.vrrp);
-    // After the scheduling, which the BFD thread inherits.
-    daemon.bfd = bfd_sessions::start(&config.bfd.session, &daemon.metrics.registry())?;
+    daemon.bfd = bfd_sessions::start(
+        &config.bfd.session,
+        &daemon.metrics.registry(),
+        daemon.realtime.priority(),
+    )?;
     daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
     let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();

@@ -4,9 +4,9 @@
 //! They run on a thread of their own (with its own single-threaded runtime and timerfd),
 //! not on vrrpd's event loop: at 10 ms x 3 a session is down after 30 ms of silence, and
 //! the loop's own work (netlink address changes, notify scripts, reloads) must not be able
-//! to delay a packet that long. The thread inherits vrrpd's scheduling (`rt_priority`) as
-//! it is started after it is applied. State changes go to the event loop on a channel;
-//! `status` and the metrics read what the thread last wrote.
+//! to delay a packet that long. It runs at vrrpd's `rt_priority`, set by the thread itself
+//! (SCHED_RESET_ON_FORK starts every new thread at normal priority). `status` and the
+//! metrics read what the thread last wrote.
 
 mod socket;
 
@@ -222,7 +222,11 @@ fn prepare(config: &BfdSession, now: Instant) -> Result<Running, BfdError> {
 }
 
 /// Opens every session's sockets and starts the thread; `None` without sessions.
-pub fn start(sessions: &[BfdSession], registry: &Mutex<Registry>) -> Result<Option<Bfd>, BfdError> {
+pub fn start(
+    sessions: &[BfdSession],
+    registry: &Mutex<Registry>,
+    rt_priority: Option<u8>,
+) -> Result<Option<Bfd>, BfdError> {
     if sessions.is_empty() {
         return Ok(None);
     }
@@ -244,7 +248,7 @@ pub fn start(sessions: &[BfdSession], registry: &Mutex<Registry>) -> Result<Opti
             };
             let rx =
                 RxSocket::open(ipv6, port).map_err(|source| BfdError::Listen { port, source })?;
-            listeners.push((rx, multihop));
+            listeners.push(Arc::new((rx, multihop)));
         }
     }
     let metrics = Metrics::default();
@@ -262,6 +266,11 @@ pub fn start(sessions: &[BfdSession], registry: &Mutex<Registry>) -> Result<Opti
     let thread = std::thread::Builder::new()
         .name("bfd".to_owned())
         .spawn(move || {
+            if rt_priority.is_some()
+                && let Err(e) = super::realtime::schedule(rt_priority)
+            {
+                warn!("bfd: {e}");
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -286,33 +295,15 @@ struct Datagram {
     bytes: Vec<u8>,
     received: Received,
     multihop: bool,
-    arrived: Instant,
 }
 
+type Listener = Arc<(RxSocket, bool)>;
+
 impl Shell {
-    async fn run(&mut self, listeners: Vec<(RxSocket, bool)>, stop: CancellationToken) {
+    async fn run(&mut self, listeners: Vec<Listener>, stop: CancellationToken) {
         let (tx, mut datagrams) = mpsc::channel::<Datagram>(256);
-        for (socket, multihop) in listeners {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 512];
-                loop {
-                    match socket.recv(&mut buf).await {
-                        Ok(received) => {
-                            let datagram = Datagram {
-                                bytes: buf[..received.len].to_vec(),
-                                received,
-                                multihop,
-                                arrived: Instant::now(),
-                            };
-                            if tx.send(datagram).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => warn!("bfd: receive: {e}"),
-                    }
-                }
-            });
+        for listener in &listeners {
+            tokio::spawn(receive(Arc::clone(listener), tx.clone()));
         }
         let timer = match PreciseTimer::new() {
             Ok(timer) => Some(timer),
@@ -328,15 +319,27 @@ impl Shell {
                 .filter_map(|s| s.core.poll_timeout())
                 .min();
             tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                Some(datagram) = datagrams.recv() => self.dispatch(&datagram),
                 () = sleep_until(timer.as_ref(), deadline) => {
+                    // A packet that arrived before the deadline counts, even if this
+                    // thread was too late to read it: first whatever the receivers
+                    // queued, then what is still in the sockets.
+                    while let Ok(datagram) = datagrams.try_recv() {
+                        self.dispatch(&datagram);
+                    }
+                    for listener in &listeners {
+                        while let Some(datagram) = read_queued(listener) {
+                            self.dispatch(&datagram);
+                        }
+                    }
                     let now = Instant::now();
                     for i in 0..self.sessions.len() {
                         self.sessions[i].core.handle_timeout(now);
                         self.flush(i);
                     }
                 }
-                Some(datagram) = datagrams.recv() => self.dispatch(&datagram),
-                () = stop.cancelled() => break,
             }
         }
         // The peer sees AdminDown (diag 7) rather than a failure.
@@ -363,10 +366,7 @@ impl Shell {
             return;
         }
         let session = &mut self.sessions[i];
-        match session
-            .core
-            .handle_packet(&datagram.bytes, datagram.arrived)
-        {
+        match session.core.handle_packet(&datagram.bytes, r.arrived) {
             Ok(()) => {
                 session.status.packets_received += 1;
                 self.metrics
@@ -448,6 +448,38 @@ impl Shell {
             slot.clone_from(s);
         }
     }
+}
+
+/// Reads one listener in its own task, so the loop waits on a single channel.
+async fn receive(listener: Listener, tx: mpsc::Sender<Datagram>) {
+    let (socket, multihop) = (&listener.0, listener.1);
+    let mut buf = [0u8; 512];
+    loop {
+        match socket.recv(&mut buf).await {
+            Ok(received) => {
+                let datagram = Datagram {
+                    bytes: buf[..received.len].to_vec(),
+                    received,
+                    multihop,
+                };
+                if tx.send(datagram).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => warn!("bfd: receive: {e}"),
+        }
+    }
+}
+
+/// A datagram still in the socket, without waiting.
+fn read_queued(listener: &Listener) -> Option<Datagram> {
+    let mut buf = [0u8; 512];
+    let received = listener.0.try_recv(&mut buf).ok()?;
+    Some(Datagram {
+        bytes: buf[..received.len].to_vec(),
+        received,
+        multihop: listener.1,
+    })
 }
 
 fn label(name: &str) -> SessionLabel {

@@ -6,6 +6,7 @@
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
 
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
@@ -16,6 +17,9 @@ use tokio::io::Interest;
 /// A received control packet with what the IP layer said about it.
 pub struct Received {
     pub len: usize,
+    /// When the kernel received it: a detection timer runs from there, not from when a
+    /// busy thread got round to reading it.
+    pub arrived: Instant,
     pub src: IpAddr,
     pub ttl: Option<u8>,
     pub ifindex: Option<u32>,
@@ -40,6 +44,7 @@ impl RxSocket {
             setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)?;
             SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port)
         };
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true)?;
         socket.bind(&addr.into())?;
         socket.set_nonblocking(true)?;
         Ok(RxSocket {
@@ -53,11 +58,17 @@ impl RxSocket {
             .async_io(Interest::READABLE, || recv_one(fd, buf))
             .await
     }
+
+    /// A datagram already queued, without waiting (`WouldBlock` when none is).
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let fd = self.socket.as_raw_fd();
+        self.socket.try_io(Interest::READABLE, || recv_one(fd, buf))
+    }
 }
 
 fn recv_one(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
     let mut iov = [IoSliceMut::new(buf)];
-    let mut cmsg = nix::cmsg_space!(libc::c_int, libc::in6_pktinfo);
+    let mut cmsg = nix::cmsg_space!(libc::c_int, libc::in6_pktinfo, nix::sys::time::TimeSpec);
     let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())?;
     let src = msg
         .address
@@ -67,7 +78,7 @@ fn recv_one(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
                 .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
         })
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no source address"))?;
-    let (mut ttl, mut ifindex) = (None, None);
+    let (mut ttl, mut ifindex, mut stamp) = (None, None, None);
     for c in msg.cmsgs()? {
         match c {
             ControlMessageOwned::Ipv4Ttl(t) => ttl = u8::try_from(t).ok(),
@@ -76,12 +87,14 @@ fn recv_one(fd: RawFd, buf: &mut [u8]) -> io::Result<Received> {
                 ifindex = u32::try_from(info.ipi_ifindex).ok();
             }
             ControlMessageOwned::Ipv6PacketInfo(info) => ifindex = Some(info.ipi6_ifindex),
+            ControlMessageOwned::ScmTimestampns(at) => stamp = Some(at),
             _ => {}
         }
     }
     // An IPv4-mapped source on an IPv6 socket cannot happen: the socket is v6-only.
     Ok(Received {
         len: msg.bytes,
+        arrived: crate::daemon::socket::arrival(stamp),
         src,
         ttl,
         ifindex,

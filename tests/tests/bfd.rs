@@ -1,0 +1,488 @@
+//! netns lane: vrrpd's BFD sessions against FRR's bfdd and keepalived's BFD, and two of
+//! ours with authentication. Each test is two namespaces on a bridge: `a` (192.0.2.1)
+//! runs vrrpd, `b` (192.0.2.2) the peer; tcpdump on a's bridge port records what both sent.
+//!
+//! What was proven against which peer: FRR 8.4 bfdd and keepalived 2.2.7 — sessions up
+//! with either side first, timers negotiated both ways, a kill -9 detected within the
+//! detection time + 10 ms by ours (keepalived's Down of ours at our negotiated TX).
+//! Authentication only between two of ours: neither FRR 8.4's bfdd nor keepalived 2.2.7
+//! implements it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use lvs_tests::lan::Lan;
+use lvs_tests::netns::Netns;
+use lvs_tests::process::{Guarded, wait_for};
+use lvs_tests::{lane_available, netns_missing, workspace_bin};
+use serde_json::Value;
+
+const OURS: &str = "192.0.2.1";
+const PEER: &str = "192.0.2.2";
+const BFDD: &str = "/usr/lib/frr/bfdd";
+/// Slow start (1 s packets until Up) plus slack for a loaded machine.
+const COME_UP: Duration = Duration::from_secs(10);
+
+/// A scratch directory and the two hosts; `None` (skip) when a tool is missing here.
+fn setup(peer_program: &str) -> Result<Option<(tempfile::TempDir, Lan)>, String> {
+    if !lane_available("netns", netns_missing()) {
+        return Ok(None);
+    }
+    for tool in [peer_program, "tcpdump", "tshark"] {
+        let found = Path::new(tool).exists() || lvs_tests::process::which(tool).is_some();
+        if !found {
+            assert!(!lvs_tests::lanes_required(), "{tool} is required");
+            eprintln!("SKIPPED: {tool} missing");
+            return Ok(None);
+        }
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    Ok(Some((
+        dir,
+        Lan::new(&[("bfa", "192.0.2.1/24"), ("bfb", "192.0.2.2/24")])?,
+    )))
+}
+
+/// vrrpd's config in `<dir>/<name>.toml`: one VRRP instance (vrrpd needs one) and `bfd`.
+/// At real-time priority, as a director running BFD at tens of milliseconds should be.
+fn vrrpd_config(dir: &Path, name: &str, bfd: &str) -> Result<PathBuf, String> {
+    let path = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "[control]\nsocket_dir = \"{dir}/{name}\"\n\n[vrrp]\nrt_priority = 50\n\n\
+         [[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvrid = 51\n\
+         virtual_addresses = [\"192.0.2.100/24\"]\n\n{bfd}",
+        dir = dir.display()
+    );
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn start_vrrpd(host: &Netns, config: &Path) -> Result<Guarded, String> {
+    let vrrpd = workspace_bin("vrrpd");
+    host.spawn(&[vrrpd.as_os_str(), "--config".as_ref(), config.as_os_str()])
+}
+
+/// The first BFD session in vrrpd's status.
+fn session(dir: &Path, name: &str) -> Option<Value> {
+    let socket = dir.join(name).join("vrrpd.sock");
+    let status: Value = lvs_control::call(
+        &socket,
+        &serde_json::json!({"cmd": "status"}),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    status["bfd"].get(0).cloned()
+}
+
+fn session_in(dir: &Path, name: &str, state: &str) -> Option<Value> {
+    session(dir, name).filter(|s| s["state"] == state)
+}
+
+/// tcpdump on our host's bridge port (the bridge device itself sees only flooded frames, not
+/// unicast between learnt ports), in immediate mode: without it libpcap hands packets over
+/// in blocks, and what is still in a block when tcpdump is ended is lost.
+fn capture(lan: &Lan, dir: &Path) -> Result<(Guarded, String), String> {
+    let pcap = dir
+        .join("bfd.pcap")
+        .to_str()
+        .ok_or("utf-8 path")?
+        .to_owned();
+    let guard = lan.bridge.spawn(&[
+        "tcpdump",
+        "--immediate-mode",
+        "-i",
+        "p0",
+        "-U",
+        "-w",
+        &pcap,
+        "udp",
+        "port",
+        "3784",
+    ])?;
+    std::thread::sleep(Duration::from_millis(500));
+    Ok((guard, pcap))
+}
+
+/// tshark's fields of the packets matching `filter`, one line each, tab-separated.
+fn tshark(pcap: &str, filter: &str, fields: &[&str]) -> Result<Vec<Vec<String>>, String> {
+    let mut command = std::process::Command::new("tshark");
+    command.args(["-r", pcap, "-Y", filter, "-T", "fields"]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    let out = lvs_tests::process::run_stdout(&mut command)?;
+    Ok(out
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect())
+}
+
+/// Every packet we sent decodes as BFD with no malformed or expert flag, TTL 255, from the
+/// RFC 5881 source port range.
+fn our_packets_decode_cleanly(pcap: &str) -> Result<usize, String> {
+    let ours = format!("ip.src == {OURS}");
+    let all = tshark(pcap, &ours, &["bfd.sta", "ip.ttl", "udp.srcport"])?;
+    assert!(!all.is_empty(), "no packet of ours captured");
+    for fields in &all {
+        assert!(!fields[0].is_empty(), "not decoded as BFD: {fields:?}");
+        assert_eq!(fields[1], "255");
+        assert!(fields[2].parse::<u16>().unwrap() >= 49152, "{fields:?}");
+    }
+    let flagged = tshark(
+        pcap,
+        &format!("{ours} && (_ws.malformed || _ws.expert)"),
+        &["frame.number"],
+    )?;
+    assert!(flagged.is_empty(), "tshark flagged frames {flagged:?}");
+    Ok(all.len())
+}
+
+/// Seconds (pcap time) of the last packet `from` sent before `before`, and of the first
+/// Down packet with diag 1 (detection time expired) `by` sent after it.
+fn detection_gap(pcap: &str, from: &str, by: &str) -> Result<Duration, String> {
+    detection_gap_in(pcap, from, by).map_err(|e| {
+        let tail = tshark(
+            pcap,
+            "bfd",
+            &["frame.time_epoch", "ip.src", "bfd.sta", "bfd.diag"],
+        )
+        .unwrap_or_default();
+        let tail: Vec<String> = tail
+            .iter()
+            .rev()
+            .take(12)
+            .rev()
+            .map(|f| f.join(" "))
+            .collect();
+        format!("{e}; the capture ends:\n{}", tail.join("\n"))
+    })
+}
+
+fn detection_gap_in(pcap: &str, from: &str, by: &str) -> Result<Duration, String> {
+    let last = tshark(
+        pcap,
+        &format!("ip.src == {from} && bfd.sta == 3"),
+        &["frame.time_epoch"],
+    )?;
+    let last: f64 = last.last().ok_or("peer sent nothing Up")?[0]
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let downs = tshark(
+        pcap,
+        &format!("ip.src == {by} && bfd.sta == 1 && bfd.diag == 1"),
+        &["frame.time_epoch"],
+    )?;
+    let down: f64 = downs
+        .iter()
+        .map(|f| f[0].parse::<f64>().unwrap())
+        .find(|t| *t > last)
+        .ok_or("no Down (detection time expired) after the peer's last packet")?;
+    Ok(Duration::from_secs_f64(down - last))
+}
+
+/// FRR's zebra and bfdd in `host`, in the foreground (ended by pid when dropped), their
+/// pathspace the namespace's name.
+struct Frr {
+    // bfdd first: dropped before zebra.
+    bfdd: Guarded,
+    _zebra: Guarded,
+    run_dir: PathBuf,
+    name: String,
+}
+
+impl Frr {
+    fn start(host: &Netns, peer: &str, interval_ms: u32, mult: u8) -> Result<Frr, String> {
+        let name = host.name().to_owned();
+        let run_dir = PathBuf::from(format!("/run/frr/{name}"));
+        std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
+        lvs_tests::process::run(
+            std::process::Command::new("chown").args(["frr:frr".as_ref(), run_dir.as_os_str()]),
+        )?;
+        let conf = run_dir.join("bfdd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "bfd\n peer {peer} interface eth0\n  receive-interval {interval_ms}\n  \
+                 transmit-interval {interval_ms}\n  detect-multiplier {mult}\n !\n!\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let pid = |d: &str| {
+            run_dir
+                .join(format!("{d}.pid"))
+                .to_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let conf = conf.to_str().ok_or("utf-8 path")?.to_owned();
+        let zebra = host.spawn(&[
+            "/usr/lib/frr/zebra",
+            "-N",
+            &name,
+            "-f",
+            "/dev/null",
+            "-i",
+            &pid("zebra"),
+        ])?;
+        std::thread::sleep(Duration::from_millis(300));
+        let bfdd = host.spawn(&[BFDD, "-N", &name, "-f", &conf, "-i", &pid("bfdd")])?;
+        Ok(Frr {
+            bfdd,
+            _zebra: zebra,
+            run_dir,
+            name,
+        })
+    }
+
+    /// `show bfd peers json`'s only peer.
+    fn peer(&self, host: &Netns) -> Option<Value> {
+        let out = host
+            .stdout(&["vtysh", "-N", &self.name, "-c", "show bfd peers json"])
+            .ok()?;
+        let peers: Value = serde_json::from_str(&out).ok()?;
+        peers.get(0).cloned()
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        self.bfdd.end();
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+/// Ours at 20 ms TX / 20 ms RX x 3, FRR at 50 ms x 3, either side first. Proves: the session
+/// comes up; each side uses the other's timers (FRR shows our 20 ms as remote intervals; we
+/// send at FRR's 50 ms RX and detect at 3 x its 50 ms TX); after kill -9 of bfdd our Down
+/// (diag 1) is on the wire within 150 ms + 10 ms of FRR's last packet; tshark decodes all
+/// we sent.
+fn frr_interop(ours_first: bool) -> Result<(), String> {
+    let Some((dir, lan)) = setup(BFDD)? else {
+        return Ok(());
+    };
+    let (a, b) = (&lan.hosts[0], &lan.hosts[1]);
+    let config = vrrpd_config(
+        dir.path(),
+        "a",
+        &format!(
+            "[[bfd.session]]\nname = \"frr\"\npeer = \"{PEER}\"\nlocal_address = \"{OURS}\"\n\
+             interface = \"eth0\"\ninterval = \"20ms\"\nmultiplier = 3\n"
+        ),
+    )?;
+    let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
+    let (_vrrpd, frr);
+    if ours_first {
+        _vrrpd = start_vrrpd(a, &config)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        frr = Frr::start(b, OURS, 50, 3)?;
+    } else {
+        frr = Frr::start(b, OURS, 50, 3)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        _vrrpd = start_vrrpd(a, &config)?;
+    }
+    let negotiated = |s: &Value| s["tx_interval_ms"] == 50.0 && s["detection_time_ms"] == 150.0;
+    wait_for(COME_UP, || {
+        session_in(dir.path(), "a", "up").filter(negotiated)
+    })
+    .ok_or_else(|| {
+        format!(
+            "ours not up at FRR's timers: {:?}",
+            session(dir.path(), "a")
+        )
+    })?;
+    let peer = wait_for(COME_UP, || {
+        frr.peer(b).filter(|p| {
+            p["status"] == "up"
+                && p["remote-receive-interval"] == 20
+                && p["remote-transmit-interval"] == 20
+                && p["remote-detect-multiplier"] == 3
+        })
+    });
+    assert!(peer.is_some(), "FRR: {:?}", frr.peer(b));
+    std::thread::sleep(Duration::from_millis(300));
+
+    frr.bfdd.signal(libc::SIGKILL);
+    wait_for(Duration::from_secs(3), || {
+        session_in(dir.path(), "a", "down")
+    })
+    .ok_or("ours did not see FRR go down")?;
+    std::thread::sleep(Duration::from_millis(200));
+    tcpdump.end();
+    let gap = detection_gap(&pcap, PEER, OURS)?;
+    eprintln!("FRR killed: our Down {gap:?} after its last packet (detection time 150 ms)");
+    assert!(
+        gap >= Duration::from_millis(149) && gap <= Duration::from_millis(160),
+        "{gap:?}"
+    );
+    let s = session(dir.path(), "a").ok_or("no status")?;
+    assert_eq!(s["diag"], "detection_time_expired");
+    our_packets_decode_cleanly(&pcap)?;
+    Ok(())
+}
+
+#[test]
+fn frr_bfdd_first_then_ours() -> Result<(), String> {
+    frr_interop(false)
+}
+
+#[test]
+fn ours_first_then_frr_bfdd() -> Result<(), String> {
+    frr_interop(true)
+}
+
+/// keepalived with only its BFD process, its pids in `dir`, ended when dropped.
+struct KeepalivedBfd {
+    parent: Guarded,
+    child_pid: PathBuf,
+}
+
+impl KeepalivedBfd {
+    fn start(host: &Netns, dir: &Path) -> Result<KeepalivedBfd, String> {
+        let conf = dir.join("keepalived.conf");
+        // 50 ms both ways, x 3; keepalived's units are milliseconds.
+        std::fs::write(
+            &conf,
+            format!(
+                "bfd_instance ours {{\n  neighbor_ip {OURS}\n  source_ip {PEER}\n  min_rx 50\n  \
+                 min_tx 50\n  multiplier 3\n}}\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let pid = dir.join("keepalived.pid");
+        let child_pid = dir.join("keepalived.bfd.pid");
+        let parent = host.spawn(&[
+            "keepalived".as_ref(),
+            "--dont-fork".as_ref(),
+            "--dont-respawn".as_ref(),
+            "--bfd".as_ref(),
+            "--log-console".as_ref(),
+            "--use-file".as_ref(),
+            conf.as_os_str(),
+            "--pid".as_ref(),
+            pid.as_os_str(),
+            "--bfd_pid".as_ref(),
+            child_pid.as_os_str(),
+        ])?;
+        Ok(KeepalivedBfd { parent, child_pid })
+    }
+
+    /// SIGKILL to the BFD child (the parent, not respawning, then exits).
+    fn crash(&self) -> Result<(), String> {
+        let pid: libc::pid_t = wait_for(Duration::from_secs(5), || {
+            std::fs::read_to_string(&self.child_pid)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .ok_or("keepalived wrote no BFD pid")?;
+        // SAFETY: kill(2) on the pid keepalived's BFD child wrote for itself; the test
+        // started its parent.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        Ok(())
+    }
+}
+
+impl Drop for KeepalivedBfd {
+    fn drop(&mut self) {
+        let _ = self.crash();
+        self.parent.end();
+    }
+}
+
+/// Ours at 80 ms TX / 20 ms RX x 3, keepalived at 50 ms x 3, either first. Proves: the
+/// session comes up; we send at max(80, its 50) and detect at 3 x its 50 ms TX; keepalived
+/// uses our 80 ms: killed -9, we are seen down by it 3 x 80 = 240 ms after our last packet
+/// (not 150); killed -9 itself, we detect it within 150 ms + 10 ms; tshark decodes all we sent.
+fn keepalived_interop(ours_first: bool) -> Result<(), String> {
+    let Some((dir, lan)) = setup("keepalived")? else {
+        return Ok(());
+    };
+    let (a, b) = (&lan.hosts[0], &lan.hosts[1]);
+    let config = vrrpd_config(
+        dir.path(),
+        "a",
+        &format!(
+            "[[bfd.session]]\nname = \"keepalived\"\npeer = \"{PEER}\"\nlocal_address = \"{OURS}\"\n\
+             interval = \"80ms\"\nmin_rx = \"20ms\"\nmultiplier = 3\n"
+        ),
+    )?;
+    let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
+    let (vrrpd, keepalived);
+    if ours_first {
+        vrrpd = start_vrrpd(a, &config)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        keepalived = KeepalivedBfd::start(b, dir.path())?;
+    } else {
+        keepalived = KeepalivedBfd::start(b, dir.path())?;
+        std::thread::sleep(Duration::from_millis(1500));
+        vrrpd = start_vrrpd(a, &config)?;
+    }
+    let negotiated = |s: &Value| s["tx_interval_ms"] == 80.0 && s["detection_time_ms"] == 150.0;
+    wait_for(COME_UP, || {
+        session_in(dir.path(), "a", "up").filter(negotiated)
+    })
+    .ok_or_else(|| {
+        format!(
+            "ours not up at keepalived's timers: {:?}",
+            session(dir.path(), "a")
+        )
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    // keepalived's packets carry its 50 ms both ways once Up.
+    let its = tshark(
+        &pcap,
+        &format!("ip.src == {PEER} && bfd.sta == 3"),
+        &[
+            "bfd.desired_min_tx_interval",
+            "bfd.required_min_rx_interval",
+        ],
+    )?;
+    assert_eq!(
+        its.last().map(|f| f.join(" ")),
+        Some("50000 50000".to_owned())
+    );
+
+    let started = Instant::now();
+    if ours_first {
+        // keepalived detects us: its Down (diag 1) 3 x our 80 ms after our last packet.
+        vrrpd.signal(libc::SIGKILL);
+        std::thread::sleep(Duration::from_millis(600));
+        tcpdump.end();
+        let gap = detection_gap(&pcap, OURS, PEER)?;
+        eprintln!("vrrpd killed: keepalived's Down {gap:?} after our last packet (240 ms)");
+        // keepalived's own timer precision is not ours to bound; 150 ms would mean it had
+        // ignored our 80 ms.
+        assert!(
+            gap >= Duration::from_millis(239) && gap <= Duration::from_millis(300),
+            "{gap:?}"
+        );
+    } else {
+        keepalived.crash()?;
+        wait_for(Duration::from_secs(3), || {
+            session_in(dir.path(), "a", "down")
+        })
+        .ok_or("ours did not see keepalived go down")?;
+        std::thread::sleep(Duration::from_millis(200));
+        tcpdump.end();
+        let gap = detection_gap(&pcap, PEER, OURS)?;
+        eprintln!("keepalived killed: our Down {gap:?} after its last packet (150 ms)");
+        assert!(
+            gap >= Duration::from_millis(149) && gap <= Duration::from_millis(160),
+            "{gap:?}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    our_packets_decode_cleanly(&pcap)?;
+    Ok(())
+}
+
+#[test]
+fn keepalived_first_then_ours() -> Result<(), String> {
+    keepalived_interop(false)
+}
+
+#[test]
+fn ours_first_then_keepalived() -> Result<(), String> {
+    keepalived_interop(true)
+}
