@@ -232,19 +232,23 @@ impl Session {
             .min()
     }
 
+    /// When the peer's silence counts: in Init and Up the session goes down; in any state
+    /// its discriminator is forgotten (section 6.8.1), so a peer that restarted with a new
+    /// one is not refused forever for our stale Your Discriminator.
     fn detect_deadline(&self) -> Option<Instant> {
-        match self.state {
-            State::Init | State::Up => self.last_rx.map(|at| at + self.detection_time()),
-            State::Down | State::AdminDown => None,
-        }
+        let watching = matches!(self.state, State::Init | State::Up) || self.remote_disc != 0;
+        self.last_rx
+            .filter(|_| watching)
+            .map(|at| at + self.detection_time())
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.detect_deadline().is_some_and(|at| at <= now) {
-            // Section 6.8.1: the peer's discriminator is forgotten with it.
             self.remote_disc = 0;
             self.remote_state = State::Down;
-            self.set_state(State::Down, Diag::DetectionTimeExpired, now);
+            if matches!(self.state, State::Init | State::Up) {
+                self.set_state(State::Down, Diag::DetectionTimeExpired, now);
+            }
         }
         self.flush(now);
     }

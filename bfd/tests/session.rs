@@ -510,3 +510,29 @@ fn config_is_checked() {
     huge.required_min_rx = Duration::from_secs(5000);
     assert!(Session::new(huge, 1, now).is_err());
 }
+
+/// Proves section 6.8.1's reset of bfd.RemoteDiscr in Down: after the peer signalled
+/// AdminDown and then fell silent for a detection time, we stop sending its old
+/// discriminator, so the peer restarted with a new one accepts our packets. Caught by
+/// the netns lane: a restarted peer discarded ours forever (your_discriminator).
+#[test]
+fn a_silent_peers_discriminator_is_forgotten_in_down() {
+    let mut link = Link::new(cfg(10, 3), cfg(10, 3));
+    let start = link.now;
+    link.run(start + 100 * MS);
+    link.a.admin(Admin::Down, link.now);
+    link.run(link.now + 5 * MS);
+    assert_eq!(link.b.state(), State::Down);
+    assert_ne!(link.b.remote_discriminator(), 0);
+    link.cut_a = true;
+    // a's last packets said 1 s (not Up): 3 s of silence.
+    link.run(link.now + 2900 * MS);
+    assert_ne!(link.b.remote_discriminator(), 0);
+    link.run(link.now + 200 * MS);
+    assert_eq!(link.b.remote_discriminator(), 0);
+    assert_eq!(link.b.state(), State::Down);
+    let _ = drain(&mut link.b);
+    link.b.handle_timeout(link.now + Duration::from_secs(2));
+    let sent = drain(&mut link.b);
+    assert_eq!(Repr::decode(&sent[0]).unwrap().your_discriminator, 0);
+}
