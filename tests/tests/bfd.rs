@@ -506,8 +506,9 @@ fn gaps_ms(times: &[f64]) -> (f64, f64, f64) {
 /// Two of ours with meticulous keyed SHA1 at 10 ms x 3 (neither FRR 8.4 nor keepalived
 /// 2.2.7 has BFD authentication). Proves: the same key and key id come up and stay up for
 /// 3 s with no false down, every packet carries type 5 and decodes cleanly in tshark, and
-/// the send interval at 10 ms is measured on the wire (printed: p50 / p99 / max); with a
-/// different key neither side comes up and each counts auth_digest drops.
+/// the send interval at 10 ms is measured on the wire (printed: p50 / p99 / max), status
+/// (lvsadm vrrp) and metrics show the session; after a reload gives b a different key,
+/// neither side comes back up and each counts auth_digest drops (status and metrics).
 #[test]
 fn two_of_ours_authenticate_at_10ms_and_refuse_another_key() -> Result<(), String> {
     let Some((dir, lan)) = setup("tcpdump")? else {
@@ -515,10 +516,17 @@ fn two_of_ours_authenticate_at_10ms_and_refuse_another_key() -> Result<(), Strin
     };
     let (a, b) = (&lan.hosts[0], &lan.hosts[1]);
     let config_a = vrrpd_config(dir.path(), "a", &auth_session("b", PEER, OURS, "k1"))?;
+    let text = std::fs::read_to_string(&config_a).map_err(|e| e.to_string())?;
+    let text = text.replacen(
+        "[control]\n",
+        "[control]\nmetrics = \"127.0.0.1:19560\"\n",
+        1,
+    );
+    std::fs::write(&config_a, text).map_err(|e| e.to_string())?;
     let config_b = vrrpd_config(dir.path(), "b", &auth_session("a", OURS, PEER, "k1"))?;
     let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
     let _vrrpd_a = start_vrrpd(a, &config_a)?;
-    let mut vrrpd_b = start_vrrpd(b, &config_b)?;
+    let vrrpd_b = start_vrrpd(b, &config_b)?;
     let fast = |s: &Value| s["tx_interval_ms"] == 10.0 && s["detection_time_ms"] == 30.0;
     for host in ["a", "b"] {
         wait_for(COME_UP, || session_in(dir.path(), host, "up").filter(fast))
@@ -533,6 +541,23 @@ fn two_of_ours_authenticate_at_10ms_and_refuse_another_key() -> Result<(), Strin
         // Down -> Init -> Up, or Down -> Up: nothing after.
         assert!(s["transitions"].as_u64() <= Some(2), "{host}: {s}");
     }
+    let metrics = scrape(a)?;
+    assert!(
+        metrics.contains("bfd_session_up{session=\"b\"} 1"),
+        "{metrics}"
+    );
+    let lvsadm = workspace_bin("lvsadm");
+    let shown = lvs_tests::process::run_stdout(std::process::Command::new(&lvsadm).args([
+        "vrrp".as_ref(),
+        "-f".as_ref(),
+        config_a.as_os_str(),
+    ]))?;
+    assert!(
+        shown.contains(
+            "bfd b peer 192.0.2.2: up (remote up, diag none), tx 10.0 ms, detection 30.0 ms"
+        ),
+        "{shown}"
+    );
     let sent = our_packets_decode_cleanly(&pcap)?;
     let typed = tshark(
         &pcap,
@@ -561,10 +586,10 @@ fn two_of_ours_authenticate_at_10ms_and_refuse_another_key() -> Result<(), Strin
         "a gap of {max:.1} ms would have been a false down"
     );
 
-    // Another key on b: b's packets fail a's digest check and a's fail b's.
-    vrrpd_b.end();
-    let config_b = vrrpd_config(dir.path(), "b", &auth_session("a", OURS, PEER, "k2"))?;
-    let _vrrpd_b = start_vrrpd(b, &config_b)?;
+    // Another key on b, by a reload: b's sessions restart (AdminDown first), and now b's
+    // packets fail a's digest check and a's fail b's.
+    vrrpd_config(dir.path(), "b", &auth_session("a", OURS, PEER, "k2"))?;
+    vrrpd_b.signal(libc::SIGHUP);
     let refused = |host: &str| {
         session(dir.path(), host).filter(|s| s["drops"]["auth_digest"].as_u64() >= Some(1))
     };
@@ -576,5 +601,26 @@ fn two_of_ours_authenticate_at_10ms_and_refuse_another_key() -> Result<(), Strin
         let s = session(dir.path(), host).ok_or("no status")?;
         assert_ne!(s["state"], "up", "{host}: {s}");
     }
+    assert_eq!(
+        session(dir.path(), "a").ok_or("no status")?["diag"],
+        "neighbor_down"
+    );
+    let metrics = scrape(a)?;
+    for line in [
+        "bfd_session_up{session=\"b\"} 0",
+        "bfd_drops_total{session=\"b\",cause=\"auth_digest\"}",
+        "bfd_transitions_total{session=\"b\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
     Ok(())
+}
+
+/// vrrpd's Prometheus endpoint in `host` (metrics base 19560, vrrpd's port is +1).
+fn scrape(host: &Netns) -> Result<String, String> {
+    host.stdout(&[
+        "python3",
+        "-c",
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:19561/metrics', timeout=5).read().decode())",
+    ])
 }

@@ -135,6 +135,7 @@ struct Daemon {
     group_states: BTreeMap<String, State>,
     /// `[[bfd.session]]`, on their own thread; None without sessions.
     bfd: Option<bfd_sessions::Bfd>,
+    bfd_metrics: bfd_sessions::Metrics,
 }
 
 impl Daemon {
@@ -196,6 +197,31 @@ impl Daemon {
         if changed || moved {
             self.apply_tracking(now);
         }
+    }
+
+    /// Restarts the BFD sessions when `[[bfd.session]]` changed (the old ones send AdminDown,
+    /// so their peers see no failure); if the new ones cannot start, the old ones run again.
+    fn reload_bfd(&mut self, wanted: &[lvs_config::BfdSession]) {
+        let running = self.bfd.as_ref().map_or(&[][..], |b| &b.sessions[..]);
+        if running == wanted {
+            return;
+        }
+        let old = self
+            .bfd
+            .take()
+            .map(|b| b.sessions.clone())
+            .unwrap_or_default();
+        let priority = self.realtime.priority();
+        self.bfd = match bfd_sessions::start(wanted, &self.bfd_metrics, priority) {
+            Ok(started) => started,
+            Err(e) => {
+                error!("{e}; the BFD sessions run on as before");
+                bfd_sessions::start(&old, &self.bfd_metrics, priority).unwrap_or_else(|e| {
+                    error!("{e}: no BFD sessions run");
+                    None
+                })
+            }
+        };
     }
 
     /// The scheduling and memory locking `vrrp` asks for, each refusal counted.
@@ -788,6 +814,7 @@ impl Daemon {
         self.notifier.configure(&config.vrrp);
         self.sync_groups.clone_from(&config.vrrp.sync_group);
         self.configure_directord(&config, false).await;
+        self.reload_bfd(&config.bfd.session);
         let now = Instant::now();
         for (index, instance) in in_place {
             self.change_in_place(index, instance, now);
@@ -921,6 +948,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
     let metrics = Metrics::new();
+    let daemon_registry = metrics.registry();
     let mut daemon = Daemon {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
@@ -940,11 +968,12 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
         bfd: None,
+        bfd_metrics: bfd_sessions::Metrics::register(&daemon_registry),
     };
     daemon.apply_realtime(&config.vrrp);
     daemon.bfd = bfd_sessions::start(
         &config.bfd.session,
-        &daemon.metrics.registry(),
+        &daemon.bfd_metrics,
         daemon.realtime.priority(),
     )?;
     daemon.notifier.configure(&config.vrrp);

@@ -71,8 +71,9 @@ struct DropLabels {
     cause: String,
 }
 
+/// Registered once, when vrrpd starts: a reload restarts the sessions, not the series.
 #[derive(Clone, Default)]
-struct Metrics {
+pub struct Metrics {
     up: Family<SessionLabel, Gauge>,
     transitions: Family<SessionLabel, Counter>,
     sent: Family<SessionLabel, Counter>,
@@ -81,7 +82,13 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn register(&self, registry: &mut Registry) {
+    pub fn register(registry: &Mutex<Registry>) -> Metrics {
+        let metrics = Metrics::default();
+        metrics.register_in(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
+        metrics
+    }
+
+    fn register_in(&self, registry: &mut Registry) {
         let bfd = registry.sub_registry_with_prefix("bfd");
         bfd.register(
             "session_up",
@@ -113,6 +120,8 @@ impl Metrics {
 
 /// The running sessions: dropping it stops them (each sends AdminDown first).
 pub struct Bfd {
+    /// What it runs, for a reload to compare.
+    pub sessions: Vec<BfdSession>,
     status: Arc<Mutex<Vec<BfdSessionStatus>>>,
     stop: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -224,7 +233,7 @@ fn prepare(config: &BfdSession, now: Instant) -> Result<Running, BfdError> {
 /// Opens every session's sockets and starts the thread; `None` without sessions.
 pub fn start(
     sessions: &[BfdSession],
-    registry: &Mutex<Registry>,
+    metrics: &Metrics,
     rt_priority: Option<u8>,
 ) -> Result<Option<Bfd>, BfdError> {
     if sessions.is_empty() {
@@ -251,15 +260,13 @@ pub fn start(
             listeners.push(Arc::new((rx, multihop)));
         }
     }
-    let metrics = Metrics::default();
-    metrics.register(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
     let status = Arc::new(Mutex::new(
         running.iter().map(|r| r.status.clone()).collect(),
     ));
     let stop = CancellationToken::new();
     let mut shell = Shell {
         sessions: running,
-        metrics,
+        metrics: metrics.clone(),
         status: Arc::clone(&status),
     };
     let token = stop.clone();
@@ -279,6 +286,7 @@ pub fn start(
         })
         .map_err(BfdError::Thread)?;
     Ok(Some(Bfd {
+        sessions: sessions.to_vec(),
         status,
         stop,
         thread: Some(thread),
