@@ -62,6 +62,63 @@ fn start_vrrpd(host: &Netns, config: &Path) -> Result<Guarded, String> {
     host.spawn(&[vrrpd.as_os_str(), "--config".as_ref(), config.as_os_str()])
 }
 
+/// vrrpd in `a` and the peer `start` starts, in the order asked, 1.5 s apart: the first
+/// has sent Down packets nobody answered when the second comes.
+fn start_both<P>(
+    a: &Netns,
+    config: &Path,
+    ours_first: bool,
+    start: impl FnOnce() -> Result<P, String>,
+) -> Result<(Guarded, P), String> {
+    let gap = Duration::from_millis(1500);
+    if ours_first {
+        let vrrpd = start_vrrpd(a, config)?;
+        std::thread::sleep(gap);
+        Ok((vrrpd, start()?))
+    } else {
+        let peer = start()?;
+        std::thread::sleep(gap);
+        Ok((start_vrrpd(a, config)?, peer))
+    }
+}
+
+/// Waits for our session Up at the negotiated TX interval and detection time (ms).
+fn up_at(dir: &Path, tx_ms: f64, detection_ms: f64) -> Result<(), String> {
+    let negotiated =
+        |s: &Value| s["tx_interval_ms"] == tx_ms && s["detection_time_ms"] == detection_ms;
+    wait_for(COME_UP, || session_in(dir, "a", "up").filter(negotiated))
+        .map(drop)
+        .ok_or_else(|| {
+            format!(
+                "not up at {tx_ms} / {detection_ms} ms: {:?}",
+                session(dir, "a")
+            )
+        })
+}
+
+/// After the peer was killed: our session goes down, and on the wire our Down (diag 1)
+/// follows the peer's last packet by the 150 ms detection time, + 10 ms at most.
+fn we_detect_at_150ms(
+    dir: &Path,
+    tcpdump: &mut Guarded,
+    pcap: &str,
+    peer: &str,
+) -> Result<(), String> {
+    wait_for(Duration::from_secs(3), || session_in(dir, "a", "down"))
+        .ok_or_else(|| format!("ours did not see {peer} go down"))?;
+    std::thread::sleep(Duration::from_millis(200));
+    tcpdump.end();
+    let gap = detection_gap(pcap, PEER, OURS)?;
+    eprintln!("{peer} killed: our Down {gap:?} after its last packet (detection time 150 ms)");
+    assert!(
+        gap >= Duration::from_millis(149) && gap <= Duration::from_millis(160),
+        "{gap:?}"
+    );
+    let s = session(dir, "a").ok_or("no status")?;
+    assert_eq!(s["diag"], "detection_time_expired");
+    Ok(())
+}
+
 /// The first BFD session in vrrpd's status.
 fn session(dir: &Path, name: &str) -> Option<Value> {
     let socket = dir.join(name).join("vrrpd.sock");
@@ -270,26 +327,8 @@ fn frr_interop(ours_first: bool) -> Result<(), String> {
         ),
     )?;
     let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
-    let (_vrrpd, frr);
-    if ours_first {
-        _vrrpd = start_vrrpd(a, &config)?;
-        std::thread::sleep(Duration::from_millis(1500));
-        frr = Frr::start(b, OURS, 50, 3)?;
-    } else {
-        frr = Frr::start(b, OURS, 50, 3)?;
-        std::thread::sleep(Duration::from_millis(1500));
-        _vrrpd = start_vrrpd(a, &config)?;
-    }
-    let negotiated = |s: &Value| s["tx_interval_ms"] == 50.0 && s["detection_time_ms"] == 150.0;
-    wait_for(COME_UP, || {
-        session_in(dir.path(), "a", "up").filter(negotiated)
-    })
-    .ok_or_else(|| {
-        format!(
-            "ours not up at FRR's timers: {:?}",
-            session(dir.path(), "a")
-        )
-    })?;
+    let (_vrrpd, frr) = start_both(a, &config, ours_first, || Frr::start(b, OURS, 50, 3))?;
+    up_at(dir.path(), 50.0, 150.0)?;
     let peer = wait_for(COME_UP, || {
         frr.peer(b).filter(|p| {
             p["status"] == "up"
@@ -302,20 +341,7 @@ fn frr_interop(ours_first: bool) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(300));
 
     frr.bfdd.signal(libc::SIGKILL);
-    wait_for(Duration::from_secs(3), || {
-        session_in(dir.path(), "a", "down")
-    })
-    .ok_or("ours did not see FRR go down")?;
-    std::thread::sleep(Duration::from_millis(200));
-    tcpdump.end();
-    let gap = detection_gap(&pcap, PEER, OURS)?;
-    eprintln!("FRR killed: our Down {gap:?} after its last packet (detection time 150 ms)");
-    assert!(
-        gap >= Duration::from_millis(149) && gap <= Duration::from_millis(160),
-        "{gap:?}"
-    );
-    let s = session(dir.path(), "a").ok_or("no status")?;
-    assert_eq!(s["diag"], "detection_time_expired");
+    we_detect_at_150ms(dir.path(), &mut tcpdump, &pcap, "FRR")?;
     our_packets_decode_cleanly(&pcap)?;
     Ok(())
 }
@@ -408,26 +434,10 @@ fn keepalived_interop(ours_first: bool) -> Result<(), String> {
         ),
     )?;
     let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
-    let (vrrpd, keepalived);
-    if ours_first {
-        vrrpd = start_vrrpd(a, &config)?;
-        std::thread::sleep(Duration::from_millis(1500));
-        keepalived = KeepalivedBfd::start(b, dir.path())?;
-    } else {
-        keepalived = KeepalivedBfd::start(b, dir.path())?;
-        std::thread::sleep(Duration::from_millis(1500));
-        vrrpd = start_vrrpd(a, &config)?;
-    }
-    let negotiated = |s: &Value| s["tx_interval_ms"] == 80.0 && s["detection_time_ms"] == 150.0;
-    wait_for(COME_UP, || {
-        session_in(dir.path(), "a", "up").filter(negotiated)
-    })
-    .ok_or_else(|| {
-        format!(
-            "ours not up at keepalived's timers: {:?}",
-            session(dir.path(), "a")
-        )
+    let (vrrpd, keepalived) = start_both(a, &config, ours_first, || {
+        KeepalivedBfd::start(b, dir.path())
     })?;
+    up_at(dir.path(), 80.0, 150.0)?;
     std::thread::sleep(Duration::from_millis(500));
     // keepalived's packets carry its 50 ms both ways once Up.
     let its = tshark(
@@ -451,26 +461,15 @@ fn keepalived_interop(ours_first: bool) -> Result<(), String> {
         tcpdump.end();
         let gap = detection_gap(&pcap, OURS, PEER)?;
         eprintln!("vrrpd killed: keepalived's Down {gap:?} after our last packet (240 ms)");
-        // keepalived's own timer precision is not ours to bound; 150 ms would mean it had
-        // ignored our 80 ms.
+        // keepalived's own lateness is not ours to bound (257-293 ms seen on a loaded
+        // machine); 150 ms would mean it had ignored our 80 ms.
         assert!(
-            gap >= Duration::from_millis(239) && gap <= Duration::from_millis(300),
+            gap >= Duration::from_millis(239) && gap <= Duration::from_millis(450),
             "{gap:?}"
         );
     } else {
         keepalived.crash()?;
-        wait_for(Duration::from_secs(3), || {
-            session_in(dir.path(), "a", "down")
-        })
-        .ok_or("ours did not see keepalived go down")?;
-        std::thread::sleep(Duration::from_millis(200));
-        tcpdump.end();
-        let gap = detection_gap(&pcap, PEER, OURS)?;
-        eprintln!("keepalived killed: our Down {gap:?} after its last packet (150 ms)");
-        assert!(
-            gap >= Duration::from_millis(149) && gap <= Duration::from_millis(160),
-            "{gap:?}"
-        );
+        we_detect_at_150ms(dir.path(), &mut tcpdump, &pcap, "keepalived")?;
     }
     assert!(started.elapsed() < Duration::from_secs(5));
     our_packets_decode_cleanly(&pcap)?;
