@@ -91,6 +91,18 @@ impl BfdAuthType {
     }
 }
 
+/// `track_bfd = [{ name = "router", weight = 0 }]` in a `[[vrrp.instance]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrackBfd {
+    /// A `[[bfd.session]]` name (keepalived `track_bfd { NAME }`).
+    pub name: String,
+    /// keepalived semantics: a negative weight is added to the priority while the session is
+    /// not Up, a positive one while it is; 0 puts the instance in FAULT while it is not Up.
+    #[serde(default)]
+    pub weight: i32,
+}
+
 fn default_interval() -> Duration {
     Duration::from_millis(100)
 }
@@ -113,6 +125,31 @@ impl BfdSession {
 /// RFC 5880 intervals are 32-bit microseconds; below 1 ms no timer here keeps up.
 const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 const MAX_INTERVAL: std::time::Duration = std::time::Duration::from_micros(u32::MAX as u64);
+
+/// Each instance's `track_bfd` names a session, with a weight in keepalived's range.
+pub(crate) fn validate_tracking(
+    bfd: &Bfd,
+    instances: &[crate::VrrpInstance],
+    add: &mut dyn FnMut(KeyPath, String),
+) {
+    for (i, instance) in instances.iter().enumerate() {
+        for (j, track) in instance.track_bfd.iter().enumerate() {
+            let at = path!["vrrp", "instance", i, "track_bfd", j];
+            if !bfd.session.iter().any(|s| s.name == track.name) {
+                add(
+                    at.join("name"),
+                    format!("no [[bfd.session]] is named {:?}", track.name),
+                );
+            }
+            if !(-254..=254).contains(&track.weight) {
+                add(
+                    at.join("weight"),
+                    "tracking weight must be between -254 and 254".into(),
+                );
+            }
+        }
+    }
+}
 
 pub(crate) fn validate(bfd: &Bfd, add: &mut dyn FnMut(KeyPath, String)) {
     let mut names = HashSet::new();

@@ -15,7 +15,7 @@ pub mod values;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use bfd::{Bfd, BfdAuthType, BfdAuthentication, BfdSession};
+pub use bfd::{Bfd, BfdAuthType, BfdAuthentication, BfdSession, TrackBfd};
 pub use diagnostic::{Diagnostic, KeyPath, Segment};
 pub use model::*;
 pub use validate::parse_digest;

@@ -315,6 +315,9 @@ pub struct VrrpInstance {
     /// director whose services lost quorum is worth less than its peer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_services: Vec<TrackService>,
+    /// `[[bfd.session]]`s the instance tracks (keepalived `track_bfd`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_bfd: Vec<crate::bfd::TrackBfd>,
 }
 
 /// A virtual address with keepalived's `virtual_ipaddress` options.

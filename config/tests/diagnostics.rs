@@ -1078,3 +1078,36 @@ authentication = { type = "sha1" }
         .is_err()
     );
 }
+
+/// Proves `track_bfd` must name a `[[bfd.session]]` and keep keepalived's weight range.
+#[test]
+fn track_bfd_names_a_session() {
+    let text = r#"
+[[vrrp.instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+virtual_addresses = ["192.0.2.100/24"]
+track_bfd = [{ name = "router", weight = 0 }, { name = "nope", weight = -300 }]
+
+[[bfd.session]]
+name = "router"
+peer = "192.0.2.2"
+"#;
+    let error = lvs_config::parse(text, "t.toml").unwrap_err();
+    let found: Vec<String> = error.diagnostics().iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        found,
+        [
+            "t.toml:7:56: no [[bfd.session]] is named \"nope\"",
+            "t.toml:7:73: tracking weight must be between -254 and 254",
+        ]
+    );
+    assert!(
+        lvs_config::parse(
+            &text.replace(", { name = \"nope\", weight = -300 }", ""),
+            "t"
+        )
+        .is_ok()
+    );
+}

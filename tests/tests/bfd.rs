@@ -623,3 +623,71 @@ fn scrape(host: &Netns) -> Result<String, String> {
         "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:19561/metrics', timeout=5).read().decode())",
     ])
 }
+
+/// vrrpd's instances by name: (state, priority).
+fn instances(dir: &Path) -> Option<Vec<(String, String, u64)>> {
+    let socket = dir.join("a").join("vrrpd.sock");
+    let status: Value = lvs_control::call(
+        &socket,
+        &serde_json::json!({"cmd": "status"}),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    status["instances"].as_array().map(|list| {
+        list.iter()
+            .map(|i| {
+                let name = i["name"].as_str().unwrap_or_default().to_owned();
+                let state = i["state"].as_str().unwrap_or_default().to_owned();
+                (name, state, i["priority"].as_u64().unwrap_or(0))
+            })
+            .collect()
+    })
+}
+
+/// `track_bfd` with keepalived's meaning, a router (FRR's bfdd) as the tracked peer: VI_1
+/// (weight 0) is in FAULT while the session is not Up and VI_2 (priority 150, weight -60)
+/// runs at 90. Proves: at start (session Down) FAULT / 90; once FRR is up, MASTER at 100 and
+/// 150; after kill -9 of bfdd, FAULT / 90 again within the detection time and a little.
+#[test]
+fn track_bfd_faults_or_reweights_instances() -> Result<(), String> {
+    let Some((dir, lan)) = setup(BFDD)? else {
+        return Ok(());
+    };
+    let (a, b) = (&lan.hosts[0], &lan.hosts[1]);
+    let config = vrrpd_config(
+        dir.path(),
+        "a",
+        &format!(
+            "track_bfd = [{{ name = \"router\", weight = 0 }}]\n\n\
+             [[vrrp.instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvrid = 52\npriority = 150\n\
+             advert_interval = \"1s\"\nvirtual_addresses = [\"192.0.2.101/24\"]\n\
+             track_bfd = [{{ name = \"router\", weight = -60 }}]\n\n\
+             [[bfd.session]]\nname = \"router\"\npeer = \"{PEER}\"\nlocal_address = \"{OURS}\"\n\
+             interval = \"50ms\"\nmultiplier = 3\n"
+        ),
+    )?;
+    let _vrrpd = start_vrrpd(a, &config)?;
+    let path = dir.path().to_owned();
+    let expect = |vi1: &str, vi2: (&str, u64)| {
+        let want = vec![
+            ("VI_1".to_owned(), vi1.to_owned(), 100),
+            ("VI_2".to_owned(), vi2.0.to_owned(), vi2.1),
+        ];
+        let path = path.clone();
+        move || instances(&path).filter(|got| *got == want)
+    };
+    wait_for(Duration::from_secs(5), expect("FAULT", ("MASTER", 90)))
+        .ok_or_else(|| format!("at start: {:?}", instances(dir.path())))?;
+    let frr = Frr::start(b, OURS, 50, 3)?;
+    wait_for(COME_UP, expect("MASTER", ("MASTER", 150)))
+        .ok_or_else(|| format!("with BFD up: {:?}", instances(dir.path())))?;
+    frr.bfdd.signal(libc::SIGKILL);
+    let killed = Instant::now();
+    wait_for(Duration::from_secs(3), expect("FAULT", ("MASTER", 90)))
+        .ok_or_else(|| format!("with BFD down: {:?}", instances(dir.path())))?;
+    eprintln!(
+        "track_bfd: FAULT seen {:?} after kill -9 (detection 150 ms)",
+        killed.elapsed()
+    );
+    Ok(())
+}

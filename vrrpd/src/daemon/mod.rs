@@ -136,6 +136,9 @@ struct Daemon {
     /// `[[bfd.session]]`, on their own thread; None without sessions.
     bfd: Option<bfd_sessions::Bfd>,
     bfd_metrics: bfd_sessions::Metrics,
+    /// Each session's last reported state (Up or not), for `track_bfd`.
+    bfd_up: BTreeMap<String, bool>,
+    bfd_changes: mpsc::UnboundedSender<(String, bool)>,
 }
 
 impl Daemon {
@@ -212,16 +215,35 @@ impl Daemon {
             .map(|b| b.sessions.clone())
             .unwrap_or_default();
         let priority = self.realtime.priority();
-        self.bfd = match bfd_sessions::start(wanted, &self.bfd_metrics, priority) {
+        let (metrics, changes) = (&self.bfd_metrics, &self.bfd_changes);
+        let start = |sessions| bfd_sessions::start(sessions, metrics, priority, changes.clone());
+        self.bfd = match start(wanted) {
             Ok(started) => started,
             Err(e) => {
                 error!("{e}; the BFD sessions run on as before");
-                bfd_sessions::start(&old, &self.bfd_metrics, priority).unwrap_or_else(|e| {
+                start(&old).unwrap_or_else(|e| {
                     error!("{e}: no BFD sessions run");
                     None
                 })
             }
         };
+        // Fresh sessions start Down; the thread reports them Up as they come up.
+        self.bfd_up.clear();
+        for running in &mut self.instances {
+            running.tracking.set_bfd(&self.bfd_up);
+        }
+    }
+
+    /// A BFD session came up or went down: instances tracking it move.
+    fn bfd_changed(&mut self, session: String, up: bool, now: Instant) {
+        self.bfd_up.insert(session, up);
+        let mut moved = false;
+        for running in &mut self.instances {
+            moved |= running.tracking.set_bfd(&self.bfd_up);
+        }
+        if moved {
+            self.apply_tracking(now);
+        }
     }
 
     /// The scheduling and memory locking `vrrp` asks for, each refusal counted.
@@ -386,7 +408,12 @@ impl Daemon {
         self.next_id += 1;
         let mut running = Running {
             id,
-            tracking: Tracking::new(&device_tracked(&instance), self.directord_tracking()),
+            tracking: {
+                let mut tracking =
+                    Tracking::new(&device_tracked(&instance), self.directord_tracking());
+                tracking.set_bfd(&self.bfd_up);
+                tracking
+            },
             scripts: tracking::spawn_scripts(id, &instance, &self.scripts),
             config: instance,
             core,
@@ -454,7 +481,8 @@ impl Daemon {
         let tracking_changed = old.track_interfaces != new.track_interfaces
             || old.track_files != new.track_files
             || old.track_processes != new.track_processes
-            || old.track_scripts != new.track_scripts;
+            || old.track_scripts != new.track_scripts
+            || old.track_bfd != new.track_bfd;
         if tracking_changed {
             // A new id: results of the old scripts still on their way belong to no one.
             running.id = self.next_id;
@@ -465,6 +493,7 @@ impl Daemon {
             let mut tracking = Tracking::new(&device_tracked(new), directord);
             tracking.carry_over(&running.tracking);
             tracking.poll();
+            tracking.set_bfd(&self.bfd_up);
             running.tracking = tracking;
             running.scripts = tracking::spawn_scripts(running.id, new, &self.scripts);
         }
@@ -864,6 +893,7 @@ fn same_election(old: &VrrpInstance, new: &VrrpInstance) -> bool {
     election.track_files.clone_from(&old.track_files);
     election.track_processes.clone_from(&old.track_processes);
     election.track_scripts.clone_from(&old.track_scripts);
+    election.track_bfd.clone_from(&old.track_bfd);
     election == *old
 }
 
@@ -949,6 +979,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (events, _) = broadcast::channel(64);
     let metrics = Metrics::new();
     let daemon_registry = metrics.registry();
+    let (bfd_tx, mut bfd_changes) = mpsc::unbounded_channel();
     let mut daemon = Daemon {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
@@ -968,6 +999,8 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
         bfd: None,
+        bfd_up: BTreeMap::new(),
+        bfd_changes: bfd_tx,
         bfd_metrics: bfd_sessions::Metrics::register(&daemon_registry),
     };
     daemon.apply_realtime(&config.vrrp);
@@ -975,6 +1008,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         &config.bfd.session,
         &daemon.bfd_metrics,
         daemon.realtime.priority(),
+        daemon.bfd_changes.clone(),
     )?;
     daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
@@ -1018,6 +1052,9 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 dispatch(&mut daemon, &datagram);
             }
             Some(added) = vips_added.recv() => daemon.vips_added(added),
+            Some((session, up)) = bfd_changes.recv() => {
+                daemon.bfd_changed(session, up, Instant::now());
+            }
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(&result, Instant::now());

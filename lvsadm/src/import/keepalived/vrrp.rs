@@ -564,6 +564,7 @@ impl Context {
             track_files: d.files,
             track_processes: d.processes,
             track_services: Vec::new(),
+            track_bfd: Vec::new(),
         };
         Ok(Some((instance, d.comments)))
     }

@@ -235,6 +235,7 @@ pub fn start(
     sessions: &[BfdSession],
     metrics: &Metrics,
     rt_priority: Option<u8>,
+    changes: mpsc::UnboundedSender<(String, bool)>,
 ) -> Result<Option<Bfd>, BfdError> {
     if sessions.is_empty() {
         return Ok(None);
@@ -267,6 +268,7 @@ pub fn start(
     let mut shell = Shell {
         sessions: running,
         metrics: metrics.clone(),
+        changes,
         status: Arc::clone(&status),
     };
     let token = stop.clone();
@@ -294,6 +296,8 @@ pub fn start(
 }
 
 struct Shell {
+    /// Sessions crossing Up, by name, for `track_bfd` in the event loop.
+    changes: mpsc::UnboundedSender<(String, bool)>,
     sessions: Vec<Running>,
     metrics: Metrics,
     status: Arc<Mutex<Vec<BfdSessionStatus>>>,
@@ -429,6 +433,9 @@ impl Shell {
             self.metrics.transitions.get_or_create(&name).inc();
             let up = to == bfd::State::Up;
             self.metrics.up.get_or_create(&name).set(i64::from(up));
+            if up != (from == bfd::State::Up) {
+                let _ = self.changes.send((session.config.name.clone(), up));
+            }
         }
         for _ in 0..failed {
             self.dropped(i, "send_error");
