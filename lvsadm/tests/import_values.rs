@@ -971,7 +971,8 @@ fn bfd_instance_and_track_bfd() {
         .iter()
         .map(|t| (t.name.as_str(), t.weight))
         .collect();
-    assert_eq!(tracked, [("router", 0), ("far", -20)]);
+    // router's weight comes from its bfd_instance, far's from the track_bfd entry.
+    assert_eq!(tracked, [("router", -30), ("far", -20)]);
     let notes = notes.join("\n");
     assert!(notes.contains("idle_tx 2000 not supported"), "{notes}");
     assert!(

@@ -32,6 +32,7 @@ impl Context {
             authentication: None,
         };
         let mut peer = None;
+        let mut weight = 0;
         for child in node.children() {
             match child.key() {
                 "neighbor_ip" => peer = Some(ip(child, required_arg(child, 1, "an address")?)?),
@@ -44,6 +45,7 @@ impl Context {
                     session.multiplier = number_between(child, 1, "multiplier", 1, 255)?;
                 }
                 "passive" => session.passive = true,
+                "weight" => weight = number_between(child, 1, "weight", -253, 253)?,
                 "max_hops" => session.multihop = number::<u8>(child, 1)? > 1,
                 "idle_tx" => self.skip(child, "the rate while down is RFC 5880's 1 s"),
                 "ttl" => self.skip(child, "single hop always sends TTL 255"),
@@ -65,7 +67,7 @@ impl Context {
             );
             session.local_address = None;
         }
-        self.bfd_names.insert(session.name.clone());
+        self.bfd_weights.insert(session.name.clone(), weight);
         let block = self.out.block(node.at.clone(), session, mark);
         self.out.bfd_sessions.push(block);
         Ok(())

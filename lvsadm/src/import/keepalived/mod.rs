@@ -35,7 +35,7 @@ pub(crate) fn convert(path: &Path, options: &Options) -> Result<Output, ImportEr
         globals: vrrp::Globals::default(),
         sync_daemon: Vec::new(),
         service_keys: HashSet::new(),
-        bfd_names: HashSet::new(),
+        bfd_weights: HashMap::new(),
     };
     for node in &tree {
         match node.key() {
@@ -94,8 +94,9 @@ struct Context {
     /// lvs_sync_daemon settings: (where, interface, instance, options).
     sync_daemon: Vec<(Origin, String, String, Vec<String>)>,
     service_keys: HashSet<String>,
-    /// `bfd_instance` names, which `track_bfd` must name.
-    bfd_names: HashSet<String>,
+    /// `bfd_instance` names, which `track_bfd` must name, with the weight a `track_bfd`
+    /// entry without its own takes (keepalived's `weight` in the bfd_instance, 0 if none).
+    bfd_weights: HashMap<String, i32>,
 }
 
 // ---------------------------------------------------------------- value helpers

@@ -178,10 +178,20 @@ const DIRECTIVES: &[(&str, Directive)] = &[
     }),
     ("track_bfd", |ctx, d, n| {
         for entry in n.children() {
-            if ctx.bfd_names.contains(entry.key()) {
+            if let Some(&weight) = ctx.bfd_weights.get(entry.key()) {
+                let weight = match entry.arg(1) {
+                    Some("weight") => track_weight(entry)?,
+                    _ => weight,
+                };
+                if entry.arg(3) == Some("reverse") {
+                    ctx.skip(
+                        entry,
+                        "reverse weights are not supported; the weight applies as without reverse",
+                    );
+                }
                 d.bfd.push(TrackBfd {
                     name: entry.key().to_owned(),
-                    weight: track_weight(entry)?,
+                    weight,
                 });
             } else {
                 ctx.skip(entry, "no bfd_instance of this name; not tracked");
