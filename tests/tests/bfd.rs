@@ -152,9 +152,7 @@ fn capture(lan: &Lan, dir: &Path) -> Result<(Guarded, String), String> {
         "-U",
         "-w",
         &pcap,
-        "udp",
-        "port",
-        "3784",
+        "udp port 3784 or udp port 4784",
     ])?;
     std::thread::sleep(Duration::from_millis(500));
     Ok((guard, pcap))
@@ -248,6 +246,7 @@ struct Frr {
 }
 
 impl Frr {
+    /// `peer` is the rest of FRR's `peer` line: `ADDR interface IF`, `ADDR multihop ...`.
     fn start(host: &Netns, peer: &str, interval_ms: u32, mult: u8) -> Result<Frr, String> {
         let name = host.name().to_owned();
         let run_dir = PathBuf::from(format!("/run/frr/{name}"));
@@ -259,7 +258,7 @@ impl Frr {
         std::fs::write(
             &conf,
             format!(
-                "bfd\n peer {peer} interface eth0\n  receive-interval {interval_ms}\n  \
+                "bfd\n peer {peer}\n  receive-interval {interval_ms}\n  \
                  transmit-interval {interval_ms}\n  detect-multiplier {mult}\n !\n!\n"
             ),
         )
@@ -327,7 +326,9 @@ fn frr_interop(ours_first: bool) -> Result<(), String> {
         ),
     )?;
     let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
-    let (_vrrpd, frr) = start_both(a, &config, ours_first, || Frr::start(b, OURS, 50, 3))?;
+    let (_vrrpd, frr) = start_both(a, &config, ours_first, || {
+        Frr::start(b, &format!("{OURS} interface eth0"), 50, 3)
+    })?;
     up_at(dir.path(), 50.0, 150.0)?;
     let peer = wait_for(COME_UP, || {
         frr.peer(b).filter(|p| {
@@ -678,7 +679,7 @@ fn track_bfd_faults_or_reweights_instances() -> Result<(), String> {
     };
     wait_for(Duration::from_secs(5), expect("FAULT", ("MASTER", 90)))
         .ok_or_else(|| format!("at start: {:?}", instances(dir.path())))?;
-    let frr = Frr::start(b, OURS, 50, 3)?;
+    let frr = Frr::start(b, &format!("{OURS} interface eth0"), 50, 3)?;
     wait_for(COME_UP, expect("MASTER", ("MASTER", 150)))
         .ok_or_else(|| format!("with BFD up: {:?}", instances(dir.path())))?;
     frr.bfdd.signal(libc::SIGKILL);
@@ -689,5 +690,46 @@ fn track_bfd_faults_or_reweights_instances() -> Result<(), String> {
         "track_bfd: FAULT seen {:?} after kill -9 (detection 150 ms)",
         killed.elapsed()
     );
+    Ok(())
+}
+
+/// RFC 5883 multihop against FRR's bfdd (`peer ADDR multihop local-address ADDR`), ours at
+/// 20 ms and FRR at 50 ms. Proves: the session comes up on UDP 4784 (nothing of ours goes to
+/// 3784), timers negotiate both ways as in single hop, tshark decodes what we sent.
+#[test]
+fn multihop_with_frr_bfdd() -> Result<(), String> {
+    let Some((dir, lan)) = setup(BFDD)? else {
+        return Ok(());
+    };
+    let (a, b) = (&lan.hosts[0], &lan.hosts[1]);
+    let config = vrrpd_config(
+        dir.path(),
+        "a",
+        &format!(
+            "[[bfd.session]]\nname = \"frr\"\npeer = \"{PEER}\"\nlocal_address = \"{OURS}\"\n\
+             multihop = true\ninterval = \"20ms\"\nmultiplier = 3\n"
+        ),
+    )?;
+    let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
+    let frr = Frr::start(b, &format!("{OURS} multihop local-address {PEER}"), 50, 3)?;
+    let _vrrpd = start_vrrpd(a, &config)?;
+    up_at(dir.path(), 50.0, 150.0)?;
+    let peer = wait_for(COME_UP, || {
+        frr.peer(b).filter(|p| {
+            p["status"] == "up"
+                && p["multihop"] == true
+                && p["remote-receive-interval"] == 20
+                && p["remote-transmit-interval"] == 20
+        })
+    });
+    assert!(peer.is_some(), "FRR: {:?}", frr.peer(b));
+    tcpdump.end();
+    let sent = our_packets_decode_cleanly(&pcap)?;
+    let to_4784 = tshark(
+        &pcap,
+        &format!("ip.src == {OURS} && udp.dstport == 4784"),
+        &["frame.number"],
+    )?;
+    assert_eq!(to_4784.len(), sent);
     Ok(())
 }
