@@ -119,6 +119,13 @@ fn we_detect_at_150ms(
     Ok(())
 }
 
+/// A `[[bfd.session]]` named `name` from `local` to `peer`, with more `lines`.
+fn bfd_session(name: &str, peer: &str, local: &str, lines: &str) -> String {
+    format!(
+        "[[bfd.session]]\nname = \"{name}\"\npeer = \"{peer}\"\nlocal_address = \"{local}\"\n{lines}"
+    )
+}
+
 /// The first BFD session in vrrpd's status.
 fn session(dir: &Path, name: &str) -> Option<Value> {
     let socket = dir.join(name).join("vrrpd.sock");
@@ -213,10 +220,19 @@ fn detection_gap(pcap: &str, from: &str, by: &str) -> Result<Duration, String> {
     })
 }
 
+/// tshark's filter for packets from `addr`, of either family.
+fn src(addr: &str) -> String {
+    if addr.contains(':') {
+        format!("ipv6.src == {addr}")
+    } else {
+        format!("ip.src == {addr}")
+    }
+}
+
 fn detection_gap_in(pcap: &str, from: &str, by: &str) -> Result<Duration, String> {
     let last = tshark(
         pcap,
-        &format!("ip.src == {from} && bfd.sta == 3"),
+        &format!("{} && bfd.sta == 3", src(from)),
         &["frame.time_epoch"],
     )?;
     let last: f64 = last.last().ok_or("peer sent nothing Up")?[0]
@@ -224,7 +240,7 @@ fn detection_gap_in(pcap: &str, from: &str, by: &str) -> Result<Duration, String
         .map_err(|e| format!("{e}"))?;
     let downs = tshark(
         pcap,
-        &format!("ip.src == {by} && bfd.sta == 1 && bfd.diag == 1"),
+        &format!("{} && bfd.sta == 1 && bfd.diag == 1", src(by)),
         &["frame.time_epoch"],
     )?;
     let down: f64 = downs
@@ -320,9 +336,11 @@ fn frr_interop(ours_first: bool) -> Result<(), String> {
     let config = vrrpd_config(
         dir.path(),
         "a",
-        &format!(
-            "[[bfd.session]]\nname = \"frr\"\npeer = \"{PEER}\"\nlocal_address = \"{OURS}\"\n\
-             interface = \"eth0\"\ninterval = \"20ms\"\nmultiplier = 3\n"
+        &bfd_session(
+            "frr",
+            PEER,
+            OURS,
+            "interface = \"eth0\"\ninterval = \"20ms\"\nmultiplier = 3\n",
         ),
     )?;
     let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
@@ -429,9 +447,11 @@ fn keepalived_interop(ours_first: bool) -> Result<(), String> {
     let config = vrrpd_config(
         dir.path(),
         "a",
-        &format!(
-            "[[bfd.session]]\nname = \"keepalived\"\npeer = \"{PEER}\"\nlocal_address = \"{OURS}\"\n\
-             interval = \"80ms\"\nmin_rx = \"20ms\"\nmultiplier = 3\n"
+        &bfd_session(
+            "keepalived",
+            PEER,
+            OURS,
+            "interval = \"80ms\"\nmin_rx = \"20ms\"\nmultiplier = 3\n",
         ),
     )?;
     let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
@@ -488,11 +508,11 @@ fn ours_first_then_keepalived() -> Result<(), String> {
 }
 
 fn auth_session(name: &str, peer: &str, local: &str, key: &str) -> String {
-    format!(
-        "[[bfd.session]]\nname = \"{name}\"\npeer = \"{peer}\"\nlocal_address = \"{local}\"\n\
-         interface = \"eth0\"\ninterval = \"10ms\"\nmultiplier = 3\n\
+    let auth = format!(
+        "interface = \"eth0\"\ninterval = \"10ms\"\nmultiplier = 3\n\
          authentication = {{ type = \"meticulous-sha1\", key_id = 7, key = \"{key}\" }}\n"
-    )
+    );
+    bfd_session(name, peer, local, &auth)
 }
 
 /// Percentiles of the gaps between consecutive times, in milliseconds.
@@ -705,9 +725,11 @@ fn multihop_with_frr_bfdd() -> Result<(), String> {
     let config = vrrpd_config(
         dir.path(),
         "a",
-        &format!(
-            "[[bfd.session]]\nname = \"frr\"\npeer = \"{PEER}\"\nlocal_address = \"{OURS}\"\n\
-             multihop = true\ninterval = \"20ms\"\nmultiplier = 3\n"
+        &bfd_session(
+            "frr",
+            PEER,
+            OURS,
+            "multihop = true\ninterval = \"20ms\"\nmultiplier = 3\n",
         ),
     )?;
     let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
@@ -731,5 +753,74 @@ fn multihop_with_frr_bfdd() -> Result<(), String> {
         &["frame.number"],
     )?;
     assert_eq!(to_4784.len(), sent);
+    Ok(())
+}
+
+/// Single hop over IPv6 against FRR's bfdd (the same hosts with 2001:db8::1 and ::2 added).
+/// Proves the IPv6 path: the session comes up both ends with negotiated timers, our packets
+/// leave with hop limit 255 (and FRR's arrive with it, or we would drop them: RFC 5881 section
+/// 5) and decode cleanly; a kill -9 of bfdd is detected within 150 ms + 10 ms.
+#[test]
+fn ipv6_single_hop_with_frr_bfdd() -> Result<(), String> {
+    let Some((dir, lan)) = setup(BFDD)? else {
+        return Ok(());
+    };
+    let (a, b) = (&lan.hosts[0], &lan.hosts[1]);
+    for (host, addr) in [(a, "2001:db8::1/64"), (b, "2001:db8::2/64")] {
+        host.ip(&["addr", "add", addr, "dev", "eth0", "nodad"])?;
+    }
+    let config = vrrpd_config(
+        dir.path(),
+        "a",
+        &bfd_session(
+            "frr6",
+            "2001:db8::2",
+            "2001:db8::1",
+            "interface = \"eth0\"\ninterval = \"20ms\"\nmultiplier = 3\n",
+        ),
+    )?;
+    let (mut tcpdump, pcap) = capture(&lan, dir.path())?;
+    let frr = Frr::start(
+        b,
+        "2001:db8::1 interface eth0 local-address 2001:db8::2",
+        50,
+        3,
+    )?;
+    let _vrrpd = start_vrrpd(a, &config)?;
+    up_at(dir.path(), 50.0, 150.0)?;
+    let peer = wait_for(COME_UP, || {
+        frr.peer(b)
+            .filter(|p| p["status"] == "up" && p["remote-receive-interval"] == 20)
+    });
+    assert!(peer.is_some(), "FRR: {:?}", frr.peer(b));
+    let s = session(dir.path(), "a").ok_or("no status")?;
+    assert!(s["drops"].as_object().is_none_or(|d| d.is_empty()), "{s}");
+    std::thread::sleep(Duration::from_millis(300));
+    frr.bfdd.signal(libc::SIGKILL);
+    wait_for(Duration::from_secs(3), || {
+        session_in(dir.path(), "a", "down")
+    })
+    .ok_or("ours did not see FRR go down")?;
+    std::thread::sleep(Duration::from_millis(200));
+    tcpdump.end();
+    let ours = "ipv6.src == 2001:db8::1";
+    let sent = tshark(&pcap, ours, &["bfd.sta", "ipv6.hlim"])?;
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter().all(|f| !f[0].is_empty() && f[1] == "255"),
+        "{sent:?}"
+    );
+    let flagged = tshark(
+        &pcap,
+        &format!("{ours} && (_ws.malformed || _ws.expert)"),
+        &["frame.number"],
+    )?;
+    assert!(flagged.is_empty(), "{flagged:?}");
+    let gap = detection_gap(&pcap, "2001:db8::2", "2001:db8::1")?;
+    eprintln!("IPv6: FRR killed, our Down {gap:?} after its last packet (150 ms)");
+    assert!(
+        gap >= Duration::from_millis(149) && gap <= Duration::from_millis(160),
+        "{gap:?}"
+    );
     Ok(())
 }
