@@ -133,12 +133,8 @@ struct Daemon {
     notifier: Notifier,
     /// Each sync group's state as last notified (see [`vrrpd::notify::group_state`]).
     group_states: BTreeMap<String, State>,
-    /// `[[bfd.session]]`, on their own thread; None without sessions.
-    bfd: Option<bfd_sessions::Bfd>,
-    bfd_metrics: bfd_sessions::Metrics,
-    /// Each session's last reported state (Up or not), for `track_bfd`.
-    bfd_up: BTreeMap<String, bool>,
-    bfd_changes: mpsc::UnboundedSender<(String, bool)>,
+    /// `[[bfd.session]]`, on their own thread.
+    bfd: bfd_sessions::Sessions,
 }
 
 impl Daemon {
@@ -202,47 +198,35 @@ impl Daemon {
         }
     }
 
-    /// Restarts the BFD sessions when `[[bfd.session]]` changed (the old ones send AdminDown,
-    /// so their peers see no failure); if the new ones cannot start, the old ones run again.
-    fn reload_bfd(&mut self, wanted: &[lvs_config::BfdSession]) {
-        let running = self.bfd.as_ref().map_or(&[][..], |b| &b.sessions[..]);
-        if running == wanted {
-            return;
+    /// Prepares and launches every instance, as vrrpd starts.
+    async fn launch_all(&mut self, instances: &[VrrpInstance]) -> Result<(), Error> {
+        let all: Vec<&VrrpInstance> = instances.iter().collect();
+        let prepared = self.prepare_all(&all).await?;
+        let now = Instant::now();
+        for ready in prepared {
+            self.launch(ready, now).await?;
         }
-        let old = self
-            .bfd
-            .take()
-            .map(|b| b.sessions.clone())
-            .unwrap_or_default();
-        let priority = self.realtime.priority();
-        let (metrics, changes) = (&self.bfd_metrics, &self.bfd_changes);
-        let start = |sessions| bfd_sessions::start(sessions, metrics, priority, changes.clone());
-        self.bfd = match start(wanted) {
-            Ok(started) => started,
-            Err(e) => {
-                error!("{e}; the BFD sessions run on as before");
-                start(&old).unwrap_or_else(|e| {
-                    error!("{e}: no BFD sessions run");
-                    None
-                })
+        Ok(())
+    }
+
+    /// A reload's `[[bfd.session]]`: restarted sessions start Down, and so does what tracks them.
+    fn reload_bfd(&mut self, wanted: &[lvs_config::BfdSession]) {
+        if self.bfd.reload(wanted, self.realtime.priority()) {
+            for running in &mut self.instances {
+                running.tracking.set_bfd(&self.bfd.up);
             }
-        };
-        // Fresh sessions start Down; the thread reports them Up as they come up.
-        self.bfd_up.clear();
-        for running in &mut self.instances {
-            running.tracking.set_bfd(&self.bfd_up);
         }
     }
 
     /// A BFD session came up or went down: instances tracking it move.
-    fn bfd_changed(&mut self, session: String, up: bool, now: Instant) {
-        self.bfd_up.insert(session, up);
+    fn bfd_changed(&mut self, session: String, up: bool) {
+        self.bfd.up.insert(session, up);
         let mut moved = false;
         for running in &mut self.instances {
-            moved |= running.tracking.set_bfd(&self.bfd_up);
+            moved |= running.tracking.set_bfd(&self.bfd.up);
         }
         if moved {
-            self.apply_tracking(now);
+            self.apply_tracking(Instant::now());
         }
     }
 
@@ -411,7 +395,7 @@ impl Daemon {
             tracking: {
                 let mut tracking =
                     Tracking::new(&device_tracked(&instance), self.directord_tracking());
-                tracking.set_bfd(&self.bfd_up);
+                tracking.set_bfd(&self.bfd.up);
                 tracking
             },
             scripts: tracking::spawn_scripts(id, &instance, &self.scripts),
@@ -493,7 +477,7 @@ impl Daemon {
             let mut tracking = Tracking::new(&device_tracked(new), directord);
             tracking.carry_over(&running.tracking);
             tracking.poll();
-            tracking.set_bfd(&self.bfd_up);
+            tracking.set_bfd(&self.bfd.up);
             running.tracking = tracking;
             running.scripts = tracking::spawn_scripts(running.id, new, &self.scripts);
         }
@@ -978,8 +962,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
     let metrics = Metrics::new();
-    let daemon_registry = metrics.registry();
-    let (bfd_tx, mut bfd_changes) = mpsc::unbounded_channel();
+    let (bfd, mut bfd_changes) = bfd_sessions::Sessions::new(&metrics.registry());
     let mut daemon = Daemon {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
@@ -998,26 +981,15 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         rx_logs: Repeats::new(ratelimit::DEFAULT_INTERVAL),
         notifier: Notifier::new(metrics),
         group_states: BTreeMap::new(),
-        bfd: None,
-        bfd_up: BTreeMap::new(),
-        bfd_changes: bfd_tx,
-        bfd_metrics: bfd_sessions::Metrics::register(&daemon_registry),
+        bfd,
     };
     daemon.apply_realtime(&config.vrrp);
-    daemon.bfd = bfd_sessions::start(
-        &config.bfd.session,
-        &daemon.bfd_metrics,
-        daemon.realtime.priority(),
-        daemon.bfd_changes.clone(),
-    )?;
+    daemon
+        .bfd
+        .start(&config.bfd.session, daemon.realtime.priority())?;
     daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
-    let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
-    let prepared = daemon.prepare_all(&all).await?;
-    let now = Instant::now();
-    for ready in prepared {
-        daemon.launch(ready, now).await?;
-    }
+    daemon.launch_all(&config.vrrp.instance).await?;
 
     let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
@@ -1052,9 +1024,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 dispatch(&mut daemon, &datagram);
             }
             Some(added) = vips_added.recv() => daemon.vips_added(added),
-            Some((session, up)) = bfd_changes.recv() => {
-                daemon.bfd_changed(session, up, Instant::now());
-            }
+            Some((session, up)) = bfd_changes.recv() => daemon.bfd_changed(session, up),
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(&result, Instant::now());
@@ -1347,11 +1317,7 @@ fn status(daemon: &Daemon) -> Status {
         instances,
         interfaces,
         directord,
-        bfd: daemon
-            .bfd
-            .as_ref()
-            .map(bfd_sessions::Bfd::status)
-            .unwrap_or_default(),
+        bfd: daemon.bfd.status(),
     }
 }
 

@@ -25,7 +25,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::timer::PreciseTimer;
 use socket::{Received, RxSocket, TxSocket};
@@ -73,7 +73,7 @@ struct DropLabels {
 
 /// Registered once, when vrrpd starts: a reload restarts the sessions, not the series.
 #[derive(Clone, Default)]
-pub struct Metrics {
+struct Metrics {
     up: Family<SessionLabel, Gauge>,
     transitions: Family<SessionLabel, Counter>,
     sent: Family<SessionLabel, Counter>,
@@ -82,7 +82,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn register(registry: &Mutex<Registry>) -> Metrics {
+    fn register(registry: &Mutex<Registry>) -> Metrics {
         let metrics = Metrics::default();
         metrics.register_in(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
         metrics
@@ -119,16 +119,16 @@ impl Metrics {
 }
 
 /// The running sessions: dropping it stops them (each sends AdminDown first).
-pub struct Bfd {
+struct Bfd {
     /// What it runs, for a reload to compare.
-    pub sessions: Vec<BfdSession>,
+    sessions: Vec<BfdSession>,
     status: Arc<Mutex<Vec<BfdSessionStatus>>>,
     stop: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Bfd {
-    pub fn status(&self) -> Vec<BfdSessionStatus> {
+    fn status(&self) -> Vec<BfdSessionStatus> {
         self.status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -142,6 +142,66 @@ impl Drop for Bfd {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// What the event loop holds of BFD: the running sessions (restarted by a reload), the
+/// series registered once, and each session's last reported state for `track_bfd`.
+pub struct Sessions {
+    running: Option<Bfd>,
+    metrics: Metrics,
+    changes: mpsc::UnboundedSender<(String, bool)>,
+    /// Up or not, by session name.
+    pub up: std::collections::BTreeMap<String, bool>,
+}
+
+impl Sessions {
+    /// No sessions yet, and the receiving end of their Up/Down crossings.
+    pub fn new(registry: &Mutex<Registry>) -> (Sessions, mpsc::UnboundedReceiver<(String, bool)>) {
+        let (changes, crossings) = mpsc::unbounded_channel();
+        let sessions = Sessions {
+            running: None,
+            metrics: Metrics::register(registry),
+            changes,
+            up: std::collections::BTreeMap::new(),
+        };
+        (sessions, crossings)
+    }
+
+    pub fn start(
+        &mut self,
+        wanted: &[BfdSession],
+        rt_priority: Option<u8>,
+    ) -> Result<(), BfdError> {
+        self.running = start(wanted, &self.metrics, rt_priority, self.changes.clone())?;
+        Ok(())
+    }
+
+    /// Restarts the sessions when `wanted` differs from what runs (the old ones send
+    /// AdminDown, so their peers see no failure); if the new ones cannot start, the old ones
+    /// run again. Returns whether anything changed (every session then starts Down).
+    pub fn reload(&mut self, wanted: &[BfdSession], rt_priority: Option<u8>) -> bool {
+        let running = self.running.as_ref().map_or(&[][..], |b| &b.sessions[..]);
+        if running == wanted {
+            return false;
+        }
+        let old = self
+            .running
+            .take()
+            .map(|b| b.sessions.clone())
+            .unwrap_or_default();
+        if let Err(e) = self.start(wanted, rt_priority) {
+            error!("{e}; the BFD sessions run on as before");
+            if let Err(e) = self.start(&old, rt_priority) {
+                error!("{e}: no BFD sessions run");
+            }
+        }
+        self.up.clear();
+        true
+    }
+
+    pub fn status(&self) -> Vec<BfdSessionStatus> {
+        self.running.as_ref().map(Bfd::status).unwrap_or_default()
     }
 }
 
@@ -231,7 +291,7 @@ fn prepare(config: &BfdSession, now: Instant) -> Result<Running, BfdError> {
 }
 
 /// Opens every session's sockets and starts the thread; `None` without sessions.
-pub fn start(
+fn start(
     sessions: &[BfdSession],
     metrics: &Metrics,
     rt_priority: Option<u8>,
