@@ -5,6 +5,7 @@
 //! every problem found, each at its file:line:column.
 
 pub mod announce;
+pub mod bfd;
 pub mod cli;
 pub mod diagnostic;
 pub mod model;
@@ -17,6 +18,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use announce::{Announce, AnnounceVip, Community};
+pub use bfd::{Bfd, BfdAuthType, BfdAuthentication, BfdSession, TrackBfd};
 pub use diagnostic::{Diagnostic, KeyPath, Segment};
 pub use model::*;
 pub use validate::parse_digest;

@@ -25,6 +25,9 @@ pub struct Config {
     pub ipvs: Ipvs,
     #[serde(default)]
     pub vrrp: Vrrp,
+    /// BFD sessions vrrpd runs to its peers.
+    #[serde(default)]
+    pub bfd: crate::bfd::Bfd,
     #[serde(default, rename = "virtual_server")]
     pub virtual_servers: Vec<VirtualServer>,
     pub sync: Option<Sync>,
@@ -317,6 +320,9 @@ pub struct VrrpInstance {
     /// director whose services lost quorum is worth less than its peer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_services: Vec<TrackService>,
+    /// `[[bfd.session]]`s the instance tracks (keepalived `track_bfd`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_bfd: Vec<crate::bfd::TrackBfd>,
 }
 
 /// A virtual address with keepalived's `virtual_ipaddress` options.

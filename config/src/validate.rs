@@ -33,6 +33,10 @@ pub(crate) fn validate(config: &Config) -> Vec<Issue> {
     control(&config.control, &mut issues);
     sysctls(&config.ipvs, &mut issues);
     vrrp(&config.vrrp, &mut issues);
+    crate::bfd::validate(&config.bfd, &mut |path, message| issues.add(path, message));
+    crate::bfd::validate_tracking(&config.bfd, &config.vrrp.instance, &mut |path, message| {
+        issues.add(path, message);
+    });
     virtual_servers(&config.virtual_servers, &mut issues);
     track_services(config, &mut issues);
     if let Some(sync) = &config.sync {

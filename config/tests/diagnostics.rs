@@ -1084,3 +1084,92 @@ fn announced_vips_are_checked() {
         "needs [vrrp] track_directord",
     );
 }
+
+/// Proves `[[bfd.session]]` is checked: each bad value is reported at its own line.
+#[test]
+fn bfd_sessions_are_validated() {
+    let text = r#"
+[[bfd.session]]
+name = "a"
+peer = "192.0.2.2"
+local_address = "2001:db8::1"
+interval = "500us"
+multiplier = 0
+authentication = { type = "md5", key = "seventeen-bytes!!" }
+
+[[bfd.session]]
+name = "a"
+peer = "224.0.0.1"
+multihop = true
+interface = "eth0"
+authentication = { type = "sha1" }
+"#;
+    let error = lvs_config::parse(text, "bfd.toml").unwrap_err();
+    let found: Vec<String> = error.diagnostics().iter().map(|d| d.to_string()).collect();
+    let expect = [
+        "bfd.toml:5:17: 2001:db8::1 is not of the peer's family",
+        "bfd.toml:6:12: 500us is outside 1ms..1h 11m 34s 967ms 295us",
+        "bfd.toml:7:14: multiplier must be 1..255",
+        "bfd.toml:8:40: the key is 17 bytes; this type takes 1 to 16",
+        "bfd.toml:11:8: duplicate BFD session name \"a\"",
+        "bfd.toml:12:8: 224.0.0.1 cannot be a BFD peer",
+        "bfd.toml:14:13: a multihop session is not bound to an interface",
+        "bfd.toml:15:18: key or key_file is required",
+    ];
+    for line in expect {
+        assert!(found.iter().any(|f| f == line), "{line} not in {found:#?}");
+    }
+    let good = lvs_config::parse(
+        "[[bfd.session]]\nname = \"p\"\npeer = \"192.0.2.2\"\n\
+         authentication = { type = \"meticulous-sha1\", key_file = \"/k\" }\n",
+        "ok.toml",
+    )
+    .unwrap();
+    let session = &good.bfd.session[0];
+    assert_eq!(
+        session.interval.get(),
+        std::time::Duration::from_millis(100)
+    );
+    assert_eq!(session.required_min_rx(), session.interval.get());
+    assert_eq!(session.multiplier, 3);
+    assert!(
+        lvs_config::parse(
+            "[[bfd.session]]\nname = \"p\"\npeer = \"192.0.2.2\"\nttl = 1\n",
+            "x"
+        )
+        .is_err()
+    );
+}
+
+/// Proves `track_bfd` must name a `[[bfd.session]]` and keep keepalived's weight range.
+#[test]
+fn track_bfd_names_a_session() {
+    let text = r#"
+[[vrrp.instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+virtual_addresses = ["192.0.2.100/24"]
+track_bfd = [{ name = "router", weight = 0 }, { name = "nope", weight = -300 }]
+
+[[bfd.session]]
+name = "router"
+peer = "192.0.2.2"
+"#;
+    let error = lvs_config::parse(text, "t.toml").unwrap_err();
+    let found: Vec<String> = error.diagnostics().iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        found,
+        [
+            "t.toml:7:56: no [[bfd.session]] is named \"nope\"",
+            "t.toml:7:73: tracking weight must be between -254 and 254",
+        ]
+    );
+    assert!(
+        lvs_config::parse(
+            &text.replace(", { name = \"nope\", weight = -300 }", ""),
+            "t"
+        )
+        .is_ok()
+    );
+}

@@ -245,6 +245,28 @@ fn render_vrrp(status: &vrrpd::Status) -> String {
                 .map_or(String::new(), |e| format!("; last error: {e}"))
         );
     }
+    for b in &status.bfd {
+        let _ = writeln!(
+            out,
+            "bfd {} peer {}{}: {} (remote {}, diag {}), tx {:.1} ms, detection {:.1} ms",
+            b.name,
+            b.peer.map_or("-".to_owned(), |p| p.to_string()),
+            if b.multihop { " multihop" } else { "" },
+            b.state,
+            b.remote_state,
+            b.diag,
+            b.tx_interval_ms,
+            b.detection_time_ms
+        );
+        let _ = writeln!(
+            out,
+            "  packets sent {} received {}, transitions {}",
+            b.packets_sent, b.packets_received, b.transitions
+        );
+        for (cause, n) in &b.drops {
+            let _ = writeln!(out, "  dropped {n} ({cause})");
+        }
+    }
     if let Some(announce) = &status.announce {
         out.push_str(&crate::routing::text(announce));
     }

@@ -942,3 +942,67 @@ fn checker_options_keep_their_meaning() {
         ]
     );
 }
+
+/// keepalived's `bfd_instance` becomes `[[bfd.session]]` with keepalived's timers written out
+/// (ours differ: 10 ms, not 100 ms; multiplier 5, not 3) and `track_bfd` the instance's
+/// tracking with its weights. keepalived itself (`keepalived -t`) checks the same file: it
+/// reports the same unknown session the import notes, and nothing else.
+#[test]
+fn bfd_instance_and_track_bfd() {
+    let (config, notes) = load(Source::Keepalived, "keepalived-bfd.conf");
+    let sessions = &config.bfd.session;
+    assert_eq!(sessions.len(), 2);
+    let router = &sessions[0];
+    assert_eq!(router.name, "router");
+    assert_eq!(
+        router.peer,
+        "192.0.2.2".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(router.local_address, Some("192.0.2.1".parse().unwrap()));
+    assert_eq!(router.interval.get(), Std::from_millis(20));
+    assert_eq!(router.required_min_rx(), Std::from_millis(30));
+    assert_eq!(router.multiplier, 3);
+    assert!(router.passive && !router.multihop);
+    let far = &sessions[1];
+    assert!(far.multihop);
+    assert_eq!(far.interval.get(), Std::from_millis(10));
+    assert_eq!(far.required_min_rx(), Std::from_millis(10));
+    assert_eq!(far.multiplier, 5);
+    let tracked: Vec<(&str, i32)> = config.vrrp.instance[0]
+        .track_bfd
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight))
+        .collect();
+    // router's weight comes from its bfd_instance, far's from the track_bfd entry.
+    assert_eq!(tracked, [("router", -30), ("far", -20)]);
+    let notes = notes.join("\n");
+    assert!(notes.contains("idle_tx 2000 not supported"), "{notes}");
+    assert!(
+        notes.contains("missing not supported: no bfd_instance of this name"),
+        "{notes}"
+    );
+    assert!(!notes.contains("there is no BFD"), "{notes}");
+
+    if lvs_tests_keepalived_available() {
+        let out = std::process::Command::new("keepalived")
+            .args(["-t", "-f"])
+            .arg(fixture("keepalived-bfd.conf"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("track bfd missing not found"), "{said}");
+        assert_eq!(
+            said.lines().filter(|l| !l.trim().is_empty()).count(),
+            1,
+            "{said}"
+        );
+    }
+}
+
+fn lvs_tests_keepalived_available() -> bool {
+    std::process::Command::new("keepalived")
+        .arg("-v")
+        .output()
+        .is_ok()
+}

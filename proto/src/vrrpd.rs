@@ -56,6 +56,9 @@ pub struct Status {
     /// `[announce]`: each VIP announced over BGP (through the routing engine) or not.
     #[serde(default)]
     pub announce: Option<AnnounceStatus>,
+    /// `[[bfd.session]]`, in config order.
+    #[serde(default)]
+    pub bfd: Vec<BfdSessionStatus>,
 }
 
 /// What vrrpd announces for the routing engine to redistribute.
@@ -81,6 +84,31 @@ pub struct AnnouncedVip {
     pub drained: bool,
     /// Seconds since it was last announced or withdrawn.
     pub for_secs: f64,
+}
+
+/// One BFD session as vrrpd's BFD thread last saw it (also on Prometheus as
+/// `bfd_session_up{session}`, `bfd_transitions_total`, `bfd_packets_sent_total`,
+/// `bfd_packets_received_total` and `bfd_drops_total{session,cause}`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BfdSessionStatus {
+    pub name: String,
+    pub peer: Option<IpAddr>,
+    pub multihop: bool,
+    /// admin_down, down, init or up.
+    pub state: String,
+    pub remote_state: String,
+    /// Why the session last went down (RFC 5880 diagnostic: detection_time_expired, ...).
+    pub diag: String,
+    pub local_discriminator: u32,
+    pub remote_discriminator: u32,
+    /// Negotiated transmit interval before jitter, and detection time, in milliseconds.
+    pub tx_interval_ms: f64,
+    pub detection_time_ms: f64,
+    pub transitions: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Discarded packets by cause (ttl, auth_digest, your_discriminator, ...).
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// What vrrpd's watch on directord has seen.

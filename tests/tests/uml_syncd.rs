@@ -589,6 +589,7 @@ impl FakeVrrpd {
                         }
                         let current = state.lock().unwrap_or_else(|e| e.into_inner()).clone();
                         let status = lvs_control::vrrpd::Status {
+                            bfd: Vec::new(),
                             instances: vec![lvs_control::vrrpd::InstanceStatus {
                                 name: "VI_1".to_owned(),
                                 interface: "a0".to_owned(),

@@ -32,6 +32,7 @@ pub(crate) struct Output {
     pub remarks: Vec<String>,
     pub vrrp_scheduling: Option<Block<VrrpScheduling>>,
     pub instances: Vec<Block<VrrpInstance>>,
+    pub bfd_sessions: Vec<Block<lvs_config::BfdSession>>,
     pub sync_groups: Vec<Block<SyncGroup>>,
     pub virtual_servers: Vec<Block<VirtualServer>>,
     pub sync: Option<Block<Sync>>,
@@ -122,6 +123,9 @@ impl Output {
         for block in &self.sync_groups {
             self.section(&mut text, block, &["vrrp", "sync_group"], true, None);
         }
+        for block in &self.bfd_sessions {
+            self.section(&mut text, block, &["bfd", "session"], true, None);
+        }
         for block in &self.virtual_servers {
             self.section(
                 &mut text,
@@ -143,6 +147,7 @@ impl Output {
             .iter()
             .map(|b| &b.notes)
             .chain(self.sync_groups.iter().map(|b| &b.notes))
+            .chain(self.bfd_sessions.iter().map(|b| &b.notes))
             .chain(self.virtual_servers.iter().map(|b| &b.notes))
             .chain(self.sync.iter().map(|b| &b.notes))
             .chain(self.vrrp_scheduling.iter().map(|b| &b.notes));

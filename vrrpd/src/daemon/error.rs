@@ -47,6 +47,8 @@ pub enum Error {
     Rtnetlink(io::Error),
     #[error("timerfd: {0}")]
     Timer(io::Error),
+    #[error(transparent)]
+    Bfd(#[from] super::bfd_sessions::BfdError),
     /// The lock, control socket, metrics endpoint or signal handlers.
     #[error(transparent)]
     Setup(#[from] lvs_control::daemon::SetupError),

@@ -3,6 +3,7 @@
 //! and IPv6 ones (VRRPv3), multicast or unicast peers.
 
 mod announce;
+mod bfd_sessions;
 mod directord;
 mod error;
 mod forced;
@@ -139,6 +140,8 @@ struct Daemon {
     forced: forced::Forced,
     /// `[announce]`: VIPs announced over BGP by the routing engine.
     announce: Option<announce::Announcing>,
+    /// `[[bfd.session]]`, on their own thread.
+    bfd: bfd_sessions::Sessions,
 }
 
 impl Daemon {
@@ -247,6 +250,38 @@ impl Daemon {
         }
         if changed || moved {
             self.apply_tracking(now);
+        }
+    }
+
+    /// Prepares and launches every instance, as vrrpd starts.
+    async fn launch_all(&mut self, instances: &[VrrpInstance]) -> Result<(), Error> {
+        let all: Vec<&VrrpInstance> = instances.iter().collect();
+        let prepared = self.prepare_all(&all).await?;
+        let now = Instant::now();
+        for ready in prepared {
+            self.launch(ready, now).await?;
+        }
+        Ok(())
+    }
+
+    /// A reload's `[[bfd.session]]`: restarted sessions start Down, and so does what tracks them.
+    fn reload_bfd(&mut self, wanted: &[lvs_config::BfdSession]) {
+        if self.bfd.reload(wanted, self.realtime.priority()) {
+            for running in &mut self.instances {
+                running.tracking.set_bfd(&self.bfd.up);
+            }
+        }
+    }
+
+    /// A BFD session came up or went down: instances tracking it move.
+    fn bfd_changed(&mut self, session: String, up: bool) {
+        self.bfd.up.insert(session, up);
+        let mut moved = false;
+        for running in &mut self.instances {
+            moved |= running.tracking.set_bfd(&self.bfd.up);
+        }
+        if moved {
+            self.apply_tracking(Instant::now());
         }
     }
 
@@ -412,7 +447,12 @@ impl Daemon {
         self.next_id += 1;
         let mut running = Running {
             id,
-            tracking: Tracking::new(&device_tracked(&instance), self.directord_tracking()),
+            tracking: {
+                let mut tracking =
+                    Tracking::new(&device_tracked(&instance), self.directord_tracking());
+                tracking.set_bfd(&self.bfd.up);
+                tracking
+            },
             scripts: tracking::spawn_scripts(id, &instance, &self.scripts),
             config: instance,
             core,
@@ -484,7 +524,8 @@ impl Daemon {
         let tracking_changed = old.track_interfaces != new.track_interfaces
             || old.track_files != new.track_files
             || old.track_processes != new.track_processes
-            || old.track_scripts != new.track_scripts;
+            || old.track_scripts != new.track_scripts
+            || old.track_bfd != new.track_bfd;
         if tracking_changed {
             // A new id: results of the old scripts still on their way belong to no one.
             running.id = self.next_id;
@@ -495,6 +536,7 @@ impl Daemon {
             let mut tracking = Tracking::new(&device_tracked(new), directord);
             tracking.carry_over(&running.tracking);
             tracking.poll();
+            tracking.set_bfd(&self.bfd.up);
             running.tracking = tracking;
             running.scripts = tracking::spawn_scripts(running.id, new, &self.scripts);
         }
@@ -849,6 +891,7 @@ impl Daemon {
         self.sync_groups.clone_from(&config.vrrp.sync_group);
         self.configure_directord(&config, false).await;
         self.configure_announce(&config).await;
+        self.reload_bfd(&config.bfd.session);
         let now = Instant::now();
         for (index, instance) in in_place {
             self.change_in_place(index, instance, now);
@@ -898,6 +941,7 @@ fn same_election(old: &VrrpInstance, new: &VrrpInstance) -> bool {
     election.track_files.clone_from(&old.track_files);
     election.track_processes.clone_from(&old.track_processes);
     election.track_scripts.clone_from(&old.track_scripts);
+    election.track_bfd.clone_from(&old.track_bfd);
     election == *old
 }
 
@@ -992,6 +1036,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
     let (directord_tx, mut directord_results) = mpsc::channel(4);
     let (events, _) = broadcast::channel(64);
     let metrics = Metrics::new();
+    let (bfd, mut bfd_changes) = bfd_sessions::Sessions::new(&metrics.registry());
     let mut daemon = Daemon {
         config_path,
         sync_groups: config.vrrp.sync_group.clone(),
@@ -1012,17 +1057,16 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
         group_states: BTreeMap::new(),
         forced: forced::Forced::load_reporting(&config.control.state_dir),
         announce: None,
+        bfd,
     };
     daemon.apply_realtime(&config.vrrp);
+    daemon
+        .bfd
+        .start(&config.bfd.session, daemon.realtime.priority())?;
     daemon.notifier.configure(&config.vrrp);
     daemon.configure_directord(&config, true).await;
     daemon.configure_announce(&config).await;
-    let all: Vec<&VrrpInstance> = config.vrrp.instance.iter().collect();
-    let prepared = daemon.prepare_all(&all).await?;
-    let now = Instant::now();
-    for ready in prepared {
-        daemon.launch(ready, now).await?;
-    }
+    daemon.launch_all(&config.vrrp.instance).await?;
 
     let mut terminate = signal(SignalKind::terminate()).map_err(SetupError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(SetupError::Signal)?;
@@ -1057,6 +1101,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 dispatch(&mut daemon, &datagram);
             }
             Some(done) = vips_done.recv() => daemon.vips_done(done),
+            Some((session, up)) = bfd_changes.recv() => daemon.bfd_changed(session, up),
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(&result, Instant::now());
@@ -1378,6 +1423,7 @@ fn status(daemon: &Daemon) -> Status {
         interfaces,
         directord,
         announce: daemon.announce.as_ref().map(announce::Announcing::status),
+        bfd: daemon.bfd.status(),
     }
 }
 

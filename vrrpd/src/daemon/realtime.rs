@@ -43,6 +43,13 @@ pub struct Applied {
     locked: bool,
 }
 
+impl Applied {
+    /// The SCHED_RR priority in force, if any.
+    pub fn priority(self) -> Option<u8> {
+        self.priority
+    }
+}
+
 /// Sets the calling thread's scheduling and the process's memory locking as `vrrp` says,
 /// returning what now holds and each setting the kernel refused (vrrpd runs on without it).
 pub fn apply(vrrp: &Vrrp, was: Applied) -> (Applied, Vec<RealtimeError>) {
@@ -78,7 +85,9 @@ pub fn apply(vrrp: &Vrrp, was: Applied) -> (Applied, Vec<RealtimeError>) {
     (now, refused)
 }
 
-fn schedule(priority: Option<u8>) -> Result<(), RealtimeError> {
+/// The calling thread's scheduling; BFD's thread calls it for itself, as SCHED_RESET_ON_FORK
+/// starts every new thread at normal priority.
+pub fn schedule(priority: Option<u8>) -> Result<(), RealtimeError> {
     let (policy, level) = match priority {
         Some(p) => (libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, i32::from(p)),
         None => (libc::SCHED_OTHER, 0),

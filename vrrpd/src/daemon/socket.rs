@@ -44,7 +44,7 @@ pub struct Received<'a> {
 const MAX_QUEUED: Duration = Duration::from_millis(250);
 
 /// The monotonic time at which a packet stamped `stamp` (wall clock) arrived.
-fn arrival(stamp: Option<nix::sys::time::TimeSpec>) -> Instant {
+pub fn arrival(stamp: Option<nix::sys::time::TimeSpec>) -> Instant {
     let (now, wall) = (Instant::now(), SystemTime::now());
     let Some(stamp) = stamp else { return now };
     let stamped = UNIX_EPOCH + Duration::from(stamp);

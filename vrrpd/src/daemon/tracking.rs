@@ -18,6 +18,8 @@ enum Source {
     Directord,
     /// A virtual server's quorum (`track_services`), as directord reports it to that watch.
     Service(String),
+    /// A `[[bfd.session]]` (`track_bfd`), Up or not, as the BFD thread reports it.
+    Bfd(String),
     Script {
         index: usize,
         state: RiseFall,
@@ -103,6 +105,14 @@ impl Tracking {
                 observation: Observation::Healthy(true),
             });
         }
+        // Not Up until the BFD thread says so: sessions start Down.
+        for t in &config.track_bfd {
+            objects.push(Object {
+                weight: t.weight,
+                source: Source::Bfd(t.name.clone()),
+                observation: Observation::Healthy(false),
+            });
+        }
         for (index, t) in config.track_scripts.iter().enumerate() {
             objects.push(Object {
                 weight: t.weight,
@@ -147,7 +157,9 @@ impl Tracking {
                 Source::Interface(name) => Observation::Healthy(interface_up(name)),
                 Source::File(path) => Observation::Value(read_value(path)),
                 Source::Process(name) => Observation::Healthy(processes.iter().any(|p| p == name)),
-                Source::Script { .. } | Source::Directord | Source::Service(_) => continue,
+                Source::Script { .. } | Source::Directord | Source::Service(_) | Source::Bfd(_) => {
+                    continue;
+                }
             };
             if observation != object.observation {
                 info!(instance = %self.instance, "tracked {} is now {observation:?}", describe(&object.source));
@@ -230,9 +242,29 @@ impl Tracking {
     }
 }
 
+impl Tracking {
+    /// The BFD sessions' states (Up or not, by name); returns whether a tracked one changed.
+    pub fn set_bfd(&mut self, up: &std::collections::BTreeMap<String, bool>) -> bool {
+        let mut changed = false;
+        for object in &mut self.objects {
+            let Source::Bfd(name) = &object.source else {
+                continue;
+            };
+            let observation = Observation::Healthy(up.get(name).copied().unwrap_or(false));
+            if observation != object.observation {
+                info!(instance = %self.instance, "tracked BFD session {name} is {}", if observation == Observation::Healthy(true) { "up" } else { "down" });
+                object.observation = observation;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
 impl Source {
     fn same(&self, other: &Source) -> bool {
         match (self, other) {
+            (Source::Bfd(a), Source::Bfd(b)) => a == b,
             (Source::Directord, Source::Directord) => true,
             (Source::Service(a), Source::Service(b)) => a == b,
             (Source::Interface(a), Source::Interface(b)) => a == b,
@@ -251,6 +283,7 @@ fn describe(source: &Source) -> String {
         Source::Process(name) => format!("process {name}"),
         Source::Directord => "directord".to_owned(),
         Source::Service(name) => format!("service {name}"),
+        Source::Bfd(name) => format!("BFD session {name}"),
         Source::Script { index, .. } => format!("script {index}"),
     }
 }

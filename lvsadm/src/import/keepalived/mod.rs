@@ -5,6 +5,7 @@
 //! explicitly, resolved the way keepalived resolves it (checker over real server over virtual
 //! server over the checker type's default).
 
+mod bfd;
 mod checks;
 mod parse;
 mod vrrp;
@@ -34,6 +35,7 @@ pub(crate) fn convert(path: &Path, options: &Options) -> Result<Output, ImportEr
         globals: vrrp::Globals::default(),
         sync_daemon: Vec::new(),
         service_keys: HashSet::new(),
+        bfd_weights: HashMap::new(),
     };
     for node in &tree {
         match node.key() {
@@ -54,6 +56,8 @@ pub(crate) fn convert(path: &Path, options: &Options) -> Result<Output, ImportEr
                 let name = required_arg(node, 1, "a group name")?;
                 ctx.groups.insert(name.to_owned(), node.clone());
             }
+            // Before the instances, whose track_bfd names them.
+            "bfd_instance" => ctx.bfd_instance(node)?,
             _ => {}
         }
     }
@@ -63,7 +67,8 @@ pub(crate) fn convert(path: &Path, options: &Options) -> Result<Output, ImportEr
             | "vrrp_script"
             | "vrrp_track_file"
             | "vrrp_track_process"
-            | "virtual_server_group" => {}
+            | "virtual_server_group"
+            | "bfd_instance" => {}
             "track_file" if node.children.is_some() => {}
             "vrrp_instance" => ctx.vrrp_instance(node)?,
             "vrrp_sync_group" => {}
@@ -89,6 +94,9 @@ struct Context {
     /// lvs_sync_daemon settings: (where, interface, instance, options).
     sync_daemon: Vec<(Origin, String, String, Vec<String>)>,
     service_keys: HashSet<String>,
+    /// `bfd_instance` names, which `track_bfd` must name, with the weight a `track_bfd`
+    /// entry without its own takes (keepalived's `weight` in the bfd_instance, 0 if none).
+    bfd_weights: HashMap<String, i32>,
 }
 
 // ---------------------------------------------------------------- value helpers
@@ -226,7 +234,6 @@ impl Context {
             | "instance"
             | "use_pid_dir"
             | "namespace_with_ipvs" => "ignored: run the daemons in the namespace instead",
-            "bfd_instance" => "ignored: there is no BFD",
             "garp_group" => "ignored: gratuitous ARP timing is per instance (garp)",
             "vrrp_track_file" | "vrrp_track_process" | "track_file" => {
                 "ignored: only tracked files and processes named by an instance are imported"

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use lvs_config::{
-    Auth, Duration, Garp, RouteType, SyncGroup, TrackFile, TrackInterface, TrackProcess,
+    Auth, Duration, Garp, RouteType, SyncGroup, TrackBfd, TrackFile, TrackInterface, TrackProcess,
     TrackScript, Vip, VirtualRoute, VirtualRule, VrrpInstance,
 };
 
@@ -59,6 +59,7 @@ struct Draft {
     scripts: Vec<TrackScript>,
     files: Vec<TrackFile>,
     processes: Vec<TrackProcess>,
+    bfd: Vec<TrackBfd>,
     /// What the importer changed, as comments above the imported block.
     comments: Vec<String>,
 }
@@ -175,6 +176,29 @@ const DIRECTIVES: &[(&str, Directive)] = &[
         }
         Ok(())
     }),
+    ("track_bfd", |ctx, d, n| {
+        for entry in n.children() {
+            if let Some(&weight) = ctx.bfd_weights.get(entry.key()) {
+                let weight = match entry.arg(1) {
+                    Some("weight") => track_weight(entry)?,
+                    _ => weight,
+                };
+                if entry.arg(3) == Some("reverse") {
+                    ctx.skip(
+                        entry,
+                        "reverse weights are not supported; the weight applies as without reverse",
+                    );
+                }
+                d.bfd.push(TrackBfd {
+                    name: entry.key().to_owned(),
+                    weight,
+                });
+            } else {
+                ctx.skip(entry, "no bfd_instance of this name; not tracked");
+            }
+        }
+        Ok(())
+    }),
     ("notify", |ctx, d, n| d.notifies.set(ctx, n)),
     ("notify_master", |ctx, d, n| d.notifies.set(ctx, n)),
     ("notify_backup", |ctx, d, n| d.notifies.set(ctx, n)),
@@ -278,6 +302,7 @@ impl Context {
             scripts: Vec::new(),
             files: Vec::new(),
             processes: Vec::new(),
+            bfd: Vec::new(),
             comments: Vec::new(),
         };
         for child in node.children() {
@@ -564,6 +589,7 @@ impl Context {
             track_files: d.files,
             track_processes: d.processes,
             track_services: Vec::new(),
+            track_bfd: d.bfd,
         };
         Ok(Some((instance, d.comments)))
     }
