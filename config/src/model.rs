@@ -30,6 +30,10 @@ pub struct Config {
     pub sync: Option<Sync>,
     pub feedback: Option<Feedback>,
     pub agent: Option<Agent>,
+    /// Where each `[[virtual_server]]` block of the text went, for [`crate::reload`].
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub blocks: crate::reparse::BlockIndex,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]

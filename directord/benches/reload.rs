@@ -95,8 +95,13 @@ fn main() {
     let kernel = step("desired table (= the kernel cache)", || {
         desired(&old, |_| ServerState::UP)
     });
-    let new = step("parse + validate (new config)", || {
+    step("parse + validate (new config, whole file)", || {
         lvs_config::parse(&changed, "changed.toml").unwrap()
+    });
+    let new = step("reparse (new config, changed blocks only)", || {
+        let (config, reparsed) = lvs_config::reparse::reparse(&changed, "changed.toml", &old);
+        println!("  {reparsed:?}");
+        config.unwrap()
     });
     step("configured() of the old config", || configured(&old));
     step("weight maps, old and new", || {

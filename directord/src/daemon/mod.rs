@@ -390,7 +390,15 @@ impl Director {
 
     /// Re-reads the config; a bad one is refused and the running one stays.
     pub async fn reload(&mut self) -> Result<Applied, Error> {
-        let new = match lvs_config::load(&self.config_path) {
+        // Only the services whose text changed are parsed (the parser was most of a reload).
+        let (loaded, reparsed) = lvs_config::reload(&self.config_path, &self.config);
+        if let Some(reparsed) = reparsed {
+            info!(
+                "reload: {} service block(s) parsed, {} unchanged",
+                reparsed.parsed, reparsed.kept
+            );
+        }
+        let new = match loaded {
             Ok(config) => config,
             Err(e) => {
                 let error = e.to_string();
