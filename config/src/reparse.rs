@@ -280,26 +280,27 @@ fn headers(text: &str) -> Option<Vec<(usize, Header)>> {
             }
             (Quoted::MultiBasic, b'"') if at(b"\"\"\"") => {
                 quoted = Quoted::No;
-                // Up to two quotes right before the closing three are the string's own.
-                3 + bytes[i + 3..]
-                    .iter()
-                    .take(2)
-                    .take_while(|&&c| c == b'"')
-                    .count()
+                closing(&bytes[i..], b)
             }
             (Quoted::MultiLiteral, b'\'') if at(b"'''") => {
                 quoted = Quoted::No;
-                3 + bytes[i + 3..]
-                    .iter()
-                    .take(2)
-                    .take_while(|&&c| c == b'\'')
-                    .count()
+                closing(&bytes[i..], b)
             }
             _ => 1,
         };
         i += step;
     }
     (quoted == Quoted::No && depth == 0).then_some(found)
+}
+
+/// The length of a multi-line string's closing quotes at the start of `rest`: three, and up
+/// to two more right before them that are the string's own.
+fn closing(rest: &[u8], quote: u8) -> usize {
+    3 + rest[3..]
+        .iter()
+        .take(2)
+        .take_while(|&&c| c == quote)
+        .count()
 }
 
 /// A header line (from its `[`): its kind, or None for a quoted key or anything after the

@@ -143,25 +143,24 @@ impl Collector for Servers {
         // Taken, not held: the daemon publishes after every reconcile. The help ends with the
         // full stop that `Registry::register` added to the families these replace.
         let rows = Arc::clone(&*self.0.lock().map_err(|_| std::fmt::Error)?);
-        let mut up = encoder.encode_descriptor(
-            "directord_server_up",
-            "1 while a real server counts as up.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for row in rows.iter() {
-            ConstGauge::new(i64::from(row.up))
-                .encode(up.encode_family(&server_labels(&row.id))?)?;
-        }
-        let mut weight = encoder.encode_descriptor(
-            "directord_server_weight",
-            "The weight directord wants for a real server.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for row in rows.iter() {
-            ConstGauge::new(i64::from(row.weight))
-                .encode(weight.encode_family(&server_labels(&row.id))?)?;
+        let gauges: [(&str, &str, fn(&ServerRow) -> i64); 2] = [
+            (
+                "directord_server_up",
+                "1 while a real server counts as up.",
+                |row| i64::from(row.up),
+            ),
+            (
+                "directord_server_weight",
+                "The weight directord wants for a real server.",
+                |row| i64::from(row.weight),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for row in rows.iter() {
+                ConstGauge::new(value(row))
+                    .encode(family.encode_family(&server_labels(&row.id))?)?;
+            }
         }
         Ok(())
     }
