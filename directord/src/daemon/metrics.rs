@@ -143,7 +143,7 @@ impl Collector for Servers {
         // Taken, not held: the daemon publishes after every reconcile. The help ends with the
         // full stop that `Registry::register` added to the families these replace.
         let rows = Arc::clone(&*self.0.lock().map_err(|_| std::fmt::Error)?);
-        let gauges: [(&str, &str, fn(&ServerRow) -> i64); 2] = [
+        let gauges: [(&str, &str, RowValue); 2] = [
             (
                 "directord_server_up",
                 "1 while a real server counts as up.",
@@ -165,6 +165,9 @@ impl Collector for Servers {
         Ok(())
     }
 }
+
+/// One gauge's value of a row.
+type RowValue = fn(&ServerRow) -> i64;
 
 /// A label value written from its Display form, without a String per sample.
 struct Shown<'a>(&'a dyn std::fmt::Display);
