@@ -450,7 +450,7 @@ impl CheckSpec {
     /// The check of `real` under `service`: the real server's own keys first, then the
     /// service's. Config validation has already refused what does not apply to the type.
     pub fn resolve(service: &VirtualServer, real: &RealServer) -> Result<CheckSpec, SpecError> {
-        match (&service.check, &real.check) {
+        match (service.check.as_ref(), real.check.as_deref()) {
             (None, None) => Ok(CheckSpec::always(true)),
             (Some(c), None) | (None, Some(c)) => from_check(c, None, service.protocol),
             (Some(base), Some(own)) => from_check(own, Some(base), service.protocol),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod model;
 pub mod reference;
+pub mod reparse;
 mod shape;
 mod validate;
 pub mod values;
@@ -21,6 +22,7 @@ pub use announce::{Announce, AnnounceVip, Community};
 pub use bfd::{Bfd, BfdAuthType, BfdAuthentication, BfdSession, TrackBfd};
 pub use diagnostic::{Diagnostic, KeyPath, Segment};
 pub use model::*;
+pub use reparse::{BlockIndex, Reparsed};
 pub use validate::parse_digest;
 pub use values::{
     AgentReport, CheckType, Duration, Family, Forwarding, GROUP_RANGE_MAX, GroupMember,
@@ -104,6 +106,21 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &path.display().to_string())
 }
 
+/// Reads `path` again for a daemon running `running`: as [`load`], parsing only the
+/// `[[virtual_server]]` blocks that changed (see [`reparse`]); says how many when it could.
+pub fn reload(path: &Path, running: &Config) -> (Result<Config, ConfigError>, Option<Reparsed>) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => reparse::reparse(&text, &path.display().to_string(), running),
+        Err(source) => (
+            Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+            None,
+        ),
+    }
+}
+
 /// Parses and validates config text; `origin` names it in diagnostics.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| {
@@ -118,7 +135,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     })?;
     let issues = validate::validate(&config);
     if issues.is_empty() {
-        return Ok(expand_groups(config));
+        let mut config = expand_groups(config);
+        config.blocks = reparse::index(text, &config);
+        return Ok(config);
     }
     let locator = diagnostic::Locator::new(text)
         .expect("text that deserialized must parse again for locating");

@@ -16,7 +16,7 @@ use lvs_proto::directord::Applied;
 use crate::error::Error;
 use crate::kernel::describe;
 use crate::reconcile::{Ownership, plan};
-use crate::table::{ServerId, Table};
+use crate::table::Table;
 
 /// Where the table lives: the kernel over netlink (on a thread of its own), or a test's mock.
 pub trait Backend {
@@ -47,8 +47,6 @@ pub struct Synced {
     pub changes: Vec<String>,
     /// Whether the table was read from the kernel first (start, verify, after an error).
     pub dumped: bool,
-    /// The real servers the requests named.
-    pub touched: Vec<ServerId>,
 }
 
 impl KernelCache {
@@ -130,16 +128,6 @@ pub async fn sync<B: Backend>(
         });
     }
     let changes = requests.iter().map(describe).collect();
-    let touched = requests
-        .iter()
-        .filter_map(|request| match request {
-            Request::AddDestination(key, d) | Request::EditDestination(key, d) => {
-                Some((*key, d.socket_addr()))
-            }
-            Request::DelDestination(key, addr) => Some((*key, *addr)),
-            _ => None,
-        })
-        .collect();
     let (requests, report) = match backend.execute(requests).await {
         Ok(done) => done,
         Err(e) => {
@@ -161,7 +149,6 @@ pub async fn sync<B: Backend>(
         },
         changes,
         dumped,
-        touched,
     })
 }
 

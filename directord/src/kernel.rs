@@ -13,11 +13,16 @@ use crate::table::{Table, TableService};
 /// The kernel's table, every service with its destinations.
 pub fn read_table(client: &mut IpvsClient) -> Result<Table, lvs_ipvs::Error> {
     let mut table = Table::default();
-    for service in client.services()? {
+    for mut service in client.services()? {
+        // The table is compared in the terms the config sets; counters would only take room.
+        service.stats = None;
         let destinations = client
             .destinations(&service.key)?
             .into_iter()
-            .map(|destination| (destination.socket_addr(), destination))
+            .map(|mut destination| {
+                destination.stats = None;
+                (destination.socket_addr(), destination)
+            })
             .collect();
         table.services.insert(
             service.key,

@@ -688,7 +688,7 @@ fn run(c: &mut IpvsClient, ck: &mut Checker) {
     let dconns = c
         .destinations(&udp)
         .ok()
-        .and_then(|d| d.first().and_then(|d| d.stats))
+        .and_then(|d| d.first().and_then(|d| d.stats.as_deref().copied()))
         .map(|s| s.inpkts);
     ck.check(
         "destination counters count traffic",

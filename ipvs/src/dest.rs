@@ -253,7 +253,8 @@ pub struct Destination {
     pub active_conns: u32,
     pub inactive_conns: u32,
     pub persist_conns: u32,
-    pub stats: Option<Stats>,
+    /// Boxed: 80 bytes a destination that a table kept for its weights does not fill.
+    pub stats: Option<Box<Stats>>,
 }
 
 impl Destination {
@@ -380,7 +381,7 @@ impl Destination {
                 _ => {}
             }
         }
-        d.stats = stats64.or(stats32);
+        d.stats = stats64.or(stats32).map(Box::new);
         Ok(d)
     }
 }

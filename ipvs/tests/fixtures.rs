@@ -536,7 +536,7 @@ fn dump_replies_parse_to_typed_values() {
     assert_eq!(d("198.51.100.7:80").tun_flags, TunnelFlags::REMCSUM);
     assert_eq!(d("198.51.100.3:80").fwd, ForwardMethod::Route);
     let udp_dest = d("198.51.100.2:5353");
-    assert_eq!(udp_dest.stats, Some(udp_stats()));
+    assert_eq!(udp_dest.stats.as_deref(), Some(&udp_stats()));
     assert_eq!(
         (
             udp_dest.active_conns,

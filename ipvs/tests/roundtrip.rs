@@ -168,7 +168,7 @@ fn every_reply_roundtrips() {
         d.active_conns = 4;
         d.inactive_conns = 5;
         d.persist_conns = 6;
-        d.stats = Some(sample_stats());
+        d.stats = Some(Box::new(sample_stats()));
         let msg = IpvsMessage::kernel(IpvsCmd::NewDest, vec![IpvsNla::Dest(d.to_reply_nlas())]);
         // The reply's ADDR_FAMILY wins over the service family passed in.
         assert_eq!(

@@ -545,6 +545,29 @@ mod tests {
         assert!((300..=450).contains(&changed), "{changed} weights changed");
     }
 
+    /// The generated reload (1 % of the weights changed, checks of every kind, groups) parsed
+    /// block by block against the running config is the whole-file parse, and parses only the
+    /// blocks that changed: what directord's SIGHUP does at this size.
+    #[test]
+    fn a_reload_parses_only_the_changed_services_to_the_same_config() {
+        let spec = Spec::services(400);
+        let running = lvs_config::parse(&spec.table().director_toml("/run/x"), "a.toml").unwrap();
+        let changed = Spec {
+            changed_percent: 1,
+            ..spec
+        }
+        .table()
+        .director_toml("/run/x");
+        let (got, reparsed) = lvs_config::reparse::reparse(&changed, "b.toml", &running);
+        let whole = lvs_config::parse(&changed, "b.toml").unwrap();
+        assert_eq!(got.unwrap(), whole);
+        let reparsed = reparsed.expect("cut into blocks");
+        assert!(
+            reparsed.parsed > 0 && reparsed.parsed < reparsed.kept,
+            "{reparsed:?}"
+        );
+    }
+
     /// The keepalived.conf reads back, through `lvsadm import`, to the table the director.toml
     /// holds: the same services, schedulers, real servers, weights and checks.
     #[test]

@@ -3,16 +3,18 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use directord::check::scheduler::ServerHealth;
 use directord::check::{CheckId, DownLabels, HealthView, UnknownLabels};
 use directord::table::ServerId;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -40,10 +42,8 @@ pub struct Metrics {
     pub ipvs_dumps: Counter,
     pub reloads: Family<ResultLabels, Counter>,
     pub health_transitions: Family<ServerLabels, Counter>,
-    /// 1 while the real server counts as up (health and feedback together).
-    pub server_up: Family<ServerLabels, Gauge>,
-    /// The weight directord wants for it (0 when quiesced).
-    pub server_weight: Family<ServerLabels, Gauge>,
+    /// Each real-server entry's health and wanted weight, as the last reconcile left them.
+    pub servers: Servers,
     /// Probes that could not be made for want of a director resource (health unchanged).
     pub probe_unknown: Family<UnknownLabels, Counter>,
     /// Probes that found a real server down, by cause.
@@ -71,39 +71,117 @@ impl Collector for Checks {
         let Some(view) = self.0.get() else {
             return Ok(());
         };
-        let entries = self.1.lock().map(|e| e.clone()).unwrap_or_default();
-        let mut rows = Vec::new();
-        view.for_each(|check, health| {
-            for (key, real) in entries.get(check).map_or(&[][..], Vec::as_slice) {
-                let labels = ServerLabels {
-                    service: key.to_string(),
-                    real: real.to_string(),
-                };
-                rows.push((labels, health.latency, health.probes));
-            }
-        });
+        // Borrowed for the scrape: a copy of the map and a label set per entry cost megabytes
+        // on every scrape at 37,298 entries. A reload waits for the scrape to end.
+        let entries = self.1.lock().map_err(|_| std::fmt::Error)?;
+        let each = |f: &mut dyn FnMut(&ServerId, &ServerHealth) -> Result<(), std::fmt::Error>| {
+            let mut result = Ok(());
+            view.for_each(|check, health| {
+                for id in entries.get(check).map_or(&[][..], Vec::as_slice) {
+                    if result.is_ok() {
+                        result = f(id, health);
+                    }
+                }
+            });
+            result
+        };
         let mut latency = encoder.encode_descriptor(
             "directord_check_latency_seconds",
             "How long the last health check of a real server took",
             None,
             MetricType::Gauge,
         )?;
-        for (labels, took, _) in &rows {
-            if let Some(took) = took {
-                ConstGauge::new(took.as_secs_f64()).encode(latency.encode_family(labels)?)?;
-            }
-        }
+        each(&mut |id, health| match health.latency {
+            Some(took) => ConstGauge::new(took.as_secs_f64())
+                .encode(latency.encode_family(&server_labels(id))?),
+            None => Ok(()),
+        })?;
         let mut probes = encoder.encode_descriptor(
             "directord_checks",
             "Health checks made of a real server",
             None,
             MetricType::Counter,
         )?;
-        for (labels, _, count) in &rows {
-            ConstCounter::new(*count).encode(probes.encode_family(labels)?)?;
+        each(&mut |id, health| {
+            ConstCounter::new(health.probes).encode(probes.encode_family(&server_labels(id))?)
+        })
+    }
+}
+
+/// One real-server entry as the gauges show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerRow {
+    pub id: ServerId,
+    pub up: bool,
+    pub weight: u32,
+}
+
+/// `directord_server_up` and `directord_server_weight`, encoded at scrape time from the rows
+/// the last reconcile published. A gauge family kept two label sets of two Strings and two
+/// gauges per entry (12 MB at 37,298 entries); a row is 64 bytes and the labels are written
+/// straight into the scrape.
+#[derive(Clone, Default)]
+pub struct Servers(Arc<Mutex<Arc<Vec<ServerRow>>>>);
+
+impl std::fmt::Debug for Servers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Servers")
+    }
+}
+
+impl Servers {
+    /// Replaces the rows; a scrape under way finishes with the ones it took.
+    pub fn publish(&self, rows: Vec<ServerRow>) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = Arc::new(rows);
+        }
+    }
+}
+
+impl Collector for Servers {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        // Taken, not held: the daemon publishes after every reconcile. The help ends with the
+        // full stop that `Registry::register` added to the families these replace.
+        let rows = Arc::clone(&*self.0.lock().map_err(|_| std::fmt::Error)?);
+        let gauges: [(&str, &str, RowValue); 2] = [
+            (
+                "directord_server_up",
+                "1 while a real server counts as up.",
+                |row| i64::from(row.up),
+            ),
+            (
+                "directord_server_weight",
+                "The weight directord wants for a real server.",
+                |row| i64::from(row.weight),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for row in rows.iter() {
+                ConstGauge::new(value(row))
+                    .encode(family.encode_family(&server_labels(&row.id))?)?;
+            }
         }
         Ok(())
     }
+}
+
+/// One gauge's value of a row.
+type RowValue = fn(&ServerRow) -> i64;
+
+/// A label value written from its Display form, without a String per sample.
+struct Shown<'a>(&'a dyn std::fmt::Display);
+
+impl EncodeLabelValue for Shown<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        write!(encoder, "{}", self.0)
+    }
+}
+
+/// The labels of [`ServerLabels`], borrowed.
+fn server_labels((key, real): &ServerId) -> [(&'static str, Shown<'_>); 2] {
+    [("service", Shown(key)), ("real", Shown(real))]
 }
 
 impl Metrics {
@@ -122,6 +200,7 @@ impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register_collector(Box::new(ipvs::IpvsCollector::default()));
         registry.register_collector(Box::new(self.checks.clone()));
+        registry.register_collector(Box::new(self.servers.clone()));
         let registry = registry.sub_registry_with_prefix("directord");
         registry.register(
             "ipvs_requests",
@@ -145,16 +224,6 @@ impl Metrics {
             self.health_transitions.clone(),
         );
         registry.register(
-            "server_up",
-            "1 while a real server counts as up",
-            self.server_up.clone(),
-        );
-        registry.register(
-            "server_weight",
-            "The weight directord wants for a real server",
-            self.server_weight.clone(),
-        );
-        registry.register(
             "probe_unknown",
             "Probes without a result because the director ran short of descriptors, buffers \
              or memory; health is left as it was",
@@ -173,6 +242,56 @@ impl Metrics {
 mod tests {
     use super::*;
     use directord::check::DownCause;
+
+    /// The gauges encoded from published rows read exactly as the gauge families they
+    /// replace did (names, help, labels and values, which monitoring/ and the UML tests
+    /// query), and a publish replaces every row: an entry gone from the table goes from the
+    /// scrape too.
+    #[test]
+    fn server_gauges_are_encoded_from_the_published_rows() {
+        use lvs_ipvs::{Protocol, ServiceKey};
+        let key = ServiceKey::inet(Protocol::Tcp, "192.0.2.100:80".parse().unwrap());
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let row = |real: &str, up, weight| ServerRow {
+            id: (key, real.parse().unwrap()),
+            up,
+            weight,
+        };
+        metrics.servers.publish(vec![
+            row("198.51.100.11:8080", true, 70),
+            row("198.51.100.12:8080", false, 0),
+        ]);
+        let scrape = || {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+            text
+        };
+        let text = scrape();
+        let expected = "\
+# HELP directord_server_up 1 while a real server counts as up.
+# TYPE directord_server_up gauge
+directord_server_up{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.11:8080\"} 1
+directord_server_up{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.12:8080\"} 0
+# HELP directord_server_weight The weight directord wants for a real server.
+# TYPE directord_server_weight gauge
+directord_server_weight{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.11:8080\"} 70
+directord_server_weight{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.12:8080\"} 0
+";
+        assert!(text.contains(expected), "{text}");
+        metrics
+            .servers
+            .publish(vec![row("198.51.100.12:8080", true, 5)]);
+        let text = scrape();
+        assert!(!text.contains("198.51.100.11:8080"), "{text}");
+        assert!(
+            text.contains(
+                "directord_server_weight{service=\"tcp 192.0.2.100:80\",real=\"198.51.100.12:8080\"} 5"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn probe_down_is_exposed_by_cause() {

@@ -574,7 +574,7 @@ fn reals(
                 own.path = per_real.path.or(own.path);
                 own.expect_body = per_real.expect_body;
                 if matches!(own.kind, Some(CheckType::Http | CheckType::Https)) {
-                    real.check = Some(own);
+                    real.check = Some(Box::new(own));
                 } else {
                     out.unsupported(at, text.clone(), "a per-server request/receive applies to http checks only; the service's check is used");
                 }
@@ -972,7 +972,7 @@ fn real_line(
             forwarding: Some(method),
             upper_threshold: upper,
             lower_threshold: lower,
-            check: check.clone(),
+            check: check.clone().map(Box::new),
             on_failure: None,
             notify_up: None,
             notify_down: None,

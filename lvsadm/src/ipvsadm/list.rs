@@ -384,7 +384,7 @@ pub fn service_entry(out: &mut String, e: &Entry, f: &ListFormat) {
         if svc.key.af() != AddressFamily::Inet6 {
             dname.truncate(28);
         }
-        let ds = d.stats.as_ref().unwrap_or(&zero);
+        let ds = d.stats.as_deref().unwrap_or(&zero);
         if f.stats {
             let _ = write!(out, "  -> {dname:<28}");
             for n in [ds.conns, ds.inpkts, ds.outpkts, ds.inbytes, ds.outbytes] {

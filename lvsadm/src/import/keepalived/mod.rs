@@ -896,7 +896,7 @@ impl Context {
                 OnFailure::Remove
             },
             fallback: s.sorry,
-            check: service_check,
+            check: service_check.map(|c| *c),
             real: reals,
             quorum: s.quorum.unwrap_or(1),
             hysteresis: s.hysteresis.unwrap_or(0),
@@ -971,7 +971,7 @@ impl Context {
                 forwarding,
                 upper_threshold: upper,
                 lower_threshold: lower,
-                check,
+                check: check.map(Box::new),
                 on_failure: None,
                 notify_up,
                 notify_down,
