@@ -986,30 +986,31 @@ mod tests {
     /// four arguments ldirectord passes, in its order.
     #[test]
     fn external_command_gives_the_script_ldirectords_arguments() {
-        let command = super::external_command("printf '%s|'", None);
-        let out = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&command)
-            .env("LVS_VIRTUAL_IP", "192.0.2.100")
-            .env("LVS_VIRTUAL_PORT", "80")
-            .env("LVS_REAL_IP", "198.51.100.11")
-            .env("LVS_REAL_PORT", "8080")
-            .output()
-            .unwrap();
+        let run = |command: &str, vars: &[(&str, &str)]| {
+            let out = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(command)
+                .envs(vars.iter().copied())
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let real = [("LVS_REAL_IP", "198.51.100.11"), ("LVS_REAL_PORT", "8080")];
+        let virtual_and_real = [
+            ("LVS_VIRTUAL_IP", "192.0.2.100"),
+            ("LVS_VIRTUAL_PORT", "80"),
+            real[0],
+            real[1],
+        ];
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
+            run(
+                &super::external_command("printf '%s|'", None),
+                &virtual_and_real
+            ),
             "192.0.2.100|80|198.51.100.11|8080|"
         );
-        let marked = super::external_command("printf '%s|'", Some(7));
-        let out = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&marked)
-            .env("LVS_REAL_IP", "198.51.100.11")
-            .env("LVS_REAL_PORT", "8080")
-            .output()
-            .unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
+            run(&super::external_command("printf '%s|'", Some(7)), &real),
             "7||198.51.100.11|8080|"
         );
     }
