@@ -133,6 +133,17 @@ pub(crate) fn validate_tracking(
     add: &mut dyn FnMut(KeyPath, String),
 ) {
     for (i, instance) in instances.iter().enumerate() {
+        if let Some(name) = &instance.bfd_takeover {
+            let at = path!["vrrp", "instance", i, "bfd_takeover"];
+            match bfd.session.iter().find(|s| s.name == *name) {
+                None => add(at, format!("no [[bfd.session]] is named {name:?}")),
+                Some(session) if session.multihop => add(
+                    at,
+                    format!("{name:?} is multihop: a takeover needs the adverts' own link"),
+                ),
+                Some(_) => {}
+            }
+        }
         for (j, track) in instance.track_bfd.iter().enumerate() {
             let at = path!["vrrp", "instance", i, "track_bfd", j];
             if !bfd.session.iter().any(|s| s.name == track.name) {

@@ -327,6 +327,12 @@ pub struct VrrpInstance {
     /// `[[bfd.session]]`s the instance tracks (keepalived `track_bfd`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_bfd: Vec<crate::bfd::TrackBfd>,
+    /// A single-hop `[[bfd.session]]` to the peer director (no keepalived equivalent): when it
+    /// goes down while that peer is master, this backup takes over once one advert is missed
+    /// instead of after Master_Down_Interval. An advert still heard (only BFD lost) keeps it
+    /// backup, so BFD alone never makes two masters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd_takeover: Option<String>,
 }
 
 /// A virtual address with keepalived's `virtual_ipaddress` options.

@@ -1173,3 +1173,41 @@ peer = "192.0.2.2"
         .is_ok()
     );
 }
+
+/// `bfd_takeover` names a single-hop `[[bfd.session]]`: a multihop one does not run over the
+/// adverts' link.
+#[test]
+fn bfd_takeover_names_a_single_hop_session() {
+    let text = r#"
+[[vrrp.instance]]
+name = "VI_1"
+interface = "eth0"
+vrid = 51
+virtual_addresses = ["192.0.2.100/24"]
+bfd_takeover = "peer"
+
+[[bfd.session]]
+name = "peer"
+peer = "192.0.2.2"
+multihop = true
+"#;
+    let found: Vec<String> = lvs_config::parse(text, "t.toml")
+        .unwrap_err()
+        .diagnostics()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(
+        found,
+        ["t.toml:7:16: \"peer\" is multihop: a takeover needs the adverts' own link"]
+    );
+    let unknown = text.replace("bfd_takeover = \"peer\"", "bfd_takeover = \"nope\"");
+    let error = lvs_config::parse(&unknown, "t.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("no [[bfd.session]] is named \"nope\""),
+        "{error}"
+    );
+    assert!(lvs_config::parse(&text.replace("multihop = true\n", ""), "t.toml").is_ok());
+}

@@ -277,6 +277,8 @@ pub struct Instance {
     ready: bool,
     /// The operator's `lvsadm vrrp force-backup`: never master until released.
     forced_backup: bool,
+    /// When the master's last advert was accepted, for a BFD-driven takeover.
+    last_advert_at: Option<Instant>,
     actions: VecDeque<Action>,
 }
 
@@ -298,6 +300,7 @@ impl Instance {
             hold: false,
             ready: false,
             forced_backup: false,
+            last_advert_at: None,
             actions: VecDeque::new(),
         })
     }
@@ -499,6 +502,24 @@ impl Instance {
         self.state == State::Master || (self.state == State::Backup && self.ready)
     }
 
+    /// A BFD session to `peer` went down (`bfd_takeover`). If `peer` is the master this backup
+    /// follows, Master_Down is cut to one advert interval after its last advert: the backup
+    /// takes over as soon as one advert is missed rather than three plus Skew_Time. An advert
+    /// still heard (BFD alone lost, a filter on its port) restores the full Master_Down, so a
+    /// lost BFD session alone never makes a second master.
+    pub fn peer_down(&mut self, now: Instant, peer: IpAddr) {
+        if self.state != State::Backup || self.master_addr != Some(peer) {
+            return;
+        }
+        let Some(last) = self.last_advert_at else {
+            return;
+        };
+        let fast = (last + self.master_adver_int).max(now);
+        if self.master_down_at.is_some_and(|at| fast < at) {
+            self.master_down_at = Some(fast);
+        }
+    }
+
     /// Whether the operator forced this instance to backup.
     pub fn forced_backup(&self) -> bool {
         self.forced_backup
@@ -588,6 +609,7 @@ impl Instance {
             }
             self.master_down_at = Some(now + self.master_down_interval());
             self.master_addr = Some(advert.src);
+            self.last_advert_at = Some(now);
             // A live master again: no longer ready to take over.
             self.ready = false;
             if !self.cfg.preempt_delay.is_zero() {

@@ -888,3 +888,42 @@ fn a_forced_owner_stays_backup_through_startup_and_faults() {
     assert_eq!(actions[..3], expected[..]);
     assert_eq!(inst.state(), State::Master);
 }
+
+/// `bfd_takeover`: the session to the master going down cuts Master_Down to one advert
+/// interval after the master's last advert; an advert heard after that (only BFD was lost)
+/// restores the full interval, so the backup stays backup.
+#[test]
+fn a_down_bfd_session_to_the_master_cuts_master_down_to_one_missed_advert() {
+    let t0 = Instant::now();
+    let v3 = |p| cfg(Version::V3, p, ms(100));
+    let mut inst = started(v3(100), t0);
+    let heard = t0 + ms(1000);
+    inst.handle_advert(heard, &advert(150, HIGHER_PEER, ms(100)));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(heard + inst.master_down_interval())
+    );
+    // Another peer's session says nothing about this master.
+    inst.peer_down(heard + ms(30), LOWER_PEER.into());
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(heard + inst.master_down_interval())
+    );
+    inst.peer_down(heard + ms(30), HIGHER_PEER.into());
+    assert_eq!(inst.poll_timeout(), Some(heard + ms(100)));
+    // BFD alone lost: the master's next advert puts the full Master_Down back.
+    let next = heard + ms(99);
+    inst.handle_advert(next, &advert(150, HIGHER_PEER, ms(100)));
+    assert_eq!(
+        inst.poll_timeout(),
+        Some(next + inst.master_down_interval())
+    );
+    assert!(run_until(&mut inst, next + ms(300)).is_empty());
+    // The master dies: BFD sees it 30 ms after its last advert, the takeover comes at 100 ms.
+    inst.peer_down(next + ms(30), HIGHER_PEER.into());
+    let actions = run_until(&mut inst, next + ms(100));
+    assert_eq!(
+        actions.first(),
+        Some(&(next + ms(100), changed(State::Backup, State::Master)))
+    );
+}

@@ -275,13 +275,21 @@ impl Daemon {
 
     /// A BFD session came up or went down: instances tracking it move.
     fn bfd_changed(&mut self, session: String, up: bool) {
+        let now = Instant::now();
+        if let Some(peer) = self.bfd.peer(&session).filter(|_| !up) {
+            for running in &mut self.instances {
+                if running.config.bfd_takeover.as_ref() == Some(&session) {
+                    running.core.peer_down(now, peer);
+                }
+            }
+        }
         self.bfd.up.insert(session, up);
         let mut moved = false;
         for running in &mut self.instances {
             moved |= running.tracking.set_bfd(&self.bfd.up);
         }
         if moved {
-            self.apply_tracking(Instant::now());
+            self.apply_tracking(now);
         }
     }
 

@@ -590,6 +590,7 @@ impl Context {
             track_processes: d.processes,
             track_services: Vec::new(),
             track_bfd: d.bfd,
+            bfd_takeover: None,
         };
         Ok(Some((instance, d.comments)))
     }

@@ -203,6 +203,12 @@ impl Sessions {
     pub fn status(&self) -> Vec<BfdSessionStatus> {
         self.running.as_ref().map(Bfd::status).unwrap_or_default()
     }
+
+    /// The peer of the running session `name`.
+    pub fn peer(&self, name: &str) -> Option<std::net::IpAddr> {
+        let sessions = self.running.as_ref().map_or(&[][..], |b| &b.sessions[..]);
+        sessions.iter().find(|s| s.name == name).map(|s| s.peer)
+    }
 }
 
 struct Running {
