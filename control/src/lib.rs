@@ -20,7 +20,8 @@ pub use lvs_config::cli;
 // The messages and the blocking client live in lvs-proto, which the sans-IO cores and lvsadm
 // link without a runtime; they stay reachable here for the daemons.
 pub use lvs_proto::{
-    Access, ControlError, Reply, SUBSCRIBE, call, directord, feedbackd, socket_path, syncd, vrrpd,
+    Access, ControlError, EVENT_DAEMONS, Reply, SUBSCRIBE, call, directord, feedbackd, socket_path,
+    syncd, vrrpd,
 };
 
 use std::io;
@@ -437,8 +438,8 @@ pub enum Followed {
 
 /// Follows `daemon`'s events at `path` for as long as `out` is open: subscribes, passes each
 /// event on, and when the daemon goes away (stopped, restarted) says so once and subscribes
-/// again every [`FOLLOW_RETRY`]. `lvsadm watch` and directord's status page follow the
-/// daemons with it.
+/// again every [`FOLLOW_RETRY`]. directord's status page follows the daemons with it;
+/// `lvsadm watch` does the same with blocking sockets, as lvsadm links no runtime.
 pub async fn follow(
     daemon: &'static str,
     path: std::path::PathBuf,

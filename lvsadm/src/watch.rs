@@ -9,9 +9,6 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The daemons that publish events.
-pub const DAEMONS: [&str; 4] = ["vrrpd", "directord", "syncd", "feedbackd"];
-
 /// How soon a daemon that is away is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -87,7 +84,7 @@ fn read_events(daemon: &'static str, stream: UnixStream, out: &mpsc::Sender<Line
 /// many events (for scripts waiting for the next one).
 pub fn run(socket_dir: &Path, events: Option<usize>) -> ExitCode {
     let (tx, rx) = mpsc::channel();
-    for daemon in DAEMONS {
+    for daemon in lvs_proto::EVENT_DAEMONS {
         let path = lvs_proto::socket_path(socket_dir, daemon);
         let tx = tx.clone();
         std::thread::spawn(move || follow(daemon, &path, &tx));

@@ -28,6 +28,10 @@ pub trait Access {
     fn read_only(&self) -> bool;
 }
 
+/// The daemons with an event stream on their control socket: what `lvsadm watch` and
+/// directord's status page follow.
+pub const EVENT_DAEMONS: [&str; 4] = ["vrrpd", "directord", "syncd", "feedbackd"];
+
 /// `<socket_dir>/<daemon>.sock`
 pub fn socket_path(socket_dir: &Path, daemon: &str) -> PathBuf {
     socket_dir.join(format!("{daemon}.sock"))

@@ -31,8 +31,6 @@ pub const MAX_STREAMS: usize = 8;
 const RECENT: usize = 50;
 /// How long a snapshot waits for each daemon: one that is stopped or wedged shows as such.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
-/// The daemons whose events the page follows (those `lvsadm watch` follows).
-const DAEMONS: [&str; 4] = ["vrrpd", "directord", "syncd", "feedbackd"];
 
 pub struct StatusPage {
     socket_dir: PathBuf,
@@ -60,11 +58,12 @@ impl StatusPage {
         page
     }
 
-    /// Every daemon's events ([`lvs_control::follow`], as `lvsadm watch` follows them), for
+    /// Every daemon's events ([`lvs_control::follow`]; `lvsadm watch` follows the same ones
+    /// blocking, as lvsadm links no runtime), for
     /// as long as directord runs; a daemon's going away and coming back are events too.
     async fn follow(self: Arc<Self>) {
         let (tx, mut rx) = mpsc::channel(64);
-        for daemon in DAEMONS {
+        for daemon in lvs_control::EVENT_DAEMONS {
             let path = lvs_control::socket_path(&self.socket_dir, daemon);
             tokio::spawn(lvs_control::follow(daemon, path, tx.clone()));
         }
