@@ -17,7 +17,9 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use tokio::sync::mpsc;
 
 /// The lowest free descriptor number: with the soft limit there, the next socket, pipe or
-/// epoll fails with EMFILE.
+/// epoll fails with EMFILE, as long as no descriptor below it is closed. Taken before the
+/// first probe: probes' own descriptors, freed as they finish, would let later probes
+/// through the limit one at a time, so that no probe or every probe met EMFILE by timing.
 fn lowest_free_fd() -> u64 {
     let fd = nix::unistd::dup(std::io::stdin()).expect("dup");
     let n = fd.as_raw_fd();
@@ -25,9 +27,22 @@ fn lowest_free_fd() -> u64 {
     n as u64
 }
 
+/// std's listen backlog is 128, and probes in flight when the limit falls queue there while
+/// accept cannot run; a full queue drops SYNs and times out a connect check, which would be
+/// the listener failing and not the checker.
+fn listener_with_room_for_the_starved_window() -> TcpListener {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(4096).unwrap();
+    socket.into()
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn probes_out_of_descriptors_leave_health_alone() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = listener_with_room_for_the_starved_window();
     let addr = listener.local_addr().unwrap();
     // Accepts and drops; under the limit, accept fails too and the kernel's backlog holds
     // the connections meanwhile, which is all a connect check needs.
@@ -40,6 +55,7 @@ async fn probes_out_of_descriptors_leave_health_alone() {
         }
     });
 
+    let no_new_descriptor = lowest_free_fd();
     let (tx, mut events) = mpsc::channel(4096);
     let mut scheduler = Scheduler::new(ProbeContext::system(), tx, tokio::time::Instant::now());
     let fast = |kind: Kind| {
@@ -68,7 +84,7 @@ async fn probes_out_of_descriptors_leave_health_alone() {
     assert!(events.try_recv().is_err(), "a server changed state");
 
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    setrlimit(Resource::RLIMIT_NOFILE, lowest_free_fd(), hard).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, no_new_descriptor, hard).unwrap();
     let starved = Instant::now();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let starved_for = starved.elapsed();
