@@ -16,6 +16,8 @@ use crate::process::{Guarded, wait_for};
 pub struct Keepalived {
     parent: Guarded,
     vrrp_pid_file: PathBuf,
+    /// With its BFD process too ([`Keepalived::start_with_bfd`]).
+    bfd_pid_file: Option<PathBuf>,
     /// keepalived's TMPDIR, where it writes keepalived.stats.
     tmp_dir: PathBuf,
 }
@@ -24,22 +26,41 @@ impl Keepalived {
     /// Starts keepalived's VRRP side in `host` on `config`, its pid files in `dir`, logging
     /// on the console (the test's output).
     pub fn start(host: &Netns, dir: &Path, config: &Path) -> Result<Self, String> {
-        Self::spawn(host, dir, config, false)
+        Self::spawn(host, dir, config, false, false)
     }
 
     /// As [`Keepalived::start`], logging nowhere (for benchmarks, whose output is a table).
     pub fn start_quiet(host: &Netns, dir: &Path, config: &Path) -> Result<Self, String> {
-        Self::spawn(host, dir, config, true)
+        Self::spawn(host, dir, config, true, false)
     }
 
-    fn spawn(host: &Netns, dir: &Path, config: &Path, quiet: bool) -> Result<Self, String> {
+    /// As [`Keepalived::start_quiet`], with keepalived's BFD process beside its VRRP one (the
+    /// config's `bfd_instance`s and `track_bfd`).
+    pub fn start_with_bfd(host: &Netns, dir: &Path, config: &Path) -> Result<Self, String> {
+        Self::spawn(host, dir, config, true, true)
+    }
+
+    fn spawn(
+        host: &Netns,
+        dir: &Path,
+        config: &Path,
+        quiet: bool,
+        bfd: bool,
+    ) -> Result<Self, String> {
         let pid = dir.join(format!("{}.pid", host.name()));
         let vrrp_pid_file = dir.join(format!("{}.vrrp.pid", host.name()));
+        let bfd_pid_file = bfd.then(|| dir.join(format!("{}.bfd.pid", host.name())));
+        // A previous run's files would name processes that are gone, or someone else's.
+        for file in [Some(&pid), Some(&vrrp_pid_file), bfd_pid_file.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(file);
+        }
         let mut argv: Vec<&OsStr> = vec![
             "keepalived".as_ref(),
             "--dont-fork".as_ref(),
             "--dont-respawn".as_ref(),
-            "--vrrp".as_ref(),
             "--use-file".as_ref(),
             config.as_os_str(),
             "--pid".as_ref(),
@@ -47,6 +68,12 @@ impl Keepalived {
             "--vrrp_pid".as_ref(),
             vrrp_pid_file.as_os_str(),
         ];
+        // --vrrp means VRRP only; without it keepalived also runs BFD (and no checker for
+        // a config with no virtual_server).
+        match &bfd_pid_file {
+            Some(file) => argv.extend(["--bfd_pid".as_ref(), file.as_os_str()]),
+            None => argv.push("--vrrp".as_ref()),
+        }
         if !quiet {
             argv.push("--log-console".as_ref());
         }
@@ -59,6 +86,7 @@ impl Keepalived {
         Ok(Keepalived {
             parent,
             vrrp_pid_file,
+            bfd_pid_file,
             tmp_dir: dir.to_owned(),
         })
     }
@@ -70,14 +98,23 @@ impl Keepalived {
 
     /// The PID of the process that speaks VRRP, once it has written its pid file.
     pub fn vrrp_pid(&self) -> Result<libc::pid_t, String> {
-        wait_for(Duration::from_secs(10), || {
-            std::fs::read_to_string(&self.vrrp_pid_file)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .ok_or_else(|| format!("no VRRP pid in {}", self.vrrp_pid_file.display()))
+        child_pid(&self.vrrp_pid_file)
+    }
+
+    /// A crash of the whole machine's keepalived: SIGKILL to the VRRP child, the BFD child
+    /// (if started) and the parent, back to back, so none of them says goodbye.
+    pub fn crash_all(&self) -> Result<(), String> {
+        let mut pids = vec![self.vrrp_pid()?];
+        if let Some(file) = &self.bfd_pid_file {
+            pids.push(child_pid(file)?);
+        }
+        pids.push(self.parent.pid() as libc::pid_t);
+        for pid in pids {
+            // SAFETY: kill(2) has no memory-safety preconditions; the PIDs are this guard's
+            // process and the children it wrote pid files for (respawning off keeps them).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        Ok(())
     }
 
     /// A crash of the router: SIGKILL to the VRRP child, which sends nothing more.
@@ -120,6 +157,14 @@ impl Keepalived {
     pub fn leave(&self) {
         self.parent.signal(libc::SIGTERM);
     }
+}
+
+/// The PID a keepalived child wrote for itself, once written.
+fn child_pid(file: &Path) -> Result<libc::pid_t, String> {
+    wait_for(Duration::from_secs(10), || {
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    })
+    .ok_or_else(|| format!("no pid in {}", file.display()))
 }
 
 /// The command line of keepalived's health checker alone (`--check`), in the foreground, its

@@ -253,7 +253,42 @@ impl Director {
     }
 }
 
-fn config(run: &Path, me: &str, peer: &str, priority: u8) -> String {
+/// How the backup learns that the master is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detection {
+    /// VRRPv2 adverts every second, keepalived's default: Master_Down is 3.609 s at B.
+    Vrrp,
+    /// VRRPv3 adverts every 50 ms and `bfd_takeover` over an authenticated BFD session
+    /// between the directors at `interval_ms` x 3.
+    Bfd { interval_ms: u32 },
+}
+
+impl Detection {
+    /// The `[[vrrp.instance]]` timing lines, and what follows the instance.
+    fn vrrp(self, me: Ipv4Addr, peer: &str) -> (String, String) {
+        match self {
+            Detection::Vrrp => ("advert_interval = \"1s\"\n".to_owned(), String::new()),
+            Detection::Bfd { interval_ms } => (
+                "version = 3\nadvert_interval = \"50ms\"\nbfd_takeover = \"peer\"\n".to_owned(),
+                format!(
+                    "\n[[bfd.session]]\nname = \"peer\"\npeer = \"{peer}\"\nlocal_address = \"{me}\"\n\
+                     interface = \"eth0\"\ninterval = \"{interval_ms}ms\"\nmultiplier = 3\n\
+                     authentication = {{ type = \"meticulous-sha1\", key_id = 1, key = \"pair-key\" }}\n"
+                ),
+            ),
+        }
+    }
+}
+
+fn config(
+    run: &Path,
+    me: &str,
+    ip: Ipv4Addr,
+    peer: &str,
+    priority: u8,
+    detection: Detection,
+) -> String {
+    let (timing, bfd) = detection.vrrp(ip, peer);
     let mut text = format!(
         r#"# director {me}
 [control]
@@ -273,10 +308,9 @@ name = "VI_1"
 interface = "eth0"
 vrid = 51
 priority = {priority}
-advert_interval = "1s"
-virtual_addresses = ["{VIP}/24"]
+{timing}virtual_addresses = ["{VIP}/24"]
 garp = {{ repeat = 3, delay = "2s" }}
-
+{bfd}
 [[virtual_server]]
 name = "web"
 address = "{VIP}:80"
@@ -339,6 +373,11 @@ impl Pair {
     /// config; the directors' daemons are not started yet. `bins` holds the workspace's
     /// binaries (directord, vrrpd, syncd, feedbackd, lvsadm).
     pub fn build(bins: &Path) -> Result<Pair, String> {
+        Self::build_with(bins, Detection::Vrrp)
+    }
+
+    /// As [`Pair::build`], the directors detecting a dead master by `detection`.
+    pub fn build_with(bins: &Path, detection: Detection) -> Result<Pair, String> {
         for bin in DAEMONS.iter().chain(&["lvsadm"]) {
             if !bins.join(bin).exists() {
                 return Err(format!(
@@ -408,7 +447,7 @@ impl Pair {
             let config_path = dir.join("director.toml");
             std::fs::write(
                 &config_path,
-                config(&dir, name, &peer.to_string(), priority),
+                config(&dir, name, ip, &peer.to_string(), priority, detection),
             )
             .map_err(|e| e.to_string())?;
             pair.directors.push(Director {
