@@ -840,7 +840,9 @@ fn ipv6_single_hop_with_frr_bfdd() -> Result<(), String> {
 
 /// `bfd_takeover` between two of ours (VRRPv3 at 100 ms, BFD at 10 ms x 3; a at 150 is master,
 /// b at 100 backup). Proves: with only BFD lost (a blackhole rule drops a's BFD packets at b) b's
-/// session goes down but a's adverts keep b backup, so no second master; with a killed (-9),
+/// session goes down but a's adverts keep b backup, so no second master; a's AdminDown (its
+/// session dropped by a reload) does not cut b's wait (a stall of 1.5 adverts follows); with a
+/// killed (-9),
 /// b holds the VIP sooner than VRRP alone allows: Master_Down is 361 ms after a's last advert,
 /// which left at most 100 ms before the kill, so no takeover before 261 ms without BFD.
 #[test]
@@ -850,9 +852,12 @@ fn bfd_takeover_is_fast_on_a_crash_and_never_on_a_bfd_only_loss() -> Result<(), 
         return Ok(());
     };
     let (a, b) = (&lan.hosts[0], &lan.hosts[1]);
+    let instance_without_bfd =
+        |priority: u8| format!("version = 3\nadvert_interval = \"100ms\"\npriority = {priority}\n");
     let instance = |priority: u8, peer: &str| {
         format!(
-            "version = 3\nadvert_interval = \"100ms\"\npriority = {priority}\nbfd_takeover = \"{peer}\"\n\n"
+            "{}bfd_takeover = \"{peer}\"\n\n",
+            instance_without_bfd(priority)
         )
     };
     let fast_session = |name: &str, peer: &str, local: &str| {
@@ -907,6 +912,36 @@ fn bfd_takeover_is_fast_on_a_crash_and_never_on_a_bfd_only_loss() -> Result<(), 
     b.run(&["ip", "rule", "del", "pref", "10"])?;
     wait_for(COME_UP, || session_in(dir.path(), "b", "up"))
         .ok_or("b's session did not come back")?;
+
+    // a's operator drops the session (a reload): a says AdminDown, which RFC 5882 says is no
+    // path failure, so b keeps its whole Master_Down. a then stalls for 150 ms (SIGSTOP): more
+    // than one advert interval, which a BFD-cut wait would not survive, less than Master_Down.
+    vrrpd_config(dir.path(), "a", &instance_without_bfd(150))?;
+    vrrpd_a.signal(libc::SIGHUP);
+    wait_for(Duration::from_secs(2), || {
+        session(dir.path(), "b").filter(|s| s["remote_state"] == "admin_down")
+    })
+    .ok_or_else(|| format!("no AdminDown seen by b: {:?}", session(dir.path(), "b")))?;
+    vrrpd_a.signal(libc::SIGSTOP);
+    let end = Instant::now() + Duration::from_millis(150);
+    let mut took = false;
+    while Instant::now() < end {
+        took |= lvs_tests::lan::holds(b, "192.0.2.100");
+    }
+    vrrpd_a.signal(libc::SIGCONT);
+    let end = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < end {
+        took |= lvs_tests::lan::holds(b, "192.0.2.100");
+    }
+    assert!(!took, "b took over on a's AdminDown and a 150 ms stall");
+    vrrpd_config(
+        dir.path(),
+        "a",
+        &(instance(150, "b") + &fast_session("b", PEER, OURS)),
+    )?;
+    vrrpd_a.signal(libc::SIGHUP);
+    wait_for(COME_UP, || session_in(dir.path(), "b", "up"))
+        .ok_or("b's session did not come back after a's reload")?;
 
     vrrpd_a.signal(libc::SIGKILL);
     let killed = Instant::now();

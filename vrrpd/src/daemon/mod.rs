@@ -274,9 +274,14 @@ impl Daemon {
     }
 
     /// A BFD session came up or went down: instances tracking it move.
-    fn bfd_changed(&mut self, session: String, up: bool) {
+    fn bfd_changed(&mut self, change: bfd_sessions::Change) {
+        let bfd_sessions::Change {
+            session,
+            up,
+            path_failed,
+        } = change;
         let now = Instant::now();
-        if let Some(peer) = self.bfd.peer(&session).filter(|_| !up) {
+        if let Some(peer) = self.bfd.peer(&session).filter(|_| path_failed) {
             for running in &mut self.instances {
                 if running.config.bfd_takeover.as_ref() == Some(&session) {
                     running.core.peer_down(now, peer);
@@ -950,6 +955,9 @@ fn same_election(old: &VrrpInstance, new: &VrrpInstance) -> bool {
     election.track_processes.clone_from(&old.track_processes);
     election.track_scripts.clone_from(&old.track_scripts);
     election.track_bfd.clone_from(&old.track_bfd);
+    // Read when a session goes down, not by the election: adding or dropping it is no reason
+    // to leave mastership.
+    election.bfd_takeover.clone_from(&old.bfd_takeover);
     election == *old
 }
 
@@ -1109,7 +1117,7 @@ pub async fn run(config: Config, config_path: PathBuf) -> Result<(), Error> {
                 dispatch(&mut daemon, &datagram);
             }
             Some(done) = vips_done.recv() => daemon.vips_done(done),
-            Some((session, up)) = bfd_changes.recv() => daemon.bfd_changed(session, up),
+            Some(change) = bfd_changes.recv() => daemon.bfd_changed(change),
             _ = poll_tick.tick() => daemon.tick(Instant::now()),
             Some(result) = directord_results.recv() => {
                 daemon.directord_probed(&result, Instant::now());

@@ -147,17 +147,28 @@ impl Drop for Bfd {
 
 /// What the event loop holds of BFD: the running sessions (restarted by a reload), the
 /// series registered once, and each session's last reported state for `track_bfd`.
+/// A session went Up or left it, for what tracks it.
+#[derive(Debug)]
+pub struct Change {
+    pub session: String,
+    pub up: bool,
+    /// Down for a reason that may be the path or the peer failing. Not when the peer said
+    /// AdminDown (its operator, a reload, a graceful stop): RFC 5882 3.2 forbids taking that
+    /// for a forwarding failure, so it must not cut a backup's wait for the master.
+    pub path_failed: bool,
+}
+
 pub struct Sessions {
     running: Option<Bfd>,
     metrics: Metrics,
-    changes: mpsc::UnboundedSender<(String, bool)>,
+    changes: mpsc::UnboundedSender<Change>,
     /// Up or not, by session name.
     pub up: std::collections::BTreeMap<String, bool>,
 }
 
 impl Sessions {
     /// No sessions yet, and the receiving end of their Up/Down crossings.
-    pub fn new(registry: &Mutex<Registry>) -> (Sessions, mpsc::UnboundedReceiver<(String, bool)>) {
+    pub fn new(registry: &Mutex<Registry>) -> (Sessions, mpsc::UnboundedReceiver<Change>) {
         let (changes, crossings) = mpsc::unbounded_channel();
         let sessions = Sessions {
             running: None,
@@ -301,7 +312,7 @@ fn start(
     sessions: &[BfdSession],
     metrics: &Metrics,
     rt_priority: Option<u8>,
-    changes: mpsc::UnboundedSender<(String, bool)>,
+    changes: mpsc::UnboundedSender<Change>,
 ) -> Result<Option<Bfd>, BfdError> {
     if sessions.is_empty() {
         return Ok(None);
@@ -363,7 +374,7 @@ fn start(
 
 struct Shell {
     /// Sessions crossing Up, by name, for `track_bfd` in the event loop.
-    changes: mpsc::UnboundedSender<(String, bool)>,
+    changes: mpsc::UnboundedSender<Change>,
     sessions: Vec<Running>,
     metrics: Metrics,
     status: Arc<Mutex<Vec<BfdSessionStatus>>>,
@@ -500,7 +511,11 @@ impl Shell {
             let up = to == bfd::State::Up;
             self.metrics.up.get_or_create(&name).set(i64::from(up));
             if up != (from == bfd::State::Up) {
-                let _ = self.changes.send((session.config.name.clone(), up));
+                let _ = self.changes.send(Change {
+                    session: session.config.name.clone(),
+                    up,
+                    path_failed: !up && session.core.remote_state() != bfd::State::AdminDown,
+                });
             }
         }
         for _ in 0..failed {
