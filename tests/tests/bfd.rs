@@ -649,6 +649,18 @@ fn two_of_ours_authenticate_at_10ms_and_refuse_another_key() -> Result<(), Strin
     Ok(())
 }
 
+/// The scheduling policy of `pid`'s thread named `name` (SCHED_RESET_ON_FORK masked off).
+fn thread_policy(pid: u32, name: &str) -> Option<libc::c_int> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|task| {
+        let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+        let tid: libc::pid_t = task.file_name().to_str()?.parse().ok()?;
+        // SAFETY: sched_getscheduler only reads the policy of a thread of a process we started.
+        let policy = unsafe { libc::sched_getscheduler(tid) };
+        (comm.trim() == name && policy >= 0).then_some(policy & !libc::SCHED_RESET_ON_FORK)
+    })
+}
+
 /// vrrpd's Prometheus endpoint in `host` (metrics base 19560, vrrpd's port is +1).
 fn scrape(host: &Netns) -> Result<String, String> {
     host.stdout(&[
@@ -886,6 +898,12 @@ fn bfd_takeover_is_fast_on_a_crash_and_never_on_a_bfd_only_loss() -> Result<(), 
     let _vrrpd_b = start_vrrpd(b, &config_b)?;
     wait_for(COME_UP, || session_in(dir.path(), "b", "up"))
         .ok_or_else(|| format!("b's session not up: {:?}", session(dir.path(), "b")))?;
+    // A takeover's ARPs wait for the address thread, and BFD runs on a thread of its own:
+    // both at the rt_priority the config asks, or load delays what the main loop got right.
+    for thread in ["vips", "bfd"] {
+        let policy = thread_policy(vrrpd_a.pid(), thread);
+        assert_eq!(policy, Some(libc::SCHED_RR), "vrrpd's {thread} thread");
+    }
 
     // BFD alone lost at b: a rule ahead of the local table blackholes what arrives on eth0 for
     // UDP 3784 (this kernel has no tc actions or netfilter), so b's session goes down while

@@ -301,6 +301,9 @@ impl Daemon {
     /// The scheduling and memory locking `vrrp` asks for, each refusal counted.
     fn apply_realtime(&mut self, vrrp: &lvs_config::Vrrp) {
         let (applied, refused) = realtime::apply(vrrp, self.realtime);
+        if applied.priority() != self.realtime.priority() {
+            let _ = self.vips.send(vips::Job::Schedule(applied.priority()));
+        }
         self.realtime = applied;
         for e in refused {
             self.metrics.scheduling(e.cause());

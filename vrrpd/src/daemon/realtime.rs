@@ -3,9 +3,10 @@
 //! Master_Down timer fires when due rather than when the scheduler gets round to vrrpd; and its
 //! memory locked, so neither waits on a page fault from swap.
 //!
-//! Only the calling thread (the runtime's, which runs every timer and socket) becomes
-//! real-time. SCHED_RESET_ON_FORK keeps threads and processes it starts (notify and track
-//! scripts) at normal priority, as keepalived resets its scripts' priority.
+//! The calling thread (the runtime's, which runs every timer and socket) becomes real-time,
+//! and so do the address thread (told by a job) and BFD's (which sets its own). SCHED_RESET_ON_FORK
+//! keeps the processes it starts (notify and track scripts) at normal priority, as keepalived
+//! resets its scripts' priority.
 
 use std::io;
 use std::time::Duration;

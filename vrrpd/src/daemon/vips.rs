@@ -51,6 +51,10 @@ pub enum Job {
     },
     /// Answered once every job sent before it is done.
     Flush(oneshot::Sender<()>),
+    /// Runs this thread at vrrpd's `rt_priority` (or back at normal priority): a takeover's
+    /// gratuitous ARPs wait for its addresses, so on a loaded director an address job left at
+    /// normal priority held the first ARP back by hundreds of milliseconds after the advert.
+    Schedule(Option<u8>),
 }
 
 /// Instance `instance`'s `generation`-th add or remove is done (whether every address took or
@@ -119,6 +123,11 @@ async fn serve(
             }
             Job::Flush(done) => {
                 let _ = done.send(());
+            }
+            Job::Schedule(priority) => {
+                if let Err(e) = super::realtime::schedule(priority) {
+                    warn!("address thread: {e}");
+                }
             }
         }
     }
