@@ -635,7 +635,10 @@ fn two_of_ours_authenticate_at_10ms_and_refuse_another_key() -> Result<(), Strin
     );
     let metrics = scrape(a)?;
     // Up -> Down once, and never back to Init: each side drops the other's packets.
-    let went_down = format!("bfd_transitions_total{{session=\"b\"}} {}", up_transitions + 1);
+    let went_down = format!(
+        "bfd_transitions_total{{session=\"b\"}} {}",
+        up_transitions + 1
+    );
     for line in [
         "bfd_session_up{session=\"b\"} 0",
         "bfd_drops_total{session=\"b\",cause=\"auth_digest\"}",

