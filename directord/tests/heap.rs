@@ -8,41 +8,19 @@
 //! service, 162 bytes an entry; a HashMap index, grown Vecs and the same checks, 214).
 //! One test, so no other test's allocations are counted meanwhile.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use directord::check;
 use directord::table::{ServerState, desired};
+use lvs_tests::heap::{self, Counting};
 use lvs_tests::scale::Spec;
-
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 /// The bytes `make` leaves allocated (what it returns, and what it put elsewhere), per entry.
 fn kept_per_entry<T>(entries: usize, make: impl FnOnce() -> T) -> (T, f64) {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = heap::live();
     let kept = make();
-    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    let bytes = heap::live() - before;
     (kept, bytes as f64 / entries as f64)
 }
 
