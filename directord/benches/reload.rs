@@ -6,40 +6,19 @@
 //!
 //! Run: `cargo bench -p directord --bench reload`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use directord::check;
 use directord::reconcile::{Ownership, plan};
 use directord::table::{ServerState, configured, desired};
+use lvs_tests::heap::{self, Counting};
 use lvs_tests::scale::Spec;
-
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 fn live_mb() -> f64 {
-    LIVE.load(Ordering::Relaxed) as f64 / 1e6
+    heap::live() as f64 / 1e6
 }
 
 /// Runs `f`, printing how long it took and the heap it left allocated.

@@ -294,7 +294,11 @@ weight = 10
             [format!("set {real} in {service} weight 50")]
         );
         assert_eq!(
-            kernel.table.services[&service].destinations[&real].weight,
+            kernel.table.services[&service]
+                .destinations
+                .get(&real)
+                .unwrap()
+                .weight,
             50
         );
         assert_eq!(cache.next_verify(), Some(t0 + 2 * every));

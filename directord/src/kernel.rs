@@ -21,7 +21,7 @@ pub fn read_table(client: &mut IpvsClient) -> Result<Table, lvs_ipvs::Error> {
             .into_iter()
             .map(|mut destination| {
                 destination.stats = None;
-                (destination.socket_addr(), destination)
+                destination
             })
             .collect();
         table.services.insert(

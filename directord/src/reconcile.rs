@@ -50,8 +50,8 @@ pub fn plan(desired: &Table, current: &Table, owned: &Ownership) -> Vec<Request>
         }
         // New destinations (a fallback among them) before weights drop, within one service too.
         let mut edits = Vec::new();
-        for (addr, destination) in &want.destinations {
-            match have.destinations.get(addr) {
+        for destination in want.destinations.values() {
+            match have.destinations.get(&destination.socket_addr()) {
                 None => adds.push(Request::AddDestination(*key, destination.clone())),
                 Some(existing) if !same_destination(destination, existing) => {
                     edits.push(Request::EditDestination(*key, destination.clone()));
@@ -61,8 +61,8 @@ pub fn plan(desired: &Table, current: &Table, owned: &Ownership) -> Vec<Request>
         }
         adds.extend(edits);
         for addr in have.destinations.keys() {
-            if !want.destinations.contains_key(addr) && owned.owns_server(key, addr) {
-                removals.push(Request::DelDestination(*key, *addr));
+            if !want.destinations.contains_key(&addr) && owned.owns_server(key, &addr) {
+                removals.push(Request::DelDestination(*key, addr));
             }
         }
     }
@@ -214,10 +214,16 @@ mod tests {
         kernel.services.extend(all_up(&foreign).services);
         let web = *kernel.services.keys().next().unwrap();
         let stray: SocketAddr = "198.51.100.77:80".parse().unwrap();
-        kernel.services.get_mut(&web).unwrap().destinations.insert(
-            stray,
-            lvs_ipvs::Destination::new(stray, lvs_ipvs::ForwardMethod::Masq, 1),
-        );
+        kernel
+            .services
+            .get_mut(&web)
+            .unwrap()
+            .destinations
+            .insert(lvs_ipvs::Destination::new(
+                stray,
+                lvs_ipvs::ForwardMethod::Masq,
+                1,
+            ));
         assert!(plan(&all_up(&config), &kernel, &owned(&config)).is_empty());
 
         let whole = Ownership {

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use lvs_ipvs::IpvsCmd;
 use lvs_tests::check_targets::Listener;
 use lvs_tests::netns::Netns;
-use lvs_tests::nlmon::Capture;
+use lvs_tests::nlmon::{Capture, IpvsRequest};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::procstat::{clock_ticks_per_second, cpu_ticks, guest_idle, process_tree};
 use lvs_tests::scale::{self, Check, Mix, Spec, Table};
@@ -47,6 +47,12 @@ const WINDOW: Duration = Duration::from_secs(20);
 /// Longest wait for a table to load or a reload to land.
 const TABLE_LIMIT: Duration = Duration::from_secs(300);
 const LIST_REPEATS: usize = 3;
+/// Reloads after the first, timed from the capture alone.
+const MORE_RELOADS: usize = 5;
+/// How long a timed reload is left alone before the table is read to confirm it: longer than
+/// either daemon's reload, so the read (about a second of UML's one CPU at this size) does not
+/// slow the daemon it measures.
+const RELOAD_QUIET: Duration = Duration::from_secs(3);
 
 fn main() -> ExitCode {
     uml::bench(&[Case::new("scale", run).with_timeout(Duration::from_secs(2400))])
@@ -103,6 +109,23 @@ struct Figures {
     ping: Option<f64>,
     /// Whole-table reads (dumps) during the reload.
     reload_dumps: usize,
+    /// Every timed reload (the first and [`MORE_RELOADS`]), from the capture.
+    reloads: Vec<Reload>,
+    /// One read of the kernel's full table the way the bench polls it (/proc/PID/net/ip_vs).
+    table_read: f64,
+}
+
+/// One reload as the capture and the daemon's log saw it, in seconds from the SIGHUP.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reload {
+    writes: usize,
+    /// Until the last IPVS write: the kernel applies a request within the sendmsg the tap
+    /// records, so this is when the table was right, without the bench's polling in it.
+    landed: Option<f64>,
+    /// directord only, from its log: the changed blocks parsed, and the new config in place
+    /// (validated, compared); diff and netlink are the rest up to `landed`.
+    parsed: Option<f64>,
+    swapped: Option<f64>,
 }
 
 fn run() -> Result<(), String> {
@@ -230,6 +253,42 @@ fn run() -> Result<(), String> {
         theirs.reload,
         "s",
     );
+    let landed = |f: &Figures| median(f.reloads.iter().filter_map(|r| r.landed).collect());
+    row(
+        &format!(
+            "  until its last IPVS write (capture, no polling; median of {})",
+            1 + MORE_RELOADS
+        ),
+        landed(ours),
+        landed(theirs),
+        "s",
+    );
+    for (figures, name) in [(ours, "directord"), (theirs, "keepalived")] {
+        let all: Vec<String> = figures
+            .reloads
+            .iter()
+            .map(|r| match r.landed {
+                Some(t) => format!("{t:.2} s/{}w", r.writes),
+                None => "-".to_owned(),
+            })
+            .collect();
+        println!("{:<58} {}", format!("    {name}, each"), all.join(" "));
+    }
+    let step =
+        |pick: fn(&Reload) -> Option<f64>| median(ours.reloads.iter().filter_map(pick).collect());
+    println!(
+        "{:<58} {:.3} / {:.3} / {:.3} s",
+        "    directord: parse / config in place / diff+netlink (med.)",
+        step(|r| r.parsed),
+        step(|r| Some(r.swapped? - r.parsed?)),
+        step(|r| Some(r.landed? - r.swapped?)),
+    );
+    row(
+        "  one read of /proc/net/ip_vs, the bench's poll (full table)",
+        ours.table_read,
+        theirs.table_read,
+        "s",
+    );
     row(
         &format!("  IPVS writes sent during the reload ({changes} changes)"),
         ours.reload_writes as f64,
@@ -255,7 +314,7 @@ fn run() -> Result<(), String> {
         "",
     );
     row(
-        "resident memory after the reload",
+        &format!("resident memory after {} reloads", 1 + MORE_RELOADS),
         ours.rss_mb,
         theirs.rss_mb,
         "MB",
@@ -441,6 +500,73 @@ impl Run<'_> {
         }
     }
 
+    /// [`MORE_RELOADS`] reloads, alternating back to the plain file and to the changed one,
+    /// each left alone for [`RELOAD_QUIET`], then confirmed by reading the table.
+    fn timed_reloads(
+        &self,
+        daemon: &mut Guarded,
+        files: &Files,
+        [plain, changed]: [&Table; 2],
+        family: u16,
+    ) -> Result<Vec<Reload>, String> {
+        let capture = Capture::start(self.ns, "nlmon0", self.dir)?;
+        let mut hups = Vec::with_capacity(MORE_RELOADS);
+        for i in 0..MORE_RELOADS {
+            let (text, table) = if i % 2 == 0 {
+                (&files.plain, plain)
+            } else {
+                (&files.changed, changed)
+            };
+            self.install(text)?;
+            hups.push(unix_now());
+            self.reload(daemon);
+            std::thread::sleep(RELOAD_QUIET);
+            self.wait_table(daemon, table)?;
+        }
+        let requests = capture.finish(family)?;
+        self.ns.ip(&["link", "del", "nlmon0"])?;
+        Ok(self.split_reloads(&hups, &requests))
+    }
+
+    /// Each reload's writes (those after its SIGHUP and before the next one) and its steps.
+    fn split_reloads(&self, hups: &[f64], requests: &[IpvsRequest]) -> Vec<Reload> {
+        let log = fs::read_to_string(self.dir.join(format!("{}.log", self.daemon.name())))
+            .unwrap_or_default();
+        let logged = |needle: &str| -> Vec<f64> {
+            log.lines()
+                .filter(|line| line.contains(needle))
+                .filter_map(|line| seconds_of_day(line.split_whitespace().next()?))
+                .collect()
+        };
+        let (parsed, swapped) = (logged("service block(s) parsed"), logged("reloaded "));
+        hups.iter()
+            .enumerate()
+            .map(|(i, &hup)| {
+                let end = hups.get(i + 1).copied().unwrap_or(f64::INFINITY);
+                let writes: Vec<f64> = requests
+                    .iter()
+                    .map(|r| (r, r.at.as_secs_f64()))
+                    .filter(|(r, at)| r.writes() && (hup..end).contains(at))
+                    .map(|(_, at)| at)
+                    .collect();
+                // The log has the time of day only; a run does not cross midnight.
+                let day = hup - hup % 86_400.0;
+                let after = |times: &[f64]| {
+                    times
+                        .iter()
+                        .map(|t| day + t - hup)
+                        .find(|&t| t >= 0.0 && hup + t < end)
+                };
+                Reload {
+                    writes: writes.len(),
+                    landed: writes.iter().copied().reduce(f64::max).map(|t| t - hup),
+                    parsed: after(&parsed),
+                    swapped: after(&swapped),
+                }
+            })
+            .collect()
+    }
+
     fn reload(&self, daemon: &Guarded) {
         // directord reloads on SIGHUP; so does keepalived's parent, which tells its checker.
         daemon.signal(libc::SIGHUP);
@@ -481,6 +607,7 @@ impl Run<'_> {
         let capture = Capture::start(self.ns, "nlmon0", self.dir)?;
         self.install(&files.changed)?;
         let started = Instant::now();
+        let hup = unix_now();
         self.reload(&daemon);
         self.wait_table(&mut daemon, changed)?;
         figures.reload = started.elapsed().as_secs_f64();
@@ -504,6 +631,16 @@ impl Run<'_> {
             .filter(|r| r.dump && r.port == daemon.pid())
             .count();
         figures.reload_requests = requests.len();
+        figures.reloads = self.split_reloads(&[hup], &requests);
+        let read = Instant::now();
+        kernel_lines(daemon.pid())?;
+        figures.table_read = read.elapsed().as_secs_f64();
+        figures
+            .reloads
+            .extend(self.timed_reloads(&mut daemon, files, [plain, changed], family)?);
+        for (i, reload) in figures.reloads.iter().enumerate() {
+            println!("{name}: reload {} {reload:?}", i + 1);
+        }
         let mut commands: Vec<_> = by_command.into_iter().collect();
         commands.sort();
         println!(
@@ -665,9 +802,10 @@ fn timed(ns: &Netns, argv: &[&str]) -> Result<f64, String> {
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// The middle sample (the upper of two); NaN when there are none.
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// `lvsadm -Ln` and `ipvsadm -Ln` on the loaded table, medians.
@@ -782,4 +920,19 @@ fn check_config_times(ns: &Netns, dir: &Path, base: &Spec) -> Result<CheckConfig
         valid: (median(ours), median(theirs)),
         broken: median(broken_times),
     })
+}
+
+/// Seconds since the Unix epoch, as the capture stamps its records.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `2026-12-05T06:47:17.180593Z` (a log line's first word) as seconds since midnight UTC.
+fn seconds_of_day(stamp: &str) -> Option<f64> {
+    let time = stamp.split_once('T')?.1.strip_suffix('Z')?;
+    let mut parts = time.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
 }

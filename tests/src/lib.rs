@@ -9,6 +9,7 @@
 //! - [`pcap`]: tcpdump in a namespace, and the pcap reader both captures decode with.
 //! - [`promtool`]: Prometheus's checker over the daemons' scrapes and the alert rules.
 //! - [`browser`]: headless Chromium over the DevTools protocol, for the status page.
+//! - [`heap`]: a counting allocator, for the heap a structure keeps.
 //! - [`procstat`]: CPU time, context switches and process trees from /proc, for benchmarks.
 //! - [`scale`]: a generated table at keepalived#2318's size, as director.toml and keepalived.conf.
 //! - [`scale_vrrp`], [`scale_sync`]: vrrpd (255 instances of 20 VIPs, against keepalived) and
@@ -24,6 +25,7 @@ pub mod browser;
 pub mod check_targets;
 pub mod daemon;
 pub mod frr;
+pub mod heap;
 pub mod keepalived;
 pub mod lan;
 pub mod netns;

@@ -99,6 +99,9 @@ pub struct IpvsRequest {
     pub service: Option<ServiceKey>,
     /// Address and weight of the destination, when the request names one.
     pub destination: Option<(SocketAddr, u32)>,
+    /// When the tap saw it (the capture's timestamp, seconds since the Unix epoch): the
+    /// kernel handles a request within the sendmsg that the tap records.
+    pub at: Duration,
 }
 
 impl IpvsRequest {
@@ -129,7 +132,7 @@ impl fmt::Display for IpvsRequest {
     }
 }
 
-fn describe(msg: &IpvsMessage, flags: u16, port: u32) -> IpvsRequest {
+fn describe(msg: &IpvsMessage, flags: u16, port: u32, at: Duration) -> IpvsRequest {
     let service = msg
         .service_nlas()
         .and_then(|nlas| ServiceKey::from_nlas(nlas).ok());
@@ -150,6 +153,7 @@ fn describe(msg: &IpvsMessage, flags: u16, port: u32) -> IpvsRequest {
         port,
         service,
         destination,
+        at,
     }
 }
 
@@ -160,7 +164,7 @@ pub fn ipvs_requests(pcap: &[u8], family_id: u16) -> Result<Vec<IpvsRequest>, St
         return Err(format!("link type {linktype}, not netlink"));
     }
     let mut requests = Vec::new();
-    for Record { data: record, .. } in records {
+    for Record { data: record, ts } in records {
         let Some(datagram) = record.get(COOKED_HEADER..) else {
             continue;
         };
@@ -174,7 +178,12 @@ pub fn ipvs_requests(pcap: &[u8], family_id: u16) -> Result<Vec<IpvsRequest>, St
             if let ReplyKind::Ipvs { msg, .. } = &reply.kind
                 && reply.flags & NLM_F_REQUEST != 0
             {
-                requests.push(describe(msg, reply.flags, reply.port));
+                requests.push(describe(
+                    msg,
+                    reply.flags,
+                    reply.port,
+                    Duration::from_secs_f64(ts),
+                ));
             }
         }
     }

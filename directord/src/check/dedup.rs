@@ -10,7 +10,7 @@
 //! their health and streaks.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::sync::Arc;
 
 use lvs_config::Config;
 
@@ -25,14 +25,17 @@ pub type CheckId = u32;
 struct Shared<E> {
     target: Target,
     spec: CheckSpec,
-    entries: Vec<E>,
+    /// Exactly sized and shared with the metrics, which list every entry's probes.
+    entries: Arc<[E]>,
 }
 
 /// The shared checks and the entries each one answers for.
 #[derive(Debug)]
 pub struct Checks<E> {
     shared: HashMap<CheckId, Shared<E>>,
-    of_entry: HashMap<E, CheckId>,
+    /// Every entry's check, sorted by entry: a map of 37,298 entries held for the daemon's
+    /// life, which as a HashMap took 4 MB (its table rounded up to 65,536 buckets).
+    of_entry: Box<[(E, CheckId)]>,
     next: CheckId,
 }
 
@@ -40,10 +43,18 @@ impl<E> Default for Checks<E> {
     fn default() -> Self {
         Checks {
             shared: HashMap::new(),
-            of_entry: HashMap::new(),
+            of_entry: Box::default(),
             next: 0,
         }
     }
+}
+
+/// The check of `entry` in a sorted `of_entry`.
+fn lookup<E: Ord>(of_entry: &[(E, CheckId)], entry: &E) -> Option<CheckId> {
+    of_entry
+        .binary_search_by(|(e, _)| e.cmp(entry))
+        .ok()
+        .map(|at| of_entry[at].1)
 }
 
 /// What makes two entries' probes the same: the address the probe goes to and the check
@@ -100,7 +111,7 @@ struct Gathered<E> {
     agreed: bool,
 }
 
-impl<E: Clone + Eq + Hash> Checks<E> {
+impl<E: Clone + Ord> Checks<E> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -115,13 +126,12 @@ impl<E: Clone + Eq + Hash> Checks<E> {
     ) -> Vec<(CheckId, Server)> {
         let gathered = gather(entries);
         let mut old = std::mem::take(&mut self.shared);
-        let mut old_of_entry = std::mem::take(&mut self.of_entry);
+        let old_of_entry = std::mem::take(&mut self.of_entry);
+        let mut of_entry = Vec::with_capacity(old_of_entry.len());
         let mut out = Vec::with_capacity(gathered.len());
         for group in gathered {
-            let id = self.id_for(&group, &mut old, &mut old_of_entry);
-            for entry in &group.entries {
-                self.of_entry.insert(entry.clone(), id);
-            }
+            let id = self.id_for(&group, &mut old, &old_of_entry);
+            of_entry.extend(group.entries.iter().map(|entry| (entry.clone(), id)));
             let mut server = Server::new(group.spec.clone(), group.target);
             server.initial_up = group.initial.filter(|_| group.agreed);
             server.report_first = !group.agreed;
@@ -130,11 +140,18 @@ impl<E: Clone + Eq + Hash> Checks<E> {
                 Shared {
                     target: group.target,
                     spec: group.spec,
-                    entries: group.entries,
+                    entries: group.entries.into(),
                 },
             );
             out.push((id, server));
         }
+        drop(old_of_entry);
+        // An entry listed twice keeps its last check, as the map's inserts did: reversed,
+        // the last comes first through the stable sort, and dedup keeps the first.
+        of_entry.reverse();
+        of_entry.sort_by(|a, b| a.0.cmp(&b.0));
+        of_entry.dedup_by(|a, b| a.0 == b.0);
+        self.of_entry = of_entry.into_boxed_slice();
         out
     }
 
@@ -145,19 +162,16 @@ impl<E: Clone + Eq + Hash> Checks<E> {
         &mut self,
         group: &Gathered<E>,
         old: &mut HashMap<CheckId, Shared<E>>,
-        old_of_entry: &mut HashMap<E, CheckId>,
+        old_of_entry: &[(E, CheckId)],
     ) -> CheckId {
         let same = group.entries.iter().find_map(|entry| {
-            let id = *old_of_entry.get(entry)?;
+            let id = lookup(old_of_entry, entry)?;
             let check = old.get(&id)?;
             (check.target == group.target && check.spec == group.spec).then_some(id)
         });
         let reused = same.or_else(|| {
             let first = group.entries.first()?;
-            old_of_entry
-                .get(first)
-                .copied()
-                .filter(|id| old.contains_key(id))
+            lookup(old_of_entry, first).filter(|id| old.contains_key(id))
         });
         match reused {
             Some(id) => {
@@ -174,19 +188,19 @@ impl<E: Clone + Eq + Hash> Checks<E> {
 
     /// The entries `id` answers for (none once it is gone).
     pub fn entries(&self, id: CheckId) -> &[E] {
-        self.shared.get(&id).map_or(&[], |s| s.entries.as_slice())
+        self.shared.get(&id).map_or(&[], |s| &s.entries[..])
     }
 
-    /// Every shared check with the entries it answers for.
-    pub fn all_entries(&self) -> impl Iterator<Item = (CheckId, &[E])> {
+    /// Every shared check with the entries it answers for (shared, not copied).
+    pub fn all_entries(&self) -> impl Iterator<Item = (CheckId, Arc<[E]>)> + '_ {
         self.shared
             .iter()
-            .map(|(id, s)| (*id, s.entries.as_slice()))
+            .map(|(id, s)| (*id, Arc::clone(&s.entries)))
     }
 
     /// The shared check of `entry`.
     pub fn check_of(&self, entry: &E) -> Option<CheckId> {
-        self.of_entry.get(entry).copied()
+        lookup(&self.of_entry, entry)
     }
 
     /// How many probes run per round.

@@ -57,7 +57,7 @@ pub struct Metrics {
 #[derive(Clone, Default)]
 struct Checks(
     Arc<OnceLock<HealthView<CheckId>>>,
-    Arc<Mutex<HashMap<CheckId, Vec<ServerId>>>>,
+    Arc<Mutex<HashMap<CheckId, Arc<[ServerId]>>>>,
 );
 
 impl std::fmt::Debug for Checks {
@@ -77,7 +77,7 @@ impl Collector for Checks {
         let each = |f: &mut dyn FnMut(&ServerId, &ServerHealth) -> Result<(), std::fmt::Error>| {
             let mut result = Ok(());
             view.for_each(|check, health| {
-                for id in entries.get(check).map_or(&[][..], Vec::as_slice) {
+                for id in entries.get(check).map_or(&[][..], |e| &e[..]) {
                     if result.is_ok() {
                         result = f(id, health);
                     }
@@ -191,7 +191,7 @@ impl Metrics {
     }
 
     /// The entries each shared check answers for, as of the latest (re)load.
-    pub fn check_entries(&self, entries: HashMap<CheckId, Vec<ServerId>>) {
+    pub fn check_entries(&self, entries: HashMap<CheckId, Arc<[ServerId]>>) {
         if let Ok(mut held) = self.checks.1.lock() {
             *held = entries;
         }

