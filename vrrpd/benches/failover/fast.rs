@@ -471,6 +471,7 @@ pub fn false_failovers(lan: &Lan, dir: &Path, window: Duration) -> String {
             }
             Err(e) => {
                 let _ = writeln!(out, "  BFD {bfd_ms} ms x 3: failed: {e}");
+                break;
             }
         }
     }
