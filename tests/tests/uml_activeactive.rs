@@ -222,10 +222,17 @@ impl Director {
             .ok_or_else(|| format!("no stats for the VIP:\n{stats}"))
     }
 
-    fn lvsadm(&self, args: &[&str]) -> Result<String, String> {
-        let mut command = std::process::Command::new(lvs_tests::workspace_bin("lvsadm"));
+    /// lvsadm in the director's namespace (where its IPVS table is) on its config.
+    fn lvsadm_command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = self
+            .netns
+            .command(&[lvs_tests::workspace_bin("lvsadm").as_os_str()]);
         command.args(args).arg("--config").arg(self.config());
-        lvs_tests::process::run_stdout(&mut command)
+        command
+    }
+
+    fn lvsadm(&self, args: &[&str]) -> Result<String, String> {
+        lvs_tests::process::run_stdout(&mut self.lvsadm_command(args))
     }
 }
 
@@ -531,6 +538,7 @@ fn proof(engine: Engine) -> Result<(), String> {
     );
     spread(&site, engine)?;
     mesh(&site, engine)?;
+    lvsadm_status(&site, engine, "advertised")?;
     failure(&site, &hold, engine)?;
     if engine == Engine::Frr {
         revival(&mut site, &hold)?;
@@ -600,6 +608,31 @@ fn spread(site: &Site, engine: Engine) -> Result<(), String> {
     }
     if total < FLOWS as u64 {
         return Err(format!("only {total} of {FLOWS} flows in the IPVS tables"));
+    }
+    Ok(())
+}
+
+/// `lvsadm status` on director 0: vrrpd's state of the VIP and, with FRR, bgpd's view: the
+/// session to the router and whether the VIP is sent there (`sent`: "advertised" or "NOT
+/// advertised").
+fn lvsadm_status(site: &Site, engine: Engine, sent: &str) -> Result<(), String> {
+    let d0 = &site.directors[0];
+    let said = d0.lvsadm(&["status", "--frr-pathspace", d0.netns.name()])?;
+    let vip = said
+        .lines()
+        .filter(|l| l.starts_with("announce ") || l.starts_with("bgp "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    eprintln!("[{}] lvsadm status on director 0:\n{vip}", name(engine));
+    let bgp =
+        format!("bgp (FRR) ipv4 neighbor {ROUTER} (AS 65000): Established; {VIP}/32 {sent}\n");
+    let announced = sent == "advertised";
+    let state = if announced { "announced" } else { "WITHDRAWN" };
+    if !said.contains(&format!("announce {VIP} (proto 250): {state}")) {
+        return Err(format!("lvsadm status does not say {state}:\n{said}"));
+    }
+    if (engine == Engine::Frr) != said.contains(&bgp) || said.contains("vtysh:") {
+        return Err(format!("lvsadm status, FRR's part:\n{said}"));
     }
     Ok(())
 }
@@ -745,16 +778,47 @@ fn revival(site: &mut Site, hold: &Hold) -> Result<(), String> {
 }
 
 /// (d) `lvsadm announce drain` on director 0: withdrawn, its flows move to the others,
-/// none breaks; then resumed.
+/// none breaks; then resumed. `--wait` returns once no packet reaches the VIP there (the
+/// synced entries of the moved flows stay active, so active connections alone would never
+/// reach 0), and with no time to wait exits 75 saying the flows are still there.
 fn drain(site: &Site, hold: &Hold) -> Result<(), String> {
     let before = hold.broken()?.len();
-    let said = site.directors[0].lvsadm(&["announce", "drain", VIP])?;
+    let d0 = &site.directors[0];
+    // --wait's failure path first: with no time to wait, the flows are still here.
+    let output = d0
+        .lvsadm_command(&["announce", "drain", VIP, "--wait", "--timeout", "0s"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let said = String::from_utf8_lossy(&output.stdout);
+    eprintln!("[FRR] (d) lvsadm announce drain --wait --timeout 0s: {said}");
+    if output.status.code() != Some(75) || !said.contains("not drained") {
+        return Err(format!("drain --wait with no time: {:?}", output.status));
+    }
     let took = site.until_hops(&DIRECTORS[1..], Duration::from_secs(5))?;
-    eprintln!("[FRR] (d) lvsadm announce drain on director 0: withdrawn in {took:?}: {said}");
+    eprintln!("[FRR] (d) lvsadm announce drain on director 0: withdrawn in {took:?}");
+    lvsadm_status(site, Engine::Frr, "NOT advertised")?;
+    let started = Instant::now();
+    let said = d0.lvsadm(&[
+        "announce",
+        "drain",
+        VIP,
+        "--wait",
+        "--quiet",
+        "3s",
+        "--timeout",
+        "30s",
+    ])?;
+    eprintln!(
+        "[FRR] (d) lvsadm announce drain --wait returned after {:.1} s: {said}",
+        started.elapsed().as_secs_f64()
+    );
+    if !said.contains("drained after") {
+        return Err(format!("drain --wait said: {said}"));
+    }
     hold.settle()?;
     let lost = hold.broken()?.len() - before;
     eprintln!("[FRR] (d) flows broken by the drain: {lost}");
-    site.directors[0].lvsadm(&["announce", "resume", VIP])?;
+    d0.lvsadm(&["announce", "resume", VIP])?;
     site.until_hops(&DIRECTORS, Duration::from_secs(5))?;
     if lost != 0 {
         return Err(format!("{lost} flows broke in a drain"));
