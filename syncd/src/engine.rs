@@ -16,6 +16,9 @@
 //!   member of the group, has them already); hellos go to every peer at start and every
 //!   [`EngineConfig::hello_interval`] until a `ResyncDone` arrives.
 //!
+//! - Both (active-active directors in a full mesh): the master's forwarding and answering
+//!   and the backup's injecting and asking, at once.
+//!
 //! Either role keeps the mirror across a role change, so a backup promoted to master can
 //! resync the next backup.
 //!

@@ -691,6 +691,17 @@ fn unanswered_hellos_are_reported_rate_limited() {
     );
 }
 
+/// `actions` are `payload` sent to `peers` peers, and nothing else.
+fn sent_to_each_peer(actions: &[Action], payload: &[u8], peers: usize) {
+    assert_eq!(actions.len(), peers, "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .all(|a| matches!(a, Action::SendPeer { payload: p, .. } if p == payload)),
+        "{actions:?}"
+    );
+}
+
 /// The role both (a full mesh of active-active directors): one engine forwards what its
 /// kernel master sent to every peer, hands what a peer sent to its kernel backup, asks its
 /// peers for their tables at start and answers a peer's hello with its own; a master alone
@@ -704,23 +715,11 @@ fn the_role_both_is_master_and_backup_at_once() {
     assert!(engine.awaiting_resync(), "asks the peers for their tables");
     engine.handle_timeout(now);
     let hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
-    let hellos = drain(&mut engine);
-    assert_eq!(hellos.len(), 2, "{hellos:?}");
-    assert!(
-        hellos
-            .iter()
-            .all(|a| matches!(a, Action::SendPeer { payload, .. } if *payload == hello))
-    );
+    sent_to_each_peer(&drain(&mut engine), &hello, 2);
 
     let ours = message(5, &[conn(40000, 1, 900)]);
     engine.handle_observed(&ours, now);
-    let forwarded = drain(&mut engine);
-    assert_eq!(forwarded.len(), 2, "to each peer: {forwarded:?}");
-    assert!(
-        forwarded
-            .iter()
-            .all(|a| matches!(a, Action::SendPeer { payload, .. } if *payload == ours))
-    );
+    sent_to_each_peer(&drain(&mut engine), &ours, 2);
 
     let theirs = message(5, &[conn(40001, 1, 900)]);
     engine.handle_unicast(peer(), &theirs, now);

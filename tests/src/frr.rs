@@ -141,6 +141,11 @@ impl Frr {
         }
     }
 
+    /// The PIDs of the instance's daemons.
+    pub fn pids(&self) -> Vec<u32> {
+        self.daemons.iter().map(Guarded::pid).collect()
+    }
+
     /// What `daemon` (zebra, bgpd, bfdd) has logged so far.
     pub fn log(&self, daemon: &str) -> String {
         std::fs::read_to_string(self.dir.join(format!("{daemon}.log"))).unwrap_or_default()
