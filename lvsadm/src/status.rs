@@ -371,6 +371,9 @@ pub fn feedback(socket_dir: &Path, json: bool) -> ExitCode {
 /// One screen: VRRP, the IPVS table with health and weights, sync, feedback — each from its
 /// daemon, and a line saying so when a daemon is not running here.
 /// Shows one daemon's section.
+/// One daemon's part of `lvsadm status`.
+type Section<'a> = dyn Fn(&Path, bool) -> ExitCode + 'a;
+
 /// The daemons a config needs running: those with a section to serve.
 pub fn needed_daemons(config: &lvs_config::Config) -> Vec<&'static str> {
     let mut needed = Vec::new();
@@ -393,7 +396,7 @@ pub fn needed_daemons(config: &lvs_config::Config) -> Vec<&'static str> {
 /// it serves as a health check; without a config to say what is needed, when none answers.
 pub fn all(socket_dir: &Path, needed: Option<&[&str]>, frr_pathspace: Option<&str>) -> ExitCode {
     let vrrp = |dir: &Path, json: bool| vrrp_with_frr(dir, json, frr_pathspace);
-    let sections: [(&str, &dyn Fn(&Path, bool) -> ExitCode); 4] = [
+    let sections: [(&str, &Section<'_>); 4] = [
         ("vrrpd", &vrrp),
         ("directord", &directord),
         ("syncd", &sync),
