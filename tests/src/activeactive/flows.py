@@ -147,8 +147,8 @@ def hold(vip, port, n, folder):
     last_status, seen, sweeping, swept = 0.0, None, None, None
     while not os.path.exists(os.path.join(folder, "stop")):
         now = time.monotonic()
-        # Open in batches of 50 so the SYNs do not all arrive at once.
-        while opened < n and sum(1 for f in flows if f.server is None and f.error is None) < 50:
+        # At most 150 opening at once, so the SYNs do not all arrive together.
+        while opened < n and sum(1 for f in flows if f.server is None and f.error is None) < 150:
             flows.append(Flow(opened, vip, port))
             opened += 1
         sweep = read(os.path.join(folder, "sweep"))
