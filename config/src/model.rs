@@ -1202,11 +1202,13 @@ fn one_u8() -> u8 {
     1
 }
 
-/// `role = "master" | "backup"` or `role = { follow = "VI_1" }`.
+/// `role = "master" | "backup" | "both"` or `role = { follow = "VI_1" }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncRole {
     Master,
     Backup,
+    /// Master and backup at once: active-active directors in a full mesh of peers.
+    Both,
     Follow(String),
 }
 
@@ -1222,7 +1224,7 @@ impl JsonSchema for SyncRole {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "anyOf": [
-                { "type": "string", "enum": ["master", "backup"] },
+                { "type": "string", "enum": ["master", "backup", "both"] },
                 {
                     "type": "object",
                     "properties": { "follow": { "type": "string" } },
@@ -1240,6 +1242,7 @@ impl Serialize for SyncRole {
         match self {
             SyncRole::Master => serializer.serialize_str("master"),
             SyncRole::Backup => serializer.serialize_str("backup"),
+            SyncRole::Both => serializer.serialize_str("both"),
             SyncRole::Follow(instance) => {
                 let mut map = serializer.serialize_map(Some(1))?;
                 map.serialize_entry("follow", instance)?;
@@ -1264,14 +1267,15 @@ impl<'de> Deserialize<'de> for SyncRole {
         }
         let raw = Raw::deserialize(deserializer).map_err(|_| {
             serde::de::Error::custom(
-                "role must be \"master\", \"backup\" or { follow = \"<vrrp instance>\" }",
+                "role must be \"master\", \"backup\", \"both\" or { follow = \"<vrrp instance>\" }",
             )
         })?;
         match raw {
             Raw::Fixed(s) if s == "master" => Ok(SyncRole::Master),
             Raw::Fixed(s) if s == "backup" => Ok(SyncRole::Backup),
+            Raw::Fixed(s) if s == "both" => Ok(SyncRole::Both),
             Raw::Fixed(s) => Err(serde::de::Error::custom(format!(
-                "unknown role {s:?}; expected \"master\", \"backup\" or {{ follow = \"<vrrp instance>\" }}"
+                "unknown role {s:?}; expected \"master\", \"backup\", \"both\" or {{ follow = \"<vrrp instance>\" }}"
             ))),
             Raw::Follow(f) => Ok(SyncRole::Follow(f.follow)),
         }

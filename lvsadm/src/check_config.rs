@@ -85,6 +85,7 @@ pub fn summary(config: &Config) -> String {
             let role = match &sync.role {
                 SyncRole::Master => "master".to_owned(),
                 SyncRole::Backup => "backup".to_owned(),
+                SyncRole::Both => "master and backup".to_owned(),
                 SyncRole::Follow(instance) => format!("follows {instance}"),
             };
             let _ = writeln!(

@@ -126,6 +126,18 @@ pub struct AnnounceArgs {
     pub action: AnnounceAction,
     /// One `[[announce.vip]]` address; all of them when absent
     pub vip: Option<std::net::IpAddr>,
+    /// drain: after the withdrawal, wait until the flows here have moved or finished (the
+    /// VIP's IPVS services hold no active connection, or, with connection sync, where the
+    /// entries of flows served elsewhere count too, none of their packets arrived for
+    /// --quiet), then report; exits 75 if --timeout passes first
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub timeout: lvs_config::values::Duration,
+    /// With --wait: this long without a packet for the VIP counts as drained
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub quiet: lvs_config::values::Duration,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -139,6 +151,7 @@ impl AnnounceArgs {
         Daemon {
             config: self.config.clone(),
             json: false,
+            frr_pathspace: None,
         }
         .socket_dir()
     }
@@ -160,6 +173,10 @@ pub struct Daemon {
     /// Print the daemon's answer as JSON
     #[arg(long)]
     pub json: bool,
+    /// The FRR instance (`vtysh -N NAME`) whose bgpd announces the `[announce]` VIPs; its
+    /// view (neighbors, what each is sent) is shown beside vrrpd's when vtysh is installed
+    #[arg(long, value_name = "NAME")]
+    pub frr_pathspace: Option<String>,
 }
 
 impl Daemon {

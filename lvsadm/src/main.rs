@@ -68,16 +68,22 @@ fn main() -> ExitCode {
             output,
             file,
         } => import(from, strict, output.as_deref(), &file),
-        Command::Status(d) if !d.json => {
-            lvsadm::status::all(&d.socket_dir(), d.needed().as_deref())
-        }
+        Command::Status(d) if !d.json => lvsadm::status::all(
+            &d.socket_dir(),
+            d.needed().as_deref(),
+            d.frr_pathspace.as_deref(),
+        ),
         Command::Status(d) | Command::Table(d) => {
             lvsadm::status::directord(&d.socket_dir(), d.json)
         }
         Command::Vrrp(lvsadm::cli::Vrrp {
             action: None,
             daemon,
-        }) => lvsadm::status::vrrp(&daemon.socket_dir(), daemon.json),
+        }) => lvsadm::status::vrrp_with_frr(
+            &daemon.socket_dir(),
+            daemon.json,
+            daemon.frr_pathspace.as_deref(),
+        ),
         Command::Vrrp(lvsadm::cli::Vrrp {
             action: Some(action),
             ..
@@ -103,10 +109,13 @@ fn main() -> ExitCode {
             engine,
             asn,
         } => lvsadm::routing::run(&config, engine, asn),
-        Command::Announce(a) => lvsadm::routing::drain(
-            &a.socket_dir(),
-            a.vip,
-            matches!(a.action, lvsadm::cli::AnnounceAction::Drain),
-        ),
+        Command::Announce(a) => {
+            let drain = matches!(a.action, lvsadm::cli::AnnounceAction::Drain);
+            let code = lvsadm::routing::drain(&a.socket_dir(), a.vip, drain);
+            if !(drain && a.wait) || code != ExitCode::SUCCESS {
+                return code;
+            }
+            lvsadm::routing::wait_drained(&a.config, a.vip, a.timeout.get(), a.quiet.get())
+        }
     }
 }

@@ -199,6 +199,242 @@ pub fn drain(socket_dir: &Path, vip: Option<IpAddr>, drain: bool) -> ExitCode {
     )
 }
 
+/// What `lvsadm announce drain --wait` reads of a VIP's IPVS services: their destinations'
+/// active connections and the packets they received (the kernel's counter, folded in every
+/// 2 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VipLoad {
+    pub active: u64,
+    pub inpkts: u64,
+}
+
+/// Why a drain is over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Drained {
+    /// No active connection is left here.
+    NoConnections,
+    /// No packet arrived for this long: the flows moved to other directors (whose synced
+    /// entries still count as active here) or finished.
+    Quiet(std::time::Duration),
+}
+
+/// Decides, reading by reading, when a withdrawn VIP is drained: sans-IO, the caller reads
+/// the kernel and the clock.
+#[derive(Debug)]
+pub struct DrainWatch {
+    quiet: std::time::Duration,
+    last: Option<(u64, std::time::Instant)>,
+}
+
+impl DrainWatch {
+    pub fn new(quiet: std::time::Duration) -> Self {
+        DrainWatch { quiet, last: None }
+    }
+
+    /// One reading at `now`; `Some` once drained.
+    pub fn observe(&mut self, load: VipLoad, now: std::time::Instant) -> Option<Drained> {
+        if load.active == 0 {
+            return Some(Drained::NoConnections);
+        }
+        match self.last {
+            Some((inpkts, since)) if inpkts == load.inpkts => {
+                let quiet = now.saturating_duration_since(since);
+                (quiet >= self.quiet).then_some(Drained::Quiet(quiet))
+            }
+            _ => {
+                self.last = Some((load.inpkts, now));
+                None
+            }
+        }
+    }
+}
+
+/// The load of the IPVS services at `vips` (any port and protocol) in this host's kernel.
+fn vip_load(client: &mut lvs_ipvs::IpvsClient, vips: &[IpAddr]) -> Result<VipLoad, String> {
+    let mut load = VipLoad {
+        active: 0,
+        inpkts: 0,
+    };
+    for service in client.services().map_err(|e| e.to_string())? {
+        let lvs_ipvs::ServiceKey::Inet { addr, .. } = service.key else {
+            continue;
+        };
+        if !vips.contains(&addr) {
+            continue;
+        }
+        load.inpkts += service.stats.map_or(0, |s| s.inpkts);
+        for dest in client
+            .destinations(&service.key)
+            .map_err(|e| e.to_string())?
+        {
+            load.active += u64::from(dest.active_conns);
+        }
+    }
+    Ok(load)
+}
+
+/// `lvsadm announce drain --wait`: after the withdrawal, polls the kernel every 500 ms until
+/// [`DrainWatch`] says drained (exit 0) or `timeout` passes (exit 75, EX_TEMPFAIL).
+pub fn wait_drained(
+    config: &lvs_config::ConfigArgs,
+    vip: Option<IpAddr>,
+    timeout: std::time::Duration,
+    quiet: std::time::Duration,
+) -> ExitCode {
+    let vips: Vec<IpAddr> = match vip {
+        Some(vip) => vec![vip],
+        None => match config.load() {
+            Ok(c) => c
+                .announce
+                .map(|a| a.vip.iter().map(|v| v.address).collect())
+                .unwrap_or_default(),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(lvs_config::EX_CONFIG as u8);
+            }
+        },
+    };
+    let mut client = match lvs_ipvs::IpvsClient::connect() {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("lvsadm: IPVS: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut watch = DrainWatch::new(quiet);
+    loop {
+        let load = match vip_load(&mut client, &vips) {
+            Ok(load) => load,
+            Err(e) => {
+                eprintln!("lvsadm: IPVS: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let now = std::time::Instant::now();
+        let waited = now.saturating_duration_since(started).as_secs_f64();
+        if let Some(drained) = watch.observe(load, now) {
+            let why = match drained {
+                Drained::NoConnections => "no active connection left".to_owned(),
+                Drained::Quiet(q) => format!(
+                    "no packet for {:.1}s ({} active entries, synced or finishing)",
+                    q.as_secs_f64(),
+                    load.active
+                ),
+            };
+            println!("drained after {waited:.1}s: {why}");
+            return ExitCode::SUCCESS;
+        }
+        if now.saturating_duration_since(started) >= timeout {
+            println!(
+                "not drained after {waited:.1}s: {} active connections, packets still arriving",
+                load.active
+            );
+            return ExitCode::from(75);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// What FRR's bgpd on this director says of the announced VIPs, from its JSON: for each BGP
+/// neighbor of the VIPs' address families, its session state and which VIPs it is sent
+/// (`summary`: `show bgp <afi> unicast summary json`; `advertised`: per neighbor, `show bgp
+/// <afi> unicast neighbors N advertised-routes json`). A VIP vrrpd announces but no
+/// established neighbor is sent reaches no router.
+pub fn render_frr(
+    afi: &str,
+    summary: &serde_json::Value,
+    advertised: &[(String, serde_json::Value)],
+    vips: &[IpAddr],
+) -> String {
+    let mut out = String::new();
+    let Some(peers) = summary["peers"].as_object() else {
+        return out;
+    };
+    for (peer, about) in peers {
+        let state = about["state"].as_str().unwrap_or("unknown");
+        let sent = advertised
+            .iter()
+            .find(|(p, _)| p == peer)
+            .and_then(|(_, a)| a["advertisedRoutes"].as_object());
+        let vips: Vec<String> = vips
+            .iter()
+            .map(|vip| {
+                let prefix = match vip {
+                    IpAddr::V4(_) => format!("{vip}/32"),
+                    IpAddr::V6(_) => format!("{vip}/128"),
+                };
+                let to = if sent.is_some_and(|s| s.contains_key(&prefix)) {
+                    "advertised"
+                } else {
+                    "NOT advertised"
+                };
+                format!("{prefix} {to}")
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "bgp (FRR) {afi} neighbor {peer} (AS {}): {state}{}{}",
+            about["remoteAs"],
+            if vips.is_empty() { "" } else { "; " },
+            vips.join(", ")
+        );
+    }
+    out
+}
+
+/// [`render_frr`] for the VIPs of each family, from `vtysh` (`-N pathspace` when given).
+/// Empty when vtysh is not installed or reaches no FRR daemon (FRR does not run here); any
+/// other failure is said in one line.
+pub fn frr_view(pathspace: Option<&str>, vips: &[IpAddr]) -> String {
+    let vtysh = |command: &str| -> Result<serde_json::Value, String> {
+        let mut vtysh = std::process::Command::new("vtysh");
+        if let Some(name) = pathspace {
+            vtysh.args(["-N", name]);
+        }
+        let output = vtysh
+            .args(["-c", command])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+        }
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("{command}: {e}"))
+    };
+    let mut out = String::new();
+    for (afi, v4) in [("ipv4", true), ("ipv6", false)] {
+        let family: Vec<IpAddr> = vips.iter().copied().filter(|v| v.is_ipv4() == v4).collect();
+        if family.is_empty() {
+            continue;
+        }
+        let summary = match vtysh(&format!("show bgp {afi} unicast summary json")) {
+            Ok(summary) => summary,
+            // No vtysh, or no FRR running here (BIRD may announce instead).
+            Err(e) if e.contains("No such file") || e.contains("failed to connect") => {
+                return String::new();
+            }
+            Err(e) => {
+                let _ = writeln!(out, "bgp (FRR): vtysh: {e}");
+                continue;
+            }
+        };
+        let peers: Vec<String> = summary["peers"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let advertised: Vec<(String, serde_json::Value)> = peers
+            .into_iter()
+            .filter_map(|peer| {
+                let show =
+                    format!("show bgp {afi} unicast neighbors {peer} advertised-routes json");
+                vtysh(&show).ok().map(|a| (peer, a))
+            })
+            .collect();
+        out.push_str(&render_frr(afi, &summary, &advertised, &family));
+    }
+    out
+}
+
 /// The announcements, one line per VIP, for `lvsadm vrrp` and `lvsadm announce`.
 pub fn text(announce: &vrrpd::AnnounceStatus) -> String {
     let mut out = String::new();
@@ -230,6 +466,60 @@ pub fn text(announce: &vrrpd::AnnounceStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// FRR's view: each neighbor's state and, per VIP, whether bgpd sends it there (from the
+    /// JSON FRR 8.4 prints, trimmed); a neighbor that is not established is sent nothing.
+    #[test]
+    fn frr_view_says_which_neighbor_is_sent_which_vip() {
+        let summary = serde_json::json!({"peers": {
+            "203.0.113.1": {"remoteAs": 65000, "state": "Established", "pfxSnt": 1},
+            "203.0.113.2": {"remoteAs": 65000, "state": "Active", "pfxSnt": 0}
+        }});
+        let advertised = vec![(
+            "203.0.113.1".to_owned(),
+            serde_json::json!({"advertisedRoutes": {"192.0.2.100/32": {"addrPrefix": "192.0.2.100"}}}),
+        )];
+        let vips: Vec<IpAddr> = vec![
+            "192.0.2.100".parse().unwrap(),
+            "192.0.2.101".parse().unwrap(),
+        ];
+        let text = render_frr("ipv4", &summary, &advertised, &vips);
+        assert_eq!(
+            text,
+            "bgp (FRR) ipv4 neighbor 203.0.113.1 (AS 65000): Established; 192.0.2.100/32 advertised, 192.0.2.101/32 NOT advertised\n\
+             bgp (FRR) ipv4 neighbor 203.0.113.2 (AS 65000): Active; 192.0.2.100/32 NOT advertised, 192.0.2.101/32 NOT advertised\n"
+        );
+        assert_eq!(render_frr("ipv4", &serde_json::json!({}), &[], &vips), "");
+    }
+
+    /// A drain is over when no connection is left, or when the VIP's packet counter stood
+    /// still for the quiet time (flows moved; synced entries of flows served elsewhere stay
+    /// active); a counter that moves restarts the quiet time.
+    #[test]
+    fn a_drain_ends_with_no_connections_or_no_packets_for_the_quiet_time() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let load = |active, inpkts| VipLoad { active, inpkts };
+        let mut watch = DrainWatch::new(s(5));
+        assert_eq!(watch.observe(load(10, 100), t0), None);
+        assert_eq!(watch.observe(load(10, 100), t0 + s(4)), None);
+        assert_eq!(
+            watch.observe(load(10, 150), t0 + s(6)),
+            None,
+            "packets came"
+        );
+        assert_eq!(watch.observe(load(10, 150), t0 + s(10)), None);
+        assert_eq!(
+            watch.observe(load(10, 150), t0 + s(11)),
+            Some(Drained::Quiet(s(5)))
+        );
+        let mut watch = DrainWatch::new(s(5));
+        assert_eq!(
+            watch.observe(load(0, 150), t0),
+            Some(Drained::NoConnections)
+        );
+    }
 
     fn announce() -> Announce {
         let text = r#"

@@ -185,12 +185,25 @@ fn last_check(s: &directord::ServerStatus) -> String {
 }
 
 pub fn vrrp(socket_dir: &Path, json: bool) -> ExitCode {
+    vrrp_with_frr(socket_dir, json, None)
+}
+
+/// [`vrrp`], and for announced VIPs what FRR's bgpd (instance `frr_pathspace`, or the
+/// default one) says of them.
+pub fn vrrp_with_frr(socket_dir: &Path, json: bool, frr_pathspace: Option<&str>) -> ExitCode {
     ask(
         socket_dir,
         "vrrpd",
         &vrrpd::Request::Status,
         json,
-        render_vrrp,
+        |status: &vrrpd::Status| {
+            let mut out = render_vrrp(status);
+            if let Some(announce) = &status.announce {
+                let vips: Vec<std::net::IpAddr> = announce.vips.iter().map(|v| v.address).collect();
+                out.push_str(&crate::routing::frr_view(frr_pathspace, &vips));
+            }
+            out
+        },
     )
 }
 
@@ -358,7 +371,8 @@ pub fn feedback(socket_dir: &Path, json: bool) -> ExitCode {
 /// One screen: VRRP, the IPVS table with health and weights, sync, feedback — each from its
 /// daemon, and a line saying so when a daemon is not running here.
 /// Shows one daemon's section.
-type Section = fn(&Path, bool) -> ExitCode;
+/// One daemon's part of `lvsadm status`.
+type Section<'a> = dyn Fn(&Path, bool) -> ExitCode + 'a;
 
 /// The daemons a config needs running: those with a section to serve.
 pub fn needed_daemons(config: &lvs_config::Config) -> Vec<&'static str> {
@@ -380,12 +394,13 @@ pub fn needed_daemons(config: &lvs_config::Config) -> Vec<&'static str> {
 
 /// Every daemon's status. Fails (EX_UNAVAILABLE) when a daemon in `needed` does not answer, so
 /// it serves as a health check; without a config to say what is needed, when none answers.
-pub fn all(socket_dir: &Path, needed: Option<&[&str]>) -> ExitCode {
-    let sections: [(&str, Section); 4] = [
-        ("vrrpd", vrrp),
-        ("directord", directord),
-        ("syncd", sync),
-        ("feedbackd", feedback),
+pub fn all(socket_dir: &Path, needed: Option<&[&str]>, frr_pathspace: Option<&str>) -> ExitCode {
+    let vrrp = |dir: &Path, json: bool| vrrp_with_frr(dir, json, frr_pathspace);
+    let sections: [(&str, &Section<'_>); 4] = [
+        ("vrrpd", &vrrp),
+        ("directord", &directord),
+        ("syncd", &sync),
+        ("feedbackd", &feedback),
     ];
     let mut reached = 0;
     let mut missing = Vec::new();
@@ -499,16 +514,19 @@ mod tests {
                 (&stream).write_all(page(0, 1, None).as_bytes()).unwrap();
             }
         });
-        assert_eq!(all(dir.path(), Some(&["directord"])), ExitCode::SUCCESS);
         assert_eq!(
-            all(dir.path(), Some(&["vrrpd", "directord"])),
+            all(dir.path(), Some(&["directord"]), None),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            all(dir.path(), Some(&["vrrpd", "directord"]), None),
             ExitCode::from(lvs_config::EX_UNAVAILABLE)
         );
         server.join().unwrap();
         // Nothing answers any more; nothing needed is still healthy, anything needed is not.
-        assert_eq!(all(dir.path(), Some(&[])), ExitCode::SUCCESS);
+        assert_eq!(all(dir.path(), Some(&[]), None), ExitCode::SUCCESS);
         assert_eq!(
-            all(dir.path(), None),
+            all(dir.path(), None, None),
             ExitCode::from(lvs_config::EX_UNAVAILABLE)
         );
     }

@@ -16,6 +16,9 @@
 //!   member of the group, has them already); hellos go to every peer at start and every
 //!   [`EngineConfig::hello_interval`] until a `ResyncDone` arrives.
 //!
+//! - Both (active-active directors in a full mesh): the master's forwarding and answering
+//!   and the backup's injecting and asking, at once.
+//!
 //! Either role keeps the mirror across a role change, so a backup promoted to master can
 //! resync the next backup.
 //!
@@ -42,6 +45,10 @@ use crate::wire::{self, MessageBuilder, ProtocolVersion, Scope, hello};
 pub enum Role {
     Master,
     Backup,
+    /// Master and backup at once, for a full mesh of active-active directors: what the local
+    /// kernel master sends goes to every peer, what a peer sends goes to the local kernel
+    /// backup; hellos are both sent (at start) and answered.
+    Both,
 }
 
 impl Role {
@@ -49,7 +56,18 @@ impl Role {
         match self {
             Role::Master => "master",
             Role::Backup => "backup",
+            Role::Both => "both",
         }
+    }
+
+    /// Whether the local kernel's entries go to the peers (and hellos are answered).
+    pub fn sends(self) -> bool {
+        matches!(self, Role::Master | Role::Both)
+    }
+
+    /// Whether the peers' entries go to the local kernel (and the table is asked for).
+    pub fn receives(self) -> bool {
+        matches!(self, Role::Backup | Role::Both)
     }
 }
 
@@ -187,21 +205,17 @@ impl Engine {
         let peers = &self.config.peers;
         self.resyncs.retain(|r| peers.contains(&r.peer));
         self.last_resync.retain(|peer, _| peers.contains(peer));
-        match self.role {
-            Role::Master => {
-                for peer in added {
-                    self.resync(peer, now, false);
-                }
+        if self.role.receives() && peers.is_empty() {
+            self.awaiting_resync = false;
+            self.next_hello = None;
+        } else if self.role.receives() && !added.is_empty() {
+            self.awaiting_resync = true;
+            self.next_hello = Some(now);
+        }
+        if self.role.sends() {
+            for peer in added {
+                self.resync(peer, now, false);
             }
-            Role::Backup if peers.is_empty() => {
-                self.awaiting_resync = false;
-                self.next_hello = None;
-            }
-            Role::Backup if !added.is_empty() => {
-                self.awaiting_resync = true;
-                self.next_hello = Some(now);
-            }
-            Role::Backup => {}
         }
     }
 
@@ -238,9 +252,11 @@ impl Engine {
                 self.awaiting_resync = false;
                 self.next_hello = None;
             }
-            Role::Backup => {
+            Role::Backup | Role::Both => {
                 // A backup sends no table: resyncs under way stop here.
-                self.resyncs.clear();
+                if role == Role::Backup {
+                    self.resyncs.clear();
+                }
                 self.unanswered = 0;
                 self.reported_unanswered = None;
                 self.awaiting_resync = !self.config.peers.is_empty();
@@ -289,7 +305,7 @@ impl Engine {
         if let Some(at) = self.next_hello
             && at <= now
         {
-            if self.awaiting_resync && self.role == Role::Backup {
+            if self.awaiting_resync && self.role.receives() {
                 self.report_unanswered(now);
                 self.unanswered = self.unanswered.saturating_add(1);
                 let payload = hello::Repr::Hello {
@@ -317,7 +333,7 @@ impl Engine {
         };
         self.counters.kernel_messages_observed += 1;
         self.counters.kernel_entries_observed += conns.len() as u64;
-        if self.role == Role::Master && !self.config.peers.is_empty() {
+        if self.role.sends() && !self.config.peers.is_empty() {
             let messages = self.build(&conns);
             let peers = self.config.peers.clone();
             for to in peers {
@@ -350,10 +366,10 @@ impl Engine {
             return;
         };
         // Handed on as sent, unless a timeout had to be clamped: then as we learned it.
-        let injected = match self.role {
-            Role::Backup if clamped => self.build(&conns).into_iter().map(|(m, _)| m).collect(),
-            Role::Backup => vec![payload.to_vec()],
-            Role::Master => Vec::new(),
+        let injected = match self.role.receives() {
+            true if clamped => self.build(&conns).into_iter().map(|(m, _)| m).collect(),
+            true => vec![payload.to_vec()],
+            false => Vec::new(),
         };
         self.learn(conns, now);
         for payload in injected {
@@ -416,7 +432,7 @@ impl Engine {
         self.counters.snapshots += 1;
         self.counters.snapshot_entries = conns.len() as u64;
         self.learn(conns, now);
-        if self.role == Role::Master {
+        if self.role.sends() {
             for peer in self.config.peers.clone() {
                 self.resync(peer, now, false);
             }
@@ -440,7 +456,7 @@ impl Engine {
         match repr {
             hello::Repr::Hello { sync_id } => {
                 self.counters.hellos_received += 1;
-                if self.role != Role::Master {
+                if !self.role.sends() {
                     self.record_drop("hello_not_master");
                 } else if !wire::sync_id_accepted(sync_id, self.config.sync_id) {
                     self.record_drop("sync_id");

@@ -690,3 +690,53 @@ fn unanswered_hellos_are_reported_rate_limited() {
             .any(|a| matches!(a, Action::HellosUnanswered { .. }))
     );
 }
+
+/// `actions` are `payload` sent to `peers` peers, and nothing else.
+fn sent_to_each_peer(actions: &[Action], payload: &[u8], peers: usize) {
+    assert_eq!(actions.len(), peers, "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .all(|a| matches!(a, Action::SendPeer { payload: p, .. } if p == payload)),
+        "{actions:?}"
+    );
+}
+
+/// The role both (a full mesh of active-active directors): one engine forwards what its
+/// kernel master sent to every peer, hands what a peer sent to its kernel backup, asks its
+/// peers for their tables at start and answers a peer's hello with its own; a master alone
+/// would inject nothing and ask for nothing, a backup alone forward nothing and answer no
+/// hello.
+#[test]
+fn the_role_both_is_master_and_backup_at_once() {
+    let other = "198.51.100.9:8848";
+    let now = Instant::now();
+    let mut engine = Engine::new(config(&[PEER, other]), Role::Both, now);
+    assert!(engine.awaiting_resync(), "asks the peers for their tables");
+    engine.handle_timeout(now);
+    let hello = hello::Repr::Hello { sync_id: 5 }.to_bytes();
+    sent_to_each_peer(&drain(&mut engine), &hello, 2);
+
+    let ours = message(5, &[conn(40000, 1, 900)]);
+    engine.handle_observed(&ours, now);
+    sent_to_each_peer(&drain(&mut engine), &ours, 2);
+
+    let theirs = message(5, &[conn(40001, 1, 900)]);
+    engine.handle_unicast(peer(), &theirs, now);
+    assert_eq!(
+        drain(&mut engine),
+        vec![Action::Inject { payload: theirs }],
+        "a peer's entries reach the local kernel backup, and go nowhere else"
+    );
+    assert_eq!(engine.mirror().len(), 2);
+
+    let at = now + Duration::from_secs(10);
+    engine.handle_unicast(peer(), &hello, at);
+    let answer = drain(&mut engine);
+    assert!(
+        matches!(answer.last(), Some(Action::ResyncSent { entries: 2, .. })),
+        "a peer's hello gets the whole mirror: {answer:?}"
+    );
+    assert_eq!(engine.counters().drops.get("hello_not_master"), None);
+    assert_eq!(Role::Both.as_str(), "both");
+}

@@ -96,7 +96,7 @@ fn bins() -> PathBuf {
     std::env::var_os("LVS_BIN_DIR").map_or_else(lvs_tests::workspace_bin_dir, PathBuf::from)
 }
 
-fn pair_failover() -> Result<(), String> {
+pub fn pair_failover() -> Result<(), String> {
     let bins = bins();
     println!("binaries: {}", bins.display());
     let mut pair = Pair::build(&bins)?;

@@ -27,6 +27,15 @@ pub fn parse(config: &str) -> Result<(), String> {
         .map_err(|e| format!("BIRD refused the config: {e}\n{config}"))
 }
 
+/// A director's bird.conf: `snippet` (`lvsadm routing-config --engine bird`) and one session
+/// from `address` (AS 65001) to the router (AS 65000) on the snippet's `lvs_director` template.
+pub fn director_config(address: &str, router: &str, snippet: &str) -> String {
+    format!(
+        "router id {address};\nprotocol device {{}}\n{snippet}\
+         protocol bgp r1 from lvs_director {{ local {address} as 65001; neighbor {router} as 65000; }}\n"
+    )
+}
+
 pub struct Bird {
     process: Guarded,
     socket: PathBuf,

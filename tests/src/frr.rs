@@ -141,6 +141,16 @@ impl Frr {
         }
     }
 
+    /// The PIDs of the instance's daemons.
+    pub fn pids(&self) -> Vec<u32> {
+        self.daemons.iter().map(Guarded::pid).collect()
+    }
+
+    /// What `daemon` (zebra, bgpd, bfdd) has logged so far.
+    pub fn log(&self, daemon: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{daemon}.log"))).unwrap_or_default()
+    }
+
     /// The BFD peers whose session is up, from `show bfd peers json`.
     pub fn bfd_up(&self) -> Result<Vec<String>, String> {
         let peers = self.json("show bfd peers json")?;
@@ -192,6 +202,61 @@ impl Frr {
         hops.sort();
         Ok(hops)
     }
+}
+
+/// `lvsadm routing-config --engine ENGINE` (frr or bird) for a director's config, AS 65001.
+pub fn snippet(config: &std::path::Path, engine: &str) -> Result<String, String> {
+    let mut command = Command::new(crate::workspace_bin("lvsadm"));
+    command
+        .args([
+            "routing-config",
+            "--engine",
+            engine,
+            "--asn",
+            "65001",
+            "--config",
+        ])
+        .arg(config);
+    process::run_stdout(&mut command)
+}
+
+/// The test router's BGP side: AS 65000 at `router_id`, a session to each of `directors`
+/// (AS 65001, connect retried every second), ECMP over up to 8 paths; with `bfd`, a BFD
+/// session to each with the `profile` the directors' snippet names, at its 100 ms x 3.
+pub fn router_config(router_id: &str, directors: &[&str], profile: &str, bfd: bool) -> String {
+    let neighbors: String = directors
+        .iter()
+        .map(|d| {
+            let bfd = if bfd {
+                format!(" neighbor {d} bfd profile {profile}\n")
+            } else {
+                String::new()
+            };
+            format!(" neighbor {d} remote-as 65001\n neighbor {d} timers connect 1\n{bfd}")
+        })
+        .collect();
+    let profile = if bfd {
+        format!(
+            "bfd\n profile {profile}\n  receive-interval 100\n  transmit-interval 100\n exit\nexit\n"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{profile}router bgp 65000\n bgp router-id {router_id}\n no bgp ebgp-requires-policy\n\
+         {neighbors} address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\nexit\n"
+    )
+}
+
+/// A director's BGP side: AS 65001 at `address`, one session to the router (AS 65000) with
+/// the snippet's BFD profile, then `snippet` (`lvsadm routing-config --engine frr`).
+pub fn director_config(address: &str, router: &str, profile: &str, snippet: &str) -> String {
+    format!(
+        "router bgp 65001\n bgp router-id {address}\n no bgp ebgp-requires-policy\n \
+         neighbor {router} remote-as 65000\n neighbor {router} timers connect 1\n \
+         neighbor {router} advertisement-interval 0\n neighbor {router} bfd profile {profile}\n\
+         exit\n{snippet}"
+    )
 }
 
 impl Drop for Frr {

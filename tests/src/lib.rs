@@ -20,6 +20,7 @@
 //! A lane whose capability is missing is skipped with a printed reason, unless
 //! `LVS_REQUIRE_LANES=1` (set by the project's test command) makes that a failure.
 
+pub mod activeactive;
 pub mod bird;
 pub mod browser;
 pub mod check_targets;

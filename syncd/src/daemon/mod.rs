@@ -87,65 +87,55 @@ impl Syncd {
         }
     }
 
-    /// Runs exactly the kernel daemon of `role`: the other one stopped, a running one with
-    /// other settings restarted, a matching one adopted.
+    /// Runs exactly the kernel daemons of `role` (both at once in [`Role::Both`]): the other
+    /// one stopped, a running one with other settings restarted, a matching one adopted.
     fn apply_kernel_role(&mut self, role: Role) -> Result<(), Error> {
-        let (want, other) = match role {
-            Role::Master => (DaemonState::Master, DaemonState::Backup),
-            Role::Backup => (DaemonState::Backup, DaemonState::Master),
-        };
-        let wanted = self.kernel_daemon(want);
+        let wanted = kernel_states(role);
         let running = self.client.daemons().map_err(Error::ListDaemons)?;
-        let mut matching = false;
+        let mut matching = Vec::new();
         for daemon in &running {
-            if daemon.state == other {
-                self.client
-                    .stop_daemon(other)
-                    .map_err(|source| Error::StopDaemon {
-                        state: other,
-                        source,
-                    })?;
-                info!("stopped the kernel {} sync daemon", other.as_str());
-            } else if daemon.mcast_ifn == wanted.mcast_ifn
-                && daemon.syncid == wanted.syncid
+            let state = daemon.state;
+            let settings = self.kernel_daemon(state);
+            let same = daemon.mcast_ifn == settings.mcast_ifn
+                && daemon.syncid == settings.syncid
                 && daemon
                     .mcast_group
-                    .is_none_or(|g| Some(g) == wanted.mcast_group)
+                    .is_none_or(|g| Some(g) == settings.mcast_group)
                 && daemon
                     .mcast_port
-                    .is_none_or(|p| Some(p) == wanted.mcast_port)
-            {
-                matching = true;
-            } else {
-                self.client
-                    .stop_daemon(want)
-                    .map_err(|source| Error::StopDaemon {
-                        state: want,
-                        source,
-                    })?;
+                    .is_none_or(|p| Some(p) == settings.mcast_port);
+            if wanted.contains(&state) && same {
+                matching.push(state);
+                continue;
+            }
+            self.client
+                .stop_daemon(state)
+                .map_err(|source| Error::StopDaemon { state, source })?;
+            if wanted.contains(&state) {
                 info!(
                     "stopped a kernel {} sync daemon with other settings",
-                    want.as_str()
+                    state.as_str()
                 );
+            } else {
+                info!("stopped the kernel {} sync daemon", state.as_str());
             }
         }
-        if matching {
-            info!("kept the running kernel {} sync daemon", want.as_str());
-            return Ok(());
+        for &state in wanted {
+            if matching.contains(&state) {
+                info!("kept the running kernel {} sync daemon", state.as_str());
+                continue;
+            }
+            self.client
+                .start_daemon(&self.kernel_daemon(state))
+                .map_err(|source| Error::StartDaemon { state, source })?;
+            info!(
+                "started the kernel {} sync daemon on {} (syncid {}, group {})",
+                state.as_str(),
+                self.sync.interface,
+                self.sync.syncid,
+                self.group
+            );
         }
-        self.client
-            .start_daemon(&wanted)
-            .map_err(|source| Error::StartDaemon {
-                state: want,
-                source,
-            })?;
-        info!(
-            "started the kernel {} sync daemon on {} (syncid {}, group {})",
-            want.as_str(),
-            self.sync.interface,
-            self.sync.syncid,
-            self.group
-        );
         Ok(())
     }
 
@@ -170,7 +160,14 @@ impl Syncd {
                 new: role.as_str().to_owned(),
             });
         }
-        if role == Role::Master
+        if let Err(e) = net::set_inject_ttl(
+            &self.inject_socket,
+            self.group.is_ipv6(),
+            inject_ttl(role, self.sync.ttl),
+        ) {
+            warn!("ttl of the injector socket: {e}");
+        }
+        if role.sends()
             && let Err(e) = self.snapshot()
         {
             warn!("snapshot of {IP_VS_CONN}: {e}");
@@ -230,8 +227,11 @@ impl Syncd {
         let old_role = self.sync.role.clone();
         self.sync = plan.effective;
         if plan.applied.contains(&"ttl")
-            && let Err(e) =
-                net::set_inject_ttl(&self.inject_socket, self.group.is_ipv6(), self.sync.ttl)
+            && let Err(e) = net::set_inject_ttl(
+                &self.inject_socket,
+                self.group.is_ipv6(),
+                inject_ttl(self.engine.role(), self.sync.ttl),
+            )
         {
             warn!("SIGHUP: ttl {} on the injector socket: {e}", self.sync.ttl);
         }
@@ -241,20 +241,19 @@ impl Syncd {
         if plan.kernel_daemon && self.role_known {
             // Its settings are fixed when it starts: stop it so the role check below starts
             // it again with the new ones.
-            let running = match self.engine.role() {
-                Role::Master => DaemonState::Master,
-                Role::Backup => DaemonState::Backup,
-            };
-            if let Err(e) = self.client.stop_daemon(running) {
-                warn!(
-                    "SIGHUP: stopping the kernel {} daemon: {e}",
-                    running.as_str()
-                );
+            for &running in kernel_states(self.engine.role()) {
+                if let Err(e) = self.client.stop_daemon(running) {
+                    warn!(
+                        "SIGHUP: stopping the kernel {} daemon: {e}",
+                        running.as_str()
+                    );
+                }
             }
         }
         let role = match (&self.sync.role, old_role) {
             (SyncRole::Master, old) if old != SyncRole::Master => Some(Role::Master),
             (SyncRole::Backup, old) if old != SyncRole::Backup => Some(Role::Backup),
+            (SyncRole::Both, old) if old != SyncRole::Both => Some(Role::Both),
             _ => None,
         };
         match role {
@@ -363,8 +362,10 @@ impl Syncd {
                 self.engine.handle_group(from, &payload, now);
             }
             Input::Observed(payload) => {
-                // In the backup role the only local sender to the group is our injector.
-                if self.engine.role() == Role::Master {
+                // In the backup role the only local sender to the group is our injector (in
+                // the role both it sends with TTL 0, never onto the link, so the tap sees the
+                // kernel master alone).
+                if self.engine.role().sends() {
                     self.engine.handle_observed(&payload, now);
                 }
             }
@@ -416,7 +417,7 @@ impl Syncd {
         self.metrics.publish(
             self.engine.counters(),
             self.engine.mirror().len(),
-            self.engine.role() == Role::Master,
+            self.engine.role().sends(),
             self.engine.lag(Instant::now()),
         );
     }
@@ -471,7 +472,7 @@ impl Syncd {
             Request::Status => Ok(Response::Status(Box::new(self.status()))),
             Request::Dump => Ok(Response::Dump(self.dump())),
             Request::Snapshot => {
-                if self.engine.role() != Role::Master {
+                if !self.engine.role().sends() {
                     return Err(Error::SnapshotOnBackup);
                 }
                 self.snapshot()
@@ -818,11 +819,28 @@ impl Sockets {
     }
 }
 
+/// The kernel sync daemons a role runs.
+fn kernel_states(role: Role) -> &'static [DaemonState] {
+    match role {
+        Role::Master => &[DaemonState::Master],
+        Role::Backup => &[DaemonState::Backup],
+        Role::Both => &[DaemonState::Master, DaemonState::Backup],
+    }
+}
+
+/// TTL of what the injector sends: in the role both, 0, so it reaches the local kernel
+/// backup only; on the link, the other directors' kernel backups would take it (and hand
+/// their own entries back to them), and the tap would take it for the local master's.
+fn inject_ttl(role: Role, ttl: u8) -> u8 {
+    if role == Role::Both { 0 } else { ttl }
+}
+
 /// The role syncd starts in, where it comes from, and the VRRP instance it follows if any.
 fn initial_role(role: &SyncRole) -> (Role, String, Option<String>) {
     match role {
         SyncRole::Master => (Role::Master, "static".to_owned(), None),
         SyncRole::Backup => (Role::Backup, "static".to_owned(), None),
+        SyncRole::Both => (Role::Both, "static".to_owned(), None),
         // Until vrrpd says otherwise: a backup never sends, so it cannot do harm.
         SyncRole::Follow(instance) => (
             Role::Backup,

@@ -135,22 +135,6 @@ struct Director {
     netns: Netns,
 }
 
-/// `lvsadm routing-config` for the director's config.
-fn snippet(config: &Path, engine: &str) -> Result<String, String> {
-    let mut command = std::process::Command::new(workspace_bin("lvsadm"));
-    command
-        .args([
-            "routing-config",
-            "--engine",
-            engine,
-            "--asn",
-            "65001",
-            "--config",
-        ])
-        .arg(config);
-    lvs_tests::process::run_stdout(&mut command)
-}
-
 /// A director at `address` on the router's LAN: the engine (FRR, or BIRD with `bird`) with
 /// its BGP session to the router and our snippet, directord's socket, vrrpd.
 fn director(n: usize, address: &str, lan: &Netns, bird: bool) -> Result<Director, String> {
@@ -165,21 +149,16 @@ fn director(n: usize, address: &str, lan: &Netns, bird: bool) -> Result<Director
     let engine = if bird {
         let bird: Box<dyn std::any::Any> = Box::new(Bird::start(
             &netns,
-            &format!(
-                "router id {address};\nprotocol device {{}}\n{}\
-                 protocol bgp r1 from lvs_director {{ local {address} as 65001; neighbor {ROUTER} as 65000; }}\n",
-                snippet(&config, "bird")?
-            ),
+            &bird::director_config(address, ROUTER, &frr::snippet(&config, "bird")?),
         )?);
         bird
     } else {
         let frr = Frr::start(&netns)?;
-        frr.apply(&format!(
-            "router bgp 65001\n bgp router-id {address}\n no bgp ebgp-requires-policy\n \
-             neighbor {ROUTER} remote-as 65000\n neighbor {ROUTER} timers connect 1\n \
-             neighbor {ROUTER} advertisement-interval 0\n neighbor {ROUTER} bfd profile {NAME}\n\
-             exit\n{}",
-            snippet(&config, "frr")?
+        frr.apply(&frr::director_config(
+            address,
+            ROUTER,
+            NAME,
+            &frr::snippet(&config, "frr")?,
         ))?;
         Box::new(frr)
     };
@@ -216,26 +195,7 @@ fn router(lan: &Netns, directors: &[&str], bfd: bool) -> Result<Frr, String> {
     lan.sysctl("net.ipv4.ip_forward=1")?;
     lan.sysctl("net.ipv4.fib_multipath_hash_policy=1")?;
     let frr = Frr::start(lan)?;
-    let neighbors: String = directors
-        .iter()
-        .map(|d| {
-            let bfd = if bfd {
-                format!(" neighbor {d} bfd profile {NAME}\n")
-            } else {
-                String::new()
-            };
-            format!(" neighbor {d} remote-as 65001\n neighbor {d} timers connect 1\n{bfd}")
-        })
-        .collect();
-    if bfd {
-        frr.apply(&format!(
-            "bfd\n profile {NAME}\n  receive-interval 100\n  transmit-interval 100\n exit\nexit\n"
-        ))?;
-    }
-    frr.apply(&format!(
-        "router bgp 65000\n bgp router-id {ROUTER}\n no bgp ebgp-requires-policy\n{neighbors} \
-         address-family ipv4 unicast\n  maximum-paths 8\n exit-address-family\nexit\n"
-    ))?;
+    frr.apply(&frr::router_config(ROUTER, directors, NAME, bfd))?;
     Ok(frr)
 }
 
