@@ -153,20 +153,23 @@ fn start(
         }
     };
     match daemon {
-        Daemon::Vrrpd => {
-            let mut command = host.command(&[
-                env!("CARGO_BIN_EXE_vrrpd").as_ref(),
-                "--config".as_ref(),
-                config.as_os_str(),
-            ]);
-            command
-                .env("LVS_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            Guarded::spawn(&mut command).map(Running::Vrrpd)
-        }
+        Daemon::Vrrpd => spawn_vrrpd(host, &config).map(Running::Vrrpd),
         Daemon::Keepalived => Keepalived::start_quiet(host, dir, &config).map(Running::Keepalived),
     }
+}
+
+/// The vrrpd under test in `host`, quiet: the benchmark's output is its table.
+fn spawn_vrrpd(host: &Netns, config: &Path) -> Result<Guarded, String> {
+    let mut command = host.command(&[
+        env!("CARGO_BIN_EXE_vrrpd").as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    command
+        .env("LVS_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Guarded::spawn(&mut command)
 }
 
 enum Running {

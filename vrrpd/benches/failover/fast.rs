@@ -27,7 +27,7 @@ use lvs_tests::pcap::{self, Tcpdump};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::vrrp_capture::{self, Kind};
 
-use super::{A, B, VIP, percentile};
+use super::{A, B, VIP, percentile, spawn_vrrpd};
 
 /// The VRRP interval paired with BFD: `bfd_takeover` waits one missed advert, so the advert
 /// interval bounds the takeover once BFD has said the master is gone (10 ms x 3 = 30 ms).
@@ -213,16 +213,7 @@ fn start(
             let path = dir.join(format!("{name}.toml"));
             std::fs::write(&path, vrrpd_config(dir, name, me, priority, bfd_ms))
                 .map_err(|e| e.to_string())?;
-            let mut command = host.command(&[
-                env!("CARGO_BIN_EXE_vrrpd").as_ref(),
-                "--config".as_ref(),
-                path.as_os_str(),
-            ]);
-            command
-                .env("LVS_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            Guarded::spawn(&mut command).map(Director::Vrrpd)
+            spawn_vrrpd(host, &path).map(Director::Vrrpd)
         }
         Stack::KeepalivedV3 | Stack::KeepalivedBfd => {
             let bfd = stack == Stack::KeepalivedBfd;
