@@ -250,12 +250,15 @@ impl DrainWatch {
 }
 
 /// The load of the IPVS services at `vips` (any port and protocol) in this host's kernel.
-fn vip_load(client: &mut lvs_ipvs::IpvsClient, vips: &[IpAddr]) -> Result<VipLoad, String> {
+fn vip_load(
+    client: &mut lvs_ipvs::IpvsClient,
+    vips: &[IpAddr],
+) -> Result<VipLoad, lvs_ipvs::Error> {
     let mut load = VipLoad {
         active: 0,
         inpkts: 0,
     };
-    for service in client.services().map_err(|e| e.to_string())? {
+    for service in client.services()? {
         let lvs_ipvs::ServiceKey::Inet { addr, .. } = service.key else {
             continue;
         };
@@ -263,10 +266,7 @@ fn vip_load(client: &mut lvs_ipvs::IpvsClient, vips: &[IpAddr]) -> Result<VipLoa
             continue;
         }
         load.inpkts += service.stats.map_or(0, |s| s.inpkts);
-        for dest in client
-            .destinations(&service.key)
-            .map_err(|e| e.to_string())?
-        {
+        for dest in client.destinations(&service.key)? {
             load.active += u64::from(dest.active_conns);
         }
     }
@@ -383,11 +383,38 @@ pub fn render_frr(
     out
 }
 
+/// Why FRR's view could not be read.
+#[derive(Debug, thiserror::Error)]
+enum VtyshError {
+    #[error("{0}")]
+    Spawn(std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{command}: {source}")]
+    Json {
+        command: String,
+        source: serde_json::Error,
+    },
+}
+
+impl VtyshError {
+    /// vtysh is not installed, or no FRR daemon answers it: FRR does not run here.
+    fn frr_absent(&self) -> bool {
+        match self {
+            VtyshError::Spawn(e) => e.kind() == std::io::ErrorKind::NotFound,
+            VtyshError::Failed(said) => {
+                said.contains("No such file") || said.contains("failed to connect")
+            }
+            VtyshError::Json { .. } => false,
+        }
+    }
+}
+
 /// [`render_frr`] for the VIPs of each family, from `vtysh` (`-N pathspace` when given).
 /// Empty when vtysh is not installed or reaches no FRR daemon (FRR does not run here); any
 /// other failure is said in one line.
 pub fn frr_view(pathspace: Option<&str>, vips: &[IpAddr]) -> String {
-    let vtysh = |command: &str| -> Result<serde_json::Value, String> {
+    let vtysh = |command: &str| -> Result<serde_json::Value, VtyshError> {
         let mut vtysh = std::process::Command::new("vtysh");
         if let Some(name) = pathspace {
             vtysh.args(["-N", name]);
@@ -395,11 +422,15 @@ pub fn frr_view(pathspace: Option<&str>, vips: &[IpAddr]) -> String {
         let output = vtysh
             .args(["-c", command])
             .output()
-            .map_err(|e| e.to_string())?;
+            .map_err(VtyshError::Spawn)?;
         if !output.status.success() {
-            return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+            let said = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+            return Err(VtyshError::Failed(said));
         }
-        serde_json::from_slice(&output.stdout).map_err(|e| format!("{command}: {e}"))
+        serde_json::from_slice(&output.stdout).map_err(|source| VtyshError::Json {
+            command: command.to_owned(),
+            source,
+        })
     };
     let mut out = String::new();
     for (afi, v4) in [("ipv4", true), ("ipv6", false)] {
@@ -410,9 +441,7 @@ pub fn frr_view(pathspace: Option<&str>, vips: &[IpAddr]) -> String {
         let summary = match vtysh(&format!("show bgp {afi} unicast summary json")) {
             Ok(summary) => summary,
             // No vtysh, or no FRR running here (BIRD may announce instead).
-            Err(e) if e.contains("No such file") || e.contains("failed to connect") => {
-                return String::new();
-            }
+            Err(e) if e.frr_absent() => return String::new(),
             Err(e) => {
                 let _ = writeln!(out, "bgp (FRR): vtysh: {e}");
                 continue;

@@ -267,6 +267,42 @@ mod tests {
         assert!(tokio_under("directord").is_some_and(|tree| tree.contains("directord")));
     }
 
+    /// Issue 21's typed errors stay typed: no `Result<_, String>` in shipped code outside a
+    /// binary's main.rs (tests, benches and examples may), as `scripts/structure-report`
+    /// counts it. A merge once brought two back unnoticed.
+    #[test]
+    fn shipped_code_has_no_string_errors() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut found = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let skipped = ["target", ".git", "tests", "benches", "examples", "fuzz"];
+                if path.is_dir() && !skipped.contains(&name.as_str()) {
+                    dirs.push(path);
+                } else if name.ends_with(".rs") && name != "main.rs" {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (at, _) in text.match_indices("Result<") {
+                        let rest = &text[at..];
+                        let end = rest.find([';', '{', '}']).unwrap_or(rest.len());
+                        let window: String =
+                            rest[..end].chars().filter(|c| !c.is_whitespace()).collect();
+                        if window.contains(",String>") {
+                            found.push(format!("{}: {}", path.display(), &rest[..end.min(80)]));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "Result<_, String> in shipped code:\n{}",
+            found.join("\n")
+        );
+    }
+
     /// Every page renders without a warning from groff (`-ww`: all warnings), and names what
     /// it documents. Skipped, with a note, where groff is not installed.
     #[test]
