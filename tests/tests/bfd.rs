@@ -854,9 +854,9 @@ fn ipv6_single_hop_with_frr_bfdd() -> Result<(), String> {
 /// b at 100 backup). Proves: with only BFD lost (a blackhole rule drops a's BFD packets at b) b's
 /// session goes down but a's adverts keep b backup, so no second master; a's AdminDown (its
 /// session dropped by a reload) does not cut b's wait (a stall of 1.5 adverts follows); with a
-/// killed (-9),
-/// b holds the VIP sooner than VRRP alone allows: Master_Down is 361 ms after a's last advert,
-/// which left at most 100 ms before the kill, so no takeover before 261 ms without BFD.
+/// killed (-9), b holds the VIP sooner than VRRP alone allows: Master_Down is 361 ms after a's
+/// last advert, which left at most 100 ms before the kill, so no takeover before 261 ms
+/// without BFD.
 #[test]
 fn bfd_takeover_is_fast_on_a_crash_and_never_on_a_bfd_only_loss() -> Result<(), String> {
     let _tight = TIGHT.lock().unwrap_or_else(|e| e.into_inner());

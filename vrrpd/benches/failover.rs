@@ -158,6 +158,14 @@ fn start(
     }
 }
 
+/// Removes the VIP from `hosts`: a killed master leaves it behind (as a crashed machine's
+/// kernel would, until it reboots), and the next trial starts clean.
+fn release_vip(hosts: &[&Netns]) {
+    for host in hosts {
+        let _ = host.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
+    }
+}
+
 /// The vrrpd under test in `host`, quiet: the benchmark's output is its table.
 fn spawn_vrrpd(host: &Netns, config: &Path) -> Result<Guarded, String> {
     let mut command = host.command(&[
@@ -285,10 +293,7 @@ fn run_trial(
     std::thread::sleep(Duration::from_millis(300));
     drop(backup);
     drop(master);
-    // A killed master leaves its VIP behind; the next trial starts clean.
-    for host in [lan.host(0), lan.host(1)] {
-        let _ = host.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
-    }
+    release_vip(&[lan.host(0), lan.host(1)]);
     Ok(Trial {
         daemon,
         mode,

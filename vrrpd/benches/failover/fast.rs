@@ -27,7 +27,7 @@ use lvs_tests::pcap::{self, Tcpdump};
 use lvs_tests::process::{Guarded, wait_for};
 use lvs_tests::vrrp_capture::{self, Kind};
 
-use super::{A, B, VIP, percentile, spawn_vrrpd};
+use super::{A, B, VIP, percentile, release_vip, spawn_vrrpd};
 
 /// The VRRP interval paired with BFD: `bfd_takeover` waits one missed advert, so the advert
 /// interval bounds the takeover once BFD has said the master is gone (10 ms x 3 = 30 ms).
@@ -189,7 +189,7 @@ impl<'a> Pair<'a> {
         match fault {
             Fault::Kill => {
                 // A crashed machine comes back without the address it held.
-                let _ = a.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
+                release_vip(&[a]);
                 self.a = start(a, &self.dir, self.stack, "a", A, 150)?;
             }
             Fault::LinkDown => {
@@ -303,6 +303,9 @@ fn run_events(
             Err(e) => {
                 failed += 1;
                 eprintln!("{}: {fault:?} event failed: {e}", stack.label());
+                // The old pair goes first: two vrrpds in one host would both answer.
+                drop(pair);
+                release_vip(&[lan.host(0), lan.host(1)]);
                 let _ = lan.bridge.ip(&["link", "set", "p0", "up"]);
                 pair = Pair::start(lan, dir, stack)?;
             }
@@ -313,9 +316,7 @@ fn run_events(
     std::thread::sleep(Duration::from_secs(1));
     let bytes = capture.read()?;
     capture.end();
-    for host in [lan.host(0), lan.host(1)] {
-        let _ = host.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
-    }
+    release_vip(&[lan.host(0), lan.host(1)]);
     let mut takeovers = Vec::new();
     for at in times {
         match takeover(&bytes, at) {
@@ -424,9 +425,7 @@ fn quiet_window(lan: &Lan, dir: &Path, bfd_ms: u32, window: Duration) -> Result<
     stress.end();
     let after = status(dir, "b").map(|s| counters(&s)).ok_or("no status")?;
     drop(pair);
-    for host in [lan.host(0), lan.host(1)] {
-        let _ = host.ip(&["addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
-    }
+    release_vip(&[lan.host(0), lan.host(1)]);
     Ok(Quiet {
         took_over: after.0 - before.0,
         // Each loss is Up -> Down, then Down -> Init -> Up or Down -> Up back.
